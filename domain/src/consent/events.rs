@@ -1,0 +1,45 @@
+use chrono::{DateTime, Utc};
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+
+use crate::terms::ConsentScope;
+use crate::values::{
+    ConsentId, ConsentRequestId, DataCategory, DpaRef, LegalBasis, NonEmptySet, PartnerId,
+    PrincipalId, Purpose, Reason, ShipperId,
+};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ConsentEvent {
+    ConsentGranted {
+        id: ConsentId,
+        shipper: ShipperId,
+        partner: PartnerId,
+        scope: ConsentScope,
+        purposes: NonEmptySet<Purpose>,
+        data_categories: NonEmptySet<DataCategory>,
+        legal_basis: LegalBasis,
+        dpa_ref: DpaRef,
+        valid_from: DateTime<Utc>,
+        valid_until: Option<DateTime<Utc>>,
+        origin_request: Option<ConsentRequestId>,
+        granted_at: DateTime<Utc>,
+    },
+    ConsentRevoked {
+        revoked_by: PrincipalId,
+        reason: Reason,
+        revoked_at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for ConsentEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::ConsentGranted { .. } => "ConsentGranted",
+            Self::ConsentRevoked { .. } => "ConsentRevoked",
+        }
+        .into()
+    }
+    fn event_version(&self) -> String {
+        "1".into()
+    }
+}

@@ -1,0 +1,31 @@
+use chrono::{DateTime, Utc};
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+
+use crate::values::{
+    CarrierCode, CountryCode, RecipientRef, ShipmentId, ShipperId, TrackingNumber,
+};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ShipmentEvent {
+    ShipmentRegistered {
+        id: ShipmentId,
+        shipper: ShipperId,
+        carrier: CarrierCode,
+        tracking_number: TrackingNumber,
+        destination_country: CountryCode,
+        recipient_ref: Option<RecipientRef>,
+        registered_at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for ShipmentEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::ShipmentRegistered { .. } => "ShipmentRegistered".into(),
+        }
+    }
+    fn event_version(&self) -> String {
+        "1".into()
+    }
+}
