@@ -1,1 +1,90 @@
+//! # consent-ledger projections
+//!
+//! Read models derived from the global log alone, so they can always be rebuilt from it.
+//!
+//! # Layout
+//! - [`model`]: the [`ReadModel`] the API lists and looks up (principals, shipments,
+//!   consents, requests) and its `apply(event)`.
+//! - [`Projector`]: catches the model up by reading the log from the model's own position,
+//!   so an event committed by another process (the offline CLI) is applied too, in order.
+//!
+//! Read path: `HTTP GET → Projector::read → ReadModel`. Write path ends in
+//! `Projector::catch_up`, so a caller reads its own writes.
 
+pub mod model;
+
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+use consent_ledger_domain::values::{PartnerId, ShipmentId, ShipperId};
+use consent_ledger_domain::{Directory, PartnerFacts};
+use consent_ledger_store::{Position, Store, StoreError};
+
+pub use model::{ApplyError, ReadModel};
+
+/// Events read from the log per round trip while catching up.
+const CATCH_UP_PAGE: u32 = 2_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+}
+
+/// Keeps a [`ReadModel`] up to date with the log.
+#[derive(Clone)]
+pub struct Projector {
+    store: Store,
+    model: Arc<RwLock<ReadModel>>,
+    // Serialises catch-ups so that events are applied once and in order.
+    catching_up: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Projector {
+    pub fn new(store: Store) -> Self {
+        Self {
+            store,
+            model: Arc::default(),
+            catching_up: Arc::default(),
+        }
+    }
+
+    /// Shared read access to the model. Hold it briefly: writers wait while it is held.
+    pub fn read(&self) -> RwLockReadGuard<'_, ReadModel> {
+        self.model.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies every committed event the model has not seen; returns the model's next position.
+    #[tracing::instrument(skip(self))]
+    pub async fn catch_up(&self) -> Result<Position, ProjectionError> {
+        let _one_at_a_time = self.catching_up.lock().await;
+        loop {
+            let from = self.read().next_position();
+            let events = self.store.read_range(from, CATCH_UP_PAGE).await?;
+            if events.is_empty() {
+                return Ok(from);
+            }
+            let mut model = self.model.write().unwrap_or_else(|p| p.into_inner());
+            for event in &events {
+                model.apply(event)?;
+            }
+            if events.len() < CATCH_UP_PAGE as usize {
+                return Ok(model.next_position());
+            }
+        }
+    }
+}
+
+/// The domain's directory, answered from the current model.
+impl Directory for Projector {
+    fn partner(&self, id: PartnerId) -> Option<PartnerFacts> {
+        self.read().partner_facts(id)
+    }
+    fn shipment_owner(&self, id: ShipmentId) -> Option<ShipperId> {
+        self.read().shipment_owner(id)
+    }
+    fn is_shipper(&self, id: ShipperId) -> bool {
+        self.read().is_shipper(id)
+    }
+}

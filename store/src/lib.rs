@@ -1,1 +1,114 @@
+//! # consent-ledger store
+//!
+//! The event store of SPEC §4, §5 and §9: one append-only global log with gapless positions,
+//! and the cqrs-es persistence trait over it. Every SQL statement of the product lives here.
+//!
+//! # Layout
+//! - [`event`]: [`Position`], [`NewEvent`], [`Append`], [`StoredEvent`].
+//! - [`error`]: [`StoreError`]; the one place where unique violations become typed errors.
+//! - `group_commit`: the writer task that batches concurrent appends into one fsync.
+//! - `sqlite`: the embedded backend (WAL, synchronous=FULL).
+//! - [`cqrs`]: [`cqrs::LedgerEventStore`] (cqrs-es `EventStore`) and [`cqrs::CommandBus`].
+//!
+//! Write path: `CommandBus::execute → Aggregate::handle → Store::append → GroupCommit →
+//! one transaction, one fsync → positions back to the caller`.
 
+pub mod cqrs;
+pub mod error;
+pub mod event;
+mod group_commit;
+mod sqlite;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sqlx::SqlitePool;
+
+pub use error::StoreError;
+pub use event::{Append, IdempotencyClaim, IdempotencyRecord, NewEvent, Position, Provenance, StoredEvent};
+
+use group_commit::GroupCommit;
+
+/// Where the store lives (SPEC §8: `--data-dir` or `--database-url`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// An SQLite file, created on first open.
+    SqliteFile(PathBuf),
+}
+
+impl StoreLocation {
+    /// Reads a `--database-url`: `sqlite://PATH` (or `sqlite:PATH`).
+    pub fn from_url(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            let opts = sqlite::parse_url(url).map_err(|_| StoreError::UnsupportedUrl(url.to_owned()))?;
+            return Ok(Self::SqliteFile(opts.get_filename().to_path_buf()));
+        }
+        Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+
+    /// The embedded default: `ledger.db` in the data directory.
+    pub fn in_data_dir(dir: &Path) -> Self {
+        Self::SqliteFile(dir.join("ledger.db"))
+    }
+}
+
+/// A handle on the event store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    reads: SqlitePool,
+    writer: GroupCommit,
+}
+
+impl Store {
+    /// Opens the store, creating and migrating it if needed, and starts its writer.
+    pub async fn open(location: &StoreLocation) -> Result<Self, StoreError> {
+        match location {
+            StoreLocation::SqliteFile(path) => {
+                let (reads, writer) = sqlite::open(path).await?;
+                let writer = GroupCommit::spawn_sqlite(writer);
+                Ok(Self { inner: Arc::new(Inner { reads, writer }) })
+            }
+        }
+    }
+
+    /// Appends atomically and durably; the answer carries each event's position.
+    pub async fn append(&self, append: Append) -> Result<Vec<StoredEvent>, StoreError> {
+        self.inner.writer.append(append).await
+    }
+
+    /// Every event of one stream, in stream order.
+    pub async fn read_stream(&self, stream_type: &str, stream_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
+        sqlite::read_stream(&self.inner.reads, stream_type, stream_id).await
+    }
+
+    /// Up to `limit` events from position `from` on, in log order.
+    pub async fn read_range(&self, from: Position, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+        sqlite::read_range(&self.inner.reads, from, limit).await
+    }
+
+    /// The position the next committed event will get, i.e. the log's size.
+    pub async fn next_position(&self) -> Result<Position, StoreError> {
+        sqlite::next_position(&self.inner.reads).await
+    }
+
+    /// What an earlier request with this idempotency key committed, if any.
+    pub async fn idempotency(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        sqlite::idempotency(&self.inner.reads, scope, key).await
+    }
+
+    /// Checks that the database answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.next_position().await.map(|_| ())
+    }
+}
+
+/// Applies pending schema migrations (`consent-ledger migrate`).
+pub async fn migrate(location: &StoreLocation) -> Result<(), StoreError> {
+    match location {
+        StoreLocation::SqliteFile(path) => sqlite::migrate(path).await,
+    }
+}

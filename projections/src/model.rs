@@ -1,0 +1,382 @@
+//! The read model: what the API lists and looks up, derived from the log alone.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use consent_ledger_domain::consent::ConsentEvent;
+use consent_ledger_domain::principal::{PartnerProfile, PrincipalEvent};
+use consent_ledger_domain::request::{ConsentRequestEvent, RequestStatus};
+use consent_ledger_domain::shipment::ShipmentEvent;
+use consent_ledger_domain::terms::ConsentScope;
+use consent_ledger_domain::values::{
+    CarrierCode, ConsentId, ConsentRequestId, CountryCode, DataCategory, DisplayName, DpaRef,
+    LegalBasis, NonEmptySet, PartnerId, PartnerStatus, PrincipalId, Purpose, Reason,
+    RecipientRef, Role, ShipmentId, ShipperId, TrackingNumber,
+};
+use consent_ledger_domain::{Directory, PartnerFacts};
+use consent_ledger_store::{Position, StoredEvent};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PrincipalView {
+    pub id: PrincipalId,
+    pub role: Role,
+    pub name: DisplayName,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partner: Option<PartnerProfile>,
+    /// Only partners have a status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<PartnerStatus>,
+    pub registered_at: DateTime<Utc>,
+    #[serde(skip)]
+    pub token_sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ShipmentView {
+    pub id: ShipmentId,
+    pub shipper_id: ShipperId,
+    pub carrier: CarrierCode,
+    pub tracking_number: TrackingNumber,
+    pub destination_country: CountryCode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recipient_ref: Option<RecipientRef>,
+    pub registered_at: DateTime<Utc>,
+    pub position: Position,
+}
+
+/// How a revocation happened.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Revocation {
+    pub revoked_at: DateTime<Utc>,
+    pub revoked_by: PrincipalId,
+    pub reason: Reason,
+    pub position: Position,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConsentView {
+    pub id: ConsentId,
+    pub shipper_id: ShipperId,
+    pub partner_id: PartnerId,
+    pub scope: ConsentScope,
+    pub purposes: NonEmptySet<Purpose>,
+    pub data_categories: NonEmptySet<DataCategory>,
+    pub legal_basis: LegalBasis,
+    pub dpa_ref: DpaRef,
+    pub valid_from: DateTime<Utc>,
+    pub valid_until: Option<DateTime<Utc>>,
+    /// The consent request this grant answered, if any.
+    pub request_id: Option<ConsentRequestId>,
+    pub granted_at: DateTime<Utc>,
+    pub granted_by: String,
+    pub position: Position,
+    pub revocation: Option<Revocation>,
+}
+
+/// Where a consent stands at a given time: revocation is an event, expiry and start are time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentStatus {
+    Active,
+    Revoked,
+    Expired,
+    NotYetValid,
+}
+
+impl ConsentView {
+    pub fn status_at(&self, now: DateTime<Utc>) -> ConsentStatus {
+        if self.revocation.is_some() {
+            ConsentStatus::Revoked
+        } else if self.valid_until.is_some_and(|until| now >= until) {
+            ConsentStatus::Expired
+        } else if now < self.valid_from {
+            ConsentStatus::NotYetValid
+        } else {
+            ConsentStatus::Active
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RequestView {
+    pub id: ConsentRequestId,
+    pub partner_id: PartnerId,
+    pub shipper_id: ShipperId,
+    pub scope: ConsentScope,
+    pub purposes: NonEmptySet<Purpose>,
+    pub data_categories: NonEmptySet<DataCategory>,
+    pub legal_basis: LegalBasis,
+    pub dpa_ref: Option<DpaRef>,
+    pub valid_from: Option<DateTime<Utc>>,
+    pub valid_until: Option<DateTime<Utc>>,
+    pub justification: Reason,
+    pub submitted_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// As recorded; a pending request past `expires_at` reads as expired (see `status_at`).
+    pub status: RequestStatus,
+    pub consent_id: Option<ConsentId>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub reason: Option<Reason>,
+    pub position: Position,
+}
+
+impl RequestView {
+    pub fn status_at(&self, now: DateTime<Utc>) -> RequestStatus {
+        match self.status {
+            RequestStatus::Pending if now >= self.expires_at => RequestStatus::Expired,
+            other => other,
+        }
+    }
+}
+
+/// Everything the API reads, keyed for its look-ups. Consents and requests are kept in
+/// id order, which for UUIDv7 is creation order, so lists page stably by id.
+#[derive(Debug, Default)]
+pub struct ReadModel {
+    next: u64,
+    pub principals: HashMap<PrincipalId, PrincipalView>,
+    by_token: HashMap<String, PrincipalId>,
+    pub shipments: HashMap<ShipmentId, ShipmentView>,
+    by_tracking: HashMap<(CarrierCode, TrackingNumber), ShipmentId>,
+    pub consents: BTreeMap<ConsentId, ConsentView>,
+    consent_by_request: HashMap<ConsentRequestId, ConsentId>,
+    pub requests: BTreeMap<ConsentRequestId, RequestView>,
+}
+
+/// Why an event could not be applied.
+#[derive(Debug, thiserror::Error)]
+#[error("event at position {position} ({event_type}) cannot be applied: {detail}")]
+pub struct ApplyError {
+    pub position: Position,
+    pub event_type: String,
+    pub detail: String,
+}
+
+impl ReadModel {
+    /// The position of the next event to apply: all before it are applied.
+    pub fn next_position(&self) -> Position {
+        Position::new(self.next)
+    }
+
+    pub fn principal_by_token(&self, token_sha256: &str) -> Option<&PrincipalView> {
+        self.by_token.get(token_sha256).and_then(|id| self.principals.get(id))
+    }
+
+    pub fn shipment_by_tracking(&self, carrier: &CarrierCode, tracking: &TrackingNumber) -> Option<&ShipmentView> {
+        self.by_tracking
+            .get(&(carrier.clone(), tracking.clone()))
+            .and_then(|id| self.shipments.get(id))
+    }
+
+    pub fn consent_for_request(&self, request: ConsentRequestId) -> Option<&ConsentView> {
+        self.consent_by_request.get(&request).and_then(|id| self.consents.get(id))
+    }
+
+    /// Applies the next event of the log. Events must come in position order.
+    pub fn apply(&mut self, event: &StoredEvent) -> Result<(), ApplyError> {
+        debug_assert_eq!(event.position.get(), self.next, "events must be applied in log order");
+        let fail = |detail: String| ApplyError {
+            position: event.position,
+            event_type: event.event_type.clone(),
+            detail,
+        };
+        let decode_err = |e: serde_json::Error| fail(e.to_string());
+        match event.stream_type.as_str() {
+            "principal" => self.apply_principal(event, serde_json::from_value(event.payload.clone()).map_err(decode_err)?),
+            "shipment" => self.apply_shipment(event, serde_json::from_value(event.payload.clone()).map_err(decode_err)?),
+            "consent" => self.apply_consent(event, serde_json::from_value(event.payload.clone()).map_err(decode_err)?),
+            "consent_request" => {
+                self.apply_request(event, serde_json::from_value(event.payload.clone()).map_err(decode_err)?)
+            }
+            // Streams this model does not show (e.g. access decisions) only advance it.
+            _ => {}
+        }
+        self.next = event.position.get() + 1;
+        Ok(())
+    }
+
+    fn apply_principal(&mut self, stored: &StoredEvent, event: PrincipalEvent) {
+        match event {
+            PrincipalEvent::PrincipalRegistered { id, role, name, partner, token_sha256, registered_at } => {
+                self.by_token.insert(token_sha256.clone(), id);
+                let status = partner.as_ref().map(|_| PartnerStatus::Active);
+                self.principals
+                    .insert(id, PrincipalView { id, role, name, partner, status, registered_at, token_sha256 });
+            }
+            PrincipalEvent::PartnerSuspended { .. } => self.set_partner_status(stored, PartnerStatus::Suspended),
+            PrincipalEvent::PartnerReactivated { .. } => self.set_partner_status(stored, PartnerStatus::Active),
+        }
+    }
+
+    fn set_partner_status(&mut self, stored: &StoredEvent, status: PartnerStatus) {
+        if let Some(p) = PrincipalId::parse(&stored.stream_id).ok().and_then(|id| self.principals.get_mut(&id)) {
+            p.status = Some(status);
+        }
+    }
+
+    fn apply_shipment(&mut self, stored: &StoredEvent, event: ShipmentEvent) {
+        let ShipmentEvent::ShipmentRegistered {
+            id,
+            shipper,
+            carrier,
+            tracking_number,
+            destination_country,
+            recipient_ref,
+            registered_at,
+        } = event;
+        self.by_tracking.insert((carrier.clone(), tracking_number.clone()), id);
+        self.shipments.insert(
+            id,
+            ShipmentView {
+                id,
+                shipper_id: shipper,
+                carrier,
+                tracking_number,
+                destination_country,
+                recipient_ref,
+                registered_at,
+                position: stored.position,
+            },
+        );
+    }
+
+    fn apply_consent(&mut self, stored: &StoredEvent, event: ConsentEvent) {
+        match event {
+            ConsentEvent::ConsentGranted {
+                id,
+                shipper,
+                partner,
+                scope,
+                purposes,
+                data_categories,
+                legal_basis,
+                dpa_ref,
+                valid_from,
+                valid_until,
+                origin_request,
+                granted_at,
+            } => {
+                if let Some(request) = origin_request {
+                    self.consent_by_request.insert(request, id);
+                }
+                self.consents.insert(
+                    id,
+                    ConsentView {
+                        id,
+                        shipper_id: shipper,
+                        partner_id: partner,
+                        scope,
+                        purposes,
+                        data_categories,
+                        legal_basis,
+                        dpa_ref,
+                        valid_from,
+                        valid_until,
+                        request_id: origin_request,
+                        granted_at,
+                        granted_by: stored.actor.clone(),
+                        position: stored.position,
+                        revocation: None,
+                    },
+                );
+            }
+            ConsentEvent::ConsentRevoked { revoked_by, reason, revoked_at } => {
+                if let Some(c) = ConsentId::parse(&stored.stream_id).ok().and_then(|id| self.consents.get_mut(&id)) {
+                    c.revocation = Some(Revocation { revoked_at, revoked_by, reason, position: stored.position });
+                }
+            }
+        }
+    }
+
+    fn apply_request(&mut self, stored: &StoredEvent, event: ConsentRequestEvent) {
+        if let ConsentRequestEvent::ConsentRequestSubmitted {
+            id,
+            partner,
+            shipper,
+            scope,
+            purposes,
+            data_categories,
+            legal_basis,
+            dpa_ref,
+            valid_from,
+            valid_until,
+            justification,
+            submitted_at,
+            expires_at,
+        } = event
+        {
+            self.requests.insert(
+                id,
+                RequestView {
+                    id,
+                    partner_id: partner,
+                    shipper_id: shipper,
+                    scope,
+                    purposes,
+                    data_categories,
+                    legal_basis,
+                    dpa_ref,
+                    valid_from,
+                    valid_until,
+                    justification,
+                    submitted_at,
+                    expires_at,
+                    status: RequestStatus::Pending,
+                    consent_id: None,
+                    decided_at: None,
+                    reason: None,
+                    position: stored.position,
+                },
+            );
+            return;
+        }
+        let Some(view) = ConsentRequestId::parse(&stored.stream_id).ok().and_then(|id| self.requests.get_mut(&id)) else {
+            return;
+        };
+        view.position = stored.position;
+        match event {
+            ConsentRequestEvent::ConsentRequestSubmitted { .. } => {}
+            ConsentRequestEvent::ConsentRequestApproved { consent_id, approved_at, .. } => {
+                view.status = RequestStatus::Approved;
+                view.consent_id = Some(consent_id);
+                view.decided_at = Some(approved_at);
+            }
+            ConsentRequestEvent::ConsentRequestDenied { reason, denied_at } => {
+                view.status = RequestStatus::Denied;
+                view.reason = Some(reason);
+                view.decided_at = Some(denied_at);
+            }
+            ConsentRequestEvent::ConsentRequestWithdrawn { withdrawn_at } => {
+                view.status = RequestStatus::Withdrawn;
+                view.decided_at = Some(withdrawn_at);
+            }
+            ConsentRequestEvent::ConsentRequestExpired { expired_at } => {
+                view.status = RequestStatus::Expired;
+                view.decided_at = Some(expired_at);
+            }
+        }
+    }
+}
+
+impl ReadModel {
+    pub fn partner_facts(&self, id: PartnerId) -> Option<PartnerFacts> {
+        let p = self.principals.get(&PrincipalId::from(id))?;
+        let profile = p.partner.as_ref()?;
+        Some(PartnerFacts { status: p.status.unwrap_or(PartnerStatus::Active), dpa_ref: profile.dpa_ref.clone() })
+    }
+}
+
+/// The read model answers the domain's questions about other aggregates.
+impl Directory for ReadModel {
+    fn partner(&self, id: PartnerId) -> Option<PartnerFacts> {
+        self.partner_facts(id)
+    }
+    fn shipment_owner(&self, id: ShipmentId) -> Option<ShipperId> {
+        self.shipments.get(&id).map(|s| s.shipper_id)
+    }
+    fn is_shipper(&self, id: ShipperId) -> bool {
+        self.principals.get(&PrincipalId::from(id)).is_some_and(|p| p.role == Role::Shipper)
+    }
+}

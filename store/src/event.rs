@@ -1,0 +1,102 @@
+//! What the log holds: events as written ([`NewEvent`]) and as committed ([`StoredEvent`]).
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A global log position: 0, 1, 2, … with no gaps, in commit order (SPEC §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = u64)]
+pub struct Position(u64);
+
+impl Position {
+    pub const ZERO: Position = Position(0);
+
+    pub fn new(p: u64) -> Self {
+        Self(p)
+    }
+    pub fn get(self) -> u64 {
+        self.0
+    }
+    pub fn next(self) -> Self {
+        Self(self.0 + 1)
+    }
+    /// The position as SQL's signed 64-bit integer.
+    pub(crate) fn as_i64(self) -> i64 {
+        i64::try_from(self.0).unwrap_or(i64::MAX)
+    }
+    pub(crate) fn from_i64(p: i64) -> Self {
+        Self(u64::try_from(p).unwrap_or(0))
+    }
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// An event ready to append; the store assigns its position and `recorded_at`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub stream_type: String,
+    pub stream_id: String,
+    /// 1 for a stream's first event.
+    pub stream_version: u64,
+    pub event_type: String,
+    pub schema_version: u32,
+    pub payload: serde_json::Value,
+}
+
+/// Who caused a write and under which request, recorded with every event of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provenance {
+    /// The acting principal's id, or `cli` for the offline command line.
+    pub actor: String,
+    pub request_id: String,
+}
+
+/// One atomic append: all of `events` commit together or none do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Append {
+    pub events: Vec<NewEvent>,
+    pub provenance: Provenance,
+    pub idempotency: Option<IdempotencyClaim>,
+    /// Values that must be unique across the whole log, e.g. `tracking:DHL/JJD0001`.
+    pub unique_claims: Vec<String>,
+}
+
+/// An `Idempotency-Key` claimed by an append (SPEC §5.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyClaim {
+    /// Who sent the key and to which route; keys of different principals never collide.
+    pub scope: String,
+    pub key: String,
+    /// A digest of the request, so that a key reused for another request is refused.
+    pub fingerprint: String,
+}
+
+/// What an earlier request with the same key committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub fingerprint: String,
+    pub first_position: Position,
+    pub last_position: Position,
+}
+
+/// An event as committed to the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    pub position: Position,
+    pub stream_type: String,
+    pub stream_id: String,
+    pub stream_version: u64,
+    pub event_type: String,
+    pub schema_version: u32,
+    pub actor: String,
+    pub request_id: String,
+    pub recorded_at: DateTime<Utc>,
+    pub payload: serde_json::Value,
+}

@@ -1,0 +1,93 @@
+//! Group commit: one writer task owns the write connection, gathers every append that is
+//! waiting when it becomes free into one transaction with one fsync, and answers each caller
+//! only after that transaction is durable (SPEC §5.1). Under load the batch grows by itself;
+//! when idle a lone append commits at once, so latency stays one fsync.
+
+use std::sync::Arc;
+
+use sqlx::sqlite::SqliteConnection;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::StoreError;
+use crate::event::{Append, StoredEvent};
+use crate::sqlite;
+
+/// What one append of a batch came to.
+pub(crate) type AppendResult = Result<Vec<StoredEvent>, StoreError>;
+
+/// What a batch came to: each append's result, or a failure that wrote nothing at all.
+pub(crate) enum BatchOutcome {
+    Done(Vec<AppendResult>),
+    Failed(Arc<sqlx::Error>),
+}
+
+/// Appends taken into one transaction at most. Bounds the time one batch holds the lock.
+const MAX_BATCH: usize = 4096;
+/// Appends that may wait for the writer before callers are slowed down (back-pressure).
+const QUEUE_DEPTH: usize = 16 * 1024;
+
+struct Job {
+    append: Append,
+    reply: oneshot::Sender<AppendResult>,
+}
+
+/// The handle callers append through. Dropping the last handle lets the writer finish what is
+/// queued and stop, which is how shutdown flushes the group commit.
+#[derive(Clone)]
+pub(crate) struct GroupCommit {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl GroupCommit {
+    pub(crate) fn spawn_sqlite(conn: SqliteConnection) -> Self {
+        let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
+        tokio::spawn(run_sqlite(queue, conn));
+        Self { jobs }
+    }
+
+    /// Appends atomically; returns once the events are fsynced, with their positions.
+    pub(crate) async fn append(&self, append: Append) -> AppendResult {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job { append, reply })
+            .await
+            .map_err(|_| StoreError::ShuttingDown)?;
+        answer.await.map_err(|_| StoreError::ShuttingDown)?
+    }
+}
+
+#[tracing::instrument(skip_all)]
+async fn run_sqlite(mut queue: mpsc::Receiver<Job>, mut conn: SqliteConnection) {
+    let mut appends = Vec::with_capacity(MAX_BATCH);
+    let mut replies = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = queue.recv().await {
+        appends.push(first.append);
+        replies.push(first.reply);
+        while appends.len() < MAX_BATCH {
+            let Ok(job) = queue.try_recv() else { break };
+            appends.push(job.append);
+            replies.push(job.reply);
+        }
+        let outcome = sqlite::commit_batch(&mut conn, &appends).await;
+        answer(outcome, replies.drain(..));
+        appends.clear();
+    }
+    tracing::debug!("group commit writer stopped: every queued append is answered");
+}
+
+fn answer(outcome: BatchOutcome, replies: impl Iterator<Item = oneshot::Sender<AppendResult>>) {
+    match outcome {
+        BatchOutcome::Done(results) => {
+            for (reply, result) in replies.zip(results) {
+                // A caller that went away (client disconnect) still had its append committed.
+                let _ = reply.send(result);
+            }
+        }
+        BatchOutcome::Failed(err) => {
+            tracing::error!(error = %err, "group commit failed; nothing of the batch was written");
+            for reply in replies {
+                let _ = reply.send(Err(StoreError::Unavailable(err.clone())));
+            }
+        }
+    }
+}

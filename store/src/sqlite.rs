@@ -1,0 +1,262 @@
+//! The embedded backend: one SQLite file in WAL mode with `synchronous=FULL`, so a COMMIT
+//! returns only after the WAL is fsynced (SPEC §5.1, §9).
+//!
+//! Writes go through one connection owned by the group-commit writer ([`crate::group_commit`]);
+//! reads use a pool of other connections, which WAL lets run beside the writer.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Connection, Row, SqlitePool};
+
+use crate::error::{classify, ClassifiedError, StoreError, UniqueKey};
+use crate::event::{Append, IdempotencyRecord, Position, StoredEvent};
+use crate::group_commit::BatchOutcome;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+
+fn options(path: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(10))
+}
+
+/// Opens (creating if needed) and migrates the database at `path`; returns the read pool and
+/// the writer's own connection.
+pub(crate) async fn open(path: &Path) -> Result<(SqlitePool, SqliteConnection), StoreError> {
+    let opts = options(path);
+    let writer = SqliteConnection::connect_with(&opts).await.map_err(StoreError::unavailable)?;
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .connect_with(opts)
+        .await
+        .map_err(StoreError::unavailable)?;
+    MIGRATOR.run(&pool).await?;
+    Ok((pool, writer))
+}
+
+/// Applies pending migrations without opening a store (`consent-ledger migrate`).
+pub(crate) async fn migrate(path: &Path) -> Result<(), StoreError> {
+    let mut conn = SqliteConnection::connect_with(&options(path)).await.map_err(StoreError::unavailable)?;
+    MIGRATOR.run(&mut conn).await?;
+    Ok(())
+}
+
+pub(crate) fn parse_url(url: &str) -> Result<SqliteConnectOptions, sqlx::Error> {
+    SqliteConnectOptions::from_str(url)
+}
+
+fn time_text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Commits a batch of appends in one transaction and one fsync. Each append runs inside its
+/// own SAVEPOINT, so a unique violation refuses only that append and the others still commit;
+/// any other error rolls the whole transaction back and fails every append (no partial write).
+pub(crate) async fn commit_batch(conn: &mut SqliteConnection, batch: &[Append]) -> BatchOutcome {
+    match try_commit_batch(conn, batch).await {
+        Ok(results) => results,
+        Err(err) => {
+            // The transaction may be half-open; roll it back so the next batch starts clean.
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            BatchOutcome::Failed(std::sync::Arc::new(err))
+        }
+    }
+}
+
+async fn try_commit_batch(conn: &mut SqliteConnection, batch: &[Append]) -> Result<BatchOutcome, sqlx::Error> {
+    // IMMEDIATE takes the write lock now, so the MAX below cannot go stale under another
+    // process (the offline CLI) writing the same file.
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position) + 1, 0) FROM events")
+        .fetch_one(&mut *conn)
+        .await?;
+    let mut next = Position::from_i64(next);
+    let recorded_at = Utc::now();
+    let recorded_text = time_text(recorded_at);
+    let mut results = Vec::with_capacity(batch.len());
+    for append in batch {
+        sqlx::query("SAVEPOINT one_append").execute(&mut *conn).await?;
+        match append_one(conn, append, next, recorded_at, &recorded_text).await {
+            Ok(events) => {
+                sqlx::query("RELEASE one_append").execute(&mut *conn).await?;
+                next = Position::new(next.get() + events.len() as u64);
+                results.push(Ok(events));
+            }
+            Err(ClassifiedError::Refused(refusal)) => {
+                sqlx::query("ROLLBACK TO one_append").execute(&mut *conn).await?;
+                sqlx::query("RELEASE one_append").execute(&mut *conn).await?;
+                results.push(Err(refusal));
+            }
+            Err(ClassifiedError::Failed(err)) => return Err(err),
+        }
+    }
+    sqlx::query("COMMIT").execute(&mut *conn).await?;
+    Ok(BatchOutcome::Done(results))
+}
+
+async fn append_one(
+    conn: &mut SqliteConnection,
+    append: &Append,
+    first: Position,
+    recorded_at: DateTime<Utc>,
+    recorded_text: &str,
+) -> Result<Vec<StoredEvent>, ClassifiedError> {
+    let last = Position::new(first.get() + append.events.len().saturating_sub(1) as u64);
+    if let Some(claim) = &append.idempotency {
+        // The writer holds the write lock, so this look-up cannot race another writer of this
+        // file; the unique key still guards backends with several writers.
+        if let Some(record) = idempotency_on(&mut *conn, &claim.scope, &claim.key)
+            .await
+            .map_err(ClassifiedError::Failed)?
+        {
+            return Err(ClassifiedError::Refused(StoreError::IdempotencyKeyUsed(record)));
+        }
+        sqlx::query(
+            "INSERT INTO idempotency_keys (scope, key, fingerprint, first_position, last_position, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&claim.scope)
+        .bind(&claim.key)
+        .bind(&claim.fingerprint)
+        .bind(first.as_i64())
+        .bind(last.as_i64())
+        .bind(recorded_text)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| classify(e, UniqueKey::Idempotency))?;
+    }
+    for claim in &append.unique_claims {
+        sqlx::query("INSERT INTO unique_claims (claim, position) VALUES (?, ?)")
+            .bind(claim)
+            .bind(first.as_i64())
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| classify(e, UniqueKey::Claim(claim)))?;
+    }
+    let mut stored = Vec::with_capacity(append.events.len());
+    let mut position = first;
+    for event in &append.events {
+        let payload = event.payload.to_string();
+        sqlx::query(
+            "INSERT INTO events (position, stream_type, stream_id, stream_version, event_type, \
+             schema_version, actor, request_id, recorded_at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(position.as_i64())
+        .bind(&event.stream_type)
+        .bind(&event.stream_id)
+        .bind(i64::try_from(event.stream_version).unwrap_or(i64::MAX))
+        .bind(&event.event_type)
+        .bind(i64::from(event.schema_version))
+        .bind(&append.provenance.actor)
+        .bind(&append.provenance.request_id)
+        .bind(recorded_text)
+        .bind(&payload)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| classify(e, UniqueKey::StreamVersion(&event.stream_id)))?;
+        stored.push(StoredEvent {
+            position,
+            stream_type: event.stream_type.clone(),
+            stream_id: event.stream_id.clone(),
+            stream_version: event.stream_version,
+            event_type: event.event_type.clone(),
+            schema_version: event.schema_version,
+            actor: append.provenance.actor.clone(),
+            request_id: append.provenance.request_id.clone(),
+            recorded_at,
+            payload: event.payload.clone(),
+        });
+        position = position.next();
+    }
+    Ok(stored)
+}
+
+/// The columns [`row_to_event`] reads, in a macro so queries stay `'static` SQL for sqlx.
+macro_rules! event_columns {
+    () => {
+        "position, stream_type, stream_id, stream_version, event_type, schema_version, actor, request_id, recorded_at, payload"
+    };
+}
+
+fn row_to_event(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
+    let position: i64 = row.try_get("position").map_err(StoreError::unavailable)?;
+    let corrupt = |detail: String| StoreError::Corrupt { position, detail };
+    let text = |name: &str| row.try_get::<String, _>(name).map_err(|e| corrupt(format!("{name}: {e}")));
+    let int = |name: &str| row.try_get::<i64, _>(name).map_err(|e| corrupt(format!("{name}: {e}")));
+    let recorded_at = DateTime::parse_from_rfc3339(&text("recorded_at")?)
+        .map_err(|e| corrupt(format!("recorded_at: {e}")))?
+        .with_timezone(&Utc);
+    let payload = serde_json::from_str(&text("payload")?).map_err(|e| corrupt(format!("payload: {e}")))?;
+    Ok(StoredEvent {
+        position: Position::from_i64(position),
+        stream_type: text("stream_type")?,
+        stream_id: text("stream_id")?,
+        stream_version: u64::try_from(int("stream_version")?).map_err(|e| corrupt(e.to_string()))?,
+        event_type: text("event_type")?,
+        schema_version: u32::try_from(int("schema_version")?).map_err(|e| corrupt(e.to_string()))?,
+        actor: text("actor")?,
+        request_id: text("request_id")?,
+        recorded_at,
+        payload,
+    })
+}
+
+pub(crate) async fn read_stream(pool: &SqlitePool, stream_type: &str, stream_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        event_columns!(),
+        " FROM events WHERE stream_type = ? AND stream_id = ? ORDER BY stream_version"
+    ))
+        .bind(stream_type)
+        .bind(stream_id)
+        .fetch_all(pool)
+        .await
+        .map_err(StoreError::unavailable)?;
+    rows.iter().map(row_to_event).collect()
+}
+
+pub(crate) async fn read_range(pool: &SqlitePool, from: Position, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+    let rows = sqlx::query(concat!("SELECT ", event_columns!(), " FROM events WHERE position >= ? ORDER BY position LIMIT ?"))
+        .bind(from.as_i64())
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await
+        .map_err(StoreError::unavailable)?;
+    rows.iter().map(row_to_event).collect()
+}
+
+pub(crate) async fn next_position(pool: &SqlitePool) -> Result<Position, StoreError> {
+    let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position) + 1, 0) FROM events")
+        .fetch_one(pool)
+        .await
+        .map_err(StoreError::unavailable)?;
+    Ok(Position::from_i64(next))
+}
+
+pub(crate) async fn idempotency(pool: &SqlitePool, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+    let mut conn = pool.acquire().await.map_err(StoreError::unavailable)?;
+    idempotency_on(&mut conn, scope, key).await.map_err(StoreError::unavailable)
+}
+
+async fn idempotency_on(conn: &mut SqliteConnection, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, sqlx::Error> {
+    let row = sqlx::query("SELECT fingerprint, first_position, last_position FROM idempotency_keys WHERE scope = ? AND key = ?")
+        .bind(scope)
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|r| -> Result<IdempotencyRecord, sqlx::Error> {
+        Ok(IdempotencyRecord {
+            fingerprint: r.try_get("fingerprint")?,
+            first_position: Position::from_i64(r.try_get("first_position")?),
+            last_position: Position::from_i64(r.try_get("last_position")?),
+        })
+    })
+    .transpose()
+}
