@@ -76,7 +76,7 @@ pub struct ConsentView {
 }
 
 /// Where a consent stands at a given time: revocation is an event, expiry and start are time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConsentStatus {
     Active,

@@ -266,6 +266,9 @@ where
                 .await
                 .map_err(CommandError::Rejected)?;
             let events = sink.collect().await;
+            if events.is_empty() {
+                return Ok(Vec::new());
+            }
             match self.store.append(events, &context, meta.clone()).await {
                 Err(StoreError::Conflict { .. }) if attempt < CONFLICT_RETRIES => attempt += 1,
                 other => return other.map_err(CommandError::Store),

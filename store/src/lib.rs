@@ -13,6 +13,7 @@
 //! Write path: `CommandBus::execute → Aggregate::handle → Store::append → GroupCommit →
 //! one transaction, one fsync → positions back to the caller`.
 
+pub mod baseline;
 pub mod cqrs;
 pub mod error;
 pub mod event;

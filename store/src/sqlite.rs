@@ -8,7 +8,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Connection, Row, SqlitePool};
 
@@ -30,6 +30,26 @@ fn options(path: &Path) -> SqliteConnectOptions {
 /// Opens (creating if needed) and migrates the database at `path`; returns the read pool and
 /// the writer's own connection.
 pub(crate) async fn open(path: &Path) -> Result<(SqlitePool, SqliteConnection), StoreError> {
+    let mut attempts = 0;
+    loop {
+        match try_open(path).await {
+            // Switching a fresh file to WAL takes an exclusive lock that busy_timeout does not
+            // cover; a second process opening the same fresh file at that moment is told
+            // "database is locked". Waiting briefly lets the first finish.
+            Err(e) if is_locked(&e) && attempts < 20 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(25 * attempts)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn is_locked(err: &StoreError) -> bool {
+    matches!(err, StoreError::Unavailable(e) if matches!(e.as_ref(), sqlx::Error::Database(db) if db.code().as_deref() == Some("5")))
+}
+
+async fn try_open(path: &Path) -> Result<(SqlitePool, SqliteConnection), StoreError> {
     let opts = options(path);
     let writer = SqliteConnection::connect_with(&opts).await.map_err(StoreError::unavailable)?;
     let pool = SqlitePoolOptions::new()
@@ -37,15 +57,31 @@ pub(crate) async fn open(path: &Path) -> Result<(SqlitePool, SqliteConnection), 
         .connect_with(opts)
         .await
         .map_err(StoreError::unavailable)?;
-    MIGRATOR.run(&pool).await?;
+    run_migrations(&pool).await?;
     Ok((pool, writer))
 }
 
 /// Applies pending migrations without opening a store (`consent-ledger migrate`).
 pub(crate) async fn migrate(path: &Path) -> Result<(), StoreError> {
-    let mut conn = SqliteConnection::connect_with(&options(path)).await.map_err(StoreError::unavailable)?;
-    MIGRATOR.run(&mut conn).await?;
-    Ok(())
+    let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options(path)).await.map_err(StoreError::unavailable)?;
+    run_migrations(&pool).await
+}
+
+/// sqlx's SQLite migrator takes no lock, so two processes opening a fresh file at once can
+/// both try the first migration; one fails with "table already exists". Each migration runs in
+/// its own transaction, so the loser wrote nothing: trying again finds it applied.
+async fn run_migrations(pool: &SqlitePool) -> Result<(), StoreError> {
+    let mut attempts = 0;
+    loop {
+        match MIGRATOR.run(pool).await {
+            Ok(()) => return Ok(()),
+            Err(_) if attempts < 3 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(50 * attempts)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 pub(crate) fn parse_url(url: &str) -> Result<SqliteConnectOptions, sqlx::Error> {
@@ -78,7 +114,8 @@ async fn try_commit_batch(conn: &mut SqliteConnection, batch: &[Append]) -> Resu
         .fetch_one(&mut *conn)
         .await?;
     let mut next = Position::from_i64(next);
-    let recorded_at = Utc::now();
+    // Stored with microsecond precision; truncate here so the answer equals what reads return.
+    let recorded_at = Utc::now().trunc_subsecs(6);
     let recorded_text = time_text(recorded_at);
     let mut results = Vec::with_capacity(batch.len());
     for append in batch {
@@ -108,6 +145,10 @@ async fn append_one(
     recorded_at: DateTime<Utc>,
     recorded_text: &str,
 ) -> Result<Vec<StoredEvent>, ClassifiedError> {
+    // An empty append holds no position, so it may claim nothing either.
+    if append.events.is_empty() {
+        return Ok(Vec::new());
+    }
     let last = Position::new(first.get() + append.events.len().saturating_sub(1) as u64);
     if let Some(claim) = &append.idempotency {
         // The writer holds the write lock, so this look-up cannot race another writer of this

@@ -73,11 +73,7 @@ fn plain(events: Vec<NewEvent>) -> Append {
 /// A one-event append of version `version` of `("test", stream_id)`.
 fn one(stream_id: &str, version: u64, payload: serde_json::Value) -> Append {
     plain(vec![new_event(
-        "test",
-        stream_id,
-        version,
-        "Happened",
-        payload,
+        "test", stream_id, version, "Happened", payload,
     )])
 }
 
@@ -278,7 +274,9 @@ pub async fn positions_start_at_zero_and_are_gapless(location: StoreLocation) {
         second.iter().map(|e| e.stream_version).collect::<Vec<_>>(),
         vec![2, 3, 1]
     );
-    assert!(second.iter().all(|e| e.actor == "admin" && e.request_id == "req-b"));
+    assert!(second
+        .iter()
+        .all(|e| e.actor == "admin" && e.request_id == "req-b"));
     written.extend(second);
 
     // Several more single-event appends.
@@ -334,7 +332,11 @@ pub async fn positions_start_at_zero_and_are_gapless(location: StoreLocation) {
         .await
         .unwrap()
         .is_empty());
-    assert!(store.read_stream("consent", "nope").await.unwrap().is_empty());
+    assert!(store
+        .read_stream("consent", "nope")
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// What `append` answers is exactly what is read back later, `recorded_at` included.
@@ -420,6 +422,41 @@ pub async fn a_stream_version_is_written_once(location: StoreLocation) {
         Err(StoreError::Conflict { .. })
     ));
     assert_gapless(&store, 3).await;
+}
+
+/// An append without events commits nothing: no position, no idempotency key, no claim. (A key
+/// or claim recorded for it would point at the position of the next, unrelated event.)
+pub async fn an_empty_append_records_nothing(location: StoreLocation) {
+    let store = open(&location).await;
+    let empty = store
+        .append(Append {
+            events: Vec::new(),
+            provenance: provenance("actor-1", "req-empty"),
+            idempotency: Some(idempotency_claim("scope", "key-empty", "fp")),
+            unique_claims: vec!["claim:empty".into()],
+        })
+        .await;
+    if let Ok(events) = &empty {
+        assert!(
+            events.is_empty(),
+            "an empty append answered events: {events:?}"
+        );
+    }
+    let next = append_ok(
+        &store,
+        Append {
+            unique_claims: vec!["claim:empty".into()],
+            ..one("s", 1, json!("someone else's event"))
+        },
+    )
+    .await;
+    assert_eq!(positions(&next), vec![0]);
+    assert_eq!(
+        store.idempotency("scope", "key-empty").await.unwrap(),
+        None,
+        "the key of an empty append points at another request's event"
+    );
+    assert_gapless(&store, 1).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -684,7 +721,11 @@ pub async fn concurrent_appends_get_every_position_once(location: StoreLocation)
                     "task {t}: positions must increase in the order it appended"
                 );
                 last = Some(e.position);
-                assert!(seen.insert(e.position.get()), "position {} given twice", e.position);
+                assert!(
+                    seen.insert(e.position.get()),
+                    "position {} given twice",
+                    e.position
+                );
                 assert_eq!(e.stream_id, format!("task-{t}"));
                 assert_eq!(e.request_id, format!("req-{t}-{j}"));
             }
@@ -712,7 +753,10 @@ pub async fn concurrent_appends_get_every_position_once(location: StoreLocation)
 
     // Each stream is complete and in version order.
     for (t, answers) in by_task.iter().enumerate() {
-        let stream = store.read_stream("load", &format!("task-{t}")).await.unwrap();
+        let stream = store
+            .read_stream("load", &format!("task-{t}"))
+            .await
+            .unwrap();
         let versions: Vec<u64> = stream.iter().map(|e| e.stream_version).collect();
         let expected: Vec<u64> = (1..=answers.iter().map(Vec::len).sum::<usize>() as u64).collect();
         assert_eq!(versions, expected, "stream task-{t}");
@@ -886,7 +930,10 @@ pub async fn a_reopened_store_continues_where_it_stopped(location: StoreLocation
     let store = open(&location).await;
     let log = assert_gapless(&store, 4).await;
     assert_same_events(&log, &written);
-    assert_eq!(positions(&append_ok(&store, one("s-2", 2, json!("e"))).await), vec![4]);
+    assert_eq!(
+        positions(&append_ok(&store, one("s-2", 2, json!("e"))).await),
+        vec![4]
+    );
 }
 
 /// Two handles on one database (the server and the offline CLI) share one gapless log.
@@ -956,7 +1003,10 @@ pub async fn cqrs_framework_runs_on_the_ledger_event_store(location: StoreLocati
         "expected AlreadyRegistered, got {refused:?}"
     );
 
-    let envelopes = events.load_events(&aggregate_id).await.expect("load_events");
+    let envelopes = events
+        .load_events(&aggregate_id)
+        .await
+        .expect("load_events");
     assert_eq!(envelopes.len(), 2);
     for (i, envelope) in envelopes.iter().enumerate() {
         assert_eq!(envelope.aggregate_id, aggregate_id);
@@ -986,10 +1036,14 @@ pub async fn cqrs_framework_runs_on_the_ledger_event_store(location: StoreLocati
         .iter()
         .all(|e| e.stream_type == "principal" && e.stream_id == aggregate_id));
     assert_eq!(
-        log.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>(),
+        log.iter()
+            .map(|e| e.event_type.as_str())
+            .collect::<Vec<_>>(),
         vec!["PrincipalRegistered", "PartnerSuspended"]
     );
-    assert!(log.iter().all(|e| e.schema_version == 1 && e.actor == "actor"));
+    assert!(log
+        .iter()
+        .all(|e| e.schema_version == 1 && e.actor == "actor"));
     assert_eq!(
         serde_json::from_value::<PrincipalEvent>(log[0].payload.clone()).unwrap(),
         registered_partner(id)
@@ -1092,7 +1146,11 @@ pub async fn the_command_bus_returns_committed_events(location: StoreLocation) {
         "expected Rejected(AlreadyRegistered), got {rejected:?}"
     );
     let rejected = bus
-        .execute(&aggregate_id, suspend(), CommandMeta::new("admin-1", "req-4"))
+        .execute(
+            &aggregate_id,
+            suspend(),
+            CommandMeta::new("admin-1", "req-4"),
+        )
         .await;
     assert!(
         matches!(
@@ -1141,9 +1199,13 @@ pub async fn the_command_bus_retries_lost_races(location: StoreLocation) {
     let bus = Arc::new(CommandBus::<Principal>::new(store.clone(), services()));
     let id = principal_id();
     let aggregate_id = id.to_string();
-    bus.execute(&aggregate_id, register_partner(id), CommandMeta::new("a", "r"))
-        .await
-        .expect("register");
+    bus.execute(
+        &aggregate_id,
+        register_partner(id),
+        CommandMeta::new("a", "r"),
+    )
+    .await
+    .expect("register");
 
     let barrier = Arc::new(Barrier::new(RACERS));
     let mut tasks = Vec::new();
@@ -1227,6 +1289,23 @@ pub async fn open_migrates_a_fresh_database(location: StoreLocation) {
     assert_gapless(&store, 1).await;
 }
 
+/// Two processes (the server and `consent-ledger migrate`) opening one fresh database at once
+/// must both succeed.
+pub async fn concurrent_opens_of_a_fresh_database_both_succeed(location: StoreLocation) {
+    let (a, b) = tokio::join!(Store::open(&location), Store::open(&location));
+    let (a, b) = match (a, b) {
+        (Ok(a), Ok(b)) => (a, b),
+        (a, b) => panic!(
+            "concurrent opens of a fresh database: {:?} / {:?}",
+            a.err(),
+            b.err()
+        ),
+    };
+    append_ok(&a, one("s", 1, json!("a"))).await;
+    append_ok(&b, one("s", 2, json!("b"))).await;
+    assert_gapless(&a, 2).await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // SQLite: one test per case, each on a fresh file in its own temporary directory.
 // ---------------------------------------------------------------------------------------------
@@ -1248,7 +1327,6 @@ mod sqlite {
     }
 
     #[tokio::test]
-    #[ignore = "store bug: append answers recorded_at in nanoseconds, SQLite keeps microseconds"]
     async fn recorded_at_round_trips_exactly() {
         let (_dir, location) = fresh();
         super::recorded_at_round_trips_exactly(location).await;
@@ -1258,6 +1336,12 @@ mod sqlite {
     async fn a_stream_version_is_written_once() {
         let (_dir, location) = fresh();
         super::a_stream_version_is_written_once(location).await;
+    }
+
+    #[tokio::test]
+    async fn an_empty_append_records_nothing() {
+        let (_dir, location) = fresh();
+        super::an_empty_append_records_nothing(location).await;
     }
 
     #[tokio::test]
@@ -1325,6 +1409,15 @@ mod sqlite {
     async fn open_migrates_a_fresh_database() {
         let (_dir, location) = fresh();
         super::open_migrates_a_fresh_database(location).await;
+    }
+
+    /// The race is narrow, so it is run on many fresh files.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_opens_of_a_fresh_database_both_succeed() {
+        for _ in 0..50 {
+            let (_dir, location) = fresh();
+            super::concurrent_opens_of_a_fresh_database_both_succeed(location).await;
+        }
     }
 
     #[test]

@@ -1,0 +1,147 @@
+//! Reading request input: a size-limited body parsed with the path of any bad field, and query
+//! strings and path ids that name the parameter at fault.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use actix_web::web;
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+
+use crate::problem::ApiError;
+
+/// Largest accepted request body. A batch of 1,000 decisions fits well within it.
+pub const BODY_LIMIT: usize = 512 * 1024;
+
+/// Reads the whole body, refusing one over [`BODY_LIMIT`] without buffering the rest.
+pub async fn read_body(mut payload: web::Payload) -> Result<web::Bytes, ApiError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::MalformedBody { detail: e.to_string() })?;
+        if body.len() + chunk.len() > BODY_LIMIT {
+            return Err(ApiError::PayloadTooLarge { limit: BODY_LIMIT });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Parses a JSON body into `T`. A syntax error is a 400; a wrong, missing or unknown field is
+/// a 422 naming the field by its path (`scope.shipment_ids[0]`). An empty body reads as `{}`.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        let message = strip_position(&inner.to_string());
+        match inner.classify() {
+            serde_json::error::Category::Data => ApiError::invalid(field_of(&path, &message), message),
+            _ => ApiError::MalformedBody { detail: inner.to_string() },
+        }
+    })?;
+    de.end().map_err(|e| ApiError::MalformedBody { detail: e.to_string() })?;
+    Ok(value)
+}
+
+/// serde_json appends " at line L column C"; the field path says more to an API caller.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// The field an error is about: its path, extended by the name serde quotes for unknown and
+/// missing fields (which are reported at the enclosing object).
+fn field_of(path: &str, message: &str) -> String {
+    let quoted = ["unknown field `", "missing field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
+        .and_then(|rest| rest.split('`').next());
+    match (path, quoted) {
+        (".", Some(name)) => name.to_owned(),
+        (".", None) => "body".to_owned(),
+        (p, Some(name)) => format!("{p}.{name}"),
+        (p, None) => p.to_owned(),
+    }
+}
+
+/// Query parameters, refusing any name not in `known`.
+pub struct QueryParams(HashMap<String, String>);
+
+impl QueryParams {
+    pub fn parse(query: &str, known: &[&str]) -> Result<Self, ApiError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+            .map_err(|e| ApiError::invalid("query", format!("malformed query string: {e}")))?;
+        let mut map = HashMap::new();
+        for (k, v) in pairs {
+            if !known.contains(&k.as_str()) {
+                return Err(ApiError::invalid(k.clone(), format!("unknown query parameter; expected one of {}", known.join(", "))));
+            }
+            map.insert(k, v);
+        }
+        Ok(Self(map))
+    }
+
+    /// The parameter parsed with `T::from_str`, if present.
+    pub fn get<T>(&self, name: &str) -> Result<Option<T>, ApiError>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
+        self.0
+            .get(name)
+            .map(|v| v.parse::<T>().map_err(|e| ApiError::invalid(name, e.to_string())))
+            .transpose()
+    }
+}
+
+/// Parses a path segment id, naming the parameter when it is not one.
+pub fn path_id<T>(value: &str, name: &str) -> Result<T, ApiError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    value.parse().map_err(|e: T::Err| ApiError::invalid(name, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Probe {
+        a: u8,
+        inner: Option<Inner>,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        b: u8,
+    }
+
+    fn field(body: &str) -> String {
+        match parse_json::<Probe>(body.as_bytes()) {
+            Err(ApiError::InvalidField { field, .. }) => field,
+            other => panic!("expected an invalid field, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert_eq!(field(r#"{"a": 300}"#), "a");
+        assert_eq!(field(r#"{"a": 1, "zzz": 1}"#), "zzz");
+        assert_eq!(field(r#"{"a": 1, "inner": {"b": 1, "c": 2}}"#), "inner.c");
+        assert_eq!(field(r#"{"inner": null}"#), "a");
+    }
+
+    #[test]
+    fn syntax_errors_are_malformed_bodies() {
+        assert!(matches!(parse_json::<Probe>(b"{\"a\": "), Err(ApiError::MalformedBody { .. })));
+        assert!(matches!(parse_json::<Probe>(b"{\"a\": 1} x"), Err(ApiError::MalformedBody { .. })));
+    }
+}

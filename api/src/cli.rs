@@ -1,0 +1,215 @@
+//! The command line (SPEC §8). Every subcommand takes the same store options.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use consent_ledger_audit::LogKey;
+use consent_ledger_domain::principal::PartnerProfile;
+use consent_ledger_domain::request::{ConsentRequestCommand, RequestStatus};
+use consent_ledger_domain::values::{CountryCode, DisplayName, DpaRef, PartnerKind, Role};
+use consent_ledger_domain::SystemClock;
+use consent_ledger_store::cqrs::CommandMeta;
+use uuid::Uuid;
+
+use crate::routes::principals::{register, CreatePrincipal};
+use crate::state::{AppState, ServiceConfig, StoreOptions};
+use crate::telemetry::{self, LogFormat};
+
+#[derive(Debug, Parser)]
+#[command(name = "consent-ledger", version, about = "Consent ledger for third-party parcel tracking")]
+pub struct Cli {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text", env = "CONSENT_LEDGER_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Directory of the embedded store (ledger.db) and the signing key (log.key).
+    #[arg(long, global = true, default_value = "./data", env = "CONSENT_LEDGER_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Use this database instead of the embedded SQLite file (`sqlite://PATH`).
+    #[arg(long, global = true, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+impl StoreArgs {
+    pub fn options(&self) -> StoreOptions {
+        StoreOptions { data_dir: self.data_dir.clone(), database_url: self.database_url.clone() }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API.
+    Serve(ServeArgs),
+    /// Apply pending schema migrations and exit.
+    Migrate,
+    /// Manage principals offline (how the first admin is made).
+    #[command(subcommand)]
+    Principal(PrincipalCommand),
+    /// Create the log signing key if there is none, and print its C2SP vkey.
+    Keygen(KeygenArgs),
+    /// Measure throughput; see BENCHMARKS.md.
+    #[command(subcommand)]
+    Bench(crate::bench::BenchCommand),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port, printed on start).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Days a consent request stays pending before it expires.
+    #[arg(long, default_value_t = 30)]
+    pub request_ttl_days: i64,
+    #[command(flatten)]
+    pub key: KeygenArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KeygenArgs {
+    /// The log's origin: names the signing key and every checkpoint (C2SP tlog-checkpoint).
+    #[arg(long, default_value = "consent-ledger.local/log", env = "CONSENT_LEDGER_ORIGIN")]
+    pub origin: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrincipalCommand {
+    /// Register a principal and print `{"id","token"}`.
+    Create(CreatePrincipalArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CreatePrincipalArgs {
+    /// admin, shipper, partner, gateway, privacy_officer or regulator.
+    #[arg(long, value_parser = |s: &str| s.parse::<Role>())]
+    pub role: Role,
+    #[arg(long)]
+    pub name: String,
+    /// Partner kind (partners only), e.g. insurer, marketplace, bnpl.
+    #[arg(long, value_parser = |s: &str| s.parse::<PartnerKind>())]
+    pub kind: Option<PartnerKind>,
+    /// Partner country, ISO 3166-1 alpha-2 (partners only).
+    #[arg(long)]
+    pub country: Option<String>,
+    /// Art. 28 DPA reference (partners only).
+    #[arg(long)]
+    pub dpa_ref: Option<String>,
+}
+
+pub async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    let options = cli.store.options();
+    match cli.command {
+        Command::Serve(args) => serve(&options, args).await,
+        Command::Migrate => {
+            let location = options.location()?;
+            if options.database_url.is_none() {
+                options.ensure_data_dir()?;
+            }
+            consent_ledger_store::migrate(&location).await.context("migrating")?;
+            eprintln!("migrations applied");
+            Ok(())
+        }
+        Command::Principal(PrincipalCommand::Create(args)) => create_principal(&options, args).await,
+        Command::Keygen(args) => {
+            options.ensure_data_dir()?;
+            let key = LogKey::load_or_create(&options.data_dir.join("log.key"), &args.origin)?;
+            println!("{}", key.vkey());
+            Ok(())
+        }
+        Command::Bench(cmd) => crate::bench::run(cmd).await,
+    }
+}
+
+async fn create_principal(options: &StoreOptions, args: CreatePrincipalArgs) -> anyhow::Result<()> {
+    let partner = match (args.role, args.kind, args.country, args.dpa_ref) {
+        (Role::Partner, Some(kind), Some(country), Some(dpa_ref)) => Some(PartnerProfile {
+            kind,
+            country: CountryCode::parse(&country).context("--country")?,
+            dpa_ref: DpaRef::parse(dpa_ref).context("--dpa-ref")?,
+        }),
+        (Role::Partner, ..) => bail!("a partner needs --kind, --country and --dpa-ref"),
+        (_, None, None, None) => None,
+        _ => bail!("--kind, --country and --dpa-ref are for partners only"),
+    };
+    let input = CreatePrincipal { role: args.role, name: DisplayName::parse(args.name).context("--name")?, partner };
+    let state = AppState::open(options, Arc::new(SystemClock), ServiceConfig::default()).await?;
+    let meta = CommandMeta::new("cli", Uuid::now_v7().to_string());
+    let (created, _) = register(&state, input, meta).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("{}", serde_json::to_string(&created)?);
+    Ok(())
+}
+
+async fn serve(options: &StoreOptions, args: ServeArgs) -> anyhow::Result<()> {
+    if options.database_url.is_none() {
+        options.ensure_data_dir()?;
+    }
+    let key = LogKey::load_or_create(&options.data_dir.join("log.key"), &args.key.origin)
+        .context("loading the log signing key")?;
+    tracing::info!(vkey = %key.vkey(), "log signing key ready");
+    let config = ServiceConfig { request_ttl: chrono::Duration::days(args.request_ttl_days) };
+    let state = AppState::open(options, Arc::new(SystemClock), config).await?;
+    let listener = TcpListener::bind(&args.listen).with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let server = crate::server::run(listener, state.clone())?;
+    tokio::spawn(housekeeping(state.clone()));
+    // Tests and scripts read this line to find a port picked with `--listen 127.0.0.1:0`.
+    println!("consent-ledger listening on http://{addr}");
+    tracing::info!(%addr, "serving");
+    server.await?;
+    tracing::info!("stopped: in-flight requests drained, every acknowledged write is durable");
+    Ok(())
+}
+
+/// Keeps the read model following writes of other processes, and closes consent requests
+/// whose time ran out (SPEC §3: expired after a configurable time).
+async fn housekeeping(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut since_sweep = 0u32;
+    loop {
+        tick.tick().await;
+        if let Err(e) = state.projector.catch_up().await {
+            tracing::warn!(error = %e, "catching up the read model failed");
+            continue;
+        }
+        since_sweep += 1;
+        if since_sweep >= 60 {
+            since_sweep = 0;
+            expire_requests(&state).await;
+        }
+    }
+}
+
+/// Records `ConsentRequestExpired` for every pending request past its expiry.
+pub async fn expire_requests(state: &AppState) {
+    let now = state.clock.now();
+    let due: Vec<_> = state
+        .projector
+        .read()
+        .requests
+        .values()
+        .filter(|r| r.status == RequestStatus::Pending && now >= r.expires_at)
+        .map(|r| r.id)
+        .collect();
+    for id in due {
+        let meta = CommandMeta::new("system", Uuid::now_v7().to_string());
+        match state.requests.execute(&id.to_string(), ConsentRequestCommand::ExpireConsentRequest, meta).await {
+            Ok(_) => tracing::info!(request = %id, "consent request expired"),
+            Err(e) => tracing::warn!(request = %id, error = %e, "could not expire consent request"),
+        }
+    }
+    if let Err(e) = state.projector.catch_up().await {
+        tracing::warn!(error = %e, "catching up after expiry failed");
+    }
+}

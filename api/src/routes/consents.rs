@@ -1,0 +1,234 @@
+//! `POST /v1/consents`, `GET /v1/consents`, `GET /v1/consents/{id}` (with its history),
+//! `POST /v1/consents/{id}/revoke`.
+
+use actix_web::http::StatusCode;
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use consent_ledger_domain::consent::ConsentCommand;
+use consent_ledger_domain::terms::ConsentScope;
+use consent_ledger_domain::values::{
+    ConsentId, DataCategory, DpaRef, LegalBasis, NonEmptySet, PartnerId, Purpose, Role, ShipperId,
+};
+use consent_ledger_projections::model::{ConsentStatus, ConsentView, RequestView};
+use consent_ledger_store::{Position, StoredEvent};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::body::{parse_json, path_id, read_body, QueryParams};
+use crate::problem::{ApiError, Problem};
+use crate::routes::principals::ReasonBody;
+use crate::routes::{page_size, render_created, render_position, Created, Page, Positioned};
+use crate::state::AppState;
+use crate::write::write;
+
+/// A grant from the calling shipper to one partner (SPEC §7 consent body).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantConsent {
+    pub partner_id: PartnerId,
+    pub scope: ConsentScope,
+    pub purposes: NonEmptySet<Purpose>,
+    pub data_categories: NonEmptySet<DataCategory>,
+    pub legal_basis: LegalBasis,
+    /// Defaults to the partner's DPA reference.
+    #[serde(default)]
+    pub dpa_ref: Option<DpaRef>,
+    /// Defaults to now.
+    #[serde(default)]
+    pub valid_from: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+/// A consent with its status now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsentOut<'a> {
+    #[serde(flatten)]
+    pub consent: &'a ConsentView,
+    pub status: ConsentStatus,
+}
+
+/// One event of a consent's history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryEntry {
+    pub position: Position,
+    pub event_type: String,
+    pub recorded_at: DateTime<Utc>,
+    pub actor: String,
+    pub request_id: String,
+    pub event: serde_json::Value,
+}
+
+/// A consent, its full history, and the request it answered.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsentDetail<'a> {
+    #[serde(flatten)]
+    pub consent: ConsentOut<'a>,
+    pub history: Vec<HistoryEntry>,
+    pub request: Option<&'a RequestView>,
+}
+
+/// Who may see a consent: its shipper, its partner, and auditors (SPEC §2).
+pub fn can_see(caller: &Caller, consent: &ConsentView) -> bool {
+    caller.is_auditor()
+        || (caller.role == Role::Shipper && consent.shipper_id == caller.id.as_shipper())
+        || (caller.role == Role::Partner && consent.partner_id == caller.id.as_partner())
+}
+
+/// Grant a consent (shipper).
+#[utoipa::path(post, path = "/v1/consents", tag = "consents", request_body = GrantConsent,
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "retry-safe key")),
+    responses((status = 201, body = Created), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 409, body = Problem, description = "partner suspended"), (status = 422, body = Problem)))]
+#[post("/v1/consents")]
+pub async fn grant(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Shipper])?;
+    let body = read_body(payload).await?;
+    let input: GrantConsent = parse_json(&body)?;
+    let id = ConsentId::from_uuid(Uuid::now_v7());
+    let command = ConsentCommand::GrantConsent {
+        id,
+        shipper: caller.id.as_shipper(),
+        partner: input.partner_id,
+        scope: input.scope,
+        purposes: input.purposes,
+        data_categories: input.data_categories,
+        legal_basis: input.legal_basis,
+        dpa_ref: input.dpa_ref,
+        valid_from: input.valid_from,
+        valid_until: input.valid_until,
+        origin_request: None,
+    };
+    write(
+        &state,
+        &req,
+        &caller,
+        &body,
+        StatusCode::CREATED,
+        |meta| async { Ok(state.consents.execute(&id.to_string(), command, meta).await?) },
+        |events, _| render_created(events),
+    )
+    .await
+}
+
+/// List the consents the caller may see, oldest first, filtered by partner, shipper and status.
+#[utoipa::path(get, path = "/v1/consents", tag = "consents", security(("bearer" = [])),
+    params(
+        ("partner_id" = Option<String>, Query), ("shipper_id" = Option<String>, Query),
+        ("status" = Option<ConsentStatus>, Query), ("limit" = Option<usize>, Query, description = "1–1000, default 100"),
+        ("after" = Option<String>, Query, description = "cursor: the next_after of the previous page")),
+    responses((status = 200, description = "{items: [consent], next_after?}"), (status = 422, body = Problem)))]
+#[get("/v1/consents")]
+pub async fn list(state: web::Data<AppState>, req: HttpRequest, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let q = QueryParams::parse(req.query_string(), &["partner_id", "shipper_id", "status", "limit", "after"])?;
+    let partner: Option<PartnerId> = q.get("partner_id")?;
+    let shipper: Option<ShipperId> = q.get("shipper_id")?;
+    let status: Option<String> = q.get("status")?;
+    let status = status
+        .map(|s| {
+            serde_json::from_value::<ConsentStatus>(serde_json::Value::String(s.clone()))
+                .map_err(|_| ApiError::invalid("status", format!("unknown value `{s}`; expected active, revoked, expired or not_yet_valid")))
+        })
+        .transpose()?;
+    let limit = page_size(q.get("limit")?)?;
+    let after: Option<ConsentId> = q.get("after")?;
+    let now = state.clock.now();
+    let model = state.projector.read();
+    let range = match after {
+        Some(after) => model.consents.range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)),
+        None => model.consents.range(..),
+    };
+    let mut items: Vec<ConsentOut<'_>> = range
+        .map(|(_, c)| c)
+        .filter(|c| can_see(&caller, c))
+        .filter(|c| partner.is_none_or(|p| c.partner_id == p))
+        .filter(|c| shipper.is_none_or(|s| c.shipper_id == s))
+        .map(|c| ConsentOut { consent: c, status: c.status_at(now) })
+        .filter(|c| status.is_none_or(|s| c.status == s))
+        .take(limit + 1)
+        .collect();
+    let next_after = (items.len() > limit).then(|| {
+        items.truncate(limit);
+        items.last().map(|c| c.consent.id.to_string()).unwrap_or_default()
+    });
+    Ok(HttpResponse::Ok().json(Page { items, next_after }))
+}
+
+/// One consent with its full history (grant, revocation with reason and actor) and the
+/// request it answered.
+#[utoipa::path(get, path = "/v1/consents/{id}", tag = "consents", security(("bearer" = [])),
+    responses((status = 200, body = ConsentDetail), (status = 404, body = Problem), (status = 422, body = Problem)))]
+#[get("/v1/consents/{id}")]
+pub async fn get(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id: ConsentId = path_id(&id, "id")?;
+    let stored = state.store.read_stream("consent", &id.to_string()).await?;
+    let history = stored.into_iter().map(history_entry).collect();
+    let now = state.clock.now();
+    let model = state.projector.read();
+    let consent = model.consents.get(&id).filter(|c| can_see(&caller, c)).ok_or_else(ApiError::not_found)?;
+    let request = consent.request_id.and_then(|r| model.requests.get(&r));
+    let detail = ConsentDetail { consent: ConsentOut { consent, status: consent.status_at(now) }, history, request };
+    Ok(HttpResponse::Ok().json(detail))
+}
+
+pub(crate) fn history_entry(e: StoredEvent) -> HistoryEntry {
+    // Events are stored as {"EventType": {fields}}; the history shows the fields.
+    let event = match e.payload {
+        serde_json::Value::Object(mut map) if map.len() == 1 => map.remove(&e.event_type).unwrap_or_default(),
+        other => other,
+    };
+    HistoryEntry {
+        position: e.position,
+        event_type: e.event_type,
+        recorded_at: e.recorded_at,
+        actor: e.actor,
+        request_id: e.request_id,
+        event,
+    }
+}
+
+/// Revoke a consent (its shipper). Effective at commit: no decision committed after the answer
+/// allows through it (SPEC §5.2).
+#[utoipa::path(post, path = "/v1/consents/{id}/revoke", tag = "consents", request_body = ReasonBody,
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "retry-safe key")),
+    responses((status = 200, body = Positioned), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "already revoked"), (status = 422, body = Problem)))]
+#[post("/v1/consents/{id}/revoke")]
+pub async fn revoke(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let id: ConsentId = path_id(&id, "id")?;
+    {
+        let model = state.projector.read();
+        let consent = model.consents.get(&id).filter(|c| can_see(&caller, c)).ok_or_else(ApiError::not_found)?;
+        if !(caller.role == Role::Shipper && consent.shipper_id == caller.id.as_shipper()) {
+            return Err(ApiError::Forbidden("only the shipper who granted a consent revokes it".into()));
+        }
+    }
+    let body = read_body(payload).await?;
+    let input: ReasonBody = parse_json(&body)?;
+    let command = ConsentCommand::RevokeConsent { revoked_by: caller.id, reason: input.reason };
+    write(
+        &state,
+        &req,
+        &caller,
+        &body,
+        StatusCode::OK,
+        |meta| async { Ok(state.consents.execute(&id.to_string(), command, meta).await?) },
+        |events, _| render_position(events),
+    )
+    .await
+}

@@ -1,0 +1,190 @@
+//! `POST /v1/principals` and partner status (admin), `GET /v1/me`, `GET /v1/partners`.
+
+use actix_web::http::StatusCode;
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use consent_ledger_domain::principal::{PartnerProfile, PrincipalCommand};
+use consent_ledger_domain::values::{DisplayName, PartnerStatus, PrincipalId, Reason, Role};
+use consent_ledger_projections::model::PrincipalView;
+use consent_ledger_store::cqrs::CommandMeta;
+use consent_ledger_store::StoredEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::{Caller, Token};
+use crate::body::{parse_json, path_id, read_body};
+use crate::problem::{ApiError, Problem};
+use crate::routes::render_position;
+use crate::state::AppState;
+use crate::write::{write, Answer};
+
+/// `{"role":"partner","name":…,"partner":{"kind":…,"country":…,"dpa_ref":…}}` or
+/// `{"role":"shipper"|"gateway"|"privacy_officer"|"regulator"|"admin","name":…}`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePrincipal {
+    pub role: Role,
+    pub name: DisplayName,
+    #[serde(default)]
+    pub partner: Option<PartnerProfile>,
+}
+
+/// The new principal's id and bearer token. The token is shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedPrincipal {
+    pub id: PrincipalId,
+    pub token: String,
+}
+
+/// Registers a principal; shared by the HTTP route and the offline `principal create`.
+pub async fn register(
+    state: &AppState,
+    input: CreatePrincipal,
+    meta: CommandMeta,
+) -> Result<(CreatedPrincipal, Vec<StoredEvent>), ApiError> {
+    let id = PrincipalId::from_uuid(Uuid::now_v7());
+    let token = Token::generate().map_err(ApiError::Internal)?;
+    let command = PrincipalCommand::RegisterPrincipal {
+        id,
+        role: input.role,
+        name: input.name,
+        partner: input.partner,
+        token_sha256: token.digest(),
+    };
+    let events = state.principals.execute(&id.to_string(), command, meta).await?;
+    Ok((CreatedPrincipal { id, token: token.expose().to_owned() }, events))
+}
+
+/// Register a principal (admin). A partner's and a shipper's id is its principal id.
+///
+/// With an `Idempotency-Key`, a retry does not create a second principal; since the token is
+/// never stored, the retry answers 409 `token-shown-once` naming the principal made first.
+#[utoipa::path(post, path = "/v1/principals", tag = "principals", request_body = CreatePrincipal,
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "retry-safe key")),
+    responses(
+        (status = 201, body = CreatedPrincipal),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem)))]
+#[post("/v1/principals")]
+pub async fn create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let body = read_body(payload).await?;
+    let input: CreatePrincipal = parse_json(&body)?;
+    let made = std::sync::Mutex::new(None);
+    write(
+        &state,
+        &req,
+        &caller,
+        &body,
+        StatusCode::CREATED,
+        |meta| async {
+            let (created, events) = register(&state, input, meta).await?;
+            *made.lock().unwrap_or_else(|p| p.into_inner()) = Some(created);
+            Ok(events)
+        },
+        |events: &[StoredEvent], answer| match (answer, made.lock().unwrap_or_else(|p| p.into_inner()).as_ref()) {
+            (Answer::First, Some(created)) => Ok(json!(created)),
+            _ => Err(ApiError::conflict(
+                "token-shown-once",
+                format!(
+                    "principal {} was created by the first request with this Idempotency-Key; its token was shown only then",
+                    events.first().map(|e| e.stream_id.as_str()).unwrap_or("?")
+                ),
+            )),
+        },
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonBody {
+    pub reason: Reason,
+}
+
+async fn set_partner_status(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+    id: String,
+    payload: web::Payload,
+    to: PartnerStatus,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let id: PrincipalId = path_id(&id, "id")?;
+    let body = read_body(payload).await?;
+    let command = match to {
+        PartnerStatus::Suspended => PrincipalCommand::SuspendPartner { reason: parse_json::<ReasonBody>(&body)?.reason },
+        PartnerStatus::Active => {
+            let _: super::requests::NoBody = parse_json(&body)?;
+            PrincipalCommand::ReactivatePartner
+        }
+    };
+    write(
+        &state,
+        &req,
+        &caller,
+        &body,
+        StatusCode::OK,
+        |meta| async { Ok(state.principals.execute(&id.to_string(), command, meta).await?) },
+        |events, _| render_position(events),
+    )
+    .await
+}
+
+/// Suspend a partner (admin): it is denied every decision and can receive no grant.
+#[utoipa::path(post, path = "/v1/principals/{id}/suspend", tag = "principals", request_body = ReasonBody,
+    security(("bearer" = [])), responses((status = 200, body = super::Positioned), (status = 404, body = Problem), (status = 409, body = Problem)))]
+#[post("/v1/principals/{id}/suspend")]
+pub async fn suspend(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    set_partner_status(state, req, caller, id.into_inner(), payload, PartnerStatus::Suspended).await
+}
+
+/// Reactivate a suspended partner (admin).
+#[utoipa::path(post, path = "/v1/principals/{id}/reactivate", tag = "principals",
+    security(("bearer" = [])), responses((status = 200, body = super::Positioned), (status = 404, body = Problem), (status = 409, body = Problem)))]
+#[post("/v1/principals/{id}/reactivate")]
+pub async fn reactivate(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    set_partner_status(state, req, caller, id.into_inner(), payload, PartnerStatus::Active).await
+}
+
+/// Who the token belongs to.
+#[utoipa::path(get, path = "/v1/me", tag = "principals", security(("bearer" = [])),
+    responses((status = 200, body = PrincipalView), (status = 401, body = Problem)))]
+#[get("/v1/me")]
+pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let model = state.projector.read();
+    let view = model.principals.get(&caller.id).ok_or(ApiError::Unauthorized)?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// The partner directory: every partner's id, name, kind, country, DPA reference and status,
+/// so that a shipper can find whom to grant.
+#[utoipa::path(get, path = "/v1/partners", tag = "principals", security(("bearer" = [])),
+    responses((status = 200, body = Vec<PrincipalView>), (status = 401, body = Problem)))]
+#[get("/v1/partners")]
+pub async fn partners(state: web::Data<AppState>, _caller: Caller) -> Result<HttpResponse, ApiError> {
+    let model = state.projector.read();
+    let mut partners: Vec<&PrincipalView> = model.principals.values().filter(|p| p.role == Role::Partner).collect();
+    partners.sort_by_key(|p| p.id);
+    Ok(HttpResponse::Ok().json(partners))
+}

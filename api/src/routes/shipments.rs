@@ -1,0 +1,105 @@
+//! `POST /v1/shipments` (a shipper for itself, the gateway for any shipper) and
+//! `GET /v1/shipments/{id}`.
+
+use actix_web::http::StatusCode;
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use consent_ledger_domain::shipment::ShipmentCommand;
+use consent_ledger_domain::values::{CarrierCode, CountryCode, RecipientRef, Role, ShipmentId, ShipperId, TrackingNumber};
+use consent_ledger_projections::model::ShipmentView;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::body::{parse_json, path_id, read_body};
+use crate::problem::{ApiError, Problem};
+use crate::routes::{render_created, Created};
+use crate::state::AppState;
+use crate::write::write;
+
+/// `{"carrier","tracking_number","destination_country","recipient_ref"?,"shipper_id"?}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterShipment {
+    /// Carrier code; stored upper-cased.
+    pub carrier: CarrierCode,
+    /// Unique per carrier.
+    pub tracking_number: TrackingNumber,
+    pub destination_country: CountryCode,
+    /// An opaque key for data-subject requests; never an e-mail address or a name.
+    #[serde(default)]
+    pub recipient_ref: Option<RecipientRef>,
+    /// The shipper the shipment belongs to: required for a gateway, implied for a shipper.
+    #[serde(default)]
+    pub shipper_id: Option<ShipperId>,
+}
+
+/// The claim that keeps a carrier's tracking number unique across the log.
+pub fn tracking_claim(carrier: &CarrierCode, tracking: &TrackingNumber) -> String {
+    format!("tracking:{carrier}/{tracking}")
+}
+
+/// Register a shipment.
+#[utoipa::path(post, path = "/v1/shipments", tag = "shipments", request_body = RegisterShipment,
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "retry-safe key")),
+    responses((status = 201, body = Created), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 409, body = Problem, description = "tracking number already registered"), (status = 422, body = Problem)))]
+#[post("/v1/shipments")]
+pub async fn create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Shipper, Role::Gateway])?;
+    let body = read_body(payload).await?;
+    let input: RegisterShipment = parse_json(&body)?;
+    let shipper = match (caller.role, input.shipper_id) {
+        (Role::Gateway, Some(shipper)) => shipper,
+        (Role::Gateway, None) => return Err(ApiError::invalid("shipper_id", "a gateway must name the shipper")),
+        (_, None) => caller.id.as_shipper(),
+        (_, Some(named)) if named == caller.id.as_shipper() => named,
+        (_, Some(_)) => return Err(ApiError::invalid("shipper_id", "a shipper registers only its own shipments")),
+    };
+    let id = ShipmentId::from_uuid(Uuid::now_v7());
+    let claim = tracking_claim(&input.carrier, &input.tracking_number);
+    let command = ShipmentCommand::RegisterShipment {
+        id,
+        shipper,
+        carrier: input.carrier,
+        tracking_number: input.tracking_number,
+        destination_country: input.destination_country,
+        recipient_ref: input.recipient_ref,
+    };
+    write(
+        &state,
+        &req,
+        &caller,
+        &body,
+        StatusCode::CREATED,
+        |mut meta| async {
+            meta.unique_claims.push(claim);
+            Ok(state.shipments.execute(&id.to_string(), command, meta).await?)
+        },
+        |events, _| render_created(events),
+    )
+    .await
+}
+
+/// One shipment: its shipper, the gateway and auditors see it; anyone else gets 404.
+#[utoipa::path(get, path = "/v1/shipments/{id}", tag = "shipments", security(("bearer" = [])),
+    responses((status = 200, body = ShipmentView), (status = 404, body = Problem)))]
+#[get("/v1/shipments/{id}")]
+pub async fn get(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id: ShipmentId = path_id(&id, "id")?;
+    let model = state.projector.read();
+    let shipment = model.shipments.get(&id).ok_or_else(ApiError::not_found)?;
+    let visible = caller.is_auditor()
+        || caller.role == Role::Gateway
+        || (caller.role == Role::Shipper && shipment.shipper_id == caller.id.as_shipper());
+    if !visible {
+        return Err(ApiError::not_found());
+    }
+    Ok(HttpResponse::Ok().json(shipment))
+}

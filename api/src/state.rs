@@ -1,0 +1,85 @@
+//! Everything a request handler needs, built once at start.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use consent_ledger_domain::consent::Consent;
+use consent_ledger_domain::principal::Principal;
+use consent_ledger_domain::request::ConsentRequest;
+use consent_ledger_domain::shipment::Shipment;
+use consent_ledger_domain::{Clock, Directory, LedgerServices};
+use consent_ledger_projections::Projector;
+use consent_ledger_store::cqrs::CommandBus;
+use consent_ledger_store::{Store, StoreLocation};
+
+/// Tunables of the running service.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// How long a consent request stays pending before it expires (SPEC §3: 30 days).
+    pub request_ttl: chrono::Duration,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self { request_ttl: chrono::Duration::days(30) }
+    }
+}
+
+/// Where the store lives and where the signing key is kept.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+}
+
+impl StoreOptions {
+    pub fn location(&self) -> anyhow::Result<StoreLocation> {
+        match &self.database_url {
+            Some(url) => StoreLocation::from_url(url).context("reading --database-url"),
+            None => Ok(StoreLocation::in_data_dir(&self.data_dir)),
+        }
+    }
+
+    /// Creates the data directory if needed (it holds the SQLite file and the signing key).
+    pub fn ensure_data_dir(&self) -> anyhow::Result<()> {
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("creating data directory {}", self.data_dir.display()))
+    }
+}
+
+pub struct AppState {
+    pub store: Store,
+    pub projector: Projector,
+    pub clock: Arc<dyn Clock>,
+    pub config: ServiceConfig,
+    pub principals: CommandBus<Principal>,
+    pub shipments: CommandBus<Shipment>,
+    pub consents: CommandBus<Consent>,
+    pub requests: CommandBus<ConsentRequest>,
+}
+
+impl AppState {
+    /// Opens the store, brings the read model up to date, and wires the command buses.
+    pub async fn open(options: &StoreOptions, clock: Arc<dyn Clock>, config: ServiceConfig) -> anyhow::Result<Arc<Self>> {
+        let location = options.location()?;
+        if matches!(location, StoreLocation::SqliteFile(_)) && options.database_url.is_none() {
+            options.ensure_data_dir()?;
+        }
+        let store = Store::open(&location).await.context("opening the event store")?;
+        let projector = Projector::new(store.clone());
+        projector.catch_up().await.context("building the read model from the log")?;
+        let directory: Arc<dyn Directory> = Arc::new(projector.clone());
+        let services = LedgerServices::new(clock.clone(), directory);
+        Ok(Arc::new(Self {
+            principals: CommandBus::new(store.clone(), services.clone()),
+            shipments: CommandBus::new(store.clone(), services.clone()),
+            consents: CommandBus::new(store.clone(), services.clone()),
+            requests: CommandBus::new(store.clone(), services),
+            store,
+            projector,
+            clock,
+            config,
+        }))
+    }
+}
