@@ -1,0 +1,581 @@
+//! The access decider (SPEC §3 "Access decision"): an in-memory index answering "may partner P
+//! read shipment S for purpose U, categories C, now?" in microseconds, and "who may see S at
+//! time T" without replaying anything.
+//!
+//! Compact on purpose (SPEC §11: ≤ 200 bytes per shipment at 10M shipments): a shipment is
+//! 8 bytes of facts under its 16-byte id, plus a 16-byte fingerprint of (carrier, tracking
+//! number) for look-ups by tracking number. Carriers and shippers are interned. Consents of
+//! scope `shipments` are indexed per listed shipment; consents of scope `shipper` once per
+//! shipper, never fanned out per shipment.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
+
+use chrono::{DateTime, Utc};
+use consent_ledger_domain::terms::ConsentScope;
+use consent_ledger_domain::values::{
+    CarrierCode, ConsentId, CountryCode, DataCategory, NonEmptySet, PartnerId, PartnerStatus, Purpose, ShipmentId,
+    ShipperId, TrackingNumber,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A set of data categories as a bit set (4 categories fit a byte).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Categories(u8);
+
+impl Categories {
+    pub fn of(categories: &[DataCategory]) -> Self {
+        Self(categories.iter().fold(0, |bits, c| bits | category_bit(*c)))
+    }
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    pub fn intersect(self, other: Self) -> Self {
+        Self(self.0 & other.0)
+    }
+    pub fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+    /// The categories in the canonical order.
+    pub fn to_vec(self) -> Vec<DataCategory> {
+        DataCategory::ALL.iter().copied().filter(|c| self.0 & category_bit(*c) != 0).collect()
+    }
+}
+
+fn category_bit(c: DataCategory) -> u8 {
+    1 << (c as u8)
+}
+
+fn purpose_bit(p: Purpose) -> u16 {
+    1 << (p as u16)
+}
+
+/// Why a decision denied (SPEC §3), in the order the rules are tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DenyReason {
+    UnknownShipment,
+    PartnerSuspended,
+    NoConsent,
+    PurposeNotCovered,
+    CategoryNotCovered,
+    ConsentRevoked,
+    ConsentExpired,
+    ConsentNotYetValid,
+}
+
+/// What a decision is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShipmentRef {
+    Id(ShipmentId),
+    Tracking(CarrierCode, TrackingNumber),
+}
+
+/// The outcome of one access check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// The shipment resolved, if it is known.
+    pub shipment: Option<ShipmentId>,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every consent in force that covers the request, and requested ∩ granted categories.
+    Allowed { consents: Vec<ConsentId>, categories: Categories },
+    Denied(DenyReason),
+}
+
+/// A consent as the decider needs it: scope, bit sets, and its life as time intervals.
+#[derive(Debug, Clone)]
+struct Rule {
+    partner: PartnerId,
+    shipper: u32,
+    scope: RuleScope,
+    purposes: u16,
+    categories: Categories,
+    valid_from: DateTime<Utc>,
+    valid_until: Option<DateTime<Utc>>,
+    granted_at: DateTime<Utc>,
+    /// Log position of the grant: "most recently granted" compares these.
+    granted_position: u64,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+enum RuleScope {
+    Shipments,
+    Shipper { carriers: Option<Box<[u32]>>, countries: Option<Box<[CountryCode]>> },
+}
+
+/// The facts of a shipment a decision needs: 12 bytes.
+#[derive(Debug, Clone, Copy)]
+struct Facts {
+    shipper: u32,
+    carrier: u32,
+    country: CountryCode,
+}
+
+/// A state of a consent at some time, for "who may see" answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Party {
+    pub consent: ConsentId,
+    pub partner: PartnerId,
+}
+
+#[derive(Default)]
+pub struct Decider {
+    shipments: HashMap<ShipmentId, Facts>,
+    tracking: HashMap<u128, ShipmentId>,
+    fingerprint: Fingerprint,
+    carriers: Interner<CarrierCode>,
+    shippers: Interner<ShipperId>,
+    partners: HashMap<PartnerId, PartnerStatus>,
+    rules: HashMap<ConsentId, Rule>,
+    by_shipment: HashMap<ShipmentId, Vec<ConsentId>>,
+    by_shipper: HashMap<u32, Vec<ConsentId>>,
+}
+
+impl std::fmt::Debug for Decider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decider")
+            .field("shipments", &self.shipments.len())
+            .field("consents", &self.rules.len())
+            .field("partners", &self.partners.len())
+            .finish()
+    }
+}
+
+/// Two independent keyed 64-bit hashes of (carrier, tracking number): a false match between
+/// two of 10M tracking numbers has odds of about 10^-25.
+struct Fingerprint(std::collections::hash_map::RandomState, std::collections::hash_map::RandomState);
+
+impl Default for Fingerprint {
+    fn default() -> Self {
+        Self(Default::default(), Default::default())
+    }
+}
+
+impl Fingerprint {
+    fn of(&self, carrier: u32, tracking: &str) -> u128 {
+        let half = |state: &std::collections::hash_map::RandomState| {
+            let mut h = state.build_hasher();
+            carrier.hash(&mut h);
+            tracking.hash(&mut h);
+            h.finish()
+        };
+        (u128::from(half(&self.0)) << 64) | u128::from(half(&self.1))
+    }
+}
+
+/// Maps values to small dense numbers and back.
+struct Interner<T> {
+    ids: HashMap<T, u32>,
+    values: Vec<T>,
+}
+
+impl<T> Default for Interner<T> {
+    fn default() -> Self {
+        Self { ids: HashMap::new(), values: Vec::new() }
+    }
+}
+
+impl<T: Clone + Eq + Hash> Interner<T> {
+    fn intern(&mut self, value: &T) -> u32 {
+        if let Some(id) = self.ids.get(value) {
+            return *id;
+        }
+        // INVARIANT: fewer than 2^32 carriers and shippers, far beyond any carrier network.
+        let id = self.values.len() as u32;
+        self.values.push(value.clone());
+        self.ids.insert(value.clone(), id);
+        id
+    }
+    fn get(&self, value: &T) -> Option<u32> {
+        self.ids.get(value).copied()
+    }
+    fn value(&self, id: u32) -> Option<&T> {
+        self.values.get(id as usize)
+    }
+}
+
+/// Which shipments a new grant covers, as the decider stores it.
+pub struct Grant<'a> {
+    pub id: ConsentId,
+    pub partner: PartnerId,
+    pub shipper: ShipperId,
+    pub scope: &'a ConsentScope,
+    pub purposes: &'a NonEmptySet<Purpose>,
+    pub categories: &'a NonEmptySet<DataCategory>,
+    pub valid_from: DateTime<Utc>,
+    pub valid_until: Option<DateTime<Utc>>,
+    pub granted_at: DateTime<Utc>,
+    pub position: u64,
+}
+
+impl Decider {
+    pub fn add_partner(&mut self, partner: PartnerId) {
+        self.partners.insert(partner, PartnerStatus::Active);
+    }
+
+    pub fn set_partner_status(&mut self, partner: PartnerId, status: PartnerStatus) {
+        self.partners.insert(partner, status);
+    }
+
+    pub fn partner_status(&self, partner: PartnerId) -> Option<PartnerStatus> {
+        self.partners.get(&partner).copied()
+    }
+
+    pub fn add_shipment(&mut self, id: ShipmentId, shipper: ShipperId, carrier: &CarrierCode, tracking: &TrackingNumber, country: CountryCode) {
+        let carrier = self.carriers.intern(carrier);
+        let shipper = self.shippers.intern(&shipper);
+        self.shipments.insert(id, Facts { shipper, carrier, country });
+        let key = self.fingerprint.of(carrier, tracking.as_str());
+        self.tracking.insert(key, id);
+    }
+
+    pub fn shipment_count(&self) -> usize {
+        self.shipments.len()
+    }
+
+    /// The owner of a shipment, if it is known.
+    pub fn shipment_owner(&self, id: ShipmentId) -> Option<ShipperId> {
+        let facts = self.shipments.get(&id)?;
+        self.shippers.value(facts.shipper).copied()
+    }
+
+    /// Resolves a shipment reference to a known shipment id.
+    pub fn resolve(&self, shipment: &ShipmentRef) -> Option<ShipmentId> {
+        match shipment {
+            ShipmentRef::Id(id) => self.shipments.contains_key(id).then_some(*id),
+            ShipmentRef::Tracking(carrier, tracking) => {
+                let carrier = self.carriers.get(carrier)?;
+                self.tracking.get(&self.fingerprint.of(carrier, tracking.as_str())).copied()
+            }
+        }
+    }
+
+    pub fn add_grant(&mut self, g: Grant<'_>) {
+        let shipper = self.shippers.intern(&g.shipper);
+        let scope = match g.scope {
+            ConsentScope::Shipments { shipment_ids } => {
+                for shipment in shipment_ids.iter() {
+                    self.by_shipment.entry(*shipment).or_default().push(g.id);
+                }
+                RuleScope::Shipments
+            }
+            ConsentScope::Shipper { carriers, destination_countries } => {
+                self.by_shipper.entry(shipper).or_default().push(g.id);
+                RuleScope::Shipper {
+                    carriers: carriers.as_ref().map(|cs| cs.iter().map(|c| self.carriers.intern(c)).collect()),
+                    countries: destination_countries.as_ref().map(|cs| cs.iter().copied().collect()),
+                }
+            }
+        };
+        let rule = Rule {
+            partner: g.partner,
+            shipper,
+            scope,
+            purposes: g.purposes.iter().fold(0, |bits, p| bits | purpose_bit(*p)),
+            categories: Categories::of(g.categories.as_slice()),
+            valid_from: g.valid_from,
+            valid_until: g.valid_until,
+            granted_at: g.granted_at,
+            granted_position: g.position,
+            revoked_at: None,
+        };
+        self.rules.insert(g.id, rule);
+    }
+
+    pub fn revoke(&mut self, id: ConsentId, at: DateTime<Utc>) {
+        if let Some(rule) = self.rules.get_mut(&id) {
+            rule.revoked_at = Some(at);
+        }
+    }
+
+    /// Every consent whose scope covers the shipment, whatever its state.
+    fn covering(&self, shipment: ShipmentId, facts: Facts) -> impl Iterator<Item = (ConsentId, &Rule)> {
+        let listed = self.by_shipment.get(&shipment).into_iter().flatten();
+        let shipper_wide = self.by_shipper.get(&facts.shipper).into_iter().flatten();
+        listed.chain(shipper_wide).filter_map(move |id| {
+            let rule = self.rules.get(id)?;
+            let in_scope = match &rule.scope {
+                RuleScope::Shipments => true,
+                RuleScope::Shipper { carriers, countries } => {
+                    rule.shipper == facts.shipper
+                        && carriers.as_ref().is_none_or(|c| c.contains(&facts.carrier))
+                        && countries.as_ref().is_none_or(|c| c.contains(&facts.country))
+                }
+            };
+            in_scope.then_some((*id, rule))
+        })
+    }
+
+    /// SPEC §3: allowed when at least one consent of this partner is in force at `now`, covers
+    /// the shipment and the purpose, and covers at least one requested category; otherwise the
+    /// first reason that applies.
+    pub fn decide(
+        &self,
+        partner: PartnerId,
+        shipment: &ShipmentRef,
+        purpose: Purpose,
+        requested: Categories,
+        now: DateTime<Utc>,
+    ) -> Verdict {
+        let Some(id) = self.resolve(shipment) else {
+            return Verdict { shipment: None, outcome: Outcome::Denied(DenyReason::UnknownShipment) };
+        };
+        let deny = |reason| Verdict { shipment: Some(id), outcome: Outcome::Denied(reason) };
+        if self.partners.get(&partner) == Some(&PartnerStatus::Suspended) {
+            return deny(DenyReason::PartnerSuspended);
+        }
+        let Some(facts) = self.shipments.get(&id).copied() else {
+            return deny(DenyReason::UnknownShipment);
+        };
+        let bit = purpose_bit(purpose);
+        let (mut any, mut any_purpose, mut any_category) = (false, false, false);
+        let mut in_force = Vec::new();
+        let mut granted = Categories::default();
+        let mut latest: Option<&Rule> = None;
+        for (consent, rule) in self.covering(id, facts).filter(|(_, r)| r.partner == partner) {
+            any = true;
+            if rule.purposes & bit == 0 {
+                continue;
+            }
+            any_purpose = true;
+            let overlap = rule.categories.intersect(requested);
+            if overlap.is_empty() {
+                continue;
+            }
+            any_category = true;
+            if state_now(rule, now).is_none() {
+                in_force.push(consent);
+                granted = granted.union(overlap);
+            } else if latest.is_none_or(|l| rule.granted_position > l.granted_position) {
+                latest = Some(rule);
+            }
+        }
+        if !in_force.is_empty() {
+            in_force.sort_unstable();
+            return Verdict { shipment: Some(id), outcome: Outcome::Allowed { consents: in_force, categories: granted } };
+        }
+        let reason = match (any, any_purpose, any_category, latest) {
+            (false, ..) => DenyReason::NoConsent,
+            (true, false, ..) => DenyReason::PurposeNotCovered,
+            (true, true, false, _) => DenyReason::CategoryNotCovered,
+            (.., Some(rule)) => state_now(rule, now).unwrap_or(DenyReason::ConsentRevoked),
+            (.., None) => DenyReason::NoConsent,
+        };
+        deny(reason)
+    }
+
+    /// Every consent that let a partner see the shipment at `at`: granted by then, not revoked
+    /// by then, and valid then. Interval checks on the consent's history, no replay.
+    pub fn parties_at(&self, shipment: ShipmentId, at: DateTime<Utc>) -> Vec<Party> {
+        let Some(facts) = self.shipments.get(&shipment).copied() else {
+            return Vec::new();
+        };
+        let mut parties: Vec<Party> = self
+            .covering(shipment, facts)
+            .filter(|(_, rule)| rule.granted_at <= at && state_at(rule, at).is_none())
+            .map(|(consent, rule)| Party { consent, partner: rule.partner })
+            .collect();
+        parties.sort_by_key(|p| p.consent);
+        parties.dedup();
+        parties
+    }
+}
+
+/// `None` when the consent is in force now, else why not. A revocation counts whatever its
+/// timestamp says: it is effective at commit (SPEC §5.2), even if clocks disagree.
+fn state_now(rule: &Rule, now: DateTime<Utc>) -> Option<DenyReason> {
+    if rule.revoked_at.is_some() {
+        return Some(DenyReason::ConsentRevoked);
+    }
+    state_at(rule, now)
+}
+
+/// `None` when the consent was in force at `t` by its recorded history, else why not.
+fn state_at(rule: &Rule, t: DateTime<Utc>) -> Option<DenyReason> {
+    if rule.revoked_at.is_some_and(|r| r <= t) {
+        Some(DenyReason::ConsentRevoked)
+    } else if rule.valid_until.is_some_and(|u| t >= u) {
+        Some(DenyReason::ConsentExpired)
+    } else if t < rule.valid_from {
+        Some(DenyReason::ConsentNotYetValid)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone};
+
+    use super::*;
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).single().unwrap()
+    }
+    fn id<T: std::str::FromStr>(n: u32) -> T
+    where
+        T::Err: std::fmt::Debug,
+    {
+        format!("0190d5f6-0000-7000-8000-{n:012}").parse().unwrap()
+    }
+    fn set<T: Ord + Clone>(v: &[T]) -> NonEmptySet<T> {
+        NonEmptySet::new(v.to_vec()).unwrap()
+    }
+    fn cats(c: &[DataCategory]) -> Categories {
+        Categories::of(c)
+    }
+
+    const SHIPPER: u32 = 1;
+    const PARTNER: u32 = 2;
+    const OTHER_PARTNER: u32 = 3;
+    const DHL_DE: u32 = 10;
+    const UPS_FR: u32 = 11;
+
+    struct Fixture {
+        d: Decider,
+        next_position: u64,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let mut d = Decider::default();
+            d.add_partner(id(PARTNER));
+            d.add_partner(id(OTHER_PARTNER));
+            let dhl = CarrierCode::parse("DHL").unwrap();
+            let ups = CarrierCode::parse("UPS").unwrap();
+            d.add_shipment(id(DHL_DE), id(SHIPPER), &dhl, &TrackingNumber::parse("JJD1").unwrap(), CountryCode::parse("DE").unwrap());
+            d.add_shipment(id(UPS_FR), id(SHIPPER), &ups, &TrackingNumber::parse("1Z9").unwrap(), CountryCode::parse("FR").unwrap());
+            Self { d, next_position: 100 }
+        }
+
+        fn grant(&mut self, consent: u32, scope: ConsentScope, purposes: &[Purpose], categories: &[DataCategory], from: DateTime<Utc>, until: Option<DateTime<Utc>>) {
+            self.next_position += 1;
+            self.d.add_grant(Grant {
+                id: id(consent),
+                partner: id(PARTNER),
+                shipper: id(SHIPPER),
+                scope: &scope,
+                purposes: &set(purposes),
+                categories: &set(categories),
+                valid_from: from,
+                valid_until: until,
+                granted_at: from.min(t0()),
+                position: self.next_position,
+            });
+        }
+
+        fn decide(&self, shipment: u32, purpose: Purpose, requested: &[DataCategory], now: DateTime<Utc>) -> Outcome {
+            self.d.decide(id(PARTNER), &ShipmentRef::Id(id(shipment)), purpose, cats(requested), now).outcome
+        }
+    }
+
+    fn listed(shipment: u32) -> ConsentScope {
+        ConsentScope::Shipments { shipment_ids: set(&[id(shipment)]) }
+    }
+
+    use DataCategory::{Location, ProofOfDelivery, StatusEvents};
+    use Purpose::{FraudPrevention, InsuranceClaim};
+
+    #[test]
+    fn allows_with_data_minimisation() {
+        let mut f = Fixture::new();
+        f.grant(1, listed(DHL_DE), &[InsuranceClaim], &[StatusEvents, ProofOfDelivery], t0(), None);
+        assert_eq!(
+            f.decide(DHL_DE, InsuranceClaim, &[StatusEvents, Location], t0()),
+            Outcome::Allowed { consents: vec![id(1)], categories: cats(&[StatusEvents]) }
+        );
+    }
+
+    #[test]
+    fn lists_every_consent_in_force_and_the_union_of_their_categories() {
+        let mut f = Fixture::new();
+        f.grant(1, listed(DHL_DE), &[InsuranceClaim], &[StatusEvents], t0(), None);
+        f.grant(2, ConsentScope::Shipper { carriers: None, destination_countries: None }, &[InsuranceClaim], &[Location], t0(), None);
+        assert_eq!(
+            f.decide(DHL_DE, InsuranceClaim, &[StatusEvents, Location, ProofOfDelivery], t0()),
+            Outcome::Allowed { consents: vec![id(1), id(2)], categories: cats(&[StatusEvents, Location]) }
+        );
+    }
+
+    #[test]
+    fn deny_reasons_come_in_spec_order() {
+        let mut f = Fixture::new();
+        let unknown = f.d.decide(id(PARTNER), &ShipmentRef::Id(id(99)), InsuranceClaim, cats(&[StatusEvents]), t0());
+        assert_eq!(unknown.outcome, Outcome::Denied(DenyReason::UnknownShipment));
+        assert_eq!(f.decide(DHL_DE, InsuranceClaim, &[StatusEvents], t0()), Outcome::Denied(DenyReason::NoConsent));
+        f.grant(1, listed(DHL_DE), &[InsuranceClaim], &[StatusEvents], t0(), None);
+        assert_eq!(f.decide(DHL_DE, FraudPrevention, &[StatusEvents], t0()), Outcome::Denied(DenyReason::PurposeNotCovered));
+        assert_eq!(f.decide(DHL_DE, InsuranceClaim, &[Location], t0()), Outcome::Denied(DenyReason::CategoryNotCovered));
+        f.d.set_partner_status(id(PARTNER), PartnerStatus::Suspended);
+        assert_eq!(f.decide(DHL_DE, InsuranceClaim, &[StatusEvents], t0()), Outcome::Denied(DenyReason::PartnerSuspended));
+        f.d.set_partner_status(id(PARTNER), PartnerStatus::Active);
+        f.d.revoke(id(1), t0() + Duration::hours(1));
+        // Effective at once, whatever the clock says.
+        assert_eq!(f.decide(DHL_DE, InsuranceClaim, &[StatusEvents], t0()), Outcome::Denied(DenyReason::ConsentRevoked));
+    }
+
+    #[test]
+    fn a_consent_of_another_partner_is_no_consent() {
+        let mut f = Fixture::new();
+        f.grant(1, listed(DHL_DE), &[InsuranceClaim], &[StatusEvents], t0(), None);
+        let other = f.d.decide(id(OTHER_PARTNER), &ShipmentRef::Id(id(DHL_DE)), InsuranceClaim, cats(&[StatusEvents]), t0());
+        assert_eq!(other.outcome, Outcome::Denied(DenyReason::NoConsent));
+    }
+
+    #[test]
+    fn expiry_and_start_are_matters_of_time_and_the_latest_grant_speaks() {
+        let mut f = Fixture::new();
+        f.grant(1, listed(DHL_DE), &[InsuranceClaim], &[StatusEvents], t0(), Some(t0() + Duration::days(10)));
+        assert!(matches!(f.decide(DHL_DE, InsuranceClaim, &[StatusEvents], t0() + Duration::days(9)), Outcome::Allowed { .. }));
+        assert_eq!(f.decide(DHL_DE, InsuranceClaim, &[StatusEvents], t0() + Duration::days(10)), Outcome::Denied(DenyReason::ConsentExpired));
+        // A later grant that starts in the future: its state is the answer.
+        f.grant(2, listed(DHL_DE), &[InsuranceClaim], &[StatusEvents], t0() + Duration::days(20), None);
+        assert_eq!(f.decide(DHL_DE, InsuranceClaim, &[StatusEvents], t0() + Duration::days(11)), Outcome::Denied(DenyReason::ConsentNotYetValid));
+        assert!(matches!(f.decide(DHL_DE, InsuranceClaim, &[StatusEvents], t0() + Duration::days(20)), Outcome::Allowed { .. }));
+    }
+
+    #[test]
+    fn shipper_wide_scope_filters_by_carrier_and_country() {
+        let mut f = Fixture::new();
+        let dhl_only = ConsentScope::Shipper { carriers: Some(set(&[CarrierCode::parse("DHL").unwrap()])), destination_countries: None };
+        f.grant(1, dhl_only, &[InsuranceClaim], &[StatusEvents], t0(), None);
+        assert!(matches!(f.decide(DHL_DE, InsuranceClaim, &[StatusEvents], t0()), Outcome::Allowed { .. }));
+        assert_eq!(f.decide(UPS_FR, InsuranceClaim, &[StatusEvents], t0()), Outcome::Denied(DenyReason::NoConsent));
+        let fr_only = ConsentScope::Shipper { carriers: None, destination_countries: Some(set(&[CountryCode::parse("FR").unwrap()])) };
+        f.grant(2, fr_only, &[InsuranceClaim], &[StatusEvents], t0(), None);
+        assert_eq!(f.decide(UPS_FR, InsuranceClaim, &[StatusEvents], t0()), Outcome::Allowed { consents: vec![id(2)], categories: cats(&[StatusEvents]) });
+        // Shipper-wide grants cover future shipments too, without fan-out.
+        f.d.add_shipment(id(12), id(SHIPPER), &CarrierCode::parse("DHL").unwrap(), &TrackingNumber::parse("JJD2").unwrap(), CountryCode::parse("AT").unwrap());
+        assert_eq!(f.decide(12, InsuranceClaim, &[StatusEvents], t0()), Outcome::Allowed { consents: vec![id(1)], categories: cats(&[StatusEvents]) });
+        // Another shipper's shipment is not covered by this shipper's grant.
+        f.d.add_shipment(id(13), id(77), &CarrierCode::parse("DHL").unwrap(), &TrackingNumber::parse("JJD3").unwrap(), CountryCode::parse("DE").unwrap());
+        assert_eq!(f.decide(13, InsuranceClaim, &[StatusEvents], t0()), Outcome::Denied(DenyReason::NoConsent));
+    }
+
+    #[test]
+    fn shipments_resolve_by_carrier_and_tracking_number() {
+        let f = Fixture::new();
+        let dhl = CarrierCode::parse("dhl").unwrap();
+        assert_eq!(f.d.resolve(&ShipmentRef::Tracking(dhl.clone(), TrackingNumber::parse("JJD1").unwrap())), Some(id(DHL_DE)));
+        assert_eq!(f.d.resolve(&ShipmentRef::Tracking(dhl, TrackingNumber::parse("JJD9").unwrap())), None);
+        assert_eq!(f.d.resolve(&ShipmentRef::Tracking(CarrierCode::parse("GLS").unwrap(), TrackingNumber::parse("JJD1").unwrap())), None);
+        assert_eq!(f.d.shipment_owner(id(DHL_DE)), Some(id(SHIPPER)));
+    }
+
+    #[test]
+    fn parties_as_of_follow_the_recorded_history() {
+        let mut f = Fixture::new();
+        f.grant(1, listed(DHL_DE), &[InsuranceClaim], &[StatusEvents], t0(), Some(t0() + Duration::days(30)));
+        f.d.revoke(id(1), t0() + Duration::days(5));
+        let at = |days| f.d.parties_at(id(DHL_DE), t0() + Duration::days(days));
+        assert_eq!(at(1), vec![Party { consent: id(1), partner: id(PARTNER) }]);
+        assert!(at(6).is_empty(), "revoked on day 5");
+        assert!(f.d.parties_at(id(DHL_DE), t0() - Duration::days(1)).is_empty(), "not yet granted");
+    }
+}

@@ -1,0 +1,125 @@
+//! The real `consent-ledger` binary, as a newcomer runs it: first start creates the store and
+//! the signing key, `/healthz` answers, a principal made offline while it serves can call it,
+//! and SIGTERM stops it cleanly.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_consent-ledger");
+
+/// Runs the binary on `dir` with nothing from the environment choosing another store.
+fn command(dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_remove("DATABASE_URL").env("RUST_LOG", "warn").arg("--data-dir").arg(dir);
+    cmd
+}
+
+/// Starts `serve` on a free port; returns the child and its base URL.
+fn serve(dir: &Path) -> (Child, String) {
+    let mut child = command(dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn consent-ledger serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
+    let url = line
+        .trim()
+        .strip_prefix("consent-ledger listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_owned();
+    (child, url)
+}
+
+fn principal(dir: &Path, role: &str, name: &str) -> serde_json::Value {
+    let out = command(dir)
+        .args(["principal", "create", "--role", role, "--name", name])
+        .output()
+        .expect("run principal create");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("principal create prints JSON")
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().expect("kill");
+    assert!(status.success());
+}
+
+#[actix_web::test]
+async fn first_start_creates_the_store_and_key_and_answers() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let admin = principal(&data, "admin", "First admin");
+    assert!(admin["id"].is_string() && admin["token"].as_str().is_some_and(|t| t.len() > 32), "{admin}");
+
+    let (mut child, url) = serve(&data);
+    assert!(data.join("ledger.db").is_file(), "ledger.db created on first start");
+    let key = data.join("log.key");
+    assert!(key.is_file(), "signing key created on first start");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&key).expect("key metadata").permissions().mode() & 0o777, 0o600);
+    }
+
+    let client = awc::Client::default();
+    let mut health = client.get(format!("{url}/healthz")).send().await.expect("healthz");
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.json::<serde_json::Value>().await.expect("json")["status"], "ok");
+
+    // A principal made offline while the server runs authenticates at once.
+    let shipper = principal(&data, "shipper", "Late shipper");
+    let token = shipper["token"].as_str().expect("token");
+    let mut me = client
+        .get(format!("{url}/v1/me"))
+        .insert_header(("Authorization", format!("Bearer {token}")))
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(me.status(), 200);
+    assert_eq!(me.json::<serde_json::Value>().await.expect("json")["id"], shipper["id"]);
+
+    sigterm(&child);
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "graceful stop exits 0, got {status}");
+
+    // The same key is used on the next start.
+    let vkey = command(&data).arg("keygen").output().expect("keygen");
+    let first = String::from_utf8_lossy(&vkey.stdout).to_string();
+    let (mut child, _) = serve(&data);
+    sigterm(&child);
+    child.wait().expect("wait");
+    let again = command(&data).arg("keygen").output().expect("keygen");
+    assert_eq!(first, String::from_utf8_lossy(&again.stdout));
+    assert!(first.starts_with("consent-ledger.local/log+"), "{first}");
+}
+
+#[test]
+fn migrate_creates_a_database_and_is_repeatable() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for _ in 0..2 {
+        let out = command(dir.path()).arg("migrate").output().expect("migrate");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(dir.path().join("ledger.db").is_file());
+}
+
+#[test]
+fn bad_command_line_input_fails_with_a_message() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = command(dir.path())
+        .args(["principal", "create", "--role", "partner", "--name", "No profile"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--kind"));
+    let out = command(dir.path())
+        .args(["principal", "create", "--role", "overlord", "--name", "X"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("overlord"));
+}
