@@ -11,7 +11,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_consent-ledger");
 /// Runs the binary on `dir` with nothing from the environment choosing another store.
 fn command(dir: &Path) -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.env_remove("DATABASE_URL").env("RUST_LOG", "warn").arg("--data-dir").arg(dir);
+    cmd.env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .arg("--data-dir")
+        .arg(dir);
     cmd
 }
 
@@ -25,7 +28,9 @@ fn serve(dir: &Path) -> (Child, String) {
         .expect("spawn consent-ledger serve");
     let stdout = child.stdout.take().expect("stdout");
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read the listening line");
     let url = line
         .trim()
         .strip_prefix("consent-ledger listening on ")
@@ -39,12 +44,20 @@ fn principal(dir: &Path, role: &str, name: &str) -> serde_json::Value {
         .args(["principal", "create", "--role", role, "--name", name])
         .output()
         .expect("run principal create");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("principal create prints JSON")
 }
 
 fn sigterm(child: &Child) {
-    let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().expect("kill");
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
     assert!(status.success());
 }
 
@@ -53,22 +66,42 @@ async fn first_start_creates_the_store_and_key_and_answers() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
     let admin = principal(&data, "admin", "First admin");
-    assert!(admin["id"].is_string() && admin["token"].as_str().is_some_and(|t| t.len() > 32), "{admin}");
+    assert!(
+        admin["id"].is_string() && admin["token"].as_str().is_some_and(|t| t.len() > 32),
+        "{admin}"
+    );
 
     let (mut child, url) = serve(&data);
-    assert!(data.join("ledger.db").is_file(), "ledger.db created on first start");
+    assert!(
+        data.join("ledger.db").is_file(),
+        "ledger.db created on first start"
+    );
     let key = data.join("log.key");
     assert!(key.is_file(), "signing key created on first start");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&key).expect("key metadata").permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&key)
+                .expect("key metadata")
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
     }
 
     let client = awc::Client::default();
-    let mut health = client.get(format!("{url}/healthz")).send().await.expect("healthz");
+    let mut health = client
+        .get(format!("{url}/healthz"))
+        .send()
+        .await
+        .expect("healthz");
     assert_eq!(health.status(), 200);
-    assert_eq!(health.json::<serde_json::Value>().await.expect("json")["status"], "ok");
+    assert_eq!(
+        health.json::<serde_json::Value>().await.expect("json")["status"],
+        "ok"
+    );
 
     // A principal made offline while the server runs authenticates at once.
     let shipper = principal(&data, "shipper", "Late shipper");
@@ -80,7 +113,10 @@ async fn first_start_creates_the_store_and_key_and_answers() {
         .await
         .expect("me");
     assert_eq!(me.status(), 200);
-    assert_eq!(me.json::<serde_json::Value>().await.expect("json")["id"], shipper["id"]);
+    assert_eq!(
+        me.json::<serde_json::Value>().await.expect("json")["id"],
+        shipper["id"]
+    );
 
     sigterm(&child);
     let status = child.wait().expect("wait");
@@ -101,8 +137,15 @@ async fn first_start_creates_the_store_and_key_and_answers() {
 fn migrate_creates_a_database_and_is_repeatable() {
     let dir = tempfile::tempdir().expect("temp dir");
     for _ in 0..2 {
-        let out = command(dir.path()).arg("migrate").output().expect("migrate");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = command(dir.path())
+            .arg("migrate")
+            .output()
+            .expect("migrate");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     assert!(dir.path().join("ledger.db").is_file());
 }
@@ -111,7 +154,14 @@ fn migrate_creates_a_database_and_is_repeatable() {
 fn bad_command_line_input_fails_with_a_message() {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = command(dir.path())
-        .args(["principal", "create", "--role", "partner", "--name", "No profile"])
+        .args([
+            "principal",
+            "create",
+            "--role",
+            "partner",
+            "--name",
+            "No profile",
+        ])
         .output()
         .expect("run");
     assert!(!out.status.success());

@@ -66,9 +66,14 @@ impl Caller {
 }
 
 fn bearer(req: &HttpRequest) -> Option<Token> {
-    let value = req.headers().get(actix_web::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let value = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| Token(token.trim().to_owned()))
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
+        .then(|| Token(token.trim().to_owned()))
 }
 
 impl FromRequest for Caller {
@@ -88,7 +93,10 @@ impl FromRequest for Caller {
                     .projector
                     .read()
                     .principal_by_token(&digest)
-                    .map(|p| Caller { id: p.id, role: p.role })
+                    .map(|p| Caller {
+                        id: p.id,
+                        role: p.role,
+                    })
             };
             if let Some(caller) = lookup(&state) {
                 return Ok(caller);

@@ -12,8 +12,8 @@ use consent_ledger_domain::consent::{Consent, ConsentCommand};
 use consent_ledger_domain::principal::{PartnerProfile, Principal, PrincipalCommand};
 use consent_ledger_domain::terms::ConsentScope;
 use consent_ledger_domain::values::{
-    ConsentId, CountryCode, DataCategory, DisplayName, DpaRef, LegalBasis, NonEmptySet, PartnerId, PartnerKind,
-    PrincipalId, Purpose, Role, ShipperId,
+    ConsentId, CountryCode, DataCategory, DisplayName, DpaRef, LegalBasis, NonEmptySet, PartnerId,
+    PartnerKind, PrincipalId, Purpose, Role, ShipperId,
 };
 use consent_ledger_domain::{Directory, LedgerServices, SystemClock};
 use consent_ledger_projections::Projector;
@@ -56,8 +56,17 @@ struct Figures {
 
 fn figures(mut latencies: Vec<Duration>, elapsed: Duration) -> Figures {
     latencies.sort();
-    let at = |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q) as usize).copied().unwrap_or_default();
-    Figures { per_second: latencies.len() as f64 / elapsed.as_secs_f64(), p50: at(0.50), p99: at(0.99) }
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    Figures {
+        per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50: at(0.50),
+        p99: at(0.99),
+    }
 }
 
 struct Fixture {
@@ -85,7 +94,13 @@ async fn fixture(path: PathBuf) -> anyhow::Result<Fixture> {
         Ok::<_, anyhow::Error>((id, command))
     };
     let (shipper, command) = register(Role::Shipper, None)?;
-    principals.execute(&shipper.to_string(), command, CommandMeta::new("bench", "setup")).await?;
+    principals
+        .execute(
+            &shipper.to_string(),
+            command,
+            CommandMeta::new("bench", "setup"),
+        )
+        .await?;
     let mut partners = Vec::new();
     for _ in 0..100 {
         let profile = PartnerProfile {
@@ -94,11 +109,18 @@ async fn fixture(path: PathBuf) -> anyhow::Result<Fixture> {
             dpa_ref: DpaRef::parse("DPA-BENCH")?,
         };
         let (id, command) = register(Role::Partner, Some(profile))?;
-        principals.execute(&id.to_string(), command, CommandMeta::new("bench", "setup")).await?;
+        principals
+            .execute(&id.to_string(), command, CommandMeta::new("bench", "setup"))
+            .await?;
         partners.push(id.as_partner());
     }
     projector.catch_up().await?;
-    Ok(Fixture { store, services, shipper: shipper.as_shipper(), partners })
+    Ok(Fixture {
+        store,
+        services,
+        shipper: shipper.as_shipper(),
+        partners,
+    })
 }
 
 fn grant(f: &Fixture, i: usize) -> anyhow::Result<(ConsentId, ConsentCommand)> {
@@ -107,9 +129,15 @@ fn grant(f: &Fixture, i: usize) -> anyhow::Result<(ConsentId, ConsentCommand)> {
         id,
         shipper: f.shipper,
         partner: f.partners[i % f.partners.len()],
-        scope: ConsentScope::Shipper { carriers: None, destination_countries: None },
+        scope: ConsentScope::Shipper {
+            carriers: None,
+            destination_countries: None,
+        },
         purposes: NonEmptySet::new(vec![Purpose::InsuranceClaim])?,
-        data_categories: NonEmptySet::new(vec![DataCategory::StatusEvents, DataCategory::ProofOfDelivery])?,
+        data_categories: NonEmptySet::new(vec![
+            DataCategory::StatusEvents,
+            DataCategory::ProofOfDelivery,
+        ])?,
         legal_basis: LegalBasis::Contract,
         dpa_ref: None,
         valid_from: None,
@@ -152,20 +180,29 @@ where
 }
 
 async fn grants(args: GrantsArgs) -> anyhow::Result<()> {
-    let scratch = tempfile::Builder::new().prefix("consent-ledger-bench").tempdir_in(
-        args.dir.clone().unwrap_or_else(std::env::temp_dir),
-    )?;
-    eprintln!("bench grants: {} grants, {} clients, scratch in {}", args.count, args.clients, scratch.path().display());
+    let scratch = tempfile::Builder::new()
+        .prefix("consent-ledger-bench")
+        .tempdir_in(args.dir.clone().unwrap_or_else(std::env::temp_dir))?;
+    eprintln!(
+        "bench grants: {} grants, {} clients, scratch in {}",
+        args.count,
+        args.clients,
+        scratch.path().display()
+    );
 
     // 1. The product path: CommandBus (load aggregate → handle → group-committed append).
     let f = Arc::new(fixture(scratch.path().join("bus.db")).await?);
-    let bus = Arc::new(CommandBus::<Consent>::new(f.store.clone(), f.services.clone()));
+    let bus = Arc::new(CommandBus::<Consent>::new(
+        f.store.clone(),
+        f.services.clone(),
+    ));
     let (fb, b) = (f.clone(), bus.clone());
     let product = drive(args.clients, args.count, move |i| {
         let (f, bus) = (fb.clone(), b.clone());
         async move {
             let (id, command) = grant(&f, i)?;
-            bus.execute(&id.to_string(), command, CommandMeta::new("bench", "grant")).await?;
+            bus.execute(&id.to_string(), command, CommandMeta::new("bench", "grant"))
+                .await?;
             Ok(())
         }
     })
@@ -173,14 +210,21 @@ async fn grants(args: GrantsArgs) -> anyhow::Result<()> {
 
     // 2. cqrs-es's own CqrsFramework::execute on our EventStore implementation.
     let g = Arc::new(fixture(scratch.path().join("framework.db")).await?);
-    let framework = Arc::new(CqrsFramework::new(LedgerEventStore::<Consent>::new(g.store.clone()), vec![], g.services.clone()));
+    let framework = Arc::new(CqrsFramework::new(
+        LedgerEventStore::<Consent>::new(g.store.clone()),
+        vec![],
+        g.services.clone(),
+    ));
     let (gf, fw) = (g.clone(), framework.clone());
     let via_framework = drive(args.clients, args.count, move |i| {
         let (g, framework) = (gf.clone(), fw.clone());
         async move {
             let (id, command) = grant(&g, i)?;
             let meta = CommandMeta::new("bench", "grant").into_metadata();
-            framework.execute_with_metadata(&id.to_string(), command, meta).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            framework
+                .execute_with_metadata(&id.to_string(), command, meta)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             Ok(())
         }
     })
@@ -189,24 +233,53 @@ async fn grants(args: GrantsArgs) -> anyhow::Result<()> {
     // Baselines on the rows the product wrote: raw batched INSERTs (1,000 per transaction),
     // and one transaction (one fsync) per row — what a naive per-command store does.
     let rows: Vec<StoredEvent> = f.store.read_range(Position::ZERO, u32::MAX).await?;
-    let rows: Vec<StoredEvent> = rows.into_iter().filter(|e| e.stream_type == "consent").collect();
-    let batched = baseline::batched_insert(&scratch.path().join("raw-batched.db"), &rows, 1000).await?;
+    let rows: Vec<StoredEvent> = rows
+        .into_iter()
+        .filter(|e| e.stream_type == "consent")
+        .collect();
+    let batched =
+        baseline::batched_insert(&scratch.path().join("raw-batched.db"), &rows, 1000).await?;
     let naive_rows = &rows[..rows.len().min(2_000)];
-    let naive = baseline::batched_insert(&scratch.path().join("raw-per-row.db"), naive_rows, 1).await?;
+    let naive =
+        baseline::batched_insert(&scratch.path().join("raw-per-row.db"), naive_rows, 1).await?;
     let rate = |n: usize, d: Duration| n as f64 / d.as_secs_f64();
 
-    println!("| path (SQLite, synchronous=FULL, {} clients) | grants/s | p50 | p99 |", args.clients);
+    println!(
+        "| path (SQLite, synchronous=FULL, {} clients) | grants/s | p50 | p99 |",
+        args.clients
+    );
     println!("|---|---:|---:|---:|");
     let row = |name: &str, x: &Figures| {
-        println!("| {name} | {:.0} | {:.2} ms | {:.2} ms |", x.per_second, ms(x.p50), ms(x.p99))
+        println!(
+            "| {name} | {:.0} | {:.2} ms | {:.2} ms |",
+            x.per_second,
+            ms(x.p50),
+            ms(x.p99)
+        )
     };
     row("CommandBus (cqrs-es handle + group commit)", &product);
-    row("cqrs-es CqrsFramework::execute on LedgerEventStore", &via_framework);
-    println!("| baseline: raw INSERT, 1,000 rows per transaction | {:.0} | | |", rate(rows.len(), batched));
-    println!("| baseline: raw INSERT, one transaction per row ({} rows) | {:.0} | | |", naive_rows.len(), rate(naive_rows.len(), naive));
+    row(
+        "cqrs-es CqrsFramework::execute on LedgerEventStore",
+        &via_framework,
+    );
+    println!(
+        "| baseline: raw INSERT, 1,000 rows per transaction | {:.0} | | |",
+        rate(rows.len(), batched)
+    );
+    println!(
+        "| baseline: raw INSERT, one transaction per row ({} rows) | {:.0} | | |",
+        naive_rows.len(),
+        rate(naive_rows.len(), naive)
+    );
     println!();
-    println!("ratio CommandBus / raw batched INSERT: {:.2}", product.per_second / rate(rows.len(), batched));
-    println!("ratio CommandBus / one-fsync-per-row: {:.1}x", product.per_second / rate(naive_rows.len(), naive));
+    println!(
+        "ratio CommandBus / raw batched INSERT: {:.2}",
+        product.per_second / rate(rows.len(), batched)
+    );
+    println!(
+        "ratio CommandBus / one-fsync-per-row: {:.1}x",
+        product.per_second / rate(naive_rows.len(), naive)
+    );
     Ok(())
 }
 

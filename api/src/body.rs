@@ -17,7 +17,9 @@ pub const BODY_LIMIT: usize = 512 * 1024;
 pub async fn read_body(mut payload: web::Payload) -> Result<web::Bytes, ApiError> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::MalformedBody { detail: e.to_string() })?;
+        let chunk = chunk.map_err(|e| ApiError::MalformedBody {
+            detail: e.to_string(),
+        })?;
         if body.len() + chunk.len() > BODY_LIMIT {
             return Err(ApiError::PayloadTooLarge { limit: BODY_LIMIT });
         }
@@ -29,18 +31,40 @@ pub async fn read_body(mut payload: web::Payload) -> Result<web::Bytes, ApiError
 /// Parses a JSON body into `T`. A syntax error is a 400; a wrong, missing or unknown field is
 /// a 422 naming the field by its path (`scope.shipment_ids[0]`). An empty body reads as `{}`.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
+    // serde would read a struct from a JSON array by position; the API takes objects only.
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        Some(b'[' | b'"' | b't' | b'f' | b'n' | b'-' | b'0'..=b'9') => {
+            return Err(ApiError::invalid("body", "expected a JSON object"));
+        }
+        _ => {
+            return Err(ApiError::MalformedBody {
+                detail: "expected a JSON object".into(),
+            })
+        }
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
         let message = strip_position(&inner.to_string());
         match inner.classify() {
-            serde_json::error::Category::Data => ApiError::invalid(field_of(&path, &message), message),
-            _ => ApiError::MalformedBody { detail: inner.to_string() },
+            serde_json::error::Category::Data => {
+                ApiError::invalid(field_of(&path, &message), message)
+            }
+            _ => ApiError::MalformedBody {
+                detail: inner.to_string(),
+            },
         }
     })?;
-    de.end().map_err(|e| ApiError::MalformedBody { detail: e.to_string() })?;
+    de.end().map_err(|e| ApiError::MalformedBody {
+        detail: e.to_string(),
+    })?;
     Ok(value)
 }
 
@@ -59,9 +83,11 @@ fn field_of(path: &str, message: &str) -> String {
         .iter()
         .find_map(|prefix| message.strip_prefix(prefix))
         .and_then(|rest| rest.split('`').next());
+    // An unknown field is already the last segment of the path; a missing one is not.
     match (path, quoted) {
         (".", Some(name)) => name.to_owned(),
         (".", None) => "body".to_owned(),
+        (p, Some(name)) if p == name || p.ends_with(&format!(".{name}")) => p.to_owned(),
         (p, Some(name)) => format!("{p}.{name}"),
         (p, None) => p.to_owned(),
     }
@@ -77,7 +103,13 @@ impl QueryParams {
         let mut map = HashMap::new();
         for (k, v) in pairs {
             if !known.contains(&k.as_str()) {
-                return Err(ApiError::invalid(k.clone(), format!("unknown query parameter; expected one of {}", known.join(", "))));
+                return Err(ApiError::invalid(
+                    k.clone(),
+                    format!(
+                        "unknown query parameter; expected one of {}",
+                        known.join(", ")
+                    ),
+                ));
             }
             map.insert(k, v);
         }
@@ -92,7 +124,10 @@ impl QueryParams {
     {
         self.0
             .get(name)
-            .map(|v| v.parse::<T>().map_err(|e| ApiError::invalid(name, e.to_string())))
+            .map(|v| {
+                v.parse::<T>()
+                    .map_err(|e| ApiError::invalid(name, e.to_string()))
+            })
             .transpose()
     }
 }
@@ -103,7 +138,9 @@ where
     T: FromStr,
     T::Err: std::fmt::Display,
 {
-    value.parse().map_err(|e: T::Err| ApiError::invalid(name, e.to_string()))
+    value
+        .parse()
+        .map_err(|e: T::Err| ApiError::invalid(name, e.to_string()))
 }
 
 #[cfg(test)]
@@ -135,13 +172,20 @@ mod tests {
     fn errors_name_the_field() {
         assert_eq!(field(r#"{"a": 300}"#), "a");
         assert_eq!(field(r#"{"a": 1, "zzz": 1}"#), "zzz");
+        assert_eq!(field(r#"[1, null]"#), "body");
         assert_eq!(field(r#"{"a": 1, "inner": {"b": 1, "c": 2}}"#), "inner.c");
         assert_eq!(field(r#"{"inner": null}"#), "a");
     }
 
     #[test]
     fn syntax_errors_are_malformed_bodies() {
-        assert!(matches!(parse_json::<Probe>(b"{\"a\": "), Err(ApiError::MalformedBody { .. })));
-        assert!(matches!(parse_json::<Probe>(b"{\"a\": 1} x"), Err(ApiError::MalformedBody { .. })));
+        assert!(matches!(
+            parse_json::<Probe>(b"{\"a\": "),
+            Err(ApiError::MalformedBody { .. })
+        ));
+        assert!(matches!(
+            parse_json::<Probe>(b"{\"a\": 1} x"),
+            Err(ApiError::MalformedBody { .. })
+        ));
     }
 }

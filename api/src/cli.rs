@@ -20,12 +20,22 @@ use crate::state::{AppState, ServiceConfig, StoreOptions};
 use crate::telemetry::{self, LogFormat};
 
 #[derive(Debug, Parser)]
-#[command(name = "consent-ledger", version, about = "Consent ledger for third-party parcel tracking")]
+#[command(
+    name = "consent-ledger",
+    version,
+    about = "Consent ledger for third-party parcel tracking"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub store: StoreArgs,
     /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value = "text", env = "CONSENT_LEDGER_LOG_FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "CONSENT_LEDGER_LOG_FORMAT"
+    )]
     pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
@@ -34,7 +44,12 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
     /// Directory of the embedded store (ledger.db) and the signing key (log.key).
-    #[arg(long, global = true, default_value = "./data", env = "CONSENT_LEDGER_DATA_DIR")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "./data",
+        env = "CONSENT_LEDGER_DATA_DIR"
+    )]
     pub data_dir: PathBuf,
     /// Use this database instead of the embedded SQLite file (`sqlite://PATH`).
     #[arg(long, global = true, env = "DATABASE_URL")]
@@ -43,7 +58,10 @@ pub struct StoreArgs {
 
 impl StoreArgs {
     pub fn options(&self) -> StoreOptions {
-        StoreOptions { data_dir: self.data_dir.clone(), database_url: self.database_url.clone() }
+        StoreOptions {
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+        }
     }
 }
 
@@ -78,7 +96,11 @@ pub struct ServeArgs {
 #[derive(Debug, Clone, Args)]
 pub struct KeygenArgs {
     /// The log's origin: names the signing key and every checkpoint (C2SP tlog-checkpoint).
-    #[arg(long, default_value = "consent-ledger.local/log", env = "CONSENT_LEDGER_ORIGIN")]
+    #[arg(
+        long,
+        default_value = "consent-ledger.local/log",
+        env = "CONSENT_LEDGER_ORIGIN"
+    )]
     pub origin: String,
 }
 
@@ -117,11 +139,15 @@ pub async fn main() -> anyhow::Result<()> {
             if options.database_url.is_none() {
                 options.ensure_data_dir()?;
             }
-            consent_ledger_store::migrate(&location).await.context("migrating")?;
+            consent_ledger_store::migrate(&location)
+                .await
+                .context("migrating")?;
             eprintln!("migrations applied");
             Ok(())
         }
-        Command::Principal(PrincipalCommand::Create(args)) => create_principal(&options, args).await,
+        Command::Principal(PrincipalCommand::Create(args)) => {
+            create_principal(&options, args).await
+        }
         Command::Keygen(args) => {
             options.ensure_data_dir()?;
             let key = LogKey::load_or_create(&options.data_dir.join("log.key"), &args.origin)?;
@@ -143,10 +169,16 @@ async fn create_principal(options: &StoreOptions, args: CreatePrincipalArgs) -> 
         (_, None, None, None) => None,
         _ => bail!("--kind, --country and --dpa-ref are for partners only"),
     };
-    let input = CreatePrincipal { role: args.role, name: DisplayName::parse(args.name).context("--name")?, partner };
+    let input = CreatePrincipal {
+        role: args.role,
+        name: DisplayName::parse(args.name).context("--name")?,
+        partner,
+    };
     let state = AppState::open(options, Arc::new(SystemClock), ServiceConfig::default()).await?;
     let meta = CommandMeta::new("cli", Uuid::now_v7().to_string());
-    let (created, _) = register(&state, input, meta).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (created, _) = register(&state, input, meta)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("{}", serde_json::to_string(&created)?);
     Ok(())
 }
@@ -158,9 +190,15 @@ async fn serve(options: &StoreOptions, args: ServeArgs) -> anyhow::Result<()> {
     let key = LogKey::load_or_create(&options.data_dir.join("log.key"), &args.key.origin)
         .context("loading the log signing key")?;
     tracing::info!(vkey = %key.vkey(), "log signing key ready");
-    let config = ServiceConfig { request_ttl: chrono::Duration::days(args.request_ttl_days) };
+    let config = ServiceConfig {
+        request_ttl: chrono::Duration::days(args.request_ttl_days),
+    };
     let state = AppState::open(options, Arc::new(SystemClock), config).await?;
-    let listener = TcpListener::bind(&args.listen).with_context(|| format!("binding {}", args.listen))?;
+    crate::routes::requests::complete_approvals(&state)
+        .await
+        .map_err(|e| anyhow::anyhow!("completing interrupted approvals: {e}"))?;
+    let listener =
+        TcpListener::bind(&args.listen).with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
     let server = crate::server::run(listener, state.clone())?;
     tokio::spawn(housekeeping(state.clone()));
@@ -204,7 +242,15 @@ pub async fn expire_requests(state: &AppState) {
         .collect();
     for id in due {
         let meta = CommandMeta::new("system", Uuid::now_v7().to_string());
-        match state.requests.execute(&id.to_string(), ConsentRequestCommand::ExpireConsentRequest, meta).await {
+        match state
+            .requests
+            .execute(
+                &id.to_string(),
+                ConsentRequestCommand::ExpireConsentRequest,
+                meta,
+            )
+            .await
+        {
             Ok(_) => tracing::info!(request = %id, "consent request expired"),
             Err(e) => tracing::warn!(request = %id, error = %e, "could not expire consent request"),
         }

@@ -40,7 +40,11 @@ pub enum ApiError {
     #[error("{0}")]
     NotFound(String),
     #[error("{detail}")]
-    Conflict { slug: &'static str, detail: String, field: Option<String> },
+    Conflict {
+        slug: &'static str,
+        detail: String,
+        field: Option<String>,
+    },
     #[error("the Idempotency-Key was already used for a different request")]
     IdempotencyKeyReused,
     #[error("service unavailable: {0}")]
@@ -54,10 +58,17 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn invalid(field: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self::InvalidField { field: field.into(), detail: detail.into() }
+        Self::InvalidField {
+            field: field.into(),
+            detail: detail.into(),
+        }
     }
     pub fn conflict(slug: &'static str, detail: impl Into<String>) -> Self {
-        Self::Conflict { slug, detail: detail.into(), field: None }
+        Self::Conflict {
+            slug,
+            detail: detail.into(),
+            field: None,
+        }
     }
     /// Another tenant's object and a missing one answer alike, so existence does not leak.
     pub fn not_found() -> Self {
@@ -83,18 +94,22 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Conflict { .. } => {
-                Self::conflict("concurrent-modification", "the object was changed concurrently; retry")
-            }
+            StoreError::Conflict { .. } => Self::conflict(
+                "concurrent-modification",
+                "the object was changed concurrently; retry",
+            ),
             StoreError::ClaimTaken { claim } => Self::Conflict {
                 slug: "already-exists",
                 detail: format!("{claim} is already registered"),
-                field: claim.starts_with("tracking:").then(|| "tracking_number".to_owned()),
+                field: claim
+                    .starts_with("tracking:")
+                    .then(|| "tracking_number".to_owned()),
             },
             StoreError::IdempotencyKeyUsed(record) => Self::Replay(record),
-            StoreError::IdempotencyKeyInFlight => {
-                Self::conflict("idempotency-key-in-flight", "a request with this Idempotency-Key is still in flight")
-            }
+            StoreError::IdempotencyKeyInFlight => Self::conflict(
+                "idempotency-key-in-flight",
+                "a request with this Idempotency-Key is still in flight",
+            ),
             StoreError::Unavailable(_) | StoreError::ShuttingDown => Self::Unavailable(err.into()),
             other => Self::Internal(other.into()),
         }
@@ -114,7 +129,9 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::MalformedBody { .. } => StatusCode::BAD_REQUEST,
-            Self::InvalidField { .. } | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::InvalidField { .. } | Self::IdempotencyKeyReused => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -144,12 +161,22 @@ impl ResponseError for ApiError {
             Self::Conflict { field, .. } => field.clone(),
             _ => None,
         };
-        let problem = Problem { type_uri: format!("{PROBLEM_BASE}{slug}"), title, status: status.as_u16(), detail, field };
+        let problem = Problem {
+            type_uri: format!("{PROBLEM_BASE}{slug}"),
+            title,
+            status: status.as_u16(),
+            detail,
+            field,
+        };
         let mut response = HttpResponse::build(status);
-        response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json")));
+        response.insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        ));
         match self {
             Self::Unauthorized => {
-                response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+                response
+                    .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
             }
             Self::Unavailable(_) => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));

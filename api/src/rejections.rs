@@ -23,13 +23,16 @@ impl From<CommandError<PrincipalError>> for ApiError {
         match err {
             CommandError::Store(e) => e.into(),
             CommandError::Rejected(e) => match e {
-                PrincipalError::PartnerProfileRequired | PrincipalError::PartnerProfileNotAllowed => {
+                PrincipalError::PartnerProfileRequired
+                | PrincipalError::PartnerProfileNotAllowed => {
                     ApiError::invalid("partner", e.to_string())
                 }
                 PrincipalError::NotFound => ApiError::not_found(),
                 PrincipalError::NotAPartner => ApiError::invalid("id", e.to_string()),
                 PrincipalError::AlreadyRegistered => conflict("already-exists", e),
-                PrincipalError::AlreadySuspended | PrincipalError::NotSuspended => conflict("invalid-state", e),
+                PrincipalError::AlreadySuspended | PrincipalError::NotSuspended => {
+                    conflict("invalid-state", e)
+                }
             },
         }
     }
@@ -58,7 +61,9 @@ impl From<CommandError<ConsentError>> for ApiError {
                     detail: e.to_string(),
                     field: Some("partner_id".into()),
                 },
-                ConsentError::ForeignShipment(_) => ApiError::invalid("scope.shipment_ids", e.to_string()),
+                ConsentError::ForeignShipment(_) => {
+                    ApiError::invalid("scope.shipment_ids", e.to_string())
+                }
                 ConsentError::Validity(v) => validity(v),
                 ConsentError::NotFound => ApiError::not_found(),
                 ConsentError::AlreadyGranted => conflict("already-exists", e),
@@ -73,8 +78,12 @@ impl From<ConsentRequestError> for ApiError {
         match e {
             ConsentRequestError::UnknownPartner(_) => ApiError::Forbidden(e.to_string()),
             ConsentRequestError::PartnerSuspended(_) => conflict("partner-suspended", e),
-            ConsentRequestError::UnknownShipper(_) => ApiError::invalid("shipper_id", e.to_string()),
-            ConsentRequestError::ForeignShipment(_) => ApiError::invalid("scope.shipment_ids", e.to_string()),
+            ConsentRequestError::UnknownShipper(_) => {
+                ApiError::invalid("shipper_id", e.to_string())
+            }
+            ConsentRequestError::ForeignShipment(_) => {
+                ApiError::invalid("scope.shipment_ids", e.to_string())
+            }
             ConsentRequestError::Validity(v) => validity(v),
             ConsentRequestError::NotFound => ApiError::not_found(),
             ConsentRequestError::AlreadySubmitted => conflict("already-exists", e),
@@ -82,7 +91,9 @@ impl From<ConsentRequestError> for ApiError {
             ConsentRequestError::Expired(_) => conflict("request-expired", e),
             ConsentRequestError::NotYetExpired(_) => conflict("request-not-expired", e),
             ConsentRequestError::WidensPurposes => ApiError::invalid("purposes", e.to_string()),
-            ConsentRequestError::WidensDataCategories => ApiError::invalid("data_categories", e.to_string()),
+            ConsentRequestError::WidensDataCategories => {
+                ApiError::invalid("data_categories", e.to_string())
+            }
             ConsentRequestError::WidensValidity => ApiError::invalid("valid_until", e.to_string()),
         }
     }

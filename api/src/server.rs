@@ -20,8 +20,14 @@ const REQUEST_ID: &str = "x-request-id";
 pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.app_data(web::Data::from(state))
-            .app_data(web::PathConfig::default().error_handler(|e, _| ApiError::invalid("path", e.to_string()).into()))
-            .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::invalid("query", e.to_string()).into()))
+            .app_data(
+                web::PathConfig::default()
+                    .error_handler(|e, _| ApiError::invalid("path", e.to_string()).into()),
+            )
+            .app_data(
+                web::QueryConfig::default()
+                    .error_handler(|e, _| ApiError::invalid("query", e.to_string()).into()),
+            )
             .configure(routes::configure)
             .default_service(web::to(|| async {
                 Err::<HttpResponse, _>(ApiError::NotFound("no such route".into()))
@@ -40,7 +46,9 @@ pub fn run(listener: TcpListener, state: Arc<AppState>) -> std::io::Result<Serve
                     .headers()
                     .get(REQUEST_ID)
                     .and_then(|v| v.to_str().ok())
-                    .filter(|v| (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic()))
+                    .filter(|v| {
+                        (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic())
+                    })
                     .map(str::to_owned)
                     .unwrap_or_else(|| Uuid::now_v7().to_string());
                 req.extensions_mut().insert(RequestId(id.clone()));
@@ -48,7 +56,8 @@ pub fn run(listener: TcpListener, state: Arc<AppState>) -> std::io::Result<Serve
                 async move {
                     let mut res = fut.await?;
                     if let Ok(value) = HeaderValue::from_str(&id) {
-                        res.headers_mut().insert(HeaderName::from_static(REQUEST_ID), value);
+                        res.headers_mut()
+                            .insert(HeaderName::from_static(REQUEST_ID), value);
                     }
                     Ok(res)
                 }

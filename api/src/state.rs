@@ -22,7 +22,9 @@ pub struct ServiceConfig {
 
 impl Default for ServiceConfig {
     fn default() -> Self {
-        Self { request_ttl: chrono::Duration::days(30) }
+        Self {
+            request_ttl: chrono::Duration::days(30),
+        }
     }
 }
 
@@ -61,14 +63,23 @@ pub struct AppState {
 
 impl AppState {
     /// Opens the store, brings the read model up to date, and wires the command buses.
-    pub async fn open(options: &StoreOptions, clock: Arc<dyn Clock>, config: ServiceConfig) -> anyhow::Result<Arc<Self>> {
+    pub async fn open(
+        options: &StoreOptions,
+        clock: Arc<dyn Clock>,
+        config: ServiceConfig,
+    ) -> anyhow::Result<Arc<Self>> {
         let location = options.location()?;
         if matches!(location, StoreLocation::SqliteFile(_)) && options.database_url.is_none() {
             options.ensure_data_dir()?;
         }
-        let store = Store::open(&location).await.context("opening the event store")?;
+        let store = Store::open(&location)
+            .await
+            .context("opening the event store")?;
         let projector = Projector::new(store.clone());
-        projector.catch_up().await.context("building the read model from the log")?;
+        projector
+            .catch_up()
+            .await
+            .context("building the read model from the log")?;
         let directory: Arc<dyn Directory> = Arc::new(projector.clone());
         let services = LedgerServices::new(clock.clone(), directory);
         Ok(Arc::new(Self {

@@ -23,7 +23,10 @@ pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 pub struct RequestId(pub String);
 
 pub fn request_id(req: &HttpRequest) -> String {
-    req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default()
+    req.extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default()
 }
 
 /// Whether an answer is the first one or a replay of it.
@@ -33,7 +36,11 @@ pub enum Answer {
     Replay,
 }
 
-fn idempotency_claim(req: &HttpRequest, caller: &Caller, body: &[u8]) -> Result<Option<IdempotencyClaim>, ApiError> {
+fn idempotency_claim(
+    req: &HttpRequest,
+    caller: &Caller,
+    body: &[u8],
+) -> Result<Option<IdempotencyClaim>, ApiError> {
     let Some(value) = req.headers().get(IDEMPOTENCY_KEY) else {
         return Ok(None);
     };
@@ -41,7 +48,9 @@ fn idempotency_claim(req: &HttpRequest, caller: &Caller, body: &[u8]) -> Result<
         .to_str()
         .ok()
         .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
-        .ok_or_else(|| ApiError::invalid(IDEMPOTENCY_KEY, "must be 1–255 visible ASCII characters"))?;
+        .ok_or_else(|| {
+            ApiError::invalid(IDEMPOTENCY_KEY, "must be 1–255 visible ASCII characters")
+        })?;
     Ok(Some(IdempotencyClaim {
         scope: format!("{} {} {}", caller.id, req.method(), req.path()),
         key: key.to_owned(),
@@ -80,9 +89,18 @@ where
         }
         Err(ApiError::Replay(record)) => match &claim {
             Some(claim) => replay(state, claim, record, status, &render).await,
-            None => Err(ApiError::Internal(anyhow::anyhow!("replay without an idempotency key"))),
+            None => Err(ApiError::Internal(anyhow::anyhow!(
+                "replay without an idempotency key"
+            ))),
         },
-        Err(other) => Err(other),
+        Err(other) => {
+            // A refused write may still have committed something before it (the first step
+            // of a two-step write); let the read model see it either way.
+            if let Err(e) = state.projector.catch_up().await {
+                tracing::warn!(error = %e, "catching up after a refused write failed");
+            }
+            Err(other)
+        }
     }
 }
 
@@ -102,7 +120,10 @@ where
     let count = record.last_position.get() - record.first_position.get() + 1;
     let events = state
         .store
-        .read_range(record.first_position, u32::try_from(count).unwrap_or(u32::MAX))
+        .read_range(
+            record.first_position,
+            u32::try_from(count).unwrap_or(u32::MAX),
+        )
         .await?;
     state.projector.catch_up().await?;
     Ok(HttpResponse::build(status)

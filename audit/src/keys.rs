@@ -18,7 +18,10 @@ const PRIVATE_PREFIX: &str = "PRIVATE+KEY+";
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("cannot read or write key file {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("key file {path} is not a C2SP Ed25519 private key: {detail}")]
     Malformed { path: String, detail: String },
     #[error("key name `{0}` must be non-empty and contain no '+', spaces or newlines")]
@@ -35,7 +38,10 @@ pub struct LogKey {
 
 impl fmt::Debug for LogKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LogKey").field("name", &self.name).field("vkey", &self.vkey()).finish_non_exhaustive()
+        f.debug_struct("LogKey")
+            .field("name", &self.name)
+            .field("vkey", &self.vkey())
+            .finish_non_exhaustive()
     }
 }
 
@@ -52,7 +58,10 @@ impl LogKey {
         check_name(name)?;
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).map_err(|e| KeyError::Random(e.to_string()))?;
-        Ok(Self { name: name.to_owned(), signing: SigningKey::from_bytes(&seed) })
+        Ok(Self {
+            name: name.to_owned(),
+            signing: SigningKey::from_bytes(&seed),
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -76,32 +85,58 @@ impl LogKey {
     pub fn vkey(&self) -> String {
         let mut bytes = vec![ALG_ED25519];
         bytes.extend_from_slice(self.verifying_key().as_bytes());
-        format!("{}+{:08x}+{}", self.name, self.key_hash(), B64.encode(bytes))
+        format!(
+            "{}+{:08x}+{}",
+            self.name,
+            self.key_hash(),
+            B64.encode(bytes)
+        )
     }
 
     fn private_text(&self) -> String {
         let mut bytes = vec![ALG_ED25519];
         bytes.extend_from_slice(self.signing.as_bytes());
-        format!("{PRIVATE_PREFIX}{}+{:08x}+{}\n", self.name, self.key_hash(), B64.encode(bytes))
+        format!(
+            "{PRIVATE_PREFIX}{}+{:08x}+{}\n",
+            self.name,
+            self.key_hash(),
+            B64.encode(bytes)
+        )
     }
 
     /// Reads a key written by [`LogKey::save`].
     pub fn load(path: &Path) -> Result<Self, KeyError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io { path: shown.clone(), source })?;
-        let malformed = |detail: &str| KeyError::Malformed { path: shown.clone(), detail: detail.to_owned() };
-        let rest = text.trim().strip_prefix(PRIVATE_PREFIX).ok_or_else(|| malformed("missing PRIVATE+KEY+ prefix"))?;
+        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        let malformed = |detail: &str| KeyError::Malformed {
+            path: shown.clone(),
+            detail: detail.to_owned(),
+        };
+        let rest = text
+            .trim()
+            .strip_prefix(PRIVATE_PREFIX)
+            .ok_or_else(|| malformed("missing PRIVATE+KEY+ prefix"))?;
         // Split from the left: the name has no '+', but standard base64 may.
         let mut parts = rest.splitn(3, '+');
         let (Some(name), Some(hash), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(malformed("expected name+hash+key"));
         };
-        let bytes = B64.decode(b64).map_err(|_| malformed("key is not base64"))?;
+        let bytes = B64
+            .decode(b64)
+            .map_err(|_| malformed("key is not base64"))?;
         let [ALG_ED25519, seed @ ..] = bytes.as_slice() else {
             return Err(malformed("not an Ed25519 key"));
         };
-        let seed: [u8; 32] = seed.try_into().map_err(|_| malformed("Ed25519 seed must be 32 bytes"))?;
-        let key = Self { name: name.to_owned(), signing: SigningKey::from_bytes(&seed) };
+        let seed: [u8; 32] = seed
+            .try_into()
+            .map_err(|_| malformed("Ed25519 seed must be 32 bytes"))?;
+        let key = Self {
+            name: name.to_owned(),
+            signing: SigningKey::from_bytes(&seed),
+        };
         if format!("{:08x}", key.key_hash()) != hash {
             return Err(malformed("key hash does not match name and key"));
         }
@@ -110,7 +145,10 @@ impl LogKey {
 
     /// Writes the key to a new file readable by its owner only (mode 0600).
     pub fn save(&self, path: &Path) -> Result<(), KeyError> {
-        let io = |source| KeyError::Io { path: path.display().to_string(), source };
+        let io = |source| KeyError::Io {
+            path: path.display().to_string(),
+            source,
+        };
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
@@ -160,7 +198,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
     }
 
@@ -168,10 +209,18 @@ mod tests {
     fn a_tampered_key_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log.key");
-        LogKey::generate("example.com/log").unwrap().save(&path).unwrap();
-        let text = std::fs::read_to_string(&path).unwrap().replace("example.com/log", "evil.com/log");
+        LogKey::generate("example.com/log")
+            .unwrap()
+            .save(&path)
+            .unwrap();
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("example.com/log", "evil.com/log");
         std::fs::write(&path, text).unwrap();
-        assert!(matches!(LogKey::load(&path), Err(KeyError::Malformed { .. })));
+        assert!(matches!(
+            LogKey::load(&path),
+            Err(KeyError::Malformed { .. })
+        ));
     }
 
     #[test]

@@ -65,18 +65,27 @@ impl ConsentScope {
 /// Why a validity window was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ValidityError {
+    #[error("valid_from must not lie in the past: consent cannot cover processing that already happened")]
+    StartsInThePast,
     #[error("valid_until must be after valid_from")]
     EndsBeforeItStarts,
     #[error("valid_until must be in the future")]
     AlreadyOver,
 }
 
-/// Checks a validity window at `now`: it must end after it starts, and not already be over.
+/// How far `valid_from` may lie before now, for clocks of caller and ledger that disagree.
+pub const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
+
+/// Checks a validity window at `now`: it may not start in the past (beyond [`CLOCK_SKEW`]),
+/// must end after it starts, and not already be over.
 pub fn check_validity(
     valid_from: DateTime<Utc>,
     valid_until: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Result<(), ValidityError> {
+    if valid_from < now - CLOCK_SKEW {
+        return Err(ValidityError::StartsInThePast);
+    }
     match valid_until {
         Some(until) if until <= valid_from => Err(ValidityError::EndsBeforeItStarts),
         Some(until) if until <= now => Err(ValidityError::AlreadyOver),

@@ -179,9 +179,11 @@ text_value!(
 );
 
 text_value!(
-    /// A carrier's tracking number: 1–64 ASCII letters, digits or `-`.
+    /// A carrier's tracking number: 1–64 ASCII letters, digits or `-`. Stored upper-cased:
+    /// carriers treat `jjd0001` and `JJD0001` as one parcel.
     TrackingNumber,
-    |s| token_chars(s, "tracking number", 64, &['-'])
+    |s| token_chars(s, "tracking number", 64, &['-']),
+    |s| s.to_ascii_uppercase()
 );
 
 text_value!(
@@ -210,7 +212,9 @@ text_value!(
 );
 
 /// An ISO 3166-1 alpha-2 country code, upper case (`DE`, `US`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(try_from = "String", into = "String")]
 #[schema(value_type = String, example = "DE")]
 pub struct CountryCode([u8; 2]);

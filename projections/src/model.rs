@@ -10,8 +10,8 @@ use consent_ledger_domain::shipment::ShipmentEvent;
 use consent_ledger_domain::terms::ConsentScope;
 use consent_ledger_domain::values::{
     CarrierCode, ConsentId, ConsentRequestId, CountryCode, DataCategory, DisplayName, DpaRef,
-    LegalBasis, NonEmptySet, PartnerId, PartnerStatus, PrincipalId, Purpose, Reason,
-    RecipientRef, Role, ShipmentId, ShipperId, TrackingNumber,
+    LegalBasis, NonEmptySet, PartnerId, PartnerStatus, PrincipalId, Purpose, Reason, RecipientRef,
+    Role, ShipmentId, ShipperId, TrackingNumber,
 };
 use consent_ledger_domain::{Directory, PartnerFacts};
 use consent_ledger_store::{Position, StoredEvent};
@@ -161,22 +161,34 @@ impl ReadModel {
     }
 
     pub fn principal_by_token(&self, token_sha256: &str) -> Option<&PrincipalView> {
-        self.by_token.get(token_sha256).and_then(|id| self.principals.get(id))
+        self.by_token
+            .get(token_sha256)
+            .and_then(|id| self.principals.get(id))
     }
 
-    pub fn shipment_by_tracking(&self, carrier: &CarrierCode, tracking: &TrackingNumber) -> Option<&ShipmentView> {
+    pub fn shipment_by_tracking(
+        &self,
+        carrier: &CarrierCode,
+        tracking: &TrackingNumber,
+    ) -> Option<&ShipmentView> {
         self.by_tracking
             .get(&(carrier.clone(), tracking.clone()))
             .and_then(|id| self.shipments.get(id))
     }
 
     pub fn consent_for_request(&self, request: ConsentRequestId) -> Option<&ConsentView> {
-        self.consent_by_request.get(&request).and_then(|id| self.consents.get(id))
+        self.consent_by_request
+            .get(&request)
+            .and_then(|id| self.consents.get(id))
     }
 
     /// Applies the next event of the log. Events must come in position order.
     pub fn apply(&mut self, event: &StoredEvent) -> Result<(), ApplyError> {
-        debug_assert_eq!(event.position.get(), self.next, "events must be applied in log order");
+        debug_assert_eq!(
+            event.position.get(),
+            self.next,
+            "events must be applied in log order"
+        );
         let fail = |detail: String| ApplyError {
             position: event.position,
             event_type: event.event_type.clone(),
@@ -184,12 +196,22 @@ impl ReadModel {
         };
         let decode_err = |e: serde_json::Error| fail(e.to_string());
         match event.stream_type.as_str() {
-            "principal" => self.apply_principal(event, serde_json::from_value(event.payload.clone()).map_err(decode_err)?),
-            "shipment" => self.apply_shipment(event, serde_json::from_value(event.payload.clone()).map_err(decode_err)?),
-            "consent" => self.apply_consent(event, serde_json::from_value(event.payload.clone()).map_err(decode_err)?),
-            "consent_request" => {
-                self.apply_request(event, serde_json::from_value(event.payload.clone()).map_err(decode_err)?)
-            }
+            "principal" => self.apply_principal(
+                event,
+                serde_json::from_value(event.payload.clone()).map_err(decode_err)?,
+            ),
+            "shipment" => self.apply_shipment(
+                event,
+                serde_json::from_value(event.payload.clone()).map_err(decode_err)?,
+            ),
+            "consent" => self.apply_consent(
+                event,
+                serde_json::from_value(event.payload.clone()).map_err(decode_err)?,
+            ),
+            "consent_request" => self.apply_request(
+                event,
+                serde_json::from_value(event.payload.clone()).map_err(decode_err)?,
+            ),
             // Streams this model does not show (e.g. access decisions) only advance it.
             _ => {}
         }
@@ -199,19 +221,43 @@ impl ReadModel {
 
     fn apply_principal(&mut self, stored: &StoredEvent, event: PrincipalEvent) {
         match event {
-            PrincipalEvent::PrincipalRegistered { id, role, name, partner, token_sha256, registered_at } => {
+            PrincipalEvent::PrincipalRegistered {
+                id,
+                role,
+                name,
+                partner,
+                token_sha256,
+                registered_at,
+            } => {
                 self.by_token.insert(token_sha256.clone(), id);
                 let status = partner.as_ref().map(|_| PartnerStatus::Active);
-                self.principals
-                    .insert(id, PrincipalView { id, role, name, partner, status, registered_at, token_sha256 });
+                self.principals.insert(
+                    id,
+                    PrincipalView {
+                        id,
+                        role,
+                        name,
+                        partner,
+                        status,
+                        registered_at,
+                        token_sha256,
+                    },
+                );
             }
-            PrincipalEvent::PartnerSuspended { .. } => self.set_partner_status(stored, PartnerStatus::Suspended),
-            PrincipalEvent::PartnerReactivated { .. } => self.set_partner_status(stored, PartnerStatus::Active),
+            PrincipalEvent::PartnerSuspended { .. } => {
+                self.set_partner_status(stored, PartnerStatus::Suspended)
+            }
+            PrincipalEvent::PartnerReactivated { .. } => {
+                self.set_partner_status(stored, PartnerStatus::Active)
+            }
         }
     }
 
     fn set_partner_status(&mut self, stored: &StoredEvent, status: PartnerStatus) {
-        if let Some(p) = PrincipalId::parse(&stored.stream_id).ok().and_then(|id| self.principals.get_mut(&id)) {
+        if let Some(p) = PrincipalId::parse(&stored.stream_id)
+            .ok()
+            .and_then(|id| self.principals.get_mut(&id))
+        {
             p.status = Some(status);
         }
     }
@@ -226,7 +272,8 @@ impl ReadModel {
             recipient_ref,
             registered_at,
         } = event;
-        self.by_tracking.insert((carrier.clone(), tracking_number.clone()), id);
+        self.by_tracking
+            .insert((carrier.clone(), tracking_number.clone()), id);
         self.shipments.insert(
             id,
             ShipmentView {
@@ -282,9 +329,21 @@ impl ReadModel {
                     },
                 );
             }
-            ConsentEvent::ConsentRevoked { revoked_by, reason, revoked_at } => {
-                if let Some(c) = ConsentId::parse(&stored.stream_id).ok().and_then(|id| self.consents.get_mut(&id)) {
-                    c.revocation = Some(Revocation { revoked_at, revoked_by, reason, position: stored.position });
+            ConsentEvent::ConsentRevoked {
+                revoked_by,
+                reason,
+                revoked_at,
+            } => {
+                if let Some(c) = ConsentId::parse(&stored.stream_id)
+                    .ok()
+                    .and_then(|id| self.consents.get_mut(&id))
+                {
+                    c.revocation = Some(Revocation {
+                        revoked_at,
+                        revoked_by,
+                        reason,
+                        position: stored.position,
+                    });
                 }
             }
         }
@@ -332,13 +391,20 @@ impl ReadModel {
             );
             return;
         }
-        let Some(view) = ConsentRequestId::parse(&stored.stream_id).ok().and_then(|id| self.requests.get_mut(&id)) else {
+        let Some(view) = ConsentRequestId::parse(&stored.stream_id)
+            .ok()
+            .and_then(|id| self.requests.get_mut(&id))
+        else {
             return;
         };
         view.position = stored.position;
         match event {
             ConsentRequestEvent::ConsentRequestSubmitted { .. } => {}
-            ConsentRequestEvent::ConsentRequestApproved { consent_id, approved_at, .. } => {
+            ConsentRequestEvent::ConsentRequestApproved {
+                consent_id,
+                approved_at,
+                ..
+            } => {
                 view.status = RequestStatus::Approved;
                 view.consent_id = Some(consent_id);
                 view.decided_at = Some(approved_at);
@@ -364,7 +430,10 @@ impl ReadModel {
     pub fn partner_facts(&self, id: PartnerId) -> Option<PartnerFacts> {
         let p = self.principals.get(&PrincipalId::from(id))?;
         let profile = p.partner.as_ref()?;
-        Some(PartnerFacts { status: p.status.unwrap_or(PartnerStatus::Active), dpa_ref: profile.dpa_ref.clone() })
+        Some(PartnerFacts {
+            status: p.status.unwrap_or(PartnerStatus::Active),
+            dpa_ref: profile.dpa_ref.clone(),
+        })
     }
 }
 
@@ -377,6 +446,8 @@ impl Directory for ReadModel {
         self.shipments.get(&id).map(|s| s.shipper_id)
     }
     fn is_shipper(&self, id: ShipperId) -> bool {
-        self.principals.get(&PrincipalId::from(id)).is_some_and(|p| p.role == Role::Shipper)
+        self.principals
+            .get(&PrincipalId::from(id))
+            .is_some_and(|p| p.role == Role::Shipper)
     }
 }

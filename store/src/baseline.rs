@@ -39,13 +39,19 @@ async fn insert(conn: &mut SqliteConnection, e: &StoredEvent) -> Result<(), sqlx
 }
 
 /// Inserts `rows` in transactions of `batch` rows (one fsync each); returns the time taken.
-pub async fn batched_insert(path: &Path, rows: &[StoredEvent], batch: usize) -> Result<Duration, StoreError> {
+pub async fn batched_insert(
+    path: &Path,
+    rows: &[StoredEvent],
+    batch: usize,
+) -> Result<Duration, StoreError> {
     let mut conn = fresh(path).await?;
     let start = Instant::now();
     for chunk in rows.chunks(batch.max(1)) {
         let mut tx = conn.begin().await.map_err(StoreError::unavailable)?;
         for row in chunk {
-            insert(&mut tx, row).await.map_err(StoreError::unavailable)?;
+            insert(&mut tx, row)
+                .await
+                .map_err(StoreError::unavailable)?;
         }
         tx.commit().await.map_err(StoreError::unavailable)?;
     }

@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use std::marker::PhantomData;
 
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, AggregateContext, AggregateError, DomainEvent, EventEnvelope, EventStore};
+use cqrs_es::{
+    Aggregate, AggregateContext, AggregateError, DomainEvent, EventEnvelope, EventStore,
+};
 
 use crate::error::StoreError;
 use crate::event::{Append, IdempotencyClaim, NewEvent, Provenance, StoredEvent};
@@ -38,7 +40,10 @@ const RECORDED_AT: &str = "recorded_at";
 impl CommandMeta {
     pub fn new(actor: impl Into<String>, request_id: impl Into<String>) -> Self {
         Self {
-            provenance: Provenance { actor: actor.into(), request_id: request_id.into() },
+            provenance: Provenance {
+                actor: actor.into(),
+                request_id: request_id.into(),
+            },
             idempotency: None,
             unique_claims: Vec::new(),
         }
@@ -63,8 +68,16 @@ impl CommandMeta {
 
     pub fn from_metadata(map: &HashMap<String, String>) -> Self {
         let get = |k: &str| map.get(k).cloned();
-        let idempotency = match (get(IDEMPOTENCY_SCOPE), get(IDEMPOTENCY_KEY), get(IDEMPOTENCY_FINGERPRINT)) {
-            (Some(scope), Some(key), Some(fingerprint)) => Some(IdempotencyClaim { scope, key, fingerprint }),
+        let idempotency = match (
+            get(IDEMPOTENCY_SCOPE),
+            get(IDEMPOTENCY_KEY),
+            get(IDEMPOTENCY_FINGERPRINT),
+        ) {
+            (Some(scope), Some(key), Some(fingerprint)) => Some(IdempotencyClaim {
+                scope,
+                key,
+                fingerprint,
+            }),
             _ => None,
         };
         Self {
@@ -87,7 +100,10 @@ pub struct LedgerEventStore<A> {
 
 impl<A> Clone for LedgerEventStore<A> {
     fn clone(&self) -> Self {
-        Self { store: self.store.clone(), aggregate: PhantomData }
+        Self {
+            store: self.store.clone(),
+            aggregate: PhantomData,
+        }
     }
 }
 
@@ -106,7 +122,10 @@ impl<A: Aggregate> AggregateContext<A> for LedgerContext<A> {
 
 impl<A: Aggregate> LedgerEventStore<A> {
     pub fn new(store: Store) -> Self {
-        Self { store, aggregate: PhantomData }
+        Self {
+            store,
+            aggregate: PhantomData,
+        }
     }
 
     fn decode(event: &StoredEvent) -> Result<A::Event, StoreError> {
@@ -124,7 +143,11 @@ impl<A: Aggregate> LedgerEventStore<A> {
         for event in &stored {
             aggregate.apply(Self::decode(event)?);
         }
-        Ok(LedgerContext { aggregate_id: aggregate_id.to_owned(), aggregate, version })
+        Ok(LedgerContext {
+            aggregate_id: aggregate_id.to_owned(),
+            aggregate,
+            version,
+        })
     }
 
     /// Appends `events` after the version `context` was loaded at.
@@ -176,7 +199,9 @@ impl<A: Aggregate> LedgerEventStore<A> {
 fn aggregate_error<E: std::error::Error>(err: StoreError) -> AggregateError<E> {
     match err {
         StoreError::Conflict { .. } => AggregateError::AggregateConflict,
-        StoreError::Unavailable(_) | StoreError::ShuttingDown => AggregateError::DatabaseConnectionError(Box::new(err)),
+        StoreError::Unavailable(_) | StoreError::ShuttingDown => {
+            AggregateError::DatabaseConnectionError(Box::new(err))
+        }
         StoreError::Corrupt { .. } => AggregateError::DeserializationError(Box::new(err)),
         other => AggregateError::UnexpectedError(Box::new(other)),
     }
@@ -185,12 +210,25 @@ fn aggregate_error<E: std::error::Error>(err: StoreError) -> AggregateError<E> {
 impl<A: Aggregate> EventStore<A> for LedgerEventStore<A> {
     type AC = LedgerContext<A>;
 
-    async fn load_events(&self, aggregate_id: &str) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
-        let stored = self.store.read_stream(A::TYPE, aggregate_id).await.map_err(aggregate_error)?;
-        stored.iter().map(|e| Self::envelope(e).map_err(aggregate_error)).collect()
+    async fn load_events(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
+        let stored = self
+            .store
+            .read_stream(A::TYPE, aggregate_id)
+            .await
+            .map_err(aggregate_error)?;
+        stored
+            .iter()
+            .map(|e| Self::envelope(e).map_err(aggregate_error))
+            .collect()
     }
 
-    async fn load_aggregate(&self, aggregate_id: &str) -> Result<Self::AC, AggregateError<A::Error>> {
+    async fn load_aggregate(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Self::AC, AggregateError<A::Error>> {
         self.load(aggregate_id).await.map_err(aggregate_error)
     }
 
@@ -207,7 +245,10 @@ impl<A: Aggregate> EventStore<A> for LedgerEventStore<A> {
             .append(events, &context, CommandMeta::from_metadata(&metadata))
             .await
             .map_err(aggregate_error)?;
-        stored.iter().map(|e| Self::envelope(e).map_err(aggregate_error)).collect()
+        stored
+            .iter()
+            .map(|e| Self::envelope(e).map_err(aggregate_error))
+            .collect()
     }
 }
 
@@ -236,7 +277,10 @@ where
     A::Command: Clone,
 {
     pub fn new(store: Store, services: A::Services) -> Self {
-        Self { store: LedgerEventStore::new(store), services }
+        Self {
+            store: LedgerEventStore::new(store),
+            services,
+        }
     }
 
     /// Loads the aggregate (for reads that need its rules, e.g. what an approval would grant).

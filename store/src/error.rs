@@ -52,12 +52,16 @@ pub(crate) fn classify(err: sqlx::Error, key: UniqueKey<'_>) -> ClassifiedError 
     let unique = matches!(&err, sqlx::Error::Database(db) if db.is_unique_violation());
     match (unique, key) {
         (true, UniqueKey::StreamVersion(stream)) => {
-            ClassifiedError::Refused(StoreError::Conflict { stream: stream.to_owned() })
+            ClassifiedError::Refused(StoreError::Conflict {
+                stream: stream.to_owned(),
+            })
         }
-        (true, UniqueKey::Claim(claim)) => {
-            ClassifiedError::Refused(StoreError::ClaimTaken { claim: claim.to_owned() })
+        (true, UniqueKey::Claim(claim)) => ClassifiedError::Refused(StoreError::ClaimTaken {
+            claim: claim.to_owned(),
+        }),
+        (true, UniqueKey::Idempotency) => {
+            ClassifiedError::Refused(StoreError::IdempotencyKeyInFlight)
         }
-        (true, UniqueKey::Idempotency) => ClassifiedError::Refused(StoreError::IdempotencyKeyInFlight),
         (false, _) => ClassifiedError::Failed(err),
     }
 }

@@ -6,7 +6,19 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// A global log position: 0, 1, 2, … with no gaps, in commit order (SPEC §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(transparent)]
 #[schema(value_type = u64)]
 pub struct Position(u64);

@@ -26,7 +26,9 @@ use std::sync::Arc;
 use sqlx::SqlitePool;
 
 pub use error::StoreError;
-pub use event::{Append, IdempotencyClaim, IdempotencyRecord, NewEvent, Position, Provenance, StoredEvent};
+pub use event::{
+    Append, IdempotencyClaim, IdempotencyRecord, NewEvent, Position, Provenance, StoredEvent,
+};
 
 use group_commit::GroupCommit;
 
@@ -41,7 +43,8 @@ impl StoreLocation {
     /// Reads a `--database-url`: `sqlite://PATH` (or `sqlite:PATH`).
     pub fn from_url(url: &str) -> Result<Self, StoreError> {
         if url.starts_with("sqlite:") {
-            let opts = sqlite::parse_url(url).map_err(|_| StoreError::UnsupportedUrl(url.to_owned()))?;
+            let opts =
+                sqlite::parse_url(url).map_err(|_| StoreError::UnsupportedUrl(url.to_owned()))?;
             return Ok(Self::SqliteFile(opts.get_filename().to_path_buf()));
         }
         Err(StoreError::UnsupportedUrl(url.to_owned()))
@@ -71,7 +74,9 @@ impl Store {
             StoreLocation::SqliteFile(path) => {
                 let (reads, writer) = sqlite::open(path).await?;
                 let writer = GroupCommit::spawn_sqlite(writer);
-                Ok(Self { inner: Arc::new(Inner { reads, writer }) })
+                Ok(Self {
+                    inner: Arc::new(Inner { reads, writer }),
+                })
             }
         }
     }
@@ -82,12 +87,20 @@ impl Store {
     }
 
     /// Every event of one stream, in stream order.
-    pub async fn read_stream(&self, stream_type: &str, stream_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
+    pub async fn read_stream(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         sqlite::read_stream(&self.inner.reads, stream_type, stream_id).await
     }
 
     /// Up to `limit` events from position `from` on, in log order.
-    pub async fn read_range(&self, from: Position, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+    pub async fn read_range(
+        &self,
+        from: Position,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         sqlite::read_range(&self.inner.reads, from, limit).await
     }
 
@@ -97,7 +110,11 @@ impl Store {
     }
 
     /// What an earlier request with this idempotency key committed, if any.
-    pub async fn idempotency(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+    pub async fn idempotency(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
         sqlite::idempotency(&self.inner.reads, scope, key).await
     }
 

@@ -9,12 +9,22 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{Connection, Row, SqlitePool};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqlitePool};
 
 use crate::error::{classify, ClassifiedError, StoreError, UniqueKey};
-use crate::event::{Append, IdempotencyRecord, Position, StoredEvent};
-use crate::group_commit::BatchOutcome;
+use crate::event::{Append, IdempotencyClaim, IdempotencyRecord, Position, StoredEvent};
+use crate::group_commit::{AppendResult, BatchOutcome};
+
+/// The columns [`row_to_event`] reads, in a macro so queries stay `'static` SQL for sqlx.
+macro_rules! event_columns {
+    () => {
+        "position, stream_type, stream_id, stream_version, event_type, schema_version, actor, request_id, recorded_at, payload"
+    };
+}
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
@@ -51,7 +61,9 @@ fn is_locked(err: &StoreError) -> bool {
 
 async fn try_open(path: &Path) -> Result<(SqlitePool, SqliteConnection), StoreError> {
     let opts = options(path);
-    let writer = SqliteConnection::connect_with(&opts).await.map_err(StoreError::unavailable)?;
+    let writer = SqliteConnection::connect_with(&opts)
+        .await
+        .map_err(StoreError::unavailable)?;
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
         .connect_with(opts)
@@ -63,7 +75,11 @@ async fn try_open(path: &Path) -> Result<(SqlitePool, SqliteConnection), StoreEr
 
 /// Applies pending migrations without opening a store (`consent-ledger migrate`).
 pub(crate) async fn migrate(path: &Path) -> Result<(), StoreError> {
-    let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options(path)).await.map_err(StoreError::unavailable)?;
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options(path))
+        .await
+        .map_err(StoreError::unavailable)?;
     run_migrations(&pool).await
 }
 
@@ -106,36 +122,177 @@ pub(crate) async fn commit_batch(conn: &mut SqliteConnection, batch: &[Append]) 
     }
 }
 
-async fn try_commit_batch(conn: &mut SqliteConnection, batch: &[Append]) -> Result<BatchOutcome, sqlx::Error> {
+async fn try_commit_batch(
+    conn: &mut SqliteConnection,
+    batch: &[Append],
+) -> Result<BatchOutcome, sqlx::Error> {
+    // Stored with microsecond precision; truncate here so the answer equals what reads return.
+    let recorded_at = Utc::now().trunc_subsecs(6);
+    let recorded_text = time_text(recorded_at);
+    let next = begin(conn).await?;
+    // Fast path: the whole batch in a few multi-row INSERTs. sqlx hands every statement to
+    // SQLite's worker thread and back, so statements, not rows, are what a batch costs.
+    let results = match insert_batch(conn, batch, next, recorded_at, &recorded_text).await {
+        Ok(results) => results,
+        // Some append of the batch is refused (a taken stream version, claim or key). Redo
+        // the batch one SAVEPOINT per append, so that only the refused ones fail.
+        Err(err) if is_unique_violation(&err) => {
+            sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+            let next = begin(conn).await?;
+            insert_one_by_one(conn, batch, next, recorded_at, &recorded_text).await?
+        }
+        Err(err) => return Err(err),
+    };
+    sqlx::query("COMMIT").execute(&mut *conn).await?;
+    Ok(BatchOutcome::Done(results))
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// Opens the write transaction and returns the next position.
+async fn begin(conn: &mut SqliteConnection) -> Result<Position, sqlx::Error> {
     // IMMEDIATE takes the write lock now, so the MAX below cannot go stale under another
     // process (the offline CLI) writing the same file.
     sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
     let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position) + 1, 0) FROM events")
         .fetch_one(&mut *conn)
         .await?;
-    let mut next = Position::from_i64(next);
-    // Stored with microsecond precision; truncate here so the answer equals what reads return.
-    let recorded_at = Utc::now().trunc_subsecs(6);
-    let recorded_text = time_text(recorded_at);
+    Ok(Position::from_i64(next))
+}
+
+/// SQLite allows 32,766 bound parameters per statement; events bind ten each.
+const EVENTS_PER_INSERT: usize = 3_000;
+
+async fn insert_batch(
+    conn: &mut SqliteConnection,
+    batch: &[Append],
+    first: Position,
+    recorded_at: DateTime<Utc>,
+    recorded_text: &str,
+) -> Result<Vec<AppendResult>, sqlx::Error> {
+    let mut next = first;
+    let mut stamped = Vec::with_capacity(batch.len());
+    for append in batch {
+        let events = stamp(append, next, recorded_at);
+        next = Position::new(next.get() + events.len() as u64);
+        stamped.push(events);
+    }
+    let keys: Vec<(&IdempotencyClaim, &[StoredEvent])> = batch
+        .iter()
+        .zip(&stamped)
+        .filter_map(|(a, e)| Some((a.idempotency.as_ref()?, e.as_slice())))
+        .filter(|(_, e)| !e.is_empty())
+        .collect();
+    if !keys.is_empty() {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO idempotency_keys (scope, key, fingerprint, first_position, last_position, created_at) ",
+        );
+        q.push_values(&keys, |mut row, (claim, events)| {
+            row.push_bind(claim.scope.as_str())
+                .push_bind(claim.key.as_str())
+                .push_bind(claim.fingerprint.as_str())
+                .push_bind(events.first().map_or(0, |e| e.position.as_i64()))
+                .push_bind(events.last().map_or(0, |e| e.position.as_i64()))
+                .push_bind(recorded_text);
+        });
+        q.build().persistent(false).execute(&mut *conn).await?;
+    }
+    let claims: Vec<(&str, i64)> = batch
+        .iter()
+        .zip(&stamped)
+        .filter_map(|(a, e)| Some((a, e.first()?.position.as_i64())))
+        .flat_map(|(a, p)| a.unique_claims.iter().map(move |c| (c.as_str(), p)))
+        .collect();
+    if !claims.is_empty() {
+        let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO unique_claims (claim, position) ");
+        q.push_values(&claims, |mut row, (claim, position)| {
+            row.push_bind(*claim).push_bind(*position);
+        });
+        q.build().persistent(false).execute(&mut *conn).await?;
+    }
+    let all: Vec<&StoredEvent> = stamped.iter().flatten().collect();
+    let payloads: Vec<String> = all.iter().map(|e| e.payload.to_string()).collect();
+    for (events, payloads) in all
+        .chunks(EVENTS_PER_INSERT)
+        .zip(payloads.chunks(EVENTS_PER_INSERT))
+    {
+        let mut q =
+            QueryBuilder::<Sqlite>::new(concat!("INSERT INTO events (", event_columns!(), ") "));
+        q.push_values(events.iter().zip(payloads), |mut row, (e, payload)| {
+            row.push_bind(e.position.as_i64())
+                .push_bind(e.stream_type.as_str())
+                .push_bind(e.stream_id.as_str())
+                .push_bind(i64::try_from(e.stream_version).unwrap_or(i64::MAX))
+                .push_bind(e.event_type.as_str())
+                .push_bind(i64::from(e.schema_version))
+                .push_bind(e.actor.as_str())
+                .push_bind(e.request_id.as_str())
+                .push_bind(recorded_text)
+                .push_bind(payload.as_str());
+        });
+        q.build().persistent(false).execute(&mut *conn).await?;
+    }
+    Ok(stamped.into_iter().map(Ok).collect())
+}
+
+/// The slow path: each append in its own SAVEPOINT, so a unique violation refuses only it.
+async fn insert_one_by_one(
+    conn: &mut SqliteConnection,
+    batch: &[Append],
+    first: Position,
+    recorded_at: DateTime<Utc>,
+    recorded_text: &str,
+) -> Result<Vec<AppendResult>, sqlx::Error> {
+    let mut next = first;
     let mut results = Vec::with_capacity(batch.len());
     for append in batch {
-        sqlx::query("SAVEPOINT one_append").execute(&mut *conn).await?;
-        match append_one(conn, append, next, recorded_at, &recorded_text).await {
+        sqlx::query("SAVEPOINT one_append")
+            .execute(&mut *conn)
+            .await?;
+        match append_one(conn, append, next, recorded_at, recorded_text).await {
             Ok(events) => {
-                sqlx::query("RELEASE one_append").execute(&mut *conn).await?;
+                sqlx::query("RELEASE one_append")
+                    .execute(&mut *conn)
+                    .await?;
                 next = Position::new(next.get() + events.len() as u64);
                 results.push(Ok(events));
             }
             Err(ClassifiedError::Refused(refusal)) => {
-                sqlx::query("ROLLBACK TO one_append").execute(&mut *conn).await?;
-                sqlx::query("RELEASE one_append").execute(&mut *conn).await?;
+                sqlx::query("ROLLBACK TO one_append")
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query("RELEASE one_append")
+                    .execute(&mut *conn)
+                    .await?;
                 results.push(Err(refusal));
             }
             Err(ClassifiedError::Failed(err)) => return Err(err),
         }
     }
-    sqlx::query("COMMIT").execute(&mut *conn).await?;
-    Ok(BatchOutcome::Done(results))
+    Ok(results)
+}
+
+/// The events of `append` as they will be stored from position `first` on.
+fn stamp(append: &Append, first: Position, recorded_at: DateTime<Utc>) -> Vec<StoredEvent> {
+    append
+        .events
+        .iter()
+        .enumerate()
+        .map(|(i, event)| StoredEvent {
+            position: Position::new(first.get() + i as u64),
+            stream_type: event.stream_type.clone(),
+            stream_id: event.stream_id.clone(),
+            stream_version: event.stream_version,
+            event_type: event.event_type.clone(),
+            schema_version: event.schema_version,
+            actor: append.provenance.actor.clone(),
+            request_id: append.provenance.request_id.clone(),
+            recorded_at,
+            payload: event.payload.clone(),
+        })
+        .collect()
 }
 
 async fn append_one(
@@ -157,7 +314,9 @@ async fn append_one(
             .await
             .map_err(ClassifiedError::Failed)?
         {
-            return Err(ClassifiedError::Refused(StoreError::IdempotencyKeyUsed(record)));
+            return Err(ClassifiedError::Refused(StoreError::IdempotencyKeyUsed(
+                record,
+            )));
         }
         sqlx::query(
             "INSERT INTO idempotency_keys (scope, key, fingerprint, first_position, last_position, created_at) \
@@ -181,67 +340,55 @@ async fn append_one(
             .await
             .map_err(|e| classify(e, UniqueKey::Claim(claim)))?;
     }
-    let mut stored = Vec::with_capacity(append.events.len());
-    let mut position = first;
-    for event in &append.events {
-        let payload = event.payload.to_string();
-        sqlx::query(
-            "INSERT INTO events (position, stream_type, stream_id, stream_version, event_type, \
-             schema_version, actor, request_id, recorded_at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(position.as_i64())
+    let stored = stamp(append, first, recorded_at);
+    for event in &stored {
+        sqlx::query(concat!(
+            "INSERT INTO events (",
+            event_columns!(),
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(event.position.as_i64())
         .bind(&event.stream_type)
         .bind(&event.stream_id)
         .bind(i64::try_from(event.stream_version).unwrap_or(i64::MAX))
         .bind(&event.event_type)
         .bind(i64::from(event.schema_version))
-        .bind(&append.provenance.actor)
-        .bind(&append.provenance.request_id)
+        .bind(&event.actor)
+        .bind(&event.request_id)
         .bind(recorded_text)
-        .bind(&payload)
+        .bind(event.payload.to_string())
         .execute(&mut *conn)
         .await
         .map_err(|e| classify(e, UniqueKey::StreamVersion(&event.stream_id)))?;
-        stored.push(StoredEvent {
-            position,
-            stream_type: event.stream_type.clone(),
-            stream_id: event.stream_id.clone(),
-            stream_version: event.stream_version,
-            event_type: event.event_type.clone(),
-            schema_version: event.schema_version,
-            actor: append.provenance.actor.clone(),
-            request_id: append.provenance.request_id.clone(),
-            recorded_at,
-            payload: event.payload.clone(),
-        });
-        position = position.next();
     }
     Ok(stored)
-}
-
-/// The columns [`row_to_event`] reads, in a macro so queries stay `'static` SQL for sqlx.
-macro_rules! event_columns {
-    () => {
-        "position, stream_type, stream_id, stream_version, event_type, schema_version, actor, request_id, recorded_at, payload"
-    };
 }
 
 fn row_to_event(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
     let position: i64 = row.try_get("position").map_err(StoreError::unavailable)?;
     let corrupt = |detail: String| StoreError::Corrupt { position, detail };
-    let text = |name: &str| row.try_get::<String, _>(name).map_err(|e| corrupt(format!("{name}: {e}")));
-    let int = |name: &str| row.try_get::<i64, _>(name).map_err(|e| corrupt(format!("{name}: {e}")));
+    let text = |name: &str| {
+        row.try_get::<String, _>(name)
+            .map_err(|e| corrupt(format!("{name}: {e}")))
+    };
+    let int = |name: &str| {
+        row.try_get::<i64, _>(name)
+            .map_err(|e| corrupt(format!("{name}: {e}")))
+    };
     let recorded_at = DateTime::parse_from_rfc3339(&text("recorded_at")?)
         .map_err(|e| corrupt(format!("recorded_at: {e}")))?
         .with_timezone(&Utc);
-    let payload = serde_json::from_str(&text("payload")?).map_err(|e| corrupt(format!("payload: {e}")))?;
+    let payload =
+        serde_json::from_str(&text("payload")?).map_err(|e| corrupt(format!("payload: {e}")))?;
     Ok(StoredEvent {
         position: Position::from_i64(position),
         stream_type: text("stream_type")?,
         stream_id: text("stream_id")?,
-        stream_version: u64::try_from(int("stream_version")?).map_err(|e| corrupt(e.to_string()))?,
+        stream_version: u64::try_from(int("stream_version")?)
+            .map_err(|e| corrupt(e.to_string()))?,
         event_type: text("event_type")?,
-        schema_version: u32::try_from(int("schema_version")?).map_err(|e| corrupt(e.to_string()))?,
+        schema_version: u32::try_from(int("schema_version")?)
+            .map_err(|e| corrupt(e.to_string()))?,
         actor: text("actor")?,
         request_id: text("request_id")?,
         recorded_at,
@@ -249,27 +396,39 @@ fn row_to_event(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
     })
 }
 
-pub(crate) async fn read_stream(pool: &SqlitePool, stream_type: &str, stream_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
+pub(crate) async fn read_stream(
+    pool: &SqlitePool,
+    stream_type: &str,
+    stream_id: &str,
+) -> Result<Vec<StoredEvent>, StoreError> {
     let rows = sqlx::query(concat!(
         "SELECT ",
         event_columns!(),
         " FROM events WHERE stream_type = ? AND stream_id = ? ORDER BY stream_version"
     ))
-        .bind(stream_type)
-        .bind(stream_id)
-        .fetch_all(pool)
-        .await
-        .map_err(StoreError::unavailable)?;
+    .bind(stream_type)
+    .bind(stream_id)
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::unavailable)?;
     rows.iter().map(row_to_event).collect()
 }
 
-pub(crate) async fn read_range(pool: &SqlitePool, from: Position, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
-    let rows = sqlx::query(concat!("SELECT ", event_columns!(), " FROM events WHERE position >= ? ORDER BY position LIMIT ?"))
-        .bind(from.as_i64())
-        .bind(i64::from(limit))
-        .fetch_all(pool)
-        .await
-        .map_err(StoreError::unavailable)?;
+pub(crate) async fn read_range(
+    pool: &SqlitePool,
+    from: Position,
+    limit: u32,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        event_columns!(),
+        " FROM events WHERE position >= ? ORDER BY position LIMIT ?"
+    ))
+    .bind(from.as_i64())
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::unavailable)?;
     rows.iter().map(row_to_event).collect()
 }
 
@@ -281,12 +440,22 @@ pub(crate) async fn next_position(pool: &SqlitePool) -> Result<Position, StoreEr
     Ok(Position::from_i64(next))
 }
 
-pub(crate) async fn idempotency(pool: &SqlitePool, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+pub(crate) async fn idempotency(
+    pool: &SqlitePool,
+    scope: &str,
+    key: &str,
+) -> Result<Option<IdempotencyRecord>, StoreError> {
     let mut conn = pool.acquire().await.map_err(StoreError::unavailable)?;
-    idempotency_on(&mut conn, scope, key).await.map_err(StoreError::unavailable)
+    idempotency_on(&mut conn, scope, key)
+        .await
+        .map_err(StoreError::unavailable)
 }
 
-async fn idempotency_on(conn: &mut SqliteConnection, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, sqlx::Error> {
+async fn idempotency_on(
+    conn: &mut SqliteConnection,
+    scope: &str,
+    key: &str,
+) -> Result<Option<IdempotencyRecord>, sqlx::Error> {
     let row = sqlx::query("SELECT fingerprint, first_position, last_position FROM idempotency_keys WHERE scope = ? AND key = ?")
         .bind(scope)
         .bind(key)

@@ -525,7 +525,7 @@ async fn a_json_array_instead_of_an_object_is_refused() {
             INVALID,
             Exact("body"),
         ),
-        // The product names the first element, which is not the string the first field wants.
+        // Even an array wrapping a valid object: the body itself is at fault, not its element.
         post(
             "array of an object as a shipment",
             "/v1/shipments",
@@ -533,7 +533,34 @@ async fn a_json_array_instead_of_an_object_is_refused() {
             j(json!([shipment_body()])),
             S422,
             INVALID,
-            Exact("[0]"),
+            Exact("body"),
+        ),
+        post(
+            "JSON string as a shipment",
+            "/v1/shipments",
+            &w.a,
+            "\"DHL\"",
+            S422,
+            INVALID,
+            Exact("body"),
+        ),
+        post(
+            "JSON null as a consent",
+            "/v1/consents",
+            &w.a,
+            "null",
+            S422,
+            INVALID,
+            Exact("body"),
+        ),
+        post(
+            "JSON number as a principal",
+            "/v1/principals",
+            &w.app.admin,
+            "42",
+            S422,
+            INVALID,
+            Exact("body"),
         ),
         post(
             "positional shipment array",

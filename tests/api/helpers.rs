@@ -46,25 +46,44 @@ impl Reply {
     }
     pub fn assert_problem(&self, status: StatusCode) -> &Self {
         assert_eq!(self.status, status, "body: {}", self.body);
-        assert_eq!(self.content_type, "application/problem+json", "body: {}", self.body);
-        assert!(self.problem_type().starts_with("https://consent-ledger.dev/problems/"), "{}", self.body);
+        assert_eq!(
+            self.content_type, "application/problem+json",
+            "body: {}",
+            self.body
+        );
+        assert!(
+            self.problem_type()
+                .starts_with("https://consent-ledger.dev/problems/"),
+            "{}",
+            self.body
+        );
         assert_eq!(self.body["status"], status.as_u16());
         self
     }
     pub fn id(&self) -> String {
-        self.body["id"].as_str().unwrap_or_else(|| panic!("no id in {}", self.body)).to_owned()
+        self.body["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no id in {}", self.body))
+            .to_owned()
     }
     pub fn token(&self) -> String {
-        self.body["token"].as_str().unwrap_or_else(|| panic!("no token in {}", self.body)).to_owned()
+        self.body["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token in {}", self.body))
+            .to_owned()
     }
     pub fn position(&self) -> u64 {
-        self.body["position"].as_u64().unwrap_or_else(|| panic!("no position in {}", self.body))
+        self.body["position"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no position in {}", self.body))
     }
 }
 
 /// The time every test starts at: 2026-03-01T12:00:00Z.
 pub fn start_time() -> chrono::DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).single().expect("valid time")
+    Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0)
+        .single()
+        .expect("valid time")
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -75,13 +94,24 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the app over the database in `dir` (a restart when `admin` is given).
 pub async fn spawn_app_in(dir: TempDir, clock: Arc<ManualClock>, admin: Option<String>) -> TestApp {
-    let options = StoreOptions { data_dir: dir.path().to_path_buf(), database_url: None };
-    let state = AppState::open(&options, clock.clone(), ServiceConfig::default()).await.expect("open app state");
+    let options = StoreOptions {
+        data_dir: dir.path().to_path_buf(),
+        database_url: None,
+    };
+    let state = AppState::open(&options, clock.clone(), ServiceConfig::default())
+        .await
+        .expect("open app state");
     let admin = match admin {
         Some(token) => token,
         None => {
-            let input = CreatePrincipal { role: Role::Admin, name: DisplayName::parse("Test admin").expect("name"), partner: None };
-            let (created, _) = register(&state, input, CommandMeta::new("cli", "test-setup")).await.expect("admin");
+            let input = CreatePrincipal {
+                role: Role::Admin,
+                name: DisplayName::parse("Test admin").expect("name"),
+                partner: None,
+            };
+            let (created, _) = register(&state, input, CommandMeta::new("cli", "test-setup"))
+                .await
+                .expect("admin");
             state.projector.catch_up().await.expect("catch up");
             created.token
         }
@@ -98,7 +128,9 @@ pub async fn spawn_app_in(dir: TempDir, clock: Arc<ManualClock>, admin: Option<S
         admin,
         dir,
         handle,
-        client: awc::Client::builder().timeout(std::time::Duration::from_secs(60)).finish(),
+        client: awc::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .finish(),
     }
 }
 
@@ -126,11 +158,27 @@ impl TestApp {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
-        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned())) };
-        Reply { status: res.status(), content_type, headers: res.headers().clone(), body }
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Reply {
+            status: res.status(),
+            content_type,
+            headers: res.headers().clone(),
+            body,
+        }
     }
 
-    fn request(&self, method: &str, path: &str, token: Option<&str>, headers: &[(&str, &str)]) -> awc::ClientRequest {
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> awc::ClientRequest {
         let url = format!("{}{}", self.address, path);
         let mut req = match method {
             "GET" => self.client.get(url),
@@ -146,20 +194,37 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
-        self.post_raw(path, Some(token), body.to_string().as_bytes(), &[]).await
+        self.post_raw(path, Some(token), body.to_string().as_bytes(), &[])
+            .await
     }
 
-    pub async fn post_with(&self, path: &str, token: &str, body: Value, headers: &[(&str, &str)]) -> Reply {
-        self.post_raw(path, Some(token), body.to_string().as_bytes(), headers).await
+    pub async fn post_with(
+        &self,
+        path: &str,
+        token: &str,
+        body: Value,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        self.post_raw(path, Some(token), body.to_string().as_bytes(), headers)
+            .await
     }
 
-    pub async fn post_raw(&self, path: &str, token: Option<&str>, body: &[u8], headers: &[(&str, &str)]) -> Reply {
-        let req = self.request("POST", path, token, headers).insert_header(("content-type", "application/json"));
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &[u8],
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let req = self
+            .request("POST", path, token, headers)
+            .insert_header(("content-type", "application/json"));
         self.send(req, Some(body.to_vec())).await
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Reply {
-        self.send(self.request("GET", path, Some(token), &[]), None).await
+        self.send(self.request("GET", path, Some(token), &[]), None)
+            .await
     }
 
     pub async fn get_anonymous(&self, path: &str) -> Reply {
@@ -167,13 +232,25 @@ impl TestApp {
     }
 
     /// A GET with an optional bearer token and extra headers (e.g. a malformed Authorization).
-    pub async fn get_with(&self, path: &str, token: Option<&str>, headers: &[(&str, &str)]) -> Reply {
-        self.send(self.request("GET", path, token, headers), None).await
+    pub async fn get_with(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        self.send(self.request("GET", path, token, headers), None)
+            .await
     }
 
     /// Registers a principal through the API; returns (id, token).
     pub async fn principal(&self, role: &str, name: &str) -> (String, String) {
-        let r = self.post("/v1/principals", &self.admin, json!({ "role": role, "name": name })).await;
+        let r = self
+            .post(
+                "/v1/principals",
+                &self.admin,
+                json!({ "role": role, "name": name }),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
         (r.id(), r.token())
     }
@@ -187,7 +264,13 @@ impl TestApp {
     }
 
     /// Registers a shipment for the shipper holding `token`; returns its id.
-    pub async fn shipment(&self, token: &str, carrier: &str, tracking: &str, country: &str) -> String {
+    pub async fn shipment(
+        &self,
+        token: &str,
+        carrier: &str,
+        tracking: &str,
+        country: &str,
+    ) -> String {
         let body = json!({ "carrier": carrier, "tracking_number": tracking, "destination_country": country });
         let r = self.post("/v1/shipments", token, body).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
@@ -196,11 +279,20 @@ impl TestApp {
 
     /// Every event of the log, in order.
     pub async fn log(&self) -> Vec<StoredEvent> {
-        self.state.store.read_range(Position::ZERO, u32::MAX).await.expect("read log")
+        self.state
+            .store
+            .read_range(Position::ZERO, u32::MAX)
+            .await
+            .expect("read log")
     }
 
     pub async fn log_size(&self) -> u64 {
-        self.state.store.next_position().await.expect("log size").get()
+        self.state
+            .store
+            .next_position()
+            .await
+            .expect("log size")
+            .get()
     }
 }
 
@@ -221,4 +313,3 @@ pub fn consent_for(partner: &str, shipment: &str) -> Value {
         "legal_basis": "contract"
     })
 }
-

@@ -124,7 +124,7 @@ fn whole_shipper() -> Value {
     json!({ "type": "shipper" })
 }
 
-/// The partner holding `token` asks `shipper` for a consent; returns the request id.
+/// The partner holding `token` submits `body`; returns the request id and its position.
 async fn submit(app: &TestApp, token: &str, body: Value) -> (String, u64) {
     let r = app.post("/v1/consent-requests", token, body).await;
     expect(&r, StatusCode::CREATED);
@@ -1443,7 +1443,11 @@ async fn a_suspended_partner_receives_no_grant_until_reactivated() {
         .await;
     expect(&r, StatusCode::OK);
     assert_eq!(r.position(), size);
-    let r = app.get("/v1/partners", &partner).await;
+    // Partners do not read the directory of other partners.
+    app.get("/v1/partners", &partner)
+        .await
+        .assert_problem(StatusCode::FORBIDDEN);
+    let r = app.get("/v1/partners", &app.admin).await;
     assert_eq!(
         status_of(
             expect(&r, StatusCode::OK)
@@ -1599,4 +1603,35 @@ async fn shipments_are_unique_per_carrier_and_registered_by_their_shipper_or_the
     );
     assert_eq!(app.log_size().await, size + 2);
     assert_gapless(&app.log().await);
+}
+
+/// Regression (approval granted its consent before the approval committed): two approvals of
+/// one request sent at once must leave exactly one approval and one consent, and the refused
+/// one must record nothing.
+#[actix_web::test]
+async fn concurrent_approvals_of_one_request_grant_one_consent() {
+    for _ in 0..5 {
+        let p = pending_request().await;
+        let before = p.app.log_size().await;
+        let path = format!("/v1/consent-requests/{}/approve", p.request);
+        let (a, b) = tokio::join!(
+            p.app.post(&path, &p.shipper, json!({})),
+            p.app.post(&path, &p.shipper, json!({}))
+        );
+        let mut statuses = [a.status.as_u16(), b.status.as_u16()];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 409], "{} / {}", a.body, b.body);
+        let events: Vec<String> = p.app.log().await[before as usize..]
+            .iter()
+            .map(|e| e.event_type.clone())
+            .collect();
+        assert_eq!(events, ["ConsentRequestApproved", "ConsentGranted"]);
+        let consents = p.app.get("/v1/consents", &p.shipper).await;
+        assert_eq!(
+            consents.body["items"].as_array().map(Vec::len),
+            Some(1),
+            "{}",
+            consents.body
+        );
+    }
 }

@@ -8,9 +8,17 @@ async fn a_shipper_grants_and_revokes_and_positions_are_gapless() {
     let (_, shipper) = app.principal("shipper", "Shop").await;
     let (partner, _) = app.partner("Insure").await;
     let shipment = app.shipment(&shipper, "DHL", "JJD1", "DE").await;
-    let grant = app.post("/v1/consents", &shipper, consent_for(&partner, &shipment)).await;
+    let grant = app
+        .post("/v1/consents", &shipper, consent_for(&partner, &shipment))
+        .await;
     assert_eq!(grant.status, StatusCode::CREATED, "{}", grant.body);
-    let revoke = app.post(&format!("/v1/consents/{}/revoke", grant.id()), &shipper, serde_json::json!({"reason": "objection"})).await;
+    let revoke = app
+        .post(
+            &format!("/v1/consents/{}/revoke", grant.id()),
+            &shipper,
+            serde_json::json!({"reason": "objection"}),
+        )
+        .await;
     assert_eq!(revoke.status, StatusCode::OK, "{}", revoke.body);
     assert_eq!(revoke.position(), grant.position() + 1);
     assert_gapless(&app.log().await);
@@ -28,7 +36,9 @@ async fn health_readiness_and_the_openapi_document_answer() {
 
     let doc = app.get_anonymous("/openapi.json").await;
     assert_eq!(doc.status, StatusCode::OK);
-    assert!(doc.body["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
+    assert!(doc.body["openapi"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("3.")));
     for path in [
         "/v1/principals",
         "/v1/shipments",
@@ -42,8 +52,16 @@ async fn health_readiness_and_the_openapi_document_answer() {
         "/healthz",
         "/readyz",
     ] {
-        assert!(doc.body["paths"][path].is_object(), "openapi.json lacks {path}");
+        assert!(
+            doc.body["paths"][path].is_object(),
+            "openapi.json lacks {path}"
+        );
     }
-    assert_eq!(doc.body["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
-    assert!(doc.body["components"]["schemas"]["GrantConsent"]["properties"]["partner_id"].is_object());
+    assert_eq!(
+        doc.body["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert!(
+        doc.body["components"]["schemas"]["GrantConsent"]["properties"]["partner_id"].is_object()
+    );
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use consent_ledger_domain::consent::ConsentCommand;
 use consent_ledger_domain::terms::ConsentScope;
 use consent_ledger_domain::values::{
-    ConsentId, DataCategory, DpaRef, LegalBasis, NonEmptySet, PartnerId, Purpose, Role, ShipperId,
+    ConsentId, DataCategory, DpaRef, LegalBasis, NonEmptySet, PartnerId, Purpose, Role,
 };
 use consent_ledger_projections::model::{ConsentStatus, ConsentView, RequestView};
 use consent_ledger_store::{Position, StoredEvent};
@@ -16,10 +16,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::body::{parse_json, path_id, read_body, QueryParams};
+use crate::body::{parse_json, path_id, read_body};
 use crate::problem::{ApiError, Problem};
 use crate::routes::principals::ReasonBody;
-use crate::routes::{page_size, render_created, render_position, Created, Page, Positioned};
+use crate::routes::{page, render_created, render_position, Created, ListQuery, Positioned};
 use crate::state::AppState;
 use crate::write::write;
 
@@ -113,7 +113,12 @@ pub async fn grant(
         &caller,
         &body,
         StatusCode::CREATED,
-        |meta| async { Ok(state.consents.execute(&id.to_string(), command, meta).await?) },
+        |meta| async {
+            Ok(state
+                .consents
+                .execute(&id.to_string(), command, meta)
+                .await?)
+        },
         |events, _| render_created(events),
     )
     .await
@@ -127,39 +132,35 @@ pub async fn grant(
         ("after" = Option<String>, Query, description = "cursor: the next_after of the previous page")),
     responses((status = 200, description = "{items: [consent], next_after?}"), (status = 422, body = Problem)))]
 #[get("/v1/consents")]
-pub async fn list(state: web::Data<AppState>, req: HttpRequest, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let q = QueryParams::parse(req.query_string(), &["partner_id", "shipper_id", "status", "limit", "after"])?;
-    let partner: Option<PartnerId> = q.get("partner_id")?;
-    let shipper: Option<ShipperId> = q.get("shipper_id")?;
-    let status: Option<String> = q.get("status")?;
-    let status = status
-        .map(|s| {
-            serde_json::from_value::<ConsentStatus>(serde_json::Value::String(s.clone()))
-                .map_err(|_| ApiError::invalid("status", format!("unknown value `{s}`; expected active, revoked, expired or not_yet_valid")))
-        })
-        .transpose()?;
-    let limit = page_size(q.get("limit")?)?;
-    let after: Option<ConsentId> = q.get("after")?;
+pub async fn list(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let q: ListQuery<ConsentStatus, ConsentId> = ListQuery::parse(
+        req.query_string(),
+        &["active", "revoked", "expired", "not_yet_valid"],
+    )?;
     let now = state.clock.now();
     let model = state.projector.read();
-    let range = match after {
-        Some(after) => model.consents.range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)),
-        None => model.consents.range(..),
-    };
-    let mut items: Vec<ConsentOut<'_>> = range
-        .map(|(_, c)| c)
-        .filter(|c| can_see(&caller, c))
-        .filter(|c| partner.is_none_or(|p| c.partner_id == p))
-        .filter(|c| shipper.is_none_or(|s| c.shipper_id == s))
-        .map(|c| ConsentOut { consent: c, status: c.status_at(now) })
-        .filter(|c| status.is_none_or(|s| c.status == s))
-        .take(limit + 1)
-        .collect();
-    let next_after = (items.len() > limit).then(|| {
-        items.truncate(limit);
-        items.last().map(|c| c.consent.id.to_string()).unwrap_or_default()
-    });
-    Ok(HttpResponse::Ok().json(Page { items, next_after }))
+    let page = page(
+        &model.consents,
+        q.after,
+        q.limit,
+        |c| {
+            let out = ConsentOut {
+                consent: c,
+                status: c.status_at(now),
+            };
+            let wanted = can_see(&caller, c)
+                && q.partner.is_none_or(|p| c.partner_id == p)
+                && q.shipper.is_none_or(|s| c.shipper_id == s)
+                && q.status.is_none_or(|s| out.status == s);
+            wanted.then_some(out)
+        },
+        |out| out.consent.id,
+    );
+    Ok(HttpResponse::Ok().json(page))
 }
 
 /// One consent with its full history (grant, revocation with reason and actor) and the
@@ -167,22 +168,39 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest, caller: Caller) 
 #[utoipa::path(get, path = "/v1/consents/{id}", tag = "consents", security(("bearer" = [])),
     responses((status = 200, body = ConsentDetail), (status = 404, body = Problem), (status = 422, body = Problem)))]
 #[get("/v1/consents/{id}")]
-pub async fn get(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id: ConsentId = path_id(&id, "id")?;
     let stored = state.store.read_stream("consent", &id.to_string()).await?;
     let history = stored.into_iter().map(history_entry).collect();
     let now = state.clock.now();
     let model = state.projector.read();
-    let consent = model.consents.get(&id).filter(|c| can_see(&caller, c)).ok_or_else(ApiError::not_found)?;
+    let consent = model
+        .consents
+        .get(&id)
+        .filter(|c| can_see(&caller, c))
+        .ok_or_else(ApiError::not_found)?;
     let request = consent.request_id.and_then(|r| model.requests.get(&r));
-    let detail = ConsentDetail { consent: ConsentOut { consent, status: consent.status_at(now) }, history, request };
+    let detail = ConsentDetail {
+        consent: ConsentOut {
+            consent,
+            status: consent.status_at(now),
+        },
+        history,
+        request,
+    };
     Ok(HttpResponse::Ok().json(detail))
 }
 
 pub(crate) fn history_entry(e: StoredEvent) -> HistoryEntry {
     // Events are stored as {"EventType": {fields}}; the history shows the fields.
     let event = match e.payload {
-        serde_json::Value::Object(mut map) if map.len() == 1 => map.remove(&e.event_type).unwrap_or_default(),
+        serde_json::Value::Object(mut map) if map.len() == 1 => {
+            map.remove(&e.event_type).unwrap_or_default()
+        }
         other => other,
     };
     HistoryEntry {
@@ -213,21 +231,35 @@ pub async fn revoke(
     let id: ConsentId = path_id(&id, "id")?;
     {
         let model = state.projector.read();
-        let consent = model.consents.get(&id).filter(|c| can_see(&caller, c)).ok_or_else(ApiError::not_found)?;
+        let consent = model
+            .consents
+            .get(&id)
+            .filter(|c| can_see(&caller, c))
+            .ok_or_else(ApiError::not_found)?;
         if !(caller.role == Role::Shipper && consent.shipper_id == caller.id.as_shipper()) {
-            return Err(ApiError::Forbidden("only the shipper who granted a consent revokes it".into()));
+            return Err(ApiError::Forbidden(
+                "only the shipper who granted a consent revokes it".into(),
+            ));
         }
     }
     let body = read_body(payload).await?;
     let input: ReasonBody = parse_json(&body)?;
-    let command = ConsentCommand::RevokeConsent { revoked_by: caller.id, reason: input.reason };
+    let command = ConsentCommand::RevokeConsent {
+        revoked_by: caller.id,
+        reason: input.reason,
+    };
     write(
         &state,
         &req,
         &caller,
         &body,
         StatusCode::OK,
-        |meta| async { Ok(state.consents.execute(&id.to_string(), command, meta).await?) },
+        |meta| async {
+            Ok(state
+                .consents
+                .execute(&id.to_string(), command, meta)
+                .await?)
+        },
         |events, _| render_position(events),
     )
     .await

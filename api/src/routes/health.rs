@@ -22,7 +22,9 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     let applied = state.projector.catch_up().await?;
     let head = state.store.next_position().await?;
     if applied < head {
-        return Err(ApiError::Unavailable(anyhow::anyhow!("read model at {applied}, log at {head}")));
+        return Err(ApiError::Unavailable(anyhow::anyhow!(
+            "read model at {applied}, log at {head}"
+        )));
     }
     Ok(HttpResponse::Ok().json(json!({ "status": "ready", "log_size": head })))
 }

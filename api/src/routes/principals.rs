@@ -52,8 +52,17 @@ pub async fn register(
         partner: input.partner,
         token_sha256: token.digest(),
     };
-    let events = state.principals.execute(&id.to_string(), command, meta).await?;
-    Ok((CreatedPrincipal { id, token: token.expose().to_owned() }, events))
+    let events = state
+        .principals
+        .execute(&id.to_string(), command, meta)
+        .await?;
+    Ok((
+        CreatedPrincipal {
+            id,
+            token: token.expose().to_owned(),
+        },
+        events,
+    ))
 }
 
 /// Register a principal (admin). A partner's and a shipper's id is its principal id.
@@ -121,7 +130,9 @@ async fn set_partner_status(
     let id: PrincipalId = path_id(&id, "id")?;
     let body = read_body(payload).await?;
     let command = match to {
-        PartnerStatus::Suspended => PrincipalCommand::SuspendPartner { reason: parse_json::<ReasonBody>(&body)?.reason },
+        PartnerStatus::Suspended => PrincipalCommand::SuspendPartner {
+            reason: parse_json::<ReasonBody>(&body)?.reason,
+        },
         PartnerStatus::Active => {
             let _: super::requests::NoBody = parse_json(&body)?;
             PrincipalCommand::ReactivatePartner
@@ -133,7 +144,12 @@ async fn set_partner_status(
         &caller,
         &body,
         StatusCode::OK,
-        |meta| async { Ok(state.principals.execute(&id.to_string(), command, meta).await?) },
+        |meta| async {
+            Ok(state
+                .principals
+                .execute(&id.to_string(), command, meta)
+                .await?)
+        },
         |events, _| render_position(events),
     )
     .await
@@ -150,7 +166,15 @@ pub async fn suspend(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    set_partner_status(state, req, caller, id.into_inner(), payload, PartnerStatus::Suspended).await
+    set_partner_status(
+        state,
+        req,
+        caller,
+        id.into_inner(),
+        payload,
+        PartnerStatus::Suspended,
+    )
+    .await
 }
 
 /// Reactivate a suspended partner (admin).
@@ -164,7 +188,15 @@ pub async fn reactivate(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    set_partner_status(state, req, caller, id.into_inner(), payload, PartnerStatus::Active).await
+    set_partner_status(
+        state,
+        req,
+        caller,
+        id.into_inner(),
+        payload,
+        PartnerStatus::Active,
+    )
+    .await
 }
 
 /// Who the token belongs to.
@@ -173,18 +205,35 @@ pub async fn reactivate(
 #[get("/v1/me")]
 pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     let model = state.projector.read();
-    let view = model.principals.get(&caller.id).ok_or(ApiError::Unauthorized)?;
+    let view = model
+        .principals
+        .get(&caller.id)
+        .ok_or(ApiError::Unauthorized)?;
     Ok(HttpResponse::Ok().json(view))
 }
 
 /// The partner directory: every partner's id, name, kind, country, DPA reference and status,
-/// so that a shipper can find whom to grant.
+/// so that a shipper can find whom to grant. Partners do not see each other.
 #[utoipa::path(get, path = "/v1/partners", tag = "principals", security(("bearer" = [])),
-    responses((status = 200, body = Vec<PrincipalView>), (status = 401, body = Problem)))]
+    responses((status = 200, body = Vec<PrincipalView>), (status = 401, body = Problem), (status = 403, body = Problem)))]
 #[get("/v1/partners")]
-pub async fn partners(state: web::Data<AppState>, _caller: Caller) -> Result<HttpResponse, ApiError> {
+pub async fn partners(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[
+        Role::Admin,
+        Role::Shipper,
+        Role::Gateway,
+        Role::PrivacyOfficer,
+        Role::Regulator,
+    ])?;
     let model = state.projector.read();
-    let mut partners: Vec<&PrincipalView> = model.principals.values().filter(|p| p.role == Role::Partner).collect();
+    let mut partners: Vec<&PrincipalView> = model
+        .principals
+        .values()
+        .filter(|p| p.role == Role::Partner)
+        .collect();
     partners.sort_by_key(|p| p.id);
     Ok(HttpResponse::Ok().json(partners))
 }

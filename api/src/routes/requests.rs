@@ -5,15 +5,17 @@
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use consent_ledger_domain::consent::ConsentCommand;
-use consent_ledger_domain::request::{ConsentRequestCommand, Narrowing, RequestStatus};
+use consent_ledger_domain::consent::{ConsentCommand, ConsentError};
+use consent_ledger_domain::request::{
+    ConsentRequestCommand, ConsentRequestEvent, Narrowing, RequestStatus,
+};
 use consent_ledger_domain::terms::ConsentScope;
 use consent_ledger_domain::values::{
-    ConsentId, ConsentRequestId, DataCategory, DpaRef, LegalBasis, NonEmptySet, PartnerId, Purpose, Reason, Role,
-    ShipperId,
+    ConsentId, ConsentRequestId, DataCategory, DpaRef, LegalBasis, NonEmptySet, PartnerStatus,
+    Purpose, Reason, Role, ShipperId,
 };
 use consent_ledger_projections::model::RequestView;
-use consent_ledger_store::cqrs::CommandMeta;
+use consent_ledger_store::cqrs::{CommandError, CommandMeta};
 use consent_ledger_store::StoredEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -21,11 +23,11 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::body::{parse_json, path_id, read_body, QueryParams};
+use crate::body::{parse_json, path_id, read_body};
 use crate::problem::{ApiError, Problem};
 use crate::routes::consents::{history_entry, HistoryEntry};
 use crate::routes::principals::ReasonBody;
-use crate::routes::{page_size, render_created, render_position, Created, Page, Positioned};
+use crate::routes::{page, render_created, render_position, Created, ListQuery, Positioned};
 use crate::state::AppState;
 use crate::write::write;
 
@@ -89,9 +91,18 @@ fn can_see(caller: &Caller, r: &RequestView) -> bool {
 }
 
 /// The request if the caller may see it (404 otherwise) and may act on it as `role` (403).
-fn acting_on(state: &AppState, caller: &Caller, id: ConsentRequestId, role: Role) -> Result<(), ApiError> {
+fn acting_on(
+    state: &AppState,
+    caller: &Caller,
+    id: ConsentRequestId,
+    role: Role,
+) -> Result<(), ApiError> {
     let model = state.projector.read();
-    let request = model.requests.get(&id).filter(|r| can_see(caller, r)).ok_or_else(ApiError::not_found)?;
+    let request = model
+        .requests
+        .get(&id)
+        .filter(|r| can_see(caller, r))
+        .ok_or_else(ApiError::not_found)?;
     let party = match role {
         Role::Shipper => request.shipper_id.as_uuid(),
         _ => request.partner_id.as_uuid(),
@@ -141,7 +152,12 @@ pub async fn submit(
         &caller,
         &body,
         StatusCode::CREATED,
-        |meta| async { Ok(state.requests.execute(&id.to_string(), command, meta).await?) },
+        |meta| async {
+            Ok(state
+                .requests
+                .execute(&id.to_string(), command, meta)
+                .await?)
+        },
         |events, _| render_created(events),
     )
     .await
@@ -153,66 +169,75 @@ pub async fn submit(
         ("limit" = Option<usize>, Query), ("after" = Option<String>, Query)),
     responses((status = 200, description = "{items: [request], next_after?}"), (status = 422, body = Problem)))]
 #[get("/v1/consent-requests")]
-pub async fn list(state: web::Data<AppState>, req: HttpRequest, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let q = QueryParams::parse(req.query_string(), &["partner_id", "shipper_id", "status", "limit", "after"])?;
-    let partner: Option<PartnerId> = q.get("partner_id")?;
-    let shipper: Option<ShipperId> = q.get("shipper_id")?;
-    let status: Option<String> = q.get("status")?;
-    let status = status
-        .map(|s| {
-            serde_json::from_value::<RequestStatus>(serde_json::Value::String(s.clone()))
-                .ok()
-                .filter(|st| *st != RequestStatus::NotSubmitted)
-                .ok_or_else(|| ApiError::invalid("status", format!("unknown value `{s}`; expected pending, approved, denied, withdrawn or expired")))
-        })
-        .transpose()?;
-    let limit = page_size(q.get("limit")?)?;
-    let after: Option<ConsentRequestId> = q.get("after")?;
+pub async fn list(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let q: ListQuery<RequestStatus, ConsentRequestId> = ListQuery::parse(
+        req.query_string(),
+        &["pending", "approved", "denied", "withdrawn", "expired"],
+    )?;
     let now = state.clock.now();
     let model = state.projector.read();
-    let range = match after {
-        Some(after) => model.requests.range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)),
-        None => model.requests.range(..),
-    };
-    let mut items: Vec<RequestOut<'_>> = range
-        .map(|(_, r)| r)
-        .filter(|r| can_see(&caller, r))
-        .filter(|r| partner.is_none_or(|p| r.partner_id == p))
-        .filter(|r| shipper.is_none_or(|s| r.shipper_id == s))
-        .map(|r| RequestOut { request: r, status_now: r.status_at(now) })
-        .filter(|r| status.is_none_or(|s| r.status_now == s))
-        .take(limit + 1)
-        .collect();
-    let next_after = (items.len() > limit).then(|| {
-        items.truncate(limit);
-        items.last().map(|r| r.request.id.to_string()).unwrap_or_default()
-    });
-    Ok(HttpResponse::Ok().json(Page { items, next_after }))
+    let page = page(
+        &model.requests,
+        q.after,
+        q.limit,
+        |r| {
+            let out = RequestOut {
+                request: r,
+                status_now: r.status_at(now),
+            };
+            let wanted = can_see(&caller, r)
+                && q.partner.is_none_or(|p| r.partner_id == p)
+                && q.shipper.is_none_or(|s| r.shipper_id == s)
+                && q.status.is_none_or(|s| out.status_now == s);
+            wanted.then_some(out)
+        },
+        |out| out.request.id,
+    );
+    Ok(HttpResponse::Ok().json(page))
 }
 
 /// One request with its history.
 #[utoipa::path(get, path = "/v1/consent-requests/{id}", tag = "consent requests", security(("bearer" = [])),
     responses((status = 200, body = RequestDetail), (status = 404, body = Problem)))]
 #[get("/v1/consent-requests/{id}")]
-pub async fn get(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id: ConsentRequestId = path_id(&id, "id")?;
-    let stored = state.store.read_stream("consent_request", &id.to_string()).await?;
+    let stored = state
+        .store
+        .read_stream("consent_request", &id.to_string())
+        .await?;
     let now = state.clock.now();
     let model = state.projector.read();
-    let request = model.requests.get(&id).filter(|r| can_see(&caller, r)).ok_or_else(ApiError::not_found)?;
+    let request = model
+        .requests
+        .get(&id)
+        .filter(|r| can_see(&caller, r))
+        .ok_or_else(ApiError::not_found)?;
     Ok(HttpResponse::Ok().json(RequestDetail {
-        request: RequestOut { request, status_now: request.status_at(now) },
+        request: RequestOut {
+            request,
+            status_now: request.status_at(now),
+        },
         history: stored.into_iter().map(history_entry).collect(),
     }))
 }
 
-/// Grants the consent an approval creates, then records the approval.
+/// Records the approval, then grants the consent it names.
 ///
-/// Two aggregates, two commits: the consent first, carrying its originating request, so that a
-/// crash in between leaves a consent that names its request rather than an approval with no
-/// consent; a retry finds that consent and reuses it. If the approval then loses a race (the
-/// partner withdrew), the fresh consent is revoked at once and the refusal returned.
-async fn approve_and_grant(
+/// Two aggregates, two commits, in this order: the approval first, naming the consent id
+/// and carrying the granted terms, so that of two concurrent approvals only one commits (the
+/// other loses the optimistic race on the request's stream and sees "not pending") and nothing
+/// is granted for the loser. The grant then follows from the approval alone; if the process
+/// dies in between, [`complete_approvals`] grants it on the next start (ADR 0002).
+async fn approve_then_grant(
     state: &AppState,
     id: ConsentRequestId,
     narrowing: Narrowing,
@@ -220,44 +245,126 @@ async fn approve_and_grant(
 ) -> Result<Vec<StoredEvent>, ApiError> {
     let request = state.requests.load(&id.to_string()).await?;
     let terms = request.approval(&narrowing, state.clock.now())?;
-    let existing = state.projector.read().consent_for_request(id).map(|c| c.id);
-    let grant_meta = CommandMeta { idempotency: None, ..meta.clone() };
-    let consent_id = match existing {
-        Some(consent_id) => consent_id,
-        None => {
-            let consent_id = ConsentId::from_uuid(Uuid::now_v7());
-            let grant = ConsentCommand::GrantConsent {
-                id: consent_id,
-                shipper: terms.shipper,
-                partner: terms.partner,
-                scope: terms.scope,
-                purposes: terms.purposes,
-                data_categories: terms.data_categories,
-                legal_basis: terms.legal_basis,
-                dpa_ref: terms.dpa_ref,
-                valid_from: terms.valid_from,
-                valid_until: terms.valid_until,
-                origin_request: Some(id),
-            };
-            state.consents.execute(&consent_id.to_string(), grant, grant_meta.clone()).await?;
-            consent_id
-        }
+    if state
+        .projector
+        .read()
+        .partner_facts(terms.partner)
+        .is_some_and(|p| p.status == PartnerStatus::Suspended)
+    {
+        return Err(ApiError::Conflict {
+            slug: "partner-suspended",
+            detail: format!(
+                "partner {} is suspended and can receive no grant",
+                terms.partner
+            ),
+            field: None,
+        });
+    }
+    let consent_id = ConsentId::from_uuid(Uuid::now_v7());
+    let grant_meta = CommandMeta {
+        idempotency: None,
+        ..meta.clone()
     };
-    let command = ConsentRequestCommand::ApproveConsentRequest { consent_id, narrowing };
-    match state.requests.execute(&id.to_string(), command, meta).await {
-        Ok(events) => Ok(events),
-        Err(refused) => {
-            let undo = ConsentCommand::RevokeConsent {
-                revoked_by: grant_meta.provenance.actor.parse().unwrap_or_else(|_| terms.shipper.into()),
-                reason: Reason::parse("the request could not be approved; the consent granted for it is withdrawn")
-                    .map_err(|e| ApiError::Internal(e.into()))?,
-            };
-            if let Err(e) = state.consents.execute(&consent_id.to_string(), undo, grant_meta).await {
-                tracing::error!(error = %e, %consent_id, "could not revoke the consent of a failed approval");
-            }
-            Err(refused.into())
+    let command = ConsentRequestCommand::ApproveConsentRequest {
+        consent_id,
+        narrowing,
+    };
+    let approved = state
+        .requests
+        .execute(&id.to_string(), command, meta)
+        .await?;
+    grant_approved(state, id, consent_id, grant_meta).await?;
+    Ok(approved)
+}
+
+/// Grants the consent of an approved request, from the request's recorded terms. Idempotent:
+/// a consent already granted is left as it is.
+async fn grant_approved(
+    state: &AppState,
+    id: ConsentRequestId,
+    consent_id: ConsentId,
+    meta: CommandMeta,
+) -> Result<(), ApiError> {
+    let stored = state
+        .store
+        .read_stream("consent_request", &id.to_string())
+        .await?;
+    let mut submitted = None;
+    let mut approved = None;
+    for event in &stored {
+        match serde_json::from_value::<ConsentRequestEvent>(event.payload.clone()) {
+            Ok(e @ ConsentRequestEvent::ConsentRequestSubmitted { .. }) => submitted = Some(e),
+            Ok(e @ ConsentRequestEvent::ConsentRequestApproved { .. }) => approved = Some(e),
+            Ok(_) => {}
+            Err(e) => return Err(ApiError::Internal(e.into())),
         }
     }
+    let (
+        Some(ConsentRequestEvent::ConsentRequestSubmitted {
+            partner,
+            shipper,
+            scope,
+            legal_basis,
+            dpa_ref,
+            valid_from,
+            ..
+        }),
+        Some(ConsentRequestEvent::ConsentRequestApproved {
+            purposes,
+            data_categories,
+            valid_until,
+            approved_at,
+            ..
+        }),
+    ) = (submitted, approved)
+    else {
+        return Err(ApiError::Internal(anyhow::anyhow!(
+            "request {id} has no approval to grant"
+        )));
+    };
+    let grant = ConsentCommand::GrantConsent {
+        id: consent_id,
+        shipper,
+        partner,
+        scope,
+        purposes,
+        data_categories,
+        legal_basis,
+        dpa_ref,
+        // A consent asked to start "now" starts when it was approved, not when it is granted.
+        valid_from: Some(valid_from.unwrap_or(approved_at).max(approved_at)),
+        valid_until,
+        origin_request: Some(id),
+    };
+    match state
+        .consents
+        .execute(&consent_id.to_string(), grant, meta)
+        .await
+    {
+        Ok(_) | Err(CommandError::Rejected(ConsentError::AlreadyGranted)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Grants the consents of approved requests that have none yet (a process that stopped
+/// between the two commits of an approval). Run on start.
+pub async fn complete_approvals(state: &AppState) -> Result<usize, ApiError> {
+    let pending: Vec<(ConsentRequestId, ConsentId)> = {
+        let model = state.projector.read();
+        model
+            .requests
+            .values()
+            .filter_map(|r| Some((r.id, r.consent_id?)))
+            .filter(|(_, consent)| !model.consents.contains_key(consent))
+            .collect()
+    };
+    for (request, consent) in &pending {
+        let meta = CommandMeta::new("system", Uuid::now_v7().to_string());
+        grant_approved(state, *request, *consent, meta).await?;
+        tracing::info!(%request, %consent, "granted the consent of an approval interrupted by a stop");
+    }
+    state.projector.catch_up().await?;
+    Ok(pending.len())
 }
 
 /// Approve a pending request (the shipper asked), possibly narrower than asked, never wider.
@@ -278,21 +385,37 @@ pub async fn approve(
     acting_on(&state, &caller, id, Role::Shipper)?;
     let body = read_body(payload).await?;
     let input: ApproveRequest = parse_json(&body)?;
-    let narrowing = Narrowing { purposes: input.purposes, data_categories: input.data_categories, valid_until: input.valid_until };
+    let narrowing = Narrowing {
+        purposes: input.purposes,
+        data_categories: input.data_categories,
+        valid_until: input.valid_until,
+    };
     write(
         &state,
         &req,
         &caller,
         &body,
         StatusCode::OK,
-        |meta| approve_and_grant(&state, id, narrowing, meta),
+        |meta| approve_then_grant(&state, id, narrowing, meta),
         |events, _| {
-            let approved = events
+            let consent_id = events
                 .first()
                 .and_then(|e| e.payload.pointer("/ConsentRequestApproved/consent_id"))
-                .cloned()
-                .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("approval event without consent id")))?;
-            Ok(json!({ "consent_id": approved, "position": super::render_position(events)?["position"] }))
+                .and_then(|v| v.as_str())
+                .and_then(|v| ConsentId::parse(v).ok())
+                .ok_or_else(|| {
+                    ApiError::Internal(anyhow::anyhow!("approval event without consent id"))
+                })?;
+            // The answer's position is the grant's, so that `at_least_as_fresh` with it sees
+            // the consent.
+            let granted = state
+                .projector
+                .read()
+                .consents
+                .get(&consent_id)
+                .map(|c| c.position);
+            let position = granted.unwrap_or(super::last(events)?.position);
+            Ok(json!({ "consent_id": consent_id, "position": position }))
         },
     )
     .await
@@ -314,14 +437,21 @@ pub async fn deny(
     acting_on(&state, &caller, id, Role::Shipper)?;
     let body = read_body(payload).await?;
     let input: ReasonBody = parse_json(&body)?;
-    let command = ConsentRequestCommand::DenyConsentRequest { reason: input.reason };
+    let command = ConsentRequestCommand::DenyConsentRequest {
+        reason: input.reason,
+    };
     write(
         &state,
         &req,
         &caller,
         &body,
         StatusCode::OK,
-        |meta| async { Ok(state.requests.execute(&id.to_string(), command, meta).await?) },
+        |meta| async {
+            Ok(state
+                .requests
+                .execute(&id.to_string(), command, meta)
+                .await?)
+        },
         |events, _| render_position(events),
     )
     .await
@@ -349,7 +479,16 @@ pub async fn withdraw(
         &caller,
         &body,
         StatusCode::OK,
-        |meta| async { Ok(state.requests.execute(&id.to_string(), ConsentRequestCommand::WithdrawConsentRequest, meta).await?) },
+        |meta| async {
+            Ok(state
+                .requests
+                .execute(
+                    &id.to_string(),
+                    ConsentRequestCommand::WithdrawConsentRequest,
+                    meta,
+                )
+                .await?)
+        },
         |events, _| render_position(events),
     )
     .await

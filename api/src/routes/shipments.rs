@@ -4,7 +4,9 @@
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use consent_ledger_domain::shipment::ShipmentCommand;
-use consent_ledger_domain::values::{CarrierCode, CountryCode, RecipientRef, Role, ShipmentId, ShipperId, TrackingNumber};
+use consent_ledger_domain::values::{
+    CarrierCode, CountryCode, RecipientRef, Role, ShipmentId, ShipperId, TrackingNumber,
+};
 use consent_ledger_projections::model::ShipmentView;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -57,10 +59,20 @@ pub async fn create(
     let input: RegisterShipment = parse_json(&body)?;
     let shipper = match (caller.role, input.shipper_id) {
         (Role::Gateway, Some(shipper)) => shipper,
-        (Role::Gateway, None) => return Err(ApiError::invalid("shipper_id", "a gateway must name the shipper")),
+        (Role::Gateway, None) => {
+            return Err(ApiError::invalid(
+                "shipper_id",
+                "a gateway must name the shipper",
+            ))
+        }
         (_, None) => caller.id.as_shipper(),
         (_, Some(named)) if named == caller.id.as_shipper() => named,
-        (_, Some(_)) => return Err(ApiError::invalid("shipper_id", "a shipper registers only its own shipments")),
+        (_, Some(_)) => {
+            return Err(ApiError::invalid(
+                "shipper_id",
+                "a shipper registers only its own shipments",
+            ))
+        }
     };
     let id = ShipmentId::from_uuid(Uuid::now_v7());
     let claim = tracking_claim(&input.carrier, &input.tracking_number);
@@ -80,7 +92,10 @@ pub async fn create(
         StatusCode::CREATED,
         |mut meta| async {
             meta.unique_claims.push(claim);
-            Ok(state.shipments.execute(&id.to_string(), command, meta).await?)
+            Ok(state
+                .shipments
+                .execute(&id.to_string(), command, meta)
+                .await?)
         },
         |events, _| render_created(events),
     )
@@ -91,7 +106,11 @@ pub async fn create(
 #[utoipa::path(get, path = "/v1/shipments/{id}", tag = "shipments", security(("bearer" = [])),
     responses((status = 200, body = ShipmentView), (status = 404, body = Problem)))]
 #[get("/v1/shipments/{id}")]
-pub async fn get(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id: ShipmentId = path_id(&id, "id")?;
     let model = state.projector.read();
     let shipment = model.shipments.get(&id).ok_or_else(ApiError::not_found)?;

@@ -270,12 +270,33 @@ mod tests {
             .then_expect_error(ValidityError::EndsBeforeItStarts.into());
         let mut cmd = grant(shipments(own_shipment()), Some(t0() - Duration::days(1)));
         if let ConsentCommand::GrantConsent { valid_from, .. } = &mut cmd {
-            *valid_from = Some(t0() - Duration::days(2));
+            *valid_from = Some(t0() - Duration::minutes(1));
+        }
+        given(PartnerStatus::Active)
+            .given_no_previous_events()
+            .when(cmd)
+            .then_expect_error(ValidityError::EndsBeforeItStarts.into());
+        // Within the tolerated clock skew a start may lie just behind; an end may not.
+        let mut cmd = grant(shipments(own_shipment()), Some(t0() - Duration::minutes(1)));
+        if let ConsentCommand::GrantConsent { valid_from, .. } = &mut cmd {
+            *valid_from = Some(t0() - Duration::minutes(3));
         }
         given(PartnerStatus::Active)
             .given_no_previous_events()
             .when(cmd)
             .then_expect_error(ValidityError::AlreadyOver.into());
+    }
+
+    #[test]
+    fn consent_is_never_backdated() {
+        let mut cmd = grant(shipments(own_shipment()), None);
+        if let ConsentCommand::GrantConsent { valid_from, .. } = &mut cmd {
+            *valid_from = Some(t0() - Duration::days(30));
+        }
+        given(PartnerStatus::Active)
+            .given_no_previous_events()
+            .when(cmd)
+            .then_expect_error(ValidityError::StartsInThePast.into());
     }
 
     #[test]
