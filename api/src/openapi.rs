@@ -24,6 +24,9 @@ use crate::routes;
         routes::principals::partners,
         routes::shipments::create,
         routes::shipments::get,
+        routes::shipments::authorized_parties,
+        routes::decisions::decide_one,
+        routes::decisions::decide_batch,
         routes::consents::grant,
         routes::consents::list,
         routes::consents::get,
@@ -40,6 +43,7 @@ use crate::routes;
         (name = "principals", description = "Who may call, in which role (SPEC §2)"),
         (name = "shipments", description = "Parcels whose tracking is shared"),
         (name = "consents", description = "A shipper's grants to partners"),
+        (name = "decisions", description = "May this partner read this shipment now? Every answer is recorded first"),
         (name = "consent requests", description = "A partner's requests for consent (UMA 2.0 style)"),
         (name = "operations", description = "Health and readiness"),
     )

@@ -76,6 +76,8 @@ impl AppState {
             .await
             .context("opening the event store")?;
         let projector = Projector::new(store.clone());
+        // The writer applies each committed batch to the read model before answering.
+        store.set_commit_hook(Arc::new(projector.clone()));
         projector
             .catch_up()
             .await

@@ -84,7 +84,11 @@ where
     meta.idempotency = claim.clone();
     match execute(meta).await {
         Ok(events) => {
-            state.projector.catch_up().await?;
+            // The commit hook applied our events before the store answered; only a write of
+            // another process in between leaves the model behind.
+            if state.projector.is_behind() {
+                state.projector.catch_up().await?;
+            }
             Ok(HttpResponse::build(status).json(render(&events, Answer::First)?))
         }
         Err(ApiError::Replay(record)) => match &claim {

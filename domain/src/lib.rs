@@ -12,6 +12,7 @@
 //!
 //! A write is `command → Aggregate::handle (decides) → events → Aggregate::apply (cannot fail)`.
 
+pub mod access;
 pub mod consent;
 mod country;
 pub mod principal;

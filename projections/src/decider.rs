@@ -12,13 +12,12 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 
 use chrono::{DateTime, Utc};
+pub use consent_ledger_domain::access::DenyReason;
 use consent_ledger_domain::terms::ConsentScope;
 use consent_ledger_domain::values::{
-    CarrierCode, ConsentId, CountryCode, DataCategory, NonEmptySet, PartnerId, PartnerStatus, Purpose, ShipmentId,
-    ShipperId, TrackingNumber,
+    CarrierCode, ConsentId, CountryCode, DataCategory, NonEmptySet, PartnerId, PartnerStatus,
+    Purpose, ShipmentId, ShipperId, TrackingNumber,
 };
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 /// A set of data categories as a bit set (4 categories fit a byte).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -39,7 +38,11 @@ impl Categories {
     }
     /// The categories in the canonical order.
     pub fn to_vec(self) -> Vec<DataCategory> {
-        DataCategory::ALL.iter().copied().filter(|c| self.0 & category_bit(*c) != 0).collect()
+        DataCategory::ALL
+            .iter()
+            .copied()
+            .filter(|c| self.0 & category_bit(*c) != 0)
+            .collect()
     }
 }
 
@@ -49,20 +52,6 @@ fn category_bit(c: DataCategory) -> u8 {
 
 fn purpose_bit(p: Purpose) -> u16 {
     1 << (p as u16)
-}
-
-/// Why a decision denied (SPEC §3), in the order the rules are tried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DenyReason {
-    UnknownShipment,
-    PartnerSuspended,
-    NoConsent,
-    PurposeNotCovered,
-    CategoryNotCovered,
-    ConsentRevoked,
-    ConsentExpired,
-    ConsentNotYetValid,
 }
 
 /// What a decision is about.
@@ -83,7 +72,10 @@ pub struct Verdict {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Every consent in force that covers the request, and requested ∩ granted categories.
-    Allowed { consents: Vec<ConsentId>, categories: Categories },
+    Allowed {
+        consents: Vec<ConsentId>,
+        categories: Categories,
+    },
     Denied(DenyReason),
 }
 
@@ -106,7 +98,10 @@ struct Rule {
 #[derive(Debug, Clone)]
 enum RuleScope {
     Shipments,
-    Shipper { carriers: Option<Box<[u32]>>, countries: Option<Box<[CountryCode]>> },
+    Shipper {
+        carriers: Option<Box<[u32]>>,
+        countries: Option<Box<[CountryCode]>>,
+    },
 }
 
 /// The facts of a shipment a decision needs: 12 bytes.
@@ -149,13 +144,11 @@ impl std::fmt::Debug for Decider {
 
 /// Two independent keyed 64-bit hashes of (carrier, tracking number): a false match between
 /// two of 10M tracking numbers has odds of about 10^-25.
-struct Fingerprint(std::collections::hash_map::RandomState, std::collections::hash_map::RandomState);
-
-impl Default for Fingerprint {
-    fn default() -> Self {
-        Self(Default::default(), Default::default())
-    }
-}
+#[derive(Default)]
+struct Fingerprint(
+    std::collections::hash_map::RandomState,
+    std::collections::hash_map::RandomState,
+);
 
 impl Fingerprint {
     fn of(&self, carrier: u32, tracking: &str) -> u128 {
@@ -177,7 +170,10 @@ struct Interner<T> {
 
 impl<T> Default for Interner<T> {
     fn default() -> Self {
-        Self { ids: HashMap::new(), values: Vec::new() }
+        Self {
+            ids: HashMap::new(),
+            values: Vec::new(),
+        }
     }
 }
 
@@ -227,10 +223,24 @@ impl Decider {
         self.partners.get(&partner).copied()
     }
 
-    pub fn add_shipment(&mut self, id: ShipmentId, shipper: ShipperId, carrier: &CarrierCode, tracking: &TrackingNumber, country: CountryCode) {
+    pub fn add_shipment(
+        &mut self,
+        id: ShipmentId,
+        shipper: ShipperId,
+        carrier: &CarrierCode,
+        tracking: &TrackingNumber,
+        country: CountryCode,
+    ) {
         let carrier = self.carriers.intern(carrier);
         let shipper = self.shippers.intern(&shipper);
-        self.shipments.insert(id, Facts { shipper, carrier, country });
+        self.shipments.insert(
+            id,
+            Facts {
+                shipper,
+                carrier,
+                country,
+            },
+        );
         let key = self.fingerprint.of(carrier, tracking.as_str());
         self.tracking.insert(key, id);
     }
@@ -251,7 +261,9 @@ impl Decider {
             ShipmentRef::Id(id) => self.shipments.contains_key(id).then_some(*id),
             ShipmentRef::Tracking(carrier, tracking) => {
                 let carrier = self.carriers.get(carrier)?;
-                self.tracking.get(&self.fingerprint.of(carrier, tracking.as_str())).copied()
+                self.tracking
+                    .get(&self.fingerprint.of(carrier, tracking.as_str()))
+                    .copied()
             }
         }
     }
@@ -265,11 +277,18 @@ impl Decider {
                 }
                 RuleScope::Shipments
             }
-            ConsentScope::Shipper { carriers, destination_countries } => {
+            ConsentScope::Shipper {
+                carriers,
+                destination_countries,
+            } => {
                 self.by_shipper.entry(shipper).or_default().push(g.id);
                 RuleScope::Shipper {
-                    carriers: carriers.as_ref().map(|cs| cs.iter().map(|c| self.carriers.intern(c)).collect()),
-                    countries: destination_countries.as_ref().map(|cs| cs.iter().copied().collect()),
+                    carriers: carriers
+                        .as_ref()
+                        .map(|cs| cs.iter().map(|c| self.carriers.intern(c)).collect()),
+                    countries: destination_countries
+                        .as_ref()
+                        .map(|cs| cs.iter().copied().collect()),
                 }
             }
         };
@@ -295,17 +314,26 @@ impl Decider {
     }
 
     /// Every consent whose scope covers the shipment, whatever its state.
-    fn covering(&self, shipment: ShipmentId, facts: Facts) -> impl Iterator<Item = (ConsentId, &Rule)> {
+    fn covering(
+        &self,
+        shipment: ShipmentId,
+        facts: Facts,
+    ) -> impl Iterator<Item = (ConsentId, &Rule)> {
         let listed = self.by_shipment.get(&shipment).into_iter().flatten();
         let shipper_wide = self.by_shipper.get(&facts.shipper).into_iter().flatten();
         listed.chain(shipper_wide).filter_map(move |id| {
             let rule = self.rules.get(id)?;
             let in_scope = match &rule.scope {
                 RuleScope::Shipments => true,
-                RuleScope::Shipper { carriers, countries } => {
+                RuleScope::Shipper {
+                    carriers,
+                    countries,
+                } => {
                     rule.shipper == facts.shipper
                         && carriers.as_ref().is_none_or(|c| c.contains(&facts.carrier))
-                        && countries.as_ref().is_none_or(|c| c.contains(&facts.country))
+                        && countries
+                            .as_ref()
+                            .is_none_or(|c| c.contains(&facts.country))
                 }
             };
             in_scope.then_some((*id, rule))
@@ -324,9 +352,15 @@ impl Decider {
         now: DateTime<Utc>,
     ) -> Verdict {
         let Some(id) = self.resolve(shipment) else {
-            return Verdict { shipment: None, outcome: Outcome::Denied(DenyReason::UnknownShipment) };
+            return Verdict {
+                shipment: None,
+                outcome: Outcome::Denied(DenyReason::UnknownShipment),
+            };
         };
-        let deny = |reason| Verdict { shipment: Some(id), outcome: Outcome::Denied(reason) };
+        let deny = |reason| Verdict {
+            shipment: Some(id),
+            outcome: Outcome::Denied(reason),
+        };
         if self.partners.get(&partner) == Some(&PartnerStatus::Suspended) {
             return deny(DenyReason::PartnerSuspended);
         }
@@ -338,7 +372,10 @@ impl Decider {
         let mut in_force = Vec::new();
         let mut granted = Categories::default();
         let mut latest: Option<&Rule> = None;
-        for (consent, rule) in self.covering(id, facts).filter(|(_, r)| r.partner == partner) {
+        for (consent, rule) in self
+            .covering(id, facts)
+            .filter(|(_, r)| r.partner == partner)
+        {
             any = true;
             if rule.purposes & bit == 0 {
                 continue;
@@ -358,7 +395,13 @@ impl Decider {
         }
         if !in_force.is_empty() {
             in_force.sort_unstable();
-            return Verdict { shipment: Some(id), outcome: Outcome::Allowed { consents: in_force, categories: granted } };
+            return Verdict {
+                shipment: Some(id),
+                outcome: Outcome::Allowed {
+                    consents: in_force,
+                    categories: granted,
+                },
+            };
         }
         let reason = match (any, any_purpose, any_category, latest) {
             (false, ..) => DenyReason::NoConsent,
@@ -379,7 +422,10 @@ impl Decider {
         let mut parties: Vec<Party> = self
             .covering(shipment, facts)
             .filter(|(_, rule)| rule.granted_at <= at && state_at(rule, at).is_none())
-            .map(|(consent, rule)| Party { consent, partner: rule.partner })
+            .map(|(consent, rule)| Party {
+                consent,
+                partner: rule.partner,
+            })
             .collect();
         parties.sort_by_key(|p| p.consent);
         parties.dedup();
@@ -449,12 +495,35 @@ mod tests {
             d.add_partner(id(OTHER_PARTNER));
             let dhl = CarrierCode::parse("DHL").unwrap();
             let ups = CarrierCode::parse("UPS").unwrap();
-            d.add_shipment(id(DHL_DE), id(SHIPPER), &dhl, &TrackingNumber::parse("JJD1").unwrap(), CountryCode::parse("DE").unwrap());
-            d.add_shipment(id(UPS_FR), id(SHIPPER), &ups, &TrackingNumber::parse("1Z9").unwrap(), CountryCode::parse("FR").unwrap());
-            Self { d, next_position: 100 }
+            d.add_shipment(
+                id(DHL_DE),
+                id(SHIPPER),
+                &dhl,
+                &TrackingNumber::parse("JJD1").unwrap(),
+                CountryCode::parse("DE").unwrap(),
+            );
+            d.add_shipment(
+                id(UPS_FR),
+                id(SHIPPER),
+                &ups,
+                &TrackingNumber::parse("1Z9").unwrap(),
+                CountryCode::parse("FR").unwrap(),
+            );
+            Self {
+                d,
+                next_position: 100,
+            }
         }
 
-        fn grant(&mut self, consent: u32, scope: ConsentScope, purposes: &[Purpose], categories: &[DataCategory], from: DateTime<Utc>, until: Option<DateTime<Utc>>) {
+        fn grant(
+            &mut self,
+            consent: u32,
+            scope: ConsentScope,
+            purposes: &[Purpose],
+            categories: &[DataCategory],
+            from: DateTime<Utc>,
+            until: Option<DateTime<Utc>>,
+        ) {
             self.next_position += 1;
             self.d.add_grant(Grant {
                 id: id(consent),
@@ -470,13 +539,29 @@ mod tests {
             });
         }
 
-        fn decide(&self, shipment: u32, purpose: Purpose, requested: &[DataCategory], now: DateTime<Utc>) -> Outcome {
-            self.d.decide(id(PARTNER), &ShipmentRef::Id(id(shipment)), purpose, cats(requested), now).outcome
+        fn decide(
+            &self,
+            shipment: u32,
+            purpose: Purpose,
+            requested: &[DataCategory],
+            now: DateTime<Utc>,
+        ) -> Outcome {
+            self.d
+                .decide(
+                    id(PARTNER),
+                    &ShipmentRef::Id(id(shipment)),
+                    purpose,
+                    cats(requested),
+                    now,
+                )
+                .outcome
         }
     }
 
     fn listed(shipment: u32) -> ConsentScope {
-        ConsentScope::Shipments { shipment_ids: set(&[id(shipment)]) }
+        ConsentScope::Shipments {
+            shipment_ids: set(&[id(shipment)]),
+        }
     }
 
     use DataCategory::{Location, ProofOfDelivery, StatusEvents};
@@ -485,97 +570,296 @@ mod tests {
     #[test]
     fn allows_with_data_minimisation() {
         let mut f = Fixture::new();
-        f.grant(1, listed(DHL_DE), &[InsuranceClaim], &[StatusEvents, ProofOfDelivery], t0(), None);
+        f.grant(
+            1,
+            listed(DHL_DE),
+            &[InsuranceClaim],
+            &[StatusEvents, ProofOfDelivery],
+            t0(),
+            None,
+        );
         assert_eq!(
             f.decide(DHL_DE, InsuranceClaim, &[StatusEvents, Location], t0()),
-            Outcome::Allowed { consents: vec![id(1)], categories: cats(&[StatusEvents]) }
+            Outcome::Allowed {
+                consents: vec![id(1)],
+                categories: cats(&[StatusEvents])
+            }
         );
     }
 
     #[test]
     fn lists_every_consent_in_force_and_the_union_of_their_categories() {
         let mut f = Fixture::new();
-        f.grant(1, listed(DHL_DE), &[InsuranceClaim], &[StatusEvents], t0(), None);
-        f.grant(2, ConsentScope::Shipper { carriers: None, destination_countries: None }, &[InsuranceClaim], &[Location], t0(), None);
+        f.grant(
+            1,
+            listed(DHL_DE),
+            &[InsuranceClaim],
+            &[StatusEvents],
+            t0(),
+            None,
+        );
+        f.grant(
+            2,
+            ConsentScope::Shipper {
+                carriers: None,
+                destination_countries: None,
+            },
+            &[InsuranceClaim],
+            &[Location],
+            t0(),
+            None,
+        );
         assert_eq!(
-            f.decide(DHL_DE, InsuranceClaim, &[StatusEvents, Location, ProofOfDelivery], t0()),
-            Outcome::Allowed { consents: vec![id(1), id(2)], categories: cats(&[StatusEvents, Location]) }
+            f.decide(
+                DHL_DE,
+                InsuranceClaim,
+                &[StatusEvents, Location, ProofOfDelivery],
+                t0()
+            ),
+            Outcome::Allowed {
+                consents: vec![id(1), id(2)],
+                categories: cats(&[StatusEvents, Location])
+            }
         );
     }
 
     #[test]
     fn deny_reasons_come_in_spec_order() {
         let mut f = Fixture::new();
-        let unknown = f.d.decide(id(PARTNER), &ShipmentRef::Id(id(99)), InsuranceClaim, cats(&[StatusEvents]), t0());
-        assert_eq!(unknown.outcome, Outcome::Denied(DenyReason::UnknownShipment));
-        assert_eq!(f.decide(DHL_DE, InsuranceClaim, &[StatusEvents], t0()), Outcome::Denied(DenyReason::NoConsent));
-        f.grant(1, listed(DHL_DE), &[InsuranceClaim], &[StatusEvents], t0(), None);
-        assert_eq!(f.decide(DHL_DE, FraudPrevention, &[StatusEvents], t0()), Outcome::Denied(DenyReason::PurposeNotCovered));
-        assert_eq!(f.decide(DHL_DE, InsuranceClaim, &[Location], t0()), Outcome::Denied(DenyReason::CategoryNotCovered));
+        let unknown = f.d.decide(
+            id(PARTNER),
+            &ShipmentRef::Id(id(99)),
+            InsuranceClaim,
+            cats(&[StatusEvents]),
+            t0(),
+        );
+        assert_eq!(
+            unknown.outcome,
+            Outcome::Denied(DenyReason::UnknownShipment)
+        );
+        assert_eq!(
+            f.decide(DHL_DE, InsuranceClaim, &[StatusEvents], t0()),
+            Outcome::Denied(DenyReason::NoConsent)
+        );
+        f.grant(
+            1,
+            listed(DHL_DE),
+            &[InsuranceClaim],
+            &[StatusEvents],
+            t0(),
+            None,
+        );
+        assert_eq!(
+            f.decide(DHL_DE, FraudPrevention, &[StatusEvents], t0()),
+            Outcome::Denied(DenyReason::PurposeNotCovered)
+        );
+        assert_eq!(
+            f.decide(DHL_DE, InsuranceClaim, &[Location], t0()),
+            Outcome::Denied(DenyReason::CategoryNotCovered)
+        );
         f.d.set_partner_status(id(PARTNER), PartnerStatus::Suspended);
-        assert_eq!(f.decide(DHL_DE, InsuranceClaim, &[StatusEvents], t0()), Outcome::Denied(DenyReason::PartnerSuspended));
+        assert_eq!(
+            f.decide(DHL_DE, InsuranceClaim, &[StatusEvents], t0()),
+            Outcome::Denied(DenyReason::PartnerSuspended)
+        );
         f.d.set_partner_status(id(PARTNER), PartnerStatus::Active);
         f.d.revoke(id(1), t0() + Duration::hours(1));
         // Effective at once, whatever the clock says.
-        assert_eq!(f.decide(DHL_DE, InsuranceClaim, &[StatusEvents], t0()), Outcome::Denied(DenyReason::ConsentRevoked));
+        assert_eq!(
+            f.decide(DHL_DE, InsuranceClaim, &[StatusEvents], t0()),
+            Outcome::Denied(DenyReason::ConsentRevoked)
+        );
     }
 
     #[test]
     fn a_consent_of_another_partner_is_no_consent() {
         let mut f = Fixture::new();
-        f.grant(1, listed(DHL_DE), &[InsuranceClaim], &[StatusEvents], t0(), None);
-        let other = f.d.decide(id(OTHER_PARTNER), &ShipmentRef::Id(id(DHL_DE)), InsuranceClaim, cats(&[StatusEvents]), t0());
+        f.grant(
+            1,
+            listed(DHL_DE),
+            &[InsuranceClaim],
+            &[StatusEvents],
+            t0(),
+            None,
+        );
+        let other = f.d.decide(
+            id(OTHER_PARTNER),
+            &ShipmentRef::Id(id(DHL_DE)),
+            InsuranceClaim,
+            cats(&[StatusEvents]),
+            t0(),
+        );
         assert_eq!(other.outcome, Outcome::Denied(DenyReason::NoConsent));
     }
 
     #[test]
     fn expiry_and_start_are_matters_of_time_and_the_latest_grant_speaks() {
         let mut f = Fixture::new();
-        f.grant(1, listed(DHL_DE), &[InsuranceClaim], &[StatusEvents], t0(), Some(t0() + Duration::days(10)));
-        assert!(matches!(f.decide(DHL_DE, InsuranceClaim, &[StatusEvents], t0() + Duration::days(9)), Outcome::Allowed { .. }));
-        assert_eq!(f.decide(DHL_DE, InsuranceClaim, &[StatusEvents], t0() + Duration::days(10)), Outcome::Denied(DenyReason::ConsentExpired));
+        f.grant(
+            1,
+            listed(DHL_DE),
+            &[InsuranceClaim],
+            &[StatusEvents],
+            t0(),
+            Some(t0() + Duration::days(10)),
+        );
+        assert!(matches!(
+            f.decide(
+                DHL_DE,
+                InsuranceClaim,
+                &[StatusEvents],
+                t0() + Duration::days(9)
+            ),
+            Outcome::Allowed { .. }
+        ));
+        assert_eq!(
+            f.decide(
+                DHL_DE,
+                InsuranceClaim,
+                &[StatusEvents],
+                t0() + Duration::days(10)
+            ),
+            Outcome::Denied(DenyReason::ConsentExpired)
+        );
         // A later grant that starts in the future: its state is the answer.
-        f.grant(2, listed(DHL_DE), &[InsuranceClaim], &[StatusEvents], t0() + Duration::days(20), None);
-        assert_eq!(f.decide(DHL_DE, InsuranceClaim, &[StatusEvents], t0() + Duration::days(11)), Outcome::Denied(DenyReason::ConsentNotYetValid));
-        assert!(matches!(f.decide(DHL_DE, InsuranceClaim, &[StatusEvents], t0() + Duration::days(20)), Outcome::Allowed { .. }));
+        f.grant(
+            2,
+            listed(DHL_DE),
+            &[InsuranceClaim],
+            &[StatusEvents],
+            t0() + Duration::days(20),
+            None,
+        );
+        assert_eq!(
+            f.decide(
+                DHL_DE,
+                InsuranceClaim,
+                &[StatusEvents],
+                t0() + Duration::days(11)
+            ),
+            Outcome::Denied(DenyReason::ConsentNotYetValid)
+        );
+        assert!(matches!(
+            f.decide(
+                DHL_DE,
+                InsuranceClaim,
+                &[StatusEvents],
+                t0() + Duration::days(20)
+            ),
+            Outcome::Allowed { .. }
+        ));
     }
 
     #[test]
     fn shipper_wide_scope_filters_by_carrier_and_country() {
         let mut f = Fixture::new();
-        let dhl_only = ConsentScope::Shipper { carriers: Some(set(&[CarrierCode::parse("DHL").unwrap()])), destination_countries: None };
+        let dhl_only = ConsentScope::Shipper {
+            carriers: Some(set(&[CarrierCode::parse("DHL").unwrap()])),
+            destination_countries: None,
+        };
         f.grant(1, dhl_only, &[InsuranceClaim], &[StatusEvents], t0(), None);
-        assert!(matches!(f.decide(DHL_DE, InsuranceClaim, &[StatusEvents], t0()), Outcome::Allowed { .. }));
-        assert_eq!(f.decide(UPS_FR, InsuranceClaim, &[StatusEvents], t0()), Outcome::Denied(DenyReason::NoConsent));
-        let fr_only = ConsentScope::Shipper { carriers: None, destination_countries: Some(set(&[CountryCode::parse("FR").unwrap()])) };
+        assert!(matches!(
+            f.decide(DHL_DE, InsuranceClaim, &[StatusEvents], t0()),
+            Outcome::Allowed { .. }
+        ));
+        assert_eq!(
+            f.decide(UPS_FR, InsuranceClaim, &[StatusEvents], t0()),
+            Outcome::Denied(DenyReason::NoConsent)
+        );
+        let fr_only = ConsentScope::Shipper {
+            carriers: None,
+            destination_countries: Some(set(&[CountryCode::parse("FR").unwrap()])),
+        };
         f.grant(2, fr_only, &[InsuranceClaim], &[StatusEvents], t0(), None);
-        assert_eq!(f.decide(UPS_FR, InsuranceClaim, &[StatusEvents], t0()), Outcome::Allowed { consents: vec![id(2)], categories: cats(&[StatusEvents]) });
+        assert_eq!(
+            f.decide(UPS_FR, InsuranceClaim, &[StatusEvents], t0()),
+            Outcome::Allowed {
+                consents: vec![id(2)],
+                categories: cats(&[StatusEvents])
+            }
+        );
         // Shipper-wide grants cover future shipments too, without fan-out.
-        f.d.add_shipment(id(12), id(SHIPPER), &CarrierCode::parse("DHL").unwrap(), &TrackingNumber::parse("JJD2").unwrap(), CountryCode::parse("AT").unwrap());
-        assert_eq!(f.decide(12, InsuranceClaim, &[StatusEvents], t0()), Outcome::Allowed { consents: vec![id(1)], categories: cats(&[StatusEvents]) });
+        f.d.add_shipment(
+            id(12),
+            id(SHIPPER),
+            &CarrierCode::parse("DHL").unwrap(),
+            &TrackingNumber::parse("JJD2").unwrap(),
+            CountryCode::parse("AT").unwrap(),
+        );
+        assert_eq!(
+            f.decide(12, InsuranceClaim, &[StatusEvents], t0()),
+            Outcome::Allowed {
+                consents: vec![id(1)],
+                categories: cats(&[StatusEvents])
+            }
+        );
         // Another shipper's shipment is not covered by this shipper's grant.
-        f.d.add_shipment(id(13), id(77), &CarrierCode::parse("DHL").unwrap(), &TrackingNumber::parse("JJD3").unwrap(), CountryCode::parse("DE").unwrap());
-        assert_eq!(f.decide(13, InsuranceClaim, &[StatusEvents], t0()), Outcome::Denied(DenyReason::NoConsent));
+        f.d.add_shipment(
+            id(13),
+            id(77),
+            &CarrierCode::parse("DHL").unwrap(),
+            &TrackingNumber::parse("JJD3").unwrap(),
+            CountryCode::parse("DE").unwrap(),
+        );
+        assert_eq!(
+            f.decide(13, InsuranceClaim, &[StatusEvents], t0()),
+            Outcome::Denied(DenyReason::NoConsent)
+        );
     }
 
     #[test]
     fn shipments_resolve_by_carrier_and_tracking_number() {
         let f = Fixture::new();
         let dhl = CarrierCode::parse("dhl").unwrap();
-        assert_eq!(f.d.resolve(&ShipmentRef::Tracking(dhl.clone(), TrackingNumber::parse("JJD1").unwrap())), Some(id(DHL_DE)));
-        assert_eq!(f.d.resolve(&ShipmentRef::Tracking(dhl, TrackingNumber::parse("JJD9").unwrap())), None);
-        assert_eq!(f.d.resolve(&ShipmentRef::Tracking(CarrierCode::parse("GLS").unwrap(), TrackingNumber::parse("JJD1").unwrap())), None);
+        assert_eq!(
+            f.d.resolve(&ShipmentRef::Tracking(
+                dhl.clone(),
+                TrackingNumber::parse("JJD1").unwrap()
+            )),
+            Some(id(DHL_DE))
+        );
+        assert_eq!(
+            f.d.resolve(&ShipmentRef::Tracking(
+                dhl,
+                TrackingNumber::parse("JJD9").unwrap()
+            )),
+            None
+        );
+        assert_eq!(
+            f.d.resolve(&ShipmentRef::Tracking(
+                CarrierCode::parse("GLS").unwrap(),
+                TrackingNumber::parse("JJD1").unwrap()
+            )),
+            None
+        );
         assert_eq!(f.d.shipment_owner(id(DHL_DE)), Some(id(SHIPPER)));
     }
 
     #[test]
     fn parties_as_of_follow_the_recorded_history() {
         let mut f = Fixture::new();
-        f.grant(1, listed(DHL_DE), &[InsuranceClaim], &[StatusEvents], t0(), Some(t0() + Duration::days(30)));
+        f.grant(
+            1,
+            listed(DHL_DE),
+            &[InsuranceClaim],
+            &[StatusEvents],
+            t0(),
+            Some(t0() + Duration::days(30)),
+        );
         f.d.revoke(id(1), t0() + Duration::days(5));
         let at = |days| f.d.parties_at(id(DHL_DE), t0() + Duration::days(days));
-        assert_eq!(at(1), vec![Party { consent: id(1), partner: id(PARTNER) }]);
+        assert_eq!(
+            at(1),
+            vec![Party {
+                consent: id(1),
+                partner: id(PARTNER)
+            }]
+        );
         assert!(at(6).is_empty(), "revoked on day 5");
-        assert!(f.d.parties_at(id(DHL_DE), t0() - Duration::days(1)).is_empty(), "not yet granted");
+        assert!(
+            f.d.parties_at(id(DHL_DE), t0() - Duration::days(1))
+                .is_empty(),
+            "not yet granted"
+        );
     }
 }

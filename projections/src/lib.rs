@@ -11,13 +11,15 @@
 //! Read path: `HTTP GET → Projector::read → ReadModel`. Write path ends in
 //! `Projector::catch_up`, so a caller reads its own writes.
 
+pub mod decider;
 pub mod model;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use consent_ledger_domain::values::{PartnerId, ShipmentId, ShipperId};
 use consent_ledger_domain::{Directory, PartnerFacts};
-use consent_ledger_store::{Position, Store, StoreError};
+use consent_ledger_store::{CommitHook, Position, Store, StoreError, StoredEvent};
 
 pub use model::{ApplyError, ReadModel};
 
@@ -39,6 +41,9 @@ pub struct Projector {
     model: Arc<RwLock<ReadModel>>,
     // Serialises catch-ups so that events are applied once and in order.
     catching_up: Arc<tokio::sync::Mutex<()>>,
+    // Set when the commit hook saw a gap: another process wrote, and only reading the log
+    // brings the model up to date.
+    behind: Arc<AtomicBool>,
 }
 
 impl Projector {
@@ -47,7 +52,14 @@ impl Projector {
             store,
             model: Arc::default(),
             catching_up: Arc::default(),
+            behind: Arc::new(AtomicBool::new(true)),
         }
+    }
+
+    /// True when events may have been committed that the model has not applied (another
+    /// process wrote); [`Projector::catch_up`] clears it.
+    pub fn is_behind(&self) -> bool {
+        self.behind.load(Ordering::Acquire)
     }
 
     /// Shared read access to the model. Hold it briefly: writers wait while it is held.
@@ -59,6 +71,7 @@ impl Projector {
     #[tracing::instrument(skip(self))]
     pub async fn catch_up(&self) -> Result<Position, ProjectionError> {
         let _one_at_a_time = self.catching_up.lock().await;
+        self.behind.store(false, Ordering::Release);
         loop {
             let from = self.read().next_position();
             let events = self.store.read_range(from, CATCH_UP_PAGE).await?;
@@ -67,10 +80,37 @@ impl Projector {
             }
             let mut model = self.model.write().unwrap_or_else(|p| p.into_inner());
             for event in &events {
-                model.apply(event)?;
+                // The commit hook may have applied some of these meanwhile.
+                if event.position == model.next_position() {
+                    model.apply(event)?;
+                }
             }
             if events.len() < CATCH_UP_PAGE as usize {
                 return Ok(model.next_position());
+            }
+        }
+    }
+}
+
+/// Applies what this process commits, in the writer, before the writer answers: a caller
+/// reads its own writes, and a revocation's 2xx means decisions here already see it.
+impl CommitHook for Projector {
+    fn committed(&self, events: &mut dyn Iterator<Item = &StoredEvent>) {
+        let mut model = self.model.write().unwrap_or_else(|p| p.into_inner());
+        for event in events {
+            let next = model.next_position();
+            if event.position < next {
+                continue;
+            }
+            if event.position > next {
+                // Another process committed in between; catch_up reads what is missing.
+                self.behind.store(true, Ordering::Release);
+                return;
+            }
+            if let Err(e) = model.apply(event) {
+                tracing::error!(error = %e, "cannot apply a committed event; the read model stops here");
+                self.behind.store(true, Ordering::Release);
+                return;
             }
         }
     }

@@ -15,7 +15,9 @@ use consent_ledger_domain::values::{
 };
 use consent_ledger_domain::{Directory, PartnerFacts};
 use consent_ledger_store::{Position, StoredEvent};
-use serde::Serialize;
+
+use crate::decider::{Decider, Grant};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -44,6 +46,33 @@ pub struct ShipmentView {
     pub recipient_ref: Option<RecipientRef>,
     pub registered_at: DateTime<Utc>,
     pub position: Position,
+}
+
+impl ShipmentView {
+    /// The view of a shipment from its registration event. Shipments are not kept in memory
+    /// beyond what decisions need (SPEC §11: ≤ 200 bytes a shipment), so a read of one comes
+    /// from its stream.
+    pub fn from_registration(stored: &StoredEvent) -> Option<Self> {
+        let ShipmentEvent::ShipmentRegistered {
+            id,
+            shipper,
+            carrier,
+            tracking_number,
+            destination_country,
+            recipient_ref,
+            registered_at,
+        } = ShipmentEvent::deserialize(&stored.payload).ok()?;
+        Some(Self {
+            id,
+            shipper_id: shipper,
+            carrier,
+            tracking_number,
+            destination_country,
+            recipient_ref,
+            registered_at,
+            position: stored.position,
+        })
+    }
 }
 
 /// How a revocation happened.
@@ -138,8 +167,8 @@ pub struct ReadModel {
     next: u64,
     pub principals: HashMap<PrincipalId, PrincipalView>,
     by_token: HashMap<String, PrincipalId>,
-    pub shipments: HashMap<ShipmentId, ShipmentView>,
-    by_tracking: HashMap<(CarrierCode, TrackingNumber), ShipmentId>,
+    /// Shipments, partners' status and consents, compact, for decisions (SPEC §3).
+    pub access: Decider,
     pub consents: BTreeMap<ConsentId, ConsentView>,
     consent_by_request: HashMap<ConsentRequestId, ConsentId>,
     pub requests: BTreeMap<ConsentRequestId, RequestView>,
@@ -166,16 +195,6 @@ impl ReadModel {
             .and_then(|id| self.principals.get(id))
     }
 
-    pub fn shipment_by_tracking(
-        &self,
-        carrier: &CarrierCode,
-        tracking: &TrackingNumber,
-    ) -> Option<&ShipmentView> {
-        self.by_tracking
-            .get(&(carrier.clone(), tracking.clone()))
-            .and_then(|id| self.shipments.get(id))
-    }
-
     pub fn consent_for_request(&self, request: ConsentRequestId) -> Option<&ConsentView> {
         self.consent_by_request
             .get(&request)
@@ -195,22 +214,22 @@ impl ReadModel {
             detail,
         };
         let decode_err = |e: serde_json::Error| fail(e.to_string());
+        let payload = &event.payload;
         match event.stream_type.as_str() {
             "principal" => self.apply_principal(
                 event,
-                serde_json::from_value(event.payload.clone()).map_err(decode_err)?,
+                PrincipalEvent::deserialize(payload).map_err(decode_err)?,
             ),
-            "shipment" => self.apply_shipment(
-                event,
-                serde_json::from_value(event.payload.clone()).map_err(decode_err)?,
-            ),
+            "shipment" => {
+                self.apply_shipment(ShipmentEvent::deserialize(payload).map_err(decode_err)?)
+            }
             "consent" => self.apply_consent(
                 event,
-                serde_json::from_value(event.payload.clone()).map_err(decode_err)?,
+                ConsentEvent::deserialize(payload).map_err(decode_err)?,
             ),
             "consent_request" => self.apply_request(
                 event,
-                serde_json::from_value(event.payload.clone()).map_err(decode_err)?,
+                ConsentRequestEvent::deserialize(payload).map_err(decode_err)?,
             ),
             // Streams this model does not show (e.g. access decisions) only advance it.
             _ => {}
@@ -230,6 +249,9 @@ impl ReadModel {
                 registered_at,
             } => {
                 self.by_token.insert(token_sha256.clone(), id);
+                if partner.is_some() {
+                    self.access.add_partner(id.as_partner());
+                }
                 let status = partner.as_ref().map(|_| PartnerStatus::Active);
                 self.principals.insert(
                     id,
@@ -262,31 +284,17 @@ impl ReadModel {
         }
     }
 
-    fn apply_shipment(&mut self, stored: &StoredEvent, event: ShipmentEvent) {
+    fn apply_shipment(&mut self, event: ShipmentEvent) {
         let ShipmentEvent::ShipmentRegistered {
             id,
             shipper,
             carrier,
             tracking_number,
             destination_country,
-            recipient_ref,
-            registered_at,
+            ..
         } = event;
-        self.by_tracking
-            .insert((carrier.clone(), tracking_number.clone()), id);
-        self.shipments.insert(
-            id,
-            ShipmentView {
-                id,
-                shipper_id: shipper,
-                carrier,
-                tracking_number,
-                destination_country,
-                recipient_ref,
-                registered_at,
-                position: stored.position,
-            },
-        );
+        self.access
+            .add_shipment(id, shipper, &carrier, &tracking_number, destination_country);
     }
 
     fn apply_consent(&mut self, stored: &StoredEvent, event: ConsentEvent) {
@@ -308,6 +316,18 @@ impl ReadModel {
                 if let Some(request) = origin_request {
                     self.consent_by_request.insert(request, id);
                 }
+                self.access.add_grant(Grant {
+                    id,
+                    partner,
+                    shipper,
+                    scope: &scope,
+                    purposes: &purposes,
+                    categories: &data_categories,
+                    valid_from,
+                    valid_until,
+                    granted_at,
+                    position: stored.position.get(),
+                });
                 self.consents.insert(
                     id,
                     ConsentView {
@@ -443,7 +463,7 @@ impl Directory for ReadModel {
         self.partner_facts(id)
     }
     fn shipment_owner(&self, id: ShipmentId) -> Option<ShipperId> {
-        self.shipments.get(&id).map(|s| s.shipper_id)
+        self.access.shipment_owner(id)
     }
     fn is_shipper(&self, id: ShipperId) -> bool {
         self.principals

@@ -16,7 +16,7 @@ use cqrs_es::{
 };
 
 use crate::error::StoreError;
-use crate::event::{Append, IdempotencyClaim, NewEvent, Provenance, StoredEvent};
+use crate::event::{Append, Guard, IdempotencyClaim, NewEvent, Provenance, StoredEvent};
 use crate::Store;
 
 /// Who writes, under which request, with which idempotency key and unique claims. Travels
@@ -26,6 +26,8 @@ pub struct CommandMeta {
     pub provenance: Provenance,
     pub idempotency: Option<IdempotencyClaim>,
     pub unique_claims: Vec<String>,
+    /// The command restricts access (a revocation, a suspension): see [`crate::Guard`].
+    pub restricts: bool,
 }
 
 const ACTOR: &str = "actor";
@@ -34,6 +36,7 @@ const IDEMPOTENCY_SCOPE: &str = "idempotency_scope";
 const IDEMPOTENCY_KEY: &str = "idempotency_key";
 const IDEMPOTENCY_FINGERPRINT: &str = "idempotency_fingerprint";
 const UNIQUE_CLAIM: &str = "unique_claim";
+const RESTRICTS: &str = "restricts";
 const POSITION: &str = "position";
 const RECORDED_AT: &str = "recorded_at";
 
@@ -46,6 +49,7 @@ impl CommandMeta {
             },
             idempotency: None,
             unique_claims: Vec::new(),
+            restricts: false,
         }
     }
 
@@ -58,6 +62,9 @@ impl CommandMeta {
             map.insert(IDEMPOTENCY_SCOPE.to_owned(), claim.scope);
             map.insert(IDEMPOTENCY_KEY.to_owned(), claim.key);
             map.insert(IDEMPOTENCY_FINGERPRINT.to_owned(), claim.fingerprint);
+        }
+        if self.restricts {
+            map.insert(RESTRICTS.to_owned(), "true".to_owned());
         }
         // One claim per command is all the domain needs (a tracking number).
         if let Some(claim) = self.unique_claims.into_iter().next() {
@@ -87,6 +94,7 @@ impl CommandMeta {
             },
             idempotency,
             unique_claims: get(UNIQUE_CLAIM).into_iter().collect(),
+            restricts: get(RESTRICTS).is_some(),
         }
     }
 }
@@ -159,17 +167,15 @@ impl<A: Aggregate> LedgerEventStore<A> {
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let mut new_events = Vec::with_capacity(events.len());
         for (i, event) in events.iter().enumerate() {
-            new_events.push(NewEvent {
-                stream_type: A::TYPE.to_owned(),
-                stream_id: context.aggregate_id.clone(),
-                stream_version: context.version + 1 + i as u64,
-                event_type: event.event_type(),
-                schema_version: event.event_version().parse().unwrap_or(1),
-                payload: serde_json::to_value(event).map_err(|e| StoreError::Corrupt {
-                    position: -1,
-                    detail: format!("cannot encode {}: {e}", event.event_type()),
-                })?,
-            });
+            let version = context.version + 1 + i as u64;
+            new_events.push(
+                NewEvent::from_domain(event, A::TYPE, &context.aggregate_id, version).map_err(
+                    |e| StoreError::Corrupt {
+                        position: -1,
+                        detail: format!("cannot encode {}: {e}", event.event_type()),
+                    },
+                )?,
+            );
         }
         self.store
             .append(Append {
@@ -177,6 +183,10 @@ impl<A: Aggregate> LedgerEventStore<A> {
                 provenance: meta.provenance,
                 idempotency: meta.idempotency,
                 unique_claims: meta.unique_claims,
+                guard: Guard {
+                    restricts: meta.restricts,
+                    decided_before: None,
+                },
             })
             .await
     }

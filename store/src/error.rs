@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use crate::event::IdempotencyRecord;
+use crate::event::{IdempotencyRecord, Position};
 
 /// Why the store refused or failed an operation.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +17,9 @@ pub enum StoreError {
     /// The database cannot be reached, is full, or failed an I/O step. Nothing was written.
     #[error("event store unavailable: {0}")]
     Unavailable(#[source] Arc<sqlx::Error>),
+    /// A restriction committed after the state this append was decided on (see `Guard`).
+    #[error("a restriction committed at position {restricted_at} after the decision's state; decide again")]
+    Stale { restricted_at: Position },
     /// Another request with this `Idempotency-Key` is being committed right now.
     #[error("a request with this idempotency key is in flight")]
     IdempotencyKeyInFlight,

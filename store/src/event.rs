@@ -62,6 +62,25 @@ pub struct NewEvent {
     pub payload: serde_json::Value,
 }
 
+impl NewEvent {
+    /// A cqrs-es domain event as the `version`th event of stream (`stream_type`, `stream_id`).
+    pub fn from_domain<E: cqrs_es::DomainEvent>(
+        event: &E,
+        stream_type: &str,
+        stream_id: &str,
+        version: u64,
+    ) -> Result<Self, serde_json::Error> {
+        Ok(Self {
+            stream_type: stream_type.to_owned(),
+            stream_id: stream_id.to_owned(),
+            stream_version: version,
+            event_type: event.event_type(),
+            schema_version: event.event_version().parse().unwrap_or(1),
+            payload: serde_json::to_value(event)?,
+        })
+    }
+}
+
 /// Who caused a write and under which request, recorded with every event of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Provenance {
@@ -78,6 +97,20 @@ pub struct Append {
     pub idempotency: Option<IdempotencyClaim>,
     /// Values that must be unique across the whole log, e.g. `tracking:DHL/JJD0001`.
     pub unique_claims: Vec<String>,
+    /// How this append orders against restrictions (SPEC §5.2).
+    pub guard: Guard,
+}
+
+/// Revocation is effective at commit (SPEC §5.2): an append that *restricts* access (a consent
+/// revoked, a partner suspended) moves the log's restriction fence to its position; an append
+/// that was *decided on* the state before some position (an allowed access) commits only if no
+/// restriction committed at or after that position, and is otherwise refused as
+/// [`crate::StoreError::Stale`] so the caller decides again on fresher state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Guard {
+    pub restricts: bool,
+    /// The position the decision's state had applied up to (all events before it).
+    pub decided_before: Option<Position>,
 }
 
 /// An `Idempotency-Key` claimed by an append (SPEC §5.5).

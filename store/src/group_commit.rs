@@ -12,6 +12,17 @@ use crate::error::StoreError;
 use crate::event::{Append, StoredEvent};
 use crate::sqlite;
 
+/// Told of every committed batch by the writer, after it is durable and before any of its
+/// callers is answered. The read side applies the events here, so that a 2xx for a revocation
+/// means this process's decider already denies through that consent (SPEC §5.2).
+pub trait CommitHook: Send + Sync {
+    /// The events of one committed batch, in log order.
+    fn committed(&self, events: &mut dyn Iterator<Item = &StoredEvent>);
+}
+
+/// Where the writer finds its hook; set once, after the read side that implements it exists.
+pub(crate) type HookSlot = Arc<std::sync::OnceLock<Arc<dyn CommitHook>>>;
+
 /// What one append of a batch came to.
 pub(crate) type AppendResult = Result<Vec<StoredEvent>, StoreError>;
 
@@ -39,9 +50,9 @@ pub(crate) struct GroupCommit {
 }
 
 impl GroupCommit {
-    pub(crate) fn spawn_sqlite(conn: SqliteConnection) -> Self {
+    pub(crate) fn spawn_sqlite(conn: SqliteConnection, hook: HookSlot) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(run_sqlite(queue, conn));
+        tokio::spawn(run_sqlite(queue, conn, hook));
         Self { jobs }
     }
 
@@ -57,7 +68,7 @@ impl GroupCommit {
 }
 
 #[tracing::instrument(skip_all)]
-async fn run_sqlite(mut queue: mpsc::Receiver<Job>, mut conn: SqliteConnection) {
+async fn run_sqlite(mut queue: mpsc::Receiver<Job>, mut conn: SqliteConnection, hook: HookSlot) {
     let mut appends = Vec::with_capacity(MAX_BATCH);
     let mut replies = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.recv().await {
@@ -69,6 +80,9 @@ async fn run_sqlite(mut queue: mpsc::Receiver<Job>, mut conn: SqliteConnection) 
             replies.push(job.reply);
         }
         let outcome = sqlite::commit_batch(&mut conn, &appends).await;
+        if let (BatchOutcome::Done(results), Some(hook)) = (&outcome, hook.get()) {
+            hook.committed(&mut results.iter().filter_map(|r| r.as_ref().ok()).flatten());
+        }
         answer(outcome, replies.drain(..));
         appends.clear();
     }

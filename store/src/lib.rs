@@ -27,10 +27,11 @@ use sqlx::SqlitePool;
 
 pub use error::StoreError;
 pub use event::{
-    Append, IdempotencyClaim, IdempotencyRecord, NewEvent, Position, Provenance, StoredEvent,
+    Append, Guard, IdempotencyClaim, IdempotencyRecord, NewEvent, Position, Provenance, StoredEvent,
 };
 
-use group_commit::GroupCommit;
+pub use group_commit::CommitHook;
+use group_commit::{GroupCommit, HookSlot};
 
 /// Where the store lives (SPEC §8: `--data-dir` or `--database-url`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +66,7 @@ pub struct Store {
 struct Inner {
     reads: SqlitePool,
     writer: GroupCommit,
+    hook: HookSlot,
 }
 
 impl Store {
@@ -73,12 +75,23 @@ impl Store {
         match location {
             StoreLocation::SqliteFile(path) => {
                 let (reads, writer) = sqlite::open(path).await?;
-                let writer = GroupCommit::spawn_sqlite(writer);
+                let hook = HookSlot::default();
+                let writer = GroupCommit::spawn_sqlite(writer, hook.clone());
                 Ok(Self {
-                    inner: Arc::new(Inner { reads, writer }),
+                    inner: Arc::new(Inner {
+                        reads,
+                        writer,
+                        hook,
+                    }),
                 })
             }
         }
+    }
+
+    /// Installs the hook told of every committed batch before its callers are answered. Only
+    /// the first call takes effect.
+    pub fn set_commit_hook(&self, hook: Arc<dyn CommitHook>) {
+        let _ = self.inner.hook.set(hook);
     }
 
     /// Appends atomically and durably; the answer carries each event's position.

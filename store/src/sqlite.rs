@@ -129,20 +129,45 @@ async fn try_commit_batch(
     // Stored with microsecond precision; truncate here so the answer equals what reads return.
     let recorded_at = Utc::now().trunc_subsecs(6);
     let recorded_text = time_text(recorded_at);
-    let next = begin(conn).await?;
+    let (next, fence) = begin(conn).await?;
     // Fast path: the whole batch in a few multi-row INSERTs. sqlx hands every statement to
     // SQLite's worker thread and back, so statements, not rows, are what a batch costs.
-    let results = match insert_batch(conn, batch, next, recorded_at, &recorded_text).await {
+    let mut new_fence = fence;
+    let results = match insert_batch(
+        conn,
+        batch,
+        next,
+        &mut new_fence,
+        recorded_at,
+        &recorded_text,
+    )
+    .await
+    {
         Ok(results) => results,
         // Some append of the batch is refused (a taken stream version, claim or key). Redo
         // the batch one SAVEPOINT per append, so that only the refused ones fail.
         Err(err) if is_unique_violation(&err) => {
             sqlx::query("ROLLBACK").execute(&mut *conn).await?;
-            let next = begin(conn).await?;
-            insert_one_by_one(conn, batch, next, recorded_at, &recorded_text).await?
+            let (next, fence) = begin(conn).await?;
+            new_fence = fence;
+            insert_one_by_one(
+                conn,
+                batch,
+                next,
+                &mut new_fence,
+                recorded_at,
+                &recorded_text,
+            )
+            .await?
         }
         Err(err) => return Err(err),
     };
+    if new_fence != fence {
+        sqlx::query("UPDATE fences SET position = ? WHERE name = 'restriction'")
+            .bind(new_fence)
+            .execute(&mut *conn)
+            .await?;
+    }
     sqlx::query("COMMIT").execute(&mut *conn).await?;
     Ok(BatchOutcome::Done(results))
 }
@@ -151,15 +176,34 @@ fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
-/// Opens the write transaction and returns the next position.
-async fn begin(conn: &mut SqliteConnection) -> Result<Position, sqlx::Error> {
+/// Opens the write transaction; returns the next position and the restriction fence.
+async fn begin(conn: &mut SqliteConnection) -> Result<(Position, i64), sqlx::Error> {
     // IMMEDIATE takes the write lock now, so the MAX below cannot go stale under another
     // process (the offline CLI) writing the same file.
     sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
     let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position) + 1, 0) FROM events")
         .fetch_one(&mut *conn)
         .await?;
-    Ok(Position::from_i64(next))
+    let fence: i64 = sqlx::query_scalar("SELECT position FROM fences WHERE name = 'restriction'")
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok((Position::from_i64(next), fence))
+}
+
+/// Checks an append against the restriction fence and moves the fence if the append restricts.
+/// `first` is the position its first event would get.
+fn pass_fence(append: &Append, first: Position, fence: &mut i64) -> Result<(), StoreError> {
+    if let Some(before) = append.guard.decided_before {
+        if *fence >= before.as_i64() {
+            return Err(StoreError::Stale {
+                restricted_at: Position::from_i64(*fence),
+            });
+        }
+    }
+    if append.guard.restricts && !append.events.is_empty() {
+        *fence = first.as_i64();
+    }
+    Ok(())
 }
 
 /// SQLite allows 32,766 bound parameters per statement; events bind ten each.
@@ -169,15 +213,26 @@ async fn insert_batch(
     conn: &mut SqliteConnection,
     batch: &[Append],
     first: Position,
+    fence: &mut i64,
     recorded_at: DateTime<Utc>,
     recorded_text: &str,
 ) -> Result<Vec<AppendResult>, sqlx::Error> {
     let mut next = first;
     let mut stamped = Vec::with_capacity(batch.len());
+    let mut refused = Vec::with_capacity(batch.len());
     for append in batch {
-        let events = stamp(append, next, recorded_at);
-        next = Position::new(next.get() + events.len() as u64);
-        stamped.push(events);
+        match pass_fence(append, next, fence) {
+            Ok(()) => {
+                let events = stamp(append, next, recorded_at);
+                next = Position::new(next.get() + events.len() as u64);
+                stamped.push(events);
+                refused.push(None);
+            }
+            Err(stale) => {
+                stamped.push(Vec::new());
+                refused.push(Some(stale));
+            }
+        }
     }
     let keys: Vec<(&IdempotencyClaim, &[StoredEvent])> = batch
         .iter()
@@ -234,7 +289,14 @@ async fn insert_batch(
         });
         q.build().persistent(false).execute(&mut *conn).await?;
     }
-    Ok(stamped.into_iter().map(Ok).collect())
+    Ok(stamped
+        .into_iter()
+        .zip(refused)
+        .map(|(events, refusal)| match refusal {
+            Some(stale) => Err(stale),
+            None => Ok(events),
+        })
+        .collect())
 }
 
 /// The slow path: each append in its own SAVEPOINT, so a unique violation refuses only it.
@@ -242,12 +304,18 @@ async fn insert_one_by_one(
     conn: &mut SqliteConnection,
     batch: &[Append],
     first: Position,
+    fence: &mut i64,
     recorded_at: DateTime<Utc>,
     recorded_text: &str,
 ) -> Result<Vec<AppendResult>, sqlx::Error> {
     let mut next = first;
     let mut results = Vec::with_capacity(batch.len());
     for append in batch {
+        let before = *fence;
+        if let Err(stale) = pass_fence(append, next, fence) {
+            results.push(Err(stale));
+            continue;
+        }
         sqlx::query("SAVEPOINT one_append")
             .execute(&mut *conn)
             .await?;
@@ -266,6 +334,8 @@ async fn insert_one_by_one(
                 sqlx::query("RELEASE one_append")
                     .execute(&mut *conn)
                     .await?;
+                // A refused append restricts nothing.
+                *fence = before;
                 results.push(Err(refusal));
             }
             Err(ClassifiedError::Failed(err)) => return Err(err),

@@ -67,6 +67,7 @@ fn plain(events: Vec<NewEvent>) -> Append {
         provenance: provenance("actor-1", "req-1"),
         idempotency: None,
         unique_claims: Vec::new(),
+        guard: Default::default(),
     }
 }
 
@@ -225,6 +226,7 @@ pub async fn positions_start_at_zero_and_are_gapless(location: StoreLocation) {
             provenance: provenance("shipper-1", "req-a"),
             idempotency: None,
             unique_claims: Vec::new(),
+            guard: Default::default(),
         },
     )
     .await;
@@ -266,6 +268,7 @@ pub async fn positions_start_at_zero_and_are_gapless(location: StoreLocation) {
             provenance: provenance("admin", "req-b"),
             idempotency: None,
             unique_claims: Vec::new(),
+            guard: Default::default(),
         },
     )
     .await;
@@ -369,6 +372,7 @@ pub async fn a_stream_version_is_written_once(location: StoreLocation) {
             provenance: provenance("actor-2", "req-2"),
             idempotency: Some(idempotency_claim("scope", "key-1", "fp-1")),
             unique_claims: vec!["claim:1".into()],
+            guard: Default::default(),
         })
         .await;
     match refused {
@@ -409,6 +413,7 @@ pub async fn a_stream_version_is_written_once(location: StoreLocation) {
             provenance: provenance("actor-3", "req-3"),
             idempotency: Some(idempotency_claim("scope", "key-1", "fp-3")),
             unique_claims: vec!["claim:1".into()],
+            guard: Default::default(),
         },
     )
     .await;
@@ -434,6 +439,7 @@ pub async fn an_empty_append_records_nothing(location: StoreLocation) {
             provenance: provenance("actor-1", "req-empty"),
             idempotency: Some(idempotency_claim("scope", "key-empty", "fp")),
             unique_claims: vec!["claim:empty".into()],
+            guard: Default::default(),
         })
         .await;
     if let Ok(events) = &empty {
@@ -486,6 +492,7 @@ pub async fn a_unique_claim_is_taken_once(location: StoreLocation) {
             provenance: provenance("actor-2", "req-2"),
             idempotency: Some(idempotency_claim("scope", "key", "fp")),
             unique_claims: vec![claim.clone()],
+            guard: Default::default(),
         })
         .await;
     match refused {
@@ -571,6 +578,7 @@ pub async fn an_idempotency_key_records_its_first_answer(location: StoreLocation
             provenance: provenance("principal-1", "req-1"),
             idempotency: Some(idempotency_claim(scope, "key-1", "sha256:AAA")),
             unique_claims: Vec::new(),
+            guard: Default::default(),
         },
     )
     .await;
@@ -593,6 +601,7 @@ pub async fn an_idempotency_key_records_its_first_answer(location: StoreLocation
             provenance: provenance("principal-1", "req-2"),
             idempotency: Some(idempotency_claim(scope, "key-1", "sha256:BBB")),
             unique_claims: vec!["claim:x".into()],
+            guard: Default::default(),
         })
         .await;
     match retry {
@@ -617,6 +626,7 @@ pub async fn an_idempotency_key_records_its_first_answer(location: StoreLocation
             provenance: provenance("principal-2", "req-3"),
             idempotency: Some(idempotency_claim(other_scope, "key-1", "sha256:CCC")),
             unique_claims: vec!["claim:x".into()],
+            guard: Default::default(),
         },
     )
     .await;
@@ -685,6 +695,7 @@ pub async fn concurrent_appends_get_every_position_once(location: StoreLocation)
                         &format!("fp-{t}-{j}"),
                     )),
                     unique_claims: vec![format!("claim:{t}:{j}")],
+                    guard: Default::default(),
                 };
                 let answer = store
                     .append(append)
@@ -798,6 +809,7 @@ pub async fn racing_writers_of_one_stream_version_one_wins(location: StoreLocati
                         "fp",
                     )),
                     unique_claims: vec![format!("prize:{round}:{racer}")],
+                    guard: Default::default(),
                 };
                 // A non-conflicting append queued beside it, so batches mix both outcomes.
                 let own = one(
@@ -881,6 +893,7 @@ pub async fn a_reopened_store_continues_where_it_stopped(location: StoreLocation
                 provenance: provenance("actor-9", "req-9"),
                 idempotency: Some(idempotency_claim("scope", "key", "fp")),
                 unique_claims: vec!["claim:once".into()],
+                guard: Default::default(),
             },
         )
         .await,
@@ -1321,6 +1334,18 @@ mod sqlite {
     }
 
     #[tokio::test]
+    async fn a_restriction_fences_off_older_decisions() {
+        let (_dir, location) = fresh();
+        super::a_restriction_fences_off_older_decisions(location).await;
+    }
+
+    #[tokio::test]
+    async fn the_commit_hook_sees_commits_before_answers() {
+        let (_dir, location) = fresh();
+        super::the_commit_hook_sees_commits_before_answers(location).await;
+    }
+
+    #[tokio::test]
     async fn positions_start_at_zero_and_are_gapless() {
         let (_dir, location) = fresh();
         super::positions_start_at_zero_and_are_gapless(location).await;
@@ -1438,4 +1463,63 @@ mod sqlite {
             Err(StoreError::UnsupportedUrl(_))
         ));
     }
+}
+
+/// SPEC §5.2: an append decided on state before a restriction is refused as stale; one decided
+/// after it commits; the fence survives a restart.
+pub async fn a_restriction_fences_off_older_decisions(location: StoreLocation) {
+    let store = open(&location).await;
+    let decided = |stream: &str, before: u64| {
+        let mut a = one(stream, 1, json!("allow"));
+        a.guard = consent_ledger_store::Guard {
+            restricts: false,
+            decided_before: Some(Position::new(before)),
+        };
+        a
+    };
+    append_ok(&store, decided("d0", 0)).await;
+    let mut revoke = one("r", 1, json!("revoke"));
+    revoke.guard.restricts = true;
+    let revoked_at = append_ok(&store, revoke).await[0].position;
+    assert_eq!(revoked_at, Position::new(1));
+    match store.append(decided("d1", 1)).await {
+        Err(StoreError::Stale { restricted_at }) => assert_eq!(restricted_at, revoked_at),
+        other => panic!("expected Stale, got {other:?}"),
+    }
+    assert_gapless(&store, 2).await;
+    append_ok(&store, decided("d2", 2)).await;
+    drop(store);
+    let store = open(&location).await;
+    assert!(matches!(
+        store.append(decided("d3", 1)).await,
+        Err(StoreError::Stale { .. })
+    ));
+    append_ok(&store, decided("d4", 3)).await;
+    assert_gapless(&store, 4).await;
+}
+
+/// The commit hook sees every committed batch, in log order, before the appender is answered.
+pub async fn the_commit_hook_sees_commits_before_answers(location: StoreLocation) {
+    struct Seen(std::sync::Mutex<Vec<u64>>);
+    impl consent_ledger_store::CommitHook for Seen {
+        fn committed(&self, events: &mut dyn Iterator<Item = &StoredEvent>) {
+            self.0
+                .lock()
+                .unwrap()
+                .extend(events.map(|e| e.position.get()));
+        }
+    }
+    let store = open(&location).await;
+    let seen = std::sync::Arc::new(Seen(Default::default()));
+    store.set_commit_hook(seen.clone());
+    for i in 0..5u64 {
+        let committed = append_ok(&store, one(&format!("h{i}"), 1, json!(i))).await;
+        assert_eq!(
+            seen.0.lock().unwrap().last().copied(),
+            Some(committed[0].position.get())
+        );
+    }
+    // A refused append is not reported.
+    assert!(store.append(one("h0", 1, json!("again"))).await.is_err());
+    assert_eq!(*seen.0.lock().unwrap(), vec![0, 1, 2, 3, 4]);
 }

@@ -254,7 +254,9 @@ pub async fn revoke(
         &caller,
         &body,
         StatusCode::OK,
-        |meta| async {
+        |mut meta| async {
+            // Revocation is effective at commit: decisions decided before it are fenced off.
+            meta.restricts = true;
             Ok(state
                 .consents
                 .execute(&id.to_string(), command, meta)

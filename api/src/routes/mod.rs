@@ -2,6 +2,7 @@
 //! the role, parse, run one command through [`crate::write::write`], render.
 
 pub mod consents;
+pub mod decisions;
 pub mod health;
 pub mod principals;
 pub mod requests;
@@ -31,6 +32,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(principals::reactivate)
         .service(principals::me)
         .service(principals::partners)
+        .service(decisions::decide_one)
+        .service(decisions::decide_batch)
+        .service(shipments::authorized_parties)
         .service(shipments::create)
         .service(shipments::get)
         .service(consents::grant)

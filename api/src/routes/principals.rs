@@ -144,7 +144,9 @@ async fn set_partner_status(
         &caller,
         &body,
         StatusCode::OK,
-        |meta| async {
+        |mut meta| async {
+            // Revocation is effective at commit: decisions decided before it are fenced off.
+            meta.restricts = to == PartnerStatus::Suspended;
             Ok(state
                 .principals
                 .execute(&id.to_string(), command, meta)

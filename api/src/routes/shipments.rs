@@ -3,17 +3,19 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
 use consent_ledger_domain::shipment::ShipmentCommand;
 use consent_ledger_domain::values::{
-    CarrierCode, CountryCode, RecipientRef, Role, ShipmentId, ShipperId, TrackingNumber,
+    CarrierCode, ConsentId, CountryCode, DataCategory, DisplayName, NonEmptySet, PartnerId,
+    PartnerKind, PrincipalId, Purpose, RecipientRef, Role, ShipmentId, ShipperId, TrackingNumber,
 };
 use consent_ledger_projections::model::ShipmentView;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::body::{parse_json, path_id, read_body};
+use crate::body::{parse_json, path_id, read_body, QueryParams};
 use crate::problem::{ApiError, Problem};
 use crate::routes::{render_created, Created};
 use crate::state::AppState;
@@ -112,8 +114,11 @@ pub async fn get(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id: ShipmentId = path_id(&id, "id")?;
-    let model = state.projector.read();
-    let shipment = model.shipments.get(&id).ok_or_else(ApiError::not_found)?;
+    let stored = state.store.read_stream("shipment", &id.to_string()).await?;
+    let shipment = stored
+        .first()
+        .and_then(ShipmentView::from_registration)
+        .ok_or_else(ApiError::not_found)?;
     let visible = caller.is_auditor()
         || caller.role == Role::Gateway
         || (caller.role == Role::Shipper && shipment.shipper_id == caller.id.as_shipper());
@@ -121,4 +126,78 @@ pub async fn get(
         return Err(ApiError::not_found());
     }
     Ok(HttpResponse::Ok().json(shipment))
+}
+
+/// One party that may see the shipment, through one consent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthorizedParty {
+    pub partner_id: PartnerId,
+    pub name: Option<DisplayName>,
+    pub kind: Option<PartnerKind>,
+    pub consent_id: ConsentId,
+    pub purposes: NonEmptySet<Purpose>,
+    pub data_categories: NonEmptySet<DataCategory>,
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+/// "Who may see this shipment", now or as of a past time.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthorizedParties {
+    pub shipment_id: ShipmentId,
+    pub as_of: DateTime<Utc>,
+    pub parties: Vec<AuthorizedParty>,
+}
+
+/// Every partner whose consent covered the shipment at `as_of` (default now): granted by
+/// then, not revoked by then, valid then. Answered from the consents' recorded intervals, not
+/// by replaying the log. The shipment's shipper, the gateway and auditors may ask.
+#[utoipa::path(get, path = "/v1/shipments/{id}/authorized-parties", tag = "shipments", security(("bearer" = [])),
+    params(("as_of" = Option<String>, Query, description = "RFC 3339 time; default now")),
+    responses((status = 200, body = AuthorizedParties), (status = 404, body = Problem), (status = 422, body = Problem)))]
+#[get("/v1/shipments/{id}/authorized-parties")]
+pub async fn authorized_parties(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id: ShipmentId = path_id(&id, "id")?;
+    let q = QueryParams::parse(req.query_string(), &["as_of"])?;
+    let as_of: DateTime<Utc> = q
+        .get::<DateTime<chrono::FixedOffset>>("as_of")?
+        .map_or_else(|| state.clock.now(), |t| t.with_timezone(&Utc));
+    let model = state.projector.read();
+    let owner = model
+        .access
+        .shipment_owner(id)
+        .ok_or_else(ApiError::not_found)?;
+    let visible = caller.is_auditor()
+        || caller.role == Role::Gateway
+        || (caller.role == Role::Shipper && owner == caller.id.as_shipper());
+    if !visible {
+        return Err(ApiError::not_found());
+    }
+    let parties = model
+        .access
+        .parties_at(id, as_of)
+        .into_iter()
+        .filter_map(|party| {
+            let consent = model.consents.get(&party.consent)?;
+            let partner = model.principals.get(&PrincipalId::from(party.partner));
+            Some(AuthorizedParty {
+                partner_id: party.partner,
+                name: partner.map(|p| p.name.clone()),
+                kind: partner.and_then(|p| p.partner.as_ref()).map(|p| p.kind),
+                consent_id: party.consent,
+                purposes: consent.purposes.clone(),
+                data_categories: consent.data_categories.clone(),
+                valid_until: consent.valid_until,
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(AuthorizedParties {
+        shipment_id: id,
+        as_of,
+        parties,
+    }))
 }

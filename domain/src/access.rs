@@ -1,0 +1,73 @@
+//! Access decisions (SPEC §3): every third-party tracking read is decided and recorded as one
+//! of these events before it is answered. They are not an aggregate: a read is recorded in
+//! O(1), whatever the shipment's history (no aggregate replay per read). The decision itself is
+//! made by the read side's decider; this module names what is recorded.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::values::{
+    CarrierCode, ConsentId, DataCategory, PartnerId, Purpose, ShipmentId, TrackingNumber,
+};
+
+/// The stream type of access decisions; each decision is its own stream of one event.
+pub const ACCESS_STREAM: &str = "access";
+
+/// Why a decision denied, in the order SPEC §3 tries the rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DenyReason {
+    UnknownShipment,
+    PartnerSuspended,
+    NoConsent,
+    PurposeNotCovered,
+    CategoryNotCovered,
+    ConsentRevoked,
+    ConsentExpired,
+    ConsentNotYetValid,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AccessEvent {
+    TrackingAccessAllowed {
+        decision_id: Uuid,
+        partner: PartnerId,
+        shipment: ShipmentId,
+        purpose: Purpose,
+        requested: Vec<DataCategory>,
+        /// requested ∩ the union of the categories of `consents` (data minimisation).
+        granted: Vec<DataCategory>,
+        consents: Vec<ConsentId>,
+        on_behalf_of: Option<PartnerId>,
+        decided_at: DateTime<Utc>,
+    },
+    TrackingAccessDenied {
+        decision_id: Uuid,
+        partner: PartnerId,
+        /// `None` when the shipment is unknown; then the reference asked for is kept.
+        shipment: Option<ShipmentId>,
+        carrier: Option<CarrierCode>,
+        tracking_number: Option<TrackingNumber>,
+        purpose: Purpose,
+        requested: Vec<DataCategory>,
+        reason: DenyReason,
+        on_behalf_of: Option<PartnerId>,
+        decided_at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for AccessEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::TrackingAccessAllowed { .. } => "TrackingAccessAllowed",
+            Self::TrackingAccessDenied { .. } => "TrackingAccessDenied",
+        }
+        .into()
+    }
+    fn event_version(&self) -> String {
+        "1".into()
+    }
+}
