@@ -74,6 +74,8 @@ pub enum Command {
     /// Manage principals offline (how the first admin is made).
     #[command(subcommand)]
     Principal(PrincipalCommand),
+    /// Rebuild the projections from the whole log and print what they hold (JSON).
+    Replay,
     /// Create the log signing key if there is none, and print its C2SP vkey.
     Keygen(KeygenArgs),
     /// Measure throughput; see BENCHMARKS.md.
@@ -155,7 +157,46 @@ pub async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(cmd) => crate::bench::run(cmd).await,
+        Command::Replay => replay(&options).await,
     }
+}
+
+/// `consent-ledger replay`: every event of the log through a fresh read model, with a
+/// progress bar on a terminal; prints the model's summary and the rate as JSON.
+async fn replay(options: &StoreOptions) -> anyhow::Result<()> {
+    let store = consent_ledger_store::Store::open(&options.location()?)
+        .await
+        .context("opening the event store")?;
+    let size = store.next_position().await?.get();
+    let bar = progress_bar(size, "replaying");
+    let started = std::time::Instant::now();
+    let model =
+        consent_ledger_projections::Projector::replay(&store, |p| bar.set_position(p.get()))
+            .await?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let summary = model.summary();
+    let rate = summary.log_size as f64 / seconds.max(1e-9);
+    println!(
+        "{}",
+        serde_json::json!({ "summary": summary, "seconds": seconds, "events_per_second": rate.round() })
+    );
+    Ok(())
+}
+
+/// A progress bar on stderr when it is a terminal; hidden otherwise (scripts, tests).
+pub fn progress_bar(len: u64, what: &'static str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(len),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg} {wide_bar} {pos}/{len} events ({per_sec}, {eta})",
+    ) {
+        bar.set_style(style);
+    }
+    bar.set_message(what);
+    bar
 }
 
 async fn create_principal(options: &StoreOptions, args: CreatePrincipalArgs) -> anyhow::Result<()> {

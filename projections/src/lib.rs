@@ -67,6 +67,27 @@ impl Projector {
         self.model.read().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Builds a fresh model from the whole log, as `consent-ledger replay` does; `progress`
+    /// is told the position reached after every page.
+    pub async fn replay(
+        store: &Store,
+        mut progress: impl FnMut(Position),
+    ) -> Result<ReadModel, ProjectionError> {
+        let mut model = ReadModel::default();
+        loop {
+            let events = store
+                .read_range(model.next_position(), CATCH_UP_PAGE)
+                .await?;
+            for event in &events {
+                model.apply(event)?;
+            }
+            progress(model.next_position());
+            if events.len() < CATCH_UP_PAGE as usize {
+                return Ok(model);
+            }
+        }
+    }
+
     /// Applies every committed event the model has not seen; returns the model's next position.
     #[tracing::instrument(skip(self))]
     pub async fn catch_up(&self) -> Result<Position, ProjectionError> {

@@ -174,6 +174,17 @@ pub struct ReadModel {
     pub requests: BTreeMap<ConsentRequestId, RequestView>,
 }
 
+/// What a model holds, in counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ModelSummary {
+    pub log_size: u64,
+    pub principals: usize,
+    pub shipments: usize,
+    pub consents: usize,
+    pub revoked_consents: usize,
+    pub requests: usize,
+}
+
 /// Why an event could not be applied.
 #[derive(Debug, thiserror::Error)]
 #[error("event at position {position} ({event_type}) cannot be applied: {detail}")]
@@ -187,6 +198,23 @@ impl ReadModel {
     /// The position of the next event to apply: all before it are applied.
     pub fn next_position(&self) -> Position {
         Position::new(self.next)
+    }
+
+    /// Counts of what the model holds, to compare two models (a restarted service and a
+    /// full replay).
+    pub fn summary(&self) -> ModelSummary {
+        ModelSummary {
+            log_size: self.next,
+            principals: self.principals.len(),
+            shipments: self.access.shipment_count(),
+            consents: self.consents.len(),
+            revoked_consents: self
+                .consents
+                .values()
+                .filter(|c| c.revocation.is_some())
+                .count(),
+            requests: self.requests.len(),
+        }
     }
 
     pub fn principal_by_token(&self, token_sha256: &str) -> Option<&PrincipalView> {

@@ -26,7 +26,8 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
             "read model at {applied}, log at {head}"
         )));
     }
-    Ok(HttpResponse::Ok().json(json!({ "status": "ready", "log_size": head })))
+    let model = state.projector.read().summary();
+    Ok(HttpResponse::Ok().json(json!({ "status": "ready", "log_size": head, "model": model })))
 }
 
 /// The OpenAPI 3.1 description of this API, generated from the code.
