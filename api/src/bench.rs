@@ -26,6 +26,10 @@ use uuid::Uuid;
 pub enum BenchCommand {
     /// Consent grants per second through the cqrs-es command path on SQLite (SPEC §11).
     Grants(GrantsArgs),
+    /// Decisions over HTTP, single and batched, recorded durably (SPEC §11 rows 1–2).
+    Decisions(crate::bench_decisions::DecisionsArgs),
+    /// The in-process check and the hot index's memory (SPEC §11 row 3 and memory row).
+    Check(crate::bench_decisions::CheckArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -44,17 +48,19 @@ pub struct GrantsArgs {
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Grants(args) => grants(args).await,
+        BenchCommand::Decisions(args) => crate::bench_decisions::decisions(args).await,
+        BenchCommand::Check(args) => crate::bench_decisions::check(args).await,
     }
 }
 
 /// Latency percentiles and throughput of one run.
-struct Figures {
-    per_second: f64,
-    p50: Duration,
-    p99: Duration,
+pub(crate) struct Figures {
+    pub per_second: f64,
+    pub p50: Duration,
+    pub p99: Duration,
 }
 
-fn figures(mut latencies: Vec<Duration>, elapsed: Duration) -> Figures {
+pub(crate) fn figures(mut latencies: Vec<Duration>, elapsed: Duration) -> Figures {
     latencies.sort();
     let at = |q: f64| {
         latencies
@@ -283,6 +289,77 @@ async fn grants(args: GrantsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// The naive design SPEC §11 compares decisions with: every read is one cqrs-es command on a
+/// per-shipment aggregate, which loads the shipment's whole read history before appending.
+mod naive {
+    use cqrs_es::event_sink::EventSink;
+    use cqrs_es::{Aggregate, DomainEvent};
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    pub struct ShipmentReads {
+        reads: u64,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub enum ReadRecorded {
+        ReadRecorded { partner: String, purpose: String },
+    }
+
+    impl DomainEvent for ReadRecorded {
+        fn event_type(&self) -> String {
+            "ReadRecorded".into()
+        }
+        fn event_version(&self) -> String {
+            "1".into()
+        }
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("refused")]
+    pub struct Refused;
+
+    impl Aggregate for ShipmentReads {
+        const TYPE: &'static str = "naive_shipment_reads";
+        type Command = ReadRecorded;
+        type Event = ReadRecorded;
+        type Error = Refused;
+        type Services = ();
+
+        async fn handle(&mut self, command: Self::Command, _: &(), sink: &EventSink<Self>) -> Result<(), Refused> {
+            sink.write(command, self).await;
+            Ok(())
+        }
+
+        fn apply(&mut self, _: Self::Event) {
+            self.reads += 1;
+        }
+    }
+}
+
+/// Runs `count` naive reads from `clients` tasks over 500 shipments, through cqrs-es's
+/// `CqrsFramework` on a per-command store (one transaction and fsync per read).
+pub(crate) async fn naive_reads(path: PathBuf, count: usize, clients: usize) -> anyhow::Result<Figures> {
+    let store = baseline::PerCommandStore::<naive::ShipmentReads>::open(&path).await?;
+    let framework = Arc::new(CqrsFramework::new(store, vec![], ()));
+    drive(clients, count, move |i| {
+        let framework = framework.clone();
+        async move {
+            let command = naive::ReadRecorded::ReadRecorded { partner: format!("p{}", i % 100), purpose: "insurance_claim".into() };
+            let id = format!("shipment-{}", i % 500);
+            // A lost optimistic race is retried, as a caller of the naive store would.
+            for _ in 0..16 {
+                match framework.execute(&id, command.clone()).await {
+                    Err(cqrs_es::AggregateError::AggregateConflict) => continue,
+                    other => return other.map_err(|e| anyhow::anyhow!("{e}")),
+                }
+            }
+            anyhow::bail!("naive read kept conflicting")
+        }
+    })
+    .await
 }

@@ -18,6 +18,7 @@
 
 pub mod auth;
 pub mod bench;
+pub mod bench_decisions;
 pub mod body;
 pub mod cli;
 pub mod openapi;

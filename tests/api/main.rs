@@ -1,6 +1,7 @@
 //! HTTP integration tests: the real actix app on a real port over a real SQLite file.
 
 mod bad_input;
+mod decisions;
 mod helpers;
 mod lifecycle;
 mod smoke;

@@ -1,0 +1,369 @@
+//! `consent-ledger bench decisions` and `bench check`: SPEC §11 rows 1–3 and the hot index's
+//! memory, each beside its baseline from the same run.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::Utc;
+use clap::Args;
+use consent_ledger_domain::consent::ConsentCommand;
+use consent_ledger_domain::principal::PartnerProfile;
+use consent_ledger_domain::shipment::ShipmentCommand;
+use consent_ledger_domain::terms::ConsentScope;
+use consent_ledger_domain::values::{
+    CarrierCode, ConsentId, CountryCode, DataCategory, DisplayName, DpaRef, LegalBasis, NonEmptySet, PartnerId,
+    PartnerKind, Purpose, Role, ShipmentId, ShipperId, TrackingNumber,
+};
+use consent_ledger_domain::SystemClock;
+use consent_ledger_projections::decider::{Categories, Decider, Grant, ShipmentRef};
+use consent_ledger_store::cqrs::CommandMeta;
+use consent_ledger_store::{baseline, StoredEvent};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::bench::{figures, ms, Figures};
+use crate::routes::principals::{register, CreatePrincipal};
+use crate::state::{AppState, ServiceConfig, StoreOptions};
+
+#[derive(Debug, Clone, Args)]
+pub struct DecisionsArgs {
+    /// Concurrent HTTP connections for single decisions.
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// Single decisions to send (after a warm-up of a tenth of them).
+    #[arg(long, default_value_t = 60_000)]
+    pub count: usize,
+    /// Batch calls of 1,000 decisions to send.
+    #[arg(long, default_value_t = 200)]
+    pub batches: usize,
+    /// Reads through the naive per-shipment cqrs-es aggregate (baseline).
+    #[arg(long, default_value_t = 5_000)]
+    pub naive: usize,
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    #[arg(long, default_value_t = 1_000_000)]
+    pub shipments: usize,
+    #[arg(long, default_value_t = 100_000)]
+    pub consents: usize,
+    #[arg(long, default_value_t = 10_000)]
+    pub partners: usize,
+    /// Decisions to time.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub queries: usize,
+    /// Also measure the index's memory with this many shipments (0: skip).
+    #[arg(long, default_value_t = 0)]
+    pub memory_shipments: usize,
+}
+
+/// A small deterministic generator (xorshift), so runs are comparable.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+fn uuid(rng: &mut Rng) -> Uuid {
+    Uuid::from_u64_pair(rng.next(), rng.next())
+}
+
+/// Resident memory of this process, from /proc (Linux).
+fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+const CARRIERS: [&str; 4] = ["DHL", "UPS", "GLS", "DPD"];
+const COUNTRIES: [&str; 5] = ["DE", "FR", "NL", "AT", "PL"];
+
+/// SPEC §11 row 3: the in-process check at 1M shipments, 100k consents, 10k partners, against
+/// a HashMap look-up of the same shipment ids; and the index's bytes per shipment.
+pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
+    let mut rng = Rng(0x5eed_cafe_f00d_d00d);
+    let carriers: Vec<CarrierCode> = CARRIERS.iter().map(|c| CarrierCode::parse(*c)).collect::<Result<_, _>>()?;
+    let countries: Vec<CountryCode> = COUNTRIES.iter().map(|c| CountryCode::parse(c)).collect::<Result<_, _>>()?;
+    let mut d = Decider::default();
+    let partners: Vec<PartnerId> = (0..args.partners).map(|_| PartnerId::from_uuid(uuid(&mut rng))).collect();
+    for p in &partners {
+        d.add_partner(*p);
+    }
+    let shippers: Vec<ShipperId> = (0..(args.shipments / 100).max(1)).map(|_| ShipperId::from_uuid(uuid(&mut rng))).collect();
+    let mut shipments = Vec::with_capacity(args.shipments);
+    let started = Instant::now();
+    for i in 0..args.shipments {
+        let id = ShipmentId::from_uuid(uuid(&mut rng));
+        let shipper = shippers[i % shippers.len()];
+        let tracking = TrackingNumber::parse(format!("T{i:012}"))?;
+        d.add_shipment(id, shipper, &carriers[i % carriers.len()], &tracking, countries[i % countries.len()]);
+        shipments.push((id, shipper));
+    }
+    let load = started.elapsed();
+    let now = Utc::now();
+    let purposes = NonEmptySet::new(vec![Purpose::InsuranceClaim, Purpose::FraudPrevention])?;
+    let categories = NonEmptySet::new(vec![DataCategory::StatusEvents, DataCategory::ProofOfDelivery])?;
+    for i in 0..args.consents {
+        let (shipment, shipper) = shipments[rng.below(shipments.len())];
+        let scope = if i % 2 == 0 {
+            ConsentScope::Shipments { shipment_ids: NonEmptySet::new(vec![shipment])? }
+        } else {
+            ConsentScope::Shipper {
+                carriers: Some(NonEmptySet::new(vec![carriers[rng.below(carriers.len())].clone()])?),
+                destination_countries: None,
+            }
+        };
+        d.add_grant(Grant {
+            id: ConsentId::from_uuid(Uuid::now_v7()),
+            partner: partners[rng.below(partners.len())],
+            shipper,
+            scope: &scope,
+            purposes: &purposes,
+            categories: &categories,
+            valid_from: now - chrono::Duration::days(1),
+            valid_until: None,
+            granted_at: now - chrono::Duration::days(1),
+            position: i as u64,
+        });
+    }
+    // Queries: half on shipments that have a consent of the asking partner is not knowable
+    // cheaply, so ask uniformly: most are denials (no_consent), the expensive path for lists.
+    let requested = Categories::of(&[DataCategory::StatusEvents, DataCategory::Location]);
+    let queries: Vec<(PartnerId, ShipmentRef)> = (0..args.queries)
+        .map(|_| (partners[rng.below(partners.len())], ShipmentRef::Id(shipments[rng.below(shipments.len())].0)))
+        .collect();
+    let mut latencies = Vec::with_capacity(queries.len());
+    let mut allowed = 0usize;
+    let t = Instant::now();
+    for (partner, shipment) in &queries {
+        let q = Instant::now();
+        let verdict = d.decide(*partner, shipment, Purpose::InsuranceClaim, requested, now);
+        latencies.push(q.elapsed());
+        allowed += usize::from(matches!(verdict.outcome, consent_ledger_projections::decider::Outcome::Allowed { .. }));
+    }
+    let decide = figures(latencies, t.elapsed());
+    // Baseline: a HashMap look-up of the same shipment ids.
+    let map: HashMap<ShipmentId, ShipperId> = shipments.iter().copied().collect();
+    let mut latencies = Vec::with_capacity(queries.len());
+    let mut found = 0usize;
+    let t = Instant::now();
+    for (_, shipment) in &queries {
+        let ShipmentRef::Id(id) = shipment else { continue };
+        let q = Instant::now();
+        found += usize::from(std::hint::black_box(map.get(id)).is_some());
+        latencies.push(q.elapsed());
+    }
+    let lookup = figures(latencies, t.elapsed());
+    println!(
+        "in-process check: {} shipments, {} consents, {} partners; {} queries ({} allowed, {} found); index built in {:.1} s",
+        args.shipments, args.consents, args.partners, args.queries, allowed, found, load.as_secs_f64()
+    );
+    println!("| path | p50 | p99 | checks/s |");
+    println!("|---|---:|---:|---:|");
+    println!("| Decider::decide | {:.2} µs | {:.2} µs | {:.0} |", us(decide.p50), us(decide.p99), decide.per_second);
+    println!("| baseline: HashMap::get of the shipment id | {:.2} µs | {:.2} µs | {:.0} |", us(lookup.p50), us(lookup.p99), lookup.per_second);
+    drop((d, map, shipments, queries));
+
+    if args.memory_shipments > 0 {
+        let before = rss_bytes().context("reading /proc/self/statm")?;
+        let mut d = Decider::default();
+        let shipper = ShipperId::from_uuid(uuid(&mut rng));
+        for i in 0..args.memory_shipments {
+            let tracking = TrackingNumber::parse(format!("T{i:012}"))?;
+            d.add_shipment(ShipmentId::from_uuid(uuid(&mut rng)), shipper, &carriers[i % 4], &tracking, countries[i % 5]);
+        }
+        let after = rss_bytes().context("reading /proc/self/statm")?;
+        println!(
+            "hot index memory at {} shipments: {:.0} MiB resident, {:.0} bytes per shipment",
+            d.shipment_count(),
+            (after - before) as f64 / (1 << 20) as f64,
+            (after - before) as f64 / args.memory_shipments as f64
+        );
+    }
+    Ok(())
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+struct Fixture {
+    state: Arc<AppState>,
+    url: String,
+    partner_tokens: Vec<String>,
+    gateway: String,
+    partners: Vec<PartnerId>,
+    shipments: Vec<ShipmentId>,
+}
+
+async fn fixture(dir: PathBuf, partners: usize, shipments: usize) -> anyhow::Result<Fixture> {
+    let options = StoreOptions { data_dir: dir, database_url: None };
+    let state = AppState::open(&options, Arc::new(SystemClock), ServiceConfig::default()).await?;
+    let meta = || CommandMeta::new("bench", "setup");
+    let principal = |role, name: &str, partner| -> anyhow::Result<CreatePrincipal> {
+        Ok(CreatePrincipal { role, name: DisplayName::parse(name)?, partner })
+    };
+    let (shipper, _) = register(&state, principal(Role::Shipper, "Shop", None)?, meta()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (gateway, _) = register(&state, principal(Role::Gateway, "Gateway", None)?, meta()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let shipper = shipper.id.as_shipper();
+    let mut partner_ids = Vec::new();
+    let mut partner_tokens = Vec::new();
+    for i in 0..partners {
+        let profile = PartnerProfile { kind: PartnerKind::Insurer, country: CountryCode::parse("DE")?, dpa_ref: DpaRef::parse("DPA-B")? };
+        let (p, _) = register(&state, principal(Role::Partner, &format!("Partner {i}"), Some(profile))?, meta()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        partner_ids.push(p.id.as_partner());
+        partner_tokens.push(p.token);
+    }
+    let mut shipment_ids = Vec::new();
+    for i in 0..shipments {
+        let id = ShipmentId::from_uuid(Uuid::now_v7());
+        let command = ShipmentCommand::RegisterShipment {
+            id,
+            shipper,
+            carrier: CarrierCode::parse(CARRIERS[i % 4])?,
+            tracking_number: TrackingNumber::parse(format!("B{i:010}"))?,
+            destination_country: CountryCode::parse("DE")?,
+            recipient_ref: None,
+        };
+        state.shipments.execute(&id.to_string(), command, meta()).await?;
+        shipment_ids.push(id);
+    }
+    for partner in &partner_ids {
+        let id = ConsentId::from_uuid(Uuid::now_v7());
+        let command = ConsentCommand::GrantConsent {
+            id,
+            shipper,
+            partner: *partner,
+            scope: ConsentScope::Shipper { carriers: None, destination_countries: None },
+            purposes: NonEmptySet::new(vec![Purpose::InsuranceClaim])?,
+            data_categories: NonEmptySet::new(vec![DataCategory::StatusEvents, DataCategory::ProofOfDelivery])?,
+            legal_basis: LegalBasis::Contract,
+            dpa_ref: None,
+            valid_from: None,
+            valid_until: None,
+            origin_request: None,
+        };
+        state.consents.execute(&id.to_string(), command, meta()).await?;
+    }
+    state.projector.catch_up().await?;
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let server = crate::server::run(listener, state.clone())?;
+    tokio::spawn(server);
+    Ok(Fixture { state, url, partner_tokens, gateway: gateway.token, partners: partner_ids, shipments: shipment_ids })
+}
+
+/// Sends `count` requests from `connections` concurrent clients on a load-generator thread of
+/// its own; `body(i)` gives request i's (path, token, JSON). Returns latency figures.
+fn load(url: String, connections: usize, count: usize, body: Arc<dyn Fn(usize) -> (&'static str, String, serde_json::Value) + Send + Sync>) -> anyhow::Result<Figures> {
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let client = awc::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .connector(awc::Connector::new().limit(connections * 2))
+                .finish();
+            let next = std::rc::Rc::new(std::cell::Cell::new(0usize));
+            let started = Instant::now();
+            let mut tasks = Vec::new();
+            for _ in 0..connections {
+                let (client, next, url, body) = (client.clone(), next.clone(), url.clone(), body.clone());
+                tasks.push(actix_web::rt::spawn(async move {
+                    let mut latencies = Vec::new();
+                    loop {
+                        let i = next.get();
+                        if i >= count {
+                            return Ok::<_, anyhow::Error>(latencies);
+                        }
+                        next.set(i + 1);
+                        let (path, token, json) = body(i);
+                        let t = Instant::now();
+                        let mut res = client
+                            .post(format!("{url}{path}"))
+                            .insert_header(("Authorization", format!("Bearer {token}")))
+                            .send_json(&json)
+                            .await
+                            .map_err(|e| anyhow::anyhow!("{e}"))?;
+                        let _ = res.body().limit(64 << 20).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                        anyhow::ensure!(res.status().is_success(), "answer {}", res.status());
+                        latencies.push(t.elapsed());
+                    }
+                }));
+            }
+            let mut latencies = Vec::with_capacity(count);
+            for task in tasks {
+                latencies.extend(task.await??);
+            }
+            Ok(figures(latencies, started.elapsed()))
+        })
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("load generator panicked"))?
+}
+
+/// SPEC §11 rows 1–2 with their baselines: HTTP single decisions at 64 connections and batch
+/// decisions, recorded durably; raw batched INSERTs of the same rows; the naive design.
+pub async fn decisions(args: DecisionsArgs) -> anyhow::Result<()> {
+    let scratch = tempfile::Builder::new()
+        .prefix("consent-ledger-bench")
+        .tempdir_in(args.dir.clone().unwrap_or_else(std::env::temp_dir))?;
+    let f = Arc::new(fixture(scratch.path().join("ledger"), 100, 10_000).await?);
+    let single = {
+        let f = f.clone();
+        Arc::new(move |i: usize| {
+            let p = i % f.partners.len();
+            let body = json!({ "shipment_id": f.shipments[(i * 7919) % f.shipments.len()], "purpose": "insurance_claim",
+                               "data_categories": ["status_events", "location"] });
+            ("/v1/decisions", f.partner_tokens[p].clone(), body)
+        })
+    };
+    let warm = load(f.url.clone(), args.connections, args.count / 10, single.clone())?;
+    let first = f.state.store.next_position().await?;
+    let http = load(f.url.clone(), args.connections, args.count, single)?;
+    let batch = {
+        let f = f.clone();
+        Arc::new(move |i: usize| {
+            let items: Vec<serde_json::Value> = (0..1000)
+                .map(|j| {
+                    json!({ "partner_id": f.partners[(i + j) % f.partners.len()], "shipment_id": f.shipments[(i * 1000 + j) % f.shipments.len()],
+                            "purpose": "insurance_claim", "data_categories": ["status_events"] })
+                })
+                .collect();
+            ("/v1/decisions/batch", f.gateway.clone(), json!({ "items": items }))
+        })
+    };
+    let batched = load(f.url.clone(), 4, args.batches, batch)?;
+
+    // Baseline (a): the decision rows the product wrote, as raw batched INSERTs.
+    let rows: Vec<StoredEvent> = f.state.store.read_range(first, u32::try_from(args.count).unwrap_or(u32::MAX)).await?;
+    let raw = baseline::batched_insert(&scratch.path().join("raw.db"), &rows, 1000).await?;
+    let raw_rate = rows.len() as f64 / raw.as_secs_f64();
+    // Baseline (b): one cqrs-es command per read on a per-shipment aggregate.
+    let naive = crate::bench::naive_reads(scratch.path().join("naive.db"), args.naive, 64).await?;
+
+    println!("| path (SQLite, synchronous=FULL) | decisions/s | p50 | p99 |");
+    println!("|---|---:|---:|---:|");
+    println!("| warm-up, {} connections | {:.0} | {:.2} ms | {:.2} ms |", args.connections, warm.per_second, ms(warm.p50), ms(warm.p99));
+    println!("| HTTP POST /v1/decisions, {} connections | {:.0} | {:.2} ms | {:.2} ms |", args.connections, http.per_second, ms(http.p50), ms(http.p99));
+    println!("| HTTP POST /v1/decisions/batch (1,000 per call), 4 connections | {:.0} | {:.2} ms per call | {:.2} ms per call |", batched.per_second * 1000.0, ms(batched.p50), ms(batched.p99));
+    println!("| baseline: raw INSERT of the same rows, 1,000 per transaction | {raw_rate:.0} | | |");
+    println!("| baseline: naive cqrs-es command per read on a per-shipment aggregate, 64 clients | {:.0} | {:.2} ms | {:.2} ms |", naive.per_second, ms(naive.p50), ms(naive.p99));
+    println!();
+    println!("single / raw batched INSERT: {:.2}", http.per_second / raw_rate);
+    println!("batch / raw batched INSERT: {:.2}", batched.per_second * 1000.0 / raw_rate);
+    println!("single / naive: {:.1}x", http.per_second / naive.per_second);
+    Ok(())
+}
