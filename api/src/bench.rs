@@ -330,7 +330,12 @@ mod naive {
         type Error = Refused;
         type Services = ();
 
-        async fn handle(&mut self, command: Self::Command, _: &(), sink: &EventSink<Self>) -> Result<(), Refused> {
+        async fn handle(
+            &mut self,
+            command: Self::Command,
+            _: &(),
+            sink: &EventSink<Self>,
+        ) -> Result<(), Refused> {
             sink.write(command, self).await;
             Ok(())
         }
@@ -343,13 +348,20 @@ mod naive {
 
 /// Runs `count` naive reads from `clients` tasks over 500 shipments, through cqrs-es's
 /// `CqrsFramework` on a per-command store (one transaction and fsync per read).
-pub(crate) async fn naive_reads(path: PathBuf, count: usize, clients: usize) -> anyhow::Result<Figures> {
+pub(crate) async fn naive_reads(
+    path: PathBuf,
+    count: usize,
+    clients: usize,
+) -> anyhow::Result<Figures> {
     let store = baseline::PerCommandStore::<naive::ShipmentReads>::open(&path).await?;
     let framework = Arc::new(CqrsFramework::new(store, vec![], ()));
     drive(clients, count, move |i| {
         let framework = framework.clone();
         async move {
-            let command = naive::ReadRecorded::ReadRecorded { partner: format!("p{}", i % 100), purpose: "insurance_claim".into() };
+            let command = naive::ReadRecorded::ReadRecorded {
+                partner: format!("p{}", i % 100),
+                purpose: "insurance_claim".into(),
+            };
             let id = format!("shipment-{}", i % 500);
             // A lost optimistic race is retried, as a caller of the naive store would.
             for _ in 0..16 {

@@ -15,8 +15,8 @@ use consent_ledger_domain::principal::PartnerProfile;
 use consent_ledger_domain::shipment::ShipmentCommand;
 use consent_ledger_domain::terms::ConsentScope;
 use consent_ledger_domain::values::{
-    CarrierCode, ConsentId, CountryCode, DataCategory, DisplayName, DpaRef, LegalBasis, NonEmptySet, PartnerId,
-    PartnerKind, Purpose, Role, ShipmentId, ShipperId, TrackingNumber,
+    CarrierCode, ConsentId, CountryCode, DataCategory, DisplayName, DpaRef, LegalBasis,
+    NonEmptySet, PartnerId, PartnerKind, Purpose, Role, ShipmentId, ShipperId, TrackingNumber,
 };
 use consent_ledger_domain::SystemClock;
 use consent_ledger_projections::decider::{Categories, Decider, Grant, ShipmentRef};
@@ -96,34 +96,57 @@ const COUNTRIES: [&str; 5] = ["DE", "FR", "NL", "AT", "PL"];
 /// a HashMap look-up of the same shipment ids; and the index's bytes per shipment.
 pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
     let mut rng = Rng(0x5eed_cafe_f00d_d00d);
-    let carriers: Vec<CarrierCode> = CARRIERS.iter().map(|c| CarrierCode::parse(*c)).collect::<Result<_, _>>()?;
-    let countries: Vec<CountryCode> = COUNTRIES.iter().map(|c| CountryCode::parse(c)).collect::<Result<_, _>>()?;
+    let carriers: Vec<CarrierCode> = CARRIERS
+        .iter()
+        .map(|c| CarrierCode::parse(*c))
+        .collect::<Result<_, _>>()?;
+    let countries: Vec<CountryCode> = COUNTRIES
+        .iter()
+        .map(|c| CountryCode::parse(c))
+        .collect::<Result<_, _>>()?;
     let mut d = Decider::default();
-    let partners: Vec<PartnerId> = (0..args.partners).map(|_| PartnerId::from_uuid(uuid(&mut rng))).collect();
+    let partners: Vec<PartnerId> = (0..args.partners)
+        .map(|_| PartnerId::from_uuid(uuid(&mut rng)))
+        .collect();
     for p in &partners {
         d.add_partner(*p);
     }
-    let shippers: Vec<ShipperId> = (0..(args.shipments / 100).max(1)).map(|_| ShipperId::from_uuid(uuid(&mut rng))).collect();
+    let shippers: Vec<ShipperId> = (0..(args.shipments / 100).max(1))
+        .map(|_| ShipperId::from_uuid(uuid(&mut rng)))
+        .collect();
     let mut shipments = Vec::with_capacity(args.shipments);
     let started = Instant::now();
     for i in 0..args.shipments {
         let id = ShipmentId::from_uuid(uuid(&mut rng));
         let shipper = shippers[i % shippers.len()];
         let tracking = TrackingNumber::parse(format!("T{i:012}"))?;
-        d.add_shipment(id, shipper, &carriers[i % carriers.len()], &tracking, countries[i % countries.len()]);
+        d.add_shipment(
+            id,
+            shipper,
+            &carriers[i % carriers.len()],
+            &tracking,
+            countries[i % countries.len()],
+        );
         shipments.push((id, shipper));
     }
     let load = started.elapsed();
     let now = Utc::now();
     let purposes = NonEmptySet::new(vec![Purpose::InsuranceClaim, Purpose::FraudPrevention])?;
-    let categories = NonEmptySet::new(vec![DataCategory::StatusEvents, DataCategory::ProofOfDelivery])?;
+    let categories = NonEmptySet::new(vec![
+        DataCategory::StatusEvents,
+        DataCategory::ProofOfDelivery,
+    ])?;
     for i in 0..args.consents {
         let (shipment, shipper) = shipments[rng.below(shipments.len())];
         let scope = if i % 2 == 0 {
-            ConsentScope::Shipments { shipment_ids: NonEmptySet::new(vec![shipment])? }
+            ConsentScope::Shipments {
+                shipment_ids: NonEmptySet::new(vec![shipment])?,
+            }
         } else {
             ConsentScope::Shipper {
-                carriers: Some(NonEmptySet::new(vec![carriers[rng.below(carriers.len())].clone()])?),
+                carriers: Some(NonEmptySet::new(vec![
+                    carriers[rng.below(carriers.len())].clone()
+                ])?),
                 destination_countries: None,
             }
         };
@@ -144,7 +167,12 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
     // cheaply, so ask uniformly: most are denials (no_consent), the expensive path for lists.
     let requested = Categories::of(&[DataCategory::StatusEvents, DataCategory::Location]);
     let queries: Vec<(PartnerId, ShipmentRef)> = (0..args.queries)
-        .map(|_| (partners[rng.below(partners.len())], ShipmentRef::Id(shipments[rng.below(shipments.len())].0)))
+        .map(|_| {
+            (
+                partners[rng.below(partners.len())],
+                ShipmentRef::Id(shipments[rng.below(shipments.len())].0),
+            )
+        })
         .collect();
     let mut latencies = Vec::with_capacity(queries.len());
     let mut allowed = 0usize;
@@ -153,7 +181,10 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
         let q = Instant::now();
         let verdict = d.decide(*partner, shipment, Purpose::InsuranceClaim, requested, now);
         latencies.push(q.elapsed());
-        allowed += usize::from(matches!(verdict.outcome, consent_ledger_projections::decider::Outcome::Allowed { .. }));
+        allowed += usize::from(matches!(
+            verdict.outcome,
+            consent_ledger_projections::decider::Outcome::Allowed { .. }
+        ));
     }
     let decide = figures(latencies, t.elapsed());
     // Baseline: a HashMap look-up of the same shipment ids.
@@ -162,7 +193,9 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
     let mut found = 0usize;
     let t = Instant::now();
     for (_, shipment) in &queries {
-        let ShipmentRef::Id(id) = shipment else { continue };
+        let ShipmentRef::Id(id) = shipment else {
+            continue;
+        };
         let q = Instant::now();
         found += usize::from(std::hint::black_box(map.get(id)).is_some());
         latencies.push(q.elapsed());
@@ -174,8 +207,18 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
     );
     println!("| path | p50 | p99 | checks/s |");
     println!("|---|---:|---:|---:|");
-    println!("| Decider::decide | {:.2} µs | {:.2} µs | {:.0} |", us(decide.p50), us(decide.p99), decide.per_second);
-    println!("| baseline: HashMap::get of the shipment id | {:.2} µs | {:.2} µs | {:.0} |", us(lookup.p50), us(lookup.p99), lookup.per_second);
+    println!(
+        "| Decider::decide | {:.2} µs | {:.2} µs | {:.0} |",
+        us(decide.p50),
+        us(decide.p99),
+        decide.per_second
+    );
+    println!(
+        "| baseline: HashMap::get of the shipment id | {:.2} µs | {:.2} µs | {:.0} |",
+        us(lookup.p50),
+        us(lookup.p99),
+        lookup.per_second
+    );
     drop((d, map, shipments, queries));
 
     if args.memory_shipments > 0 {
@@ -184,7 +227,13 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
         let shipper = ShipperId::from_uuid(uuid(&mut rng));
         for i in 0..args.memory_shipments {
             let tracking = TrackingNumber::parse(format!("T{i:012}"))?;
-            d.add_shipment(ShipmentId::from_uuid(uuid(&mut rng)), shipper, &carriers[i % 4], &tracking, countries[i % 5]);
+            d.add_shipment(
+                ShipmentId::from_uuid(uuid(&mut rng)),
+                shipper,
+                &carriers[i % 4],
+                &tracking,
+                countries[i % 5],
+            );
         }
         let after = rss_bytes().context("reading /proc/self/statm")?;
         println!(
@@ -211,20 +260,41 @@ struct Fixture {
 }
 
 async fn fixture(dir: PathBuf, partners: usize, shipments: usize) -> anyhow::Result<Fixture> {
-    let options = StoreOptions { data_dir: dir, database_url: None };
+    let options = StoreOptions {
+        data_dir: dir,
+        database_url: None,
+    };
     let state = AppState::open(&options, Arc::new(SystemClock), ServiceConfig::default()).await?;
     let meta = || CommandMeta::new("bench", "setup");
     let principal = |role, name: &str, partner| -> anyhow::Result<CreatePrincipal> {
-        Ok(CreatePrincipal { role, name: DisplayName::parse(name)?, partner })
+        Ok(CreatePrincipal {
+            role,
+            name: DisplayName::parse(name)?,
+            partner,
+        })
     };
-    let (shipper, _) = register(&state, principal(Role::Shipper, "Shop", None)?, meta()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (gateway, _) = register(&state, principal(Role::Gateway, "Gateway", None)?, meta()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (shipper, _) = register(&state, principal(Role::Shipper, "Shop", None)?, meta())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (gateway, _) = register(&state, principal(Role::Gateway, "Gateway", None)?, meta())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let shipper = shipper.id.as_shipper();
     let mut partner_ids = Vec::new();
     let mut partner_tokens = Vec::new();
     for i in 0..partners {
-        let profile = PartnerProfile { kind: PartnerKind::Insurer, country: CountryCode::parse("DE")?, dpa_ref: DpaRef::parse("DPA-B")? };
-        let (p, _) = register(&state, principal(Role::Partner, &format!("Partner {i}"), Some(profile))?, meta()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let profile = PartnerProfile {
+            kind: PartnerKind::Insurer,
+            country: CountryCode::parse("DE")?,
+            dpa_ref: DpaRef::parse("DPA-B")?,
+        };
+        let (p, _) = register(
+            &state,
+            principal(Role::Partner, &format!("Partner {i}"), Some(profile))?,
+            meta(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         partner_ids.push(p.id.as_partner());
         partner_tokens.push(p.token);
     }
@@ -239,7 +309,10 @@ async fn fixture(dir: PathBuf, partners: usize, shipments: usize) -> anyhow::Res
             destination_country: CountryCode::parse("DE")?,
             recipient_ref: None,
         };
-        state.shipments.execute(&id.to_string(), command, meta()).await?;
+        state
+            .shipments
+            .execute(&id.to_string(), command, meta())
+            .await?;
         shipment_ids.push(id);
     }
     for partner in &partner_ids {
@@ -248,28 +321,49 @@ async fn fixture(dir: PathBuf, partners: usize, shipments: usize) -> anyhow::Res
             id,
             shipper,
             partner: *partner,
-            scope: ConsentScope::Shipper { carriers: None, destination_countries: None },
+            scope: ConsentScope::Shipper {
+                carriers: None,
+                destination_countries: None,
+            },
             purposes: NonEmptySet::new(vec![Purpose::InsuranceClaim])?,
-            data_categories: NonEmptySet::new(vec![DataCategory::StatusEvents, DataCategory::ProofOfDelivery])?,
+            data_categories: NonEmptySet::new(vec![
+                DataCategory::StatusEvents,
+                DataCategory::ProofOfDelivery,
+            ])?,
             legal_basis: LegalBasis::Contract,
             dpa_ref: None,
             valid_from: None,
             valid_until: None,
             origin_request: None,
         };
-        state.consents.execute(&id.to_string(), command, meta()).await?;
+        state
+            .consents
+            .execute(&id.to_string(), command, meta())
+            .await?;
     }
     state.projector.catch_up().await?;
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let url = format!("http://{}", listener.local_addr()?);
     let server = crate::server::run(listener, state.clone())?;
     tokio::spawn(server);
-    Ok(Fixture { state, url, partner_tokens, gateway: gateway.token, partners: partner_ids, shipments: shipment_ids })
+    Ok(Fixture {
+        state,
+        url,
+        partner_tokens,
+        gateway: gateway.token,
+        partners: partner_ids,
+        shipments: shipment_ids,
+    })
 }
 
 /// Sends `count` requests from `connections` concurrent clients on a load-generator thread of
 /// its own; `body(i)` gives request i's (path, token, JSON). Returns latency figures.
-fn load(url: String, connections: usize, count: usize, body: Arc<dyn Fn(usize) -> (&'static str, String, serde_json::Value) + Send + Sync>) -> anyhow::Result<Figures> {
+fn load(
+    url: String,
+    connections: usize,
+    count: usize,
+    body: Arc<dyn Fn(usize) -> (&'static str, String, serde_json::Value) + Send + Sync>,
+) -> anyhow::Result<Figures> {
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
             let client = awc::Client::builder()
@@ -280,7 +374,8 @@ fn load(url: String, connections: usize, count: usize, body: Arc<dyn Fn(usize) -
             let started = Instant::now();
             let mut tasks = Vec::new();
             for _ in 0..connections {
-                let (client, next, url, body) = (client.clone(), next.clone(), url.clone(), body.clone());
+                let (client, next, url, body) =
+                    (client.clone(), next.clone(), url.clone(), body.clone());
                 tasks.push(actix_web::rt::spawn(async move {
                     let mut latencies = Vec::new();
                     loop {
@@ -297,7 +392,11 @@ fn load(url: String, connections: usize, count: usize, body: Arc<dyn Fn(usize) -
                             .send_json(&json)
                             .await
                             .map_err(|e| anyhow::anyhow!("{e}"))?;
-                        let _ = res.body().limit(64 << 20).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                        let _ = res
+                            .body()
+                            .limit(64 << 20)
+                            .await
+                            .map_err(|e| anyhow::anyhow!("{e}"))?;
                         anyhow::ensure!(res.status().is_success(), "answer {}", res.status());
                         latencies.push(t.elapsed());
                     }
@@ -330,7 +429,12 @@ pub async fn decisions(args: DecisionsArgs) -> anyhow::Result<()> {
             ("/v1/decisions", f.partner_tokens[p].clone(), body)
         })
     };
-    let warm = load(f.url.clone(), args.connections, args.count / 10, single.clone())?;
+    let warm = load(
+        f.url.clone(),
+        args.connections,
+        args.count / 10,
+        single.clone(),
+    )?;
     let first = f.state.store.next_position().await?;
     let http = load(f.url.clone(), args.connections, args.count, single)?;
     let batch = {
@@ -342,13 +446,21 @@ pub async fn decisions(args: DecisionsArgs) -> anyhow::Result<()> {
                             "purpose": "insurance_claim", "data_categories": ["status_events"] })
                 })
                 .collect();
-            ("/v1/decisions/batch", f.gateway.clone(), json!({ "items": items }))
+            (
+                "/v1/decisions/batch",
+                f.gateway.clone(),
+                json!({ "items": items }),
+            )
         })
     };
     let batched = load(f.url.clone(), 4, args.batches, batch)?;
 
     // Baseline (a): the decision rows the product wrote, as raw batched INSERTs.
-    let rows: Vec<StoredEvent> = f.state.store.read_range(first, u32::try_from(args.count).unwrap_or(u32::MAX)).await?;
+    let rows: Vec<StoredEvent> = f
+        .state
+        .store
+        .read_range(first, u32::try_from(args.count).unwrap_or(u32::MAX))
+        .await?;
     let raw = baseline::batched_insert(&scratch.path().join("raw.db"), &rows, 1000).await?;
     let raw_rate = rows.len() as f64 / raw.as_secs_f64();
     // Baseline (b): one cqrs-es command per read on a per-shipment aggregate.
@@ -356,14 +468,34 @@ pub async fn decisions(args: DecisionsArgs) -> anyhow::Result<()> {
 
     println!("| path (SQLite, synchronous=FULL) | decisions/s | p50 | p99 |");
     println!("|---|---:|---:|---:|");
-    println!("| warm-up, {} connections | {:.0} | {:.2} ms | {:.2} ms |", args.connections, warm.per_second, ms(warm.p50), ms(warm.p99));
-    println!("| HTTP POST /v1/decisions, {} connections | {:.0} | {:.2} ms | {:.2} ms |", args.connections, http.per_second, ms(http.p50), ms(http.p99));
+    println!(
+        "| warm-up, {} connections | {:.0} | {:.2} ms | {:.2} ms |",
+        args.connections,
+        warm.per_second,
+        ms(warm.p50),
+        ms(warm.p99)
+    );
+    println!(
+        "| HTTP POST /v1/decisions, {} connections | {:.0} | {:.2} ms | {:.2} ms |",
+        args.connections,
+        http.per_second,
+        ms(http.p50),
+        ms(http.p99)
+    );
     println!("| HTTP POST /v1/decisions/batch (1,000 per call), 4 connections | {:.0} | {:.2} ms per call | {:.2} ms per call |", batched.per_second * 1000.0, ms(batched.p50), ms(batched.p99));
-    println!("| baseline: raw INSERT of the same rows, 1,000 per transaction | {raw_rate:.0} | | |");
+    println!(
+        "| baseline: raw INSERT of the same rows, 1,000 per transaction | {raw_rate:.0} | | |"
+    );
     println!("| baseline: naive cqrs-es command per read on a per-shipment aggregate, 64 clients | {:.0} | {:.2} ms | {:.2} ms |", naive.per_second, ms(naive.p50), ms(naive.p99));
     println!();
-    println!("single / raw batched INSERT: {:.2}", http.per_second / raw_rate);
-    println!("batch / raw batched INSERT: {:.2}", batched.per_second * 1000.0 / raw_rate);
+    println!(
+        "single / raw batched INSERT: {:.2}",
+        http.per_second / raw_rate
+    );
+    println!(
+        "batch / raw batched INSERT: {:.2}",
+        batched.per_second * 1000.0 / raw_rate
+    );
     println!("single / naive: {:.1}x", http.per_second / naive.per_second);
     Ok(())
 }

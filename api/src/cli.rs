@@ -91,6 +91,10 @@ pub struct ServeArgs {
     /// Days a consent request stays pending before it expires.
     #[arg(long, default_value_t = 30)]
     pub request_ttl_days: i64,
+    /// Write a read-model snapshot every this many events (0: only on stop), so that a
+    /// restart loads it and replays only what came after.
+    #[arg(long, default_value_t = 100_000)]
+    pub snapshot_every: u64,
     #[command(flatten)]
     pub key: KeygenArgs,
 }
@@ -177,6 +181,13 @@ async fn replay(options: &StoreOptions) -> anyhow::Result<()> {
     let seconds = started.elapsed().as_secs_f64();
     let summary = model.summary();
     let rate = summary.log_size as f64 / seconds.max(1e-9);
+    // The rebuilt model becomes the snapshot the next start loads.
+    if options.database_url.is_none() {
+        options.ensure_data_dir()?;
+    }
+    let projector = consent_ledger_projections::Projector::new(store);
+    projector.install(model);
+    projector.save_snapshot(&options.snapshot_path()).await?;
     println!(
         "{}",
         serde_json::json!({ "summary": summary, "seconds": seconds, "events_per_second": rate.round() })
@@ -242,25 +253,48 @@ async fn serve(options: &StoreOptions, args: ServeArgs) -> anyhow::Result<()> {
         TcpListener::bind(&args.listen).with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
     let server = crate::server::run(listener, state.clone())?;
-    tokio::spawn(housekeeping(state.clone()));
+    tokio::spawn(housekeeping(
+        state.clone(),
+        options.snapshot_path(),
+        args.snapshot_every,
+    ));
     // Tests and scripts read this line to find a port picked with `--listen 127.0.0.1:0`.
     println!("consent-ledger listening on http://{addr}");
     tracing::info!(%addr, "serving");
     server.await?;
     tracing::info!("stopped: in-flight requests drained, every acknowledged write is durable");
+    match state
+        .projector
+        .save_snapshot(&options.snapshot_path())
+        .await
+    {
+        Ok(at) => tracing::info!(position = %at, "projection snapshot written"),
+        Err(e) => tracing::warn!(error = %e, "could not write the projection snapshot"),
+    }
     Ok(())
 }
 
 /// Keeps the read model following writes of other processes, and closes consent requests
 /// whose time ran out (SPEC §3: expired after a configurable time).
-async fn housekeeping(state: Arc<AppState>) {
+async fn housekeeping(state: Arc<AppState>, snapshot: PathBuf, every: u64) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut since_sweep = 0u32;
+    let mut snapshot_at = state.projector.read().next_position().get();
     loop {
         tick.tick().await;
-        if let Err(e) = state.projector.catch_up().await {
-            tracing::warn!(error = %e, "catching up the read model failed");
-            continue;
+        let applied = match state.projector.catch_up().await {
+            Ok(applied) => applied.get(),
+            Err(e) => {
+                tracing::warn!(error = %e, "catching up the read model failed");
+                continue;
+            }
+        };
+        // A snapshot every `every` events keeps a restart's replay short.
+        if every > 0 && applied >= snapshot_at + every {
+            match state.projector.save_snapshot(&snapshot).await {
+                Ok(at) => snapshot_at = at.get(),
+                Err(e) => tracing::warn!(error = %e, "could not write the projection snapshot"),
+            }
         }
         since_sweep += 1;
         if since_sweep >= 60 {

@@ -43,6 +43,11 @@ impl StoreOptions {
         }
     }
 
+    /// Where this node keeps its read-model snapshot.
+    pub fn snapshot_path(&self) -> PathBuf {
+        self.data_dir.join("projections.snapshot")
+    }
+
     /// Creates the data directory if needed (it holds the SQLite file and the signing key).
     pub fn ensure_data_dir(&self) -> anyhow::Result<()> {
         std::fs::create_dir_all(&self.data_dir)
@@ -78,10 +83,25 @@ impl AppState {
         let projector = Projector::new(store.clone());
         // The writer applies each committed batch to the read model before answering.
         store.set_commit_hook(Arc::new(projector.clone()));
-        projector
+        let snapshot = options.snapshot_path();
+        let started = std::time::Instant::now();
+        match projector
+            .load_snapshot(&snapshot)
+            .await
+            .context("loading the projection snapshot")?
+        {
+            Some(at) => {
+                tracing::info!(position = %at, seconds = started.elapsed().as_secs_f64(), "read model loaded from snapshot")
+            }
+            None => {
+                tracing::info!("no usable snapshot; building the read model from the whole log")
+            }
+        }
+        let applied = projector
             .catch_up()
             .await
             .context("building the read model from the log")?;
+        tracing::info!(position = %applied, seconds = started.elapsed().as_secs_f64(), "read model ready");
         let directory: Arc<dyn Directory> = Arc::new(projector.clone());
         let services = LedgerServices::new(clock.clone(), directory);
         Ok(Arc::new(Self {

@@ -9,7 +9,8 @@
 //! shipper, never fanned out per shipment.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::Hash;
+use std::io::{self, Read, Write};
 
 use chrono::{DateTime, Utc};
 pub use consent_ledger_domain::access::DenyReason;
@@ -123,7 +124,6 @@ pub struct Party {
 pub struct Decider {
     shipments: HashMap<ShipmentId, Facts>,
     tracking: HashMap<u128, ShipmentId>,
-    fingerprint: Fingerprint,
     carriers: Interner<CarrierCode>,
     shippers: Interner<ShipperId>,
     partners: HashMap<PartnerId, PartnerStatus>,
@@ -142,24 +142,19 @@ impl std::fmt::Debug for Decider {
     }
 }
 
-/// Two independent keyed 64-bit hashes of (carrier, tracking number): a false match between
-/// two of 10M tracking numbers has odds of about 10^-25.
-#[derive(Default)]
-struct Fingerprint(
-    std::collections::hash_map::RandomState,
-    std::collections::hash_map::RandomState,
-);
-
-impl Fingerprint {
-    fn of(&self, carrier: u32, tracking: &str) -> u128 {
-        let half = |state: &std::collections::hash_map::RandomState| {
-            let mut h = state.build_hasher();
-            carrier.hash(&mut h);
-            tracking.hash(&mut h);
-            h.finish()
-        };
-        (u128::from(half(&self.0)) << 64) | u128::from(half(&self.1))
-    }
+/// The first 128 bits of SHA-256(carrier ‖ 0x00 ‖ tracking number): stable across processes
+/// and releases (so snapshots can keep it), and a false match between two of 10M tracking
+/// numbers has odds of about 10^-25.
+fn fingerprint(carrier: &CarrierCode, tracking: &str) -> u128 {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(carrier.as_str().as_bytes());
+    h.update([0u8]);
+    h.update(tracking.as_bytes());
+    let digest = h.finalize();
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&digest[..16]);
+    u128::from_be_bytes(first)
 }
 
 /// Maps values to small dense numbers and back.
@@ -187,9 +182,6 @@ impl<T: Clone + Eq + Hash> Interner<T> {
         self.values.push(value.clone());
         self.ids.insert(value.clone(), id);
         id
-    }
-    fn get(&self, value: &T) -> Option<u32> {
-        self.ids.get(value).copied()
     }
     fn value(&self, id: u32) -> Option<&T> {
         self.values.get(id as usize)
@@ -231,6 +223,7 @@ impl Decider {
         tracking: &TrackingNumber,
         country: CountryCode,
     ) {
+        let key = fingerprint(carrier, tracking.as_str());
         let carrier = self.carriers.intern(carrier);
         let shipper = self.shippers.intern(&shipper);
         self.shipments.insert(
@@ -241,7 +234,6 @@ impl Decider {
                 country,
             },
         );
-        let key = self.fingerprint.of(carrier, tracking.as_str());
         self.tracking.insert(key, id);
     }
 
@@ -259,13 +251,95 @@ impl Decider {
     pub fn resolve(&self, shipment: &ShipmentRef) -> Option<ShipmentId> {
         match shipment {
             ShipmentRef::Id(id) => self.shipments.contains_key(id).then_some(*id),
-            ShipmentRef::Tracking(carrier, tracking) => {
-                let carrier = self.carriers.get(carrier)?;
-                self.tracking
-                    .get(&self.fingerprint.of(carrier, tracking.as_str()))
-                    .copied()
-            }
+            ShipmentRef::Tracking(carrier, tracking) => self
+                .tracking
+                .get(&fingerprint(carrier, tracking.as_str()))
+                .copied(),
         }
+    }
+
+    /// Writes the shipment part of the index (the bulk: ids, facts, tracking fingerprints) in a
+    /// compact binary form for a snapshot. Partners and consents are rebuilt from the read
+    /// model's views, which the snapshot keeps as JSON.
+    pub fn write_shipments(&self, w: &mut impl Write) -> io::Result<()> {
+        w.write_all(&(self.carriers.values.len() as u32).to_le_bytes())?;
+        for c in &self.carriers.values {
+            let bytes = c.as_str().as_bytes();
+            w.write_all(&[bytes.len() as u8])?;
+            w.write_all(bytes)?;
+        }
+        w.write_all(&(self.shippers.values.len() as u32).to_le_bytes())?;
+        for s in &self.shippers.values {
+            w.write_all(s.as_uuid().as_bytes())?;
+        }
+        w.write_all(&(self.shipments.len() as u64).to_le_bytes())?;
+        for (id, f) in &self.shipments {
+            w.write_all(id.as_uuid().as_bytes())?;
+            w.write_all(&f.shipper.to_le_bytes())?;
+            w.write_all(&f.carrier.to_le_bytes())?;
+            w.write_all(f.country.as_str().as_bytes())?;
+        }
+        w.write_all(&(self.tracking.len() as u64).to_le_bytes())?;
+        for (key, id) in &self.tracking {
+            w.write_all(&key.to_le_bytes())?;
+            w.write_all(id.as_uuid().as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Reads what [`Decider::write_shipments`] wrote, into an index with no consents yet.
+    pub fn read_shipments(r: &mut impl Read) -> io::Result<Self> {
+        fn bytes<const N: usize>(r: &mut impl Read) -> io::Result<[u8; N]> {
+            let mut b = [0u8; N];
+            r.read_exact(&mut b)?;
+            Ok(b)
+        }
+        let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
+        let mut d = Decider::default();
+        for _ in 0..u32::from_le_bytes(bytes(r)?) {
+            let [len] = bytes::<1>(r)?;
+            let mut code = vec![0u8; usize::from(len)];
+            r.read_exact(&mut code)?;
+            let code = String::from_utf8(code).map_err(|_| bad("carrier code"))?;
+            d.carriers
+                .intern(&CarrierCode::parse(code).map_err(|_| bad("carrier code"))?);
+        }
+        for _ in 0..u32::from_le_bytes(bytes(r)?) {
+            d.shippers
+                .intern(&ShipperId::from_uuid(uuid::Uuid::from_bytes(bytes(r)?)));
+        }
+        let n = u64::from_le_bytes(bytes(r)?);
+        d.shipments
+            .reserve(usize::try_from(n).map_err(|_| bad("count"))?);
+        for _ in 0..n {
+            let id = ShipmentId::from_uuid(uuid::Uuid::from_bytes(bytes(r)?));
+            let shipper = u32::from_le_bytes(bytes(r)?);
+            let carrier = u32::from_le_bytes(bytes(r)?);
+            let country = bytes::<2>(r)?;
+            let country = std::str::from_utf8(&country)
+                .ok()
+                .and_then(|c| CountryCode::parse(c).ok())
+                .ok_or_else(|| bad("country"))?;
+            d.shipments.insert(
+                id,
+                Facts {
+                    shipper,
+                    carrier,
+                    country,
+                },
+            );
+        }
+        let n = u64::from_le_bytes(bytes(r)?);
+        d.tracking
+            .reserve(usize::try_from(n).map_err(|_| bad("count"))?);
+        for _ in 0..n {
+            let key = u128::from_le_bytes(bytes(r)?);
+            d.tracking.insert(
+                key,
+                ShipmentId::from_uuid(uuid::Uuid::from_bytes(bytes(r)?)),
+            );
+        }
+        Ok(d)
     }
 
     pub fn add_grant(&mut self, g: Grant<'_>) {

@@ -13,7 +13,9 @@
 
 pub mod decider;
 pub mod model;
+pub mod snapshot;
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
@@ -32,6 +34,8 @@ pub enum ProjectionError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    #[error("snapshot: {0}")]
+    Snapshot(String),
 }
 
 /// Keeps a [`ReadModel`] up to date with the log.
@@ -65,6 +69,84 @@ impl Projector {
     /// Shared read access to the model. Hold it briefly: writers wait while it is held.
     pub fn read(&self) -> RwLockReadGuard<'_, ReadModel> {
         self.model.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts from the snapshot at `path` if there is one that belongs to this log; returns
+    /// the position it brought the model to (`None`: no usable snapshot, a full replay
+    /// follows). Call before the first catch-up.
+    pub async fn load_snapshot(&self, path: &Path) -> Result<Option<Position>, ProjectionError> {
+        let owned = path.to_owned();
+        let loaded = tokio::task::spawn_blocking(move || snapshot::read(&owned))
+            .await
+            .map_err(|e| ProjectionError::Snapshot(e.to_string()))?;
+        let (model, last) = match loaded {
+            Ok(Some(found)) => found,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                tracing::warn!(error = %e, path = %path.display(), "snapshot unreadable; replaying the log instead");
+                return Ok(None);
+            }
+        };
+        let next = model.next_position();
+        let in_log = match next.get().checked_sub(1) {
+            None => None,
+            Some(p) => self
+                .store
+                .read_range(Position::new(p), 1)
+                .await?
+                .into_iter()
+                .next(),
+        };
+        let matches = match (&last, &in_log) {
+            (None, None) => true,
+            (Some(l), Some(e)) => {
+                l.position == e.position.get()
+                    && l.stream_type == e.stream_type
+                    && l.stream_id == e.stream_id
+                    && l.event_type == e.event_type
+            }
+            _ => false,
+        };
+        if !matches {
+            tracing::warn!(path = %path.display(), "snapshot does not belong to this log; replaying the log instead");
+            return Ok(None);
+        }
+        *self.model.write().unwrap_or_else(|p| p.into_inner()) = model;
+        Ok(Some(next))
+    }
+
+    /// Replaces the model, e.g. with one built by [`Projector::replay`].
+    pub fn install(&self, model: ReadModel) {
+        *self.model.write().unwrap_or_else(|p| p.into_inner()) = model;
+    }
+
+    /// Writes a snapshot of the model to `path` (atomically). The model is frozen under the
+    /// read lock; the file is written outside it.
+    pub async fn save_snapshot(&self, path: &Path) -> Result<Position, ProjectionError> {
+        let frozen =
+            snapshot::freeze(&self.read()).map_err(|e| ProjectionError::Snapshot(e.to_string()))?;
+        let next = frozen.next;
+        let last = match next.checked_sub(1) {
+            None => None,
+            Some(p) => self
+                .store
+                .read_range(Position::new(p), 1)
+                .await?
+                .into_iter()
+                .next()
+                .map(|e| snapshot::LastEvent {
+                    position: e.position.get(),
+                    stream_type: e.stream_type,
+                    stream_id: e.stream_id,
+                    event_type: e.event_type,
+                }),
+        };
+        let owned = path.to_owned();
+        tokio::task::spawn_blocking(move || snapshot::write(&owned, frozen, last))
+            .await
+            .map_err(|e| ProjectionError::Snapshot(e.to_string()))?
+            .map_err(|e| ProjectionError::Snapshot(e.to_string()))?;
+        Ok(Position::new(next))
     }
 
     /// Builds a fresh model from the whole log, as `consent-ledger replay` does; `progress`

@@ -20,7 +20,7 @@ use crate::decider::{Decider, Grant};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PrincipalView {
     pub id: PrincipalId,
     pub role: Role,
@@ -31,7 +31,7 @@ pub struct PrincipalView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<PartnerStatus>,
     pub registered_at: DateTime<Utc>,
-    #[serde(skip)]
+    #[serde(skip, default)]
     pub token_sha256: String,
 }
 
@@ -76,7 +76,7 @@ impl ShipmentView {
 }
 
 /// How a revocation happened.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Revocation {
     pub revoked_at: DateTime<Utc>,
     pub revoked_by: PrincipalId,
@@ -84,7 +84,7 @@ pub struct Revocation {
     pub position: Position,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ConsentView {
     pub id: ConsentId,
     pub shipper_id: ShipperId,
@@ -128,7 +128,7 @@ impl ConsentView {
     }
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RequestView {
     pub id: ConsentRequestId,
     pub partner_id: PartnerId,
@@ -172,6 +172,81 @@ pub struct ReadModel {
     pub consents: BTreeMap<ConsentId, ConsentView>,
     consent_by_request: HashMap<ConsentRequestId, ConsentId>,
     pub requests: BTreeMap<ConsentRequestId, RequestView>,
+}
+
+/// The JSON part of a snapshot: the views, and the token digests the views never show.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct SnapshotViews {
+    pub next: u64,
+    pub principals: Vec<PrincipalView>,
+    pub tokens: Vec<(PrincipalId, String)>,
+    pub consents: Vec<ConsentView>,
+    pub requests: Vec<RequestView>,
+}
+
+impl ReadModel {
+    pub(crate) fn views(&self) -> SnapshotViews {
+        SnapshotViews {
+            next: self.next,
+            principals: self.principals.values().cloned().collect(),
+            tokens: self
+                .principals
+                .values()
+                .map(|p| (p.id, p.token_sha256.clone()))
+                .collect(),
+            consents: self.consents.values().cloned().collect(),
+            requests: self.requests.values().cloned().collect(),
+        }
+    }
+
+    /// A model from a snapshot's views and the shipment index read beside them.
+    pub(crate) fn from_views(views: SnapshotViews, mut access: Decider) -> Self {
+        let mut model = ReadModel {
+            next: views.next,
+            ..ReadModel::default()
+        };
+        let tokens: HashMap<PrincipalId, String> = views.tokens.into_iter().collect();
+        for mut p in views.principals {
+            p.token_sha256 = tokens.get(&p.id).cloned().unwrap_or_default();
+            model.by_token.insert(p.token_sha256.clone(), p.id);
+            if p.partner.is_some() {
+                access.set_partner_status(
+                    p.id.as_partner(),
+                    p.status.unwrap_or(PartnerStatus::Active),
+                );
+            }
+            model.principals.insert(p.id, p);
+        }
+        let mut consents = views.consents;
+        // Re-index in grant order, as the log did.
+        consents.sort_by_key(|c| c.position);
+        for c in consents {
+            access.add_grant(Grant {
+                id: c.id,
+                partner: c.partner_id,
+                shipper: c.shipper_id,
+                scope: &c.scope,
+                purposes: &c.purposes,
+                categories: &c.data_categories,
+                valid_from: c.valid_from,
+                valid_until: c.valid_until,
+                granted_at: c.granted_at,
+                position: c.position.get(),
+            });
+            if let Some(r) = &c.revocation {
+                access.revoke(c.id, r.revoked_at);
+            }
+            if let Some(request) = c.request_id {
+                model.consent_by_request.insert(request, c.id);
+            }
+            model.consents.insert(c.id, c);
+        }
+        for r in views.requests {
+            model.requests.insert(r.id, r);
+        }
+        model.access = access;
+        model
+    }
 }
 
 /// What a model holds, in counts.

@@ -40,7 +40,11 @@ async fn insert(conn: &mut SqliteConnection, e: &StoredEvent) -> Result<(), sqlx
 
 /// Inserts `rows` with multi-row INSERTs of `batch` rows, one transaction (one fsync) each:
 /// the fastest plain way to put these rows into SQLite through sqlx. Returns the time taken.
-pub async fn batched_insert(path: &Path, rows: &[StoredEvent], batch: usize) -> Result<Duration, StoreError> {
+pub async fn batched_insert(
+    path: &Path,
+    rows: &[StoredEvent],
+    batch: usize,
+) -> Result<Duration, StoreError> {
     let mut conn = fresh(path).await?;
     let start = Instant::now();
     for chunk in rows.chunks(batch.clamp(1, 3000)) {
@@ -51,19 +55,26 @@ pub async fn batched_insert(path: &Path, rows: &[StoredEvent], batch: usize) -> 
             "INSERT INTO events (position, stream_type, stream_id, stream_version, event_type, \
              schema_version, actor, request_id, recorded_at, payload) ",
         );
-        q.push_values(chunk.iter().zip(payloads.iter().zip(&times)), |mut row, (e, (payload, time))| {
-            row.push_bind(i64::try_from(e.position.get()).unwrap_or(i64::MAX))
-                .push_bind(e.stream_type.as_str())
-                .push_bind(e.stream_id.as_str())
-                .push_bind(i64::try_from(e.stream_version).unwrap_or(i64::MAX))
-                .push_bind(e.event_type.as_str())
-                .push_bind(i64::from(e.schema_version))
-                .push_bind(e.actor.as_str())
-                .push_bind(e.request_id.as_str())
-                .push_bind(time.as_str())
-                .push_bind(payload.as_str());
-        });
-        q.build().persistent(false).execute(&mut *tx).await.map_err(StoreError::unavailable)?;
+        q.push_values(
+            chunk.iter().zip(payloads.iter().zip(&times)),
+            |mut row, (e, (payload, time))| {
+                row.push_bind(i64::try_from(e.position.get()).unwrap_or(i64::MAX))
+                    .push_bind(e.stream_type.as_str())
+                    .push_bind(e.stream_id.as_str())
+                    .push_bind(i64::try_from(e.stream_version).unwrap_or(i64::MAX))
+                    .push_bind(e.event_type.as_str())
+                    .push_bind(i64::from(e.schema_version))
+                    .push_bind(e.actor.as_str())
+                    .push_bind(e.request_id.as_str())
+                    .push_bind(time.as_str())
+                    .push_bind(payload.as_str());
+            },
+        );
+        q.build()
+            .persistent(false)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::unavailable)?;
         tx.commit().await.map_err(StoreError::unavailable)?;
     }
     Ok(start.elapsed())
@@ -81,7 +92,11 @@ pub struct PerCommandStore<A> {
 impl<A> PerCommandStore<A> {
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         let (reads, writer) = crate::sqlite::open(path).await?;
-        Ok(Self { reads, writer: tokio::sync::Mutex::new(writer), aggregate: std::marker::PhantomData })
+        Ok(Self {
+            reads,
+            writer: tokio::sync::Mutex::new(writer),
+            aggregate: std::marker::PhantomData,
+        })
     }
 }
 
@@ -98,24 +113,38 @@ impl<A: cqrs_es::Aggregate> cqrs_es::AggregateContext<A> for NaiveContext<A> {
     }
 }
 
-fn unexpected<E: std::error::Error>(e: impl std::error::Error + Send + Sync + 'static) -> cqrs_es::AggregateError<E> {
+fn unexpected<E: std::error::Error>(
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> cqrs_es::AggregateError<E> {
     cqrs_es::AggregateError::UnexpectedError(Box::new(e))
 }
 
 impl<A: cqrs_es::Aggregate> cqrs_es::EventStore<A> for PerCommandStore<A> {
     type AC = NaiveContext<A>;
 
-    async fn load_events(&self, _: &str) -> Result<Vec<cqrs_es::EventEnvelope<A>>, cqrs_es::AggregateError<A::Error>> {
+    async fn load_events(
+        &self,
+        _: &str,
+    ) -> Result<Vec<cqrs_es::EventEnvelope<A>>, cqrs_es::AggregateError<A::Error>> {
         Ok(Vec::new())
     }
 
-    async fn load_aggregate(&self, id: &str) -> Result<Self::AC, cqrs_es::AggregateError<A::Error>> {
-        let stored = crate::sqlite::read_stream(&self.reads, A::TYPE, id).await.map_err(unexpected)?;
+    async fn load_aggregate(
+        &self,
+        id: &str,
+    ) -> Result<Self::AC, cqrs_es::AggregateError<A::Error>> {
+        let stored = crate::sqlite::read_stream(&self.reads, A::TYPE, id)
+            .await
+            .map_err(unexpected)?;
         let mut aggregate = A::default();
         for e in &stored {
             aggregate.apply(serde_json::from_value(e.payload.clone()).map_err(unexpected)?);
         }
-        Ok(NaiveContext { id: id.to_owned(), aggregate, version: stored.len() as u64 })
+        Ok(NaiveContext {
+            id: id.to_owned(),
+            aggregate,
+            version: stored.len() as u64,
+        })
     }
 
     async fn commit(
@@ -127,12 +156,18 @@ impl<A: cqrs_es::Aggregate> cqrs_es::EventStore<A> for PerCommandStore<A> {
         let mut conn = self.writer.lock().await;
         let mut tx = conn.begin().await.map_err(unexpected)?;
         for (i, event) in events.iter().enumerate() {
-            let e = crate::event::NewEvent::from_domain(event, A::TYPE, &context.id, context.version + 1 + i as u64)
-                .map_err(unexpected)?;
-            let position: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position) + 1, 0) FROM events")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(unexpected)?;
+            let e = crate::event::NewEvent::from_domain(
+                event,
+                A::TYPE,
+                &context.id,
+                context.version + 1 + i as u64,
+            )
+            .map_err(unexpected)?;
+            let position: i64 =
+                sqlx::query_scalar("SELECT COALESCE(MAX(position) + 1, 0) FROM events")
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(unexpected)?;
             let row = StoredEvent {
                 position: crate::Position::from_i64(position),
                 stream_type: e.stream_type,
@@ -146,7 +181,9 @@ impl<A: cqrs_es::Aggregate> cqrs_es::EventStore<A> for PerCommandStore<A> {
                 payload: e.payload,
             };
             insert(&mut tx, &row).await.map_err(|err| match &err {
-                sqlx::Error::Database(db) if db.is_unique_violation() => cqrs_es::AggregateError::AggregateConflict,
+                sqlx::Error::Database(db) if db.is_unique_violation() => {
+                    cqrs_es::AggregateError::AggregateConflict
+                }
                 _ => unexpected(err),
             })?;
         }

@@ -1,0 +1,229 @@
+//! Read-model snapshots: a restart loads the snapshot and replays only what came after it, and
+//! the result equals a full replay of the log; a snapshot of another log is ignored.
+
+use std::sync::Arc;
+
+use consent_ledger_api::routes::principals::{register, CreatePrincipal};
+use consent_ledger_api::state::{AppState, ServiceConfig, StoreOptions};
+use consent_ledger_domain::consent::ConsentCommand;
+use consent_ledger_domain::principal::PartnerProfile;
+use consent_ledger_domain::shipment::ShipmentCommand;
+use consent_ledger_domain::terms::ConsentScope;
+use consent_ledger_domain::values::{
+    CarrierCode, ConsentId, CountryCode, DataCategory, DisplayName, DpaRef, LegalBasis,
+    NonEmptySet, PartnerId, PartnerKind, Purpose, Reason, Role, ShipmentId, ShipperId,
+    TrackingNumber,
+};
+use consent_ledger_domain::SystemClock;
+use consent_ledger_projections::decider::{Categories, ShipmentRef};
+use consent_ledger_projections::Projector;
+use consent_ledger_store::cqrs::CommandMeta;
+use uuid::Uuid;
+
+fn options(dir: &std::path::Path) -> StoreOptions {
+    StoreOptions {
+        data_dir: dir.to_path_buf(),
+        database_url: None,
+    }
+}
+
+async fn open(dir: &std::path::Path) -> Arc<AppState> {
+    AppState::open(
+        &options(dir),
+        Arc::new(SystemClock),
+        ServiceConfig::default(),
+    )
+    .await
+    .expect("open")
+}
+
+fn meta() -> CommandMeta {
+    CommandMeta::new("test", "snapshot")
+}
+
+/// A shipper with `n` shipments and a partner with a shipper-wide grant; returns ids.
+async fn populate(
+    state: &AppState,
+    n: usize,
+) -> (ShipperId, PartnerId, Vec<ShipmentId>, ConsentId) {
+    let name = |s: &str| DisplayName::parse(s).expect("name");
+    let (shipper, _) = register(
+        state,
+        CreatePrincipal {
+            role: Role::Shipper,
+            name: name("Shop"),
+            partner: None,
+        },
+        meta(),
+    )
+    .await
+    .expect("shipper");
+    let profile = PartnerProfile {
+        kind: PartnerKind::Insurer,
+        country: CountryCode::parse("DE").expect("DE"),
+        dpa_ref: DpaRef::parse("DPA").expect("dpa"),
+    };
+    let (partner, _) = register(
+        state,
+        CreatePrincipal {
+            role: Role::Partner,
+            name: name("Insure"),
+            partner: Some(profile),
+        },
+        meta(),
+    )
+    .await
+    .expect("partner");
+    let shipper = shipper.id.as_shipper();
+    let mut shipments = Vec::new();
+    for i in 0..n {
+        let id = ShipmentId::from_uuid(Uuid::now_v7());
+        let command = ShipmentCommand::RegisterShipment {
+            id,
+            shipper,
+            carrier: CarrierCode::parse(if i % 2 == 0 { "DHL" } else { "UPS" }).expect("carrier"),
+            tracking_number: TrackingNumber::parse(format!("T{i}")).expect("tracking"),
+            destination_country: CountryCode::parse("FR").expect("FR"),
+            recipient_ref: None,
+        };
+        state
+            .shipments
+            .execute(&id.to_string(), command, meta())
+            .await
+            .expect("shipment");
+        shipments.push(id);
+    }
+    let consent = grant(state, shipper, partner.id.as_partner(), Some("DHL")).await;
+    (shipper, partner.id.as_partner(), shipments, consent)
+}
+
+async fn grant(
+    state: &AppState,
+    shipper: ShipperId,
+    partner: PartnerId,
+    carrier: Option<&str>,
+) -> ConsentId {
+    let id = ConsentId::from_uuid(Uuid::now_v7());
+    let command = ConsentCommand::GrantConsent {
+        id,
+        shipper,
+        partner,
+        scope: ConsentScope::Shipper {
+            carriers: carrier.map(|c| {
+                NonEmptySet::new(vec![CarrierCode::parse(c).expect("carrier")]).expect("set")
+            }),
+            destination_countries: None,
+        },
+        purposes: NonEmptySet::new(vec![Purpose::InsuranceClaim]).expect("set"),
+        data_categories: NonEmptySet::new(vec![DataCategory::StatusEvents]).expect("set"),
+        legal_basis: LegalBasis::Contract,
+        dpa_ref: None,
+        valid_from: None,
+        valid_until: None,
+        origin_request: None,
+    };
+    state
+        .consents
+        .execute(&id.to_string(), command, meta())
+        .await
+        .expect("grant");
+    id
+}
+
+fn allowed(state: &AppState, partner: PartnerId, shipment: ShipmentRef) -> bool {
+    let verdict = state.projector.read().access.decide(
+        partner,
+        &shipment,
+        Purpose::InsuranceClaim,
+        Categories::of(&[DataCategory::StatusEvents]),
+        chrono::Utc::now(),
+    );
+    matches!(
+        verdict.outcome,
+        consent_ledger_projections::decider::Outcome::Allowed { .. }
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_loads_the_snapshot_and_replays_only_the_rest() {
+    let dir = tempfile::tempdir().expect("dir");
+    let state = open(dir.path()).await;
+    let (shipper, partner, shipments, dhl_only) = populate(&state, 50).await;
+    let snapshot = options(dir.path()).snapshot_path();
+    let at = state
+        .projector
+        .save_snapshot(&snapshot)
+        .await
+        .expect("save");
+    assert_eq!(at, state.store.next_position().await.expect("size"));
+    // After the snapshot: a wider grant, then the first one revoked.
+    let wide = grant(&state, shipper, partner, None).await;
+    let revoke = ConsentCommand::RevokeConsent {
+        revoked_by: shipper.into(),
+        reason: Reason::parse("ended").expect("reason"),
+    };
+    state
+        .consents
+        .execute(&dhl_only.to_string(), revoke, meta())
+        .await
+        .expect("revoke");
+    let before = state.projector.read().summary();
+    drop(state);
+
+    let state = open(dir.path()).await;
+    let replayed = Projector::replay(&state.store, |_| {})
+        .await
+        .expect("replay");
+    assert_eq!(state.projector.read().summary(), replayed.summary());
+    assert_eq!(state.projector.read().summary(), before);
+    // Shipments from the snapshot resolve by id and by tracking number; consents after it count.
+    for (i, id) in shipments.iter().enumerate() {
+        assert!(
+            allowed(&state, partner, ShipmentRef::Id(*id)),
+            "shipment {i} by id"
+        );
+    }
+    let by_tracking = ShipmentRef::Tracking(
+        CarrierCode::parse("ups").expect("c"),
+        TrackingNumber::parse("t1").expect("t"),
+    );
+    assert!(allowed(&state, partner, by_tracking));
+    let model = state.projector.read();
+    assert!(model.consents[&dhl_only].revocation.is_some());
+    assert!(model.consents[&wide].revocation.is_none());
+    // Tokens kept in the snapshot still authenticate.
+    let shipper_view = &model.principals[&shipper.into()];
+    assert_eq!(
+        model
+            .principal_by_token(&shipper_view.token_sha256)
+            .map(|p| p.id),
+        Some(shipper.into())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_of_another_log_is_ignored() {
+    let a = tempfile::tempdir().expect("dir");
+    let b = tempfile::tempdir().expect("dir");
+    let state_a = open(a.path()).await;
+    populate(&state_a, 5).await;
+    state_a
+        .projector
+        .save_snapshot(&options(a.path()).snapshot_path())
+        .await
+        .expect("save");
+    let state_b = open(b.path()).await;
+    populate(&state_b, 7).await;
+    drop((state_a, state_b));
+    std::fs::copy(
+        options(a.path()).snapshot_path(),
+        options(b.path()).snapshot_path(),
+    )
+    .expect("copy");
+    let state_b = open(b.path()).await;
+    let replayed = Projector::replay(&state_b.store, |_| {})
+        .await
+        .expect("replay");
+    assert_eq!(state_b.projector.read().summary(), replayed.summary());
+    assert_eq!(replayed.summary().shipments, 7);
+}
