@@ -30,6 +30,8 @@ pub enum BenchCommand {
     Decisions(crate::bench_decisions::DecisionsArgs),
     /// The in-process check and the hot index's memory (SPEC §11 row 3 and memory row).
     Check(crate::bench_decisions::CheckArgs),
+    /// Replay rate and time to ready after a restart, with and without a snapshot.
+    Restart(crate::bench_decisions::RestartArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -50,6 +52,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Grants(args) => grants(args).await,
         BenchCommand::Decisions(args) => crate::bench_decisions::decisions(args).await,
         BenchCommand::Check(args) => crate::bench_decisions::check(args).await,
+        BenchCommand::Restart(args) => crate::bench_decisions::restart(args).await,
     }
 }
 

@@ -499,3 +499,168 @@ pub async fn decisions(args: DecisionsArgs) -> anyhow::Result<()> {
     println!("single / naive: {:.1}x", http.per_second / naive.per_second);
     Ok(())
 }
+
+#[derive(Debug, Clone, Args)]
+pub struct RestartArgs {
+    /// Shipments in the seeded log.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub shipments: usize,
+    /// Recorded decisions in the seeded log.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub decisions: usize,
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+/// SPEC §11 rows "projection rebuild" and "ready after restart": seeds a log, then measures a
+/// full replay, writing the snapshot, and a restart from it.
+pub async fn restart(args: RestartArgs) -> anyhow::Result<()> {
+    use consent_ledger_domain::access::{AccessEvent, ACCESS_STREAM};
+    use consent_ledger_domain::shipment::ShipmentEvent;
+    use consent_ledger_store::{Append, Guard, NewEvent, Provenance};
+
+    let scratch = tempfile::Builder::new()
+        .prefix("consent-ledger-bench")
+        .tempdir_in(args.dir.clone().unwrap_or_else(std::env::temp_dir))?;
+    let options = StoreOptions {
+        data_dir: scratch.path().to_path_buf(),
+        database_url: None,
+    };
+    let f = fixture(scratch.path().to_path_buf(), 10, 0).await?;
+    let shipper = f
+        .state
+        .projector
+        .read()
+        .principals
+        .values()
+        .find(|p| p.role == Role::Shipper)
+        .map(|p| p.id.as_shipper())
+        .context("shipper")?;
+    let provenance = Provenance {
+        actor: "bench".into(),
+        request_id: "seed".into(),
+    };
+    let now = Utc::now();
+    let started = Instant::now();
+    let mut shipments = Vec::with_capacity(args.shipments);
+    let mut pending = Vec::with_capacity(1000);
+    let flush = |events: Vec<NewEvent>| {
+        let store = f.state.store.clone();
+        let provenance = provenance.clone();
+        async move {
+            store
+                .append(Append {
+                    events,
+                    provenance,
+                    idempotency: None,
+                    unique_claims: Vec::new(),
+                    guard: Guard::default(),
+                })
+                .await
+        }
+    };
+    for i in 0..args.shipments {
+        let id = ShipmentId::from_uuid(Uuid::now_v7());
+        let event = ShipmentEvent::ShipmentRegistered {
+            id,
+            shipper,
+            carrier: CarrierCode::parse(CARRIERS[i % 4])?,
+            tracking_number: TrackingNumber::parse(format!("S{i:012}"))?,
+            destination_country: CountryCode::parse(COUNTRIES[i % 5])?,
+            recipient_ref: None,
+            registered_at: now,
+        };
+        pending.push(NewEvent::from_domain(
+            &event,
+            "shipment",
+            &id.to_string(),
+            1,
+        )?);
+        shipments.push(id);
+        if pending.len() == 1000 {
+            flush(std::mem::take(&mut pending)).await?;
+        }
+    }
+    for i in 0..args.decisions {
+        let decision_id = Uuid::now_v7();
+        let event = AccessEvent::TrackingAccessAllowed {
+            decision_id,
+            partner: f.partners[i % f.partners.len()],
+            shipment: shipments[i % shipments.len().max(1)],
+            purpose: Purpose::InsuranceClaim,
+            requested: vec![DataCategory::StatusEvents],
+            granted: vec![DataCategory::StatusEvents],
+            consents: Vec::new(),
+            on_behalf_of: None,
+            decided_at: now,
+        };
+        pending.push(NewEvent::from_domain(
+            &event,
+            ACCESS_STREAM,
+            &decision_id.to_string(),
+            1,
+        )?);
+        if pending.len() == 1000 {
+            flush(std::mem::take(&mut pending)).await?;
+        }
+    }
+    if !pending.is_empty() {
+        flush(pending).await?;
+    }
+    let size = f.state.store.next_position().await?.get();
+    eprintln!(
+        "seeded {size} events in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let t = Instant::now();
+    let model = consent_ledger_projections::Projector::replay(&f.state.store, |_| {}).await?;
+    let replay = t.elapsed();
+    let projector = consent_ledger_projections::Projector::new(f.state.store.clone());
+    projector.install(model);
+    let t = Instant::now();
+    projector.save_snapshot(&options.snapshot_path()).await?;
+    let save = t.elapsed();
+    let snapshot_bytes = std::fs::metadata(options.snapshot_path())?.len();
+    drop(projector);
+    let t = Instant::now();
+    let reopened =
+        AppState::open(&options, Arc::new(SystemClock), ServiceConfig::default()).await?;
+    let ready = t.elapsed();
+    let summary = reopened.projector.read().summary();
+    drop(reopened);
+    std::fs::remove_file(options.snapshot_path())?;
+    let t = Instant::now();
+    let cold = AppState::open(&options, Arc::new(SystemClock), ServiceConfig::default()).await?;
+    let cold_ready = t.elapsed();
+    anyhow::ensure!(
+        cold.projector.read().summary() == summary,
+        "snapshot start and cold start disagree"
+    );
+
+    println!(
+        "log of {size} events ({} shipments, {} decisions)",
+        args.shipments, args.decisions
+    );
+    println!("| step | time | rate |");
+    println!("|---|---:|---:|");
+    println!(
+        "| full replay (`consent-ledger replay`) | {:.2} s | {:.0} events/s |",
+        replay.as_secs_f64(),
+        size as f64 / replay.as_secs_f64()
+    );
+    println!(
+        "| write snapshot ({:.0} MiB) | {:.2} s | |",
+        snapshot_bytes as f64 / (1 << 20) as f64,
+        save.as_secs_f64()
+    );
+    println!(
+        "| ready after restart, from the snapshot | {:.2} s | |",
+        ready.as_secs_f64()
+    );
+    println!(
+        "| ready after restart, no snapshot (full replay) | {:.2} s | |",
+        cold_ready.as_secs_f64()
+    );
+    Ok(())
+}

@@ -47,7 +47,8 @@ pub enum AccessEvent {
     TrackingAccessDenied {
         decision_id: Uuid,
         partner: PartnerId,
-        /// `None` when the shipment is unknown; then the reference asked for is kept.
+        /// The shipment, or the id asked for when it is unknown; `None` when an unknown
+        /// shipment was asked for by carrier and tracking number, which are kept instead.
         shipment: Option<ShipmentId>,
         carrier: Option<CarrierCode>,
         tracking_number: Option<TrackingNumber>,

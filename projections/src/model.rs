@@ -384,6 +384,7 @@ impl ReadModel {
             .and_then(|id| self.principals.get_mut(&id))
         {
             p.status = Some(status);
+            self.access.set_partner_status(p.id.as_partner(), status);
         }
     }
 
@@ -461,6 +462,7 @@ impl ReadModel {
                     .ok()
                     .and_then(|id| self.consents.get_mut(&id))
                 {
+                    self.access.revoke(c.id, revoked_at);
                     c.revocation = Some(Revocation {
                         revoked_at,
                         revoked_by,

@@ -592,8 +592,8 @@ async fn an_allow_lists_every_consent_in_force_and_only_the_categories_granted()
         ),
     )
     .await;
-    // Not listed: another purpose only, a revoked one, another partner's.
-    grant(
+    // Not listed for insurance_claim: another purpose only, a revoked one, another partner's.
+    let (service, _) = grant(
         app,
         &w.shipper,
         consent(
@@ -652,14 +652,27 @@ async fn an_allow_lists_every_consent_in_force_and_only_the_categories_granted()
         &["location"],
     )
     .await;
-    // For the other purpose only the shipper-wide consent covers it.
+    // For the other purpose, the shipper-wide consent and the customer-service one cover it.
     allowed(
         app,
         p,
         pid,
         ask(&w.shipment, "customer_service", &three),
-        &[&by_shipper],
-        &["location"],
+        &[&by_shipper, &service],
+        &three,
+    )
+    .await;
+    allowed(
+        app,
+        p,
+        pid,
+        ask(
+            &w.shipment,
+            "customer_service",
+            &["recipient_contact", "proof_of_delivery"],
+        ),
+        &[&service],
+        &["proof_of_delivery"],
     )
     .await;
 

@@ -248,9 +248,11 @@ fn decide(
                 Outcome::Denied(reason) => reason,
                 Outcome::Allowed { .. } => DenyReason::UnknownShipment,
             };
-            let (carrier, tracking_number) = match (&q.shipment, shipment) {
-                (ShipmentRef::Tracking(c, t), None) => (Some(c.clone()), Some(t.clone())),
-                _ => (None, None),
+            // An unknown shipment is recorded by the reference asked for.
+            let (shipment, carrier, tracking_number) = match (&q.shipment, shipment) {
+                (_, Some(known)) => (Some(known), None, None),
+                (ShipmentRef::Id(asked), None) => (Some(*asked), None, None),
+                (ShipmentRef::Tracking(c, t), None) => (None, Some(c.clone()), Some(t.clone())),
             };
             (
                 AccessEvent::TrackingAccessDenied {
