@@ -3,14 +3,19 @@
 //! Read models derived from the global log alone, so they can always be rebuilt from it.
 //!
 //! # Layout
-//! - [`model`]: the [`ReadModel`] the API lists and looks up (principals, shipments,
-//!   consents, requests) and its `apply(event)`.
-//! - [`Projector`]: catches the model up by reading the log from the model's own position,
-//!   so an event committed by another process (the offline CLI) is applied too, in order.
+//! - [`model`]: the [`ReadModel`] the API lists and looks up (principals, consents,
+//!   requests) and its `apply(event)`; it owns the decider index.
+//! - [`decider`]: the compact in-memory index that answers access decisions (SPEC §3) and
+//!   "who may see this shipment at time T".
+//! - [`snapshot`]: the model on disk with the position it reached, so a restart replays only
+//!   what came after.
+//! - [`Projector`]: applies what this process commits (the store's commit hook, before the
+//!   writer answers) and catches up by reading the log from the model's own position, so an
+//!   event committed by another process is applied too, in order.
 //!
-//! Read path: `HTTP GET → Projector::read → ReadModel`. Write path ends in
-//! `Projector::catch_up`, so a caller reads its own writes.
-
+//! Hot path: `POST /v1/decisions → Decider::decide (in memory, under a read lock) →
+//! Store::append (group commit, restriction fence) → commit hook → response`.
+//!
 pub mod decider;
 pub mod model;
 pub mod snapshot;

@@ -9,6 +9,10 @@
 //! - `group_commit`: the writer task that batches concurrent appends into one fsync.
 //! - `sqlite`: the embedded backend (WAL, synchronous=FULL).
 //! - [`cqrs`]: [`cqrs::LedgerEventStore`] (cqrs-es `EventStore`) and [`cqrs::CommandBus`].
+//! - [`baseline`]: plain-SQL and per-command stores the benchmarks compare with.
+//!
+//! Revocation is effective at commit (SPEC §5.2): an append may restrict (move the
+//! restriction fence) or be guarded by it ([`Guard`]); see docs/adr/0003.
 //!
 //! Write path: `CommandBus::execute → Aggregate::handle → Store::append → GroupCommit →
 //! one transaction, one fsync → positions back to the caller`.

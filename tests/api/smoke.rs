@@ -49,6 +49,9 @@ async fn health_readiness_and_the_openapi_document_answer() {
         "/v1/consent-requests/{id}/approve",
         "/v1/consent-requests/{id}/deny",
         "/v1/consent-requests/{id}/withdraw",
+        "/v1/decisions",
+        "/v1/decisions/batch",
+        "/v1/shipments/{id}/authorized-parties",
         "/healthz",
         "/readyz",
     ] {
