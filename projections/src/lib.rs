@@ -31,7 +31,7 @@ use consent_ledger_store::{CommitHook, Position, Store, StoreError, StoredEvent}
 pub use model::{ApplyError, ReadModel};
 
 /// Events read from the log per round trip while catching up.
-const CATCH_UP_PAGE: u32 = 2_000;
+const CATCH_UP_PAGE: u32 = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
@@ -163,10 +163,10 @@ impl Projector {
         let mut model = ReadModel::default();
         loop {
             let events = store
-                .read_range(model.next_position(), CATCH_UP_PAGE)
+                .read_range_raw(model.next_position(), CATCH_UP_PAGE)
                 .await?;
             for event in &events {
-                model.apply(event)?;
+                model.apply_raw(event)?;
             }
             progress(model.next_position());
             if events.len() < CATCH_UP_PAGE as usize {
@@ -182,7 +182,7 @@ impl Projector {
         self.behind.store(false, Ordering::Release);
         loop {
             let from = self.read().next_position();
-            let events = self.store.read_range(from, CATCH_UP_PAGE).await?;
+            let events = self.store.read_range_raw(from, CATCH_UP_PAGE).await?;
             if events.is_empty() {
                 return Ok(from);
             }
@@ -190,7 +190,7 @@ impl Projector {
             for event in &events {
                 // The commit hook may have applied some of these meanwhile.
                 if event.position == model.next_position() {
-                    model.apply(event)?;
+                    model.apply_raw(event)?;
                 }
             }
             if events.len() < CATCH_UP_PAGE as usize {

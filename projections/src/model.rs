@@ -14,7 +14,7 @@ use consent_ledger_domain::values::{
     Role, ShipmentId, ShipperId, TrackingNumber,
 };
 use consent_ledger_domain::{Directory, PartnerFacts};
-use consent_ledger_store::{Position, StoredEvent};
+use consent_ledger_store::{Position, RawEvent, StoredEvent};
 
 use crate::decider::{Decider, Grant};
 use serde::{Deserialize, Serialize};
@@ -174,6 +174,31 @@ pub struct ReadModel {
     pub requests: BTreeMap<ConsentRequestId, RequestView>,
 }
 
+/// What `apply` needs of an event, however it was read.
+pub struct EventRef<'a> {
+    pub position: Position,
+    pub stream_type: &'a str,
+    pub stream_id: &'a str,
+    pub event_type: &'a str,
+    pub actor: &'a str,
+    pub payload: Payload<'a>,
+}
+
+/// An event's payload, parsed already or still text.
+pub enum Payload<'a> {
+    Json(&'a serde_json::Value),
+    Text(&'a str),
+}
+
+impl Payload<'_> {
+    fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        match self {
+            Payload::Json(v) => T::deserialize(*v),
+            Payload::Text(t) => serde_json::from_str(t),
+        }
+    }
+}
+
 /// The JSON part of a snapshot: the views, and the token digests the views never show.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct SnapshotViews {
@@ -306,34 +331,47 @@ impl ReadModel {
 
     /// Applies the next event of the log. Events must come in position order.
     pub fn apply(&mut self, event: &StoredEvent) -> Result<(), ApplyError> {
+        self.apply_ref(&EventRef {
+            position: event.position,
+            stream_type: &event.stream_type,
+            stream_id: &event.stream_id,
+            event_type: &event.event_type,
+            actor: &event.actor,
+            payload: Payload::Json(&event.payload),
+        })
+    }
+
+    /// Applies the next event of the log, read as text (replay and catch-up): the payload is
+    /// parsed straight into the typed event, and not at all for streams this model skips.
+    pub fn apply_raw(&mut self, event: &RawEvent) -> Result<(), ApplyError> {
+        self.apply_ref(&EventRef {
+            position: event.position,
+            stream_type: &event.stream_type,
+            stream_id: &event.stream_id,
+            event_type: &event.event_type,
+            actor: &event.actor,
+            payload: Payload::Text(&event.payload),
+        })
+    }
+
+    fn apply_ref(&mut self, event: &EventRef<'_>) -> Result<(), ApplyError> {
         debug_assert_eq!(
             event.position.get(),
             self.next,
             "events must be applied in log order"
         );
-        let fail = |detail: String| ApplyError {
+        let decode_err = |e: serde_json::Error| ApplyError {
             position: event.position,
-            event_type: event.event_type.clone(),
-            detail,
+            event_type: event.event_type.to_owned(),
+            detail: e.to_string(),
         };
-        let decode_err = |e: serde_json::Error| fail(e.to_string());
-        let payload = &event.payload;
-        match event.stream_type.as_str() {
-            "principal" => self.apply_principal(
-                event,
-                PrincipalEvent::deserialize(payload).map_err(decode_err)?,
-            ),
-            "shipment" => {
-                self.apply_shipment(ShipmentEvent::deserialize(payload).map_err(decode_err)?)
+        match event.stream_type {
+            "principal" => self.apply_principal(event, event.payload.decode().map_err(decode_err)?),
+            "shipment" => self.apply_shipment(event.payload.decode().map_err(decode_err)?),
+            "consent" => self.apply_consent(event, event.payload.decode().map_err(decode_err)?),
+            "consent_request" => {
+                self.apply_request(event, event.payload.decode().map_err(decode_err)?)
             }
-            "consent" => self.apply_consent(
-                event,
-                ConsentEvent::deserialize(payload).map_err(decode_err)?,
-            ),
-            "consent_request" => self.apply_request(
-                event,
-                ConsentRequestEvent::deserialize(payload).map_err(decode_err)?,
-            ),
             // Streams this model does not show (e.g. access decisions) only advance it.
             _ => {}
         }
@@ -341,7 +379,7 @@ impl ReadModel {
         Ok(())
     }
 
-    fn apply_principal(&mut self, stored: &StoredEvent, event: PrincipalEvent) {
+    fn apply_principal(&mut self, stored: &EventRef<'_>, event: PrincipalEvent) {
         match event {
             PrincipalEvent::PrincipalRegistered {
                 id,
@@ -378,8 +416,8 @@ impl ReadModel {
         }
     }
 
-    fn set_partner_status(&mut self, stored: &StoredEvent, status: PartnerStatus) {
-        if let Some(p) = PrincipalId::parse(&stored.stream_id)
+    fn set_partner_status(&mut self, stored: &EventRef<'_>, status: PartnerStatus) {
+        if let Some(p) = PrincipalId::parse(stored.stream_id)
             .ok()
             .and_then(|id| self.principals.get_mut(&id))
         {
@@ -401,7 +439,7 @@ impl ReadModel {
             .add_shipment(id, shipper, &carrier, &tracking_number, destination_country);
     }
 
-    fn apply_consent(&mut self, stored: &StoredEvent, event: ConsentEvent) {
+    fn apply_consent(&mut self, stored: &EventRef<'_>, event: ConsentEvent) {
         match event {
             ConsentEvent::ConsentGranted {
                 id,
@@ -447,7 +485,7 @@ impl ReadModel {
                         valid_until,
                         request_id: origin_request,
                         granted_at,
-                        granted_by: stored.actor.clone(),
+                        granted_by: stored.actor.to_owned(),
                         position: stored.position,
                         revocation: None,
                     },
@@ -458,7 +496,7 @@ impl ReadModel {
                 reason,
                 revoked_at,
             } => {
-                if let Some(c) = ConsentId::parse(&stored.stream_id)
+                if let Some(c) = ConsentId::parse(stored.stream_id)
                     .ok()
                     .and_then(|id| self.consents.get_mut(&id))
                 {
@@ -474,7 +512,7 @@ impl ReadModel {
         }
     }
 
-    fn apply_request(&mut self, stored: &StoredEvent, event: ConsentRequestEvent) {
+    fn apply_request(&mut self, stored: &EventRef<'_>, event: ConsentRequestEvent) {
         if let ConsentRequestEvent::ConsentRequestSubmitted {
             id,
             partner,
@@ -516,7 +554,7 @@ impl ReadModel {
             );
             return;
         }
-        let Some(view) = ConsentRequestId::parse(&stored.stream_id)
+        let Some(view) = ConsentRequestId::parse(stored.stream_id)
             .ok()
             .and_then(|id| self.requests.get_mut(&id))
         else {

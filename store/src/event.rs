@@ -145,3 +145,15 @@ pub struct StoredEvent {
     pub recorded_at: DateTime<Utc>,
     pub payload: serde_json::Value,
 }
+
+/// An event as stored, its payload left as the JSON text it is kept as: for readers that parse
+/// it straight into a typed event, or not at all (replay).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawEvent {
+    pub position: Position,
+    pub stream_type: String,
+    pub stream_id: String,
+    pub event_type: String,
+    pub actor: String,
+    pub payload: String,
+}

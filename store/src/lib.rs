@@ -31,7 +31,8 @@ use sqlx::SqlitePool;
 
 pub use error::StoreError;
 pub use event::{
-    Append, Guard, IdempotencyClaim, IdempotencyRecord, NewEvent, Position, Provenance, StoredEvent,
+    Append, Guard, IdempotencyClaim, IdempotencyRecord, NewEvent, Position, Provenance, RawEvent,
+    StoredEvent,
 };
 
 pub use group_commit::CommitHook;
@@ -119,6 +120,15 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         sqlite::read_range(&self.inner.reads, from, limit).await
+    }
+
+    /// Like [`Store::read_range`], with payloads left as text.
+    pub async fn read_range_raw(
+        &self,
+        from: Position,
+        limit: u32,
+    ) -> Result<Vec<RawEvent>, StoreError> {
+        sqlite::read_range_raw(&self.inner.reads, from, limit).await
     }
 
     /// The position the next committed event will get, i.e. the log's size.

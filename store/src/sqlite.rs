@@ -16,7 +16,7 @@ use sqlx::sqlite::{
 use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqlitePool};
 
 use crate::error::{classify, ClassifiedError, StoreError, UniqueKey};
-use crate::event::{Append, IdempotencyClaim, IdempotencyRecord, Position, StoredEvent};
+use crate::event::{Append, IdempotencyClaim, IdempotencyRecord, Position, RawEvent, StoredEvent};
 use crate::group_commit::{AppendResult, BatchOutcome};
 
 /// The columns [`row_to_event`] reads, in a macro so queries stay `'static` SQL for sqlx.
@@ -500,6 +500,35 @@ pub(crate) async fn read_range(
     .await
     .map_err(StoreError::unavailable)?;
     rows.iter().map(row_to_event).collect()
+}
+
+pub(crate) async fn read_range_raw(
+    pool: &SqlitePool,
+    from: Position,
+    limit: u32,
+) -> Result<Vec<RawEvent>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT position, stream_type, stream_id, event_type, actor, payload FROM events \
+         WHERE position >= ? ORDER BY position LIMIT ?",
+    )
+    .bind(from.as_i64())
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::unavailable)?;
+    rows.iter()
+        .map(|row| -> Result<RawEvent, sqlx::Error> {
+            Ok(RawEvent {
+                position: Position::from_i64(row.try_get("position")?),
+                stream_type: row.try_get("stream_type")?,
+                stream_id: row.try_get("stream_id")?,
+                event_type: row.try_get("event_type")?,
+                actor: row.try_get("actor")?,
+                payload: row.try_get("payload")?,
+            })
+        })
+        .collect::<Result<_, _>>()
+        .map_err(StoreError::unavailable)
 }
 
 pub(crate) async fn next_position(pool: &SqlitePool) -> Result<Position, StoreError> {
