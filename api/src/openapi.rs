@@ -17,6 +17,7 @@ use crate::routes;
     paths(
         routes::health::healthz,
         routes::health::readyz,
+        routes::health::metrics,
         routes::principals::create,
         routes::principals::suspend,
         routes::principals::reactivate,

@@ -55,7 +55,15 @@ impl StoreOptions {
     }
 }
 
+/// Counters of what the API answered, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub decisions_allowed: std::sync::atomic::AtomicU64,
+    pub decisions_denied: std::sync::atomic::AtomicU64,
+}
+
 pub struct AppState {
+    pub metrics: Metrics,
     pub store: Store,
     pub projector: Projector,
     pub clock: Arc<dyn Clock>,
@@ -105,6 +113,7 @@ impl AppState {
         let directory: Arc<dyn Directory> = Arc::new(projector.clone());
         let services = LedgerServices::new(clock.clone(), directory);
         Ok(Arc::new(Self {
+            metrics: Metrics::default(),
             principals: CommandBus::new(store.clone(), services.clone()),
             shipments: CommandBus::new(store.clone(), services.clone()),
             consents: CommandBus::new(store.clone(), services.clone()),

@@ -3,6 +3,7 @@
 //! only after that transaction is durable (SPEC §5.1). Under load the batch grows by itself;
 //! when idle a lone append commits at once, so latency stays one fsync.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use sqlx::sqlite::SqliteConnection;
@@ -47,13 +48,34 @@ struct Job {
 #[derive(Clone)]
 pub(crate) struct GroupCommit {
     jobs: mpsc::Sender<Job>,
+    stats: Arc<WriterStats>,
+}
+
+/// Counters of the writer, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Transactions committed (each one fsync).
+    pub batches: AtomicU64,
+    /// Appends committed.
+    pub appends: AtomicU64,
+    /// Events committed.
+    pub events: AtomicU64,
+    /// Appends refused (conflict, claim, idempotency key, stale decision).
+    pub refused: AtomicU64,
+    /// Batches that failed as a whole (store unavailable); nothing of them was written.
+    pub failed_batches: AtomicU64,
 }
 
 impl GroupCommit {
     pub(crate) fn spawn_sqlite(conn: SqliteConnection, hook: HookSlot) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(run_sqlite(queue, conn, hook));
-        Self { jobs }
+        let stats = Arc::new(WriterStats::default());
+        tokio::spawn(run_sqlite(queue, conn, hook, stats.clone()));
+        Self { jobs, stats }
+    }
+
+    pub(crate) fn stats(&self) -> &WriterStats {
+        &self.stats
     }
 
     /// Appends atomically; returns once the events are fsynced, with their positions.
@@ -68,7 +90,12 @@ impl GroupCommit {
 }
 
 #[tracing::instrument(skip_all)]
-async fn run_sqlite(mut queue: mpsc::Receiver<Job>, mut conn: SqliteConnection, hook: HookSlot) {
+async fn run_sqlite(
+    mut queue: mpsc::Receiver<Job>,
+    mut conn: SqliteConnection,
+    hook: HookSlot,
+    stats: Arc<WriterStats>,
+) {
     let mut appends = Vec::with_capacity(MAX_BATCH);
     let mut replies = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.recv().await {
@@ -83,10 +110,35 @@ async fn run_sqlite(mut queue: mpsc::Receiver<Job>, mut conn: SqliteConnection, 
         if let (BatchOutcome::Done(results), Some(hook)) = (&outcome, hook.get()) {
             hook.committed(&mut results.iter().filter_map(|r| r.as_ref().ok()).flatten());
         }
+        count(&stats, &outcome);
         answer(outcome, replies.drain(..));
         appends.clear();
     }
     tracing::debug!("group commit writer stopped: every queued append is answered");
+}
+
+fn count(stats: &WriterStats, outcome: &BatchOutcome) {
+    match outcome {
+        BatchOutcome::Done(results) => {
+            stats.batches.fetch_add(1, Ordering::Relaxed);
+            for r in results {
+                match r {
+                    Ok(events) => {
+                        stats.appends.fetch_add(1, Ordering::Relaxed);
+                        stats
+                            .events
+                            .fetch_add(events.len() as u64, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        stats.refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        BatchOutcome::Failed(_) => {
+            stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 fn answer(outcome: BatchOutcome, replies: impl Iterator<Item = oneshot::Sender<AppendResult>>) {

@@ -35,7 +35,7 @@ pub use event::{
     StoredEvent,
 };
 
-pub use group_commit::CommitHook;
+pub use group_commit::{CommitHook, WriterStats};
 use group_commit::{GroupCommit, HookSlot};
 
 /// Where the store lives (SPEC §8: `--data-dir` or `--database-url`).
@@ -143,6 +143,11 @@ impl Store {
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         sqlite::idempotency(&self.inner.reads, scope, key).await
+    }
+
+    /// The writer's counters (for `/metrics`).
+    pub fn writer_stats(&self) -> &WriterStats {
+        self.inner.writer.stats()
     }
 
     /// Checks that the database answers (for `/readyz`).

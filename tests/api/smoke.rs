@@ -68,3 +68,64 @@ async fn health_readiness_and_the_openapi_document_answer() {
         doc.body["components"]["schemas"]["GrantConsent"]["properties"]["partner_id"].is_object()
     );
 }
+
+#[actix_web::test]
+async fn metrics_count_decisions_and_group_commits() {
+    let app = spawn_app().await;
+    let (_, shipper) = app.principal("shipper", "Shop").await;
+    let (partner, partner_token) = app.partner("Insure").await;
+    let shipment = app.shipment(&shipper, "DHL", "JJD1", "DE").await;
+    let grant = app
+        .post("/v1/consents", &shipper, consent_for(&partner, &shipment))
+        .await;
+    assert_eq!(grant.status, StatusCode::CREATED, "{}", grant.body);
+    let ask = |purpose: &str| serde_json::json!({"shipment_id": shipment, "purpose": purpose, "data_categories": ["status_events"]});
+    assert_eq!(
+        app.post("/v1/decisions", &partner_token, ask("insurance_claim"))
+            .await
+            .body["allowed"],
+        true
+    );
+    assert_eq!(
+        app.post("/v1/decisions", &partner_token, ask("fraud_prevention"))
+            .await
+            .body["allowed"],
+        false
+    );
+
+    let metrics = app.get_anonymous("/metrics").await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    assert!(
+        metrics.content_type.starts_with("text/plain"),
+        "{}",
+        metrics.content_type
+    );
+    let text = metrics.body.as_str().unwrap_or_default().to_owned();
+    let value = |line: &str| -> u64 {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(line)
+                    .map(|v| v.trim().parse().unwrap_or(u64::MAX))
+            })
+            .unwrap_or_else(|| panic!("no `{line}` in\n{text}"))
+    };
+    assert_eq!(
+        value("consent_ledger_decisions_total{outcome=\"allowed\"}"),
+        1
+    );
+    assert_eq!(
+        value("consent_ledger_decisions_total{outcome=\"denied\"}"),
+        1
+    );
+    assert_eq!(
+        value("consent_ledger_read_model_position"),
+        app.log_size().await
+    );
+    assert_eq!(value("consent_ledger_consents{state=\"granted\"}"), 1);
+    let events = value("consent_ledger_group_commit_events_total");
+    assert!(
+        events >= 6,
+        "every write of this test went through the group commit: {events}"
+    );
+    assert!(value("consent_ledger_group_commit_batches_total") >= 1);
+}

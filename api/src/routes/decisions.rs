@@ -10,6 +10,8 @@
 //! suspension committed at or after that position, the store refuses it as stale and the
 //! decision is made again on the fresher state, so no allow commits after a revoke's commit.
 
+use std::sync::atomic::Ordering;
+
 use actix_web::http::StatusCode;
 use actix_web::{post, web, HttpRequest, HttpResponse};
 use consent_ledger_domain::access::{AccessEvent, DenyReason, ACCESS_STREAM};
@@ -204,7 +206,22 @@ pub async fn decide_and_record(
         };
         match state.store.append(append).await {
             Err(StoreError::Stale { .. }) => state.projector.catch_up().await.map(|_| ())?,
-            other => return Ok(other?),
+            Ok(events) => {
+                let allowed = events
+                    .iter()
+                    .filter(|e| e.event_type == "TrackingAccessAllowed")
+                    .count() as u64;
+                state
+                    .metrics
+                    .decisions_allowed
+                    .fetch_add(allowed, Ordering::Relaxed);
+                state
+                    .metrics
+                    .decisions_denied
+                    .fetch_add(events.len() as u64 - allowed, Ordering::Relaxed);
+                return Ok(events);
+            }
+            Err(other) => return Err(other.into()),
         }
     }
     Err(ApiError::Unavailable(anyhow::anyhow!(

@@ -35,3 +35,89 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 pub async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::openapi())
 }
+
+/// Prometheus text exposition: the log, the read model, the group commit and decisions.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+#[get("/metrics")]
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    use std::fmt::Write;
+    use std::sync::atomic::Ordering::Relaxed;
+    let w = state.store.writer_stats();
+    let model = state.projector.read().summary();
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    metric(
+        "consent_ledger_read_model_position",
+        "gauge",
+        "Events applied by this node's read model.",
+        &[("", model.log_size)],
+    );
+    metric(
+        "consent_ledger_consents",
+        "gauge",
+        "Consents granted, and of them revoked.",
+        &[
+            ("{state=\"granted\"}", model.consents as u64),
+            ("{state=\"revoked\"}", model.revoked_consents as u64),
+        ],
+    );
+    metric(
+        "consent_ledger_shipments",
+        "gauge",
+        "Shipments known to the decider.",
+        &[("", model.shipments as u64)],
+    );
+    metric(
+        "consent_ledger_decisions_total",
+        "counter",
+        "Access decisions recorded by this node.",
+        &[
+            (
+                "{outcome=\"allowed\"}",
+                state.metrics.decisions_allowed.load(Relaxed),
+            ),
+            (
+                "{outcome=\"denied\"}",
+                state.metrics.decisions_denied.load(Relaxed),
+            ),
+        ],
+    );
+    metric(
+        "consent_ledger_group_commit_batches_total",
+        "counter",
+        "Write transactions (one fsync each).",
+        &[("", w.batches.load(Relaxed))],
+    );
+    metric(
+        "consent_ledger_group_commit_appends_total",
+        "counter",
+        "Appends committed.",
+        &[("", w.appends.load(Relaxed))],
+    );
+    metric(
+        "consent_ledger_group_commit_events_total",
+        "counter",
+        "Events committed.",
+        &[("", w.events.load(Relaxed))],
+    );
+    metric(
+        "consent_ledger_group_commit_refused_total",
+        "counter",
+        "Appends refused (conflict, claim, key, stale decision).",
+        &[("", w.refused.load(Relaxed))],
+    );
+    metric(
+        "consent_ledger_group_commit_failed_batches_total",
+        "counter",
+        "Batches that failed whole; nothing was written.",
+        &[("", w.failed_batches.load(Relaxed))],
+    );
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(out)
+}

@@ -27,6 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(health::healthz)
         .service(health::readyz)
         .service(health::openapi_json)
+        .service(health::metrics)
         .service(principals::create)
         .service(principals::suspend)
         .service(principals::reactivate)
