@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod decisions;
+mod disk_full;
 mod helpers;
 mod lifecycle;
 mod smoke;
