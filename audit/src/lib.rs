@@ -1,11 +1,18 @@
 //! # consent-ledger audit
 //!
-//! Signing and (later) the RFC 9162 tree math of the verifiable log (SPEC §6). No I/O beyond
-//! reading and writing the key file.
+//! Signing and the RFC 9162 tree math of the verifiable log (SPEC §6). No I/O beyond reading
+//! and writing the key file; the tree math has none at all.
+//!
+//! Append path: leaf data → [`tree::leaf_hash`] → [`tree::Frontier::push`] (O(log n) hashes,
+//! reports the completed subtrees for the store to keep) → [`tree::Frontier::root`] → checkpoint.
 //!
 //! # Layout
 //! - [`keys`]: the log's Ed25519 key as a C2SP signed-note private key, and its vkey.
+//! - [`tree`]: RFC 9162 §2.1 Merkle tree hashes, inclusion and consistency proofs (made from
+//!   stored subtree hashes, and verified), and the append [`tree::Frontier`].
 
 pub mod keys;
+pub mod tree;
 
 pub use keys::{KeyError, LogKey};
+pub use tree::{Frontier, Hash, NodeId, ProofError, TreeError};
