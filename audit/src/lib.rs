@@ -8,10 +8,12 @@
 //!
 //! # Layout
 //! - [`keys`]: the log's Ed25519 key as a C2SP signed-note private key, and its vkey.
+//! - [`leaf`]: an event as RFC 8785 canonical JSON, the leaf data, and its leaf hash.
 //! - [`tree`]: RFC 9162 §2.1 Merkle tree hashes, inclusion and consistency proofs (made from
 //!   stored subtree hashes, and verified), and the append [`tree::Frontier`].
 
 pub mod keys;
+pub mod leaf;
 pub mod tree;
 
 pub use keys::{KeyError, LogKey};

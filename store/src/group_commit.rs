@@ -96,6 +96,8 @@ async fn run_sqlite(
     hook: HookSlot,
     stats: Arc<WriterStats>,
 ) {
+    // The Merkle tree's right edge, kept between batches (loaded on the first one).
+    let mut frontier = None;
     let mut appends = Vec::with_capacity(MAX_BATCH);
     let mut replies = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.recv().await {
@@ -106,7 +108,7 @@ async fn run_sqlite(
             appends.push(job.append);
             replies.push(job.reply);
         }
-        let outcome = sqlite::commit_batch(&mut conn, &appends).await;
+        let outcome = sqlite::commit_batch(&mut conn, &appends, &mut frontier).await;
         if let (BatchOutcome::Done(results), Some(hook)) = (&outcome, hook.get()) {
             hook.committed(&mut results.iter().filter_map(|r| r.as_ref().ok()).flatten());
         }

@@ -145,6 +145,14 @@ impl Store {
         sqlite::idempotency(&self.inner.reads, scope, key).await
     }
 
+    /// The RFC 9162 root of the first `size` events, from stored subtree hashes.
+    pub async fn tree_root(
+        &self,
+        size: u64,
+    ) -> Result<consent_ledger_audit::tree::Hash, StoreError> {
+        sqlite::tree_root(&self.inner.reads, size).await
+    }
+
     /// The writer's counters (for `/metrics`).
     pub fn writer_stats(&self) -> &WriterStats {
         self.inner.writer.stats()

@@ -15,6 +15,9 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqlitePool};
 
+use consent_ledger_audit::leaf::{event_leaf_hash, LeafEvent};
+use consent_ledger_audit::tree::{root_nodes, Frontier, Hash, NodeId};
+
 use crate::error::{classify, ClassifiedError, StoreError, UniqueKey};
 use crate::event::{Append, IdempotencyClaim, IdempotencyRecord, Position, RawEvent, StoredEvent};
 use crate::group_commit::{AppendResult, BatchOutcome};
@@ -111,12 +114,18 @@ fn time_text(t: DateTime<Utc>) -> String {
 /// Commits a batch of appends in one transaction and one fsync. Each append runs inside its
 /// own SAVEPOINT, so a unique violation refuses only that append and the others still commit;
 /// any other error rolls the whole transaction back and fails every append (no partial write).
-pub(crate) async fn commit_batch(conn: &mut SqliteConnection, batch: &[Append]) -> BatchOutcome {
-    match try_commit_batch(conn, batch).await {
+pub(crate) async fn commit_batch(
+    conn: &mut SqliteConnection,
+    batch: &[Append],
+    frontier: &mut Option<Frontier>,
+) -> BatchOutcome {
+    match try_commit_batch(conn, batch, frontier).await {
         Ok(results) => results,
         Err(err) => {
-            // The transaction may be half-open; roll it back so the next batch starts clean.
+            // The transaction may be half-open; roll it back so the next batch starts clean,
+            // and forget the tree's right edge, which may hold leaves that were not committed.
             let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            *frontier = None;
             BatchOutcome::Failed(std::sync::Arc::new(err))
         }
     }
@@ -125,6 +134,7 @@ pub(crate) async fn commit_batch(conn: &mut SqliteConnection, batch: &[Append]) 
 async fn try_commit_batch(
     conn: &mut SqliteConnection,
     batch: &[Append],
+    frontier: &mut Option<Frontier>,
 ) -> Result<BatchOutcome, sqlx::Error> {
     // Stored with microsecond precision; truncate here so the answer equals what reads return.
     let recorded_at = Utc::now().trunc_subsecs(6);
@@ -168,8 +178,162 @@ async fn try_commit_batch(
             .execute(&mut *conn)
             .await?;
     }
+    let committed: Vec<&StoredEvent> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .flatten()
+        .collect();
+    append_leaves(conn, frontier, &committed).await?;
     sqlx::query("COMMIT").execute(&mut *conn).await?;
     Ok(BatchOutcome::Done(results))
+}
+
+/// The leaf hash of a stored event (SPEC §6: its RFC 8785 canonical JSON).
+pub(crate) fn leaf_of(e: &StoredEvent) -> Result<Hash, serde_json::Error> {
+    event_leaf_hash(&LeafEvent {
+        position: e.position.get(),
+        stream_type: &e.stream_type,
+        stream_id: &e.stream_id,
+        stream_version: e.stream_version,
+        event_type: &e.event_type,
+        schema_version: e.schema_version,
+        actor: &e.actor,
+        request_id: &e.request_id,
+        recorded_at: e.recorded_at,
+        payload: &e.payload,
+    })
+}
+
+/// Adds the committed events to the Merkle tree in the same transaction: their leaf hashes
+/// and every subtree they complete (RFC 9162 §2.1), so proofs never need recomputation.
+async fn append_leaves(
+    conn: &mut SqliteConnection,
+    frontier: &mut Option<Frontier>,
+    committed: &[&StoredEvent],
+) -> Result<(), sqlx::Error> {
+    let Some(first) = committed.first() else {
+        return Ok(());
+    };
+    let size = first.position.get();
+    let mut edge = match frontier.take() {
+        Some(f) if f.size() == size => f,
+        // First batch, or another process appended meanwhile: read the right edge back.
+        _ => load_frontier(conn, size).await?,
+    };
+    let mut nodes = Vec::with_capacity(committed.len() * 2);
+    for event in committed {
+        let leaf = leaf_of(event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        nodes.extend(edge.push(leaf));
+    }
+    insert_nodes(conn, &nodes).await?;
+    *frontier = Some(edge);
+    Ok(())
+}
+
+/// SQLite's 32,766 bound parameters, three a node.
+const NODES_PER_INSERT: usize = 10_000;
+
+async fn insert_nodes(
+    conn: &mut SqliteConnection,
+    nodes: &[(NodeId, Hash)],
+) -> Result<(), sqlx::Error> {
+    for chunk in nodes.chunks(NODES_PER_INSERT) {
+        let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO merkle_nodes (level, idx, hash) ");
+        q.push_values(chunk, |mut row, (node, hash)| {
+            row.push_bind(i64::from(node.level()))
+                .push_bind(i64::try_from(node.index()).unwrap_or(i64::MAX))
+                .push_bind(hash.as_slice());
+        });
+        q.build().persistent(false).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// The tree's right edge at `size` from the stored subtrees; a log written before the tree
+/// existed is hashed now, once.
+async fn load_frontier(conn: &mut SqliteConnection, size: u64) -> Result<Frontier, sqlx::Error> {
+    let mut hashes = Vec::new();
+    for node in root_nodes(size) {
+        match stored_node(conn, node).await? {
+            Some(hash) => hashes.push(hash),
+            None => return backfill(conn, size).await,
+        }
+    }
+    Frontier::from_parts(size, hashes).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+async fn stored_node(
+    conn: &mut SqliteConnection,
+    node: NodeId,
+) -> Result<Option<Hash>, sqlx::Error> {
+    let bytes: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT hash FROM merkle_nodes WHERE level = ? AND idx = ?")
+            .bind(i64::from(node.level()))
+            .bind(i64::try_from(node.index()).unwrap_or(i64::MAX))
+            .fetch_optional(&mut *conn)
+            .await?;
+    bytes
+        .map(|b| {
+            Hash::try_from(b.as_slice())
+                .map_err(|_| sqlx::Error::Decode("merkle node is not 32 bytes".into()))
+        })
+        .transpose()
+}
+
+/// Rebuilds every stored subtree of the first `size` leaves from the events themselves.
+async fn backfill(conn: &mut SqliteConnection, size: u64) -> Result<Frontier, sqlx::Error> {
+    tracing::warn!(
+        size,
+        "the Merkle tree is incomplete; hashing the log into it"
+    );
+    sqlx::query("DELETE FROM merkle_nodes")
+        .execute(&mut *conn)
+        .await?;
+    let mut edge = Frontier::new();
+    while edge.size() < size {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE position >= ? ORDER BY position LIMIT 10000"
+        ))
+        .bind(i64::try_from(edge.size()).unwrap_or(i64::MAX))
+        .fetch_all(&mut *conn)
+        .await?;
+        if rows.is_empty() {
+            break;
+        }
+        let mut nodes = Vec::new();
+        for row in &rows {
+            let event = row_to_event(row).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            if event.position.get() >= size {
+                break;
+            }
+            nodes.extend(edge.push(leaf_of(&event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?));
+        }
+        insert_nodes(conn, &nodes).await?;
+    }
+    Ok(edge)
+}
+
+/// `MTH` of the first `size` events, from stored subtrees (RFC 9162 §2.1.1).
+pub(crate) async fn tree_root(pool: &SqlitePool, size: u64) -> Result<Hash, StoreError> {
+    let mut conn = pool.acquire().await.map_err(StoreError::unavailable)?;
+    let mut hashes = Vec::new();
+    for node in root_nodes(size) {
+        let hash = stored_node(&mut conn, node)
+            .await
+            .map_err(StoreError::unavailable)?
+            .ok_or_else(|| StoreError::Corrupt {
+                position: i64::try_from(size).unwrap_or(i64::MAX),
+                detail: format!("merkle node {node:?} missing"),
+            })?;
+        hashes.push(hash);
+    }
+    let edge = Frontier::from_parts(size, hashes).map_err(|e| StoreError::Corrupt {
+        position: -1,
+        detail: e.to_string(),
+    })?;
+    Ok(edge.root())
 }
 
 fn is_unique_violation(err: &sqlx::Error) -> bool {

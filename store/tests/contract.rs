@@ -1345,6 +1345,12 @@ mod sqlite {
         super::the_commit_hook_sees_commits_before_answers(location).await;
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_merkle_tree_follows_the_log() {
+        let (_dir, location) = fresh();
+        super::the_merkle_tree_follows_the_log(location).await;
+    }
+
     #[tokio::test]
     async fn positions_start_at_zero_and_are_gapless() {
         let (_dir, location) = fresh();
@@ -1522,4 +1528,92 @@ pub async fn the_commit_hook_sees_commits_before_answers(location: StoreLocation
     // A refused append is not reported.
     assert!(store.append(one("h0", 1, json!("again"))).await.is_err());
     assert_eq!(*seen.0.lock().unwrap(), vec![0, 1, 2, 3, 4]);
+}
+
+/// SPEC §6: the Merkle tree follows the log. Every root, from stored subtree hashes, equals
+/// MTH over the leaf hashes recomputed from the events as read back, across batches of
+/// concurrent appends, a restart, and a second writer on the same database.
+pub async fn the_merkle_tree_follows_the_log(location: StoreLocation) {
+    use consent_ledger_audit::leaf::{event_leaf_hash, LeafEvent};
+    use consent_ledger_audit::tree::{empty_root, mth};
+
+    async fn check(store: &Store) {
+        let log = store
+            .read_range(Position::ZERO, u32::MAX)
+            .await
+            .expect("log");
+        let leaves: Vec<_> = log
+            .iter()
+            .map(|e| {
+                event_leaf_hash(&LeafEvent {
+                    position: e.position.get(),
+                    stream_type: &e.stream_type,
+                    stream_id: &e.stream_id,
+                    stream_version: e.stream_version,
+                    event_type: &e.event_type,
+                    schema_version: e.schema_version,
+                    actor: &e.actor,
+                    request_id: &e.request_id,
+                    recorded_at: e.recorded_at,
+                    payload: &e.payload,
+                })
+                .expect("leaf")
+            })
+            .collect();
+        for size in 0..=leaves.len() {
+            assert_eq!(
+                store.tree_root(size as u64).await.expect("root"),
+                mth(&leaves[..size]),
+                "root of the first {size} of {} events",
+                leaves.len()
+            );
+        }
+    }
+
+    let store = open(&location).await;
+    assert_eq!(store.tree_root(0).await.expect("empty"), empty_root());
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for j in 0..5u64 {
+                let events = (0..=(j % 3))
+                    .map(|k| {
+                        new_event(
+                            "merkle",
+                            &format!("t{t}-{j}"),
+                            k + 1,
+                            "Appended",
+                            json!({"t": t, "j": j, "k": k}),
+                        )
+                    })
+                    .collect();
+                store.append(plain(events)).await.expect("append");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    check(&store).await;
+    // A refused append adds no leaf.
+    let again = plain(vec![new_event(
+        "merkle",
+        "t0-0",
+        1,
+        "Appended",
+        json!("again"),
+    )]);
+    assert!(matches!(
+        store.append(again).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    check(&store).await;
+    drop(store);
+    let store = open(&location).await;
+    append_ok(&store, one("after-restart", 1, json!(1))).await;
+    let other = open(&location).await;
+    append_ok(&other, one("other-writer", 1, json!(2))).await;
+    append_ok(&store, one("first-writer-again", 1, json!(3))).await;
+    check(&store).await;
 }
