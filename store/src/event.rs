@@ -146,6 +146,24 @@ pub struct StoredEvent {
     pub payload: serde_json::Value,
 }
 
+impl StoredEvent {
+    /// The event as a Merkle leaf (SPEC §6): every field, the position included.
+    pub fn leaf(&self) -> consent_ledger_audit::leaf::LeafEvent<'_> {
+        consent_ledger_audit::leaf::LeafEvent {
+            position: self.position.get(),
+            stream_type: &self.stream_type,
+            stream_id: &self.stream_id,
+            stream_version: self.stream_version,
+            event_type: &self.event_type,
+            schema_version: self.schema_version,
+            actor: &self.actor,
+            request_id: &self.request_id,
+            recorded_at: self.recorded_at,
+            payload: &self.payload,
+        }
+    }
+}
+
 /// An event as stored, its payload left as the JSON text it is kept as: for readers that parse
 /// it straight into a typed event, or not at all (replay).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqlitePool};
 
-use consent_ledger_audit::leaf::{event_leaf_hash, LeafEvent};
+use consent_ledger_audit::leaf::event_leaf_hash;
 use consent_ledger_audit::tree::{root_nodes, Frontier, Hash, NodeId};
 
 use crate::error::{classify, ClassifiedError, StoreError, UniqueKey};
@@ -190,18 +190,7 @@ async fn try_commit_batch(
 
 /// The leaf hash of a stored event (SPEC §6: its RFC 8785 canonical JSON).
 pub(crate) fn leaf_of(e: &StoredEvent) -> Result<Hash, serde_json::Error> {
-    event_leaf_hash(&LeafEvent {
-        position: e.position.get(),
-        stream_type: &e.stream_type,
-        stream_id: &e.stream_id,
-        stream_version: e.stream_version,
-        event_type: &e.event_type,
-        schema_version: e.schema_version,
-        actor: &e.actor,
-        request_id: &e.request_id,
-        recorded_at: e.recorded_at,
-        payload: &e.payload,
-    })
+    event_leaf_hash(&e.leaf())
 }
 
 /// Adds the committed events to the Merkle tree in the same transaction: their leaf hashes

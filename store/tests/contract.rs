@@ -1534,7 +1534,7 @@ pub async fn the_commit_hook_sees_commits_before_answers(location: StoreLocation
 /// MTH over the leaf hashes recomputed from the events as read back, across batches of
 /// concurrent appends, a restart, and a second writer on the same database.
 pub async fn the_merkle_tree_follows_the_log(location: StoreLocation) {
-    use consent_ledger_audit::leaf::{event_leaf_hash, LeafEvent};
+    use consent_ledger_audit::leaf::event_leaf_hash;
     use consent_ledger_audit::tree::{empty_root, mth};
 
     async fn check(store: &Store) {
@@ -1544,21 +1544,7 @@ pub async fn the_merkle_tree_follows_the_log(location: StoreLocation) {
             .expect("log");
         let leaves: Vec<_> = log
             .iter()
-            .map(|e| {
-                event_leaf_hash(&LeafEvent {
-                    position: e.position.get(),
-                    stream_type: &e.stream_type,
-                    stream_id: &e.stream_id,
-                    stream_version: e.stream_version,
-                    event_type: &e.event_type,
-                    schema_version: e.schema_version,
-                    actor: &e.actor,
-                    request_id: &e.request_id,
-                    recorded_at: e.recorded_at,
-                    payload: &e.payload,
-                })
-                .expect("leaf")
-            })
+            .map(|e| event_leaf_hash(&e.leaf()).expect("leaf"))
             .collect();
         for size in 0..=leaves.len() {
             assert_eq!(
