@@ -1,7 +1,8 @@
--- The RFC 9162 Merkle tree over the global log (SPEC §6): leaf i is event position i. Every
--- complete (perfect) subtree's hash is kept: level 0 holds the leaf hashes, node (level, idx)
--- covers leaves [idx·2^level, (idx+1)·2^level). Any root, inclusion or consistency proof is
--- O(log n) of these rows; appended in the same transaction as the events they hash.
+-- The RFC 9162 Merkle tree over the global log (SPEC §6): leaf i is event position i. Node
+-- (level, idx) is the hash of the perfect subtree over leaves [idx·2^level, (idx+1)·2^level).
+-- Level 0 (the leaf hashes) and levels 4 and up are kept; levels 1–3 are recomputed from at
+-- most eight leaves. Any root, inclusion or consistency proof is O(log n) of these rows;
+-- appended in the same transaction as the events they hash.
 CREATE TABLE merkle_nodes (
     level INTEGER NOT NULL,
     idx   INTEGER NOT NULL,

@@ -16,7 +16,7 @@ use sqlx::sqlite::{
 use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqlitePool};
 
 use consent_ledger_audit::leaf::event_leaf_hash;
-use consent_ledger_audit::tree::{root_nodes, Frontier, Hash, NodeId};
+use consent_ledger_audit::tree::{mth, root_nodes, Frontier, Hash, NodeId};
 
 use crate::error::{classify, ClassifiedError, StoreError, UniqueKey};
 use crate::event::{Append, IdempotencyClaim, IdempotencyRecord, Position, RawEvent, StoredEvent};
@@ -226,9 +226,12 @@ async fn insert_nodes(
     conn: &mut SqliteConnection,
     nodes: &[(NodeId, Hash)],
 ) -> Result<(), sqlx::Error> {
-    for chunk in nodes.chunks(NODES_PER_INSERT) {
+    // Levels 1 to 3 are not kept: at most eight leaves recompute one (see `stored_node`),
+    // which saves nearly half the rows the tree would add to every append.
+    let kept: Vec<&(NodeId, Hash)> = nodes.iter().filter(|(n, _)| is_kept(*n)).collect();
+    for chunk in kept.chunks(NODES_PER_INSERT) {
         let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO merkle_nodes (level, idx, hash) ");
-        q.push_values(chunk, |mut row, (node, hash)| {
+        q.push_values(chunk, |mut row, &&(node, hash)| {
             row.push_bind(i64::from(node.level()))
                 .push_bind(i64::try_from(node.index()).unwrap_or(i64::MAX))
                 .push_bind(hash.as_slice());
@@ -251,10 +254,37 @@ async fn load_frontier(conn: &mut SqliteConnection, size: u64) -> Result<Frontie
     Frontier::from_parts(size, hashes).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
+/// Leaves (level 0) and subtrees of 16 leaves or more are stored; the levels between are
+/// recomputed from their leaves when a root or proof needs them.
+fn is_kept(node: NodeId) -> bool {
+    node.level() == 0 || node.level() >= 4
+}
+
 async fn stored_node(
     conn: &mut SqliteConnection,
     node: NodeId,
 ) -> Result<Option<Hash>, sqlx::Error> {
+    if !is_kept(node) {
+        let leaves = node.leaves();
+        let rows: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT hash FROM merkle_nodes WHERE level = 0 AND idx >= ? AND idx < ? ORDER BY idx",
+        )
+        .bind(i64::try_from(leaves.start).unwrap_or(i64::MAX))
+        .bind(i64::try_from(leaves.end).unwrap_or(i64::MAX))
+        .fetch_all(&mut *conn)
+        .await?;
+        if rows.len() as u64 != leaves.end - leaves.start {
+            return Ok(None);
+        }
+        let hashes = rows
+            .iter()
+            .map(|b| {
+                Hash::try_from(b.as_slice())
+                    .map_err(|_| sqlx::Error::Decode("merkle leaf is not 32 bytes".into()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(Some(mth(&hashes)));
+    }
     let bytes: Option<Vec<u8>> =
         sqlx::query_scalar("SELECT hash FROM merkle_nodes WHERE level = ? AND idx = ?")
             .bind(i64::from(node.level()))
