@@ -18,6 +18,9 @@ use crate::routes;
         routes::health::healthz,
         routes::health::readyz,
         routes::health::metrics,
+        routes::log::inclusion,
+        routes::log::consistency,
+        routes::log::entries,
         routes::principals::create,
         routes::principals::suspend,
         routes::principals::reactivate,
@@ -46,6 +49,7 @@ use crate::routes;
         (name = "consents", description = "A shipper's grants to partners"),
         (name = "decisions", description = "May this partner read this shipment now? Every answer is recorded first"),
         (name = "consent requests", description = "A partner's requests for consent (UMA 2.0 style)"),
+        (name = "log", description = "The verifiable log: entries and RFC 9162 proofs"),
         (name = "operations", description = "Health and readiness"),
     )
 )]

@@ -35,6 +35,9 @@ pub use event::{
     StoredEvent,
 };
 
+use std::collections::HashMap;
+
+use consent_ledger_audit::tree::{self, Hash, NodeId, TreeError};
 pub use group_commit::{CommitHook, WriterStats};
 use group_commit::{GroupCommit, HookSlot};
 
@@ -153,6 +156,36 @@ impl Store {
         sqlite::tree_root(&self.inner.reads, size).await
     }
 
+    /// PATH(index, D[tree_size]) (RFC 9162 §2.1.3.1) from stored subtree hashes. The caller
+    /// checks `index < tree_size <= log size`.
+    pub async fn inclusion_proof(
+        &self,
+        index: u64,
+        tree_size: u64,
+    ) -> Result<Vec<Hash>, StoreError> {
+        let nodes = tree::inclusion_path_nodes(index, tree_size).map_err(proof_error)?;
+        let stored = self.stored_nodes(&nodes).await?;
+        tree::inclusion_path(index, tree_size, |n| lookup(&stored, n)).map_err(proof_error)
+    }
+
+    /// PROOF(old_size, D[new_size]) (RFC 9162 §2.1.4.1) from stored subtree hashes. The caller
+    /// checks `old_size <= new_size <= log size`.
+    pub async fn consistency_proof(
+        &self,
+        old_size: u64,
+        new_size: u64,
+    ) -> Result<Vec<Hash>, StoreError> {
+        let nodes = tree::consistency_proof_nodes(old_size, new_size).map_err(proof_error)?;
+        let stored = self.stored_nodes(&nodes).await?;
+        tree::consistency_proof(old_size, new_size, |n| lookup(&stored, n)).map_err(proof_error)
+    }
+
+    /// The stored hashes of perfect subtrees, fetched before the (synchronous) proof math.
+    async fn stored_nodes(&self, nodes: &[NodeId]) -> Result<HashMap<NodeId, Hash>, StoreError> {
+        let hashes = sqlite::node_hashes(&self.inner.reads, nodes).await?;
+        Ok(nodes.iter().copied().zip(hashes).collect())
+    }
+
     /// The writer's counters (for `/metrics`).
     pub fn writer_stats(&self) -> &WriterStats {
         self.inner.writer.stats()
@@ -168,5 +201,24 @@ impl Store {
 pub async fn migrate(location: &StoreLocation) -> Result<(), StoreError> {
     match location {
         StoreLocation::SqliteFile(path) => sqlite::migrate(path).await,
+    }
+}
+
+fn lookup(stored: &HashMap<NodeId, Hash>, node: NodeId) -> Result<Hash, TreeError> {
+    // INVARIANT: `stored` holds every node the `*_nodes` function listed for this proof, which
+    // are exactly the nodes the proof asks for; a miss would be an audit crate bug.
+    stored
+        .get(&node)
+        .copied()
+        .ok_or(TreeError::IndexOutOfRange {
+            index: node.index(),
+            tree_size: 0,
+        })
+}
+
+fn proof_error(e: TreeError) -> StoreError {
+    StoreError::Corrupt {
+        position: -1,
+        detail: format!("proof: {e}"),
     }
 }

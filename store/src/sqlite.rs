@@ -334,20 +334,29 @@ async fn backfill(conn: &mut SqliteConnection, size: u64) -> Result<Frontier, sq
     Ok(edge)
 }
 
-/// `MTH` of the first `size` events, from stored subtrees (RFC 9162 §2.1.1).
-pub(crate) async fn tree_root(pool: &SqlitePool, size: u64) -> Result<Hash, StoreError> {
+/// The hashes of `nodes`, from stored subtrees, in order (for roots and proofs).
+pub(crate) async fn node_hashes(
+    pool: &SqlitePool,
+    nodes: &[NodeId],
+) -> Result<Vec<Hash>, StoreError> {
     let mut conn = pool.acquire().await.map_err(StoreError::unavailable)?;
-    let mut hashes = Vec::new();
-    for node in root_nodes(size) {
-        let hash = stored_node(&mut conn, node)
+    let mut hashes = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        let hash = stored_node(&mut conn, *node)
             .await
             .map_err(StoreError::unavailable)?
             .ok_or_else(|| StoreError::Corrupt {
-                position: i64::try_from(size).unwrap_or(i64::MAX),
+                position: -1,
                 detail: format!("merkle node {node:?} missing"),
             })?;
         hashes.push(hash);
     }
+    Ok(hashes)
+}
+
+/// `MTH` of the first `size` events, from stored subtrees (RFC 9162 §2.1.1).
+pub(crate) async fn tree_root(pool: &SqlitePool, size: u64) -> Result<Hash, StoreError> {
+    let hashes = node_hashes(pool, &root_nodes(size)).await?;
     let edge = Frontier::from_parts(size, hashes).map_err(|e| StoreError::Corrupt {
         position: -1,
         detail: e.to_string(),

@@ -5,4 +5,5 @@ mod decisions;
 mod disk_full;
 mod helpers;
 mod lifecycle;
+mod log;
 mod smoke;

@@ -4,6 +4,7 @@
 pub mod consents;
 pub mod decisions;
 pub mod health;
+pub mod log;
 pub mod principals;
 pub mod requests;
 pub mod shipments;
@@ -28,6 +29,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(health::readyz)
         .service(health::openapi_json)
         .service(health::metrics)
+        .service(log::inclusion)
+        .service(log::consistency)
+        .service(log::entries)
         .service(principals::create)
         .service(principals::suspend)
         .service(principals::reactivate)

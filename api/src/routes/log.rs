@@ -1,0 +1,167 @@
+//! The verifiable log (SPEC §6, §7 `/v1/log`): entries as their leaf data, and RFC 9162
+//! inclusion and consistency proofs from stored subtree hashes, as base64.
+
+use actix_web::{get, web, HttpRequest, HttpResponse};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use consent_ledger_audit::leaf::leaf_data;
+use consent_ledger_audit::tree::Hash;
+use consent_ledger_domain::values::Role;
+use consent_ledger_store::Position;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::auth::Caller;
+use crate::body::QueryParams;
+use crate::problem::{ApiError, Problem};
+use crate::state::AppState;
+
+/// Most entries one call returns.
+pub const MAX_ENTRIES: u64 = 1_000;
+
+fn b64(hashes: &[Hash]) -> Vec<String> {
+    hashes.iter().map(|h| B64.encode(h)).collect()
+}
+
+/// The log's size now: a tree size may not exceed it.
+async fn log_size(state: &AppState) -> Result<u64, ApiError> {
+    Ok(state.store.next_position().await?.get())
+}
+
+fn required(q: &QueryParams, name: &str) -> Result<u64, ApiError> {
+    q.get::<u64>(name)?
+        .ok_or_else(|| ApiError::invalid(name, "required"))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InclusionProof {
+    pub position: u64,
+    pub tree_size: u64,
+    /// MTH of the first `tree_size` events, from the stored tree (compare with a signed
+    /// checkpoint of that size).
+    pub root_hash: String,
+    /// PATH(position, D[tree_size]), RFC 9162 §2.1.3.1, base64.
+    pub inclusion_proof: Vec<String>,
+}
+
+/// The inclusion proof of the event at `position` in the tree of `tree_size` events.
+/// Any authenticated principal may ask: a proof holds only hashes.
+#[utoipa::path(get, path = "/v1/log/proof/inclusion", tag = "log", security(("bearer" = [])),
+    params(("position" = u64, Query), ("tree_size" = u64, Query)),
+    responses((status = 200, body = InclusionProof), (status = 422, body = Problem)))]
+#[get("/v1/log/proof/inclusion")]
+pub async fn inclusion(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    _caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let q = QueryParams::parse(req.query_string(), &["position", "tree_size"])?;
+    let (position, tree_size) = (required(&q, "position")?, required(&q, "tree_size")?);
+    if tree_size > log_size(&state).await? {
+        return Err(ApiError::invalid("tree_size", "larger than the log"));
+    }
+    if position >= tree_size {
+        return Err(ApiError::invalid("position", "must be less than tree_size"));
+    }
+    let proof = state.store.inclusion_proof(position, tree_size).await?;
+    let root = state.store.tree_root(tree_size).await?;
+    Ok(HttpResponse::Ok().json(InclusionProof {
+        position,
+        tree_size,
+        root_hash: B64.encode(root),
+        inclusion_proof: b64(&proof),
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsistencyProof {
+    pub from: u64,
+    pub to: u64,
+    pub tree_size: u64,
+    pub old_root_hash: String,
+    pub root_hash: String,
+    /// PROOF(from, D[to]), RFC 9162 §2.1.4.1, base64.
+    pub consistency_proof: Vec<String>,
+}
+
+/// The consistency proof between the trees of `from` and `to` events.
+#[utoipa::path(get, path = "/v1/log/proof/consistency", tag = "log", security(("bearer" = [])),
+    params(("from" = u64, Query), ("to" = u64, Query)),
+    responses((status = 200, body = ConsistencyProof), (status = 422, body = Problem)))]
+#[get("/v1/log/proof/consistency")]
+pub async fn consistency(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    _caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let q = QueryParams::parse(req.query_string(), &["from", "to"])?;
+    let (from, to) = (required(&q, "from")?, required(&q, "to")?);
+    if to > log_size(&state).await? {
+        return Err(ApiError::invalid("to", "larger than the log"));
+    }
+    if from > to {
+        return Err(ApiError::invalid("from", "must not exceed to"));
+    }
+    let proof = state.store.consistency_proof(from, to).await?;
+    Ok(HttpResponse::Ok().json(ConsistencyProof {
+        from,
+        to,
+        tree_size: to,
+        old_root_hash: B64.encode(state.store.tree_root(from).await?),
+        root_hash: B64.encode(state.store.tree_root(to).await?),
+        consistency_proof: b64(&proof),
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Entry {
+    pub position: u64,
+    /// The event's RFC 8785 canonical JSON: the leaf data (SPEC §6).
+    pub leaf: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Entries {
+    pub entries: Vec<Entry>,
+}
+
+/// The events of positions `start` ≤ p < `end` (at most 1,000) as their leaf data. The whole
+/// log names every tenant, so privacy officers and regulators read it.
+#[utoipa::path(get, path = "/v1/log/entries", tag = "log", security(("bearer" = [])),
+    params(("start" = u64, Query), ("end" = u64, Query)),
+    responses((status = 200, body = Entries), (status = 403, body = Problem), (status = 422, body = Problem)))]
+#[get("/v1/log/entries")]
+pub async fn entries(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::PrivacyOfficer, Role::Regulator])?;
+    let q = QueryParams::parse(req.query_string(), &["start", "end"])?;
+    let (start, end) = (required(&q, "start")?, required(&q, "end")?);
+    if end < start || end - start > MAX_ENTRIES {
+        return Err(ApiError::invalid(
+            "end",
+            format!("must be between start and start + {MAX_ENTRIES}"),
+        ));
+    }
+    let events = state
+        .store
+        .read_range(
+            Position::new(start),
+            u32::try_from(end - start).unwrap_or(0),
+        )
+        .await?;
+    let entries = events
+        .iter()
+        .map(|e| {
+            let data = leaf_data(&e.leaf()).map_err(|err| ApiError::Internal(err.into()))?;
+            let leaf = String::from_utf8(data).map_err(|err| ApiError::Internal(err.into()))?;
+            Ok(Entry {
+                position: e.position.get(),
+                leaf,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(HttpResponse::Ok().json(Entries { entries }))
+}
