@@ -24,7 +24,7 @@ pub enum KeyError {
     },
     #[error("key file {path} is not a C2SP Ed25519 private key: {detail}")]
     Malformed { path: String, detail: String },
-    #[error("key name `{0}` must be non-empty and contain no '+', spaces or newlines")]
+    #[error("key name `{0}` must be non-empty and contain no '+', spaces or control characters")]
     BadName(String),
     #[error("no randomness available: {0}")]
     Random(String),
@@ -45,8 +45,9 @@ impl fmt::Debug for LogKey {
     }
 }
 
+/// Names are held to the C2SP signed-note rule, so that every note this key signs can be opened.
 fn check_name(name: &str) -> Result<(), KeyError> {
-    if name.is_empty() || name.contains(['+', ' ', '\n', '\t']) {
+    if !crate::note::is_valid_key_name(name) {
         return Err(KeyError::BadName(name.to_owned()));
     }
     Ok(())
@@ -104,6 +105,11 @@ impl LogKey {
         )
     }
 
+    /// Signs `body` as a C2SP signed note: see [`crate::note::sign`].
+    pub fn sign_note(&self, body: &str) -> Result<String, crate::note::NoteError> {
+        crate::note::sign(body, self)
+    }
+
     /// Reads a key written by [`LogKey::save`].
     pub fn load(path: &Path) -> Result<Self, KeyError> {
         let shown = path.display().to_string();
@@ -124,6 +130,11 @@ impl LogKey {
         let (Some(name), Some(hash), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(malformed("expected name+hash+key"));
         };
+        if !crate::note::is_valid_key_name(name) {
+            return Err(malformed(
+                "key name has a '+', a space or a control character",
+            ));
+        }
         let bytes = B64
             .decode(b64)
             .map_err(|_| malformed("key is not base64"))?;
