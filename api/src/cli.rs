@@ -239,13 +239,12 @@ async fn serve(options: &StoreOptions, args: ServeArgs) -> anyhow::Result<()> {
     if options.database_url.is_none() {
         options.ensure_data_dir()?;
     }
-    let key = LogKey::load_or_create(&options.data_dir.join("log.key"), &args.key.origin)
-        .context("loading the log signing key")?;
-    tracing::info!(vkey = %key.vkey(), "log signing key ready");
     let config = ServiceConfig {
         request_ttl: chrono::Duration::days(args.request_ttl_days),
+        origin: args.key.origin.clone(),
     };
     let state = AppState::open(options, Arc::new(SystemClock), config).await?;
+    tracing::info!(vkey = %state.log_key.vkey(), "log signing key ready");
     crate::routes::requests::complete_approvals(&state)
         .await
         .map_err(|e| anyhow::anyhow!("completing interrupted approvals: {e}"))?;

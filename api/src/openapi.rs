@@ -21,6 +21,8 @@ use crate::routes;
         routes::log::inclusion,
         routes::log::consistency,
         routes::log::entries,
+        routes::log::vkey,
+        routes::log::checkpoint,
         routes::principals::create,
         routes::principals::suspend,
         routes::principals::reactivate,

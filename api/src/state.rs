@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use consent_ledger_audit::LogKey;
 use consent_ledger_domain::consent::Consent;
 use consent_ledger_domain::principal::Principal;
 use consent_ledger_domain::request::ConsentRequest;
@@ -18,12 +19,18 @@ use consent_ledger_store::{Store, StoreLocation};
 pub struct ServiceConfig {
     /// How long a consent request stays pending before it expires (SPEC §3: 30 days).
     pub request_ttl: chrono::Duration,
+    /// The log's origin: names the signing key and every checkpoint.
+    pub origin: String,
 }
+
+/// The origin of a log whose operator named none.
+pub const DEFAULT_ORIGIN: &str = "consent-ledger.local/log";
 
 impl Default for ServiceConfig {
     fn default() -> Self {
         Self {
             request_ttl: chrono::Duration::days(30),
+            origin: DEFAULT_ORIGIN.to_owned(),
         }
     }
 }
@@ -64,6 +71,8 @@ pub struct Metrics {
 
 pub struct AppState {
     pub metrics: Metrics,
+    /// The log's signing key (C2SP signed-note key in the data directory).
+    pub log_key: Arc<LogKey>,
     pub store: Store,
     pub projector: Projector,
     pub clock: Arc<dyn Clock>,
@@ -112,8 +121,15 @@ impl AppState {
         tracing::info!(position = %applied, seconds = started.elapsed().as_secs_f64(), "read model ready");
         let directory: Arc<dyn Directory> = Arc::new(projector.clone());
         let services = LedgerServices::new(clock.clone(), directory);
+        let key_path = options.data_dir.join("log.key");
+        std::fs::create_dir_all(&options.data_dir).context("creating the data directory")?;
+        let log_key = Arc::new(
+            LogKey::load_or_create(&key_path, &config.origin)
+                .context("loading the log signing key")?,
+        );
         Ok(Arc::new(Self {
             metrics: Metrics::default(),
+            log_key,
             principals: CommandBus::new(store.clone(), services.clone()),
             shipments: CommandBus::new(store.clone(), services.clone()),
             consents: CommandBus::new(store.clone(), services.clone()),

@@ -152,3 +152,48 @@ async fn proofs_from_the_stored_tree_verify_against_the_entries() {
         .await;
     assert_eq!(r.field(), "end");
 }
+
+#[actix_web::test]
+async fn the_checkpoint_is_a_signed_note_over_the_stored_root() {
+    let app = spawn_app().await;
+    let (_, shipper) = app.principal("shipper", "Shop").await;
+    app.shipment(&shipper, "DHL", "JJD1", "DE").await;
+    let vkey = app.get_anonymous("/v1/log/vkey").await;
+    assert_eq!(vkey.status, StatusCode::OK);
+    let vkey = vkey.body.as_str().expect("text").trim().to_owned();
+    assert!(vkey.starts_with("consent-ledger.local/log+"), "{vkey}");
+
+    let note = app.get("/v1/log/checkpoint", &shipper).await;
+    assert_eq!(note.status, StatusCode::OK);
+    let note = note.body.as_str().expect("text").to_owned();
+    let checkpoint = consent_ledger_audit::note::open_checkpoint(&note, &vkey)
+        .expect("the note verifies with the vkey");
+    let size = app.log_size().await;
+    assert_eq!(checkpoint.size(), size);
+    assert_eq!(checkpoint.origin(), "consent-ledger.local/log");
+    let proof = app
+        .get(
+            &format!("/v1/log/proof/inclusion?position=0&tree_size={size}"),
+            &shipper,
+        )
+        .await;
+    assert_eq!(*checkpoint.root(), hash(&proof.body["root_hash"]));
+    // One changed byte and it no longer opens.
+    let forged = note.replacen(&format!("\n{size}\n"), &format!("\n{}\n", size + 1), 1);
+    assert!(consent_ledger_audit::note::open_checkpoint(&forged, &vkey).is_err());
+    app.get_anonymous("/v1/log/checkpoint")
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED);
+
+    // The key survives a restart.
+    let (dir, clock, admin) = app.stop().await;
+    let app = crate::helpers::spawn_app_in(dir, clock, Some(admin)).await;
+    assert_eq!(
+        app.get_anonymous("/v1/log/vkey")
+            .await
+            .body
+            .as_str()
+            .map(str::trim),
+        Some(vkey.as_str())
+    );
+}

@@ -5,6 +5,7 @@ use actix_web::{get, web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use consent_ledger_audit::leaf::leaf_data;
+use consent_ledger_audit::note::Checkpoint;
 use consent_ledger_audit::tree::Hash;
 use consent_ledger_domain::values::Role;
 use consent_ledger_store::Position;
@@ -164,4 +165,33 @@ pub async fn entries(
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
     Ok(HttpResponse::Ok().json(Entries { entries }))
+}
+
+/// The log's public key in the C2SP vkey format (`<name>+<key hash>+<base64>`), for verifying
+/// checkpoints and export bundles offline.
+#[utoipa::path(get, path = "/v1/log/vkey", tag = "log",
+    responses((status = 200, description = "the C2SP vkey", content_type = "text/plain")))]
+#[get("/v1/log/vkey")]
+pub async fn vkey(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(format!("{}\n", state.log_key.vkey()))
+}
+
+/// A C2SP tlog-checkpoint of the whole log as it is now, signed as a C2SP signed note with
+/// the log's Ed25519 key (signed on request; checkpoints kept in the store come next).
+#[utoipa::path(get, path = "/v1/log/checkpoint", tag = "log", security(("bearer" = [])),
+    responses((status = 200, description = "the signed note", content_type = "text/plain"), (status = 401, body = Problem)))]
+#[get("/v1/log/checkpoint")]
+pub async fn checkpoint(
+    state: web::Data<AppState>,
+    _caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let size = log_size(&state).await?;
+    let root = state.store.tree_root(size).await?;
+    let checkpoint = Checkpoint::new(state.log_key.name(), size, root)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(checkpoint.sign(&state.log_key)))
 }

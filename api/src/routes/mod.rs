@@ -32,6 +32,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(log::inclusion)
         .service(log::consistency)
         .service(log::entries)
+        .service(log::vkey)
+        .service(log::checkpoint)
         .service(principals::create)
         .service(principals::suspend)
         .service(principals::reactivate)
