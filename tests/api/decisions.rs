@@ -6,15 +6,15 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix_web::http::StatusCode;
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, Utc};
 use consent_ledger_store::StoredEvent;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_gapless, consent_for, spawn_app, spawn_app_in, start_time, Reply, TestApp,
+    assert_gapless, consent_for, expect, problem, rfc3339, sorted, spawn_app, spawn_app_in,
+    start_time, strings, time, Reply, TestApp,
 };
 
-const PROBLEMS: &str = "https://consent-ledger.dev/problems/";
 const DECIDE: &str = "/v1/decisions";
 const BATCH: &str = "/v1/decisions/batch";
 const ALLOWED: &str = "TrackingAccessAllowed";
@@ -24,61 +24,10 @@ const DENIED: &str = "TrackingAccessDenied";
 // Small helpers
 // ---------------------------------------------------------------------------------------------
 
-/// Asserts a problem+json answer with this status and this stable problem type.
-fn problem(r: &Reply, status: StatusCode, slug: &str) {
-    r.assert_problem(status);
-    assert_eq!(r.problem_type(), format!("{PROBLEMS}{slug}"), "{}", r.body);
-}
-
 /// Asserts a 422 `invalid-field` answer naming `field`.
 fn invalid(r: &Reply, field: &str) {
     problem(r, StatusCode::UNPROCESSABLE_ENTITY, "invalid-field");
     assert_eq!(r.field(), field, "{}", r.body);
-}
-
-/// Asserts a JSON answer with this status and returns its body.
-fn expect(r: &Reply, status: StatusCode) -> &Value {
-    assert_eq!(r.status, status, "{}", r.body);
-    assert!(
-        r.content_type.starts_with("application/json"),
-        "content type {:?}: {}",
-        r.content_type,
-        r.body
-    );
-    &r.body
-}
-
-fn time(v: &Value) -> DateTime<Utc> {
-    v.as_str()
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_else(|| panic!("not an RFC 3339 time: {v}"))
-}
-
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// A JSON array of strings, sorted (sets are compared as sets).
-fn strings(v: &Value) -> Vec<String> {
-    let mut out: Vec<String> = v
-        .as_array()
-        .unwrap_or_else(|| panic!("not an array: {v}"))
-        .iter()
-        .map(|s| {
-            s.as_str()
-                .unwrap_or_else(|| panic!("not a string: {s}"))
-                .to_owned()
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-fn sorted(items: &[&str]) -> Vec<String> {
-    let mut out: Vec<String> = items.iter().map(|s| (*s).to_owned()).collect();
-    out.sort();
-    out
 }
 
 fn keys(v: &Value) -> Vec<String> {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use actix_web::dev::ServerHandle;
 use actix_web::http::StatusCode;
-use chrono::{TimeZone, Utc};
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use consent_ledger_api::routes::principals::{register, CreatePrincipal};
 use consent_ledger_api::state::{AppState, ServiceConfig, StoreOptions};
 use consent_ledger_domain::values::{DisplayName, Role};
@@ -312,4 +312,58 @@ pub fn consent_for(partner: &str, shipment: &str) -> Value {
         "data_categories": ["status_events", "proof_of_delivery"],
         "legal_basis": "contract"
     })
+}
+
+/// Base of every problem `type` URI.
+pub const PROBLEMS: &str = "https://consent-ledger.dev/problems/";
+
+/// Asserts a problem+json answer with this status and this stable problem type.
+pub fn problem(r: &Reply, status: StatusCode, slug: &str) {
+    r.assert_problem(status);
+    assert_eq!(r.problem_type(), format!("{PROBLEMS}{slug}"), "{}", r.body);
+}
+
+/// Asserts a JSON answer with this status and returns its body.
+pub fn expect(r: &Reply, status: StatusCode) -> &Value {
+    assert_eq!(r.status, status, "{}", r.body);
+    assert!(
+        r.content_type.starts_with("application/json"),
+        "content type {:?}: {}",
+        r.content_type,
+        r.body
+    );
+    &r.body
+}
+
+pub fn time(v: &Value) -> DateTime<Utc> {
+    v.as_str()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| panic!("not an RFC 3339 time: {v}"))
+}
+
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// A JSON array of strings, sorted (sets are compared as sets).
+pub fn strings(v: &Value) -> Vec<String> {
+    let mut out: Vec<String> = v
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|s| {
+            s.as_str()
+                .unwrap_or_else(|| panic!("not a string: {s}"))
+                .to_owned()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+pub fn sorted(items: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = items.iter().map(|s| (*s).to_owned()).collect();
+    out.sort();
+    out
 }

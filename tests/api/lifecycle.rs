@@ -3,70 +3,18 @@
 //! suspended partners, shipments — and that all of it reads the same after a restart.
 
 use actix_web::http::StatusCode;
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_gapless, consent_for, spawn_app, spawn_app_in, start_time, Reply, TestApp,
+    assert_gapless, consent_for, expect, problem, rfc3339, sorted, spawn_app, spawn_app_in,
+    start_time, strings, time, Reply, TestApp,
 };
-
-const PROBLEMS: &str = "https://consent-ledger.dev/problems/";
-
-/// Asserts a problem+json answer with this status and this stable problem type.
-fn problem(r: &Reply, status: StatusCode, slug: &str) {
-    r.assert_problem(status);
-    assert_eq!(r.problem_type(), format!("{PROBLEMS}{slug}"), "{}", r.body);
-}
 
 /// Asserts a problem+json answer that names the field at fault.
 fn field_problem(r: &Reply, status: StatusCode, slug: &str, field: &str) {
     problem(r, status, slug);
     assert_eq!(r.field(), field, "{}", r.body);
-}
-
-/// Asserts a JSON answer with this status and returns its body.
-fn expect(r: &Reply, status: StatusCode) -> &Value {
-    assert_eq!(r.status, status, "{}", r.body);
-    assert!(
-        r.content_type.starts_with("application/json"),
-        "content type {:?}: {}",
-        r.content_type,
-        r.body
-    );
-    &r.body
-}
-
-fn time(v: &Value) -> DateTime<Utc> {
-    v.as_str()
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_else(|| panic!("not an RFC 3339 time: {v}"))
-}
-
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// A JSON array of strings, sorted (sets are compared as sets).
-fn strings(v: &Value) -> Vec<String> {
-    let mut out: Vec<String> = v
-        .as_array()
-        .unwrap_or_else(|| panic!("not an array: {v}"))
-        .iter()
-        .map(|s| {
-            s.as_str()
-                .unwrap_or_else(|| panic!("not a string: {s}"))
-                .to_owned()
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-fn sorted(items: &[&str]) -> Vec<String> {
-    let mut out: Vec<String> = items.iter().map(|s| (*s).to_owned()).collect();
-    out.sort();
-    out
 }
 
 /// The ids of a 200 list answer `{items: [...]}`, in the order answered.
