@@ -95,6 +95,12 @@ pub struct ServeArgs {
     /// restart loads it and replays only what came after.
     #[arg(long, default_value_t = 100_000)]
     pub snapshot_every: u64,
+    /// Sign a checkpoint once this many events came after the last one …
+    #[arg(long, default_value_t = 1_000)]
+    pub checkpoint_every_events: u64,
+    /// … or once this many seconds passed with any new event.
+    #[arg(long, default_value_t = 10)]
+    pub checkpoint_every_seconds: u64,
     #[command(flatten)]
     pub key: KeygenArgs,
 }
@@ -257,6 +263,11 @@ async fn serve(options: &StoreOptions, args: ServeArgs) -> anyhow::Result<()> {
         options.snapshot_path(),
         args.snapshot_every,
     ));
+    tokio::spawn(checkpoints(
+        state.clone(),
+        args.checkpoint_every_events,
+        Duration::from_secs(args.checkpoint_every_seconds),
+    ));
     // Tests and scripts read this line to find a port picked with `--listen 127.0.0.1:0`.
     println!("consent-ledger listening on http://{addr}");
     tracing::info!(%addr, "serving");
@@ -299,6 +310,34 @@ async fn housekeeping(state: Arc<AppState>, snapshot: PathBuf, every: u64) {
         if since_sweep >= 60 {
             since_sweep = 0;
             expire_requests(&state).await;
+        }
+    }
+}
+
+/// Signs a checkpoint every `events` events, or after `every` with any new event (SPEC §6).
+async fn checkpoints(state: Arc<AppState>, events: u64, every: Duration) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last = match state.store.latest_checkpoint().await {
+        Ok(found) => found.map_or(0, |(size, _)| size),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the newest checkpoint");
+            0
+        }
+    };
+    let mut signed_at = std::time::Instant::now();
+    loop {
+        tick.tick().await;
+        let size = state.projector.read().next_position().get();
+        let due = size > last && (size >= last + events.max(1) || signed_at.elapsed() >= every);
+        if !due {
+            continue;
+        }
+        match crate::routes::log::sign_checkpoint(&state).await {
+            Ok((size, _)) => {
+                last = size;
+                signed_at = std::time::Instant::now();
+            }
+            Err(e) => tracing::warn!(error = %e, "could not sign a checkpoint"),
         }
     }
 }

@@ -23,6 +23,7 @@ use crate::routes;
         routes::log::entries,
         routes::log::vkey,
         routes::log::checkpoint,
+        routes::log::sign_now,
         routes::principals::create,
         routes::principals::suspend,
         routes::principals::reactivate,

@@ -186,6 +186,26 @@ impl Store {
         Ok(nodes.iter().copied().zip(hashes).collect())
     }
 
+    /// Keeps a signed checkpoint of the first `size` events (kept forever; once per size).
+    pub async fn save_checkpoint(
+        &self,
+        size: u64,
+        root: &Hash,
+        note: &str,
+    ) -> Result<(), StoreError> {
+        sqlite::save_checkpoint(&self.inner.reads, size, root, note).await
+    }
+
+    /// The newest kept checkpoint, as (tree size, signed note).
+    pub async fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
+        sqlite::checkpoint_at_most(&self.inner.reads, u64::MAX >> 1).await
+    }
+
+    /// The newest kept checkpoint of at most `size` events.
+    pub async fn checkpoint_at_most(&self, size: u64) -> Result<Option<(u64, String)>, StoreError> {
+        sqlite::checkpoint_at_most(&self.inner.reads, size).await
+    }
+
     /// The writer's counters (for `/metrics`).
     pub fn writer_stats(&self) -> &WriterStats {
         self.inner.writer.stats()

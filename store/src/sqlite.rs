@@ -761,3 +761,35 @@ async fn idempotency_on(
     })
     .transpose()
 }
+
+/// Keeps a signed checkpoint (once per tree size).
+pub(crate) async fn save_checkpoint(
+    pool: &SqlitePool,
+    size: u64,
+    root: &Hash,
+    note: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO checkpoints (tree_size, root, note, signed_at) VALUES (?, ?, ?, ?) ON CONFLICT (tree_size) DO NOTHING")
+        .bind(i64::try_from(size).unwrap_or(i64::MAX))
+        .bind(root.as_slice())
+        .bind(note)
+        .bind(time_text(Utc::now()))
+        .execute(pool)
+        .await
+        .map_err(StoreError::unavailable)?;
+    Ok(())
+}
+
+/// The newest kept checkpoint at or below `max_size` (tree size, note), if any.
+pub(crate) async fn checkpoint_at_most(
+    pool: &SqlitePool,
+    max_size: u64,
+) -> Result<Option<(u64, String)>, StoreError> {
+    let row: Option<(i64, String)> =
+        sqlx::query_as("SELECT tree_size, note FROM checkpoints WHERE tree_size <= ? ORDER BY tree_size DESC LIMIT 1")
+            .bind(i64::try_from(max_size).unwrap_or(i64::MAX))
+            .fetch_optional(pool)
+            .await
+            .map_err(StoreError::unavailable)?;
+    Ok(row.map(|(size, note)| (u64::try_from(size).unwrap_or(0), note)))
+}

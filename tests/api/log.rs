@@ -197,3 +197,80 @@ async fn the_checkpoint_is_a_signed_note_over_the_stored_root() {
         Some(vkey.as_str())
     );
 }
+
+/// SPEC §6 and issue 4: checkpoints are kept; a consistency proof between two stored
+/// checkpoints verifies against the roots their signed notes carry.
+#[actix_web::test]
+async fn two_kept_checkpoints_are_consistent() {
+    let app = spawn_app().await;
+    let (_, shipper) = app.principal("shipper", "Shop").await;
+    let vkey = app
+        .get_anonymous("/v1/log/vkey")
+        .await
+        .body
+        .as_str()
+        .expect("text")
+        .trim()
+        .to_owned();
+    let open =
+        |note: &str| consent_ledger_audit::note::open_checkpoint(note, &vkey).expect("opens");
+
+    let first = app
+        .get("/v1/log/checkpoint", &shipper)
+        .await
+        .body
+        .as_str()
+        .expect("text")
+        .to_owned();
+    let first = open(&first);
+    for i in 0..5 {
+        app.shipment(&shipper, "DHL", &format!("JJD{i}"), "DE")
+            .await;
+    }
+    // Until a new one is signed, the kept one is answered.
+    let again = open(
+        app.get("/v1/log/checkpoint", &shipper)
+            .await
+            .body
+            .as_str()
+            .expect("text"),
+    );
+    assert_eq!(again.size(), first.size());
+    app.post_raw("/v1/log/checkpoint", Some(&shipper), b"", &[])
+        .await
+        .assert_problem(StatusCode::FORBIDDEN);
+    let signed = app
+        .post_raw("/v1/log/checkpoint", Some(&app.admin), b"", &[])
+        .await;
+    assert_eq!(signed.status, StatusCode::OK);
+    let second = open(signed.body.as_str().expect("text"));
+    assert_eq!(second.size(), app.log_size().await);
+    assert!(second.size() > first.size());
+    let latest = open(
+        app.get("/v1/log/checkpoint", &shipper)
+            .await
+            .body
+            .as_str()
+            .expect("text"),
+    );
+    assert_eq!(latest.size(), second.size());
+
+    let proof = app
+        .get(
+            &format!(
+                "/v1/log/proof/consistency?from={}&to={}",
+                first.size(),
+                second.size()
+            ),
+            &shipper,
+        )
+        .await;
+    verify_consistency(
+        first.size(),
+        second.size(),
+        first.root(),
+        second.root(),
+        &hashes(&proof.body["consistency_proof"]),
+    )
+    .expect("the two checkpoints are consistent");
+}

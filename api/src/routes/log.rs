@@ -1,7 +1,7 @@
 //! The verifiable log (SPEC §6, §7 `/v1/log`): entries as their leaf data, and RFC 9162
 //! inclusion and consistency proofs from stored subtree hashes, as base64.
 
-use actix_web::{get, web, HttpRequest, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use consent_ledger_audit::leaf::leaf_data;
@@ -178,8 +178,26 @@ pub async fn vkey(state: web::Data<AppState>) -> HttpResponse {
         .body(format!("{}\n", state.log_key.vkey()))
 }
 
-/// A C2SP tlog-checkpoint of the whole log as it is now, signed as a C2SP signed note with
-/// the log's Ed25519 key (signed on request; checkpoints kept in the store come next).
+/// Signs a C2SP tlog-checkpoint of the log as it is now with the log's key and keeps it;
+/// returns (tree size, signed note).
+pub async fn sign_checkpoint(state: &AppState) -> Result<(u64, String), ApiError> {
+    let size = log_size(state).await?;
+    let root = state.store.tree_root(size).await?;
+    let statement = Checkpoint::new(state.log_key.name(), size, root)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let note = statement.sign(&state.log_key);
+    state.store.save_checkpoint(size, &root, &note).await?;
+    Ok((size, note))
+}
+
+fn note_response(note: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(note)
+}
+
+/// The newest signed checkpoint (C2SP tlog-checkpoint as a C2SP signed note, Ed25519). The
+/// service signs one every N events or T seconds; the first call on a log without one signs it.
 #[utoipa::path(get, path = "/v1/log/checkpoint", tag = "log", security(("bearer" = [])),
     responses((status = 200, description = "the signed note", content_type = "text/plain"), (status = 401, body = Problem)))]
 #[get("/v1/log/checkpoint")]
@@ -187,11 +205,20 @@ pub async fn checkpoint(
     state: web::Data<AppState>,
     _caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let size = log_size(&state).await?;
-    let root = state.store.tree_root(size).await?;
-    let checkpoint = Checkpoint::new(state.log_key.name(), size, root)
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/plain; charset=utf-8")
-        .body(checkpoint.sign(&state.log_key)))
+    match state.store.latest_checkpoint().await? {
+        Some((_, note)) => Ok(note_response(note)),
+        None => Ok(note_response(sign_checkpoint(&state).await?.1)),
+    }
+}
+
+/// Sign a checkpoint of the log now (admin), and keep it.
+#[utoipa::path(post, path = "/v1/log/checkpoint", tag = "log", security(("bearer" = [])),
+    responses((status = 200, description = "the signed note", content_type = "text/plain"), (status = 403, body = Problem)))]
+#[post("/v1/log/checkpoint")]
+pub async fn sign_now(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Admin])?;
+    Ok(note_response(sign_checkpoint(&state).await?.1))
 }

@@ -34,6 +34,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(log::entries)
         .service(log::vkey)
         .service(log::checkpoint)
+        .service(log::sign_now)
         .service(principals::create)
         .service(principals::suspend)
         .service(principals::reactivate)
