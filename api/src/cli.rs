@@ -76,6 +76,10 @@ pub enum Command {
     Principal(PrincipalCommand),
     /// Rebuild the projections from the whole log and print what they hold (JSON).
     Replay,
+    /// Recompute every leaf and the root at every kept checkpoint from the stored events; exit
+    /// non-zero naming the first bad position if anything was changed, deleted, reordered or
+    /// inserted.
+    AuditLog,
     /// Create the log signing key if there is none, and print its C2SP vkey.
     Keygen(KeygenArgs),
     /// Measure throughput; see BENCHMARKS.md.
@@ -168,6 +172,7 @@ pub async fn main() -> anyhow::Result<()> {
         }
         Command::Bench(cmd) => crate::bench::run(cmd).await,
         Command::Replay => replay(&options).await,
+        Command::AuditLog => crate::audit_log::run(&options).await,
     }
 }
 

@@ -4,7 +4,7 @@
 //! (that is `store/`), no rules (that is `domain/`).
 //!
 //! # Layout
-//! - [`cli`]: `serve`, `migrate`, `principal create`, `keygen`, `bench`.
+//! - [`cli`]: `serve`, `migrate`, `principal create`, `keygen`, `replay`, `audit-log`, `bench`.
 //! - [`server`]: the actix app, request ids, graceful stop.
 //! - [`routes`]: one module per resource of SPEC §7.
 //! - [`write`]: the shape of every write: idempotency → command → durable commit → answer.
@@ -16,6 +16,7 @@
 //! CommandBus::execute (cqrs-es handle) → Store::append → GroupCommit (one fsync per batch)
 //! → Projector::catch_up → {"id","position"}`.
 
+pub mod audit_log;
 pub mod auth;
 pub mod bench;
 pub mod bench_decisions;

@@ -206,6 +206,20 @@ impl Store {
         sqlite::checkpoint_at_most(&self.inner.reads, size).await
     }
 
+    /// Stored leaf hashes from position `from` on, as (position, bytes), for `audit-log`.
+    pub async fn leaf_hashes(
+        &self,
+        from: u64,
+        limit: u32,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        sqlite::leaf_hashes(&self.inner.reads, from, limit).await
+    }
+
+    /// Every kept checkpoint, oldest first, as (tree size, signed note).
+    pub async fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError> {
+        sqlite::checkpoints(&self.inner.reads).await
+    }
+
     /// The writer's counters (for `/metrics`).
     pub fn writer_stats(&self) -> &WriterStats {
         self.inner.writer.stats()

@@ -793,3 +793,36 @@ pub(crate) async fn checkpoint_at_most(
             .map_err(StoreError::unavailable)?;
     Ok(row.map(|(size, note)| (u64::try_from(size).unwrap_or(0), note)))
 }
+
+/// Stored leaf hashes (level 0 of the tree) from position `from` on.
+pub(crate) async fn leaf_hashes(
+    pool: &SqlitePool,
+    from: u64,
+    limit: u32,
+) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT idx, hash FROM merkle_nodes WHERE level = 0 AND idx >= ? ORDER BY idx LIMIT ?",
+    )
+    .bind(i64::try_from(from).unwrap_or(i64::MAX))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::unavailable)?;
+    Ok(rows
+        .into_iter()
+        .map(|(i, h)| (u64::try_from(i).unwrap_or(u64::MAX), h))
+        .collect())
+}
+
+/// Every kept checkpoint, oldest first: (tree size, signed note).
+pub(crate) async fn checkpoints(pool: &SqlitePool) -> Result<Vec<(u64, String)>, StoreError> {
+    let rows: Vec<(i64, String)> =
+        sqlx::query_as("SELECT tree_size, note FROM checkpoints ORDER BY tree_size")
+            .fetch_all(pool)
+            .await
+            .map_err(StoreError::unavailable)?;
+    Ok(rows
+        .into_iter()
+        .map(|(size, note)| (u64::try_from(size).unwrap_or(0), note))
+        .collect())
+}
