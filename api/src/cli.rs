@@ -80,6 +80,10 @@ pub enum Command {
     /// non-zero naming the first bad position if anything was changed, deleted, reordered or
     /// inserted.
     AuditLog,
+    /// Write the §6 export bundle (access decisions, optionally of one shipment or partner).
+    Export(ExportArgs),
+    /// Verify an export bundle offline with nothing but it and the log's vkey.
+    Verify(VerifyArgs),
     /// Create the log signing key if there is none, and print its C2SP vkey.
     Keygen(KeygenArgs),
     /// Measure throughput; see BENCHMARKS.md.
@@ -118,6 +122,26 @@ pub struct KeygenArgs {
         env = "CONSENT_LEDGER_ORIGIN"
     )]
     pub origin: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    #[arg(long)]
+    pub shipment_id: Option<String>,
+    #[arg(long)]
+    pub partner_id: Option<String>,
+    /// Where to write the bundle.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// The bundle file.
+    pub bundle: PathBuf,
+    /// The log's vkey: the text itself or a file holding it.
+    #[arg(long)]
+    pub vkey: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -173,6 +197,8 @@ pub async fn main() -> anyhow::Result<()> {
         Command::Bench(cmd) => crate::bench::run(cmd).await,
         Command::Replay => replay(&options).await,
         Command::AuditLog => crate::audit_log::run(&options).await,
+        Command::Export(args) => export(&options, args).await,
+        Command::Verify(args) => verify(args),
     }
 }
 
@@ -202,6 +228,56 @@ async fn replay(options: &StoreOptions) -> anyhow::Result<()> {
     println!(
         "{}",
         serde_json::json!({ "summary": summary, "seconds": seconds, "events_per_second": rate.round() })
+    );
+    Ok(())
+}
+
+async fn export(options: &StoreOptions, args: ExportArgs) -> anyhow::Result<()> {
+    let filter = crate::export::ExportFilter {
+        shipment: args
+            .shipment_id
+            .map(|v| v.parse())
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--shipment-id: {e}"))?,
+        partner: args
+            .partner_id
+            .map(|v| v.parse())
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--partner-id: {e}"))?,
+    };
+    let state = AppState::open(options, Arc::new(SystemClock), ServiceConfig::default()).await?;
+    let bar = progress_bar(state.store.next_position().await?.get(), "exporting");
+    let bundle = crate::export::bundle(&state, filter, |at, _| bar.set_position(at))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    bar.finish_and_clear();
+    std::fs::write(&args.out, &bundle)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    eprintln!(
+        "wrote {} events to {}",
+        bundle.lines().count().saturating_sub(1),
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn verify(args: VerifyArgs) -> anyhow::Result<()> {
+    let vkey_text = match std::fs::read_to_string(&args.vkey) {
+        Ok(text) => text,
+        Err(_) => args.vkey.clone(),
+    };
+    let vkey: consent_ledger_audit::note::VerifierKey = vkey_text
+        .trim()
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--vkey: {e}"))?;
+    let bundle = std::fs::read_to_string(&args.bundle)
+        .with_context(|| format!("reading {}", args.bundle.display()))?;
+    let verified = consent_ledger_audit::bundle::verify_bundle(&bundle, &vkey)
+        .map_err(|e| anyhow::anyhow!("bundle refused: {e}"))?;
+    println!(
+        "{}",
+        serde_json::json!({ "verified": true, "events": verified.events,
+            "origin": verified.checkpoint.origin(), "tree_size": verified.checkpoint.size() })
     );
     Ok(())
 }

@@ -22,6 +22,7 @@ pub mod bench;
 pub mod bench_decisions;
 pub mod body;
 pub mod cli;
+pub mod export;
 pub mod openapi;
 pub mod problem;
 pub mod rejections;

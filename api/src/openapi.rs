@@ -24,6 +24,7 @@ use crate::routes;
         routes::log::vkey,
         routes::log::checkpoint,
         routes::log::sign_now,
+        routes::log::export,
         routes::principals::create,
         routes::principals::suspend,
         routes::principals::reactivate,

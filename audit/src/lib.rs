@@ -11,12 +11,14 @@
 //! trusted (origin, size, root) → [`tree`] proof checks.
 //!
 //! # Layout
+//! - [`bundle`]: export bundles (SPEC §6) and their offline verification.
 //! - [`keys`]: the log's Ed25519 key as a C2SP signed-note private key, and its vkey.
 //! - [`leaf`]: an event as RFC 8785 canonical JSON, the leaf data, and its leaf hash.
 //! - [`note`]: C2SP tlog-checkpoint bodies, signed and opened as C2SP signed notes (Ed25519).
 //! - [`tree`]: RFC 9162 §2.1 Merkle tree hashes, inclusion and consistency proofs (made from
 //!   stored subtree hashes, and verified), and the append [`tree::Frontier`].
 
+pub mod bundle;
 pub mod keys;
 pub mod leaf;
 pub mod note;

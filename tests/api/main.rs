@@ -3,6 +3,7 @@
 mod bad_input;
 mod decisions;
 mod disk_full;
+mod export;
 mod helpers;
 mod lifecycle;
 mod log;

@@ -222,3 +222,28 @@ pub async fn sign_now(
     caller.require(&[Role::Admin])?;
     Ok(note_response(sign_checkpoint(&state).await?.1))
 }
+
+/// The §6 export bundle of access decisions (privacy officer, regulator), narrowed to one
+/// shipment and/or one partner: NDJSON, a header with a checkpoint signed for this export, then
+/// one line per event with its leaf data and inclusion proof. `consent-ledger verify` checks it
+/// offline with the vkey alone.
+#[utoipa::path(get, path = "/v1/audit/export", tag = "log", security(("bearer" = [])),
+    params(("shipment_id" = Option<String>, Query), ("partner_id" = Option<String>, Query)),
+    responses((status = 200, description = "the bundle", content_type = "application/x-ndjson"), (status = 403, body = Problem), (status = 422, body = Problem)))]
+#[get("/v1/audit/export")]
+pub async fn export(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::PrivacyOfficer, Role::Regulator])?;
+    let q = QueryParams::parse(req.query_string(), &["shipment_id", "partner_id"])?;
+    let filter = crate::export::ExportFilter {
+        shipment: q.get("shipment_id")?,
+        partner: q.get("partner_id")?,
+    };
+    let bundle = crate::export::bundle(&state, filter, |_, _| {}).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .body(bundle))
+}

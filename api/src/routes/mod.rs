@@ -35,6 +35,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(log::vkey)
         .service(log::checkpoint)
         .service(log::sign_now)
+        .service(log::export)
         .service(principals::create)
         .service(principals::suspend)
         .service(principals::reactivate)
