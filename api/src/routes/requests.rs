@@ -440,11 +440,23 @@ pub async fn deny(
     let command = ConsentRequestCommand::DenyConsentRequest {
         reason: input.reason,
     };
+    record(&state, &req, &caller, &body, id, command).await
+}
+
+/// Records one command on a request and answers its position (deny, withdraw).
+async fn record(
+    state: &AppState,
+    req: &HttpRequest,
+    caller: &Caller,
+    body: &[u8],
+    id: ConsentRequestId,
+    command: ConsentRequestCommand,
+) -> Result<HttpResponse, ApiError> {
     write(
-        &state,
-        &req,
-        &caller,
-        &body,
+        state,
+        req,
+        caller,
+        body,
         StatusCode::OK,
         |meta| async {
             Ok(state
@@ -473,23 +485,13 @@ pub async fn withdraw(
     acting_on(&state, &caller, id, Role::Partner)?;
     let body = read_body(payload).await?;
     let _: NoBody = parse_json(&body)?;
-    write(
+    record(
         &state,
         &req,
         &caller,
         &body,
-        StatusCode::OK,
-        |meta| async {
-            Ok(state
-                .requests
-                .execute(
-                    &id.to_string(),
-                    ConsentRequestCommand::WithdrawConsentRequest,
-                    meta,
-                )
-                .await?)
-        },
-        |events, _| render_position(events),
+        id,
+        ConsentRequestCommand::WithdrawConsentRequest,
     )
     .await
 }
