@@ -51,7 +51,9 @@ pub struct StoreArgs {
         env = "CONSENT_LEDGER_DATA_DIR"
     )]
     pub data_dir: PathBuf,
-    /// Use this database instead of the embedded SQLite file (`sqlite://PATH`).
+    /// Use this database instead of the embedded SQLite file: `postgres://…` (several
+    /// processes may share one PostgreSQL database) or `sqlite://PATH`. The signing key and
+    /// the read-model snapshot stay in --data-dir either way.
     #[arg(long, global = true, env = "DATABASE_URL")]
     pub database_url: Option<String>,
 }

@@ -6,12 +6,13 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use consent_ledger_audit::tree::Frontier;
 use sqlx::sqlite::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::StoreError;
 use crate::event::{Append, StoredEvent};
-use crate::sqlite;
+use crate::{postgres, sqlite};
 
 /// Told of every committed batch by the writer, after it is durable and before any of its
 /// callers is answered. The read side applies the events here, so that a 2xx for a revocation
@@ -66,11 +67,32 @@ pub struct WriterStats {
     pub failed_batches: AtomicU64,
 }
 
+/// The write connection of one backend. Gathering appends into batches and answering them
+/// is the same for both; only `commit_batch` differs.
+pub(crate) enum WriteConnection {
+    Sqlite(SqliteConnection),
+    // Boxed: it holds the connect options for reconnecting, ten times the SQLite variant.
+    Postgres(Box<postgres::Writer>),
+}
+
+impl WriteConnection {
+    async fn commit_batch(
+        &mut self,
+        batch: &[Append],
+        frontier: &mut Option<Frontier>,
+    ) -> BatchOutcome {
+        match self {
+            Self::Sqlite(conn) => sqlite::commit_batch(conn, batch, frontier).await,
+            Self::Postgres(writer) => postgres::commit_batch(writer, batch, frontier).await,
+        }
+    }
+}
+
 impl GroupCommit {
-    pub(crate) fn spawn_sqlite(conn: SqliteConnection, hook: HookSlot) -> Self {
+    pub(crate) fn spawn(conn: WriteConnection, hook: HookSlot) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let stats = Arc::new(WriterStats::default());
-        tokio::spawn(run_sqlite(queue, conn, hook, stats.clone()));
+        tokio::spawn(run(queue, conn, hook, stats.clone()));
         Self { jobs, stats }
     }
 
@@ -90,9 +112,9 @@ impl GroupCommit {
 }
 
 #[tracing::instrument(skip_all)]
-async fn run_sqlite(
+async fn run(
     mut queue: mpsc::Receiver<Job>,
-    mut conn: SqliteConnection,
+    mut conn: WriteConnection,
     hook: HookSlot,
     stats: Arc<WriterStats>,
 ) {
@@ -108,7 +130,7 @@ async fn run_sqlite(
             appends.push(job.append);
             replies.push(job.reply);
         }
-        let outcome = sqlite::commit_batch(&mut conn, &appends, &mut frontier).await;
+        let outcome = conn.commit_batch(&appends, &mut frontier).await;
         if let (BatchOutcome::Done(results), Some(hook)) = (&outcome, hook.get()) {
             hook.committed(&mut results.iter().filter_map(|r| r.as_ref().ok()).flatten());
         }
