@@ -173,7 +173,7 @@ async fn a_change_with_its_leaf_rewritten_is_caught_by_the_signed_checkpoint() {
         .await
         .expect("read")
         .remove(0);
-    let leaf = consent_ledger_audit::leaf::event_leaf_hash(&changed.leaf()).expect("leaf");
+    let leaf = consent_ledger_audit::leaf::event_leaf_hash(&changed.leaf());
     drop(store);
     let url = format!("sqlite://{}", dir.path().join("ledger.db").display());
     let mut conn = SqliteConnection::connect(&url).await.expect("connect");

@@ -81,7 +81,7 @@ pub async fn run(options: &StoreOptions) -> anyhow::Result<()> {
                     "the event at this position is missing (deleted?)",
                 ));
             }
-            let leaf = event_leaf_hash(&event.leaf()).context("encoding a leaf")?;
+            let leaf = event_leaf_hash(&event.leaf());
             match stored.get(&expected) {
                 None => {
                     return Err(tampered(

@@ -6,7 +6,6 @@ use consent_ledger_audit::leaf::leaf_data;
 use consent_ledger_domain::access::{AccessEvent, ACCESS_STREAM};
 use consent_ledger_domain::values::{PartnerId, ShipmentId};
 use consent_ledger_store::{Position, StoredEvent};
-use serde::Deserialize;
 
 use crate::problem::ApiError;
 use crate::state::AppState;
@@ -28,7 +27,7 @@ impl ExportFilter {
         if e.stream_type != ACCESS_STREAM {
             return false;
         }
-        let Ok(event) = AccessEvent::deserialize(&e.payload) else {
+        let Ok(event) = e.payload.decode::<AccessEvent>() else {
             return false;
         };
         let (partner, shipment) = match event {
@@ -73,10 +72,8 @@ pub async fn bundle(
             .filter(|e| e.position.get() < size && filter.selects(e))
         {
             let position = e.position.get();
-            let leaf = String::from_utf8(
-                leaf_data(&e.leaf()).map_err(|err| ApiError::Internal(err.into()))?,
-            )
-            .map_err(|err| ApiError::Internal(err.into()))?;
+            let leaf = String::from_utf8(leaf_data(&e.leaf()))
+                .map_err(|err| ApiError::Internal(err.into()))?;
             let proof = state.store.inclusion_proof(position, size).await?;
             let line = serde_json::to_string(&BundleLine::new(position, leaf, &proof))
                 .map_err(|err| ApiError::Internal(err.into()))?;

@@ -87,27 +87,23 @@ async fn insert_sqlite(
     conn: &mut SqliteConnection,
     chunk: &[StoredEvent],
 ) -> Result<(), sqlx::Error> {
-    let payloads: Vec<String> = chunk.iter().map(|e| e.payload.to_string()).collect();
     let times: Vec<String> = chunk.iter().map(|e| e.recorded_at.to_rfc3339()).collect();
     let mut q = QueryBuilder::<Sqlite>::new(
         "INSERT INTO events (position, stream_type, stream_id, stream_version, event_type, \
          schema_version, actor, request_id, recorded_at, payload) ",
     );
-    q.push_values(
-        chunk.iter().zip(payloads.iter().zip(&times)),
-        |mut row, (e, (payload, time))| {
-            row.push_bind(i64::try_from(e.position.get()).unwrap_or(i64::MAX))
-                .push_bind(e.stream_type.as_str())
-                .push_bind(e.stream_id.as_str())
-                .push_bind(i64::try_from(e.stream_version).unwrap_or(i64::MAX))
-                .push_bind(e.event_type.as_str())
-                .push_bind(i64::from(e.schema_version))
-                .push_bind(e.actor.as_str())
-                .push_bind(e.request_id.as_str())
-                .push_bind(time.as_str())
-                .push_bind(payload.as_str());
-        },
-    );
+    q.push_values(chunk.iter().zip(&times), |mut row, (e, time)| {
+        row.push_bind(i64::try_from(e.position.get()).unwrap_or(i64::MAX))
+            .push_bind(e.stream_type.as_str())
+            .push_bind(e.stream_id.as_str())
+            .push_bind(i64::try_from(e.stream_version).unwrap_or(i64::MAX))
+            .push_bind(e.event_type.as_str())
+            .push_bind(i64::from(e.schema_version))
+            .push_bind(e.actor.as_str())
+            .push_bind(e.request_id.as_str())
+            .push_bind(time.as_str())
+            .push_bind(e.payload.as_str());
+    });
     q.build().persistent(false).execute(&mut *conn).await?;
     Ok(())
 }
@@ -203,7 +199,7 @@ impl<A: cqrs_es::Aggregate> cqrs_es::EventStore<A> for PerCommandStore<A> {
         .map_err(unexpected)?;
         let mut aggregate = A::default();
         for e in &stored {
-            aggregate.apply(serde_json::from_value(e.payload.clone()).map_err(unexpected)?);
+            aggregate.apply(e.payload.decode().map_err(unexpected)?);
         }
         Ok(NaiveContext {
             id: id.to_owned(),

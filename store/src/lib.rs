@@ -35,8 +35,8 @@ use sqlx::{PgPool, SqlitePool};
 
 pub use error::StoreError;
 pub use event::{
-    Append, Guard, IdempotencyClaim, IdempotencyRecord, NewEvent, Position, Provenance, RawEvent,
-    StoredEvent,
+    Append, Guard, IdempotencyClaim, IdempotencyRecord, NewEvent, Payload, Position, Provenance,
+    RawEvent, StoredEvent,
 };
 
 use std::collections::HashMap;

@@ -19,7 +19,9 @@ use sqlx::{AssertSqlSafe, Connection, Row};
 use consent_ledger_audit::tree::{mth, root_nodes, Frontier, Hash, NodeId};
 
 use crate::error::{classify, ClassifiedError, StoreError, UniqueKey};
-use crate::event::{Append, IdempotencyClaim, IdempotencyRecord, Position, RawEvent, StoredEvent};
+use crate::event::{
+    Append, IdempotencyClaim, IdempotencyRecord, Payload, Position, RawEvent, StoredEvent,
+};
 use crate::group_commit::{AppendResult, BatchOutcome};
 use crate::sqlite::{leaf_of, pass_fence, stamp};
 use crate::PostgresUrl;
@@ -298,11 +300,6 @@ async fn insert_batch(
         .collect())
 }
 
-/// The payload as the text it is stored as. The one place that turns a payload into text.
-fn payload_text(event: &StoredEvent) -> String {
-    event.payload.to_string()
-}
-
 /// Inserts events in one statement (the writer's batches and the benchmark's baseline).
 pub(crate) async fn insert_events(
     conn: &mut PgConnection,
@@ -342,7 +339,7 @@ pub(crate) async fn insert_events(
     .bind(column(|e| &e.actor))
     .bind(column(|e| &e.request_id))
     .bind(events.iter().map(|e| e.recorded_at).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| payload_text(e)).collect::<Vec<_>>())
+    .bind(column(|e| e.payload.as_str()))
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -461,8 +458,7 @@ async fn append_leaves(
     };
     let mut nodes = Vec::with_capacity(committed.len() * 2);
     for event in committed {
-        let leaf = leaf_of(event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        nodes.extend(edge.push(leaf));
+        nodes.extend(edge.push(leaf_of(event)));
     }
     insert_nodes(conn, &nodes).await?;
     *frontier = Some(edge);
@@ -602,7 +598,7 @@ async fn backfill(conn: &mut PgConnection, size: u64) -> Result<Frontier, sqlx::
         let mut nodes = Vec::new();
         for row in &rows {
             let event = row_to_event(row).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-            nodes.extend(edge.push(leaf_of(&event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?));
+            nodes.extend(edge.push(leaf_of(&event)));
         }
         insert_nodes(conn, &nodes).await?;
     }
@@ -653,8 +649,8 @@ fn row_to_event(row: &PgRow) -> Result<StoredEvent, StoreError> {
     let recorded_at: DateTime<Utc> = row
         .try_get("recorded_at")
         .map_err(|e| corrupt(format!("recorded_at: {e}")))?;
-    let payload =
-        serde_json::from_str(&text("payload")?).map_err(|e| corrupt(format!("payload: {e}")))?;
+    // Kept as the text it was written as; the leaf hashes exactly these bytes.
+    let payload = Payload::stored(text("payload")?);
     Ok(StoredEvent {
         position: Position::from_i64(position),
         stream_type: text("stream_type")?,

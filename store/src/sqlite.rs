@@ -19,7 +19,9 @@ use consent_ledger_audit::leaf::event_leaf_hash;
 use consent_ledger_audit::tree::{mth, root_nodes, Frontier, Hash, NodeId};
 
 use crate::error::{classify, ClassifiedError, StoreError, UniqueKey};
-use crate::event::{Append, IdempotencyClaim, IdempotencyRecord, Position, RawEvent, StoredEvent};
+use crate::event::{
+    Append, IdempotencyClaim, IdempotencyRecord, Payload, Position, RawEvent, StoredEvent,
+};
 use crate::group_commit::{AppendResult, BatchOutcome};
 
 /// The columns [`row_to_event`] reads, in a macro so queries stay `'static` SQL for sqlx.
@@ -189,7 +191,7 @@ async fn try_commit_batch(
 }
 
 /// The leaf hash of a stored event (SPEC §6: its RFC 8785 canonical JSON).
-pub(crate) fn leaf_of(e: &StoredEvent) -> Result<Hash, serde_json::Error> {
+pub(crate) fn leaf_of(e: &StoredEvent) -> Hash {
     event_leaf_hash(&e.leaf())
 }
 
@@ -211,8 +213,7 @@ async fn append_leaves(
     };
     let mut nodes = Vec::with_capacity(committed.len() * 2);
     for event in committed {
-        let leaf = leaf_of(event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        nodes.extend(edge.push(leaf));
+        nodes.extend(edge.push(leaf_of(event)));
     }
     insert_nodes(conn, &nodes).await?;
     *frontier = Some(edge);
@@ -327,7 +328,7 @@ async fn backfill(conn: &mut SqliteConnection, size: u64) -> Result<Frontier, sq
             if event.position.get() >= size {
                 break;
             }
-            nodes.extend(edge.push(leaf_of(&event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?));
+            nodes.extend(edge.push(leaf_of(&event)));
         }
         insert_nodes(conn, &nodes).await?;
     }
@@ -464,14 +465,10 @@ async fn insert_batch(
         q.build().persistent(false).execute(&mut *conn).await?;
     }
     let all: Vec<&StoredEvent> = stamped.iter().flatten().collect();
-    let payloads: Vec<String> = all.iter().map(|e| e.payload.to_string()).collect();
-    for (events, payloads) in all
-        .chunks(EVENTS_PER_INSERT)
-        .zip(payloads.chunks(EVENTS_PER_INSERT))
-    {
+    for events in all.chunks(EVENTS_PER_INSERT) {
         let mut q =
             QueryBuilder::<Sqlite>::new(concat!("INSERT INTO events (", event_columns!(), ") "));
-        q.push_values(events.iter().zip(payloads), |mut row, (e, payload)| {
+        q.push_values(events, |mut row, e| {
             row.push_bind(e.position.as_i64())
                 .push_bind(e.stream_type.as_str())
                 .push_bind(e.stream_id.as_str())
@@ -481,7 +478,7 @@ async fn insert_batch(
                 .push_bind(e.actor.as_str())
                 .push_bind(e.request_id.as_str())
                 .push_bind(recorded_text)
-                .push_bind(payload.as_str());
+                .push_bind(e.payload.as_str());
         });
         q.build().persistent(false).execute(&mut *conn).await?;
     }
@@ -626,7 +623,7 @@ async fn append_one(
         .bind(&event.actor)
         .bind(&event.request_id)
         .bind(recorded_text)
-        .bind(event.payload.to_string())
+        .bind(event.payload.as_str())
         .execute(&mut *conn)
         .await
         .map_err(|e| classify(e, UniqueKey::StreamVersion(&event.stream_id)))?;
@@ -648,8 +645,9 @@ fn row_to_event(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
     let recorded_at = DateTime::parse_from_rfc3339(&text("recorded_at")?)
         .map_err(|e| corrupt(format!("recorded_at: {e}")))?
         .with_timezone(&Utc);
-    let payload =
-        serde_json::from_str(&text("payload")?).map_err(|e| corrupt(format!("payload: {e}")))?;
+    // Kept as the text it was written as: a reader decodes it into its typed event, and the
+    // leaf hashes exactly these bytes, so a stored payload changed in any way shows in the tree.
+    let payload = Payload::stored(text("payload")?);
     Ok(StoredEvent {
         position: Position::from_i64(position),
         stream_type: text("stream_type")?,
