@@ -341,6 +341,11 @@ async fn serve(options: &StoreOptions, args: ServeArgs) -> anyhow::Result<()> {
         TcpListener::bind(&args.listen).with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
     let server = crate::server::run(listener, state.clone())?;
+    // Other processes sharing the database commit too: apply their events as soon as the
+    // store announces them, so this node answers reads with them without waiting for a tick.
+    let follower = state.projector.clone();
+    let committed = state.store.subscribe();
+    tokio::spawn(async move { follower.follow(committed).await });
     tokio::spawn(housekeeping(
         state.clone(),
         options.snapshot_path(),
@@ -367,7 +372,8 @@ async fn serve(options: &StoreOptions, args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Keeps the read model following writes of other processes, and closes consent requests
+/// Catches the read model up once a second (other processes' writes on SQLite, which announces
+/// none; a missed announcement on PostgreSQL), writes snapshots, and closes consent requests
 /// whose time ran out (SPEC §3: expired after a configurable time).
 async fn housekeeping(state: Arc<AppState>, snapshot: PathBuf, every: u64) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));

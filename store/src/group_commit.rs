@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use consent_ledger_audit::tree::Frontier;
 use sqlx::sqlite::SqliteConnection;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::StoreError;
-use crate::event::{Append, StoredEvent};
+use crate::event::{Append, Position, StoredEvent};
 use crate::{postgres, sqlite};
 
 /// Told of every committed batch by the writer, after it is durable and before any of its
@@ -89,10 +89,15 @@ impl WriteConnection {
 }
 
 impl GroupCommit {
-    pub(crate) fn spawn(conn: WriteConnection, hook: HookSlot) -> Self {
+    /// Starts the writer; it announces each committed batch's new log size on `committed`.
+    pub(crate) fn spawn(
+        conn: WriteConnection,
+        hook: HookSlot,
+        committed: Arc<watch::Sender<Position>>,
+    ) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let stats = Arc::new(WriterStats::default());
-        tokio::spawn(run(queue, conn, hook, stats.clone()));
+        tokio::spawn(run(queue, conn, hook, committed, stats.clone()));
         Self { jobs, stats }
     }
 
@@ -116,6 +121,7 @@ async fn run(
     mut queue: mpsc::Receiver<Job>,
     mut conn: WriteConnection,
     hook: HookSlot,
+    committed: Arc<watch::Sender<Position>>,
     stats: Arc<WriterStats>,
 ) {
     // The Merkle tree's right edge, kept between batches (loaded on the first one).
@@ -131,14 +137,32 @@ async fn run(
             replies.push(job.reply);
         }
         let outcome = conn.commit_batch(&appends, &mut frontier).await;
-        if let (BatchOutcome::Done(results), Some(hook)) = (&outcome, hook.get()) {
-            hook.committed(&mut results.iter().filter_map(|r| r.as_ref().ok()).flatten());
+        if let BatchOutcome::Done(results) = &outcome {
+            let mut events = results.iter().filter_map(|r| r.as_ref().ok()).flatten();
+            if let Some(hook) = hook.get() {
+                hook.committed(&mut events.clone());
+            }
+            if let Some(last) = events.next_back() {
+                announce(&committed, last.position.next());
+            }
         }
         count(&stats, &outcome);
         answer(outcome, replies.drain(..));
         appends.clear();
     }
     tracing::debug!("group commit writer stopped: every queued append is answered");
+}
+
+/// Raises the announced log size to `size` (never lowers it: announcements of several
+/// processes may arrive out of order).
+pub(crate) fn announce(committed: &watch::Sender<Position>, size: Position) {
+    committed.send_if_modified(|known| {
+        let newer = size > *known;
+        if newer {
+            *known = size;
+        }
+        newer
+    });
 }
 
 fn count(stats: &WriterStats, outcome: &BatchOutcome) {

@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sqlx::{PgPool, SqlitePool};
+use tokio::sync::{oneshot, watch};
 
 pub use error::StoreError;
 pub use event::{
@@ -151,6 +152,11 @@ struct Inner {
     reads: Reads,
     writer: GroupCommit,
     hook: HookSlot,
+    /// The log's size as far as this process knows: its own commits, and on PostgreSQL every
+    /// process's, once [`Store::subscribe`] started listening.
+    committed: Arc<watch::Sender<Position>>,
+    /// Dropping this (with the last handle) stops the PostgreSQL listener task.
+    listening: std::sync::OnceLock<oneshot::Sender<()>>,
 }
 
 /// The read side of one backend: a pool of connections beside the writer's.
@@ -186,15 +192,43 @@ impl Store {
                 )
             }
         };
+        let size = match &reads {
+            Reads::Sqlite(pool) => sqlite::next_position(pool).await?,
+            Reads::Postgres(pool) => postgres::next_position(pool).await?,
+        };
+        let committed = Arc::new(watch::Sender::new(size));
         let hook = HookSlot::default();
-        let writer = GroupCommit::spawn(writer, hook.clone());
+        let writer = GroupCommit::spawn(writer, hook.clone(), committed.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 reads,
                 writer,
                 hook,
+                committed,
+                listening: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// The log's size (the position the next event will get) each time it grows, as far as
+    /// this process learns of it: every batch its own writer commits and, on PostgreSQL, every
+    /// commit of any process sharing the database (LISTEN on the channel each committing
+    /// transaction NOTIFYs; after a lost connection the size is read again, so nothing is
+    /// missed for long). On SQLite, other processes' commits are not announced: readers also
+    /// catch up periodically. Must be called inside a Tokio runtime (it may start the listener).
+    pub fn subscribe(&self) -> watch::Receiver<Position> {
+        if let Reads::Postgres(pool) = &self.inner.reads {
+            self.inner.listening.get_or_init(|| {
+                let (stop, stopped) = oneshot::channel();
+                tokio::spawn(postgres::listen(
+                    pool.clone(),
+                    self.inner.committed.clone(),
+                    stopped,
+                ));
+                stop
+            });
+        }
+        self.inner.committed.subscribe()
     }
 
     /// Installs the hook told of every committed batch before its callers are answered. Only

@@ -13,8 +13,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Connection, Row};
+use tokio::sync::{oneshot, watch};
 
 use consent_ledger_audit::tree::{mth, root_nodes, Frontier, Hash, NodeId};
 
@@ -22,7 +23,7 @@ use crate::error::{classify, ClassifiedError, StoreError, UniqueKey};
 use crate::event::{
     Append, IdempotencyClaim, IdempotencyRecord, Payload, Position, RawEvent, StoredEvent,
 };
-use crate::group_commit::{AppendResult, BatchOutcome};
+use crate::group_commit::{announce, AppendResult, BatchOutcome};
 use crate::sqlite::{leaf_of, pass_fence, stamp};
 use crate::PostgresUrl;
 
@@ -40,8 +41,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgre
 /// order, to every listening connection of the same database.
 pub(crate) const LOG_CHANNEL: &str = "consent_ledger_log";
 
-/// Connections of the read pool, per process.
-const READ_CONNECTIONS: u32 = 8;
+/// Connections of the read pool, per process (one of them listens once subscribed).
+const READ_CONNECTIONS: u32 = 9;
 
 pub(crate) fn connect_options(url: &PostgresUrl) -> Result<PgConnectOptions, StoreError> {
     let options = PgConnectOptions::from_str(url.expose())
@@ -728,6 +729,64 @@ pub(crate) async fn read_range_raw(
         })
         .collect::<Result<_, _>>()
         .map_err(StoreError::unavailable)
+}
+
+/// Listens for the commits of every process (`NOTIFY` on [`LOG_CHANNEL`]) and announces the
+/// log's size on `committed`, until `stop` is dropped. After every (re)connection the size is
+/// read once, since what committed while nobody listened was announced to no one.
+pub(crate) async fn listen(
+    pool: PgPool,
+    committed: Arc<watch::Sender<Position>>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+    loop {
+        let connected = tokio::select! {
+            _ = &mut stop => return,
+            connected = listen_on(&pool) => connected,
+        };
+        let mut listener = match connected {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for commits of other processes; retrying");
+                tokio::select! {
+                    _ = &mut stop => return,
+                    _ = tokio::time::sleep(RETRY) => continue,
+                }
+            }
+        };
+        match next_position(&pool).await {
+            Ok(size) => announce(&committed, size),
+            Err(e) => tracing::warn!(error = %e, "cannot read the log size"),
+        }
+        loop {
+            let received = tokio::select! {
+                _ = &mut stop => return,
+                received = listener.try_recv() => received,
+            };
+            match received {
+                Ok(Some(notification)) => match notification.payload().parse::<u64>() {
+                    Ok(size) => announce(&committed, Position::new(size)),
+                    Err(_) => tracing::warn!(
+                        payload = notification.payload(),
+                        "ignoring a malformed log notification"
+                    ),
+                },
+                // The connection was lost: listen again and read the size again.
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "listening for commits failed; reconnecting");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn listen_on(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(LOG_CHANNEL).await?;
+    Ok(listener)
 }
 
 pub(crate) async fn next_position(pool: &PgPool) -> Result<Position, StoreError> {

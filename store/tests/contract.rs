@@ -1345,6 +1345,12 @@ mod sqlite {
     }
 
     #[tokio::test]
+    async fn a_subscriber_learns_of_commits() {
+        let (_dir, location) = fresh();
+        super::a_subscriber_learns_of_commits(location).await;
+    }
+
+    #[tokio::test]
     async fn a_restriction_fences_off_older_decisions() {
         let (_dir, location) = fresh();
         super::a_restriction_fences_off_older_decisions(location).await;
@@ -1783,6 +1789,42 @@ pub async fn an_idempotency_key_holds_across_writers(location: StoreLocation) {
     assert_gapless(&b, 1).await;
 }
 
+/// A subscriber learns of each commit of its own process: the announced size is the log's.
+pub async fn a_subscriber_learns_of_commits(location: StoreLocation) {
+    let store = open(&location).await;
+    append_ok(&store, one("before", 1, json!(0))).await;
+    let mut committed = store.subscribe();
+    assert_eq!(*committed.borrow_and_update(), Position::new(1));
+    let events = append_ok(&store, one("after", 1, json!(1))).await;
+    // Announced before the append is answered, so no waiting is needed.
+    assert!(committed.has_changed().expect("store alive"));
+    assert_eq!(*committed.borrow_and_update(), events[0].position.next());
+    // A refused append announces nothing.
+    assert!(store.append(one("after", 1, json!("again"))).await.is_err());
+    assert!(!committed.has_changed().expect("store alive"));
+}
+
+/// Followers across processes: a subscriber on one handle learns of what another handle
+/// commits (LISTEN/NOTIFY), promptly and without polling.
+pub async fn a_subscriber_learns_of_another_writers_commits(location: StoreLocation) {
+    let a = open(&location).await;
+    let b = open(&location).await;
+    let mut committed = b.subscribe();
+    for v in 1..=3u64 {
+        let events = append_ok(&a, one("through-a", v, json!(v))).await;
+        let wanted = events[0].position.next();
+        // A bound on failure, not a wait: the notification normally arrives in microseconds.
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            committed.wait_for(|size| *size >= wanted),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("no announcement of size {wanted} within 10 s"))
+        .expect("store alive");
+    }
+    assert_eq!(b.next_position().await.expect("size"), Position::new(3));
+}
+
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL: every case above, each on a database of its own (`DATABASE_URL` names the
 // server; without it these tests are skipped with a notice, except in CI where they fail).
@@ -1858,6 +1900,10 @@ mod postgres {
         no_decision_made_before_a_restriction_commits_after_it;
         #[tokio::test]
         an_idempotency_key_holds_across_writers;
+        #[tokio::test]
+        a_subscriber_learns_of_commits;
+        #[tokio::test]
+        a_subscriber_learns_of_another_writers_commits;
     }
 
     /// The race is narrow, so it is run on several fresh databases (fewer than on SQLite:
