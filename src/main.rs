@@ -2,6 +2,7 @@
 
 /// glibc's malloc spent a quarter of the decision path's CPU in page faults and arena
 /// consolidation under many threads (BENCHMARKS.md); mimalloc keeps freed pages per thread.
+/// It also replaces malloc for SQLite's own allocations ("override").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

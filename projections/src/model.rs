@@ -334,6 +334,16 @@ impl ReadModel {
         })
     }
 
+    /// The stream whose events this model only counts (access decisions, the log's bulk):
+    /// readers may leave their payloads out.
+    pub const SKIPPED_STREAM: &'static str = consent_ledger_domain::access::ACCESS_STREAM;
+
+    /// Counts every position before `position` as applied: the caller read them as events of
+    /// [`ReadModel::SKIPPED_STREAM`], which change nothing here but the position.
+    pub fn skip_to(&mut self, position: Position) {
+        self.next = self.next.max(position.get());
+    }
+
     /// Applies the next event of the log, read as text (replay and catch-up): the payload is
     /// parsed straight into the typed event, and not at all for streams this model skips.
     pub fn apply_raw(&mut self, event: &RawEvent) -> Result<(), ApplyError> {

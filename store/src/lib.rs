@@ -260,13 +260,18 @@ impl Store {
         on_backend!(self, read_range(from, limit))
     }
 
-    /// Like [`Store::read_range`], with payloads left as text.
-    pub async fn read_range_raw(
+    /// Up to `limit` events of positions `from..end` in order, with payloads left as text,
+    /// leaving out every event of the stream type `skipped`: for a reader that only counts
+    /// those (a rebuild of the read model reads the log's bulk, access decisions, in SQLite's
+    /// scan alone). `end` must not exceed the log's size.
+    pub async fn read_range_except(
         &self,
         from: Position,
+        end: Position,
         limit: u32,
+        skipped: &str,
     ) -> Result<Vec<RawEvent>, StoreError> {
-        on_backend!(self, read_range_raw(from, limit))
+        on_backend!(self, read_range_except(from, end, limit, skipped))
     }
 
     /// The position the next committed event will get, i.e. the log's size.

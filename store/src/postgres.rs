@@ -702,16 +702,20 @@ pub(crate) async fn read_range(
     rows.iter().map(row_to_event).collect()
 }
 
-pub(crate) async fn read_range_raw(
+pub(crate) async fn read_range_except(
     pool: &PgPool,
     from: Position,
+    end: Position,
     limit: u32,
+    skipped: &str,
 ) -> Result<Vec<RawEvent>, StoreError> {
     let rows = sqlx::query(
         "SELECT position, stream_type, stream_id, event_type, actor, payload FROM events \
-         WHERE position >= $1 ORDER BY position LIMIT $2",
+         WHERE position >= $1 AND position < $2 AND stream_type <> $3 ORDER BY position LIMIT $4",
     )
     .bind(from.as_i64())
+    .bind(end.as_i64())
+    .bind(skipped)
     .bind(i64::from(limit))
     .fetch_all(pool)
     .await

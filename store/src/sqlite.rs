@@ -700,16 +700,20 @@ pub(crate) async fn read_range(
     rows.iter().map(row_to_event).collect()
 }
 
-pub(crate) async fn read_range_raw(
+pub(crate) async fn read_range_except(
     pool: &SqlitePool,
     from: Position,
+    end: Position,
     limit: u32,
+    skipped: &str,
 ) -> Result<Vec<RawEvent>, StoreError> {
     let rows = sqlx::query(
         "SELECT position, stream_type, stream_id, event_type, actor, payload FROM events \
-         WHERE position >= ? ORDER BY position LIMIT ?",
+         WHERE position >= ? AND position < ? AND stream_type <> ? ORDER BY position LIMIT ?",
     )
     .bind(from.as_i64())
+    .bind(end.as_i64())
+    .bind(skipped)
     .bind(i64::from(limit))
     .fetch_all(pool)
     .await
