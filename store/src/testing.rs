@@ -41,6 +41,9 @@ pub fn postgres_server(what: &str) -> Option<PostgresUrl> {
     }
 }
 
+/// Every scratch database's name starts so.
+const PREFIX: &str = "cl_test_";
+
 /// A database created empty for one test, dropped again when this guard is dropped (even when
 /// the test failed), with whatever connections are still open on it.
 pub struct ScratchDatabase {
@@ -52,10 +55,14 @@ pub struct ScratchDatabase {
 impl ScratchDatabase {
     /// Creates database `cl_test_<uuid>` on `server`.
     pub async fn create(server: &PostgresUrl) -> Result<Self, StoreError> {
-        let name = format!("cl_test_{}", uuid::Uuid::now_v7().simple());
+        let name = format!("{PREFIX}{}", uuid::Uuid::now_v7().simple());
         let mut conn = PgConnection::connect_with(&connect_options(server)?)
             .await
             .map_err(StoreError::unavailable)?;
+        static SWEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !SWEPT.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            sweep_stale(&mut conn, server).await;
+        }
         // INVARIANT: `name` is `cl_test_` and hex digits, so it needs no quoting beyond this.
         sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
             .execute(&mut conn)
@@ -88,42 +95,76 @@ impl ScratchDatabase {
     pub fn url_text(&self) -> &str {
         self.url().expose()
     }
-
-    async fn drop_database(server: PostgresUrl, name: String) -> Result<(), StoreError> {
-        let mut conn = PgConnection::connect_with(&connect_options(&server)?)
-            .await
-            .map_err(StoreError::unavailable)?;
-        sqlx::raw_sql(AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-        )))
-        .execute(&mut conn)
-        .await
-        .map_err(StoreError::unavailable)?;
-        let _ = conn.close().await;
-        Ok(())
-    }
 }
 
 impl Drop for ScratchDatabase {
     fn drop(&mut self) {
-        // Drop runs inside the test's runtime, which cannot be blocked on; a thread with a
-        // runtime of its own does the work, and is waited for so no database outlives its test.
+        // Drop runs inside the test's runtime, which cannot be blocked on, and DROP DATABASE
+        // waits for a checkpoint (about a second while other tests write): a thread with a
+        // runtime of its own sends it and is not waited for. Should the test binary exit
+        // before the statement went out, the next run's first `create` sweeps the leftover.
         let server = self.server.clone();
         let name = std::mem::take(&mut self.name);
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
+        std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map_err(|e| e.to_string())?;
-            runtime
-                .block_on(Self::drop_database(server, name.clone()))
-                .map_err(|e| format!("{name}: {e}"))
-        })
-        .join();
-        match dropped {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("could not drop the test database {e}"),
-            Err(_) => eprintln!("dropping a test database panicked"),
+            else {
+                return;
+            };
+            if let Err(e) = runtime.block_on(drop_database(&server, &name)) {
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "could not drop test database {name}: {e}"
+                );
+            }
+        });
+    }
+}
+
+async fn drop_database(server: &PostgresUrl, name: &str) -> Result<(), StoreError> {
+    let mut conn = PgConnection::connect_with(&connect_options(server)?)
+        .await
+        .map_err(StoreError::unavailable)?;
+    // INVARIANT: callers pass `cl_test_` names only (see `is_scratch_name`).
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+    )))
+    .execute(&mut conn)
+    .await
+    .map_err(StoreError::unavailable)?;
+    let _ = conn.close().await;
+    Ok(())
+}
+
+/// `cl_test_` and 32 hex digits: a name [`ScratchDatabase::create`] makes.
+fn is_scratch_name(name: &str) -> bool {
+    name.strip_prefix(PREFIX)
+        .is_some_and(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Drops scratch databases created over an hour ago (UUIDv7 names carry their creation time),
+/// left behind by test binaries that exited before their drops went out. Best effort.
+async fn sweep_stale(conn: &mut PgConnection, server: &PostgresUrl) {
+    let Ok(names) = sqlx::query_scalar::<_, String>(
+        "SELECT datname FROM pg_database WHERE starts_with(datname, 'cl_test_')",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    else {
+        return;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    for name in names.into_iter().filter(|n| is_scratch_name(n)) {
+        let created = uuid::Uuid::try_parse(&name[PREFIX.len()..])
+            .ok()
+            .and_then(|id| id.get_timestamp())
+            .map(|t| t.to_unix().0);
+        if created.is_some_and(|secs| secs + 3600 < now) {
+            let _ = drop_database(server, &name).await;
         }
     }
 }
