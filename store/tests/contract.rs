@@ -1345,6 +1345,12 @@ mod sqlite {
     }
 
     #[tokio::test]
+    async fn the_baselines_write_the_ledger_table() {
+        let (_dir, location) = fresh();
+        super::the_baselines_write_the_ledger_table(location).await;
+    }
+
+    #[tokio::test]
     async fn a_subscriber_learns_of_commits() {
         let (_dir, location) = fresh();
         super::a_subscriber_learns_of_commits(location).await;
@@ -1616,6 +1622,60 @@ pub async fn the_merkle_tree_follows_the_log(location: StoreLocation) {
     append_ok(&other, one("other-writer", 1, json!(2))).await;
     append_ok(&store, one("first-writer-again", 1, json!(3))).await;
     check(&store).await;
+}
+
+/// SPEC §11's baselines write the ledger's own table on either backend: raw batched INSERTs
+/// read back as the same events (and a store opened on them hashes them into its tree), and
+/// the naive per-command cqrs-es store appends after them at the next position.
+pub async fn the_baselines_write_the_ledger_table(location: StoreLocation) {
+    use consent_ledger_store::baseline::{batched_insert_at, PerCommandStore};
+    let recorded_at = Utc::now().trunc_subsecs(6);
+    let rows: Vec<StoredEvent> = (0..5u64)
+        .map(|i| StoredEvent {
+            position: Position::new(i),
+            stream_type: "bench".into(),
+            stream_id: format!("b-{i}"),
+            stream_version: 1,
+            event_type: "Measured".into(),
+            schema_version: 1,
+            actor: "bench".into(),
+            request_id: format!("r-{i}"),
+            recorded_at,
+            payload: payload_of(&json!({"i": i})),
+        })
+        .collect();
+    batched_insert_at(&location, &rows, 2)
+        .await
+        .expect("batched insert");
+
+    let naive = PerCommandStore::<Principal>::open_at(&location)
+        .await
+        .expect("naive store");
+    let cqrs = CqrsFramework::new(naive, vec![], services());
+    let id = principal_id();
+    cqrs.execute_with_metadata(
+        &id.to_string(),
+        register_partner(id),
+        CommandMeta::new("actor", "req-1").into_metadata(),
+    )
+    .await
+    .expect("naive command");
+
+    let store = open(&location).await;
+    let log = assert_gapless(&store, 6).await;
+    assert_eq!(log[..5], rows[..]);
+    assert_eq!(log[5].stream_id, id.to_string());
+    // The first append through the ledger hashes the baseline's rows into the tree.
+    append_ok(&store, one("after-baselines", 1, json!(1))).await;
+    let log = assert_gapless(&store, 7).await;
+    let leaves: Vec<_> = log
+        .iter()
+        .map(|e| consent_ledger_audit::leaf::event_leaf_hash(&e.leaf()))
+        .collect();
+    assert_eq!(
+        store.tree_root(7).await.expect("root"),
+        consent_ledger_audit::tree::mth(&leaves)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1904,6 +1964,8 @@ mod postgres {
         a_subscriber_learns_of_commits;
         #[tokio::test]
         a_subscriber_learns_of_another_writers_commits;
+        #[tokio::test]
+        the_baselines_write_the_ledger_table;
     }
 
     /// The race is narrow, so it is run on several fresh databases (fewer than on SQLite:
