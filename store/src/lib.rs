@@ -11,6 +11,7 @@
 //! - `postgres`: the server backend several processes share (docs/adr/0005).
 //! - [`cqrs`]: [`cqrs::LedgerEventStore`] (cqrs-es `EventStore`) and [`cqrs::CommandBus`].
 //! - [`baseline`]: plain-SQL and per-command stores the benchmarks compare with.
+//! - [`testing`]: scratch PostgreSQL databases for the test suites.
 //!
 //! Revocation is effective at commit (SPEC §5.2): an append may restrict (move the
 //! restriction fence) or be guarded by it ([`Guard`]); see docs/adr/0003.
