@@ -80,6 +80,7 @@ async fn connect_writer(options: &PgConnectOptions) -> Result<PgConnection, sqlx
 
 /// Connects, migrates (sqlx's PostgreSQL migrator holds an advisory lock, so processes
 /// starting together apply each migration once), and returns the read pool and the writer.
+#[tracing::instrument(skip_all)]
 pub(crate) async fn open(url: &PostgresUrl) -> Result<(PgPool, Writer), StoreError> {
     let options = connect_options(url)?;
     let pool = PgPoolOptions::new()
@@ -738,6 +739,7 @@ pub(crate) async fn read_range_except(
 /// Listens for the commits of every process (`NOTIFY` on [`LOG_CHANNEL`]) and announces the
 /// log's size on `committed`, until `stop` is dropped. After every (re)connection the size is
 /// read once, since what committed while nobody listened was announced to no one.
+#[tracing::instrument(skip_all)]
 pub(crate) async fn listen(
     pool: PgPool,
     committed: Arc<watch::Sender<Position>>,
