@@ -59,6 +59,7 @@ pub async fn bundle(
         origin: state.log_key.name().to_owned(),
         vkey: state.log_key.vkey(),
         checkpoint: note,
+        consistency: None,
     };
     let mut out = serde_json::to_string(&header).map_err(|e| ApiError::Internal(e.into()))?;
     out.push('\n');
