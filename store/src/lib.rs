@@ -41,6 +41,13 @@ use consent_ledger_audit::tree::{self, Hash, NodeId, TreeError};
 pub use group_commit::{CommitHook, WriterStats};
 use group_commit::{GroupCommit, HookSlot};
 
+/// Leaves in a block of [`Store::inclusion_proofs`]: 2^14, whose leaf hashes are 512 KiB.
+const BLOCK_LEVEL: u32 = 14;
+
+/// Proofs in one block from which reading and hashing the whole block is cheaper than a path's
+/// look-ups per proof (a block costs about as much as 50 single paths).
+const DENSE_BLOCK: usize = 64;
+
 /// Where the store lives (SPEC §8: `--data-dir` or `--database-url`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreLocation {
@@ -166,6 +173,49 @@ impl Store {
         let nodes = tree::inclusion_path_nodes(index, tree_size).map_err(proof_error)?;
         let stored = self.stored_nodes(&nodes).await?;
         tree::inclusion_path(index, tree_size, |n| lookup(&stored, n)).map_err(proof_error)
+    }
+
+    /// PATH(index, D[tree_size]) for each of `positions`, in the same order. Neighbouring
+    /// positions share most of their paths, so where many fall in one block of 2^14 leaves the
+    /// block's leaves are read once and hashed in memory ([`tree::MemoryTree`]), and the part of
+    /// the path above the block is fetched once ([`tree::path_block`]); a lone position gets its
+    /// own look-ups. Ascending positions share the most. The caller checks every
+    /// `position < tree_size <= log size`.
+    pub async fn inclusion_proofs(
+        &self,
+        positions: &[u64],
+        tree_size: u64,
+    ) -> Result<Vec<Vec<Hash>>, StoreError> {
+        let mut proofs = Vec::with_capacity(positions.len());
+        let mut rest = positions;
+        while let Some(&first) = rest.first() {
+            let block = tree::path_block(first, tree_size, BLOCK_LEVEL).map_err(proof_error)?;
+            let here = rest.iter().take_while(|p| block.contains(p)).count();
+            let (group, after) = rest.split_at(here);
+            rest = after;
+            if group.len() < DENSE_BLOCK {
+                for &p in group {
+                    proofs.push(self.inclusion_proof(p, tree_size).await?);
+                }
+                continue;
+            }
+            let leaves = sqlite::leaf_range(&self.inner.reads, block.clone()).await?;
+            let inside = tree::MemoryTree::new(leaves);
+            let nodes =
+                tree::inclusion_path_above_nodes(block.clone(), tree_size).map_err(proof_error)?;
+            let stored = self.stored_nodes(&nodes).await?;
+            let above =
+                tree::inclusion_path_above(block.clone(), tree_size, |n| lookup(&stored, n))
+                    .map_err(proof_error)?;
+            for &p in group {
+                let mut path = inside
+                    .inclusion_path(p - block.start)
+                    .map_err(proof_error)?;
+                path.extend_from_slice(&above);
+                proofs.push(path);
+            }
+        }
+        Ok(proofs)
     }
 
     /// PROOF(old_size, D[new_size]) (RFC 9162 §2.1.4.1) from stored subtree hashes. The caller
