@@ -1,91 +1,222 @@
 //! Export bundles (SPEC §6, §7 `/v1/audit/export`, §8 `export`): the selected events with their
-//! leaf data and inclusion proofs against a checkpoint signed for the export.
+//! leaf data and inclusion proofs against a checkpoint signed for the export, optionally with a
+//! consistency proof from an older tree size in the header.
+//!
+//! Export path, one page of 2^14 positions at a time, streamed (a bundle of the whole log does
+//! not fit in memory): read the page (the next page is read meanwhile) → [`AccessFilter`] →
+//! leaf data → [`Store::inclusion_proofs`] (neighbours share their paths) →
+//! [`write_line`] → one chunk of the HTTP body or the file.
 
-use consent_ledger_audit::bundle::{BundleHeader, BundleLine, BUNDLE_FORMAT};
+use std::io::Write;
+use std::sync::Arc;
+
+use consent_ledger_audit::bundle::{write_line, BundleConsistency, BundleHeader, BUNDLE_FORMAT};
 use consent_ledger_audit::leaf::leaf_data;
-use consent_ledger_domain::access::{AccessEvent, ACCESS_STREAM};
-use consent_ledger_domain::values::{PartnerId, ShipmentId};
-use consent_ledger_store::{Position, StoredEvent};
-use serde::Deserialize;
+use consent_ledger_domain::access::ACCESS_STREAM;
+use consent_ledger_projections::ReadModel;
+use consent_ledger_store::{Position, Store, StoreError, StoredEvent};
+use tokio::task::JoinHandle;
 
+use crate::access_filter::{access_event, decision, AccessFilter, Resolved};
 use crate::problem::ApiError;
 use crate::state::AppState;
 
-/// Which events a bundle holds: access decisions, narrowed to one shipment and/or one partner;
-/// with a shipment, also its registration.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ExportFilter {
-    pub shipment: Option<ShipmentId>,
-    pub partner: Option<PartnerId>,
+/// Positions read per page: one block of [`Store::inclusion_proofs`], so that a page's proofs
+/// share one block read.
+const PAGE: u32 = 1 << 14;
+
+type PageRead = JoinHandle<Result<Vec<StoredEvent>, StoreError>>;
+
+/// Writes one bundle, chunk by chunk: [`Exporter::start`], then [`Exporter::next_chunk`] until
+/// it answers `None`.
+pub struct Exporter {
+    state: Arc<AppState>,
+    filter: AccessFilter,
+    resolved: Resolved,
+    /// The shipment whose registration the bundle holds besides its decisions: the one the
+    /// filter names, unless it also names a partner (whose bundle is about its reads only).
+    registration: Option<String>,
+    size: u64,
+    next: u64,
+    header: Option<Vec<u8>>,
+    reading: Option<PageRead>,
+    exported: u64,
 }
 
-impl ExportFilter {
-    fn selects(&self, e: &StoredEvent) -> bool {
+impl Exporter {
+    /// Signs a checkpoint of the log as it is now (the bundle's tree), and makes the header:
+    /// with a consistency proof from `since` events if asked (`since` may not exceed the log).
+    pub async fn start(
+        state: Arc<AppState>,
+        filter: AccessFilter,
+        since: Option<u64>,
+    ) -> Result<Self, ApiError> {
+        let (size, note) = crate::routes::log::sign_checkpoint(&state).await?;
+        let consistency = match since {
+            None => None,
+            Some(from) if from > size => {
+                return Err(ApiError::invalid(
+                    "since",
+                    format!("must not exceed the log's size, {size} events"),
+                ))
+            }
+            Some(from) => Some(BundleConsistency::new(
+                from,
+                &state.store.consistency_proof(from, size).await?,
+            )),
+        };
+        let header = BundleHeader {
+            format: BUNDLE_FORMAT.to_owned(),
+            origin: state.log_key.name().to_owned(),
+            vkey: state.log_key.vkey(),
+            checkpoint: note,
+            consistency,
+        };
+        let mut first = serde_json::to_vec(&header).map_err(|e| ApiError::Internal(e.into()))?;
+        first.push(b'\n');
+        // Owners and tracking numbers are looked up in the read model: bring it up to the
+        // checkpoint, in case another process wrote.
+        state.projector.catch_up().await?;
+        let (resolved, registration) = {
+            let model = state.projector.read();
+            let resolved = filter.resolve(&model.access);
+            let registration = filter
+                .one_shipment(&resolved)
+                .filter(|_| filter.partner.is_none())
+                .filter(|s| {
+                    filter
+                        .shipper
+                        .is_none_or(|h| model.access.shipment_owner(*s) == Some(h))
+                });
+            (resolved, registration.map(|s| s.to_string()))
+        };
+        Ok(Self {
+            state,
+            filter,
+            resolved,
+            registration,
+            size,
+            next: 0,
+            header: Some(first),
+            reading: None,
+            exported: 0,
+        })
+    }
+
+    /// The size of the tree the bundle's checkpoint commits to.
+    pub fn tree_size(&self) -> u64 {
+        self.size
+    }
+
+    /// Positions looked at so far.
+    pub fn scanned(&self) -> u64 {
+        self.next.min(self.size)
+    }
+
+    /// Events written so far.
+    pub fn exported(&self) -> u64 {
+        self.exported
+    }
+
+    fn read(store: &Store, from: u64) -> PageRead {
+        let store = store.clone();
+        tokio::spawn(async move { store.read_range(Position::new(from), PAGE).await })
+    }
+
+    /// The next chunk of the bundle (whole lines; empty when a page held nothing selected), or
+    /// `None` after the last.
+    pub async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, ApiError> {
+        if let Some(header) = self.header.take() {
+            return Ok(Some(header));
+        }
+        if self.next >= self.size {
+            return Ok(None);
+        }
+        let reading = match self.reading.take() {
+            Some(reading) => reading,
+            None => Self::read(&self.state.store, self.next),
+        };
+        let events = reading.await.map_err(|e| ApiError::Internal(e.into()))??;
+        let Some(last) = events.last() else {
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "the log ends at {} before the checkpoint's size {}",
+                self.next,
+                self.size
+            )));
+        };
+        self.next = last.position.get() + 1;
+        // Read the next page while this one is selected, hashed and proven.
+        if self.next < self.size {
+            self.reading = Some(Self::read(&self.state.store, self.next));
+        }
+        let (positions, leaves) = self.select(&events)?;
+        if positions.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        let proofs = self
+            .state
+            .store
+            .inclusion_proofs(&positions, self.size)
+            .await?;
+        let mut chunk = Vec::with_capacity(positions.len() * 1600);
+        for ((position, leaf), proof) in positions.iter().zip(&leaves).zip(&proofs) {
+            write_line(&mut chunk, *position, leaf, proof)
+                .map_err(|e| ApiError::Internal(e.into()))?;
+        }
+        self.exported += positions.len() as u64;
+        Ok(Some(chunk))
+    }
+
+    /// The positions and leaf data of the page's events the bundle holds.
+    fn select(&self, events: &[StoredEvent]) -> Result<(Vec<u64>, Vec<String>), ApiError> {
+        let model = self.state.projector.read();
+        let mut positions = Vec::new();
+        let mut leaves = Vec::new();
+        for e in events.iter().take_while(|e| e.position.get() < self.size) {
+            if !self.holds(e, &model) {
+                continue;
+            }
+            let data = leaf_data(&e.leaf()).map_err(|err| ApiError::Internal(err.into()))?;
+            let leaf = String::from_utf8(data).map_err(|err| ApiError::Internal(err.into()))?;
+            positions.push(e.position.get());
+            leaves.push(leaf);
+        }
+        Ok((positions, leaves))
+    }
+
+    fn holds(&self, e: &StoredEvent, model: &ReadModel) -> bool {
         if e.stream_type == "shipment" {
-            return self.partner.is_none()
-                && self.shipment.is_some_and(|s| e.stream_id == s.to_string());
+            return self.registration.as_ref() == Some(&e.stream_id);
         }
-        if e.stream_type != ACCESS_STREAM {
-            return false;
+        if e.stream_type == ACCESS_STREAM && self.filter == AccessFilter::default() {
+            // Every decision: no need to decode it.
+            return true;
         }
-        let Ok(event) = AccessEvent::deserialize(&e.payload) else {
-            return false;
-        };
-        let (partner, shipment) = match event {
-            AccessEvent::TrackingAccessAllowed {
-                partner, shipment, ..
-            } => (partner, Some(shipment)),
-            AccessEvent::TrackingAccessDenied {
-                partner, shipment, ..
-            } => (partner, shipment),
-        };
-        self.partner.is_none_or(|p| p == partner)
-            && self.shipment.is_none_or(|s| shipment == Some(s))
+        access_event(e).is_some_and(|event| {
+            self.filter
+                .selects(&decision(&event), &self.resolved, &model.access)
+        })
     }
 }
 
-const PAGE: u32 = 10_000;
-
-/// Builds the bundle: signs a checkpoint of the log now, then one line per selected event
-/// before it. `progress` is told how far the scan got.
-pub async fn bundle(
-    state: &AppState,
-    filter: ExportFilter,
+/// Writes the whole bundle to `out`; `progress` is told (positions scanned, tree size) after
+/// each page. Returns (events written, tree size).
+pub async fn write_bundle(
+    mut exporter: Exporter,
+    out: &mut impl Write,
     mut progress: impl FnMut(u64, u64),
-) -> Result<String, ApiError> {
-    let (size, note) = crate::routes::log::sign_checkpoint(state).await?;
-    let header = BundleHeader {
-        format: BUNDLE_FORMAT.to_owned(),
-        origin: state.log_key.name().to_owned(),
-        vkey: state.log_key.vkey(),
-        checkpoint: note,
-        consistency: None,
-    };
-    let mut out = serde_json::to_string(&header).map_err(|e| ApiError::Internal(e.into()))?;
-    out.push('\n');
-    let mut from = 0;
-    while from < size {
-        let events = state.store.read_range(Position::new(from), PAGE).await?;
-        if events.is_empty() {
-            break;
-        }
-        for e in events
-            .iter()
-            .filter(|e| e.position.get() < size && filter.selects(e))
-        {
-            let position = e.position.get();
-            let leaf = String::from_utf8(
-                leaf_data(&e.leaf()).map_err(|err| ApiError::Internal(err.into()))?,
-            )
-            .map_err(|err| ApiError::Internal(err.into()))?;
-            let proof = state.store.inclusion_proof(position, size).await?;
-            let line = serde_json::to_string(&BundleLine::new(position, leaf, &proof))
-                .map_err(|err| ApiError::Internal(err.into()))?;
-            out.push_str(&line);
-            out.push('\n');
-        }
-        from = events.last().map_or(size, |e| e.position.get() + 1);
-        progress(from.min(size), size);
+) -> anyhow::Result<(u64, u64)> {
+    while let Some(chunk) = exporter.next_chunk().await.map_err(export_error)? {
+        out.write_all(&chunk)?;
+        progress(exporter.scanned(), exporter.tree_size());
     }
-    Ok(out)
+    out.flush()?;
+    Ok((exporter.exported(), exporter.tree_size()))
+}
+
+fn export_error(e: ApiError) -> anyhow::Error {
+    match e {
+        ApiError::Internal(cause) | ApiError::Unavailable(cause) => cause.context("exporting"),
+        other => anyhow::anyhow!("{other}"),
+    }
 }

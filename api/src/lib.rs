@@ -16,6 +16,7 @@
 //! CommandBus::execute (cqrs-es handle) → Store::append → GroupCommit (one fsync per batch)
 //! → Projector::catch_up → {"id","position"}`.
 
+pub mod access_filter;
 pub mod audit_log;
 pub mod auth;
 pub mod bench;
