@@ -11,8 +11,7 @@ use consent_ledger_domain::values::{
     CarrierCode, PartnerId, ShipmentId, ShipperId, TrackingNumber,
 };
 use consent_ledger_projections::decider::{Decider, ShipmentRef};
-use consent_ledger_store::StoredEvent;
-use serde::Deserialize;
+use consent_ledger_store::EventRow;
 
 /// The names of the filters, as query parameters (the command line spells `_` as `-`).
 pub const FILTER_NAMES: [&str; 8] = [
@@ -221,11 +220,11 @@ pub struct Decision<'a> {
 
 /// The access decision a stored event records, if it records one. The one place that reads an
 /// access event's payload.
-pub fn access_event(e: &StoredEvent) -> Option<AccessEvent> {
+pub fn access_event(e: &EventRow) -> Option<AccessEvent> {
     if e.stream_type != ACCESS_STREAM {
         return None;
     }
-    AccessEvent::deserialize(&e.payload).ok()
+    serde_json::from_str(&e.payload).ok()
 }
 
 /// The facts of a decision the filters look at.

@@ -322,7 +322,6 @@ fn file_or_text(arg: &str) -> String {
 }
 
 fn verify(args: VerifyArgs) -> anyhow::Result<()> {
-    use std::io::BufRead;
     let vkey: consent_ledger_audit::note::VerifierKey = file_or_text(&args.vkey)
         .trim()
         .parse()
@@ -336,61 +335,7 @@ fn verify(args: VerifyArgs) -> anyhow::Result<()> {
             })
         })
         .transpose()?;
-    let file = std::fs::File::open(&args.bundle)
-        .with_context(|| format!("reading {}", args.bundle.display()))?;
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let bar = indicatif::ProgressBar::with_draw_target(
-        Some(size),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
-    let refused =
-        |e: consent_ledger_audit::bundle::BundleError| anyhow::anyhow!("bundle refused: {e}");
-    let mut line = String::new();
-    let mut n = 0usize;
-    let mut read_bytes = 0u64;
-    let mut verifier = None;
-    loop {
-        line.clear();
-        let got = reader
-            .read_line(&mut line)
-            .with_context(|| format!("reading {} at line {}", args.bundle.display(), n + 1))?;
-        if got == 0 {
-            break;
-        }
-        n += 1;
-        read_bytes += got as u64;
-        if n % 65_536 == 0 {
-            bar.set_position(read_bytes);
-        }
-        let text = line.trim_end_matches(['\n', '\r']);
-        match verifier.as_mut() {
-            Some(v) => {
-                consent_ledger_audit::bundle::BundleVerifier::line(v, n, text).map_err(refused)?
-            }
-            None if text.trim().is_empty() => {}
-            None => {
-                verifier = Some(
-                    consent_ledger_audit::bundle::BundleVerifier::from_header(
-                        n,
-                        text,
-                        &vkey,
-                        trusted.as_ref(),
-                    )
-                    .map_err(refused)?,
-                )
-            }
-        }
-    }
-    bar.finish_and_clear();
-    let verified = verifier
-        .ok_or_else(|| {
-            refused(consent_ledger_audit::bundle::BundleError {
-                line: 1,
-                kind: consent_ledger_audit::bundle::BundleErrorKind::Empty,
-            })
-        })?
-        .finish();
+    let verified = verify_file(&args.bundle, &vkey, trusted.as_ref())?;
     println!(
         "{}",
         serde_json::json!({ "verified": true, "events": verified.events,
@@ -398,6 +343,63 @@ fn verify(args: VerifyArgs) -> anyhow::Result<()> {
             "consistent_with_size": verified.consistent_with })
     );
     Ok(())
+}
+
+/// Verifies the bundle in `path` as it is read, line by line (a bundle may be larger than
+/// memory), with a progress bar on a terminal. The error names the first bad line.
+pub fn verify_file(
+    path: &std::path::Path,
+    vkey: &consent_ledger_audit::note::VerifierKey,
+    trusted: Option<&consent_ledger_audit::note::Checkpoint>,
+) -> anyhow::Result<consent_ledger_audit::bundle::VerifiedBundle> {
+    use consent_ledger_audit::bundle::{BundleError, BundleErrorKind, BundleVerifier};
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(file.metadata().map(|m| m.len()).unwrap_or(0)),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "verifying {wide_bar} {bytes}/{total_bytes} ({eta})",
+    ) {
+        bar.set_style(style);
+    }
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let refused = |e: BundleError| anyhow::anyhow!("bundle refused: {e}");
+    let mut line = String::new();
+    let (mut n, mut read) = (0usize, 0u64);
+    let mut verifier: Option<BundleVerifier> = None;
+    loop {
+        line.clear();
+        let got = reader
+            .read_line(&mut line)
+            .with_context(|| format!("reading {} at line {}", path.display(), n + 1))?;
+        if got == 0 {
+            break;
+        }
+        n += 1;
+        read += got as u64;
+        if n % 65_536 == 0 {
+            bar.set_position(read);
+        }
+        let text = line.trim_end_matches(['\n', '\r']);
+        match verifier.as_mut() {
+            Some(v) => v.line(n, text).map_err(refused)?,
+            None if text.trim().is_empty() => {}
+            None => {
+                verifier =
+                    Some(BundleVerifier::from_header(n, text, vkey, trusted).map_err(refused)?)
+            }
+        }
+    }
+    bar.finish_and_clear();
+    let verifier = verifier.ok_or_else(|| {
+        refused(BundleError {
+            line: 1,
+            kind: BundleErrorKind::Empty,
+        })
+    })?;
+    Ok(verifier.finish())
 }
 
 /// A progress bar on stderr when it is a terminal; hidden otherwise (scripts, tests).

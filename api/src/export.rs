@@ -11,10 +11,11 @@ use std::io::Write;
 use std::sync::Arc;
 
 use consent_ledger_audit::bundle::{write_line, BundleConsistency, BundleHeader, BUNDLE_FORMAT};
-use consent_ledger_audit::leaf::leaf_data;
+use consent_ledger_audit::leaf::{leaf_data, stored_leaf_data};
+use consent_ledger_audit::tree::leaf_hash;
 use consent_ledger_domain::access::ACCESS_STREAM;
 use consent_ledger_projections::ReadModel;
-use consent_ledger_store::{Position, Store, StoreError, StoredEvent};
+use consent_ledger_store::{EventRow, Inclusion, Position, Store, StoreError};
 use tokio::task::JoinHandle;
 
 use crate::access_filter::{access_event, decision, AccessFilter, Resolved};
@@ -25,7 +26,7 @@ use crate::state::AppState;
 /// share one block read.
 const PAGE: u32 = 1 << 14;
 
-type PageRead = JoinHandle<Result<Vec<StoredEvent>, StoreError>>;
+type PageRead = JoinHandle<Result<Vec<EventRow>, StoreError>>;
 
 /// Writes one bundle, chunk by chunk: [`Exporter::start`], then [`Exporter::next_chunk`] until
 /// it answers `None`.
@@ -120,7 +121,7 @@ impl Exporter {
 
     fn read(store: &Store, from: u64) -> PageRead {
         let store = store.clone();
-        tokio::spawn(async move { store.read_range(Position::new(from), PAGE).await })
+        tokio::spawn(async move { store.read_rows(Position::new(from), PAGE).await })
     }
 
     /// The next chunk of the bundle (whole lines; empty when a page held nothing selected), or
@@ -149,42 +150,39 @@ impl Exporter {
         if self.next < self.size {
             self.reading = Some(Self::read(&self.state.store, self.next));
         }
-        let (positions, leaves) = self.select(&events)?;
-        if positions.is_empty() {
+        let selected = self.select(&events);
+        if selected.is_empty() {
             return Ok(Some(Vec::new()));
         }
+        let positions: Vec<u64> = selected.iter().map(|e| e.position.get()).collect();
         let proofs = self
             .state
             .store
             .inclusion_proofs(&positions, self.size)
             .await?;
-        let mut chunk = Vec::with_capacity(positions.len() * 1600);
-        for ((position, leaf), proof) in positions.iter().zip(&leaves).zip(&proofs) {
-            write_line(&mut chunk, *position, leaf, proof)
+        let mut chunk = Vec::with_capacity(selected.len() * 1600);
+        let mut data = Vec::with_capacity(1024);
+        for (row, proof) in selected.iter().zip(&proofs) {
+            leaf_of(row, proof, &mut data)?;
+            let leaf = std::str::from_utf8(&data).map_err(|e| ApiError::Internal(e.into()))?;
+            write_line(&mut chunk, row.position.get(), leaf, &proof.path)
                 .map_err(|e| ApiError::Internal(e.into()))?;
         }
-        self.exported += positions.len() as u64;
+        self.exported += selected.len() as u64;
         Ok(Some(chunk))
     }
 
-    /// The positions and leaf data of the page's events the bundle holds.
-    fn select(&self, events: &[StoredEvent]) -> Result<(Vec<u64>, Vec<String>), ApiError> {
+    /// The page's events the bundle holds.
+    fn select<'e>(&self, events: &'e [EventRow]) -> Vec<&'e EventRow> {
         let model = self.state.projector.read();
-        let mut positions = Vec::new();
-        let mut leaves = Vec::new();
-        for e in events.iter().take_while(|e| e.position.get() < self.size) {
-            if !self.holds(e, &model) {
-                continue;
-            }
-            let data = leaf_data(&e.leaf()).map_err(|err| ApiError::Internal(err.into()))?;
-            let leaf = String::from_utf8(data).map_err(|err| ApiError::Internal(err.into()))?;
-            positions.push(e.position.get());
-            leaves.push(leaf);
-        }
-        Ok((positions, leaves))
+        events
+            .iter()
+            .take_while(|e| e.position.get() < self.size)
+            .filter(|e| self.holds(e, &model))
+            .collect()
     }
 
-    fn holds(&self, e: &StoredEvent, model: &ReadModel) -> bool {
+    fn holds(&self, e: &EventRow, model: &ReadModel) -> bool {
         if e.stream_type == "shipment" {
             return self.registration.as_ref() == Some(&e.stream_id);
         }
@@ -197,6 +195,27 @@ impl Exporter {
                 .selects(&decision(&event), &self.resolved, &model.access)
         })
     }
+}
+
+/// Writes the leaf data of `row` into `data`: its stored texts verbatim when they hash to the
+/// stored leaf (the usual case, nothing parsed), else the RFC 8785 form of the parsed event.
+/// Neither matching means the event was altered after it was hashed: the export stops rather
+/// than write a line that cannot verify.
+fn leaf_of(row: &EventRow, proof: &Inclusion, data: &mut Vec<u8>) -> Result<(), ApiError> {
+    stored_leaf_data(&row.stored_leaf(), data).map_err(|e| ApiError::Internal(e.into()))?;
+    if leaf_hash(data) == proof.leaf {
+        return Ok(());
+    }
+    let event = row.to_event()?;
+    *data = leaf_data(&event.leaf()).map_err(|e| ApiError::Internal(e.into()))?;
+    if leaf_hash(data) == proof.leaf {
+        return Ok(());
+    }
+    Err(ApiError::Internal(anyhow::anyhow!(
+        "the event at position {} does not hash to its stored leaf: the log was altered; run \
+         consent-ledger audit-log",
+        row.position
+    )))
 }
 
 /// Writes the whole bundle to `out`; `progress` is told (positions scanned, tree size) after

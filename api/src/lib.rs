@@ -21,6 +21,7 @@ pub mod audit_log;
 pub mod auth;
 pub mod bench;
 pub mod bench_decisions;
+pub mod bench_log;
 pub mod body;
 pub mod cli;
 pub mod export;

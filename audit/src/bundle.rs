@@ -447,12 +447,19 @@ mod tests {
     #[test]
     fn write_line_writes_what_serde_writes() {
         let leaf = "{\"actor\":\"a \\\"q\\\" \\u0001 é \u{1} \u{7f} \u{2028} 𝄞\",\"position\":12}";
-        for proof in [vec![], vec![[1u8; 32]], vec![[0u8; 32], [255u8; 32], [9u8; 32]]] {
+        for proof in [
+            vec![],
+            vec![[1u8; 32]],
+            vec![[0u8; 32], [255u8; 32], [9u8; 32]],
+        ] {
             let mut out = b"before\n".to_vec();
             write_line(&mut out, 12, leaf, &proof).unwrap();
             let expected =
                 serde_json::to_string(&BundleLine::new(12, leaf.to_owned(), &proof)).unwrap();
-            assert_eq!(String::from_utf8(out).unwrap(), format!("before\n{expected}\n"));
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                format!("before\n{expected}\n")
+            );
         }
     }
 

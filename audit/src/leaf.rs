@@ -73,6 +73,62 @@ fn plainly_canonical(value: &serde_json::Value) -> bool {
     }
 }
 
+/// An event as the store keeps it: every field, the payload as its JSON text and `recorded_at`
+/// as its RFC 3339 text, unparsed. For scans that hash millions of leaves (audit, export).
+#[derive(Debug, Clone, Copy)]
+pub struct StoredLeaf<'a> {
+    pub actor: &'a str,
+    pub event_type: &'a str,
+    /// The payload's JSON text, as stored.
+    pub payload: &'a str,
+    pub position: u64,
+    /// `recorded_at` as stored.
+    pub recorded_at: &'a str,
+    pub request_id: &'a str,
+    pub schema_version: u32,
+    pub stream_id: &'a str,
+    pub stream_type: &'a str,
+    pub stream_version: u64,
+}
+
+/// Writes into `out` (cleared first) the leaf data of a stored event with its payload and
+/// `recorded_at` texts copied verbatim, parsing nothing.
+///
+/// This *is* the leaf data ([`leaf_data`] of the parsed event) whenever the store wrote the
+/// payload as its canonical JSON and the time in the form leaves use — which it does for every
+/// payload on the fast path of [`leaf_data`]. It is not otherwise (a float, a non-ASCII key),
+/// and not if the text was altered: so the caller compares the hash with the stored leaf hash
+/// and, when they differ, parses the event and takes [`leaf_data`], which decides.
+pub fn stored_leaf_data(
+    event: &StoredLeaf<'_>,
+    out: &mut Vec<u8>,
+) -> Result<(), serde_json::Error> {
+    use std::io::Write;
+    let io = serde_json::Error::io;
+    out.clear();
+    out.extend_from_slice(b"{\"actor\":");
+    serde_json::to_writer(&mut *out, event.actor)?;
+    out.extend_from_slice(b",\"event_type\":");
+    serde_json::to_writer(&mut *out, event.event_type)?;
+    out.extend_from_slice(b",\"payload\":");
+    out.extend_from_slice(event.payload.as_bytes());
+    write!(out, ",\"position\":{},\"recorded_at\":", event.position).map_err(io)?;
+    serde_json::to_writer(&mut *out, event.recorded_at)?;
+    out.extend_from_slice(b",\"request_id\":");
+    serde_json::to_writer(&mut *out, event.request_id)?;
+    write!(
+        out,
+        ",\"schema_version\":{},\"stream_id\":",
+        event.schema_version
+    )
+    .map_err(io)?;
+    serde_json::to_writer(&mut *out, event.stream_id)?;
+    out.extend_from_slice(b",\"stream_type\":");
+    serde_json::to_writer(&mut *out, event.stream_type)?;
+    write!(out, ",\"stream_version\":{}}}", event.stream_version).map_err(io)?;
+    Ok(())
+}
+
 /// SHA-256(0x00 ‖ leaf data), RFC 9162 §2.1.1.
 pub fn event_leaf_hash(event: &LeafEvent<'_>) -> Result<Hash, serde_json::Error> {
     Ok(leaf_hash(&leaf_data(event)?))
@@ -129,6 +185,45 @@ mod tests {
                 leaf_data(&event(&payload)).unwrap(),
                 serde_json_canonicalizer::to_vec(&event(&payload)).unwrap()
             );
+        }
+    }
+
+    #[test]
+    fn the_stored_texts_copied_verbatim_are_the_leaf_data_when_the_payload_is_plain() {
+        let mut out = Vec::new();
+        let plain = json!({"TrackingAccessAllowed": {"decision_id": "x", "granted": ["status_events"],
+            "on_behalf_of": null, "n": -3, "ctrl": "\u{1}\u{7f}\u{2028}é"}});
+        let floaty = json!({"b": 1.0, "a": "x"});
+        for (payload, same) in [(&plain, true), (&floaty, false)] {
+            let e = event(payload);
+            // As the store writes them: Value::to_string and RFC 3339 with microseconds.
+            let text = payload.to_string();
+            let time = e.recorded_at.to_rfc3339_opts(SecondsFormat::Micros, true);
+            let stored = StoredLeaf {
+                actor: e.actor,
+                event_type: e.event_type,
+                payload: &text,
+                position: e.position,
+                recorded_at: &time,
+                request_id: e.request_id,
+                schema_version: e.schema_version,
+                stream_id: e.stream_id,
+                stream_type: e.stream_type,
+                stream_version: e.stream_version,
+            };
+            stored_leaf_data(&stored, &mut out).unwrap();
+            assert_eq!(out == leaf_data(&e).unwrap(), same, "{payload}");
+            // A changed byte of the stored payload changes it.
+            let altered = text.replacen('x', "y", 1);
+            stored_leaf_data(
+                &StoredLeaf {
+                    payload: &altered,
+                    ..stored
+                },
+                &mut out,
+            )
+            .unwrap();
+            assert_ne!(out, leaf_data(&e).unwrap());
         }
     }
 

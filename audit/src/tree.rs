@@ -878,6 +878,28 @@ impl Frontier {
         fold_subtrees(&self.hashes)
     }
 
+    /// Appends a leaf by its [`leaf_hash`], as [`Self::push`] does, without listing the subtrees
+    /// it completes (for recomputing a root, where nothing is kept).
+    ///
+    /// # Panics
+    /// If the tree already holds `u64::MAX` leaves.
+    pub fn append(&mut self, leaf_hash: Hash) {
+        let index = self.size;
+        self.size = index
+            .checked_add(1)
+            .expect("a tree holds at most u64::MAX leaves");
+        let mut hash = leaf_hash;
+        for _ in 0..index.trailing_ones() {
+            // INVARIANT: as in `push`, one hash per set bit of `index`.
+            let left = self
+                .hashes
+                .pop()
+                .expect("a frontier holds a hash for each set bit of its size");
+            hash = node_hash(&left, &hash);
+        }
+        self.hashes.push(hash);
+    }
+
     /// Appends a leaf by its [`leaf_hash`] and returns every perfect subtree the leaf completes,
     /// smallest first: the leaf itself (level 0), then one more for each trailing one bit of the
     /// old size, as equal neighbours merge. A store that keeps them all can answer any proof

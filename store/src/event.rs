@@ -175,3 +175,61 @@ pub struct RawEvent {
     pub actor: String,
     pub payload: String,
 }
+
+/// An event as stored, every column as read and nothing parsed (the payload and `recorded_at`
+/// are their stored texts): what scans that hash every leaf read, since parsing a payload
+/// costs more than hashing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    pub position: Position,
+    pub stream_type: String,
+    pub stream_id: String,
+    pub stream_version: u64,
+    pub event_type: String,
+    pub schema_version: u32,
+    pub actor: String,
+    pub request_id: String,
+    pub recorded_at: String,
+    pub payload: String,
+}
+
+impl EventRow {
+    /// The stored texts for [`consent_ledger_audit::leaf::stored_leaf_data`].
+    pub fn stored_leaf(&self) -> consent_ledger_audit::leaf::StoredLeaf<'_> {
+        consent_ledger_audit::leaf::StoredLeaf {
+            actor: &self.actor,
+            event_type: &self.event_type,
+            payload: &self.payload,
+            position: self.position.get(),
+            recorded_at: &self.recorded_at,
+            request_id: &self.request_id,
+            schema_version: self.schema_version,
+            stream_id: &self.stream_id,
+            stream_type: &self.stream_type,
+            stream_version: self.stream_version,
+        }
+    }
+
+    /// The event with its payload and time parsed, as [`crate::Store::read_range`] reads it.
+    pub fn to_event(&self) -> Result<StoredEvent, crate::StoreError> {
+        let corrupt = |detail: String| crate::StoreError::Corrupt {
+            position: self.position.as_i64(),
+            detail,
+        };
+        Ok(StoredEvent {
+            position: self.position,
+            stream_type: self.stream_type.clone(),
+            stream_id: self.stream_id.clone(),
+            stream_version: self.stream_version,
+            event_type: self.event_type.clone(),
+            schema_version: self.schema_version,
+            actor: self.actor.clone(),
+            request_id: self.request_id.clone(),
+            recorded_at: DateTime::parse_from_rfc3339(&self.recorded_at)
+                .map_err(|e| corrupt(format!("recorded_at: {e}")))?
+                .with_timezone(&Utc),
+            payload: serde_json::from_str(&self.payload)
+                .map_err(|e| corrupt(format!("payload: {e}")))?,
+        })
+    }
+}

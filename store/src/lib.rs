@@ -31,8 +31,8 @@ use sqlx::SqlitePool;
 
 pub use error::StoreError;
 pub use event::{
-    Append, Guard, IdempotencyClaim, IdempotencyRecord, NewEvent, Position, Provenance, RawEvent,
-    StoredEvent,
+    Append, EventRow, Guard, IdempotencyClaim, IdempotencyRecord, NewEvent, Position, Provenance,
+    RawEvent, StoredEvent,
 };
 
 use std::collections::HashMap;
@@ -47,6 +47,14 @@ const BLOCK_LEVEL: u32 = 14;
 /// Proofs in one block from which reading and hashing the whole block is cheaper than a path's
 /// look-ups per proof (a block costs about as much as 50 single paths).
 const DENSE_BLOCK: usize = 64;
+
+/// A leaf's stored hash and its inclusion proof, from [`Store::inclusion_proofs`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inclusion {
+    pub leaf: Hash,
+    /// PATH(m, D[n]), RFC 9162 §2.1.3.1, leaf first.
+    pub path: Vec<Hash>,
+}
 
 /// Where the store lives (SPEC §8: `--data-dir` or `--database-url`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,6 +149,17 @@ impl Store {
         sqlite::read_range_raw(&self.inner.reads, from, limit).await
     }
 
+    /// Like [`Store::read_range`], with nothing parsed (see [`EventRow`]).
+    pub async fn read_rows(&self, from: Position, limit: u32) -> Result<Vec<EventRow>, StoreError> {
+        sqlite::read_rows(&self.inner.reads, from, limit).await
+    }
+
+    /// The stored leaf hashes of positions `leaves`, in order; a missing one is
+    /// [`StoreError::Corrupt`].
+    pub async fn leaf_range(&self, leaves: std::ops::Range<u64>) -> Result<Vec<Hash>, StoreError> {
+        sqlite::leaf_range(&self.inner.reads, leaves).await
+    }
+
     /// The position the next committed event will get, i.e. the log's size.
     pub async fn next_position(&self) -> Result<Position, StoreError> {
         sqlite::next_position(&self.inner.reads).await
@@ -175,17 +194,17 @@ impl Store {
         tree::inclusion_path(index, tree_size, |n| lookup(&stored, n)).map_err(proof_error)
     }
 
-    /// PATH(index, D[tree_size]) for each of `positions`, in the same order. Neighbouring
-    /// positions share most of their paths, so where many fall in one block of 2^14 leaves the
-    /// block's leaves are read once and hashed in memory ([`tree::MemoryTree`]), and the part of
-    /// the path above the block is fetched once ([`tree::path_block`]); a lone position gets its
-    /// own look-ups. Ascending positions share the most. The caller checks every
-    /// `position < tree_size <= log size`.
+    /// The stored leaf hash and PATH(index, D[tree_size]) of each of `positions`, in the same
+    /// order. Neighbouring positions share most of their paths, so where many fall in one block
+    /// of 2^14 leaves the block's leaves are read once and hashed in memory
+    /// ([`tree::MemoryTree`]), and the part of the path above the block is fetched once
+    /// ([`tree::path_block`]); a lone position gets its own look-ups. Ascending positions share
+    /// the most. The caller checks every `position < tree_size <= log size`.
     pub async fn inclusion_proofs(
         &self,
         positions: &[u64],
         tree_size: u64,
-    ) -> Result<Vec<Vec<Hash>>, StoreError> {
+    ) -> Result<Vec<Inclusion>, StoreError> {
         let mut proofs = Vec::with_capacity(positions.len());
         let mut rest = positions;
         while let Some(&first) = rest.first() {
@@ -195,7 +214,20 @@ impl Store {
             rest = after;
             if group.len() < DENSE_BLOCK {
                 for &p in group {
-                    proofs.push(self.inclusion_proof(p, tree_size).await?);
+                    let leaf =
+                        NodeId::new(0, p).ok_or(proof_error(TreeError::IndexOutOfRange {
+                            index: p,
+                            tree_size,
+                        }))?;
+                    let mut nodes =
+                        tree::inclusion_path_nodes(p, tree_size).map_err(proof_error)?;
+                    nodes.push(leaf);
+                    let stored = self.stored_nodes(&nodes).await?;
+                    proofs.push(Inclusion {
+                        leaf: lookup(&stored, leaf).map_err(proof_error)?,
+                        path: tree::inclusion_path(p, tree_size, |n| lookup(&stored, n))
+                            .map_err(proof_error)?,
+                    });
                 }
                 continue;
             }
@@ -208,11 +240,17 @@ impl Store {
                 tree::inclusion_path_above(block.clone(), tree_size, |n| lookup(&stored, n))
                     .map_err(proof_error)?;
             for &p in group {
-                let mut path = inside
-                    .inclusion_path(p - block.start)
-                    .map_err(proof_error)?;
+                let index = p - block.start;
+                let mut path = inside.inclusion_path(index).map_err(proof_error)?;
                 path.extend_from_slice(&above);
-                proofs.push(path);
+                let leaf =
+                    NodeId::new(0, index)
+                        .and_then(|n| inside.node(n))
+                        .ok_or(proof_error(TreeError::IndexOutOfRange {
+                            index: p,
+                            tree_size,
+                        }))?;
+                proofs.push(Inclusion { leaf, path });
             }
         }
         Ok(proofs)

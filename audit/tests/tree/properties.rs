@@ -164,8 +164,16 @@ fn flip(proof: &[Hash], element: usize, byte: usize) -> Vec<Hash> {
 fn the_frontier_root_and_reports_match_the_rfc_after_every_push() {
     let leaves = sample_leaves(1, MAX);
     let mut store = Store::new();
+    let mut appended = Frontier::new();
     for (s, &leaf) in leaves.iter().enumerate() {
         let completed = store.push(leaf);
+        appended.append(leaf);
+        assert_eq!(
+            appended,
+            store.frontier,
+            "append equals push, size {}",
+            s + 1
+        );
         let size = s as u64 + 1;
         let d = &leaves[..=s];
 
