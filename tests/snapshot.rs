@@ -158,15 +158,7 @@ async fn a_restart_loads_the_snapshot_and_replays_only_the_rest() {
     assert_eq!(at, state.store.next_position().await.expect("size"));
     // After the snapshot: a wider grant, then the first one revoked.
     let wide = grant(&state, shipper, partner, None).await;
-    let revoke = ConsentCommand::RevokeConsent {
-        revoked_by: shipper.into(),
-        reason: Reason::parse("ended").expect("reason"),
-    };
-    state
-        .consents
-        .execute(&dhl_only.to_string(), revoke, meta())
-        .await
-        .expect("revoke");
+    revoke(&state, shipper, dhl_only).await;
     let before = state.projector.read().summary();
     drop(state);
 
@@ -226,4 +218,60 @@ async fn a_snapshot_of_another_log_is_ignored() {
         .expect("replay");
     assert_eq!(state_b.projector.read().summary(), replayed.summary());
     assert_eq!(replayed.summary().shipments, 7);
+}
+
+async fn revoke(state: &AppState, shipper: ShipperId, consent: ConsentId) {
+    let revoke = ConsentCommand::RevokeConsent {
+        revoked_by: shipper.into(),
+        reason: Reason::parse("ended").expect("reason"),
+    };
+    state
+        .consents
+        .execute(&consent.to_string(), revoke, meta())
+        .await
+        .expect("revoke");
+}
+
+/// Decisions about `shipments` (and one unknown shipment), recorded as the API records them.
+async fn decide(state: &AppState, partner: PartnerId, shipments: &[ShipmentId]) {
+    use consent_ledger_api::routes::decisions::{decide_and_record, Question};
+    let unknown = ShipmentId::from_uuid(Uuid::now_v7());
+    let questions: Vec<Question> = shipments
+        .iter()
+        .chain([&unknown])
+        .map(|id| Question {
+            partner,
+            shipment: ShipmentRef::Id(*id),
+            purpose: Purpose::InsuranceClaim,
+            requested: Categories::of(&[DataCategory::StatusEvents]),
+            on_behalf_of: None,
+        })
+        .collect();
+    decide_and_record(state, &questions, meta())
+        .await
+        .expect("decisions recorded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_passes_over_decisions_and_ends_at_the_log_size() {
+    let dir = tempfile::tempdir().expect("dir");
+    let state = open(dir.path()).await;
+    let (shipper, partner, shipments, dhl_only) = populate(&state, 20).await;
+    // Decisions between the other events, and as the log's last events.
+    decide(&state, partner, &shipments[..5]).await;
+    grant(&state, shipper, partner, None).await;
+    decide(&state, partner, &shipments[5..]).await;
+    revoke(&state, shipper, dhl_only).await;
+    decide(&state, partner, &shipments).await;
+
+    let size = state.store.next_position().await.expect("size");
+    let mut reached = Vec::new();
+    let replayed = Projector::replay(&state.store, |p| reached.push(p))
+        .await
+        .expect("replay");
+    assert_eq!(replayed.next_position(), size);
+    assert_eq!(reached.last(), Some(&size), "progress ends at the log size");
+    assert_eq!(replayed.summary(), state.projector.read().summary());
+    assert_eq!(replayed.summary().log_size, size.get());
+    assert!(replayed.consents[&dhl_only].revocation.is_some());
 }

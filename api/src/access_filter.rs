@@ -11,7 +11,7 @@ use consent_ledger_domain::values::{
     CarrierCode, PartnerId, ShipmentId, ShipperId, TrackingNumber,
 };
 use consent_ledger_projections::decider::{Decider, ShipmentRef};
-use consent_ledger_store::EventRow;
+use consent_ledger_store::StoredEvent;
 
 /// The names of the filters, as query parameters (the command line spells `_` as `-`).
 pub const FILTER_NAMES: [&str; 8] = [
@@ -220,11 +220,11 @@ pub struct Decision<'a> {
 
 /// The access decision a stored event records, if it records one. The one place that reads an
 /// access event's payload.
-pub fn access_event(e: &EventRow) -> Option<AccessEvent> {
+pub fn access_event(e: &StoredEvent) -> Option<AccessEvent> {
     if e.stream_type != ACCESS_STREAM {
         return None;
     }
-    serde_json::from_str(&e.payload).ok()
+    e.payload.decode().ok()
 }
 
 /// The facts of a decision the filters look at.

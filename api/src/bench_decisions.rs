@@ -361,7 +361,8 @@ pub(crate) async fn fixture(
 }
 
 /// Sends `count` requests from `connections` concurrent clients on a load-generator thread of
-/// its own; `body(i)` gives request i's (path, token, JSON). Returns latency figures.
+/// its own; `body(i)` gives request i's (path, token, JSON), POSTed, or GET without a body when
+/// the JSON is null. Returns latency figures.
 fn load(
     url: String,
     connections: usize,
@@ -390,12 +391,14 @@ fn load(
                         next.set(i + 1);
                         let (path, token, json) = body(i);
                         let t = Instant::now();
-                        let mut res = client
-                            .post(format!("{url}{path}"))
-                            .insert_header(("Authorization", format!("Bearer {token}")))
-                            .send_json(&json)
-                            .await
-                            .map_err(|e| anyhow::anyhow!("{e}"))?;
+                        let url = format!("{url}{path}");
+                        let auth = ("Authorization", format!("Bearer {token}"));
+                        let mut res = if json.is_null() {
+                            client.get(url).insert_header(auth).send().await
+                        } else {
+                            client.post(url).insert_header(auth).send_json(&json).await
+                        }
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
                         let _ = res
                             .body()
                             .limit(64 << 20)
@@ -458,6 +461,13 @@ pub async fn decisions(args: DecisionsArgs) -> anyhow::Result<()> {
         })
     };
     let batched = load(f.url.clone(), 4, args.batches, batch)?;
+    // The ceiling of this harness: the same clients on an answer that does no work at all.
+    let ceiling = load(
+        f.url.clone(),
+        args.connections,
+        args.count,
+        Arc::new(|_| ("/healthz", String::new(), serde_json::Value::Null)),
+    )?;
 
     // Baseline (a): the decision rows the product wrote, as raw batched INSERTs.
     let rows: Vec<StoredEvent> = f
@@ -491,6 +501,13 @@ pub async fn decisions(args: DecisionsArgs) -> anyhow::Result<()> {
         "| baseline: raw INSERT of the same rows, 1,000 per transaction | {raw_rate:.0} | | |"
     );
     println!("| baseline: naive cqrs-es command per read on a per-shipment aggregate, 64 clients | {:.0} | {:.2} ms | {:.2} ms |", naive.per_second, ms(naive.p50), ms(naive.p99));
+    println!(
+        "| ceiling of the harness: GET /healthz (no work), {} connections | {:.0} | {:.2} ms | {:.2} ms |",
+        args.connections,
+        ceiling.per_second,
+        ms(ceiling.p50),
+        ms(ceiling.p99)
+    );
     println!();
     println!(
         "single / raw batched INSERT: {:.2}",
@@ -501,6 +518,10 @@ pub async fn decisions(args: DecisionsArgs) -> anyhow::Result<()> {
         batched.per_second * 1000.0 / raw_rate
     );
     println!("single / naive: {:.1}x", http.per_second / naive.per_second);
+    println!(
+        "harness ceiling / raw batched INSERT: {:.2}",
+        ceiling.per_second / raw_rate
+    );
     Ok(())
 }
 

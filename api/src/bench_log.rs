@@ -124,7 +124,7 @@ pub(crate) async fn seed_log(
                     decided_at,
                 }
             };
-            NewEvent::from_domain(&event, ACCESS_STREAM, &decision_id.to_string(), 1)?
+            NewEvent::from_presorted_domain(&event, ACCESS_STREAM, &decision_id.to_string(), 1)?
         };
         pending.push(event);
         if pending.len() == EVENTS_PER_APPEND || i + 1 == total {
@@ -472,7 +472,7 @@ pub async fn log(args: LogArgs) -> anyhow::Result<()> {
 async fn first_decision(state: &AppState) -> anyhow::Result<(PartnerId, chrono::DateTime<Utc>)> {
     let mut from = 0;
     loop {
-        let page = state.store.read_rows(Position::new(from), 10_000).await?;
+        let page = state.store.read_range(Position::new(from), 10_000).await?;
         let Some(last) = page.last() else {
             anyhow::bail!("the log holds no decision");
         };

@@ -11,11 +11,11 @@ use std::io::Write;
 use std::sync::Arc;
 
 use consent_ledger_audit::bundle::{write_line, BundleConsistency, BundleHeader, BUNDLE_FORMAT};
-use consent_ledger_audit::leaf::{leaf_data, stored_leaf_data};
+use consent_ledger_audit::leaf::leaf_data;
 use consent_ledger_audit::tree::leaf_hash;
 use consent_ledger_domain::access::ACCESS_STREAM;
 use consent_ledger_projections::ReadModel;
-use consent_ledger_store::{EventRow, Inclusion, Position, Store, StoreError};
+use consent_ledger_store::{Inclusion, Position, Store, StoreError, StoredEvent};
 use tokio::task::JoinHandle;
 
 use crate::access_filter::{access_event, decision, AccessFilter, Resolved};
@@ -26,7 +26,7 @@ use crate::state::AppState;
 /// share one block read.
 const PAGE: u32 = 1 << 14;
 
-type PageRead = JoinHandle<Result<Vec<EventRow>, StoreError>>;
+type PageRead = JoinHandle<Result<Vec<StoredEvent>, StoreError>>;
 
 /// Writes one bundle, chunk by chunk: [`Exporter::start`], then [`Exporter::next_chunk`] until
 /// it answers `None`.
@@ -121,7 +121,7 @@ impl Exporter {
 
     fn read(store: &Store, from: u64) -> PageRead {
         let store = store.clone();
-        tokio::spawn(async move { store.read_rows(Position::new(from), PAGE).await })
+        tokio::spawn(async move { store.read_range(Position::new(from), PAGE).await })
     }
 
     /// The next chunk of the bundle (whole lines; empty when a page held nothing selected), or
@@ -161,11 +161,10 @@ impl Exporter {
             .inclusion_proofs(&positions, self.size)
             .await?;
         let mut chunk = Vec::with_capacity(selected.len() * 1600);
-        let mut data = Vec::with_capacity(1024);
-        for (row, proof) in selected.iter().zip(&proofs) {
-            leaf_of(row, proof, &mut data)?;
+        for (event, proof) in selected.iter().zip(&proofs) {
+            let data = leaf_of(event, proof)?;
             let leaf = std::str::from_utf8(&data).map_err(|e| ApiError::Internal(e.into()))?;
-            write_line(&mut chunk, row.position.get(), leaf, &proof.path)
+            write_line(&mut chunk, event.position.get(), leaf, &proof.path)
                 .map_err(|e| ApiError::Internal(e.into()))?;
         }
         self.exported += selected.len() as u64;
@@ -173,7 +172,7 @@ impl Exporter {
     }
 
     /// The page's events the bundle holds.
-    fn select<'e>(&self, events: &'e [EventRow]) -> Vec<&'e EventRow> {
+    fn select<'e>(&self, events: &'e [StoredEvent]) -> Vec<&'e StoredEvent> {
         let model = self.state.projector.read();
         events
             .iter()
@@ -182,7 +181,7 @@ impl Exporter {
             .collect()
     }
 
-    fn holds(&self, e: &EventRow, model: &ReadModel) -> bool {
+    fn holds(&self, e: &StoredEvent, model: &ReadModel) -> bool {
         if e.stream_type == "shipment" {
             return self.registration.as_ref() == Some(&e.stream_id);
         }
@@ -197,24 +196,17 @@ impl Exporter {
     }
 }
 
-/// Writes the leaf data of `row` into `data`: its stored texts verbatim when they hash to the
-/// stored leaf (the usual case, nothing parsed), else the RFC 8785 form of the parsed event.
-/// Neither matching means the event was altered after it was hashed: the export stops rather
-/// than write a line that cannot verify.
-fn leaf_of(row: &EventRow, proof: &Inclusion, data: &mut Vec<u8>) -> Result<(), ApiError> {
-    stored_leaf_data(&row.stored_leaf(), data).map_err(|e| ApiError::Internal(e.into()))?;
-    if leaf_hash(data) == proof.leaf {
-        return Ok(());
-    }
-    let event = row.to_event()?;
-    *data = leaf_data(&event.leaf()).map_err(|e| ApiError::Internal(e.into()))?;
-    if leaf_hash(data) == proof.leaf {
-        return Ok(());
+/// The leaf data of `event`, checked against its stored leaf hash: an event altered after it
+/// was hashed stops the export rather than yield a line that cannot verify.
+fn leaf_of(event: &StoredEvent, proof: &Inclusion) -> Result<Vec<u8>, ApiError> {
+    let data = leaf_data(&event.leaf());
+    if leaf_hash(&data) == proof.leaf {
+        return Ok(data);
     }
     Err(ApiError::Internal(anyhow::anyhow!(
         "the event at position {} does not hash to its stored leaf: the log was altered; run \
          consent-ledger audit-log",
-        row.position
+        event.position
     )))
 }
 

@@ -111,7 +111,14 @@ impl AppState {
                 tracing::info!(position = %at, seconds = started.elapsed().as_secs_f64(), "read model loaded from snapshot")
             }
             None => {
-                tracing::info!("no usable snapshot; building the read model from the whole log")
+                tracing::info!("no usable snapshot; building the read model from the whole log");
+                // Nothing is served yet, so nothing commits here meanwhile; what another
+                // process commits is caught up below.
+                projector.install(
+                    Projector::replay(&store, |_| {})
+                        .await
+                        .context("replaying the log")?,
+                );
             }
         }
         let applied = projector

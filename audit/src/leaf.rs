@@ -3,21 +3,18 @@
 //! that a leaf hash commits to all of them. Leaf index = global position.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Serialize;
 
 use crate::tree::{leaf_hash, Hash};
 
 /// One event as it enters the tree. Borrowed, so the writer hashes without copying.
-///
-/// The fields are declared in RFC 8785 key order (sorted), so serde's output of this struct is
-/// already canonical whenever the payload is (see [`leaf_data`]).
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy)]
 pub struct LeafEvent<'a> {
     pub actor: &'a str,
     pub event_type: &'a str,
-    pub payload: &'a serde_json::Value,
+    /// The payload's RFC 8785 canonical JSON text, as [`canonical_text`] writes it; the store
+    /// keeps payloads in this form, so it goes into the leaf as it is.
+    pub payload: &'a str,
     pub position: u64,
-    #[serde(serialize_with = "rfc3339_micros")]
     pub recorded_at: DateTime<Utc>,
     pub request_id: &'a str,
     pub schema_version: u32,
@@ -26,26 +23,68 @@ pub struct LeafEvent<'a> {
     pub stream_version: u64,
 }
 
-fn rfc3339_micros<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Micros, true))
-}
-
 /// The canonical JSON text of the event (RFC 8785): the leaf data.
 ///
-/// Fast path: when every number in the payload is an integer and every object's keys are
-/// ASCII and iterate in sorted order, plain serde_json output is byte-for-byte RFC 8785
-/// (integers print alike; serde_json escapes strings exactly as JCS does; ASCII keys sort the
-/// same in UTF-8 and UTF-16). The event's own fields are declared sorted. Otherwise the JCS
-/// implementation does it (ten times slower: it re-sorts and re-formats every value). Tests
-/// hold the two paths equal.
-pub fn leaf_data(event: &LeafEvent<'_>) -> Result<Vec<u8>, serde_json::Error> {
-    if plainly_canonical(event.payload)
-        && event.position <= MAX_SAFE
-        && event.stream_version <= MAX_SAFE
-    {
-        serde_json::to_vec(event)
+/// The envelope is written directly, its keys in sorted order, strings escaped by serde_json
+/// (which escapes exactly as JCS does), the payload embedded as the canonical text it already
+/// is. Tests hold the result equal to a JCS implementation's output.
+pub fn leaf_data(event: &LeafEvent<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(320 + event.payload.len());
+    out.extend_from_slice(b"{\"actor\":");
+    push_str(&mut out, event.actor);
+    out.extend_from_slice(b",\"event_type\":");
+    push_str(&mut out, event.event_type);
+    out.extend_from_slice(b",\"payload\":");
+    out.extend_from_slice(event.payload.as_bytes());
+    out.extend_from_slice(b",\"position\":");
+    push_number(&mut out, event.position);
+    out.extend_from_slice(b",\"recorded_at\":\"");
+    out.extend_from_slice(
+        event
+            .recorded_at
+            .to_rfc3339_opts(SecondsFormat::Micros, true)
+            .as_bytes(),
+    );
+    out.extend_from_slice(b"\",\"request_id\":");
+    push_str(&mut out, event.request_id);
+    out.extend_from_slice(b",\"schema_version\":");
+    push_number(&mut out, u64::from(event.schema_version));
+    out.extend_from_slice(b",\"stream_id\":");
+    push_str(&mut out, event.stream_id);
+    out.extend_from_slice(b",\"stream_type\":");
+    push_str(&mut out, event.stream_type);
+    out.extend_from_slice(b",\"stream_version\":");
+    push_number(&mut out, event.stream_version);
+    out.push(b'}');
+    out
+}
+
+fn push_str(out: &mut Vec<u8>, s: &str) {
+    // Writing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// JCS numbers are IEEE doubles: integers print alike only up to 2^53; beyond that the JCS
+/// implementation formats the double (never reached by positions or versions in practice).
+fn push_number(out: &mut Vec<u8>, n: u64) {
+    if n <= MAX_SAFE {
+        out.extend_from_slice(n.to_string().as_bytes());
+    } else if let Ok(text) = serde_json_canonicalizer::to_vec(&n) {
+        out.extend_from_slice(&text);
+    }
+}
+
+/// A JSON value as RFC 8785 canonical text: what an event's payload is stored as.
+///
+/// Fast path: when every number is an integer within 2^53 and every object's keys are ASCII
+/// and iterate in sorted order (serde_json's map is sorted), plain serde_json output is
+/// byte-for-byte RFC 8785 (ASCII keys sort the same in UTF-8 and UTF-16). Otherwise the JCS
+/// implementation does it (ten times slower). Tests hold the two paths equal.
+pub fn canonical_text(value: &serde_json::Value) -> Result<String, serde_json::Error> {
+    if plainly_canonical(value) {
+        serde_json::to_string(value)
     } else {
-        serde_json_canonicalizer::to_vec(event)
+        serde_json_canonicalizer::to_string(value)
     }
 }
 
@@ -56,7 +95,6 @@ fn plainly_canonical(value: &serde_json::Value) -> bool {
     use serde_json::Value;
     match value {
         Value::Null | Value::Bool(_) | Value::String(_) => true,
-        // JCS numbers are IEEE doubles: integers print alike only up to 2^53.
         Value::Number(n) => {
             n.as_i64().is_some_and(|i| i.unsigned_abs() <= MAX_SAFE)
                 || n.as_u64().is_some_and(|u| u <= MAX_SAFE)
@@ -73,163 +111,107 @@ fn plainly_canonical(value: &serde_json::Value) -> bool {
     }
 }
 
-/// An event as the store keeps it: every field, the payload as its JSON text and `recorded_at`
-/// as its RFC 3339 text, unparsed. For scans that hash millions of leaves (audit, export).
-#[derive(Debug, Clone, Copy)]
-pub struct StoredLeaf<'a> {
-    pub actor: &'a str,
-    pub event_type: &'a str,
-    /// The payload's JSON text, as stored.
-    pub payload: &'a str,
-    pub position: u64,
-    /// `recorded_at` as stored.
-    pub recorded_at: &'a str,
-    pub request_id: &'a str,
-    pub schema_version: u32,
-    pub stream_id: &'a str,
-    pub stream_type: &'a str,
-    pub stream_version: u64,
-}
-
-/// Writes into `out` (cleared first) the leaf data of a stored event with its payload and
-/// `recorded_at` texts copied verbatim, parsing nothing.
-///
-/// This *is* the leaf data ([`leaf_data`] of the parsed event) whenever the store wrote the
-/// payload as its canonical JSON and the time in the form leaves use — which it does for every
-/// payload on the fast path of [`leaf_data`]. It is not otherwise (a float, a non-ASCII key),
-/// and not if the text was altered: so the caller compares the hash with the stored leaf hash
-/// and, when they differ, parses the event and takes [`leaf_data`], which decides.
-pub fn stored_leaf_data(
-    event: &StoredLeaf<'_>,
-    out: &mut Vec<u8>,
-) -> Result<(), serde_json::Error> {
-    use std::io::Write;
-    let io = serde_json::Error::io;
-    out.clear();
-    out.extend_from_slice(b"{\"actor\":");
-    serde_json::to_writer(&mut *out, event.actor)?;
-    out.extend_from_slice(b",\"event_type\":");
-    serde_json::to_writer(&mut *out, event.event_type)?;
-    out.extend_from_slice(b",\"payload\":");
-    out.extend_from_slice(event.payload.as_bytes());
-    write!(out, ",\"position\":{},\"recorded_at\":", event.position).map_err(io)?;
-    serde_json::to_writer(&mut *out, event.recorded_at)?;
-    out.extend_from_slice(b",\"request_id\":");
-    serde_json::to_writer(&mut *out, event.request_id)?;
-    write!(
-        out,
-        ",\"schema_version\":{},\"stream_id\":",
-        event.schema_version
-    )
-    .map_err(io)?;
-    serde_json::to_writer(&mut *out, event.stream_id)?;
-    out.extend_from_slice(b",\"stream_type\":");
-    serde_json::to_writer(&mut *out, event.stream_type)?;
-    write!(out, ",\"stream_version\":{}}}", event.stream_version).map_err(io)?;
-    Ok(())
-}
-
 /// SHA-256(0x00 ‖ leaf data), RFC 9162 §2.1.1.
-pub fn event_leaf_hash(event: &LeafEvent<'_>) -> Result<Hash, serde_json::Error> {
-    Ok(leaf_hash(&leaf_data(event)?))
+pub fn event_leaf_hash(event: &LeafEvent<'_>) -> Hash {
+    leaf_hash(&leaf_data(event))
 }
 
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
+    use serde::Serialize;
     use serde_json::json;
 
     use super::*;
 
-    fn event(payload: &serde_json::Value) -> LeafEvent<'_> {
+    /// The event as a JCS implementation sees it: every field a JSON value.
+    #[derive(Serialize)]
+    struct Whole<'a> {
+        actor: &'a str,
+        event_type: &'a str,
+        payload: &'a serde_json::Value,
+        position: u64,
+        recorded_at: String,
+        request_id: &'a str,
+        schema_version: u32,
+        stream_id: &'a str,
+        stream_type: &'a str,
+        stream_version: u64,
+    }
+
+    const ACTOR: &str = "gateway \u{7f} \u{1f} \u{2028} é 𝄞";
+    const REQUEST: &str = "line\nbreak\t\"quote\" back\\slash /";
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).single().unwrap()
+    }
+
+    fn event(payload: &str, position: u64) -> LeafEvent<'_> {
         LeafEvent {
-            position: 1,
+            position,
             stream_type: "access",
             stream_id: "01a21007-de21-7702-9e2c-d0516566304d",
             stream_version: 1,
             event_type: "TrackingAccessAllowed",
             schema_version: 1,
-            actor: "gateway \u{7f} \u{1f} \u{2028} é 𝄞",
-            request_id: "line\nbreak\t\"quote\" back\\slash /",
-            recorded_at: Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).single().unwrap(),
+            actor: ACTOR,
+            request_id: REQUEST,
+            recorded_at: at(),
             payload,
         }
     }
 
+    fn by_jcs(payload: &serde_json::Value, position: u64) -> Vec<u8> {
+        serde_json_canonicalizer::to_vec(&Whole {
+            actor: ACTOR,
+            event_type: "TrackingAccessAllowed",
+            payload,
+            position,
+            recorded_at: at().to_rfc3339_opts(SecondsFormat::Micros, true),
+            request_id: REQUEST,
+            schema_version: 1,
+            stream_id: "01a21007-de21-7702-9e2c-d0516566304d",
+            stream_type: "access",
+            stream_version: 1,
+        })
+        .unwrap()
+    }
+
     #[test]
-    fn the_fast_path_equals_the_jcs_implementation() {
+    fn leaf_data_equals_the_jcs_implementation() {
         let payloads = [
             json!({"TrackingAccessAllowed": {"decision_id": "x", "granted": ["status_events"], "on_behalf_of": null,
                    "position": 9007199254740991u64, "neg": -9007199254740991i64, "flag": true, "ctrl": "\u{0}\u{8}\u{b}\u{1f}"}}),
             json!({"z": 1, "a": {"y": [1, 2, {"b": "c", "a": "d"}]}}),
             json!([]),
             json!("plain"),
-        ];
-        for payload in &payloads {
-            assert!(plainly_canonical(payload), "{payload}");
-            let e = event(payload);
-            assert_eq!(
-                String::from_utf8(serde_json::to_vec(&e).unwrap()).unwrap(),
-                String::from_utf8(serde_json_canonicalizer::to_vec(&e).unwrap()).unwrap()
-            );
-        }
-        // Floats and non-ASCII keys take the JCS implementation.
-        for payload in [
+            // These take the JCS implementation for the payload: floats, non-ASCII keys,
+            // integers beyond 2^53.
             json!({"amount": 1.5e21}),
             json!({"é": 1, "z": 2}),
             json!({"x": 1.0}),
             json!({"big": u64::MAX}),
-        ] {
-            assert!(!plainly_canonical(&payload), "{payload}");
+        ];
+        for (i, payload) in payloads.iter().enumerate() {
+            let text = canonical_text(payload).unwrap();
             assert_eq!(
-                leaf_data(&event(&payload)).unwrap(),
-                serde_json_canonicalizer::to_vec(&event(&payload)).unwrap()
+                text.as_bytes(),
+                serde_json_canonicalizer::to_vec(payload).unwrap(),
+                "{payload}"
             );
-        }
-    }
-
-    #[test]
-    fn the_stored_texts_copied_verbatim_are_the_leaf_data_when_the_payload_is_plain() {
-        let mut out = Vec::new();
-        let plain = json!({"TrackingAccessAllowed": {"decision_id": "x", "granted": ["status_events"],
-            "on_behalf_of": null, "n": -3, "ctrl": "\u{1}\u{7f}\u{2028}é"}});
-        let floaty = json!({"b": 1.0, "a": "x"});
-        for (payload, same) in [(&plain, true), (&floaty, false)] {
-            let e = event(payload);
-            // As the store writes them: Value::to_string and RFC 3339 with microseconds.
-            let text = payload.to_string();
-            let time = e.recorded_at.to_rfc3339_opts(SecondsFormat::Micros, true);
-            let stored = StoredLeaf {
-                actor: e.actor,
-                event_type: e.event_type,
-                payload: &text,
-                position: e.position,
-                recorded_at: &time,
-                request_id: e.request_id,
-                schema_version: e.schema_version,
-                stream_id: e.stream_id,
-                stream_type: e.stream_type,
-                stream_version: e.stream_version,
-            };
-            stored_leaf_data(&stored, &mut out).unwrap();
-            assert_eq!(out == leaf_data(&e).unwrap(), same, "{payload}");
-            // A changed byte of the stored payload changes it.
-            let altered = text.replacen('x', "y", 1);
-            stored_leaf_data(
-                &StoredLeaf {
-                    payload: &altered,
-                    ..stored
-                },
-                &mut out,
-            )
-            .unwrap();
-            assert_ne!(out, leaf_data(&e).unwrap());
+            assert_eq!(plainly_canonical(payload), i < 4, "{payload}");
+            for position in [0, 7, MAX_SAFE, MAX_SAFE + 1, u64::MAX] {
+                assert_eq!(
+                    String::from_utf8(leaf_data(&event(&text, position))).unwrap(),
+                    String::from_utf8(by_jcs(payload, position)).unwrap()
+                );
+            }
         }
     }
 
     #[test]
     fn leaf_data_is_canonical_json_with_sorted_keys_and_no_spaces() {
-        let payload = json!({"b": 1.0, "a": "x", "c": [3, 2]});
+        let payload = canonical_text(&json!({"b": 1.0, "a": "x", "c": [3, 2]})).unwrap();
         let event = LeafEvent {
             position: 7,
             stream_type: "consent",
@@ -239,14 +221,14 @@ mod tests {
             schema_version: 1,
             actor: "u",
             request_id: "r",
-            recorded_at: Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).single().unwrap(),
+            recorded_at: at(),
             payload: &payload,
         };
-        let text = String::from_utf8(leaf_data(&event).unwrap()).unwrap();
+        let text = String::from_utf8(leaf_data(&event)).unwrap();
         assert_eq!(
             text,
             r#"{"actor":"u","event_type":"ConsentGranted","payload":{"a":"x","b":1,"c":[3,2]},"position":7,"recorded_at":"2026-01-02T03:04:05.000000Z","request_id":"r","schema_version":1,"stream_id":"s","stream_type":"consent","stream_version":1}"#
         );
-        assert_eq!(event_leaf_hash(&event).unwrap(), leaf_hash(text.as_bytes()));
+        assert_eq!(event_leaf_hash(&event), leaf_hash(text.as_bytes()));
     }
 }

@@ -30,33 +30,38 @@ pub enum DenyReason {
     ConsentNotYetValid,
 }
 
+/// A recorded access decision.
+///
+/// The fields are declared in sorted order, so that serde_json's output of an access event is
+/// its RFC 8785 canonical form as it is (the hot path stores it without re-sorting; debug
+/// builds check it on every event, see `Payload::encode_presorted`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum AccessEvent {
     TrackingAccessAllowed {
+        consents: Vec<ConsentId>,
+        decided_at: DateTime<Utc>,
         decision_id: Uuid,
-        partner: PartnerId,
-        shipment: ShipmentId,
-        purpose: Purpose,
-        requested: Vec<DataCategory>,
         /// requested ∩ the union of the categories of `consents` (data minimisation).
         granted: Vec<DataCategory>,
-        consents: Vec<ConsentId>,
         on_behalf_of: Option<PartnerId>,
-        decided_at: DateTime<Utc>,
+        partner: PartnerId,
+        purpose: Purpose,
+        requested: Vec<DataCategory>,
+        shipment: ShipmentId,
     },
     TrackingAccessDenied {
+        carrier: Option<CarrierCode>,
+        decided_at: DateTime<Utc>,
         decision_id: Uuid,
+        on_behalf_of: Option<PartnerId>,
         partner: PartnerId,
+        purpose: Purpose,
+        reason: DenyReason,
+        requested: Vec<DataCategory>,
         /// The shipment, or the id asked for when it is unknown; `None` when an unknown
         /// shipment was asked for by carrier and tracking number, which are kept instead.
         shipment: Option<ShipmentId>,
-        carrier: Option<CarrierCode>,
         tracking_number: Option<TrackingNumber>,
-        purpose: Purpose,
-        requested: Vec<DataCategory>,
-        reason: DenyReason,
-        on_behalf_of: Option<PartnerId>,
-        decided_at: DateTime<Utc>,
     },
 }
 

@@ -26,7 +26,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use consent_ledger_domain::values::{PartnerId, ShipmentId, ShipperId};
 use consent_ledger_domain::{Directory, PartnerFacts};
-use consent_ledger_store::{CommitHook, Position, Store, StoreError, StoredEvent};
+use consent_ledger_store::{CommitHook, Position, RawEvent, Store, StoreError, StoredEvent};
 
 pub use model::{ApplyError, ReadModel};
 
@@ -41,6 +41,8 @@ pub enum ProjectionError {
     Apply(#[from] ApplyError),
     #[error("snapshot: {0}")]
     Snapshot(String),
+    #[error("log reader stopped: {0}")]
+    Reader(String),
 }
 
 /// Keeps a [`ReadModel`] up to date with the log.
@@ -160,19 +162,26 @@ impl Projector {
         store: &Store,
         mut progress: impl FnMut(Position),
     ) -> Result<ReadModel, ProjectionError> {
+        // The log up to its size now; the events of the stream the model only counts stay in
+        // SQLite's scan. The next page is read (on SQLite's thread and another runtime
+        // worker) while this one is applied.
+        let end = store.next_position().await?;
+        let (pages, mut next_page) = tokio::sync::mpsc::channel(2);
+        let reader = tokio::spawn(read_pages(store.clone(), end, pages));
         let mut model = ReadModel::default();
-        loop {
-            let events = store
-                .read_range_raw(model.next_position(), CATCH_UP_PAGE)
-                .await?;
-            for event in &events {
+        while let Some(page) = next_page.recv().await {
+            for event in &page? {
+                model.skip_to(event.position);
                 model.apply_raw(event)?;
             }
             progress(model.next_position());
-            if events.len() < CATCH_UP_PAGE as usize {
-                return Ok(model);
-            }
         }
+        reader
+            .await
+            .map_err(|e| ProjectionError::Reader(e.to_string()))?;
+        model.skip_to(end);
+        progress(end);
+        Ok(model)
     }
 
     /// Applies every committed event the model has not seen; returns the model's next position.
@@ -180,22 +189,59 @@ impl Projector {
     pub async fn catch_up(&self) -> Result<Position, ProjectionError> {
         let _one_at_a_time = self.catching_up.lock().await;
         self.behind.store(false, Ordering::Release);
+        // Everything committed now; events of the stream the model only counts are passed
+        // over in SQLite's scan.
+        let end = self.store.next_position().await?;
         loop {
             let from = self.read().next_position();
-            let events = self.store.read_range_raw(from, CATCH_UP_PAGE).await?;
-            if events.is_empty() {
+            if from >= end {
                 return Ok(from);
             }
+            let events = self
+                .store
+                .read_range_except(from, end, CATCH_UP_PAGE, ReadModel::SKIPPED_STREAM)
+                .await?;
             let mut model = self.model.write().unwrap_or_else(|p| p.into_inner());
             for event in &events {
-                // The commit hook may have applied some of these meanwhile.
-                if event.position == model.next_position() {
+                // The commit hook may have applied some of these meanwhile. The positions
+                // between the model's and this event's are skipped-stream events: every other
+                // event before this one was read, in order, and applied.
+                if event.position >= model.next_position() {
+                    model.skip_to(event.position);
                     model.apply_raw(event)?;
                 }
             }
             if events.len() < CATCH_UP_PAGE as usize {
+                model.skip_to(end);
                 return Ok(model.next_position());
             }
+        }
+    }
+}
+
+/// Sends the log's events before `end` that the model applies, page by page, until `end` or
+/// until the receiver is gone.
+async fn read_pages(
+    store: Store,
+    end: Position,
+    pages: tokio::sync::mpsc::Sender<Result<Vec<RawEvent>, StoreError>>,
+) {
+    let mut from = Position::ZERO;
+    loop {
+        let page = store
+            .read_range_except(from, end, CATCH_UP_PAGE, ReadModel::SKIPPED_STREAM)
+            .await;
+        let last = match &page {
+            Ok(events) if events.len() == CATCH_UP_PAGE as usize => events.last(),
+            _ => None,
+        };
+        let Some(last) = last.map(|e| e.position) else {
+            let _ = pages.send(page).await;
+            return;
+        };
+        from = last.next();
+        if pages.send(page).await.is_err() {
+            return;
         }
     }
 }

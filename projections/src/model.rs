@@ -61,7 +61,7 @@ impl ShipmentView {
             destination_country,
             recipient_ref,
             registered_at,
-        } = ShipmentEvent::deserialize(&stored.payload).ok()?;
+        } = stored.payload.decode().ok()?;
         Some(Self {
             id,
             shipper_id: shipper,
@@ -181,21 +181,14 @@ pub struct EventRef<'a> {
     pub stream_id: &'a str,
     pub event_type: &'a str,
     pub actor: &'a str,
-    pub payload: Payload<'a>,
+    /// The payload's JSON text, parsed straight into the typed event, and not at all for
+    /// streams this model skips.
+    pub payload: &'a str,
 }
 
-/// An event's payload, parsed already or still text.
-pub enum Payload<'a> {
-    Json(&'a serde_json::Value),
-    Text(&'a str),
-}
-
-impl Payload<'_> {
+impl EventRef<'_> {
     fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        match self {
-            Payload::Json(v) => T::deserialize(*v),
-            Payload::Text(t) => serde_json::from_str(t),
-        }
+        serde_json::from_str(self.payload)
     }
 }
 
@@ -337,8 +330,18 @@ impl ReadModel {
             stream_id: &event.stream_id,
             event_type: &event.event_type,
             actor: &event.actor,
-            payload: Payload::Json(&event.payload),
+            payload: event.payload.as_str(),
         })
+    }
+
+    /// The stream whose events this model only counts (access decisions, the log's bulk):
+    /// readers may leave their payloads out.
+    pub const SKIPPED_STREAM: &'static str = consent_ledger_domain::access::ACCESS_STREAM;
+
+    /// Counts every position before `position` as applied: the caller read them as events of
+    /// [`ReadModel::SKIPPED_STREAM`], which change nothing here but the position.
+    pub fn skip_to(&mut self, position: Position) {
+        self.next = self.next.max(position.get());
     }
 
     /// Applies the next event of the log, read as text (replay and catch-up): the payload is
@@ -350,7 +353,7 @@ impl ReadModel {
             stream_id: &event.stream_id,
             event_type: &event.event_type,
             actor: &event.actor,
-            payload: Payload::Text(&event.payload),
+            payload: &event.payload,
         })
     }
 
@@ -366,12 +369,10 @@ impl ReadModel {
             detail: e.to_string(),
         };
         match event.stream_type {
-            "principal" => self.apply_principal(event, event.payload.decode().map_err(decode_err)?),
-            "shipment" => self.apply_shipment(event.payload.decode().map_err(decode_err)?),
-            "consent" => self.apply_consent(event, event.payload.decode().map_err(decode_err)?),
-            "consent_request" => {
-                self.apply_request(event, event.payload.decode().map_err(decode_err)?)
-            }
+            "principal" => self.apply_principal(event, event.decode().map_err(decode_err)?),
+            "shipment" => self.apply_shipment(event.decode().map_err(decode_err)?),
+            "consent" => self.apply_consent(event, event.decode().map_err(decode_err)?),
+            "consent_request" => self.apply_request(event, event.decode().map_err(decode_err)?),
             // Streams this model does not show (e.g. access decisions) only advance it.
             _ => {}
         }

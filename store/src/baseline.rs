@@ -32,7 +32,7 @@ async fn insert(conn: &mut SqliteConnection, e: &StoredEvent) -> Result<(), sqlx
     .bind(&e.actor)
     .bind(&e.request_id)
     .bind(e.recorded_at.to_rfc3339())
-    .bind(e.payload.to_string())
+    .bind(e.payload.as_str())
     .execute(conn)
     .await
     .map(|_| ())
@@ -49,27 +49,23 @@ pub async fn batched_insert(
     let start = Instant::now();
     for chunk in rows.chunks(batch.clamp(1, 3000)) {
         let mut tx = conn.begin().await.map_err(StoreError::unavailable)?;
-        let payloads: Vec<String> = chunk.iter().map(|e| e.payload.to_string()).collect();
         let times: Vec<String> = chunk.iter().map(|e| e.recorded_at.to_rfc3339()).collect();
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO events (position, stream_type, stream_id, stream_version, event_type, \
              schema_version, actor, request_id, recorded_at, payload) ",
         );
-        q.push_values(
-            chunk.iter().zip(payloads.iter().zip(&times)),
-            |mut row, (e, (payload, time))| {
-                row.push_bind(i64::try_from(e.position.get()).unwrap_or(i64::MAX))
-                    .push_bind(e.stream_type.as_str())
-                    .push_bind(e.stream_id.as_str())
-                    .push_bind(i64::try_from(e.stream_version).unwrap_or(i64::MAX))
-                    .push_bind(e.event_type.as_str())
-                    .push_bind(i64::from(e.schema_version))
-                    .push_bind(e.actor.as_str())
-                    .push_bind(e.request_id.as_str())
-                    .push_bind(time.as_str())
-                    .push_bind(payload.as_str());
-            },
-        );
+        q.push_values(chunk.iter().zip(&times), |mut row, (e, time)| {
+            row.push_bind(i64::try_from(e.position.get()).unwrap_or(i64::MAX))
+                .push_bind(e.stream_type.as_str())
+                .push_bind(e.stream_id.as_str())
+                .push_bind(i64::try_from(e.stream_version).unwrap_or(i64::MAX))
+                .push_bind(e.event_type.as_str())
+                .push_bind(i64::from(e.schema_version))
+                .push_bind(e.actor.as_str())
+                .push_bind(e.request_id.as_str())
+                .push_bind(time.as_str())
+                .push_bind(e.payload.as_str());
+        });
         q.build()
             .persistent(false)
             .execute(&mut *tx)
@@ -138,7 +134,7 @@ impl<A: cqrs_es::Aggregate> cqrs_es::EventStore<A> for PerCommandStore<A> {
             .map_err(unexpected)?;
         let mut aggregate = A::default();
         for e in &stored {
-            aggregate.apply(serde_json::from_value(e.payload.clone()).map_err(unexpected)?);
+            aggregate.apply(e.payload.decode().map_err(unexpected)?);
         }
         Ok(NaiveContext {
             id: id.to_owned(),

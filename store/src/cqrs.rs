@@ -137,7 +137,7 @@ impl<A: Aggregate> LedgerEventStore<A> {
     }
 
     fn decode(event: &StoredEvent) -> Result<A::Event, StoreError> {
-        serde_json::from_value(event.payload.clone()).map_err(|e| StoreError::Corrupt {
+        event.payload.decode().map_err(|e| StoreError::Corrupt {
             position: i64::try_from(event.position.get()).unwrap_or(i64::MAX),
             detail: format!("{} payload: {e}", event.event_type),
         })

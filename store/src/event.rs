@@ -1,6 +1,7 @@
 //! What the log holds: events as written ([`NewEvent`]) and as committed ([`StoredEvent`]).
 
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -50,6 +51,66 @@ impl fmt::Display for Position {
     }
 }
 
+/// An event's payload, kept as the RFC 8785 canonical JSON text it is stored as and hashed
+/// into its Merkle leaf (SPEC §6). Made once, when the event is; cloning it is a reference
+/// count, and no layer turns it into a tree of JSON values and back again.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Payload(Arc<str>);
+
+impl Payload {
+    /// Any serialisable value, as canonical JSON text.
+    pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
+        let value = serde_json::to_value(value)?;
+        Ok(Self(
+            consent_ledger_audit::leaf::canonical_text(&value)?.into(),
+        ))
+    }
+
+    /// A value whose plain serde_json output is canonical already: every struct's fields
+    /// declared in sorted order, integers only, no maps with unsorted keys — the hot path's
+    /// access events. Debug builds (every test) check it against [`Payload::encode`].
+    pub fn encode_presorted<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
+        let text = serde_json::to_string(value)?;
+        debug_assert_eq!(
+            Some(text.as_str()),
+            Self::encode(value).ok().as_ref().map(Payload::as_str),
+            "encode_presorted of a value that is not canonical as written"
+        );
+        Ok(Self(text.into()))
+    }
+
+    /// Text read back from the store, as it was written.
+    pub fn stored(text: String) -> Self {
+        Self(text.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Parses the payload into a typed event.
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(&self.0)
+    }
+
+    /// The payload as a JSON value tree.
+    pub fn to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::from_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Display for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// An event ready to append; the store assigns its position and `recorded_at`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
@@ -59,7 +120,7 @@ pub struct NewEvent {
     pub stream_version: u64,
     pub event_type: String,
     pub schema_version: u32,
-    pub payload: serde_json::Value,
+    pub payload: Payload,
 }
 
 impl NewEvent {
@@ -76,7 +137,25 @@ impl NewEvent {
             stream_version: version,
             event_type: event.event_type(),
             schema_version: event.event_version().parse().unwrap_or(1),
-            payload: serde_json::to_value(event)?,
+            payload: Payload::encode(event)?,
+        })
+    }
+
+    /// Like [`NewEvent::from_domain`] for an event type whose serde output is canonical as
+    /// written (see [`Payload::encode_presorted`]): one serialisation, no value tree.
+    pub fn from_presorted_domain<E: cqrs_es::DomainEvent>(
+        event: &E,
+        stream_type: &str,
+        stream_id: &str,
+        version: u64,
+    ) -> Result<Self, serde_json::Error> {
+        Ok(Self {
+            stream_type: stream_type.to_owned(),
+            stream_id: stream_id.to_owned(),
+            stream_version: version,
+            event_type: event.event_type(),
+            schema_version: event.event_version().parse().unwrap_or(1),
+            payload: Payload::encode_presorted(event)?,
         })
     }
 }
@@ -132,7 +211,7 @@ pub struct IdempotencyRecord {
 }
 
 /// An event as committed to the log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
     pub position: Position,
     pub stream_type: String,
@@ -143,7 +222,7 @@ pub struct StoredEvent {
     pub actor: String,
     pub request_id: String,
     pub recorded_at: DateTime<Utc>,
-    pub payload: serde_json::Value,
+    pub payload: Payload,
 }
 
 impl StoredEvent {
@@ -159,7 +238,7 @@ impl StoredEvent {
             actor: &self.actor,
             request_id: &self.request_id,
             recorded_at: self.recorded_at,
-            payload: &self.payload,
+            payload: self.payload.as_str(),
         }
     }
 }
@@ -174,62 +253,4 @@ pub struct RawEvent {
     pub event_type: String,
     pub actor: String,
     pub payload: String,
-}
-
-/// An event as stored, every column as read and nothing parsed (the payload and `recorded_at`
-/// are their stored texts): what scans that hash every leaf read, since parsing a payload
-/// costs more than hashing it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventRow {
-    pub position: Position,
-    pub stream_type: String,
-    pub stream_id: String,
-    pub stream_version: u64,
-    pub event_type: String,
-    pub schema_version: u32,
-    pub actor: String,
-    pub request_id: String,
-    pub recorded_at: String,
-    pub payload: String,
-}
-
-impl EventRow {
-    /// The stored texts for [`consent_ledger_audit::leaf::stored_leaf_data`].
-    pub fn stored_leaf(&self) -> consent_ledger_audit::leaf::StoredLeaf<'_> {
-        consent_ledger_audit::leaf::StoredLeaf {
-            actor: &self.actor,
-            event_type: &self.event_type,
-            payload: &self.payload,
-            position: self.position.get(),
-            recorded_at: &self.recorded_at,
-            request_id: &self.request_id,
-            schema_version: self.schema_version,
-            stream_id: &self.stream_id,
-            stream_type: &self.stream_type,
-            stream_version: self.stream_version,
-        }
-    }
-
-    /// The event with its payload and time parsed, as [`crate::Store::read_range`] reads it.
-    pub fn to_event(&self) -> Result<StoredEvent, crate::StoreError> {
-        let corrupt = |detail: String| crate::StoreError::Corrupt {
-            position: self.position.as_i64(),
-            detail,
-        };
-        Ok(StoredEvent {
-            position: self.position,
-            stream_type: self.stream_type.clone(),
-            stream_id: self.stream_id.clone(),
-            stream_version: self.stream_version,
-            event_type: self.event_type.clone(),
-            schema_version: self.schema_version,
-            actor: self.actor.clone(),
-            request_id: self.request_id.clone(),
-            recorded_at: DateTime::parse_from_rfc3339(&self.recorded_at)
-                .map_err(|e| corrupt(format!("recorded_at: {e}")))?
-                .with_timezone(&Utc),
-            payload: serde_json::from_str(&self.payload)
-                .map_err(|e| corrupt(format!("payload: {e}")))?,
-        })
-    }
 }

@@ -31,7 +31,7 @@ use sqlx::SqlitePool;
 
 pub use error::StoreError;
 pub use event::{
-    Append, EventRow, Guard, IdempotencyClaim, IdempotencyRecord, NewEvent, Position, Provenance,
+    Append, Guard, IdempotencyClaim, IdempotencyRecord, NewEvent, Payload, Position, Provenance,
     RawEvent, StoredEvent,
 };
 
@@ -140,18 +140,18 @@ impl Store {
         sqlite::read_range(&self.inner.reads, from, limit).await
     }
 
-    /// Like [`Store::read_range`], with payloads left as text.
-    pub async fn read_range_raw(
+    /// Up to `limit` events of positions `from..end` in order, with payloads left as text,
+    /// leaving out every event of the stream type `skipped`: for a reader that only counts
+    /// those (a rebuild of the read model reads the log's bulk, access decisions, in SQLite's
+    /// scan alone). `end` must not exceed the log's size.
+    pub async fn read_range_except(
         &self,
         from: Position,
+        end: Position,
         limit: u32,
+        skipped: &str,
     ) -> Result<Vec<RawEvent>, StoreError> {
-        sqlite::read_range_raw(&self.inner.reads, from, limit).await
-    }
-
-    /// Like [`Store::read_range`], with nothing parsed (see [`EventRow`]).
-    pub async fn read_rows(&self, from: Position, limit: u32) -> Result<Vec<EventRow>, StoreError> {
-        sqlite::read_rows(&self.inner.reads, from, limit).await
+        sqlite::read_range_except(&self.inner.reads, from, end, limit, skipped).await
     }
 
     /// The stored leaf hashes of positions `leaves`, in order; a missing one is

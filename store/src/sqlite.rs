@@ -22,7 +22,7 @@ use consent_ledger_audit::tree::{mth, root_nodes, Frontier, Hash, NodeId};
 
 use crate::error::{classify, ClassifiedError, StoreError, UniqueKey};
 use crate::event::{
-    Append, EventRow, IdempotencyClaim, IdempotencyRecord, Position, RawEvent, StoredEvent,
+    Append, IdempotencyClaim, IdempotencyRecord, Payload, Position, RawEvent, StoredEvent,
 };
 use crate::group_commit::{AppendResult, BatchOutcome};
 
@@ -201,7 +201,7 @@ async fn try_commit_batch(
 }
 
 /// The leaf hash of a stored event (SPEC §6: its RFC 8785 canonical JSON).
-pub(crate) fn leaf_of(e: &StoredEvent) -> Result<Hash, serde_json::Error> {
+pub(crate) fn leaf_of(e: &StoredEvent) -> Hash {
     event_leaf_hash(&e.leaf())
 }
 
@@ -223,8 +223,7 @@ async fn append_leaves(
     };
     let mut nodes = Vec::with_capacity(committed.len() * 2);
     for event in committed {
-        let leaf = leaf_of(event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        nodes.extend(edge.push(leaf));
+        nodes.extend(edge.push(leaf_of(event)));
     }
     insert_nodes(conn, &nodes).await?;
     *frontier = Some(edge);
@@ -339,7 +338,7 @@ async fn backfill(conn: &mut SqliteConnection, size: u64) -> Result<Frontier, sq
             if event.position.get() >= size {
                 break;
             }
-            nodes.extend(edge.push(leaf_of(&event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?));
+            nodes.extend(edge.push(leaf_of(&event)));
         }
         insert_nodes(conn, &nodes).await?;
     }
@@ -565,14 +564,10 @@ async fn insert_batch(
         q.build().persistent(false).execute(&mut *conn).await?;
     }
     let all: Vec<&StoredEvent> = stamped.iter().flatten().collect();
-    let payloads: Vec<String> = all.iter().map(|e| e.payload.to_string()).collect();
-    for (events, payloads) in all
-        .chunks(EVENTS_PER_INSERT)
-        .zip(payloads.chunks(EVENTS_PER_INSERT))
-    {
+    for events in all.chunks(EVENTS_PER_INSERT) {
         let mut q =
             QueryBuilder::<Sqlite>::new(concat!("INSERT INTO events (", event_columns!(), ") "));
-        q.push_values(events.iter().zip(payloads), |mut row, (e, payload)| {
+        q.push_values(events, |mut row, e| {
             row.push_bind(e.position.as_i64())
                 .push_bind(e.stream_type.as_str())
                 .push_bind(e.stream_id.as_str())
@@ -582,7 +577,7 @@ async fn insert_batch(
                 .push_bind(e.actor.as_str())
                 .push_bind(e.request_id.as_str())
                 .push_bind(recorded_text)
-                .push_bind(payload.as_str());
+                .push_bind(e.payload.as_str());
         });
         q.build().persistent(false).execute(&mut *conn).await?;
     }
@@ -723,7 +718,7 @@ async fn append_one(
         .bind(&event.actor)
         .bind(&event.request_id)
         .bind(recorded_text)
-        .bind(event.payload.to_string())
+        .bind(event.payload.as_str())
         .execute(&mut *conn)
         .await
         .map_err(|e| classify(e, UniqueKey::StreamVersion(&event.stream_id)))?;
@@ -745,8 +740,9 @@ fn row_to_event(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
     let recorded_at = DateTime::parse_from_rfc3339(&text("recorded_at")?)
         .map_err(|e| corrupt(format!("recorded_at: {e}")))?
         .with_timezone(&Utc);
-    let payload =
-        serde_json::from_str(&text("payload")?).map_err(|e| corrupt(format!("payload: {e}")))?;
+    // Kept as the text it was written as: a reader decodes it into its typed event, and the
+    // leaf hashes exactly these bytes, so a stored payload changed in any way shows in the tree.
+    let payload = Payload::stored(text("payload")?);
     Ok(StoredEvent {
         position: Position::from_i64(position),
         stream_type: text("stream_type")?,
@@ -799,62 +795,20 @@ pub(crate) async fn read_range(
     rows.iter().map(row_to_event).collect()
 }
 
-/// Up to `limit` events from `from` on, every column as stored (see [`EventRow`]).
-pub(crate) async fn read_rows(
+pub(crate) async fn read_range_except(
     pool: &SqlitePool,
     from: Position,
+    end: Position,
     limit: u32,
-) -> Result<Vec<EventRow>, StoreError> {
-    let rows = sqlx::query(concat!(
-        "SELECT ",
-        event_columns!(),
-        " FROM events WHERE position >= ? ORDER BY position LIMIT ?"
-    ))
-    .bind(from.as_i64())
-    .bind(i64::from(limit))
-    .fetch_all(pool)
-    .await
-    .map_err(StoreError::unavailable)?;
-    rows.iter()
-        .map(|row| {
-            let position: i64 = row.try_get("position").map_err(StoreError::unavailable)?;
-            let corrupt = |detail: String| StoreError::Corrupt { position, detail };
-            let text = |i: usize| {
-                row.try_get::<String, _>(i)
-                    .map_err(|e| corrupt(format!("column {i}: {e}")))
-            };
-            let int = |i: usize| {
-                row.try_get::<i64, _>(i)
-                    .map_err(|e| corrupt(format!("column {i}: {e}")))
-            };
-            // By index, in the order of event_columns!: a look-up by name per column costs as
-            // much as the value.
-            Ok(EventRow {
-                position: Position::from_i64(position),
-                stream_type: text(1)?,
-                stream_id: text(2)?,
-                stream_version: u64::try_from(int(3)?).map_err(|e| corrupt(e.to_string()))?,
-                event_type: text(4)?,
-                schema_version: u32::try_from(int(5)?).map_err(|e| corrupt(e.to_string()))?,
-                actor: text(6)?,
-                request_id: text(7)?,
-                recorded_at: text(8)?,
-                payload: text(9)?,
-            })
-        })
-        .collect()
-}
-
-pub(crate) async fn read_range_raw(
-    pool: &SqlitePool,
-    from: Position,
-    limit: u32,
+    skipped: &str,
 ) -> Result<Vec<RawEvent>, StoreError> {
     let rows = sqlx::query(
         "SELECT position, stream_type, stream_id, event_type, actor, payload FROM events \
-         WHERE position >= ? ORDER BY position LIMIT ?",
+         WHERE position >= ? AND position < ? AND stream_type <> ? ORDER BY position LIMIT ?",
     )
     .bind(from.as_i64())
+    .bind(end.as_i64())
+    .bind(skipped)
     .bind(i64::from(limit))
     .fetch_all(pool)
     .await

@@ -140,7 +140,7 @@ fn assert_allowed(answer: &Value, consents: &[&str], categories: &[&str]) {
 /// The event that recorded a decision: at the answer's position, in the `access` stream of the
 /// answer's decision id, of the answer's outcome, and the only event carrying that decision id.
 /// Returns the event's payload (the inner object).
-fn recorded<'a>(log: &'a [StoredEvent], answer: &Value) -> &'a Value {
+fn recorded(log: &[StoredEvent], answer: &Value) -> Value {
     let position = position_of(answer);
     let id = decision_id_of(answer);
     let event = log
@@ -155,7 +155,8 @@ fn recorded<'a>(log: &'a [StoredEvent], answer: &Value) -> &'a Value {
     assert_eq!(event.event_type, ty, "{answer} vs {:?}", event);
     assert_eq!(event.stream_type, "access", "{:?}", event);
     assert_eq!(event.stream_id, id, "{:?}", event);
-    let payload = &event.payload[ty];
+    let whole = event.payload.to_value().expect("payload is JSON");
+    let payload = whole[ty].clone();
     assert_eq!(payload["decision_id"], id.as_str(), "{}", event.payload);
     if ty == ALLOWED {
         assert_eq!(

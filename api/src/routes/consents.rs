@@ -175,7 +175,10 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let id: ConsentId = path_id(&id, "id")?;
     let stored = state.store.read_stream("consent", &id.to_string()).await?;
-    let history = stored.into_iter().map(history_entry).collect();
+    let history = stored
+        .into_iter()
+        .map(history_entry)
+        .collect::<Result<_, _>>()?;
     let now = state.clock.now();
     let model = state.projector.read();
     let consent = model
@@ -195,22 +198,26 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(detail))
 }
 
-pub(crate) fn history_entry(e: StoredEvent) -> HistoryEntry {
+pub(crate) fn history_entry(e: StoredEvent) -> Result<HistoryEntry, ApiError> {
     // Events are stored as {"EventType": {fields}}; the history shows the fields.
-    let event = match e.payload {
+    let value = e
+        .payload
+        .to_value()
+        .map_err(|err| ApiError::Internal(err.into()))?;
+    let event = match value {
         serde_json::Value::Object(mut map) if map.len() == 1 => {
             map.remove(&e.event_type).unwrap_or_default()
         }
         other => other,
     };
-    HistoryEntry {
+    Ok(HistoryEntry {
         position: e.position,
         event_type: e.event_type,
         recorded_at: e.recorded_at,
         actor: e.actor,
         request_id: e.request_id,
         event,
-    }
+    })
 }
 
 /// Revoke a consent (its shipper). Effective at commit: no decision committed after the answer

@@ -288,15 +288,17 @@ fn decide(
             )
         }
     };
-    let event = NewEvent::from_domain(&event, ACCESS_STREAM, &decision_id.to_string(), 1)
+    let event = NewEvent::from_presorted_domain(&event, ACCESS_STREAM, &decision_id.to_string(), 1)
         .map_err(|e| ApiError::Internal(e.into()));
     (event, allowed)
 }
 
 /// The answer for a recorded decision event.
 fn answer(stored: &StoredEvent) -> Result<DecisionAnswer, ApiError> {
-    let event =
-        AccessEvent::deserialize(&stored.payload).map_err(|e| ApiError::Internal(e.into()))?;
+    let event: AccessEvent = stored
+        .payload
+        .decode()
+        .map_err(|e| ApiError::Internal(e.into()))?;
     let position = stored.position.get();
     Ok(match event {
         AccessEvent::TrackingAccessAllowed {

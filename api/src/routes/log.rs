@@ -158,8 +158,8 @@ pub async fn entries(
     let entries = events
         .iter()
         .map(|e| {
-            let data = leaf_data(&e.leaf()).map_err(|err| ApiError::Internal(err.into()))?;
-            let leaf = String::from_utf8(data).map_err(|err| ApiError::Internal(err.into()))?;
+            let leaf = String::from_utf8(leaf_data(&e.leaf()))
+                .map_err(|err| ApiError::Internal(err.into()))?;
             Ok(Entry {
                 position: e.position.get(),
                 leaf,

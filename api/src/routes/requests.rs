@@ -226,7 +226,10 @@ pub async fn get(
             request,
             status_now: request.status_at(now),
         },
-        history: stored.into_iter().map(history_entry).collect(),
+        history: stored
+            .into_iter()
+            .map(history_entry)
+            .collect::<Result<_, _>>()?,
     }))
 }
 
@@ -292,7 +295,7 @@ async fn grant_approved(
     let mut submitted = None;
     let mut approved = None;
     for event in &stored {
-        match serde_json::from_value::<ConsentRequestEvent>(event.payload.clone()) {
+        match event.payload.decode::<ConsentRequestEvent>() {
             Ok(e @ ConsentRequestEvent::ConsentRequestSubmitted { .. }) => submitted = Some(e),
             Ok(e @ ConsentRequestEvent::ConsentRequestApproved { .. }) => approved = Some(e),
             Ok(_) => {}
@@ -400,9 +403,13 @@ pub async fn approve(
         |events, _| {
             let consent_id = events
                 .first()
-                .and_then(|e| e.payload.pointer("/ConsentRequestApproved/consent_id"))
-                .and_then(|v| v.as_str())
-                .and_then(|v| ConsentId::parse(v).ok())
+                .and_then(|e| e.payload.decode::<ConsentRequestEvent>().ok())
+                .and_then(|e| match e {
+                    ConsentRequestEvent::ConsentRequestApproved { consent_id, .. } => {
+                        Some(consent_id)
+                    }
+                    _ => None,
+                })
                 .ok_or_else(|| {
                     ApiError::Internal(anyhow::anyhow!("approval event without consent id"))
                 })?;
