@@ -16,6 +16,9 @@ use crate::state::StoreOptions;
 
 const PAGE: u32 = 16_384;
 
+/// Pages read ahead of the one being hashed.
+const READ_AHEAD: u64 = 3;
+
 type Page = (Vec<StoredEvent>, Vec<(u64, Vec<u8>)>);
 
 /// Reads the events of a page and their stored leaves, on a task of its own.
@@ -106,14 +109,19 @@ pub async fn audit(options: &StoreOptions) -> anyhow::Result<AuditReport> {
         Ok::<_, anyhow::Error>(())
     };
     check_checkpoints(&frontier, &mut pending)?;
-    // The next page is read while this one is hashed.
-    let mut reading = Some(read_page(&store, 0));
-    while let Some(page) = reading.take() {
+    // The next pages are read (on other connections, other threads) while this one is hashed.
+    // Pages are fixed runs of positions; a missing event shows as a position out of place.
+    let mut reading: std::collections::VecDeque<_> = (0..READ_AHEAD)
+        .map(|k| read_page(&store, k * u64::from(PAGE)))
+        .collect();
+    let mut next_page = READ_AHEAD * u64::from(PAGE);
+    while let Some(page) = reading.pop_front() {
         let (rows, stored) = page.await.context("reading the log")??;
-        let Some(last) = rows.last() else {
+        if rows.is_empty() {
             break;
-        };
-        reading = Some(read_page(&store, last.position.get() + 1));
+        }
+        reading.push_back(read_page(&store, next_page));
+        next_page += u64::from(PAGE);
         let from = frontier.size();
         // The stored leaves of the page's positions, by offset (both are in position order).
         let mut leaves: Vec<Option<Hash>> = vec![None; rows.len()];

@@ -408,7 +408,7 @@ pub async fn log(args: LogArgs) -> anyhow::Result<()> {
         ),
     ] {
         let t = Instant::now();
-        let verified = crate::cli::verify_file(file, &vkey, trusted)?;
+        let verified = crate::verify::verify_file(file, &vkey, trusted)?;
         let took = t.elapsed();
         println!(
             "| verify {what} (`consent-ledger verify`'s code) | {} | {:.1} s | **{:.0}** | {:.0} |",

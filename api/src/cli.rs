@@ -335,7 +335,7 @@ fn verify(args: VerifyArgs) -> anyhow::Result<()> {
             })
         })
         .transpose()?;
-    let verified = verify_file(&args.bundle, &vkey, trusted.as_ref())?;
+    let verified = crate::verify::verify_file(&args.bundle, &vkey, trusted.as_ref())?;
     println!(
         "{}",
         serde_json::json!({ "verified": true, "events": verified.events,
@@ -343,63 +343,6 @@ fn verify(args: VerifyArgs) -> anyhow::Result<()> {
             "consistent_with_size": verified.consistent_with })
     );
     Ok(())
-}
-
-/// Verifies the bundle in `path` as it is read, line by line (a bundle may be larger than
-/// memory), with a progress bar on a terminal. The error names the first bad line.
-pub fn verify_file(
-    path: &std::path::Path,
-    vkey: &consent_ledger_audit::note::VerifierKey,
-    trusted: Option<&consent_ledger_audit::note::Checkpoint>,
-) -> anyhow::Result<consent_ledger_audit::bundle::VerifiedBundle> {
-    use consent_ledger_audit::bundle::{BundleError, BundleErrorKind, BundleVerifier};
-    use std::io::BufRead;
-    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let bar = indicatif::ProgressBar::with_draw_target(
-        Some(file.metadata().map(|m| m.len()).unwrap_or(0)),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "verifying {wide_bar} {bytes}/{total_bytes} ({eta})",
-    ) {
-        bar.set_style(style);
-    }
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
-    let refused = |e: BundleError| anyhow::anyhow!("bundle refused: {e}");
-    let mut line = String::new();
-    let (mut n, mut read) = (0usize, 0u64);
-    let mut verifier: Option<BundleVerifier> = None;
-    loop {
-        line.clear();
-        let got = reader
-            .read_line(&mut line)
-            .with_context(|| format!("reading {} at line {}", path.display(), n + 1))?;
-        if got == 0 {
-            break;
-        }
-        n += 1;
-        read += got as u64;
-        if n % 65_536 == 0 {
-            bar.set_position(read);
-        }
-        let text = line.trim_end_matches(['\n', '\r']);
-        match verifier.as_mut() {
-            Some(v) => v.line(n, text).map_err(refused)?,
-            None if text.trim().is_empty() => {}
-            None => {
-                verifier =
-                    Some(BundleVerifier::from_header(n, text, vkey, trusted).map_err(refused)?)
-            }
-        }
-    }
-    bar.finish_and_clear();
-    let verifier = verifier.ok_or_else(|| {
-        refused(BundleError {
-            line: 1,
-            kind: BundleErrorKind::Empty,
-        })
-    })?;
-    Ok(verifier.finish())
 }
 
 /// A progress bar on stderr when it is a terminal; hidden otherwise (scripts, tests).

@@ -26,6 +26,9 @@ use crate::state::AppState;
 /// share one block read.
 const PAGE: u32 = 1 << 14;
 
+/// Pages read ahead of the one being written.
+const READ_AHEAD: usize = 3;
+
 type PageRead = JoinHandle<Result<Vec<StoredEvent>, StoreError>>;
 
 /// Writes one bundle, chunk by chunk: [`Exporter::start`], then [`Exporter::next_chunk`] until
@@ -40,7 +43,9 @@ pub struct Exporter {
     size: u64,
     next: u64,
     header: Option<Vec<u8>>,
-    reading: Option<PageRead>,
+    reading: std::collections::VecDeque<PageRead>,
+    /// The start of the next page to ask for.
+    requested: u64,
     exported: u64,
 }
 
@@ -99,7 +104,8 @@ impl Exporter {
             size,
             next: 0,
             header: Some(first),
-            reading: None,
+            reading: std::collections::VecDeque::new(),
+            requested: 0,
             exported: 0,
         })
     }
@@ -133,23 +139,30 @@ impl Exporter {
         if self.next >= self.size {
             return Ok(None);
         }
-        let reading = match self.reading.take() {
-            Some(reading) => reading,
-            None => Self::read(&self.state.store, self.next),
+        // The next pages are read (other connections, other threads) while this one is
+        // selected, hashed and proven. Pages are fixed runs of positions.
+        while self.reading.len() < READ_AHEAD && self.requested < self.size {
+            self.reading
+                .push_back(Self::read(&self.state.store, self.requested));
+            self.requested += u64::from(PAGE);
+        }
+        let Some(reading) = self.reading.pop_front() else {
+            return Ok(None);
         };
         let events = reading.await.map_err(|e| ApiError::Internal(e.into()))??;
-        let Some(last) = events.last() else {
+        let from = self.next;
+        let gapless = events.first().is_some_and(|e| e.position.get() == from)
+            && events
+                .last()
+                .is_some_and(|e| e.position.get() == from + events.len() as u64 - 1);
+        if !gapless {
             return Err(ApiError::Internal(anyhow::anyhow!(
-                "the log ends at {} before the checkpoint's size {}",
-                self.next,
+                "the log has no run of events from position {from} up to the checkpoint's \
+                 size {}: it was altered; run consent-ledger audit-log",
                 self.size
             )));
-        };
-        self.next = last.position.get() + 1;
-        // Read the next page while this one is selected, hashed and proven.
-        if self.next < self.size {
-            self.reading = Some(Self::read(&self.state.store, self.next));
         }
+        self.next = from + events.len() as u64;
         let selected = self.select(&events);
         if selected.is_empty() {
             return Ok(Some(Vec::new()));

@@ -32,4 +32,5 @@ pub mod routes;
 pub mod server;
 pub mod state;
 pub mod telemetry;
+pub mod verify;
 pub mod write;

@@ -114,14 +114,14 @@ pub struct VerifiedBundle {
 }
 
 /// Why a bundle was refused, with the 1-based line at fault.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error("line {line}: {kind}")]
 pub struct BundleError {
     pub line: usize,
     pub kind: BundleErrorKind,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum BundleErrorKind {
     #[error("the bundle is empty")]
     Empty,
@@ -225,14 +225,15 @@ fn verify_lines(
 /// Verifies a bundle line by line, for bundles read as a stream: [`Self::from_header`] with
 /// the first non-blank line, then [`Self::line`] with each later one (blank lines are skipped),
 /// then [`Self::finish`].
+///
+/// Runs of lines can also be checked apart, in parallel: [`Self::run`] gives a [`LineRun`]
+/// checker for a run, and [`Self::join`] takes the finished runs back in bundle order. The
+/// result, and the first bad line named, are those of checking line by line.
 #[derive(Debug)]
 pub struct BundleVerifier {
     checkpoint: Checkpoint,
     consistent_with: Option<u64>,
-    inclusion: InclusionVerifier,
-    previous: Option<u64>,
-    events: usize,
-    proof: Vec<Hash>,
+    lines: LineRun,
 }
 
 impl BundleVerifier {
@@ -271,23 +272,108 @@ impl BundleVerifier {
             }
         };
         Ok(Self {
-            inclusion: InclusionVerifier::new(checkpoint.size(), *checkpoint.root()),
+            lines: LineRun::new(&checkpoint),
             checkpoint,
             consistent_with,
-            previous: None,
-            events: 0,
-            proof: Vec::new(),
         })
     }
 
     /// Checks one event line (number `n`); a blank line is skipped.
     pub fn line(&mut self, n: usize, text: &str) -> Result<(), BundleError> {
+        self.lines.line(n, text)
+    }
+
+    /// A checker for a run of the bundle's lines that knows nothing of the lines before it.
+    pub fn run(&self) -> LineRun {
+        LineRun::new(&self.checkpoint)
+    }
+
+    /// Takes the run of lines that follows those checked so far: fails with the first bad line
+    /// of the run, or with its first event if that is not after the last one before it.
+    pub fn join(&mut self, run: LineRun) -> Result<(), BundleError> {
+        if let (Some((n, position)), Some(previous)) = (run.first, self.lines.last) {
+            if position <= previous {
+                return Err(at(n, BundleErrorKind::OutOfOrder { position }));
+            }
+        }
+        if let Some(error) = run.error {
+            return Err(error);
+        }
+        self.lines.events += run.events;
+        if run.last.is_some() {
+            self.lines.last = run.last;
+        }
+        Ok(())
+    }
+
+    /// What the verified bundle held.
+    pub fn finish(self) -> VerifiedBundle {
+        VerifiedBundle {
+            checkpoint: self.checkpoint,
+            events: self.lines.events,
+            consistent_with: self.consistent_with,
+        }
+    }
+}
+
+/// Checks a run of a bundle's event lines against its checkpoint (see [`BundleVerifier::run`]).
+#[derive(Debug, Clone)]
+pub struct LineRun {
+    inclusion: InclusionVerifier,
+    proof: Vec<Hash>,
+    /// The line number and position of the run's first event line that parsed.
+    first: Option<(usize, u64)>,
+    last: Option<u64>,
+    events: usize,
+    error: Option<BundleError>,
+}
+
+impl LineRun {
+    fn new(checkpoint: &Checkpoint) -> Self {
+        Self {
+            inclusion: InclusionVerifier::new(checkpoint.size(), *checkpoint.root()),
+            proof: Vec::new(),
+            first: None,
+            last: None,
+            events: 0,
+            error: None,
+        }
+    }
+
+    /// Checks one event line (number `n`); a blank line is skipped. After an error the run
+    /// keeps it and checks nothing more.
+    pub fn line(&mut self, n: usize, text: &str) -> Result<(), BundleError> {
+        if let Some(error) = &self.error {
+            return Err(error.clone());
+        }
+        self.check(n, text)
+            .inspect_err(|e| self.error = Some(e.clone()))
+    }
+
+    /// [`Self::line`] for a line read as bytes: one that is not UTF-8 is malformed.
+    pub fn line_bytes(&mut self, n: usize, bytes: &[u8]) -> Result<(), BundleError> {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => self.line(n, text),
+            Err(e) => {
+                let error = at(n, BundleErrorKind::Malformed(format!("not UTF-8: {e}")));
+                if self.error.is_none() {
+                    self.error = Some(error.clone());
+                }
+                Err(self.error.clone().unwrap_or(error))
+            }
+        }
+    }
+
+    fn check(&mut self, n: usize, text: &str) -> Result<(), BundleError> {
         if text.trim().is_empty() {
             return Ok(());
         }
         let line: LineIn = serde_json::from_str(text)
             .map_err(|e| at(n, BundleErrorKind::Malformed(e.to_string())))?;
-        if self.previous.is_some_and(|p| line.position <= p) {
+        if self.first.is_none() {
+            self.first = Some((n, line.position));
+        }
+        if self.last.is_some_and(|p| line.position <= p) {
             return Err(at(
                 n,
                 BundleErrorKind::OutOfOrder {
@@ -317,18 +403,9 @@ impl BundleVerifier {
         self.inclusion
             .verify(&leaf_hash(line.leaf.as_bytes()), line.position, &self.proof)
             .map_err(|e| at(n, BundleErrorKind::NotIncluded(e)))?;
-        self.previous = Some(line.position);
+        self.last = Some(line.position);
         self.events += 1;
         Ok(())
-    }
-
-    /// What the verified bundle held.
-    pub fn finish(self) -> VerifiedBundle {
-        VerifiedBundle {
-            checkpoint: self.checkpoint,
-            events: self.events,
-            consistent_with: self.consistent_with,
-        }
     }
 }
 

@@ -370,3 +370,89 @@ fn every_leaf_of_a_dense_bundle_is_checked() {
         );
     }
 }
+
+/// Verifies `bundle` with its event lines cut into runs at the given line indexes (0-based,
+/// counted over all lines), each run checked on its own and joined in order, as a parallel
+/// verifier does.
+fn verify_in_runs(
+    bundle: &str,
+    vkey: &VerifierKey,
+    cuts: &[usize],
+) -> Result<consent_ledger_audit::bundle::VerifiedBundle, BundleError> {
+    use consent_ledger_audit::bundle::BundleVerifier;
+    let lines: Vec<&str> = bundle.lines().collect();
+    let mut verifier = BundleVerifier::from_header(1, lines[0], vkey, None)?;
+    let mut bounds = vec![1];
+    bounds.extend(cuts.iter().copied().filter(|&c| c > 1 && c < lines.len()));
+    bounds.push(lines.len());
+    bounds.dedup();
+    let runs: Vec<_> = bounds
+        .windows(2)
+        .map(|w| {
+            let mut run = verifier.run();
+            for (i, text) in lines[w[0]..w[1]].iter().enumerate() {
+                if run.line(w[0] + i + 1, text).is_err() {
+                    break;
+                }
+            }
+            run
+        })
+        .collect();
+    for run in runs {
+        verifier.join(run)?;
+    }
+    Ok(verifier.finish())
+}
+
+#[test]
+fn runs_checked_apart_and_joined_answer_as_line_by_line() {
+    let log = Log::new(30);
+    let vkey = log.vkey();
+    let good = log.bundle(30, &[0, 1, 2, 5, 8, 9, 13, 20, 21, 29], None);
+    let lines: Vec<String> = good.lines().map(str::to_owned).collect();
+    let edit = |at: usize, f: &dyn Fn(&mut BundleLine)| {
+        let mut changed = lines.clone();
+        let mut line: BundleLine = serde_json::from_str(&changed[at]).expect("line");
+        f(&mut line);
+        changed[at] = serde_json::to_string(&line).expect("line");
+        changed.join("\n")
+    };
+    let mut bundles = vec![good.clone()];
+    for at in 1..lines.len() {
+        // Malformed, out of order (a copy of the line before), a leaf at another position, a
+        // bad hash, a changed leaf, and an out-of-order line that is also wrong otherwise.
+        let mut malformed = lines.clone();
+        malformed[at] = "{not json".into();
+        bundles.push(malformed.join("\n"));
+        if at >= 2 {
+            let mut repeated = lines.clone();
+            repeated[at] = lines[at - 1].clone();
+            bundles.push(repeated.join("\n"));
+            let mut swapped = lines.clone();
+            swapped.swap(at - 1, at);
+            bundles.push(swapped.join("\n"));
+            let earlier: BundleLine = serde_json::from_str(&lines[at - 1]).expect("line");
+            bundles.push(edit(at, &|l| {
+                l.position = earlier.position;
+                l.leaf = l.leaf.replacen("\"a\"", "\"b\"", 1);
+            }));
+        }
+        bundles.push(edit(at, &|l| l.position += 1));
+        bundles.push(edit(at, &|l| l.inclusion_proof[0] = "xx".into()));
+        bundles.push(edit(at, &|l| l.leaf = l.leaf.replacen("\"a\"", "\"b\"", 1)));
+    }
+    let n = lines.len();
+    for bundle in &bundles {
+        let sequential = verify_bundle(bundle, &vkey);
+        for a in 1..=n {
+            for b in a..=n {
+                assert_eq!(
+                    verify_in_runs(bundle, &vkey, &[a, b]),
+                    sequential,
+                    "runs cut at {a} and {b}"
+                );
+            }
+        }
+    }
+    assert!(verify_bundle(&good, &vkey).is_ok());
+}
