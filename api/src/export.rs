@@ -133,11 +133,20 @@ impl Exporter {
     /// The next chunk of the bundle (whole lines; empty when a page held nothing selected), or
     /// `None` after the last.
     pub async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, ApiError> {
+        let mut chunk = Vec::new();
+        Ok(self.next_into(&mut chunk).await?.then_some(chunk))
+    }
+
+    /// Appends the next chunk to `out`; `false` after the last. A caller that writes chunks
+    /// away reuses one buffer: a page's lines are tens of megabytes, which a fresh allocation
+    /// would have the kernel zero page by page.
+    pub async fn next_into(&mut self, chunk: &mut Vec<u8>) -> Result<bool, ApiError> {
         if let Some(header) = self.header.take() {
-            return Ok(Some(header));
+            chunk.extend_from_slice(&header);
+            return Ok(true);
         }
         if self.next >= self.size {
-            return Ok(None);
+            return Ok(false);
         }
         // The next pages are read (other connections, other threads) while this one is
         // selected, hashed and proven. Pages are fixed runs of positions.
@@ -147,7 +156,7 @@ impl Exporter {
             self.requested += u64::from(PAGE);
         }
         let Some(reading) = self.reading.pop_front() else {
-            return Ok(None);
+            return Ok(false);
         };
         let events = reading.await.map_err(|e| ApiError::Internal(e.into()))??;
         let from = self.next;
@@ -165,7 +174,7 @@ impl Exporter {
         self.next = from + events.len() as u64;
         let selected = self.select(&events);
         if selected.is_empty() {
-            return Ok(Some(Vec::new()));
+            return Ok(true);
         }
         let positions: Vec<u64> = selected.iter().map(|e| e.position.get()).collect();
         let proofs = self
@@ -173,15 +182,15 @@ impl Exporter {
             .store
             .inclusion_proofs(&positions, self.size)
             .await?;
-        let mut chunk = Vec::with_capacity(selected.len() * 1600);
+        chunk.reserve(selected.len() * 1600);
         for (event, proof) in selected.iter().zip(&proofs) {
             let data = leaf_of(event, proof)?;
             let leaf = std::str::from_utf8(&data).map_err(|e| ApiError::Internal(e.into()))?;
-            write_line(&mut chunk, event.position.get(), leaf, &proof.path)
+            write_line(chunk, event.position.get(), leaf, &proof.path)
                 .map_err(|e| ApiError::Internal(e.into()))?;
         }
         self.exported += selected.len() as u64;
-        Ok(Some(chunk))
+        Ok(true)
     }
 
     /// The page's events the bundle holds.
@@ -230,8 +239,10 @@ pub async fn write_bundle(
     out: &mut impl Write,
     mut progress: impl FnMut(u64, u64),
 ) -> anyhow::Result<(u64, u64)> {
-    while let Some(chunk) = exporter.next_chunk().await.map_err(export_error)? {
+    let mut chunk = Vec::new();
+    while exporter.next_into(&mut chunk).await.map_err(export_error)? {
         out.write_all(&chunk)?;
+        chunk.clear();
         progress(exporter.scanned(), exporter.tree_size());
     }
     out.flush()?;
