@@ -190,3 +190,16 @@ async fn a_change_with_its_leaf_rewritten_is_caught_by_the_signed_checkpoint() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payload_that_no_longer_parses_is_found_at_its_position() {
+    // audit-log hashes the stored payload text as it is, without parsing it: a payload cut
+    // into invalid JSON must still be reported as tampering, at its place.
+    let dir = fixture().await;
+    sql(
+        dir.path(),
+        &["UPDATE events SET payload = substr(payload, 2) WHERE position = 6"],
+    )
+    .await;
+    assert_detected_at(dir.path(), 6);
+}

@@ -3,25 +3,69 @@
 //! signed checkpoints. Changing, deleting, reordering or inserting any stored event is reported
 //! with the first bad position.
 
-use std::collections::HashMap;
-
 use anyhow::{bail, Context};
 use consent_ledger_audit::leaf::event_leaf_hash;
 use consent_ledger_audit::note::VerifierKey;
-use consent_ledger_audit::tree::{empty_root, hashes_equal, Frontier};
+use consent_ledger_audit::tree::{empty_root, hashes_equal, Frontier, Hash};
 use consent_ledger_audit::LogKey;
-use consent_ledger_store::{Position, Store};
+use consent_ledger_store::{Position, Store, StoreError, StoredEvent};
 use serde_json::json;
+use tokio::task::JoinHandle;
 
 use crate::state::StoreOptions;
 
-const PAGE: u32 = 10_000;
+const PAGE: u32 = 16_384;
+
+/// Pages read ahead of the one being hashed.
+const READ_AHEAD: u64 = 3;
+
+type Page = (Vec<StoredEvent>, Vec<(u64, Vec<u8>)>);
+
+/// Reads the events of a page and their stored leaves, on a task of its own.
+fn read_page(store: &Store, from: u64) -> JoinHandle<Result<Page, StoreError>> {
+    let store = store.clone();
+    tokio::spawn(async move {
+        let (rows, leaves) = tokio::join!(
+            store.read_range(Position::new(from), PAGE),
+            store.leaf_hashes(from, PAGE)
+        );
+        Ok((rows?, leaves?))
+    })
+}
 
 fn tampered(position: u64, what: &str) -> anyhow::Error {
     anyhow::anyhow!("tampering detected: first bad position {position}: {what}")
 }
 
+/// What an audit found: a log whose every event and kept checkpoint agree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditReport {
+    pub events: u64,
+    pub checkpoints_checked: usize,
+    pub root: consent_ledger_audit::tree::Hash,
+    pub seconds: f64,
+}
+
+/// `consent-ledger audit-log`: audits, then prints the report as JSON.
 pub async fn run(options: &StoreOptions) -> anyhow::Result<()> {
+    let report = audit(options).await?;
+    use base64::Engine;
+    println!(
+        "{}",
+        json!({
+            "events": report.events,
+            "checkpoints_checked": report.checkpoints_checked,
+            "root_hash": base64::engine::general_purpose::STANDARD.encode(report.root),
+            "seconds": report.seconds,
+            "leaves_per_second": (report.events as f64 / report.seconds.max(1e-9)).round(),
+        })
+    );
+    Ok(())
+}
+
+/// Recomputes every leaf from the stored events and the root at every kept checkpoint; fails
+/// naming the first bad position.
+pub async fn audit(options: &StoreOptions) -> anyhow::Result<AuditReport> {
     let store = Store::open(&options.location()?)
         .await
         .context("opening the event store")?;
@@ -65,39 +109,52 @@ pub async fn run(options: &StoreOptions) -> anyhow::Result<()> {
         Ok::<_, anyhow::Error>(())
     };
     check_checkpoints(&frontier, &mut pending)?;
-    loop {
-        let from = frontier.size();
-        let events = store.read_range(Position::new(from), PAGE).await?;
-        if events.is_empty() {
+    // The next pages are read (on other connections, other threads) while this one is hashed.
+    // Pages are fixed runs of positions; a missing event shows as a position out of place.
+    let mut reading: std::collections::VecDeque<_> = (0..READ_AHEAD)
+        .map(|k| read_page(&store, k * u64::from(PAGE)))
+        .collect();
+    let mut next_page = READ_AHEAD * u64::from(PAGE);
+    while let Some(page) = reading.pop_front() {
+        let (rows, stored) = page.await.context("reading the log")??;
+        if rows.is_empty() {
             break;
         }
-        let stored: HashMap<u64, Vec<u8>> =
-            store.leaf_hashes(from, PAGE).await?.into_iter().collect();
-        for event in &events {
+        reading.push_back(read_page(&store, next_page));
+        next_page += u64::from(PAGE);
+        let from = frontier.size();
+        // The stored leaves of the page's positions, by offset (both are in position order).
+        let mut leaves: Vec<Option<Hash>> = vec![None; rows.len()];
+        for (idx, hash) in stored {
+            let slot = idx
+                .checked_sub(from)
+                .and_then(|o| usize::try_from(o).ok())
+                .and_then(|o| leaves.get_mut(o));
+            if let (Some(slot), Ok(hash)) = (slot, Hash::try_from(hash.as_slice())) {
+                *slot = Some(hash);
+            }
+        }
+        for (row, stored) in rows.iter().zip(leaves) {
             let expected = frontier.size();
-            if event.position.get() != expected {
+            if row.position.get() != expected {
                 return Err(tampered(
                     expected,
                     "the event at this position is missing (deleted?)",
                 ));
             }
-            let leaf = event_leaf_hash(&event.leaf());
-            match stored.get(&expected) {
-                None => {
-                    return Err(tampered(
-                        expected,
-                        "no leaf was ever stored for this event (inserted?)",
-                    ))
-                }
-                Some(h) if h.as_slice() != leaf.as_slice() => {
-                    return Err(tampered(
-                        expected,
-                        "the event does not match its leaf hash (changed, swapped or moved)",
-                    ))
-                }
-                Some(_) => {}
+            let Some(stored) = stored else {
+                return Err(tampered(
+                    expected,
+                    "no leaf was ever stored for this event (inserted?)",
+                ));
+            };
+            if !hashes_equal(&event_leaf_hash(&row.leaf()), &stored) {
+                return Err(tampered(
+                    expected,
+                    "the event does not match its leaf hash (changed, swapped or moved)",
+                ));
             }
-            frontier.push(leaf);
+            frontier.append(stored);
             check_checkpoints(&frontier, &mut pending)?;
         }
         bar.set_position(frontier.size());
@@ -127,16 +184,10 @@ pub async fn run(options: &StoreOptions) -> anyhow::Result<()> {
     } else {
         frontier.root()
     };
-    use base64::Engine;
-    println!(
-        "{}",
-        json!({
-            "events": audited,
-            "checkpoints_checked": checked,
-            "root_hash": base64::engine::general_purpose::STANDARD.encode(root),
-            "seconds": seconds,
-            "leaves_per_second": (audited as f64 / seconds.max(1e-9)).round(),
-        })
-    );
-    Ok(())
+    Ok(AuditReport {
+        events: audited,
+        checkpoints_checked: checked,
+        root,
+        seconds,
+    })
 }

@@ -32,6 +32,10 @@ pub enum BenchCommand {
     Check(crate::bench_decisions::CheckArgs),
     /// Replay rate and time to ready after a restart, with and without a snapshot.
     Restart(crate::bench_decisions::RestartArgs),
+    /// Write a large log (shipments, decisions, checkpoints, snapshot) for `bench log`.
+    SeedLog(crate::bench_log::SeedLogArgs),
+    /// Export with proofs, offline verify, audit-log and proof times on a seeded log.
+    Log(crate::bench_log::LogArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -53,6 +57,8 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Decisions(args) => crate::bench_decisions::decisions(args).await,
         BenchCommand::Check(args) => crate::bench_decisions::check(args).await,
         BenchCommand::Restart(args) => crate::bench_decisions::restart(args).await,
+        BenchCommand::SeedLog(args) => crate::bench_log::seed_cmd(args).await,
+        BenchCommand::Log(args) => crate::bench_log::log(args).await,
     }
 }
 

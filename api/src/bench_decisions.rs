@@ -250,16 +250,20 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-struct Fixture {
-    state: Arc<AppState>,
+pub(crate) struct Fixture {
+    pub(crate) state: Arc<AppState>,
     url: String,
     partner_tokens: Vec<String>,
     gateway: String,
-    partners: Vec<PartnerId>,
+    pub(crate) partners: Vec<PartnerId>,
     shipments: Vec<ShipmentId>,
 }
 
-async fn fixture(dir: PathBuf, partners: usize, shipments: usize) -> anyhow::Result<Fixture> {
+pub(crate) async fn fixture(
+    dir: PathBuf,
+    partners: usize,
+    shipments: usize,
+) -> anyhow::Result<Fixture> {
     let options = StoreOptions {
         data_dir: dir,
         database_url: None,
@@ -536,10 +540,6 @@ pub struct RestartArgs {
 /// SPEC §11 rows "projection rebuild" and "ready after restart": seeds a log, then measures a
 /// full replay, writing the snapshot, and a restart from it.
 pub async fn restart(args: RestartArgs) -> anyhow::Result<()> {
-    use consent_ledger_domain::access::{AccessEvent, ACCESS_STREAM};
-    use consent_ledger_domain::shipment::ShipmentEvent;
-    use consent_ledger_store::{Append, Guard, NewEvent, Provenance};
-
     let scratch = tempfile::Builder::new()
         .prefix("consent-ledger-bench")
         .tempdir_in(args.dir.clone().unwrap_or_else(std::env::temp_dir))?;
@@ -557,77 +557,16 @@ pub async fn restart(args: RestartArgs) -> anyhow::Result<()> {
         .find(|p| p.role == Role::Shipper)
         .map(|p| p.id.as_shipper())
         .context("shipper")?;
-    let provenance = Provenance {
-        actor: "bench".into(),
-        request_id: "seed".into(),
-    };
-    let now = Utc::now();
     let started = Instant::now();
-    let mut shipments = Vec::with_capacity(args.shipments);
-    let mut pending = Vec::with_capacity(1000);
-    let flush = |events: Vec<NewEvent>| {
-        let store = f.state.store.clone();
-        let provenance = provenance.clone();
-        async move {
-            store
-                .append(Append {
-                    events,
-                    provenance,
-                    idempotency: None,
-                    unique_claims: Vec::new(),
-                    guard: Guard::default(),
-                })
-                .await
-        }
+    let seed = crate::bench_log::Seed {
+        shipper,
+        partners: &f.partners,
+        shipments: args.shipments,
+        decisions: args.decisions,
+        denied_every: 0,
+        checkpoint_every: 0,
     };
-    for i in 0..args.shipments {
-        let id = ShipmentId::from_uuid(Uuid::now_v7());
-        let event = ShipmentEvent::ShipmentRegistered {
-            id,
-            shipper,
-            carrier: CarrierCode::parse(CARRIERS[i % 4])?,
-            tracking_number: TrackingNumber::parse(format!("S{i:012}"))?,
-            destination_country: CountryCode::parse(COUNTRIES[i % 5])?,
-            recipient_ref: None,
-            registered_at: now,
-        };
-        pending.push(NewEvent::from_domain(
-            &event,
-            "shipment",
-            &id.to_string(),
-            1,
-        )?);
-        shipments.push(id);
-        if pending.len() == 1000 {
-            flush(std::mem::take(&mut pending)).await?;
-        }
-    }
-    for i in 0..args.decisions {
-        let decision_id = Uuid::now_v7();
-        let event = AccessEvent::TrackingAccessAllowed {
-            decision_id,
-            partner: f.partners[i % f.partners.len()],
-            shipment: shipments[i % shipments.len().max(1)],
-            purpose: Purpose::InsuranceClaim,
-            requested: vec![DataCategory::StatusEvents],
-            granted: vec![DataCategory::StatusEvents],
-            consents: Vec::new(),
-            on_behalf_of: None,
-            decided_at: now,
-        };
-        pending.push(NewEvent::from_domain(
-            &event,
-            ACCESS_STREAM,
-            &decision_id.to_string(),
-            1,
-        )?);
-        if pending.len() == 1000 {
-            flush(std::mem::take(&mut pending)).await?;
-        }
-    }
-    if !pending.is_empty() {
-        flush(pending).await?;
-    }
+    crate::bench_log::seed_log(&f.state, &seed, |_| {}).await?;
     let size = f.state.store.next_position().await?.get();
     eprintln!(
         "seeded {size} events in {:.1} s",

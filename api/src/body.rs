@@ -116,6 +116,11 @@ impl QueryParams {
         Ok(Self(map))
     }
 
+    /// The parameter's text, if present.
+    pub fn raw(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
     /// The parameter parsed with `T::from_str`, if present.
     pub fn get<T>(&self, name: &str) -> Result<Option<T>, ApiError>
     where

@@ -128,13 +128,55 @@ pub struct KeygenArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ExportArgs {
+    /// Decisions about this shipment (and its registration).
     #[arg(long)]
     pub shipment_id: Option<String>,
+    /// With --tracking-number: decisions about that shipment (and its registration), and
+    /// denials asked by that tracking number.
+    #[arg(long)]
+    pub carrier: Option<String>,
+    /// With --carrier.
+    #[arg(long)]
+    pub tracking_number: Option<String>,
+    /// Decisions of this partner.
     #[arg(long)]
     pub partner_id: Option<String>,
+    /// Decisions about this shipper's shipments.
+    #[arg(long)]
+    pub shipper_id: Option<String>,
+    /// Decided at or after this time (RFC 3339).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Decided before this time (RFC 3339).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// allowed or denied.
+    #[arg(long)]
+    pub outcome: Option<String>,
+    /// Add to the header the consistency proof from the tree of this many events (the size of
+    /// a checkpoint the verifier already trusts; see `verify --since`).
+    #[arg(long)]
+    pub since_size: Option<u64>,
     /// Where to write the bundle.
     #[arg(long)]
     pub out: PathBuf,
+}
+
+impl ExportArgs {
+    /// The text of the access filter named `name` (see `access_filter::FILTER_NAMES`).
+    fn filter(&self, name: &str) -> Option<String> {
+        match name {
+            "shipment_id" => self.shipment_id.clone(),
+            "carrier" => self.carrier.clone(),
+            "tracking_number" => self.tracking_number.clone(),
+            "partner_id" => self.partner_id.clone(),
+            "shipper_id" => self.shipper_id.clone(),
+            "from" => self.from.clone(),
+            "to" => self.to.clone(),
+            "outcome" => self.outcome.clone(),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -144,6 +186,11 @@ pub struct VerifyArgs {
     /// The log's vkey: the text itself or a file holding it.
     #[arg(long)]
     pub vkey: String,
+    /// An older signed checkpoint of the log that you trust (a file holding the note, or the
+    /// note's text): also check that the bundle's checkpoint extends it, by the consistency
+    /// proof the bundle carries (export it with `--since-size` / `since=` that size).
+    #[arg(long)]
+    pub since: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -235,51 +282,67 @@ async fn replay(options: &StoreOptions) -> anyhow::Result<()> {
 }
 
 async fn export(options: &StoreOptions, args: ExportArgs) -> anyhow::Result<()> {
-    let filter = crate::export::ExportFilter {
-        shipment: args
-            .shipment_id
-            .map(|v| v.parse())
-            .transpose()
-            .map_err(|e| anyhow::anyhow!("--shipment-id: {e}"))?,
-        partner: args
-            .partner_id
-            .map(|v| v.parse())
-            .transpose()
-            .map_err(|e| anyhow::anyhow!("--partner-id: {e}"))?,
-    };
+    let filter = crate::access_filter::AccessFilter::parse(|name| args.filter(name))
+        .map_err(|e| anyhow::anyhow!("--{}: {}", e.field.replace('_', "-"), e.detail))?;
     let state = AppState::open(options, Arc::new(SystemClock), ServiceConfig::default()).await?;
-    let bar = progress_bar(state.store.next_position().await?.get(), "exporting");
-    let bundle = crate::export::bundle(&state, filter, |at, _| bar.set_position(at))
+    let exporter = crate::export::Exporter::start(state, filter, args.since_size)
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| match e {
+            crate::problem::ApiError::InvalidField { field, detail } if field == "since" => {
+                anyhow::anyhow!("--since-size: {detail}")
+            }
+            other => anyhow::anyhow!("{other}"),
+        })?;
+    let bar = progress_bar(exporter.tree_size(), "exporting");
+    let file = std::fs::File::create(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let written =
+        crate::export::write_bundle(exporter, &mut out, |at, _| bar.set_position(at)).await;
     bar.finish_and_clear();
-    std::fs::write(&args.out, &bundle)
-        .with_context(|| format!("writing {}", args.out.display()))?;
+    drop(out);
+    let (events, size) = match written {
+        Ok(done) => done,
+        Err(e) => {
+            // A cut bundle could pass for a smaller one: leave none behind.
+            if std::fs::metadata(&args.out).is_ok_and(|m| m.is_file()) {
+                let _ = std::fs::remove_file(&args.out);
+            }
+            return Err(e.context(format!("writing {}", args.out.display())));
+        }
+    };
     eprintln!(
-        "wrote {} events to {}",
-        bundle.lines().count().saturating_sub(1),
+        "wrote {events} events to {} (checkpoint of {size} events)",
         args.out.display()
     );
     Ok(())
 }
 
+/// The text of `arg`: the file it names, or else the argument itself.
+fn file_or_text(arg: &str) -> String {
+    std::fs::read_to_string(arg).unwrap_or_else(|_| arg.to_owned())
+}
+
 fn verify(args: VerifyArgs) -> anyhow::Result<()> {
-    let vkey_text = match std::fs::read_to_string(&args.vkey) {
-        Ok(text) => text,
-        Err(_) => args.vkey.clone(),
-    };
-    let vkey: consent_ledger_audit::note::VerifierKey = vkey_text
+    let vkey: consent_ledger_audit::note::VerifierKey = file_or_text(&args.vkey)
         .trim()
         .parse()
         .map_err(|e| anyhow::anyhow!("--vkey: {e}"))?;
-    let bundle = std::fs::read_to_string(&args.bundle)
-        .with_context(|| format!("reading {}", args.bundle.display()))?;
-    let verified = consent_ledger_audit::bundle::verify_bundle(&bundle, &vkey)
-        .map_err(|e| anyhow::anyhow!("bundle refused: {e}"))?;
+    let trusted = args
+        .since
+        .as_deref()
+        .map(|since| {
+            vkey.open_checkpoint(&file_or_text(since)).map_err(|e| {
+                anyhow::anyhow!("--since: the old checkpoint does not verify with --vkey: {e}")
+            })
+        })
+        .transpose()?;
+    let verified = crate::verify::verify_file(&args.bundle, &vkey, trusted.as_ref())?;
     println!(
         "{}",
         serde_json::json!({ "verified": true, "events": verified.events,
-            "origin": verified.checkpoint.origin(), "tree_size": verified.checkpoint.size() })
+            "origin": verified.checkpoint.origin(), "tree_size": verified.checkpoint.size(),
+            "consistent_with_size": verified.consistent_with })
     );
     Ok(())
 }

@@ -1,87 +1,257 @@
 //! Export bundles (SPEC §6, §7 `/v1/audit/export`, §8 `export`): the selected events with their
-//! leaf data and inclusion proofs against a checkpoint signed for the export.
+//! leaf data and inclusion proofs against a checkpoint signed for the export, optionally with a
+//! consistency proof from an older tree size in the header.
+//!
+//! Export path, one page of 2^14 positions at a time, streamed (a bundle of the whole log does
+//! not fit in memory): read the page (the next page is read meanwhile) → [`AccessFilter`] →
+//! leaf data → [`Store::inclusion_proofs`] (neighbours share their paths) →
+//! [`write_line`] → one chunk of the HTTP body or the file.
 
-use consent_ledger_audit::bundle::{BundleHeader, BundleLine, BUNDLE_FORMAT};
+use std::io::Write;
+use std::sync::Arc;
+
+use consent_ledger_audit::bundle::{write_line, BundleConsistency, BundleHeader, BUNDLE_FORMAT};
 use consent_ledger_audit::leaf::leaf_data;
-use consent_ledger_domain::access::{AccessEvent, ACCESS_STREAM};
-use consent_ledger_domain::values::{PartnerId, ShipmentId};
-use consent_ledger_store::{Position, StoredEvent};
+use consent_ledger_audit::tree::leaf_hash;
+use consent_ledger_domain::access::ACCESS_STREAM;
+use consent_ledger_projections::ReadModel;
+use consent_ledger_store::{Inclusion, Position, Store, StoreError, StoredEvent};
+use tokio::task::JoinHandle;
 
+use crate::access_filter::{access_event, decision, AccessFilter, Resolved};
 use crate::problem::ApiError;
 use crate::state::AppState;
 
-/// Which events a bundle holds: access decisions, narrowed to one shipment and/or one partner;
-/// with a shipment, also its registration.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ExportFilter {
-    pub shipment: Option<ShipmentId>,
-    pub partner: Option<PartnerId>,
+/// Positions read per page: one block of [`Store::inclusion_proofs`], so that a page's proofs
+/// share one block read.
+const PAGE: u32 = 1 << 14;
+
+/// Pages read ahead of the one being written.
+const READ_AHEAD: usize = 3;
+
+type PageRead = JoinHandle<Result<Vec<StoredEvent>, StoreError>>;
+
+/// Writes one bundle, chunk by chunk: [`Exporter::start`], then [`Exporter::next_chunk`] until
+/// it answers `None`.
+pub struct Exporter {
+    state: Arc<AppState>,
+    filter: AccessFilter,
+    resolved: Resolved,
+    /// The shipment whose registration the bundle holds besides its decisions: the one the
+    /// filter names, unless it also names a partner (whose bundle is about its reads only).
+    registration: Option<String>,
+    size: u64,
+    next: u64,
+    header: Option<Vec<u8>>,
+    reading: std::collections::VecDeque<PageRead>,
+    /// The start of the next page to ask for.
+    requested: u64,
+    exported: u64,
 }
 
-impl ExportFilter {
-    fn selects(&self, e: &StoredEvent) -> bool {
-        if e.stream_type == "shipment" {
-            return self.partner.is_none()
-                && self.shipment.is_some_and(|s| e.stream_id == s.to_string());
-        }
-        if e.stream_type != ACCESS_STREAM {
-            return false;
-        }
-        let Ok(event) = e.payload.decode::<AccessEvent>() else {
-            return false;
+impl Exporter {
+    /// Signs a checkpoint of the log as it is now (the bundle's tree), and makes the header:
+    /// with a consistency proof from `since` events if asked (`since` may not exceed the log).
+    pub async fn start(
+        state: Arc<AppState>,
+        filter: AccessFilter,
+        since: Option<u64>,
+    ) -> Result<Self, ApiError> {
+        let (size, note) = crate::routes::log::sign_checkpoint(&state).await?;
+        let consistency = match since {
+            None => None,
+            Some(from) if from > size => {
+                return Err(ApiError::invalid(
+                    "since",
+                    format!("must not exceed the log's size, {size} events"),
+                ))
+            }
+            Some(from) => Some(BundleConsistency::new(
+                from,
+                &state.store.consistency_proof(from, size).await?,
+            )),
         };
-        let (partner, shipment) = match event {
-            AccessEvent::TrackingAccessAllowed {
-                partner, shipment, ..
-            } => (partner, Some(shipment)),
-            AccessEvent::TrackingAccessDenied {
-                partner, shipment, ..
-            } => (partner, shipment),
+        let header = BundleHeader {
+            format: BUNDLE_FORMAT.to_owned(),
+            origin: state.log_key.name().to_owned(),
+            vkey: state.log_key.vkey(),
+            checkpoint: note,
+            consistency,
         };
-        self.partner.is_none_or(|p| p == partner)
-            && self.shipment.is_none_or(|s| shipment == Some(s))
+        let mut first = serde_json::to_vec(&header).map_err(|e| ApiError::Internal(e.into()))?;
+        first.push(b'\n');
+        // Owners and tracking numbers are looked up in the read model: bring it up to the
+        // checkpoint, in case another process wrote.
+        state.projector.catch_up().await?;
+        let (resolved, registration) = {
+            let model = state.projector.read();
+            let resolved = filter.resolve(&model.access);
+            let registration = filter
+                .one_shipment(&resolved)
+                .filter(|_| filter.partner.is_none())
+                .filter(|s| {
+                    filter
+                        .shipper
+                        .is_none_or(|h| model.access.shipment_owner(*s) == Some(h))
+                });
+            (resolved, registration.map(|s| s.to_string()))
+        };
+        Ok(Self {
+            state,
+            filter,
+            resolved,
+            registration,
+            size,
+            next: 0,
+            header: Some(first),
+            reading: std::collections::VecDeque::new(),
+            requested: 0,
+            exported: 0,
+        })
     }
-}
 
-const PAGE: u32 = 10_000;
+    /// The size of the tree the bundle's checkpoint commits to.
+    pub fn tree_size(&self) -> u64 {
+        self.size
+    }
 
-/// Builds the bundle: signs a checkpoint of the log now, then one line per selected event
-/// before it. `progress` is told how far the scan got.
-pub async fn bundle(
-    state: &AppState,
-    filter: ExportFilter,
-    mut progress: impl FnMut(u64, u64),
-) -> Result<String, ApiError> {
-    let (size, note) = crate::routes::log::sign_checkpoint(state).await?;
-    let header = BundleHeader {
-        format: BUNDLE_FORMAT.to_owned(),
-        origin: state.log_key.name().to_owned(),
-        vkey: state.log_key.vkey(),
-        checkpoint: note,
-    };
-    let mut out = serde_json::to_string(&header).map_err(|e| ApiError::Internal(e.into()))?;
-    out.push('\n');
-    let mut from = 0;
-    while from < size {
-        let events = state.store.read_range(Position::new(from), PAGE).await?;
-        if events.is_empty() {
-            break;
+    /// Positions looked at so far.
+    pub fn scanned(&self) -> u64 {
+        self.next.min(self.size)
+    }
+
+    /// Events written so far.
+    pub fn exported(&self) -> u64 {
+        self.exported
+    }
+
+    fn read(store: &Store, from: u64) -> PageRead {
+        let store = store.clone();
+        tokio::spawn(async move { store.read_range(Position::new(from), PAGE).await })
+    }
+
+    /// The next chunk of the bundle (whole lines; empty when a page held nothing selected), or
+    /// `None` after the last.
+    pub async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, ApiError> {
+        let mut chunk = Vec::new();
+        Ok(self.next_into(&mut chunk).await?.then_some(chunk))
+    }
+
+    /// Appends the next chunk to `out`; `false` after the last. A caller that writes chunks
+    /// away reuses one buffer: a page's lines are tens of megabytes, which a fresh allocation
+    /// would have the kernel zero page by page.
+    pub async fn next_into(&mut self, chunk: &mut Vec<u8>) -> Result<bool, ApiError> {
+        if let Some(header) = self.header.take() {
+            chunk.extend_from_slice(&header);
+            return Ok(true);
         }
-        for e in events
+        if self.next >= self.size {
+            return Ok(false);
+        }
+        // The next pages are read (other connections, other threads) while this one is
+        // selected, hashed and proven. Pages are fixed runs of positions.
+        while self.reading.len() < READ_AHEAD && self.requested < self.size {
+            self.reading
+                .push_back(Self::read(&self.state.store, self.requested));
+            self.requested += u64::from(PAGE);
+        }
+        let Some(reading) = self.reading.pop_front() else {
+            return Ok(false);
+        };
+        let events = reading.await.map_err(|e| ApiError::Internal(e.into()))??;
+        let from = self.next;
+        let gapless = events.first().is_some_and(|e| e.position.get() == from)
+            && events
+                .last()
+                .is_some_and(|e| e.position.get() == from + events.len() as u64 - 1);
+        if !gapless {
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "the log has no run of events from position {from} up to the checkpoint's \
+                 size {}: it was altered; run consent-ledger audit-log",
+                self.size
+            )));
+        }
+        self.next = from + events.len() as u64;
+        let selected = self.select(&events);
+        if selected.is_empty() {
+            return Ok(true);
+        }
+        let positions: Vec<u64> = selected.iter().map(|e| e.position.get()).collect();
+        let proofs = self
+            .state
+            .store
+            .inclusion_proofs(&positions, self.size)
+            .await?;
+        chunk.reserve(selected.len() * 1600);
+        for (event, proof) in selected.iter().zip(&proofs) {
+            let data = leaf_of(event, proof)?;
+            let leaf = std::str::from_utf8(&data).map_err(|e| ApiError::Internal(e.into()))?;
+            write_line(chunk, event.position.get(), leaf, &proof.path)
+                .map_err(|e| ApiError::Internal(e.into()))?;
+        }
+        self.exported += selected.len() as u64;
+        Ok(true)
+    }
+
+    /// The page's events the bundle holds.
+    fn select<'e>(&self, events: &'e [StoredEvent]) -> Vec<&'e StoredEvent> {
+        let model = self.state.projector.read();
+        events
             .iter()
-            .filter(|e| e.position.get() < size && filter.selects(e))
-        {
-            let position = e.position.get();
-            let leaf = String::from_utf8(leaf_data(&e.leaf()))
-                .map_err(|err| ApiError::Internal(err.into()))?;
-            let proof = state.store.inclusion_proof(position, size).await?;
-            let line = serde_json::to_string(&BundleLine::new(position, leaf, &proof))
-                .map_err(|err| ApiError::Internal(err.into()))?;
-            out.push_str(&line);
-            out.push('\n');
-        }
-        from = events.last().map_or(size, |e| e.position.get() + 1);
-        progress(from.min(size), size);
+            .take_while(|e| e.position.get() < self.size)
+            .filter(|e| self.holds(e, &model))
+            .collect()
     }
-    Ok(out)
+
+    fn holds(&self, e: &StoredEvent, model: &ReadModel) -> bool {
+        if e.stream_type == "shipment" {
+            return self.registration.as_ref() == Some(&e.stream_id);
+        }
+        if e.stream_type == ACCESS_STREAM && self.filter == AccessFilter::default() {
+            // Every decision: no need to decode it.
+            return true;
+        }
+        access_event(e).is_some_and(|event| {
+            self.filter
+                .selects(&decision(&event), &self.resolved, &model.access)
+        })
+    }
+}
+
+/// The leaf data of `event`, checked against its stored leaf hash: an event altered after it
+/// was hashed stops the export rather than yield a line that cannot verify.
+fn leaf_of(event: &StoredEvent, proof: &Inclusion) -> Result<Vec<u8>, ApiError> {
+    let data = leaf_data(&event.leaf());
+    if leaf_hash(&data) == proof.leaf {
+        return Ok(data);
+    }
+    Err(ApiError::Internal(anyhow::anyhow!(
+        "the event at position {} does not hash to its stored leaf: the log was altered; run \
+         consent-ledger audit-log",
+        event.position
+    )))
+}
+
+/// Writes the whole bundle to `out`; `progress` is told (positions scanned, tree size) after
+/// each page. Returns (events written, tree size).
+pub async fn write_bundle(
+    mut exporter: Exporter,
+    out: &mut impl Write,
+    mut progress: impl FnMut(u64, u64),
+) -> anyhow::Result<(u64, u64)> {
+    let mut chunk = Vec::new();
+    while exporter.next_into(&mut chunk).await.map_err(export_error)? {
+        out.write_all(&chunk)?;
+        chunk.clear();
+        progress(exporter.scanned(), exporter.tree_size());
+    }
+    out.flush()?;
+    Ok((exporter.exported(), exporter.tree_size()))
+}
+
+fn export_error(e: ApiError) -> anyhow::Error {
+    match e {
+        ApiError::Internal(cause) | ApiError::Unavailable(cause) => cause.context("exporting"),
+        other => anyhow::anyhow!("{other}"),
+    }
 }

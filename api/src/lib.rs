@@ -16,10 +16,12 @@
 //! CommandBus::execute (cqrs-es handle) → Store::append → GroupCommit (one fsync per batch)
 //! → Projector::catch_up → {"id","position"}`.
 
+pub mod access_filter;
 pub mod audit_log;
 pub mod auth;
 pub mod bench;
 pub mod bench_decisions;
+pub mod bench_log;
 pub mod body;
 pub mod cli;
 pub mod export;
@@ -30,4 +32,5 @@ pub mod routes;
 pub mod server;
 pub mod state;
 pub mod telemetry;
+pub mod verify;
 pub mod write;

@@ -4,13 +4,22 @@
 //! [`verify_bundle`] checks one offline with nothing but the bundle and the trusted vkey: every
 //! event is in the tree the signed checkpoint commits to, so a bundle holding only one
 //! shipment's events verifies without any other event.
+//!
+//! The header may carry one optional field more, `"consistency":{"from_size":M,"proof":[…]}`:
+//! PROOF(M, D[n]) (RFC 9162 §2.1.4) from an older tree of `M` events to the bundle's checkpoint.
+//! [`verify_bundle_since`] uses it to show that the bundle's checkpoint extends an older one the
+//! verifier already trusts, so the log was only appended to in between.
+//!
+//! Verify path: header → [`VerifierKey::open_checkpoint`] → (consistency with the trusted
+//! checkpoint) → per line: leaf hash → [`InclusionVerifier`] (stops where a path joins the one
+//! before it).
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use crate::note::{Checkpoint, NoteError, VerifierKey};
-use crate::tree::{leaf_hash, verify_inclusion, Hash, ProofError};
+use crate::tree::{leaf_hash, verify_consistency, Hash, InclusionVerifier, ProofError};
 
 /// The `format` of the header line.
 pub const BUNDLE_FORMAT: &str = "consent-ledger-bundle/1";
@@ -22,6 +31,26 @@ pub struct BundleHeader {
     pub origin: String,
     pub vkey: String,
     pub checkpoint: String,
+    /// Present when the export was asked for a proof from an older tree size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<BundleConsistency>,
+}
+
+/// The header's optional consistency proof: PROOF(`from_size`, D[checkpoint size]), base64.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleConsistency {
+    pub from_size: u64,
+    pub proof: Vec<String>,
+}
+
+impl BundleConsistency {
+    pub fn new(from_size: u64, proof: &[Hash]) -> Self {
+        Self {
+            from_size,
+            proof: proof.iter().map(|h| B64.encode(h)).collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,22 +72,56 @@ impl BundleLine {
     }
 }
 
+/// Appends an event line and its newline to `out`, byte for byte what `serde_json` writes for
+/// [`BundleLine::new`]`(position, leaf, proof)`, without building the line's strings first (an
+/// export writes millions).
+pub fn write_line(
+    out: &mut Vec<u8>,
+    position: u64,
+    leaf: &str,
+    proof: &[Hash],
+) -> Result<(), serde_json::Error> {
+    use std::io::Write;
+    out.extend_from_slice(b"{\"position\":");
+    write!(out, "{position}").map_err(serde_json::Error::io)?;
+    out.extend_from_slice(b",\"leaf\":");
+    serde_json::to_writer(&mut *out, leaf)?;
+    out.extend_from_slice(b",\"inclusion_proof\":[");
+    let mut text = [0u8; 44];
+    for (i, hash) in proof.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'"');
+        // 32 bytes are always 44 base64 characters, so the buffer always fits.
+        let written = B64
+            .encode_slice(hash, &mut text)
+            .map_err(|e| serde_json::Error::io(std::io::Error::other(e)))?;
+        out.extend_from_slice(&text[..written]);
+        out.push(b'"');
+    }
+    out.extend_from_slice(b"]}\n");
+    Ok(())
+}
+
 /// What a verified bundle holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedBundle {
     pub checkpoint: Checkpoint,
     pub events: usize,
+    /// The size of the trusted older checkpoint the bundle's was shown consistent with.
+    pub consistent_with: Option<u64>,
 }
 
 /// Why a bundle was refused, with the 1-based line at fault.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error("line {line}: {kind}")]
 pub struct BundleError {
     pub line: usize,
     pub kind: BundleErrorKind,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum BundleErrorKind {
     #[error("the bundle is empty")]
     Empty,
@@ -78,6 +141,43 @@ pub enum BundleErrorKind {
     BadProofHash,
     #[error("the event is not in the checkpoint's tree: {0}")]
     NotIncluded(ProofError),
+    #[error("the trusted checkpoint is of log `{trusted}`, the bundle's of `{bundle}`")]
+    OtherLog { trusted: String, bundle: String },
+    #[error(
+        "the bundle's checkpoint covers {bundle} events, fewer than the {trusted} of the trusted \
+         one; a log only grows, so export again"
+    )]
+    OlderThanTrusted { trusted: u64, bundle: u64 },
+    #[error(
+        "the header carries no consistency proof from size {from_size} (it has {carried}); \
+         export again with since={from_size}"
+    )]
+    NoConsistencyProof { from_size: u64, carried: Carried },
+    #[error(
+        "the checkpoint of {bundle} events is not consistent with the trusted checkpoint of \
+         {trusted} events: {error}"
+    )]
+    Inconsistent {
+        trusted: u64,
+        bundle: u64,
+        error: ProofError,
+    },
+}
+
+/// Which consistency proof a header carries, for [`BundleErrorKind::NoConsistencyProof`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carried {
+    None,
+    FromSize(u64),
+}
+
+impl std::fmt::Display for Carried {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::None => f.write_str("none"),
+            Self::FromSize(size) => write!(f, "one from size {size}"),
+        }
+    }
 }
 
 fn at(line: usize, kind: BundleErrorKind) -> BundleError {
@@ -86,36 +186,194 @@ fn at(line: usize, kind: BundleErrorKind) -> BundleError {
 
 /// Verifies a bundle against the trusted `vkey` alone (`consent-ledger verify`).
 pub fn verify_bundle(bundle: &str, vkey: &VerifierKey) -> Result<VerifiedBundle, BundleError> {
-    let mut lines = bundle
-        .lines()
-        .enumerate()
-        .map(|(i, l)| (i + 1, l))
-        .filter(|(_, l)| !l.trim().is_empty());
-    let (n, first) = lines.next().ok_or(at(1, BundleErrorKind::Empty))?;
-    let header: BundleHeader = serde_json::from_str(first)
-        .map_err(|e| at(n, BundleErrorKind::Malformed(e.to_string())))?;
-    if header.format != BUNDLE_FORMAT {
-        return Err(at(n, BundleErrorKind::UnknownFormat(header.format)));
+    verify_lines(bundle, vkey, None)
+}
+
+/// Verifies a bundle as [`verify_bundle`] does, and that its checkpoint extends `trusted`, an
+/// older checkpoint of the same log that the caller opened with the same key
+/// (`consent-ledger verify --since`). Equal sizes need equal roots; a smaller tree needs the
+/// header's consistency proof from exactly `trusted`'s size. Faults of the consistency are
+/// reported at the header line.
+pub fn verify_bundle_since(
+    bundle: &str,
+    vkey: &VerifierKey,
+    trusted: &Checkpoint,
+) -> Result<VerifiedBundle, BundleError> {
+    verify_lines(bundle, vkey, Some(trusted))
+}
+
+fn verify_lines(
+    bundle: &str,
+    vkey: &VerifierKey,
+    trusted: Option<&Checkpoint>,
+) -> Result<VerifiedBundle, BundleError> {
+    let mut lines = bundle.lines().enumerate().map(|(i, l)| (i + 1, l));
+    let mut verifier = None;
+    for (n, text) in lines.by_ref() {
+        if !text.trim().is_empty() {
+            verifier = Some(BundleVerifier::from_header(n, text, vkey, trusted)?);
+            break;
+        }
     }
-    // The header's own vkey is informative only: trust comes from the key the caller holds.
-    let checkpoint = vkey
-        .open_checkpoint(&header.checkpoint)
-        .map_err(|e| at(n, BundleErrorKind::Checkpoint(e)))?;
-    if checkpoint.origin() != header.origin {
-        return Err(at(
-            n,
-            BundleErrorKind::OriginMismatch {
-                header: header.origin,
-                checkpoint: checkpoint.origin().to_owned(),
-            },
-        ));
-    }
-    let mut previous: Option<u64> = None;
-    let mut events = 0;
+    let mut verifier = verifier.ok_or(at(1, BundleErrorKind::Empty))?;
     for (n, text) in lines {
-        let line: BundleLine = serde_json::from_str(text)
+        verifier.line(n, text)?;
+    }
+    Ok(verifier.finish())
+}
+
+/// Verifies a bundle line by line, for bundles read as a stream: [`Self::from_header`] with
+/// the first non-blank line, then [`Self::line`] with each later one (blank lines are skipped),
+/// then [`Self::finish`].
+///
+/// Runs of lines can also be checked apart, in parallel: [`Self::run`] gives a [`LineRun`]
+/// checker for a run, and [`Self::join`] takes the finished runs back in bundle order. The
+/// result, and the first bad line named, are those of checking line by line.
+#[derive(Debug)]
+pub struct BundleVerifier {
+    checkpoint: Checkpoint,
+    consistent_with: Option<u64>,
+    lines: LineRun,
+}
+
+impl BundleVerifier {
+    /// Checks the header line (number `n`): its format, the checkpoint's signature by `vkey`,
+    /// its origin, and, given a `trusted` older checkpoint, the consistency proof.
+    pub fn from_header(
+        n: usize,
+        text: &str,
+        vkey: &VerifierKey,
+        trusted: Option<&Checkpoint>,
+    ) -> Result<Self, BundleError> {
+        let header: BundleHeader = serde_json::from_str(text)
             .map_err(|e| at(n, BundleErrorKind::Malformed(e.to_string())))?;
-        if previous.is_some_and(|p| line.position <= p) {
+        if header.format != BUNDLE_FORMAT {
+            return Err(at(n, BundleErrorKind::UnknownFormat(header.format)));
+        }
+        // The header's own vkey is informative only: trust comes from the key the caller holds.
+        let checkpoint = vkey
+            .open_checkpoint(&header.checkpoint)
+            .map_err(|e| at(n, BundleErrorKind::Checkpoint(e)))?;
+        if checkpoint.origin() != header.origin {
+            return Err(at(
+                n,
+                BundleErrorKind::OriginMismatch {
+                    header: header.origin,
+                    checkpoint: checkpoint.origin().to_owned(),
+                },
+            ));
+        }
+        let consistent_with = match trusted {
+            None => None,
+            Some(trusted) => {
+                check_consistency(trusted, &checkpoint, header.consistency.as_ref())
+                    .map_err(|kind| at(n, kind))?;
+                Some(trusted.size())
+            }
+        };
+        Ok(Self {
+            lines: LineRun::new(&checkpoint),
+            checkpoint,
+            consistent_with,
+        })
+    }
+
+    /// Checks one event line (number `n`); a blank line is skipped.
+    pub fn line(&mut self, n: usize, text: &str) -> Result<(), BundleError> {
+        self.lines.line(n, text)
+    }
+
+    /// A checker for a run of the bundle's lines that knows nothing of the lines before it.
+    pub fn run(&self) -> LineRun {
+        LineRun::new(&self.checkpoint)
+    }
+
+    /// Takes the run of lines that follows those checked so far: fails with the first bad line
+    /// of the run, or with its first event if that is not after the last one before it.
+    pub fn join(&mut self, run: LineRun) -> Result<(), BundleError> {
+        if let (Some((n, position)), Some(previous)) = (run.first, self.lines.last) {
+            if position <= previous {
+                return Err(at(n, BundleErrorKind::OutOfOrder { position }));
+            }
+        }
+        if let Some(error) = run.error {
+            return Err(error);
+        }
+        self.lines.events += run.events;
+        if run.last.is_some() {
+            self.lines.last = run.last;
+        }
+        Ok(())
+    }
+
+    /// What the verified bundle held.
+    pub fn finish(self) -> VerifiedBundle {
+        VerifiedBundle {
+            checkpoint: self.checkpoint,
+            events: self.lines.events,
+            consistent_with: self.consistent_with,
+        }
+    }
+}
+
+/// Checks a run of a bundle's event lines against its checkpoint (see [`BundleVerifier::run`]).
+#[derive(Debug, Clone)]
+pub struct LineRun {
+    inclusion: InclusionVerifier,
+    proof: Vec<Hash>,
+    /// The line number and position of the run's first event line that parsed.
+    first: Option<(usize, u64)>,
+    last: Option<u64>,
+    events: usize,
+    error: Option<BundleError>,
+}
+
+impl LineRun {
+    fn new(checkpoint: &Checkpoint) -> Self {
+        Self {
+            inclusion: InclusionVerifier::new(checkpoint.size(), *checkpoint.root()),
+            proof: Vec::new(),
+            first: None,
+            last: None,
+            events: 0,
+            error: None,
+        }
+    }
+
+    /// Checks one event line (number `n`); a blank line is skipped. After an error the run
+    /// keeps it and checks nothing more.
+    pub fn line(&mut self, n: usize, text: &str) -> Result<(), BundleError> {
+        if let Some(error) = &self.error {
+            return Err(error.clone());
+        }
+        self.check(n, text)
+            .inspect_err(|e| self.error = Some(e.clone()))
+    }
+
+    /// [`Self::line`] for a line read as bytes: one that is not UTF-8 is malformed.
+    pub fn line_bytes(&mut self, n: usize, bytes: &[u8]) -> Result<(), BundleError> {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => self.line(n, text),
+            Err(e) => {
+                let error = at(n, BundleErrorKind::Malformed(format!("not UTF-8: {e}")));
+                if self.error.is_none() {
+                    self.error = Some(error.clone());
+                }
+                Err(self.error.clone().unwrap_or(error))
+            }
+        }
+    }
+
+    fn check(&mut self, n: usize, text: &str) -> Result<(), BundleError> {
+        if text.trim().is_empty() {
+            return Ok(());
+        }
+        let line: LineIn = serde_json::from_str(text)
+            .map_err(|e| at(n, BundleErrorKind::Malformed(e.to_string())))?;
+        if self.first.is_none() {
+            self.first = Some((n, line.position));
+        }
+        if self.last.is_some_and(|p| line.position <= p) {
             return Err(at(
                 n,
                 BundleErrorKind::OutOfOrder {
@@ -123,9 +381,11 @@ pub fn verify_bundle(bundle: &str, vkey: &VerifierKey) -> Result<VerifiedBundle,
                 },
             ));
         }
-        let inside = serde_json::from_str::<serde_json::Value>(&line.leaf)
+        // Typed, so the rest of the leaf is skipped rather than built; a leaf naming its
+        // position twice is refused.
+        let inside = serde_json::from_str::<LeafPosition>(&line.leaf)
             .ok()
-            .and_then(|leaf| leaf.get("position").and_then(serde_json::Value::as_u64));
+            .map(|l| l.position);
         if inside != Some(line.position) {
             return Err(at(
                 n,
@@ -135,26 +395,165 @@ pub fn verify_bundle(bundle: &str, vkey: &VerifierKey) -> Result<VerifiedBundle,
                 },
             ));
         }
-        let proof = line
-            .inclusion_proof
-            .iter()
-            .map(|h| {
-                B64.decode(h)
-                    .ok()
-                    .and_then(|b| Hash::try_from(b.as_slice()).ok())
-            })
-            .collect::<Option<Vec<Hash>>>()
-            .ok_or(at(n, BundleErrorKind::BadProofHash))?;
-        verify_inclusion(
-            &leaf_hash(line.leaf.as_bytes()),
-            line.position,
-            checkpoint.size(),
-            &proof,
-            checkpoint.root(),
-        )
-        .map_err(|e| at(n, BundleErrorKind::NotIncluded(e)))?;
-        previous = Some(line.position);
-        events += 1;
+        self.proof.clear();
+        for element in &line.inclusion_proof {
+            let hash = element.0.ok_or(at(n, BundleErrorKind::BadProofHash))?;
+            self.proof.push(hash);
+        }
+        self.inclusion
+            .verify(&leaf_hash(line.leaf.as_bytes()), line.position, &self.proof)
+            .map_err(|e| at(n, BundleErrorKind::NotIncluded(e)))?;
+        self.last = Some(line.position);
+        self.events += 1;
+        Ok(())
     }
-    Ok(VerifiedBundle { checkpoint, events })
+}
+
+/// The bundle's checkpoint extends the trusted one (RFC 9162 §2.1.4.2).
+fn check_consistency(
+    trusted: &Checkpoint,
+    bundle: &Checkpoint,
+    carried: Option<&BundleConsistency>,
+) -> Result<(), BundleErrorKind> {
+    if trusted.origin() != bundle.origin() {
+        return Err(BundleErrorKind::OtherLog {
+            trusted: trusted.origin().to_owned(),
+            bundle: bundle.origin().to_owned(),
+        });
+    }
+    let (old, new) = (trusted.size(), bundle.size());
+    if old > new {
+        return Err(BundleErrorKind::OlderThanTrusted {
+            trusted: old,
+            bundle: new,
+        });
+    }
+    // Trees of equal size, or an empty old tree, need no proof (RFC 9162 defines PROOF for
+    // 0 < m < n only); verify_consistency then compares the roots.
+    let proof = if old == 0 || old == new {
+        Vec::new()
+    } else {
+        let proof =
+            carried
+                .filter(|c| c.from_size == old)
+                .ok_or(BundleErrorKind::NoConsistencyProof {
+                    from_size: old,
+                    carried: carried.map_or(Carried::None, |c| Carried::FromSize(c.from_size)),
+                })?;
+        proof
+            .proof
+            .iter()
+            .map(|h| decode_hash(h))
+            .collect::<Option<Vec<Hash>>>()
+            .ok_or(BundleErrorKind::BadProofHash)?
+    };
+    verify_consistency(old, new, trusted.root(), bundle.root(), &proof).map_err(|error| {
+        BundleErrorKind::Inconsistent {
+            trusted: old,
+            bundle: new,
+            error,
+        }
+    })
+}
+
+fn decode_hash(text: &str) -> Option<Hash> {
+    let mut hash = [0u8; 32];
+    // A 32-byte hash is 44 base64 characters; decoding into a buffer of exactly 32 bytes
+    // refuses any other length.
+    if text.len() != 44 {
+        return None;
+    }
+    match B64.decode_slice(text, &mut hash) {
+        Ok(32) => Some(hash),
+        _ => None,
+    }
+}
+
+/// An event line as read for verification: the proof decoded in place, no string per hash.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LineIn {
+    position: u64,
+    leaf: String,
+    inclusion_proof: Vec<ProofHash>,
+}
+
+/// One proof element: the hash, or `None` if the string is not base64 of 32 bytes (refused as
+/// [`BundleErrorKind::BadProofHash`] rather than as a malformed line).
+struct ProofHash(Option<Hash>);
+
+impl<'de> Deserialize<'de> for ProofHash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ProofHash;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a base64 hash")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ProofHash, E> {
+                Ok(ProofHash(decode_hash(v)))
+            }
+        }
+        d.deserialize_str(Visitor)
+    }
+}
+
+/// The one field of a leaf the verifier reads.
+#[derive(Deserialize)]
+struct LeafPosition {
+    position: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_44_character_base64_of_32_bytes_is_a_hash() {
+        let good = B64.encode([7u8; 32]);
+        assert_eq!(decode_hash(&good), Some([7u8; 32]));
+        assert_eq!(decode_hash(&B64.encode([7u8; 31])), None);
+        assert_eq!(decode_hash(&B64.encode([7u8; 33])), None);
+        assert_eq!(decode_hash(&good.replace('=', "A")), None);
+        assert_eq!(
+            decode_hash("not base64 at all, but 44 characters long!!"),
+            None
+        );
+    }
+
+    #[test]
+    fn write_line_writes_what_serde_writes() {
+        let leaf = "{\"actor\":\"a \\\"q\\\" \\u0001 é \u{1} \u{7f} \u{2028} 𝄞\",\"position\":12}";
+        for proof in [
+            vec![],
+            vec![[1u8; 32]],
+            vec![[0u8; 32], [255u8; 32], [9u8; 32]],
+        ] {
+            let mut out = b"before\n".to_vec();
+            write_line(&mut out, 12, leaf, &proof).unwrap();
+            let expected =
+                serde_json::to_string(&BundleLine::new(12, leaf.to_owned(), &proof)).unwrap();
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                format!("before\n{expected}\n")
+            );
+        }
+    }
+
+    #[test]
+    fn a_header_without_consistency_has_no_such_field() {
+        let header = BundleHeader {
+            format: BUNDLE_FORMAT.into(),
+            origin: "o".into(),
+            vkey: "v".into(),
+            checkpoint: "c".into(),
+            consistency: None,
+        };
+        let text = serde_json::to_string(&header).unwrap();
+        assert_eq!(
+            text,
+            r#"{"format":"consent-ledger-bundle/1","origin":"o","vkey":"v","checkpoint":"c"}"#
+        );
+        assert_eq!(serde_json::from_str::<BundleHeader>(&text).unwrap(), header);
+    }
 }

@@ -175,6 +175,13 @@ pub enum TreeError {
     /// Consistency was asked from a larger tree to a smaller one.
     #[error("old tree size {old_size} is larger than new tree size {new_size}; swap them")]
     SizesOutOfOrder { old_size: u64, new_size: u64 },
+    /// The run of leaves is not a subtree that inclusion proofs in this tree pass through.
+    #[error("leaves {start}..{end} are not a subtree every inclusion path in a tree of {tree_size} leaves passes through")]
+    NotOnPath {
+        start: u64,
+        end: u64,
+        tree_size: u64,
+    },
     /// A frontier needs one hash per set bit of its size.
     #[error("a frontier of {size} leaves holds {expected} hashes (one per set bit), not {got}")]
     FrontierLength {
@@ -251,6 +258,90 @@ fn consistency_runs(old_size: u64, new_size: u64) -> Result<Vec<Range<u64>>, Tre
         runs.reverse();
     }
     Ok(runs)
+}
+
+/// The leaf runs of the part of PATH(m, D[n]) that lies above `run`, leaf side first: the same
+/// for every `m` in `run`, provided the walk of §2.1.3.1 reaches `run` exactly. Fails with
+/// [`TreeError::NotOnPath`] otherwise. [`path_block`] names runs that it always reaches.
+fn runs_above(run: Range<u64>, tree_size: u64) -> Result<Vec<Range<u64>>, TreeError> {
+    let not_on_path = TreeError::NotOnPath {
+        start: run.start,
+        end: run.end,
+        tree_size,
+    };
+    if run.start >= run.end || run.end > tree_size {
+        return Err(not_on_path);
+    }
+    let mut runs = Vec::new();
+    let (mut lo, mut hi) = (0, tree_size);
+    while (lo, hi) != (run.start, run.end) {
+        // `run` lies inside [lo, hi) and is smaller, so hi - lo >= 2 here.
+        let mid = lo + split(hi - lo);
+        if run.end <= mid {
+            runs.push(mid..hi);
+            hi = mid;
+        } else if run.start >= mid {
+            runs.push(lo..mid);
+            lo = mid;
+        } else {
+            // The run straddles the split: no inclusion path passes through it whole.
+            return Err(not_on_path);
+        }
+    }
+    runs.reverse();
+    Ok(runs)
+}
+
+/// The block of `2^level` leaves holding leaf `index` in a tree of `tree_size` leaves, cut at the
+/// tree's end: `[b, min(b + 2^level, tree_size))` with `b` the multiple of `2^level` at or below
+/// `index`. Every inclusion path of a leaf in the block passes through the block whole (a full
+/// block is a perfect subtree; the cut last block is where the right edge ends), so
+///
+/// `PATH(m, D[n]) = PATH(m - b, D[block]) ‖ ABOVE(block, D[n])`
+///
+/// where the first part is the path inside the block (a [`MemoryTree`] of its leaves gives it)
+/// and the second is [`inclusion_path_above`], the same for every leaf of the block. An export
+/// of many neighbouring leaves thus reads each block's leaves once instead of a path per leaf.
+///
+/// Fails with [`TreeError::IndexOutOfRange`] if `index >= tree_size`.
+pub fn path_block(index: u64, tree_size: u64, level: u32) -> Result<Range<u64>, TreeError> {
+    if index >= tree_size {
+        return Err(TreeError::IndexOutOfRange { index, tree_size });
+    }
+    let width = 1u64.checked_shl(level).unwrap_or(0);
+    let start = if width == 0 { 0 } else { index & !(width - 1) };
+    let end = if width == 0 {
+        tree_size
+    } else {
+        start.saturating_add(width).min(tree_size)
+    };
+    Ok(start..end)
+}
+
+/// The perfect subtrees that [`inclusion_path_above`] asks its node source for, in order.
+pub fn inclusion_path_above_nodes(
+    run: Range<u64>,
+    tree_size: u64,
+) -> Result<Vec<NodeId>, TreeError> {
+    Ok(runs_above(run, tree_size)?
+        .into_iter()
+        .flat_map(perfect_subtrees)
+        .collect())
+}
+
+/// The elements of PATH(m, D[n]) (RFC 9162 §2.1.3.1) above the leaf run `run`, for any `m` in
+/// it, leaf side first, built from the perfect subtrees asked of `node` (exactly
+/// [`inclusion_path_above_nodes`], in order). `run` must be one the path passes through whole,
+/// such as a [`path_block`]; otherwise this fails with [`TreeError::NotOnPath`].
+pub fn inclusion_path_above<E: From<TreeError>>(
+    run: Range<u64>,
+    tree_size: u64,
+    mut node: impl FnMut(NodeId) -> Result<Hash, E>,
+) -> Result<Vec<Hash>, E> {
+    runs_above(run, tree_size)?
+        .into_iter()
+        .map(|run| run_hash(run, &mut node))
+        .collect()
 }
 
 /// The perfect subtrees that [`inclusion_path`] asks its node source for, in order.
@@ -342,6 +433,62 @@ pub fn inclusion_path_in_memory(leaves: &[Hash], index: u64) -> Result<Vec<Hash>
 /// Rehashes subtrees on every call, O(n): for tests and small trees.
 pub fn consistency_proof_in_memory(leaves: &[Hash], old_size: u64) -> Result<Vec<Hash>, TreeError> {
     consistency_proof(old_size, leaves.len() as u64, memory_nodes(leaves))
+}
+
+/// A tree held in memory with every perfect subtree hashed once: `2n` hashes to build, then
+/// any root, inclusion path or subtree hash of it without hashing again. For a block of an
+/// export (see [`path_block`]), where thousands of neighbouring paths share their nodes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemoryTree {
+    // INVARIANT: levels[0] holds the leaf hashes, and levels[l][i] is the hash of the perfect
+    // subtree NodeId { level: l, index: i } for every such subtree inside the leaves; the last
+    // level holds fewer than two hashes.
+    levels: Vec<Vec<Hash>>,
+}
+
+impl MemoryTree {
+    /// The tree of these leaf hashes, in order.
+    pub fn new(leaves: Vec<Hash>) -> Self {
+        let mut levels = vec![leaves];
+        while let Some(below) = levels.last().filter(|l| l.len() >= 2) {
+            let above = below
+                .chunks_exact(2)
+                .map(|pair| node_hash(&pair[0], &pair[1]))
+                .collect();
+            levels.push(above);
+        }
+        Self { levels }
+    }
+
+    /// How many leaves the tree holds.
+    pub fn size(&self) -> u64 {
+        self.levels.first().map_or(0, |l| l.len() as u64)
+    }
+
+    /// The hash of a perfect subtree of the tree, if it lies inside it.
+    pub fn node(&self, id: NodeId) -> Option<Hash> {
+        let level = self.levels.get(usize::try_from(id.level()).ok()?)?;
+        level.get(usize::try_from(id.index()).ok()?).copied()
+    }
+
+    fn source(&self) -> impl FnMut(NodeId) -> Result<Hash, TreeError> + '_ {
+        move |id| {
+            self.node(id).ok_or(TreeError::IndexOutOfRange {
+                index: id.leaves().start,
+                tree_size: self.size(),
+            })
+        }
+    }
+
+    /// `MTH(D[n])` of the whole tree (RFC 9162 §2.1.1).
+    pub fn root(&self) -> Hash {
+        root(self.size(), self.source()).unwrap_or_else(|_| empty_root())
+    }
+
+    /// PATH(index, D[n]) (RFC 9162 §2.1.3.1) in this tree, leaf first.
+    pub fn inclusion_path(&self, index: u64) -> Result<Vec<Hash>, TreeError> {
+        inclusion_path(index, self.size(), self.source())
+    }
 }
 
 /// Why a proof was refused. Proofs come from outside (bundles, proof endpoints), so every way
@@ -449,6 +596,121 @@ pub fn verify_inclusion(
         return Err(ProofError::RootMismatch);
     }
     Ok(())
+}
+
+/// The state of the §2.1.3.2 loop before it takes a proof element: `fn`, `sn` and `r`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Step {
+    fn_: u64,
+    sn: u64,
+    r: Hash,
+}
+
+/// Checks many inclusion proofs against one signed (size, root), as [`verify_inclusion`] does,
+/// but remembers the last accepted one, so that a proof of a neighbouring leaf stops where it
+/// joins that path: an export bundle lists leaves in order, and neighbours share all but the
+/// lowest levels of their paths (two hashes per leaf on average instead of `log2 n`).
+///
+/// Why stopping is sound: the loop of RFC 9162 §2.1.3.2 is a function of its state (`fn`, `sn`,
+/// `r`) and of the proof elements still to take. When a step finds the very state an accepted
+/// proof passed through, with the same remaining elements, the rest of the computation is
+/// that accepted one, which ended with `sn = 0` and `r` equal to the root.
+#[derive(Clone, Debug)]
+pub struct InclusionVerifier {
+    tree_size: u64,
+    root: Hash,
+    // The states the last accepted proof passed through (`sn` strictly decreasing), and its
+    // elements; empty before the first one.
+    accepted: Vec<Step>,
+    accepted_proof: Vec<Hash>,
+    scratch: Vec<Step>,
+}
+
+impl InclusionVerifier {
+    /// A verifier for proofs into the tree of `tree_size` leaves with root `root`.
+    pub fn new(tree_size: u64, root: Hash) -> Self {
+        Self {
+            tree_size,
+            root,
+            accepted: Vec::new(),
+            accepted_proof: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// What [`verify_inclusion`]`(leaf_hash, index, tree_size, proof, root)` answers, with the
+    /// same errors.
+    pub fn verify(
+        &mut self,
+        leaf_hash: &Hash,
+        index: u64,
+        proof: &[Hash],
+    ) -> Result<(), ProofError> {
+        let tree_size = self.tree_size;
+        if index >= tree_size {
+            return Err(ProofError::IndexOutOfRange { index, tree_size });
+        }
+        let expected = inclusion_path_len(index, tree_size);
+        let wrong_length = ProofError::WrongProofLength {
+            expected,
+            got: proof.len(),
+        };
+        if proof.len() != expected {
+            return Err(wrong_length);
+        }
+        let (mut fn_, mut sn) = (index, tree_size - 1);
+        let mut r = *leaf_hash;
+        self.scratch.clear();
+        // The first state of the accepted path not above the current one.
+        let mut j = 0;
+        for (i, p) in proof.iter().enumerate() {
+            while self.accepted.get(j).is_some_and(|s| s.sn > sn) {
+                j += 1;
+            }
+            if let Some(seen) = self.accepted.get(j) {
+                // `r` is not secret: both sides are hashes of public data.
+                if seen.sn == sn
+                    && seen.fn_ == fn_
+                    && seen.r == r
+                    && proof[i..] == self.accepted_proof[j..]
+                {
+                    self.scratch.extend_from_slice(&self.accepted[j..]);
+                    self.remember(proof);
+                    return Ok(());
+                }
+            }
+            self.scratch.push(Step { fn_, sn, r });
+            // The steps of verify_inclusion, which names them after the RFC.
+            if sn == 0 {
+                return Err(wrong_length);
+            }
+            if fn_ & 1 == 1 || fn_ == sn {
+                r = node_hash(p, &r);
+                while fn_ & 1 == 0 && fn_ != 0 {
+                    fn_ >>= 1;
+                    sn >>= 1;
+                }
+            } else {
+                r = node_hash(&r, p);
+            }
+            fn_ >>= 1;
+            sn >>= 1;
+        }
+        if sn != 0 {
+            return Err(wrong_length);
+        }
+        if !hashes_equal(&r, &self.root) {
+            return Err(ProofError::RootMismatch);
+        }
+        self.remember(proof);
+        Ok(())
+    }
+
+    fn remember(&mut self, proof: &[Hash]) {
+        std::mem::swap(&mut self.accepted, &mut self.scratch);
+        self.accepted_proof.clear();
+        self.accepted_proof.extend_from_slice(proof);
+    }
 }
 
 /// Checks that the tree of `new_size` leaves with root `new_root` extends the tree of
@@ -614,6 +876,28 @@ impl Frontier {
     /// `MTH(D[n])` of the whole tree (RFC 9162 §2.1.1), in at most 63 hashes.
     pub fn root(&self) -> Hash {
         fold_subtrees(&self.hashes)
+    }
+
+    /// Appends a leaf by its [`leaf_hash`], as [`Self::push`] does, without listing the subtrees
+    /// it completes (for recomputing a root, where nothing is kept).
+    ///
+    /// # Panics
+    /// If the tree already holds `u64::MAX` leaves.
+    pub fn append(&mut self, leaf_hash: Hash) {
+        let index = self.size;
+        self.size = index
+            .checked_add(1)
+            .expect("a tree holds at most u64::MAX leaves");
+        let mut hash = leaf_hash;
+        for _ in 0..index.trailing_ones() {
+            // INVARIANT: as in `push`, one hash per set bit of `index`.
+            let left = self
+                .hashes
+                .pop()
+                .expect("a frontier holds a hash for each set bit of its size");
+            hash = node_hash(&left, &hash);
+        }
+        self.hashes.push(hash);
     }
 
     /// Appends a leaf by its [`leaf_hash`] and returns every perfect subtree the leaf completes,

@@ -47,6 +47,21 @@ use consent_ledger_audit::tree::{self, Hash, NodeId, TreeError};
 pub use group_commit::{CommitHook, WriterStats};
 use group_commit::{GroupCommit, HookSlot, WriteConnection};
 
+/// Leaves in a block of [`Store::inclusion_proofs`]: 2^14, whose leaf hashes are 512 KiB.
+const BLOCK_LEVEL: u32 = 14;
+
+/// Proofs in one block from which reading and hashing the whole block is cheaper than a path's
+/// look-ups per proof (a block costs about as much as 50 single paths).
+const DENSE_BLOCK: usize = 64;
+
+/// A leaf's stored hash and its inclusion proof, from [`Store::inclusion_proofs`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inclusion {
+    pub leaf: Hash,
+    /// PATH(m, D[n]), RFC 9162 §2.1.3.1, leaf first.
+    pub path: Vec<Hash>,
+}
+
 /// Where the store lives (SPEC §8: `--data-dir` or `--database-url`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreLocation {
@@ -275,6 +290,12 @@ impl Store {
         on_backend!(self, read_range_except(from, end, limit, skipped))
     }
 
+    /// The stored leaf hashes of positions `leaves`, in order; a missing one is
+    /// [`StoreError::Corrupt`].
+    pub async fn leaf_range(&self, leaves: std::ops::Range<u64>) -> Result<Vec<Hash>, StoreError> {
+        on_backend!(self, leaf_range(leaves))
+    }
+
     /// The position the next committed event will get, i.e. the log's size.
     pub async fn next_position(&self) -> Result<Position, StoreError> {
         on_backend!(self, next_position())
@@ -307,6 +328,68 @@ impl Store {
         let nodes = tree::inclusion_path_nodes(index, tree_size).map_err(proof_error)?;
         let stored = self.stored_nodes(&nodes).await?;
         tree::inclusion_path(index, tree_size, |n| lookup(&stored, n)).map_err(proof_error)
+    }
+
+    /// The stored leaf hash and PATH(index, D[tree_size]) of each of `positions`, in the same
+    /// order. Neighbouring positions share most of their paths, so where many fall in one block
+    /// of 2^14 leaves the block's leaves are read once and hashed in memory
+    /// ([`tree::MemoryTree`]), and the part of the path above the block is fetched once
+    /// ([`tree::path_block`]); a lone position gets its own look-ups. Ascending positions share
+    /// the most. The caller checks every `position < tree_size <= log size`.
+    pub async fn inclusion_proofs(
+        &self,
+        positions: &[u64],
+        tree_size: u64,
+    ) -> Result<Vec<Inclusion>, StoreError> {
+        let mut proofs = Vec::with_capacity(positions.len());
+        let mut rest = positions;
+        while let Some(&first) = rest.first() {
+            let block = tree::path_block(first, tree_size, BLOCK_LEVEL).map_err(proof_error)?;
+            let here = rest.iter().take_while(|p| block.contains(p)).count();
+            let (group, after) = rest.split_at(here);
+            rest = after;
+            if group.len() < DENSE_BLOCK {
+                for &p in group {
+                    let leaf =
+                        NodeId::new(0, p).ok_or(proof_error(TreeError::IndexOutOfRange {
+                            index: p,
+                            tree_size,
+                        }))?;
+                    let mut nodes =
+                        tree::inclusion_path_nodes(p, tree_size).map_err(proof_error)?;
+                    nodes.push(leaf);
+                    let stored = self.stored_nodes(&nodes).await?;
+                    proofs.push(Inclusion {
+                        leaf: lookup(&stored, leaf).map_err(proof_error)?,
+                        path: tree::inclusion_path(p, tree_size, |n| lookup(&stored, n))
+                            .map_err(proof_error)?,
+                    });
+                }
+                continue;
+            }
+            let leaves = on_backend!(self, leaf_range(block.clone()))?;
+            let inside = tree::MemoryTree::new(leaves);
+            let nodes =
+                tree::inclusion_path_above_nodes(block.clone(), tree_size).map_err(proof_error)?;
+            let stored = self.stored_nodes(&nodes).await?;
+            let above =
+                tree::inclusion_path_above(block.clone(), tree_size, |n| lookup(&stored, n))
+                    .map_err(proof_error)?;
+            for &p in group {
+                let index = p - block.start;
+                let mut path = inside.inclusion_path(index).map_err(proof_error)?;
+                path.extend_from_slice(&above);
+                let leaf =
+                    NodeId::new(0, index)
+                        .and_then(|n| inside.node(n))
+                        .ok_or(proof_error(TreeError::IndexOutOfRange {
+                            index: p,
+                            tree_size,
+                        }))?;
+                proofs.push(Inclusion { leaf, path });
+            }
+        }
+        Ok(proofs)
     }
 
     /// PROOF(old_size, D[new_size]) (RFC 9162 §2.1.4.1) from stored subtree hashes. The caller

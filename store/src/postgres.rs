@@ -891,6 +891,22 @@ pub(crate) async fn leaf_hashes(
         .collect())
 }
 
+/// The stored leaf hashes of positions `leaves`, in order.
+pub(crate) async fn leaf_range(
+    pool: &PgPool,
+    leaves: std::ops::Range<u64>,
+) -> Result<Vec<Hash>, StoreError> {
+    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT idx, hash FROM merkle_nodes WHERE level = 0 AND idx >= $1 AND idx < $2 ORDER BY idx",
+    )
+    .bind(index_i64(leaves.start))
+    .bind(index_i64(leaves.end))
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::unavailable)?;
+    crate::sqlite::leaves_of_rows(leaves, &rows)
+}
+
 /// Every kept checkpoint, oldest first: (tree size, signed note).
 pub(crate) async fn checkpoints(pool: &PgPool) -> Result<Vec<(u64, String)>, StoreError> {
     let rows: Vec<(i64, String)> =

@@ -4,6 +4,8 @@
 //! Writes go through one connection owned by the group-commit writer ([`crate::group_commit`]);
 //! reads use a pool of other connections, which WAL lets run beside the writer.
 
+use std::collections::HashMap;
+use std::ops::Range;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -40,7 +42,15 @@ fn options(path: &Path) -> SqliteConnectOptions {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(10))
+        // sqlx hands each row from SQLite's worker thread to the reading task through a channel;
+        // at its default of 50 rows the two threads wake each other every few rows, which cost
+        // more than SQLite itself on a page of 16k events. A deep buffer lets the worker run
+        // ahead and the reader drain many rows per wake-up.
+        .row_buffer_size(ROW_BUFFER)
 }
+
+/// Rows a query may run ahead of its reader (see [`options`]).
+const ROW_BUFFER: usize = 4096;
 
 /// Opens (creating if needed) and migrates the database at `path`; returns the read pool and
 /// the writer's own connection.
@@ -335,24 +345,126 @@ async fn backfill(conn: &mut SqliteConnection, size: u64) -> Result<Frontier, sq
     Ok(edge)
 }
 
-/// The hashes of `nodes`, from stored subtrees, in order (for roots and proofs).
+/// Point look-ups and leaf ranges per statement; SQLite allows 500 terms in a compound SELECT.
+const NODES_PER_SELECT: usize = 200;
+
+/// The hashes of `nodes`, from stored subtrees, in order (for roots and proofs). One statement
+/// fetches them all (a UNION ALL of primary-key look-ups, and of leaf ranges for the levels
+/// that are not kept), instead of a round trip to SQLite's thread per node.
 pub(crate) async fn node_hashes(
     pool: &SqlitePool,
     nodes: &[NodeId],
 ) -> Result<Vec<Hash>, StoreError> {
-    let mut conn = pool.acquire().await.map_err(StoreError::unavailable)?;
-    let mut hashes = Vec::with_capacity(nodes.len());
-    for node in nodes {
-        let hash = stored_node(&mut conn, *node)
+    let mut found: HashMap<(u32, u64), Hash> = HashMap::with_capacity(nodes.len() * 2);
+    for chunk in nodes.chunks(NODES_PER_SELECT) {
+        let mut q = QueryBuilder::<Sqlite>::new("");
+        for (i, node) in chunk.iter().enumerate() {
+            if i > 0 {
+                q.push(" UNION ALL ");
+            }
+            if is_kept(*node) {
+                q.push("SELECT level, idx, hash FROM merkle_nodes WHERE level = ")
+                    .push_bind(i64::from(node.level()))
+                    .push(" AND idx = ")
+                    .push_bind(sql_index(node.index()));
+            } else {
+                let leaves = node.leaves();
+                q.push("SELECT level, idx, hash FROM merkle_nodes WHERE level = 0 AND idx >= ")
+                    .push_bind(sql_index(leaves.start))
+                    .push(" AND idx < ")
+                    .push_bind(sql_index(leaves.end));
+            }
+        }
+        let rows: Vec<(i64, i64, Vec<u8>)> = q
+            .build_query_as()
+            .persistent(false)
+            .fetch_all(pool)
             .await
-            .map_err(StoreError::unavailable)?
-            .ok_or_else(|| StoreError::Corrupt {
+            .map_err(StoreError::unavailable)?;
+        for (level, idx, hash) in rows {
+            let hash = Hash::try_from(hash.as_slice()).map_err(|_| StoreError::Corrupt {
                 position: -1,
-                detail: format!("merkle node {node:?} missing"),
+                detail: format!("merkle node ({level}, {idx}) is not 32 bytes"),
             })?;
-        hashes.push(hash);
+            found.insert(
+                (
+                    u32::try_from(level).unwrap_or(u32::MAX),
+                    u64::try_from(idx).unwrap_or(u64::MAX),
+                ),
+                hash,
+            );
+        }
+    }
+    let missing = |node: &NodeId| StoreError::Corrupt {
+        position: -1,
+        detail: format!("merkle node {node:?} missing"),
+    };
+    nodes
+        .iter()
+        .map(|node| {
+            if is_kept(*node) {
+                return found
+                    .get(&(node.level(), node.index()))
+                    .copied()
+                    .ok_or_else(|| missing(node));
+            }
+            // Levels 1–3 are the MTH of at most eight stored leaves.
+            let leaves = node
+                .leaves()
+                .map(|i| found.get(&(0, i)).copied())
+                .collect::<Option<Vec<Hash>>>()
+                .ok_or_else(|| missing(node))?;
+            Ok(mth(&leaves))
+        })
+        .collect()
+}
+
+/// The stored leaf hashes of positions `leaves`, in order; every one must be there.
+pub(crate) async fn leaf_range(
+    pool: &SqlitePool,
+    leaves: Range<u64>,
+) -> Result<Vec<Hash>, StoreError> {
+    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT idx, hash FROM merkle_nodes WHERE level = 0 AND idx >= ? AND idx < ? ORDER BY idx",
+    )
+    .bind(sql_index(leaves.start))
+    .bind(sql_index(leaves.end))
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::unavailable)?;
+    leaves_of_rows(leaves, &rows)
+}
+
+/// The stored leaves `leaves` from their `(idx, hash)` rows in order; a missing or malformed
+/// one is corruption.
+pub(crate) fn leaves_of_rows(
+    leaves: Range<u64>,
+    rows: &[(i64, Vec<u8>)],
+) -> Result<Vec<Hash>, StoreError> {
+    let mut hashes = Vec::with_capacity(rows.len());
+    for (expected, (idx, hash)) in leaves.clone().zip(rows) {
+        let corrupt = |detail: &str| StoreError::Corrupt {
+            position: sql_index(expected),
+            detail: detail.to_owned(),
+        };
+        if u64::try_from(*idx).ok() != Some(expected) {
+            return Err(corrupt("merkle leaf missing"));
+        }
+        hashes.push(
+            Hash::try_from(hash.as_slice()).map_err(|_| corrupt("merkle leaf is not 32 bytes"))?,
+        );
+    }
+    if hashes.len() as u64 != leaves.end - leaves.start {
+        return Err(StoreError::Corrupt {
+            position: sql_index(leaves.start + hashes.len() as u64),
+            detail: "merkle leaf missing".into(),
+        });
     }
     Ok(hashes)
+}
+
+fn sql_index(i: u64) -> i64 {
+    i64::try_from(i).unwrap_or(i64::MAX)
 }
 
 /// `MTH` of the first `size` events, from stored subtrees (RFC 9162 §2.1.1).

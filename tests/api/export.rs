@@ -6,7 +6,9 @@ use consent_ledger_audit::bundle::{verify_bundle, BundleErrorKind};
 use consent_ledger_audit::note::VerifierKey;
 use serde_json::{json, Value};
 
-use crate::helpers::{consent_for, spawn_app};
+use chrono::Duration;
+
+use crate::helpers::{consent_for, problem, rfc3339, spawn_app, start_time};
 
 #[actix_web::test]
 async fn a_one_shipment_bundle_verifies_offline_and_holds_only_that_shipment() {
@@ -110,4 +112,468 @@ async fn a_one_shipment_bundle_verifies_offline_and_holds_only_that_shipment() {
         "{}",
         String::from_utf8_lossy(&bad.stderr)
     );
+}
+
+/// One recorded decision: its position, when, by whom, about what, and how it went.
+struct Recorded {
+    position: u64,
+    label: &'static str,
+}
+
+/// The positions and labels of a bundle's event lines, after checking it verifies with `vkey`
+/// and holds `events` lines.
+fn bundle_positions(bundle: &str, vkey: &VerifierKey) -> Vec<u64> {
+    let verified = verify_bundle(bundle, vkey).expect("the bundle verifies");
+    let positions: Vec<u64> = bundle
+        .lines()
+        .skip(1)
+        .map(|l| {
+            serde_json::from_str::<Value>(l).expect("line JSON")["position"]
+                .as_u64()
+                .expect("position")
+        })
+        .collect();
+    assert_eq!(verified.events, positions.len());
+    positions
+}
+
+/// SPEC §7: `/v1/audit/export` takes the access filters of `/v1/audit/access` — shipment_id,
+/// carrier + tracking_number, partner_id, shipper_id, from, to (on the decision's time) and
+/// outcome — and every filtered bundle verifies offline and holds exactly the decisions asked
+/// for (and, when one shipment is named without a partner, its registration).
+#[actix_web::test]
+async fn every_access_filter_selects_exactly_its_decisions_and_the_bundle_verifies() {
+    let app = spawn_app().await;
+    let (shop_a, shop_a_token) = app.principal("shipper", "Shop A").await;
+    let (shop_b, shop_b_token) = app.principal("shipper", "Shop B").await;
+    let (p1, p1_token) = app.partner("Insure").await;
+    let (p2, p2_token) = app.partner("Pay").await;
+    let (_, regulator) = app.principal("regulator", "DPA").await;
+    let (_, officer) = app.principal("privacy_officer", "DPO").await;
+    let a = app.shipment(&shop_a_token, "DHL", "JJD1", "DE").await;
+    let b = app.shipment(&shop_a_token, "UPS", "1Z2", "FR").await;
+    let c = app.shipment(&shop_b_token, "DHL", "JJD3", "NL").await;
+    for (token, partner, shipment) in [
+        (&shop_a_token, &p1, &a),
+        (&shop_a_token, &p1, &b),
+        (&shop_b_token, &p2, &c),
+    ] {
+        assert_eq!(
+            app.post("/v1/consents", token, consent_for(partner, shipment))
+                .await
+                .status,
+            StatusCode::CREATED
+        );
+    }
+    let registration = |events: &[consent_ledger_store::StoredEvent], id: &str| {
+        events
+            .iter()
+            .find(|e| e.stream_type == "shipment" && e.stream_id == id)
+            .map(|e| e.position.get())
+            .expect("registered")
+    };
+
+    // Seven decisions, one a minute from t1 on.
+    let t1 = start_time() + Duration::minutes(10);
+    let mut recorded = Vec::new();
+    let decide = |label: &'static str, token: String, ask: Value| {
+        let app = &app;
+        async move {
+            let r = app.post("/v1/decisions", &token, ask).await;
+            assert_eq!(r.status, StatusCode::OK, "{label}: {}", r.body);
+            assert_eq!(
+                r.body["allowed"],
+                label.ends_with("allowed"),
+                "{label}: {}",
+                r.body
+            );
+            Recorded {
+                position: r.position(),
+                label,
+            }
+        }
+    };
+    let ask = |shipment: &str| json!({"shipment_id": shipment, "purpose": "insurance_claim", "data_categories": ["status_events"]});
+    let by_tracking = |carrier: &str, tracking: &str| json!({"carrier": carrier, "tracking_number": tracking, "purpose": "insurance_claim", "data_categories": ["status_events"]});
+    app.clock.set(t1);
+    recorded.push(decide("t1 p1 a allowed", p1_token.clone(), ask(&a)).await);
+    app.clock.set(t1 + Duration::minutes(1));
+    recorded.push(decide("t2 p1 c denied", p1_token.clone(), ask(&c)).await);
+    app.clock.set(t1 + Duration::minutes(2));
+    recorded.push(decide("t3 p2 c allowed", p2_token.clone(), ask(&c)).await);
+    app.clock.set(t1 + Duration::minutes(3));
+    recorded.push(decide("t4 p2 a denied", p2_token.clone(), ask(&a)).await);
+    app.clock.set(t1 + Duration::minutes(4));
+    recorded.push(
+        decide(
+            "t5 p1 DHL/JJD9 unknown",
+            p1_token.clone(),
+            by_tracking("DHL", "JJD9"),
+        )
+        .await,
+    );
+    let d = app.shipment(&shop_b_token, "DHL", "JJD9", "AT").await;
+    app.clock.set(t1 + Duration::minutes(5));
+    recorded.push(decide("t6 p1 d denied", p1_token.clone(), ask(&d)).await);
+    app.clock.set(t1 + Duration::minutes(6));
+    recorded.push(decide("t7 p1 b allowed", p1_token.clone(), ask(&b)).await);
+    let events = app.log().await;
+    let at = |labels: &[&str]| -> Vec<u64> {
+        let mut positions: Vec<u64> = labels
+            .iter()
+            .map(|l| {
+                recorded
+                    .iter()
+                    .find(|r| r.label.starts_with(l))
+                    .unwrap_or_else(|| panic!("no decision {l}"))
+                    .position
+            })
+            .collect();
+        positions.sort_unstable();
+        positions
+    };
+    let with = |mut positions: Vec<u64>, extra: u64| {
+        positions.push(extra);
+        positions.sort_unstable();
+        positions
+    };
+    let vkey: VerifierKey = app
+        .get_anonymous("/v1/log/vkey")
+        .await
+        .body
+        .as_str()
+        .expect("vkey text")
+        .trim()
+        .parse()
+        .expect("vkey");
+    let time = |m: i64| rfc3339(t1 + Duration::minutes(m));
+
+    let cases: Vec<(String, Vec<u64>)> = vec![
+        (
+            String::new(),
+            at(&["t1", "t2", "t3", "t4", "t5", "t6", "t7"]),
+        ),
+        (
+            format!("shipment_id={a}"),
+            with(at(&["t1", "t4"]), registration(&events, &a)),
+        ),
+        (
+            "carrier=DHL&tracking_number=JJD9".into(),
+            with(at(&["t5", "t6"]), registration(&events, &d)),
+        ),
+        // Carrier codes and tracking numbers are case-insensitive.
+        (
+            "carrier=dhl&tracking_number=jjd1".into(),
+            with(at(&["t1", "t4"]), registration(&events, &a)),
+        ),
+        (
+            format!("partner_id={p1}"),
+            at(&["t1", "t2", "t5", "t6", "t7"]),
+        ),
+        (format!("shipper_id={shop_a}"), at(&["t1", "t4", "t7"])),
+        (format!("shipper_id={shop_b}"), at(&["t2", "t3", "t6"])),
+        // from ≤ decided_at < to.
+        (
+            format!("from={}&to={}", time(2), time(5)),
+            at(&["t3", "t4", "t5"]),
+        ),
+        (format!("from={}", time(6)), at(&["t7"])),
+        (format!("to={}", time(1)), at(&["t1"])),
+        ("outcome=denied".into(), at(&["t2", "t4", "t5", "t6"])),
+        ("outcome=allowed".into(), at(&["t1", "t3", "t7"])),
+        (
+            format!("partner_id={p1}&outcome=denied&shipper_id={shop_b}"),
+            at(&["t2", "t6"]),
+        ),
+        // A partner's view of one shipment holds its decisions only.
+        (format!("shipment_id={a}&partner_id={p2}"), at(&["t4"])),
+        // The shipment and the tracking number name different shipments: nothing.
+        (
+            format!("shipment_id={a}&carrier=UPS&tracking_number=1Z2"),
+            Vec::new(),
+        ),
+        (format!("shipment_id={b}&shipper_id={shop_b}"), Vec::new()),
+    ];
+    for (query, expected) in cases {
+        for token in [&regulator, &officer] {
+            let r = app.get(&format!("/v1/audit/export?{query}"), token).await;
+            assert_eq!(r.status, StatusCode::OK, "{query}: {}", r.body);
+            assert_eq!(r.content_type, "application/x-ndjson");
+            // A bundle of the header alone is one JSON object, which the helper parses.
+            let bundle = match &r.body {
+                Value::String(text) => text.clone(),
+                header => header.to_string(),
+            };
+            assert_eq!(bundle_positions(&bundle, &vkey), expected, "?{query}");
+        }
+    }
+    for token in [&shop_a_token, &p1_token] {
+        app.get("/v1/audit/export", token)
+            .await
+            .assert_problem(StatusCode::FORBIDDEN);
+    }
+}
+
+/// SPEC §7, §10: a bad filter value is a 422 problem naming the field, and nothing is exported.
+#[actix_web::test]
+async fn bad_export_filters_are_422_naming_the_field() {
+    let app = spawn_app().await;
+    let (_, regulator) = app.principal("regulator", "DPA").await;
+    let size = app.log_size().await;
+    for (query, field) in [
+        ("shipment_id=nope", "shipment_id"),
+        ("carrier=DHL", "tracking_number"),
+        ("tracking_number=JJD1", "carrier"),
+        ("carrier=D%20HL&tracking_number=JJD1", "carrier"),
+        ("carrier=DHL&tracking_number=JJ%2FD1", "tracking_number"),
+        ("partner_id=12", "partner_id"),
+        ("shipper_id=x", "shipper_id"),
+        ("from=yesterday", "from"),
+        ("to=2026-13-01T00:00:00Z", "to"),
+        ("from=2026-03-02T00:00:00Z&to=2026-03-01T00:00:00Z", "to"),
+        ("outcome=maybe", "outcome"),
+        ("outcome=Allowed", "outcome"),
+        ("since=-1", "since"),
+        ("since=ten", "since"),
+        ("color=red", "color"),
+    ] {
+        let r = app
+            .get(&format!("/v1/audit/export?{query}"), &regulator)
+            .await;
+        problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid-field");
+        assert_eq!(r.field(), field, "?{query}: {}", r.body);
+    }
+    // A size past the log's end.
+    let r = app
+        .get(
+            &format!("/v1/audit/export?since={}", size + 100),
+            &regulator,
+        )
+        .await;
+    problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid-field");
+    assert_eq!(r.field(), "since");
+}
+
+/// Runs the real binary; returns (success, stdout, stderr).
+fn run(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run consent-ledger");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// SPEC §6, §8: `consent-ledger verify BUNDLE --vkey VKEY --since OLD_CHECKPOINT` shows, offline,
+/// that the bundle's checkpoint extends an older checkpoint the verifier trusts, from the
+/// consistency proof an export made with `since` (HTTP) or `--since-size` (command line)
+/// carries; it refuses an old checkpoint with another root re-signed by the log's own key, a
+/// bundle without the proof, and a checkpoint signed by another key, naming line 1.
+#[actix_web::test]
+async fn verify_since_an_older_checkpoint_through_the_real_binary() {
+    let app = spawn_app().await;
+    let (_, shipper) = app.principal("shipper", "Shop").await;
+    let (partner, partner_token) = app.partner("Insure").await;
+    let (_, regulator) = app.principal("regulator", "DPA").await;
+    let shipment = app.shipment(&shipper, "DHL", "JJD1", "DE").await;
+    app.post("/v1/consents", &shipper, consent_for(&partner, &shipment))
+        .await;
+    let ask = json!({"shipment_id": shipment, "purpose": "insurance_claim", "data_categories": ["status_events"]});
+    for _ in 0..3 {
+        assert_eq!(
+            app.post("/v1/decisions", &partner_token, ask.clone())
+                .await
+                .status,
+            StatusCode::OK
+        );
+    }
+    // The regulator keeps the checkpoint of today …
+    let signed = app.post("/v1/log/checkpoint", &app.admin, json!({})).await;
+    assert_eq!(signed.status, StatusCode::OK);
+    let old_note = signed.body.as_str().expect("note").to_owned();
+    let vkey_text = app
+        .get_anonymous("/v1/log/vkey")
+        .await
+        .body
+        .as_str()
+        .expect("vkey")
+        .trim()
+        .to_owned();
+    let vkey: VerifierKey = vkey_text.parse().expect("vkey");
+    let old = vkey.open_checkpoint(&old_note).expect("the old note opens");
+    // … and the log grows.
+    for _ in 0..5 {
+        app.post("/v1/decisions", &partner_token, ask.clone()).await;
+    }
+    let old_size = old.size();
+    assert!(old_size < app.log_size().await);
+
+    let export = |query: String| {
+        let app = &app;
+        let regulator = regulator.clone();
+        async move {
+            let r = app
+                .get(&format!("/v1/audit/export?{query}"), &regulator)
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            r.body.as_str().expect("NDJSON").to_owned()
+        }
+    };
+    let with_proof = export(format!("shipment_id={shipment}&since={old_size}")).await;
+    let without_proof = export(format!("shipment_id={shipment}")).await;
+    let header: Value =
+        serde_json::from_str(with_proof.lines().next().expect("header")).expect("header");
+    assert_eq!(header["consistency"]["from_size"], old_size);
+    assert!(!header["consistency"]["proof"]
+        .as_array()
+        .expect("proof")
+        .is_empty());
+    let header: Value =
+        serde_json::from_str(without_proof.lines().next().expect("header")).expect("header");
+    assert!(header.get("consistency").is_none(), "{header}");
+
+    // The old checkpoint rewritten to another root and re-signed by the log's own key.
+    let key = consent_ledger_audit::LogKey::load(&app.data_dir().join("log.key")).expect("key");
+    let forged = consent_ledger_audit::Checkpoint::new(
+        old.origin(),
+        old_size,
+        consent_ledger_audit::tree::leaf_hash(b"another history"),
+    )
+    .expect("checkpoint")
+    .sign(&key);
+    assert!(vkey.open_checkpoint(&forged).is_ok(), "validly signed");
+    // The genuine old checkpoint signed by another key only.
+    let stranger = consent_ledger_audit::LogKey::generate(old.origin()).expect("key");
+    let foreign = old.sign(&stranger);
+
+    let dir = tempfile::tempdir().expect("dir");
+    let files = [
+        ("with-proof.ndjson", with_proof.as_str()),
+        ("without-proof.ndjson", without_proof.as_str()),
+        ("old.note", old_note.as_str()),
+        ("forged.note", forged.as_str()),
+        ("foreign.note", foreign.as_str()),
+        ("log.vkey", vkey_text.as_str()),
+    ];
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).expect("write");
+    }
+    let verify = |bundle: &str, since: &str| {
+        run(
+            dir.path(),
+            &["verify", bundle, "--vkey", "log.vkey", "--since", since],
+        )
+    };
+
+    let (ok, stdout, stderr) = verify("with-proof.ndjson", "old.note");
+    assert!(ok, "{stderr}");
+    let summary: Value = serde_json::from_str(stdout.trim()).expect("JSON");
+    assert_eq!(summary["verified"], true);
+    assert_eq!(summary["consistent_with_size"], old_size);
+    assert_eq!(summary["tree_size"], app.log_size().await);
+    // The note's text works as well as its file.
+    let (ok, _, stderr) = verify("with-proof.ndjson", &old_note);
+    assert!(ok, "{stderr}");
+
+    let (ok, _, stderr) = verify("with-proof.ndjson", "forged.note");
+    assert!(!ok, "a rewritten old checkpoint must be refused");
+    assert!(
+        stderr.contains("line 1:") && stderr.contains("not consistent"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = verify("without-proof.ndjson", "old.note");
+    assert!(!ok, "a bundle without a consistency proof must be refused");
+    assert!(
+        stderr.contains("line 1:") && stderr.contains("no consistency proof"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = verify("with-proof.ndjson", "foreign.note");
+    assert!(!ok, "another key's checkpoint must be refused");
+    assert!(
+        stderr.contains("--since") && stderr.contains("does not verify"),
+        "{stderr}"
+    );
+    // Without --since the bundle without a proof is still a good bundle.
+    let (ok, _, stderr) = run(
+        dir.path(),
+        &["verify", "without-proof.ndjson", "--vkey", "log.vkey"],
+    );
+    assert!(ok, "{stderr}");
+
+    // The command line exports the same lines, with the same options.
+    let data = app.data_dir().to_path_buf();
+    let (_dir, _, _) = app.stop().await;
+    let out = dir.path().join("cli.ndjson");
+    let (ok, _, stderr) = run(
+        dir.path(),
+        &[
+            "--data-dir",
+            data.to_str().expect("path"),
+            "export",
+            "--shipment-id",
+            &shipment,
+            "--since-size",
+            &old_size.to_string(),
+            "--out",
+            out.to_str().expect("path"),
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let cli = std::fs::read_to_string(&out).expect("bundle");
+    assert_eq!(
+        cli.lines().skip(1).collect::<Vec<_>>(),
+        with_proof.lines().skip(1).collect::<Vec<_>>(),
+        "the same events with the same proofs"
+    );
+    let (ok, _, stderr) = verify("cli.ndjson", "old.note");
+    assert!(ok, "{stderr}");
+
+    // Bad options name themselves, and no bundle is left behind.
+    let bad = dir.path().join("bad.ndjson");
+    for (args, named) in [
+        (vec!["--from", "yesterday"], "--from"),
+        (vec!["--carrier", "DHL"], "--tracking-number"),
+        (vec!["--outcome", "maybe"], "--outcome"),
+        (vec!["--since-size", "999999"], "--since-size"),
+    ] {
+        let mut full = vec![
+            "--data-dir",
+            data.to_str().expect("path"),
+            "export",
+            "--out",
+            bad.to_str().expect("path"),
+        ];
+        full.extend(args);
+        let (ok, _, stderr) = run(dir.path(), &full);
+        assert!(!ok, "{full:?}");
+        assert!(stderr.contains(named), "{named}: {stderr}");
+        assert!(!bad.exists(), "{full:?} left a file");
+    }
+}
+
+/// `/openapi.json` describes every query parameter the export takes.
+#[actix_web::test]
+async fn the_openapi_document_names_every_export_parameter() {
+    let app = spawn_app().await;
+    let doc = app.get_anonymous("/openapi.json").await;
+    assert_eq!(doc.status, StatusCode::OK);
+    let names: Vec<&str> = doc.body["paths"]["/v1/audit/export"]["get"]["parameters"]
+        .as_array()
+        .expect("export parameters")
+        .iter()
+        .filter(|p| p["in"] == "query")
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    for name in consent_ledger_api::access_filter::FILTER_NAMES
+        .iter()
+        .chain(&["since"])
+    {
+        assert!(names.contains(name), "{name} missing from {names:?}");
+    }
 }

@@ -12,8 +12,10 @@ use consent_ledger_store::Position;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::access_filter::AccessFilter;
 use crate::auth::Caller;
 use crate::body::QueryParams;
+use crate::export::Exporter;
 use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
 
@@ -223,12 +225,26 @@ pub async fn sign_now(
     Ok(note_response(sign_checkpoint(&state).await?.1))
 }
 
-/// The §6 export bundle of access decisions (privacy officer, regulator), narrowed to one
-/// shipment and/or one partner: NDJSON, a header with a checkpoint signed for this export, then
-/// one line per event with its leaf data and inclusion proof. `consent-ledger verify` checks it
-/// offline with the vkey alone.
+/// The §6 export bundle of access decisions (privacy officer, regulator), narrowed by the access
+/// filters of `/v1/audit/access`: NDJSON, a header with a checkpoint signed for this export, then
+/// one line per event with its leaf data and inclusion proof. A filter naming one shipment (and
+/// no partner) also exports that shipment's registration. With `since`, the header also carries
+/// `"consistency":{"from_size":since,"proof":[…]}`, the RFC 9162 consistency proof from the tree
+/// of `since` events, so that `consent-ledger verify --since OLD_CHECKPOINT` can show the log was
+/// only appended to since a checkpoint the verifier trusts. `consent-ledger verify` checks the
+/// bundle offline with the vkey alone. The body is streamed as it is made.
 #[utoipa::path(get, path = "/v1/audit/export", tag = "log", security(("bearer" = [])),
-    params(("shipment_id" = Option<String>, Query), ("partner_id" = Option<String>, Query)),
+    params(
+        ("shipment_id" = Option<String>, Query, description = "decisions about this shipment (UUID)"),
+        ("carrier" = Option<String>, Query, description = "with tracking_number: decisions about that shipment, and denials asked by that tracking number"),
+        ("tracking_number" = Option<String>, Query, description = "with carrier"),
+        ("partner_id" = Option<String>, Query, description = "decisions of this partner (UUID)"),
+        ("shipper_id" = Option<String>, Query, description = "decisions about this shipper's shipments (UUID)"),
+        ("from" = Option<String>, Query, description = "RFC 3339; decided at or after"),
+        ("to" = Option<String>, Query, description = "RFC 3339; decided before"),
+        ("outcome" = Option<String>, Query, description = "allowed or denied"),
+        ("since" = Option<u64>, Query, description = "a tree size (at most the log's): add the consistency proof from it to the header"),
+    ),
     responses((status = 200, description = "the bundle", content_type = "application/x-ndjson"), (status = 403, body = Problem), (status = 422, body = Problem)))]
 #[get("/v1/audit/export")]
 pub async fn export(
@@ -237,13 +253,30 @@ pub async fn export(
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::PrivacyOfficer, Role::Regulator])?;
-    let q = QueryParams::parse(req.query_string(), &["shipment_id", "partner_id"])?;
-    let filter = crate::export::ExportFilter {
-        shipment: q.get("shipment_id")?,
-        partner: q.get("partner_id")?,
-    };
-    let bundle = crate::export::bundle(&state, filter, |_, _| {}).await?;
+    let mut known = crate::access_filter::FILTER_NAMES.to_vec();
+    known.push("since");
+    let q = QueryParams::parse(req.query_string(), &known)?;
+    let filter = AccessFilter::parse(|name| q.raw(name).map(str::to_owned))
+        .map_err(|e| ApiError::invalid(e.field, e.detail))?;
+    let since = q.get::<u64>("since")?;
+    let exporter = Exporter::start(state.into_inner(), filter, since).await?;
+    let body = futures_util::stream::unfold(Some(exporter), |exporter| async move {
+        let mut exporter = exporter?;
+        loop {
+            match exporter.next_chunk().await {
+                // An empty chunk would end a chunked body early.
+                Ok(Some(chunk)) if chunk.is_empty() => continue,
+                Ok(Some(chunk)) => return Some((Ok(web::Bytes::from(chunk)), Some(exporter))),
+                Ok(None) => return None,
+                // The status is sent: abort the body, so the client sees it incomplete.
+                Err(e) => {
+                    tracing::error!(error = ?e, "export failed while streaming");
+                    return Some((Err(e), None));
+                }
+            }
+        }
+    });
     Ok(HttpResponse::Ok()
         .content_type("application/x-ndjson")
-        .body(bundle))
+        .streaming(body))
 }

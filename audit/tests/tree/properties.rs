@@ -8,8 +8,10 @@ use std::ops::Range;
 
 use consent_ledger_audit::tree::{
     consistency_proof, consistency_proof_in_memory, consistency_proof_nodes, inclusion_path,
-    inclusion_path_in_memory, inclusion_path_nodes, leaf_hash, mth, node_hash, root, root_nodes,
-    verify_consistency, verify_inclusion, Frontier, Hash, NodeId, ProofError, TreeError,
+    inclusion_path_above, inclusion_path_above_nodes, inclusion_path_in_memory,
+    inclusion_path_nodes, leaf_hash, mth, node_hash, path_block, root, root_nodes,
+    verify_consistency, verify_inclusion, Frontier, Hash, InclusionVerifier, MemoryTree, NodeId,
+    ProofError, TreeError,
 };
 use sha2::{Digest, Sha256};
 
@@ -162,8 +164,16 @@ fn flip(proof: &[Hash], element: usize, byte: usize) -> Vec<Hash> {
 fn the_frontier_root_and_reports_match_the_rfc_after_every_push() {
     let leaves = sample_leaves(1, MAX);
     let mut store = Store::new();
+    let mut appended = Frontier::new();
     for (s, &leaf) in leaves.iter().enumerate() {
         let completed = store.push(leaf);
+        appended.append(leaf);
+        assert_eq!(
+            appended,
+            store.frontier,
+            "append equals push, size {}",
+            s + 1
+        );
         let size = s as u64 + 1;
         let d = &leaves[..=s];
 
@@ -235,6 +245,150 @@ fn inclusion_proofs_for_every_leaf_match_the_rfc_and_verify() {
                 .unwrap_or_else(|e| panic!("PATH({m}, D[{n}]) refused: {e}"));
         }
     }
+}
+
+#[test]
+fn a_path_is_its_block_path_then_the_path_above_the_block() {
+    let store = full_store(7);
+    let leaves = &store.leaves;
+    for n in 1..=MAX {
+        let size = n as u64;
+        let d = &leaves[..n];
+        assert_eq!(
+            MemoryTree::new(d.to_vec()).root(),
+            ref_mth(d),
+            "root of {n}"
+        );
+        for level in 0..8 {
+            for m in 0..n {
+                let index = m as u64;
+                let block = path_block(index, size, level).unwrap();
+                assert!(block.contains(&index) && block.end <= size);
+                assert_eq!(block.start % (1 << level), 0);
+                let (start, end) = (block.start as usize, block.end as usize);
+                let inside = MemoryTree::new(d[start..end].to_vec())
+                    .inclusion_path(index - block.start)
+                    .unwrap();
+                let mut asked = Vec::new();
+                let above =
+                    inclusion_path_above(block.clone(), size, store.source(&mut asked)).unwrap();
+                assert_eq!(
+                    asked,
+                    inclusion_path_above_nodes(block.clone(), size).unwrap()
+                );
+                assert!(asked.iter().all(|id| id.leaves().end <= size));
+                let joined: Vec<Hash> = inside.into_iter().chain(above).collect();
+                assert_eq!(
+                    joined,
+                    ref_path(m, d),
+                    "PATH({m}, D[{n}]) via 2^{level} blocks"
+                );
+            }
+        }
+        // The whole tree is a block every path passes through, with nothing above it.
+        assert_eq!(
+            inclusion_path_above_nodes(0..size, size).unwrap(),
+            Vec::<NodeId>::new()
+        );
+        assert_eq!(
+            MemoryTree::new(d.to_vec()).inclusion_path(size),
+            Err(TreeError::IndexOutOfRange {
+                index: size,
+                tree_size: size
+            })
+        );
+    }
+    assert_eq!(MemoryTree::new(Vec::new()).root(), ref_mth(&[]));
+}
+
+#[test]
+fn the_remembering_verifier_answers_as_verify_inclusion_does() {
+    let leaves = sample_leaves(4, MAX);
+    for n in 1..=MAX {
+        let d = &leaves[..n];
+        let size = n as u64;
+        let root = ref_mth(d);
+        let proofs: Vec<Vec<Hash>> = (0..n).map(|m| ref_path(m, d)).collect();
+        // In order (as a bundle lists them), backwards, and by a stride.
+        for order in [
+            (0..n).collect::<Vec<_>>(),
+            (0..n).rev().collect(),
+            (0..n).map(|i| (i * 7) % n).collect(),
+        ] {
+            let mut verifier = InclusionVerifier::new(size, root);
+            for &m in &order {
+                assert_eq!(
+                    verifier.verify(&d[m], m as u64, &proofs[m]),
+                    Ok(()),
+                    "PATH({m}, D[{n}])"
+                );
+            }
+        }
+        // After each accepted neighbour, every corruption of the next proof is refused with the
+        // error verify_inclusion gives: a flipped byte in any element (below, at or above where
+        // it would join), another leaf, a dropped or an extra element.
+        for m in 1..n {
+            let check = |leaf: &Hash, index: u64, proof: &[Hash]| {
+                let mut verifier = InclusionVerifier::new(size, root);
+                verifier
+                    .verify(&d[m - 1], m as u64 - 1, &proofs[m - 1])
+                    .unwrap();
+                assert_eq!(
+                    verifier.verify(leaf, index, proof),
+                    verify_inclusion(leaf, index, size, proof, &root),
+                    "after PATH({}, D[{n}]): leaf {index}",
+                    m - 1
+                );
+                assert!(verify_inclusion(leaf, index, size, proof, &root).is_err());
+            };
+            let proof = &proofs[m];
+            for e in 0..proof.len() {
+                check(&d[m], m as u64, &flip(proof, e, e % 32));
+                let mut dropped = proof.clone();
+                dropped.remove(e);
+                check(&d[m], m as u64, &dropped);
+            }
+            check(&leaf_hash(b"not this leaf"), m as u64, proof);
+            check(&d[m - 1], m as u64, proof);
+            let mut longer = proof.clone();
+            longer.push(root);
+            check(&d[m], m as u64, &longer);
+            if m + 1 < n {
+                // The proof of m presented for its neighbour's index.
+                check(&d[m], m as u64 + 1, proof);
+            }
+        }
+    }
+}
+
+#[test]
+fn runs_no_path_passes_through_whole_are_refused() {
+    // 0..3 of 4 leaves straddles the split at 2, and 1..3 too; 2..5 runs past the tree; 3..3 is
+    // empty; 5..7 of 7 straddles the split of 4..7 at 6.
+    for (start, end, size) in [(0, 3, 4), (1, 3, 4), (2, 5, 4), (3, 3, 4), (5, 7, 7)] {
+        assert_eq!(
+            inclusion_path_above_nodes(start..end, size),
+            Err(TreeError::NotOnPath {
+                start,
+                end,
+                tree_size: size
+            }),
+            "{start}..{end} of {size}"
+        );
+    }
+    assert_eq!(
+        path_block(9, 9, 2),
+        Err(TreeError::IndexOutOfRange {
+            index: 9,
+            tree_size: 9
+        })
+    );
+    // Blocks near 2^64 leaves: no overflow.
+    assert_eq!(
+        path_block(u64::MAX - 1, u64::MAX, 4),
+        Ok((u64::MAX - 15)..u64::MAX)
+    );
+    assert_eq!(path_block(5, u64::MAX, 64), Ok(0..u64::MAX));
 }
 
 #[test]

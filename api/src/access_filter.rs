@@ -1,0 +1,260 @@
+//! The access filters of SPEC §7 (`/v1/audit/access`, `/v1/audit/export`, and the `export`
+//! command's options): which recorded access decisions a caller asks about. Parsed once from
+//! raw text, by name, so the HTTP query and the command line refuse the same values with the
+//! same field named.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use consent_ledger_domain::access::{AccessEvent, ACCESS_STREAM};
+use consent_ledger_domain::values::{
+    CarrierCode, PartnerId, ShipmentId, ShipperId, TrackingNumber,
+};
+use consent_ledger_projections::decider::{Decider, ShipmentRef};
+use consent_ledger_store::StoredEvent;
+
+/// The names of the filters, as query parameters (the command line spells `_` as `-`).
+pub const FILTER_NAMES: [&str; 8] = [
+    "shipment_id",
+    "carrier",
+    "tracking_number",
+    "partner_id",
+    "shipper_id",
+    "from",
+    "to",
+    "outcome",
+];
+
+/// A filter value that cannot be used, naming the filter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {detail}")]
+pub struct FilterError {
+    pub field: &'static str,
+    pub detail: String,
+}
+
+/// Allowed or denied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Allowed,
+    Denied,
+}
+
+impl FromStr for Outcome {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "allowed" => Ok(Self::Allowed),
+            "denied" => Ok(Self::Denied),
+            other => Err(format!(
+                "unknown value `{other}`; expected allowed or denied"
+            )),
+        }
+    }
+}
+
+/// Which access decisions are asked about. Every filter given must hold (they combine with
+/// AND); none given selects every decision.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessFilter {
+    /// Decisions about this shipment.
+    pub shipment: Option<ShipmentId>,
+    /// Decisions about the shipment with this carrier and tracking number, including denials
+    /// recorded before it was registered (which keep the carrier and tracking number asked for).
+    pub tracking: Option<(CarrierCode, TrackingNumber)>,
+    /// Decisions asked by (or for) this partner: the decision's `partner`.
+    pub partner: Option<PartnerId>,
+    /// Decisions about the shipments of this shipper.
+    pub shipper: Option<ShipperId>,
+    /// Decided at or after this time …
+    pub from: Option<DateTime<Utc>>,
+    /// … and before this one (`from` ≤ decided_at < `to`, so adjacent windows never overlap).
+    pub to: Option<DateTime<Utc>>,
+    pub outcome: Option<Outcome>,
+}
+
+fn parse<T>(
+    raw: &impl Fn(&str) -> Option<String>,
+    field: &'static str,
+    read: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<Option<T>, FilterError> {
+    raw(field)
+        .map(|text| read(&text).map_err(|detail| FilterError { field, detail }))
+        .transpose()
+}
+
+fn time(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::<FixedOffset>::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("not an RFC 3339 time ({e}), e.g. 2026-03-01T12:00:00Z"))
+}
+
+impl AccessFilter {
+    /// Reads the filters from `raw`, which gives the text of a filter by its name in
+    /// [`FILTER_NAMES`], or `None` when it was not given.
+    pub fn parse(raw: impl Fn(&str) -> Option<String>) -> Result<Self, FilterError> {
+        let shipment = parse(&raw, "shipment_id", |s| {
+            s.parse::<ShipmentId>().map_err(|e| e.to_string())
+        })?;
+        let carrier = parse(&raw, "carrier", |s| {
+            CarrierCode::parse(s).map_err(|e| e.to_string())
+        })?;
+        let tracking_number = parse(&raw, "tracking_number", |s| {
+            TrackingNumber::parse(s).map_err(|e| e.to_string())
+        })?;
+        let tracking = match (carrier, tracking_number) {
+            (Some(c), Some(t)) => Some((c, t)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(FilterError {
+                    field: "tracking_number",
+                    detail: "required with carrier: a tracking number is unique per carrier".into(),
+                })
+            }
+            (None, Some(_)) => {
+                return Err(FilterError {
+                    field: "carrier",
+                    detail: "required with tracking_number: a tracking number is unique per \
+                             carrier"
+                        .into(),
+                })
+            }
+        };
+        let partner = parse(&raw, "partner_id", |s| {
+            s.parse::<PartnerId>().map_err(|e| e.to_string())
+        })?;
+        let shipper = parse(&raw, "shipper_id", |s| {
+            s.parse::<ShipperId>().map_err(|e| e.to_string())
+        })?;
+        let from = parse(&raw, "from", time)?;
+        let to = parse(&raw, "to", time)?;
+        if let (Some(from), Some(to)) = (from, to) {
+            if to < from {
+                return Err(FilterError {
+                    field: "to",
+                    detail: "must not be before from".into(),
+                });
+            }
+        }
+        let outcome = parse(&raw, "outcome", Outcome::from_str)?;
+        Ok(Self {
+            shipment,
+            tracking,
+            partner,
+            shipper,
+            from,
+            to,
+            outcome,
+        })
+    }
+
+    /// Looks up what the filter names in the read model's index, once, for [`Self::selects`].
+    pub fn resolve(&self, index: &Decider) -> Resolved {
+        Resolved {
+            tracked: self
+                .tracking
+                .as_ref()
+                .and_then(|(c, t)| index.resolve(&ShipmentRef::Tracking(c.clone(), t.clone()))),
+        }
+    }
+
+    /// The one shipment the filter names, if it names one (by id, or by a carrier and tracking
+    /// number that are registered).
+    pub fn one_shipment(&self, resolved: &Resolved) -> Option<ShipmentId> {
+        match (self.shipment, resolved.tracked) {
+            (Some(a), Some(b)) if a != b => None,
+            (Some(a), _) => Some(a),
+            (None, b) => b,
+        }
+    }
+
+    /// Whether the filter selects this decision. `index` answers who owns a shipment.
+    pub fn selects(&self, d: &Decision, resolved: &Resolved, index: &Decider) -> bool {
+        if self.shipment.is_some_and(|s| d.shipment != Some(s)) {
+            return false;
+        }
+        if let Some((carrier, tracking)) = &self.tracking {
+            let by_id = resolved.tracked.is_some() && d.shipment == resolved.tracked;
+            let as_asked = d
+                .tracking
+                .is_some_and(|(c, t)| c == carrier && t == tracking);
+            if !(by_id || as_asked) {
+                return false;
+            }
+        }
+        if self.partner.is_some_and(|p| d.partner != p) {
+            return false;
+        }
+        if let Some(shipper) = self.shipper {
+            let owner = d.shipment.and_then(|s| index.shipment_owner(s));
+            if owner != Some(shipper) {
+                return false;
+            }
+        }
+        if self.from.is_some_and(|from| d.decided_at < from)
+            || self.to.is_some_and(|to| d.decided_at >= to)
+        {
+            return false;
+        }
+        self.outcome.is_none_or(|o| o == d.outcome)
+    }
+}
+
+/// What [`AccessFilter::resolve`] found in the read model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Resolved {
+    /// The shipment registered under the filter's carrier and tracking number.
+    pub tracked: Option<ShipmentId>,
+}
+
+/// What the filters look at in a recorded access decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision<'a> {
+    pub partner: PartnerId,
+    pub shipment: Option<ShipmentId>,
+    /// The carrier and tracking number asked for, kept on a denial of an unknown shipment.
+    pub tracking: Option<(&'a CarrierCode, &'a TrackingNumber)>,
+    pub decided_at: DateTime<Utc>,
+    pub outcome: Outcome,
+}
+
+/// The access decision a stored event records, if it records one. The one place that reads an
+/// access event's payload.
+pub fn access_event(e: &StoredEvent) -> Option<AccessEvent> {
+    if e.stream_type != ACCESS_STREAM {
+        return None;
+    }
+    e.payload.decode().ok()
+}
+
+/// The facts of a decision the filters look at.
+pub fn decision(event: &AccessEvent) -> Decision<'_> {
+    match event {
+        AccessEvent::TrackingAccessAllowed {
+            partner,
+            shipment,
+            decided_at,
+            ..
+        } => Decision {
+            partner: *partner,
+            shipment: Some(*shipment),
+            tracking: None,
+            decided_at: *decided_at,
+            outcome: Outcome::Allowed,
+        },
+        AccessEvent::TrackingAccessDenied {
+            partner,
+            shipment,
+            carrier,
+            tracking_number,
+            decided_at,
+            ..
+        } => Decision {
+            partner: *partner,
+            shipment: *shipment,
+            tracking: carrier.as_ref().zip(tracking_number.as_ref()),
+            decided_at: *decided_at,
+            outcome: Outcome::Denied,
+        },
+    }
+}

@@ -1,0 +1,500 @@
+//! `consent-ledger bench seed-log` and `bench log`: the verifiable-log rows of SPEC §11 —
+//! export with proofs, offline verify, audit-log recompute — and the time to make an inclusion
+//! and a consistency proof, on a large seeded log. Seeding is a command of its own so that one
+//! 10M-event log serves every run; `bench restart` seeds with the same generator.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::Utc;
+use clap::Args;
+use consent_ledger_domain::access::{AccessEvent, DenyReason, ACCESS_STREAM};
+use consent_ledger_domain::shipment::ShipmentEvent;
+use consent_ledger_domain::values::{
+    CarrierCode, CountryCode, DataCategory, PartnerId, Purpose, Role, ShipmentId, ShipperId,
+    TrackingNumber,
+};
+use consent_ledger_domain::SystemClock;
+use consent_ledger_store::{Append, Guard, NewEvent, Position, Provenance};
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use crate::access_filter::AccessFilter;
+use crate::bench::{figures, ms};
+use crate::export::{write_bundle, Exporter};
+use crate::state::{AppState, ServiceConfig, StoreOptions};
+
+const CARRIERS: [&str; 4] = ["DHL", "UPS", "GLS", "DPD"];
+const COUNTRIES: [&str; 5] = ["DE", "FR", "NL", "AT", "PL"];
+
+/// What [`seed_log`] writes.
+pub(crate) struct Seed<'a> {
+    pub shipper: ShipperId,
+    pub partners: &'a [PartnerId],
+    pub shipments: usize,
+    pub decisions: usize,
+    /// Every this many decisions one is a denial (0: none).
+    pub denied_every: usize,
+    /// Sign a checkpoint every this many events (0: none).
+    pub checkpoint_every: u64,
+}
+
+/// Events per append, and appends in flight: the group commit merges the appends waiting when
+/// the writer frees up, so several in flight make transactions of ~16k events.
+const EVENTS_PER_APPEND: usize = 2_000;
+const IN_FLIGHT: usize = 8;
+
+/// Appends `seed.shipments` shipment registrations, then `seed.decisions` access decisions
+/// spread round-robin over the partners and shipments, one millisecond apart in decision time
+/// (so time windows select runs of neighbouring positions). Durable, through the real store
+/// (leaves and subtrees included), several appends in flight. Returns the log's size.
+pub(crate) async fn seed_log(
+    state: &Arc<AppState>,
+    seed: &Seed<'_>,
+    mut progress: impl FnMut(u64),
+) -> anyhow::Result<u64> {
+    let provenance = Provenance {
+        actor: "bench".into(),
+        request_id: "seed".into(),
+    };
+    let mut writes = JoinSet::new();
+    let mut pending = Vec::with_capacity(EVENTS_PER_APPEND);
+    let mut handed = 0u64;
+    let mut next_checkpoint = seed.checkpoint_every;
+    let submit = |writes: &mut JoinSet<_>, events: Vec<NewEvent>| {
+        let store = state.store.clone();
+        let append = Append {
+            events,
+            provenance: provenance.clone(),
+            idempotency: None,
+            unique_claims: Vec::new(),
+            guard: Guard::default(),
+        };
+        writes.spawn(async move { store.append(append).await.map(|_| ()) });
+    };
+    let now = Utc::now();
+    let mut shipments = Vec::with_capacity(seed.shipments);
+    let total = seed.shipments + seed.decisions;
+    for i in 0..total {
+        let event = if i < seed.shipments {
+            let id = ShipmentId::from_uuid(Uuid::now_v7());
+            shipments.push(id);
+            let event = ShipmentEvent::ShipmentRegistered {
+                id,
+                shipper: seed.shipper,
+                carrier: CarrierCode::parse(CARRIERS[i % 4])?,
+                tracking_number: TrackingNumber::parse(format!("S{i:012}"))?,
+                destination_country: CountryCode::parse(COUNTRIES[i % 5])?,
+                recipient_ref: None,
+                registered_at: now,
+            };
+            NewEvent::from_domain(&event, "shipment", &id.to_string(), 1)?
+        } else {
+            let j = i - seed.shipments;
+            let decision_id = Uuid::now_v7();
+            let partner = seed.partners[j % seed.partners.len().max(1)];
+            let shipment = shipments[j % shipments.len().max(1)];
+            let decided_at = now + chrono::Duration::milliseconds(j as i64);
+            let event = if seed.denied_every > 0 && j % seed.denied_every == seed.denied_every - 1 {
+                AccessEvent::TrackingAccessDenied {
+                    decision_id,
+                    partner,
+                    shipment: Some(shipment),
+                    carrier: None,
+                    tracking_number: None,
+                    purpose: Purpose::InsuranceClaim,
+                    requested: vec![DataCategory::Location],
+                    reason: DenyReason::CategoryNotCovered,
+                    on_behalf_of: None,
+                    decided_at,
+                }
+            } else {
+                AccessEvent::TrackingAccessAllowed {
+                    decision_id,
+                    partner,
+                    shipment,
+                    purpose: Purpose::InsuranceClaim,
+                    requested: vec![DataCategory::StatusEvents],
+                    granted: vec![DataCategory::StatusEvents],
+                    consents: Vec::new(),
+                    on_behalf_of: None,
+                    decided_at,
+                }
+            };
+            NewEvent::from_presorted_domain(&event, ACCESS_STREAM, &decision_id.to_string(), 1)?
+        };
+        pending.push(event);
+        if pending.len() == EVENTS_PER_APPEND || i + 1 == total {
+            while writes.len() >= IN_FLIGHT {
+                writes.join_next().await.context("append task")???;
+            }
+            handed += pending.len() as u64;
+            submit(&mut writes, std::mem::take(&mut pending));
+            progress(handed);
+            if seed.checkpoint_every > 0 && handed >= next_checkpoint {
+                while let Some(done) = writes.join_next().await {
+                    done??;
+                }
+                crate::routes::log::sign_checkpoint(state).await?;
+                next_checkpoint += seed.checkpoint_every;
+            }
+        }
+    }
+    while let Some(done) = writes.join_next().await {
+        done??;
+    }
+    Ok(state.store.next_position().await?.get())
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SeedLogArgs {
+    /// The data directory to create (it must not hold a log yet).
+    #[arg(long)]
+    pub dir: PathBuf,
+    #[arg(long, default_value_t = 1_000_000)]
+    pub shipments: usize,
+    #[arg(long, default_value_t = 9_000_000)]
+    pub decisions: usize,
+    /// Partners the decisions are spread over.
+    #[arg(long, default_value_t = 10)]
+    pub partners: usize,
+    /// Sign a checkpoint every this many events.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub checkpoint_every: u64,
+}
+
+/// `bench seed-log`: a log of shipments and decisions (one in ten denied) in a fresh data
+/// directory, with checkpoints along the way and a read-model snapshot at the end, for
+/// `bench log` and the `export`/`verify`/`audit-log` commands.
+pub async fn seed_cmd(args: SeedLogArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !args.dir.join("ledger.db").exists(),
+        "{} already holds a log",
+        args.dir.display()
+    );
+    let f = crate::bench_decisions::fixture(args.dir.clone(), args.partners, 0).await?;
+    let shipper = f
+        .state
+        .projector
+        .read()
+        .principals
+        .values()
+        .find(|p| p.role == Role::Shipper)
+        .map(|p| p.id.as_shipper())
+        .context("shipper")?;
+    let seed = Seed {
+        shipper,
+        partners: &f.partners,
+        shipments: args.shipments,
+        decisions: args.decisions,
+        denied_every: 10,
+        checkpoint_every: args.checkpoint_every,
+    };
+    let bar = crate::cli::progress_bar((args.shipments + args.decisions) as u64, "seeding");
+    let started = Instant::now();
+    let size = seed_log(&f.state, &seed, |n| bar.set_position(n)).await?;
+    crate::routes::log::sign_checkpoint(&f.state).await?;
+    bar.finish_and_clear();
+    let seeded = started.elapsed();
+    let options = StoreOptions {
+        data_dir: args.dir.clone(),
+        database_url: None,
+    };
+    f.state.projector.catch_up().await?;
+    f.state
+        .projector
+        .save_snapshot(&options.snapshot_path())
+        .await?;
+    eprintln!(
+        "seeded {size} events in {:.1} s ({:.0} events/s, durable, with the Merkle tree); {} checkpoints; snapshot written",
+        seeded.as_secs_f64(),
+        size as f64 / seeded.as_secs_f64(),
+        f.state.store.checkpoints().await?.len()
+    );
+    Ok(())
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// A data directory written by `bench seed-log`.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Where the bundles to verify are written (removed afterwards).
+    #[arg(long)]
+    pub scratch: PathBuf,
+    /// Inclusion and consistency proofs to time, each.
+    #[arg(long, default_value_t = 2_000)]
+    pub proofs: usize,
+    /// Decisions in the dense (time-window) bundle.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub window: i64,
+    /// Skip the full export (the longest step).
+    #[arg(long)]
+    pub skip_full_export: bool,
+}
+
+/// Counts what is written, keeping nothing: the whole log's bundle is larger than the disk.
+struct Counting(u64);
+
+impl Write for Counting {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A small deterministic generator (SplitMix64), so runs are comparable.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) % n.max(1)
+    }
+}
+
+fn rate(n: u64, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64().max(1e-9)
+}
+
+/// Exports with `filter` into `out`; returns (events, tree size, time).
+async fn timed_export(
+    state: &Arc<AppState>,
+    filter: AccessFilter,
+    since: Option<u64>,
+    out: &mut impl Write,
+) -> anyhow::Result<(u64, u64, Duration)> {
+    let started = Instant::now();
+    let exporter = Exporter::start(state.clone(), filter, since)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (events, size) = write_bundle(exporter, out, |_, _| {}).await?;
+    Ok((events, size, started.elapsed()))
+}
+
+fn bundle_file(path: &Path) -> anyhow::Result<std::io::BufWriter<std::fs::File>> {
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    Ok(std::io::BufWriter::with_capacity(1 << 20, file))
+}
+
+/// `bench log`: SPEC §11 "export with proofs / offline verify / audit-log recompute" and proof
+/// generation at the seeded log's size.
+pub async fn log(args: LogArgs) -> anyhow::Result<()> {
+    let options = StoreOptions {
+        data_dir: args.data_dir.clone(),
+        database_url: None,
+    };
+    std::fs::create_dir_all(&args.scratch)?;
+    let t = Instant::now();
+    let state = AppState::open(&options, Arc::new(SystemClock), ServiceConfig::default()).await?;
+    let opened = t.elapsed();
+    let size = state.store.next_position().await?.get();
+    let checkpoints = state.store.checkpoints().await?;
+    let since = checkpoints.first().map(|(s, _)| *s).filter(|s| *s < size);
+    let (partner, first_decision_at) = first_decision(&state).await?;
+    eprintln!(
+        "log of {size} events, {} checkpoints; opened in {:.2} s",
+        checkpoints.len(),
+        opened.as_secs_f64()
+    );
+    let vkey: consent_ledger_audit::note::VerifierKey = state
+        .log_key
+        .vkey()
+        .parse()
+        .map_err(|e| anyhow::anyhow!("vkey: {e}"))?;
+    let trusted = since
+        .and_then(|s| checkpoints.iter().find(|(size, _)| *size == s))
+        .map(|(_, note)| vkey.open_checkpoint(note))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("checkpoint: {e}"))?;
+
+    println!("log of {size} events ({} checkpoints)", checkpoints.len());
+    println!();
+    println!("| step | events | time | events/s | MiB/s |");
+    println!("|---|---:|---:|---:|---:|");
+    let mib = |bytes: u64, d: Duration| bytes as f64 / (1 << 20) as f64 / d.as_secs_f64();
+
+    // Baseline: reading every page of the log, as the export does, and nothing else.
+    let t = Instant::now();
+    let mut from = 0u64;
+    while from < size {
+        let page = state.store.read_range(Position::new(from), 1 << 14).await?;
+        let Some(last) = page.last() else { break };
+        from = last.position.get() + 1;
+    }
+    let read = t.elapsed();
+    println!(
+        "| baseline: read every event (`Store::read_range`, pages of 16,384) | {size} | {:.1} s | {:.0} | |",
+        read.as_secs_f64(),
+        rate(size, read)
+    );
+
+    if !args.skip_full_export {
+        let mut sink = Counting(0);
+        let (events, _, took) =
+            timed_export(&state, AccessFilter::default(), None, &mut sink).await?;
+        println!(
+            "| export, no filter: every decision with its proof (to a counting sink) | {events} | {:.1} s | **{:.0}** | {:.0} |",
+            took.as_secs_f64(),
+            rate(events, took),
+            mib(sink.0, took)
+        );
+    }
+
+    let window_file = args.scratch.join("window.ndjson");
+    let window = AccessFilter {
+        from: Some(first_decision_at),
+        to: Some(first_decision_at + chrono::Duration::milliseconds(args.window)),
+        ..AccessFilter::default()
+    };
+    let mut out = bundle_file(&window_file)?;
+    let (window_events, _, took) = timed_export(&state, window, None, &mut out).await?;
+    drop(out);
+    let window_bytes = std::fs::metadata(&window_file)?.len();
+    println!(
+        "| export from/to: {window_events} neighbouring decisions (to a file; the scan reads all {size}) | {window_events} | {:.1} s | **{:.0}** | {:.0} |",
+        took.as_secs_f64(),
+        rate(window_events, took),
+        mib(window_bytes, took)
+    );
+
+    let partner_file = args.scratch.join("partner.ndjson");
+    let by_partner = AccessFilter {
+        partner: Some(partner),
+        ..AccessFilter::default()
+    };
+    let mut out = bundle_file(&partner_file)?;
+    let (partner_events, _, took) = timed_export(&state, by_partner, since, &mut out).await?;
+    drop(out);
+    let partner_bytes = std::fs::metadata(&partner_file)?.len();
+    println!(
+        "| export partner_id (every 10th decision) with since={} | {partner_events} | {:.1} s | {:.0} ({:.0} scanned) | {:.0} |",
+        since.unwrap_or(0),
+        took.as_secs_f64(),
+        rate(partner_events, took),
+        rate(size, took),
+        mib(partner_bytes, took)
+    );
+
+    let shipment = first_shipment(&state).await?;
+    let one = AccessFilter {
+        shipment: Some(shipment),
+        ..AccessFilter::default()
+    };
+    let mut sink = Counting(0);
+    let (one_events, _, took) = timed_export(&state, one, None, &mut sink).await?;
+    println!(
+        "| export shipment_id (one shipment; the scan reads all {size}) | {one_events} | {:.1} s | | |",
+        took.as_secs_f64()
+    );
+
+    for (file, bytes, trusted, what) in [
+        (&window_file, window_bytes, None, "the from/to bundle"),
+        (
+            &partner_file,
+            partner_bytes,
+            trusted.as_ref(),
+            "the partner bundle, --since the first checkpoint",
+        ),
+    ] {
+        let t = Instant::now();
+        let verified = crate::verify::verify_file(file, &vkey, trusted)?;
+        let took = t.elapsed();
+        println!(
+            "| verify {what} (`consent-ledger verify`'s code) | {} | {:.1} s | **{:.0}** | {:.0} |",
+            verified.events,
+            took.as_secs_f64(),
+            rate(verified.events as u64, took),
+            mib(bytes, took)
+        );
+    }
+    std::fs::remove_file(&window_file)?;
+    std::fs::remove_file(&partner_file)?;
+
+    let report = crate::audit_log::audit(&options).await?;
+    println!(
+        "| audit-log: every leaf recomputed from its event and compared, {} checkpoints re-checked | {} | {:.1} s | **{:.0}** | |",
+        report.checkpoints_checked,
+        report.events,
+        report.seconds,
+        report.events as f64 / report.seconds
+    );
+    println!();
+
+    let mut rng = Rng(0x5eed_0004);
+    let mut inclusion = Vec::with_capacity(args.proofs);
+    let t = Instant::now();
+    for _ in 0..args.proofs {
+        let position = rng.below(size);
+        let s = Instant::now();
+        state.store.inclusion_proof(position, size).await?;
+        inclusion.push(s.elapsed());
+    }
+    let inclusion = figures(inclusion, t.elapsed());
+    let mut consistency = Vec::with_capacity(args.proofs);
+    let t = Instant::now();
+    for _ in 0..args.proofs {
+        let old = 1 + rng.below(size - 1);
+        let s = Instant::now();
+        state.store.consistency_proof(old, size).await?;
+        consistency.push(s.elapsed());
+    }
+    let consistency = figures(consistency, t.elapsed());
+    println!(
+        "| proof at tree size {size} (`Store`, from stored subtrees, random positions) | p50 | p99 | proofs/s |"
+    );
+    println!("|---|---:|---:|---:|");
+    for (name, f) in [
+        ("inclusion, PATH(m, D[n])", inclusion),
+        ("consistency, PROOF(m, D[n])", consistency),
+    ] {
+        println!(
+            "| {name} | {:.3} ms | {:.3} ms | {:.0} |",
+            ms(f.p50),
+            ms(f.p99),
+            f.per_second
+        );
+    }
+    Ok(())
+}
+
+/// A partner of the seeded decisions and the first decision's time.
+async fn first_decision(state: &AppState) -> anyhow::Result<(PartnerId, chrono::DateTime<Utc>)> {
+    let mut from = 0;
+    loop {
+        let page = state.store.read_range(Position::new(from), 10_000).await?;
+        let Some(last) = page.last() else {
+            anyhow::bail!("the log holds no decision");
+        };
+        for e in &page {
+            if let Some(AccessEvent::TrackingAccessAllowed {
+                partner,
+                decided_at,
+                ..
+            }) = crate::access_filter::access_event(e)
+            {
+                return Ok((partner, decided_at));
+            }
+        }
+        from = last.position.get() + 1;
+    }
+}
+
+/// The first registered shipment.
+async fn first_shipment(state: &AppState) -> anyhow::Result<ShipmentId> {
+    let page = state.store.read_range(Position::ZERO, 10_000).await?;
+    page.iter()
+        .find(|e| e.stream_type == "shipment")
+        .and_then(|e| e.stream_id.parse().ok())
+        .context("the log holds no shipment")
+}

@@ -1,0 +1,287 @@
+//! `consent-ledger verify BUNDLE --vkey VKEY [--since OLD_CHECKPOINT]` (SPEC §6, §8): a bundle
+//! checked offline, read as a stream (a bundle may be larger than memory) in blocks of whole
+//! lines that every core checks at once; the runs are joined in bundle order, so the verdict
+//! and the first bad line named are those of checking line by line
+//! ([`BundleVerifier::join`]).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Read};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Mutex};
+
+use anyhow::Context;
+use consent_ledger_audit::bundle::{
+    BundleError, BundleErrorKind, BundleVerifier, LineRun, VerifiedBundle,
+};
+use consent_ledger_audit::note::{Checkpoint, VerifierKey};
+
+/// Bytes read per block (cut after its last newline).
+const BLOCK: usize = 4 << 20;
+
+fn refused(e: BundleError) -> anyhow::Error {
+    anyhow::anyhow!("bundle refused: {e}")
+}
+
+/// One block of whole lines: its index, the number of its first line, its bytes.
+type Job = (usize, usize, Vec<u8>);
+
+/// Verifies the bundle in `path` against `vkey` (and, given one, its consistency with the
+/// `trusted` older checkpoint), with a progress bar on a terminal. The error names the first
+/// bad line.
+pub fn verify_file(
+    path: &Path,
+    vkey: &VerifierKey,
+    trusted: Option<&Checkpoint>,
+) -> anyhow::Result<VerifiedBundle> {
+    verify_in_blocks(path, vkey, trusted, BLOCK)
+}
+
+fn verify_in_blocks(
+    path: &Path,
+    vkey: &VerifierKey,
+    trusted: Option<&Checkpoint>,
+    block_size: usize,
+) -> anyhow::Result<VerifiedBundle> {
+    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(file.metadata().map(|m| m.len()).unwrap_or(0)),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "verifying {wide_bar} {bytes}/{total_bytes} ({eta})",
+    ) {
+        bar.set_style(style);
+    }
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+
+    // The header: the first line that is not blank.
+    let mut n = 0;
+    let mut line = String::new();
+    let mut verifier = loop {
+        line.clear();
+        let got = reader
+            .read_line(&mut line)
+            .with_context(|| format!("reading {} at line {}", path.display(), n + 1))?;
+        if got == 0 {
+            return Err(refused(BundleError {
+                line: 1,
+                kind: BundleErrorKind::Empty,
+            }));
+        }
+        n += 1;
+        let text = line.trim_end_matches(['\n', '\r']);
+        if !text.trim().is_empty() {
+            break BundleVerifier::from_header(n, text, vkey, trusted).map_err(refused)?;
+        }
+    };
+    let template = verifier.run();
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let stop = AtomicBool::new(false);
+    let (jobs, queue) = mpsc::sync_channel::<Job>(workers * 2);
+    let queue = Mutex::new(queue);
+    let (done, results) = mpsc::channel::<(usize, LineRun, usize)>();
+
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let (queue, done, template, stop) = (&queue, done.clone(), &template, &stop);
+            scope.spawn(move || loop {
+                let job = match queue.lock() {
+                    Ok(queue) => queue.recv(),
+                    Err(_) => return,
+                };
+                let Ok((index, first, bytes)) = job else {
+                    return;
+                };
+                // After a verdict the rest is drained unchecked, so the reader never blocks.
+                if stop.load(Ordering::Relaxed) {
+                    continue;
+                }
+                let mut run = template.clone();
+                for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+                    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+                    if run.line_bytes(first + i, raw).is_err() {
+                        break;
+                    }
+                }
+                let _ = done.send((index, run, bytes.len()));
+            });
+        }
+        drop(done);
+
+        let stop = &stop;
+        let reading = scope.spawn(move || -> anyhow::Result<()> {
+            let mut index = 0;
+            let mut first = n + 1;
+            let mut carry = Vec::new();
+            loop {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                let mut block = std::mem::take(&mut carry);
+                let start = block.len();
+                block.resize(start + block_size, 0);
+                let got = read_up_to(&mut reader, &mut block[start..])
+                    .with_context(|| format!("reading {} after line {first}", path.display()))?;
+                block.truncate(start + got);
+                let at_end = got == 0;
+                if !at_end {
+                    // Whole lines only; a line longer than a block waits for more.
+                    match block.iter().rposition(|&b| b == b'\n') {
+                        Some(i) => carry = block.split_off(i + 1),
+                        None => {
+                            carry = block;
+                            continue;
+                        }
+                    }
+                }
+                if block.is_empty() {
+                    return Ok(());
+                }
+                let lines = block.iter().filter(|&&b| b == b'\n').count();
+                if jobs.send((index, first, block)).is_err() {
+                    return Ok(());
+                }
+                index += 1;
+                first += lines;
+                if at_end {
+                    return Ok(());
+                }
+            }
+        });
+
+        // Join the runs in bundle order as they come back.
+        let mut waiting = BTreeMap::new();
+        let mut next = 0;
+        let mut verdict = Ok(());
+        let mut bytes_done = 0u64;
+        for (index, run, bytes) in results {
+            if verdict.is_err() {
+                continue;
+            }
+            waiting.insert(index, (run, bytes));
+            while let Some((run, bytes)) = waiting.remove(&next) {
+                next += 1;
+                bytes_done += bytes as u64;
+                if let Err(e) = verifier.join(run) {
+                    stop.store(true, Ordering::Relaxed);
+                    verdict = Err(refused(e));
+                    break;
+                }
+            }
+            bar.set_position(bytes_done);
+        }
+        bar.finish_and_clear();
+        let read = reading
+            .join()
+            .map_err(|_| anyhow::anyhow!("the bundle reader panicked"))?;
+        verdict?;
+        read?;
+        anyhow::ensure!(waiting.is_empty(), "a block of the bundle was not checked");
+        Ok(())
+    })?;
+    Ok(verifier.finish())
+}
+
+/// Fills `buf` as far as the reader allows; fewer bytes only at the end of the input.
+fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(got) => filled += got,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+#[cfg(test)]
+mod tests {
+    use consent_ledger_audit::bundle::{verify_bundle, BundleHeader, BundleLine, BUNDLE_FORMAT};
+    use consent_ledger_audit::tree::{leaf_hash, MemoryTree};
+    use consent_ledger_audit::{Checkpoint, LogKey};
+
+    use super::*;
+
+    /// A bundle of every event of a 40-event log, as its lines.
+    fn bundle(key: &LogKey) -> Vec<String> {
+        let leaves: Vec<String> = (0..40)
+            .map(|p| {
+                format!(
+                    r#"{{"actor":"a","payload":{{"text":"{}"}},"position":{p}}}"#,
+                    "x".repeat(p * 3)
+                )
+            })
+            .collect();
+        let tree = MemoryTree::new(leaves.iter().map(|l| leaf_hash(l.as_bytes())).collect());
+        let header = BundleHeader {
+            format: BUNDLE_FORMAT.into(),
+            origin: key.name().into(),
+            vkey: key.vkey(),
+            checkpoint: Checkpoint::new(key.name(), 40, tree.root())
+                .unwrap()
+                .sign(key),
+            consistency: None,
+        };
+        let mut lines = vec![serde_json::to_string(&header).unwrap()];
+        for (p, leaf) in leaves.iter().enumerate() {
+            let proof = tree.inclusion_path(p as u64).unwrap();
+            lines.push(
+                serde_json::to_string(&BundleLine::new(p as u64, leaf.clone(), &proof)).unwrap(),
+            );
+        }
+        lines
+    }
+
+    #[test]
+    fn blocks_of_any_size_give_the_line_by_line_verdict() {
+        let key = LogKey::generate("example.org/log").unwrap();
+        let vkey: VerifierKey = key.vkey().parse().unwrap();
+        let good = bundle(&key);
+        let mut cases = vec![good.join("\n"), format!("\n\n{}\n", good.join("\r\n"))];
+        for at in [1, 2, 17, 39, 40] {
+            let mut changed = good.clone();
+            changed[at] = changed[at].replacen("\"a\"", "\"b\"", 1);
+            cases.push(changed.join("\n"));
+            let mut swapped = good.clone();
+            swapped.swap(at - 1, at);
+            cases.push(swapped.join("\n"));
+            let mut cut = good.clone();
+            cut[at].truncate(10);
+            cases.push(cut.join("\n"));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bundle.ndjson");
+        for (i, text) in cases.iter().enumerate() {
+            std::fs::write(&path, text).unwrap();
+            let expected = verify_bundle(text, &vkey).map_err(|e| format!("bundle refused: {e}"));
+            // Blocks shorter than a line, of a few lines, and of the whole file.
+            for block in [50, 700, 3000, 1 << 20] {
+                let got = verify_in_blocks(&path, &vkey, None, block).map_err(|e| e.to_string());
+                assert_eq!(got, expected, "case {i}, blocks of {block} bytes");
+            }
+        }
+        // Bytes that are not UTF-8 name their line.
+        let mut bytes = good.join("\n").into_bytes();
+        let third = bytes
+            .iter()
+            .enumerate()
+            .filter(|(_, &b)| b == b'\n')
+            .nth(2)
+            .unwrap()
+            .0;
+        bytes[third + 5] = 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+        for block in [50, 1 << 20] {
+            let err = verify_in_blocks(&path, &vkey, None, block)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("bundle refused: line 4: not a bundle line: not UTF-8"),
+                "{err}"
+            );
+        }
+    }
+}
