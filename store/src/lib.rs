@@ -10,6 +10,8 @@
 //! - `sqlite`: the embedded backend (WAL, synchronous=FULL).
 //! - [`cqrs`]: [`cqrs::LedgerEventStore`] (cqrs-es `EventStore`) and [`cqrs::CommandBus`].
 //! - [`baseline`]: plain-SQL and per-command stores the benchmarks compare with.
+//! - [`audit`]: the GDPR audit projection's tables (docs/adr/0006), written by the audit
+//!   projector's catch-up in its own transactions, never in the group commit.
 //!
 //! Revocation is effective at commit (SPEC §5.2): an append may restrict (move the
 //! restriction fence) or be guarded by it ([`Guard`]); see docs/adr/0003.
@@ -17,6 +19,7 @@
 //! Write path: `CommandBus::execute → Aggregate::handle → Store::append → GroupCommit →
 //! one transaction, one fsync → positions back to the caller`.
 
+pub mod audit;
 pub mod baseline;
 pub mod cqrs;
 pub mod error;
@@ -228,6 +231,51 @@ impl Store {
     /// The writer's counters (for `/metrics`).
     pub fn writer_stats(&self) -> &WriterStats {
         self.inner.writer.stats()
+    }
+
+    /// The position the audit projection has applied up to (exclusive).
+    pub async fn audit_position(&self) -> Result<Position, StoreError> {
+        audit::sqlite::audit_position(&self.inner.reads).await
+    }
+
+    /// Writes the audit rows of the events `from..next` and moves the audit projection to
+    /// `next` in one transaction, if it is still at `from`; `false` when another process
+    /// applied them first (nothing written).
+    pub async fn audit_apply(
+        &self,
+        from: Position,
+        next: Position,
+        batch: &audit::AuditBatch,
+    ) -> Result<bool, StoreError> {
+        audit::sqlite::audit_apply(&self.inner.reads, from, next, batch).await
+    }
+
+    /// Up to `limit` projected access decisions matching `filter`, after position `after`,
+    /// in log order.
+    pub async fn audit_access(
+        &self,
+        filter: &audit::AccessFilter,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<audit::AuditAccess>, StoreError> {
+        audit::sqlite::audit_access(&self.inner.reads, filter, after, limit).await
+    }
+
+    /// The projected shipments a data subject's key names, in registration order.
+    pub async fn audit_shipments(
+        &self,
+        key: &audit::SubjectKey,
+    ) -> Result<Vec<audit::AuditShipment>, StoreError> {
+        audit::sqlite::audit_shipments(&self.inner.reads, key).await
+    }
+
+    /// Projected decisions per partner with `from <= decided_at < to` (microseconds).
+    pub async fn audit_counts(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<std::collections::BTreeMap<String, audit::PartnerCounts>, StoreError> {
+        audit::sqlite::audit_counts(&self.inner.reads, from, to).await
     }
 
     /// Checks that the database answers (for `/readyz`).
