@@ -1,5 +1,6 @@
 //! HTTP integration tests: the real actix app on a real port over a real SQLite file.
 
+mod audit;
 mod bad_input;
 mod decisions;
 mod disk_full;
