@@ -51,7 +51,9 @@ pub struct StoreArgs {
         env = "CONSENT_LEDGER_DATA_DIR"
     )]
     pub data_dir: PathBuf,
-    /// Use this database instead of the embedded SQLite file (`sqlite://PATH`).
+    /// Use this database instead of the embedded SQLite file: `postgres://…` (several
+    /// processes may share one PostgreSQL database) or `sqlite://PATH`. The signing key and
+    /// the read-model snapshot stay in --data-dir either way.
     #[arg(long, global = true, env = "DATABASE_URL")]
     pub database_url: Option<String>,
 }
@@ -339,6 +341,11 @@ async fn serve(options: &StoreOptions, args: ServeArgs) -> anyhow::Result<()> {
         TcpListener::bind(&args.listen).with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
     let server = crate::server::run(listener, state.clone())?;
+    // Other processes sharing the database commit too: apply their events as soon as the
+    // store announces them, so this node answers reads with them without waiting for a tick.
+    let follower = state.projector.clone();
+    let committed = state.store.subscribe();
+    tokio::spawn(async move { follower.follow(committed).await });
     tokio::spawn(housekeeping(
         state.clone(),
         options.snapshot_path(),
@@ -366,7 +373,8 @@ async fn serve(options: &StoreOptions, args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Keeps the read model following writes of other processes, and closes consent requests
+/// Catches the read model up once a second (other processes' writes on SQLite, which announces
+/// none; a missed announcement on PostgreSQL), writes snapshots, and closes consent requests
 /// whose time ran out (SPEC §3: expired after a configurable time).
 async fn housekeeping(state: Arc<AppState>, snapshot: PathBuf, every: u64) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));

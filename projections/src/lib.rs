@@ -13,7 +13,8 @@
 //!   what came after.
 //! - [`Projector`]: applies what this process commits (the store's commit hook, before the
 //!   writer answers) and catches up by reading the log from the model's own position, so an
-//!   event committed by another process is applied too, in order.
+//!   event committed by another process is applied too, in order; [`Projector::follow`] does
+//!   so whenever the store announces another process's commit.
 //!
 //! Hot path: `POST /v1/decisions → Decider::decide (in memory, under a read lock) →
 //! Store::append (group commit, restriction fence) → commit hook → response`.
@@ -217,6 +218,28 @@ impl Projector {
             if events.len() < CATCH_UP_PAGE as usize {
                 model.skip_to(end);
                 return Ok(model.next_position());
+            }
+        }
+    }
+}
+
+impl Projector {
+    /// Follows the log: catches up each time the store announces a size the model has not
+    /// reached — on PostgreSQL, any process's commit (LISTEN/NOTIFY), so this node's read model
+    /// trails another node's writes by about one round trip. This process's own commits are
+    /// applied by the commit hook before they are announced, so they cost no read here. Runs
+    /// until the task is aborted or the store is gone; a failed catch-up is retried at the next
+    /// announcement (and by whoever else calls [`Projector::catch_up`]).
+    pub async fn follow(&self, mut committed: tokio::sync::watch::Receiver<Position>) {
+        loop {
+            let announced = *committed.borrow_and_update();
+            if self.read().next_position() < announced {
+                if let Err(e) = self.catch_up().await {
+                    tracing::warn!(error = %e, "following the log: catching up failed");
+                }
+            }
+            if committed.changed().await.is_err() {
+                return;
             }
         }
     }

@@ -455,3 +455,7 @@ macro_rules! audit_backend {
 pub(crate) mod sqlite {
     audit_backend!(sqlx::Sqlite);
 }
+
+pub(crate) mod postgres {
+    audit_backend!(sqlx::Postgres);
+}

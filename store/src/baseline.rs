@@ -1,77 +1,134 @@
 //! Baselines for the benchmarks (SPEC §11): the same rows the ledger writes, inserted with
 //! plain SQL into a table of the same shape, so the ledger's figures have a yardstick measured
-//! in the same run on the same disk.
+//! in the same run on the same disk. Both backends: the baseline runs where the ledger runs.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use sqlx::postgres::PgConnection;
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{Connection, QueryBuilder, Sqlite};
 
 use crate::error::StoreError;
 use crate::event::StoredEvent;
+use crate::{postgres, sqlite, Reads, StoreLocation};
 
-/// A fresh file with the ledger's schema.
-async fn fresh(path: &Path) -> Result<SqliteConnection, StoreError> {
-    let (pool, conn) = crate::sqlite::open(path).await?;
-    pool.close().await;
-    Ok(conn)
+/// A connection to a database with the ledger's schema (created and migrated if needed).
+enum Plain {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
 }
 
-async fn insert(conn: &mut SqliteConnection, e: &StoredEvent) -> Result<(), sqlx::Error> {
-    sqlx::query(
+impl Plain {
+    async fn open(location: &StoreLocation) -> Result<(Reads, Self), StoreError> {
+        match location {
+            StoreLocation::SqliteFile(path) => {
+                let (pool, conn) = sqlite::open(path).await?;
+                Ok((Reads::Sqlite(pool), Self::Sqlite(conn)))
+            }
+            StoreLocation::Postgres(url) => {
+                let (pool, writer) = postgres::open(url).await?;
+                Ok((
+                    Reads::Postgres(pool),
+                    Self::Postgres(writer.into_connection()?),
+                ))
+            }
+        }
+    }
+
+    /// Inserts `rows` in one transaction (one fsync) with the fewest statements: multi-row
+    /// INSERTs on SQLite, one INSERT over arrays on PostgreSQL.
+    async fn insert(&mut self, rows: &[StoredEvent]) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Sqlite(conn) => {
+                let mut tx = conn.begin().await?;
+                insert_sqlite(&mut tx, rows).await?;
+                tx.commit().await
+            }
+            Self::Postgres(conn) => {
+                let mut tx = conn.begin().await?;
+                let refs: Vec<&StoredEvent> = rows.iter().collect();
+                postgres::insert_events(&mut tx, &refs).await?;
+                tx.commit().await
+            }
+        }
+    }
+}
+
+impl Plain {
+    /// One transaction for one command's events, each placed at `MAX(position) + 1` read
+    /// before its INSERT, as a store without a group commit would.
+    async fn append_naive(&mut self, mut rows: Vec<StoredEvent>) -> Result<(), sqlx::Error> {
+        const NEXT: &str = "SELECT COALESCE(MAX(position) + 1, 0) FROM events";
+        match self {
+            Self::Sqlite(conn) => {
+                let mut tx = conn.begin().await?;
+                for row in &mut rows {
+                    let next: i64 = sqlx::query_scalar(NEXT).fetch_one(&mut *tx).await?;
+                    row.position = crate::Position::from_i64(next);
+                    insert_sqlite(&mut tx, std::slice::from_ref(row)).await?;
+                }
+                tx.commit().await
+            }
+            Self::Postgres(conn) => {
+                let mut tx = conn.begin().await?;
+                for row in &mut rows {
+                    let next: i64 = sqlx::query_scalar(NEXT).fetch_one(&mut *tx).await?;
+                    row.position = crate::Position::from_i64(next);
+                    postgres::insert_events(&mut tx, &[&*row]).await?;
+                }
+                tx.commit().await
+            }
+        }
+    }
+}
+
+async fn insert_sqlite(
+    conn: &mut SqliteConnection,
+    chunk: &[StoredEvent],
+) -> Result<(), sqlx::Error> {
+    let times: Vec<String> = chunk.iter().map(|e| e.recorded_at.to_rfc3339()).collect();
+    let mut q = QueryBuilder::<Sqlite>::new(
         "INSERT INTO events (position, stream_type, stream_id, stream_version, event_type, \
-         schema_version, actor, request_id, recorded_at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(i64::try_from(e.position.get()).unwrap_or(i64::MAX))
-    .bind(&e.stream_type)
-    .bind(&e.stream_id)
-    .bind(i64::try_from(e.stream_version).unwrap_or(i64::MAX))
-    .bind(&e.event_type)
-    .bind(i64::from(e.schema_version))
-    .bind(&e.actor)
-    .bind(&e.request_id)
-    .bind(e.recorded_at.to_rfc3339())
-    .bind(e.payload.as_str())
-    .execute(conn)
-    .await
-    .map(|_| ())
+         schema_version, actor, request_id, recorded_at, payload) ",
+    );
+    q.push_values(chunk.iter().zip(&times), |mut row, (e, time)| {
+        row.push_bind(i64::try_from(e.position.get()).unwrap_or(i64::MAX))
+            .push_bind(e.stream_type.as_str())
+            .push_bind(e.stream_id.as_str())
+            .push_bind(i64::try_from(e.stream_version).unwrap_or(i64::MAX))
+            .push_bind(e.event_type.as_str())
+            .push_bind(i64::from(e.schema_version))
+            .push_bind(e.actor.as_str())
+            .push_bind(e.request_id.as_str())
+            .push_bind(time.as_str())
+            .push_bind(e.payload.as_str());
+    });
+    q.build().persistent(false).execute(&mut *conn).await?;
+    Ok(())
 }
 
-/// Inserts `rows` with multi-row INSERTs of `batch` rows, one transaction (one fsync) each:
-/// the fastest plain way to put these rows into SQLite through sqlx. Returns the time taken.
+/// Inserts `rows` into a fresh SQLite file at `path`; see [`batched_insert_at`].
 pub async fn batched_insert(
     path: &Path,
     rows: &[StoredEvent],
     batch: usize,
 ) -> Result<Duration, StoreError> {
-    let mut conn = fresh(path).await?;
+    batched_insert_at(&StoreLocation::SqliteFile(path.to_owned()), rows, batch).await
+}
+
+/// Inserts `rows` in transactions of `batch` rows, one fsync each: the fastest plain way to
+/// put these rows into the database through sqlx. `location` must be fresh (empty). Returns
+/// the time taken.
+pub async fn batched_insert_at(
+    location: &StoreLocation,
+    rows: &[StoredEvent],
+    batch: usize,
+) -> Result<Duration, StoreError> {
+    let (_, mut conn) = Plain::open(location).await?;
     let start = Instant::now();
     for chunk in rows.chunks(batch.clamp(1, 3000)) {
-        let mut tx = conn.begin().await.map_err(StoreError::unavailable)?;
-        let times: Vec<String> = chunk.iter().map(|e| e.recorded_at.to_rfc3339()).collect();
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO events (position, stream_type, stream_id, stream_version, event_type, \
-             schema_version, actor, request_id, recorded_at, payload) ",
-        );
-        q.push_values(chunk.iter().zip(&times), |mut row, (e, time)| {
-            row.push_bind(i64::try_from(e.position.get()).unwrap_or(i64::MAX))
-                .push_bind(e.stream_type.as_str())
-                .push_bind(e.stream_id.as_str())
-                .push_bind(i64::try_from(e.stream_version).unwrap_or(i64::MAX))
-                .push_bind(e.event_type.as_str())
-                .push_bind(i64::from(e.schema_version))
-                .push_bind(e.actor.as_str())
-                .push_bind(e.request_id.as_str())
-                .push_bind(time.as_str())
-                .push_bind(e.payload.as_str());
-        });
-        q.build()
-            .persistent(false)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::unavailable)?;
-        tx.commit().await.map_err(StoreError::unavailable)?;
+        conn.insert(chunk).await.map_err(StoreError::unavailable)?;
     }
     Ok(start.elapsed())
 }
@@ -80,14 +137,20 @@ pub async fn batched_insert(
 /// aggregate and commits in a transaction of its own (one fsync per command, no group commit,
 /// no global position). The baseline decisions are compared with (SPEC §11).
 pub struct PerCommandStore<A> {
-    reads: sqlx::SqlitePool,
-    writer: tokio::sync::Mutex<SqliteConnection>,
+    reads: Reads,
+    writer: tokio::sync::Mutex<Plain>,
     aggregate: std::marker::PhantomData<fn() -> A>,
 }
 
 impl<A> PerCommandStore<A> {
+    /// On an SQLite file.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        let (reads, writer) = crate::sqlite::open(path).await?;
+        Self::open_at(&StoreLocation::SqliteFile(path.to_owned())).await
+    }
+
+    /// On either backend.
+    pub async fn open_at(location: &StoreLocation) -> Result<Self, StoreError> {
+        let (reads, writer) = Plain::open(location).await?;
         Ok(Self {
             reads,
             writer: tokio::sync::Mutex::new(writer),
@@ -129,9 +192,11 @@ impl<A: cqrs_es::Aggregate> cqrs_es::EventStore<A> for PerCommandStore<A> {
         &self,
         id: &str,
     ) -> Result<Self::AC, cqrs_es::AggregateError<A::Error>> {
-        let stored = crate::sqlite::read_stream(&self.reads, A::TYPE, id)
-            .await
-            .map_err(unexpected)?;
+        let stored = match &self.reads {
+            Reads::Sqlite(pool) => sqlite::read_stream(pool, A::TYPE, id).await,
+            Reads::Postgres(pool) => postgres::read_stream(pool, A::TYPE, id).await,
+        }
+        .map_err(unexpected)?;
         let mut aggregate = A::default();
         for e in &stored {
             aggregate.apply(e.payload.decode().map_err(unexpected)?);
@@ -149,8 +214,7 @@ impl<A: cqrs_es::Aggregate> cqrs_es::EventStore<A> for PerCommandStore<A> {
         context: Self::AC,
         _: std::collections::HashMap<String, String>,
     ) -> Result<Vec<cqrs_es::EventEnvelope<A>>, cqrs_es::AggregateError<A::Error>> {
-        let mut conn = self.writer.lock().await;
-        let mut tx = conn.begin().await.map_err(unexpected)?;
+        let mut rows = Vec::with_capacity(events.len());
         for (i, event) in events.iter().enumerate() {
             let e = crate::event::NewEvent::from_domain(
                 event,
@@ -159,13 +223,8 @@ impl<A: cqrs_es::Aggregate> cqrs_es::EventStore<A> for PerCommandStore<A> {
                 context.version + 1 + i as u64,
             )
             .map_err(unexpected)?;
-            let position: i64 =
-                sqlx::query_scalar("SELECT COALESCE(MAX(position) + 1, 0) FROM events")
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(unexpected)?;
-            let row = StoredEvent {
-                position: crate::Position::from_i64(position),
+            rows.push(StoredEvent {
+                position: crate::Position::ZERO,
                 stream_type: e.stream_type,
                 stream_id: e.stream_id,
                 stream_version: e.stream_version,
@@ -175,15 +234,15 @@ impl<A: cqrs_es::Aggregate> cqrs_es::EventStore<A> for PerCommandStore<A> {
                 request_id: String::new(),
                 recorded_at: chrono::Utc::now(),
                 payload: e.payload,
-            };
-            insert(&mut tx, &row).await.map_err(|err| match &err {
-                sqlx::Error::Database(db) if db.is_unique_violation() => {
-                    cqrs_es::AggregateError::AggregateConflict
-                }
-                _ => unexpected(err),
-            })?;
+            });
         }
-        tx.commit().await.map_err(unexpected)?;
+        let mut conn = self.writer.lock().await;
+        conn.append_naive(rows).await.map_err(|err| match &err {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                cqrs_es::AggregateError::AggregateConflict
+            }
+            _ => unexpected(err),
+        })?;
         Ok(Vec::new())
     }
 }

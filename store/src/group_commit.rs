@@ -6,12 +6,13 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use consent_ledger_audit::tree::Frontier;
 use sqlx::sqlite::SqliteConnection;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::StoreError;
-use crate::event::{Append, StoredEvent};
-use crate::sqlite;
+use crate::event::{Append, Position, StoredEvent};
+use crate::{postgres, sqlite};
 
 /// Told of every committed batch by the writer, after it is durable and before any of its
 /// callers is answered. The read side applies the events here, so that a 2xx for a revocation
@@ -66,11 +67,37 @@ pub struct WriterStats {
     pub failed_batches: AtomicU64,
 }
 
+/// The write connection of one backend. Gathering appends into batches and answering them
+/// is the same for both; only `commit_batch` differs.
+pub(crate) enum WriteConnection {
+    Sqlite(SqliteConnection),
+    // Boxed: it holds the connect options for reconnecting, ten times the SQLite variant.
+    Postgres(Box<postgres::Writer>),
+}
+
+impl WriteConnection {
+    async fn commit_batch(
+        &mut self,
+        batch: &[Append],
+        frontier: &mut Option<Frontier>,
+    ) -> BatchOutcome {
+        match self {
+            Self::Sqlite(conn) => sqlite::commit_batch(conn, batch, frontier).await,
+            Self::Postgres(writer) => postgres::commit_batch(writer, batch, frontier).await,
+        }
+    }
+}
+
 impl GroupCommit {
-    pub(crate) fn spawn_sqlite(conn: SqliteConnection, hook: HookSlot) -> Self {
+    /// Starts the writer; it announces each committed batch's new log size on `committed`.
+    pub(crate) fn spawn(
+        conn: WriteConnection,
+        hook: HookSlot,
+        committed: Arc<watch::Sender<Position>>,
+    ) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let stats = Arc::new(WriterStats::default());
-        tokio::spawn(run_sqlite(queue, conn, hook, stats.clone()));
+        tokio::spawn(run(queue, conn, hook, committed, stats.clone()));
         Self { jobs, stats }
     }
 
@@ -90,10 +117,11 @@ impl GroupCommit {
 }
 
 #[tracing::instrument(skip_all)]
-async fn run_sqlite(
+async fn run(
     mut queue: mpsc::Receiver<Job>,
-    mut conn: SqliteConnection,
+    mut conn: WriteConnection,
     hook: HookSlot,
+    committed: Arc<watch::Sender<Position>>,
     stats: Arc<WriterStats>,
 ) {
     // The Merkle tree's right edge, kept between batches (loaded on the first one).
@@ -108,15 +136,33 @@ async fn run_sqlite(
             appends.push(job.append);
             replies.push(job.reply);
         }
-        let outcome = sqlite::commit_batch(&mut conn, &appends, &mut frontier).await;
-        if let (BatchOutcome::Done(results), Some(hook)) = (&outcome, hook.get()) {
-            hook.committed(&mut results.iter().filter_map(|r| r.as_ref().ok()).flatten());
+        let outcome = conn.commit_batch(&appends, &mut frontier).await;
+        if let BatchOutcome::Done(results) = &outcome {
+            let mut events = results.iter().filter_map(|r| r.as_ref().ok()).flatten();
+            if let Some(hook) = hook.get() {
+                hook.committed(&mut events.clone());
+            }
+            if let Some(last) = events.next_back() {
+                announce(&committed, last.position.next());
+            }
         }
         count(&stats, &outcome);
         answer(outcome, replies.drain(..));
         appends.clear();
     }
     tracing::debug!("group commit writer stopped: every queued append is answered");
+}
+
+/// Raises the announced log size to `size` (never lowers it: announcements of several
+/// processes may arrive out of order).
+pub(crate) fn announce(committed: &watch::Sender<Position>, size: Position) {
+    committed.send_if_modified(|known| {
+        let newer = size > *known;
+        if newer {
+            *known = size;
+        }
+        newer
+    });
 }
 
 fn count(stats: &WriterStats, outcome: &BatchOutcome) {

@@ -8,10 +8,12 @@
 //! - [`error`]: [`StoreError`]; the one place where unique violations become typed errors.
 //! - `group_commit`: the writer task that batches concurrent appends into one fsync.
 //! - `sqlite`: the embedded backend (WAL, synchronous=FULL).
+//! - `postgres`: the server backend several processes share (docs/adr/0005).
 //! - [`cqrs`]: [`cqrs::LedgerEventStore`] (cqrs-es `EventStore`) and [`cqrs::CommandBus`].
 //! - [`baseline`]: plain-SQL and per-command stores the benchmarks compare with.
 //! - [`audit`]: the GDPR audit projection's tables (docs/adr/0006), written by the audit
 //!   projector's catch-up in its own transactions, never in the group commit.
+//! - [`testing`]: scratch PostgreSQL databases for the test suites.
 //!
 //! Revocation is effective at commit (SPEC §5.2): an append may restrict (move the
 //! restriction fence) or be guarded by it ([`Guard`]); see docs/adr/0003.
@@ -25,12 +27,16 @@ pub mod cqrs;
 pub mod error;
 pub mod event;
 mod group_commit;
+mod postgres;
 mod sqlite;
+pub mod testing;
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sqlx::SqlitePool;
+use sqlx::{PgPool, SqlitePool};
+use tokio::sync::{oneshot, watch};
 
 pub use error::StoreError;
 pub use event::{
@@ -42,29 +48,101 @@ use std::collections::HashMap;
 
 use consent_ledger_audit::tree::{self, Hash, NodeId, TreeError};
 pub use group_commit::{CommitHook, WriterStats};
-use group_commit::{GroupCommit, HookSlot};
+use group_commit::{GroupCommit, HookSlot, WriteConnection};
 
 /// Where the store lives (SPEC §8: `--data-dir` or `--database-url`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreLocation {
     /// An SQLite file, created on first open.
     SqliteFile(PathBuf),
+    /// A PostgreSQL database, migrated on first open; several processes may share it.
+    Postgres(PostgresUrl),
 }
 
 impl StoreLocation {
-    /// Reads a `--database-url`: `sqlite://PATH` (or `sqlite:PATH`).
+    /// Reads a `--database-url`: `sqlite://PATH` (or `sqlite:PATH`), or
+    /// `postgres://…` / `postgresql://…`.
     pub fn from_url(url: &str) -> Result<Self, StoreError> {
         if url.starts_with("sqlite:") {
             let opts =
                 sqlite::parse_url(url).map_err(|_| StoreError::UnsupportedUrl(url.to_owned()))?;
             return Ok(Self::SqliteFile(opts.get_filename().to_path_buf()));
         }
-        Err(StoreError::UnsupportedUrl(url.to_owned()))
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return PostgresUrl::parse(url).map(Self::Postgres);
+        }
+        // Never echo what may be a URL with a password in it.
+        Err(StoreError::UnsupportedUrl(
+            url.split("://").next().unwrap_or_default().to_owned() + "://…",
+        ))
     }
 
     /// The embedded default: `ledger.db` in the data directory.
     pub fn in_data_dir(dir: &Path) -> Self {
         Self::SqliteFile(dir.join("ledger.db"))
+    }
+}
+
+/// A `postgres://` URL. It may hold a password, so it never shows in `Debug` or `Display`
+/// output (logs, panics, error messages) with it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresUrl(String);
+
+impl PostgresUrl {
+    /// Checks that `url` is a PostgreSQL connection URL sqlx can use.
+    pub fn parse(url: &str) -> Result<Self, StoreError> {
+        let candidate = Self(url.to_owned());
+        postgres::connect_options(&candidate)?;
+        Ok(candidate)
+    }
+
+    /// The same server and credentials, naming database `name` (letters, digits and `_`).
+    pub fn with_database(&self, name: &str) -> Result<Self, StoreError> {
+        let refused = || StoreError::UnsupportedUrl(format!("{self} with database {name:?}"));
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(refused());
+        }
+        let (scheme, rest) = self.0.split_once("://").ok_or_else(refused)?;
+        let (before_query, query) = match rest.split_once('?') {
+            Some((b, q)) => (b, Some(q)),
+            None => (rest, None),
+        };
+        let authority = before_query.split('/').next().unwrap_or_default();
+        let mut url = format!("{scheme}://{authority}/{name}");
+        if let Some(query) = query {
+            url.push('?');
+            url.push_str(query);
+        }
+        Self::parse(&url)
+    }
+
+    /// The URL itself, password included: only for connecting.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `postgres://user:***@host:port/db?…`: everything but the password.
+impl fmt::Display for PostgresUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some((scheme, rest)) = self.0.split_once("://") else {
+            return f.write_str("postgres://***");
+        };
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(authority_end);
+        match authority.rsplit_once('@') {
+            Some((credentials, host)) => match credentials.split_once(':') {
+                Some((user, _password)) => write!(f, "{scheme}://{user}:***@{host}{tail}"),
+                None => write!(f, "{scheme}://{credentials}@{host}{tail}"),
+            },
+            None => write!(f, "{scheme}://{authority}{tail}"),
+        }
+    }
+}
+
+impl fmt::Debug for PostgresUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PostgresUrl({self})")
     }
 }
 
@@ -75,28 +153,86 @@ pub struct Store {
 }
 
 struct Inner {
-    reads: SqlitePool,
+    reads: Reads,
     writer: GroupCommit,
     hook: HookSlot,
+    /// The log's size as far as this process knows: its own commits, and on PostgreSQL every
+    /// process's, once [`Store::subscribe`] started listening.
+    committed: Arc<watch::Sender<Position>>,
+    /// Dropping this (with the last handle) stops the PostgreSQL listener task.
+    listening: std::sync::OnceLock<oneshot::Sender<()>>,
+}
+
+/// The read side of one backend: a pool of connections beside the writer's.
+enum Reads {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Calls the function of the same name in the backend module of `$store`'s read pool, with the
+/// pool as first argument: both modules offer the same read functions.
+macro_rules! on_backend {
+    ($store:expr, $f:ident($($arg:expr),*)) => {
+        match &$store.inner.reads {
+            Reads::Sqlite(pool) => sqlite::$f(pool, $($arg),*).await,
+            Reads::Postgres(pool) => postgres::$f(pool, $($arg),*).await,
+        }
+    };
 }
 
 impl Store {
     /// Opens the store, creating and migrating it if needed, and starts its writer.
     pub async fn open(location: &StoreLocation) -> Result<Self, StoreError> {
-        match location {
+        let (reads, writer) = match location {
             StoreLocation::SqliteFile(path) => {
                 let (reads, writer) = sqlite::open(path).await?;
-                let hook = HookSlot::default();
-                let writer = GroupCommit::spawn_sqlite(writer, hook.clone());
-                Ok(Self {
-                    inner: Arc::new(Inner {
-                        reads,
-                        writer,
-                        hook,
-                    }),
-                })
+                (Reads::Sqlite(reads), WriteConnection::Sqlite(writer))
             }
+            StoreLocation::Postgres(url) => {
+                let (reads, writer) = postgres::open(url).await?;
+                (
+                    Reads::Postgres(reads),
+                    WriteConnection::Postgres(Box::new(writer)),
+                )
+            }
+        };
+        let size = match &reads {
+            Reads::Sqlite(pool) => sqlite::next_position(pool).await?,
+            Reads::Postgres(pool) => postgres::next_position(pool).await?,
+        };
+        let committed = Arc::new(watch::Sender::new(size));
+        let hook = HookSlot::default();
+        let writer = GroupCommit::spawn(writer, hook.clone(), committed.clone());
+        Ok(Self {
+            inner: Arc::new(Inner {
+                reads,
+                writer,
+                hook,
+                committed,
+                listening: std::sync::OnceLock::new(),
+            }),
+        })
+    }
+
+    /// The log's size (the position the next event will get) each time it grows, as far as
+    /// this process learns of it: every batch its own writer commits and, on PostgreSQL, every
+    /// commit of any process sharing the database (LISTEN on the channel each committing
+    /// transaction NOTIFYs; after a lost connection the size is read again, so nothing is
+    /// missed for long). On SQLite, other processes' commits are not announced: readers also
+    /// catch up periodically. Must be called inside a Tokio runtime (it may start the listener).
+    pub fn subscribe(&self) -> watch::Receiver<Position> {
+        if let Reads::Postgres(pool) = &self.inner.reads {
+            self.inner.listening.get_or_init(|| {
+                let (stop, stopped) = oneshot::channel();
+                tokio::spawn(postgres::listen(
+                    pool.clone(),
+                    self.inner.committed.clone(),
+                    stopped,
+                ));
+                stop
+            });
         }
+        self.inner.committed.subscribe()
     }
 
     /// Installs the hook told of every committed batch before its callers are answered. Only
@@ -116,7 +252,7 @@ impl Store {
         stream_type: &str,
         stream_id: &str,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        sqlite::read_stream(&self.inner.reads, stream_type, stream_id).await
+        on_backend!(self, read_stream(stream_type, stream_id))
     }
 
     /// Up to `limit` events from position `from` on, in log order.
@@ -125,7 +261,7 @@ impl Store {
         from: Position,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        sqlite::read_range(&self.inner.reads, from, limit).await
+        on_backend!(self, read_range(from, limit))
     }
 
     /// Up to `limit` events of positions `from..end` in order, with payloads left as text,
@@ -139,12 +275,12 @@ impl Store {
         limit: u32,
         skipped: &str,
     ) -> Result<Vec<RawEvent>, StoreError> {
-        sqlite::read_range_except(&self.inner.reads, from, end, limit, skipped).await
+        on_backend!(self, read_range_except(from, end, limit, skipped))
     }
 
     /// The position the next committed event will get, i.e. the log's size.
     pub async fn next_position(&self) -> Result<Position, StoreError> {
-        sqlite::next_position(&self.inner.reads).await
+        on_backend!(self, next_position())
     }
 
     /// What an earlier request with this idempotency key committed, if any.
@@ -153,7 +289,7 @@ impl Store {
         scope: &str,
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        sqlite::idempotency(&self.inner.reads, scope, key).await
+        on_backend!(self, idempotency(scope, key))
     }
 
     /// The RFC 9162 root of the first `size` events, from stored subtree hashes.
@@ -161,7 +297,7 @@ impl Store {
         &self,
         size: u64,
     ) -> Result<consent_ledger_audit::tree::Hash, StoreError> {
-        sqlite::tree_root(&self.inner.reads, size).await
+        on_backend!(self, tree_root(size))
     }
 
     /// PATH(index, D[tree_size]) (RFC 9162 §2.1.3.1) from stored subtree hashes. The caller
@@ -190,7 +326,7 @@ impl Store {
 
     /// The stored hashes of perfect subtrees, fetched before the (synchronous) proof math.
     async fn stored_nodes(&self, nodes: &[NodeId]) -> Result<HashMap<NodeId, Hash>, StoreError> {
-        let hashes = sqlite::node_hashes(&self.inner.reads, nodes).await?;
+        let hashes = on_backend!(self, node_hashes(nodes))?;
         Ok(nodes.iter().copied().zip(hashes).collect())
     }
 
@@ -201,17 +337,17 @@ impl Store {
         root: &Hash,
         note: &str,
     ) -> Result<(), StoreError> {
-        sqlite::save_checkpoint(&self.inner.reads, size, root, note).await
+        on_backend!(self, save_checkpoint(size, root, note))
     }
 
     /// The newest kept checkpoint, as (tree size, signed note).
     pub async fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
-        sqlite::checkpoint_at_most(&self.inner.reads, u64::MAX >> 1).await
+        on_backend!(self, checkpoint_at_most(u64::MAX >> 1))
     }
 
     /// The newest kept checkpoint of at most `size` events.
     pub async fn checkpoint_at_most(&self, size: u64) -> Result<Option<(u64, String)>, StoreError> {
-        sqlite::checkpoint_at_most(&self.inner.reads, size).await
+        on_backend!(self, checkpoint_at_most(size))
     }
 
     /// Stored leaf hashes from position `from` on, as (position, bytes), for `audit-log`.
@@ -220,12 +356,12 @@ impl Store {
         from: u64,
         limit: u32,
     ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        sqlite::leaf_hashes(&self.inner.reads, from, limit).await
+        on_backend!(self, leaf_hashes(from, limit))
     }
 
     /// Every kept checkpoint, oldest first, as (tree size, signed note).
     pub async fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError> {
-        sqlite::checkpoints(&self.inner.reads).await
+        on_backend!(self, checkpoints())
     }
 
     /// The writer's counters (for `/metrics`).
@@ -235,7 +371,10 @@ impl Store {
 
     /// The position the audit projection has applied up to (exclusive).
     pub async fn audit_position(&self) -> Result<Position, StoreError> {
-        audit::sqlite::audit_position(&self.inner.reads).await
+        match &self.inner.reads {
+            Reads::Sqlite(pool) => audit::sqlite::audit_position(pool).await,
+            Reads::Postgres(pool) => audit::postgres::audit_position(pool).await,
+        }
     }
 
     /// Writes the audit rows of the events `from..next` and moves the audit projection to
@@ -247,7 +386,10 @@ impl Store {
         next: Position,
         batch: &audit::AuditBatch,
     ) -> Result<bool, StoreError> {
-        audit::sqlite::audit_apply(&self.inner.reads, from, next, batch).await
+        match &self.inner.reads {
+            Reads::Sqlite(pool) => audit::sqlite::audit_apply(pool, from, next, batch).await,
+            Reads::Postgres(pool) => audit::postgres::audit_apply(pool, from, next, batch).await,
+        }
     }
 
     /// Up to `limit` projected access decisions matching `filter`, after position `after`,
@@ -258,7 +400,10 @@ impl Store {
         after: Option<u64>,
         limit: u32,
     ) -> Result<Vec<audit::AuditAccess>, StoreError> {
-        audit::sqlite::audit_access(&self.inner.reads, filter, after, limit).await
+        match &self.inner.reads {
+            Reads::Sqlite(pool) => audit::sqlite::audit_access(pool, filter, after, limit).await,
+            Reads::Postgres(pool) => audit::postgres::audit_access(pool, filter, after, limit).await,
+        }
     }
 
     /// The projected shipments a data subject's key names, in registration order.
@@ -266,7 +411,10 @@ impl Store {
         &self,
         key: &audit::SubjectKey,
     ) -> Result<Vec<audit::AuditShipment>, StoreError> {
-        audit::sqlite::audit_shipments(&self.inner.reads, key).await
+        match &self.inner.reads {
+            Reads::Sqlite(pool) => audit::sqlite::audit_shipments(pool, key).await,
+            Reads::Postgres(pool) => audit::postgres::audit_shipments(pool, key).await,
+        }
     }
 
     /// Projected decisions per partner with `from <= decided_at < to` (microseconds).
@@ -275,7 +423,10 @@ impl Store {
         from: i64,
         to: i64,
     ) -> Result<std::collections::BTreeMap<String, audit::PartnerCounts>, StoreError> {
-        audit::sqlite::audit_counts(&self.inner.reads, from, to).await
+        match &self.inner.reads {
+            Reads::Sqlite(pool) => audit::sqlite::audit_counts(pool, from, to).await,
+            Reads::Postgres(pool) => audit::postgres::audit_counts(pool, from, to).await,
+        }
     }
 
     /// Checks that the database answers (for `/readyz`).
@@ -288,6 +439,7 @@ impl Store {
 pub async fn migrate(location: &StoreLocation) -> Result<(), StoreError> {
     match location {
         StoreLocation::SqliteFile(path) => sqlite::migrate(path).await,
+        StoreLocation::Postgres(url) => postgres::migrate(url).await,
     }
 }
 

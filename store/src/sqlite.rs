@@ -384,8 +384,12 @@ async fn begin(conn: &mut SqliteConnection) -> Result<(Position, i64), sqlx::Err
 }
 
 /// Checks an append against the restriction fence and moves the fence if the append restricts.
-/// `first` is the position its first event would get.
-fn pass_fence(append: &Append, first: Position, fence: &mut i64) -> Result<(), StoreError> {
+/// `first` is the position its first event would get. Shared by both backends.
+pub(crate) fn pass_fence(
+    append: &Append,
+    first: Position,
+    fence: &mut i64,
+) -> Result<(), StoreError> {
     if let Some(before) = append.guard.decided_before {
         if *fence >= before.as_i64() {
             return Err(StoreError::Stale {
@@ -533,8 +537,12 @@ async fn insert_one_by_one(
     Ok(results)
 }
 
-/// The events of `append` as they will be stored from position `first` on.
-fn stamp(append: &Append, first: Position, recorded_at: DateTime<Utc>) -> Vec<StoredEvent> {
+/// The events of `append` as they will be stored from position `first` on (both backends).
+pub(crate) fn stamp(
+    append: &Append,
+    first: Position,
+    recorded_at: DateTime<Utc>,
+) -> Vec<StoredEvent> {
     append
         .events
         .iter()

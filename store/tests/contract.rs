@@ -1345,6 +1345,18 @@ mod sqlite {
     }
 
     #[tokio::test]
+    async fn the_baselines_write_the_ledger_table() {
+        let (_dir, location) = fresh();
+        super::the_baselines_write_the_ledger_table(location).await;
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_learns_of_commits() {
+        let (_dir, location) = fresh();
+        super::a_subscriber_learns_of_commits(location).await;
+    }
+
+    #[tokio::test]
     async fn a_restriction_fences_off_older_decisions() {
         let (_dir, location) = fresh();
         super::a_restriction_fences_off_older_decisions(location).await;
@@ -1610,4 +1622,396 @@ pub async fn the_merkle_tree_follows_the_log(location: StoreLocation) {
     append_ok(&other, one("other-writer", 1, json!(2))).await;
     append_ok(&store, one("first-writer-again", 1, json!(3))).await;
     check(&store).await;
+}
+
+/// SPEC §11's baselines write the ledger's own table on either backend: raw batched INSERTs
+/// read back as the same events (and a store opened on them hashes them into its tree), and
+/// the naive per-command cqrs-es store appends after them at the next position.
+pub async fn the_baselines_write_the_ledger_table(location: StoreLocation) {
+    use consent_ledger_store::baseline::{batched_insert_at, PerCommandStore};
+    let recorded_at = Utc::now().trunc_subsecs(6);
+    let rows: Vec<StoredEvent> = (0..5u64)
+        .map(|i| StoredEvent {
+            position: Position::new(i),
+            stream_type: "bench".into(),
+            stream_id: format!("b-{i}"),
+            stream_version: 1,
+            event_type: "Measured".into(),
+            schema_version: 1,
+            actor: "bench".into(),
+            request_id: format!("r-{i}"),
+            recorded_at,
+            payload: payload_of(&json!({"i": i})),
+        })
+        .collect();
+    batched_insert_at(&location, &rows, 2)
+        .await
+        .expect("batched insert");
+
+    let naive = PerCommandStore::<Principal>::open_at(&location)
+        .await
+        .expect("naive store");
+    let cqrs = CqrsFramework::new(naive, vec![], services());
+    let id = principal_id();
+    cqrs.execute_with_metadata(
+        &id.to_string(),
+        register_partner(id),
+        CommandMeta::new("actor", "req-1").into_metadata(),
+    )
+    .await
+    .expect("naive command");
+
+    let store = open(&location).await;
+    let log = assert_gapless(&store, 6).await;
+    assert_eq!(log[..5], rows[..]);
+    assert_eq!(log[5].stream_id, id.to_string());
+    // The first append through the ledger hashes the baseline's rows into the tree.
+    append_ok(&store, one("after-baselines", 1, json!(1))).await;
+    let log = assert_gapless(&store, 7).await;
+    let leaves: Vec<_> = log
+        .iter()
+        .map(|e| consent_ledger_audit::leaf::event_leaf_hash(&e.leaf()))
+        .collect();
+    assert_eq!(
+        store.tree_root(7).await.expect("root"),
+        consent_ledger_audit::tree::mth(&leaves)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several processes on one PostgreSQL database. Each `Store` handle has its own writer, read
+// pool and frontier, exactly as a separate `serve` process would; nothing is shared in memory.
+// ---------------------------------------------------------------------------------------------
+
+/// SPEC §4 across processes: two writers appending at once keep one gapless log in commit
+/// order, and the Merkle tree each writer extends stays the tree of that log (each reloads its
+/// frontier when the other appended).
+pub async fn two_writers_interleave_into_one_gapless_log(location: StoreLocation) {
+    const TASKS: usize = 4;
+    const APPENDS: u64 = 12;
+    let handles = [open(&location).await, open(&location).await];
+    let start = Arc::new(Barrier::new(2 * TASKS));
+    let mut tasks = Vec::new();
+    for (h, store) in handles.iter().enumerate() {
+        for t in 0..TASKS {
+            let store = store.clone();
+            let start = start.clone();
+            tasks.push(tokio::spawn(async move {
+                start.wait().await;
+                let mut written = Vec::new();
+                for j in 0..APPENDS {
+                    // One to three events per append, so batches of both writers mix sizes.
+                    let events = (0..=(j % 3))
+                        .map(|k| {
+                            new_event(
+                                "proc",
+                                &format!("h{h}-t{t}-{j}"),
+                                k + 1,
+                                "Appended",
+                                json!({"h": h, "t": t, "j": j, "k": k}),
+                            )
+                        })
+                        .collect();
+                    written.extend(store.append(plain(events)).await.expect("append"));
+                }
+                written
+            }));
+        }
+    }
+    let mut written = Vec::new();
+    for task in tasks {
+        written.extend(task.await.expect("task"));
+    }
+    written.sort_by_key(|e| e.position);
+    let total = written.len() as u64;
+    assert_eq!(total, 2 * TASKS as u64 * (APPENDS / 3) * (1 + 2 + 3));
+    let log_a = assert_gapless(&handles[0], total).await;
+    let log_b = assert_gapless(&handles[1], total).await;
+    assert_eq!(log_a, log_b);
+    assert_same_events(&log_a, &written);
+    // Commit order: a later position was never recorded before an earlier one (both writers
+    // read the clock only once they hold the log head).
+    for pair in log_a.windows(2) {
+        assert!(
+            pair[0].recorded_at <= pair[1].recorded_at,
+            "position {} recorded after position {}",
+            pair[0].position,
+            pair[1].position
+        );
+    }
+    let leaves: Vec<_> = log_a
+        .iter()
+        .map(|e| consent_ledger_audit::leaf::event_leaf_hash(&e.leaf()))
+        .collect();
+    for size in 0..=leaves.len() {
+        let expected = consent_ledger_audit::tree::mth(&leaves[..size]);
+        for store in &handles {
+            assert_eq!(
+                store.tree_root(size as u64).await.expect("root"),
+                expected,
+                "root of the first {size} of {total} events"
+            );
+        }
+    }
+}
+
+/// SPEC §5.2 across processes: a restriction committed through one handle refuses, as stale,
+/// a decision appended through another handle that was decided on state before it.
+pub async fn a_restriction_through_one_writer_fences_another(location: StoreLocation) {
+    let a = open(&location).await;
+    let b = open(&location).await;
+    let decided = |stream: &str, before: Position| {
+        let mut append = one(stream, 1, json!("allow"));
+        append.guard.decided_before = Some(before);
+        append
+    };
+    append_ok(&b, one("setup", 1, json!("consent granted"))).await;
+    let seen = b.next_position().await.expect("next");
+    append_ok(&b, decided("d-before", seen)).await;
+    let mut revoke = one("r", 1, json!("revoke"));
+    revoke.guard.restricts = true;
+    let revoked_at = append_ok(&a, revoke).await[0].position;
+    match b.append(decided("d-stale", seen)).await {
+        Err(StoreError::Stale { restricted_at }) => assert_eq!(restricted_at, revoked_at),
+        other => panic!("expected Stale through the other writer, got {other:?}"),
+    }
+    append_ok(&b, decided("d-fresh", revoked_at.next())).await;
+    assert_gapless(&a, 4).await;
+}
+
+/// SPEC §5.2 under a race: while one writer commits a restriction, the other keeps appending
+/// decisions made on state before it. Every decision that committed lies before the
+/// restriction; every one after it was refused.
+pub async fn no_decision_made_before_a_restriction_commits_after_it(location: StoreLocation) {
+    const DECIDERS: usize = 4;
+    let a = open(&location).await;
+    let b = open(&location).await;
+    append_ok(&a, one("setup", 1, json!("consent granted"))).await;
+    let seen = b.next_position().await.expect("next");
+    let start = Arc::new(Barrier::new(DECIDERS + 1));
+    let mut deciders = Vec::new();
+    for t in 0..DECIDERS {
+        let b = b.clone();
+        let start = start.clone();
+        deciders.push(tokio::spawn(async move {
+            start.wait().await;
+            let mut committed = Vec::new();
+            for j in 0..40 {
+                let mut append = one(&format!("d{t}-{j}"), 1, json!("allow"));
+                append.guard.decided_before = Some(seen);
+                match b.append(append).await {
+                    Ok(events) => committed.extend(events.into_iter().map(|e| e.position)),
+                    Err(StoreError::Stale { .. }) => {}
+                    Err(e) => panic!("decision failed: {e}"),
+                }
+            }
+            committed
+        }));
+    }
+    start.wait().await;
+    tokio::task::yield_now().await;
+    let mut revoke = one("r", 1, json!("revoke"));
+    revoke.guard.restricts = true;
+    let revoked_at = append_ok(&a, revoke).await[0].position;
+    let mut committed = Vec::new();
+    for d in deciders {
+        committed.extend(d.await.expect("decider"));
+    }
+    assert!(
+        committed.iter().all(|p| *p < revoked_at),
+        "a decision made before the restriction at {revoked_at} committed after it: {committed:?}"
+    );
+    assert_gapless(&a, 2 + committed.len() as u64).await;
+}
+
+/// SPEC §5.5 across processes: a key used through one handle answers `IdempotencyKeyUsed`
+/// through another, with the first answer's positions.
+pub async fn an_idempotency_key_holds_across_writers(location: StoreLocation) {
+    let a = open(&location).await;
+    let b = open(&location).await;
+    let keyed = |stream: &str| Append {
+        idempotency: Some(idempotency_claim(
+            "principal-1 POST /v1/consents",
+            "k-1",
+            "fp-1",
+        )),
+        ..one(stream, 1, json!("keyed"))
+    };
+    let first = append_ok(&a, keyed("first")).await;
+    match b.append(keyed("second")).await {
+        Err(StoreError::IdempotencyKeyUsed(record)) => {
+            assert_eq!(record.first_position, first[0].position);
+            assert_eq!(record.last_position, first[0].position);
+            assert_eq!(record.fingerprint, "fp-1");
+        }
+        other => panic!("expected IdempotencyKeyUsed through the other writer, got {other:?}"),
+    }
+    assert_gapless(&b, 1).await;
+}
+
+/// A subscriber learns of each commit of its own process: the announced size is the log's.
+pub async fn a_subscriber_learns_of_commits(location: StoreLocation) {
+    let store = open(&location).await;
+    append_ok(&store, one("before", 1, json!(0))).await;
+    let mut committed = store.subscribe();
+    assert_eq!(*committed.borrow_and_update(), Position::new(1));
+    let events = append_ok(&store, one("after", 1, json!(1))).await;
+    // Announced before the append is answered, so no waiting is needed.
+    assert!(committed.has_changed().expect("store alive"));
+    assert_eq!(*committed.borrow_and_update(), events[0].position.next());
+    // A refused append announces nothing.
+    assert!(store.append(one("after", 1, json!("again"))).await.is_err());
+    assert!(!committed.has_changed().expect("store alive"));
+}
+
+/// Followers across processes: a subscriber on one handle learns of what another handle
+/// commits (LISTEN/NOTIFY), promptly and without polling.
+pub async fn a_subscriber_learns_of_another_writers_commits(location: StoreLocation) {
+    let a = open(&location).await;
+    let b = open(&location).await;
+    let mut committed = b.subscribe();
+    for v in 1..=3u64 {
+        let events = append_ok(&a, one("through-a", v, json!(v))).await;
+        let wanted = events[0].position.next();
+        // A bound on failure, not a wait: the notification normally arrives in microseconds.
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            committed.wait_for(|size| *size >= wanted),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("no announcement of size {wanted} within 10 s"))
+        .expect("store alive");
+    }
+    assert_eq!(b.next_position().await.expect("size"), Position::new(3));
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL: every case above, each on a database of its own (`DATABASE_URL` names the
+// server; without it these tests are skipped with a notice, except in CI where they fail).
+// ---------------------------------------------------------------------------------------------
+
+mod postgres {
+    use super::*;
+    use consent_ledger_store::testing::{postgres_server, ScratchDatabase};
+    use consent_ledger_store::PostgresUrl;
+
+    async fn fresh(case: &str) -> Option<ScratchDatabase> {
+        let server = postgres_server(&format!("store contract case {case}"))?;
+        Some(
+            ScratchDatabase::create(&server)
+                .await
+                .unwrap_or_else(|e| panic!("creating a database on {server}: {e}")),
+        )
+    }
+
+    /// One `#[tokio::test]` per case, each handed a fresh database that is dropped after it.
+    macro_rules! on_postgres {
+        ($($(#[$attr:meta])* $case:ident;)*) => {$(
+            $(#[$attr])*
+            async fn $case() {
+                let Some(db) = fresh(stringify!($case)).await else { return };
+                super::$case(db.location().clone()).await;
+            }
+        )*};
+    }
+
+    on_postgres! {
+        #[tokio::test]
+        a_restriction_fences_off_older_decisions;
+        #[tokio::test]
+        the_commit_hook_sees_commits_before_answers;
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        the_merkle_tree_follows_the_log;
+        #[tokio::test]
+        positions_start_at_zero_and_are_gapless;
+        #[tokio::test]
+        recorded_at_round_trips_exactly;
+        #[tokio::test]
+        a_stream_version_is_written_once;
+        #[tokio::test]
+        an_empty_append_records_nothing;
+        #[tokio::test]
+        a_unique_claim_is_taken_once;
+        #[tokio::test]
+        an_idempotency_key_records_its_first_answer;
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        concurrent_appends_get_every_position_once;
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        racing_writers_of_one_stream_version_one_wins;
+        #[tokio::test]
+        a_reopened_store_continues_where_it_stopped;
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        two_handles_on_one_database_share_the_log;
+        #[tokio::test]
+        cqrs_framework_runs_on_the_ledger_event_store;
+        #[tokio::test]
+        the_command_bus_returns_committed_events;
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        the_command_bus_retries_lost_races;
+        #[tokio::test]
+        migrate_creates_a_usable_store;
+        #[tokio::test]
+        open_migrates_a_fresh_database;
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        two_writers_interleave_into_one_gapless_log;
+        #[tokio::test]
+        a_restriction_through_one_writer_fences_another;
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        no_decision_made_before_a_restriction_commits_after_it;
+        #[tokio::test]
+        an_idempotency_key_holds_across_writers;
+        #[tokio::test]
+        a_subscriber_learns_of_commits;
+        #[tokio::test]
+        a_subscriber_learns_of_another_writers_commits;
+        #[tokio::test]
+        the_baselines_write_the_ledger_table;
+    }
+
+    /// The race is narrow, so it is run on several fresh databases (fewer than on SQLite:
+    /// each costs a CREATE DATABASE).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_opens_of_a_fresh_database_both_succeed() {
+        for _ in 0..5 {
+            let Some(db) = fresh("concurrent_opens_of_a_fresh_database_both_succeed").await else {
+                return;
+            };
+            super::concurrent_opens_of_a_fresh_database_both_succeed(db.location().clone()).await;
+        }
+    }
+
+    #[test]
+    fn a_database_url_names_the_postgres_database_and_hides_its_password() {
+        let url = "postgres://ledger:s3cret@db.example:5432/ledger?sslmode=disable";
+        let location = StoreLocation::from_url(url).expect("postgres url");
+        let StoreLocation::Postgres(parsed) = &location else {
+            panic!("expected a PostgreSQL location, got {location:?}");
+        };
+        assert_eq!(
+            parsed.to_string(),
+            "postgres://ledger:***@db.example:5432/ledger?sslmode=disable"
+        );
+        assert!(!format!("{location:?}").contains("s3cret"));
+        assert_eq!(
+            parsed
+                .with_database("cl_test_1")
+                .expect("renamed")
+                .to_string(),
+            "postgres://ledger:***@db.example:5432/cl_test_1?sslmode=disable"
+        );
+        assert!(parsed.with_database("x; DROP").is_err());
+        assert!(matches!(
+            StoreLocation::from_url("postgresql://ledger@localhost/ledger"),
+            Ok(StoreLocation::Postgres(_))
+        ));
+        let refused = StoreLocation::from_url("mysql://root:hunter2@localhost/ledger")
+            .expect_err("mysql is not a backend");
+        assert!(!refused.to_string().contains("hunter2"), "{refused}");
+        assert_eq!(
+            PostgresUrl::parse("postgres://u@h/db")
+                .expect("no password")
+                .to_string(),
+            "postgres://u@h/db"
+        );
+    }
 }

@@ -1,6 +1,9 @@
-//! `spawn_app`: the real actix app on a real port (port 0), over a fresh SQLite file in a
+//! `spawn_app`: the real actix app on a real port (port 0), over a fresh store, with an
 #![allow(dead_code)] // each test module uses a part of the helpers
-//! temporary directory, with an injected clock. Every test gets its own database.
+//! injected clock. Every test gets its own database: an SQLite file in a temporary directory,
+//! or with `CONSENT_LEDGER_TEST_BACKEND=postgres` a database of its own on the `DATABASE_URL`
+//! server (created empty, dropped after the test). The data directory (signing key,
+//! snapshot) is a temporary directory either way.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -13,6 +16,7 @@ use consent_ledger_api::state::{AppState, ServiceConfig, StoreOptions};
 use consent_ledger_domain::values::{DisplayName, Role};
 use consent_ledger_domain::ManualClock;
 use consent_ledger_store::cqrs::CommandMeta;
+use consent_ledger_store::testing::{postgres_server, ScratchDatabase};
 use consent_ledger_store::{Position, StoredEvent};
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -22,9 +26,102 @@ pub struct TestApp {
     pub state: Arc<AppState>,
     pub clock: Arc<ManualClock>,
     pub admin: String,
-    dir: TempDir,
+    backing: Backing,
     handle: ServerHandle,
+    // Applies what other processes (other test nodes) commit, as `serve` does.
+    follower: actix_web::rt::task::JoinHandle<()>,
     client: awc::Client,
+}
+
+/// The backend the HTTP suite runs on, from `CONSENT_LEDGER_TEST_BACKEND`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub fn backend() -> Backend {
+    match std::env::var("CONSENT_LEDGER_TEST_BACKEND").as_deref() {
+        Err(_) | Ok("") | Ok("sqlite") => Backend::Sqlite,
+        Ok("postgres") => Backend::Postgres,
+        Ok(other) => panic!("CONSENT_LEDGER_TEST_BACKEND={other:?}: expected sqlite or postgres"),
+    }
+}
+
+/// Where a test app keeps its store and its data directory. Restarting an app over the same
+/// `Backing` finds its log again; [`Backing::second_node`] shares the store with another node.
+pub struct Backing {
+    dir: TempDir,
+    /// `None`: the SQLite file in `dir`.
+    database_url: Option<String>,
+    /// Kept alive for as long as any node uses it; dropped (with the database) after the last.
+    scratch: Option<Arc<ScratchDatabase>>,
+}
+
+impl Backing {
+    /// A fresh, empty store on the suite's backend.
+    pub async fn fresh() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match backend() {
+            Backend::Sqlite => dir.into(),
+            Backend::Postgres => {
+                let server = postgres_server("the HTTP suite on PostgreSQL").unwrap_or_else(|| {
+                    panic!("CONSENT_LEDGER_TEST_BACKEND=postgres needs DATABASE_URL")
+                });
+                let scratch = ScratchDatabase::create(&server)
+                    .await
+                    .unwrap_or_else(|e| panic!("creating a test database on {server}: {e}"));
+                Self {
+                    dir,
+                    database_url: Some(scratch.url_text().to_owned()),
+                    scratch: Some(Arc::new(scratch)),
+                }
+            }
+        }
+    }
+
+    /// Another node on the same store: its own data directory, holding a copy of this one's
+    /// signing key (so that every node's checkpoints verify with one vkey).
+    pub fn second_node(&self) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let key = self.dir.path().join("log.key");
+        if key.exists() {
+            std::fs::copy(&key, dir.path().join("log.key")).expect("copy the signing key");
+        }
+        let database_url = self.database_url.clone().or_else(|| {
+            Some(format!(
+                "sqlite://{}",
+                self.dir.path().join("ledger.db").display()
+            ))
+        });
+        Self {
+            dir,
+            database_url,
+            scratch: self.scratch.clone(),
+        }
+    }
+
+    pub fn options(&self) -> StoreOptions {
+        StoreOptions {
+            data_dir: self.dir.path().to_path_buf(),
+            database_url: self.database_url.clone(),
+        }
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+/// An SQLite store in `dir`, whatever the suite's backend (for tests of SQLite's own file).
+impl From<TempDir> for Backing {
+    fn from(dir: TempDir) -> Self {
+        Self {
+            dir,
+            database_url: None,
+            scratch: None,
+        }
+    }
 }
 
 /// A response: status, headers we look at, and the JSON body (Null if empty).
@@ -87,17 +184,19 @@ pub fn start_time() -> chrono::DateTime<Utc> {
 }
 
 pub async fn spawn_app() -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
     let clock = Arc::new(ManualClock::new(start_time()));
-    spawn_app_in(dir, clock, None).await
+    spawn_app_in(Backing::fresh().await, clock, None).await
 }
 
-/// Starts the app over the database in `dir` (a restart when `admin` is given).
-pub async fn spawn_app_in(dir: TempDir, clock: Arc<ManualClock>, admin: Option<String>) -> TestApp {
-    let options = StoreOptions {
-        data_dir: dir.path().to_path_buf(),
-        database_url: None,
-    };
+/// Starts the app over the store of `backing` (a restart, or another node, when `admin` is
+/// given).
+pub async fn spawn_app_in(
+    backing: impl Into<Backing>,
+    clock: Arc<ManualClock>,
+    admin: Option<String>,
+) -> TestApp {
+    let backing = backing.into();
+    let options = backing.options();
     let state = AppState::open(&options, clock.clone(), ServiceConfig::default())
         .await
         .expect("open app state");
@@ -121,13 +220,17 @@ pub async fn spawn_app_in(dir: TempDir, clock: Arc<ManualClock>, admin: Option<S
     let server = consent_ledger_api::server::run(listener, state.clone()).expect("start server");
     let handle = server.handle();
     actix_web::rt::spawn(server);
+    let projector = state.projector.clone();
+    let committed = state.store.subscribe();
+    let follower = actix_web::rt::spawn(async move { projector.follow(committed).await });
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         state,
         clock,
         admin,
-        dir,
+        backing,
         handle,
+        follower,
         client: awc::Client::builder()
             .timeout(std::time::Duration::from_secs(60))
             .finish(),
@@ -135,14 +238,26 @@ pub async fn spawn_app_in(dir: TempDir, clock: Arc<ManualClock>, admin: Option<S
 }
 
 impl TestApp {
-    /// Stops the server gracefully and hands back its directory and clock, for a restart.
-    pub async fn stop(self) -> (TempDir, Arc<ManualClock>, String) {
+    /// Stops the server gracefully and hands back its store and clock, for a restart.
+    pub async fn stop(self) -> (Backing, Arc<ManualClock>, String) {
         self.handle.stop(true).await;
-        (self.dir, self.clock, self.admin)
+        self.follower.abort();
+        (self.backing, self.clock, self.admin)
+    }
+
+    /// Starts another node on the same store (another process in production): its own read
+    /// model, writer and data directory (with a copy of the signing key), the same admin.
+    pub async fn second_node(&self) -> TestApp {
+        spawn_app_in(
+            self.backing.second_node(),
+            self.clock.clone(),
+            Some(self.admin.clone()),
+        )
+        .await
     }
 
     pub fn data_dir(&self) -> &std::path::Path {
-        self.dir.path()
+        self.backing.data_dir()
     }
 
     async fn send(&self, req: awc::ClientRequest, body: Option<Vec<u8>>) -> Reply {

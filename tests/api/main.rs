@@ -1,4 +1,5 @@
-//! HTTP integration tests: the real actix app on a real port over a real SQLite file.
+//! HTTP integration tests: the real actix app on a real port over a real store — an SQLite
+//! file, or with `CONSENT_LEDGER_TEST_BACKEND=postgres` a PostgreSQL database of its own.
 
 mod audit;
 mod bad_input;
@@ -8,4 +9,5 @@ mod export;
 mod helpers;
 mod lifecycle;
 mod log;
+mod nodes;
 mod smoke;
