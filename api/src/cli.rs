@@ -414,6 +414,7 @@ async fn serve(options: &StoreOptions, args: ServeArgs) -> anyhow::Result<()> {
         options.snapshot_path(),
         args.snapshot_every,
     ));
+    tokio::spawn(audit_projection(state.clone()));
     tokio::spawn(checkpoints(
         state.clone(),
         args.checkpoint_every_events,
@@ -462,6 +463,19 @@ async fn housekeeping(state: Arc<AppState>, snapshot: PathBuf, every: u64) {
         if since_sweep >= 60 {
             since_sweep = 0;
             expire_requests(&state).await;
+        }
+    }
+}
+
+/// Keeps the GDPR audit tables following the log (docs/adr/0006): each second, whatever was
+/// committed since is written in pages, each its own transaction, outside the group commit. The
+/// audit views also catch up before answering, so this only keeps that step short.
+async fn audit_projection(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if let Err(e) = state.audit.catch_up().await {
+            tracing::warn!(error = %e, "catching up the audit projection failed");
         }
     }
 }

@@ -10,6 +10,7 @@ use consent_ledger_domain::principal::Principal;
 use consent_ledger_domain::request::ConsentRequest;
 use consent_ledger_domain::shipment::Shipment;
 use consent_ledger_domain::{Clock, Directory, LedgerServices};
+use consent_ledger_projections::audit::AuditProjector;
 use consent_ledger_projections::Projector;
 use consent_ledger_store::cqrs::CommandBus;
 use consent_ledger_store::{Store, StoreLocation};
@@ -75,6 +76,8 @@ pub struct AppState {
     pub log_key: Arc<LogKey>,
     pub store: Store,
     pub projector: Projector,
+    /// The GDPR audit tables, caught up from the log outside the group commit.
+    pub audit: AuditProjector,
     pub clock: Arc<dyn Clock>,
     pub config: ServiceConfig,
     pub principals: CommandBus<Principal>,
@@ -141,6 +144,7 @@ impl AppState {
             shipments: CommandBus::new(store.clone(), services.clone()),
             consents: CommandBus::new(store.clone(), services.clone()),
             requests: CommandBus::new(store.clone(), services),
+            audit: AuditProjector::new(store.clone()),
             store,
             projector,
             clock,

@@ -105,6 +105,13 @@ impl LogKey {
         )
     }
 
+    /// A detached Ed25519 signature (RFC 8032) of `message`, for documents that are not notes
+    /// (consent receipts); check it with [`crate::note::VerifierKey::verify_detached`].
+    pub fn sign_detached(&self, message: &[u8]) -> [u8; 64] {
+        use ed25519_dalek::Signer;
+        self.signing_key().sign(message).to_bytes()
+    }
+
     /// Signs `body` as a C2SP signed note: see [`crate::note::sign`].
     pub fn sign_note(&self, body: &str) -> Result<String, crate::note::NoteError> {
         crate::note::sign(body, self)

@@ -380,6 +380,11 @@ impl VerifierKey {
         Ok(body)
     }
 
+    /// Checks a detached Ed25519 signature of `message` by this key (strictly, as [`Self::open`]).
+    pub fn verify_detached(&self, message: &[u8], signature: &[u8]) -> bool {
+        Signature::from_slice(signature).is_ok_and(|s| self.key.verify_strict(message, &s).is_ok())
+    }
+
     /// [`Self::open`], then reads the text as a checkpoint.
     ///
     /// The spec says a log's key name SHOULD equal the checkpoint origin, but does not require

@@ -122,6 +122,12 @@ macro_rules! text_value {
                 &self.0
             }
         }
+        impl FromStr for $name {
+            type Err = InvalidValue;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::parse(s)
+            }
+        }
         impl TryFrom<String> for $name {
             type Error = InvalidValue;
             fn try_from(s: String) -> Result<Self, Self::Error> {

@@ -115,6 +115,24 @@ pub enum ConsentStatus {
 }
 
 impl ConsentView {
+    /// Where the consent stood for an event committed at `position` at time `at`: revoked only
+    /// if the revocation committed before it (revocation is effective at commit, SPEC §5.2).
+    pub fn status_as_of(&self, position: Position, at: DateTime<Utc>) -> ConsentStatus {
+        if self
+            .revocation
+            .as_ref()
+            .is_some_and(|r| r.position < position)
+        {
+            ConsentStatus::Revoked
+        } else if self.valid_until.is_some_and(|until| at >= until) {
+            ConsentStatus::Expired
+        } else if at < self.valid_from {
+            ConsentStatus::NotYetValid
+        } else {
+            ConsentStatus::Active
+        }
+    }
+
     pub fn status_at(&self, now: DateTime<Utc>) -> ConsentStatus {
         if self.revocation.is_some() {
             ConsentStatus::Revoked

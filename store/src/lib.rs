@@ -11,6 +11,8 @@
 //! - `postgres`: the server backend several processes share (docs/adr/0005).
 //! - [`cqrs`]: [`cqrs::LedgerEventStore`] (cqrs-es `EventStore`) and [`cqrs::CommandBus`].
 //! - [`baseline`]: plain-SQL and per-command stores the benchmarks compare with.
+//! - [`audit`]: the GDPR audit projection's tables (docs/adr/0006), written by the audit
+//!   projector's catch-up in its own transactions, never in the group commit.
 //! - [`testing`]: scratch PostgreSQL databases for the test suites.
 //!
 //! Revocation is effective at commit (SPEC §5.2): an append may restrict (move the
@@ -19,6 +21,7 @@
 //! Write path: `CommandBus::execute → Aggregate::handle → Store::append → GroupCommit →
 //! one transaction, one fsync → positions back to the caller`.
 
+pub mod audit;
 pub mod baseline;
 pub mod cqrs;
 pub mod error;
@@ -447,6 +450,66 @@ impl Store {
     /// The writer's counters (for `/metrics`).
     pub fn writer_stats(&self) -> &WriterStats {
         self.inner.writer.stats()
+    }
+
+    /// The position the audit projection has applied up to (exclusive).
+    pub async fn audit_position(&self) -> Result<Position, StoreError> {
+        match &self.inner.reads {
+            Reads::Sqlite(pool) => audit::sqlite::audit_position(pool).await,
+            Reads::Postgres(pool) => audit::postgres::audit_position(pool).await,
+        }
+    }
+
+    /// Writes the audit rows of the events `from..next` and moves the audit projection to
+    /// `next` in one transaction, if it is still at `from`; `false` when another process
+    /// applied them first (nothing written).
+    pub async fn audit_apply(
+        &self,
+        from: Position,
+        next: Position,
+        batch: &audit::AuditBatch,
+    ) -> Result<bool, StoreError> {
+        match &self.inner.reads {
+            Reads::Sqlite(pool) => audit::sqlite::audit_apply(pool, from, next, batch).await,
+            Reads::Postgres(pool) => audit::postgres::audit_apply(pool, from, next, batch).await,
+        }
+    }
+
+    /// Up to `limit` projected access decisions matching `filter`, after position `after`,
+    /// in log order.
+    pub async fn audit_access(
+        &self,
+        filter: &audit::AccessFilter,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<audit::AuditAccess>, StoreError> {
+        match &self.inner.reads {
+            Reads::Sqlite(pool) => audit::sqlite::audit_access(pool, filter, after, limit).await,
+            Reads::Postgres(pool) => audit::postgres::audit_access(pool, filter, after, limit).await,
+        }
+    }
+
+    /// The projected shipments a data subject's key names, in registration order.
+    pub async fn audit_shipments(
+        &self,
+        key: &audit::SubjectKey,
+    ) -> Result<Vec<audit::AuditShipment>, StoreError> {
+        match &self.inner.reads {
+            Reads::Sqlite(pool) => audit::sqlite::audit_shipments(pool, key).await,
+            Reads::Postgres(pool) => audit::postgres::audit_shipments(pool, key).await,
+        }
+    }
+
+    /// Projected decisions per partner with `from <= decided_at < to` (microseconds).
+    pub async fn audit_counts(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<std::collections::BTreeMap<String, audit::PartnerCounts>, StoreError> {
+        match &self.inner.reads {
+            Reads::Sqlite(pool) => audit::sqlite::audit_counts(pool, from, to).await,
+            Reads::Postgres(pool) => audit::postgres::audit_counts(pool, from, to).await,
+        }
     }
 
     /// Checks that the database answers (for `/readyz`).

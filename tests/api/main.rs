@@ -1,6 +1,7 @@
 //! HTTP integration tests: the real actix app on a real port over a real store — an SQLite
 //! file, or with `CONSENT_LEDGER_TEST_BACKEND=postgres` a PostgreSQL database of its own.
 
+mod audit;
 mod bad_input;
 mod decisions;
 mod disk_full;

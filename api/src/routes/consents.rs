@@ -273,3 +273,174 @@ pub async fn revoke(
     )
     .await
 }
+
+/// A consent receipt in the field shape of ISO/IEC TS 27560 (consent record information
+/// structure): who is controller and recipient, for which purposes, data and legal basis, the
+/// consent's status now and the events that made it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsentReceiptBody {
+    pub schema_version: &'static str,
+    /// The consent record this receipt is about (the consent id).
+    pub record_id: ConsentId,
+    /// This receipt's own id.
+    pub receipt_id: String,
+    /// When the receipt was issued.
+    pub timestamp: DateTime<Utc>,
+    /// The log the record's events are in, and the position of its newest event.
+    pub log_origin: String,
+    pub log_position: Position,
+    pub controller: ReceiptParty,
+    pub recipients: Vec<ReceiptParty>,
+    /// The data subjects are the recipients of the shipments in scope (the shipper's
+    /// customers); they are named by scope, never by personal data.
+    pub data_subject_scope: ConsentScope,
+    pub purposes: Vec<ReceiptPurpose>,
+    pub legal_basis: LegalBasis,
+    pub data_categories: Vec<DataCategory>,
+    pub dpa_ref: DpaRef,
+    pub valid_from: DateTime<Utc>,
+    pub valid_until: Option<DateTime<Utc>>,
+    pub origin_request: Option<String>,
+    pub status: ConsentStatus,
+    pub events: Vec<ReceiptEvent>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReceiptParty {
+    pub id: String,
+    pub name: Option<String>,
+    pub role: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dpa_ref: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReceiptPurpose {
+    pub purpose: Purpose,
+    pub legal_basis: LegalBasis,
+    pub data_categories: Vec<DataCategory>,
+}
+
+/// One state change of the consent (27560's consent events: given, withdrawn).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReceiptEvent {
+    /// `given` or `withdrawn`.
+    pub event_type: &'static str,
+    pub timestamp: DateTime<Utc>,
+    pub actor: String,
+    pub position: Position,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A receipt with a detached Ed25519 signature by the log key over the receipt's RFC 8785
+/// canonical JSON, and the key's C2SP vkey to check it with.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsentReceipt {
+    pub receipt: ConsentReceiptBody,
+    /// "RFC 8785": how `receipt` is serialised for signing.
+    pub canonicalization: &'static str,
+    /// Ed25519 (RFC 8032) over the canonical receipt, base64.
+    pub signature: String,
+    pub vkey: String,
+}
+
+/// The consent's receipt (ISO/IEC TS 27560 field shape), signed with the log key.
+#[utoipa::path(get, path = "/v1/consents/{id}/receipt", tag = "consents", security(("bearer" = [])),
+    responses((status = 200, body = ConsentReceipt), (status = 404, body = Problem), (status = 422, body = Problem)))]
+#[get("/v1/consents/{id}/receipt")]
+pub async fn receipt(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    use base64::Engine;
+    let id: ConsentId = path_id(&id, "id")?;
+    let stored = state.store.read_stream("consent", &id.to_string()).await?;
+    let now = state.clock.now();
+    let body = {
+        let model = state.projector.read();
+        let consent = model
+            .consents
+            .get(&id)
+            .filter(|c| can_see(&caller, c))
+            .ok_or_else(ApiError::not_found)?;
+        let principal = |p: consent_ledger_domain::values::PrincipalId| model.principals.get(&p);
+        let shipper = principal(consent.shipper_id.into());
+        let partner = principal(consent.partner_id.into());
+        let profile = partner.and_then(|p| p.partner.as_ref());
+        let categories: Vec<DataCategory> = consent.data_categories.iter().copied().collect();
+        let mut events = vec![ReceiptEvent {
+            event_type: "given",
+            timestamp: consent.granted_at,
+            actor: consent.granted_by.clone(),
+            position: consent.position,
+            reason: None,
+        }];
+        if let Some(r) = &consent.revocation {
+            events.push(ReceiptEvent {
+                event_type: "withdrawn",
+                timestamp: r.revoked_at,
+                actor: r.revoked_by.to_string(),
+                position: r.position,
+                reason: Some(r.reason.to_string()),
+            });
+        }
+        ConsentReceiptBody {
+            schema_version: "ISO/IEC TS 27560:2023",
+            record_id: id,
+            receipt_id: Uuid::now_v7().to_string(),
+            timestamp: now,
+            log_origin: state.log_key.name().to_owned(),
+            log_position: stored.last().map_or(consent.position, |e| e.position),
+            controller: ReceiptParty {
+                id: consent.shipper_id.to_string(),
+                name: shipper.map(|p| p.name.to_string()),
+                role: "controller",
+                kind: None,
+                country: None,
+                dpa_ref: None,
+            },
+            recipients: vec![ReceiptParty {
+                id: consent.partner_id.to_string(),
+                name: partner.map(|p| p.name.to_string()),
+                role: "recipient",
+                kind: profile.map(|p| p.kind.to_string()),
+                country: profile.map(|p| p.country.to_string()),
+                dpa_ref: profile.map(|p| p.dpa_ref.to_string()),
+            }],
+            data_subject_scope: consent.scope.clone(),
+            purposes: consent
+                .purposes
+                .iter()
+                .map(|p| ReceiptPurpose {
+                    purpose: *p,
+                    legal_basis: consent.legal_basis,
+                    data_categories: categories.clone(),
+                })
+                .collect(),
+            legal_basis: consent.legal_basis,
+            data_categories: categories,
+            dpa_ref: consent.dpa_ref.clone(),
+            valid_from: consent.valid_from,
+            valid_until: consent.valid_until,
+            origin_request: consent.request_id.map(|r| r.to_string()),
+            status: consent.status_at(now),
+            events,
+        }
+    };
+    let value = serde_json::to_value(&body).map_err(|e| ApiError::Internal(e.into()))?;
+    let canonical = consent_ledger_audit::leaf::canonical_text(&value)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let signature = state.log_key.sign_detached(canonical.as_bytes());
+    Ok(HttpResponse::Ok().json(ConsentReceipt {
+        receipt: body,
+        canonicalization: "RFC 8785",
+        signature: base64::engine::general_purpose::STANDARD.encode(signature),
+        vkey: state.log_key.vkey(),
+    }))
+}

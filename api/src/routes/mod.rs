@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per resource of SPEC §7. Handlers are glue: authenticate, check
 //! the role, parse, run one command through [`crate::write::write`], render.
 
+pub mod audit;
 pub mod consents;
 pub mod decisions;
 pub mod health;
@@ -36,6 +37,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(log::checkpoint)
         .service(log::sign_now)
         .service(log::export)
+        .service(audit::access)
+        .service(audit::dsar)
+        .service(audit::ropa)
         .service(principals::create)
         .service(principals::suspend)
         .service(principals::reactivate)
@@ -48,6 +52,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(shipments::get)
         .service(consents::grant)
         .service(consents::list)
+        .service(consents::receipt)
         .service(consents::get)
         .service(consents::revoke)
         .service(requests::submit)

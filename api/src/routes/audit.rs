@@ -1,0 +1,968 @@
+//! The GDPR audit views (SPEC §7, issue 6): `GET /v1/audit/access` (who read which parcel,
+//! when, why, on which consent), `GET /v1/audit/dsar` (Art. 15: a data subject's recipients),
+//! `GET /v1/audit/ropa` (Art. 30: per partner, what it processes and how often).
+//!
+//! Every view answers from the audit projection after catching it up to the log's size now
+//! (or to `at_least_as_fresh`), so a decision whose answer came back is in the next view. Who
+//! sees what follows SPEC §2: privacy officers, regulators and admins everything, a shipper
+//! its own shipments' records, a partner its own decisions; another tenant's shipment is 404.
+
+use actix_web::http::header;
+use actix_web::{get, web, HttpRequest, HttpResponse};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine;
+use chrono::{DateTime, TimeZone, Utc};
+use consent_ledger_domain::values::{
+    CarrierCode, ConsentId, LegalBasis, PartnerId, PrincipalId, RecipientRef, Role, ShipmentId,
+    ShipperId, TrackingNumber,
+};
+use consent_ledger_projections::decider::ShipmentRef;
+use consent_ledger_projections::model::{ConsentStatus, ReadModel};
+use consent_ledger_store::audit::{AccessFilter, AuditAccess, AuditShipment, SubjectKey};
+use consent_ledger_store::Position;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::auth::Caller;
+use crate::body::QueryParams;
+use crate::problem::{ApiError, Problem};
+use crate::routes::page_size;
+use crate::state::AppState;
+
+/// Who sees every tenant's records (SPEC §2).
+fn sees_all(caller: &Caller) -> bool {
+    caller.is_auditor() || caller.role == Role::Admin
+}
+
+/// How a view is rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Csv,
+    Ndjson,
+}
+
+fn format(q: &QueryParams, allowed: &[Format]) -> Result<Format, ApiError> {
+    let given: Option<String> = q.get("format")?;
+    let f = match given.as_deref() {
+        None | Some("json") => Format::Json,
+        Some("csv") => Format::Csv,
+        Some("ndjson") => Format::Ndjson,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "format",
+                format!("unknown value `{other}`; expected one of json, csv, ndjson"),
+            ))
+        }
+    };
+    if !allowed.contains(&f) {
+        return Err(ApiError::invalid("format", "not offered by this view"));
+    }
+    Ok(f)
+}
+
+fn time_param(q: &QueryParams, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    let raw: Option<String> = q.get(name)?;
+    raw.map(|s| {
+        DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| ApiError::invalid(name, format!("not an RFC 3339 time: {e}")))
+    })
+    .transpose()
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn time_of(micros: i64) -> DateTime<Utc> {
+    Utc.timestamp_micros(micros)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// Catches the audit projection up to `at_least_as_fresh` if given, else to the log's size now.
+async fn fresh(state: &AppState, q: &QueryParams) -> Result<Position, ApiError> {
+    let target = match q.get::<u64>("at_least_as_fresh")? {
+        Some(p) => {
+            let size = state.store.next_position().await?;
+            if p >= size.get() {
+                return Err(ApiError::invalid(
+                    "at_least_as_fresh",
+                    "no event at this position yet",
+                ));
+            }
+            Position::new(p + 1)
+        }
+        None => state.store.next_position().await?,
+    };
+    Ok(state.audit.catch_up_to(target).await?)
+}
+
+/// A page cursor: the last position returned, opaque to the caller.
+fn encode_cursor(position: u64) -> String {
+    B64URL.encode(position.to_string())
+}
+
+fn decode_cursor(raw: &str) -> Result<u64, ApiError> {
+    B64URL
+        .decode(raw)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| ApiError::invalid("after", "not a cursor this API returned"))
+}
+
+fn split(list: &str) -> Vec<String> {
+    list.split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A consent an access went through, and where it stood at the decision.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsentLink {
+    pub consent_id: String,
+    /// `/v1/consents/{id}`: the consent with its full history.
+    pub href: String,
+    /// The consent's status when the decision was committed.
+    pub status_at_decision: Option<ConsentStatus>,
+    pub legal_basis: Option<LegalBasis>,
+}
+
+/// One recorded access decision.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccessRecord {
+    pub position: u64,
+    pub decision_id: String,
+    pub decided_at: DateTime<Utc>,
+    /// `allowed` or `denied`.
+    pub outcome: &'static str,
+    pub reason: Option<String>,
+    pub partner_id: String,
+    pub partner_name: Option<String>,
+    pub on_behalf_of: Option<String>,
+    pub shipment_id: Option<String>,
+    pub shipper_id: Option<String>,
+    pub carrier: Option<String>,
+    pub tracking_number: Option<String>,
+    pub purpose: String,
+    pub requested_categories: Vec<String>,
+    pub granted_categories: Vec<String>,
+    pub consents: Vec<ConsentLink>,
+}
+
+fn partner_name(model: &ReadModel, id: &str) -> Option<String> {
+    PrincipalId::parse(id)
+        .ok()
+        .and_then(|p| model.principals.get(&p))
+        .map(|p| p.name.to_string())
+}
+
+fn record(model: &ReadModel, a: AuditAccess) -> AccessRecord {
+    let decided_at = time_of(a.decided_at);
+    let position = a.position;
+    let consents = split(&a.consent_ids)
+        .into_iter()
+        .map(|id| {
+            let view = ConsentId::parse(&id)
+                .ok()
+                .and_then(|c| model.consents.get(&c));
+            ConsentLink {
+                href: format!("/v1/consents/{id}"),
+                status_at_decision: view
+                    .map(|c| c.status_as_of(Position::new(position), decided_at)),
+                legal_basis: view.map(|c| c.legal_basis),
+                consent_id: id,
+            }
+        })
+        .collect();
+    AccessRecord {
+        position,
+        decided_at,
+        outcome: if a.allowed { "allowed" } else { "denied" },
+        partner_name: partner_name(model, &a.partner_id),
+        decision_id: a.decision_id,
+        reason: a.reason,
+        partner_id: a.partner_id,
+        on_behalf_of: a.on_behalf_of,
+        shipment_id: a.shipment_id,
+        shipper_id: a.shipper_id,
+        carrier: a.carrier,
+        tracking_number: a.tracking_number,
+        purpose: a.purpose,
+        requested_categories: split(&a.requested),
+        granted_categories: split(&a.granted),
+        consents,
+    }
+}
+
+const CSV_ACCESS_HEADER: [&str; 17] = [
+    "position",
+    "decision_id",
+    "decided_at",
+    "outcome",
+    "reason",
+    "partner_id",
+    "partner_name",
+    "on_behalf_of",
+    "shipment_id",
+    "shipper_id",
+    "carrier",
+    "tracking_number",
+    "purpose",
+    "requested_categories",
+    "granted_categories",
+    "consent_ids",
+    "consent_status_at_decision",
+];
+
+fn status_text(s: Option<ConsentStatus>) -> &'static str {
+    match s {
+        Some(ConsentStatus::Active) => "active",
+        Some(ConsentStatus::Revoked) => "revoked",
+        Some(ConsentStatus::Expired) => "expired",
+        Some(ConsentStatus::NotYetValid) => "not_yet_valid",
+        None => "unknown",
+    }
+}
+
+fn csv_access_row(r: &AccessRecord) -> [String; 17] {
+    let opt = |o: &Option<String>| o.clone().unwrap_or_default();
+    [
+        r.position.to_string(),
+        r.decision_id.clone(),
+        rfc3339(r.decided_at),
+        r.outcome.to_owned(),
+        opt(&r.reason),
+        r.partner_id.clone(),
+        opt(&r.partner_name),
+        opt(&r.on_behalf_of),
+        opt(&r.shipment_id),
+        opt(&r.shipper_id),
+        opt(&r.carrier),
+        opt(&r.tracking_number),
+        r.purpose.clone(),
+        r.requested_categories.join(";"),
+        r.granted_categories.join(";"),
+        r.consents
+            .iter()
+            .map(|c| c.consent_id.as_str())
+            .collect::<Vec<_>>()
+            .join(";"),
+        r.consents
+            .iter()
+            .map(|c| status_text(c.status_at_decision))
+            .collect::<Vec<_>>()
+            .join(";"),
+    ]
+}
+
+/// RFC 4180 CSV (CRLF line ends, quoting where needed) with a header row.
+pub fn csv_text<const N: usize>(
+    header: [&str; N],
+    rows: impl Iterator<Item = [String; N]>,
+) -> Result<String, ApiError> {
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    w.write_record(header)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    for row in rows {
+        w.write_record(&row)
+            .map_err(|e| ApiError::Internal(e.into()))?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))?;
+    String::from_utf8(bytes).map_err(|e| ApiError::Internal(e.into()))
+}
+
+fn ndjson<T: Serialize>(items: &[T]) -> Result<String, ApiError> {
+    let mut out = String::new();
+    for item in items {
+        out.push_str(&serde_json::to_string(item).map_err(|e| ApiError::Internal(e.into()))?);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// One page of access records.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccessPage {
+    pub items: Vec<AccessRecord>,
+    /// Pass as `after` for the next page; absent on the last page. Stable under concurrent
+    /// appends: a later decision always has a later position.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<String>,
+}
+
+/// The access filters, with the caller's tenancy applied (another tenant's shipment: 404).
+pub(crate) fn access_filter(
+    state: &AppState,
+    caller: &Caller,
+    q: &QueryParams,
+) -> Result<AccessFilter, ApiError> {
+    let shipment: Option<ShipmentId> = q.get("shipment_id")?;
+    let carrier: Option<CarrierCode> = q.get("carrier")?;
+    let tracking: Option<TrackingNumber> = q.get("tracking_number")?;
+    let partner: Option<PartnerId> = q.get("partner_id")?;
+    let shipper: Option<ShipperId> = q.get("shipper_id")?;
+    let from = time_param(q, "from")?;
+    let to = time_param(q, "to")?;
+    if let (Some(f), Some(t)) = (from, to) {
+        if t < f {
+            return Err(ApiError::invalid("to", "must not be before from"));
+        }
+    }
+    let outcome: Option<String> = q.get("outcome")?;
+    let allowed = match outcome.as_deref() {
+        None => None,
+        Some("allowed") => Some(true),
+        Some("denied") => Some(false),
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "outcome",
+                format!("unknown value `{other}`; expected allowed or denied"),
+            ))
+        }
+    };
+    let carrier_tracking = match (carrier, tracking) {
+        (Some(c), Some(t)) => Some((c, t)),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(ApiError::invalid(
+                "tracking_number",
+                "required with carrier",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(ApiError::invalid(
+                "carrier",
+                "required with tracking_number",
+            ))
+        }
+    };
+    let mut filter = AccessFilter {
+        shipment_id: shipment.map(|s| s.to_string()),
+        carrier_tracking: carrier_tracking
+            .as_ref()
+            .map(|(c, t)| (c.to_string(), t.to_string())),
+        partner_id: partner.map(|p| p.to_string()),
+        shipper_id: shipper.map(|s| s.to_string()),
+        from: from.map(|t| t.timestamp_micros()),
+        to: to.map(|t| t.timestamp_micros()),
+        allowed,
+        shipment_in: None,
+    };
+    if sees_all(caller) {
+        return Ok(filter);
+    }
+    match caller.role {
+        Role::Shipper => {
+            let me = caller.id.as_shipper();
+            if shipper.is_some_and(|s| s != me) {
+                return Err(ApiError::not_found());
+            }
+            let model = state.projector.read();
+            let owned = |r: ShipmentRef| {
+                model
+                    .access
+                    .resolve(&r)
+                    .and_then(|id| model.access.shipment_owner(id))
+                    == Some(me)
+            };
+            if shipment.is_some_and(|s| !owned(ShipmentRef::Id(s))) {
+                return Err(ApiError::not_found());
+            }
+            if let Some((c, t)) = carrier_tracking {
+                if !owned(ShipmentRef::Tracking(c, t)) {
+                    return Err(ApiError::not_found());
+                }
+            }
+            filter.shipper_id = Some(me.to_string());
+        }
+        Role::Partner => {
+            let me = caller.id.as_partner();
+            if partner.is_some_and(|p| p != me) {
+                return Err(ApiError::not_found());
+            }
+            filter.partner_id = Some(me.to_string());
+        }
+        _ => {
+            return Err(ApiError::Forbidden(
+                "audit views are for privacy officers, regulators, shippers and partners".into(),
+            ))
+        }
+    }
+    Ok(filter)
+}
+
+const ACCESS_PARAMS: [&str; 12] = [
+    "shipment_id",
+    "carrier",
+    "tracking_number",
+    "partner_id",
+    "shipper_id",
+    "from",
+    "to",
+    "outcome",
+    "format",
+    "limit",
+    "after",
+    "at_least_as_fresh",
+];
+
+/// Every recorded access decision the caller may see, oldest first, one page at a time.
+#[utoipa::path(get, path = "/v1/audit/access", tag = "audit", security(("bearer" = [])),
+    params(
+        ("shipment_id" = Option<String>, Query, description = "one shipment"),
+        ("carrier" = Option<String>, Query, description = "with tracking_number: one parcel"),
+        ("tracking_number" = Option<String>, Query, description = "with carrier"),
+        ("partner_id" = Option<String>, Query, description = "the deciding partner"),
+        ("shipper_id" = Option<String>, Query, description = "the shipment's owner"),
+        ("from" = Option<DateTime<Utc>>, Query, description = "decided at or after (RFC 3339)"),
+        ("to" = Option<DateTime<Utc>>, Query, description = "decided before (RFC 3339)"),
+        ("outcome" = Option<String>, Query, description = "allowed or denied"),
+        ("format" = Option<String>, Query, description = "json (default), csv or ndjson; csv and ndjson give the next page's cursor in a `Link: <…>; rel=\"next\"` header"),
+        ("limit" = Option<usize>, Query, description = "1–1000, default 100"),
+        ("after" = Option<String>, Query, description = "cursor: the next_after of the previous page"),
+        ("at_least_as_fresh" = Option<u64>, Query, description = "a write's position the answer must include")),
+    responses((status = 200, body = AccessPage), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem, description = "another tenant's shipment or partner"), (status = 422, body = Problem)))]
+#[get("/v1/audit/access")]
+pub async fn access(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let q = QueryParams::parse(req.query_string(), &ACCESS_PARAMS)?;
+    let format = format(&q, &[Format::Json, Format::Csv, Format::Ndjson])?;
+    let limit = page_size(q.get("limit")?)?;
+    let after = q
+        .get::<String>("after")?
+        .map(|a| decode_cursor(&a))
+        .transpose()?;
+    let filter = access_filter(&state, &caller, &q)?;
+    fresh(&state, &q).await?;
+    let mut rows = state
+        .store
+        .audit_access(&filter, after, u32::try_from(limit + 1).unwrap_or(u32::MAX))
+        .await?;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next_after = more
+        .then(|| rows.last().map(|r| encode_cursor(r.position)))
+        .flatten();
+    let items: Vec<AccessRecord> = {
+        let model = state.projector.read();
+        rows.into_iter().map(|r| record(&model, r)).collect()
+    };
+    let mut res = HttpResponse::Ok();
+    if let Some(next) = &next_after {
+        let mut link = String::from("/v1/audit/access?");
+        let mut pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+        pairs.retain(|(k, _)| k != "after");
+        pairs.push(("after".into(), next.clone()));
+        link.push_str(&serde_urlencoded::to_string(&pairs).unwrap_or_default());
+        res.insert_header((header::LINK, format!("<{link}>; rel=\"next\"")));
+    }
+    Ok(match format {
+        Format::Json => res.json(AccessPage { items, next_after }),
+        Format::Ndjson => res
+            .content_type("application/x-ndjson")
+            .body(ndjson(&items)?),
+        Format::Csv => res
+            .content_type("text/csv; charset=utf-8; header=present")
+            .body(csv_text(
+                CSV_ACCESS_HEADER,
+                items.iter().map(csv_access_row),
+            )?),
+    })
+}
+
+/// One access of a recipient: what it read, when, why, on which ground.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DsarAccess {
+    pub position: u64,
+    pub decided_at: DateTime<Utc>,
+    pub shipment_id: Option<String>,
+    pub purpose: String,
+    pub legal_bases: Vec<LegalBasis>,
+    pub consent_ids: Vec<String>,
+    pub data_categories: Vec<String>,
+}
+
+/// A recipient (Art. 15(1)(c)): a partner that was allowed to read the subject's data.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DsarRecipient {
+    pub partner_id: String,
+    pub name: Option<String>,
+    pub kind: Option<String>,
+    pub country: Option<String>,
+    pub dpa_ref: Option<String>,
+    pub accesses: Vec<DsarAccess>,
+}
+
+/// A refused attempt: recorded, but the party received nothing and is no recipient.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DsarDenied {
+    pub position: u64,
+    pub decided_at: DateTime<Utc>,
+    pub partner_id: String,
+    pub name: Option<String>,
+    pub shipment_id: Option<String>,
+    pub purpose: String,
+    pub reason: Option<String>,
+    pub requested_categories: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DsarShipment {
+    pub shipment_id: String,
+    pub carrier: String,
+    pub tracking_number: String,
+    pub shipper_id: String,
+}
+
+/// The Art. 15 answer for one data subject.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Dsar {
+    pub generated_at: DateTime<Utc>,
+    pub shipments: Vec<DsarShipment>,
+    pub recipients: Vec<DsarRecipient>,
+    pub denied_attempts: Vec<DsarDenied>,
+}
+
+/// Most decisions one DSAR lists (a data subject's parcels are read a bounded number of times).
+const DSAR_MAX: u32 = 100_000;
+
+/// Art. 15 for one data subject, named by carrier + tracking number or by recipient_ref:
+/// every recipient with each access's date, purpose, legal basis, consents and categories;
+/// denied attempts apart (they are not recipients).
+#[utoipa::path(get, path = "/v1/audit/dsar", tag = "audit", security(("bearer" = [])),
+    params(
+        ("carrier" = Option<String>, Query), ("tracking_number" = Option<String>, Query),
+        ("recipient_ref" = Option<String>, Query, description = "instead of carrier + tracking_number"),
+        ("format" = Option<String>, Query, description = "json (default) or csv"),
+        ("at_least_as_fresh" = Option<u64>, Query)),
+    responses((status = 200, body = Dsar), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+#[get("/v1/audit/dsar")]
+pub async fn dsar(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let q = QueryParams::parse(
+        req.query_string(),
+        &[
+            "carrier",
+            "tracking_number",
+            "recipient_ref",
+            "format",
+            "at_least_as_fresh",
+        ],
+    )?;
+    let format = format(&q, &[Format::Json, Format::Csv])?;
+    if !(sees_all(&caller) || caller.role == Role::Shipper) {
+        return Err(ApiError::Forbidden(
+            "a DSAR is answered by the controller: privacy officers, regulators, shippers".into(),
+        ));
+    }
+    let carrier: Option<CarrierCode> = q.get("carrier")?;
+    let tracking: Option<TrackingNumber> = q.get("tracking_number")?;
+    let recipient: Option<RecipientRef> = q.get("recipient_ref")?;
+    let key = match (carrier, tracking, recipient) {
+        (Some(c), Some(t), None) => SubjectKey::Tracking {
+            carrier: c.to_string(),
+            tracking_number: t.to_string(),
+        },
+        (None, None, Some(r)) => SubjectKey::RecipientRef(r.to_string()),
+        (Some(_), None, None) => {
+            return Err(ApiError::invalid(
+                "tracking_number",
+                "required with carrier",
+            ))
+        }
+        (None, Some(_), None) => {
+            return Err(ApiError::invalid(
+                "carrier",
+                "required with tracking_number",
+            ))
+        }
+        (None, None, None) => {
+            return Err(ApiError::invalid(
+                "recipient_ref",
+                "name the data subject by carrier + tracking_number or by recipient_ref",
+            ))
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "recipient_ref",
+                "either carrier + tracking_number or recipient_ref, not both",
+            ))
+        }
+    };
+    fresh(&state, &q).await?;
+    let mut shipments = state.store.audit_shipments(&key).await?;
+    if caller.role == Role::Shipper {
+        let me = caller.id.as_shipper().to_string();
+        shipments.retain(|s| s.shipper_id == me);
+    }
+    if shipments.is_empty() && !sees_all(&caller) {
+        return Err(ApiError::not_found());
+    }
+    let filter = AccessFilter {
+        shipment_in: Some(shipments.iter().map(|s| s.shipment_id.clone()).collect()),
+        ..AccessFilter::default()
+    };
+    let mut rows = state.store.audit_access(&filter, None, DSAR_MAX).await?;
+    // Denied attempts by carrier + tracking number of a parcel not (yet) registered.
+    if let SubjectKey::Tracking {
+        carrier,
+        tracking_number,
+    } = &key
+    {
+        if sees_all(&caller) {
+            let by_tracking = AccessFilter {
+                carrier_tracking: Some((carrier.clone(), tracking_number.clone())),
+                allowed: Some(false),
+                ..AccessFilter::default()
+            };
+            for r in state
+                .store
+                .audit_access(&by_tracking, None, DSAR_MAX)
+                .await?
+            {
+                if r.shipment_id.is_none() {
+                    rows.push(r);
+                }
+            }
+            rows.sort_by_key(|r| r.position);
+        }
+    }
+    let answer = build_dsar(&state, shipments, rows);
+    Ok(match format {
+        Format::Csv => HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8; header=present")
+            .body(dsar_csv(&answer)?),
+        _ => HttpResponse::Ok().json(answer),
+    })
+}
+
+fn build_dsar(state: &AppState, shipments: Vec<AuditShipment>, rows: Vec<AuditAccess>) -> Dsar {
+    let model = state.projector.read();
+    let mut recipients: Vec<DsarRecipient> = Vec::new();
+    let mut denied_attempts = Vec::new();
+    for r in rows {
+        let decided_at = time_of(r.decided_at);
+        if !r.allowed {
+            denied_attempts.push(DsarDenied {
+                position: r.position,
+                decided_at,
+                name: partner_name(&model, &r.partner_id),
+                partner_id: r.partner_id,
+                shipment_id: r.shipment_id,
+                purpose: r.purpose,
+                reason: r.reason,
+                requested_categories: split(&r.requested),
+            });
+            continue;
+        }
+        let consent_ids = split(&r.consent_ids);
+        let mut legal_bases: Vec<LegalBasis> = consent_ids
+            .iter()
+            .filter_map(|id| ConsentId::parse(id).ok())
+            .filter_map(|id| model.consents.get(&id))
+            .map(|c| c.legal_basis)
+            .collect();
+        legal_bases.sort();
+        legal_bases.dedup();
+        let entry = DsarAccess {
+            position: r.position,
+            decided_at,
+            shipment_id: r.shipment_id,
+            purpose: r.purpose,
+            legal_bases,
+            consent_ids,
+            data_categories: split(&r.granted),
+        };
+        match recipients.iter_mut().find(|p| p.partner_id == r.partner_id) {
+            Some(p) => p.accesses.push(entry),
+            None => {
+                let profile = PrincipalId::parse(&r.partner_id)
+                    .ok()
+                    .and_then(|p| model.principals.get(&p));
+                let partner = profile.and_then(|p| p.partner.as_ref());
+                recipients.push(DsarRecipient {
+                    name: profile.map(|p| p.name.to_string()),
+                    kind: partner.map(|p| p.kind.to_string()),
+                    country: partner.map(|p| p.country.to_string()),
+                    dpa_ref: partner.map(|p| p.dpa_ref.to_string()),
+                    partner_id: r.partner_id,
+                    accesses: vec![entry],
+                });
+            }
+        }
+    }
+    Dsar {
+        generated_at: state.clock.now(),
+        shipments: shipments
+            .into_iter()
+            .map(|s| DsarShipment {
+                shipment_id: s.shipment_id,
+                carrier: s.carrier,
+                tracking_number: s.tracking_number,
+                shipper_id: s.shipper_id,
+            })
+            .collect(),
+        recipients,
+        denied_attempts,
+    }
+}
+
+const CSV_DSAR_HEADER: [&str; 13] = [
+    "section",
+    "partner_id",
+    "name",
+    "kind",
+    "country",
+    "dpa_ref",
+    "decided_at",
+    "shipment_id",
+    "purpose",
+    "legal_bases",
+    "consent_ids",
+    "data_categories",
+    "denial_reason",
+];
+
+fn dsar_csv(d: &Dsar) -> Result<String, ApiError> {
+    let opt = |o: &Option<String>| o.clone().unwrap_or_default();
+    let mut rows: Vec<[String; 13]> = Vec::new();
+    for p in &d.recipients {
+        for a in &p.accesses {
+            rows.push([
+                "recipient".into(),
+                p.partner_id.clone(),
+                opt(&p.name),
+                opt(&p.kind),
+                opt(&p.country),
+                opt(&p.dpa_ref),
+                rfc3339(a.decided_at),
+                opt(&a.shipment_id),
+                a.purpose.clone(),
+                a.legal_bases
+                    .iter()
+                    .map(|b| b.as_str())
+                    .collect::<Vec<_>>()
+                    .join(";"),
+                a.consent_ids.join(";"),
+                a.data_categories.join(";"),
+                String::new(),
+            ]);
+        }
+    }
+    for a in &d.denied_attempts {
+        rows.push([
+            "denied_attempt".into(),
+            a.partner_id.clone(),
+            opt(&a.name),
+            String::new(),
+            String::new(),
+            String::new(),
+            rfc3339(a.decided_at),
+            opt(&a.shipment_id),
+            a.purpose.clone(),
+            String::new(),
+            String::new(),
+            a.requested_categories.join(";"),
+            opt(&a.reason),
+        ]);
+    }
+    csv_text(CSV_DSAR_HEADER, rows.into_iter())
+}
+
+/// One partner's entry in the Art. 30 record.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RopaEntry {
+    pub partner_id: String,
+    pub name: String,
+    pub kind: String,
+    pub country: String,
+    pub dpa_ref: String,
+    /// Of the consents granted to it in force at any time in the period.
+    pub purposes: Vec<String>,
+    pub data_categories: Vec<String>,
+    pub legal_bases: Vec<String>,
+    /// DPA references its consents name (Art. 28 contracts).
+    pub consent_dpa_refs: Vec<String>,
+    pub consents_in_force: usize,
+    pub allowed_reads: u64,
+    pub denied_reads: u64,
+}
+
+/// The Art. 30 record of processing for a period.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ropa {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub generated_at: DateTime<Utc>,
+    pub partners: Vec<RopaEntry>,
+}
+
+/// The Art. 30 record: per partner its kind, country, DPA reference, purposes, categories,
+/// legal bases, and its allowed and denied reads in [from, to).
+#[utoipa::path(get, path = "/v1/audit/ropa", tag = "audit", security(("bearer" = [])),
+    params(
+        ("from" = DateTime<Utc>, Query, description = "start of the period (RFC 3339, inclusive)"),
+        ("to" = DateTime<Utc>, Query, description = "end of the period (RFC 3339, exclusive)"),
+        ("format" = Option<String>, Query, description = "json (default) or csv"),
+        ("at_least_as_fresh" = Option<u64>, Query)),
+    responses((status = 200, body = Ropa), (status = 403, body = Problem), (status = 422, body = Problem)))]
+#[get("/v1/audit/ropa")]
+pub async fn ropa(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let q = QueryParams::parse(
+        req.query_string(),
+        &["from", "to", "format", "at_least_as_fresh"],
+    )?;
+    let format = format(&q, &[Format::Json, Format::Csv])?;
+    if !sees_all(&caller) {
+        return Err(ApiError::Forbidden(
+            "the record of processing is for privacy officers and regulators".into(),
+        ));
+    }
+    let from = time_param(&q, "from")?.ok_or_else(|| ApiError::invalid("from", "required"))?;
+    let to = time_param(&q, "to")?.ok_or_else(|| ApiError::invalid("to", "required"))?;
+    if to < from {
+        return Err(ApiError::invalid("to", "must not be before from"));
+    }
+    fresh(&state, &q).await?;
+    let counts = state
+        .store
+        .audit_counts(from.timestamp_micros(), to.timestamp_micros())
+        .await?;
+    let answer = build_ropa(&state, from, to, counts);
+    Ok(match format {
+        Format::Csv => HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8; header=present")
+            .body(ropa_csv(&answer)?),
+        _ => HttpResponse::Ok().json(answer),
+    })
+}
+
+pub(crate) fn build_ropa(
+    state: &AppState,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    counts: std::collections::BTreeMap<String, consent_ledger_store::audit::PartnerCounts>,
+) -> Ropa {
+    use std::collections::BTreeSet;
+    let model = state.projector.read();
+    let mut partners: Vec<RopaEntry> = Vec::new();
+    let mut ids: Vec<&PrincipalId> = model
+        .principals
+        .iter()
+        .filter(|(_, p)| p.partner.is_some())
+        .map(|(id, _)| id)
+        .collect();
+    ids.sort();
+    for id in ids {
+        let Some(p) = model.principals.get(id) else {
+            continue;
+        };
+        let Some(profile) = &p.partner else {
+            continue;
+        };
+        let pid = id.as_partner();
+        let (mut purposes, mut categories, mut bases, mut dpas) = (
+            BTreeSet::new(),
+            BTreeSet::new(),
+            BTreeSet::new(),
+            BTreeSet::new(),
+        );
+        let mut in_force = 0;
+        for c in model.consents.values().filter(|c| c.partner_id == pid) {
+            let starts = c.valid_from.max(c.granted_at);
+            let ends = [c.valid_until, c.revocation.as_ref().map(|r| r.revoked_at)]
+                .into_iter()
+                .flatten()
+                .min();
+            if starts >= to || ends.is_some_and(|e| e <= from) {
+                continue;
+            }
+            in_force += 1;
+            purposes.extend(c.purposes.iter().map(|x| x.to_string()));
+            categories.extend(c.data_categories.iter().map(|x| x.to_string()));
+            bases.insert(c.legal_basis.to_string());
+            dpas.insert(c.dpa_ref.to_string());
+        }
+        let n = counts.get(&id.to_string()).cloned().unwrap_or_default();
+        if in_force == 0 && n.allowed == 0 && n.denied == 0 {
+            continue;
+        }
+        partners.push(RopaEntry {
+            partner_id: id.to_string(),
+            name: p.name.to_string(),
+            kind: profile.kind.to_string(),
+            country: profile.country.to_string(),
+            dpa_ref: profile.dpa_ref.to_string(),
+            purposes: purposes.into_iter().collect(),
+            data_categories: categories.into_iter().collect(),
+            legal_bases: bases.into_iter().collect(),
+            consent_dpa_refs: dpas.into_iter().collect(),
+            consents_in_force: in_force,
+            allowed_reads: n.allowed,
+            denied_reads: n.denied,
+        });
+    }
+    Ropa {
+        from,
+        to,
+        generated_at: state.clock.now(),
+        partners,
+    }
+}
+
+const CSV_ROPA_HEADER: [&str; 12] = [
+    "partner_id",
+    "name",
+    "kind",
+    "country",
+    "dpa_ref",
+    "purposes",
+    "data_categories",
+    "legal_bases",
+    "consent_dpa_refs",
+    "consents_in_force",
+    "allowed_reads",
+    "denied_reads",
+];
+
+fn ropa_csv(r: &Ropa) -> Result<String, ApiError> {
+    csv_text(
+        CSV_ROPA_HEADER,
+        r.partners.iter().map(|p| {
+            [
+                p.partner_id.clone(),
+                p.name.clone(),
+                p.kind.clone(),
+                p.country.clone(),
+                p.dpa_ref.clone(),
+                p.purposes.join(";"),
+                p.data_categories.join(";"),
+                p.legal_bases.join(";"),
+                p.consent_dpa_refs.join(";"),
+                p.consents_in_force.to_string(),
+                p.allowed_reads.to_string(),
+                p.denied_reads.to_string(),
+            ]
+        }),
+    )
+}

@@ -1,0 +1,743 @@
+//! Issue 6: the GDPR audit views — access history with filters, tenancy and stable paging,
+//! CSV a spreadsheet opens, a DSAR that names recipients but no denied party, the Art. 30
+//! record per partner, and consent receipts signed with the log key.
+
+use actix_web::http::StatusCode;
+use chrono::Duration;
+use consent_ledger_audit::note::VerifierKey;
+use serde_json::{json, Value};
+
+use crate::helpers::{consent_for, expect, problem, rfc3339, spawn_app, start_time, TestApp};
+
+fn ask(shipment: &str) -> Value {
+    json!({"shipment_id": shipment, "purpose": "insurance_claim", "data_categories": ["status_events", "location"]})
+}
+
+async fn decide(app: &TestApp, token: &str, body: Value) -> Value {
+    let r = app.post("/v1/decisions", token, body).await;
+    expect(&r, StatusCode::OK).clone()
+}
+
+fn items(r: &crate::helpers::Reply) -> Vec<Value> {
+    expect(r, StatusCode::OK)["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no items in {}", r.body))
+        .clone()
+}
+
+fn positions(items: &[Value]) -> Vec<u64> {
+    items
+        .iter()
+        .map(|i| i["position"].as_u64().expect("position"))
+        .collect()
+}
+
+/// Parses CSV text as a spreadsheet would (RFC 4180), checking every record has the header's
+/// number of fields.
+fn parse_csv(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(text.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .expect("a header row")
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let rows = reader
+        .records()
+        .map(|r| {
+            r.expect("an RFC 4180 record")
+                .iter()
+                .map(str::to_owned)
+                .collect()
+        })
+        .collect();
+    (header, rows)
+}
+
+#[actix_web::test]
+async fn access_history_filters_by_each_field_and_shows_the_consent_as_it_stood() {
+    let app = spawn_app().await;
+    let (shipper, shipper_token) = app.principal("shipper", "Shop").await;
+    let (_, other_shipper) = app.principal("shipper", "Other shop").await;
+    let (p1, p1_token) = app.partner("Insure").await;
+    let (p2, p2_token) = app.partner("Lender").await;
+    let (_, regulator) = app.principal("regulator", "DPA").await;
+    let (_, gateway) = app.principal("gateway", "Tracking API").await;
+    let s1 = app.shipment(&shipper_token, "DHL", "JJD1", "DE").await;
+    let s2 = app.shipment(&shipper_token, "DHL", "JJD2", "DE").await;
+    let s3 = app.shipment(&other_shipper, "UPS", "1Z9", "FR").await;
+    let consent = app
+        .post("/v1/consents", &shipper_token, consent_for(&p1, &s1))
+        .await
+        .id();
+
+    let allowed = decide(&app, &p1_token, ask(&s1)).await;
+    assert_eq!(allowed["allowed"], true);
+    decide(&app, &p2_token, ask(&s1)).await;
+    decide(&app, &p1_token, ask(&s2)).await;
+    decide(&app, &p1_token, ask(&s3)).await;
+    let unknown = json!({"carrier": "DHL", "tracking_number": "NOPE1", "purpose": "insurance_claim", "data_categories": ["status_events"]});
+    decide(&app, &p1_token, unknown).await;
+    app.clock.advance(Duration::hours(1));
+    let revoked = app
+        .post(
+            &format!("/v1/consents/{consent}/revoke"),
+            &shipper_token,
+            json!({"reason": "customer objected"}),
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK);
+    let after_revoke = decide(&app, &p1_token, ask(&s1)).await;
+    assert_eq!(after_revoke["reason"], "consent_revoked");
+
+    // One shipment's history, in log order, each row linked to its consent as it stood then.
+    let r = app
+        .get(&format!("/v1/audit/access?shipment_id={s1}"), &regulator)
+        .await;
+    let rows = items(&r);
+    assert_eq!(rows.len(), 3, "{}", r.body);
+    assert_eq!(rows[0]["position"], allowed["position"]);
+    assert_eq!(rows[0]["outcome"], "allowed");
+    assert_eq!(rows[0]["partner_id"], p1.as_str());
+    assert_eq!(rows[0]["partner_name"], "Insure");
+    assert_eq!(rows[0]["shipper_id"], shipper.as_str());
+    assert_eq!(rows[0]["carrier"], "DHL");
+    assert_eq!(rows[0]["tracking_number"], "JJD1");
+    assert_eq!(rows[0]["granted_categories"], json!(["status_events"]));
+    assert_eq!(
+        rows[0]["requested_categories"],
+        json!(["status_events", "location"])
+    );
+    let link = &rows[0]["consents"][0];
+    assert_eq!(link["consent_id"], consent.as_str());
+    assert_eq!(link["href"], format!("/v1/consents/{consent}"));
+    assert_eq!(
+        link["status_at_decision"], "active",
+        "revoked later, active when this decision was made"
+    );
+    assert_eq!(link["legal_basis"], "contract");
+    assert_eq!(rows[1]["outcome"], "denied");
+    assert_eq!(rows[1]["reason"], "no_consent");
+    assert_eq!(rows[2]["reason"], "consent_revoked");
+    assert_eq!(rows[2]["position"], after_revoke["position"]);
+
+    // The same parcel by carrier + tracking number (case-insensitive, as everywhere).
+    let by_tracking = app
+        .get(
+            "/v1/audit/access?carrier=dhl&tracking_number=jjd1",
+            &regulator,
+        )
+        .await;
+    assert_eq!(positions(&items(&by_tracking)), positions(&rows));
+    // An unknown parcel asked for by tracking number is recorded under it.
+    let unknown_rows = items(
+        &app.get(
+            "/v1/audit/access?carrier=DHL&tracking_number=NOPE1",
+            &regulator,
+        )
+        .await,
+    );
+    assert_eq!(unknown_rows.len(), 1);
+    assert_eq!(unknown_rows[0]["reason"], "unknown_shipment");
+    // Partner, shipper, outcome filters.
+    let p1_rows = items(
+        &app.get(&format!("/v1/audit/access?partner_id={p1}"), &regulator)
+            .await,
+    );
+    assert_eq!(p1_rows.len(), 5);
+    assert!(p1_rows.iter().all(|r| r["partner_id"] == p1.as_str()));
+    let denied = items(
+        &app.get(
+            &format!("/v1/audit/access?partner_id={p1}&outcome=denied"),
+            &regulator,
+        )
+        .await,
+    );
+    assert_eq!(denied.len(), 4);
+    assert!(denied.iter().all(|r| r["outcome"] == "denied"));
+    let shop_rows = items(
+        &app.get(
+            &format!("/v1/audit/access?shipper_id={shipper}"),
+            &regulator,
+        )
+        .await,
+    );
+    assert_eq!(shop_rows.len(), 4, "s1 three times, s2 once");
+    // Time window: [from, to).
+    let before_revoke = rfc3339(start_time() + Duration::minutes(30));
+    let early = items(
+        &app.get(&format!("/v1/audit/access?to={before_revoke}"), &regulator)
+            .await,
+    );
+    assert_eq!(early.len(), 5);
+    let late = items(
+        &app.get(
+            &format!("/v1/audit/access?from={before_revoke}"),
+            &regulator,
+        )
+        .await,
+    );
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0]["reason"], "consent_revoked");
+
+    // Tenancy: a shipper sees its own shipments' records; another's shipment is 404.
+    let own = items(&app.get("/v1/audit/access", &shipper_token).await);
+    assert_eq!(own.len(), 4);
+    assert!(own.iter().all(|r| r["shipper_id"] == shipper.as_str()));
+    problem(
+        &app.get(
+            &format!("/v1/audit/access?shipment_id={s3}"),
+            &shipper_token,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not-found",
+    );
+    problem(
+        &app.get(
+            "/v1/audit/access?carrier=DHL&tracking_number=JJD1",
+            &other_shipper,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not-found",
+    );
+    problem(
+        &app.get(
+            &format!("/v1/audit/access?shipper_id={shipper}"),
+            &other_shipper,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not-found",
+    );
+    let theirs = items(&app.get("/v1/audit/access", &other_shipper).await);
+    assert_eq!(theirs.len(), 1, "only the decision about its own parcel s3");
+    // A partner sees its own decisions, never another partner's.
+    let p2_rows = items(&app.get("/v1/audit/access", &p2_token).await);
+    assert_eq!(p2_rows.len(), 1);
+    assert_eq!(p2_rows[0]["partner_id"], p2.as_str());
+    problem(
+        &app.get(&format!("/v1/audit/access?partner_id={p1}"), &p2_token)
+            .await,
+        StatusCode::NOT_FOUND,
+        "not-found",
+    );
+    problem(
+        &app.get("/v1/audit/access", &gateway).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+}
+
+#[actix_web::test]
+async fn bad_audit_filters_are_422_naming_the_field_and_record_nothing() {
+    let app = spawn_app().await;
+    let (_, regulator) = app.principal("privacy_officer", "DPO").await;
+    let size = app.log_size().await;
+    for (query, field) in [
+        ("from=yesterday", "from"),
+        ("to=2026-13-01T00:00:00Z", "to"),
+        ("from=2026-03-02T00:00:00Z&to=2026-03-01T00:00:00Z", "to"),
+        ("outcome=maybe", "outcome"),
+        ("shipment_id=not-a-uuid", "shipment_id"),
+        ("partner_id=42", "partner_id"),
+        ("carrier=DHL", "tracking_number"),
+        ("format=xml", "format"),
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("after=%%%", "after"),
+        ("after=bm90LWEtbnVtYmVy", "after"),
+        ("colour=red", "colour"),
+    ] {
+        let r = app
+            .get(&format!("/v1/audit/access?{query}"), &regulator)
+            .await;
+        problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid-field");
+        assert_eq!(r.field(), field, "{query}: {}", r.body);
+    }
+    for (path, field) in [
+        ("/v1/audit/dsar", "recipient_ref"),
+        ("/v1/audit/dsar?carrier=DHL", "tracking_number"),
+        (
+            "/v1/audit/dsar?carrier=DHL&tracking_number=J1&recipient_ref=c1",
+            "recipient_ref",
+        ),
+        (
+            "/v1/audit/dsar?recipient_ref=jane@example.com",
+            "recipient_ref",
+        ),
+        ("/v1/audit/dsar?recipient_ref=c1&format=ndjson", "format"),
+        ("/v1/audit/ropa?to=2026-03-01T00:00:00Z", "from"),
+        ("/v1/audit/ropa?from=2026-03-01T00:00:00Z", "to"),
+        (
+            "/v1/audit/ropa?from=2026-03-01T00:00:00Z&to=2026-02-01T00:00:00Z",
+            "to",
+        ),
+    ] {
+        let r = app.get(path, &regulator).await;
+        problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid-field");
+        assert_eq!(r.field(), field, "{path}: {}", r.body);
+    }
+    assert_eq!(app.log_size().await, size, "nothing recorded");
+}
+
+#[actix_web::test]
+async fn pages_lose_and_repeat_no_row_while_decisions_are_appended() {
+    let app = spawn_app().await;
+    let (_, shipper) = app.principal("shipper", "Shop").await;
+    let (partner, partner_token) = app.partner("Insure").await;
+    let (_, regulator) = app.principal("regulator", "DPA").await;
+    let shipment = app.shipment(&shipper, "DHL", "JJD1", "DE").await;
+    app.post("/v1/consents", &shipper, consent_for(&partner, &shipment))
+        .await;
+    for _ in 0..40 {
+        decide(&app, &partner_token, ask(&shipment)).await;
+    }
+    let path = format!("/v1/audit/access?shipment_id={shipment}&limit=7");
+    // A reader pages through while a writer keeps deciding, interleaved on this thread.
+    let reader = async {
+        let mut seen = Vec::new();
+        let mut next: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let url = match &next {
+                Some(after) => format!("{path}&after={after}"),
+                None => path.clone(),
+            };
+            let r = app.get(&url, &regulator).await;
+            seen.extend(positions(&items(&r)));
+            pages += 1;
+            match r.body["next_after"].as_str() {
+                Some(after) => next = Some(after.to_owned()),
+                None => break,
+            }
+            actix_web::rt::task::yield_now().await;
+        }
+        (seen, pages)
+    };
+    let writer = async {
+        for _ in 0..40 {
+            decide(&app, &partner_token, ask(&shipment)).await;
+        }
+    };
+    let ((mut seen, pages), ()) = tokio::join!(reader, writer);
+    assert!(pages > 5, "paged while writing ({pages} pages)");
+    // Then page on from where the reader stopped: every decision exactly once, in order.
+    loop {
+        let last = *seen.last().expect("rows");
+        let cursor = base64_cursor(last);
+        let r = app.get(&format!("{path}&after={cursor}"), &regulator).await;
+        let more = positions(&items(&r));
+        if more.is_empty() {
+            break;
+        }
+        seen.extend(more);
+    }
+    let mut sorted = seen.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted, seen, "strictly increasing: nothing repeated");
+    let in_log: Vec<u64> = app
+        .log()
+        .await
+        .iter()
+        .filter(|e| e.stream_type == "access")
+        .map(|e| e.position.get())
+        .collect();
+    assert_eq!(in_log.len(), 80);
+    assert_eq!(seen, in_log, "nothing lost");
+}
+
+/// The cursor the API hands out for a position (opaque to callers; tests may build it).
+fn base64_cursor(position: u64) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(position.to_string())
+}
+
+#[actix_web::test]
+async fn csv_has_a_header_row_and_rfc_4180_quoting_and_ndjson_one_object_a_line() {
+    let app = spawn_app().await;
+    let (_, shipper) = app.principal("shipper", "Shop").await;
+    let body = json!({ "role": "partner", "name": "Insure, \"Best\" Co",
+        "partner": { "kind": "insurer", "country": "DE", "dpa_ref": "DPA-1" } });
+    let r = app.post("/v1/principals", &app.admin, body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let (partner, partner_token) = (r.id(), r.token());
+    let (_, regulator) = app.principal("regulator", "DPA").await;
+    let shipment = app.shipment(&shipper, "DHL", "JJD1", "DE").await;
+    app.post("/v1/consents", &shipper, consent_for(&partner, &shipment))
+        .await;
+    decide(&app, &partner_token, ask(&shipment)).await;
+    decide(&app, &partner_token, json!({"shipment_id": shipment, "purpose": "bnpl_financing", "data_categories": ["location"]})).await;
+
+    let r = app.get("/v1/audit/access?format=csv", &regulator).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.content_type.starts_with("text/csv"), "{}", r.content_type);
+    let text = r.body.as_str().expect("CSV text");
+    assert!(text.ends_with("\r\n"), "RFC 4180 line ends");
+    let (header, rows) = parse_csv(text);
+    assert_eq!(header[0], "position");
+    assert!(header.contains(&"partner_name".to_owned()));
+    assert_eq!(rows.len(), 2);
+    let name = header
+        .iter()
+        .position(|h| h == "partner_name")
+        .expect("column");
+    assert_eq!(rows[0][name], "Insure, \"Best\" Co", "quoted, round-trips");
+    assert!(text.contains(",\"Insure, \"\"Best\"\" Co\","), "{text}");
+    let outcome = header.iter().position(|h| h == "outcome").expect("column");
+    assert_eq!(rows[0][outcome], "allowed");
+    assert_eq!(rows[1][outcome], "denied");
+    let states = header
+        .iter()
+        .position(|h| h == "consent_status_at_decision")
+        .expect("column");
+    assert_eq!(rows[0][states], "active");
+
+    let r = app
+        .get("/v1/audit/access?format=ndjson&limit=1", &regulator)
+        .await;
+    assert_eq!(r.content_type, "application/x-ndjson");
+    let text = r
+        .body
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{}\n", r.body));
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object a line"))
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["outcome"], "allowed");
+    let link = r
+        .headers
+        .get("link")
+        .and_then(|v| v.to_str().ok())
+        .expect("Link header");
+    assert!(
+        link.contains("rel=\"next\"") && link.contains("after="),
+        "{link}"
+    );
+}
+
+#[actix_web::test]
+async fn a_dsar_names_every_recipient_and_lists_denied_parties_apart() {
+    let app = spawn_app().await;
+    let (_, shipper) = app.principal("shipper", "Shop").await;
+    let (_, other_shipper) = app.principal("shipper", "Other").await;
+    let (insurer, insurer_token) = app.partner("Insure").await;
+    let (lender, lender_token) = app.partner("Lender").await;
+    let (_, dpo) = app.principal("privacy_officer", "DPO").await;
+    let body = json!({"carrier": "DHL", "tracking_number": "JJD1", "destination_country": "DE", "recipient_ref": "crm:4711"});
+    let shipment = app.post("/v1/shipments", &shipper, body).await.id();
+    let body = json!({"carrier": "DHL", "tracking_number": "JJD2", "destination_country": "DE", "recipient_ref": "crm:4711"});
+    let second = app.post("/v1/shipments", &shipper, body).await.id();
+    let unrelated = app.shipment(&shipper, "DHL", "JJD3", "DE").await;
+    for s in [&shipment, &second, &unrelated] {
+        app.post("/v1/consents", &shipper, consent_for(&insurer, s))
+            .await;
+    }
+    decide(&app, &insurer_token, ask(&shipment)).await;
+    decide(&app, &insurer_token, ask(&second)).await;
+    decide(&app, &insurer_token, ask(&unrelated)).await;
+    let refused = decide(&app, &lender_token, ask(&shipment)).await;
+    assert_eq!(refused["allowed"], false);
+
+    let r = app.get("/v1/audit/dsar?recipient_ref=crm:4711", &dpo).await;
+    let d = expect(&r, StatusCode::OK);
+    assert_eq!(d["shipments"].as_array().map(Vec::len), Some(2));
+    let recipients = d["recipients"].as_array().expect("recipients");
+    assert_eq!(recipients.len(), 1, "{d}");
+    assert_eq!(recipients[0]["partner_id"], insurer.as_str());
+    assert_eq!(recipients[0]["name"], "Insure");
+    assert_eq!(recipients[0]["kind"], "insurer");
+    assert_eq!(recipients[0]["dpa_ref"], "DPA-Insure");
+    let accesses = recipients[0]["accesses"].as_array().expect("accesses");
+    assert_eq!(
+        accesses.len(),
+        2,
+        "both parcels of the subject, not the unrelated one"
+    );
+    assert_eq!(accesses[0]["purpose"], "insurance_claim");
+    assert_eq!(accesses[0]["legal_bases"], json!(["contract"]));
+    assert_eq!(accesses[0]["data_categories"], json!(["status_events"]));
+    assert_eq!(accesses[0]["consent_ids"].as_array().map(Vec::len), Some(1));
+    assert!(accesses[0]["decided_at"].is_string());
+    let denied = d["denied_attempts"].as_array().expect("denied");
+    assert_eq!(denied.len(), 1);
+    assert_eq!(denied[0]["partner_id"], lender.as_str());
+    assert_eq!(denied[0]["reason"], "no_consent");
+    assert!(
+        !recipients
+            .iter()
+            .any(|p| p["partner_id"] == lender.as_str()),
+        "a denied party received nothing and is no recipient"
+    );
+
+    // By carrier + tracking number: that parcel only.
+    let r = app
+        .get("/v1/audit/dsar?carrier=DHL&tracking_number=JJD1", &dpo)
+        .await;
+    let d = expect(&r, StatusCode::OK);
+    assert_eq!(
+        d["recipients"][0]["accesses"].as_array().map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(d["denied_attempts"].as_array().map(Vec::len), Some(1));
+
+    // CSV: recipients and denied attempts in their own sections.
+    let r = app
+        .get("/v1/audit/dsar?recipient_ref=crm:4711&format=csv", &dpo)
+        .await;
+    assert!(r.content_type.starts_with("text/csv"));
+    let (header, rows) = parse_csv(r.body.as_str().expect("CSV"));
+    assert_eq!(header[0], "section");
+    let sections: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(sections, ["recipient", "recipient", "denied_attempt"]);
+    assert!(rows[..2].iter().all(|r| r[1] == insurer));
+    assert_eq!(rows[2][1], lender);
+
+    // The shipper (controller) answers for its own parcels; another shipper gets 404; a
+    // partner may not ask.
+    let r = app
+        .get("/v1/audit/dsar?recipient_ref=crm:4711", &shipper)
+        .await;
+    assert_eq!(
+        expect(&r, StatusCode::OK)["recipients"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    problem(
+        &app.get("/v1/audit/dsar?recipient_ref=crm:4711", &other_shipper)
+            .await,
+        StatusCode::NOT_FOUND,
+        "not-found",
+    );
+    problem(
+        &app.get(
+            "/v1/audit/dsar?carrier=DHL&tracking_number=JJD1",
+            &other_shipper,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not-found",
+    );
+    problem(
+        &app.get("/v1/audit/dsar?recipient_ref=crm:4711", &insurer_token)
+            .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+}
+
+#[actix_web::test]
+async fn ropa_gives_per_partner_its_terms_and_reads_in_the_period() {
+    let app = spawn_app().await;
+    let (_, shipper) = app.principal("shipper", "Shop").await;
+    let (insurer, insurer_token) = app.partner("Insure").await;
+    let (lender, lender_token) = app.partner("Lender").await;
+    let (_, unused) = app.partner("Idle").await;
+    let _ = unused;
+    let (_, regulator) = app.principal("regulator", "DPA").await;
+    let shipment = app.shipment(&shipper, "DHL", "JJD1", "DE").await;
+    app.post("/v1/consents", &shipper, consent_for(&insurer, &shipment))
+        .await;
+    // Day 1 (2026-03-01 12:00): two reads; day 2: one; day 3: one allowed, one denied.
+    decide(&app, &insurer_token, ask(&shipment)).await;
+    decide(&app, &insurer_token, ask(&shipment)).await;
+    app.clock.advance(Duration::days(1));
+    decide(&app, &insurer_token, ask(&shipment)).await;
+    app.clock.advance(Duration::days(1));
+    decide(&app, &insurer_token, ask(&shipment)).await;
+    decide(&app, &lender_token, ask(&shipment)).await;
+
+    let whole = app
+        .get(
+            "/v1/audit/ropa?from=2026-03-01T00:00:00Z&to=2026-04-01T00:00:00Z",
+            &regulator,
+        )
+        .await;
+    let r = expect(&whole, StatusCode::OK);
+    let partners = r["partners"].as_array().expect("partners");
+    assert_eq!(partners.len(), 2, "the idle partner processed nothing: {r}");
+    let ins = partners
+        .iter()
+        .find(|p| p["partner_id"] == insurer.as_str())
+        .expect("insurer");
+    assert_eq!(ins["kind"], "insurer");
+    assert_eq!(ins["country"], "DE");
+    assert_eq!(ins["dpa_ref"], "DPA-Insure");
+    assert_eq!(ins["purposes"], json!(["insurance_claim"]));
+    assert_eq!(
+        ins["data_categories"],
+        json!(["proof_of_delivery", "status_events"])
+    );
+    assert_eq!(ins["legal_bases"], json!(["contract"]));
+    assert_eq!(ins["allowed_reads"], 4);
+    assert_eq!(ins["denied_reads"], 0);
+    let len = partners
+        .iter()
+        .find(|p| p["partner_id"] == lender.as_str())
+        .expect("lender");
+    assert_eq!(len["allowed_reads"], 0);
+    assert_eq!(len["denied_reads"], 1);
+    assert_eq!(len["purposes"], json!([]));
+
+    // A period cutting days: from day 1 13:00 (after its reads) to day 3 12:30 (after its
+    // reads): day 2 whole, day 3 in part.
+    let part = app
+        .get(
+            "/v1/audit/ropa?from=2026-03-01T13:00:00Z&to=2026-03-03T12:30:00Z",
+            &regulator,
+        )
+        .await;
+    let r = expect(&part, StatusCode::OK);
+    let ins = r["partners"]
+        .as_array()
+        .expect("partners")
+        .iter()
+        .find(|p| p["partner_id"] == insurer.as_str())
+        .expect("insurer")
+        .clone();
+    assert_eq!(ins["allowed_reads"], 2);
+    // Only day 3 before noon: nothing.
+    let none = app
+        .get(
+            "/v1/audit/ropa?from=2026-03-03T00:00:00Z&to=2026-03-03T11:00:00Z",
+            &regulator,
+        )
+        .await;
+    let r = expect(&none, StatusCode::OK);
+    assert!(r["partners"]
+        .as_array()
+        .expect("partners")
+        .iter()
+        .all(|p| p["allowed_reads"] == 0 && p["denied_reads"] == 0));
+
+    let csv = app
+        .get(
+            "/v1/audit/ropa?from=2026-03-01T00:00:00Z&to=2026-04-01T00:00:00Z&format=csv",
+            &regulator,
+        )
+        .await;
+    assert!(csv.content_type.starts_with("text/csv"));
+    let (header, rows) = parse_csv(csv.body.as_str().expect("CSV"));
+    assert_eq!(header[0], "partner_id");
+    assert_eq!(rows.len(), 2);
+    problem(
+        &app.get(
+            "/v1/audit/ropa?from=2026-03-01T00:00:00Z&to=2026-04-01T00:00:00Z",
+            &shipper,
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+}
+
+#[actix_web::test]
+async fn a_consent_receipt_is_signed_with_the_log_key_and_shows_the_revocation() {
+    let app = spawn_app().await;
+    let (shipper, shipper_token) = app.principal("shipper", "Shop").await;
+    let (_, other) = app.principal("shipper", "Other").await;
+    let (partner, partner_token) = app.partner("Insure").await;
+    let shipment = app.shipment(&shipper_token, "DHL", "JJD1", "DE").await;
+    let consent = app
+        .post(
+            "/v1/consents",
+            &shipper_token,
+            consent_for(&partner, &shipment),
+        )
+        .await
+        .id();
+    app.post(
+        &format!("/v1/consents/{consent}/revoke"),
+        &shipper_token,
+        json!({"reason": "customer objected"}),
+    )
+    .await;
+
+    let r = app
+        .get(&format!("/v1/consents/{consent}/receipt"), &partner_token)
+        .await;
+    let body = expect(&r, StatusCode::OK).clone();
+    let receipt = &body["receipt"];
+    assert_eq!(receipt["schema_version"], "ISO/IEC TS 27560:2023");
+    assert_eq!(receipt["record_id"], consent.as_str());
+    assert_eq!(receipt["controller"]["id"], shipper.as_str());
+    assert_eq!(receipt["recipients"][0]["id"], partner.as_str());
+    assert_eq!(receipt["recipients"][0]["dpa_ref"], "DPA-Insure");
+    assert_eq!(receipt["purposes"][0]["purpose"], "insurance_claim");
+    assert_eq!(receipt["purposes"][0]["legal_basis"], "contract");
+    assert_eq!(receipt["status"], "revoked");
+    assert_eq!(receipt["events"][0]["event_type"], "given");
+    assert_eq!(receipt["events"][1]["event_type"], "withdrawn");
+    assert_eq!(receipt["events"][1]["reason"], "customer objected");
+    assert_eq!(receipt["events"][1]["actor"], shipper.as_str());
+
+    // The signature verifies with the published vkey over the receipt's RFC 8785 form …
+    let vkey_text = app.get_anonymous("/v1/log/vkey").await.body;
+    let vkey_text = vkey_text.as_str().expect("vkey text").trim().to_owned();
+    assert_eq!(body["vkey"], vkey_text.as_str());
+    let vkey: VerifierKey = vkey_text.parse().expect("vkey");
+    let signature = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(body["signature"].as_str().expect("signature"))
+            .expect("base64")
+    };
+    let canonical = consent_ledger_audit::leaf::canonical_text(receipt).expect("canonical JSON");
+    assert!(vkey.verify_detached(canonical.as_bytes(), &signature));
+    // … and not over a receipt whose status was changed.
+    let mut altered = receipt.clone();
+    altered["status"] = json!("active");
+    let altered = consent_ledger_audit::leaf::canonical_text(&altered).expect("canonical");
+    assert!(!vkey.verify_detached(altered.as_bytes(), &signature));
+
+    problem(
+        &app.get(&format!("/v1/consents/{consent}/receipt"), &other)
+            .await,
+        StatusCode::NOT_FOUND,
+        "not-found",
+    );
+}
+
+#[actix_web::test]
+async fn openapi_describes_every_audit_endpoint_and_parameter() {
+    let app = spawn_app().await;
+    let doc = app.get_anonymous("/openapi.json").await.body;
+    for path in [
+        "/v1/audit/access",
+        "/v1/audit/dsar",
+        "/v1/audit/ropa",
+        "/v1/consents/{id}/receipt",
+    ] {
+        assert!(doc["paths"][path]["get"].is_object(), "{path} missing");
+    }
+    let params: Vec<&str> = doc["paths"]["/v1/audit/access"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    for name in [
+        "shipment_id",
+        "carrier",
+        "tracking_number",
+        "partner_id",
+        "shipper_id",
+        "from",
+        "to",
+        "outcome",
+        "format",
+        "limit",
+        "after",
+    ] {
+        assert!(params.contains(&name), "{name} not described");
+    }
+}
