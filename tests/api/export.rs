@@ -508,22 +508,25 @@ async fn verify_since_an_older_checkpoint_through_the_real_binary() {
 
     // The command line exports the same lines, with the same options.
     let data = app.data_dir().to_path_buf();
-    let (_dir, _, _) = app.stop().await;
+    let (backing, _, _) = app.stop().await;
     let out = dir.path().join("cli.ndjson");
-    let (ok, _, stderr) = run(
-        dir.path(),
-        &[
-            "--data-dir",
-            data.to_str().expect("path"),
-            "export",
-            "--shipment-id",
-            &shipment,
-            "--since-size",
-            &old_size.to_string(),
-            "--out",
-            out.to_str().expect("path"),
-        ],
-    );
+    // On the same store the app ran on: its data dir, and its database on PostgreSQL.
+    let mut args = vec!["--data-dir", data.to_str().expect("path")];
+    let database_url = backing.options().database_url;
+    if let Some(url) = &database_url {
+        args.extend(["--database-url", url.as_str()]);
+    }
+    let since = old_size.to_string();
+    args.extend([
+        "export",
+        "--shipment-id",
+        &shipment,
+        "--since-size",
+        &since,
+        "--out",
+        out.to_str().expect("path"),
+    ]);
+    let (ok, _, stderr) = run(dir.path(), &args);
     assert!(ok, "{stderr}");
     let cli = std::fs::read_to_string(&out).expect("bundle");
     assert_eq!(
@@ -542,13 +545,11 @@ async fn verify_since_an_older_checkpoint_through_the_real_binary() {
         (vec!["--outcome", "maybe"], "--outcome"),
         (vec!["--since-size", "999999"], "--since-size"),
     ] {
-        let mut full = vec![
-            "--data-dir",
-            data.to_str().expect("path"),
-            "export",
-            "--out",
-            bad.to_str().expect("path"),
-        ];
+        let mut full = vec!["--data-dir", data.to_str().expect("path")];
+        if let Some(url) = &database_url {
+            full.extend(["--database-url", url.as_str()]);
+        }
+        full.extend(["export", "--out", bad.to_str().expect("path")]);
         full.extend(args);
         let (ok, _, stderr) = run(dir.path(), &full);
         assert!(!ok, "{full:?}");
