@@ -316,6 +316,15 @@ async fn grants(args: GrantsArgs, scratch: &Scratch) -> anyhow::Result<()> {
         f.services.clone(),
     ));
     let (fb, b) = (f.clone(), bus.clone());
+    // How many grants shared each transaction: what the group commit made of the clients.
+    let transactions = |f: &Fixture| {
+        let stats = f.store.writer_stats();
+        (
+            stats.batches.load(Ordering::Relaxed),
+            stats.appends.load(Ordering::Relaxed),
+        )
+    };
+    let before = transactions(&f);
     let product = drive(args.clients, args.count, move |i| {
         let (f, bus) = (fb.clone(), b.clone());
         async move {
@@ -326,6 +335,8 @@ async fn grants(args: GrantsArgs, scratch: &Scratch) -> anyhow::Result<()> {
         }
     })
     .await?;
+    let after = transactions(&f);
+    let (batches, appends) = (after.0 - before.0, after.1 - before.1);
 
     // 2. cqrs-es's own CqrsFramework::execute on our EventStore implementation.
     let g = Arc::new(fixture(&scratch.part("framework").await?.location).await?);
@@ -394,6 +405,11 @@ async fn grants(args: GrantsArgs, scratch: &Scratch) -> anyhow::Result<()> {
         rate(naive_rows.len(), naive)
     );
     println!();
+    println!(
+        "CommandBus: {appends} appends in {batches} transactions, {:.1} per transaction, {:.0} transactions/s",
+        appends as f64 / batches.max(1) as f64,
+        batches as f64 * product.per_second / args.count.max(1) as f64
+    );
     println!(
         "ratio CommandBus / raw batched INSERT: {:.2}",
         product.per_second / rate(rows.len(), batched)
