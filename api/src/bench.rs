@@ -1,6 +1,11 @@
 //! `consent-ledger bench …`: the project's own benchmark harness (SPEC §11). Each figure is
 //! printed beside its baseline measured in the same run, as a Markdown table for
 //! BENCHMARKS.md. Nothing here is asserted: benchmarks measure, tests decide.
+//!
+//! `bench grants` and `bench decisions` run on SQLite files in a scratch directory, or, given
+//! `--database-url postgres://…`, on fresh databases `bench_…` created on that server (one per
+//! measured part, so every baseline starts on an empty table like the product did) and
+//! dropped at the end.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,13 +23,16 @@ use consent_ledger_domain::values::{
 use consent_ledger_domain::{Directory, LedgerServices, SystemClock};
 use consent_ledger_projections::Projector;
 use consent_ledger_store::cqrs::{CommandBus, CommandMeta, LedgerEventStore};
-use consent_ledger_store::{baseline, Position, Store, StoreLocation, StoredEvent};
+use consent_ledger_store::testing::ScratchDatabase;
+use consent_ledger_store::{baseline, Position, PostgresUrl, Store, StoreLocation, StoredEvent};
 use cqrs_es::CqrsFramework;
 use uuid::Uuid;
 
+use crate::state::StoreOptions;
+
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// Consent grants per second through the cqrs-es command path on SQLite (SPEC §11).
+    /// Consent grants per second through the cqrs-es command path (SPEC §11).
     Grants(GrantsArgs),
     /// Decisions over HTTP, single and batched, recorded durably (SPEC §11 rows 1–2).
     Decisions(crate::bench_decisions::DecisionsArgs),
@@ -51,14 +59,118 @@ pub struct GrantsArgs {
     pub dir: Option<PathBuf>,
 }
 
-pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+pub async fn run(cmd: BenchCommand, options: &StoreOptions) -> anyhow::Result<()> {
     match cmd {
-        BenchCommand::Grants(args) => grants(args).await,
-        BenchCommand::Decisions(args) => crate::bench_decisions::decisions(args).await,
+        BenchCommand::Grants(args) => {
+            let scratch = Scratch::new(args.dir.clone(), options)?;
+            let result = grants(args, &scratch).await;
+            scratch.remove().await;
+            result
+        }
+        BenchCommand::Decisions(args) => {
+            let scratch = Scratch::new(args.dir.clone(), options)?;
+            let result = crate::bench_decisions::decisions(args, &scratch).await;
+            scratch.remove().await;
+            result
+        }
         BenchCommand::Check(args) => crate::bench_decisions::check(args).await,
-        BenchCommand::Restart(args) => crate::bench_decisions::restart(args).await,
+        BenchCommand::Restart(args) => {
+            if options.database_url.is_some() {
+                eprintln!("bench restart runs on SQLite only; --database-url is not used");
+            }
+            crate::bench_decisions::restart(args).await
+        }
         BenchCommand::SeedLog(args) => crate::bench_log::seed_cmd(args).await,
         BenchCommand::Log(args) => crate::bench_log::log(args).await,
+    }
+}
+
+/// Where a benchmark's measured parts keep their stores: fresh SQLite files in a temporary
+/// directory, or fresh PostgreSQL databases on the `--database-url` server. Either way the
+/// signing keys and snapshots go into the temporary directory.
+pub(crate) struct Scratch {
+    dir: tempfile::TempDir,
+    server: Option<PostgresUrl>,
+    databases: tokio::sync::Mutex<Vec<ScratchDatabase>>,
+}
+
+/// One measured part's store.
+pub(crate) struct Part {
+    pub options: StoreOptions,
+    pub location: StoreLocation,
+}
+
+impl Scratch {
+    fn new(dir: Option<PathBuf>, options: &StoreOptions) -> anyhow::Result<Self> {
+        let server = match (&options.database_url, options.location()?) {
+            (None, _) => None,
+            (Some(_), StoreLocation::Postgres(url)) => Some(url),
+            (Some(_), StoreLocation::SqliteFile(_)) => anyhow::bail!(
+                "bench takes --database-url postgres://… only; SQLite runs on scratch files in --dir"
+            ),
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("consent-ledger-bench")
+            .tempdir_in(dir.unwrap_or_else(std::env::temp_dir))?;
+        Ok(Self {
+            dir,
+            server,
+            databases: tokio::sync::Mutex::default(),
+        })
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// `true` on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.server.is_some()
+    }
+
+    /// A fresh, empty store named `name` (an SQLite file, or a new database).
+    pub async fn part(&self, name: &str) -> anyhow::Result<Part> {
+        let data_dir = self.dir.path().join(name);
+        std::fs::create_dir_all(&data_dir)?;
+        match &self.server {
+            None => Ok(Part {
+                location: StoreLocation::in_data_dir(&data_dir),
+                options: StoreOptions {
+                    data_dir,
+                    database_url: None,
+                },
+            }),
+            Some(server) => {
+                let db = ScratchDatabase::create_for_bench(server).await?;
+                let part = Part {
+                    location: db.location().clone(),
+                    options: StoreOptions {
+                        data_dir,
+                        database_url: Some(db.url_text().to_owned()),
+                    },
+                };
+                self.databases.lock().await.push(db);
+                Ok(part)
+            }
+        }
+    }
+
+    /// How the tables name the backend and its durability setting.
+    pub fn label(&self) -> &'static str {
+        if self.is_postgres() {
+            "PostgreSQL, synchronous_commit=on"
+        } else {
+            "SQLite, synchronous=FULL"
+        }
+    }
+
+    /// Drops the scratch databases (the directory goes with `self`).
+    async fn remove(self) {
+        for db in self.databases.into_inner() {
+            if let Err(e) = db.remove().await {
+                eprintln!("could not drop a bench database: {e}");
+            }
+        }
     }
 }
 
@@ -91,8 +203,8 @@ struct Fixture {
     partners: Vec<PartnerId>,
 }
 
-async fn fixture(path: PathBuf) -> anyhow::Result<Fixture> {
-    let store = Store::open(&StoreLocation::SqliteFile(path)).await?;
+async fn fixture(location: &StoreLocation) -> anyhow::Result<Fixture> {
+    let store = Store::open(location).await?;
     let projector = Projector::new(store.clone());
     let directory: Arc<dyn Directory> = Arc::new(projector.clone());
     let services = LedgerServices::new(Arc::new(SystemClock), directory);
@@ -194,24 +306,31 @@ where
     Ok(figures(latencies, start.elapsed()))
 }
 
-async fn grants(args: GrantsArgs) -> anyhow::Result<()> {
-    let scratch = tempfile::Builder::new()
-        .prefix("consent-ledger-bench")
-        .tempdir_in(args.dir.clone().unwrap_or_else(std::env::temp_dir))?;
+async fn grants(args: GrantsArgs, scratch: &Scratch) -> anyhow::Result<()> {
     eprintln!(
-        "bench grants: {} grants, {} clients, scratch in {}",
+        "bench grants: {} grants, {} clients, {}, scratch in {}",
         args.count,
         args.clients,
+        scratch.label(),
         scratch.path().display()
     );
 
     // 1. The product path: CommandBus (load aggregate → handle → group-committed append).
-    let f = Arc::new(fixture(scratch.path().join("bus.db")).await?);
+    let f = Arc::new(fixture(&scratch.part("bus").await?.location).await?);
     let bus = Arc::new(CommandBus::<Consent>::new(
         f.store.clone(),
         f.services.clone(),
     ));
     let (fb, b) = (f.clone(), bus.clone());
+    // How many grants shared each transaction: what the group commit made of the clients.
+    let transactions = |f: &Fixture| {
+        let stats = f.store.writer_stats();
+        (
+            stats.batches.load(Ordering::Relaxed),
+            stats.appends.load(Ordering::Relaxed),
+        )
+    };
+    let before = transactions(&f);
     let product = drive(args.clients, args.count, move |i| {
         let (f, bus) = (fb.clone(), b.clone());
         async move {
@@ -222,9 +341,11 @@ async fn grants(args: GrantsArgs) -> anyhow::Result<()> {
         }
     })
     .await?;
+    let after = transactions(&f);
+    let (batches, appends) = (after.0 - before.0, after.1 - before.1);
 
     // 2. cqrs-es's own CqrsFramework::execute on our EventStore implementation.
-    let g = Arc::new(fixture(scratch.path().join("framework.db")).await?);
+    let g = Arc::new(fixture(&scratch.part("framework").await?.location).await?);
     let framework = Arc::new(CqrsFramework::new(
         LedgerEventStore::<Consent>::new(g.store.clone()),
         vec![],
@@ -253,14 +374,17 @@ async fn grants(args: GrantsArgs) -> anyhow::Result<()> {
         .filter(|e| e.stream_type == "consent")
         .collect();
     let batched =
-        baseline::batched_insert(&scratch.path().join("raw-batched.db"), &rows, 1000).await?;
+        baseline::batched_insert_at(&scratch.part("raw-batched").await?.location, &rows, 1000)
+            .await?;
     let naive_rows = &rows[..rows.len().min(2_000)];
     let naive =
-        baseline::batched_insert(&scratch.path().join("raw-per-row.db"), naive_rows, 1).await?;
+        baseline::batched_insert_at(&scratch.part("raw-per-row").await?.location, naive_rows, 1)
+            .await?;
     let rate = |n: usize, d: Duration| n as f64 / d.as_secs_f64();
 
     println!(
-        "| path (SQLite, synchronous=FULL, {} clients) | grants/s | p50 | p99 |",
+        "| path ({}, {} clients) | grants/s | p50 | p99 |",
+        scratch.label(),
         args.clients
     );
     println!("|---|---:|---:|---:|");
@@ -287,6 +411,11 @@ async fn grants(args: GrantsArgs) -> anyhow::Result<()> {
         rate(naive_rows.len(), naive)
     );
     println!();
+    println!(
+        "CommandBus: {appends} appends in {batches} transactions, {:.1} per transaction, {:.0} transactions/s",
+        appends as f64 / batches.max(1) as f64,
+        batches as f64 * product.per_second / args.count.max(1) as f64
+    );
     println!(
         "ratio CommandBus / raw batched INSERT: {:.2}",
         product.per_second / rate(rows.len(), batched)
@@ -358,11 +487,11 @@ mod naive {
 /// Runs `count` naive reads from `clients` tasks over 500 shipments, through cqrs-es's
 /// `CqrsFramework` on a per-command store (one transaction and fsync per read).
 pub(crate) async fn naive_reads(
-    path: PathBuf,
+    location: &StoreLocation,
     count: usize,
     clients: usize,
 ) -> anyhow::Result<Figures> {
-    let store = baseline::PerCommandStore::<naive::ShipmentReads>::open(&path).await?;
+    let store = baseline::PerCommandStore::<naive::ShipmentReads>::open_at(location).await?;
     let framework = Arc::new(CqrsFramework::new(store, vec![], ()));
     drive(clients, count, move |i| {
         let framework = framework.clone();

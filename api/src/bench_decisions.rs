@@ -1,5 +1,7 @@
 //! `consent-ledger bench decisions` and `bench check`: SPEC §11 rows 1–3 and the hot index's
-//! memory, each beside its baseline from the same run.
+//! memory, each beside its baseline from the same run. On PostgreSQL `bench decisions` can
+//! also run two nodes on one database: this process and a second `consent-ledger serve`
+//! process, the load generator's connections split between them.
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -25,7 +27,7 @@ use consent_ledger_store::{baseline, StoredEvent};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::bench::{figures, ms, Figures};
+use crate::bench::{figures, ms, Figures, Scratch};
 use crate::routes::principals::{register, CreatePrincipal};
 use crate::state::{AppState, ServiceConfig, StoreOptions};
 
@@ -43,6 +45,10 @@ pub struct DecisionsArgs {
     /// Reads through the naive per-shipment cqrs-es aggregate (baseline).
     #[arg(long, default_value_t = 5_000)]
     pub naive: usize,
+    /// Nodes serving the decisions: 1, or 2 on PostgreSQL (this process and a second
+    /// `consent-ledger serve` process on the same database, each with its own writer).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub nodes: u8,
     #[arg(long)]
     pub dir: Option<PathBuf>,
 }
@@ -260,15 +266,11 @@ pub(crate) struct Fixture {
 }
 
 pub(crate) async fn fixture(
-    dir: PathBuf,
+    options: &StoreOptions,
     partners: usize,
     shipments: usize,
 ) -> anyhow::Result<Fixture> {
-    let options = StoreOptions {
-        data_dir: dir,
-        database_url: None,
-    };
-    let state = AppState::open(&options, Arc::new(SystemClock), ServiceConfig::default()).await?;
+    let state = AppState::open(options, Arc::new(SystemClock), ServiceConfig::default()).await?;
     let meta = || CommandMeta::new("bench", "setup");
     let principal = |role, name: &str, partner| -> anyhow::Result<CreatePrincipal> {
         Ok(CreatePrincipal {
@@ -302,7 +304,10 @@ pub(crate) async fn fixture(
         partner_ids.push(p.id.as_partner());
         partner_tokens.push(p.token);
     }
+    // Registered 64 at a time, so that the group commit shares the commits: one commit per
+    // shipment would take most of a run's time on PostgreSQL.
     let mut shipment_ids = Vec::new();
+    let mut pending = tokio::task::JoinSet::new();
     for i in 0..shipments {
         let id = ShipmentId::from_uuid(Uuid::now_v7());
         let command = ShipmentCommand::RegisterShipment {
@@ -313,11 +318,22 @@ pub(crate) async fn fixture(
             destination_country: CountryCode::parse("DE")?,
             recipient_ref: None,
         };
-        state
-            .shipments
-            .execute(&id.to_string(), command, meta())
-            .await?;
+        let state = state.clone();
+        pending.spawn(async move {
+            state
+                .shipments
+                .execute(&id.to_string(), command, meta())
+                .await
+        });
         shipment_ids.push(id);
+        if pending.len() >= 64 {
+            if let Some(done) = pending.join_next().await {
+                done??;
+            }
+        }
+    }
+    while let Some(done) = pending.join_next().await {
+        done??;
     }
     for partner in &partner_ids {
         let id = ConsentId::from_uuid(Uuid::now_v7());
@@ -361,14 +377,15 @@ pub(crate) async fn fixture(
 }
 
 /// Sends `count` requests from `connections` concurrent clients on a load-generator thread of
-/// its own; `body(i)` gives request i's (path, token, JSON), POSTed, or GET without a body when
-/// the JSON is null. Returns latency figures.
+/// its own, connection `c` to node `urls[c % urls.len()]`; `body(i)` gives request i's (path,
+/// token, JSON), POSTed, or GET without a body when the JSON is null. Returns latency figures.
 fn load(
-    url: String,
+    urls: &[String],
     connections: usize,
     count: usize,
     body: Arc<dyn Fn(usize) -> (&'static str, String, serde_json::Value) + Send + Sync>,
 ) -> anyhow::Result<Figures> {
+    let urls = urls.to_vec();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
             let client = awc::Client::builder()
@@ -378,9 +395,13 @@ fn load(
             let next = std::rc::Rc::new(std::cell::Cell::new(0usize));
             let started = Instant::now();
             let mut tasks = Vec::new();
-            for _ in 0..connections {
-                let (client, next, url, body) =
-                    (client.clone(), next.clone(), url.clone(), body.clone());
+            for c in 0..connections {
+                let (client, next, url, body) = (
+                    client.clone(),
+                    next.clone(),
+                    urls[c % urls.len()].clone(),
+                    body.clone(),
+                );
                 tasks.push(actix_web::rt::spawn(async move {
                     let mut latencies = Vec::new();
                     loop {
@@ -422,11 +443,25 @@ fn load(
 
 /// SPEC §11 rows 1–2 with their baselines: HTTP single decisions at 64 connections and batch
 /// decisions, recorded durably; raw batched INSERTs of the same rows; the naive design.
-pub async fn decisions(args: DecisionsArgs) -> anyhow::Result<()> {
-    let scratch = tempfile::Builder::new()
-        .prefix("consent-ledger-bench")
-        .tempdir_in(args.dir.clone().unwrap_or_else(std::env::temp_dir))?;
-    let f = Arc::new(fixture(scratch.path().join("ledger"), 100, 10_000).await?);
+pub(crate) async fn decisions(args: DecisionsArgs, scratch: &Scratch) -> anyhow::Result<()> {
+    if args.nodes > 1 && !scratch.is_postgres() {
+        anyhow::bail!(
+            "--nodes 2 needs --database-url postgres://…: nodes share a PostgreSQL database"
+        );
+    }
+    let ledger = scratch.part("ledger").await?;
+    let f = Arc::new(fixture(&ledger.options, 100, 10_000).await?);
+    let mut urls = vec![f.url.clone()];
+    // The second node is a real `serve` process of this same binary: its own runtime, HTTP
+    // server, writer connection and read pool, following the first node's commits.
+    let second = match args.nodes {
+        2 => {
+            let node = SecondNode::start(&ledger.options, &scratch.path().join("node-b"))?;
+            urls.push(node.url.clone());
+            Some(node)
+        }
+        _ => None,
+    };
     let single = {
         let f = f.clone();
         Arc::new(move |i: usize| {
@@ -436,14 +471,9 @@ pub async fn decisions(args: DecisionsArgs) -> anyhow::Result<()> {
             ("/v1/decisions", f.partner_tokens[p].clone(), body)
         })
     };
-    let warm = load(
-        f.url.clone(),
-        args.connections,
-        args.count / 10,
-        single.clone(),
-    )?;
+    let warm = load(&urls, args.connections, args.count / 10, single.clone())?;
     let first = f.state.store.next_position().await?;
-    let http = load(f.url.clone(), args.connections, args.count, single)?;
+    let http = load(&urls, args.connections, args.count, single)?;
     let batch = {
         let f = f.clone();
         Arc::new(move |i: usize| {
@@ -460,14 +490,15 @@ pub async fn decisions(args: DecisionsArgs) -> anyhow::Result<()> {
             )
         })
     };
-    let batched = load(f.url.clone(), 4, args.batches, batch)?;
+    let batched = load(&urls, 4, args.batches, batch)?;
     // The ceiling of this harness: the same clients on an answer that does no work at all.
     let ceiling = load(
-        f.url.clone(),
+        &urls,
         args.connections,
         args.count,
         Arc::new(|_| ("/healthz", String::new(), serde_json::Value::Null)),
     )?;
+    drop(second);
 
     // Baseline (a): the decision rows the product wrote, as raw batched INSERTs.
     let rows: Vec<StoredEvent> = f
@@ -475,12 +506,23 @@ pub async fn decisions(args: DecisionsArgs) -> anyhow::Result<()> {
         .store
         .read_range(first, u32::try_from(args.count).unwrap_or(u32::MAX))
         .await?;
-    let raw = baseline::batched_insert(&scratch.path().join("raw.db"), &rows, 1000).await?;
+    let raw =
+        baseline::batched_insert_at(&scratch.part("raw").await?.location, &rows, 1000).await?;
     let raw_rate = rows.len() as f64 / raw.as_secs_f64();
     // Baseline (b): one cqrs-es command per read on a per-shipment aggregate.
-    let naive = crate::bench::naive_reads(scratch.path().join("naive.db"), args.naive, 64).await?;
+    let naive =
+        crate::bench::naive_reads(&scratch.part("naive").await?.location, args.naive, 64).await?;
 
-    println!("| path (SQLite, synchronous=FULL) | decisions/s | p50 | p99 |");
+    let nodes = match args.nodes {
+        1 => "one node".to_owned(),
+        n => format!(
+            "{n} nodes: this process and a second `serve` process, connections split between them"
+        ),
+    };
+    println!(
+        "| path ({}, {nodes}) | decisions/s | p50 | p99 |",
+        scratch.label()
+    );
     println!("|---|---:|---:|---:|");
     println!(
         "| warm-up, {} connections | {:.0} | {:.2} ms | {:.2} ms |",
@@ -525,6 +567,62 @@ pub async fn decisions(args: DecisionsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A second node for `bench decisions --nodes 2`: `consent-ledger serve` (this executable) on
+/// the first node's database with a data directory of its own. Stopped with SIGTERM, and
+/// waited for, when dropped.
+struct SecondNode {
+    child: std::process::Child,
+    url: String,
+}
+
+impl SecondNode {
+    fn start(options: &StoreOptions, data_dir: &std::path::Path) -> anyhow::Result<Self> {
+        use std::io::BufRead;
+        let database_url = options
+            .database_url
+            .as_deref()
+            .context("a second node needs a database URL")?;
+        let child =
+            std::process::Command::new(std::env::current_exe().context("finding this executable")?)
+                .env_remove("DATABASE_URL")
+                .env("RUST_LOG", "warn")
+                .arg("--data-dir")
+                .arg(data_dir)
+                .args(["--database-url", database_url])
+                .args(["serve", "--listen", "127.0.0.1:0"])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .context("starting the second node")?;
+        let mut node = Self {
+            url: String::new(),
+            child,
+        };
+        let stdout = node
+            .child
+            .stdout
+            .take()
+            .context("the second node's stdout")?;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line)?;
+        node.url = line
+            .trim()
+            .strip_prefix("consent-ledger listening on ")
+            .with_context(|| format!("the second node did not start: {line:?}"))?
+            .to_owned();
+        Ok(node)
+    }
+}
+
+impl Drop for SecondNode {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct RestartArgs {
     /// Shipments in the seeded log.
@@ -547,7 +645,7 @@ pub async fn restart(args: RestartArgs) -> anyhow::Result<()> {
         data_dir: scratch.path().to_path_buf(),
         database_url: None,
     };
-    let f = fixture(scratch.path().to_path_buf(), 10, 0).await?;
+    let f = fixture(&options, 10, 0).await?;
     let shipper = f
         .state
         .projector

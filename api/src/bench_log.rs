@@ -175,7 +175,11 @@ pub async fn seed_cmd(args: SeedLogArgs) -> anyhow::Result<()> {
         "{} already holds a log",
         args.dir.display()
     );
-    let f = crate::bench_decisions::fixture(args.dir.clone(), args.partners, 0).await?;
+    let options = crate::state::StoreOptions {
+        data_dir: args.dir.clone(),
+        database_url: None,
+    };
+    let f = crate::bench_decisions::fixture(&options, args.partners, 0).await?;
     let shipper = f
         .state
         .projector

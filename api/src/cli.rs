@@ -243,7 +243,7 @@ pub async fn main() -> anyhow::Result<()> {
             println!("{}", key.vkey());
             Ok(())
         }
-        Command::Bench(cmd) => crate::bench::run(cmd).await,
+        Command::Bench(cmd) => crate::bench::run(cmd, &options).await,
         Command::Replay => replay(&options).await,
         Command::AuditLog => crate::audit_log::run(&options).await,
         Command::Export(args) => export(&options, args).await,

@@ -1,5 +1,6 @@
 //! Fresh, throw-away PostgreSQL databases for the test suites (the store's contract suite and
-//! the HTTP suite), so that every test runs on an empty database of its own.
+//! the HTTP suite), so that every test runs on an empty database of its own, and for the
+//! benchmark harness, whose every measured part starts on an empty database too.
 //!
 //! The server comes from `DATABASE_URL`. Without it the PostgreSQL tests are skipped with a
 //! notice on stderr — unless `CI` is set: CI must never pass by silently skipping them.
@@ -41,8 +42,11 @@ pub fn postgres_server(what: &str) -> Option<PostgresUrl> {
     }
 }
 
-/// Every scratch database's name starts so.
+/// Every test scratch database's name starts so.
 const PREFIX: &str = "cl_test_";
+
+/// Every benchmark scratch database's name starts so; tests never sweep these.
+const BENCH_PREFIX: &str = "bench_";
 
 /// A database created empty for one test, dropped again when this guard is dropped (even when
 /// the test failed), with whatever connections are still open on it.
@@ -55,15 +59,27 @@ pub struct ScratchDatabase {
 impl ScratchDatabase {
     /// Creates database `cl_test_<uuid>` on `server`.
     pub async fn create(server: &PostgresUrl) -> Result<Self, StoreError> {
-        let name = format!("{PREFIX}{}", uuid::Uuid::now_v7().simple());
+        Self::create_named(server, PREFIX).await
+    }
+
+    /// Creates database `bench_<uuid>` on `server`, for one measured part of a benchmark.
+    /// Call [`ScratchDatabase::remove`] when done: a process that exits right after dropping
+    /// the guard may leave the database behind.
+    pub async fn create_for_bench(server: &PostgresUrl) -> Result<Self, StoreError> {
+        Self::create_named(server, BENCH_PREFIX).await
+    }
+
+    async fn create_named(server: &PostgresUrl, prefix: &str) -> Result<Self, StoreError> {
+        let name = format!("{prefix}{}", uuid::Uuid::now_v7().simple());
         let mut conn = PgConnection::connect_with(&connect_options(server)?)
             .await
             .map_err(StoreError::unavailable)?;
         static SWEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-        if !SWEPT.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        if prefix == PREFIX && !SWEPT.swap(true, std::sync::atomic::Ordering::Relaxed) {
             sweep_stale(&mut conn, server).await;
         }
-        // INVARIANT: `name` is `cl_test_` and hex digits, so it needs no quoting beyond this.
+        // INVARIANT: `name` is one of the prefixes above and hex digits, so it needs no quoting
+        // beyond this.
         sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
             .execute(&mut conn)
             .await
@@ -95,10 +111,21 @@ impl ScratchDatabase {
     pub fn url_text(&self) -> &str {
         self.url().expose()
     }
+
+    /// Drops the database now (with whatever connections are still open on it) and waits
+    /// for it.
+    pub async fn remove(mut self) -> Result<(), StoreError> {
+        let name = std::mem::take(&mut self.name);
+        drop_database(&self.server, &name).await
+    }
 }
 
 impl Drop for ScratchDatabase {
     fn drop(&mut self) {
+        if self.name.is_empty() {
+            // Removed already.
+            return;
+        }
         // Drop runs inside the test's runtime, which cannot be blocked on, and DROP DATABASE
         // waits for a checkpoint (about a second while other tests write): a thread with a
         // runtime of its own sends it and is not waited for. Should the test binary exit
@@ -127,7 +154,7 @@ async fn drop_database(server: &PostgresUrl, name: &str) -> Result<(), StoreErro
     let mut conn = PgConnection::connect_with(&connect_options(server)?)
         .await
         .map_err(StoreError::unavailable)?;
-    // INVARIANT: callers pass `cl_test_` names only (see `is_scratch_name`).
+    // INVARIANT: callers pass names `create_named` made or `is_scratch_name` accepted.
     sqlx::raw_sql(AssertSqlSafe(format!(
         "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
     )))
