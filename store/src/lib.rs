@@ -31,8 +31,8 @@ use sqlx::SqlitePool;
 
 pub use error::StoreError;
 pub use event::{
-    Append, Guard, IdempotencyClaim, IdempotencyRecord, NewEvent, Payload, Position, Provenance,
-    RawEvent, StoredEvent,
+    Append, DecisionScan, Guard, IdempotencyClaim, IdempotencyRecord, NewEvent, Payload, Position,
+    Provenance, RawEvent, StoredEvent,
 };
 
 use std::collections::HashMap;
@@ -152,6 +152,16 @@ impl Store {
         skipped: &str,
     ) -> Result<Vec<RawEvent>, StoreError> {
         sqlite::read_range_except(&self.inner.reads, from, end, limit, skipped).await
+    }
+
+    /// The events of positions `range` that `scan` lets through, in order: a pre-selection in
+    /// SQL, which the caller refines (see [`DecisionScan`]).
+    pub async fn read_decisions(
+        &self,
+        range: std::ops::Range<u64>,
+        scan: &DecisionScan,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        sqlite::read_decisions(&self.inner.reads, range, scan).await
     }
 
     /// The stored leaf hashes of positions `leaves`, in order; a missing one is

@@ -22,7 +22,8 @@ use consent_ledger_audit::tree::{mth, root_nodes, Frontier, Hash, NodeId};
 
 use crate::error::{classify, ClassifiedError, StoreError, UniqueKey};
 use crate::event::{
-    Append, IdempotencyClaim, IdempotencyRecord, Payload, Position, RawEvent, StoredEvent,
+    Append, DecisionScan, IdempotencyClaim, IdempotencyRecord, Payload, Position, RawEvent,
+    StoredEvent,
 };
 use crate::group_commit::{AppendResult, BatchOutcome};
 
@@ -826,6 +827,56 @@ pub(crate) async fn read_range_except(
         })
         .collect::<Result<_, _>>()
         .map_err(StoreError::unavailable)
+}
+
+/// The events of positions `range` that `scan` lets through, in order (see [`DecisionScan`]).
+pub(crate) async fn read_decisions(
+    pool: &SqlitePool,
+    range: Range<u64>,
+    scan: &DecisionScan,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut q = QueryBuilder::<Sqlite>::new(concat!(
+        "SELECT ",
+        event_columns!(),
+        " FROM events WHERE position >= "
+    ));
+    q.push_bind(sql_index(range.start))
+        .push(" AND position < ")
+        .push_bind(sql_index(range.end))
+        .push(" AND ((stream_type = ")
+        .push_bind(scan.stream_type.as_str());
+    if let Some(event_type) = &scan.event_type {
+        q.push(" AND event_type = ").push_bind(event_type.as_str());
+    }
+    for group in scan.payload_contains.iter().filter(|g| !g.is_empty()) {
+        q.push(" AND (");
+        for (i, text) in group.iter().enumerate() {
+            if i > 0 {
+                q.push(" OR ");
+            }
+            // instr is a byte search in C: no JSON is parsed for events left out.
+            q.push("instr(payload, ")
+                .push_bind(text.as_str())
+                .push(") > 0");
+        }
+        q.push(")");
+    }
+    q.push(")");
+    if let Some((stream_type, stream_id)) = &scan.also {
+        q.push(" OR (stream_type = ")
+            .push_bind(stream_type.as_str())
+            .push(" AND stream_id = ")
+            .push_bind(stream_id.as_str())
+            .push(")");
+    }
+    q.push(") ORDER BY position");
+    let rows = q
+        .build()
+        .persistent(false)
+        .fetch_all(pool)
+        .await
+        .map_err(StoreError::unavailable)?;
+    rows.iter().map(row_to_event).collect()
 }
 
 pub(crate) async fn next_position(pool: &SqlitePool) -> Result<Position, StoreError> {
