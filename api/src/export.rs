@@ -15,7 +15,7 @@ use consent_ledger_audit::leaf::leaf_data;
 use consent_ledger_audit::tree::leaf_hash;
 use consent_ledger_domain::access::ACCESS_STREAM;
 use consent_ledger_projections::ReadModel;
-use consent_ledger_store::{DecisionScan, Inclusion, StoreError, StoredEvent};
+use consent_ledger_store::{DecisionScan, Inclusion, StoreError, StoredEvent, TextFieldRange};
 use tokio::task::JoinHandle;
 
 use crate::access_filter::{access_event, decision, AccessFilter, Outcome, Resolved};
@@ -257,9 +257,21 @@ fn pre_selection(
             .to_owned()
         }),
         payload_contains,
+        // A decision's time is stored as RFC 3339 in UTC; to the second it orders as text, so
+        // from ≤ t < to needs the seconds of t between those of from and to.
+        text_field: (filter.from.is_some() || filter.to.is_some()).then(|| TextFieldRange {
+            key: "decided_at".to_owned(),
+            chars: SECOND_CHARS,
+            min: filter.from.map(|t| t.format(SECONDS).to_string()),
+            max: filter.to.map(|t| t.format(SECONDS).to_string()),
+        }),
         also: registration.map(|id| ("shipment".to_owned(), id.to_owned())),
     }
 }
+
+/// RFC 3339 cut to the second, and the length of what it writes (years 0–9999).
+const SECONDS: &str = "%Y-%m-%dT%H:%M:%S";
+const SECOND_CHARS: usize = 19;
 
 /// Writes the whole bundle to `out`; `progress` is told (positions scanned, tree size) after
 /// each page. Returns (events written, tree size).
@@ -282,5 +294,30 @@ fn export_error(e: ApiError) -> anyhow::Error {
     match e {
         ApiError::Internal(cause) | ApiError::Unavailable(cause) => cause.context("exporting"),
         other => anyhow::anyhow!("{other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+
+    #[test]
+    fn a_stored_decision_time_starts_with_its_second() {
+        // The pre-selection compares the first 19 characters of `decided_at` as the payload
+        // stores it with the filter's times written with SECONDS.
+        for t in [
+            Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap() + chrono::Duration::nanoseconds(1),
+            Utc.with_ymd_and_hms(999, 12, 31, 23, 59, 59).unwrap()
+                + chrono::Duration::microseconds(5),
+        ] {
+            let stored = serde_json::to_value(t).unwrap();
+            let stored = stored.as_str().unwrap();
+            let second = t.format(SECONDS).to_string();
+            assert_eq!(second.len(), SECOND_CHARS);
+            assert_eq!(&stored[..SECOND_CHARS], second, "{stored}");
+        }
     }
 }

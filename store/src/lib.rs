@@ -32,7 +32,7 @@ use sqlx::SqlitePool;
 pub use error::StoreError;
 pub use event::{
     Append, DecisionScan, Guard, IdempotencyClaim, IdempotencyRecord, NewEvent, Payload, Position,
-    Provenance, RawEvent, StoredEvent,
+    Provenance, RawEvent, StoredEvent, TextFieldRange,
 };
 
 use std::collections::HashMap;

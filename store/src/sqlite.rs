@@ -861,6 +861,28 @@ pub(crate) async fn read_decisions(
         }
         q.push(")");
     }
+    if let Some(field) = &scan.text_field {
+        let pattern = format!("\"{}\":\"", field.key);
+        let value = |q: &mut QueryBuilder<Sqlite>| {
+            q.push("substr(payload, instr(payload, ")
+                .push_bind(pattern.clone())
+                .push(") + ")
+                .push_bind(i64::try_from(pattern.chars().count()).unwrap_or(i64::MAX))
+                .push(", ")
+                .push_bind(i64::try_from(field.chars).unwrap_or(i64::MAX))
+                .push(")");
+        };
+        // A payload without the field is let through: the reader decides.
+        for (bound, op) in [(&field.min, " >= "), (&field.max, " <= ")] {
+            if let Some(bound) = bound {
+                q.push(" AND (instr(payload, ")
+                    .push_bind(pattern.clone())
+                    .push(") = 0 OR ");
+                value(&mut q);
+                q.push(op).push_bind(bound.clone()).push(")");
+            }
+        }
+    }
     q.push(")");
     if let Some((stream_type, stream_id)) = &scan.also {
         q.push(" OR (stream_type = ")

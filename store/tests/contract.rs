@@ -1696,14 +1696,14 @@ pub async fn a_decision_scan_pre_selects_in_sql(location: StoreLocation) {
             "d0",
             1,
             "Allowed",
-            json!({"p": "alpha", "s": "one"}),
+            json!({"p": "alpha", "s": "one", "t": "2026-03-01T12:00:00.5Z"}),
         ),
         new_event(
             "access",
             "d1",
             1,
             "Denied",
-            json!({"p": "alpha", "s": "two"}),
+            json!({"p": "alpha", "s": "two", "t": "2026-03-01T12:00:01Z"}),
         ),
         new_event("shipment", "one", 1, "Registered", json!({"id": "one"})),
         new_event(
@@ -1711,7 +1711,7 @@ pub async fn a_decision_scan_pre_selects_in_sql(location: StoreLocation) {
             "d2",
             1,
             "Allowed",
-            json!({"p": "beta", "s": "one"}),
+            json!({"p": "beta", "s": "one", "t": "2026-03-01T12:00:02.25Z"}),
         ),
         new_event(
             "other",
@@ -1725,8 +1725,9 @@ pub async fn a_decision_scan_pre_selects_in_sql(location: StoreLocation) {
             "d3",
             1,
             "Allowed",
-            json!({"p": "alpha", "s": "three"}),
+            json!({"p": "alpha", "s": "three", "t": "2026-03-01T12:00:09Z"}),
         ),
+        new_event("access", "d4", 1, "Allowed", json!({"p": "gamma"})),
     ];
     store.append(plain(events)).await.expect("append");
     let scan = |event_type: Option<&str>, groups: &[&[&str]], also: Option<&str>| DecisionScan {
@@ -1736,7 +1737,17 @@ pub async fn a_decision_scan_pre_selects_in_sql(location: StoreLocation) {
             .iter()
             .map(|g| g.iter().map(|t| (*t).to_owned()).collect())
             .collect(),
+        text_field: None,
         also: also.map(|id| ("shipment".to_owned(), id.to_owned())),
+    };
+    let seconds = |min: Option<&str>, max: Option<&str>| DecisionScan {
+        text_field: Some(consent_ledger_store::TextFieldRange {
+            key: "t".into(),
+            chars: 19,
+            min: min.map(str::to_owned),
+            max: max.map(str::to_owned),
+        }),
+        ..scan(None, &[], Some("one"))
     };
     let positions = |events: Vec<StoredEvent>| positions(&events);
     for (scan, range, expected) in [
@@ -1760,6 +1771,25 @@ pub async fn a_decision_scan_pre_selects_in_sql(location: StoreLocation) {
         ),
         (scan(None, &[], None), 1..4, vec![1, 3]),
         (scan(None, &[&["nowhere"]], None), 0..6, vec![]),
+        // Times compared to the second, as text; the other stream passes regardless.
+        (
+            seconds(Some("2026-03-01T12:00:01"), None),
+            0..6,
+            vec![1, 2, 3, 5],
+        ),
+        (
+            seconds(None, Some("2026-03-01T12:00:01")),
+            0..6,
+            vec![0, 1, 2],
+        ),
+        (
+            seconds(Some("2026-03-01T12:00:00"), Some("2026-03-01T12:00:02")),
+            0..6,
+            vec![0, 1, 2, 3],
+        ),
+        (seconds(Some("2026-03-01T12:00:10"), None), 0..6, vec![2]),
+        // A payload without the field is left to the reader.
+        (seconds(Some("2026-03-01T12:00:10"), None), 0..7, vec![2, 6]),
     ] {
         assert_eq!(
             positions(
