@@ -270,19 +270,73 @@ fn rate(n: u64, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64().max(1e-9)
 }
 
-/// Exports with `filter` into `out`; returns (events, tree size, time).
-async fn timed_export(
+/// Exports with `filter` into `out`; returns the events written.
+async fn export(
     state: &Arc<AppState>,
     filter: AccessFilter,
     since: Option<u64>,
     out: &mut impl Write,
-) -> anyhow::Result<(u64, u64, Duration)> {
-    let started = Instant::now();
+) -> anyhow::Result<u64> {
     let exporter = Exporter::start(state.clone(), filter, since)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (events, size) = write_bundle(exporter, out, |_, _| {}).await?;
-    Ok((events, size, started.elapsed()))
+    Ok(write_bundle(exporter, out, |_, _| {}).await?.0)
+}
+
+/// CPU time this process has used, all threads (Linux: /proc/self/stat, in clock ticks of
+/// 1/100 s).
+fn cpu_time() -> Duration {
+    let ticks = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            // Fields after the command name, which is in parentheses and may hold spaces.
+            let rest = stat.get(stat.rfind(')')? + 2..)?.to_owned();
+            let fields: Vec<u64> = rest
+                .split_whitespace()
+                .skip(11)
+                .take(2)
+                .filter_map(|f| f.parse().ok())
+                .collect();
+            Some(fields.iter().sum::<u64>())
+        })
+        .unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+/// Wall and CPU time of one step, printed as a row of the table.
+struct Clock {
+    wall: Instant,
+    cpu: Duration,
+}
+
+impl Clock {
+    fn start() -> Self {
+        Self {
+            wall: Instant::now(),
+            cpu: cpu_time(),
+        }
+    }
+
+    fn row(&self, step: &str, events: u64, bytes: Option<u64>, bold: bool) {
+        let wall = self.wall.elapsed();
+        let cpu = cpu_time().saturating_sub(self.cpu);
+        let per_second = rate(events, wall);
+        let per_cpu = rate(events, cpu);
+        let rate_text = if bold {
+            format!("**{per_second:.0}**")
+        } else {
+            format!("{per_second:.0}")
+        };
+        println!(
+            "| {step} | {events} | {:.1} s | {rate_text} | {:.1} s | {per_cpu:.0} | {} |",
+            wall.as_secs_f64(),
+            cpu.as_secs_f64(),
+            bytes.map_or(String::new(), |b| format!(
+                "{:.0}",
+                b as f64 / (1 << 20) as f64 / wall.as_secs_f64()
+            )),
+        );
+    }
 }
 
 fn bundle_file(path: &Path) -> anyhow::Result<std::io::BufWriter<std::fs::File>> {
@@ -324,34 +378,33 @@ pub async fn log(args: LogArgs) -> anyhow::Result<()> {
 
     println!("log of {size} events ({} checkpoints)", checkpoints.len());
     println!();
-    println!("| step | events | time | events/s | MiB/s |");
-    println!("|---|---:|---:|---:|---:|");
-    let mib = |bytes: u64, d: Duration| bytes as f64 / (1 << 20) as f64 / d.as_secs_f64();
+    println!("| step | events | wall time | events/s | CPU time (all threads) | events per CPU-second | MiB/s |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
 
     // Baseline: reading every page of the log, as the export does, and nothing else.
-    let t = Instant::now();
+    let clock = Clock::start();
     let mut from = 0u64;
     while from < size {
         let page = state.store.read_range(Position::new(from), 1 << 14).await?;
         let Some(last) = page.last() else { break };
         from = last.position.get() + 1;
     }
-    let read = t.elapsed();
-    println!(
-        "| baseline: read every event (`Store::read_range`, pages of 16,384) | {size} | {:.1} s | {:.0} | |",
-        read.as_secs_f64(),
-        rate(size, read)
+    clock.row(
+        "baseline: read every event (`Store::read_range`, pages of 16,384, one at a time)",
+        size,
+        None,
+        false,
     );
 
     if !args.skip_full_export {
         let mut sink = Counting(0);
-        let (events, _, took) =
-            timed_export(&state, AccessFilter::default(), None, &mut sink).await?;
-        println!(
-            "| export, no filter: every decision with its proof (to a counting sink) | {events} | {:.1} s | **{:.0}** | {:.0} |",
-            took.as_secs_f64(),
-            rate(events, took),
-            mib(sink.0, took)
+        let clock = Clock::start();
+        let events = export(&state, AccessFilter::default(), None, &mut sink).await?;
+        clock.row(
+            "**export, no filter**: every decision with its proof (to a counting sink)",
+            events,
+            Some(sink.0),
+            true,
         );
     }
 
@@ -362,14 +415,15 @@ pub async fn log(args: LogArgs) -> anyhow::Result<()> {
         ..AccessFilter::default()
     };
     let mut out = bundle_file(&window_file)?;
-    let (window_events, _, took) = timed_export(&state, window, None, &mut out).await?;
+    let clock = Clock::start();
+    let window_events = export(&state, window, None, &mut out).await?;
     drop(out);
     let window_bytes = std::fs::metadata(&window_file)?.len();
-    println!(
-        "| export from/to: {window_events} neighbouring decisions (to a file; the scan reads all {size}) | {window_events} | {:.1} s | **{:.0}** | {:.0} |",
-        took.as_secs_f64(),
-        rate(window_events, took),
-        mib(window_bytes, took)
+    clock.row(
+        &format!("export from/to: {window_events} neighbouring decisions, to a file (the scan passes over all {size})"),
+        window_events,
+        Some(window_bytes),
+        true,
     );
 
     let partner_file = args.scratch.join("partner.ndjson");
@@ -378,16 +432,18 @@ pub async fn log(args: LogArgs) -> anyhow::Result<()> {
         ..AccessFilter::default()
     };
     let mut out = bundle_file(&partner_file)?;
-    let (partner_events, _, took) = timed_export(&state, by_partner, since, &mut out).await?;
+    let clock = Clock::start();
+    let partner_events = export(&state, by_partner, since, &mut out).await?;
     drop(out);
     let partner_bytes = std::fs::metadata(&partner_file)?.len();
-    println!(
-        "| export partner_id (every 10th decision) with since={} | {partner_events} | {:.1} s | {:.0} ({:.0} scanned) | {:.0} |",
-        since.unwrap_or(0),
-        took.as_secs_f64(),
-        rate(partner_events, took),
-        rate(size, took),
-        mib(partner_bytes, took)
+    clock.row(
+        &format!(
+            "export partner_id (every 10th decision), since={}, to a file",
+            since.unwrap_or(0)
+        ),
+        partner_events,
+        Some(partner_bytes),
+        true,
     );
 
     let shipment = first_shipment(&state).await?;
@@ -396,42 +452,53 @@ pub async fn log(args: LogArgs) -> anyhow::Result<()> {
         ..AccessFilter::default()
     };
     let mut sink = Counting(0);
-    let (one_events, _, took) = timed_export(&state, one, None, &mut sink).await?;
-    println!(
-        "| export shipment_id (one shipment; the scan reads all {size}) | {one_events} | {:.1} s | | |",
-        took.as_secs_f64()
+    let clock = Clock::start();
+    let one_events = export(&state, one, None, &mut sink).await?;
+    clock.row(
+        &format!(
+            "export shipment_id: one shipment's registration and decisions among {size} events"
+        ),
+        one_events,
+        Some(sink.0),
+        false,
     );
 
     for (file, bytes, trusted, what) in [
-        (&window_file, window_bytes, None, "the from/to bundle"),
+        (
+            &window_file,
+            window_bytes,
+            None,
+            "the from/to bundle (neighbours)",
+        ),
         (
             &partner_file,
             partner_bytes,
             trusted.as_ref(),
-            "the partner bundle, --since the first checkpoint",
+            "the partner bundle (every 10th position), --since the first checkpoint",
         ),
     ] {
-        let t = Instant::now();
+        let clock = Clock::start();
         let verified = crate::verify::verify_file(file, &vkey, trusted)?;
-        let took = t.elapsed();
-        println!(
-            "| verify {what} (`consent-ledger verify`'s code) | {} | {:.1} s | **{:.0}** | {:.0} |",
-            verified.events,
-            took.as_secs_f64(),
-            rate(verified.events as u64, took),
-            mib(bytes, took)
+        clock.row(
+            &format!("**verify** {what}"),
+            verified.events as u64,
+            Some(bytes),
+            true,
         );
     }
     std::fs::remove_file(&window_file)?;
     std::fs::remove_file(&partner_file)?;
 
+    let clock = Clock::start();
     let report = crate::audit_log::audit(&options).await?;
-    println!(
-        "| audit-log: every leaf recomputed from its event and compared, {} checkpoints re-checked | {} | {:.1} s | **{:.0}** | |",
-        report.checkpoints_checked,
+    clock.row(
+        &format!(
+            "**audit-log**: every leaf recomputed from its event and compared, the root at {} checkpoints re-checked",
+            report.checkpoints_checked
+        ),
         report.events,
-        report.seconds,
-        report.events as f64 / report.seconds
+        None,
+        true,
     );
     println!();
 

@@ -15,10 +15,10 @@ use consent_ledger_audit::leaf::leaf_data;
 use consent_ledger_audit::tree::leaf_hash;
 use consent_ledger_domain::access::ACCESS_STREAM;
 use consent_ledger_projections::ReadModel;
-use consent_ledger_store::{Inclusion, Position, Store, StoreError, StoredEvent};
+use consent_ledger_store::{DecisionScan, Inclusion, StoreError, StoredEvent, TextFieldRange};
 use tokio::task::JoinHandle;
 
-use crate::access_filter::{access_event, decision, AccessFilter, Resolved};
+use crate::access_filter::{access_event, decision, AccessFilter, Outcome, Resolved};
 use crate::problem::ApiError;
 use crate::state::AppState;
 
@@ -40,6 +40,8 @@ pub struct Exporter {
     /// The shipment whose registration the bundle holds besides its decisions: the one the
     /// filter names, unless it also names a partner (whose bundle is about its reads only).
     registration: Option<String>,
+    /// What SQL pre-selects, so that events the filter would drop are never read into Rust.
+    scan: Arc<DecisionScan>,
     size: u64,
     next: u64,
     header: Option<Vec<u8>>,
@@ -96,11 +98,13 @@ impl Exporter {
                 });
             (resolved, registration.map(|s| s.to_string()))
         };
+        let scan = Arc::new(pre_selection(&filter, &resolved, registration.as_deref()));
         Ok(Self {
             state,
             filter,
             resolved,
             registration,
+            scan,
             size,
             next: 0,
             header: Some(first),
@@ -125,9 +129,10 @@ impl Exporter {
         self.exported
     }
 
-    fn read(store: &Store, from: u64) -> PageRead {
-        let store = store.clone();
-        tokio::spawn(async move { store.read_range(Position::new(from), PAGE).await })
+    fn read(&self, from: u64) -> PageRead {
+        let (store, scan) = (self.state.store.clone(), self.scan.clone());
+        let end = from.saturating_add(u64::from(PAGE)).min(self.size);
+        tokio::spawn(async move { store.read_decisions(from..end, &scan).await })
     }
 
     /// The next chunk of the bundle (whole lines; empty when a page held nothing selected), or
@@ -151,27 +156,14 @@ impl Exporter {
         // The next pages are read (other connections, other threads) while this one is
         // selected, hashed and proven. Pages are fixed runs of positions.
         while self.reading.len() < READ_AHEAD && self.requested < self.size {
-            self.reading
-                .push_back(Self::read(&self.state.store, self.requested));
+            self.reading.push_back(self.read(self.requested));
             self.requested += u64::from(PAGE);
         }
         let Some(reading) = self.reading.pop_front() else {
             return Ok(false);
         };
         let events = reading.await.map_err(|e| ApiError::Internal(e.into()))??;
-        let from = self.next;
-        let gapless = events.first().is_some_and(|e| e.position.get() == from)
-            && events
-                .last()
-                .is_some_and(|e| e.position.get() == from + events.len() as u64 - 1);
-        if !gapless {
-            return Err(ApiError::Internal(anyhow::anyhow!(
-                "the log has no run of events from position {from} up to the checkpoint's \
-                 size {}: it was altered; run consent-ledger audit-log",
-                self.size
-            )));
-        }
-        self.next = from + events.len() as u64;
+        self.next = self.next.saturating_add(u64::from(PAGE)).min(self.size);
         let selected = self.select(&events);
         if selected.is_empty() {
             return Ok(true);
@@ -232,6 +224,55 @@ fn leaf_of(event: &StoredEvent, proof: &Inclusion) -> Result<Vec<u8>, ApiError> 
     )))
 }
 
+/// The pre-selection in SQL for `filter`: decisions whose payload names the shipment, the
+/// tracking number and the partner asked for, of the outcome asked for, and the registration
+/// of the one shipment the bundle holds. Owners and times are not in the text; the exact filter
+/// runs on what comes back.
+fn pre_selection(
+    filter: &AccessFilter,
+    resolved: &Resolved,
+    registration: Option<&str>,
+) -> DecisionScan {
+    let mut payload_contains = Vec::new();
+    if let Some(shipment) = filter.shipment {
+        payload_contains.push(vec![shipment.to_string()]);
+    }
+    if let Some((_, tracking)) = &filter.tracking {
+        // Decisions about the registered shipment name its id; denials asked by tracking
+        // number before it was registered name the number.
+        let mut any = vec![tracking.to_string()];
+        any.extend(resolved.tracked.map(|s| s.to_string()));
+        payload_contains.push(any);
+    }
+    if let Some(partner) = filter.partner {
+        payload_contains.push(vec![partner.to_string()]);
+    }
+    DecisionScan {
+        stream_type: ACCESS_STREAM.to_owned(),
+        event_type: filter.outcome.map(|o| {
+            match o {
+                Outcome::Allowed => "TrackingAccessAllowed",
+                Outcome::Denied => "TrackingAccessDenied",
+            }
+            .to_owned()
+        }),
+        payload_contains,
+        // A decision's time is stored as RFC 3339 in UTC; to the second it orders as text, so
+        // from ≤ t < to needs the seconds of t between those of from and to.
+        text_field: (filter.from.is_some() || filter.to.is_some()).then(|| TextFieldRange {
+            key: "decided_at".to_owned(),
+            chars: SECOND_CHARS,
+            min: filter.from.map(|t| t.format(SECONDS).to_string()),
+            max: filter.to.map(|t| t.format(SECONDS).to_string()),
+        }),
+        also: registration.map(|id| ("shipment".to_owned(), id.to_owned())),
+    }
+}
+
+/// RFC 3339 cut to the second, and the length of what it writes (years 0–9999).
+const SECONDS: &str = "%Y-%m-%dT%H:%M:%S";
+const SECOND_CHARS: usize = 19;
+
 /// Writes the whole bundle to `out`; `progress` is told (positions scanned, tree size) after
 /// each page. Returns (events written, tree size).
 pub async fn write_bundle(
@@ -253,5 +294,30 @@ fn export_error(e: ApiError) -> anyhow::Error {
     match e {
         ApiError::Internal(cause) | ApiError::Unavailable(cause) => cause.context("exporting"),
         other => anyhow::anyhow!("{other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+
+    #[test]
+    fn a_stored_decision_time_starts_with_its_second() {
+        // The pre-selection compares the first 19 characters of `decided_at` as the payload
+        // stores it with the filter's times written with SECONDS.
+        for t in [
+            Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap() + chrono::Duration::nanoseconds(1),
+            Utc.with_ymd_and_hms(999, 12, 31, 23, 59, 59).unwrap()
+                + chrono::Duration::microseconds(5),
+        ] {
+            let stored = serde_json::to_value(t).unwrap();
+            let stored = stored.as_str().unwrap();
+            let second = t.format(SECONDS).to_string();
+            assert_eq!(second.len(), SECOND_CHARS);
+            assert_eq!(&stored[..SECOND_CHARS], second, "{stored}");
+        }
     }
 }

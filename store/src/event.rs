@@ -254,3 +254,35 @@ pub struct RawEvent {
     pub actor: String,
     pub payload: String,
 }
+
+/// A coarse pre-selection of one stream type's events made in SQL, for scans that want few of
+/// the log's events (an export of one shipment's or one partner's decisions): the events a
+/// reader would throw away never cross into Rust. It may let through events the reader still
+/// rejects (a text found elsewhere in a payload); it never holds back one that matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionScan {
+    /// The stream type scanned (e.g. `access`).
+    pub stream_type: String,
+    /// Only events of this type, if given.
+    pub event_type: Option<String>,
+    /// Texts the payload contains: at least one of every group (ids and tracking numbers are
+    /// stored as they are written, so their text finds them).
+    pub payload_contains: Vec<Vec<String>>,
+    /// Only events whose payload has this string field with a value whose first characters
+    /// lie in a range (e.g. a time to the second, which orders as text).
+    pub text_field: Option<TextFieldRange>,
+    /// Also the events of this one stream (type, id), whatever their type.
+    pub also: Option<(String, String)>,
+}
+
+/// A range of a string field's leading characters (see [`DecisionScan::text_field`]). The field
+/// is found by its first `"key":"` in the payload text: the scan is meant for payloads where
+/// that is the field itself (no string before it could hold those characters unescaped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextFieldRange {
+    pub key: String,
+    /// Characters of the value compared.
+    pub chars: usize,
+    pub min: Option<String>,
+    pub max: Option<String>,
+}

@@ -40,8 +40,8 @@ use tokio::sync::{oneshot, watch};
 
 pub use error::StoreError;
 pub use event::{
-    Append, Guard, IdempotencyClaim, IdempotencyRecord, NewEvent, Payload, Position, Provenance,
-    RawEvent, StoredEvent,
+    Append, DecisionScan, Guard, IdempotencyClaim, IdempotencyRecord, NewEvent, Payload, Position,
+    Provenance, RawEvent, StoredEvent, TextFieldRange,
 };
 
 use std::collections::HashMap;
@@ -291,6 +291,16 @@ impl Store {
         skipped: &str,
     ) -> Result<Vec<RawEvent>, StoreError> {
         on_backend!(self, read_range_except(from, end, limit, skipped))
+    }
+
+    /// The events of positions `range` that `scan` lets through, in order: a pre-selection in
+    /// SQL, which the caller refines (see [`DecisionScan`]).
+    pub async fn read_decisions(
+        &self,
+        range: std::ops::Range<u64>,
+        scan: &DecisionScan,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        sqlite::read_decisions(&self.inner.reads, range, scan).await
     }
 
     /// The stored leaf hashes of positions `leaves`, in order; a missing one is

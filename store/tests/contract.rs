@@ -1381,6 +1381,12 @@ mod sqlite {
     }
 
     #[tokio::test]
+    async fn a_decision_scan_pre_selects_in_sql() {
+        let (_dir, location) = fresh();
+        super::a_decision_scan_pre_selects_in_sql(location).await;
+    }
+
+    #[tokio::test]
     async fn positions_start_at_zero_and_are_gapless() {
         let (_dir, location) = fresh();
         super::positions_start_at_zero_and_are_gapless(location).await;
@@ -2080,5 +2086,126 @@ pub async fn many_proofs_at_once_equal_the_proofs_one_by_one(location: StoreLoca
                 );
             }
         }
+    }
+}
+
+/// A decision scan lets through, of one stream type, the events of the type asked for whose
+/// payload holds a text of every group, and the events of the one other stream asked for; within
+/// the range of positions asked for, in order.
+pub async fn a_decision_scan_pre_selects_in_sql(location: StoreLocation) {
+    use consent_ledger_store::DecisionScan;
+
+    let store = open(&location).await;
+    let events = vec![
+        new_event(
+            "access",
+            "d0",
+            1,
+            "Allowed",
+            json!({"p": "alpha", "s": "one", "t": "2026-03-01T12:00:00.5Z"}),
+        ),
+        new_event(
+            "access",
+            "d1",
+            1,
+            "Denied",
+            json!({"p": "alpha", "s": "two", "t": "2026-03-01T12:00:01Z"}),
+        ),
+        new_event("shipment", "one", 1, "Registered", json!({"id": "one"})),
+        new_event(
+            "access",
+            "d2",
+            1,
+            "Allowed",
+            json!({"p": "beta", "s": "one", "t": "2026-03-01T12:00:02.25Z"}),
+        ),
+        new_event(
+            "other",
+            "o",
+            1,
+            "Allowed",
+            json!({"p": "alpha", "s": "one"}),
+        ),
+        new_event(
+            "access",
+            "d3",
+            1,
+            "Allowed",
+            json!({"p": "alpha", "s": "three", "t": "2026-03-01T12:00:09Z"}),
+        ),
+        new_event("access", "d4", 1, "Allowed", json!({"p": "gamma"})),
+    ];
+    store.append(plain(events)).await.expect("append");
+    let scan = |event_type: Option<&str>, groups: &[&[&str]], also: Option<&str>| DecisionScan {
+        stream_type: "access".into(),
+        event_type: event_type.map(str::to_owned),
+        payload_contains: groups
+            .iter()
+            .map(|g| g.iter().map(|t| (*t).to_owned()).collect())
+            .collect(),
+        text_field: None,
+        also: also.map(|id| ("shipment".to_owned(), id.to_owned())),
+    };
+    let seconds = |min: Option<&str>, max: Option<&str>| DecisionScan {
+        text_field: Some(consent_ledger_store::TextFieldRange {
+            key: "t".into(),
+            chars: 19,
+            min: min.map(str::to_owned),
+            max: max.map(str::to_owned),
+        }),
+        ..scan(None, &[], Some("one"))
+    };
+    let positions = |events: Vec<StoredEvent>| positions(&events);
+    for (scan, range, expected) in [
+        (scan(None, &[], None), 0..6, vec![0, 1, 3, 5]),
+        (scan(Some("Allowed"), &[], None), 0..6, vec![0, 3, 5]),
+        (scan(None, &[&["alpha"]], None), 0..6, vec![0, 1, 5]),
+        (
+            scan(None, &[&["alpha"], &["one", "two"]], None),
+            0..6,
+            vec![0, 1],
+        ),
+        (
+            scan(None, &[&["beta", "three"]], Some("one")),
+            0..6,
+            vec![2, 3, 5],
+        ),
+        (
+            scan(Some("Denied"), &[&["alpha"]], Some("one")),
+            0..6,
+            vec![1, 2],
+        ),
+        (scan(None, &[], None), 1..4, vec![1, 3]),
+        (scan(None, &[&["nowhere"]], None), 0..6, vec![]),
+        // Times compared to the second, as text; the other stream passes regardless.
+        (
+            seconds(Some("2026-03-01T12:00:01"), None),
+            0..6,
+            vec![1, 2, 3, 5],
+        ),
+        (
+            seconds(None, Some("2026-03-01T12:00:01")),
+            0..6,
+            vec![0, 1, 2],
+        ),
+        (
+            seconds(Some("2026-03-01T12:00:00"), Some("2026-03-01T12:00:02")),
+            0..6,
+            vec![0, 1, 2, 3],
+        ),
+        (seconds(Some("2026-03-01T12:00:10"), None), 0..6, vec![2]),
+        // A payload without the field is left to the reader.
+        (seconds(Some("2026-03-01T12:00:10"), None), 0..7, vec![2, 6]),
+    ] {
+        assert_eq!(
+            positions(
+                store
+                    .read_decisions(range.clone(), &scan)
+                    .await
+                    .expect("scan")
+            ),
+            expected,
+            "{scan:?} over {range:?}"
+        );
     }
 }
