@@ -32,6 +32,9 @@ pub enum BenchCommand {
     Check(crate::bench_decisions::CheckArgs),
     /// Replay rate and time to ready after a restart, with and without a snapshot.
     Restart(crate::bench_decisions::RestartArgs),
+    /// The GDPR audit views on a seeded log: one shipment's access history, a DSAR, a month's
+    /// RoPA (SPEC §11 "access history of one shipment among 10M events").
+    Audit(crate::bench_audit::AuditArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -53,6 +56,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Decisions(args) => crate::bench_decisions::decisions(args).await,
         BenchCommand::Check(args) => crate::bench_decisions::check(args).await,
         BenchCommand::Restart(args) => crate::bench_decisions::restart(args).await,
+        BenchCommand::Audit(args) => crate::bench_audit::audit(args).await,
     }
 }
 

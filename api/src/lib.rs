@@ -19,6 +19,7 @@
 pub mod audit_log;
 pub mod auth;
 pub mod bench;
+pub mod bench_audit;
 pub mod bench_decisions;
 pub mod body;
 pub mod cli;
