@@ -402,7 +402,9 @@ impl Store {
     ) -> Result<Vec<audit::AuditAccess>, StoreError> {
         match &self.inner.reads {
             Reads::Sqlite(pool) => audit::sqlite::audit_access(pool, filter, after, limit).await,
-            Reads::Postgres(pool) => audit::postgres::audit_access(pool, filter, after, limit).await,
+            Reads::Postgres(pool) => {
+                audit::postgres::audit_access(pool, filter, after, limit).await
+            }
         }
     }
 
