@@ -44,6 +44,9 @@ pub enum BenchCommand {
     SeedLog(crate::bench_log::SeedLogArgs),
     /// Export with proofs, offline verify, audit-log and proof times on a seeded log.
     Log(crate::bench_log::LogArgs),
+    /// The GDPR audit views on a seeded log: one shipment's access history, a DSAR, a month's
+    /// RoPA (SPEC §11 "access history of one shipment among 10M events").
+    Audit(crate::bench_audit::AuditArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -82,6 +85,7 @@ pub async fn run(cmd: BenchCommand, options: &StoreOptions) -> anyhow::Result<()
         }
         BenchCommand::SeedLog(args) => crate::bench_log::seed_cmd(args).await,
         BenchCommand::Log(args) => crate::bench_log::log(args).await,
+        BenchCommand::Audit(args) => crate::bench_audit::audit(args).await,
     }
 }
 

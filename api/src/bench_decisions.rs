@@ -70,16 +70,16 @@ pub struct CheckArgs {
 }
 
 /// A small deterministic generator (xorshift), so runs are comparable.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
     }
-    fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         (self.next() % n.max(1) as u64) as usize
     }
 }
@@ -95,8 +95,8 @@ fn rss_bytes() -> Option<u64> {
     Some(pages * 4096)
 }
 
-const CARRIERS: [&str; 4] = ["DHL", "UPS", "GLS", "DPD"];
-const COUNTRIES: [&str; 5] = ["DE", "FR", "NL", "AT", "PL"];
+pub(crate) const CARRIERS: [&str; 4] = ["DHL", "UPS", "GLS", "DPD"];
+pub(crate) const COUNTRIES: [&str; 5] = ["DE", "FR", "NL", "AT", "PL"];
 
 /// SPEC §11 row 3: the in-process check at 1M shipments, 100k consents, 10k partners, against
 /// a HashMap look-up of the same shipment ids; and the index's bytes per shipment.
@@ -258,7 +258,7 @@ fn us(d: Duration) -> f64 {
 
 pub(crate) struct Fixture {
     pub(crate) state: Arc<AppState>,
-    url: String,
+    pub(crate) url: String,
     partner_tokens: Vec<String>,
     gateway: String,
     pub(crate) partners: Vec<PartnerId>,

@@ -129,6 +129,14 @@ pub struct KeygenArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ExportArgs {
     /// Decisions about this shipment (and its registration).
+    /// What to write: the §6 bundle, or one of the GDPR audit views (`access`, `dsar`, `ropa`)
+    /// exactly as `GET /v1/audit/<view>` answers a privacy officer.
+    #[arg(long, value_enum, default_value = "bundle")]
+    pub view: ExportView,
+    /// The audit view's query, as in its URL: e.g. `carrier=DHL&tracking_number=JJD1&format=csv`
+    /// (`access` is written whole, page after page; csv or ndjson).
+    #[arg(long, default_value = "")]
+    pub query: String,
     #[arg(long)]
     pub shipment_id: Option<String>,
     /// With --tracking-number: decisions about that shipment (and its registration), and
@@ -177,6 +185,15 @@ impl ExportArgs {
             _ => None,
         }
     }
+}
+
+/// What `consent-ledger export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportView {
+    Bundle,
+    Access,
+    Dsar,
+    Ropa,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -282,6 +299,9 @@ async fn replay(options: &StoreOptions) -> anyhow::Result<()> {
 }
 
 async fn export(options: &StoreOptions, args: ExportArgs) -> anyhow::Result<()> {
+    if args.view != ExportView::Bundle {
+        return export_view(options, args).await;
+    }
     let filter = crate::access_filter::AccessFilter::parse(|name| args.filter(name))
         .map_err(|e| anyhow::anyhow!("--{}: {}", e.field.replace('_', "-"), e.detail))?;
     let state = AppState::open(options, Arc::new(SystemClock), ServiceConfig::default()).await?;
@@ -321,6 +341,66 @@ async fn export(options: &StoreOptions, args: ExportArgs) -> anyhow::Result<()> 
 /// The text of `arg`: the file it names, or else the argument itself.
 fn file_or_text(arg: &str) -> String {
     std::fs::read_to_string(arg).unwrap_or_else(|_| arg.to_owned())
+}
+
+/// `export --view access|dsar|ropa`: the audit view a privacy officer would GET, to a file for
+/// a regulator's request; the audit projection is caught up first.
+async fn export_view(options: &StoreOptions, args: ExportArgs) -> anyhow::Result<()> {
+    use crate::routes::audit;
+    let state = AppState::open(options, Arc::new(SystemClock), ServiceConfig::default()).await?;
+    let caller = crate::auth::Caller {
+        id: consent_ledger_domain::values::PrincipalId::from_uuid(Uuid::nil()),
+        role: Role::PrivacyOfficer,
+    };
+    let fail = |e: crate::problem::ApiError| anyhow::anyhow!("--query: {e}");
+    let mut out = String::new();
+    match args.view {
+        ExportView::Access => {
+            if !(args.query.contains("format=csv") || args.query.contains("format=ndjson")) {
+                bail!("--view access is written whole as csv or ndjson: add format=csv or format=ndjson to --query");
+            }
+            let mut after: Option<String> = None;
+            loop {
+                let mut query = format!("{}&limit=1000", args.query.trim_start_matches('&'));
+                if let Some(a) = &after {
+                    query.push_str(&format!("&after={a}"));
+                }
+                let page = audit::access_view(&state, &caller, &query)
+                    .await
+                    .map_err(fail)?;
+                let body = match (&after, page.content_type.starts_with("text/csv")) {
+                    // The header row once, at the top.
+                    (Some(_), true) => page
+                        .body
+                        .split_once("\r\n")
+                        .map(|(_, rest)| rest.to_owned())
+                        .unwrap_or_default(),
+                    _ => page.body,
+                };
+                out.push_str(&body);
+                match page.next_after {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+        }
+        ExportView::Dsar => {
+            out = audit::dsar_view(&state, &caller, &args.query)
+                .await
+                .map_err(fail)?
+                .body
+        }
+        ExportView::Ropa => {
+            out = audit::ropa_view(&state, &caller, &args.query)
+                .await
+                .map_err(fail)?
+                .body
+        }
+        ExportView::Bundle => bail!("the bundle is not an audit view"),
+    }
+    std::fs::write(&args.out, &out).with_context(|| format!("writing {}", args.out.display()))?;
+    eprintln!("wrote {} bytes to {}", out.len(), args.out.display());
+    Ok(())
 }
 
 fn verify(args: VerifyArgs) -> anyhow::Result<()> {

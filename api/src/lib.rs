@@ -20,6 +20,7 @@ pub mod access_filter;
 pub mod audit_log;
 pub mod auth;
 pub mod bench;
+pub mod bench_audit;
 pub mod bench_decisions;
 pub mod bench_log;
 pub mod body;

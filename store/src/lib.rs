@@ -300,7 +300,7 @@ impl Store {
         range: std::ops::Range<u64>,
         scan: &DecisionScan,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        sqlite::read_decisions(&self.inner.reads, range, scan).await
+        on_backend!(self, read_decisions(range, scan))
     }
 
     /// The stored leaf hashes of positions `leaves`, in order; a missing one is

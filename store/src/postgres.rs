@@ -685,6 +685,33 @@ pub(crate) async fn read_stream(
     rows.iter().map(row_to_event).collect()
 }
 
+/// The events of positions `range` of the scanned stream (and the `also` stream): a coarser
+/// pre-selection than SQLite's (no payload search here); the caller's exact filter refines it.
+pub(crate) async fn read_decisions(
+    pool: &PgPool,
+    range: std::ops::Range<u64>,
+    scan: &crate::event::DecisionScan,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let (also_type, also_id) = scan.also.clone().unwrap_or_default();
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        event_columns!(),
+        " FROM events WHERE position >= $1 AND position < $2 \
+         AND ((stream_type = $3 AND ($4::text IS NULL OR event_type = $4)) \
+              OR (stream_type = $5 AND stream_id = $6)) ORDER BY position"
+    ))
+    .bind(index_i64(range.start))
+    .bind(index_i64(range.end))
+    .bind(scan.stream_type.as_str())
+    .bind(scan.event_type.as_deref())
+    .bind(also_type)
+    .bind(also_id)
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::unavailable)?;
+    rows.iter().map(row_to_event).collect()
+}
+
 pub(crate) async fn read_range(
     pool: &PgPool,
     from: Position,

@@ -741,3 +741,93 @@ async fn openapi_describes_every_audit_endpoint_and_parameter() {
         assert!(params.contains(&name), "{name} not described");
     }
 }
+
+#[actix_web::test]
+async fn the_binary_exports_the_same_views_to_files_for_a_regulator() {
+    let app = spawn_app().await;
+    let (_, shipper) = app.principal("shipper", "Shop").await;
+    let (insurer, insurer_token) = app.partner("Insure").await;
+    let (_, lender_token) = app.partner("Lender").await;
+    let body = json!({"carrier": "DHL", "tracking_number": "JJD1", "destination_country": "DE", "recipient_ref": "crm:1"});
+    let shipment = app.post("/v1/shipments", &shipper, body).await.id();
+    app.post("/v1/consents", &shipper, consent_for(&insurer, &shipment))
+        .await;
+    for _ in 0..3 {
+        decide(&app, &insurer_token, ask(&shipment)).await;
+    }
+    decide(&app, &lender_token, ask(&shipment)).await;
+    let over_http = app
+        .get(
+            "/v1/audit/dsar?recipient_ref=crm:1&format=csv",
+            &app.principal("regulator", "DPA").await.1,
+        )
+        .await
+        .body;
+    let (backing, _, _) = app.stop().await;
+    let options = backing.options();
+    let out = tempfile::tempdir().expect("temp dir");
+    let run = |args: &[&str], file: &str| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_consent-ledger"));
+        cmd.env_remove("DATABASE_URL")
+            .env("RUST_LOG", "warn")
+            .arg("--data-dir")
+            .arg(&options.data_dir);
+        if let Some(url) = &options.database_url {
+            cmd.arg("--database-url").arg(url);
+        }
+        let path = out.path().join(file);
+        let status = cmd
+            .arg("export")
+            .args(args)
+            .arg("--out")
+            .arg(&path)
+            .status()
+            .expect("run consent-ledger export");
+        assert!(status.success(), "export {args:?}");
+        std::fs::read_to_string(path).expect("the exported file")
+    };
+    // The whole access log, every page, one header row.
+    let access = run(&["--view", "access", "--query", "format=csv"], "access.csv");
+    let (header, rows) = parse_csv(&access);
+    assert_eq!(header[0], "position");
+    assert_eq!(rows.len(), 4);
+    assert_eq!(access.matches("position,decision_id").count(), 1);
+    let ndjson = run(
+        &[
+            "--view",
+            "access",
+            "--query",
+            "format=ndjson&outcome=denied",
+        ],
+        "access.ndjson",
+    );
+    assert_eq!(ndjson.lines().count(), 1);
+    let dsar = run(
+        &[
+            "--view",
+            "dsar",
+            "--query",
+            "recipient_ref=crm:1&format=csv",
+        ],
+        "dsar.csv",
+    );
+    assert_eq!(Value::String(dsar), over_http, "the same view as over HTTP");
+    let ropa = run(
+        &[
+            "--view",
+            "ropa",
+            "--query",
+            "from=2026-03-01T00:00:00Z&to=2026-04-01T00:00:00Z",
+        ],
+        "ropa.json",
+    );
+    let ropa: Value = serde_json::from_str(&ropa).expect("RoPA JSON");
+    let ins = ropa["partners"]
+        .as_array()
+        .expect("partners")
+        .iter()
+        .find(|p| p["partner_id"] == insurer.as_str())
+        .expect("insurer")
+        .clone();
+    assert_eq!(ins["allowed_reads"], 3);
+}

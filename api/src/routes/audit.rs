@@ -437,15 +437,50 @@ pub async fn access(
     req: HttpRequest,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let q = QueryParams::parse(req.query_string(), &ACCESS_PARAMS)?;
+    let view = access_view(&state, &caller, req.query_string()).await?;
+    let mut res = HttpResponse::Ok();
+    if let Some(next) = &view.next_after {
+        let mut link = String::from("/v1/audit/access?");
+        let mut pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+        pairs.retain(|(k, _)| k != "after");
+        pairs.push(("after".into(), next.clone()));
+        link.push_str(&serde_urlencoded::to_string(&pairs).unwrap_or_default());
+        res.insert_header((header::LINK, format!("<{link}>; rel=\"next\"")));
+    }
+    Ok(res.content_type(view.content_type).body(view.body))
+}
+
+/// A view rendered in the format asked for.
+#[derive(Debug)]
+pub struct Rendered {
+    pub content_type: &'static str,
+    pub body: String,
+    /// For a page of access records: the cursor of the next page, if any.
+    pub next_after: Option<String>,
+}
+
+const CSV_TYPE: &str = "text/csv; charset=utf-8; header=present";
+
+fn json_text<T: Serialize>(value: &T) -> Result<String, ApiError> {
+    serde_json::to_string(value).map_err(|e| ApiError::Internal(e.into()))
+}
+
+/// `GET /v1/audit/access` without HTTP: what the handler and `consent-ledger export` render.
+pub async fn access_view(
+    state: &AppState,
+    caller: &Caller,
+    query: &str,
+) -> Result<Rendered, ApiError> {
+    let q = QueryParams::parse(query, &ACCESS_PARAMS)?;
     let format = format(&q, &[Format::Json, Format::Csv, Format::Ndjson])?;
     let limit = page_size(q.get("limit")?)?;
     let after = q
         .get::<String>("after")?
         .map(|a| decode_cursor(&a))
         .transpose()?;
-    let filter = access_filter(&state, &caller, &q)?;
-    fresh(&state, &q).await?;
+    let filter = access_filter(state, caller, &q)?;
+    fresh(state, &q).await?;
     let mut rows = state
         .store
         .audit_access(&filter, after, u32::try_from(limit + 1).unwrap_or(u32::MAX))
@@ -459,27 +494,24 @@ pub async fn access(
         let model = state.projector.read();
         rows.into_iter().map(|r| record(&model, r)).collect()
     };
-    let mut res = HttpResponse::Ok();
-    if let Some(next) = &next_after {
-        let mut link = String::from("/v1/audit/access?");
-        let mut pairs: Vec<(String, String)> =
-            serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
-        pairs.retain(|(k, _)| k != "after");
-        pairs.push(("after".into(), next.clone()));
-        link.push_str(&serde_urlencoded::to_string(&pairs).unwrap_or_default());
-        res.insert_header((header::LINK, format!("<{link}>; rel=\"next\"")));
-    }
-    Ok(match format {
-        Format::Json => res.json(AccessPage { items, next_after }),
-        Format::Ndjson => res
-            .content_type("application/x-ndjson")
-            .body(ndjson(&items)?),
-        Format::Csv => res
-            .content_type("text/csv; charset=utf-8; header=present")
-            .body(csv_text(
-                CSV_ACCESS_HEADER,
-                items.iter().map(csv_access_row),
-            )?),
+    let (content_type, body) = match format {
+        Format::Json => (
+            "application/json",
+            json_text(&AccessPage {
+                items,
+                next_after: next_after.clone(),
+            })?,
+        ),
+        Format::Ndjson => ("application/x-ndjson", ndjson(&items)?),
+        Format::Csv => (
+            CSV_TYPE,
+            csv_text(CSV_ACCESS_HEADER, items.iter().map(csv_access_row))?,
+        ),
+    };
+    Ok(Rendered {
+        content_type,
+        body,
+        next_after,
     })
 }
 
@@ -555,8 +587,20 @@ pub async fn dsar(
     req: HttpRequest,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
+    let view = dsar_view(&state, &caller, req.query_string()).await?;
+    Ok(HttpResponse::Ok()
+        .content_type(view.content_type)
+        .body(view.body))
+}
+
+/// `GET /v1/audit/dsar` without HTTP.
+pub async fn dsar_view(
+    state: &AppState,
+    caller: &Caller,
+    query: &str,
+) -> Result<Rendered, ApiError> {
     let q = QueryParams::parse(
-        req.query_string(),
+        query,
         &[
             "carrier",
             "tracking_number",
@@ -566,7 +610,7 @@ pub async fn dsar(
         ],
     )?;
     let format = format(&q, &[Format::Json, Format::Csv])?;
-    if !(sees_all(&caller) || caller.role == Role::Shipper) {
+    if !(sees_all(caller) || caller.role == Role::Shipper) {
         return Err(ApiError::Forbidden(
             "a DSAR is answered by the controller: privacy officers, regulators, shippers".into(),
         ));
@@ -605,13 +649,13 @@ pub async fn dsar(
             ))
         }
     };
-    fresh(&state, &q).await?;
+    fresh(state, &q).await?;
     let mut shipments = state.store.audit_shipments(&key).await?;
     if caller.role == Role::Shipper {
         let me = caller.id.as_shipper().to_string();
         shipments.retain(|s| s.shipper_id == me);
     }
-    if shipments.is_empty() && !sees_all(&caller) {
+    if shipments.is_empty() && !sees_all(caller) {
         return Err(ApiError::not_found());
     }
     let filter = AccessFilter {
@@ -625,7 +669,7 @@ pub async fn dsar(
         tracking_number,
     } = &key
     {
-        if sees_all(&caller) {
+        if sees_all(caller) {
             let by_tracking = AccessFilter {
                 carrier_tracking: Some((carrier.clone(), tracking_number.clone())),
                 allowed: Some(false),
@@ -643,12 +687,18 @@ pub async fn dsar(
             rows.sort_by_key(|r| r.position);
         }
     }
-    let answer = build_dsar(&state, shipments, rows);
+    let answer = build_dsar(state, shipments, rows);
     Ok(match format {
-        Format::Csv => HttpResponse::Ok()
-            .content_type("text/csv; charset=utf-8; header=present")
-            .body(dsar_csv(&answer)?),
-        _ => HttpResponse::Ok().json(answer),
+        Format::Csv => Rendered {
+            content_type: CSV_TYPE,
+            body: dsar_csv(&answer)?,
+            next_after: None,
+        },
+        _ => Rendered {
+            content_type: "application/json",
+            body: json_text(&answer)?,
+            next_after: None,
+        },
     })
 }
 
@@ -828,12 +878,21 @@ pub async fn ropa(
     req: HttpRequest,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let q = QueryParams::parse(
-        req.query_string(),
-        &["from", "to", "format", "at_least_as_fresh"],
-    )?;
+    let view = ropa_view(&state, &caller, req.query_string()).await?;
+    Ok(HttpResponse::Ok()
+        .content_type(view.content_type)
+        .body(view.body))
+}
+
+/// `GET /v1/audit/ropa` without HTTP.
+pub async fn ropa_view(
+    state: &AppState,
+    caller: &Caller,
+    query: &str,
+) -> Result<Rendered, ApiError> {
+    let q = QueryParams::parse(query, &["from", "to", "format", "at_least_as_fresh"])?;
     let format = format(&q, &[Format::Json, Format::Csv])?;
-    if !sees_all(&caller) {
+    if !sees_all(caller) {
         return Err(ApiError::Forbidden(
             "the record of processing is for privacy officers and regulators".into(),
         ));
@@ -843,17 +902,23 @@ pub async fn ropa(
     if to < from {
         return Err(ApiError::invalid("to", "must not be before from"));
     }
-    fresh(&state, &q).await?;
+    fresh(state, &q).await?;
     let counts = state
         .store
         .audit_counts(from.timestamp_micros(), to.timestamp_micros())
         .await?;
-    let answer = build_ropa(&state, from, to, counts);
+    let answer = build_ropa(state, from, to, counts);
     Ok(match format {
-        Format::Csv => HttpResponse::Ok()
-            .content_type("text/csv; charset=utf-8; header=present")
-            .body(ropa_csv(&answer)?),
-        _ => HttpResponse::Ok().json(answer),
+        Format::Csv => Rendered {
+            content_type: CSV_TYPE,
+            body: ropa_csv(&answer)?,
+            next_after: None,
+        },
+        _ => Rendered {
+            content_type: "application/json",
+            body: json_text(&answer)?,
+            next_after: None,
+        },
     })
 }
 

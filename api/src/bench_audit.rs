@@ -1,0 +1,289 @@
+//! `consent-ledger bench audit`: the GDPR audit views on a seeded log (SPEC §11 "access history
+//! of one shipment among 10M events", issue 6's DSAR and month's RoPA), over HTTP against the
+//! real app, one request at a time.
+//!
+//! The seed generator writes shipments (each with a recipient_ref) and access decisions
+//! (nine allowed to one denied, decided over the past year, partners round robin, shipments at
+//! random) straight through the group commit, as `bench restart` does; then the audit
+//! projection catches up (its rate is a figure too) and the views are timed.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::{Datelike, TimeZone, Utc};
+use clap::Args;
+use consent_ledger_domain::access::{AccessEvent, DenyReason, ACCESS_STREAM};
+use consent_ledger_domain::shipment::ShipmentEvent;
+use consent_ledger_domain::values::{
+    CarrierCode, CountryCode, DataCategory, DisplayName, Purpose, RecipientRef, Role, ShipmentId,
+    TrackingNumber,
+};
+use consent_ledger_store::cqrs::CommandMeta;
+use consent_ledger_store::{Append, Guard, NewEvent, Provenance};
+use uuid::Uuid;
+
+use crate::bench::{figures, ms, Figures};
+use crate::bench_decisions::{fixture, Rng, CARRIERS, COUNTRIES};
+use crate::routes::principals::{register, CreatePrincipal};
+
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    /// Shipments in the seeded log.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub shipments: usize,
+    /// Recorded decisions in the seeded log.
+    #[arg(long, default_value_t = 9_000_000)]
+    pub decisions: usize,
+    /// Partners deciding.
+    #[arg(long, default_value_t = 100)]
+    pub partners: usize,
+    /// Requests timed per view.
+    #[arg(long, default_value_t = 2_000)]
+    pub queries: usize,
+    /// RoPA requests timed (each reads a month).
+    #[arg(long, default_value_t = 200)]
+    pub ropa_queries: usize,
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+pub async fn audit(args: AuditArgs) -> anyhow::Result<()> {
+    let scratch = tempfile::Builder::new()
+        .prefix("consent-ledger-bench-audit")
+        .tempdir_in(args.dir.clone().unwrap_or_else(std::env::temp_dir))?;
+    let options = crate::state::StoreOptions {
+        data_dir: scratch.path().to_path_buf(),
+        database_url: None,
+    };
+    let f = fixture(&options, args.partners, 0).await?;
+    let (officer, _) = register(
+        &f.state,
+        CreatePrincipal {
+            role: Role::PrivacyOfficer,
+            name: DisplayName::parse("DPO")?,
+            partner: None,
+        },
+        CommandMeta::new("bench", "setup"),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let shipper = f
+        .state
+        .projector
+        .read()
+        .principals
+        .values()
+        .find(|p| p.role == Role::Shipper)
+        .map(|p| p.id.as_shipper())
+        .context("shipper")?;
+    let provenance = Provenance {
+        actor: "bench".into(),
+        request_id: "seed".into(),
+    };
+    let flush = |events: Vec<NewEvent>| {
+        let store = f.state.store.clone();
+        let provenance = provenance.clone();
+        async move {
+            store
+                .append(Append {
+                    events,
+                    provenance,
+                    idempotency: None,
+                    unique_claims: Vec::new(),
+                    guard: Guard::default(),
+                })
+                .await
+        }
+    };
+    let now = Utc::now();
+    let year = chrono::Duration::days(365);
+    let started = Instant::now();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut shipments = Vec::with_capacity(args.shipments);
+    let mut pending = Vec::with_capacity(1000);
+    for i in 0..args.shipments {
+        let id = ShipmentId::from_uuid(Uuid::now_v7());
+        let event = ShipmentEvent::ShipmentRegistered {
+            id,
+            shipper,
+            carrier: CarrierCode::parse(CARRIERS[i % 4])?,
+            tracking_number: TrackingNumber::parse(format!("A{i:012}"))?,
+            destination_country: CountryCode::parse(COUNTRIES[i % 5])?,
+            recipient_ref: Some(RecipientRef::parse(format!("crm:{i}"))?),
+            registered_at: now - year,
+        };
+        pending.push(NewEvent::from_domain(
+            &event,
+            "shipment",
+            &id.to_string(),
+            1,
+        )?);
+        shipments.push(id);
+        if pending.len() == 1000 {
+            flush(std::mem::take(&mut pending)).await?;
+        }
+    }
+    let step = year / i32::try_from(args.decisions.max(1)).unwrap_or(i32::MAX);
+    for i in 0..args.decisions {
+        let decision_id = Uuid::now_v7();
+        let decided_at = now - year + step * i32::try_from(i).unwrap_or(i32::MAX);
+        let partner = f.partners[i % f.partners.len()];
+        let shipment = shipments[rng.below(shipments.len().max(1))];
+        let event = if i % 10 == 9 {
+            AccessEvent::TrackingAccessDenied {
+                carrier: None,
+                decided_at,
+                decision_id,
+                on_behalf_of: None,
+                partner,
+                purpose: Purpose::PaymentRisk,
+                reason: DenyReason::PurposeNotCovered,
+                requested: vec![DataCategory::StatusEvents],
+                shipment: Some(shipment),
+                tracking_number: None,
+            }
+        } else {
+            AccessEvent::TrackingAccessAllowed {
+                consents: Vec::new(),
+                decided_at,
+                decision_id,
+                granted: vec![DataCategory::StatusEvents],
+                on_behalf_of: None,
+                partner,
+                purpose: Purpose::InsuranceClaim,
+                requested: vec![DataCategory::StatusEvents],
+                shipment,
+            }
+        };
+        pending.push(NewEvent::from_domain(
+            &event,
+            ACCESS_STREAM,
+            &decision_id.to_string(),
+            1,
+        )?);
+        if pending.len() == 1000 {
+            flush(std::mem::take(&mut pending)).await?;
+        }
+    }
+    if !pending.is_empty() {
+        flush(pending).await?;
+    }
+    let size = f.state.store.next_position().await?.get();
+    eprintln!(
+        "seeded {size} events in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    f.state.projector.catch_up().await?;
+    let t = Instant::now();
+    f.state.audit.catch_up().await?;
+    let projection = t.elapsed();
+    eprintln!(
+        "audit projection caught up in {:.1} s",
+        projection.as_secs_f64()
+    );
+
+    let token = officer.token;
+    let mut rng = Rng(7);
+    let history: Vec<String> = (0..args.queries)
+        .map(|_| {
+            format!(
+                "/v1/audit/access?shipment_id={}",
+                shipments[rng.below(shipments.len().max(1))]
+            )
+        })
+        .collect();
+    let dsar: Vec<String> = (0..args.queries)
+        .map(|_| {
+            format!(
+                "/v1/audit/dsar?recipient_ref=crm:{}",
+                rng.below(args.shipments.max(1))
+            )
+        })
+        .collect();
+    let last_month = now - chrono::Duration::days(40);
+    let month_start = Utc
+        .with_ymd_and_hms(last_month.year(), last_month.month(), 1, 0, 0, 0)
+        .single()
+        .context("month start")?;
+    let month_end = (month_start + chrono::Duration::days(32))
+        .with_day(1)
+        .context("month end")?;
+    let ropa = vec![
+        format!(
+            "/v1/audit/ropa?from={}&to={}",
+            month_start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            month_end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        args.ropa_queries
+    ];
+    let (rows_per_history, history_figures) = get_all(&f.url, &token, history)?;
+    let (_, dsar_figures) = get_all(&f.url, &token, dsar)?;
+    let (_, ropa_figures) = get_all(&f.url, &token, ropa)?;
+
+    println!(
+        "log of {size} events ({} shipments, {} decisions over a year, {} partners)",
+        args.shipments, args.decisions, args.partners
+    );
+    println!(
+        "audit projection catch-up: {:.1} s, {:.0} events/s",
+        projection.as_secs_f64(),
+        size as f64 / projection.as_secs_f64().max(1e-9)
+    );
+    println!("| view (HTTP GET, one connection) | requests/s | p50 | p99 |");
+    println!("|---|---:|---:|---:|");
+    let row = |name: &str, f: &Figures| {
+        println!(
+            "| {name} | {:.0} | {:.2} ms | {:.2} ms |",
+            f.per_second,
+            ms(f.p50),
+            ms(f.p99)
+        )
+    };
+    row(
+        &format!("access history of one shipment (avg {rows_per_history:.1} rows)"),
+        &history_figures,
+    );
+    row("DSAR by recipient_ref", &dsar_figures);
+    row("RoPA for a month", &ropa_figures);
+    Ok(())
+}
+
+/// GETs each path in turn on one connection; returns the mean number of `items` per answer
+/// and the latency figures.
+fn get_all(url: &str, token: &str, paths: Vec<String>) -> anyhow::Result<(f64, Figures)> {
+    let (url, token) = (url.to_owned(), token.to_owned());
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let client = awc::Client::builder()
+                .timeout(Duration::from_secs(120))
+                .finish();
+            let mut latencies = Vec::with_capacity(paths.len());
+            let mut items = 0usize;
+            let started = Instant::now();
+            for path in &paths {
+                let t = Instant::now();
+                let mut res = client
+                    .get(format!("{url}{path}"))
+                    .insert_header(("Authorization", format!("Bearer {token}")))
+                    .send()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("GET {path}: {e}"))?;
+                let body = res
+                    .body()
+                    .limit(64 << 20)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("GET {path}: {e}"))?;
+                latencies.push(t.elapsed());
+                anyhow::ensure!(res.status().is_success(), "GET {path}: {}", res.status());
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
+                    items += v["items"].as_array().map_or(0, Vec::len);
+                }
+            }
+            let n = paths.len().max(1) as f64;
+            Ok((items as f64 / n, figures(latencies, started.elapsed())))
+        })
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("load thread panicked"))?
+}
