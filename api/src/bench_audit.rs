@@ -77,6 +77,16 @@ pub async fn audit(args: AuditArgs) -> anyhow::Result<()> {
         .find(|p| p.role == Role::Shipper)
         .map(|p| p.id.as_shipper())
         .context("shipper")?;
+    // The fixture granted each partner one shipper-wide consent: allowed decisions name it,
+    // so each history row resolves its consent's state at the decision, as in production.
+    let consent_of: std::collections::HashMap<_, _> = f
+        .state
+        .projector
+        .read()
+        .consents
+        .values()
+        .map(|c| (c.partner_id, c.id))
+        .collect();
     let provenance = Provenance {
         actor: "bench".into(),
         request_id: "seed".into(),
@@ -133,6 +143,7 @@ pub async fn audit(args: AuditArgs) -> anyhow::Result<()> {
         let event = if i % 10 == 9 {
             AccessEvent::TrackingAccessDenied {
                 carrier: None,
+                consent: None,
                 decided_at,
                 decision_id,
                 on_behalf_of: None,
@@ -145,7 +156,7 @@ pub async fn audit(args: AuditArgs) -> anyhow::Result<()> {
             }
         } else {
             AccessEvent::TrackingAccessAllowed {
-                consents: Vec::new(),
+                consents: consent_of.get(&partner).copied().into_iter().collect(),
                 decided_at,
                 decision_id,
                 granted: vec![DataCategory::StatusEvents],

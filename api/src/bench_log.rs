@@ -104,6 +104,7 @@ pub(crate) async fn seed_log(
                     partner,
                     shipment: Some(shipment),
                     carrier: None,
+                    consent: None,
                     tracking_number: None,
                     purpose: Purpose::InsuranceClaim,
                     requested: vec![DataCategory::Location],

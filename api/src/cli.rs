@@ -128,7 +128,6 @@ pub struct KeygenArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ExportArgs {
-    /// Decisions about this shipment (and its registration).
     /// What to write: the §6 bundle, or one of the GDPR audit views (`access`, `dsar`, `ropa`)
     /// exactly as `GET /v1/audit/<view>` answers a privacy officer.
     #[arg(long, value_enum, default_value = "bundle")]
@@ -137,6 +136,10 @@ pub struct ExportArgs {
     /// (`access` is written whole, page after page; csv or ndjson).
     #[arg(long, default_value = "")]
     pub query: String,
+    /// Rows per page read while writing `--view access` (1–1000).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub page_size: u16,
+    /// Decisions about this shipment (and its registration).
     #[arg(long)]
     pub shipment_id: Option<String>,
     /// With --tracking-number: decisions about that shipment (and its registration), and
@@ -346,6 +349,8 @@ fn file_or_text(arg: &str) -> String {
 /// `export --view access|dsar|ropa`: the audit view a privacy officer would GET, to a file for
 /// a regulator's request; the audit projection is caught up first.
 async fn export_view(options: &StoreOptions, args: ExportArgs) -> anyhow::Result<()> {
+    use std::io::Write as _;
+
     use crate::routes::audit;
     let state = AppState::open(options, Arc::new(SystemClock), ServiceConfig::default()).await?;
     let caller = crate::auth::Caller {
@@ -353,53 +358,79 @@ async fn export_view(options: &StoreOptions, args: ExportArgs) -> anyhow::Result
         role: Role::PrivacyOfficer,
     };
     let fail = |e: crate::problem::ApiError| anyhow::anyhow!("--query: {e}");
-    let mut out = String::new();
+    let query = args.query.trim_start_matches('&');
+    if args.view == ExportView::Access {
+        let params: Vec<&str> = query
+            .split('&')
+            .map(|pair| pair.split_once('=').map_or(pair, |(name, _)| name))
+            .collect();
+        if !(query.contains("format=csv") || query.contains("format=ndjson")) {
+            bail!("--view access is written whole as csv or ndjson: add format=csv or format=ndjson to --query");
+        }
+        if let Some(paging) = params.iter().find(|p| matches!(**p, "limit" | "after")) {
+            bail!(
+                "--query: {paging} is not taken: --view access writes every page (see --page-size)"
+            );
+        }
+    }
+    // Written to a file beside the target and renamed over it when whole, so that a failed
+    // export leaves no half-written file under the name a regulator was promised.
+    let partial = args.out.with_extension("partial");
+    let file = std::fs::File::create(&partial)
+        .with_context(|| format!("creating {}", partial.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    let mut written = 0usize;
+    let mut emit = |text: &str| -> anyhow::Result<()> {
+        out.write_all(text.as_bytes())
+            .with_context(|| format!("writing {}", partial.display()))?;
+        written += text.len();
+        Ok(())
+    };
     match args.view {
         ExportView::Access => {
-            if !(args.query.contains("format=csv") || args.query.contains("format=ndjson")) {
-                bail!("--view access is written whole as csv or ndjson: add format=csv or format=ndjson to --query");
-            }
             let mut after: Option<String> = None;
             loop {
-                let mut query = format!("{}&limit=1000", args.query.trim_start_matches('&'));
+                let mut page_query = format!("{query}&limit={}", args.page_size);
                 if let Some(a) = &after {
-                    query.push_str(&format!("&after={a}"));
+                    page_query.push_str(&format!("&after={a}"));
                 }
-                let page = audit::access_view(&state, &caller, &query)
+                let page = audit::access_view(&state, &caller, &page_query)
                     .await
                     .map_err(fail)?;
                 let body = match (&after, page.content_type.starts_with("text/csv")) {
                     // The header row once, at the top.
-                    (Some(_), true) => page
-                        .body
-                        .split_once("\r\n")
-                        .map(|(_, rest)| rest.to_owned())
-                        .unwrap_or_default(),
-                    _ => page.body,
+                    (Some(_), true) => page.body.split_once("\r\n").map_or("", |(_, rest)| rest),
+                    _ => page.body.as_str(),
                 };
-                out.push_str(&body);
+                emit(body)?;
                 match page.next_after {
                     Some(next) => after = Some(next),
                     None => break,
                 }
             }
         }
-        ExportView::Dsar => {
-            out = audit::dsar_view(&state, &caller, &args.query)
+        ExportView::Dsar => emit(
+            &audit::dsar_view(&state, &caller, query)
                 .await
                 .map_err(fail)?
-                .body
-        }
-        ExportView::Ropa => {
-            out = audit::ropa_view(&state, &caller, &args.query)
+                .body,
+        )?,
+        ExportView::Ropa => emit(
+            &audit::ropa_view(&state, &caller, query)
                 .await
                 .map_err(fail)?
-                .body
-        }
+                .body,
+        )?,
         ExportView::Bundle => bail!("the bundle is not an audit view"),
     }
-    std::fs::write(&args.out, &out).with_context(|| format!("writing {}", args.out.display()))?;
-    eprintln!("wrote {} bytes to {}", out.len(), args.out.display());
+    let file = out
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("writing {}: {}", partial.display(), e.error()))?;
+    file.sync_all()
+        .with_context(|| format!("writing {}", partial.display()))?;
+    std::fs::rename(&partial, &args.out)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    eprintln!("wrote {written} bytes to {}", args.out.display());
     Ok(())
 }
 

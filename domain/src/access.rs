@@ -51,6 +51,12 @@ pub enum AccessEvent {
     },
     TrackingAccessDenied {
         carrier: Option<CarrierCode>,
+        /// When the reason is a consent's state (consent_revoked, consent_expired,
+        /// consent_not_yet_valid): that consent, the most recently granted of those covering
+        /// the request, so that the record links to it. Absent otherwise, and in events
+        /// recorded before it was kept.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        consent: Option<ConsentId>,
         decided_at: DateTime<Utc>,
         decision_id: Uuid,
         on_behalf_of: Option<PartnerId>,

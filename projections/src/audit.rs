@@ -149,6 +149,7 @@ fn access_row(position: Position, event: AccessEvent) -> AuditAccess {
         },
         AccessEvent::TrackingAccessDenied {
             carrier,
+            consent,
             decided_at,
             decision_id,
             on_behalf_of,
@@ -174,7 +175,7 @@ fn access_row(position: Position, event: AccessEvent) -> AuditAccess {
             purpose: purpose.to_string(),
             requested: joined(&requested),
             granted: String::new(),
-            consent_ids: String::new(),
+            consent_ids: consent.map(|c| c.to_string()).unwrap_or_default(),
             decision_id: decision_id.to_string(),
         },
     }

@@ -68,6 +68,8 @@ pub struct Verdict {
     /// The shipment resolved, if it is known.
     pub shipment: Option<ShipmentId>,
     pub outcome: Outcome,
+    /// For a denial on a consent's state (revoked, expired, not yet valid): that consent.
+    pub consent: Option<ConsentId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -429,11 +431,13 @@ impl Decider {
             return Verdict {
                 shipment: None,
                 outcome: Outcome::Denied(DenyReason::UnknownShipment),
+                consent: None,
             };
         };
         let deny = |reason| Verdict {
             shipment: Some(id),
             outcome: Outcome::Denied(reason),
+            consent: None,
         };
         if self.partners.get(&partner) == Some(&PartnerStatus::Suspended) {
             return deny(DenyReason::PartnerSuspended);
@@ -445,7 +449,7 @@ impl Decider {
         let (mut any, mut any_purpose, mut any_category) = (false, false, false);
         let mut in_force = Vec::new();
         let mut granted = Categories::default();
-        let mut latest: Option<&Rule> = None;
+        let mut latest: Option<(ConsentId, &Rule)> = None;
         for (consent, rule) in self
             .covering(id, facts)
             .filter(|(_, r)| r.partner == partner)
@@ -463,8 +467,8 @@ impl Decider {
             if state_now(rule, now).is_none() {
                 in_force.push(consent);
                 granted = granted.union(overlap);
-            } else if latest.is_none_or(|l| rule.granted_position > l.granted_position) {
-                latest = Some(rule);
+            } else if latest.is_none_or(|(_, l)| rule.granted_position > l.granted_position) {
+                latest = Some((consent, rule));
             }
         }
         if !in_force.is_empty() {
@@ -475,16 +479,19 @@ impl Decider {
                     consents: in_force,
                     categories: granted,
                 },
+                consent: None,
             };
         }
-        let reason = match (any, any_purpose, any_category, latest) {
-            (false, ..) => DenyReason::NoConsent,
-            (true, false, ..) => DenyReason::PurposeNotCovered,
-            (true, true, false, _) => DenyReason::CategoryNotCovered,
-            (.., Some(rule)) => state_now(rule, now).unwrap_or(DenyReason::ConsentRevoked),
-            (.., None) => DenyReason::NoConsent,
-        };
-        deny(reason)
+        match (any, any_purpose, any_category, latest) {
+            (false, ..) => deny(DenyReason::NoConsent),
+            (true, false, ..) => deny(DenyReason::PurposeNotCovered),
+            (true, true, false, _) => deny(DenyReason::CategoryNotCovered),
+            (.., Some((consent, rule))) => Verdict {
+                consent: Some(consent),
+                ..deny(state_now(rule, now).unwrap_or(DenyReason::ConsentRevoked))
+            },
+            (.., None) => deny(DenyReason::NoConsent),
+        }
     }
 
     /// Every consent that let a partner see the shipment at `at`: granted by then, not revoked
@@ -620,15 +627,23 @@ mod tests {
             requested: &[DataCategory],
             now: DateTime<Utc>,
         ) -> Outcome {
-            self.d
-                .decide(
-                    id(PARTNER),
-                    &ShipmentRef::Id(id(shipment)),
-                    purpose,
-                    cats(requested),
-                    now,
-                )
-                .outcome
+            self.verdict(shipment, purpose, requested, now).outcome
+        }
+
+        fn verdict(
+            &self,
+            shipment: u32,
+            purpose: Purpose,
+            requested: &[DataCategory],
+            now: DateTime<Utc>,
+        ) -> Verdict {
+            self.d.decide(
+                id(PARTNER),
+                &ShipmentRef::Id(id(shipment)),
+                purpose,
+                cats(requested),
+                now,
+            )
         }
     }
 
@@ -738,10 +753,39 @@ mod tests {
         );
         f.d.set_partner_status(id(PARTNER), PartnerStatus::Active);
         f.d.revoke(id(1), t0() + Duration::hours(1));
-        // Effective at once, whatever the clock says.
+        // Effective at once, whatever the clock says; the denial names the revoked consent.
+        let revoked = f.verdict(DHL_DE, InsuranceClaim, &[StatusEvents], t0());
+        assert_eq!(revoked.outcome, Outcome::Denied(DenyReason::ConsentRevoked));
+        assert_eq!(revoked.consent, Some(id(1)));
+    }
+
+    #[test]
+    fn only_a_denial_on_a_consent_state_names_a_consent() {
+        let mut f = Fixture::new();
         assert_eq!(
-            f.decide(DHL_DE, InsuranceClaim, &[StatusEvents], t0()),
-            Outcome::Denied(DenyReason::ConsentRevoked)
+            f.verdict(DHL_DE, InsuranceClaim, &[StatusEvents], t0())
+                .consent,
+            None
+        );
+        f.grant(
+            1,
+            listed(DHL_DE),
+            &[InsuranceClaim],
+            &[StatusEvents],
+            t0(),
+            None,
+        );
+        for (purpose, categories) in [
+            (FraudPrevention, &[StatusEvents][..]),
+            (InsuranceClaim, &[Location][..]),
+        ] {
+            assert_eq!(f.verdict(DHL_DE, purpose, categories, t0()).consent, None);
+        }
+        assert_eq!(
+            f.verdict(DHL_DE, InsuranceClaim, &[StatusEvents], t0())
+                .consent,
+            None,
+            "an allowed decision lists its consents in the outcome"
         );
     }
 
@@ -812,6 +856,17 @@ mod tests {
                 t0() + Duration::days(11)
             ),
             Outcome::Denied(DenyReason::ConsentNotYetValid)
+        );
+        assert_eq!(
+            f.verdict(
+                DHL_DE,
+                InsuranceClaim,
+                &[StatusEvents],
+                t0() + Duration::days(11)
+            )
+            .consent,
+            Some(id(2)),
+            "the most recently granted consent is the one named"
         );
         assert!(matches!(
             f.decide(

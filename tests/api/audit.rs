@@ -121,8 +121,18 @@ async fn access_history_filters_by_each_field_and_shows_the_consent_as_it_stood(
     assert_eq!(link["legal_basis"], "contract");
     assert_eq!(rows[1]["outcome"], "denied");
     assert_eq!(rows[1]["reason"], "no_consent");
+    assert_eq!(
+        rows[1]["consents"],
+        json!([]),
+        "no consent of that partner to link"
+    );
     assert_eq!(rows[2]["reason"], "consent_revoked");
     assert_eq!(rows[2]["position"], after_revoke["position"]);
+    // A denial on a consent's state links to that consent, as it stood: revoked.
+    let link = &rows[2]["consents"][0];
+    assert_eq!(link["consent_id"], consent.as_str(), "{}", r.body);
+    assert_eq!(link["status_at_decision"], "revoked");
+    assert_eq!(rows[2]["consents"].as_array().map(Vec::len), Some(1));
 
     // The same parcel by carrier + tracking number (case-insensitive, as everywhere).
     let by_tracking = app
@@ -766,7 +776,7 @@ async fn the_binary_exports_the_same_views_to_files_for_a_regulator() {
     let (backing, _, _) = app.stop().await;
     let options = backing.options();
     let out = tempfile::tempdir().expect("temp dir");
-    let run = |args: &[&str], file: &str| {
+    let export = |args: &[&str], file: &str| {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_consent-ledger"));
         cmd.env_remove("DATABASE_URL")
             .env("RUST_LOG", "warn")
@@ -776,22 +786,71 @@ async fn the_binary_exports_the_same_views_to_files_for_a_regulator() {
             cmd.arg("--database-url").arg(url);
         }
         let path = out.path().join(file);
-        let status = cmd
+        let output = cmd
             .arg("export")
             .args(args)
             .arg("--out")
             .arg(&path)
-            .status()
+            .output()
             .expect("run consent-ledger export");
-        assert!(status.success(), "export {args:?}");
+        (output, path)
+    };
+    let run = |args: &[&str], file: &str| {
+        let (output, path) = export(args, file);
+        assert!(output.status.success(), "export {args:?}: {output:?}");
         std::fs::read_to_string(path).expect("the exported file")
     };
-    // The whole access log, every page, one header row.
+    // Paging is the export's own: a query naming limit or after is refused, and no file is
+    // written.
+    for query in ["format=csv&limit=2", "format=ndjson&after=AAAA"] {
+        let (output, path) = export(&["--view", "access", "--query", query], "refused.csv");
+        assert!(!output.status.success(), "{query}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("--page-size"), "{stderr}");
+        assert!(!path.exists());
+    }
+    // The whole access log, every page, one header row: read a row a page, three at a time
+    // or all at once, the file is the same.
     let access = run(&["--view", "access", "--query", "format=csv"], "access.csv");
     let (header, rows) = parse_csv(&access);
     assert_eq!(header[0], "position");
     assert_eq!(rows.len(), 4);
     assert_eq!(access.matches("position,decision_id").count(), 1);
+    for page_size in ["1", "3"] {
+        let paged = run(
+            &[
+                "--view",
+                "access",
+                "--query",
+                "format=csv",
+                "--page-size",
+                page_size,
+            ],
+            &format!("access-{page_size}.csv"),
+        );
+        assert_eq!(paged, access, "pages of {page_size}");
+    }
+    let all_ndjson = run(
+        &["--view", "access", "--query", "format=ndjson"],
+        "all.ndjson",
+    );
+    assert_eq!(all_ndjson.lines().count(), 4);
+    let paged_ndjson = run(
+        &[
+            "--view",
+            "access",
+            "--query",
+            "format=ndjson",
+            "--page-size",
+            "1",
+        ],
+        "all-1.ndjson",
+    );
+    assert_eq!(paged_ndjson, all_ndjson);
+    assert!(
+        !out.path().join("access.partial").exists(),
+        "no partial file is left behind"
+    );
     let ndjson = run(
         &[
             "--view",

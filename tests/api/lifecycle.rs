@@ -196,6 +196,12 @@ async fn the_whole_consent_lifecycle_survives_a_restart() {
     assert_eq!(b["legal_basis"], "legitimate_interests");
     assert_eq!(b["request_id"], Value::Null);
     assert_eq!(b["request"], Value::Null);
+    assert_eq!(b["request_history"], json!([]));
+    assert_eq!(
+        b["narrowing"],
+        Value::Null,
+        "granted directly, nothing asked"
+    );
     assert_eq!(time(&b["valid_from"]), start_time());
 
     // Partner 1 asks for more; the shipper approves narrower than asked.
@@ -271,6 +277,38 @@ async fn the_whole_consent_lifecycle_survives_a_restart() {
     );
     assert_eq!(event_types(c), ["ConsentGranted"]);
     assert_eq!(c["history"][0]["actor"], shipper.as_str());
+    // What the approval took away from the ask, and the request's own history with its actors.
+    assert_eq!(
+        c["narrowing"],
+        json!({
+            "purposes_removed": ["customer_service"],
+            "data_categories_removed": ["location"],
+            "valid_until": null,
+        }),
+        "the end asked for was kept"
+    );
+    let request_history: Vec<(&str, &str)> = c["request_history"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no request_history in {c}"))
+        .iter()
+        .map(|e| {
+            (
+                e["event_type"].as_str().unwrap_or_default(),
+                e["actor"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        request_history,
+        [
+            ("ConsentRequestSubmitted", partner1.as_str()),
+            ("ConsentRequestApproved", shipper.as_str()),
+        ]
+    );
+    assert_eq!(
+        c["request_history"][1]["event"]["consent_id"],
+        consent_c.as_str()
+    );
 
     let r = app
         .get(&format!("/v1/consent-requests/{request1}"), &partner1_token)
@@ -698,6 +736,17 @@ async fn approval_narrows_but_never_widens_and_only_the_right_party_acts() {
         "not narrowed: as asked"
     );
     assert_eq!(time(&c["valid_until"]), until);
+    assert_eq!(
+        c["narrowing"],
+        json!({
+            "purposes_removed": ["insurance_claim"],
+            "data_categories_removed": [],
+            "valid_until": {
+                "requested": rfc3339(start_time() + Duration::days(90)),
+                "granted": rfc3339(until),
+            },
+        })
+    );
     let size = app.log_size().await;
 
     // Once approved, it is no longer pending for anyone.

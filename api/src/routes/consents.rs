@@ -9,7 +9,7 @@ use consent_ledger_domain::terms::ConsentScope;
 use consent_ledger_domain::values::{
     ConsentId, DataCategory, DpaRef, LegalBasis, NonEmptySet, PartnerId, Purpose, Role,
 };
-use consent_ledger_projections::model::{ConsentStatus, ConsentView, RequestView};
+use consent_ledger_projections::model::{ConsentStatus, ConsentView, ReadModel, RequestView};
 use consent_ledger_store::{Position, StoredEvent};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -66,8 +66,66 @@ pub struct HistoryEntry {
 pub struct ConsentDetail<'a> {
     #[serde(flatten)]
     pub consent: ConsentOut<'a>,
+    /// The consent's own events: its grant, and its revocation with reason and actor.
     pub history: Vec<HistoryEntry>,
+    /// The consent request it answered, as asked for.
     pub request: Option<&'a RequestView>,
+    /// That request's events: submitted by the partner, approved by the shipper.
+    pub request_history: Vec<HistoryEntry>,
+    /// What the approval granted less than the partner asked for; null when it granted all of
+    /// it, or when the consent answered no request.
+    pub narrowing: Option<Narrowing>,
+}
+
+/// What a shipper's approval took away from a partner's consent request.
+#[derive(Debug, PartialEq, Serialize, ToSchema)]
+pub struct Narrowing {
+    /// Asked for and not granted.
+    pub purposes_removed: Vec<Purpose>,
+    /// Asked for and not granted.
+    pub data_categories_removed: Vec<DataCategory>,
+    /// Present when the consent ends before the end asked for.
+    pub valid_until: Option<ValidUntilNarrowed>,
+}
+
+/// An end earlier than the one asked for.
+#[derive(Debug, PartialEq, Serialize, ToSchema)]
+pub struct ValidUntilNarrowed {
+    /// Null: asked for without an end.
+    pub requested: Option<DateTime<Utc>>,
+    pub granted: DateTime<Utc>,
+}
+
+impl Narrowing {
+    /// What `consent` grants less than `asked`, or `None` when it grants all of it.
+    pub fn between(asked: &RequestView, consent: &ConsentView) -> Option<Self> {
+        let purposes_removed: Vec<Purpose> = asked
+            .purposes
+            .iter()
+            .filter(|p| !consent.purposes.contains(p))
+            .copied()
+            .collect();
+        let data_categories_removed: Vec<DataCategory> = asked
+            .data_categories
+            .iter()
+            .filter(|c| !consent.data_categories.contains(c))
+            .copied()
+            .collect();
+        let valid_until = match (asked.valid_until, consent.valid_until) {
+            (requested, Some(granted)) if requested.is_none_or(|r| granted < r) => {
+                Some(ValidUntilNarrowed { requested, granted })
+            }
+            _ => None,
+        };
+        let narrowed = !purposes_removed.is_empty()
+            || !data_categories_removed.is_empty()
+            || valid_until.is_some();
+        narrowed.then_some(Self {
+            purposes_removed,
+            data_categories_removed,
+            valid_until,
+        })
+    }
 }
 
 /// Who may see a consent: its shipper, its partner, and auditors (SPEC §2).
@@ -75,6 +133,19 @@ pub fn can_see(caller: &Caller, consent: &ConsentView) -> bool {
     caller.is_auditor()
         || (caller.role == Role::Shipper && consent.shipper_id == caller.id.as_shipper())
         || (caller.role == Role::Partner && consent.partner_id == caller.id.as_partner())
+}
+
+/// The consent `id` if the caller may see it; 404 otherwise, whether it exists or not.
+fn visible<'m>(
+    model: &'m ReadModel,
+    caller: &Caller,
+    id: ConsentId,
+) -> Result<&'m ConsentView, ApiError> {
+    model
+        .consents
+        .get(&id)
+        .filter(|c| can_see(caller, c))
+        .ok_or_else(ApiError::not_found)
 }
 
 /// Grant a consent (shipper).
@@ -174,18 +245,19 @@ pub async fn get(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id: ConsentId = path_id(&id, "id")?;
-    let stored = state.store.read_stream("consent", &id.to_string()).await?;
-    let history = stored
-        .into_iter()
-        .map(history_entry)
-        .collect::<Result<_, _>>()?;
+    let request_id = {
+        let model = state.projector.read();
+        let consent = visible(&model, &caller, id)?;
+        consent.request_id
+    };
+    let history = stream_history(&state, "consent", &id.to_string()).await?;
+    let request_history = match request_id {
+        Some(r) => stream_history(&state, "consent_request", &r.to_string()).await?,
+        None => Vec::new(),
+    };
     let now = state.clock.now();
     let model = state.projector.read();
-    let consent = model
-        .consents
-        .get(&id)
-        .filter(|c| can_see(&caller, c))
-        .ok_or_else(ApiError::not_found)?;
+    let consent = model.consents.get(&id).ok_or_else(ApiError::not_found)?;
     let request = consent.request_id.and_then(|r| model.requests.get(&r));
     let detail = ConsentDetail {
         consent: ConsentOut {
@@ -194,11 +266,28 @@ pub async fn get(
         },
         history,
         request,
+        request_history,
+        narrowing: request.and_then(|asked| Narrowing::between(asked, consent)),
     };
     Ok(HttpResponse::Ok().json(detail))
 }
 
-pub(crate) fn history_entry(e: StoredEvent) -> Result<HistoryEntry, ApiError> {
+/// One stream's events, oldest first, as history entries.
+pub(crate) async fn stream_history(
+    state: &AppState,
+    stream_type: &str,
+    stream_id: &str,
+) -> Result<Vec<HistoryEntry>, ApiError> {
+    state
+        .store
+        .read_stream(stream_type, stream_id)
+        .await?
+        .into_iter()
+        .map(history_entry)
+        .collect()
+}
+
+fn history_entry(e: StoredEvent) -> Result<HistoryEntry, ApiError> {
     // Events are stored as {"EventType": {fields}}; the history shows the fields.
     let value = e
         .payload
@@ -238,11 +327,7 @@ pub async fn revoke(
     let id: ConsentId = path_id(&id, "id")?;
     {
         let model = state.projector.read();
-        let consent = model
-            .consents
-            .get(&id)
-            .filter(|c| can_see(&caller, c))
-            .ok_or_else(ApiError::not_found)?;
+        let consent = visible(&model, &caller, id)?;
         if !(caller.role == Role::Shipper && consent.shipper_id == caller.id.as_shipper()) {
             return Err(ApiError::Forbidden(
                 "only the shipper who granted a consent revokes it".into(),
@@ -364,11 +449,7 @@ pub async fn receipt(
     let now = state.clock.now();
     let body = {
         let model = state.projector.read();
-        let consent = model
-            .consents
-            .get(&id)
-            .filter(|c| can_see(&caller, c))
-            .ok_or_else(ApiError::not_found)?;
+        let consent = visible(&model, &caller, id)?;
         let principal = |p: consent_ledger_domain::values::PrincipalId| model.principals.get(&p);
         let shipper = principal(consent.shipper_id.into());
         let partner = principal(consent.partner_id.into());

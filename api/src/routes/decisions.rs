@@ -276,6 +276,7 @@ fn decide(
                     decision_id,
                     partner: q.partner,
                     shipment,
+                    consent: verdict.consent,
                     carrier,
                     tracking_number,
                     purpose: q.purpose,

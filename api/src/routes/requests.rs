@@ -25,7 +25,7 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::body::{parse_json, path_id, read_body};
 use crate::problem::{ApiError, Problem};
-use crate::routes::consents::{history_entry, HistoryEntry};
+use crate::routes::consents::{stream_history, HistoryEntry};
 use crate::routes::principals::ReasonBody;
 use crate::routes::{page, render_created, render_position, Created, ListQuery, Positioned};
 use crate::state::AppState;
@@ -210,10 +210,7 @@ pub async fn get(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id: ConsentRequestId = path_id(&id, "id")?;
-    let stored = state
-        .store
-        .read_stream("consent_request", &id.to_string())
-        .await?;
+    let history = stream_history(&state, "consent_request", &id.to_string()).await?;
     let now = state.clock.now();
     let model = state.projector.read();
     let request = model
@@ -226,10 +223,7 @@ pub async fn get(
             request,
             status_now: request.status_at(now),
         },
-        history: stored
-            .into_iter()
-            .map(history_entry)
-            .collect::<Result<_, _>>()?,
+        history,
     }))
 }
 
