@@ -124,6 +124,8 @@ pub(crate) fn u64_bind(p: u64) -> i64 {
 /// Defines the audit functions for one backend, over `sqlx::Pool<$db>`.
 macro_rules! audit_backend {
     ($db:ty) => {
+        use std::collections::{BTreeSet, HashMap};
+
         use sqlx::{QueryBuilder, Row};
 
         use crate::audit::{
@@ -194,10 +196,21 @@ macro_rules! audit_backend {
                     .await
                     .map_err(StoreError::unavailable)?;
             }
+            let owners = shipment_owners(&mut tx, batch).await?;
             for chunk in batch.accesses.chunks(INSERT_CHUNK) {
                 let mut q: QueryBuilder<$db> =
                     QueryBuilder::new(format!("INSERT INTO audit_access ({ACCESS_COLUMNS}) "));
                 q.push_values(chunk, |mut b, a| {
+                    let owner = a
+                        .shipment_id
+                        .as_deref()
+                        .and_then(|s| owners.get(s))
+                        .filter(|_| a.shipper_id.is_none());
+                    let carrier = a.carrier.as_deref().or(owner.map(|o| o.carrier.as_str()));
+                    let tracking = a
+                        .tracking_number
+                        .as_deref()
+                        .or(owner.map(|o| o.tracking_number.as_str()));
                     b.push_bind(u64_bind(a.position))
                         .push_bind(a.decided_at)
                         .push_bind(i64::from(a.allowed))
@@ -205,9 +218,13 @@ macro_rules! audit_backend {
                         .push_bind(a.partner_id.as_str())
                         .push_bind(a.on_behalf_of.as_deref())
                         .push_bind(a.shipment_id.as_deref())
-                        .push_bind(a.shipper_id.as_deref())
-                        .push_bind(a.carrier.as_deref())
-                        .push_bind(a.tracking_number.as_deref())
+                        .push_bind(
+                            a.shipper_id
+                                .as_deref()
+                                .or(owner.map(|o| o.shipper_id.as_str())),
+                        )
+                        .push_bind(carrier)
+                        .push_bind(tracking)
                         .push_bind(a.purpose.as_str())
                         .push_bind(a.requested.as_str())
                         .push_bind(a.granted.as_str())
@@ -221,20 +238,6 @@ macro_rules! audit_backend {
                     .map_err(StoreError::unavailable)?;
             }
             if !batch.accesses.is_empty() {
-                // The shipment's owner, carrier and tracking number, from its registration
-                // (always earlier in the log, so already in audit_shipment).
-                sqlx::query(
-                    "UPDATE audit_access SET \
-                     shipper_id = (SELECT s.shipper_id FROM audit_shipment s WHERE s.shipment_id = audit_access.shipment_id), \
-                     carrier = (SELECT s.carrier FROM audit_shipment s WHERE s.shipment_id = audit_access.shipment_id), \
-                     tracking_number = (SELECT s.tracking_number FROM audit_shipment s WHERE s.shipment_id = audit_access.shipment_id) \
-                     WHERE position >= $1 AND position < $2 AND shipment_id IS NOT NULL AND shipper_id IS NULL",
-                )
-                .bind(position_bind(from))
-                .bind(position_bind(next))
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::unavailable)?;
                 let sums = daily(&batch.accesses);
                 for chunk in sums.chunks(INSERT_CHUNK) {
                     let mut q: QueryBuilder<$db> = QueryBuilder::new(
@@ -258,6 +261,69 @@ macro_rules! audit_backend {
             }
             tx.commit().await.map_err(StoreError::unavailable)?;
             Ok(true)
+        }
+
+        /// The registration of every shipment the batch's decisions name, by id: from the batch
+        /// itself, or (a registration is always earlier in the log than a decision about it)
+        /// from audit_shipment. A row is written once, whole, with its owner, carrier and
+        /// tracking number: each of its indexes takes one entry, never a second on an update.
+        async fn shipment_owners<'b>(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            batch: &'b AuditBatch,
+        ) -> Result<HashMap<&'b str, AuditShipment>, StoreError> {
+            let mut owners: HashMap<&str, AuditShipment> = batch
+                .shipments
+                .iter()
+                .map(|s| (s.shipment_id.as_str(), s.clone()))
+                .collect();
+            let wanted: BTreeSet<&str> = batch
+                .accesses
+                .iter()
+                .filter(|a| a.shipper_id.is_none())
+                .filter_map(|a| a.shipment_id.as_deref())
+                .filter(|s| !owners.contains_key(s))
+                .collect();
+            let listed: Vec<&str> = wanted.iter().copied().collect();
+            for chunk in listed.chunks(INSERT_CHUNK) {
+                let mut q: QueryBuilder<$db> = QueryBuilder::new(format!(
+                    "SELECT {SHIPMENT_COLUMNS} FROM audit_shipment WHERE shipment_id IN ("
+                ));
+                let mut list = q.separated(", ");
+                for id in chunk {
+                    list.push_bind(*id);
+                }
+                q.push(")");
+                let rows = q
+                    .build()
+                    .fetch_all(&mut **tx)
+                    .await
+                    .map_err(StoreError::unavailable)?;
+                for row in &rows {
+                    let found = shipment_row(row)?;
+                    // Keyed by the batch's own text, which outlives this function.
+                    if let Some(id) = wanted.get(found.shipment_id.as_str()) {
+                        owners.insert(id, found);
+                    }
+                }
+            }
+            Ok(owners)
+        }
+
+        fn shipment_row(r: &<$db as sqlx::Database>::Row) -> Result<AuditShipment, StoreError> {
+            let get = |e: sqlx::Error| StoreError::Corrupt {
+                position: -1,
+                detail: format!("audit_shipment row: {e}"),
+            };
+            Ok(AuditShipment {
+                shipment_id: r.try_get(0).map_err(get)?,
+                shipper_id: r.try_get(1).map_err(get)?,
+                carrier: r.try_get(2).map_err(get)?,
+                tracking_number: r.try_get(3).map_err(get)?,
+                destination_country: r.try_get(4).map_err(get)?,
+                recipient_ref: r.try_get(5).map_err(get)?,
+                position: u64::try_from(r.try_get::<i64, _>(6).map_err(get)?)
+                    .unwrap_or_default(),
+            })
         }
 
         fn push_filter(q: &mut QueryBuilder<$db>, f: &AccessFilter) {
@@ -369,24 +435,7 @@ macro_rules! audit_backend {
                 .fetch_all(pool)
                 .await
                 .map_err(StoreError::unavailable)?;
-            rows.iter()
-                .map(|r| {
-                    let get = |e: sqlx::Error| StoreError::Corrupt {
-                        position: -1,
-                        detail: format!("audit_shipment row: {e}"),
-                    };
-                    Ok(AuditShipment {
-                        shipment_id: r.try_get(0).map_err(get)?,
-                        shipper_id: r.try_get(1).map_err(get)?,
-                        carrier: r.try_get(2).map_err(get)?,
-                        tracking_number: r.try_get(3).map_err(get)?,
-                        destination_country: r.try_get(4).map_err(get)?,
-                        recipient_ref: r.try_get(5).map_err(get)?,
-                        position: u64::try_from(r.try_get::<i64, _>(6).map_err(get)?)
-                            .unwrap_or_default(),
-                    })
-                })
-                .collect()
+            rows.iter().map(shipment_row).collect()
         }
 
         /// Decisions per partner with `from <= decided_at < to` (microseconds): whole UTC days

@@ -169,6 +169,10 @@ pub struct Store {
 
 struct Inner {
     reads: Reads,
+    /// The GDPR audit projection's tables (docs/adr/0006): on SQLite a file of their own
+    /// beside the log, so that their writes never hold the log's write lock; on PostgreSQL the
+    /// same pool (row locks do not serialise writers).
+    audit: Reads,
     writer: GroupCommit,
     hook: HookSlot,
     /// The log's size as far as this process knows: its own commits, and on PostgreSQL every
@@ -198,14 +202,20 @@ macro_rules! on_backend {
 impl Store {
     /// Opens the store, creating and migrating it if needed, and starts its writer.
     pub async fn open(location: &StoreLocation) -> Result<Self, StoreError> {
-        let (reads, writer) = match location {
+        let (reads, audit, writer) = match location {
             StoreLocation::SqliteFile(path) => {
                 let (reads, writer) = sqlite::open(path).await?;
-                (Reads::Sqlite(reads), WriteConnection::Sqlite(writer))
+                let audit = sqlite::open_audit(&sqlite::audit_path(path)).await?;
+                (
+                    Reads::Sqlite(reads),
+                    Reads::Sqlite(audit),
+                    WriteConnection::Sqlite(writer),
+                )
             }
             StoreLocation::Postgres(url) => {
                 let (reads, writer) = postgres::open(url).await?;
                 (
+                    Reads::Postgres(reads.clone()),
                     Reads::Postgres(reads),
                     WriteConnection::Postgres(Box::new(writer)),
                 )
@@ -221,6 +231,7 @@ impl Store {
         Ok(Self {
             inner: Arc::new(Inner {
                 reads,
+                audit,
                 writer,
                 hook,
                 committed,
@@ -464,7 +475,7 @@ impl Store {
 
     /// The position the audit projection has applied up to (exclusive).
     pub async fn audit_position(&self) -> Result<Position, StoreError> {
-        match &self.inner.reads {
+        match &self.inner.audit {
             Reads::Sqlite(pool) => audit::sqlite::audit_position(pool).await,
             Reads::Postgres(pool) => audit::postgres::audit_position(pool).await,
         }
@@ -479,7 +490,7 @@ impl Store {
         next: Position,
         batch: &audit::AuditBatch,
     ) -> Result<bool, StoreError> {
-        match &self.inner.reads {
+        match &self.inner.audit {
             Reads::Sqlite(pool) => audit::sqlite::audit_apply(pool, from, next, batch).await,
             Reads::Postgres(pool) => audit::postgres::audit_apply(pool, from, next, batch).await,
         }
@@ -493,7 +504,7 @@ impl Store {
         after: Option<u64>,
         limit: u32,
     ) -> Result<Vec<audit::AuditAccess>, StoreError> {
-        match &self.inner.reads {
+        match &self.inner.audit {
             Reads::Sqlite(pool) => audit::sqlite::audit_access(pool, filter, after, limit).await,
             Reads::Postgres(pool) => {
                 audit::postgres::audit_access(pool, filter, after, limit).await
@@ -506,7 +517,7 @@ impl Store {
         &self,
         key: &audit::SubjectKey,
     ) -> Result<Vec<audit::AuditShipment>, StoreError> {
-        match &self.inner.reads {
+        match &self.inner.audit {
             Reads::Sqlite(pool) => audit::sqlite::audit_shipments(pool, key).await,
             Reads::Postgres(pool) => audit::postgres::audit_shipments(pool, key).await,
         }
@@ -518,7 +529,7 @@ impl Store {
         from: i64,
         to: i64,
     ) -> Result<std::collections::BTreeMap<String, audit::PartnerCounts>, StoreError> {
-        match &self.inner.reads {
+        match &self.inner.audit {
             Reads::Sqlite(pool) => audit::sqlite::audit_counts(pool, from, to).await,
             Reads::Postgres(pool) => audit::postgres::audit_counts(pool, from, to).await,
         }
@@ -533,7 +544,12 @@ impl Store {
 /// Applies pending schema migrations (`consent-ledger migrate`).
 pub async fn migrate(location: &StoreLocation) -> Result<(), StoreError> {
     match location {
-        StoreLocation::SqliteFile(path) => sqlite::migrate(path).await,
+        StoreLocation::SqliteFile(path) => {
+            sqlite::migrate(path).await?;
+            sqlite::open_audit(&sqlite::audit_path(path))
+                .await
+                .map(|_| ())
+        }
         StoreLocation::Postgres(url) => postgres::migrate(url).await,
     }
 }

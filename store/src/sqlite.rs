@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -35,6 +35,44 @@ macro_rules! event_columns {
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+
+/// The audit projection's own file (docs/adr/0006).
+static AUDIT_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite-audit");
+
+/// Where the audit projection of the log at `path` lives: `ledger.db` → `ledger.audit.db`.
+pub(crate) fn audit_path(path: &Path) -> PathBuf {
+    path.with_extension("audit.db")
+}
+
+/// Opens (creating if needed) and migrates the audit projection's file.
+///
+/// It is derived data, rebuilt from the log from the position stored with its rows, so it
+/// needs no fsync per commit: `synchronous=NORMAL` in WAL mode keeps it consistent through a
+/// crash, which at worst loses its last pages, and catch-up writes them again. Its indexes take
+/// random insertions (a decision's shipment, its tracking number): a page cache of 64 MiB keeps
+/// their upper levels in memory.
+pub(crate) async fn open_audit(path: &Path) -> Result<SqlitePool, StoreError> {
+    let opts = options(path)
+        .synchronous(SqliteSynchronous::Normal)
+        .pragma("cache_size", "-65536");
+    let mut attempts = 0;
+    let pool = loop {
+        let opened = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts.clone())
+            .await
+            .map_err(StoreError::unavailable);
+        match opened {
+            Err(e) if is_locked(&e) && attempts < 20 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(25 * attempts)).await;
+            }
+            other => break other?,
+        }
+    };
+    run_migrations(&AUDIT_MIGRATOR, &pool).await?;
+    Ok(pool)
+}
 
 fn options(path: &Path) -> SqliteConnectOptions {
     SqliteConnectOptions::new()
@@ -85,7 +123,7 @@ async fn try_open(path: &Path) -> Result<(SqlitePool, SqliteConnection), StoreEr
         .connect_with(opts)
         .await
         .map_err(StoreError::unavailable)?;
-    run_migrations(&pool).await?;
+    run_migrations(&MIGRATOR, &pool).await?;
     Ok((pool, writer))
 }
 
@@ -96,16 +134,19 @@ pub(crate) async fn migrate(path: &Path) -> Result<(), StoreError> {
         .connect_with(options(path))
         .await
         .map_err(StoreError::unavailable)?;
-    run_migrations(&pool).await
+    run_migrations(&MIGRATOR, &pool).await
 }
 
 /// sqlx's SQLite migrator takes no lock, so two processes opening a fresh file at once can
 /// both try the first migration; one fails with "table already exists". Each migration runs in
 /// its own transaction, so the loser wrote nothing: trying again finds it applied.
-async fn run_migrations(pool: &SqlitePool) -> Result<(), StoreError> {
+async fn run_migrations(
+    migrator: &sqlx::migrate::Migrator,
+    pool: &SqlitePool,
+) -> Result<(), StoreError> {
     let mut attempts = 0;
     loop {
-        match MIGRATOR.run(pool).await {
+        match migrator.run(pool).await {
             Ok(()) => return Ok(()),
             Err(_) if attempts < 3 => {
                 attempts += 1;
