@@ -2,9 +2,10 @@
 //! of one shipment among 10M events", issue 6's DSAR and month's RoPA), over HTTP against the
 //! real app, one request at a time.
 //!
-//! The seed generator writes shipments (each with a recipient_ref) and access decisions
-//! (nine allowed to one denied, decided over the past year, partners round robin, shipments at
-//! random) straight through the group commit, as `bench restart` does; then the audit
+//! The seed generator writes shipments (each with a recipient_ref, registered over the past
+//! year) and access decisions (nine allowed, naming the partner's consent, to one denied;
+//! decided over the same year; partners round robin; each about a shipment registered in the
+//! `--tracked-days` before it, or any with 0) straight through the group commit, as `bench restart` does; then the audit
 //! projection catches up (its rate is a figure too) and the views are timed.
 
 use std::path::PathBuf;
@@ -35,6 +36,12 @@ pub struct AuditArgs {
     /// Recorded decisions in the seeded log.
     #[arg(long, default_value_t = 9_000_000)]
     pub decisions: usize,
+    /// Days after its registration in which a shipment is tracked: each decision is about a
+    /// shipment registered within this many days before it (registrations spread over the
+    /// year, as a carrier's are). 0: any shipment of the whole year, at random (the worst
+    /// case for the audit indexes' locality).
+    #[arg(long, default_value_t = 30)]
+    pub tracked_days: u32,
     /// Partners deciding.
     #[arg(long, default_value_t = 100)]
     pub partners: usize,
@@ -111,6 +118,7 @@ pub async fn audit(args: AuditArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut shipments = Vec::with_capacity(args.shipments);
+    let shipment_step = year / i32::try_from(args.shipments.max(1)).unwrap_or(i32::MAX);
     let mut pending = Vec::with_capacity(1000);
     for i in 0..args.shipments {
         let id = ShipmentId::from_uuid(Uuid::now_v7());
@@ -121,7 +129,7 @@ pub async fn audit(args: AuditArgs) -> anyhow::Result<()> {
             tracking_number: TrackingNumber::parse(format!("A{i:012}"))?,
             destination_country: CountryCode::parse(COUNTRIES[i % 5])?,
             recipient_ref: Some(RecipientRef::parse(format!("crm:{i}"))?),
-            registered_at: now - year,
+            registered_at: now - year + shipment_step * i32::try_from(i).unwrap_or(i32::MAX),
         };
         pending.push(NewEvent::from_domain(
             &event,
@@ -139,7 +147,13 @@ pub async fn audit(args: AuditArgs) -> anyhow::Result<()> {
         let decision_id = Uuid::now_v7();
         let decided_at = now - year + step * i32::try_from(i).unwrap_or(i32::MAX);
         let partner = f.partners[i % f.partners.len()];
-        let shipment = shipments[rng.below(shipments.len().max(1))];
+        let shipment = shipments[tracked_shipment(
+            &mut rng,
+            shipments.len(),
+            i,
+            args.decisions,
+            args.tracked_days,
+        )];
         let event = if i % 10 == 9 {
             AccessEvent::TrackingAccessDenied {
                 carrier: None,
@@ -228,13 +242,25 @@ pub async fn audit(args: AuditArgs) -> anyhow::Result<()> {
         );
         args.ropa_queries
     ];
-    let (rows_per_history, history_figures) = get_all(&f.url, &token, history)?;
+    let (rows_per_history, history_figures) = get_all(&f.url, &token, history.clone())?;
+    // The same histories asked by the tenants: the shipper (whose shipments these all are)
+    // and a partner (its own decisions about the shipment).
+    let (_, shipper_figures) = get_all(&f.url, &f.shipper_token, history.clone())?;
+    let partner_token = f.partner_tokens.first().context("a partner")?;
+    let (rows_per_partner, partner_figures) = get_all(&f.url, partner_token, history)?;
     let (_, dsar_figures) = get_all(&f.url, &token, dsar)?;
     let (_, ropa_figures) = get_all(&f.url, &token, ropa)?;
 
     println!(
-        "log of {size} events ({} shipments, {} decisions over a year, {} partners)",
-        args.shipments, args.decisions, args.partners
+        "log of {size} events ({} shipments, {} decisions over a year, {} partners; {})",
+        args.shipments,
+        args.decisions,
+        args.partners,
+        match args.tracked_days {
+            0 => "each decision about any shipment, at random".to_owned(),
+            days =>
+                format!("each decision about a shipment registered in the {days} days before it"),
+        }
     );
     println!(
         "audit projection catch-up: {:.1} s, {:.0} events/s",
@@ -255,9 +281,39 @@ pub async fn audit(args: AuditArgs) -> anyhow::Result<()> {
         &format!("access history of one shipment (avg {rows_per_history:.1} rows)"),
         &history_figures,
     );
+    row(
+        "the same, asked by the shipments' shipper",
+        &shipper_figures,
+    );
+    row(
+        &format!("the same, asked by one partner (avg {rows_per_partner:.2} rows)"),
+        &partner_figures,
+    );
     row("DSAR by recipient_ref", &dsar_figures);
     row("RoPA for a month", &ropa_figures);
     Ok(())
+}
+
+/// The index of the shipment decision `i` of `decisions` (spread evenly over the year, as the
+/// `shipments` registrations are) is about: one registered in the `tracked_days` before it, or
+/// any when `tracked_days` is 0.
+fn tracked_shipment(
+    rng: &mut Rng,
+    shipments: usize,
+    i: usize,
+    decisions: usize,
+    tracked_days: u32,
+) -> usize {
+    let shipments = shipments.max(1);
+    if tracked_days == 0 {
+        return rng.below(shipments);
+    }
+    // Registered by the decision's time: the first `i / decisions` of the year's shipments.
+    let registered = ((i as u128 * shipments as u128) / decisions.max(1) as u128) as usize;
+    let window = (shipments * tracked_days as usize / 365).max(1);
+    let newest = registered.min(shipments - 1);
+    let oldest = newest.saturating_sub(window - 1);
+    oldest + rng.below(newest - oldest + 1)
 }
 
 /// GETs each path in turn on one connection; returns the mean number of `items` per answer

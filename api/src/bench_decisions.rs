@@ -259,7 +259,8 @@ fn us(d: Duration) -> f64 {
 pub(crate) struct Fixture {
     pub(crate) state: Arc<AppState>,
     pub(crate) url: String,
-    partner_tokens: Vec<String>,
+    pub(crate) partner_tokens: Vec<String>,
+    pub(crate) shipper_token: String,
     gateway: String,
     pub(crate) partners: Vec<PartnerId>,
     shipments: Vec<ShipmentId>,
@@ -285,6 +286,7 @@ pub(crate) async fn fixture(
     let (gateway, _) = register(&state, principal(Role::Gateway, "Gateway", None)?, meta())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let shipper_token = shipper.token;
     let shipper = shipper.id.as_shipper();
     let mut partner_ids = Vec::new();
     let mut partner_tokens = Vec::new();
@@ -370,6 +372,7 @@ pub(crate) async fn fixture(
         state,
         url,
         partner_tokens,
+        shipper_token,
         gateway: gateway.token,
         partners: partner_ids,
         shipments: shipment_ids,

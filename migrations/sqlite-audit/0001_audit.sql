@@ -50,7 +50,11 @@ CREATE TABLE audit_access (
     decision_id     TEXT    NOT NULL
 );
 CREATE INDEX audit_access_shipment ON audit_access (shipment_id, position);
-CREATE INDEX audit_access_tracking ON audit_access (carrier, tracking_number, position);
+-- By carrier + tracking number only the decisions about no registered shipment (asked by a
+-- tracking number nobody had registered): a registered parcel's rows are found by its shipment
+-- id, so that each decision takes no second random index insertion.
+CREATE INDEX audit_access_tracking ON audit_access (carrier, tracking_number, position)
+    WHERE shipment_id IS NULL;
 CREATE INDEX audit_access_partner ON audit_access (partner_id, position);
 CREATE INDEX audit_access_shipper ON audit_access (shipper_id, position);
 CREATE INDEX audit_access_time ON audit_access (decided_at, position);

@@ -41,6 +41,35 @@ impl AuditProjector {
         self.catch_up_to(end).await
     }
 
+    /// Empties the audit tables and builds them again from the whole log, reporting the
+    /// position reached after each step; returns the position applied up to.
+    pub async fn rebuild(
+        &self,
+        mut progress: impl FnMut(Position),
+    ) -> Result<Position, ProjectionError> {
+        {
+            let _one_at_a_time = self.catching_up.lock().await;
+            self.store.audit_reset().await?;
+        }
+        let end = self.store.next_position().await?;
+        let mut reached = Position::new(0);
+        while reached < end {
+            let step = Position::new(
+                reached
+                    .get()
+                    .saturating_add(u64::from(PAGE) * 10)
+                    .min(end.get()),
+            );
+            let before = reached;
+            reached = self.catch_up_to(step).await?;
+            progress(reached);
+            if reached <= before {
+                break;
+            }
+        }
+        Ok(reached)
+    }
+
     /// Applies events until at least every one before `target` is in (SPEC §5.2's
     /// `at_least_as_fresh`); returns the position applied up to.
     #[tracing::instrument(skip(self))]

@@ -481,6 +481,14 @@ impl Store {
         }
     }
 
+    /// Empties the audit projection and moves it back to position 0, to be rebuilt.
+    pub async fn audit_reset(&self) -> Result<(), StoreError> {
+        match &self.inner.audit {
+            Reads::Sqlite(pool) => audit::sqlite::audit_reset(pool).await,
+            Reads::Postgres(pool) => audit::postgres::audit_reset(pool).await,
+        }
+    }
+
     /// Writes the audit rows of the events `from..next` and moves the audit projection to
     /// `next` in one transaction, if it is still at `from`; `false` when another process
     /// applied them first (nothing written).
