@@ -49,6 +49,10 @@ pub struct DecisionsArgs {
     /// `consent-ledger serve` process on the same database, each with its own writer).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
     pub nodes: u8,
+    /// Keep the GDPR audit projection following the log through the run, as `serve` does
+    /// (a catch-up every second, in its own transactions; docs/adr/0006).
+    #[arg(long)]
+    pub audit_follow: bool,
     #[arg(long)]
     pub dir: Option<PathBuf>,
 }
@@ -474,6 +478,9 @@ pub(crate) async fn decisions(args: DecisionsArgs, scratch: &Scratch) -> anyhow:
             ("/v1/decisions", f.partner_tokens[p].clone(), body)
         })
     };
+    let follower = args
+        .audit_follow
+        .then(|| tokio::spawn(crate::cli::audit_projection(f.state.clone())));
     let warm = load(&urls, args.connections, args.count / 10, single.clone())?;
     let first = f.state.store.next_position().await?;
     let http = load(&urls, args.connections, args.count, single)?;
@@ -502,6 +509,14 @@ pub(crate) async fn decisions(args: DecisionsArgs, scratch: &Scratch) -> anyhow:
         Arc::new(|_| ("/healthz", String::new(), serde_json::Value::Null)),
     )?;
     drop(second);
+    let audit_lag = match follower {
+        Some(task) => {
+            task.abort();
+            let size = f.state.store.next_position().await?.get();
+            Some(size - f.state.store.audit_position().await?.get().min(size))
+        }
+        None => None,
+    };
 
     // Baseline (a): the decision rows the product wrote, as raw batched INSERTs.
     let rows: Vec<StoredEvent> = f
@@ -522,8 +537,14 @@ pub(crate) async fn decisions(args: DecisionsArgs, scratch: &Scratch) -> anyhow:
             "{n} nodes: this process and a second `serve` process, connections split between them"
         ),
     };
+    let follow = match audit_lag {
+        Some(lag) => {
+            format!(", the audit projection following (behind by {lag} events when the load ended)")
+        }
+        None => String::new(),
+    };
     println!(
-        "| path ({}, {nodes}) | decisions/s | p50 | p99 |",
+        "| path ({}, {nodes}{follow}) | decisions/s | p50 | p99 |",
         scratch.label()
     );
     println!("|---|---:|---:|---:|");

@@ -600,7 +600,7 @@ async fn housekeeping(state: Arc<AppState>, snapshot: PathBuf, every: u64) {
 /// Keeps the GDPR audit tables following the log (docs/adr/0006): each second, whatever was
 /// committed since is written in pages, each its own transaction, outside the group commit. The
 /// audit views also catch up before answering, so this only keeps that step short.
-async fn audit_projection(state: Arc<AppState>) {
+pub(crate) async fn audit_projection(state: Arc<AppState>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
