@@ -8,7 +8,9 @@
 //! `--tracked-days` before it, or any with 0) straight through the group commit, as `bench restart` does; then the audit
 //! projection catches up (its rate is a figure too) and the views are timed.
 
+use std::net::TcpListener;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -20,13 +22,15 @@ use consent_ledger_domain::values::{
     CarrierCode, CountryCode, DataCategory, DisplayName, Purpose, RecipientRef, Role, ShipmentId,
     TrackingNumber,
 };
+use consent_ledger_domain::SystemClock;
 use consent_ledger_store::cqrs::CommandMeta;
 use consent_ledger_store::{Append, Guard, NewEvent, Provenance};
 use uuid::Uuid;
 
 use crate::bench::{figures, ms, Figures};
-use crate::bench_decisions::{fixture, Rng, CARRIERS, COUNTRIES};
+use crate::bench_decisions::{fixture, Fixture, Rng, CARRIERS, COUNTRIES};
 use crate::routes::principals::{register, CreatePrincipal};
+use crate::state::{AppState, ServiceConfig, StoreOptions};
 
 #[derive(Debug, Clone, Args)]
 pub struct AuditArgs {
@@ -51,19 +55,119 @@ pub struct AuditArgs {
     /// RoPA requests timed (each reads a month).
     #[arg(long, default_value_t = 200)]
     pub ropa_queries: usize,
+    /// Passes over the views, each with shipments and subjects drawn afresh: the spread of
+    /// their figures is the run-to-run spread.
+    #[arg(long, default_value_t = 1)]
+    pub passes: usize,
+    /// Keep the seeded data directory (its path is printed) so that `--reuse` can time the
+    /// views again without seeding.
+    #[arg(long)]
+    pub keep: bool,
+    /// Time the views on a data directory a `--keep` run left, instead of seeding one.
+    #[arg(long, conflicts_with = "keep")]
+    pub reuse: Option<PathBuf>,
     #[arg(long)]
     pub dir: Option<PathBuf>,
 }
 
+/// What the views are timed with, kept beside a `--keep` seed as `bench-audit.json`
+/// (shipment ids in `bench-audit-shipments.txt`, one a line).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Seeded {
+    officer_token: String,
+    shipper_token: String,
+    partner_token: String,
+    /// When the seed's year ended: the month before it is the RoPA's.
+    now: chrono::DateTime<Utc>,
+    shipments: usize,
+    decisions: usize,
+    partners: usize,
+    tracked_days: u32,
+    #[serde(skip)]
+    shipment_ids: Vec<ShipmentId>,
+}
+
+const SEEDED_FILE: &str = "bench-audit.json";
+const SHIPMENTS_FILE: &str = "bench-audit-shipments.txt";
+
 pub async fn audit(args: AuditArgs) -> anyhow::Result<()> {
+    if let Some(dir) = &args.reuse {
+        let options = StoreOptions {
+            data_dir: dir.clone(),
+            database_url: None,
+        };
+        let mut seeded: Seeded = serde_json::from_slice(
+            &std::fs::read(dir.join(SEEDED_FILE))
+                .with_context(|| format!("{} is not a kept bench audit seed", dir.display()))?,
+        )?;
+        seeded.shipment_ids = std::fs::read_to_string(dir.join(SHIPMENTS_FILE))?
+            .lines()
+            .map(|l| Ok(ShipmentId::from_uuid(Uuid::parse_str(l)?)))
+            .collect::<anyhow::Result<_>>()?;
+        let state =
+            AppState::open(&options, Arc::new(SystemClock), ServiceConfig::default()).await?;
+        let caught_up = state.audit.catch_up().await?;
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let url = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(crate::server::run(listener, state.clone())?);
+        describe(&seeded, caught_up.get());
+        return time_views(&url, &seeded, &args);
+    }
     let scratch = tempfile::Builder::new()
         .prefix("consent-ledger-bench-audit")
         .tempdir_in(args.dir.clone().unwrap_or_else(std::env::temp_dir))?;
-    let options = crate::state::StoreOptions {
+    let options = StoreOptions {
         data_dir: scratch.path().to_path_buf(),
         database_url: None,
     };
     let f = fixture(&options, args.partners, 0).await?;
+    let started = Instant::now();
+    let seeded = seed(&f, &args).await?;
+    let size = f.state.store.next_position().await?.get();
+    eprintln!(
+        "seeded {size} events in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    f.state.projector.catch_up().await?;
+    let t = Instant::now();
+    f.state.audit.catch_up().await?;
+    let projection = t.elapsed();
+    eprintln!(
+        "audit projection caught up in {:.1} s",
+        projection.as_secs_f64()
+    );
+    if args.keep {
+        f.state
+            .projector
+            .save_snapshot(&options.snapshot_path())
+            .await?;
+        std::fs::write(
+            options.data_dir.join(SEEDED_FILE),
+            serde_json::to_vec_pretty(&seeded)?,
+        )?;
+        let mut ids = String::with_capacity(seeded.shipment_ids.len() * 37);
+        for id in &seeded.shipment_ids {
+            ids.push_str(&id.to_string());
+            ids.push('\n');
+        }
+        std::fs::write(options.data_dir.join(SHIPMENTS_FILE), ids)?;
+        eprintln!(
+            "kept the seed in {} (time its views again with --reuse)",
+            scratch.keep().display()
+        );
+    }
+    describe(&seeded, size);
+    println!(
+        "audit projection catch-up: {:.1} s, {:.0} events/s",
+        projection.as_secs_f64(),
+        size as f64 / projection.as_secs_f64().max(1e-9)
+    );
+    time_views(&f.url, &seeded, &args)
+}
+
+/// Writes the seed's shipments and decisions through the group commit (see the module's
+/// documentation) and registers the privacy officer who reads the views.
+async fn seed(f: &Fixture, args: &AuditArgs) -> anyhow::Result<Seeded> {
     let (officer, _) = register(
         &f.state,
         CreatePrincipal {
@@ -115,7 +219,6 @@ pub async fn audit(args: AuditArgs) -> anyhow::Result<()> {
     };
     let now = Utc::now();
     let year = chrono::Duration::days(365);
-    let started = Instant::now();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut shipments = Vec::with_capacity(args.shipments);
     let shipment_step = year / i32::try_from(args.shipments.max(1)).unwrap_or(i32::MAX);
@@ -194,39 +297,38 @@ pub async fn audit(args: AuditArgs) -> anyhow::Result<()> {
     if !pending.is_empty() {
         flush(pending).await?;
     }
-    let size = f.state.store.next_position().await?.get();
-    eprintln!(
-        "seeded {size} events in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    f.state.projector.catch_up().await?;
-    let t = Instant::now();
-    f.state.audit.catch_up().await?;
-    let projection = t.elapsed();
-    eprintln!(
-        "audit projection caught up in {:.1} s",
-        projection.as_secs_f64()
-    );
+    Ok(Seeded {
+        officer_token: officer.token,
+        shipper_token: f.shipper_token.clone(),
+        partner_token: f.partner_tokens.first().context("a partner")?.clone(),
+        now,
+        shipments: args.shipments,
+        decisions: args.decisions,
+        partners: args.partners,
+        tracked_days: args.tracked_days,
+        shipment_ids: shipments,
+    })
+}
 
-    let token = officer.token;
-    let mut rng = Rng(7);
-    let history: Vec<String> = (0..args.queries)
-        .map(|_| {
-            format!(
-                "/v1/audit/access?shipment_id={}",
-                shipments[rng.below(shipments.len().max(1))]
-            )
-        })
-        .collect();
-    let dsar: Vec<String> = (0..args.queries)
-        .map(|_| {
-            format!(
-                "/v1/audit/dsar?recipient_ref=crm:{}",
-                rng.below(args.shipments.max(1))
-            )
-        })
-        .collect();
-    let last_month = now - chrono::Duration::days(40);
+fn describe(seeded: &Seeded, size: u64) {
+    println!(
+        "log of {size} events ({} shipments, {} decisions over a year, {} partners; {})",
+        seeded.shipments,
+        seeded.decisions,
+        seeded.partners,
+        match seeded.tracked_days {
+            0 => "each decision about any shipment, at random".to_owned(),
+            days =>
+                format!("each decision about a shipment registered in the {days} days before it"),
+        }
+    );
+}
+
+/// Times the views, `args.passes` times over, each pass with its own shipments and subjects.
+fn time_views(url: &str, seeded: &Seeded, args: &AuditArgs) -> anyhow::Result<()> {
+    let shipments = &seeded.shipment_ids;
+    anyhow::ensure!(!shipments.is_empty(), "the seed has no shipments");
+    let last_month = seeded.now - chrono::Duration::days(40);
     let month_start = Utc
         .with_ymd_and_hms(last_month.year(), last_month.month(), 1, 0, 0, 0)
         .single()
@@ -242,55 +344,61 @@ pub async fn audit(args: AuditArgs) -> anyhow::Result<()> {
         );
         args.ropa_queries
     ];
-    let (rows_per_history, history_figures) = get_all(&f.url, &token, history.clone())?;
-    // The same histories asked by the tenants: the shipper (whose shipments these all are)
-    // and a partner (its own decisions about the shipment).
-    let (_, shipper_figures) = get_all(&f.url, &f.shipper_token, history.clone())?;
-    let partner_token = f.partner_tokens.first().context("a partner")?;
-    let (rows_per_partner, partner_figures) = get_all(&f.url, partner_token, history)?;
-    let (_, dsar_figures) = get_all(&f.url, &token, dsar)?;
-    let (_, ropa_figures) = get_all(&f.url, &token, ropa)?;
+    let mut rng = Rng(7);
+    for pass in 1..=args.passes.max(1) {
+        let history: Vec<String> = (0..args.queries)
+            .map(|_| {
+                format!(
+                    "/v1/audit/access?shipment_id={}",
+                    shipments[rng.below(shipments.len())]
+                )
+            })
+            .collect();
+        let dsar: Vec<String> = (0..args.queries)
+            .map(|_| {
+                format!(
+                    "/v1/audit/dsar?recipient_ref=crm:{}",
+                    rng.below(seeded.shipments.max(1))
+                )
+            })
+            .collect();
+        let officer = &seeded.officer_token;
+        let (rows_per_history, history_figures) = get_all(url, officer, history.clone())?;
+        // The same histories asked by the tenants: the shipper (whose shipments these all
+        // are) and a partner (its own decisions about the shipment).
+        let (_, shipper_figures) = get_all(url, &seeded.shipper_token, history.clone())?;
+        let (rows_per_partner, partner_figures) = get_all(url, &seeded.partner_token, history)?;
+        let (_, dsar_figures) = get_all(url, officer, dsar)?;
+        let (_, ropa_figures) = get_all(url, officer, ropa.clone())?;
 
-    println!(
-        "log of {size} events ({} shipments, {} decisions over a year, {} partners; {})",
-        args.shipments,
-        args.decisions,
-        args.partners,
-        match args.tracked_days {
-            0 => "each decision about any shipment, at random".to_owned(),
-            days =>
-                format!("each decision about a shipment registered in the {days} days before it"),
+        if args.passes > 1 {
+            println!("pass {pass} of {}:", args.passes);
         }
-    );
-    println!(
-        "audit projection catch-up: {:.1} s, {:.0} events/s",
-        projection.as_secs_f64(),
-        size as f64 / projection.as_secs_f64().max(1e-9)
-    );
-    println!("| view (HTTP GET, one connection) | requests/s | p50 | p99 |");
-    println!("|---|---:|---:|---:|");
-    let row = |name: &str, f: &Figures| {
-        println!(
-            "| {name} | {:.0} | {:.2} ms | {:.2} ms |",
-            f.per_second,
-            ms(f.p50),
-            ms(f.p99)
-        )
-    };
-    row(
-        &format!("access history of one shipment (avg {rows_per_history:.1} rows)"),
-        &history_figures,
-    );
-    row(
-        "the same, asked by the shipments' shipper",
-        &shipper_figures,
-    );
-    row(
-        &format!("the same, asked by one partner (avg {rows_per_partner:.2} rows)"),
-        &partner_figures,
-    );
-    row("DSAR by recipient_ref", &dsar_figures);
-    row("RoPA for a month", &ropa_figures);
+        println!("| view (HTTP GET, one connection) | requests/s | p50 | p99 |");
+        println!("|---|---:|---:|---:|");
+        let row = |name: &str, f: &Figures| {
+            println!(
+                "| {name} | {:.0} | {:.2} ms | {:.2} ms |",
+                f.per_second,
+                ms(f.p50),
+                ms(f.p99)
+            )
+        };
+        row(
+            &format!("access history of one shipment (avg {rows_per_history:.1} rows)"),
+            &history_figures,
+        );
+        row(
+            "the same, asked by the shipments' shipper",
+            &shipper_figures,
+        );
+        row(
+            &format!("the same, asked by one partner (avg {rows_per_partner:.2} rows)"),
+            &partner_figures,
+        );
+        row("DSAR by recipient_ref", &dsar_figures);
+        row("RoPA for a month", &ropa_figures);
+    }
     Ok(())
 }
 
