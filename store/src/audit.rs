@@ -632,6 +632,111 @@ pub(crate) mod sqlite {
                 .join("; ")
         }
 
+        fn access(position: u64, shipment: Option<&str>) -> AuditAccess {
+            AuditAccess {
+                position,
+                decided_at: 1_700_000_000_000_000 + i64::try_from(position).expect("small"),
+                allowed: shipment.is_some(),
+                reason: shipment.is_none().then(|| "unknown_shipment".to_owned()),
+                partner_id: "P".into(),
+                on_behalf_of: None,
+                shipment_id: shipment.map(str::to_owned),
+                shipper_id: shipment.map(|_| "me".to_owned()),
+                carrier: Some("DHL".into()),
+                tracking_number: Some("JJD1".into()),
+                purpose: "insurance_claim".into(),
+                requested: "status_events".into(),
+                granted: "status_events".into(),
+                consent_ids: String::new(),
+                decision_id: format!("D{position}"),
+            }
+        }
+
+        /// An audit file projected before the clustered copy existed (only `0001` applied):
+        /// the migration that adds it copies every row about a shipment, and the rows written
+        /// after it reach the copy through the trigger; the views read both.
+        #[tokio::test]
+        async fn the_clustered_copy_takes_the_rows_projected_before_it() {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let path = dir.path().join("ledger.audit.db");
+            let first = tempfile::tempdir().expect("temp dir");
+            std::fs::copy(
+                concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../migrations/sqlite-audit/0001_audit.sql"
+                ),
+                first.path().join("0001_audit.sql"),
+            )
+            .expect("copy 0001");
+            let old = sqlx::SqlitePool::connect_with(
+                sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(&path)
+                    .create_if_missing(true),
+            )
+            .await
+            .expect("open");
+            sqlx::migrate::Migrator::new(first.path())
+                .await
+                .expect("migrator")
+                .run(&old)
+                .await
+                .expect("0001");
+            let before = AuditBatch {
+                shipments: Vec::new(),
+                accesses: vec![
+                    access(10, Some("S")),
+                    access(11, None),
+                    access(12, Some("T")),
+                ],
+            };
+            assert!(
+                audit_apply(&old, Position::new(0), Position::new(13), &before)
+                    .await
+                    .expect("apply")
+            );
+            old.close().await;
+
+            let pool = crate::sqlite::open_audit(&path).await.expect("migrate");
+            let after = AuditBatch {
+                shipments: Vec::new(),
+                accesses: vec![access(13, Some("S")), access(14, Some("T"))],
+            };
+            assert!(
+                audit_apply(&pool, Position::new(13), Position::new(15), &after)
+                    .await
+                    .expect("apply")
+            );
+            let history = |shipment: &str| AccessFilter {
+                shipment_id: Some(shipment.to_owned()),
+                ..AccessFilter::default()
+            };
+            for (shipment, expected) in [("S", vec![10, 13]), ("T", vec![12, 14])] {
+                let rows = audit_access(&pool, &history(shipment), None, 100)
+                    .await
+                    .expect("history");
+                assert_eq!(
+                    rows.iter().map(|r| r.position).collect::<Vec<_>>(),
+                    expected
+                );
+                assert_eq!(rows.first(), Some(&access(expected[0], Some(shipment))));
+            }
+            let copied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_access_by_shipment")
+                .fetch_one(&pool)
+                .await
+                .expect("count");
+            assert_eq!(
+                copied, 4,
+                "the decision about no shipment stays out of the copy"
+            );
+            // A rebuild empties both.
+            audit_reset(&pool).await.expect("reset");
+            let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_access_by_shipment")
+                .fetch_one(&pool)
+                .await
+                .expect("count");
+            assert_eq!(left, 0);
+        }
+
         #[tokio::test]
         async fn the_most_selective_filter_drives_the_query() {
             let dir = tempfile::tempdir().expect("temp dir");

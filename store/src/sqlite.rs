@@ -49,9 +49,10 @@ pub(crate) fn audit_path(path: &Path) -> PathBuf {
 /// It is derived data, rebuilt from the log from the position stored with its rows, so it
 /// needs no fsync per commit: `synchronous=NORMAL` in WAL mode keeps it consistent through a
 /// crash, which at worst loses its last pages, and catch-up writes them again. Measured on a
-/// 10M-event catch-up (perf), the cost was the pages of the shipment index, inserted into at
-/// random: read back from the file, copied into the WAL, then copied again by each
-/// checkpoint, and a statement journal in a temporary file for every multi-row INSERT. Hence a
+/// 10M-event catch-up (perf), the cost was the pages keyed by shipment (then the shipment
+/// index, now the rows clustered by shipment), inserted into at random: read back from the
+/// file, copied into the WAL, then copied again by each checkpoint, and a statement journal in
+/// a temporary file for every multi-row INSERT. Hence a
 /// page cache of 128 MiB (grown only as a connection touches pages), a WAL checkpointed every
 /// 64 MiB instead of 4 (a page rewritten by many catch-up steps is copied back once), and
 /// temporary data in memory.
