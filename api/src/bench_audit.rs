@@ -59,6 +59,10 @@ pub struct AuditArgs {
     /// their figures is the run-to-run spread.
     #[arg(long, default_value_t = 1)]
     pub passes: usize,
+    /// Seed of the shipments and subjects the passes draw: another seed on a kept log asks
+    /// about parcels no earlier run read, whose pages are not cached (0 counts as 1).
+    #[arg(long, default_value_t = 7)]
+    pub draw_seed: u64,
     /// Keep the seeded data directory (its path is printed) so that `--reuse` can time the
     /// views again without seeding.
     #[arg(long)]
@@ -111,7 +115,7 @@ pub async fn audit(args: AuditArgs) -> anyhow::Result<()> {
         let url = format!("http://{}", listener.local_addr()?);
         tokio::spawn(crate::server::run(listener, state.clone())?);
         describe(&seeded, caught_up.get());
-        return time_views(&url, &seeded, &args);
+        return time_views(&url, &options, &seeded, &args);
     }
     let scratch = tempfile::Builder::new()
         .prefix("consent-ledger-bench-audit")
@@ -162,7 +166,7 @@ pub async fn audit(args: AuditArgs) -> anyhow::Result<()> {
         projection.as_secs_f64(),
         size as f64 / projection.as_secs_f64().max(1e-9)
     );
-    time_views(&f.url, &seeded, &args)
+    time_views(&f.url, &options, &seeded, &args)
 }
 
 /// Writes the seed's shipments and decisions through the group commit (see the module's
@@ -325,7 +329,14 @@ fn describe(seeded: &Seeded, size: u64) {
 }
 
 /// Times the views, `args.passes` times over, each pass with its own shipments and subjects.
-fn time_views(url: &str, seeded: &Seeded, args: &AuditArgs) -> anyhow::Result<()> {
+fn time_views(
+    url: &str,
+    options: &StoreOptions,
+    seeded: &Seeded,
+    args: &AuditArgs,
+) -> anyhow::Result<()> {
+    let audit_file = std::fs::File::open(options.data_dir.join("ledger.audit.db"))
+        .context("opening the audit file for the disk baseline")?;
     let shipments = &seeded.shipment_ids;
     anyhow::ensure!(!shipments.is_empty(), "the seed has no shipments");
     let last_month = seeded.now - chrono::Duration::days(40);
@@ -344,7 +355,7 @@ fn time_views(url: &str, seeded: &Seeded, args: &AuditArgs) -> anyhow::Result<()
         );
         args.ropa_queries
     ];
-    let mut rng = Rng(7);
+    let mut rng = Rng(args.draw_seed.max(1));
     for pass in 1..=args.passes.max(1) {
         let history: Vec<String> = (0..args.queries)
             .map(|_| {
@@ -363,6 +374,9 @@ fn time_views(url: &str, seeded: &Seeded, args: &AuditArgs) -> anyhow::Result<()
             })
             .collect();
         let officer = &seeded.officer_token;
+        // The baseline, right before the views on the same disk: what one random page of the
+        // audit file takes to read, cached or not, as a history's leaf is.
+        let disk = random_reads(&audit_file, args.queries, &mut rng)?;
         let (rows_per_history, history_figures) = get_all(url, officer, history.clone())?;
         // The same histories asked by the tenants: the shipper (whose shipments these all
         // are) and a partner (its own decisions about the shipment).
@@ -398,8 +412,31 @@ fn time_views(url: &str, seeded: &Seeded, args: &AuditArgs) -> anyhow::Result<()
         );
         row("DSAR by recipient_ref", &dsar_figures);
         row("RoPA for a month", &ropa_figures);
+        row(
+            "baseline: one random 4 KiB read of the audit file (pread, same disk, just before)",
+            &disk,
+        );
     }
     Ok(())
+}
+
+/// Times `count` reads of one random 4 KiB page of `file` each, through the OS page cache as
+/// SQLite reads it: the p99 of a request that must read one page it has not cached is at least
+/// this read's.
+fn random_reads(file: &std::fs::File, count: usize, rng: &mut Rng) -> anyhow::Result<Figures> {
+    use std::os::unix::fs::FileExt;
+    const PAGE: u64 = 4096;
+    let pages = (file.metadata()?.len() / PAGE).max(1);
+    let mut buf = vec![0u8; PAGE as usize];
+    let mut latencies = Vec::with_capacity(count);
+    let started = Instant::now();
+    for _ in 0..count {
+        let page = rng.next() % pages;
+        let t = Instant::now();
+        file.read_at(&mut buf, page * PAGE)?;
+        latencies.push(t.elapsed());
+    }
+    Ok(figures(latencies, started.elapsed()))
 }
 
 /// The index of the shipment decision `i` of `decisions` (spread evenly over the year, as the
