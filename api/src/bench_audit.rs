@@ -8,7 +8,6 @@
 //! `--tracked-days` before it, or any with 0) straight through the group commit, as `bench restart` does; then the audit
 //! projection catches up (its rate is a figure too) and the views are timed.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +27,7 @@ use consent_ledger_store::{Append, Guard, NewEvent, Provenance};
 use uuid::Uuid;
 
 use crate::bench::{figures, ms, Figures};
-use crate::bench_decisions::{fixture, Fixture, Rng, CARRIERS, COUNTRIES};
+use crate::bench_decisions::{fixture, serve_on_loopback, Fixture, Rng, CARRIERS, COUNTRIES};
 use crate::routes::principals::{register, CreatePrincipal};
 use crate::state::{AppState, ServiceConfig, StoreOptions};
 
@@ -116,9 +115,7 @@ pub async fn audit(args: AuditArgs) -> anyhow::Result<()> {
         let state =
             AppState::open(&options, Arc::new(SystemClock), ServiceConfig::default()).await?;
         let caught_up = state.audit.catch_up().await?;
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let url = format!("http://{}", listener.local_addr()?);
-        tokio::spawn(crate::server::run(listener, state.clone())?);
+        let url = serve_on_loopback(&state)?;
         describe(&seeded, caught_up.get());
         return time_views(&url, &options, &seeded, &args);
     }
@@ -340,8 +337,12 @@ fn time_views(
     seeded: &Seeded,
     args: &AuditArgs,
 ) -> anyhow::Result<()> {
-    let audit_file = std::fs::File::open(options.data_dir.join("ledger.audit.db"))
-        .context("opening the audit file for the disk baseline")?;
+    let audit_file = options
+        .location()?
+        .audit_file()
+        .context("bench audit runs on SQLite")?;
+    let audit_file =
+        std::fs::File::open(audit_file).context("opening the audit file for the disk baseline")?;
     let shipments = &seeded.shipment_ids;
     anyhow::ensure!(!shipments.is_empty(), "the seed has no shipments");
     let last_month = seeded.now - chrono::Duration::days(40);

@@ -368,10 +368,7 @@ pub(crate) async fn fixture(
             .await?;
     }
     state.projector.catch_up().await?;
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let server = crate::server::run(listener, state.clone())?;
-    tokio::spawn(server);
+    let url = serve_on_loopback(&state)?;
     Ok(Fixture {
         state,
         url,
@@ -381,6 +378,14 @@ pub(crate) async fn fixture(
         partners: partner_ids,
         shipments: shipment_ids,
     })
+}
+
+/// Serves the real app for `state` on a loopback port the system picks; returns its URL.
+pub(crate) fn serve_on_loopback(state: &Arc<AppState>) -> anyhow::Result<String> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(crate::server::run(listener, state.clone())?);
+    Ok(url)
 }
 
 /// Sends `count` requests from `connections` concurrent clients on a load-generator thread of

@@ -160,13 +160,16 @@ macro_rules! audit_backend {
         /// so that catch-up rebuilds it from the whole log.
         pub(crate) async fn audit_reset(pool: &Pool) -> Result<(), StoreError> {
             let mut tx = pool.begin().await.map_err(StoreError::unavailable)?;
-            for statement in [
+            let mut statements = vec![
                 "UPDATE audit_projection SET position = 0 WHERE name = 'audit'",
-                concat!("DELETE FROM ", $by_shipment),
                 "DELETE FROM audit_access",
                 "DELETE FROM audit_shipment",
                 "DELETE FROM audit_daily",
-            ] {
+            ];
+            if $by_shipment != "audit_access" {
+                statements.push(concat!("DELETE FROM ", $by_shipment));
+            }
+            for statement in statements {
                 sqlx::query(statement)
                     .execute(&mut *tx)
                     .await

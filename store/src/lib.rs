@@ -96,6 +96,15 @@ impl StoreLocation {
     pub fn in_data_dir(dir: &Path) -> Self {
         Self::SqliteFile(dir.join("ledger.db"))
     }
+
+    /// The file of the GDPR audit projection beside an SQLite log (on PostgreSQL its tables
+    /// share the database: none).
+    pub fn audit_file(&self) -> Option<PathBuf> {
+        match self {
+            Self::SqliteFile(path) => Some(sqlite::audit_path(path)),
+            Self::Postgres(_) => None,
+        }
+    }
 }
 
 /// A `postgres://` URL. It may hold a password, so it never shows in `Debug` or `Display`
