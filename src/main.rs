@@ -1,4 +1,8 @@
-//! `consent-ledger`: see `consent_ledger_api::cli` for the commands.
+//! `consent-ledger`: the service and its operator commands (SPEC §8), in [`cli`]. The HTTP API
+//! is `consent_ledger_api`, the use cases `consent_ledger_app`; this binary wires them.
+
+mod cli;
+mod telemetry;
 
 /// glibc's malloc spent a quarter of the decision path's CPU in page faults and arena
 /// consolidation under many threads (BENCHMARKS.md); mimalloc keeps freed pages per thread.
@@ -8,7 +12,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match consent_ledger_api::cli::main().await {
+    match cli::main().await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use consent_ledger_api::routes::principals::{register, CreatePrincipal};
-use consent_ledger_api::state::{AppState, ServiceConfig, StoreOptions};
+use consent_ledger_app::principals::{register, CreatePrincipal};
+use consent_ledger_app::state::{AppState, ServiceConfig, StoreOptions};
 use consent_ledger_domain::consent::ConsentCommand;
 use consent_ledger_domain::principal::PartnerProfile;
 use consent_ledger_domain::shipment::ShipmentCommand;
@@ -139,7 +139,7 @@ fn allowed(state: &AppState, partner: PartnerId, shipment: ShipmentRef) -> bool 
         chrono::Utc::now(),
     );
     matches!(
-        verdict.outcome,
+        verdict.outcome(),
         consent_ledger_projections::decider::Outcome::Allowed { .. }
     )
 }
@@ -234,7 +234,7 @@ async fn revoke(state: &AppState, shipper: ShipperId, consent: ConsentId) {
 
 /// Decisions about `shipments` (and one unknown shipment), recorded as the API records them.
 async fn decide(state: &AppState, partner: PartnerId, shipments: &[ShipmentId]) {
-    use consent_ledger_api::routes::decisions::{decide_and_record, Question};
+    use consent_ledger_app::decide::{decide_and_record, Question};
     let unknown = ShipmentId::from_uuid(Uuid::now_v7());
     let questions: Vec<Question> = shipments
         .iter()

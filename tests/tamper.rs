@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use consent_ledger_api::routes::principals::{register, CreatePrincipal};
-use consent_ledger_api::state::{AppState, ServiceConfig, StoreOptions};
+use consent_ledger_app::principals::{register, CreatePrincipal};
+use consent_ledger_app::state::{AppState, ServiceConfig, StoreOptions};
 use consent_ledger_domain::shipment::ShipmentCommand;
 use consent_ledger_domain::values::{
     CarrierCode, CountryCode, DisplayName, Role, ShipmentId, TrackingNumber,
@@ -39,7 +39,7 @@ async fn fixture() -> tempfile::TempDir {
         .expect("shipper");
     for i in 0..11 {
         if i == 7 {
-            consent_ledger_api::routes::log::sign_checkpoint(&state)
+            consent_ledger_app::checkpoint::sign_checkpoint(&state)
                 .await
                 .expect("checkpoint");
         }

@@ -1,67 +1,25 @@
-//! Bearer-token authentication (SPEC §2). Tokens are 256 random bits shown once; the ledger
-//! keeps only their SHA-256.
+//! The bearer-token extractor (SPEC §2): the `Authorization` header to an authenticated
+//! [`Caller`] through [`consent_ledger_app::auth::authenticate`].
 
 use std::future::Future;
+use std::ops::Deref;
 use std::pin::Pin;
 
 use actix_web::{web, FromRequest, HttpRequest};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use consent_ledger_domain::values::{PrincipalId, Role};
-use sha2::{Digest, Sha256};
+use consent_ledger_app::auth::{self, Token};
+use consent_ledger_app::state::AppState;
+use consent_ledger_app::AppError;
 
 use crate::problem::ApiError;
-use crate::state::AppState;
 
-/// A bearer token. Its `Debug` hides the secret so it cannot reach a log by accident.
-pub struct Token(String);
-
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Token(***)")
-    }
-}
-
-impl Token {
-    /// A fresh token from the operating system's randomness.
-    pub fn generate() -> anyhow::Result<Self> {
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-        Ok(Self(format!("cl_{}", URL_SAFE_NO_PAD.encode(bytes))))
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    /// The hex SHA-256 under which the token is stored.
-    pub fn digest(&self) -> String {
-        hex::encode(Sha256::digest(self.0.as_bytes()))
-    }
-}
-
-/// The authenticated principal making the call.
+/// The authenticated principal making the call, as a handler argument.
 #[derive(Debug, Clone)]
-pub struct Caller {
-    pub id: PrincipalId,
-    pub role: Role,
-}
+pub struct Caller(pub auth::Caller);
 
-impl Caller {
-    /// 403 unless the caller has one of `roles`.
-    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
-        if roles.contains(&self.role) {
-            return Ok(());
-        }
-        let allowed: Vec<&str> = roles.iter().map(Role::as_str).collect();
-        Err(ApiError::Forbidden(format!(
-            "role {} may not do this; allowed: {}",
-            self.role,
-            allowed.join(", ")
-        )))
-    }
-
-    /// Privacy officers and regulators read every consent and record (SPEC §2).
-    pub fn is_auditor(&self) -> bool {
-        matches!(self.role, Role::PrivacyOfficer | Role::Regulator)
+impl Deref for Caller {
+    type Target = auth::Caller;
+    fn deref(&self) -> &auth::Caller {
+        &self.0
     }
 }
 
@@ -73,7 +31,7 @@ fn bearer(req: &HttpRequest) -> Option<Token> {
         .ok()?;
     let (scheme, token) = value.split_once(' ')?;
     (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
-        .then(|| Token(token.trim().to_owned()))
+        .then(|| Token::from(token.trim().to_owned()))
 }
 
 impl FromRequest for Caller {
@@ -85,26 +43,9 @@ impl FromRequest for Caller {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
             let (Some(token), Some(state)) = (token, state) else {
-                return Err(ApiError::Unauthorized);
+                return Err(AppError::Unauthorized.into());
             };
-            let digest = token.digest();
-            let lookup = |state: &AppState| {
-                state
-                    .projector
-                    .read()
-                    .principal_by_token(&digest)
-                    .map(|p| Caller {
-                        id: p.id,
-                        role: p.role,
-                    })
-            };
-            if let Some(caller) = lookup(&state) {
-                return Ok(caller);
-            }
-            // The principal may have been made a moment ago by another process (the offline
-            // `principal create`); read the log once more before refusing.
-            state.projector.catch_up().await?;
-            lookup(&state).ok_or(ApiError::Unauthorized)
+            Ok(Caller(auth::authenticate(&state, &token).await?))
         })
     }
 }

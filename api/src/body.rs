@@ -1,12 +1,11 @@
 //! Reading request input: a size-limited body parsed with the path of any bad field, and query
 //! strings and path ids that name the parameter at fault.
 
-use std::collections::HashMap;
-use std::str::FromStr;
-
 use actix_web::web;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
+
+use consent_ledger_app::AppError;
 
 use crate::problem::ApiError;
 
@@ -17,11 +16,13 @@ pub const BODY_LIMIT: usize = 512 * 1024;
 pub async fn read_body(mut payload: web::Payload) -> Result<web::Bytes, ApiError> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::MalformedBody {
-            detail: e.to_string(),
+        let chunk = chunk.map_err(|e| {
+            ApiError::from(AppError::MalformedBody {
+                detail: e.to_string(),
+            })
         })?;
         if body.len() + chunk.len() > BODY_LIMIT {
-            return Err(ApiError::PayloadTooLarge { limit: BODY_LIMIT });
+            return Err(ApiError(AppError::PayloadTooLarge { limit: BODY_LIMIT }));
         }
         body.extend_from_slice(&chunk);
     }
@@ -43,9 +44,9 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             return Err(ApiError::invalid("body", "expected a JSON object"));
         }
         _ => {
-            return Err(ApiError::MalformedBody {
+            return Err(ApiError::from(AppError::MalformedBody {
                 detail: "expected a JSON object".into(),
-            })
+            }))
         }
     }
     let mut de = serde_json::Deserializer::from_slice(body);
@@ -57,13 +58,15 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             serde_json::error::Category::Data => {
                 ApiError::invalid(field_of(&path, &message), message)
             }
-            _ => ApiError::MalformedBody {
+            _ => ApiError::from(AppError::MalformedBody {
                 detail: inner.to_string(),
-            },
+            }),
         }
     })?;
-    de.end().map_err(|e| ApiError::MalformedBody {
-        detail: e.to_string(),
+    de.end().map_err(|e| {
+        ApiError::from(AppError::MalformedBody {
+            detail: e.to_string(),
+        })
     })?;
     Ok(value)
 }
@@ -93,61 +96,6 @@ fn field_of(path: &str, message: &str) -> String {
     }
 }
 
-/// Query parameters, refusing any name not in `known`.
-pub struct QueryParams(HashMap<String, String>);
-
-impl QueryParams {
-    pub fn parse(query: &str, known: &[&str]) -> Result<Self, ApiError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
-            .map_err(|e| ApiError::invalid("query", format!("malformed query string: {e}")))?;
-        let mut map = HashMap::new();
-        for (k, v) in pairs {
-            if !known.contains(&k.as_str()) {
-                return Err(ApiError::invalid(
-                    k.clone(),
-                    format!(
-                        "unknown query parameter; expected one of {}",
-                        known.join(", ")
-                    ),
-                ));
-            }
-            map.insert(k, v);
-        }
-        Ok(Self(map))
-    }
-
-    /// The parameter's text, if present.
-    pub fn raw(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
-    }
-
-    /// The parameter parsed with `T::from_str`, if present.
-    pub fn get<T>(&self, name: &str) -> Result<Option<T>, ApiError>
-    where
-        T: FromStr,
-        T::Err: std::fmt::Display,
-    {
-        self.0
-            .get(name)
-            .map(|v| {
-                v.parse::<T>()
-                    .map_err(|e| ApiError::invalid(name, e.to_string()))
-            })
-            .transpose()
-    }
-}
-
-/// Parses a path segment id, naming the parameter when it is not one.
-pub fn path_id<T>(value: &str, name: &str) -> Result<T, ApiError>
-where
-    T: FromStr,
-    T::Err: std::fmt::Display,
-{
-    value
-        .parse()
-        .map_err(|e: T::Err| ApiError::invalid(name, e.to_string()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,7 +116,7 @@ mod tests {
 
     fn field(body: &str) -> String {
         match parse_json::<Probe>(body.as_bytes()) {
-            Err(ApiError::InvalidField { field, .. }) => field,
+            Err(ApiError(AppError::InvalidField { field, .. })) => field,
             other => panic!("expected an invalid field, got {other:?}"),
         }
     }
@@ -186,11 +134,11 @@ mod tests {
     fn syntax_errors_are_malformed_bodies() {
         assert!(matches!(
             parse_json::<Probe>(b"{\"a\": "),
-            Err(ApiError::MalformedBody { .. })
+            Err(ApiError(AppError::MalformedBody { .. }))
         ));
         assert!(matches!(
             parse_json::<Probe>(b"{\"a\": 1} x"),
-            Err(ApiError::MalformedBody { .. })
+            Err(ApiError(AppError::MalformedBody { .. }))
         ));
     }
 }

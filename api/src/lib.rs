@@ -1,37 +1,24 @@
 //! # consent-ledger api
 //!
-//! Glue: HTTP (actix-web), the command line (clap), configuration and telemetry. No SQL here
-//! (that is `store/`), no rules (that is `domain/`).
+//! The HTTP transport (actix-web): parse the request, call the use case in
+//! `consent_ledger_app`, map its [`consent_ledger_app::AppError`] to RFC 9457 problem+json,
+//! render. No SQL here (that is `store/`), no rules (`domain/`), no use case (`app/`).
 //!
 //! # Layout
-//! - [`cli`]: `serve`, `migrate`, `principal create`, `keygen`, `replay`, `audit-log`, `bench`.
 //! - [`server`]: the actix app, request ids, graceful stop.
 //! - [`routes`]: one module per resource of SPEC §7.
-//! - [`write`]: the shape of every write: idempotency → command → durable commit → answer.
-//! - [`auth`]: bearer tokens (stored hashed) and roles; [`problem`]: RFC 9457 errors;
-//!   [`rejections`]: domain refusals → HTTP; [`body`]: size-limited parsing naming bad fields.
-//! - [`state`]: the store, the read model and the command buses, built once.
+//! - [`write`]: a write's `Idempotency-Key` and request id in, `Idempotent-Replayed` out.
+//! - [`auth`]: the bearer-token extractor; [`problem`]: RFC 9457 errors; [`body`]:
+//!   size-limited JSON bodies parsed naming bad fields.
+//! - [`openapi`]: the OpenAPI 3.1 document served at `/openapi.json`.
 //!
-//! Write path: `POST /v1/consents → Caller (token → principal) → parse_json → write() →
-//! CommandBus::execute (cqrs-es handle) → Store::append → GroupCommit (one fsync per batch)
-//! → Projector::catch_up → {"id","position"}`.
+//! Hot path: `POST /v1/decisions → Caller (token → principal) → parse_json →
+//! app::decide::question → app::decide::decide → {"decision_id","position","allowed",…}`.
 
-pub mod access_filter;
-pub mod audit_log;
 pub mod auth;
-pub mod bench;
-pub mod bench_audit;
-pub mod bench_decisions;
-pub mod bench_log;
 pub mod body;
-pub mod cli;
-pub mod export;
 pub mod openapi;
 pub mod problem;
-pub mod rejections;
 pub mod routes;
 pub mod server;
-pub mod state;
-pub mod telemetry;
-pub mod verify;
 pub mod write;

@@ -5,8 +5,14 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use consent_ledger_app::AppError;
+use consent_ledger_domain::consent::ConsentError;
+use consent_ledger_domain::principal::PrincipalError;
+use consent_ledger_domain::request::ConsentRequestError;
+use consent_ledger_domain::shipment::ShipmentError;
 use consent_ledger_projections::ProjectionError;
-use consent_ledger_store::{IdempotencyRecord, StoreError};
+use consent_ledger_store::cqrs::CommandError;
+use consent_ledger_store::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -25,140 +31,102 @@ pub struct Problem {
     pub field: Option<String>,
 }
 
+/// An [`AppError`] as an HTTP answer (actix's `ResponseError` may only be implemented here).
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("malformed JSON: {detail}")]
-    MalformedBody { detail: String },
-    #[error("{field}: {detail}")]
-    InvalidField { field: String, detail: String },
-    #[error("request body is larger than {limit} bytes")]
-    PayloadTooLarge { limit: usize },
-    #[error("missing or invalid bearer token")]
-    Unauthorized,
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{detail}")]
-    Conflict {
-        slug: &'static str,
-        detail: String,
-        field: Option<String>,
-    },
-    #[error("the Idempotency-Key was already used for a different request")]
-    IdempotencyKeyReused,
-    #[error("service unavailable: {0}")]
-    Unavailable(#[source] anyhow::Error),
-    #[error("internal error: {0}")]
-    Internal(#[source] anyhow::Error),
-    /// Not an error the caller sees: the write helper answers it by replaying the first answer.
-    #[error("idempotent replay of an earlier request")]
-    Replay(IdempotencyRecord),
-}
+#[error(transparent)]
+pub struct ApiError(#[from] pub AppError);
 
 impl ApiError {
     pub fn invalid(field: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self::InvalidField {
-            field: field.into(),
-            detail: detail.into(),
-        }
+        Self(AppError::invalid(field, detail))
     }
     pub fn conflict(slug: &'static str, detail: impl Into<String>) -> Self {
-        Self::Conflict {
-            slug,
-            detail: detail.into(),
-            field: None,
-        }
+        Self(AppError::conflict(slug, detail))
     }
-    /// Another tenant's object and a missing one answer alike, so existence does not leak.
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        Self(AppError::internal(cause))
+    }
     pub fn not_found() -> Self {
-        Self::NotFound("no such object, or not yours to see".into())
+        Self(AppError::not_found())
+    }
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self(AppError::Forbidden(detail.into()))
+    }
+    pub fn unavailable(cause: impl Into<anyhow::Error>) -> Self {
+        Self(AppError::Unavailable(cause.into()))
     }
 
     fn slug_and_title(&self) -> (&'static str, &'static str) {
-        match self {
-            Self::MalformedBody { .. } => ("malformed-json", "Malformed JSON"),
-            Self::InvalidField { .. } => ("invalid-field", "Invalid field"),
-            Self::PayloadTooLarge { .. } => ("payload-too-large", "Request body too large"),
-            Self::Unauthorized => ("unauthorized", "Unauthorized"),
-            Self::Forbidden(_) => ("forbidden", "Forbidden for this role"),
-            Self::NotFound(_) => ("not-found", "Not found"),
-            Self::Conflict { slug, .. } => (slug, "Conflict with the current state"),
-            Self::IdempotencyKeyReused => ("idempotency-key-reused", "Idempotency key reused"),
-            Self::Unavailable(_) => ("unavailable", "Service unavailable"),
-            Self::Internal(_) | Self::Replay(_) => ("internal", "Internal error"),
+        match &self.0 {
+            AppError::MalformedBody { .. } => ("malformed-json", "Malformed JSON"),
+            AppError::InvalidField { .. } => ("invalid-field", "Invalid field"),
+            AppError::PayloadTooLarge { .. } => ("payload-too-large", "Request body too large"),
+            AppError::Unauthorized => ("unauthorized", "Unauthorized"),
+            AppError::Forbidden(_) => ("forbidden", "Forbidden for this role"),
+            AppError::NotFound(_) => ("not-found", "Not found"),
+            AppError::Conflict { slug, .. } => (slug, "Conflict with the current state"),
+            AppError::IdempotencyKeyReused => ("idempotency-key-reused", "Idempotency key reused"),
+            AppError::Unavailable(_) => ("unavailable", "Service unavailable"),
+            AppError::Internal(_) | AppError::Replay(_) => ("internal", "Internal error"),
         }
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::Conflict { .. } => Self::conflict(
-                "concurrent-modification",
-                "the object was changed concurrently; retry",
-            ),
-            StoreError::ClaimTaken { claim } => Self::Conflict {
-                slug: "already-exists",
-                detail: format!("{claim} is already registered"),
-                field: claim
-                    .starts_with("tracking:")
-                    .then(|| "tracking_number".to_owned()),
-            },
-            StoreError::IdempotencyKeyUsed(record) => Self::Replay(record),
-            StoreError::IdempotencyKeyInFlight => Self::conflict(
-                "idempotency-key-in-flight",
-                "a request with this Idempotency-Key is still in flight",
-            ),
-            StoreError::Unavailable(_) | StoreError::ShuttingDown => Self::Unavailable(err.into()),
-            other => Self::Internal(other.into()),
+/// Errors of the layers below convert through [`AppError`]'s one mapping.
+macro_rules! through_app_error {
+    ($($from:ty),* $(,)?) => {$(
+        impl From<$from> for ApiError {
+            fn from(err: $from) -> Self {
+                Self(AppError::from(err))
+            }
         }
-    }
+    )*};
 }
 
-impl From<ProjectionError> for ApiError {
-    fn from(err: ProjectionError) -> Self {
-        match err {
-            ProjectionError::Store(e) => e.into(),
-            other => Self::Internal(other.into()),
-        }
-    }
-}
+through_app_error!(
+    StoreError,
+    ProjectionError,
+    CommandError<PrincipalError>,
+    CommandError<ShipmentError>,
+    CommandError<ConsentError>,
+    CommandError<ConsentRequestError>,
+    ConsentRequestError,
+);
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            Self::MalformedBody { .. } => StatusCode::BAD_REQUEST,
-            Self::InvalidField { .. } | Self::IdempotencyKeyReused => {
+        match &self.0 {
+            AppError::MalformedBody { .. } => StatusCode::BAD_REQUEST,
+            AppError::InvalidField { .. } | AppError::IdempotencyKeyReused => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict { .. } => StatusCode::CONFLICT,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) | Self::Replay(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::Conflict { .. } => StatusCode::CONFLICT,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) | AppError::Replay(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         let (slug, title) = self.slug_and_title();
-        let detail = match self {
-            Self::Unavailable(cause) => {
+        let detail = match &self.0 {
+            AppError::Unavailable(cause) => {
                 tracing::warn!(error = ?cause, "answering 503");
                 "the event store is unavailable; nothing was recorded; retry later".to_owned()
             }
-            Self::Internal(_) | Self::Replay(_) => {
-                tracing::error!(error = ?self, "answering 500");
+            AppError::Internal(_) | AppError::Replay(_) => {
+                tracing::error!(error = ?self.0, "answering 500");
                 "an internal error occurred; nothing more is disclosed".to_owned()
             }
             other => other.to_string(),
         };
-        let field = match self {
-            Self::InvalidField { field, .. } => Some(field.clone()),
-            Self::Conflict { field, .. } => field.clone(),
+        let field = match &self.0 {
+            AppError::InvalidField { field, .. } => Some(field.clone()),
+            AppError::Conflict { field, .. } => field.clone(),
             _ => None,
         };
         let problem = Problem {
@@ -173,16 +141,22 @@ impl ResponseError for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         ));
-        match self {
-            Self::Unauthorized => {
+        match &self.0 {
+            AppError::Unauthorized => {
                 response
                     .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
             }
-            Self::Unavailable(_) => {
+            AppError::Unavailable(_) => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
             }
             _ => {}
         }
         response.body(serde_json::to_string(&problem).unwrap_or_default())
+    }
+}
+
+impl From<ApiError> for AppError {
+    fn from(err: ApiError) -> Self {
+        err.0
     }
 }

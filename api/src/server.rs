@@ -11,8 +11,9 @@ use uuid::Uuid;
 
 use crate::problem::ApiError;
 use crate::routes;
-use crate::state::AppState;
 use crate::write::RequestId;
+use consent_ledger_app::state::AppState;
+use consent_ledger_app::AppError;
 
 const REQUEST_ID: &str = "x-request-id";
 
@@ -30,7 +31,7 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
             )
             .configure(routes::configure)
             .default_service(web::to(|| async {
-                Err::<HttpResponse, _>(ApiError::NotFound("no such route".into()))
+                Err::<HttpResponse, _>(ApiError(AppError::NotFound("no such route".into())))
             }));
     }
 }

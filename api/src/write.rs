@@ -1,22 +1,19 @@
-//! The shape every write takes: idempotency check, command, durable commit, read model caught
-//! up (so the caller reads its own write), answer rendered from the committed events.
-//!
-//! Rendering from committed events is what makes `Idempotency-Key` exact (SPEC §5.5): a retry
-//! reads the events the first request committed and renders the very same answer.
+//! A write over HTTP: the `Idempotency-Key` header and the request id into
+//! [`consent_ledger_app::write::record`], its answer into a response (`Idempotent-Replayed:
+//! true` on a replay).
 
 use std::future::Future;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use consent_ledger_app::state::AppState;
+use consent_ledger_app::write::{self, Answer, WriteContext, IDEMPOTENCY_KEY};
+use consent_ledger_app::AppError;
 use consent_ledger_store::cqrs::CommandMeta;
-use consent_ledger_store::{IdempotencyClaim, IdempotencyRecord, StoredEvent};
-use sha2::{Digest, Sha256};
+use consent_ledger_store::StoredEvent;
 
 use crate::auth::Caller;
 use crate::problem::ApiError;
-use crate::state::AppState;
-
-pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
 /// The request id of this call (set by the request-id middleware).
 #[derive(Debug, Clone)]
@@ -29,33 +26,34 @@ pub fn request_id(req: &HttpRequest) -> String {
         .unwrap_or_default()
 }
 
-/// Whether an answer is the first one or a replay of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Answer {
-    First,
-    Replay,
+/// The write context of this request: who, which request, which idempotency key.
+pub fn context(req: &HttpRequest, caller: &Caller, body: &[u8]) -> Result<WriteContext, ApiError> {
+    let key = req
+        .headers()
+        .get(IDEMPOTENCY_KEY)
+        .map(|v| {
+            v.to_str().map_err(|_| {
+                ApiError::invalid(IDEMPOTENCY_KEY, "must be 1–255 visible ASCII characters")
+            })
+        })
+        .transpose()?;
+    let operation = format!("{} {}", req.method(), req.path());
+    Ok(WriteContext::new(
+        caller,
+        request_id(req),
+        &operation,
+        key,
+        body,
+    )?)
 }
 
-fn idempotency_claim(
-    req: &HttpRequest,
-    caller: &Caller,
-    body: &[u8],
-) -> Result<Option<IdempotencyClaim>, ApiError> {
-    let Some(value) = req.headers().get(IDEMPOTENCY_KEY) else {
-        return Ok(None);
-    };
-    let key = value
-        .to_str()
-        .ok()
-        .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
-        .ok_or_else(|| {
-            ApiError::invalid(IDEMPOTENCY_KEY, "must be 1–255 visible ASCII characters")
-        })?;
-    Ok(Some(IdempotencyClaim {
-        scope: format!("{} {} {}", caller.id, req.method(), req.path()),
-        key: key.to_owned(),
-        fingerprint: hex::encode(Sha256::digest(body)),
-    }))
+/// The answer of a recorded write, with `Idempotent-Replayed: true` on a replay.
+pub fn respond(status: StatusCode, body: &impl serde::Serialize, answer: Answer) -> HttpResponse {
+    let mut response = HttpResponse::build(status);
+    if answer == Answer::Replay {
+        response.insert_header(("Idempotent-Replayed", "true"));
+    }
+    response.json(body)
 }
 
 /// Runs one write. `execute` gets the metadata to commit with and returns what it committed;
@@ -74,63 +72,13 @@ where
     Fut: Future<Output = Result<Vec<StoredEvent>, ApiError>>,
     R: Fn(&[StoredEvent], Answer) -> Result<serde_json::Value, ApiError>,
 {
-    let claim = idempotency_claim(req, caller, body)?;
-    if let Some(claim) = &claim {
-        if let Some(record) = state.store.idempotency(&claim.scope, &claim.key).await? {
-            return replay(state, claim, record, status, &render).await;
-        }
-    }
-    let mut meta = CommandMeta::new(caller.id.to_string(), request_id(req));
-    meta.idempotency = claim.clone();
-    match execute(meta).await {
-        Ok(events) => {
-            // The commit hook applied our events before the store answered; only a write of
-            // another process in between leaves the model behind.
-            if state.projector.is_behind() {
-                state.projector.catch_up().await?;
-            }
-            Ok(HttpResponse::build(status).json(render(&events, Answer::First)?))
-        }
-        Err(ApiError::Replay(record)) => match &claim {
-            Some(claim) => replay(state, claim, record, status, &render).await,
-            None => Err(ApiError::Internal(anyhow::anyhow!(
-                "replay without an idempotency key"
-            ))),
-        },
-        Err(other) => {
-            // A refused write may still have committed something before it (the first step
-            // of a two-step write); let the read model see it either way.
-            if let Err(e) = state.projector.catch_up().await {
-                tracing::warn!(error = %e, "catching up after a refused write failed");
-            }
-            Err(other)
-        }
-    }
-}
-
-async fn replay<R>(
-    state: &AppState,
-    claim: &IdempotencyClaim,
-    record: IdempotencyRecord,
-    status: StatusCode,
-    render: &R,
-) -> Result<HttpResponse, ApiError>
-where
-    R: Fn(&[StoredEvent], Answer) -> Result<serde_json::Value, ApiError>,
-{
-    if record.fingerprint != claim.fingerprint {
-        return Err(ApiError::IdempotencyKeyReused);
-    }
-    let count = record.last_position.get() - record.first_position.get() + 1;
-    let events = state
-        .store
-        .read_range(
-            record.first_position,
-            u32::try_from(count).unwrap_or(u32::MAX),
-        )
-        .await?;
-    state.projector.catch_up().await?;
-    Ok(HttpResponse::build(status)
-        .insert_header(("Idempotent-Replayed", "true"))
-        .json(render(&events, Answer::Replay)?))
+    let context = context(req, caller, body)?;
+    let (value, answer) = write::record(
+        state,
+        context,
+        |meta| async { execute(meta).await.map_err(AppError::from) },
+        |events, answer| render(events, answer).map_err(AppError::from),
+    )
+    .await?;
+    Ok(respond(status, &value, answer))
 }

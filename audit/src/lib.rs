@@ -15,6 +15,7 @@
 //! - [`keys`]: the log's Ed25519 key as a C2SP signed-note private key, and its vkey.
 //! - [`leaf`]: an event as RFC 8785 canonical JSON, the leaf data, and its leaf hash.
 //! - [`note`]: C2SP tlog-checkpoint bodies, signed and opened as C2SP signed notes (Ed25519).
+//! - [`verify`]: the offline verifier's streaming core: a bundle checked in blocks on every core.
 //! - [`tree`]: RFC 9162 §2.1 Merkle tree hashes, inclusion and consistency proofs (made from
 //!   stored subtree hashes, and verified), and the append [`tree::Frontier`].
 
@@ -23,6 +24,7 @@ pub mod keys;
 pub mod leaf;
 pub mod note;
 pub mod tree;
+pub mod verify;
 
 pub use keys::{KeyError, LogKey};
 pub use note::{Checkpoint, CheckpointError, NoteError, VerifierKey};

@@ -24,4 +24,6 @@ pub mod terms;
 pub mod testing;
 pub mod values;
 
-pub use services::{Clock, Directory, LedgerServices, ManualClock, PartnerFacts, SystemClock};
+pub use services::{
+    Clock, Directory, IdGenerator, LedgerServices, ManualClock, PartnerFacts, SystemClock, UuidV7,
+};

@@ -1,5 +1,5 @@
 //! Outside facts the aggregates need, injected through cqrs-es's `Services` so that tests
-//! decide them: the clock, and what the read side knows of other aggregates (a partner's
+//! decide them: the clock, the id generator, and what the read side knows of other aggregates (a partner's
 //! status, a shipment's owner).
 
 use std::sync::{Arc, Mutex};
@@ -46,6 +46,21 @@ impl Clock for ManualClock {
     }
 }
 
+/// Where new ids come from. The service mints UUIDv7 ([`UuidV7`]: time-ordered, so ids sort
+/// by creation); tests may mint predictable ones.
+pub trait IdGenerator: Send + Sync {
+    fn new_id(&self) -> uuid::Uuid;
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct UuidV7;
+
+impl IdGenerator for UuidV7 {
+    fn new_id(&self) -> uuid::Uuid {
+        uuid::Uuid::now_v7()
+    }
+}
+
 /// What a command handler may ask about the rest of the ledger. Implemented by the read side.
 pub trait Directory: Send + Sync {
     /// The partner's status and default DPA reference, or `None` if no such partner exists.
@@ -66,12 +81,25 @@ pub struct PartnerFacts {
 #[derive(Clone)]
 pub struct LedgerServices {
     pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn IdGenerator>,
     pub directory: Arc<dyn Directory>,
 }
 
 impl LedgerServices {
+    /// Services minting UUIDv7 ids.
     pub fn new(clock: Arc<dyn Clock>, directory: Arc<dyn Directory>) -> Self {
-        Self { clock, directory }
+        Self::with_ids(clock, Arc::new(UuidV7), directory)
+    }
+    pub fn with_ids(
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGenerator>,
+        directory: Arc<dyn Directory>,
+    ) -> Self {
+        Self {
+            clock,
+            ids,
+            directory,
+        }
     }
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()

@@ -62,14 +62,48 @@ pub enum ShipmentRef {
     Tracking(CarrierCode, TrackingNumber),
 }
 
-/// The outcome of one access check.
+/// The outcome of one access check. An allow always names the shipment it allows: only a
+/// parcel the decider knows can be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verdict {
-    /// The shipment resolved, if it is known.
-    pub shipment: Option<ShipmentId>,
-    pub outcome: Outcome,
-    /// For a denial on a consent's state (revoked, expired, not yet valid): that consent.
-    pub consent: Option<ConsentId>,
+pub enum Verdict {
+    /// Every consent in force that covers the request, and requested ∩ granted categories.
+    Allowed {
+        shipment: ShipmentId,
+        consents: Vec<ConsentId>,
+        categories: Categories,
+    },
+    Denied {
+        /// The shipment resolved, if it is known.
+        shipment: Option<ShipmentId>,
+        reason: DenyReason,
+        /// For a denial on a consent's state (revoked, expired, not yet valid): that consent.
+        consent: Option<ConsentId>,
+    },
+}
+
+impl Verdict {
+    /// The verdict without the shipment: allowed with what, or denied why.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Self::Allowed {
+                consents,
+                categories,
+                ..
+            } => Outcome::Allowed {
+                consents: consents.clone(),
+                categories: *categories,
+            },
+            Self::Denied { reason, .. } => Outcome::Denied(*reason),
+        }
+    }
+
+    /// The consent a denial on a consent's state names.
+    pub fn consent(&self) -> Option<ConsentId> {
+        match self {
+            Self::Allowed { .. } => None,
+            Self::Denied { consent, .. } => *consent,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -428,15 +462,15 @@ impl Decider {
         now: DateTime<Utc>,
     ) -> Verdict {
         let Some(id) = self.resolve(shipment) else {
-            return Verdict {
+            return Verdict::Denied {
                 shipment: None,
-                outcome: Outcome::Denied(DenyReason::UnknownShipment),
+                reason: DenyReason::UnknownShipment,
                 consent: None,
             };
         };
-        let deny = |reason| Verdict {
+        let deny = |reason| Verdict::Denied {
             shipment: Some(id),
-            outcome: Outcome::Denied(reason),
+            reason,
             consent: None,
         };
         if self.partners.get(&partner) == Some(&PartnerStatus::Suspended) {
@@ -473,22 +507,20 @@ impl Decider {
         }
         if !in_force.is_empty() {
             in_force.sort_unstable();
-            return Verdict {
-                shipment: Some(id),
-                outcome: Outcome::Allowed {
-                    consents: in_force,
-                    categories: granted,
-                },
-                consent: None,
+            return Verdict::Allowed {
+                shipment: id,
+                consents: in_force,
+                categories: granted,
             };
         }
         match (any, any_purpose, any_category, latest) {
             (false, ..) => deny(DenyReason::NoConsent),
             (true, false, ..) => deny(DenyReason::PurposeNotCovered),
             (true, true, false, _) => deny(DenyReason::CategoryNotCovered),
-            (.., Some((consent, rule))) => Verdict {
+            (.., Some((consent, rule))) => Verdict::Denied {
+                shipment: Some(id),
+                reason: state_now(rule, now).unwrap_or(DenyReason::ConsentRevoked),
                 consent: Some(consent),
-                ..deny(state_now(rule, now).unwrap_or(DenyReason::ConsentRevoked))
             },
             (.., None) => deny(DenyReason::NoConsent),
         }
@@ -627,7 +659,7 @@ mod tests {
             requested: &[DataCategory],
             now: DateTime<Utc>,
         ) -> Outcome {
-            self.verdict(shipment, purpose, requested, now).outcome
+            self.verdict(shipment, purpose, requested, now).outcome()
         }
 
         fn verdict(
@@ -723,7 +755,7 @@ mod tests {
             t0(),
         );
         assert_eq!(
-            unknown.outcome,
+            unknown.outcome(),
             Outcome::Denied(DenyReason::UnknownShipment)
         );
         assert_eq!(
@@ -755,8 +787,11 @@ mod tests {
         f.d.revoke(id(1), t0() + Duration::hours(1));
         // Effective at once, whatever the clock says; the denial names the revoked consent.
         let revoked = f.verdict(DHL_DE, InsuranceClaim, &[StatusEvents], t0());
-        assert_eq!(revoked.outcome, Outcome::Denied(DenyReason::ConsentRevoked));
-        assert_eq!(revoked.consent, Some(id(1)));
+        assert_eq!(
+            revoked.outcome(),
+            Outcome::Denied(DenyReason::ConsentRevoked)
+        );
+        assert_eq!(revoked.consent(), Some(id(1)));
     }
 
     #[test]
@@ -764,7 +799,7 @@ mod tests {
         let mut f = Fixture::new();
         assert_eq!(
             f.verdict(DHL_DE, InsuranceClaim, &[StatusEvents], t0())
-                .consent,
+                .consent(),
             None
         );
         f.grant(
@@ -779,11 +814,11 @@ mod tests {
             (FraudPrevention, &[StatusEvents][..]),
             (InsuranceClaim, &[Location][..]),
         ] {
-            assert_eq!(f.verdict(DHL_DE, purpose, categories, t0()).consent, None);
+            assert_eq!(f.verdict(DHL_DE, purpose, categories, t0()).consent(), None);
         }
         assert_eq!(
             f.verdict(DHL_DE, InsuranceClaim, &[StatusEvents], t0())
-                .consent,
+                .consent(),
             None,
             "an allowed decision lists its consents in the outcome"
         );
@@ -807,7 +842,7 @@ mod tests {
             cats(&[StatusEvents]),
             t0(),
         );
-        assert_eq!(other.outcome, Outcome::Denied(DenyReason::NoConsent));
+        assert_eq!(other.outcome(), Outcome::Denied(DenyReason::NoConsent));
     }
 
     #[test]
@@ -864,7 +899,7 @@ mod tests {
                 &[StatusEvents],
                 t0() + Duration::days(11)
             )
-            .consent,
+            .consent(),
             Some(id(2)),
             "the most recently granted consent is the one named"
         );

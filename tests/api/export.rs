@@ -571,7 +571,7 @@ async fn the_openapi_document_names_every_export_parameter() {
         .filter(|p| p["in"] == "query")
         .filter_map(|p| p["name"].as_str())
         .collect();
-    for name in consent_ledger_api::access_filter::FILTER_NAMES
+    for name in consent_ledger_app::gdpr::filter::FILTER_NAMES
         .iter()
         .chain(&["since"])
     {

@@ -16,12 +16,14 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::body::{parse_json, path_id, read_body};
+use crate::body::{parse_json, read_body};
 use crate::problem::{ApiError, Problem};
 use crate::routes::principals::ReasonBody;
-use crate::routes::{page, render_created, render_position, Created, ListQuery, Positioned};
-use crate::state::AppState;
+use crate::routes::{render_created, render_position, Created, Positioned};
 use crate::write::write;
+use consent_ledger_app::query::path_id;
+use consent_ledger_app::query::{page, ListQuery};
+use consent_ledger_app::state::AppState;
 
 /// A grant from the calling shipper to one partner (SPEC §7 consent body).
 #[derive(Debug, Deserialize, ToSchema)]
@@ -289,10 +291,7 @@ pub(crate) async fn stream_history(
 
 fn history_entry(e: StoredEvent) -> Result<HistoryEntry, ApiError> {
     // Events are stored as {"EventType": {fields}}; the history shows the fields.
-    let value = e
-        .payload
-        .to_value()
-        .map_err(|err| ApiError::Internal(err.into()))?;
+    let value = e.payload.to_value().map_err(ApiError::internal)?;
     let event = match value {
         serde_json::Value::Object(mut map) if map.len() == 1 => {
             map.remove(&e.event_type).unwrap_or_default()
@@ -329,8 +328,8 @@ pub async fn revoke(
         let model = state.projector.read();
         let consent = visible(&model, &caller, id)?;
         if !(caller.role == Role::Shipper && consent.shipper_id == caller.id.as_shipper()) {
-            return Err(ApiError::Forbidden(
-                "only the shipper who granted a consent revokes it".into(),
+            return Err(ApiError::forbidden(
+                "only the shipper who granted a consent revokes it",
             ));
         }
     }
@@ -514,9 +513,9 @@ pub async fn receipt(
             events,
         }
     };
-    let value = serde_json::to_value(&body).map_err(|e| ApiError::Internal(e.into()))?;
-    let canonical = consent_ledger_audit::leaf::canonical_text(&value)
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let value = serde_json::to_value(&body).map_err(ApiError::internal)?;
+    let canonical =
+        consent_ledger_audit::leaf::canonical_text(&value).map_err(ApiError::internal)?;
     let signature = state.log_key.sign_detached(canonical.as_bytes());
     Ok(HttpResponse::Ok().json(ConsentReceipt {
         receipt: body,

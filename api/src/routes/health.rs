@@ -4,7 +4,7 @@ use utoipa::OpenApi;
 
 use crate::openapi::ApiDoc;
 use crate::problem::ApiError;
-use crate::state::AppState;
+use consent_ledger_app::state::AppState;
 
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "alive")))]
@@ -22,7 +22,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     let applied = state.projector.catch_up().await?;
     let head = state.store.next_position().await?;
     if applied < head {
-        return Err(ApiError::Unavailable(anyhow::anyhow!(
+        return Err(ApiError::unavailable(anyhow::anyhow!(
             "read model at {applied}, log at {head}"
         )));
     }

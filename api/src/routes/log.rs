@@ -5,30 +5,26 @@ use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use consent_ledger_audit::leaf::leaf_data;
-use consent_ledger_audit::note::Checkpoint;
 use consent_ledger_audit::tree::Hash;
 use consent_ledger_domain::values::Role;
 use consent_ledger_store::Position;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::access_filter::AccessFilter;
 use crate::auth::Caller;
-use crate::body::QueryParams;
-use crate::export::Exporter;
+use consent_ledger_app::checkpoint as log_checkpoint;
+use consent_ledger_app::gdpr::filter::AccessFilter;
+use consent_ledger_app::query::QueryParams;
+use consent_ledger_app::state::AppState;
+
 use crate::problem::{ApiError, Problem};
-use crate::state::AppState;
+use consent_ledger_app::export::Exporter;
 
 /// Most entries one call returns.
 pub const MAX_ENTRIES: u64 = 1_000;
 
 fn b64(hashes: &[Hash]) -> Vec<String> {
     hashes.iter().map(|h| B64.encode(h)).collect()
-}
-
-/// The log's size now: a tree size may not exceed it.
-async fn log_size(state: &AppState) -> Result<u64, ApiError> {
-    Ok(state.store.next_position().await?.get())
 }
 
 fn required(q: &QueryParams, name: &str) -> Result<u64, ApiError> {
@@ -60,7 +56,7 @@ pub async fn inclusion(
 ) -> Result<HttpResponse, ApiError> {
     let q = QueryParams::parse(req.query_string(), &["position", "tree_size"])?;
     let (position, tree_size) = (required(&q, "position")?, required(&q, "tree_size")?);
-    if tree_size > log_size(&state).await? {
+    if tree_size > log_checkpoint::log_size(&state).await? {
         return Err(ApiError::invalid("tree_size", "larger than the log"));
     }
     if position >= tree_size {
@@ -99,7 +95,7 @@ pub async fn consistency(
 ) -> Result<HttpResponse, ApiError> {
     let q = QueryParams::parse(req.query_string(), &["from", "to"])?;
     let (from, to) = (required(&q, "from")?, required(&q, "to")?);
-    if to > log_size(&state).await? {
+    if to > log_checkpoint::log_size(&state).await? {
         return Err(ApiError::invalid("to", "larger than the log"));
     }
     if from > to {
@@ -158,8 +154,7 @@ pub async fn entries(
     let entries = events
         .iter()
         .map(|e| {
-            let leaf = String::from_utf8(leaf_data(&e.leaf()))
-                .map_err(|err| ApiError::Internal(err.into()))?;
+            let leaf = String::from_utf8(leaf_data(&e.leaf())).map_err(ApiError::internal)?;
             Ok(Entry {
                 position: e.position.get(),
                 leaf,
@@ -180,18 +175,6 @@ pub async fn vkey(state: web::Data<AppState>) -> HttpResponse {
         .body(format!("{}\n", state.log_key.vkey()))
 }
 
-/// Signs a C2SP tlog-checkpoint of the log as it is now with the log's key and keeps it;
-/// returns (tree size, signed note).
-pub async fn sign_checkpoint(state: &AppState) -> Result<(u64, String), ApiError> {
-    let size = log_size(state).await?;
-    let root = state.store.tree_root(size).await?;
-    let statement = Checkpoint::new(state.log_key.name(), size, root)
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    let note = statement.sign(&state.log_key);
-    state.store.save_checkpoint(size, &root, &note).await?;
-    Ok((size, note))
-}
-
 fn note_response(note: String) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
@@ -207,10 +190,9 @@ pub async fn checkpoint(
     state: web::Data<AppState>,
     _caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    match state.store.latest_checkpoint().await? {
-        Some((_, note)) => Ok(note_response(note)),
-        None => Ok(note_response(sign_checkpoint(&state).await?.1)),
-    }
+    Ok(note_response(
+        log_checkpoint::latest_checkpoint(&state).await?,
+    ))
 }
 
 /// Sign a checkpoint of the log now (admin), and keep it.
@@ -222,7 +204,9 @@ pub async fn sign_now(
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Admin])?;
-    Ok(note_response(sign_checkpoint(&state).await?.1))
+    Ok(note_response(
+        log_checkpoint::sign_checkpoint(&state).await?.1,
+    ))
 }
 
 /// The §6 export bundle of access decisions (privacy officer, regulator), narrowed by the access
@@ -253,7 +237,7 @@ pub async fn export(
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::PrivacyOfficer, Role::Regulator])?;
-    let mut known = crate::access_filter::FILTER_NAMES.to_vec();
+    let mut known = consent_ledger_app::gdpr::filter::FILTER_NAMES.to_vec();
     known.push("since");
     let q = QueryParams::parse(req.query_string(), &known)?;
     let filter = AccessFilter::parse(|name| q.raw(name).map(str::to_owned))

@@ -2,68 +2,24 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
-use consent_ledger_domain::principal::{PartnerProfile, PrincipalCommand};
-use consent_ledger_domain::values::{DisplayName, PartnerStatus, PrincipalId, Reason, Role};
+use consent_ledger_domain::principal::PrincipalCommand;
+use consent_ledger_domain::values::{PartnerStatus, PrincipalId, Reason, Role};
 use consent_ledger_projections::model::PrincipalView;
-use consent_ledger_store::cqrs::CommandMeta;
 use consent_ledger_store::StoredEvent;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
-use crate::auth::{Caller, Token};
-use crate::body::{parse_json, path_id, read_body};
+use crate::auth::Caller;
+use crate::body::{parse_json, read_body};
 use crate::problem::{ApiError, Problem};
 use crate::routes::render_position;
-use crate::state::AppState;
-use crate::write::{write, Answer};
-
-/// `{"role":"partner","name":…,"partner":{"kind":…,"country":…,"dpa_ref":…}}` or
-/// `{"role":"shipper"|"gateway"|"privacy_officer"|"regulator"|"admin","name":…}`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreatePrincipal {
-    pub role: Role,
-    pub name: DisplayName,
-    #[serde(default)]
-    pub partner: Option<PartnerProfile>,
-}
-
-/// The new principal's id and bearer token. The token is shown this once.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CreatedPrincipal {
-    pub id: PrincipalId,
-    pub token: String,
-}
-
-/// Registers a principal; shared by the HTTP route and the offline `principal create`.
-pub async fn register(
-    state: &AppState,
-    input: CreatePrincipal,
-    meta: CommandMeta,
-) -> Result<(CreatedPrincipal, Vec<StoredEvent>), ApiError> {
-    let id = PrincipalId::from_uuid(Uuid::now_v7());
-    let token = Token::generate().map_err(ApiError::Internal)?;
-    let command = PrincipalCommand::RegisterPrincipal {
-        id,
-        role: input.role,
-        name: input.name,
-        partner: input.partner,
-        token_sha256: token.digest(),
-    };
-    let events = state
-        .principals
-        .execute(&id.to_string(), command, meta)
-        .await?;
-    Ok((
-        CreatedPrincipal {
-            id,
-            token: token.expose().to_owned(),
-        },
-        events,
-    ))
-}
+use crate::write::write;
+use consent_ledger_app::principals::{register, CreatePrincipal, CreatedPrincipal};
+use consent_ledger_app::query::path_id;
+use consent_ledger_app::state::AppState;
+use consent_ledger_app::write::Answer;
+use consent_ledger_app::AppError;
 
 /// Register a principal (admin). A partner's and a shipper's id is its principal id.
 ///
@@ -210,7 +166,7 @@ pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpRespon
     let view = model
         .principals
         .get(&caller.id)
-        .ok_or(ApiError::Unauthorized)?;
+        .ok_or(ApiError(AppError::Unauthorized))?;
     Ok(HttpResponse::Ok().json(view))
 }
 

@@ -5,31 +5,32 @@
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use consent_ledger_domain::consent::{ConsentCommand, ConsentError};
 use consent_ledger_domain::request::{
     ConsentRequestCommand, ConsentRequestEvent, Narrowing, RequestStatus,
 };
 use consent_ledger_domain::terms::ConsentScope;
 use consent_ledger_domain::values::{
-    ConsentId, ConsentRequestId, DataCategory, DpaRef, LegalBasis, NonEmptySet, PartnerStatus,
-    Purpose, Reason, Role, ShipperId,
+    ConsentId, ConsentRequestId, DataCategory, DpaRef, LegalBasis, NonEmptySet, Purpose, Reason,
+    Role, ShipperId,
 };
 use consent_ledger_projections::model::RequestView;
-use consent_ledger_store::cqrs::{CommandError, CommandMeta};
-use consent_ledger_store::StoredEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use consent_ledger_app::approvals;
+
 use crate::auth::Caller;
-use crate::body::{parse_json, path_id, read_body};
+use crate::body::{parse_json, read_body};
 use crate::problem::{ApiError, Problem};
 use crate::routes::consents::{stream_history, HistoryEntry};
 use crate::routes::principals::ReasonBody;
-use crate::routes::{page, render_created, render_position, Created, ListQuery, Positioned};
-use crate::state::AppState;
+use crate::routes::{render_created, render_position, Created, Positioned};
 use crate::write::write;
+use consent_ledger_app::query::path_id;
+use consent_ledger_app::query::{page, ListQuery};
+use consent_ledger_app::state::AppState;
 
 /// The consent fields less `partner_id` (the caller is the partner), plus the shipper asked
 /// and a justification.
@@ -108,9 +109,9 @@ fn acting_on(
         _ => request.partner_id.as_uuid(),
     };
     if caller.role != role || caller.id.as_uuid() != party {
-        return Err(ApiError::Forbidden(match role {
-            Role::Shipper => "only the shipper asked approves or denies a request".into(),
-            _ => "only the partner who asked withdraws a request".into(),
+        return Err(ApiError::forbidden(match role {
+            Role::Shipper => "only the shipper asked approves or denies a request",
+            _ => "only the partner who asked withdraws a request",
         }));
     }
     Ok(())
@@ -227,143 +228,6 @@ pub async fn get(
     }))
 }
 
-/// Records the approval, then grants the consent it names.
-///
-/// Two aggregates, two commits, in this order: the approval first, naming the consent id
-/// and carrying the granted terms, so that of two concurrent approvals only one commits (the
-/// other loses the optimistic race on the request's stream and sees "not pending") and nothing
-/// is granted for the loser. The grant then follows from the approval alone; if the process
-/// dies in between, [`complete_approvals`] grants it on the next start (ADR 0002).
-async fn approve_then_grant(
-    state: &AppState,
-    id: ConsentRequestId,
-    narrowing: Narrowing,
-    meta: CommandMeta,
-) -> Result<Vec<StoredEvent>, ApiError> {
-    let request = state.requests.load(&id.to_string()).await?;
-    let terms = request.approval(&narrowing, state.clock.now())?;
-    if state
-        .projector
-        .read()
-        .partner_facts(terms.partner)
-        .is_some_and(|p| p.status == PartnerStatus::Suspended)
-    {
-        return Err(ApiError::Conflict {
-            slug: "partner-suspended",
-            detail: format!(
-                "partner {} is suspended and can receive no grant",
-                terms.partner
-            ),
-            field: None,
-        });
-    }
-    let consent_id = ConsentId::from_uuid(Uuid::now_v7());
-    let grant_meta = CommandMeta {
-        idempotency: None,
-        ..meta.clone()
-    };
-    let command = ConsentRequestCommand::ApproveConsentRequest {
-        consent_id,
-        narrowing,
-    };
-    let approved = state
-        .requests
-        .execute(&id.to_string(), command, meta)
-        .await?;
-    grant_approved(state, id, consent_id, grant_meta).await?;
-    Ok(approved)
-}
-
-/// Grants the consent of an approved request, from the request's recorded terms. Idempotent:
-/// a consent already granted is left as it is.
-async fn grant_approved(
-    state: &AppState,
-    id: ConsentRequestId,
-    consent_id: ConsentId,
-    meta: CommandMeta,
-) -> Result<(), ApiError> {
-    let stored = state
-        .store
-        .read_stream("consent_request", &id.to_string())
-        .await?;
-    let mut submitted = None;
-    let mut approved = None;
-    for event in &stored {
-        match event.payload.decode::<ConsentRequestEvent>() {
-            Ok(e @ ConsentRequestEvent::ConsentRequestSubmitted { .. }) => submitted = Some(e),
-            Ok(e @ ConsentRequestEvent::ConsentRequestApproved { .. }) => approved = Some(e),
-            Ok(_) => {}
-            Err(e) => return Err(ApiError::Internal(e.into())),
-        }
-    }
-    let (
-        Some(ConsentRequestEvent::ConsentRequestSubmitted {
-            partner,
-            shipper,
-            scope,
-            legal_basis,
-            dpa_ref,
-            valid_from,
-            ..
-        }),
-        Some(ConsentRequestEvent::ConsentRequestApproved {
-            purposes,
-            data_categories,
-            valid_until,
-            approved_at,
-            ..
-        }),
-    ) = (submitted, approved)
-    else {
-        return Err(ApiError::Internal(anyhow::anyhow!(
-            "request {id} has no approval to grant"
-        )));
-    };
-    let grant = ConsentCommand::GrantConsent {
-        id: consent_id,
-        shipper,
-        partner,
-        scope,
-        purposes,
-        data_categories,
-        legal_basis,
-        dpa_ref,
-        // A consent asked to start "now" starts when it was approved, not when it is granted.
-        valid_from: Some(valid_from.unwrap_or(approved_at).max(approved_at)),
-        valid_until,
-        origin_request: Some(id),
-    };
-    match state
-        .consents
-        .execute(&consent_id.to_string(), grant, meta)
-        .await
-    {
-        Ok(_) | Err(CommandError::Rejected(ConsentError::AlreadyGranted)) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Grants the consents of approved requests that have none yet (a process that stopped
-/// between the two commits of an approval). Run on start.
-pub async fn complete_approvals(state: &AppState) -> Result<usize, ApiError> {
-    let pending: Vec<(ConsentRequestId, ConsentId)> = {
-        let model = state.projector.read();
-        model
-            .requests
-            .values()
-            .filter_map(|r| Some((r.id, r.consent_id?)))
-            .filter(|(_, consent)| !model.consents.contains_key(consent))
-            .collect()
-    };
-    for (request, consent) in &pending {
-        let meta = CommandMeta::new("system", Uuid::now_v7().to_string());
-        grant_approved(state, *request, *consent, meta).await?;
-        tracing::info!(%request, %consent, "granted the consent of an approval interrupted by a stop");
-    }
-    state.projector.catch_up().await?;
-    Ok(pending.len())
-}
-
 /// Approve a pending request (the shipper asked), possibly narrower than asked, never wider.
 #[utoipa::path(post, path = "/v1/consent-requests/{id}/approve", tag = "consent requests", request_body = ApproveRequest,
     security(("bearer" = [])),
@@ -393,7 +257,7 @@ pub async fn approve(
         &caller,
         &body,
         StatusCode::OK,
-        |meta| approve_then_grant(&state, id, narrowing, meta),
+        |meta| async { Ok(approvals::approve_then_grant(&state, id, narrowing, meta).await?) },
         |events, _| {
             let consent_id = events
                 .first()
@@ -405,7 +269,7 @@ pub async fn approve(
                     _ => None,
                 })
                 .ok_or_else(|| {
-                    ApiError::Internal(anyhow::anyhow!("approval event without consent id"))
+                    ApiError::internal(anyhow::anyhow!("approval event without consent id"))
                 })?;
             // The answer's position is the grant's, so that `at_least_as_fresh` with it sees
             // the consent.

@@ -15,11 +15,12 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::body::{parse_json, path_id, read_body, QueryParams};
+use crate::body::{parse_json, read_body};
 use crate::problem::{ApiError, Problem};
 use crate::routes::{render_created, Created};
-use crate::state::AppState;
 use crate::write::write;
+use consent_ledger_app::query::{path_id, QueryParams};
+use consent_ledger_app::state::AppState;
 
 /// `{"carrier","tracking_number","destination_country","recipient_ref"?,"shipper_id"?}`.
 #[derive(Debug, Deserialize, ToSchema)]

@@ -18,8 +18,8 @@ use consent_ledger_projections::ReadModel;
 use consent_ledger_store::{DecisionScan, Inclusion, StoreError, StoredEvent, TextFieldRange};
 use tokio::task::JoinHandle;
 
-use crate::access_filter::{access_event, decision, AccessFilter, Outcome, Resolved};
-use crate::problem::ApiError;
+use crate::error::AppError;
+use crate::gdpr::filter::{access_event, decision, AccessFilter, Outcome, Resolved};
 use crate::state::AppState;
 
 /// Positions read per page: one block of [`Store::inclusion_proofs`], so that a page's proofs
@@ -58,12 +58,12 @@ impl Exporter {
         state: Arc<AppState>,
         filter: AccessFilter,
         since: Option<u64>,
-    ) -> Result<Self, ApiError> {
-        let (size, note) = crate::routes::log::sign_checkpoint(&state).await?;
+    ) -> Result<Self, AppError> {
+        let (size, note) = crate::checkpoint::sign_checkpoint(&state).await?;
         let consistency = match since {
             None => None,
             Some(from) if from > size => {
-                return Err(ApiError::invalid(
+                return Err(AppError::invalid(
                     "since",
                     format!("must not exceed the log's size, {size} events"),
                 ))
@@ -80,7 +80,7 @@ impl Exporter {
             checkpoint: note,
             consistency,
         };
-        let mut first = serde_json::to_vec(&header).map_err(|e| ApiError::Internal(e.into()))?;
+        let mut first = serde_json::to_vec(&header).map_err(AppError::internal)?;
         first.push(b'\n');
         // Owners and tracking numbers are looked up in the read model: bring it up to the
         // checkpoint, in case another process wrote.
@@ -137,7 +137,7 @@ impl Exporter {
 
     /// The next chunk of the bundle (whole lines; empty when a page held nothing selected), or
     /// `None` after the last.
-    pub async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, ApiError> {
+    pub async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, AppError> {
         let mut chunk = Vec::new();
         Ok(self.next_into(&mut chunk).await?.then_some(chunk))
     }
@@ -145,7 +145,7 @@ impl Exporter {
     /// Appends the next chunk to `out`; `false` after the last. A caller that writes chunks
     /// away reuses one buffer: a page's lines are tens of megabytes, which a fresh allocation
     /// would have the kernel zero page by page.
-    pub async fn next_into(&mut self, chunk: &mut Vec<u8>) -> Result<bool, ApiError> {
+    pub async fn next_into(&mut self, chunk: &mut Vec<u8>) -> Result<bool, AppError> {
         if let Some(header) = self.header.take() {
             chunk.extend_from_slice(&header);
             return Ok(true);
@@ -162,7 +162,7 @@ impl Exporter {
         let Some(reading) = self.reading.pop_front() else {
             return Ok(false);
         };
-        let events = reading.await.map_err(|e| ApiError::Internal(e.into()))??;
+        let events = reading.await.map_err(AppError::internal)??;
         self.next = self.next.saturating_add(u64::from(PAGE)).min(self.size);
         let selected = self.select(&events);
         if selected.is_empty() {
@@ -177,9 +177,9 @@ impl Exporter {
         chunk.reserve(selected.len() * 1600);
         for (event, proof) in selected.iter().zip(&proofs) {
             let data = leaf_of(event, proof)?;
-            let leaf = std::str::from_utf8(&data).map_err(|e| ApiError::Internal(e.into()))?;
+            let leaf = std::str::from_utf8(&data).map_err(AppError::internal)?;
             write_line(chunk, event.position.get(), leaf, &proof.path)
-                .map_err(|e| ApiError::Internal(e.into()))?;
+                .map_err(AppError::internal)?;
         }
         self.exported += selected.len() as u64;
         Ok(true)
@@ -212,12 +212,12 @@ impl Exporter {
 
 /// The leaf data of `event`, checked against its stored leaf hash: an event altered after it
 /// was hashed stops the export rather than yield a line that cannot verify.
-fn leaf_of(event: &StoredEvent, proof: &Inclusion) -> Result<Vec<u8>, ApiError> {
+fn leaf_of(event: &StoredEvent, proof: &Inclusion) -> Result<Vec<u8>, AppError> {
     let data = leaf_data(&event.leaf());
     if leaf_hash(&data) == proof.leaf {
         return Ok(data);
     }
-    Err(ApiError::Internal(anyhow::anyhow!(
+    Err(AppError::Internal(anyhow::anyhow!(
         "the event at position {} does not hash to its stored leaf: the log was altered; run \
          consent-ledger audit-log",
         event.position
@@ -290,9 +290,9 @@ pub async fn write_bundle(
     Ok((exporter.exported(), exporter.tree_size()))
 }
 
-fn export_error(e: ApiError) -> anyhow::Error {
+fn export_error(e: AppError) -> anyhow::Error {
     match e {
-        ApiError::Internal(cause) | ApiError::Unavailable(cause) => cause.context("exporting"),
+        AppError::Internal(cause) | AppError::Unavailable(cause) => cause.context("exporting"),
         other => anyhow::anyhow!("{other}"),
     }
 }

@@ -27,9 +27,9 @@ use consent_ledger_store::{baseline, StoredEvent};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::bench::{figures, ms, Figures, Scratch};
-use crate::routes::principals::{register, CreatePrincipal};
-use crate::state::{AppState, ServiceConfig, StoreOptions};
+use crate::{figures, ms, Figures, Scratch};
+use consent_ledger_app::principals::{register, CreatePrincipal};
+use consent_ledger_app::state::{AppState, ServiceConfig, StoreOptions};
 
 #[derive(Debug, Clone, Args)]
 pub struct DecisionsArgs {
@@ -192,8 +192,8 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
         let verdict = d.decide(*partner, shipment, Purpose::InsuranceClaim, requested, now);
         latencies.push(q.elapsed());
         allowed += usize::from(matches!(
-            verdict.outcome,
-            consent_ledger_projections::decider::Outcome::Allowed { .. }
+            verdict,
+            consent_ledger_projections::decider::Verdict::Allowed { .. }
         ));
     }
     let decide = figures(latencies, t.elapsed());
@@ -384,7 +384,7 @@ pub(crate) async fn fixture(
 pub(crate) fn serve_on_loopback(state: &Arc<AppState>) -> anyhow::Result<String> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(crate::server::run(listener, state.clone())?);
+    tokio::spawn(consent_ledger_api::server::run(listener, state.clone())?);
     Ok(url)
 }
 
@@ -483,9 +483,11 @@ pub(crate) async fn decisions(args: DecisionsArgs, scratch: &Scratch) -> anyhow:
             ("/v1/decisions", f.partner_tokens[p].clone(), body)
         })
     };
-    let follower = args
-        .audit_follow
-        .then(|| tokio::spawn(crate::cli::audit_projection(f.state.clone())));
+    let follower = args.audit_follow.then(|| {
+        tokio::spawn(consent_ledger_app::background::gdpr_projection(
+            f.state.clone(),
+        ))
+    });
     let warm = load(&urls, args.connections, args.count / 10, single.clone())?;
     let first = f.state.store.next_position().await?;
     let http = load(&urls, args.connections, args.count, single)?;
@@ -533,8 +535,7 @@ pub(crate) async fn decisions(args: DecisionsArgs, scratch: &Scratch) -> anyhow:
         baseline::batched_insert_at(&scratch.part("raw").await?.location, &rows, 1000).await?;
     let raw_rate = rows.len() as f64 / raw.as_secs_f64();
     // Baseline (b): one cqrs-es command per read on a per-shipment aggregate.
-    let naive =
-        crate::bench::naive_reads(&scratch.part("naive").await?.location, args.naive, 64).await?;
+    let naive = crate::naive_reads(&scratch.part("naive").await?.location, args.naive, 64).await?;
 
     let nodes = match args.nodes {
         1 => "one node".to_owned(),
@@ -685,7 +686,7 @@ pub async fn restart(args: RestartArgs) -> anyhow::Result<()> {
         .map(|p| p.id.as_shipper())
         .context("shipper")?;
     let started = Instant::now();
-    let seed = crate::bench_log::Seed {
+    let seed = crate::log::Seed {
         shipper,
         partners: &f.partners,
         shipments: args.shipments,
@@ -693,7 +694,7 @@ pub async fn restart(args: RestartArgs) -> anyhow::Result<()> {
         denied_every: 0,
         checkpoint_every: 0,
     };
-    crate::bench_log::seed_log(&f.state, &seed, |_| {}).await?;
+    crate::log::seed_log(&f.state, &seed, |_| {}).await?;
     let size = f.state.store.next_position().await?.get();
     eprintln!(
         "seeded {size} events in {:.1} s",

@@ -7,16 +7,19 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
+use consent_ledger_audit::verify::verify_reader;
 use consent_ledger_audit::LogKey;
 use consent_ledger_domain::principal::PartnerProfile;
-use consent_ledger_domain::request::{ConsentRequestCommand, RequestStatus};
 use consent_ledger_domain::values::{CountryCode, DisplayName, DpaRef, PartnerKind, Role};
 use consent_ledger_domain::SystemClock;
 use consent_ledger_store::cqrs::CommandMeta;
 use uuid::Uuid;
 
-use crate::routes::principals::{register, CreatePrincipal};
-use crate::state::{AppState, ServiceConfig, StoreOptions};
+use consent_ledger_app::auth::Caller;
+use consent_ledger_app::principals::{register, CreatePrincipal};
+use consent_ledger_app::state::{AppState, ServiceConfig, StoreOptions};
+use consent_ledger_app::{approvals, background, gdpr, AppError};
+
 use crate::telemetry::{self, LogFormat};
 
 #[derive(Debug, Parser)]
@@ -88,9 +91,6 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Create the log signing key if there is none, and print its C2SP vkey.
     Keygen(KeygenArgs),
-    /// Measure throughput; see BENCHMARKS.md.
-    #[command(subcommand)]
-    Bench(crate::bench::BenchCommand),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -271,9 +271,8 @@ pub async fn main() -> anyhow::Result<()> {
             println!("{}", key.vkey());
             Ok(())
         }
-        Command::Bench(cmd) => crate::bench::run(cmd, &options).await,
         Command::Replay(args) => replay(&options, args).await,
-        Command::AuditLog => crate::audit_log::run(&options).await,
+        Command::AuditLog => audit_log(&options).await,
         Command::Export(args) => export(&options, args).await,
         Command::Verify(args) => verify(args),
     }
@@ -324,13 +323,13 @@ async fn export(options: &StoreOptions, args: ExportArgs) -> anyhow::Result<()> 
     if args.view != ExportView::Bundle {
         return export_view(options, args).await;
     }
-    let filter = crate::access_filter::AccessFilter::parse(|name| args.filter(name))
+    let filter = gdpr::filter::AccessFilter::parse(|name| args.filter(name))
         .map_err(|e| anyhow::anyhow!("--{}: {}", e.field.replace('_', "-"), e.detail))?;
     let state = AppState::open(options, Arc::new(SystemClock), ServiceConfig::default()).await?;
-    let exporter = crate::export::Exporter::start(state, filter, args.since_size)
+    let exporter = consent_ledger_app::export::Exporter::start(state, filter, args.since_size)
         .await
         .map_err(|e| match e {
-            crate::problem::ApiError::InvalidField { field, detail } if field == "since" => {
+            AppError::InvalidField { field, detail } if field == "since" => {
                 anyhow::anyhow!("--since-size: {detail}")
             }
             other => anyhow::anyhow!("{other}"),
@@ -340,7 +339,8 @@ async fn export(options: &StoreOptions, args: ExportArgs) -> anyhow::Result<()> 
         .with_context(|| format!("creating {}", args.out.display()))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
     let written =
-        crate::export::write_bundle(exporter, &mut out, |at, _| bar.set_position(at)).await;
+        consent_ledger_app::export::write_bundle(exporter, &mut out, |at, _| bar.set_position(at))
+            .await;
     bar.finish_and_clear();
     drop(out);
     let (events, size) = match written {
@@ -370,13 +370,12 @@ fn file_or_text(arg: &str) -> String {
 async fn export_view(options: &StoreOptions, args: ExportArgs) -> anyhow::Result<()> {
     use std::io::Write as _;
 
-    use crate::routes::audit;
     let state = AppState::open(options, Arc::new(SystemClock), ServiceConfig::default()).await?;
-    let caller = crate::auth::Caller {
+    let caller = Caller {
         id: consent_ledger_domain::values::PrincipalId::from_uuid(Uuid::nil()),
         role: Role::PrivacyOfficer,
     };
-    let fail = |e: crate::problem::ApiError| anyhow::anyhow!("--query: {e}");
+    let fail = |e: AppError| anyhow::anyhow!("--query: {e}");
     let query = args.query.trim_start_matches('&');
     if args.view == ExportView::Access {
         let params: Vec<&str> = query
@@ -413,7 +412,7 @@ async fn export_view(options: &StoreOptions, args: ExportArgs) -> anyhow::Result
                 if let Some(a) = &after {
                     page_query.push_str(&format!("&after={a}"));
                 }
-                let page = audit::access_view(&state, &caller, &page_query)
+                let page = gdpr::access_view(&state, &caller, &page_query)
                     .await
                     .map_err(fail)?;
                 let body = match (&after, page.content_type.starts_with("text/csv")) {
@@ -429,13 +428,13 @@ async fn export_view(options: &StoreOptions, args: ExportArgs) -> anyhow::Result
             }
         }
         ExportView::Dsar => emit(
-            &audit::dsar_view(&state, &caller, query)
+            &gdpr::dsar_view(&state, &caller, query)
                 .await
                 .map_err(fail)?
                 .body,
         )?,
         ExportView::Ropa => emit(
-            &audit::ropa_view(&state, &caller, query)
+            &gdpr::ropa_view(&state, &caller, query)
                 .await
                 .map_err(fail)?
                 .body,
@@ -467,12 +466,51 @@ fn verify(args: VerifyArgs) -> anyhow::Result<()> {
             })
         })
         .transpose()?;
-    let verified = crate::verify::verify_file(&args.bundle, &vkey, trusted.as_ref())?;
+    let file = std::fs::File::open(&args.bundle)
+        .with_context(|| format!("reading {}", args.bundle.display()))?;
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(file.metadata().map(|m| m.len()).unwrap_or(0)),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "verifying {wide_bar} {bytes}/{total_bytes} ({eta})",
+    ) {
+        bar.set_style(style);
+    }
+    let verified = verify_reader(file, &vkey, trusted.as_ref(), &|done| {
+        bar.set_position(done)
+    });
+    bar.finish_and_clear();
+    let verified = verified?;
     println!(
         "{}",
         serde_json::json!({ "verified": true, "events": verified.events,
             "origin": verified.checkpoint.origin(), "tree_size": verified.checkpoint.size(),
             "consistent_with_size": verified.consistent_with })
+    );
+    Ok(())
+}
+
+/// `consent-ledger audit-log`: audits, then prints the report as JSON.
+async fn audit_log(options: &StoreOptions) -> anyhow::Result<()> {
+    let bar = progress_bar(0, "auditing");
+    let report = consent_ledger_app::audit_log::audit(options, |done, size| {
+        bar.set_length(size);
+        bar.set_position(done);
+    })
+    .await;
+    bar.finish_and_clear();
+    let report = report?;
+    use base64::Engine;
+    println!(
+        "{}",
+        serde_json::json!({
+            "events": report.events,
+            "checkpoints_checked": report.checkpoints_checked,
+            "root_hash": base64::engine::general_purpose::STANDARD.encode(report.root),
+            "seconds": report.seconds,
+            "leaves_per_second": (report.events as f64 / report.seconds.max(1e-9)).round(),
+        })
     );
     Ok(())
 }
@@ -527,25 +565,25 @@ async fn serve(options: &StoreOptions, args: ServeArgs) -> anyhow::Result<()> {
     };
     let state = AppState::open(options, Arc::new(SystemClock), config).await?;
     tracing::info!(vkey = %state.log_key.vkey(), "log signing key ready");
-    crate::routes::requests::complete_approvals(&state)
+    approvals::complete_approvals(&state)
         .await
         .map_err(|e| anyhow::anyhow!("completing interrupted approvals: {e}"))?;
     let listener =
         TcpListener::bind(&args.listen).with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
-    let server = crate::server::run(listener, state.clone())?;
+    let server = consent_ledger_api::server::run(listener, state.clone())?;
     // Other processes sharing the database commit too: apply their events as soon as the
     // store announces them, so this node answers reads with them without waiting for a tick.
     let follower = state.projector.clone();
     let committed = state.store.subscribe();
     tokio::spawn(async move { follower.follow(committed).await });
-    tokio::spawn(housekeeping(
+    tokio::spawn(background::housekeeping(
         state.clone(),
         options.snapshot_path(),
         args.snapshot_every,
     ));
-    tokio::spawn(audit_projection(state.clone()));
-    tokio::spawn(checkpoints(
+    tokio::spawn(background::gdpr_projection(state.clone()));
+    tokio::spawn(background::checkpoints(
         state.clone(),
         args.checkpoint_every_events,
         Duration::from_secs(args.checkpoint_every_seconds),
@@ -564,107 +602,4 @@ async fn serve(options: &StoreOptions, args: ServeArgs) -> anyhow::Result<()> {
         Err(e) => tracing::warn!(error = %e, "could not write the projection snapshot"),
     }
     Ok(())
-}
-
-/// Catches the read model up once a second (other processes' writes on SQLite, which announces
-/// none; a missed announcement on PostgreSQL), writes snapshots, and closes consent requests
-/// whose time ran out (SPEC §3: expired after a configurable time).
-async fn housekeeping(state: Arc<AppState>, snapshot: PathBuf, every: u64) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut since_sweep = 0u32;
-    let mut snapshot_at = state.projector.read().next_position().get();
-    loop {
-        tick.tick().await;
-        let applied = match state.projector.catch_up().await {
-            Ok(applied) => applied.get(),
-            Err(e) => {
-                tracing::warn!(error = %e, "catching up the read model failed");
-                continue;
-            }
-        };
-        // A snapshot every `every` events keeps a restart's replay short.
-        if every > 0 && applied >= snapshot_at + every {
-            match state.projector.save_snapshot(&snapshot).await {
-                Ok(at) => snapshot_at = at.get(),
-                Err(e) => tracing::warn!(error = %e, "could not write the projection snapshot"),
-            }
-        }
-        since_sweep += 1;
-        if since_sweep >= 60 {
-            since_sweep = 0;
-            expire_requests(&state).await;
-        }
-    }
-}
-
-/// Keeps the GDPR audit tables following the log (docs/adr/0006): each second, whatever was
-/// committed since is written in pages, each its own transaction, outside the group commit. The
-/// audit views also catch up before answering, so this only keeps that step short.
-pub(crate) async fn audit_projection(state: Arc<AppState>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tick.tick().await;
-        if let Err(e) = state.audit.catch_up().await {
-            tracing::warn!(error = %e, "catching up the audit projection failed");
-        }
-    }
-}
-
-/// Signs a checkpoint every `events` events, or after `every` with any new event (SPEC §6).
-async fn checkpoints(state: Arc<AppState>, events: u64, every: Duration) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut last = match state.store.latest_checkpoint().await {
-        Ok(found) => found.map_or(0, |(size, _)| size),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read the newest checkpoint");
-            0
-        }
-    };
-    let mut signed_at = std::time::Instant::now();
-    loop {
-        tick.tick().await;
-        let size = state.projector.read().next_position().get();
-        let due = size > last && (size >= last + events.max(1) || signed_at.elapsed() >= every);
-        if !due {
-            continue;
-        }
-        match crate::routes::log::sign_checkpoint(&state).await {
-            Ok((size, _)) => {
-                last = size;
-                signed_at = std::time::Instant::now();
-            }
-            Err(e) => tracing::warn!(error = %e, "could not sign a checkpoint"),
-        }
-    }
-}
-
-/// Records `ConsentRequestExpired` for every pending request past its expiry.
-pub async fn expire_requests(state: &AppState) {
-    let now = state.clock.now();
-    let due: Vec<_> = state
-        .projector
-        .read()
-        .requests
-        .values()
-        .filter(|r| r.status == RequestStatus::Pending && now >= r.expires_at)
-        .map(|r| r.id)
-        .collect();
-    for id in due {
-        let meta = CommandMeta::new("system", Uuid::now_v7().to_string());
-        match state
-            .requests
-            .execute(
-                &id.to_string(),
-                ConsentRequestCommand::ExpireConsentRequest,
-                meta,
-            )
-            .await
-        {
-            Ok(_) => tracing::info!(request = %id, "consent request expired"),
-            Err(e) => tracing::warn!(request = %id, error = %e, "could not expire consent request"),
-        }
-    }
-    if let Err(e) = state.projector.catch_up().await {
-        tracing::warn!(error = %e, "catching up after expiry failed");
-    }
 }

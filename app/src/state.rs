@@ -9,7 +9,7 @@ use consent_ledger_domain::consent::Consent;
 use consent_ledger_domain::principal::Principal;
 use consent_ledger_domain::request::ConsentRequest;
 use consent_ledger_domain::shipment::Shipment;
-use consent_ledger_domain::{Clock, Directory, LedgerServices};
+use consent_ledger_domain::{Clock, Directory, IdGenerator, LedgerServices, UuidV7};
 use consent_ledger_projections::audit::AuditProjector;
 use consent_ledger_projections::Projector;
 use consent_ledger_store::cqrs::CommandBus;
@@ -79,6 +79,8 @@ pub struct AppState {
     /// The GDPR audit tables, caught up from the log outside the group commit.
     pub audit: AuditProjector,
     pub clock: Arc<dyn Clock>,
+    /// Where new ids (decisions, consents, requests, …) come from.
+    pub ids: Arc<dyn IdGenerator>,
     pub config: ServiceConfig,
     pub principals: CommandBus<Principal>,
     pub shipments: CommandBus<Shipment>,
@@ -88,6 +90,7 @@ pub struct AppState {
 
 impl AppState {
     /// Opens the store, brings the read model up to date, and wires the command buses.
+    #[tracing::instrument(skip_all, fields(data_dir = %options.data_dir.display()))]
     pub async fn open(
         options: &StoreOptions,
         clock: Arc<dyn Clock>,
@@ -130,7 +133,8 @@ impl AppState {
             .context("building the read model from the log")?;
         tracing::info!(position = %applied, seconds = started.elapsed().as_secs_f64(), "read model ready");
         let directory: Arc<dyn Directory> = Arc::new(projector.clone());
-        let services = LedgerServices::new(clock.clone(), directory);
+        let ids: Arc<dyn IdGenerator> = Arc::new(UuidV7);
+        let services = LedgerServices::with_ids(clock.clone(), ids.clone(), directory);
         let key_path = options.data_dir.join("log.key");
         std::fs::create_dir_all(&options.data_dir).context("creating the data directory")?;
         let log_key = Arc::new(
@@ -148,6 +152,7 @@ impl AppState {
             store,
             projector,
             clock,
+            ids,
             config,
         }))
     }

@@ -1,8 +1,15 @@
-//! `consent-ledger bench …`: the project's own benchmark harness (SPEC §11). Each figure is
+//! `consent-ledger-bench …` (`cargo run --release -p consent-ledger-bench -- …`): the
+//! project's own benchmark harness (SPEC §11). Each figure is
 //! printed beside its baseline measured in the same run, as a Markdown table for
 //! BENCHMARKS.md. Nothing here is asserted: benchmarks measure, tests decide.
 //!
-//! `bench grants` and `bench decisions` run on SQLite files in a scratch directory, or, given
+//! # Layout
+//! - this file: the command line, `grants`, the scratch stores, the figures' arithmetic.
+//! - [`decisions`]: `decisions`, `check`, `restart` and the HTTP fixture they share.
+//! - [`log`]: `seed-log` and `log` (export, verify, audit-log, proofs at 10M events).
+//! - [`gdpr`]: `gdpr` (the GDPR views on a seeded log).
+//!
+//! `grants` and `decisions` run on SQLite files in a scratch directory, or, given
 //! `--database-url postgres://…`, on fresh databases `bench_…` created on that server (one per
 //! measured part, so every baseline starts on an empty table like the product did) and
 //! dropped at the end.
@@ -28,25 +35,87 @@ use consent_ledger_store::{baseline, Position, PostgresUrl, Store, StoreLocation
 use cqrs_es::CqrsFramework;
 use uuid::Uuid;
 
-use crate::state::StoreOptions;
+use clap::Parser;
+use consent_ledger_app::state::StoreOptions;
+
+mod decisions;
+mod gdpr;
+mod log;
+
+/// mimalloc, as the `consent-ledger` binary runs: the figures are the product's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "consent-ledger-bench",
+    about = "consent-ledger's benchmarks (SPEC §11); see BENCHMARKS.md"
+)]
+struct Cli {
+    /// Directory for files a benchmark keeps (keys, snapshots).
+    #[arg(
+        long,
+        global = true,
+        default_value = "./data",
+        env = "CONSENT_LEDGER_DATA_DIR"
+    )]
+    data_dir: PathBuf,
+    /// Run on this PostgreSQL server (fresh `bench_…` databases) instead of SQLite files.
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: BenchCommand,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let options = StoreOptions {
+        data_dir: cli.data_dir,
+        database_url: cli.database_url,
+    };
+    match run(cli.command, &options).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// A progress bar on stderr when it is a terminal; hidden otherwise.
+pub(crate) fn progress_bar(len: u64, what: &'static str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(len),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg} {wide_bar} {pos}/{len} events ({per_sec}, {eta})",
+    ) {
+        bar.set_style(style);
+    }
+    bar.set_message(what);
+    bar
+}
 
 #[derive(Debug, Subcommand)]
-pub enum BenchCommand {
+enum BenchCommand {
     /// Consent grants per second through the cqrs-es command path (SPEC §11).
     Grants(GrantsArgs),
     /// Decisions over HTTP, single and batched, recorded durably (SPEC §11 rows 1–2).
-    Decisions(crate::bench_decisions::DecisionsArgs),
+    Decisions(crate::decisions::DecisionsArgs),
     /// The in-process check and the hot index's memory (SPEC §11 row 3 and memory row).
-    Check(crate::bench_decisions::CheckArgs),
+    Check(crate::decisions::CheckArgs),
     /// Replay rate and time to ready after a restart, with and without a snapshot.
-    Restart(crate::bench_decisions::RestartArgs),
+    Restart(crate::decisions::RestartArgs),
     /// Write a large log (shipments, decisions, checkpoints, snapshot) for `bench log`.
-    SeedLog(crate::bench_log::SeedLogArgs),
+    SeedLog(crate::log::SeedLogArgs),
     /// Export with proofs, offline verify, audit-log and proof times on a seeded log.
-    Log(crate::bench_log::LogArgs),
-    /// The GDPR audit views on a seeded log: one shipment's access history, a DSAR, a month's
+    Log(crate::log::LogArgs),
+    /// The GDPR views on a seeded log: one shipment's access history, a DSAR, a month's
     /// RoPA (SPEC §11 "access history of one shipment among 10M events").
-    Audit(crate::bench_audit::AuditArgs),
+    #[command(alias = "audit")]
+    Gdpr(crate::gdpr::AuditArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -62,7 +131,7 @@ pub struct GrantsArgs {
     pub dir: Option<PathBuf>,
 }
 
-pub async fn run(cmd: BenchCommand, options: &StoreOptions) -> anyhow::Result<()> {
+async fn run(cmd: BenchCommand, options: &StoreOptions) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Grants(args) => {
             let scratch = Scratch::new(args.dir.clone(), options)?;
@@ -72,20 +141,20 @@ pub async fn run(cmd: BenchCommand, options: &StoreOptions) -> anyhow::Result<()
         }
         BenchCommand::Decisions(args) => {
             let scratch = Scratch::new(args.dir.clone(), options)?;
-            let result = crate::bench_decisions::decisions(args, &scratch).await;
+            let result = crate::decisions::decisions(args, &scratch).await;
             scratch.remove().await;
             result
         }
-        BenchCommand::Check(args) => crate::bench_decisions::check(args).await,
+        BenchCommand::Check(args) => crate::decisions::check(args).await,
         BenchCommand::Restart(args) => {
             if options.database_url.is_some() {
                 eprintln!("bench restart runs on SQLite only; --database-url is not used");
             }
-            crate::bench_decisions::restart(args).await
+            crate::decisions::restart(args).await
         }
-        BenchCommand::SeedLog(args) => crate::bench_log::seed_cmd(args).await,
-        BenchCommand::Log(args) => crate::bench_log::log(args).await,
-        BenchCommand::Audit(args) => crate::bench_audit::audit(args).await,
+        BenchCommand::SeedLog(args) => crate::log::seed_cmd(args).await,
+        BenchCommand::Log(args) => crate::log::log(args).await,
+        BenchCommand::Gdpr(args) => crate::gdpr::audit(args).await,
     }
 }
 

@@ -26,10 +26,10 @@ use consent_ledger_store::cqrs::CommandMeta;
 use consent_ledger_store::{Append, Guard, NewEvent, Provenance};
 use uuid::Uuid;
 
-use crate::bench::{figures, ms, Figures};
-use crate::bench_decisions::{fixture, serve_on_loopback, Fixture, Rng, CARRIERS, COUNTRIES};
-use crate::routes::principals::{register, CreatePrincipal};
-use crate::state::{AppState, ServiceConfig, StoreOptions};
+use crate::decisions::{fixture, serve_on_loopback, Fixture, Rng, CARRIERS, COUNTRIES};
+use crate::{figures, ms, Figures};
+use consent_ledger_app::principals::{register, CreatePrincipal};
+use consent_ledger_app::state::{AppState, ServiceConfig, StoreOptions};
 
 #[derive(Debug, Clone, Args)]
 pub struct AuditArgs {

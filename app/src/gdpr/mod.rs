@@ -1,4 +1,4 @@
-//! The GDPR audit views (SPEC §7, issue 6): `GET /v1/audit/access` (who read which parcel,
+//! The GDPR views (SPEC §7): `GET /v1/audit/access` (who read which parcel,
 //! when, why, on which consent), `GET /v1/audit/dsar` (Art. 15: a data subject's recipients),
 //! `GET /v1/audit/ropa` (Art. 30: per partner, what it processes and how often).
 //!
@@ -7,8 +7,6 @@
 //! sees what follows SPEC §2: privacy officers, regulators and admins everything, a shipper
 //! its own shipments' records, a partner its own decisions; another tenant's shipment is 404.
 
-use actix_web::http::header;
-use actix_web::{get, web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
 use chrono::{DateTime, TimeZone, Utc};
@@ -23,10 +21,11 @@ use consent_ledger_store::Position;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+pub mod filter;
+
 use crate::auth::Caller;
-use crate::body::QueryParams;
-use crate::problem::{ApiError, Problem};
-use crate::routes::page_size;
+use crate::error::AppError;
+use crate::query::{page_size, QueryParams};
 use crate::state::AppState;
 
 /// Who sees every tenant's records (SPEC §2).
@@ -42,31 +41,31 @@ pub enum Format {
     Ndjson,
 }
 
-fn format(q: &QueryParams, allowed: &[Format]) -> Result<Format, ApiError> {
+fn format(q: &QueryParams, allowed: &[Format]) -> Result<Format, AppError> {
     let given: Option<String> = q.get("format")?;
     let f = match given.as_deref() {
         None | Some("json") => Format::Json,
         Some("csv") => Format::Csv,
         Some("ndjson") => Format::Ndjson,
         Some(other) => {
-            return Err(ApiError::invalid(
+            return Err(AppError::invalid(
                 "format",
                 format!("unknown value `{other}`; expected one of json, csv, ndjson"),
             ))
         }
     };
     if !allowed.contains(&f) {
-        return Err(ApiError::invalid("format", "not offered by this view"));
+        return Err(AppError::invalid("format", "not offered by this view"));
     }
     Ok(f)
 }
 
-fn time_param(q: &QueryParams, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+fn time_param(q: &QueryParams, name: &str) -> Result<Option<DateTime<Utc>>, AppError> {
     let raw: Option<String> = q.get(name)?;
     raw.map(|s| {
         DateTime::parse_from_rfc3339(&s)
             .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| ApiError::invalid(name, format!("not an RFC 3339 time: {e}")))
+            .map_err(|e| AppError::invalid(name, format!("not an RFC 3339 time: {e}")))
     })
     .transpose()
 }
@@ -82,12 +81,12 @@ fn time_of(micros: i64) -> DateTime<Utc> {
 }
 
 /// Catches the audit projection up to `at_least_as_fresh` if given, else to the log's size now.
-async fn fresh(state: &AppState, q: &QueryParams) -> Result<Position, ApiError> {
+async fn fresh(state: &AppState, q: &QueryParams) -> Result<Position, AppError> {
     let target = match q.get::<u64>("at_least_as_fresh")? {
         Some(p) => {
             let size = state.store.next_position().await?;
             if p >= size.get() {
-                return Err(ApiError::invalid(
+                return Err(AppError::invalid(
                     "at_least_as_fresh",
                     "no event at this position yet",
                 ));
@@ -104,13 +103,13 @@ fn encode_cursor(position: u64) -> String {
     B64URL.encode(position.to_string())
 }
 
-fn decode_cursor(raw: &str) -> Result<u64, ApiError> {
+fn decode_cursor(raw: &str) -> Result<u64, AppError> {
     B64URL
         .decode(raw)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| ApiError::invalid("after", "not a cursor this API returned"))
+        .ok_or_else(|| AppError::invalid("after", "not a cursor this API returned"))
 }
 
 fn split(list: &str) -> Vec<String> {
@@ -263,26 +262,24 @@ fn csv_access_row(r: &AccessRecord) -> [String; 17] {
 pub fn csv_text<const N: usize>(
     header: [&str; N],
     rows: impl Iterator<Item = [String; N]>,
-) -> Result<String, ApiError> {
+) -> Result<String, AppError> {
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
         .from_writer(Vec::new());
-    w.write_record(header)
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    w.write_record(header).map_err(AppError::internal)?;
     for row in rows {
-        w.write_record(&row)
-            .map_err(|e| ApiError::Internal(e.into()))?;
+        w.write_record(&row).map_err(AppError::internal)?;
     }
     let bytes = w
         .into_inner()
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))?;
-    String::from_utf8(bytes).map_err(|e| ApiError::Internal(e.into()))
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
+    String::from_utf8(bytes).map_err(AppError::internal)
 }
 
-fn ndjson<T: Serialize>(items: &[T]) -> Result<String, ApiError> {
+fn ndjson<T: Serialize>(items: &[T]) -> Result<String, AppError> {
     let mut out = String::new();
     for item in items {
-        out.push_str(&serde_json::to_string(item).map_err(|e| ApiError::Internal(e.into()))?);
+        out.push_str(&serde_json::to_string(item).map_err(AppError::internal)?);
         out.push('\n');
     }
     Ok(out)
@@ -299,11 +296,11 @@ pub struct AccessPage {
 }
 
 /// The access filters, with the caller's tenancy applied (another tenant's shipment: 404).
-pub(crate) fn access_filter(
+pub fn access_filter(
     state: &AppState,
     caller: &Caller,
     q: &QueryParams,
-) -> Result<AccessFilter, ApiError> {
+) -> Result<AccessFilter, AppError> {
     let shipment: Option<ShipmentId> = q.get("shipment_id")?;
     let carrier: Option<CarrierCode> = q.get("carrier")?;
     let tracking: Option<TrackingNumber> = q.get("tracking_number")?;
@@ -313,7 +310,7 @@ pub(crate) fn access_filter(
     let to = time_param(q, "to")?;
     if let (Some(f), Some(t)) = (from, to) {
         if t < f {
-            return Err(ApiError::invalid("to", "must not be before from"));
+            return Err(AppError::invalid("to", "must not be before from"));
         }
     }
     let outcome: Option<String> = q.get("outcome")?;
@@ -322,7 +319,7 @@ pub(crate) fn access_filter(
         Some("allowed") => Some(true),
         Some("denied") => Some(false),
         Some(other) => {
-            return Err(ApiError::invalid(
+            return Err(AppError::invalid(
                 "outcome",
                 format!("unknown value `{other}`; expected allowed or denied"),
             ))
@@ -332,13 +329,13 @@ pub(crate) fn access_filter(
         (Some(c), Some(t)) => Some((c, t)),
         (None, None) => None,
         (Some(_), None) => {
-            return Err(ApiError::invalid(
+            return Err(AppError::invalid(
                 "tracking_number",
                 "required with carrier",
             ))
         }
         (None, Some(_)) => {
-            return Err(ApiError::invalid(
+            return Err(AppError::invalid(
                 "carrier",
                 "required with tracking_number",
             ))
@@ -363,7 +360,7 @@ pub(crate) fn access_filter(
         Role::Shipper => {
             let me = caller.id.as_shipper();
             if shipper.is_some_and(|s| s != me) {
-                return Err(ApiError::not_found());
+                return Err(AppError::not_found());
             }
             let model = state.projector.read();
             let owned = |r: ShipmentRef| {
@@ -374,11 +371,11 @@ pub(crate) fn access_filter(
                     == Some(me)
             };
             if shipment.is_some_and(|s| !owned(ShipmentRef::Id(s))) {
-                return Err(ApiError::not_found());
+                return Err(AppError::not_found());
             }
             if let Some((c, t)) = carrier_tracking {
                 if !owned(ShipmentRef::Tracking(c, t)) {
-                    return Err(ApiError::not_found());
+                    return Err(AppError::not_found());
                 }
             }
             filter.shipper_id = Some(me.to_string());
@@ -386,12 +383,12 @@ pub(crate) fn access_filter(
         Role::Partner => {
             let me = caller.id.as_partner();
             if partner.is_some_and(|p| p != me) {
-                return Err(ApiError::not_found());
+                return Err(AppError::not_found());
             }
             filter.partner_id = Some(me.to_string());
         }
         _ => {
-            return Err(ApiError::Forbidden(
+            return Err(AppError::Forbidden(
                 "audit views are for privacy officers, regulators, shippers and partners".into(),
             ))
         }
@@ -414,43 +411,6 @@ const ACCESS_PARAMS: [&str; 12] = [
     "at_least_as_fresh",
 ];
 
-/// Every recorded access decision the caller may see, oldest first, one page at a time.
-#[utoipa::path(get, path = "/v1/audit/access", tag = "audit", security(("bearer" = [])),
-    params(
-        ("shipment_id" = Option<String>, Query, description = "one shipment"),
-        ("carrier" = Option<String>, Query, description = "with tracking_number: one parcel"),
-        ("tracking_number" = Option<String>, Query, description = "with carrier"),
-        ("partner_id" = Option<String>, Query, description = "the deciding partner"),
-        ("shipper_id" = Option<String>, Query, description = "the shipment's owner"),
-        ("from" = Option<DateTime<Utc>>, Query, description = "decided at or after (RFC 3339)"),
-        ("to" = Option<DateTime<Utc>>, Query, description = "decided before (RFC 3339)"),
-        ("outcome" = Option<String>, Query, description = "allowed or denied"),
-        ("format" = Option<String>, Query, description = "json (default), csv or ndjson; csv and ndjson give the next page's cursor in a `Link: <…>; rel=\"next\"` header"),
-        ("limit" = Option<usize>, Query, description = "1–1000, default 100"),
-        ("after" = Option<String>, Query, description = "cursor: the next_after of the previous page"),
-        ("at_least_as_fresh" = Option<u64>, Query, description = "a write's position the answer must include")),
-    responses((status = 200, body = AccessPage), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem, description = "another tenant's shipment or partner"), (status = 422, body = Problem)))]
-#[get("/v1/audit/access")]
-pub async fn access(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    caller: Caller,
-) -> Result<HttpResponse, ApiError> {
-    let view = access_view(&state, &caller, req.query_string()).await?;
-    let mut res = HttpResponse::Ok();
-    if let Some(next) = &view.next_after {
-        let mut link = String::from("/v1/audit/access?");
-        let mut pairs: Vec<(String, String)> =
-            serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
-        pairs.retain(|(k, _)| k != "after");
-        pairs.push(("after".into(), next.clone()));
-        link.push_str(&serde_urlencoded::to_string(&pairs).unwrap_or_default());
-        res.insert_header((header::LINK, format!("<{link}>; rel=\"next\"")));
-    }
-    Ok(res.content_type(view.content_type).body(view.body))
-}
-
 /// A view rendered in the format asked for.
 #[derive(Debug)]
 pub struct Rendered {
@@ -462,8 +422,8 @@ pub struct Rendered {
 
 const CSV_TYPE: &str = "text/csv; charset=utf-8; header=present";
 
-fn json_text<T: Serialize>(value: &T) -> Result<String, ApiError> {
-    serde_json::to_string(value).map_err(|e| ApiError::Internal(e.into()))
+fn json_text<T: Serialize>(value: &T) -> Result<String, AppError> {
+    serde_json::to_string(value).map_err(AppError::internal)
 }
 
 /// `GET /v1/audit/access` without HTTP: what the handler and `consent-ledger export` render.
@@ -471,7 +431,7 @@ pub async fn access_view(
     state: &AppState,
     caller: &Caller,
     query: &str,
-) -> Result<Rendered, ApiError> {
+) -> Result<Rendered, AppError> {
     let q = QueryParams::parse(query, &ACCESS_PARAMS)?;
     let format = format(&q, &[Format::Json, Format::Csv, Format::Ndjson])?;
     let limit = page_size(q.get("limit")?)?;
@@ -571,34 +531,12 @@ pub struct Dsar {
 /// Most decisions one DSAR lists (a data subject's parcels are read a bounded number of times).
 const DSAR_MAX: u32 = 100_000;
 
-/// Art. 15 for one data subject, named by carrier + tracking number or by recipient_ref:
-/// every recipient with each access's date, purpose, legal basis, consents and categories;
-/// denied attempts apart (they are not recipients).
-#[utoipa::path(get, path = "/v1/audit/dsar", tag = "audit", security(("bearer" = [])),
-    params(
-        ("carrier" = Option<String>, Query), ("tracking_number" = Option<String>, Query),
-        ("recipient_ref" = Option<String>, Query, description = "instead of carrier + tracking_number"),
-        ("format" = Option<String>, Query, description = "json (default) or csv"),
-        ("at_least_as_fresh" = Option<u64>, Query)),
-    responses((status = 200, body = Dsar), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
-#[get("/v1/audit/dsar")]
-pub async fn dsar(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    caller: Caller,
-) -> Result<HttpResponse, ApiError> {
-    let view = dsar_view(&state, &caller, req.query_string()).await?;
-    Ok(HttpResponse::Ok()
-        .content_type(view.content_type)
-        .body(view.body))
-}
-
 /// `GET /v1/audit/dsar` without HTTP.
 pub async fn dsar_view(
     state: &AppState,
     caller: &Caller,
     query: &str,
-) -> Result<Rendered, ApiError> {
+) -> Result<Rendered, AppError> {
     let q = QueryParams::parse(
         query,
         &[
@@ -611,7 +549,7 @@ pub async fn dsar_view(
     )?;
     let format = format(&q, &[Format::Json, Format::Csv])?;
     if !(sees_all(caller) || caller.role == Role::Shipper) {
-        return Err(ApiError::Forbidden(
+        return Err(AppError::Forbidden(
             "a DSAR is answered by the controller: privacy officers, regulators, shippers".into(),
         ));
     }
@@ -625,25 +563,25 @@ pub async fn dsar_view(
         },
         (None, None, Some(r)) => SubjectKey::RecipientRef(r.to_string()),
         (Some(_), None, None) => {
-            return Err(ApiError::invalid(
+            return Err(AppError::invalid(
                 "tracking_number",
                 "required with carrier",
             ))
         }
         (None, Some(_), None) => {
-            return Err(ApiError::invalid(
+            return Err(AppError::invalid(
                 "carrier",
                 "required with tracking_number",
             ))
         }
         (None, None, None) => {
-            return Err(ApiError::invalid(
+            return Err(AppError::invalid(
                 "recipient_ref",
                 "name the data subject by carrier + tracking_number or by recipient_ref",
             ))
         }
         _ => {
-            return Err(ApiError::invalid(
+            return Err(AppError::invalid(
                 "recipient_ref",
                 "either carrier + tracking_number or recipient_ref, not both",
             ))
@@ -656,7 +594,7 @@ pub async fn dsar_view(
         shipments.retain(|s| s.shipper_id == me);
     }
     if shipments.is_empty() && !sees_all(caller) {
-        return Err(ApiError::not_found());
+        return Err(AppError::not_found());
     }
     let filter = AccessFilter {
         shipment_in: Some(shipments.iter().map(|s| s.shipment_id.clone()).collect()),
@@ -789,7 +727,7 @@ const CSV_DSAR_HEADER: [&str; 13] = [
     "denial_reason",
 ];
 
-fn dsar_csv(d: &Dsar) -> Result<String, ApiError> {
+fn dsar_csv(d: &Dsar) -> Result<String, AppError> {
     let opt = |o: &Option<String>| o.clone().unwrap_or_default();
     let mut rows: Vec<[String; 13]> = Vec::new();
     for p in &d.recipients {
@@ -863,44 +801,23 @@ pub struct Ropa {
     pub partners: Vec<RopaEntry>,
 }
 
-/// The Art. 30 record: per partner its kind, country, DPA reference, purposes, categories,
-/// legal bases, and its allowed and denied reads in [from, to).
-#[utoipa::path(get, path = "/v1/audit/ropa", tag = "audit", security(("bearer" = [])),
-    params(
-        ("from" = DateTime<Utc>, Query, description = "start of the period (RFC 3339, inclusive)"),
-        ("to" = DateTime<Utc>, Query, description = "end of the period (RFC 3339, exclusive)"),
-        ("format" = Option<String>, Query, description = "json (default) or csv"),
-        ("at_least_as_fresh" = Option<u64>, Query)),
-    responses((status = 200, body = Ropa), (status = 403, body = Problem), (status = 422, body = Problem)))]
-#[get("/v1/audit/ropa")]
-pub async fn ropa(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    caller: Caller,
-) -> Result<HttpResponse, ApiError> {
-    let view = ropa_view(&state, &caller, req.query_string()).await?;
-    Ok(HttpResponse::Ok()
-        .content_type(view.content_type)
-        .body(view.body))
-}
-
 /// `GET /v1/audit/ropa` without HTTP.
 pub async fn ropa_view(
     state: &AppState,
     caller: &Caller,
     query: &str,
-) -> Result<Rendered, ApiError> {
+) -> Result<Rendered, AppError> {
     let q = QueryParams::parse(query, &["from", "to", "format", "at_least_as_fresh"])?;
     let format = format(&q, &[Format::Json, Format::Csv])?;
     if !sees_all(caller) {
-        return Err(ApiError::Forbidden(
+        return Err(AppError::Forbidden(
             "the record of processing is for privacy officers and regulators".into(),
         ));
     }
-    let from = time_param(&q, "from")?.ok_or_else(|| ApiError::invalid("from", "required"))?;
-    let to = time_param(&q, "to")?.ok_or_else(|| ApiError::invalid("to", "required"))?;
+    let from = time_param(&q, "from")?.ok_or_else(|| AppError::invalid("from", "required"))?;
+    let to = time_param(&q, "to")?.ok_or_else(|| AppError::invalid("to", "required"))?;
     if to < from {
-        return Err(ApiError::invalid("to", "must not be before from"));
+        return Err(AppError::invalid("to", "must not be before from"));
     }
     fresh(state, &q).await?;
     let counts = state
@@ -922,7 +839,7 @@ pub async fn ropa_view(
     })
 }
 
-pub(crate) fn build_ropa(
+pub fn build_ropa(
     state: &AppState,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
@@ -1010,7 +927,7 @@ const CSV_ROPA_HEADER: [&str; 12] = [
     "denied_reads",
 ];
 
-fn ropa_csv(r: &Ropa) -> Result<String, ApiError> {
+fn ropa_csv(r: &Ropa) -> Result<String, AppError> {
     csv_text(
         CSV_ROPA_HEADER,
         r.partners.iter().map(|p| {

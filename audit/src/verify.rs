@@ -1,59 +1,65 @@
-//! `consent-ledger verify BUNDLE --vkey VKEY [--since OLD_CHECKPOINT]` (SPEC §6, §8): a bundle
-//! checked offline, read as a stream (a bundle may be larger than memory) in blocks of whole
+//! The streaming core of `consent-ledger verify BUNDLE --vkey VKEY [--since OLD_CHECKPOINT]`
+//! (SPEC §6, §8): a bundle checked offline, read as a stream (a bundle may be larger than memory) in blocks of whole
 //! lines that every core checks at once; the runs are joined in bundle order, so the verdict
 //! and the first bad line named are those of checking line by line
 //! ([`BundleVerifier::join`]).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Read};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Mutex};
 
-use anyhow::Context;
-use consent_ledger_audit::bundle::{
-    BundleError, BundleErrorKind, BundleVerifier, LineRun, VerifiedBundle,
-};
-use consent_ledger_audit::note::{Checkpoint, VerifierKey};
+use crate::bundle::{BundleError, BundleErrorKind, BundleVerifier, LineRun, VerifiedBundle};
+use crate::note::{Checkpoint, VerifierKey};
 
 /// Bytes read per block (cut after its last newline).
 const BLOCK: usize = 4 << 20;
 
-fn refused(e: BundleError) -> anyhow::Error {
-    anyhow::anyhow!("bundle refused: {e}")
+/// Why a bundle was not verified.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The bundle is not a valid bundle under this key; the error names the first bad line.
+    #[error("bundle refused: {0}")]
+    Refused(#[from] BundleError),
+    /// Reading the bundle failed (not a verdict on its content).
+    #[error("reading the bundle at line {line}: {source}")]
+    Read {
+        line: usize,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A checking thread panicked (a bug, not a verdict).
+    #[error("the bundle reader panicked")]
+    Panicked,
+}
+
+fn refused(e: BundleError) -> VerifyError {
+    VerifyError::Refused(e)
 }
 
 /// One block of whole lines: its index, the number of its first line, its bytes.
 type Job = (usize, usize, Vec<u8>);
 
-/// Verifies the bundle in `path` against `vkey` (and, given one, its consistency with the
-/// `trusted` older checkpoint), with a progress bar on a terminal. The error names the first
-/// bad line.
-pub fn verify_file(
-    path: &Path,
+/// Verifies the bundle read from `input` against `vkey` (and, given one, its consistency with
+/// the `trusted` older checkpoint). `progress` is told the bytes checked so far. The error
+/// names the first bad line.
+pub fn verify_reader(
+    input: impl Read + Send,
     vkey: &VerifierKey,
     trusted: Option<&Checkpoint>,
-) -> anyhow::Result<VerifiedBundle> {
-    verify_in_blocks(path, vkey, trusted, BLOCK)
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<VerifiedBundle, VerifyError> {
+    verify_in_blocks(input, vkey, trusted, BLOCK, progress)
 }
 
 fn verify_in_blocks(
-    path: &Path,
+    input: impl Read + Send,
     vkey: &VerifierKey,
     trusted: Option<&Checkpoint>,
     block_size: usize,
-) -> anyhow::Result<VerifiedBundle> {
-    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let bar = indicatif::ProgressBar::with_draw_target(
-        Some(file.metadata().map(|m| m.len()).unwrap_or(0)),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "verifying {wide_bar} {bytes}/{total_bytes} ({eta})",
-    ) {
-        bar.set_style(style);
-    }
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<VerifiedBundle, VerifyError> {
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, input);
 
     // The header: the first line that is not blank.
     let mut n = 0;
@@ -62,7 +68,10 @@ fn verify_in_blocks(
         line.clear();
         let got = reader
             .read_line(&mut line)
-            .with_context(|| format!("reading {} at line {}", path.display(), n + 1))?;
+            .map_err(|source| VerifyError::Read {
+                line: n + 1,
+                source,
+            })?;
         if got == 0 {
             return Err(refused(BundleError {
                 line: 1,
@@ -110,7 +119,7 @@ fn verify_in_blocks(
         drop(done);
 
         let stop = &stop;
-        let reading = scope.spawn(move || -> anyhow::Result<()> {
+        let reading = scope.spawn(move || -> Result<(), VerifyError> {
             let mut index = 0;
             let mut first = n + 1;
             let mut carry = Vec::new();
@@ -121,8 +130,12 @@ fn verify_in_blocks(
                 let mut block = std::mem::take(&mut carry);
                 let start = block.len();
                 block.resize(start + block_size, 0);
-                let got = read_up_to(&mut reader, &mut block[start..])
-                    .with_context(|| format!("reading {} after line {first}", path.display()))?;
+                let got = read_up_to(&mut reader, &mut block[start..]).map_err(|source| {
+                    VerifyError::Read {
+                        line: first,
+                        source,
+                    }
+                })?;
                 block.truncate(start + got);
                 let at_end = got == 0;
                 if !at_end {
@@ -169,15 +182,15 @@ fn verify_in_blocks(
                     break;
                 }
             }
-            bar.set_position(bytes_done);
+            progress(bytes_done);
         }
-        bar.finish_and_clear();
-        let read = reading
-            .join()
-            .map_err(|_| anyhow::anyhow!("the bundle reader panicked"))?;
+        let read = reading.join().map_err(|_| VerifyError::Panicked)?;
         verdict?;
         read?;
-        anyhow::ensure!(waiting.is_empty(), "a block of the bundle was not checked");
+        // INVARIANT: every block sent was joined, unless a verdict stopped the join early.
+        if !waiting.is_empty() {
+            return Err(VerifyError::Panicked);
+        }
         Ok(())
     })?;
     Ok(verifier.finish())
@@ -199,9 +212,9 @@ fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> 
 
 #[cfg(test)]
 mod tests {
-    use consent_ledger_audit::bundle::{verify_bundle, BundleHeader, BundleLine, BUNDLE_FORMAT};
-    use consent_ledger_audit::tree::{leaf_hash, MemoryTree};
-    use consent_ledger_audit::{Checkpoint, LogKey};
+    use crate::bundle::{verify_bundle, BundleHeader, BundleLine, BUNDLE_FORMAT};
+    use crate::tree::{leaf_hash, MemoryTree};
+    use crate::{Checkpoint, LogKey};
 
     use super::*;
 
@@ -252,14 +265,12 @@ mod tests {
             cut[at].truncate(10);
             cases.push(cut.join("\n"));
         }
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("bundle.ndjson");
         for (i, text) in cases.iter().enumerate() {
-            std::fs::write(&path, text).unwrap();
             let expected = verify_bundle(text, &vkey).map_err(|e| format!("bundle refused: {e}"));
             // Blocks shorter than a line, of a few lines, and of the whole file.
             for block in [50, 700, 3000, 1 << 20] {
-                let got = verify_in_blocks(&path, &vkey, None, block).map_err(|e| e.to_string());
+                let got = verify_in_blocks(text.as_bytes(), &vkey, None, block, &|_| {})
+                    .map_err(|e| e.to_string());
                 assert_eq!(got, expected, "case {i}, blocks of {block} bytes");
             }
         }
@@ -273,9 +284,8 @@ mod tests {
             .unwrap()
             .0;
         bytes[third + 5] = 0xff;
-        std::fs::write(&path, &bytes).unwrap();
         for block in [50, 1 << 20] {
-            let err = verify_in_blocks(&path, &vkey, None, block)
+            let err = verify_in_blocks(&bytes[..], &vkey, None, block, &|_| {})
                 .unwrap_err()
                 .to_string();
             assert!(

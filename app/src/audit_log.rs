@@ -9,7 +9,6 @@ use consent_ledger_audit::note::VerifierKey;
 use consent_ledger_audit::tree::{empty_root, hashes_equal, Frontier, Hash};
 use consent_ledger_audit::LogKey;
 use consent_ledger_store::{Position, Store, StoreError, StoredEvent};
-use serde_json::json;
 use tokio::task::JoinHandle;
 
 use crate::state::StoreOptions;
@@ -46,26 +45,13 @@ pub struct AuditReport {
     pub seconds: f64,
 }
 
-/// `consent-ledger audit-log`: audits, then prints the report as JSON.
-pub async fn run(options: &StoreOptions) -> anyhow::Result<()> {
-    let report = audit(options).await?;
-    use base64::Engine;
-    println!(
-        "{}",
-        json!({
-            "events": report.events,
-            "checkpoints_checked": report.checkpoints_checked,
-            "root_hash": base64::engine::general_purpose::STANDARD.encode(report.root),
-            "seconds": report.seconds,
-            "leaves_per_second": (report.events as f64 / report.seconds.max(1e-9)).round(),
-        })
-    );
-    Ok(())
-}
-
 /// Recomputes every leaf from the stored events and the root at every kept checkpoint; fails
-/// naming the first bad position.
-pub async fn audit(options: &StoreOptions) -> anyhow::Result<AuditReport> {
+/// naming the first bad position. `progress` is told (events checked, log size) after each page.
+#[tracing::instrument(skip_all)]
+pub async fn audit(
+    options: &StoreOptions,
+    progress: impl Fn(u64, u64),
+) -> anyhow::Result<AuditReport> {
     let store = Store::open(&options.location()?)
         .await
         .context("opening the event store")?;
@@ -74,7 +60,6 @@ pub async fn audit(options: &StoreOptions) -> anyhow::Result<AuditReport> {
     let vkey: VerifierKey = key.vkey().parse().context("the log key's vkey")?;
     let checkpoints = store.checkpoints().await?;
     let size = store.next_position().await?.get();
-    let bar = crate::cli::progress_bar(size, "auditing");
     let started = std::time::Instant::now();
     let mut pending = checkpoints.iter().peekable();
     let mut checked = 0usize;
@@ -157,9 +142,8 @@ pub async fn audit(options: &StoreOptions) -> anyhow::Result<AuditReport> {
             frontier.append(stored);
             check_checkpoints(&frontier, &mut pending)?;
         }
-        bar.set_position(frontier.size());
+        progress(frontier.size(), size);
     }
-    bar.finish_and_clear();
     let audited = frontier.size();
     if !store.leaf_hashes(audited, 1).await?.is_empty() {
         return Err(tampered(

@@ -22,10 +22,10 @@ use consent_ledger_store::{Append, Guard, NewEvent, Position, Provenance};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::access_filter::AccessFilter;
-use crate::bench::{figures, ms};
-use crate::export::{write_bundle, Exporter};
-use crate::state::{AppState, ServiceConfig, StoreOptions};
+use crate::{figures, ms};
+use consent_ledger_app::export::{write_bundle, Exporter};
+use consent_ledger_app::gdpr::filter::AccessFilter;
+use consent_ledger_app::state::{AppState, ServiceConfig, StoreOptions};
 
 const CARRIERS: [&str; 4] = ["DHL", "UPS", "GLS", "DPD"];
 const COUNTRIES: [&str; 5] = ["DE", "FR", "NL", "AT", "PL"];
@@ -139,7 +139,7 @@ pub(crate) async fn seed_log(
                 while let Some(done) = writes.join_next().await {
                     done??;
                 }
-                crate::routes::log::sign_checkpoint(state).await?;
+                consent_ledger_app::checkpoint::sign_checkpoint(state).await?;
                 next_checkpoint += seed.checkpoint_every;
             }
         }
@@ -176,11 +176,11 @@ pub async fn seed_cmd(args: SeedLogArgs) -> anyhow::Result<()> {
         "{} already holds a log",
         args.dir.display()
     );
-    let options = crate::state::StoreOptions {
+    let options = consent_ledger_app::state::StoreOptions {
         data_dir: args.dir.clone(),
         database_url: None,
     };
-    let f = crate::bench_decisions::fixture(&options, args.partners, 0).await?;
+    let f = crate::decisions::fixture(&options, args.partners, 0).await?;
     let shipper = f
         .state
         .projector
@@ -198,10 +198,10 @@ pub async fn seed_cmd(args: SeedLogArgs) -> anyhow::Result<()> {
         denied_every: 10,
         checkpoint_every: args.checkpoint_every,
     };
-    let bar = crate::cli::progress_bar((args.shipments + args.decisions) as u64, "seeding");
+    let bar = crate::progress_bar((args.shipments + args.decisions) as u64, "seeding");
     let started = Instant::now();
     let size = seed_log(&f.state, &seed, |n| bar.set_position(n)).await?;
-    crate::routes::log::sign_checkpoint(&f.state).await?;
+    consent_ledger_app::checkpoint::sign_checkpoint(&f.state).await?;
     bar.finish_and_clear();
     let seeded = started.elapsed();
     let options = StoreOptions {
@@ -479,7 +479,12 @@ pub async fn log(args: LogArgs) -> anyhow::Result<()> {
         ),
     ] {
         let clock = Clock::start();
-        let verified = crate::verify::verify_file(file, &vkey, trusted)?;
+        let verified = consent_ledger_audit::verify::verify_reader(
+            std::fs::File::open(file)?,
+            &vkey,
+            trusted,
+            &|_| {},
+        )?;
         clock.row(
             &format!("**verify** {what}"),
             verified.events as u64,
@@ -491,7 +496,7 @@ pub async fn log(args: LogArgs) -> anyhow::Result<()> {
     std::fs::remove_file(&partner_file)?;
 
     let clock = Clock::start();
-    let report = crate::audit_log::audit(&options).await?;
+    let report = consent_ledger_app::audit_log::audit(&options, |_, _| {}).await?;
     clock.row(
         &format!(
             "**audit-log**: every leaf recomputed from its event and compared, the root at {} checkpoints re-checked",
@@ -553,7 +558,7 @@ async fn first_decision(state: &AppState) -> anyhow::Result<(PartnerId, chrono::
                 partner,
                 decided_at,
                 ..
-            }) = crate::access_filter::access_event(e)
+            }) = consent_ledger_app::gdpr::filter::access_event(e)
             {
                 return Ok((partner, decided_at));
             }

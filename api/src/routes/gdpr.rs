@@ -1,0 +1,91 @@
+//! The GDPR views over HTTP (SPEC §7): `GET /v1/audit/access`, `GET /v1/audit/dsar` and
+//! `GET /v1/audit/ropa`. The views themselves, and who sees what, are
+//! [`consent_ledger_app::gdpr`]'s; here they get their query string and their response.
+
+use actix_web::http::header;
+use actix_web::{get, web, HttpRequest, HttpResponse};
+use consent_ledger_app::gdpr::{access_view, dsar_view, ropa_view, AccessPage, Dsar, Ropa};
+
+use crate::auth::Caller;
+use crate::problem::{ApiError, Problem};
+use consent_ledger_app::state::AppState;
+
+/// Every recorded access decision the caller may see, oldest first, one page at a time.
+#[utoipa::path(get, path = "/v1/audit/access", tag = "audit", security(("bearer" = [])),
+    params(
+        ("shipment_id" = Option<String>, Query, description = "one shipment"),
+        ("carrier" = Option<String>, Query, description = "with tracking_number: one parcel"),
+        ("tracking_number" = Option<String>, Query, description = "with carrier"),
+        ("partner_id" = Option<String>, Query, description = "the deciding partner"),
+        ("shipper_id" = Option<String>, Query, description = "the shipment's owner"),
+        ("from" = Option<DateTime<Utc>>, Query, description = "decided at or after (RFC 3339)"),
+        ("to" = Option<DateTime<Utc>>, Query, description = "decided before (RFC 3339)"),
+        ("outcome" = Option<String>, Query, description = "allowed or denied"),
+        ("format" = Option<String>, Query, description = "json (default), csv or ndjson; csv and ndjson give the next page's cursor in a `Link: <…>; rel=\"next\"` header"),
+        ("limit" = Option<usize>, Query, description = "1–1000, default 100"),
+        ("after" = Option<String>, Query, description = "cursor: the next_after of the previous page"),
+        ("at_least_as_fresh" = Option<u64>, Query, description = "a write's position the answer must include")),
+    responses((status = 200, body = AccessPage), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem, description = "another tenant's shipment or partner"), (status = 422, body = Problem)))]
+#[get("/v1/audit/access")]
+pub async fn access(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let view = access_view(&state, &caller, req.query_string()).await?;
+    let mut res = HttpResponse::Ok();
+    if let Some(next) = &view.next_after {
+        let mut link = String::from("/v1/audit/access?");
+        let mut pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+        pairs.retain(|(k, _)| k != "after");
+        pairs.push(("after".into(), next.clone()));
+        link.push_str(&serde_urlencoded::to_string(&pairs).unwrap_or_default());
+        res.insert_header((header::LINK, format!("<{link}>; rel=\"next\"")));
+    }
+    Ok(res.content_type(view.content_type).body(view.body))
+}
+
+/// Art. 15 for one data subject, named by carrier + tracking number or by recipient_ref:
+/// every recipient with each access's date, purpose, legal basis, consents and categories;
+/// denied attempts apart (they are not recipients).
+#[utoipa::path(get, path = "/v1/audit/dsar", tag = "audit", security(("bearer" = [])),
+    params(
+        ("carrier" = Option<String>, Query), ("tracking_number" = Option<String>, Query),
+        ("recipient_ref" = Option<String>, Query, description = "instead of carrier + tracking_number"),
+        ("format" = Option<String>, Query, description = "json (default) or csv"),
+        ("at_least_as_fresh" = Option<u64>, Query)),
+    responses((status = 200, body = Dsar), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+#[get("/v1/audit/dsar")]
+pub async fn dsar(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let view = dsar_view(&state, &caller, req.query_string()).await?;
+    Ok(HttpResponse::Ok()
+        .content_type(view.content_type)
+        .body(view.body))
+}
+
+/// The Art. 30 record: per partner its kind, country, DPA reference, purposes, categories,
+/// legal bases, and its allowed and denied reads in [from, to).
+#[utoipa::path(get, path = "/v1/audit/ropa", tag = "audit", security(("bearer" = [])),
+    params(
+        ("from" = DateTime<Utc>, Query, description = "start of the period (RFC 3339, inclusive)"),
+        ("to" = DateTime<Utc>, Query, description = "end of the period (RFC 3339, exclusive)"),
+        ("format" = Option<String>, Query, description = "json (default) or csv"),
+        ("at_least_as_fresh" = Option<u64>, Query)),
+    responses((status = 200, body = Ropa), (status = 403, body = Problem), (status = 422, body = Problem)))]
+#[get("/v1/audit/ropa")]
+pub async fn ropa(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let view = ropa_view(&state, &caller, req.query_string()).await?;
+    Ok(HttpResponse::Ok()
+        .content_type(view.content_type)
+        .body(view.body))
+}

@@ -1,0 +1,83 @@
+//! The background work of a running node (`serve`): the read model following other
+//! processes' commits, snapshots, expiry of consent requests, the GDPR projection following the
+//! log, and checkpoints signed every N events or T seconds.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::approvals::expire_requests;
+use crate::checkpoint::sign_checkpoint;
+use crate::state::AppState;
+
+/// Catches the read model up once a second (other processes' writes on SQLite, which announces
+/// none; a missed announcement on PostgreSQL), writes snapshots, and closes consent requests
+/// whose time ran out (SPEC §3: expired after a configurable time).
+pub async fn housekeeping(state: Arc<AppState>, snapshot: PathBuf, every: u64) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut since_sweep = 0u32;
+    let mut snapshot_at = state.projector.read().next_position().get();
+    loop {
+        tick.tick().await;
+        let applied = match state.projector.catch_up().await {
+            Ok(applied) => applied.get(),
+            Err(e) => {
+                tracing::warn!(error = %e, "catching up the read model failed");
+                continue;
+            }
+        };
+        // A snapshot every `every` events keeps a restart's replay short.
+        if every > 0 && applied >= snapshot_at + every {
+            match state.projector.save_snapshot(&snapshot).await {
+                Ok(at) => snapshot_at = at.get(),
+                Err(e) => tracing::warn!(error = %e, "could not write the projection snapshot"),
+            }
+        }
+        since_sweep += 1;
+        if since_sweep >= 60 {
+            since_sweep = 0;
+            expire_requests(&state).await;
+        }
+    }
+}
+
+/// Keeps the GDPR tables following the log (docs/adr/0006): each second, whatever was
+/// committed since is written in pages, each its own transaction, outside the group commit. The
+/// audit views also catch up before answering, so this only keeps that step short.
+pub async fn gdpr_projection(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if let Err(e) = state.audit.catch_up().await {
+            tracing::warn!(error = %e, "catching up the audit projection failed");
+        }
+    }
+}
+
+/// Signs a checkpoint every `events` events, or after `every` with any new event (SPEC §6).
+pub async fn checkpoints(state: Arc<AppState>, events: u64, every: Duration) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last = match state.store.latest_checkpoint().await {
+        Ok(found) => found.map_or(0, |(size, _)| size),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the newest checkpoint");
+            0
+        }
+    };
+    let mut signed_at = std::time::Instant::now();
+    loop {
+        tick.tick().await;
+        let size = state.projector.read().next_position().get();
+        let due = size > last && (size >= last + events.max(1) || signed_at.elapsed() >= every);
+        if !due {
+            continue;
+        }
+        match sign_checkpoint(&state).await {
+            Ok((size, _)) => {
+                last = size;
+                signed_at = std::time::Instant::now();
+            }
+            Err(e) => tracing::warn!(error = %e, "could not sign a checkpoint"),
+        }
+    }
+}

@@ -1,0 +1,398 @@
+//! The hot path (SPEC §3 access decision, §5), read top to bottom:
+//!
+//! request → [`question`] (who asks, about which parcel) → [`Decider::decide`] on one state of
+//! the read model (in memory, microseconds) → one event per decision → [`Store::append`]
+//! through the group commit (one fsync for every decision waiting) → the commit hook applies
+//! it → the answer, built from the verdict.
+//!
+//! Three guarantees of §5 hold here, each marked `§5` where it is kept:
+//! - **Durable before answered** (§5.3): no answer, allow or deny, exists before its event is
+//!   fsynced — the answer is built only from what `append` returned.
+//! - **Revocation fence** (§5.2): an allowed decision is appended with
+//!   `Guard::decided_before` = the position its state had applied up to. If a revocation or
+//!   suspension committed at or after that position, the store refuses it as stale and the
+//!   decision is made again on the fresher state, so no allow commits after a revoke's commit.
+//! - **No read without a record** (§5.1): the only way to an `allowed: true` is through an
+//!   appended `TrackingAccessAllowed` event.
+//!
+//! [`Decider::decide`]: consent_ledger_projections::decider::Decider::decide
+//! [`Store::append`]: consent_ledger_store::Store::append
+
+use std::sync::atomic::Ordering;
+
+use consent_ledger_domain::access::{AccessEvent, DenyReason, ACCESS_STREAM};
+use consent_ledger_domain::values::{
+    CarrierCode, ConsentId, DataCategory, NonEmptySet, PartnerId, PrincipalId, Purpose, Role,
+    ShipmentId, TrackingNumber,
+};
+use consent_ledger_projections::decider::{Categories, ShipmentRef, Verdict};
+use consent_ledger_projections::ReadModel;
+use consent_ledger_store::cqrs::CommandMeta;
+use consent_ledger_store::{Append, Guard, NewEvent, Position, StoreError, StoredEvent};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::write::{self, Answer, WriteContext};
+
+/// Most decisions in one batch call (SPEC §7).
+pub const MAX_BATCH: usize = 1_000;
+/// Times a decision is made again after a concurrent restriction before giving up (503).
+const STALE_RETRIES: usize = 8;
+
+/// SPEC §7 decision body.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    /// The partner asking to read. A partner asks for itself; the gateway must name one.
+    #[serde(default)]
+    pub partner_id: Option<PartnerId>,
+    /// The shipment, by id …
+    #[serde(default)]
+    pub shipment_id: Option<ShipmentId>,
+    /// … or by carrier and tracking number.
+    #[serde(default)]
+    pub carrier: Option<CarrierCode>,
+    #[serde(default)]
+    pub tracking_number: Option<TrackingNumber>,
+    pub purpose: Purpose,
+    pub data_categories: NonEmptySet<DataCategory>,
+    /// The partner a tracking intermediary reads for; recorded with the decision.
+    #[serde(default)]
+    pub on_behalf_of: Option<PartnerId>,
+    /// A position from an earlier write answer; the decision is made on state at least that new.
+    #[serde(default)]
+    pub at_least_as_fresh: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionBatch {
+    /// 1 to 1,000 decisions.
+    pub items: Vec<DecisionRequest>,
+}
+
+/// SPEC §7 decision answer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DecisionAnswer {
+    pub decision_id: Uuid,
+    pub position: u64,
+    pub allowed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<DenyReason>,
+    pub consent_ids: Vec<ConsentId>,
+    /// requested ∩ granted: what the partner may read (data minimisation).
+    pub data_categories: Vec<DataCategory>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchAnswer {
+    pub results: Vec<DecisionAnswer>,
+}
+
+/// A decision request checked against the caller: whose access, on which shipment.
+#[derive(Debug, Clone)]
+pub struct Question {
+    pub partner: PartnerId,
+    pub shipment: ShipmentRef,
+    pub purpose: Purpose,
+    pub requested: Categories,
+    pub on_behalf_of: Option<PartnerId>,
+}
+
+fn is_partner(model: &ReadModel, id: PartnerId) -> bool {
+    model
+        .principals
+        .get(&PrincipalId::from(id))
+        .is_some_and(|p| p.role == Role::Partner)
+}
+
+/// Checks one request against the caller; `at` prefixes field names (`items[3].`) in a batch.
+pub fn question(
+    model: &ReadModel,
+    caller: &Caller,
+    r: &DecisionRequest,
+    at: &str,
+) -> Result<Question, AppError> {
+    let invalid = |field: &str, detail: String| AppError::invalid(format!("{at}{field}"), detail);
+    let partner = match (caller.role, r.partner_id) {
+        (Role::Partner, None) => caller.id.as_partner(),
+        (Role::Partner, Some(p)) if p == caller.id.as_partner() => p,
+        (Role::Partner, Some(_)) => {
+            return Err(invalid(
+                "partner_id",
+                "a partner asks for its own access only".into(),
+            ))
+        }
+        (_, None) => {
+            return Err(invalid(
+                "partner_id",
+                "the gateway must name the partner".into(),
+            ))
+        }
+        (_, Some(p)) if is_partner(model, p) => p,
+        (_, Some(p)) => return Err(invalid("partner_id", format!("{p} is not a partner"))),
+    };
+    if let Some(p) = r.on_behalf_of.filter(|p| !is_partner(model, *p)) {
+        return Err(invalid("on_behalf_of", format!("{p} is not a partner")));
+    }
+    let shipment = match (r.shipment_id, &r.carrier, &r.tracking_number) {
+        (Some(id), None, None) => ShipmentRef::Id(id),
+        (None, Some(c), Some(t)) => ShipmentRef::Tracking(c.clone(), t.clone()),
+        (None, Some(_), None) => {
+            return Err(invalid("tracking_number", "required with carrier".into()))
+        }
+        (None, None, Some(_)) => {
+            return Err(invalid("carrier", "required with tracking_number".into()))
+        }
+        _ => {
+            return Err(invalid(
+                "shipment_id",
+                "name the shipment either by shipment_id or by carrier and tracking_number".into(),
+            ))
+        }
+    };
+    Ok(Question {
+        partner,
+        shipment,
+        purpose: r.purpose,
+        requested: Categories::of(r.data_categories.as_slice()),
+        on_behalf_of: r.on_behalf_of,
+    })
+}
+
+/// Decides `questions` for `caller` and records them (one append, one answer each), retry-safe
+/// under the context's idempotency key: a replay answers what the first call answered.
+#[tracing::instrument(level = "debug", skip_all, fields(decisions = questions.len()))]
+pub async fn decide(
+    state: &AppState,
+    context: WriteContext,
+    questions: &[Question],
+) -> Result<(Vec<DecisionAnswer>, Answer), AppError> {
+    // The first answer comes from the decisions just made; only a replay decodes stored events.
+    let decided = std::sync::Mutex::new(None);
+    write::record(
+        state,
+        context,
+        |meta| async {
+            let (events, answers) = decide_and_record(state, questions, meta).await?;
+            *decided.lock().unwrap_or_else(|p| p.into_inner()) = Some(answers);
+            Ok(events)
+        },
+        |events, answer| {
+            let first = match answer {
+                Answer::First => decided.lock().unwrap_or_else(|p| p.into_inner()).take(),
+                Answer::Replay => None,
+            };
+            match first {
+                Some(answers) => Ok(answers),
+                None => events.iter().map(replayed_answer).collect(),
+            }
+        },
+    )
+    .await
+}
+
+/// Decides every question on one state of the model and records them in one append; decides
+/// again if a restriction committed meanwhile. Returns the committed events and their answers.
+pub async fn decide_and_record(
+    state: &AppState,
+    questions: &[Question],
+    meta: CommandMeta,
+) -> Result<(Vec<StoredEvent>, Vec<DecisionAnswer>), AppError> {
+    for _ in 0..STALE_RETRIES {
+        // One state of the read model for the whole batch, released before the append.
+        let (events, answers, decided_before) = {
+            let model = state.projector.read();
+            let now = state.clock.now();
+            let mut events = Vec::with_capacity(questions.len());
+            let mut answers = Vec::with_capacity(questions.len());
+            for q in questions {
+                let (event, answer) = decision(&model, q, state.ids.new_id(), now)?;
+                events.push(event);
+                answers.push(answer);
+            }
+            // §5.2 revocation fence: an allow is only valid if no restriction committed at or
+            // after the position this state had applied up to.
+            let any_allowed = answers.iter().any(|a: &DecisionAnswer| a.allowed);
+            (events, answers, any_allowed.then(|| model.next_position()))
+        };
+        let append = Append {
+            events,
+            provenance: meta.provenance.clone(),
+            idempotency: meta.idempotency.clone(),
+            unique_claims: Vec::new(),
+            guard: Guard {
+                restricts: false,
+                decided_before,
+            },
+        };
+        // §5.3 durable before answered: `append` returns once the batch holding these events
+        // is fsynced; nothing of the answer leaves before.
+        match state.store.append(append).await {
+            // §5.2: a revocation or suspension committed meanwhile; decide again on it.
+            Err(StoreError::Stale { .. }) => state.projector.catch_up().await.map(|_| ())?,
+            Ok(events) => {
+                let answers: Vec<DecisionAnswer> = answers
+                    .into_iter()
+                    .zip(&events)
+                    .map(|(answer, stored)| DecisionAnswer {
+                        position: stored.position.get(),
+                        ..answer
+                    })
+                    .collect();
+                let allowed = answers.iter().filter(|a| a.allowed).count() as u64;
+                state
+                    .metrics
+                    .decisions_allowed
+                    .fetch_add(allowed, Ordering::Relaxed);
+                state
+                    .metrics
+                    .decisions_denied
+                    .fetch_add(answers.len() as u64 - allowed, Ordering::Relaxed);
+                return Ok((events, answers));
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(AppError::Unavailable(anyhow::anyhow!(
+        "restrictions kept committing while deciding; retry"
+    )))
+}
+
+/// One decision: the event that records it, and the answer it gives once recorded (its
+/// position still to be filled in from the commit).
+fn decision(
+    model: &ReadModel,
+    q: &Question,
+    decision_id: Uuid,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(NewEvent, DecisionAnswer), AppError> {
+    let verdict = model
+        .access
+        .decide(q.partner, &q.shipment, q.purpose, q.requested, now);
+    let (event, answer) = match verdict {
+        // §5.1 no read without a record: this event is the only way to `allowed: true`.
+        Verdict::Allowed {
+            shipment,
+            consents,
+            categories,
+        } => (
+            AccessEvent::TrackingAccessAllowed {
+                decision_id,
+                partner: q.partner,
+                shipment,
+                purpose: q.purpose,
+                requested: q.requested.to_vec(),
+                granted: categories.to_vec(),
+                consents: consents.clone(),
+                on_behalf_of: q.on_behalf_of,
+                decided_at: now,
+            },
+            DecisionAnswer {
+                decision_id,
+                position: 0,
+                allowed: true,
+                reason: None,
+                consent_ids: consents,
+                data_categories: categories.to_vec(),
+            },
+        ),
+        Verdict::Denied {
+            shipment,
+            reason,
+            consent,
+        } => {
+            // An unknown shipment is recorded by the reference asked for.
+            let (shipment, carrier, tracking_number) = match (&q.shipment, shipment) {
+                (_, Some(known)) => (Some(known), None, None),
+                (ShipmentRef::Id(asked), None) => (Some(*asked), None, None),
+                (ShipmentRef::Tracking(c, t), None) => (None, Some(c.clone()), Some(t.clone())),
+            };
+            (
+                AccessEvent::TrackingAccessDenied {
+                    decision_id,
+                    partner: q.partner,
+                    shipment,
+                    consent,
+                    carrier,
+                    tracking_number,
+                    purpose: q.purpose,
+                    requested: q.requested.to_vec(),
+                    reason,
+                    on_behalf_of: q.on_behalf_of,
+                    decided_at: now,
+                },
+                DecisionAnswer {
+                    decision_id,
+                    position: 0,
+                    allowed: false,
+                    reason: Some(reason),
+                    consent_ids: Vec::new(),
+                    data_categories: Vec::new(),
+                },
+            )
+        }
+    };
+    let event = NewEvent::from_presorted_domain(&event, ACCESS_STREAM, &decision_id.to_string(), 1)
+        .map_err(AppError::internal)?;
+    Ok((event, answer))
+}
+
+/// The answer of a recorded decision, decoded from its stored event (idempotent replays).
+fn replayed_answer(stored: &StoredEvent) -> Result<DecisionAnswer, AppError> {
+    let event: AccessEvent = stored.payload.decode().map_err(AppError::internal)?;
+    let position = stored.position.get();
+    Ok(match event {
+        AccessEvent::TrackingAccessAllowed {
+            decision_id,
+            granted,
+            consents,
+            ..
+        } => DecisionAnswer {
+            decision_id,
+            position,
+            allowed: true,
+            reason: None,
+            consent_ids: consents,
+            data_categories: granted,
+        },
+        AccessEvent::TrackingAccessDenied {
+            decision_id,
+            reason,
+            ..
+        } => DecisionAnswer {
+            decision_id,
+            position,
+            allowed: false,
+            reason: Some(reason),
+            consent_ids: Vec::new(),
+            data_categories: Vec::new(),
+        },
+    })
+}
+
+/// Makes the model at least as fresh as `position` (SPEC §5.2's explicit form).
+pub async fn ensure_fresh(
+    state: &AppState,
+    position: Option<u64>,
+    field: &str,
+) -> Result<(), AppError> {
+    let Some(position) = position else {
+        return Ok(());
+    };
+    let wanted = Position::new(position);
+    if state.projector.read().next_position() > wanted {
+        return Ok(());
+    }
+    if state.projector.catch_up().await? > wanted {
+        return Ok(());
+    }
+    Err(AppError::invalid(
+        field,
+        format!("position {position} is not committed yet"),
+    ))
+}

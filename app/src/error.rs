@@ -1,0 +1,202 @@
+//! [`AppError`]: what a use case can answer besides success, typed so that every transport
+//! renders it alike (the HTTP API as RFC 9457 problem+json, the command line as a message), and
+//! the one mapping of each domain refusal to it: which kind, which stable slug, which field.
+
+use consent_ledger_domain::consent::ConsentError;
+use consent_ledger_domain::principal::PrincipalError;
+use consent_ledger_domain::request::ConsentRequestError;
+use consent_ledger_domain::shipment::ShipmentError;
+use consent_ledger_domain::terms::ValidityError;
+use consent_ledger_projections::ProjectionError;
+use consent_ledger_store::cqrs::CommandError;
+use consent_ledger_store::{IdempotencyRecord, StoreError};
+
+/// A use case's refusal or failure. Input errors name the field; 5xx-kind causes are kept
+/// for the log and never shown to the caller.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("malformed JSON: {detail}")]
+    MalformedBody { detail: String },
+    #[error("{field}: {detail}")]
+    InvalidField { field: String, detail: String },
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{detail}")]
+    Conflict {
+        slug: &'static str,
+        detail: String,
+        field: Option<String>,
+    },
+    #[error("the Idempotency-Key was already used for a different request")]
+    IdempotencyKeyReused,
+    #[error("service unavailable: {0}")]
+    Unavailable(#[source] anyhow::Error),
+    #[error("internal error: {0}")]
+    Internal(#[source] anyhow::Error),
+    /// Not an error the caller sees: [`crate::write::record`] answers it by replaying the first
+    /// answer.
+    #[error("idempotent replay of an earlier request")]
+    Replay(IdempotencyRecord),
+}
+
+impl AppError {
+    pub fn invalid(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::InvalidField {
+            field: field.into(),
+            detail: detail.into(),
+        }
+    }
+    pub fn conflict(slug: &'static str, detail: impl Into<String>) -> Self {
+        Self::Conflict {
+            slug,
+            detail: detail.into(),
+            field: None,
+        }
+    }
+    /// Another tenant's object and a missing one answer alike, so existence does not leak.
+    pub fn not_found() -> Self {
+        Self::NotFound("no such object, or not yours to see".into())
+    }
+    /// An unexpected failure; its cause is logged, never shown.
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(cause.into())
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Conflict { .. } => Self::conflict(
+                "concurrent-modification",
+                "the object was changed concurrently; retry",
+            ),
+            StoreError::ClaimTaken { claim } => Self::Conflict {
+                slug: "already-exists",
+                detail: format!("{claim} is already registered"),
+                field: claim
+                    .starts_with("tracking:")
+                    .then(|| "tracking_number".to_owned()),
+            },
+            StoreError::IdempotencyKeyUsed(record) => Self::Replay(record),
+            StoreError::IdempotencyKeyInFlight => Self::conflict(
+                "idempotency-key-in-flight",
+                "a request with this Idempotency-Key is still in flight",
+            ),
+            StoreError::Unavailable(_) | StoreError::ShuttingDown => Self::Unavailable(err.into()),
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl From<ProjectionError> for AppError {
+    fn from(err: ProjectionError) -> Self {
+        match err {
+            ProjectionError::Store(e) => e.into(),
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+fn validity(e: ValidityError) -> AppError {
+    AppError::invalid("valid_until", e.to_string())
+}
+
+fn conflict(slug: &'static str, e: impl ToString) -> AppError {
+    AppError::conflict(slug, e.to_string())
+}
+
+impl From<CommandError<PrincipalError>> for AppError {
+    fn from(err: CommandError<PrincipalError>) -> Self {
+        match err {
+            CommandError::Store(e) => e.into(),
+            CommandError::Rejected(e) => match e {
+                PrincipalError::PartnerProfileRequired
+                | PrincipalError::PartnerProfileNotAllowed => {
+                    AppError::invalid("partner", e.to_string())
+                }
+                PrincipalError::NotFound => AppError::not_found(),
+                PrincipalError::NotAPartner => AppError::invalid("id", e.to_string()),
+                PrincipalError::AlreadyRegistered => conflict("already-exists", e),
+                PrincipalError::AlreadySuspended | PrincipalError::NotSuspended => {
+                    conflict("invalid-state", e)
+                }
+            },
+        }
+    }
+}
+
+impl From<CommandError<ShipmentError>> for AppError {
+    fn from(err: CommandError<ShipmentError>) -> Self {
+        match err {
+            CommandError::Store(e) => e.into(),
+            CommandError::Rejected(e) => match e {
+                ShipmentError::UnknownShipper(_) => AppError::invalid("shipper_id", e.to_string()),
+                ShipmentError::AlreadyRegistered => conflict("already-exists", e),
+            },
+        }
+    }
+}
+
+impl From<CommandError<ConsentError>> for AppError {
+    fn from(err: CommandError<ConsentError>) -> Self {
+        match err {
+            CommandError::Store(e) => e.into(),
+            CommandError::Rejected(e) => match e {
+                ConsentError::UnknownPartner(_) => AppError::invalid("partner_id", e.to_string()),
+                ConsentError::PartnerSuspended(_) => AppError::Conflict {
+                    slug: "partner-suspended",
+                    detail: e.to_string(),
+                    field: Some("partner_id".into()),
+                },
+                ConsentError::ForeignShipment(_) => {
+                    AppError::invalid("scope.shipment_ids", e.to_string())
+                }
+                ConsentError::Validity(v) => validity(v),
+                ConsentError::NotFound => AppError::not_found(),
+                ConsentError::AlreadyGranted => conflict("already-exists", e),
+                ConsentError::AlreadyRevoked => conflict("already-revoked", e),
+            },
+        }
+    }
+}
+
+impl From<ConsentRequestError> for AppError {
+    fn from(e: ConsentRequestError) -> Self {
+        match e {
+            ConsentRequestError::UnknownPartner(_) => AppError::Forbidden(e.to_string()),
+            ConsentRequestError::PartnerSuspended(_) => conflict("partner-suspended", e),
+            ConsentRequestError::UnknownShipper(_) => {
+                AppError::invalid("shipper_id", e.to_string())
+            }
+            ConsentRequestError::ForeignShipment(_) => {
+                AppError::invalid("scope.shipment_ids", e.to_string())
+            }
+            ConsentRequestError::Validity(v) => validity(v),
+            ConsentRequestError::NotFound => AppError::not_found(),
+            ConsentRequestError::AlreadySubmitted => conflict("already-exists", e),
+            ConsentRequestError::NotPending(_) => conflict("request-not-pending", e),
+            ConsentRequestError::Expired(_) => conflict("request-expired", e),
+            ConsentRequestError::NotYetExpired(_) => conflict("request-not-expired", e),
+            ConsentRequestError::WidensPurposes => AppError::invalid("purposes", e.to_string()),
+            ConsentRequestError::WidensDataCategories => {
+                AppError::invalid("data_categories", e.to_string())
+            }
+            ConsentRequestError::WidensValidity => AppError::invalid("valid_until", e.to_string()),
+        }
+    }
+}
+
+impl From<CommandError<ConsentRequestError>> for AppError {
+    fn from(err: CommandError<ConsentRequestError>) -> Self {
+        match err {
+            CommandError::Store(e) => e.into(),
+            CommandError::Rejected(e) => e.into(),
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! # consent-ledger app
+//!
+//! The use cases, each once, with a typed [`AppError`]. The HTTP API (`api/`), the command line
+//! and the benchmarks are transports: they parse, call a function here, and render. Nothing
+//! here knows actix, a socket or a terminal; SQL stays in `store/`, rules in `domain/`
+//! (docs/adr/0007).
+//!
+//! # Layout
+//! - [`state`]: [`state::AppState`], the store, the read model, the GDPR projector and the
+//!   command buses, built once; [`state::ServiceConfig`], [`state::StoreOptions`].
+//! - [`auth`]: bearer tokens (kept as SHA-256) and the authenticated [`auth::Caller`].
+//! - [`write`]: the shape of every write: idempotency → command → durable commit → answer.
+//! - [`decide`]: **the hot path**, top to bottom, with the §5 guarantees marked.
+//! - [`principals`]: registering a principal and its once-shown token.
+//! - [`approvals`]: a consent request's two-step approval, its completion on start, expiry.
+//! - [`background`]: what a serving node does each second besides answering.
+//! - [`checkpoint`]: signing and keeping checkpoints of the verifiable log.
+//! - [`export`]: the §6 bundle of a filtered set of events with proofs, streamed.
+//! - [`audit_log`]: recomputing the verifiable log from the events (the `audit-log` command).
+//! - [`gdpr`]: the access history, DSAR and RoPA views, and their one typed filter
+//!   ([`gdpr::filter`]).
+//! - [`query`]: query strings, ids and paging shared by every transport.
+//! - [`error`]: [`AppError`] and the one mapping of each domain refusal to it.
+//!
+//! Hot path: `decide::question → decide::decide → write::record (idempotency) →
+//! decide_and_record: Decider::decide (in memory) → Store::append (group commit, one fsync)
+//! → DecisionAnswer`.
+
+pub mod approvals;
+pub mod audit_log;
+pub mod auth;
+pub mod background;
+pub mod checkpoint;
+pub mod decide;
+pub mod error;
+pub mod export;
+pub mod gdpr;
+pub mod principals;
+pub mod query;
+pub mod state;
+pub mod write;
+
+pub use error::AppError;

@@ -1,0 +1,165 @@
+//! Reading request input that every transport shares: query strings (the HTTP query and the
+//! command line's `--query`) that name the parameter at fault, ids, and paging.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::str::FromStr;
+
+use consent_ledger_domain::values::{PartnerId, ShipperId};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::AppError;
+
+/// Query parameters, refusing any name not in `known`.
+pub struct QueryParams(HashMap<String, String>);
+
+impl QueryParams {
+    pub fn parse(query: &str, known: &[&str]) -> Result<Self, AppError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+            .map_err(|e| AppError::invalid("query", format!("malformed query string: {e}")))?;
+        let mut map = HashMap::new();
+        for (k, v) in pairs {
+            if !known.contains(&k.as_str()) {
+                return Err(AppError::invalid(
+                    k.clone(),
+                    format!(
+                        "unknown query parameter; expected one of {}",
+                        known.join(", ")
+                    ),
+                ));
+            }
+            map.insert(k, v);
+        }
+        Ok(Self(map))
+    }
+
+    /// The parameter's text, if present.
+    pub fn raw(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// The parameter parsed with `T::from_str`, if present.
+    pub fn get<T>(&self, name: &str) -> Result<Option<T>, AppError>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
+        self.0
+            .get(name)
+            .map(|v| {
+                v.parse::<T>()
+                    .map_err(|e| AppError::invalid(name, e.to_string()))
+            })
+            .transpose()
+    }
+}
+
+/// Parses a path segment id, naming the parameter when it is not one.
+pub fn path_id<T>(value: &str, name: &str) -> Result<T, AppError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    value
+        .parse()
+        .map_err(|e: T::Err| AppError::invalid(name, e.to_string()))
+}
+
+/// One page of a list, with the cursor for the next page.
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<String>,
+}
+
+pub const DEFAULT_PAGE: usize = 100;
+pub const MAX_PAGE: usize = 1000;
+
+/// The query every list takes: `partner_id`, `shipper_id`, `status`, `limit`, `after`.
+pub struct ListQuery<S, K> {
+    pub partner: Option<PartnerId>,
+    pub shipper: Option<ShipperId>,
+    pub status: Option<S>,
+    pub limit: usize,
+    pub after: Option<K>,
+}
+
+impl<S: DeserializeOwned, K: FromStr> ListQuery<S, K>
+where
+    K::Err: std::fmt::Display,
+{
+    /// Parses the query; `statuses` lists the accepted status values for the error message.
+    pub fn parse(query: &str, statuses: &[&str]) -> Result<Self, AppError> {
+        let q = QueryParams::parse(
+            query,
+            &["partner_id", "shipper_id", "status", "limit", "after"],
+        )?;
+        let status: Option<String> = q.get("status")?;
+        let status = status
+            .map(|s| {
+                let known = statuses.contains(&s.as_str());
+                serde_json::from_value::<S>(serde_json::Value::String(s.clone()))
+                    .ok()
+                    .filter(|_| known)
+                    .ok_or_else(|| {
+                        AppError::invalid(
+                            "status",
+                            format!(
+                                "unknown value `{s}`; expected one of {}",
+                                statuses.join(", ")
+                            ),
+                        )
+                    })
+            })
+            .transpose()?;
+        Ok(Self {
+            partner: q.get("partner_id")?,
+            shipper: q.get("shipper_id")?,
+            status,
+            limit: page_size(q.get("limit")?)?,
+            after: q.get("after")?,
+        })
+    }
+}
+
+/// One page of `map` after the cursor: `select` filters and renders, `key` gives the cursor.
+pub fn page<'a, K, V, T>(
+    map: &'a BTreeMap<K, V>,
+    after: Option<K>,
+    limit: usize,
+    select: impl FnMut(&'a V) -> Option<T>,
+    key: impl Fn(&T) -> K,
+) -> Page<T>
+where
+    K: Ord + Copy + std::fmt::Display,
+{
+    let range = match after {
+        Some(after) => map.range((Bound::Excluded(after), Bound::Unbounded)),
+        None => map.range(..),
+    };
+    let mut items: Vec<T> = range
+        .map(|(_, v)| v)
+        .filter_map(select)
+        .take(limit + 1)
+        .collect();
+    let next_after = (items.len() > limit).then(|| {
+        items.truncate(limit);
+        items.last().map(|t| key(t).to_string()).unwrap_or_default()
+    });
+    Page { items, next_after }
+}
+
+/// Clamps a requested page size.
+pub fn page_size(limit: Option<usize>) -> Result<usize, AppError> {
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        Some(_) => Err(AppError::invalid(
+            "limit",
+            format!("must be between 1 and {MAX_PAGE}"),
+        )),
+    }
+}
