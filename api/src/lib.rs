@@ -10,6 +10,7 @@
 //! - [`write`]: a write's `Idempotency-Key` and request id in, `Idempotent-Replayed` out.
 //! - [`auth`]: the bearer-token extractor; [`problem`]: RFC 9457 errors; [`body`]:
 //!   size-limited JSON bodies parsed naming bad fields.
+//! - [`shapes`]: request and answer shapes several resources share.
 //! - [`openapi`]: the OpenAPI 3.1 document served at `/openapi.json`.
 //!
 //! Hot path: `POST /v1/decisions → Caller (token → principal) → parse_json →
@@ -21,4 +22,5 @@ pub mod openapi;
 pub mod problem;
 pub mod routes;
 pub mod server;
+pub mod shapes;
 pub mod write;

@@ -10,8 +10,8 @@ use actix_web::{web, App, HttpMessage, HttpResponse, HttpServer};
 use uuid::Uuid;
 
 use crate::problem::ApiError;
-use crate::routes;
 use crate::write::RequestId;
+use crate::{openapi, routes};
 use consent_ledger_app::state::AppState;
 use consent_ledger_app::AppError;
 
@@ -29,6 +29,7 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
                 web::QueryConfig::default()
                     .error_handler(|e, _| ApiError::invalid("query", e.to_string()).into()),
             )
+            .service(openapi::openapi_json)
             .configure(routes::configure)
             .default_service(web::to(|| async {
                 Err::<HttpResponse, _>(ApiError(AppError::NotFound("no such route".into())))

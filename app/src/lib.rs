@@ -19,6 +19,7 @@
 //! - [`audit_log`]: recomputing the verifiable log from the events (the `audit-log` command).
 //! - [`gdpr`]: the access history, DSAR and RoPA views, and their one typed filter
 //!   ([`gdpr::filter`]).
+//! - [`history`]: an object's history from its stream, and what an approval narrowed.
 //! - [`query`]: query strings, ids and paging shared by every transport.
 //! - [`error`]: [`AppError`] and the one mapping of each domain refusal to it.
 //!
@@ -35,6 +36,7 @@ pub mod decide;
 pub mod error;
 pub mod export;
 pub mod gdpr;
+pub mod history;
 pub mod principals;
 pub mod query;
 pub mod state;

@@ -45,9 +45,22 @@ impl fmt::Debug for LogKey {
     }
 }
 
+/// The characters a signed note may not contain, newline aside: "ASCII control characters
+/// (those below U+0020)", c2sp.org/signed-note "Format". DEL (U+007F) is not among them.
+pub(crate) fn is_control(c: char) -> bool {
+    c < ' '
+}
+
+/// c2sp.org/signed-note key names: non-empty, no Unicode space (Rust's `is_whitespace` and Go's
+/// `unicode.IsSpace` agree), no '+'. Control characters are refused too, since a note cannot
+/// hold them.
+pub(crate) fn is_valid_key_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains(|c: char| c == '+' || c.is_whitespace() || is_control(c))
+}
+
 /// Names are held to the C2SP signed-note rule, so that every note this key signs can be opened.
 fn check_name(name: &str) -> Result<(), KeyError> {
-    if !crate::note::is_valid_key_name(name) {
+    if !is_valid_key_name(name) {
         return Err(KeyError::BadName(name.to_owned()));
     }
     Ok(())
@@ -112,11 +125,6 @@ impl LogKey {
         self.signing_key().sign(message).to_bytes()
     }
 
-    /// Signs `body` as a C2SP signed note: see [`crate::note::sign`].
-    pub fn sign_note(&self, body: &str) -> Result<String, crate::note::NoteError> {
-        crate::note::sign(body, self)
-    }
-
     /// Reads a key written by [`LogKey::save`].
     pub fn load(path: &Path) -> Result<Self, KeyError> {
         let shown = path.display().to_string();
@@ -137,7 +145,7 @@ impl LogKey {
         let (Some(name), Some(hash), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(malformed("expected name+hash+key"));
         };
-        if !crate::note::is_valid_key_name(name) {
+        if !is_valid_key_name(name) {
             return Err(malformed(
                 "key name has a '+', a space or a control character",
             ));

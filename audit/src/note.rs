@@ -24,7 +24,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use ed25519_dalek::{Signature, Signer, VerifyingKey};
 
-use crate::keys::{key_hash, LogKey};
+use crate::keys::{is_control, is_valid_key_name, key_hash, LogKey};
 use crate::tree::Hash;
 
 /// The signature-type byte for Ed25519 in a vkey (c2sp.org/signed-note, "Signature types").
@@ -240,19 +240,6 @@ fn parse_root(text: &str) -> Result<Hash, CheckpointError> {
     bytes
         .try_into()
         .map_err(|_| CheckpointError::BadRootLength { len })
-}
-
-/// The characters a signed note may not contain, newline aside: "ASCII control characters
-/// (those below U+0020)", c2sp.org/signed-note "Format". DEL (U+007F) is not among them.
-fn is_control(c: char) -> bool {
-    c < ' '
-}
-
-/// c2sp.org/signed-note key names: non-empty, no Unicode space (Rust's `is_whitespace` and Go's
-/// `unicode.IsSpace` agree), no '+'. Control characters are refused too, since a note cannot
-/// hold them.
-pub(crate) fn is_valid_key_name(name: &str) -> bool {
-    !name.is_empty() && !name.contains(|c: char| c == '+' || c.is_whitespace() || is_control(c))
 }
 
 /// Offset of the first control character other than newline. This is what refuses CRLF line
@@ -554,7 +541,7 @@ mod tests {
 
         assert_eq!(open_checkpoint(&note, &k.vkey()).unwrap(), checkpoint());
         assert_eq!(open(&note, &k.vkey()).unwrap(), checkpoint().to_body());
-        assert_eq!(k.sign_note(&checkpoint().to_body()).unwrap(), note);
+        assert_eq!(sign(&checkpoint().to_body(), &k).unwrap(), note);
     }
 
     #[test]
@@ -599,8 +586,7 @@ mod tests {
         let body = checkpoint().to_body();
         let ours = checkpoint().sign(&k);
         let our_line = ours.strip_prefix(&format!("{body}\n")).unwrap();
-        let witness = key("witness.example/w1")
-            .sign_note(&body)
+        let witness = sign(&body, &key("witness.example/w1"))
             .unwrap()
             .strip_prefix(&format!("{body}\n"))
             .unwrap()
@@ -736,7 +722,7 @@ mod tests {
     fn the_body_is_split_at_the_last_blank_line() {
         let k = key(ORIGIN);
         let text = "first\n\nsecond\n\n";
-        let note = k.sign_note(text).unwrap();
+        let note = sign(text, &k).unwrap();
         assert_eq!(open(&note, &k.vkey()).unwrap(), text);
         assert!(matches!(
             open_checkpoint(&note, &k.vkey()),
@@ -748,11 +734,7 @@ mod tests {
     fn unsignable_text_is_refused() {
         let k = key(ORIGIN);
         for text in ["", "no newline", "cr\r\n", "tab\there\n"] {
-            assert_eq!(
-                k.sign_note(text),
-                Err(NoteError::UnsignableText),
-                "{text:?}"
-            );
+            assert_eq!(sign(text, &k), Err(NoteError::UnsignableText), "{text:?}");
         }
     }
 

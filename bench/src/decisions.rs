@@ -4,7 +4,6 @@
 //! process, the load generator's connections split between them.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,23 +11,19 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::Utc;
 use clap::Args;
-use consent_ledger_domain::consent::ConsentCommand;
-use consent_ledger_domain::principal::PartnerProfile;
-use consent_ledger_domain::shipment::ShipmentCommand;
 use consent_ledger_domain::terms::ConsentScope;
 use consent_ledger_domain::values::{
-    CarrierCode, ConsentId, CountryCode, DataCategory, DisplayName, DpaRef, LegalBasis,
-    NonEmptySet, PartnerId, PartnerKind, Purpose, Role, ShipmentId, ShipperId, TrackingNumber,
+    CarrierCode, ConsentId, CountryCode, DataCategory, NonEmptySet, PartnerId, Purpose, Role,
+    ShipmentId, ShipperId, TrackingNumber,
 };
 use consent_ledger_domain::SystemClock;
 use consent_ledger_projections::decider::{Categories, Decider, Grant, ShipmentRef};
-use consent_ledger_store::cqrs::CommandMeta;
 use consent_ledger_store::{baseline, StoredEvent};
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::fixture::{fixture, uuid, Rng, CARRIERS, COUNTRIES};
 use crate::{figures, ms, Figures, Scratch};
-use consent_ledger_app::principals::{register, CreatePrincipal};
 use consent_ledger_app::state::{AppState, ServiceConfig, StoreOptions};
 
 #[derive(Debug, Clone, Args)]
@@ -73,34 +68,12 @@ pub struct CheckArgs {
     pub memory_shipments: usize,
 }
 
-/// A small deterministic generator (xorshift), so runs are comparable.
-pub(crate) struct Rng(pub(crate) u64);
-
-impl Rng {
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    pub(crate) fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
-fn uuid(rng: &mut Rng) -> Uuid {
-    Uuid::from_u64_pair(rng.next(), rng.next())
-}
-
 /// Resident memory of this process, from /proc (Linux).
 fn rss_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * 4096)
 }
-
-pub(crate) const CARRIERS: [&str; 4] = ["DHL", "UPS", "GLS", "DPD"];
-pub(crate) const COUNTRIES: [&str; 5] = ["DE", "FR", "NL", "AT", "PL"];
 
 /// SPEC §11 row 3: the in-process check at 1M shipments, 100k consents, 10k partners, against
 /// a HashMap look-up of the same shipment ids; and the index's bytes per shipment.
@@ -258,134 +231,6 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
 
 fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
-}
-
-pub(crate) struct Fixture {
-    pub(crate) state: Arc<AppState>,
-    pub(crate) url: String,
-    pub(crate) partner_tokens: Vec<String>,
-    pub(crate) shipper_token: String,
-    gateway: String,
-    pub(crate) partners: Vec<PartnerId>,
-    shipments: Vec<ShipmentId>,
-}
-
-pub(crate) async fn fixture(
-    options: &StoreOptions,
-    partners: usize,
-    shipments: usize,
-) -> anyhow::Result<Fixture> {
-    let state = AppState::open(options, Arc::new(SystemClock), ServiceConfig::default()).await?;
-    let meta = || CommandMeta::new("bench", "setup");
-    let principal = |role, name: &str, partner| -> anyhow::Result<CreatePrincipal> {
-        Ok(CreatePrincipal {
-            role,
-            name: DisplayName::parse(name)?,
-            partner,
-        })
-    };
-    let (shipper, _) = register(&state, principal(Role::Shipper, "Shop", None)?, meta())
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (gateway, _) = register(&state, principal(Role::Gateway, "Gateway", None)?, meta())
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let shipper_token = shipper.token;
-    let shipper = shipper.id.as_shipper();
-    let mut partner_ids = Vec::new();
-    let mut partner_tokens = Vec::new();
-    for i in 0..partners {
-        let profile = PartnerProfile {
-            kind: PartnerKind::Insurer,
-            country: CountryCode::parse("DE")?,
-            dpa_ref: DpaRef::parse("DPA-B")?,
-        };
-        let (p, _) = register(
-            &state,
-            principal(Role::Partner, &format!("Partner {i}"), Some(profile))?,
-            meta(),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-        partner_ids.push(p.id.as_partner());
-        partner_tokens.push(p.token);
-    }
-    // Registered 64 at a time, so that the group commit shares the commits: one commit per
-    // shipment would take most of a run's time on PostgreSQL.
-    let mut shipment_ids = Vec::new();
-    let mut pending = tokio::task::JoinSet::new();
-    for i in 0..shipments {
-        let id = ShipmentId::from_uuid(Uuid::now_v7());
-        let command = ShipmentCommand::RegisterShipment {
-            id,
-            shipper,
-            carrier: CarrierCode::parse(CARRIERS[i % 4])?,
-            tracking_number: TrackingNumber::parse(format!("B{i:010}"))?,
-            destination_country: CountryCode::parse("DE")?,
-            recipient_ref: None,
-        };
-        let state = state.clone();
-        pending.spawn(async move {
-            state
-                .shipments
-                .execute(&id.to_string(), command, meta())
-                .await
-        });
-        shipment_ids.push(id);
-        if pending.len() >= 64 {
-            if let Some(done) = pending.join_next().await {
-                done??;
-            }
-        }
-    }
-    while let Some(done) = pending.join_next().await {
-        done??;
-    }
-    for partner in &partner_ids {
-        let id = ConsentId::from_uuid(Uuid::now_v7());
-        let command = ConsentCommand::GrantConsent {
-            id,
-            shipper,
-            partner: *partner,
-            scope: ConsentScope::Shipper {
-                carriers: None,
-                destination_countries: None,
-            },
-            purposes: NonEmptySet::new(vec![Purpose::InsuranceClaim])?,
-            data_categories: NonEmptySet::new(vec![
-                DataCategory::StatusEvents,
-                DataCategory::ProofOfDelivery,
-            ])?,
-            legal_basis: LegalBasis::Contract,
-            dpa_ref: None,
-            valid_from: None,
-            valid_until: None,
-            origin_request: None,
-        };
-        state
-            .consents
-            .execute(&id.to_string(), command, meta())
-            .await?;
-    }
-    state.projector.catch_up().await?;
-    let url = serve_on_loopback(&state)?;
-    Ok(Fixture {
-        state,
-        url,
-        partner_tokens,
-        shipper_token,
-        gateway: gateway.token,
-        partners: partner_ids,
-        shipments: shipment_ids,
-    })
-}
-
-/// Serves the real app for `state` on a loopback port the system picks; returns its URL.
-pub(crate) fn serve_on_loopback(state: &Arc<AppState>) -> anyhow::Result<String> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(consent_ledger_api::server::run(listener, state.clone())?);
-    Ok(url)
 }
 
 /// Sends `count` requests from `connections` concurrent clients on a load-generator thread of

@@ -26,7 +26,7 @@ use consent_ledger_store::cqrs::CommandMeta;
 use consent_ledger_store::{Append, Guard, NewEvent, Provenance};
 use uuid::Uuid;
 
-use crate::decisions::{fixture, serve_on_loopback, Fixture, Rng, CARRIERS, COUNTRIES};
+use crate::fixture::{fixture, serve_on_loopback, Fixture, Rng, CARRIERS, COUNTRIES};
 use crate::{figures, ms, Figures};
 use consent_ledger_app::principals::{register, CreatePrincipal};
 use consent_ledger_app::state::{AppState, ServiceConfig, StoreOptions};

@@ -180,7 +180,7 @@ pub async fn seed_cmd(args: SeedLogArgs) -> anyhow::Result<()> {
         data_dir: args.dir.clone(),
         database_url: None,
     };
-    let f = crate::decisions::fixture(&options, args.partners, 0).await?;
+    let f = crate::fixture::fixture(&options, args.partners, 0).await?;
     let shipper = f
         .state
         .projector

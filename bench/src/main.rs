@@ -6,6 +6,7 @@
 //! # Layout
 //! - this file: the command line, `grants`, the scratch stores, the figures' arithmetic.
 //! - [`decisions`]: `decisions`, `check`, `restart` and the HTTP fixture they share.
+//! - [`fixture`]: the store, principals and app several benchmarks stand on.
 //! - [`log`]: `seed-log` and `log` (export, verify, audit-log, proofs at 10M events).
 //! - [`gdpr`]: `gdpr` (the GDPR views on a seeded log).
 //!
@@ -39,6 +40,7 @@ use clap::Parser;
 use consent_ledger_app::state::StoreOptions;
 
 mod decisions;
+mod fixture;
 mod gdpr;
 mod log;
 

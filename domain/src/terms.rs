@@ -7,7 +7,8 @@ use crate::services::Directory;
 use crate::values::{CarrierCode, CountryCode, NonEmptySet, ShipmentId, ShipperId};
 
 /// Which of a shipper's shipments a consent covers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ConsentScope {
     /// An explicit list of the shipper's shipments.

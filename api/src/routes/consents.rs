@@ -10,7 +10,7 @@ use consent_ledger_domain::values::{
     ConsentId, DataCategory, DpaRef, LegalBasis, NonEmptySet, PartnerId, Purpose, Role,
 };
 use consent_ledger_projections::model::{ConsentStatus, ConsentView, ReadModel, RequestView};
-use consent_ledger_store::{Position, StoredEvent};
+use consent_ledger_store::Position;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -18,9 +18,9 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::body::{parse_json, read_body};
 use crate::problem::{ApiError, Problem};
-use crate::routes::principals::ReasonBody;
-use crate::routes::{render_created, render_position, Created, Positioned};
+use crate::shapes::{render_created, render_position, Created, Positioned, ReasonBody};
 use crate::write::write;
+use consent_ledger_app::history::{stream_history, HistoryEntry, Narrowing};
 use consent_ledger_app::query::path_id;
 use consent_ledger_app::query::{page, ListQuery};
 use consent_ledger_app::state::AppState;
@@ -52,17 +52,6 @@ pub struct ConsentOut<'a> {
     pub status: ConsentStatus,
 }
 
-/// One event of a consent's history.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct HistoryEntry {
-    pub position: Position,
-    pub event_type: String,
-    pub recorded_at: DateTime<Utc>,
-    pub actor: String,
-    pub request_id: String,
-    pub event: serde_json::Value,
-}
-
 /// A consent, its full history, and the request it answered.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConsentDetail<'a> {
@@ -77,57 +66,6 @@ pub struct ConsentDetail<'a> {
     /// What the approval granted less than the partner asked for; null when it granted all of
     /// it, or when the consent answered no request.
     pub narrowing: Option<Narrowing>,
-}
-
-/// What a shipper's approval took away from a partner's consent request.
-#[derive(Debug, PartialEq, Serialize, ToSchema)]
-pub struct Narrowing {
-    /// Asked for and not granted.
-    pub purposes_removed: Vec<Purpose>,
-    /// Asked for and not granted.
-    pub data_categories_removed: Vec<DataCategory>,
-    /// Present when the consent ends before the end asked for.
-    pub valid_until: Option<ValidUntilNarrowed>,
-}
-
-/// An end earlier than the one asked for.
-#[derive(Debug, PartialEq, Serialize, ToSchema)]
-pub struct ValidUntilNarrowed {
-    /// Null: asked for without an end.
-    pub requested: Option<DateTime<Utc>>,
-    pub granted: DateTime<Utc>,
-}
-
-impl Narrowing {
-    /// What `consent` grants less than `asked`, or `None` when it grants all of it.
-    pub fn between(asked: &RequestView, consent: &ConsentView) -> Option<Self> {
-        let purposes_removed: Vec<Purpose> = asked
-            .purposes
-            .iter()
-            .filter(|p| !consent.purposes.contains(p))
-            .copied()
-            .collect();
-        let data_categories_removed: Vec<DataCategory> = asked
-            .data_categories
-            .iter()
-            .filter(|c| !consent.data_categories.contains(c))
-            .copied()
-            .collect();
-        let valid_until = match (asked.valid_until, consent.valid_until) {
-            (requested, Some(granted)) if requested.is_none_or(|r| granted < r) => {
-                Some(ValidUntilNarrowed { requested, granted })
-            }
-            _ => None,
-        };
-        let narrowed = !purposes_removed.is_empty()
-            || !data_categories_removed.is_empty()
-            || valid_until.is_some();
-        narrowed.then_some(Self {
-            purposes_removed,
-            data_categories_removed,
-            valid_until,
-        })
-    }
 }
 
 /// Who may see a consent: its shipper, its partner, and auditors (SPEC §2).
@@ -272,40 +210,6 @@ pub async fn get(
         narrowing: request.and_then(|asked| Narrowing::between(asked, consent)),
     };
     Ok(HttpResponse::Ok().json(detail))
-}
-
-/// One stream's events, oldest first, as history entries.
-pub(crate) async fn stream_history(
-    state: &AppState,
-    stream_type: &str,
-    stream_id: &str,
-) -> Result<Vec<HistoryEntry>, ApiError> {
-    state
-        .store
-        .read_stream(stream_type, stream_id)
-        .await?
-        .into_iter()
-        .map(history_entry)
-        .collect()
-}
-
-fn history_entry(e: StoredEvent) -> Result<HistoryEntry, ApiError> {
-    // Events are stored as {"EventType": {fields}}; the history shows the fields.
-    let value = e.payload.to_value().map_err(ApiError::internal)?;
-    let event = match value {
-        serde_json::Value::Object(mut map) if map.len() == 1 => {
-            map.remove(&e.event_type).unwrap_or_default()
-        }
-        other => other,
-    };
-    Ok(HistoryEntry {
-        position: e.position,
-        event_type: e.event_type,
-        recorded_at: e.recorded_at,
-        actor: e.actor,
-        request_id: e.request_id,
-        event,
-    })
 }
 
 /// Revoke a consent (its shipper). Effective at commit: no decision committed after the answer

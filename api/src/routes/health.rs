@@ -1,8 +1,6 @@
 use actix_web::{get, web, HttpResponse};
 use serde_json::json;
-use utoipa::OpenApi;
 
-use crate::openapi::ApiDoc;
 use crate::problem::ApiError;
 use consent_ledger_app::state::AppState;
 
@@ -28,12 +26,6 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     }
     let model = state.projector.read().summary();
     Ok(HttpResponse::Ok().json(json!({ "status": "ready", "log_size": head, "model": model })))
-}
-
-/// The OpenAPI 3.1 description of this API, generated from the code.
-#[get("/openapi.json")]
-pub async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
 }
 
 /// Prometheus text exposition: the log, the read model, the group commit and decisions.

@@ -1,5 +1,6 @@
 //! HTTP handlers, one module per resource of SPEC §7. Handlers are glue: authenticate, check
-//! the role, parse, run one command through [`crate::write::write`], render.
+//! the role, parse, call the use case in `consent_ledger_app`, render. Shapes several resources
+//! share are in [`crate::shapes`].
 
 pub mod consents;
 pub mod decisions;
@@ -11,17 +12,10 @@ pub mod requests;
 pub mod shipments;
 
 use actix_web::web;
-use consent_ledger_store::StoredEvent;
-use serde::Serialize;
-use serde_json::json;
-use utoipa::ToSchema;
-
-use crate::problem::ApiError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(health::healthz)
         .service(health::readyz)
-        .service(health::openapi_json)
         .service(health::metrics)
         .service(log::inclusion)
         .service(log::consistency)
@@ -54,34 +48,4 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(requests::approve)
         .service(requests::deny)
         .service(requests::withdraw);
-}
-
-/// `{"id", "position"}`: what a creating write answers.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Created {
-    pub id: String,
-    pub position: u64,
-}
-
-/// `{"position"}`: what a state-changing write answers.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Positioned {
-    pub position: u64,
-}
-
-pub(crate) fn last(events: &[StoredEvent]) -> Result<&StoredEvent, ApiError> {
-    events
-        .last()
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a write committed no event")))
-}
-
-pub(crate) fn render_created(events: &[StoredEvent]) -> Result<serde_json::Value, ApiError> {
-    let first = events
-        .first()
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a write committed no event")))?;
-    Ok(json!({ "id": first.stream_id, "position": last(events)?.position }))
-}
-
-pub(crate) fn render_position(events: &[StoredEvent]) -> Result<serde_json::Value, ApiError> {
-    Ok(json!({ "position": last(events)?.position }))
 }

@@ -3,17 +3,15 @@
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use consent_ledger_domain::principal::PrincipalCommand;
-use consent_ledger_domain::values::{PartnerStatus, PrincipalId, Reason, Role};
+use consent_ledger_domain::values::{PartnerStatus, PrincipalId, Role};
 use consent_ledger_projections::model::PrincipalView;
 use consent_ledger_store::StoredEvent;
-use serde::Deserialize;
 use serde_json::json;
-use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::body::{parse_json, read_body};
 use crate::problem::{ApiError, Problem};
-use crate::routes::render_position;
+use crate::shapes::{render_position, NoBody, ReasonBody};
 use crate::write::write;
 use consent_ledger_app::principals::{register, CreatePrincipal, CreatedPrincipal};
 use consent_ledger_app::query::path_id;
@@ -68,12 +66,6 @@ pub async fn create(
     .await
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReasonBody {
-    pub reason: Reason,
-}
-
 async fn set_partner_status(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -90,7 +82,7 @@ async fn set_partner_status(
             reason: parse_json::<ReasonBody>(&body)?.reason,
         },
         PartnerStatus::Active => {
-            let _: super::requests::NoBody = parse_json(&body)?;
+            let _: NoBody = parse_json(&body)?;
             PrincipalCommand::ReactivatePartner
         }
     };
@@ -115,7 +107,7 @@ async fn set_partner_status(
 
 /// Suspend a partner (admin): it is denied every decision and can receive no grant.
 #[utoipa::path(post, path = "/v1/principals/{id}/suspend", tag = "principals", request_body = ReasonBody,
-    security(("bearer" = [])), responses((status = 200, body = super::Positioned), (status = 404, body = Problem), (status = 409, body = Problem)))]
+    security(("bearer" = [])), responses((status = 200, body = crate::shapes::Positioned), (status = 404, body = Problem), (status = 409, body = Problem)))]
 #[post("/v1/principals/{id}/suspend")]
 pub async fn suspend(
     state: web::Data<AppState>,
@@ -137,7 +129,7 @@ pub async fn suspend(
 
 /// Reactivate a suspended partner (admin).
 #[utoipa::path(post, path = "/v1/principals/{id}/reactivate", tag = "principals",
-    security(("bearer" = [])), responses((status = 200, body = super::Positioned), (status = 404, body = Problem), (status = 409, body = Problem)))]
+    security(("bearer" = [])), responses((status = 200, body = crate::shapes::Positioned), (status = 404, body = Problem), (status = 409, body = Problem)))]
 #[post("/v1/principals/{id}/reactivate")]
 pub async fn reactivate(
     state: web::Data<AppState>,

@@ -24,10 +24,9 @@ use consent_ledger_app::approvals;
 use crate::auth::Caller;
 use crate::body::{parse_json, read_body};
 use crate::problem::{ApiError, Problem};
-use crate::routes::consents::{stream_history, HistoryEntry};
-use crate::routes::principals::ReasonBody;
-use crate::routes::{render_created, render_position, Created, Positioned};
+use crate::shapes::{render_created, render_position, Created, NoBody, Positioned, ReasonBody};
 use crate::write::write;
+use consent_ledger_app::history::{stream_history, HistoryEntry};
 use consent_ledger_app::query::path_id;
 use consent_ledger_app::query::{page, ListQuery};
 use consent_ledger_app::state::AppState;
@@ -279,7 +278,7 @@ pub async fn approve(
                 .consents
                 .get(&consent_id)
                 .map(|c| c.position);
-            let position = granted.unwrap_or(super::last(events)?.position);
+            let position = granted.unwrap_or(crate::shapes::last(events)?.position);
             Ok(json!({ "consent_id": consent_id, "position": position }))
         },
     )
@@ -360,8 +359,3 @@ pub async fn withdraw(
     )
     .await
 }
-
-/// A call that takes no body accepts `{}` or nothing, and names any field sent.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NoBody {}

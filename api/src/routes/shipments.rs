@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::body::{parse_json, read_body};
 use crate::problem::{ApiError, Problem};
-use crate::routes::{render_created, Created};
+use crate::shapes::{render_created, Created};
 use crate::write::write;
 use consent_ledger_app::query::{path_id, QueryParams};
 use consent_ledger_app::state::AppState;

@@ -24,7 +24,10 @@ fn go_private_key_gives_go_vkey_and_go_signature() {
     assert_eq!(key.vkey(), PETER_VKEY);
     assert_eq!(key.key_hash(), 0xc74f20a3);
     // TestSign: Ed25519 is deterministic, so our note must equal Go's byte for byte.
-    assert_eq!(key.sign_note(TEXT).unwrap(), format!("{TEXT}\n{PETER_SIG}"));
+    assert_eq!(
+        note::sign(TEXT, &key).unwrap(),
+        format!("{TEXT}\n{PETER_SIG}")
+    );
 }
 
 #[test]

@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 use crate::values::{CountryCode, DisplayName, DpaRef, PartnerKind, PrincipalId, Reason, Role};
 
 /// What the ledger keeps of a partner beyond its name (SPEC §3 Partner).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PartnerProfile {
     pub kind: PartnerKind,

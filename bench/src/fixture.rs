@@ -1,0 +1,170 @@
+//! What several benchmarks stand on: a store with principals, shipments and consents made
+//! through the real use cases, the real app served on a loopback port, and a deterministic
+//! generator so that runs are comparable.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use consent_ledger_app::principals::{register, CreatePrincipal};
+use consent_ledger_app::state::{AppState, ServiceConfig, StoreOptions};
+use consent_ledger_domain::consent::ConsentCommand;
+use consent_ledger_domain::principal::PartnerProfile;
+use consent_ledger_domain::shipment::ShipmentCommand;
+use consent_ledger_domain::terms::ConsentScope;
+use consent_ledger_domain::values::{
+    CarrierCode, ConsentId, CountryCode, DataCategory, DisplayName, DpaRef, LegalBasis,
+    NonEmptySet, PartnerId, PartnerKind, Purpose, Role, ShipmentId, TrackingNumber,
+};
+use consent_ledger_domain::SystemClock;
+use consent_ledger_store::cqrs::CommandMeta;
+use uuid::Uuid;
+
+/// A small deterministic generator (xorshift), so runs are comparable.
+pub(crate) struct Rng(pub(crate) u64);
+
+impl Rng {
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+pub(crate) fn uuid(rng: &mut Rng) -> Uuid {
+    Uuid::from_u64_pair(rng.next(), rng.next())
+}
+
+pub(crate) const CARRIERS: [&str; 4] = ["DHL", "UPS", "GLS", "DPD"];
+pub(crate) const COUNTRIES: [&str; 5] = ["DE", "FR", "NL", "AT", "PL"];
+
+pub(crate) struct Fixture {
+    pub(crate) state: Arc<AppState>,
+    pub(crate) url: String,
+    pub(crate) partner_tokens: Vec<String>,
+    pub(crate) shipper_token: String,
+    pub(crate) gateway: String,
+    pub(crate) partners: Vec<PartnerId>,
+    pub(crate) shipments: Vec<ShipmentId>,
+}
+
+pub(crate) async fn fixture(
+    options: &StoreOptions,
+    partners: usize,
+    shipments: usize,
+) -> anyhow::Result<Fixture> {
+    let state = AppState::open(options, Arc::new(SystemClock), ServiceConfig::default()).await?;
+    let meta = || CommandMeta::new("bench", "setup");
+    let principal = |role, name: &str, partner| -> anyhow::Result<CreatePrincipal> {
+        Ok(CreatePrincipal {
+            role,
+            name: DisplayName::parse(name)?,
+            partner,
+        })
+    };
+    let (shipper, _) = register(&state, principal(Role::Shipper, "Shop", None)?, meta())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (gateway, _) = register(&state, principal(Role::Gateway, "Gateway", None)?, meta())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let shipper_token = shipper.token;
+    let shipper = shipper.id.as_shipper();
+    let mut partner_ids = Vec::new();
+    let mut partner_tokens = Vec::new();
+    for i in 0..partners {
+        let profile = PartnerProfile {
+            kind: PartnerKind::Insurer,
+            country: CountryCode::parse("DE")?,
+            dpa_ref: DpaRef::parse("DPA-B")?,
+        };
+        let (p, _) = register(
+            &state,
+            principal(Role::Partner, &format!("Partner {i}"), Some(profile))?,
+            meta(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        partner_ids.push(p.id.as_partner());
+        partner_tokens.push(p.token);
+    }
+    // Registered 64 at a time, so that the group commit shares the commits: one commit per
+    // shipment would take most of a run's time on PostgreSQL.
+    let mut shipment_ids = Vec::new();
+    let mut pending = tokio::task::JoinSet::new();
+    for i in 0..shipments {
+        let id = ShipmentId::from_uuid(Uuid::now_v7());
+        let command = ShipmentCommand::RegisterShipment {
+            id,
+            shipper,
+            carrier: CarrierCode::parse(CARRIERS[i % 4])?,
+            tracking_number: TrackingNumber::parse(format!("B{i:010}"))?,
+            destination_country: CountryCode::parse("DE")?,
+            recipient_ref: None,
+        };
+        let state = state.clone();
+        pending.spawn(async move {
+            state
+                .shipments
+                .execute(&id.to_string(), command, meta())
+                .await
+        });
+        shipment_ids.push(id);
+        if pending.len() >= 64 {
+            if let Some(done) = pending.join_next().await {
+                done??;
+            }
+        }
+    }
+    while let Some(done) = pending.join_next().await {
+        done??;
+    }
+    for partner in &partner_ids {
+        let id = ConsentId::from_uuid(Uuid::now_v7());
+        let command = ConsentCommand::GrantConsent {
+            id,
+            shipper,
+            partner: *partner,
+            scope: ConsentScope::Shipper {
+                carriers: None,
+                destination_countries: None,
+            },
+            purposes: NonEmptySet::new(vec![Purpose::InsuranceClaim])?,
+            data_categories: NonEmptySet::new(vec![
+                DataCategory::StatusEvents,
+                DataCategory::ProofOfDelivery,
+            ])?,
+            legal_basis: LegalBasis::Contract,
+            dpa_ref: None,
+            valid_from: None,
+            valid_until: None,
+            origin_request: None,
+        };
+        state
+            .consents
+            .execute(&id.to_string(), command, meta())
+            .await?;
+    }
+    state.projector.catch_up().await?;
+    let url = serve_on_loopback(&state)?;
+    Ok(Fixture {
+        state,
+        url,
+        partner_tokens,
+        shipper_token,
+        gateway: gateway.token,
+        partners: partner_ids,
+        shipments: shipment_ids,
+    })
+}
+
+/// Serves the real app for `state` on a loopback port the system picks; returns its URL.
+pub(crate) fn serve_on_loopback(state: &Arc<AppState>) -> anyhow::Result<String> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(consent_ledger_api::server::run(listener, state.clone())?);
+    Ok(url)
+}
