@@ -62,6 +62,7 @@ pub async fn approve_then_grant(
 
 /// Grants the consent of an approved request, from the request's recorded terms. Idempotent:
 /// a consent already granted is left as it is.
+#[tracing::instrument(level = "debug", skip_all, fields(request = %id, consent = %consent_id))]
 async fn grant_approved(
     state: &AppState,
     id: ConsentRequestId,

@@ -13,6 +13,7 @@ use crate::state::AppState;
 /// Catches the read model up once a second (other processes' writes on SQLite, which announces
 /// none; a missed announcement on PostgreSQL), writes snapshots, and closes consent requests
 /// whose time ran out (SPEC §3: expired after a configurable time).
+#[tracing::instrument(skip_all)]
 pub async fn housekeeping(state: Arc<AppState>, snapshot: PathBuf, every: u64) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut since_sweep = 0u32;
@@ -44,6 +45,7 @@ pub async fn housekeeping(state: Arc<AppState>, snapshot: PathBuf, every: u64) {
 /// Keeps the GDPR tables following the log (docs/adr/0006): each second, whatever was
 /// committed since is written in pages, each its own transaction, outside the group commit. The
 /// audit views also catch up before answering, so this only keeps that step short.
+#[tracing::instrument(skip_all)]
 pub async fn gdpr_projection(state: Arc<AppState>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -55,6 +57,7 @@ pub async fn gdpr_projection(state: Arc<AppState>) {
 }
 
 /// Signs a checkpoint every `events` events, or after `every` with any new event (SPEC §6).
+#[tracing::instrument(skip_all)]
 pub async fn checkpoints(state: Arc<AppState>, events: u64, every: Duration) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last = match state.store.latest_checkpoint().await {

@@ -198,6 +198,7 @@ pub async fn decide(
 
 /// Decides every question on one state of the model and records them in one append; decides
 /// again if a restriction committed meanwhile. Returns the committed events and their answers.
+#[tracing::instrument(level = "trace", skip_all, fields(decisions = questions.len()))]
 pub async fn decide_and_record(
     state: &AppState,
     questions: &[Question],
@@ -376,6 +377,7 @@ fn replayed_answer(stored: &StoredEvent) -> Result<DecisionAnswer, AppError> {
 }
 
 /// Makes the model at least as fresh as `position` (SPEC §5.2's explicit form).
+#[tracing::instrument(level = "trace", skip(state))]
 pub async fn ensure_fresh(
     state: &AppState,
     position: Option<u64>,

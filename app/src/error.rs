@@ -94,6 +94,12 @@ impl From<StoreError> for AppError {
     }
 }
 
+impl From<crate::gdpr::filter::FilterError> for AppError {
+    fn from(err: crate::gdpr::filter::FilterError) -> Self {
+        Self::invalid(err.field, err.detail)
+    }
+}
+
 impl From<ProjectionError> for AppError {
     fn from(err: ProjectionError) -> Self {
         match err {

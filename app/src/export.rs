@@ -54,6 +54,7 @@ pub struct Exporter {
 impl Exporter {
     /// Signs a checkpoint of the log as it is now (the bundle's tree), and makes the header:
     /// with a consistency proof from `since` events if asked (`since` may not exceed the log).
+    #[tracing::instrument(level = "debug", skip_all, fields(since = ?since))]
     pub async fn start(
         state: Arc<AppState>,
         filter: AccessFilter,

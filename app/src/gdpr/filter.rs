@@ -11,6 +11,7 @@ use consent_ledger_domain::values::{
     CarrierCode, PartnerId, ShipmentId, ShipperId, TrackingNumber,
 };
 use consent_ledger_projections::decider::{Decider, ShipmentRef};
+use consent_ledger_store::audit::AccessFilter as RowsFilter;
 use consent_ledger_store::StoredEvent;
 
 /// The names of the filters, as query parameters (the command line spells `_` as `-`).
@@ -146,6 +147,23 @@ impl AccessFilter {
             to,
             outcome,
         })
+    }
+
+    /// The same filter as the GDPR tables are asked ([`consent_ledger_store::audit::AccessFilter`]).
+    pub fn rows_filter(&self) -> RowsFilter {
+        RowsFilter {
+            shipment_id: self.shipment.map(|s| s.to_string()),
+            carrier_tracking: self
+                .tracking
+                .as_ref()
+                .map(|(c, t)| (c.to_string(), t.to_string())),
+            partner_id: self.partner.map(|p| p.to_string()),
+            shipper_id: self.shipper.map(|s| s.to_string()),
+            from: self.from.map(|t| t.timestamp_micros()),
+            to: self.to.map(|t| t.timestamp_micros()),
+            allowed: self.outcome.map(|o| o == Outcome::Allowed),
+            shipment_in: None,
+        }
     }
 
     /// Looks up what the filter names in the read model's index, once, for [`Self::selects`].

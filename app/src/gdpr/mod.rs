@@ -11,8 +11,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
 use chrono::{DateTime, TimeZone, Utc};
 use consent_ledger_domain::values::{
-    CarrierCode, ConsentId, LegalBasis, PartnerId, PrincipalId, RecipientRef, Role, ShipmentId,
-    ShipperId, TrackingNumber,
+    CarrierCode, ConsentId, DataCategory, LegalBasis, PrincipalId, RecipientRef, Role,
+    TrackingNumber,
 };
 use consent_ledger_projections::decider::ShipmentRef;
 use consent_ledger_projections::model::{ConsentStatus, ReadModel};
@@ -112,17 +112,29 @@ fn decode_cursor(raw: &str) -> Result<u64, AppError> {
         .ok_or_else(|| AppError::invalid("after", "not a cursor this API returned"))
 }
 
-fn split(list: &str) -> Vec<String> {
-    list.split(',')
+/// A list column of a GDPR row (comma-separated, as the projector wrote it), each item parsed:
+/// a value that does not parse is an error naming the row, never dropped.
+fn list<T>(position: u64, column: &str, text: &str) -> Result<Vec<T>, AppError>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    text.split(',')
         .filter(|s| !s.is_empty())
-        .map(str::to_owned)
+        .map(|item| {
+            item.parse().map_err(|e| {
+                AppError::internal(anyhow::anyhow!(
+                    "the GDPR row of position {position} holds a bad {column} item: {e}"
+                ))
+            })
+        })
         .collect()
 }
 
 /// A consent an access went through, and where it stood at the decision.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConsentLink {
-    pub consent_id: String,
+    pub consent_id: ConsentId,
     /// `/v1/consents/{id}`: the consent with its full history.
     pub href: String,
     /// The consent's status when the decision was committed.
@@ -147,8 +159,8 @@ pub struct AccessRecord {
     pub carrier: Option<String>,
     pub tracking_number: Option<String>,
     pub purpose: String,
-    pub requested_categories: Vec<String>,
-    pub granted_categories: Vec<String>,
+    pub requested_categories: Vec<DataCategory>,
+    pub granted_categories: Vec<DataCategory>,
     pub consents: Vec<ConsentLink>,
 }
 
@@ -159,15 +171,13 @@ fn partner_name(model: &ReadModel, id: &str) -> Option<String> {
         .map(|p| p.name.to_string())
 }
 
-fn record(model: &ReadModel, a: AuditAccess) -> AccessRecord {
+fn record(model: &ReadModel, a: AuditAccess) -> Result<AccessRecord, AppError> {
     let decided_at = time_of(a.decided_at);
     let position = a.position;
-    let consents = split(&a.consent_ids)
+    let consents = list::<ConsentId>(position, "consent_ids", &a.consent_ids)?
         .into_iter()
         .map(|id| {
-            let view = ConsentId::parse(&id)
-                .ok()
-                .and_then(|c| model.consents.get(&c));
+            let view = model.consents.get(&id);
             ConsentLink {
                 href: format!("/v1/consents/{id}"),
                 status_at_decision: view
@@ -177,7 +187,7 @@ fn record(model: &ReadModel, a: AuditAccess) -> AccessRecord {
             }
         })
         .collect();
-    AccessRecord {
+    Ok(AccessRecord {
         position,
         decided_at,
         outcome: if a.allowed { "allowed" } else { "denied" },
@@ -191,10 +201,10 @@ fn record(model: &ReadModel, a: AuditAccess) -> AccessRecord {
         carrier: a.carrier,
         tracking_number: a.tracking_number,
         purpose: a.purpose,
-        requested_categories: split(&a.requested),
-        granted_categories: split(&a.granted),
+        requested_categories: list(position, "requested", &a.requested)?,
+        granted_categories: list(position, "granted", &a.granted)?,
         consents,
-    }
+    })
 }
 
 const CSV_ACCESS_HEADER: [&str; 17] = [
@@ -227,6 +237,15 @@ fn status_text(s: Option<ConsentStatus>) -> &'static str {
     }
 }
 
+/// A list as one CSV cell, `;`-separated.
+fn joined<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+    items
+        .into_iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
 fn csv_access_row(r: &AccessRecord) -> [String; 17] {
     let opt = |o: &Option<String>| o.clone().unwrap_or_default();
     [
@@ -243,13 +262,9 @@ fn csv_access_row(r: &AccessRecord) -> [String; 17] {
         opt(&r.carrier),
         opt(&r.tracking_number),
         r.purpose.clone(),
-        r.requested_categories.join(";"),
-        r.granted_categories.join(";"),
-        r.consents
-            .iter()
-            .map(|c| c.consent_id.as_str())
-            .collect::<Vec<_>>()
-            .join(";"),
+        joined(&r.requested_categories),
+        joined(&r.granted_categories),
+        joined(r.consents.iter().map(|c| &c.consent_id)),
         r.consents
             .iter()
             .map(|c| status_text(c.status_at_decision))
@@ -295,71 +310,22 @@ pub struct AccessPage {
     pub next_after: Option<String>,
 }
 
-/// The access filters, with the caller's tenancy applied (another tenant's shipment: 404).
+/// The access filters of `q` (parsed once, by [`filter::AccessFilter::parse`], as the export
+/// parses them), with the caller's tenancy applied (another tenant's shipment: 404), as the
+/// GDPR tables are asked.
 pub fn access_filter(
     state: &AppState,
     caller: &Caller,
     q: &QueryParams,
 ) -> Result<AccessFilter, AppError> {
-    let shipment: Option<ShipmentId> = q.get("shipment_id")?;
-    let carrier: Option<CarrierCode> = q.get("carrier")?;
-    let tracking: Option<TrackingNumber> = q.get("tracking_number")?;
-    let partner: Option<PartnerId> = q.get("partner_id")?;
-    let shipper: Option<ShipperId> = q.get("shipper_id")?;
-    let from = time_param(q, "from")?;
-    let to = time_param(q, "to")?;
-    if let (Some(f), Some(t)) = (from, to) {
-        if t < f {
-            return Err(AppError::invalid("to", "must not be before from"));
-        }
-    }
-    let outcome: Option<String> = q.get("outcome")?;
-    let allowed = match outcome.as_deref() {
-        None => None,
-        Some("allowed") => Some(true),
-        Some("denied") => Some(false),
-        Some(other) => {
-            return Err(AppError::invalid(
-                "outcome",
-                format!("unknown value `{other}`; expected allowed or denied"),
-            ))
-        }
-    };
-    let carrier_tracking = match (carrier, tracking) {
-        (Some(c), Some(t)) => Some((c, t)),
-        (None, None) => None,
-        (Some(_), None) => {
-            return Err(AppError::invalid(
-                "tracking_number",
-                "required with carrier",
-            ))
-        }
-        (None, Some(_)) => {
-            return Err(AppError::invalid(
-                "carrier",
-                "required with tracking_number",
-            ))
-        }
-    };
-    let mut filter = AccessFilter {
-        shipment_id: shipment.map(|s| s.to_string()),
-        carrier_tracking: carrier_tracking
-            .as_ref()
-            .map(|(c, t)| (c.to_string(), t.to_string())),
-        partner_id: partner.map(|p| p.to_string()),
-        shipper_id: shipper.map(|s| s.to_string()),
-        from: from.map(|t| t.timestamp_micros()),
-        to: to.map(|t| t.timestamp_micros()),
-        allowed,
-        shipment_in: None,
-    };
+    let mut asked = filter::AccessFilter::parse(|name| q.raw(name).map(str::to_owned))?;
     if sees_all(caller) {
-        return Ok(filter);
+        return Ok(asked.rows_filter());
     }
     match caller.role {
         Role::Shipper => {
             let me = caller.id.as_shipper();
-            if shipper.is_some_and(|s| s != me) {
+            if asked.shipper.is_some_and(|s| s != me) {
                 return Err(AppError::not_found());
             }
             let model = state.projector.read();
@@ -370,22 +336,22 @@ pub fn access_filter(
                     .and_then(|id| model.access.shipment_owner(id))
                     == Some(me)
             };
-            if shipment.is_some_and(|s| !owned(ShipmentRef::Id(s))) {
+            if asked.shipment.is_some_and(|s| !owned(ShipmentRef::Id(s))) {
                 return Err(AppError::not_found());
             }
-            if let Some((c, t)) = carrier_tracking {
-                if !owned(ShipmentRef::Tracking(c, t)) {
+            if let Some((c, t)) = &asked.tracking {
+                if !owned(ShipmentRef::Tracking(c.clone(), t.clone())) {
                     return Err(AppError::not_found());
                 }
             }
-            filter.shipper_id = Some(me.to_string());
+            asked.shipper = Some(me);
         }
         Role::Partner => {
             let me = caller.id.as_partner();
-            if partner.is_some_and(|p| p != me) {
+            if asked.partner.is_some_and(|p| p != me) {
                 return Err(AppError::not_found());
             }
-            filter.partner_id = Some(me.to_string());
+            asked.partner = Some(me);
         }
         _ => {
             return Err(AppError::Forbidden(
@@ -393,7 +359,7 @@ pub fn access_filter(
             ))
         }
     }
-    Ok(filter)
+    Ok(asked.rows_filter())
 }
 
 const ACCESS_PARAMS: [&str; 12] = [
@@ -427,6 +393,7 @@ fn json_text<T: Serialize>(value: &T) -> Result<String, AppError> {
 }
 
 /// `GET /v1/audit/access` without HTTP: what the handler and `consent-ledger export` render.
+#[tracing::instrument(level = "debug", skip_all, fields(role = %caller.role))]
 pub async fn access_view(
     state: &AppState,
     caller: &Caller,
@@ -452,7 +419,9 @@ pub async fn access_view(
         .flatten();
     let items: Vec<AccessRecord> = {
         let model = state.projector.read();
-        rows.into_iter().map(|r| record(&model, r)).collect()
+        rows.into_iter()
+            .map(|r| record(&model, r))
+            .collect::<Result<_, _>>()?
     };
     let (content_type, body) = match format {
         Format::Json => (
@@ -483,8 +452,8 @@ pub struct DsarAccess {
     pub shipment_id: Option<String>,
     pub purpose: String,
     pub legal_bases: Vec<LegalBasis>,
-    pub consent_ids: Vec<String>,
-    pub data_categories: Vec<String>,
+    pub consent_ids: Vec<ConsentId>,
+    pub data_categories: Vec<DataCategory>,
 }
 
 /// A recipient (Art. 15(1)(c)): a partner that was allowed to read the subject's data.
@@ -508,7 +477,7 @@ pub struct DsarDenied {
     pub shipment_id: Option<String>,
     pub purpose: String,
     pub reason: Option<String>,
-    pub requested_categories: Vec<String>,
+    pub requested_categories: Vec<DataCategory>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -532,6 +501,7 @@ pub struct Dsar {
 const DSAR_MAX: u32 = 100_000;
 
 /// `GET /v1/audit/dsar` without HTTP.
+#[tracing::instrument(level = "debug", skip_all, fields(role = %caller.role))]
 pub async fn dsar_view(
     state: &AppState,
     caller: &Caller,
@@ -625,7 +595,7 @@ pub async fn dsar_view(
             rows.sort_by_key(|r| r.position);
         }
     }
-    let answer = build_dsar(state, shipments, rows);
+    let answer = build_dsar(state, shipments, rows)?;
     Ok(match format {
         Format::Csv => Rendered {
             content_type: CSV_TYPE,
@@ -640,7 +610,11 @@ pub async fn dsar_view(
     })
 }
 
-fn build_dsar(state: &AppState, shipments: Vec<AuditShipment>, rows: Vec<AuditAccess>) -> Dsar {
+fn build_dsar(
+    state: &AppState,
+    shipments: Vec<AuditShipment>,
+    rows: Vec<AuditAccess>,
+) -> Result<Dsar, AppError> {
     let model = state.projector.read();
     let mut recipients: Vec<DsarRecipient> = Vec::new();
     let mut denied_attempts = Vec::new();
@@ -655,15 +629,14 @@ fn build_dsar(state: &AppState, shipments: Vec<AuditShipment>, rows: Vec<AuditAc
                 shipment_id: r.shipment_id,
                 purpose: r.purpose,
                 reason: r.reason,
-                requested_categories: split(&r.requested),
+                requested_categories: list(r.position, "requested", &r.requested)?,
             });
             continue;
         }
-        let consent_ids = split(&r.consent_ids);
+        let consent_ids: Vec<ConsentId> = list(r.position, "consent_ids", &r.consent_ids)?;
         let mut legal_bases: Vec<LegalBasis> = consent_ids
             .iter()
-            .filter_map(|id| ConsentId::parse(id).ok())
-            .filter_map(|id| model.consents.get(&id))
+            .filter_map(|id| model.consents.get(id))
             .map(|c| c.legal_basis)
             .collect();
         legal_bases.sort();
@@ -675,7 +648,7 @@ fn build_dsar(state: &AppState, shipments: Vec<AuditShipment>, rows: Vec<AuditAc
             purpose: r.purpose,
             legal_bases,
             consent_ids,
-            data_categories: split(&r.granted),
+            data_categories: list(r.position, "granted", &r.granted)?,
         };
         match recipients.iter_mut().find(|p| p.partner_id == r.partner_id) {
             Some(p) => p.accesses.push(entry),
@@ -695,7 +668,7 @@ fn build_dsar(state: &AppState, shipments: Vec<AuditShipment>, rows: Vec<AuditAc
             }
         }
     }
-    Dsar {
+    Ok(Dsar {
         generated_at: state.clock.now(),
         shipments: shipments
             .into_iter()
@@ -708,7 +681,7 @@ fn build_dsar(state: &AppState, shipments: Vec<AuditShipment>, rows: Vec<AuditAc
             .collect(),
         recipients,
         denied_attempts,
-    }
+    })
 }
 
 const CSV_DSAR_HEADER: [&str; 13] = [
@@ -747,8 +720,8 @@ fn dsar_csv(d: &Dsar) -> Result<String, AppError> {
                     .map(|b| b.as_str())
                     .collect::<Vec<_>>()
                     .join(";"),
-                a.consent_ids.join(";"),
-                a.data_categories.join(";"),
+                joined(&a.consent_ids),
+                joined(&a.data_categories),
                 String::new(),
             ]);
         }
@@ -766,7 +739,7 @@ fn dsar_csv(d: &Dsar) -> Result<String, AppError> {
             a.purpose.clone(),
             String::new(),
             String::new(),
-            a.requested_categories.join(";"),
+            joined(&a.requested_categories),
             opt(&a.reason),
         ]);
     }
@@ -802,6 +775,7 @@ pub struct Ropa {
 }
 
 /// `GET /v1/audit/ropa` without HTTP.
+#[tracing::instrument(level = "debug", skip_all, fields(role = %caller.role))]
 pub async fn ropa_view(
     state: &AppState,
     caller: &Caller,
