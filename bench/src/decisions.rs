@@ -13,8 +13,8 @@ use chrono::Utc;
 use clap::Args;
 use consent_ledger_domain::terms::ConsentScope;
 use consent_ledger_domain::values::{
-    CarrierCode, ConsentId, CountryCode, DataCategory, NonEmptySet, PartnerId, Purpose, Role,
-    ShipmentId, ShipperId, TrackingNumber,
+    CarrierCode, ConsentId, CountryCode, DataCategory, NonEmptySet, PartnerId, Purpose, ShipmentId,
+    ShipperId, TrackingNumber,
 };
 use consent_ledger_domain::SystemClock;
 use consent_ledger_projections::decider::{Categories, Decider, Grant, ShipmentRef};
@@ -521,15 +521,7 @@ pub async fn restart(args: RestartArgs) -> anyhow::Result<()> {
         database_url: None,
     };
     let f = fixture(&options, 10, 0).await?;
-    let shipper = f
-        .state
-        .projector
-        .read()
-        .principals
-        .values()
-        .find(|p| p.role == Role::Shipper)
-        .map(|p| p.id.as_shipper())
-        .context("shipper")?;
+    let shipper = f.shipper()?;
     let started = Instant::now();
     let seed = crate::log::Seed {
         shipper,

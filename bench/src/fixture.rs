@@ -5,6 +5,8 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
+use anyhow::Context;
+
 use consent_ledger_app::principals::{register, CreatePrincipal};
 use consent_ledger_app::state::{AppState, ServiceConfig, StoreOptions};
 use consent_ledger_domain::consent::ConsentCommand;
@@ -13,7 +15,7 @@ use consent_ledger_domain::shipment::ShipmentCommand;
 use consent_ledger_domain::terms::ConsentScope;
 use consent_ledger_domain::values::{
     CarrierCode, ConsentId, CountryCode, DataCategory, DisplayName, DpaRef, LegalBasis,
-    NonEmptySet, PartnerId, PartnerKind, Purpose, Role, ShipmentId, TrackingNumber,
+    NonEmptySet, PartnerId, PartnerKind, Purpose, Role, ShipmentId, ShipperId, TrackingNumber,
 };
 use consent_ledger_domain::SystemClock;
 use consent_ledger_store::cqrs::CommandMeta;
@@ -124,25 +126,7 @@ pub(crate) async fn fixture(
     }
     for partner in &partner_ids {
         let id = ConsentId::from_uuid(Uuid::now_v7());
-        let command = ConsentCommand::GrantConsent {
-            id,
-            shipper,
-            partner: *partner,
-            scope: ConsentScope::Shipper {
-                carriers: None,
-                destination_countries: None,
-            },
-            purposes: NonEmptySet::new(vec![Purpose::InsuranceClaim])?,
-            data_categories: NonEmptySet::new(vec![
-                DataCategory::StatusEvents,
-                DataCategory::ProofOfDelivery,
-            ])?,
-            legal_basis: LegalBasis::Contract,
-            dpa_ref: None,
-            valid_from: None,
-            valid_until: None,
-            origin_request: None,
-        };
+        let command = shipper_wide_grant(id, shipper, *partner)?;
         state
             .consents
             .execute(&id.to_string(), command, meta())
@@ -167,4 +151,46 @@ pub(crate) fn serve_on_loopback(state: &Arc<AppState>) -> anyhow::Result<String>
     let url = format!("http://{}", listener.local_addr()?);
     tokio::spawn(consent_ledger_api::server::run(listener, state.clone())?);
     Ok(url)
+}
+
+impl Fixture {
+    /// The fixture's shipper.
+    pub(crate) fn shipper(&self) -> anyhow::Result<ShipperId> {
+        self.state
+            .projector
+            .read()
+            .principals
+            .values()
+            .find(|p| p.role == Role::Shipper)
+            .map(|p| p.id.as_shipper())
+            .context("the fixture has no shipper")
+    }
+}
+
+/// A consent of every shipment of `shipper` to `partner`: insurance claims, status events and
+/// proof of delivery, under contract, open-ended.
+pub(crate) fn shipper_wide_grant(
+    id: ConsentId,
+    shipper: ShipperId,
+    partner: PartnerId,
+) -> anyhow::Result<ConsentCommand> {
+    Ok(ConsentCommand::GrantConsent {
+        id,
+        shipper,
+        partner,
+        scope: ConsentScope::Shipper {
+            carriers: None,
+            destination_countries: None,
+        },
+        purposes: NonEmptySet::new(vec![Purpose::InsuranceClaim])?,
+        data_categories: NonEmptySet::new(vec![
+            DataCategory::StatusEvents,
+            DataCategory::ProofOfDelivery,
+        ])?,
+        legal_basis: LegalBasis::Contract,
+        dpa_ref: None,
+        valid_from: None,
+        valid_until: None,
+        origin_request: None,
+    })
 }

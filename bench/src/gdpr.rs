@@ -185,15 +185,7 @@ async fn seed(f: &Fixture, args: &AuditArgs) -> anyhow::Result<Seeded> {
     )
     .await
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let shipper = f
-        .state
-        .projector
-        .read()
-        .principals
-        .values()
-        .find(|p| p.role == Role::Shipper)
-        .map(|p| p.id.as_shipper())
-        .context("shipper")?;
+    let shipper = f.shipper()?;
     // The fixture granted each partner one shipper-wide consent: allowed decisions name it,
     // so each history row resolves its consent's state at the decision, as in production.
     let consent_of: std::collections::HashMap<_, _> = f

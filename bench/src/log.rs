@@ -14,7 +14,7 @@ use clap::Args;
 use consent_ledger_domain::access::{AccessEvent, DenyReason, ACCESS_STREAM};
 use consent_ledger_domain::shipment::ShipmentEvent;
 use consent_ledger_domain::values::{
-    CarrierCode, CountryCode, DataCategory, PartnerId, Purpose, Role, ShipmentId, ShipperId,
+    CarrierCode, CountryCode, DataCategory, PartnerId, Purpose, ShipmentId, ShipperId,
     TrackingNumber,
 };
 use consent_ledger_domain::SystemClock;
@@ -181,15 +181,7 @@ pub async fn seed_cmd(args: SeedLogArgs) -> anyhow::Result<()> {
         database_url: None,
     };
     let f = crate::fixture::fixture(&options, args.partners, 0).await?;
-    let shipper = f
-        .state
-        .projector
-        .read()
-        .principals
-        .values()
-        .find(|p| p.role == Role::Shipper)
-        .map(|p| p.id.as_shipper())
-        .context("shipper")?;
+    let shipper = f.shipper()?;
     let seed = Seed {
         shipper,
         partners: &f.partners,

@@ -23,10 +23,9 @@ use std::time::{Duration, Instant};
 use clap::{Args, Subcommand};
 use consent_ledger_domain::consent::{Consent, ConsentCommand};
 use consent_ledger_domain::principal::{PartnerProfile, Principal, PrincipalCommand};
-use consent_ledger_domain::terms::ConsentScope;
 use consent_ledger_domain::values::{
-    ConsentId, CountryCode, DataCategory, DisplayName, DpaRef, LegalBasis, NonEmptySet, PartnerId,
-    PartnerKind, PrincipalId, Purpose, Role, ShipperId,
+    ConsentId, CountryCode, DisplayName, DpaRef, PartnerId, PartnerKind, PrincipalId, Role,
+    ShipperId,
 };
 use consent_ledger_domain::{Directory, LedgerServices, SystemClock};
 use consent_ledger_projections::Projector;
@@ -327,25 +326,8 @@ async fn fixture(location: &StoreLocation) -> anyhow::Result<Fixture> {
 
 fn grant(f: &Fixture, i: usize) -> anyhow::Result<(ConsentId, ConsentCommand)> {
     let id = ConsentId::from_uuid(Uuid::now_v7());
-    let command = ConsentCommand::GrantConsent {
-        id,
-        shipper: f.shipper,
-        partner: f.partners[i % f.partners.len()],
-        scope: ConsentScope::Shipper {
-            carriers: None,
-            destination_countries: None,
-        },
-        purposes: NonEmptySet::new(vec![Purpose::InsuranceClaim])?,
-        data_categories: NonEmptySet::new(vec![
-            DataCategory::StatusEvents,
-            DataCategory::ProofOfDelivery,
-        ])?,
-        legal_basis: LegalBasis::Contract,
-        dpa_ref: None,
-        valid_from: None,
-        valid_until: None,
-        origin_request: None,
-    };
+    let command =
+        crate::fixture::shipper_wide_grant(id, f.shipper, f.partners[i % f.partners.len()])?;
     Ok((id, command))
 }
 

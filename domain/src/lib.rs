@@ -1,16 +1,21 @@
 //! # consent-ledger domain
 //!
-//! The consent model of SPEC §2–§3 as cqrs-es aggregates. No I/O: time and what other
-//! aggregates know come in through [`LedgerServices`].
+//! The consent model of SPEC §2–§3 as cqrs-es aggregates. No I/O: time, new ids and what other
+//! aggregates know come in through [`LedgerServices`]. OpenAPI schemas of its values are behind
+//! the optional `openapi` feature (the HTTP API turns it on; the domain needs none).
 //!
 //! # Layout
 //! - [`values`]: newtypes for every id and value, each with one fallible constructor.
 //! - [`terms`]: consent scope and validity rules shared by grants and requests.
 //! - [`principal`], [`shipment`], [`consent`], [`request`]: one aggregate each, with its
 //!   commands (imperative), events (past tense) and typed errors in separate files.
-//! - [`services`]: the clock and the directory that command handlers may consult.
+//! - [`access`]: the access decision events (allowed, denied with a reason) and the deny reasons.
+//! - [`services`]: the clock, the id generator and the directory command handlers may consult.
+//! - `country`: ISO 3166-1 alpha-2 codes; `testing`: fixed services for tests.
 //!
-//! A write is `command → Aggregate::handle (decides) → events → Aggregate::apply (cannot fail)`.
+//! Hot path (a write): `command → Aggregate::handle (decides) → events → Aggregate::apply
+//! (cannot fail)`. The access decision itself is not an aggregate: `projections::decider`
+//! decides it in memory and records an [`access::AccessEvent`].
 
 pub mod access;
 pub mod consent;

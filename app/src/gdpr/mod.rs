@@ -362,20 +362,12 @@ pub fn access_filter(
     Ok(asked.rows_filter())
 }
 
-const ACCESS_PARAMS: [&str; 12] = [
-    "shipment_id",
-    "carrier",
-    "tracking_number",
-    "partner_id",
-    "shipper_id",
-    "from",
-    "to",
-    "outcome",
-    "format",
-    "limit",
-    "after",
-    "at_least_as_fresh",
-];
+/// The access view's parameters: the access filters, then its own.
+fn access_params() -> Vec<&'static str> {
+    let mut known = filter::FILTER_NAMES.to_vec();
+    known.extend(["format", "limit", "after", "at_least_as_fresh"]);
+    known
+}
 
 /// A view rendered in the format asked for.
 #[derive(Debug)]
@@ -399,7 +391,7 @@ pub async fn access_view(
     caller: &Caller,
     query: &str,
 ) -> Result<Rendered, AppError> {
-    let q = QueryParams::parse(query, &ACCESS_PARAMS)?;
+    let q = QueryParams::parse(query, &access_params())?;
     let format = format(&q, &[Format::Json, Format::Csv, Format::Ndjson])?;
     let limit = page_size(q.get("limit")?)?;
     let after = q
