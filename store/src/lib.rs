@@ -21,6 +21,14 @@
 //! Write path: `CommandBus::execute → Aggregate::handle → Store::append → GroupCommit →
 //! one transaction, one fsync → positions back to the caller`.
 
+/// The columns every event query reads and writes, in a macro so queries stay `'static` SQL
+/// for sqlx.
+macro_rules! event_columns {
+    () => {
+        "position, stream_type, stream_id, stream_version, event_type, schema_version, actor, request_id, recorded_at, payload"
+    };
+}
+
 pub mod audit;
 pub mod baseline;
 pub mod cqrs;
@@ -28,8 +36,10 @@ pub mod error;
 pub mod event;
 mod group_commit;
 mod postgres;
+mod reads;
 mod sqlite;
 pub mod testing;
+mod write_path;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
