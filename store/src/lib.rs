@@ -29,15 +29,17 @@ macro_rules! event_columns {
     };
 }
 
-pub mod audit;
+#[cfg(feature = "baseline")]
 pub mod baseline;
 pub mod cqrs;
 pub mod error;
 pub mod event;
+pub mod gdpr;
 mod group_commit;
 mod postgres;
 mod reads;
 mod sqlite;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod write_path;
 
@@ -107,11 +109,12 @@ impl StoreLocation {
         Self::SqliteFile(dir.join("ledger.db"))
     }
 
-    /// The file of the GDPR audit projection beside an SQLite log (on PostgreSQL its tables
+    /// The file of the GDPR projection beside an SQLite log, still named `ledger.audit.db` so
+    /// that existing data directories keep working (on PostgreSQL its tables
     /// share the database: none).
-    pub fn audit_file(&self) -> Option<PathBuf> {
+    pub fn gdpr_file(&self) -> Option<PathBuf> {
         match self {
-            Self::SqliteFile(path) => Some(sqlite::audit_path(path)),
+            Self::SqliteFile(path) => Some(sqlite::gdpr_path(path)),
             Self::Postgres(_) => None,
         }
     }
@@ -188,10 +191,10 @@ pub struct Store {
 
 struct Inner {
     reads: Reads,
-    /// The GDPR audit projection's tables (docs/adr/0006): on SQLite a file of their own
+    /// The GDPR projection's tables (docs/adr/0006): on SQLite a file of their own
     /// beside the log, so that their writes never hold the log's write lock; on PostgreSQL the
     /// same pool (row locks do not serialise writers).
-    audit: Reads,
+    gdpr: Reads,
     writer: GroupCommit,
     hook: HookSlot,
     /// The log's size as far as this process knows: its own commits, and on PostgreSQL every
@@ -221,13 +224,13 @@ macro_rules! on_backend {
 impl Store {
     /// Opens the store, creating and migrating it if needed, and starts its writer.
     pub async fn open(location: &StoreLocation) -> Result<Self, StoreError> {
-        let (reads, audit, writer) = match location {
+        let (reads, gdpr, writer) = match location {
             StoreLocation::SqliteFile(path) => {
                 let (reads, writer) = sqlite::open(path).await?;
-                let audit = sqlite::open_audit(&sqlite::audit_path(path)).await?;
+                let gdpr = sqlite::open_gdpr(&sqlite::gdpr_path(path)).await?;
                 (
                     Reads::Sqlite(reads),
-                    Reads::Sqlite(audit),
+                    Reads::Sqlite(gdpr),
                     WriteConnection::Sqlite(writer),
                 )
             }
@@ -250,7 +253,7 @@ impl Store {
         Ok(Self {
             inner: Arc::new(Inner {
                 reads,
-                audit,
+                gdpr,
                 writer,
                 hook,
                 committed,
@@ -492,73 +495,71 @@ impl Store {
         self.inner.writer.stats()
     }
 
-    /// The position the audit projection has applied up to (exclusive).
-    pub async fn audit_position(&self) -> Result<Position, StoreError> {
-        match &self.inner.audit {
-            Reads::Sqlite(pool) => audit::sqlite::audit_position(pool).await,
-            Reads::Postgres(pool) => audit::postgres::audit_position(pool).await,
+    /// The position the GDPR projection has applied up to (exclusive).
+    pub async fn gdpr_position(&self) -> Result<Position, StoreError> {
+        match &self.inner.gdpr {
+            Reads::Sqlite(pool) => gdpr::sqlite::gdpr_position(pool).await,
+            Reads::Postgres(pool) => gdpr::postgres::gdpr_position(pool).await,
         }
     }
 
-    /// Empties the audit projection and moves it back to position 0, to be rebuilt.
-    pub async fn audit_reset(&self) -> Result<(), StoreError> {
-        match &self.inner.audit {
-            Reads::Sqlite(pool) => audit::sqlite::audit_reset(pool).await,
-            Reads::Postgres(pool) => audit::postgres::audit_reset(pool).await,
+    /// Empties the GDPR projection and moves it back to position 0, to be rebuilt.
+    pub async fn gdpr_reset(&self) -> Result<(), StoreError> {
+        match &self.inner.gdpr {
+            Reads::Sqlite(pool) => gdpr::sqlite::gdpr_reset(pool).await,
+            Reads::Postgres(pool) => gdpr::postgres::gdpr_reset(pool).await,
         }
     }
 
-    /// Writes the audit rows of the events `from..next` and moves the audit projection to
+    /// Writes the GDPR rows of the events `from..next` and moves the GDPR projection to
     /// `next` in one transaction, if it is still at `from`; `false` when another process
     /// applied them first (nothing written).
-    pub async fn audit_apply(
+    pub async fn gdpr_apply(
         &self,
         from: Position,
         next: Position,
-        batch: &audit::AuditBatch,
+        batch: &gdpr::GdprBatch,
     ) -> Result<bool, StoreError> {
-        match &self.inner.audit {
-            Reads::Sqlite(pool) => audit::sqlite::audit_apply(pool, from, next, batch).await,
-            Reads::Postgres(pool) => audit::postgres::audit_apply(pool, from, next, batch).await,
+        match &self.inner.gdpr {
+            Reads::Sqlite(pool) => gdpr::sqlite::gdpr_apply(pool, from, next, batch).await,
+            Reads::Postgres(pool) => gdpr::postgres::gdpr_apply(pool, from, next, batch).await,
         }
     }
 
     /// Up to `limit` projected access decisions matching `filter`, after position `after`,
     /// in log order.
-    pub async fn audit_access(
+    pub async fn gdpr_access(
         &self,
-        filter: &audit::AccessFilter,
+        filter: &gdpr::AccessFilter,
         after: Option<u64>,
         limit: u32,
-    ) -> Result<Vec<audit::AuditAccess>, StoreError> {
-        match &self.inner.audit {
-            Reads::Sqlite(pool) => audit::sqlite::audit_access(pool, filter, after, limit).await,
-            Reads::Postgres(pool) => {
-                audit::postgres::audit_access(pool, filter, after, limit).await
-            }
+    ) -> Result<Vec<gdpr::GdprAccess>, StoreError> {
+        match &self.inner.gdpr {
+            Reads::Sqlite(pool) => gdpr::sqlite::gdpr_access(pool, filter, after, limit).await,
+            Reads::Postgres(pool) => gdpr::postgres::gdpr_access(pool, filter, after, limit).await,
         }
     }
 
     /// The projected shipments a data subject's key names, in registration order.
-    pub async fn audit_shipments(
+    pub async fn gdpr_shipments(
         &self,
-        key: &audit::SubjectKey,
-    ) -> Result<Vec<audit::AuditShipment>, StoreError> {
-        match &self.inner.audit {
-            Reads::Sqlite(pool) => audit::sqlite::audit_shipments(pool, key).await,
-            Reads::Postgres(pool) => audit::postgres::audit_shipments(pool, key).await,
+        key: &gdpr::SubjectKey,
+    ) -> Result<Vec<gdpr::GdprShipment>, StoreError> {
+        match &self.inner.gdpr {
+            Reads::Sqlite(pool) => gdpr::sqlite::gdpr_shipments(pool, key).await,
+            Reads::Postgres(pool) => gdpr::postgres::gdpr_shipments(pool, key).await,
         }
     }
 
     /// Projected decisions per partner with `from <= decided_at < to` (microseconds).
-    pub async fn audit_counts(
+    pub async fn gdpr_counts(
         &self,
         from: i64,
         to: i64,
-    ) -> Result<std::collections::BTreeMap<String, audit::PartnerCounts>, StoreError> {
-        match &self.inner.audit {
-            Reads::Sqlite(pool) => audit::sqlite::audit_counts(pool, from, to).await,
-            Reads::Postgres(pool) => audit::postgres::audit_counts(pool, from, to).await,
+    ) -> Result<std::collections::BTreeMap<String, gdpr::PartnerCounts>, StoreError> {
+        match &self.inner.gdpr {
+            Reads::Sqlite(pool) => gdpr::sqlite::gdpr_counts(pool, from, to).await,
+            Reads::Postgres(pool) => gdpr::postgres::gdpr_counts(pool, from, to).await,
         }
     }
 
@@ -568,12 +569,62 @@ impl Store {
     }
 }
 
+// TEMPORARY alias for the api/ refactor; removed at merge
+#[doc(hidden)]
+pub mod audit {
+    // TEMPORARY alias for the api/ refactor; removed at merge
+    pub use crate::gdpr::*;
+    pub use crate::gdpr::{
+        GdprAccess as AuditAccess, GdprBatch as AuditBatch, GdprShipment as AuditShipment,
+    };
+}
+
+// TEMPORARY alias for the api/ refactor; removed at merge
+#[doc(hidden)]
+impl StoreLocation {
+    pub fn audit_file(&self) -> Option<PathBuf> {
+        self.gdpr_file()
+    }
+}
+
+// TEMPORARY alias for the api/ refactor; removed at merge
+#[doc(hidden)]
+impl Store {
+    pub async fn audit_position(&self) -> Result<Position, StoreError> {
+        self.gdpr_position().await
+    }
+
+    pub async fn audit_access(
+        &self,
+        filter: &gdpr::AccessFilter,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<gdpr::GdprAccess>, StoreError> {
+        self.gdpr_access(filter, after, limit).await
+    }
+
+    pub async fn audit_shipments(
+        &self,
+        key: &gdpr::SubjectKey,
+    ) -> Result<Vec<gdpr::GdprShipment>, StoreError> {
+        self.gdpr_shipments(key).await
+    }
+
+    pub async fn audit_counts(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<std::collections::BTreeMap<String, gdpr::PartnerCounts>, StoreError> {
+        self.gdpr_counts(from, to).await
+    }
+}
+
 /// Applies pending schema migrations (`consent-ledger migrate`).
 pub async fn migrate(location: &StoreLocation) -> Result<(), StoreError> {
     match location {
         StoreLocation::SqliteFile(path) => {
             sqlite::migrate(path).await?;
-            sqlite::open_audit(&sqlite::audit_path(path))
+            sqlite::open_gdpr(&sqlite::gdpr_path(path))
                 .await
                 .map(|_| ())
         }

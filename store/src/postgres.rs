@@ -53,6 +53,7 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// The connection itself, for the benchmark baselines' plain SQL.
+    #[cfg(feature = "baseline")]
     pub(crate) fn into_connection(self) -> Result<PgConnection, StoreError> {
         self.conn.ok_or(StoreError::ShuttingDown)
     }

@@ -27,15 +27,16 @@ use crate::write_path::{resolve_nodes, sql_index, LogWriter, Stamped, BACKFILL_P
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
-/// The audit projection's own file (docs/adr/0006).
-static AUDIT_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite-audit");
+/// The GDPR projection's own file (docs/adr/0006); its migrations keep their directory name.
+static GDPR_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite-audit");
 
-/// Where the audit projection of the log at `path` lives: `ledger.db` → `ledger.audit.db`.
-pub(crate) fn audit_path(path: &Path) -> PathBuf {
+/// Where the GDPR projection of the log at `path` lives: `ledger.db` → `ledger.audit.db` (the
+/// file keeps its name, so existing data directories keep working).
+pub(crate) fn gdpr_path(path: &Path) -> PathBuf {
     path.with_extension("audit.db")
 }
 
-/// Opens (creating if needed) and migrates the audit projection's file.
+/// Opens (creating if needed) and migrates the GDPR projection's file.
 ///
 /// It is derived data, rebuilt from the log from the position stored with its rows, so it
 /// needs no fsync per commit: `synchronous=NORMAL` in WAL mode keeps it consistent through a
@@ -47,7 +48,7 @@ pub(crate) fn audit_path(path: &Path) -> PathBuf {
 /// page cache of 128 MiB (grown only as a connection touches pages), a WAL checkpointed every
 /// 64 MiB instead of 4 (a page rewritten by many catch-up steps is copied back once), and
 /// temporary data in memory.
-pub(crate) async fn open_audit(path: &Path) -> Result<SqlitePool, StoreError> {
+pub(crate) async fn open_gdpr(path: &Path) -> Result<SqlitePool, StoreError> {
     let opts = options(path)
         .synchronous(SqliteSynchronous::Normal)
         .pragma("cache_size", "-131072")
@@ -68,7 +69,7 @@ pub(crate) async fn open_audit(path: &Path) -> Result<SqlitePool, StoreError> {
             other => break other?,
         }
     };
-    run_migrations(&AUDIT_MIGRATOR, &pool).await?;
+    run_migrations(&GDPR_MIGRATOR, &pool).await?;
     Ok(pool)
 }
 
