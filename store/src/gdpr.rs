@@ -149,6 +149,7 @@ macro_rules! gdpr_backend {
              destination_country, recipient_ref, position";
 
         /// The position the projection has applied up to (exclusive).
+        #[tracing::instrument(level = "debug", skip_all)]
         pub(crate) async fn gdpr_position(pool: &Pool) -> Result<Position, StoreError> {
             let p: i64 =
                 sqlx::query_scalar("SELECT position FROM audit_projection WHERE name = 'audit'")
@@ -160,6 +161,7 @@ macro_rules! gdpr_backend {
 
         /// Empties the projection's tables and moves it back to position 0, in one transaction,
         /// so that catch-up rebuilds it from the whole log.
+        #[tracing::instrument(level = "debug", skip_all)]
         pub(crate) async fn gdpr_reset(pool: &Pool) -> Result<(), StoreError> {
             let mut tx = pool.begin().await.map_err(StoreError::unavailable)?;
             let mut statements = vec![
@@ -183,6 +185,7 @@ macro_rules! gdpr_backend {
         /// Writes the rows of the events `from..next` and moves the projection to `next`, in
         /// one transaction, only if the projection is still at `from` (another process may
         /// have applied them first: then nothing is written and `false` comes back).
+        #[tracing::instrument(level = "debug", skip_all, fields(from = from.get(), next = next.get(), accesses = batch.accesses.len()))]
         pub(crate) async fn gdpr_apply(
             pool: &Pool,
             from: Position,
@@ -293,6 +296,7 @@ macro_rules! gdpr_backend {
         /// itself, or (a registration is always earlier in the log than a decision about it)
         /// from audit_shipment. A row is written once, whole, with its owner, carrier and
         /// tracking number: each of its indexes takes one entry, never a second on an update.
+        #[tracing::instrument(level = "debug", skip_all)]
         async fn shipment_owners<'b>(
             tx: &mut sqlx::Transaction<'_, $db>,
             batch: &'b GdprBatch,
@@ -418,6 +422,7 @@ macro_rules! gdpr_backend {
         /// tracking index. Only the latter are indexed by tracking number: an index over every
         /// row would take a random insertion per decision for a question the shipment index
         /// answers. The two pages are merged by position.
+        #[tracing::instrument(level = "debug", skip_all, fields(after = after, limit = limit))]
         pub(crate) async fn gdpr_access(
             pool: &Pool,
             filter: &AccessFilter,
@@ -477,6 +482,7 @@ macro_rules! gdpr_backend {
         }
 
         /// One index range of [`gdpr_access`].
+        #[tracing::instrument(level = "debug", skip_all, fields(after = after, limit = limit))]
         async fn access_page(
             pool: &Pool,
             filter: &AccessFilter,
@@ -517,6 +523,7 @@ macro_rules! gdpr_backend {
         }
 
         /// The shipments a data subject's key names.
+        #[tracing::instrument(level = "debug", skip_all)]
         pub(crate) async fn gdpr_shipments(
             pool: &Pool,
             key: &SubjectKey,
@@ -553,6 +560,7 @@ macro_rules! gdpr_backend {
 
         /// Decisions per partner with `from <= decided_at < to` (microseconds): whole UTC days
         /// from `audit_daily`, the partial days at the edges from `audit_access`.
+        #[tracing::instrument(level = "debug", skip_all, fields(from = from, to = to))]
         pub(crate) async fn gdpr_counts(
             pool: &Pool,
             from: i64,

@@ -223,6 +223,7 @@ macro_rules! on_backend {
 
 impl Store {
     /// Opens the store, creating and migrating it if needed, and starts its writer.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn open(location: &StoreLocation) -> Result<Self, StoreError> {
         let (reads, gdpr, writer) = match location {
             StoreLocation::SqliteFile(path) => {
@@ -290,11 +291,13 @@ impl Store {
     }
 
     /// Appends atomically and durably; the answer carries each event's position.
+    #[tracing::instrument(level = "trace", skip_all, fields(events = append.events.len()))]
     pub async fn append(&self, append: Append) -> Result<Vec<StoredEvent>, StoreError> {
         self.inner.writer.append(append).await
     }
 
     /// Every event of one stream, in stream order.
+    #[tracing::instrument(level = "debug", skip_all, fields(stream_type = stream_type))]
     pub async fn read_stream(
         &self,
         stream_type: &str,
@@ -304,6 +307,7 @@ impl Store {
     }
 
     /// Up to `limit` events from position `from` on, in log order.
+    #[tracing::instrument(level = "debug", skip_all, fields(from = from.get(), limit = limit))]
     pub async fn read_range(
         &self,
         from: Position,
@@ -316,6 +320,7 @@ impl Store {
     /// leaving out every event of the stream type `skipped`: for a reader that only counts
     /// those (a rebuild of the read model reads the log's bulk, access decisions, in SQLite's
     /// scan alone). `end` must not exceed the log's size.
+    #[tracing::instrument(level = "debug", skip_all, fields(from = from.get(), end = end.get(), limit = limit))]
     pub async fn read_range_except(
         &self,
         from: Position,
@@ -328,6 +333,7 @@ impl Store {
 
     /// The events of positions `range` that `scan` lets through, in order: a pre-selection in
     /// SQL, which the caller refines (see [`DecisionScan`]).
+    #[tracing::instrument(level = "debug", skip_all, fields(start = range.start, end = range.end))]
     pub async fn read_decisions(
         &self,
         range: std::ops::Range<u64>,
@@ -338,16 +344,19 @@ impl Store {
 
     /// The stored leaf hashes of positions `leaves`, in order; a missing one is
     /// [`StoreError::Corrupt`].
+    #[tracing::instrument(level = "debug", skip_all, fields(start = leaves.start, end = leaves.end))]
     pub async fn leaf_range(&self, leaves: std::ops::Range<u64>) -> Result<Vec<Hash>, StoreError> {
         on_backend!(self, leaf_range(leaves))
     }
 
     /// The position the next committed event will get, i.e. the log's size.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn next_position(&self) -> Result<Position, StoreError> {
         on_backend!(self, next_position())
     }
 
     /// What an earlier request with this idempotency key committed, if any.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn idempotency(
         &self,
         scope: &str,
@@ -357,6 +366,7 @@ impl Store {
     }
 
     /// The RFC 9162 root of the first `size` events, from stored subtree hashes.
+    #[tracing::instrument(level = "debug", skip_all, fields(size = size))]
     pub async fn tree_root(
         &self,
         size: u64,
@@ -366,6 +376,7 @@ impl Store {
 
     /// PATH(index, D[tree_size]) (RFC 9162 §2.1.3.1) from stored subtree hashes. The caller
     /// checks `index < tree_size <= log size`.
+    #[tracing::instrument(level = "debug", skip_all, fields(index = index, tree_size = tree_size))]
     pub async fn inclusion_proof(
         &self,
         index: u64,
@@ -382,6 +393,7 @@ impl Store {
     /// ([`tree::MemoryTree`]), and the part of the path above the block is fetched once
     /// ([`tree::path_block`]); a lone position gets its own look-ups. Ascending positions share
     /// the most. The caller checks every `position < tree_size <= log size`.
+    #[tracing::instrument(level = "debug", skip_all, fields(proofs = positions.len(), tree_size = tree_size))]
     pub async fn inclusion_proofs(
         &self,
         positions: &[u64],
@@ -440,6 +452,7 @@ impl Store {
 
     /// PROOF(old_size, D[new_size]) (RFC 9162 §2.1.4.1) from stored subtree hashes. The caller
     /// checks `old_size <= new_size <= log size`.
+    #[tracing::instrument(level = "debug", skip_all, fields(old_size = old_size, new_size = new_size))]
     pub async fn consistency_proof(
         &self,
         old_size: u64,
@@ -457,6 +470,7 @@ impl Store {
     }
 
     /// Keeps a signed checkpoint of the first `size` events (kept forever; once per size).
+    #[tracing::instrument(level = "debug", skip_all, fields(size = size))]
     pub async fn save_checkpoint(
         &self,
         size: u64,
@@ -467,16 +481,19 @@ impl Store {
     }
 
     /// The newest kept checkpoint, as (tree size, signed note).
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
         on_backend!(self, checkpoint_at_most(u64::MAX >> 1))
     }
 
     /// The newest kept checkpoint of at most `size` events.
+    #[tracing::instrument(level = "debug", skip_all, fields(size = size))]
     pub async fn checkpoint_at_most(&self, size: u64) -> Result<Option<(u64, String)>, StoreError> {
         on_backend!(self, checkpoint_at_most(size))
     }
 
     /// Stored leaf hashes from position `from` on, as (position, bytes), for `audit-log`.
+    #[tracing::instrument(level = "debug", skip_all, fields(from = from, limit = limit))]
     pub async fn leaf_hashes(
         &self,
         from: u64,
@@ -486,6 +503,7 @@ impl Store {
     }
 
     /// Every kept checkpoint, oldest first, as (tree size, signed note).
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError> {
         on_backend!(self, checkpoints())
     }
@@ -496,6 +514,7 @@ impl Store {
     }
 
     /// The position the GDPR projection has applied up to (exclusive).
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn gdpr_position(&self) -> Result<Position, StoreError> {
         match &self.inner.gdpr {
             Reads::Sqlite(pool) => gdpr::sqlite::gdpr_position(pool).await,
@@ -504,6 +523,7 @@ impl Store {
     }
 
     /// Empties the GDPR projection and moves it back to position 0, to be rebuilt.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn gdpr_reset(&self) -> Result<(), StoreError> {
         match &self.inner.gdpr {
             Reads::Sqlite(pool) => gdpr::sqlite::gdpr_reset(pool).await,
@@ -514,6 +534,7 @@ impl Store {
     /// Writes the GDPR rows of the events `from..next` and moves the GDPR projection to
     /// `next` in one transaction, if it is still at `from`; `false` when another process
     /// applied them first (nothing written).
+    #[tracing::instrument(level = "debug", skip_all, fields(from = from.get(), next = next.get(), accesses = batch.accesses.len()))]
     pub async fn gdpr_apply(
         &self,
         from: Position,
@@ -528,6 +549,7 @@ impl Store {
 
     /// Up to `limit` projected access decisions matching `filter`, after position `after`,
     /// in log order.
+    #[tracing::instrument(level = "debug", skip_all, fields(after = after, limit = limit))]
     pub async fn gdpr_access(
         &self,
         filter: &gdpr::AccessFilter,
@@ -541,6 +563,7 @@ impl Store {
     }
 
     /// The projected shipments a data subject's key names, in registration order.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn gdpr_shipments(
         &self,
         key: &gdpr::SubjectKey,
@@ -552,6 +575,7 @@ impl Store {
     }
 
     /// Projected decisions per partner with `from <= decided_at < to` (microseconds).
+    #[tracing::instrument(level = "debug", skip_all, fields(from = from, to = to))]
     pub async fn gdpr_counts(
         &self,
         from: i64,
@@ -564,6 +588,7 @@ impl Store {
     }
 
     /// Checks that the database answers (for `/readyz`).
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.next_position().await.map(|_| ())
     }
@@ -620,6 +645,7 @@ impl Store {
 }
 
 /// Applies pending schema migrations (`consent-ledger migrate`).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn migrate(location: &StoreLocation) -> Result<(), StoreError> {
     match location {
         StoreLocation::SqliteFile(path) => {

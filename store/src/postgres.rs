@@ -76,7 +76,7 @@ async fn connect_writer(options: &PgConnectOptions) -> Result<PgConnection, sqlx
 
 /// Connects, migrates (sqlx's PostgreSQL migrator holds an advisory lock, so processes
 /// starting together apply each migration once), and returns the read pool and the writer.
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub(crate) async fn open(url: &PostgresUrl) -> Result<(PgPool, Writer), StoreError> {
     let options = connect_options(url)?;
     let pool = PgPoolOptions::new()
@@ -98,6 +98,7 @@ pub(crate) async fn open(url: &PostgresUrl) -> Result<(PgPool, Writer), StoreErr
 }
 
 /// A read pool only, for the offline baselines and `migrate`.
+#[tracing::instrument(level = "debug", skip_all)]
 pub(crate) async fn pool(url: &PostgresUrl, connections: u32) -> Result<PgPool, StoreError> {
     PgPoolOptions::new()
         .max_connections(connections)
@@ -107,6 +108,7 @@ pub(crate) async fn pool(url: &PostgresUrl, connections: u32) -> Result<PgPool, 
 }
 
 /// Applies pending migrations without opening a store (`consent-ledger migrate`).
+#[tracing::instrument(level = "debug", skip_all)]
 pub(crate) async fn migrate(url: &PostgresUrl) -> Result<(), StoreError> {
     let pool = pool(url, 1).await?;
     let migrated = MIGRATOR.run(&pool).await;
@@ -147,6 +149,7 @@ impl LogWriter for Writer {
 
     /// Opens the write transaction and takes the log head: the writers of every process wait
     /// here for each other.
+    #[tracing::instrument(level = "trace", skip_all)]
     async fn begin(&mut self) -> Result<(Position, i64), sqlx::Error> {
         // One round trip, three statements. Each statement of READ COMMITTED takes its own
         // snapshot, so the SELECT after the lock sees everything the previous holder
@@ -172,11 +175,14 @@ impl LogWriter for Writer {
     }
 
     /// A connection that cannot even roll back is broken: the next batch reconnects.
+    #[tracing::instrument(level = "trace", skip_all)]
     async fn abort(&mut self) {
         if self.conn.is_some() && self.rollback().await.is_err() {
             self.conn = None;
         }
     }
+
+    #[tracing::instrument(level = "trace", skip_all)]
 
     async fn insert_stamped(
         &mut self,
@@ -217,6 +223,8 @@ impl LogWriter for Writer {
         insert_events(conn, &stamped.events()).await
     }
 
+    #[tracing::instrument(level = "trace", skip_all)]
+
     async fn insert_event(
         &mut self,
         event: &StoredEvent,
@@ -225,9 +233,13 @@ impl LogWriter for Writer {
         insert_events(tx(self)?, &[event]).await
     }
 
+    #[tracing::instrument(level = "trace", skip_all)]
+
     async fn fetch_nodes(&mut self, nodes: &[NodeId]) -> Result<Vec<Option<Hash>>, sqlx::Error> {
         fetch_nodes(tx(self)?, nodes).await
     }
+
+    #[tracing::instrument(level = "trace", skip_all)]
 
     async fn insert_nodes(&mut self, kept: &[&(NodeId, Hash)]) -> Result<(), sqlx::Error> {
         sqlx::query(
@@ -248,6 +260,7 @@ impl LogWriter for Writer {
 
     /// The trailer holds only integers the write path computed, so it is sent as one simple
     /// query: fence, notification and COMMIT in a single round trip.
+    #[tracing::instrument(level = "trace", skip_all)]
     async fn finish(
         &mut self,
         fence: Option<i64>,
@@ -271,6 +284,7 @@ impl LogWriter for Writer {
 }
 
 /// Inserts events in one statement (the writer's batches and the benchmark's baseline).
+#[tracing::instrument(level = "trace", skip_all, fields(events = events.len()))]
 pub(crate) async fn insert_events(
     conn: &mut PgConnection,
     events: &[&StoredEvent],
@@ -322,6 +336,7 @@ fn level_i32(node: NodeId) -> i32 {
 
 /// The hashes of `nodes` (None where one is not stored), in one round trip: kept nodes are
 /// read directly, the others recomputed from their (at most eight) leaves.
+#[tracing::instrument(level = "trace", skip_all, fields(nodes = nodes.len()))]
 async fn fetch_nodes(
     conn: &mut PgConnection,
     nodes: &[NodeId],
@@ -363,6 +378,7 @@ async fn fetch_nodes(
 
 /// The events of positions `range` of the scanned stream (and the `also` stream): a coarser
 /// pre-selection than SQLite's (no payload search here); the caller's exact filter refines it.
+#[tracing::instrument(level = "debug", skip_all, fields(start = range.start, end = range.end))]
 pub(crate) async fn read_decisions(
     pool: &PgPool,
     range: std::ops::Range<u64>,
@@ -391,7 +407,7 @@ pub(crate) async fn read_decisions(
 /// Listens for the commits of every process (`NOTIFY` on [`LOG_CHANNEL`]) and announces the
 /// log's size on `committed`, until `stop` is dropped. After every (re)connection the size is
 /// read once, since what committed while nobody listened was announced to no one.
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub(crate) async fn listen(
     pool: PgPool,
     committed: Arc<watch::Sender<Position>>,

@@ -148,6 +148,7 @@ macro_rules! reads_backend {
 
         /// Up to [`BACKFILL_PAGE`] events of positions `from..end`, in order, on the writer's
         /// connection (inside its transaction).
+        #[tracing::instrument(level = "debug", skip_all, fields(from = from, end = end))]
         pub(crate) async fn events_between(
             conn: &mut Conn,
             from: u64,
@@ -234,6 +235,7 @@ macro_rules! reads_backend {
                 .map_err(StoreError::unavailable)
         }
 
+        #[tracing::instrument(level = "trace", skip_all)]
         pub(crate) async fn idempotency_on(
             conn: &mut Conn,
             scope: &str,

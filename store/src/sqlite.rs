@@ -48,6 +48,7 @@ pub(crate) fn gdpr_path(path: &Path) -> PathBuf {
 /// page cache of 128 MiB (grown only as a connection touches pages), a WAL checkpointed every
 /// 64 MiB instead of 4 (a page rewritten by many catch-up steps is copied back once), and
 /// temporary data in memory.
+#[tracing::instrument(level = "debug", skip_all)]
 pub(crate) async fn open_gdpr(path: &Path) -> Result<SqlitePool, StoreError> {
     let opts = options(path)
         .synchronous(SqliteSynchronous::Normal)
@@ -92,6 +93,7 @@ const ROW_BUFFER: usize = 4096;
 
 /// Opens (creating if needed) and migrates the database at `path`; returns the read pool and
 /// the writer's own connection.
+#[tracing::instrument(level = "debug", skip_all)]
 pub(crate) async fn open(path: &Path) -> Result<(SqlitePool, SqliteConnection), StoreError> {
     let mut attempts = 0;
     loop {
@@ -127,6 +129,7 @@ async fn try_open(path: &Path) -> Result<(SqlitePool, SqliteConnection), StoreEr
 }
 
 /// Applies pending migrations without opening a store (`consent-ledger migrate`).
+#[tracing::instrument(level = "debug", skip_all)]
 pub(crate) async fn migrate(path: &Path) -> Result<(), StoreError> {
     let pool = SqlitePoolOptions::new()
         .max_connections(1)
@@ -198,6 +201,8 @@ impl LogWriter for SqliteConnection {
         time_bind(at)
     }
 
+    #[tracing::instrument(level = "trace", skip_all)]
+
     async fn begin(&mut self) -> Result<(Position, i64), sqlx::Error> {
         // IMMEDIATE takes the write lock now, so the MAX below cannot go stale under another
         // process (the offline CLI) writing the same file.
@@ -212,9 +217,13 @@ impl LogWriter for SqliteConnection {
         Ok((Position::from_i64(next), fence))
     }
 
+    #[tracing::instrument(level = "trace", skip_all)]
+
     async fn abort(&mut self) {
         let _ = self.rollback().await;
     }
+
+    #[tracing::instrument(level = "trace", skip_all)]
 
     async fn insert_stamped(
         &mut self,
@@ -256,6 +265,8 @@ impl LogWriter for SqliteConnection {
         Ok(())
     }
 
+    #[tracing::instrument(level = "trace", skip_all)]
+
     async fn insert_event(
         &mut self,
         event: &StoredEvent,
@@ -269,9 +280,13 @@ impl LogWriter for SqliteConnection {
         q.build().execute(&mut *self).await.map(drop)
     }
 
+    #[tracing::instrument(level = "trace", skip_all)]
+
     async fn fetch_nodes(&mut self, nodes: &[NodeId]) -> Result<Vec<Option<Hash>>, sqlx::Error> {
         fetch_nodes(self, nodes).await
     }
+
+    #[tracing::instrument(level = "trace", skip_all)]
 
     async fn insert_nodes(&mut self, kept: &[&(NodeId, Hash)]) -> Result<(), sqlx::Error> {
         for chunk in kept.chunks(NODES_PER_INSERT) {
@@ -285,6 +300,8 @@ impl LogWriter for SqliteConnection {
         }
         Ok(())
     }
+
+    #[tracing::instrument(level = "trace", skip_all)]
 
     async fn finish(
         &mut self,
@@ -325,6 +342,7 @@ const NODES_PER_SELECT: usize = 200;
 /// The hashes of `nodes` (None where one is not stored). One statement fetches them all (a
 /// UNION ALL of primary-key look-ups, and of leaf ranges for the levels that are not kept),
 /// instead of a round trip to SQLite's thread per node.
+#[tracing::instrument(level = "trace", skip_all, fields(nodes = nodes.len()))]
 async fn fetch_nodes(
     conn: &mut SqliteConnection,
     nodes: &[NodeId],
@@ -368,6 +386,7 @@ async fn fetch_nodes(
 }
 
 /// The events of positions `range` that `scan` lets through, in order (see [`DecisionScan`]).
+#[tracing::instrument(level = "debug", skip_all, fields(start = range.start, end = range.end))]
 pub(crate) async fn read_decisions(
     pool: &SqlitePool,
     range: Range<u64>,

@@ -116,6 +116,7 @@ pub(crate) trait LogWriter {
 /// Commits a batch of appends in one transaction and one fsync. Each append that a unique key
 /// refuses is refused alone (SAVEPOINT); any other error rolls the whole transaction back and
 /// fails every append (no partial write).
+#[tracing::instrument(level = "trace", skip_all, fields(appends = batch.len()))]
 pub(crate) async fn commit_batch<W: LogWriter>(
     writer: &mut W,
     batch: &[Append],
@@ -297,6 +298,7 @@ impl<'a> Stamped<'a> {
 }
 
 /// The slow path: each append in its own SAVEPOINT, so a unique violation refuses only it.
+#[tracing::instrument(level = "trace", skip_all, fields(appends = batch.len()))]
 async fn insert_one_by_one<W: LogWriter>(
     writer: &mut W,
     batch: &[Append],
@@ -392,6 +394,7 @@ pub(crate) fn is_kept(node: NodeId) -> bool {
 
 /// Adds the committed events to the Merkle tree in the same transaction: their leaf hashes
 /// and every subtree they complete (RFC 9162 §2.1), so proofs never need recomputation.
+#[tracing::instrument(level = "trace", skip_all, fields(leaves = committed.len()))]
 async fn append_leaves<W: LogWriter>(
     writer: &mut W,
     frontier: &mut Option<Frontier>,
@@ -429,6 +432,7 @@ async fn insert_kept<W: LogWriter>(
 
 /// The tree's right edge at `size` from the stored subtrees; a log written before the tree
 /// existed is hashed now, once.
+#[tracing::instrument(level = "debug", skip_all, fields(size = size))]
 async fn load_frontier<W: LogWriter>(writer: &mut W, size: u64) -> Result<Frontier, sqlx::Error> {
     let mut hashes = Vec::new();
     for hash in writer.fetch_nodes(&root_nodes(size)).await? {
@@ -441,6 +445,7 @@ async fn load_frontier<W: LogWriter>(writer: &mut W, size: u64) -> Result<Fronti
 }
 
 /// Rebuilds every stored subtree of the first `size` leaves from the events themselves.
+#[tracing::instrument(level = "debug", skip_all, fields(size = size))]
 async fn backfill<W: LogWriter>(writer: &mut W, size: u64) -> Result<Frontier, sqlx::Error> {
     tracing::warn!(
         size,
@@ -493,9 +498,12 @@ pub(crate) fn sql_index(i: u64) -> i64 {
 /// of the transaction under way, and the functions of [`crate::reads::reads_backend!`].
 macro_rules! writer_statements {
     () => {
+        #[tracing::instrument(level = "trace", skip_all)]
         async fn rollback(&mut self) -> Result<(), sqlx::Error> {
             sqlx::query("ROLLBACK").execute(tx(self)?).await.map(drop)
         }
+
+        #[tracing::instrument(level = "trace", skip_all)]
 
         async fn savepoint(&mut self) -> Result<(), sqlx::Error> {
             sqlx::query("SAVEPOINT one_append")
@@ -504,12 +512,16 @@ macro_rules! writer_statements {
                 .map(drop)
         }
 
+        #[tracing::instrument(level = "trace", skip_all)]
+
         async fn release_savepoint(&mut self) -> Result<(), sqlx::Error> {
             sqlx::query("RELEASE SAVEPOINT one_append")
                 .execute(tx(self)?)
                 .await
                 .map(drop)
         }
+
+        #[tracing::instrument(level = "trace", skip_all)]
 
         async fn drop_savepoint(&mut self) -> Result<(), sqlx::Error> {
             // One round trip for both statements.
@@ -519,6 +531,8 @@ macro_rules! writer_statements {
                 .map(drop)
         }
 
+        #[tracing::instrument(level = "trace", skip_all)]
+
         async fn idempotency(
             &mut self,
             scope: &str,
@@ -526,6 +540,8 @@ macro_rules! writer_statements {
         ) -> Result<Option<IdempotencyRecord>, sqlx::Error> {
             idempotency_on(tx(self)?, scope, key).await
         }
+
+        #[tracing::instrument(level = "trace", skip_all)]
 
         async fn insert_key(
             &mut self,
@@ -550,6 +566,8 @@ macro_rules! writer_statements {
             .map(drop)
         }
 
+        #[tracing::instrument(level = "trace", skip_all)]
+
         async fn insert_claim(
             &mut self,
             claim: &str,
@@ -563,12 +581,16 @@ macro_rules! writer_statements {
                 .map(drop)
         }
 
+        #[tracing::instrument(level = "trace", skip_all)]
+
         async fn clear_nodes(&mut self) -> Result<(), sqlx::Error> {
             sqlx::query("DELETE FROM merkle_nodes")
                 .execute(tx(self)?)
                 .await
                 .map(drop)
         }
+
+        #[tracing::instrument(level = "trace", skip_all)]
 
         async fn events_between(
             &mut self,
