@@ -1,5 +1,5 @@
-//! The GDPR audit projection (issue 6, docs/adr/0006): access decisions and shipment
-//! registrations, copied from the log into indexed tables of the store, so that the audit
+//! The GDPR projection (issue 6, docs/adr/0006): access decisions and shipment
+//! registrations, copied from the log into indexed tables of the store, so that the GDPR
 //! views (`/v1/audit/access`, `dsar`, `ropa`) are index look-ups.
 //!
 //! It is fed by catch-up alone — reading the log from the position the projection stored, in
@@ -19,7 +19,7 @@ use crate::ProjectionError;
 /// Events read (and written as one transaction) per catch-up step.
 const PAGE: u32 = 5_000;
 
-/// Keeps the store's audit tables up to date with the log.
+/// Keeps the store's GDPR tables up to date with the log.
 #[derive(Clone)]
 pub struct GdprProjector {
     store: Store,
@@ -92,7 +92,7 @@ impl GdprProjector {
     }
 }
 
-/// The audit rows of a page of events.
+/// The GDPR rows of a page of events.
 fn rows(events: &[StoredEvent]) -> Result<GdprBatch, ProjectionError> {
     let mut batch = GdprBatch::default();
     for e in events {

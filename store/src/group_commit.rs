@@ -59,8 +59,9 @@ pub struct WriterStats {
     pub failed_batches: AtomicU64,
 }
 
-/// The write connection of one backend. Gathering appends into batches and answering them
-/// is the same for both; only `commit_batch` differs.
+/// The write connection of one backend. Gathering appends into batches, committing them
+/// ([`crate::write_path`]) and answering them is the same for both; only the SQL each step
+/// runs differs.
 pub(crate) enum WriteConnection {
     Sqlite(SqliteConnection),
     // Boxed: it holds the connect options for reconnecting, ten times the SQLite variant.

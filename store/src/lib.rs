@@ -6,20 +6,33 @@
 //! # Layout
 //! - [`event`]: [`Position`], [`NewEvent`], [`Append`], [`StoredEvent`].
 //! - [`error`]: [`StoreError`]; the one place where unique violations become typed errors.
-//! - `group_commit`: the writer task that batches concurrent appends into one fsync.
-//! - `sqlite`: the embedded backend (WAL, synchronous=FULL).
-//! - `postgres`: the server backend several processes share (docs/adr/0005).
+//! - `group_commit`: the writer task that batches concurrent appends into one fsync, and
+//!   hands each batch to its backend's write path.
+//! - `write_path`: the commit of a batch, the same on both backends — restriction fence,
+//!   positions and `recorded_at` stamped, events inserted (fast path, or one SAVEPOINT per
+//!   append when a unique key refuses one), Merkle leaves and every subtree they complete
+//!   (RFC 9162 §2.1) — over the `LogWriter` trait whose methods run one step's SQL each.
+//! - `reads`: the reads whose SQL is the same on both backends, generated for each from one
+//!   macro body; so are the writer's common statements.
+//! - `sqlite`: the embedded backend (WAL, synchronous=FULL): its `LogWriter` (multi-row
+//!   INSERTs), the decision scan, and the GDPR file's pool.
+//! - `postgres`: the server backend several processes share (docs/adr/0005): its `LogWriter`
+//!   (the `log_head` lock, INSERTs over arrays, NOTIFY), the decision scan, the listener.
 //! - [`cqrs`]: [`cqrs::LedgerEventStore`] (cqrs-es `EventStore`) and [`cqrs::CommandBus`].
-//! - [`baseline`]: plain-SQL and per-command stores the benchmarks compare with.
-//! - [`audit`]: the GDPR audit projection's tables (docs/adr/0006), written by the audit
-//!   projector's catch-up in its own transactions, never in the group commit.
-//! - [`testing`]: scratch PostgreSQL databases for the test suites.
+//! - [`gdpr`]: the GDPR projection's tables (docs/adr/0006; SQL names `audit_*`), written by
+//!   the GDPR projector's catch-up in its own transactions, never in the group commit.
+//! - `baseline` (feature `baseline`): plain-SQL and per-command stores the benchmarks compare
+//!   with.
+//! - `testing` (feature `testing`): scratch PostgreSQL databases for the test suites.
+//!
+//! No two modules import each other: the backends import `write_path` and `reads`, and
+//! `group_commit` imports the backends; neither of the shared modules imports a backend.
 //!
 //! Revocation is effective at commit (SPEC §5.2): an append may restrict (move the
 //! restriction fence) or be guarded by it ([`Guard`]); see docs/adr/0003.
 //!
-//! Write path: `CommandBus::execute → Aggregate::handle → Store::append → GroupCommit →
-//! one transaction, one fsync → positions back to the caller`.
+//! Hot path: `Store::append → GroupCommit (one task) → backend commit_batch: fence → stamp →
+//! insert events → leaves → Merkle append → one fsync → positions back`.
 
 /// The columns every event query reads and writes, in a macro so queries stay `'static` SQL
 /// for sqlx.
