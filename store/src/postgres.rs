@@ -183,7 +183,6 @@ impl LogWriter for Writer {
     }
 
     #[tracing::instrument(level = "trace", skip_all)]
-
     async fn insert_stamped(
         &mut self,
         stamped: &Stamped<'_>,
@@ -224,7 +223,6 @@ impl LogWriter for Writer {
     }
 
     #[tracing::instrument(level = "trace", skip_all)]
-
     async fn insert_event(
         &mut self,
         event: &StoredEvent,
@@ -234,13 +232,11 @@ impl LogWriter for Writer {
     }
 
     #[tracing::instrument(level = "trace", skip_all)]
-
     async fn fetch_nodes(&mut self, nodes: &[NodeId]) -> Result<Vec<Option<Hash>>, sqlx::Error> {
         fetch_nodes(tx(self)?, nodes).await
     }
 
     #[tracing::instrument(level = "trace", skip_all)]
-
     async fn insert_nodes(&mut self, kept: &[&(NodeId, Hash)]) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO merkle_nodes (level, idx, hash) \

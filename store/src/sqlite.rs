@@ -202,7 +202,6 @@ impl LogWriter for SqliteConnection {
     }
 
     #[tracing::instrument(level = "trace", skip_all)]
-
     async fn begin(&mut self) -> Result<(Position, i64), sqlx::Error> {
         // IMMEDIATE takes the write lock now, so the MAX below cannot go stale under another
         // process (the offline CLI) writing the same file.
@@ -218,13 +217,11 @@ impl LogWriter for SqliteConnection {
     }
 
     #[tracing::instrument(level = "trace", skip_all)]
-
     async fn abort(&mut self) {
         let _ = self.rollback().await;
     }
 
     #[tracing::instrument(level = "trace", skip_all)]
-
     async fn insert_stamped(
         &mut self,
         stamped: &Stamped<'_>,
@@ -266,7 +263,6 @@ impl LogWriter for SqliteConnection {
     }
 
     #[tracing::instrument(level = "trace", skip_all)]
-
     async fn insert_event(
         &mut self,
         event: &StoredEvent,
@@ -281,13 +277,11 @@ impl LogWriter for SqliteConnection {
     }
 
     #[tracing::instrument(level = "trace", skip_all)]
-
     async fn fetch_nodes(&mut self, nodes: &[NodeId]) -> Result<Vec<Option<Hash>>, sqlx::Error> {
         fetch_nodes(self, nodes).await
     }
 
     #[tracing::instrument(level = "trace", skip_all)]
-
     async fn insert_nodes(&mut self, kept: &[&(NodeId, Hash)]) -> Result<(), sqlx::Error> {
         for chunk in kept.chunks(NODES_PER_INSERT) {
             let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO merkle_nodes (level, idx, hash) ");
@@ -302,7 +296,6 @@ impl LogWriter for SqliteConnection {
     }
 
     #[tracing::instrument(level = "trace", skip_all)]
-
     async fn finish(
         &mut self,
         fence: Option<i64>,
@@ -318,8 +311,9 @@ impl LogWriter for SqliteConnection {
     }
 }
 
-/// One event's ten columns, in the order of `event_columns!`.
-fn push_event(
+/// One event's ten columns, in the order of `event_columns!` (the writer's and the
+/// benchmark baseline's rows).
+pub(crate) fn push_event(
     row: &mut sqlx::query_builder::Separated<'_, Sqlite, &'static str>,
     e: &StoredEvent,
     time: &str,

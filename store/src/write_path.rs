@@ -504,7 +504,6 @@ macro_rules! writer_statements {
         }
 
         #[tracing::instrument(level = "trace", skip_all)]
-
         async fn savepoint(&mut self) -> Result<(), sqlx::Error> {
             sqlx::query("SAVEPOINT one_append")
                 .execute(tx(self)?)
@@ -513,7 +512,6 @@ macro_rules! writer_statements {
         }
 
         #[tracing::instrument(level = "trace", skip_all)]
-
         async fn release_savepoint(&mut self) -> Result<(), sqlx::Error> {
             sqlx::query("RELEASE SAVEPOINT one_append")
                 .execute(tx(self)?)
@@ -522,7 +520,6 @@ macro_rules! writer_statements {
         }
 
         #[tracing::instrument(level = "trace", skip_all)]
-
         async fn drop_savepoint(&mut self) -> Result<(), sqlx::Error> {
             // One round trip for both statements.
             sqlx::raw_sql("ROLLBACK TO SAVEPOINT one_append; RELEASE SAVEPOINT one_append")
@@ -532,7 +529,6 @@ macro_rules! writer_statements {
         }
 
         #[tracing::instrument(level = "trace", skip_all)]
-
         async fn idempotency(
             &mut self,
             scope: &str,
@@ -542,7 +538,6 @@ macro_rules! writer_statements {
         }
 
         #[tracing::instrument(level = "trace", skip_all)]
-
         async fn insert_key(
             &mut self,
             claim: &IdempotencyClaim,
@@ -567,7 +562,6 @@ macro_rules! writer_statements {
         }
 
         #[tracing::instrument(level = "trace", skip_all)]
-
         async fn insert_claim(
             &mut self,
             claim: &str,
@@ -582,7 +576,6 @@ macro_rules! writer_statements {
         }
 
         #[tracing::instrument(level = "trace", skip_all)]
-
         async fn clear_nodes(&mut self) -> Result<(), sqlx::Error> {
             sqlx::query("DELETE FROM merkle_nodes")
                 .execute(tx(self)?)
@@ -591,7 +584,6 @@ macro_rules! writer_statements {
         }
 
         #[tracing::instrument(level = "trace", skip_all)]
-
         async fn events_between(
             &mut self,
             from: u64,
