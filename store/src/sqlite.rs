@@ -268,12 +268,25 @@ impl LogWriter for SqliteConnection {
         event: &StoredEvent,
         time: &String,
     ) -> Result<(), sqlx::Error> {
-        let mut q =
-            QueryBuilder::<Sqlite>::new(concat!("INSERT INTO events (", event_columns!(), ") "));
-        q.push_values(std::iter::once(event), |mut row, e| {
-            push_event(&mut row, e, time)
-        });
-        q.build().execute(&mut *self).await.map(drop)
+        // Static SQL: the slow path's statement is prepared once and its text never built.
+        sqlx::query(concat!(
+            "INSERT INTO events (",
+            event_columns!(),
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(event.position.as_i64())
+        .bind(event.stream_type.as_str())
+        .bind(event.stream_id.as_str())
+        .bind(i64::try_from(event.stream_version).unwrap_or(i64::MAX))
+        .bind(event.event_type.as_str())
+        .bind(i64::from(event.schema_version))
+        .bind(event.actor.as_str())
+        .bind(event.request_id.as_str())
+        .bind(time.as_str())
+        .bind(event.payload.as_str())
+        .execute(&mut *self)
+        .await
+        .map(drop)
     }
 
     #[tracing::instrument(level = "trace", skip_all)]
