@@ -305,7 +305,7 @@ async fn replay(options: &StoreOptions, args: ReplayArgs) -> anyhow::Result<()> 
     if args.audit {
         let bar = progress_bar(size, "rebuilding the audit projection");
         let started = std::time::Instant::now();
-        let audit = consent_ledger_projections::audit::AuditProjector::new(store);
+        let audit = consent_ledger_projections::gdpr::GdprProjector::new(store);
         let reached = audit.rebuild(|p| bar.set_position(p.get())).await?;
         bar.finish_and_clear();
         let seconds = started.elapsed().as_secs_f64();

@@ -44,14 +44,14 @@ pub async fn housekeeping(state: Arc<AppState>, snapshot: PathBuf, every: u64) {
 
 /// Keeps the GDPR tables following the log (docs/adr/0006): each second, whatever was
 /// committed since is written in pages, each its own transaction, outside the group commit. The
-/// audit views also catch up before answering, so this only keeps that step short.
+/// GDPR views also catch up before answering, so this only keeps that step short.
 #[tracing::instrument(skip_all)]
 pub async fn gdpr_projection(state: Arc<AppState>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
-        if let Err(e) = state.audit.catch_up().await {
-            tracing::warn!(error = %e, "catching up the audit projection failed");
+        if let Err(e) = state.gdpr.catch_up().await {
+            tracing::warn!(error = %e, "catching up the GDPR projection failed");
         }
     }
 }

@@ -10,7 +10,7 @@ use consent_ledger_domain::principal::Principal;
 use consent_ledger_domain::request::ConsentRequest;
 use consent_ledger_domain::shipment::Shipment;
 use consent_ledger_domain::{Clock, Directory, IdGenerator, LedgerServices, UuidV7};
-use consent_ledger_projections::audit::AuditProjector;
+use consent_ledger_projections::gdpr::GdprProjector;
 use consent_ledger_projections::Projector;
 use consent_ledger_store::cqrs::CommandBus;
 use consent_ledger_store::{Store, StoreLocation};
@@ -76,8 +76,9 @@ pub struct AppState {
     pub log_key: Arc<LogKey>,
     pub store: Store,
     pub projector: Projector,
-    /// The GDPR audit tables, caught up from the log outside the group commit.
-    pub audit: AuditProjector,
+    /// The GDPR tables (access history, DSAR, RoPA), caught up from the log outside the group
+    /// commit (docs/adr/0006).
+    pub gdpr: GdprProjector,
     pub clock: Arc<dyn Clock>,
     /// Where new ids (decisions, consents, requests, …) come from.
     pub ids: Arc<dyn IdGenerator>,
@@ -148,7 +149,7 @@ impl AppState {
             shipments: CommandBus::new(store.clone(), services.clone()),
             consents: CommandBus::new(store.clone(), services.clone()),
             requests: CommandBus::new(store.clone(), services),
-            audit: AuditProjector::new(store.clone()),
+            gdpr: GdprProjector::new(store.clone()),
             store,
             projector,
             clock,

@@ -365,7 +365,7 @@ pub(crate) async fn decisions(args: DecisionsArgs, scratch: &Scratch) -> anyhow:
         Some(task) => {
             task.abort();
             let size = f.state.store.next_position().await?.get();
-            Some(size - f.state.store.audit_position().await?.get().min(size))
+            Some(size - f.state.store.gdpr_position().await?.get().min(size))
         }
         None => None,
     };

@@ -114,7 +114,7 @@ pub async fn audit(args: AuditArgs) -> anyhow::Result<()> {
             .collect::<anyhow::Result<_>>()?;
         let state =
             AppState::open(&options, Arc::new(SystemClock), ServiceConfig::default()).await?;
-        let caught_up = state.audit.catch_up().await?;
+        let caught_up = state.gdpr.catch_up().await?;
         let url = serve_on_loopback(&state)?;
         describe(&seeded, caught_up.get());
         return time_views(&url, &options, &seeded, &args);
@@ -136,7 +136,7 @@ pub async fn audit(args: AuditArgs) -> anyhow::Result<()> {
     );
     f.state.projector.catch_up().await?;
     let t = Instant::now();
-    f.state.audit.catch_up().await?;
+    f.state.gdpr.catch_up().await?;
     let projection = t.elapsed();
     eprintln!(
         "audit projection caught up in {:.1} s",
@@ -331,7 +331,7 @@ fn time_views(
 ) -> anyhow::Result<()> {
     let audit_file = options
         .location()?
-        .audit_file()
+        .gdpr_file()
         .context("bench audit runs on SQLite")?;
     let audit_file =
         std::fs::File::open(audit_file).context("opening the audit file for the disk baseline")?;

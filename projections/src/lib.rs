@@ -7,7 +7,7 @@
 //!   requests) and its `apply(event)`; it owns the decider index.
 //! - [`decider`]: the compact in-memory index that answers access decisions (SPEC §3) and
 //!   "who may see this shipment at time T".
-//! - [`audit`]: the GDPR audit tables in the store (access decisions, shipments, daily
+//! - [`gdpr`]: the GDPR tables in the store (access decisions, shipments, daily
 //!   counts), fed by catch-up from their own stored position, outside the group commit.
 //! - [`snapshot`]: the model on disk with the position it reached, so a restart replays only
 //!   what came after.
@@ -19,8 +19,8 @@
 //! Hot path: `POST /v1/decisions → Decider::decide (in memory, under a read lock) →
 //! Store::append (group commit, restriction fence) → commit hook → response`.
 //!
-pub mod audit;
 pub mod decider;
+pub mod gdpr;
 pub mod model;
 pub mod snapshot;
 

@@ -88,21 +88,10 @@ async fn insert_sqlite(
     chunk: &[StoredEvent],
 ) -> Result<(), sqlx::Error> {
     let times: Vec<String> = chunk.iter().map(|e| e.recorded_at.to_rfc3339()).collect();
-    let mut q = QueryBuilder::<Sqlite>::new(
-        "INSERT INTO events (position, stream_type, stream_id, stream_version, event_type, \
-         schema_version, actor, request_id, recorded_at, payload) ",
-    );
+    let mut q =
+        QueryBuilder::<Sqlite>::new(concat!("INSERT INTO events (", event_columns!(), ") "));
     q.push_values(chunk.iter().zip(&times), |mut row, (e, time)| {
-        row.push_bind(i64::try_from(e.position.get()).unwrap_or(i64::MAX))
-            .push_bind(e.stream_type.as_str())
-            .push_bind(e.stream_id.as_str())
-            .push_bind(i64::try_from(e.stream_version).unwrap_or(i64::MAX))
-            .push_bind(e.event_type.as_str())
-            .push_bind(i64::from(e.schema_version))
-            .push_bind(e.actor.as_str())
-            .push_bind(e.request_id.as_str())
-            .push_bind(time.as_str())
-            .push_bind(e.payload.as_str());
+        sqlite::push_event(&mut row, e, time);
     });
     q.build().persistent(false).execute(&mut *conn).await?;
     Ok(())

@@ -51,8 +51,13 @@ pub(crate) enum UniqueKey<'a> {
     Idempotency,
 }
 
+/// Whether `err` is a unique-key violation, on either backend.
+pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
 pub(crate) fn classify(err: sqlx::Error, key: UniqueKey<'_>) -> ClassifiedError {
-    let unique = matches!(&err, sqlx::Error::Database(db) if db.is_unique_violation());
+    let unique = is_unique_violation(&err);
     match (unique, key) {
         (true, UniqueKey::StreamVersion(stream)) => {
             ClassifiedError::Refused(StoreError::Conflict {

@@ -12,7 +12,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::StoreError;
 use crate::event::{Append, Position, StoredEvent};
-use crate::{postgres, sqlite};
+use crate::postgres;
+use crate::write_path::{announce, commit_batch, AppendResult, BatchOutcome};
 
 /// Told of every committed batch by the writer, after it is durable and before any of its
 /// callers is answered. The read side applies the events here, so that a 2xx for a revocation
@@ -24,15 +25,6 @@ pub trait CommitHook: Send + Sync {
 
 /// Where the writer finds its hook; set once, after the read side that implements it exists.
 pub(crate) type HookSlot = Arc<std::sync::OnceLock<Arc<dyn CommitHook>>>;
-
-/// What one append of a batch came to.
-pub(crate) type AppendResult = Result<Vec<StoredEvent>, StoreError>;
-
-/// What a batch came to: each append's result, or a failure that wrote nothing at all.
-pub(crate) enum BatchOutcome {
-    Done(Vec<AppendResult>),
-    Failed(Arc<sqlx::Error>),
-}
 
 /// Appends taken into one transaction at most. Bounds the time one batch holds the lock.
 const MAX_BATCH: usize = 4096;
@@ -67,8 +59,9 @@ pub struct WriterStats {
     pub failed_batches: AtomicU64,
 }
 
-/// The write connection of one backend. Gathering appends into batches and answering them
-/// is the same for both; only `commit_batch` differs.
+/// The write connection of one backend. Gathering appends into batches, committing them
+/// ([`crate::write_path`]) and answering them is the same for both; only the SQL each step
+/// runs differs.
 pub(crate) enum WriteConnection {
     Sqlite(SqliteConnection),
     // Boxed: it holds the connect options for reconnecting, ten times the SQLite variant.
@@ -82,8 +75,8 @@ impl WriteConnection {
         frontier: &mut Option<Frontier>,
     ) -> BatchOutcome {
         match self {
-            Self::Sqlite(conn) => sqlite::commit_batch(conn, batch, frontier).await,
-            Self::Postgres(writer) => postgres::commit_batch(writer, batch, frontier).await,
+            Self::Sqlite(conn) => commit_batch(conn, batch, frontier).await,
+            Self::Postgres(writer) => commit_batch(writer.as_mut(), batch, frontier).await,
         }
     }
 }
@@ -151,18 +144,6 @@ async fn run(
         appends.clear();
     }
     tracing::debug!("group commit writer stopped: every queued append is answered");
-}
-
-/// Raises the announced log size to `size` (never lowers it: announcements of several
-/// processes may arrive out of order).
-pub(crate) fn announce(committed: &watch::Sender<Position>, size: Position) {
-    committed.send_if_modified(|known| {
-        let newer = size > *known;
-        if newer {
-            *known = size;
-        }
-        newer
-    });
 }
 
 fn count(stats: &WriterStats, outcome: &BatchOutcome) {

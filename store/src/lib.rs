@@ -6,30 +6,55 @@
 //! # Layout
 //! - [`event`]: [`Position`], [`NewEvent`], [`Append`], [`StoredEvent`].
 //! - [`error`]: [`StoreError`]; the one place where unique violations become typed errors.
-//! - `group_commit`: the writer task that batches concurrent appends into one fsync.
-//! - `sqlite`: the embedded backend (WAL, synchronous=FULL).
-//! - `postgres`: the server backend several processes share (docs/adr/0005).
+//! - `group_commit`: the writer task that batches concurrent appends into one fsync, and
+//!   hands each batch to its backend's write path.
+//! - `write_path`: the commit of a batch, the same on both backends — restriction fence,
+//!   positions and `recorded_at` stamped, events inserted (fast path, or one SAVEPOINT per
+//!   append when a unique key refuses one), Merkle leaves and every subtree they complete
+//!   (RFC 9162 §2.1) — over the `LogWriter` trait whose methods run one step's SQL each.
+//! - `reads`: the reads whose SQL is the same on both backends, generated for each from one
+//!   macro body; so are the writer's common statements.
+//! - `sqlite`: the embedded backend (WAL, synchronous=FULL): its `LogWriter` (multi-row
+//!   INSERTs), the decision scan, and the GDPR file's pool.
+//! - `postgres`: the server backend several processes share (docs/adr/0005): its `LogWriter`
+//!   (the `log_head` lock, INSERTs over arrays, NOTIFY), the decision scan, the listener.
 //! - [`cqrs`]: [`cqrs::LedgerEventStore`] (cqrs-es `EventStore`) and [`cqrs::CommandBus`].
-//! - [`baseline`]: plain-SQL and per-command stores the benchmarks compare with.
-//! - [`audit`]: the GDPR audit projection's tables (docs/adr/0006), written by the audit
-//!   projector's catch-up in its own transactions, never in the group commit.
-//! - [`testing`]: scratch PostgreSQL databases for the test suites.
+//! - [`gdpr`]: the GDPR projection's tables (docs/adr/0006; SQL names `audit_*`), written by
+//!   the GDPR projector's catch-up in its own transactions, never in the group commit.
+//! - `baseline` (feature `baseline`): plain-SQL and per-command stores the benchmarks compare
+//!   with.
+//! - `testing` (feature `testing`): scratch PostgreSQL databases for the test suites.
+//!
+//! No two modules import each other: the backends import `write_path` and `reads`, and
+//! `group_commit` imports the backends; neither of the shared modules imports a backend.
 //!
 //! Revocation is effective at commit (SPEC §5.2): an append may restrict (move the
 //! restriction fence) or be guarded by it ([`Guard`]); see docs/adr/0003.
 //!
-//! Write path: `CommandBus::execute → Aggregate::handle → Store::append → GroupCommit →
-//! one transaction, one fsync → positions back to the caller`.
+//! Hot path: `Store::append → GroupCommit (one task) → backend commit_batch: fence → stamp →
+//! insert events → leaves → Merkle append → one fsync → positions back`.
 
-pub mod audit;
+/// The columns every event query reads and writes, in a macro so queries stay `'static` SQL
+/// for sqlx.
+macro_rules! event_columns {
+    () => {
+        "position, stream_type, stream_id, stream_version, event_type, schema_version, actor, request_id, recorded_at, payload"
+    };
+}
+
+#[cfg(feature = "baseline")]
 pub mod baseline;
 pub mod cqrs;
 pub mod error;
 pub mod event;
+pub mod gdpr;
 mod group_commit;
 mod postgres;
+mod reads;
 mod sqlite;
+#[cfg(feature = "testing")]
 pub mod testing;
+mod write_path;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -97,11 +122,12 @@ impl StoreLocation {
         Self::SqliteFile(dir.join("ledger.db"))
     }
 
-    /// The file of the GDPR audit projection beside an SQLite log (on PostgreSQL its tables
+    /// The file of the GDPR projection beside an SQLite log, still named `ledger.audit.db` so
+    /// that existing data directories keep working (on PostgreSQL its tables
     /// share the database: none).
-    pub fn audit_file(&self) -> Option<PathBuf> {
+    pub fn gdpr_file(&self) -> Option<PathBuf> {
         match self {
-            Self::SqliteFile(path) => Some(sqlite::audit_path(path)),
+            Self::SqliteFile(path) => Some(sqlite::gdpr_path(path)),
             Self::Postgres(_) => None,
         }
     }
@@ -178,10 +204,10 @@ pub struct Store {
 
 struct Inner {
     reads: Reads,
-    /// The GDPR audit projection's tables (docs/adr/0006): on SQLite a file of their own
+    /// The GDPR projection's tables (docs/adr/0006): on SQLite a file of their own
     /// beside the log, so that their writes never hold the log's write lock; on PostgreSQL the
     /// same pool (row locks do not serialise writers).
-    audit: Reads,
+    gdpr: Reads,
     writer: GroupCommit,
     hook: HookSlot,
     /// The log's size as far as this process knows: its own commits, and on PostgreSQL every
@@ -210,14 +236,15 @@ macro_rules! on_backend {
 
 impl Store {
     /// Opens the store, creating and migrating it if needed, and starts its writer.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn open(location: &StoreLocation) -> Result<Self, StoreError> {
-        let (reads, audit, writer) = match location {
+        let (reads, gdpr, writer) = match location {
             StoreLocation::SqliteFile(path) => {
                 let (reads, writer) = sqlite::open(path).await?;
-                let audit = sqlite::open_audit(&sqlite::audit_path(path)).await?;
+                let gdpr = sqlite::open_gdpr(&sqlite::gdpr_path(path)).await?;
                 (
                     Reads::Sqlite(reads),
-                    Reads::Sqlite(audit),
+                    Reads::Sqlite(gdpr),
                     WriteConnection::Sqlite(writer),
                 )
             }
@@ -240,7 +267,7 @@ impl Store {
         Ok(Self {
             inner: Arc::new(Inner {
                 reads,
-                audit,
+                gdpr,
                 writer,
                 hook,
                 committed,
@@ -277,11 +304,13 @@ impl Store {
     }
 
     /// Appends atomically and durably; the answer carries each event's position.
+    #[tracing::instrument(level = "trace", skip_all, fields(events = append.events.len()))]
     pub async fn append(&self, append: Append) -> Result<Vec<StoredEvent>, StoreError> {
         self.inner.writer.append(append).await
     }
 
     /// Every event of one stream, in stream order.
+    #[tracing::instrument(level = "debug", skip_all, fields(stream_type = stream_type))]
     pub async fn read_stream(
         &self,
         stream_type: &str,
@@ -291,6 +320,7 @@ impl Store {
     }
 
     /// Up to `limit` events from position `from` on, in log order.
+    #[tracing::instrument(level = "debug", skip_all, fields(from = from.get(), limit = limit))]
     pub async fn read_range(
         &self,
         from: Position,
@@ -303,6 +333,7 @@ impl Store {
     /// leaving out every event of the stream type `skipped`: for a reader that only counts
     /// those (a rebuild of the read model reads the log's bulk, access decisions, in SQLite's
     /// scan alone). `end` must not exceed the log's size.
+    #[tracing::instrument(level = "debug", skip_all, fields(from = from.get(), end = end.get(), limit = limit))]
     pub async fn read_range_except(
         &self,
         from: Position,
@@ -315,6 +346,7 @@ impl Store {
 
     /// The events of positions `range` that `scan` lets through, in order: a pre-selection in
     /// SQL, which the caller refines (see [`DecisionScan`]).
+    #[tracing::instrument(level = "debug", skip_all, fields(start = range.start, end = range.end))]
     pub async fn read_decisions(
         &self,
         range: std::ops::Range<u64>,
@@ -325,16 +357,19 @@ impl Store {
 
     /// The stored leaf hashes of positions `leaves`, in order; a missing one is
     /// [`StoreError::Corrupt`].
+    #[tracing::instrument(level = "debug", skip_all, fields(start = leaves.start, end = leaves.end))]
     pub async fn leaf_range(&self, leaves: std::ops::Range<u64>) -> Result<Vec<Hash>, StoreError> {
         on_backend!(self, leaf_range(leaves))
     }
 
     /// The position the next committed event will get, i.e. the log's size.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn next_position(&self) -> Result<Position, StoreError> {
         on_backend!(self, next_position())
     }
 
     /// What an earlier request with this idempotency key committed, if any.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn idempotency(
         &self,
         scope: &str,
@@ -344,6 +379,7 @@ impl Store {
     }
 
     /// The RFC 9162 root of the first `size` events, from stored subtree hashes.
+    #[tracing::instrument(level = "debug", skip_all, fields(size = size))]
     pub async fn tree_root(
         &self,
         size: u64,
@@ -353,6 +389,7 @@ impl Store {
 
     /// PATH(index, D[tree_size]) (RFC 9162 §2.1.3.1) from stored subtree hashes. The caller
     /// checks `index < tree_size <= log size`.
+    #[tracing::instrument(level = "debug", skip_all, fields(index = index, tree_size = tree_size))]
     pub async fn inclusion_proof(
         &self,
         index: u64,
@@ -369,6 +406,7 @@ impl Store {
     /// ([`tree::MemoryTree`]), and the part of the path above the block is fetched once
     /// ([`tree::path_block`]); a lone position gets its own look-ups. Ascending positions share
     /// the most. The caller checks every `position < tree_size <= log size`.
+    #[tracing::instrument(level = "debug", skip_all, fields(proofs = positions.len(), tree_size = tree_size))]
     pub async fn inclusion_proofs(
         &self,
         positions: &[u64],
@@ -427,6 +465,7 @@ impl Store {
 
     /// PROOF(old_size, D[new_size]) (RFC 9162 §2.1.4.1) from stored subtree hashes. The caller
     /// checks `old_size <= new_size <= log size`.
+    #[tracing::instrument(level = "debug", skip_all, fields(old_size = old_size, new_size = new_size))]
     pub async fn consistency_proof(
         &self,
         old_size: u64,
@@ -444,6 +483,7 @@ impl Store {
     }
 
     /// Keeps a signed checkpoint of the first `size` events (kept forever; once per size).
+    #[tracing::instrument(level = "debug", skip_all, fields(size = size))]
     pub async fn save_checkpoint(
         &self,
         size: u64,
@@ -454,16 +494,19 @@ impl Store {
     }
 
     /// The newest kept checkpoint, as (tree size, signed note).
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
         on_backend!(self, checkpoint_at_most(u64::MAX >> 1))
     }
 
     /// The newest kept checkpoint of at most `size` events.
+    #[tracing::instrument(level = "debug", skip_all, fields(size = size))]
     pub async fn checkpoint_at_most(&self, size: u64) -> Result<Option<(u64, String)>, StoreError> {
         on_backend!(self, checkpoint_at_most(size))
     }
 
     /// Stored leaf hashes from position `from` on, as (position, bytes), for `audit-log`.
+    #[tracing::instrument(level = "debug", skip_all, fields(from = from, limit = limit))]
     pub async fn leaf_hashes(
         &self,
         from: u64,
@@ -473,6 +516,7 @@ impl Store {
     }
 
     /// Every kept checkpoint, oldest first, as (tree size, signed note).
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError> {
         on_backend!(self, checkpoints())
     }
@@ -482,88 +526,94 @@ impl Store {
         self.inner.writer.stats()
     }
 
-    /// The position the audit projection has applied up to (exclusive).
-    pub async fn audit_position(&self) -> Result<Position, StoreError> {
-        match &self.inner.audit {
-            Reads::Sqlite(pool) => audit::sqlite::audit_position(pool).await,
-            Reads::Postgres(pool) => audit::postgres::audit_position(pool).await,
+    /// The position the GDPR projection has applied up to (exclusive).
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn gdpr_position(&self) -> Result<Position, StoreError> {
+        match &self.inner.gdpr {
+            Reads::Sqlite(pool) => gdpr::sqlite::gdpr_position(pool).await,
+            Reads::Postgres(pool) => gdpr::postgres::gdpr_position(pool).await,
         }
     }
 
-    /// Empties the audit projection and moves it back to position 0, to be rebuilt.
-    pub async fn audit_reset(&self) -> Result<(), StoreError> {
-        match &self.inner.audit {
-            Reads::Sqlite(pool) => audit::sqlite::audit_reset(pool).await,
-            Reads::Postgres(pool) => audit::postgres::audit_reset(pool).await,
+    /// Empties the GDPR projection and moves it back to position 0, to be rebuilt.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn gdpr_reset(&self) -> Result<(), StoreError> {
+        match &self.inner.gdpr {
+            Reads::Sqlite(pool) => gdpr::sqlite::gdpr_reset(pool).await,
+            Reads::Postgres(pool) => gdpr::postgres::gdpr_reset(pool).await,
         }
     }
 
-    /// Writes the audit rows of the events `from..next` and moves the audit projection to
+    /// Writes the GDPR rows of the events `from..next` and moves the GDPR projection to
     /// `next` in one transaction, if it is still at `from`; `false` when another process
     /// applied them first (nothing written).
-    pub async fn audit_apply(
+    #[tracing::instrument(level = "debug", skip_all, fields(from = from.get(), next = next.get(), accesses = batch.accesses.len()))]
+    pub async fn gdpr_apply(
         &self,
         from: Position,
         next: Position,
-        batch: &audit::AuditBatch,
+        batch: &gdpr::GdprBatch,
     ) -> Result<bool, StoreError> {
-        match &self.inner.audit {
-            Reads::Sqlite(pool) => audit::sqlite::audit_apply(pool, from, next, batch).await,
-            Reads::Postgres(pool) => audit::postgres::audit_apply(pool, from, next, batch).await,
+        match &self.inner.gdpr {
+            Reads::Sqlite(pool) => gdpr::sqlite::gdpr_apply(pool, from, next, batch).await,
+            Reads::Postgres(pool) => gdpr::postgres::gdpr_apply(pool, from, next, batch).await,
         }
     }
 
     /// Up to `limit` projected access decisions matching `filter`, after position `after`,
     /// in log order.
-    pub async fn audit_access(
+    #[tracing::instrument(level = "debug", skip_all, fields(after = after, limit = limit))]
+    pub async fn gdpr_access(
         &self,
-        filter: &audit::AccessFilter,
+        filter: &gdpr::AccessFilter,
         after: Option<u64>,
         limit: u32,
-    ) -> Result<Vec<audit::AuditAccess>, StoreError> {
-        match &self.inner.audit {
-            Reads::Sqlite(pool) => audit::sqlite::audit_access(pool, filter, after, limit).await,
-            Reads::Postgres(pool) => {
-                audit::postgres::audit_access(pool, filter, after, limit).await
-            }
+    ) -> Result<Vec<gdpr::GdprAccess>, StoreError> {
+        match &self.inner.gdpr {
+            Reads::Sqlite(pool) => gdpr::sqlite::gdpr_access(pool, filter, after, limit).await,
+            Reads::Postgres(pool) => gdpr::postgres::gdpr_access(pool, filter, after, limit).await,
         }
     }
 
     /// The projected shipments a data subject's key names, in registration order.
-    pub async fn audit_shipments(
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn gdpr_shipments(
         &self,
-        key: &audit::SubjectKey,
-    ) -> Result<Vec<audit::AuditShipment>, StoreError> {
-        match &self.inner.audit {
-            Reads::Sqlite(pool) => audit::sqlite::audit_shipments(pool, key).await,
-            Reads::Postgres(pool) => audit::postgres::audit_shipments(pool, key).await,
+        key: &gdpr::SubjectKey,
+    ) -> Result<Vec<gdpr::GdprShipment>, StoreError> {
+        match &self.inner.gdpr {
+            Reads::Sqlite(pool) => gdpr::sqlite::gdpr_shipments(pool, key).await,
+            Reads::Postgres(pool) => gdpr::postgres::gdpr_shipments(pool, key).await,
         }
     }
 
     /// Projected decisions per partner with `from <= decided_at < to` (microseconds).
-    pub async fn audit_counts(
+    #[tracing::instrument(level = "debug", skip_all, fields(from = from, to = to))]
+    pub async fn gdpr_counts(
         &self,
         from: i64,
         to: i64,
-    ) -> Result<std::collections::BTreeMap<String, audit::PartnerCounts>, StoreError> {
-        match &self.inner.audit {
-            Reads::Sqlite(pool) => audit::sqlite::audit_counts(pool, from, to).await,
-            Reads::Postgres(pool) => audit::postgres::audit_counts(pool, from, to).await,
+    ) -> Result<std::collections::BTreeMap<String, gdpr::PartnerCounts>, StoreError> {
+        match &self.inner.gdpr {
+            Reads::Sqlite(pool) => gdpr::sqlite::gdpr_counts(pool, from, to).await,
+            Reads::Postgres(pool) => gdpr::postgres::gdpr_counts(pool, from, to).await,
         }
     }
 
     /// Checks that the database answers (for `/readyz`).
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.next_position().await.map(|_| ())
     }
 }
 
 /// Applies pending schema migrations (`consent-ledger migrate`).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn migrate(location: &StoreLocation) -> Result<(), StoreError> {
     match location {
         StoreLocation::SqliteFile(path) => {
             sqlite::migrate(path).await?;
-            sqlite::open_audit(&sqlite::audit_path(path))
+            sqlite::open_gdpr(&sqlite::gdpr_path(path))
                 .await
                 .map(|_| ())
         }

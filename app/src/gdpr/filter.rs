@@ -11,7 +11,7 @@ use consent_ledger_domain::values::{
     CarrierCode, PartnerId, ShipmentId, ShipperId, TrackingNumber,
 };
 use consent_ledger_projections::decider::{Decider, ShipmentRef};
-use consent_ledger_store::audit::AccessFilter as RowsFilter;
+use consent_ledger_store::gdpr::AccessFilter as RowsFilter;
 use consent_ledger_store::StoredEvent;
 
 /// The names of the filters, as query parameters (the command line spells `_` as `-`).
@@ -149,7 +149,7 @@ impl AccessFilter {
         })
     }
 
-    /// The same filter as the GDPR tables are asked ([`consent_ledger_store::audit::AccessFilter`]).
+    /// The same filter as the GDPR tables are asked ([`consent_ledger_store::gdpr::AccessFilter`]).
     pub fn rows_filter(&self) -> RowsFilter {
         RowsFilter {
             shipment_id: self.shipment.map(|s| s.to_string()),

@@ -16,7 +16,7 @@ use consent_ledger_domain::values::{
 };
 use consent_ledger_projections::decider::ShipmentRef;
 use consent_ledger_projections::model::{ConsentStatus, ReadModel};
-use consent_ledger_store::audit::{AccessFilter, AuditAccess, AuditShipment, SubjectKey};
+use consent_ledger_store::gdpr::{AccessFilter, GdprAccess, GdprShipment, SubjectKey};
 use consent_ledger_store::Position;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -95,7 +95,7 @@ async fn fresh(state: &AppState, q: &QueryParams) -> Result<Position, AppError> 
         }
         None => state.store.next_position().await?,
     };
-    Ok(state.audit.catch_up_to(target).await?)
+    Ok(state.gdpr.catch_up_to(target).await?)
 }
 
 /// A page cursor: the last position returned, opaque to the caller.
@@ -171,7 +171,7 @@ fn partner_name(model: &ReadModel, id: &str) -> Option<String> {
         .map(|p| p.name.to_string())
 }
 
-fn record(model: &ReadModel, a: AuditAccess) -> Result<AccessRecord, AppError> {
+fn record(model: &ReadModel, a: GdprAccess) -> Result<AccessRecord, AppError> {
     let decided_at = time_of(a.decided_at);
     let position = a.position;
     let consents = list::<ConsentId>(position, "consent_ids", &a.consent_ids)?
@@ -402,7 +402,7 @@ pub async fn access_view(
     fresh(state, &q).await?;
     let mut rows = state
         .store
-        .audit_access(&filter, after, u32::try_from(limit + 1).unwrap_or(u32::MAX))
+        .gdpr_access(&filter, after, u32::try_from(limit + 1).unwrap_or(u32::MAX))
         .await?;
     let more = rows.len() > limit;
     rows.truncate(limit);
@@ -550,7 +550,7 @@ pub async fn dsar_view(
         }
     };
     fresh(state, &q).await?;
-    let mut shipments = state.store.audit_shipments(&key).await?;
+    let mut shipments = state.store.gdpr_shipments(&key).await?;
     if caller.role == Role::Shipper {
         let me = caller.id.as_shipper().to_string();
         shipments.retain(|s| s.shipper_id == me);
@@ -562,7 +562,7 @@ pub async fn dsar_view(
         shipment_in: Some(shipments.iter().map(|s| s.shipment_id.clone()).collect()),
         ..AccessFilter::default()
     };
-    let mut rows = state.store.audit_access(&filter, None, DSAR_MAX).await?;
+    let mut rows = state.store.gdpr_access(&filter, None, DSAR_MAX).await?;
     // Denied attempts by carrier + tracking number of a parcel not (yet) registered.
     if let SubjectKey::Tracking {
         carrier,
@@ -577,7 +577,7 @@ pub async fn dsar_view(
             };
             for r in state
                 .store
-                .audit_access(&by_tracking, None, DSAR_MAX)
+                .gdpr_access(&by_tracking, None, DSAR_MAX)
                 .await?
             {
                 if r.shipment_id.is_none() {
@@ -604,8 +604,8 @@ pub async fn dsar_view(
 
 fn build_dsar(
     state: &AppState,
-    shipments: Vec<AuditShipment>,
-    rows: Vec<AuditAccess>,
+    shipments: Vec<GdprShipment>,
+    rows: Vec<GdprAccess>,
 ) -> Result<Dsar, AppError> {
     let model = state.projector.read();
     let mut recipients: Vec<DsarRecipient> = Vec::new();
@@ -788,7 +788,7 @@ pub async fn ropa_view(
     fresh(state, &q).await?;
     let counts = state
         .store
-        .audit_counts(from.timestamp_micros(), to.timestamp_micros())
+        .gdpr_counts(from.timestamp_micros(), to.timestamp_micros())
         .await?;
     let answer = build_ropa(state, from, to, counts);
     Ok(match format {
@@ -809,7 +809,7 @@ pub fn build_ropa(
     state: &AppState,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-    counts: std::collections::BTreeMap<String, consent_ledger_store::audit::PartnerCounts>,
+    counts: std::collections::BTreeMap<String, consent_ledger_store::gdpr::PartnerCounts>,
 ) -> Ropa {
     use std::collections::BTreeSet;
     let model = state.projector.read();

@@ -1,6 +1,8 @@
-//! The GDPR audit projection's tables (issue 6, docs/adr/0006): one row per access decision
+//! The GDPR projection's tables (issue 6, docs/adr/0006): one row per access decision
 //! (`audit_access`), the shipments they name (`audit_shipment`), decisions per day, partner and
-//! outcome (`audit_daily`), and the position applied up to (`audit_projection`).
+//! outcome (`audit_daily`), and the position applied up to (`audit_projection`). The tables
+//! keep their `audit_` names, and the SQLite file its name `ledger.audit.db`, so that existing
+//! databases and data directories keep working; in code "audit" names only the verifiable log.
 //!
 //! The rows are plain text and integers: this crate knows nothing of the domain's types; the
 //! projector (projections/) turns events into rows and the API turns rows into views. The SQL
@@ -14,7 +16,7 @@ pub const DAY_MICROS: i64 = 86_400_000_000;
 
 /// A shipment as registered.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditShipment {
+pub struct GdprShipment {
     pub shipment_id: String,
     pub shipper_id: String,
     pub carrier: String,
@@ -26,7 +28,7 @@ pub struct AuditShipment {
 
 /// One recorded access decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditAccess {
+pub struct GdprAccess {
     pub position: u64,
     /// Microseconds since the Unix epoch, UTC.
     pub decided_at: i64,
@@ -51,9 +53,9 @@ pub struct AuditAccess {
 
 /// What one catch-up step writes: the rows of the events of positions `from..next`.
 #[derive(Debug, Default)]
-pub struct AuditBatch {
-    pub shipments: Vec<AuditShipment>,
-    pub accesses: Vec<AuditAccess>,
+pub struct GdprBatch {
+    pub shipments: Vec<GdprShipment>,
+    pub accesses: Vec<GdprAccess>,
 }
 
 /// The filters of `GET /v1/audit/access`; every one given must hold.
@@ -93,7 +95,7 @@ pub struct PartnerCounts {
 pub(crate) const INSERT_CHUNK: usize = 1_000;
 
 /// Sums a batch's decisions per (day, partner, allowed), so each key is upserted once.
-pub(crate) fn daily(accesses: &[AuditAccess]) -> Vec<(i64, &str, bool, i64)> {
+pub(crate) fn daily(accesses: &[GdprAccess]) -> Vec<(i64, &str, bool, i64)> {
     let mut sums: std::collections::BTreeMap<(i64, &str, bool), i64> = Default::default();
     for a in accesses {
         *sums
@@ -121,18 +123,18 @@ pub(crate) fn u64_bind(p: u64) -> i64 {
     to_i64(p)
 }
 
-/// Defines the audit functions for one backend, over `sqlx::Pool<$db>`: `$not_indexed` is the
+/// Defines the GDPR functions for one backend, over `sqlx::Pool<$db>`: `$not_indexed` is the
 /// prefix that keeps a column's index out of a plan, `$by_shipment` the table whose rows of one
 /// shipment are read together (SQLite's clustered copy, or `audit_access` itself).
-macro_rules! audit_backend {
+macro_rules! gdpr_backend {
     ($db:ty, $not_indexed:literal, $by_shipment:literal) => {
         use std::collections::{BTreeSet, HashMap};
 
         use sqlx::{QueryBuilder, Row};
 
-        use crate::audit::{
-            daily, position_bind, u64_bind, AccessFilter, AuditAccess, AuditBatch,
-            AuditShipment, PartnerCounts, SubjectKey, DAY_MICROS, INSERT_CHUNK,
+        use crate::gdpr::{
+            daily, position_bind, u64_bind, AccessFilter, GdprAccess, GdprBatch,
+            GdprShipment, PartnerCounts, SubjectKey, DAY_MICROS, INSERT_CHUNK,
         };
         use crate::error::StoreError;
         use crate::event::Position;
@@ -147,7 +149,8 @@ macro_rules! audit_backend {
              destination_country, recipient_ref, position";
 
         /// The position the projection has applied up to (exclusive).
-        pub(crate) async fn audit_position(pool: &Pool) -> Result<Position, StoreError> {
+        #[tracing::instrument(level = "debug", skip_all)]
+        pub(crate) async fn gdpr_position(pool: &Pool) -> Result<Position, StoreError> {
             let p: i64 =
                 sqlx::query_scalar("SELECT position FROM audit_projection WHERE name = 'audit'")
                     .fetch_one(pool)
@@ -158,7 +161,8 @@ macro_rules! audit_backend {
 
         /// Empties the projection's tables and moves it back to position 0, in one transaction,
         /// so that catch-up rebuilds it from the whole log.
-        pub(crate) async fn audit_reset(pool: &Pool) -> Result<(), StoreError> {
+        #[tracing::instrument(level = "debug", skip_all)]
+        pub(crate) async fn gdpr_reset(pool: &Pool) -> Result<(), StoreError> {
             let mut tx = pool.begin().await.map_err(StoreError::unavailable)?;
             let mut statements = vec![
                 "UPDATE audit_projection SET position = 0 WHERE name = 'audit'",
@@ -181,11 +185,12 @@ macro_rules! audit_backend {
         /// Writes the rows of the events `from..next` and moves the projection to `next`, in
         /// one transaction, only if the projection is still at `from` (another process may
         /// have applied them first: then nothing is written and `false` comes back).
-        pub(crate) async fn audit_apply(
+        #[tracing::instrument(level = "debug", skip_all, fields(from = from.get(), next = next.get(), accesses = batch.accesses.len()))]
+        pub(crate) async fn gdpr_apply(
             pool: &Pool,
             from: Position,
             next: Position,
-            batch: &AuditBatch,
+            batch: &GdprBatch,
         ) -> Result<bool, StoreError> {
             let mut tx = pool.begin().await.map_err(StoreError::unavailable)?;
             // A write first: on SQLite the transaction takes the write lock here (waiting
@@ -291,11 +296,12 @@ macro_rules! audit_backend {
         /// itself, or (a registration is always earlier in the log than a decision about it)
         /// from audit_shipment. A row is written once, whole, with its owner, carrier and
         /// tracking number: each of its indexes takes one entry, never a second on an update.
+        #[tracing::instrument(level = "debug", skip_all)]
         async fn shipment_owners<'b>(
             tx: &mut sqlx::Transaction<'_, $db>,
-            batch: &'b AuditBatch,
-        ) -> Result<HashMap<&'b str, AuditShipment>, StoreError> {
-            let mut owners: HashMap<&str, AuditShipment> = batch
+            batch: &'b GdprBatch,
+        ) -> Result<HashMap<&'b str, GdprShipment>, StoreError> {
+            let mut owners: HashMap<&str, GdprShipment> = batch
                 .shipments
                 .iter()
                 .map(|s| (s.shipment_id.as_str(), s.clone()))
@@ -333,12 +339,12 @@ macro_rules! audit_backend {
             Ok(owners)
         }
 
-        fn shipment_row(r: &<$db as sqlx::Database>::Row) -> Result<AuditShipment, StoreError> {
+        fn shipment_row(r: &<$db as sqlx::Database>::Row) -> Result<GdprShipment, StoreError> {
             let get = |e: sqlx::Error| StoreError::Corrupt {
                 position: -1,
                 detail: format!("audit_shipment row: {e}"),
             };
-            Ok(AuditShipment {
+            Ok(GdprShipment {
                 shipment_id: r.try_get(0).map_err(get)?,
                 shipper_id: r.try_get(1).map_err(get)?,
                 carrier: r.try_get(2).map_err(get)?,
@@ -416,12 +422,13 @@ macro_rules! audit_backend {
         /// tracking index. Only the latter are indexed by tracking number: an index over every
         /// row would take a random insertion per decision for a question the shipment index
         /// answers. The two pages are merged by position.
-        pub(crate) async fn audit_access(
+        #[tracing::instrument(level = "debug", skip_all, fields(after = after, limit = limit))]
+        pub(crate) async fn gdpr_access(
             pool: &Pool,
             filter: &AccessFilter,
             after: Option<u64>,
             limit: u32,
-        ) -> Result<Vec<AuditAccess>, StoreError> {
+        ) -> Result<Vec<GdprAccess>, StoreError> {
             let Some((carrier, tracking)) = &filter.carrier_tracking else {
                 return access_page(pool, filter, after, limit).await;
             };
@@ -451,7 +458,7 @@ macro_rules! audit_backend {
             Ok(rows)
         }
 
-        /// The statement of one page of [`audit_access`], after `prefix` (tests put
+        /// The statement of one page of [`gdpr_access`], after `prefix` (tests put
         /// `EXPLAIN QUERY PLAN` there): a shipment's rows from the table that keeps them
         /// together, any other filter's from `audit_access` by that filter's index.
         fn access_page_query(
@@ -474,13 +481,14 @@ macro_rules! audit_backend {
             q
         }
 
-        /// One index range of [`audit_access`].
+        /// One index range of [`gdpr_access`].
+        #[tracing::instrument(level = "debug", skip_all, fields(after = after, limit = limit))]
         async fn access_page(
             pool: &Pool,
             filter: &AccessFilter,
             after: Option<u64>,
             limit: u32,
-        ) -> Result<Vec<AuditAccess>, StoreError> {
+        ) -> Result<Vec<GdprAccess>, StoreError> {
             let rows = access_page_query("", filter, after, limit)
                 .build()
                 .fetch_all(pool)
@@ -492,7 +500,7 @@ macro_rules! audit_backend {
                         position: -1,
                         detail: format!("audit_access row: {e}"),
                     };
-                    Ok(AuditAccess {
+                    Ok(GdprAccess {
                         position: u64::try_from(r.try_get::<i64, _>(0).map_err(get)?)
                             .unwrap_or_default(),
                         decided_at: r.try_get(1).map_err(get)?,
@@ -515,10 +523,11 @@ macro_rules! audit_backend {
         }
 
         /// The shipments a data subject's key names.
-        pub(crate) async fn audit_shipments(
+        #[tracing::instrument(level = "debug", skip_all)]
+        pub(crate) async fn gdpr_shipments(
             pool: &Pool,
             key: &SubjectKey,
-        ) -> Result<Vec<AuditShipment>, StoreError> {
+        ) -> Result<Vec<GdprShipment>, StoreError> {
             let rows = shipments_query("", key)
                 .build()
                 .fetch_all(pool)
@@ -527,7 +536,7 @@ macro_rules! audit_backend {
             rows.iter().map(shipment_row).collect()
         }
 
-        /// The statement of [`audit_shipments`], after `prefix`.
+        /// The statement of [`gdpr_shipments`], after `prefix`.
         fn shipments_query(prefix: &str, key: &SubjectKey) -> QueryBuilder<$db> {
             let mut q: QueryBuilder<$db> = QueryBuilder::new(format!(
                 "{prefix}SELECT {SHIPMENT_COLUMNS} FROM audit_shipment WHERE "
@@ -551,7 +560,8 @@ macro_rules! audit_backend {
 
         /// Decisions per partner with `from <= decided_at < to` (microseconds): whole UTC days
         /// from `audit_daily`, the partial days at the edges from `audit_access`.
-        pub(crate) async fn audit_counts(
+        #[tracing::instrument(level = "debug", skip_all, fields(from = from, to = to))]
+        pub(crate) async fn gdpr_counts(
             pool: &Pool,
             from: i64,
             to: i64,
@@ -616,7 +626,7 @@ pub(crate) mod sqlite {
     // SQLite's planner has no statistics here (no ANALYZE) and takes any equality index that
     // also gives position order: for a shipper's own parcel it would walk the shipper's index,
     // every decision about every parcel of theirs. A unary `+` keeps a column's index out.
-    audit_backend!(sqlx::Sqlite, "+", "audit_access_by_shipment");
+    gdpr_backend!(sqlx::Sqlite, "+", "audit_access_by_shipment");
 
     #[cfg(test)]
     mod tests {
@@ -635,8 +645,8 @@ pub(crate) mod sqlite {
                 .join("; ")
         }
 
-        fn access(position: u64, shipment: Option<&str>) -> AuditAccess {
-            AuditAccess {
+        fn access(position: u64, shipment: Option<&str>) -> GdprAccess {
+            GdprAccess {
                 position,
                 decided_at: 1_700_000_000_000_000 + i64::try_from(position).expect("small"),
                 allowed: shipment.is_some(),
@@ -684,7 +694,7 @@ pub(crate) mod sqlite {
                 .run(&old)
                 .await
                 .expect("0001");
-            let before = AuditBatch {
+            let before = GdprBatch {
                 shipments: Vec::new(),
                 accesses: vec![
                     access(10, Some("S")),
@@ -693,19 +703,19 @@ pub(crate) mod sqlite {
                 ],
             };
             assert!(
-                audit_apply(&old, Position::new(0), Position::new(13), &before)
+                gdpr_apply(&old, Position::new(0), Position::new(13), &before)
                     .await
                     .expect("apply")
             );
             old.close().await;
 
-            let pool = crate::sqlite::open_audit(&path).await.expect("migrate");
-            let after = AuditBatch {
+            let pool = crate::sqlite::open_gdpr(&path).await.expect("migrate");
+            let after = GdprBatch {
                 shipments: Vec::new(),
                 accesses: vec![access(13, Some("S")), access(14, Some("T"))],
             };
             assert!(
-                audit_apply(&pool, Position::new(13), Position::new(15), &after)
+                gdpr_apply(&pool, Position::new(13), Position::new(15), &after)
                     .await
                     .expect("apply")
             );
@@ -714,7 +724,7 @@ pub(crate) mod sqlite {
                 ..AccessFilter::default()
             };
             for (shipment, expected) in [("S", vec![10, 13]), ("T", vec![12, 14])] {
-                let rows = audit_access(&pool, &history(shipment), None, 100)
+                let rows = gdpr_access(&pool, &history(shipment), None, 100)
                     .await
                     .expect("history");
                 assert_eq!(
@@ -732,7 +742,7 @@ pub(crate) mod sqlite {
                 "the decision about no shipment stays out of the copy"
             );
             // A rebuild empties both.
-            audit_reset(&pool).await.expect("reset");
+            gdpr_reset(&pool).await.expect("reset");
             let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_access_by_shipment")
                 .fetch_one(&pool)
                 .await
@@ -743,7 +753,7 @@ pub(crate) mod sqlite {
         #[tokio::test]
         async fn the_most_selective_filter_drives_the_query() {
             let dir = tempfile::tempdir().expect("temp dir");
-            let pool = crate::sqlite::open_audit(&dir.path().join("ledger.audit.db"))
+            let pool = crate::sqlite::open_gdpr(&dir.path().join("ledger.audit.db"))
                 .await
                 .expect("open the audit file");
             let s = |v: &str| Some(v.to_owned());
@@ -839,5 +849,5 @@ pub(crate) mod sqlite {
 
 pub(crate) mod postgres {
     // PostgreSQL plans from the statistics autovacuum keeps.
-    audit_backend!(sqlx::Postgres, "", "audit_access");
+    gdpr_backend!(sqlx::Postgres, "", "audit_access");
 }

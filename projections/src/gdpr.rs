@@ -1,5 +1,5 @@
-//! The GDPR audit projection (issue 6, docs/adr/0006): access decisions and shipment
-//! registrations, copied from the log into indexed tables of the store, so that the audit
+//! The GDPR projection (issue 6, docs/adr/0006): access decisions and shipment
+//! registrations, copied from the log into indexed tables of the store, so that the GDPR
 //! views (`/v1/audit/access`, `dsar`, `ropa`) are index look-ups.
 //!
 //! It is fed by catch-up alone — reading the log from the position the projection stored, in
@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use consent_ledger_domain::access::{AccessEvent, ACCESS_STREAM};
 use consent_ledger_domain::shipment::ShipmentEvent;
-use consent_ledger_store::audit::{AuditAccess, AuditBatch, AuditShipment};
+use consent_ledger_store::gdpr::{GdprAccess, GdprBatch, GdprShipment};
 use consent_ledger_store::{Position, Store, StoredEvent};
 
 use crate::ProjectionError;
@@ -19,15 +19,15 @@ use crate::ProjectionError;
 /// Events read (and written as one transaction) per catch-up step.
 const PAGE: u32 = 5_000;
 
-/// Keeps the store's audit tables up to date with the log.
+/// Keeps the store's GDPR tables up to date with the log.
 #[derive(Clone)]
-pub struct AuditProjector {
+pub struct GdprProjector {
     store: Store,
     // One catch-up at a time in this process (others are fenced by the stored position).
     catching_up: Arc<tokio::sync::Mutex<()>>,
 }
 
-impl AuditProjector {
+impl GdprProjector {
     pub fn new(store: Store) -> Self {
         Self {
             store,
@@ -49,7 +49,7 @@ impl AuditProjector {
     ) -> Result<Position, ProjectionError> {
         {
             let _one_at_a_time = self.catching_up.lock().await;
-            self.store.audit_reset().await?;
+            self.store.gdpr_reset().await?;
         }
         let end = self.store.next_position().await?;
         let mut reached = Position::new(0);
@@ -76,7 +76,7 @@ impl AuditProjector {
     pub async fn catch_up_to(&self, target: Position) -> Result<Position, ProjectionError> {
         let _one_at_a_time = self.catching_up.lock().await;
         loop {
-            let from = self.store.audit_position().await?;
+            let from = self.store.gdpr_position().await?;
             if from >= target {
                 return Ok(from);
             }
@@ -87,14 +87,14 @@ impl AuditProjector {
             let next = last.position.next();
             let batch = rows(&events)?;
             // `false`: another process wrote this page first; read the position again.
-            self.store.audit_apply(from, next, &batch).await?;
+            self.store.gdpr_apply(from, next, &batch).await?;
         }
     }
 }
 
-/// The audit rows of a page of events.
-fn rows(events: &[StoredEvent]) -> Result<AuditBatch, ProjectionError> {
-    let mut batch = AuditBatch::default();
+/// The GDPR rows of a page of events.
+fn rows(events: &[StoredEvent]) -> Result<GdprBatch, ProjectionError> {
+    let mut batch = GdprBatch::default();
     for e in events {
         let bad = |err: serde_json::Error| crate::ApplyError {
             position: e.position,
@@ -112,7 +112,7 @@ fn rows(events: &[StoredEvent]) -> Result<AuditBatch, ProjectionError> {
                     recipient_ref,
                     ..
                 } = e.payload.decode().map_err(bad)?;
-                batch.shipments.push(AuditShipment {
+                batch.shipments.push(GdprShipment {
                     shipment_id: id.to_string(),
                     shipper_id: shipper.to_string(),
                     carrier: carrier.to_string(),
@@ -147,7 +147,7 @@ fn micros(t: chrono::DateTime<chrono::Utc>) -> i64 {
     t.timestamp_micros()
 }
 
-fn access_row(position: Position, event: AccessEvent) -> AuditAccess {
+fn access_row(position: Position, event: AccessEvent) -> GdprAccess {
     match event {
         AccessEvent::TrackingAccessAllowed {
             consents,
@@ -159,7 +159,7 @@ fn access_row(position: Position, event: AccessEvent) -> AuditAccess {
             purpose,
             requested,
             shipment,
-        } => AuditAccess {
+        } => GdprAccess {
             position: position.get(),
             decided_at: micros(decided_at),
             allowed: true,
@@ -188,7 +188,7 @@ fn access_row(position: Position, event: AccessEvent) -> AuditAccess {
             requested,
             shipment,
             tracking_number,
-        } => AuditAccess {
+        } => GdprAccess {
             position: position.get(),
             decided_at: micros(decided_at),
             allowed: false,

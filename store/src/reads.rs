@@ -1,0 +1,391 @@
+//! The reads both backends answer with the same SQL: events by stream and by range, the log's
+//! size, idempotency keys, checkpoints and stored tree hashes. Only the placeholder syntax and
+//! the driver types differ, and sqlx takes `$N` placeholders on SQLite as on PostgreSQL, so one
+//! macro body, [`reads_backend!`], serves both (as [`crate::gdpr`]'s does for the GDPR views).
+//! What is written differently per backend (the decision scan, the Merkle node look-up) stays
+//! in the backend's module.
+
+use std::ops::Range;
+
+use consent_ledger_audit::tree::Hash;
+
+use crate::error::StoreError;
+use crate::write_path::sql_index;
+
+/// The stored leaves `leaves` from their `(idx, hash)` rows in order; a missing or malformed
+/// one is corruption.
+pub(crate) fn leaves_of_rows(
+    leaves: Range<u64>,
+    rows: &[(i64, Vec<u8>)],
+) -> Result<Vec<Hash>, StoreError> {
+    let mut hashes = Vec::with_capacity(rows.len());
+    for (expected, (idx, hash)) in leaves.clone().zip(rows) {
+        let corrupt = |detail: &str| StoreError::Corrupt {
+            position: sql_index(expected),
+            detail: detail.to_owned(),
+        };
+        if u64::try_from(*idx).ok() != Some(expected) {
+            return Err(corrupt("merkle leaf missing"));
+        }
+        hashes.push(
+            Hash::try_from(hash.as_slice()).map_err(|_| corrupt("merkle leaf is not 32 bytes"))?,
+        );
+    }
+    if hashes.len() as u64 != leaves.end - leaves.start {
+        return Err(StoreError::Corrupt {
+            position: sql_index(leaves.start + hashes.len() as u64),
+            detail: "merkle leaf missing".into(),
+        });
+    }
+    Ok(hashes)
+}
+
+/// A stored subtree hash, or a decode error naming the row.
+pub(crate) fn node_hash(level: i64, idx: i64, bytes: &[u8]) -> Result<Hash, sqlx::Error> {
+    Hash::try_from(bytes).map_err(|_| {
+        sqlx::Error::Decode(format!("merkle node ({level}, {idx}) is not 32 bytes").into())
+    })
+}
+
+/// A failed look-up of tree hashes for a read: bytes that are no hash are corruption, anything
+/// else the database's failure.
+pub(crate) fn node_error(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::Decode(detail) => StoreError::Corrupt {
+            position: -1,
+            detail: detail.to_string(),
+        },
+        e => StoreError::unavailable(e),
+    }
+}
+
+/// Defines the shared read functions in a backend module, over `sqlx::Pool<$db>` (or one of
+/// its connections). `$schema_int` is the Rust type of the `schema_version` column. The module
+/// provides `recorded_at(&Row) -> Result<DateTime<Utc>, String>`, `time_bind(DateTime<Utc>)`
+/// (what a time column takes) and `fetch_nodes(&mut Connection, &[NodeId])` (see
+/// [`crate::write_path::LogWriter::fetch_nodes`]).
+macro_rules! reads_backend {
+    ($db:ty, $schema_int:ty) => {
+        type Pool = sqlx::Pool<$db>;
+        type Conn = <$db as sqlx::Database>::Connection;
+        type DbRow = <$db as sqlx::Database>::Row;
+
+        fn row_to_event(row: &DbRow) -> Result<StoredEvent, StoreError> {
+            use sqlx::Row as _;
+            let position: i64 = row.try_get("position").map_err(StoreError::unavailable)?;
+            let corrupt = |detail: String| StoreError::Corrupt { position, detail };
+            let text = |name: &str| {
+                row.try_get::<String, _>(name)
+                    .map_err(|e| corrupt(format!("{name}: {e}")))
+            };
+            let stream_version: i64 = row
+                .try_get("stream_version")
+                .map_err(|e| corrupt(format!("stream_version: {e}")))?;
+            let schema_version: $schema_int = row
+                .try_get("schema_version")
+                .map_err(|e| corrupt(format!("schema_version: {e}")))?;
+            let recorded_at =
+                recorded_at(row).map_err(|e| corrupt(format!("recorded_at: {e}")))?;
+            // Kept as the text it was written as: a reader decodes it into its typed event,
+            // and the leaf hashes exactly these bytes, so a stored payload changed in any way
+            // shows in the tree.
+            let payload = Payload::stored(text("payload")?);
+            Ok(StoredEvent {
+                position: Position::from_i64(position),
+                stream_type: text("stream_type")?,
+                stream_id: text("stream_id")?,
+                stream_version: u64::try_from(stream_version)
+                    .map_err(|e| corrupt(e.to_string()))?,
+                event_type: text("event_type")?,
+                schema_version: u32::try_from(schema_version)
+                    .map_err(|e| corrupt(e.to_string()))?,
+                actor: text("actor")?,
+                request_id: text("request_id")?,
+                recorded_at,
+                payload,
+            })
+        }
+
+        /// Every event of one stream, in stream order.
+        #[tracing::instrument(level = "debug", skip_all, fields(stream_type = stream_type))]
+        pub(crate) async fn read_stream(
+            pool: &Pool,
+            stream_type: &str,
+            stream_id: &str,
+        ) -> Result<Vec<StoredEvent>, StoreError> {
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                event_columns!(),
+                " FROM events WHERE stream_type = $1 AND stream_id = $2 ORDER BY stream_version"
+            ))
+            .bind(stream_type)
+            .bind(stream_id)
+            .fetch_all(pool)
+            .await
+            .map_err(StoreError::unavailable)?;
+            rows.iter().map(row_to_event).collect()
+        }
+
+        /// Up to `limit` events from position `from` on, in log order.
+        #[tracing::instrument(level = "debug", skip_all, fields(from = from.get(), limit = limit))]
+        pub(crate) async fn read_range(
+            pool: &Pool,
+            from: Position,
+            limit: u32,
+        ) -> Result<Vec<StoredEvent>, StoreError> {
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                event_columns!(),
+                " FROM events WHERE position >= $1 ORDER BY position LIMIT $2"
+            ))
+            .bind(from.as_i64())
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(StoreError::unavailable)?;
+            rows.iter().map(row_to_event).collect()
+        }
+
+        /// Up to [`BACKFILL_PAGE`] events of positions `from..end`, in order, on the writer's
+        /// connection (inside its transaction).
+        #[tracing::instrument(level = "debug", skip_all, fields(from = from, end = end))]
+        pub(crate) async fn events_between(
+            conn: &mut Conn,
+            from: u64,
+            end: u64,
+        ) -> Result<Vec<StoredEvent>, sqlx::Error> {
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                event_columns!(),
+                " FROM events WHERE position >= $1 AND position < $2 ORDER BY position LIMIT $3"
+            ))
+            .bind(sql_index(from))
+            .bind(sql_index(end))
+            .bind(i64::from(BACKFILL_PAGE))
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter()
+                .map(|row| row_to_event(row).map_err(|e| sqlx::Error::Decode(Box::new(e))))
+                .collect()
+        }
+
+        /// Up to `limit` events of positions `from..end`, leaving out stream type `skipped`,
+        /// with payloads left as text.
+        #[tracing::instrument(
+            level = "debug",
+            skip_all,
+            fields(from = from.get(), end = end.get(), limit = limit, skipped = skipped)
+        )]
+        pub(crate) async fn read_range_except(
+            pool: &Pool,
+            from: Position,
+            end: Position,
+            limit: u32,
+            skipped: &str,
+        ) -> Result<Vec<RawEvent>, StoreError> {
+            use sqlx::Row as _;
+            let rows = sqlx::query(
+                "SELECT position, stream_type, stream_id, event_type, actor, payload FROM events \
+                 WHERE position >= $1 AND position < $2 AND stream_type <> $3 \
+                 ORDER BY position LIMIT $4",
+            )
+            .bind(from.as_i64())
+            .bind(end.as_i64())
+            .bind(skipped)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(StoreError::unavailable)?;
+            rows.iter()
+                .map(|row| -> Result<RawEvent, sqlx::Error> {
+                    Ok(RawEvent {
+                        position: Position::from_i64(row.try_get("position")?),
+                        stream_type: row.try_get("stream_type")?,
+                        stream_id: row.try_get("stream_id")?,
+                        event_type: row.try_get("event_type")?,
+                        actor: row.try_get("actor")?,
+                        payload: row.try_get("payload")?,
+                    })
+                })
+                .collect::<Result<_, _>>()
+                .map_err(StoreError::unavailable)
+        }
+
+        /// The position the next committed event will get, i.e. the log's size.
+        #[tracing::instrument(level = "debug", skip_all)]
+        pub(crate) async fn next_position(pool: &Pool) -> Result<Position, StoreError> {
+            let next: i64 =
+                sqlx::query_scalar("SELECT COALESCE(MAX(position) + 1, 0) FROM events")
+                    .fetch_one(pool)
+                    .await
+                    .map_err(StoreError::unavailable)?;
+            Ok(Position::from_i64(next))
+        }
+
+        /// What an earlier request with this idempotency key committed, if any.
+        #[tracing::instrument(level = "debug", skip_all)]
+        pub(crate) async fn idempotency(
+            pool: &Pool,
+            scope: &str,
+            key: &str,
+        ) -> Result<Option<IdempotencyRecord>, StoreError> {
+            let mut conn = pool.acquire().await.map_err(StoreError::unavailable)?;
+            idempotency_on(&mut conn, scope, key)
+                .await
+                .map_err(StoreError::unavailable)
+        }
+
+        #[tracing::instrument(level = "trace", skip_all)]
+        pub(crate) async fn idempotency_on(
+            conn: &mut Conn,
+            scope: &str,
+            key: &str,
+        ) -> Result<Option<IdempotencyRecord>, sqlx::Error> {
+            let row: Option<(String, i64, i64)> = sqlx::query_as(
+                "SELECT fingerprint, first_position, last_position FROM idempotency_keys \
+                 WHERE scope = $1 AND key = $2",
+            )
+            .bind(scope)
+            .bind(key)
+            .fetch_optional(&mut *conn)
+            .await?;
+            Ok(row.map(|(fingerprint, first, last)| IdempotencyRecord {
+                fingerprint,
+                first_position: Position::from_i64(first),
+                last_position: Position::from_i64(last),
+            }))
+        }
+
+        /// Keeps a signed checkpoint (once per tree size: any node may sign the same size).
+        #[tracing::instrument(level = "debug", skip_all, fields(size = size))]
+        pub(crate) async fn save_checkpoint(
+            pool: &Pool,
+            size: u64,
+            root: &Hash,
+            note: &str,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO checkpoints (tree_size, root, note, signed_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (tree_size) DO NOTHING",
+            )
+            .bind(sql_index(size))
+            .bind(root.as_slice())
+            .bind(note)
+            .bind(time_bind(Utc::now()))
+            .execute(pool)
+            .await
+            .map_err(StoreError::unavailable)?;
+            Ok(())
+        }
+
+        /// The newest kept checkpoint at or below `max_size` (tree size, note), if any.
+        #[tracing::instrument(level = "debug", skip_all, fields(max_size = max_size))]
+        pub(crate) async fn checkpoint_at_most(
+            pool: &Pool,
+            max_size: u64,
+        ) -> Result<Option<(u64, String)>, StoreError> {
+            let row: Option<(i64, String)> = sqlx::query_as(
+                "SELECT tree_size, note FROM checkpoints WHERE tree_size <= $1 \
+                 ORDER BY tree_size DESC LIMIT 1",
+            )
+            .bind(sql_index(max_size))
+            .fetch_optional(pool)
+            .await
+            .map_err(StoreError::unavailable)?;
+            Ok(row.map(|(size, note)| (u64::try_from(size).unwrap_or(0), note)))
+        }
+
+        /// Every kept checkpoint, oldest first: (tree size, signed note).
+        #[tracing::instrument(level = "debug", skip_all)]
+        pub(crate) async fn checkpoints(pool: &Pool) -> Result<Vec<(u64, String)>, StoreError> {
+            let rows: Vec<(i64, String)> =
+                sqlx::query_as("SELECT tree_size, note FROM checkpoints ORDER BY tree_size")
+                    .fetch_all(pool)
+                    .await
+                    .map_err(StoreError::unavailable)?;
+            Ok(rows
+                .into_iter()
+                .map(|(size, note)| (u64::try_from(size).unwrap_or(0), note))
+                .collect())
+        }
+
+        /// Stored leaf hashes (level 0 of the tree) from position `from` on.
+        #[tracing::instrument(level = "debug", skip_all, fields(from = from, limit = limit))]
+        pub(crate) async fn leaf_hashes(
+            pool: &Pool,
+            from: u64,
+            limit: u32,
+        ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+            let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT idx, hash FROM merkle_nodes WHERE level = 0 AND idx >= $1 \
+                 ORDER BY idx LIMIT $2",
+            )
+            .bind(sql_index(from))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(StoreError::unavailable)?;
+            Ok(rows
+                .into_iter()
+                .map(|(i, h)| (u64::try_from(i).unwrap_or(u64::MAX), h))
+                .collect())
+        }
+
+        /// The stored leaf hashes of positions `leaves`, in order; every one must be there.
+        #[tracing::instrument(
+            level = "debug",
+            skip_all,
+            fields(start = leaves.start, end = leaves.end)
+        )]
+        pub(crate) async fn leaf_range(
+            pool: &Pool,
+            leaves: std::ops::Range<u64>,
+        ) -> Result<Vec<Hash>, StoreError> {
+            let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT idx, hash FROM merkle_nodes WHERE level = 0 AND idx >= $1 AND idx < $2 \
+                 ORDER BY idx",
+            )
+            .bind(sql_index(leaves.start))
+            .bind(sql_index(leaves.end))
+            .fetch_all(pool)
+            .await
+            .map_err(StoreError::unavailable)?;
+            crate::reads::leaves_of_rows(leaves, &rows)
+        }
+
+        /// The hashes of `nodes`, from stored subtrees, in order (for roots and proofs).
+        #[tracing::instrument(level = "debug", skip_all, fields(nodes = nodes.len()))]
+        pub(crate) async fn node_hashes(
+            pool: &Pool,
+            nodes: &[NodeId],
+        ) -> Result<Vec<Hash>, StoreError> {
+            let mut conn = pool.acquire().await.map_err(StoreError::unavailable)?;
+            let hashes = fetch_nodes(&mut conn, nodes)
+                .await
+                .map_err(crate::reads::node_error)?;
+            nodes
+                .iter()
+                .zip(hashes)
+                .map(|(node, hash)| {
+                    hash.ok_or_else(|| StoreError::Corrupt {
+                        position: -1,
+                        detail: format!("merkle node {node:?} missing"),
+                    })
+                })
+                .collect()
+        }
+
+        /// `MTH` of the first `size` events, from stored subtrees (RFC 9162 §2.1.1).
+        #[tracing::instrument(level = "debug", skip_all, fields(size = size))]
+        pub(crate) async fn tree_root(pool: &Pool, size: u64) -> Result<Hash, StoreError> {
+            let hashes = node_hashes(pool, &root_nodes(size)).await?;
+            let edge = Frontier::from_parts(size, hashes).map_err(|e| StoreError::Corrupt {
+                position: -1,
+                detail: e.to_string(),
+            })?;
+            Ok(edge.root())
+        }
+    };
+}
+
+pub(crate) use reads_backend;

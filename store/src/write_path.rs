@@ -1,0 +1,597 @@
+//! The write path both backends share: how a batch of appends becomes one transaction — the
+//! restriction fence, positions and `recorded_at` stamped on the events, the fast path and the
+//! one-SAVEPOINT-per-append slow path, the Merkle leaves and every subtree they complete — and
+//! what a batch comes to. A backend only runs the SQL of each step ([`LogWriter`]).
+//!
+//! This module imports no backend and not the group commit: the backends and
+//! [`crate::group_commit`] import it, so that none of them imports another in a circle.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use consent_ledger_audit::leaf::event_leaf_hash;
+use consent_ledger_audit::tree::{root_nodes, Frontier, Hash, NodeId};
+use tokio::sync::watch;
+
+use crate::error::{classify, is_unique_violation, ClassifiedError, StoreError, UniqueKey};
+use crate::event::{Append, IdempotencyClaim, IdempotencyRecord, Position, StoredEvent};
+
+/// What one append of a batch came to.
+pub(crate) type AppendResult = Result<Vec<StoredEvent>, StoreError>;
+
+/// What a batch came to: each append's result, or a failure that wrote nothing at all.
+pub(crate) enum BatchOutcome {
+    Done(Vec<AppendResult>),
+    Failed(Arc<sqlx::Error>),
+}
+
+/// Raises the announced log size to `size` (never lowers it: announcements of several
+/// processes may arrive out of order).
+pub(crate) fn announce(committed: &watch::Sender<Position>, size: Position) {
+    committed.send_if_modified(|known| {
+        let newer = size > *known;
+        if newer {
+            *known = size;
+        }
+        newer
+    });
+}
+
+/// Events read back per statement when the tree is rebuilt from the log ([`backfill`]).
+pub(crate) const BACKFILL_PAGE: u32 = 10_000;
+
+/// The SQL of each step of a commit, on one backend's write connection. Every method runs
+/// inside the transaction [`LogWriter::begin`] opened, except [`LogWriter::abort`].
+pub(crate) trait LogWriter {
+    /// `recorded_at` as the backend binds it, made once per batch: SQLite stores RFC 3339
+    /// text, PostgreSQL a TIMESTAMPTZ.
+    type Time: Sync;
+
+    fn time(at: DateTime<Utc>) -> Self::Time;
+
+    /// Opens the write transaction holding the write lock (SQLite's `BEGIN IMMEDIATE`,
+    /// PostgreSQL's `log_head` row, docs/adr/0005); returns the next position and the
+    /// restriction fence, both read under the lock.
+    async fn begin(&mut self) -> Result<(Position, i64), sqlx::Error>;
+
+    /// Rolls back a transaction the fast path started, to redo it append by append.
+    async fn rollback(&mut self) -> Result<(), sqlx::Error>;
+
+    /// Rolls back after a failure; a connection that cannot is the backend's to forget.
+    async fn abort(&mut self);
+
+    /// The fast path: the idempotency keys, unique claims and events of every admitted append
+    /// of the batch, in as few statements as the backend allows.
+    async fn insert_stamped(
+        &mut self,
+        stamped: &Stamped<'_>,
+        time: &Self::Time,
+    ) -> Result<(), sqlx::Error>;
+
+    async fn savepoint(&mut self) -> Result<(), sqlx::Error>;
+    async fn release_savepoint(&mut self) -> Result<(), sqlx::Error>;
+    /// Rolls back to the savepoint and releases it: the refused append left nothing.
+    async fn drop_savepoint(&mut self) -> Result<(), sqlx::Error>;
+
+    async fn idempotency(
+        &mut self,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, sqlx::Error>;
+    async fn insert_key(
+        &mut self,
+        claim: &IdempotencyClaim,
+        first: Position,
+        last: Position,
+        time: &Self::Time,
+    ) -> Result<(), sqlx::Error>;
+    async fn insert_claim(&mut self, claim: &str, position: Position) -> Result<(), sqlx::Error>;
+    async fn insert_event(
+        &mut self,
+        event: &StoredEvent,
+        time: &Self::Time,
+    ) -> Result<(), sqlx::Error>;
+
+    /// The hashes of `nodes` (None where one is not stored); see [`resolve_nodes`].
+    async fn fetch_nodes(&mut self, nodes: &[NodeId]) -> Result<Vec<Option<Hash>>, sqlx::Error>;
+    /// Inserts subtree hashes, every one of them [`is_kept`].
+    async fn insert_nodes(&mut self, kept: &[&(NodeId, Hash)]) -> Result<(), sqlx::Error>;
+    async fn clear_nodes(&mut self) -> Result<(), sqlx::Error>;
+    /// Up to [`BACKFILL_PAGE`] events of positions `from..end`, in order.
+    async fn events_between(
+        &mut self,
+        from: u64,
+        end: u64,
+    ) -> Result<Vec<StoredEvent>, sqlx::Error>;
+
+    /// Moves the restriction fence if it moved, announces the log's new size where the
+    /// backend announces it, and commits: the one fsync of the batch.
+    async fn finish(
+        &mut self,
+        fence: Option<i64>,
+        size: Option<Position>,
+    ) -> Result<(), sqlx::Error>;
+}
+
+/// Commits a batch of appends in one transaction and one fsync. Each append that a unique key
+/// refuses is refused alone (SAVEPOINT); any other error rolls the whole transaction back and
+/// fails every append (no partial write).
+#[tracing::instrument(level = "trace", skip_all, fields(appends = batch.len()))]
+pub(crate) async fn commit_batch<W: LogWriter>(
+    writer: &mut W,
+    batch: &[Append],
+    frontier: &mut Option<Frontier>,
+) -> BatchOutcome {
+    match try_commit_batch(writer, batch, frontier).await {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            // The transaction may be half-open; roll it back so the next batch starts clean,
+            // and forget the tree's right edge, which may hold leaves that were not committed.
+            *frontier = None;
+            writer.abort().await;
+            BatchOutcome::Failed(Arc::new(err))
+        }
+    }
+}
+
+async fn try_commit_batch<W: LogWriter>(
+    writer: &mut W,
+    batch: &[Append],
+    frontier: &mut Option<Frontier>,
+) -> Result<BatchOutcome, sqlx::Error> {
+    let (next, fence) = writer.begin().await?;
+    // Read once the write lock is held, so that across processes `recorded_at` follows
+    // positions as far as the nodes' clocks agree. Stored with microsecond precision; truncate
+    // here so the answer equals what reads return.
+    let recorded_at = Utc::now().trunc_subsecs(6);
+    let time = W::time(recorded_at);
+    // Fast path: the whole batch in a few statements; statements, not rows, are what a batch
+    // costs (a round trip to SQLite's worker thread, or to the server).
+    let mut new_fence = fence;
+    let stamped = Stamped::new(batch, next, &mut new_fence, recorded_at);
+    let results = match writer.insert_stamped(&stamped, &time).await {
+        Ok(()) => stamped.into_results(),
+        // Some append of the batch is refused (a taken stream version, claim or key). Redo
+        // the batch one SAVEPOINT per append, so that only the refused ones fail. The lock is
+        // released in between, so the head is read again.
+        Err(err) if is_unique_violation(&err) => {
+            drop(stamped);
+            writer.rollback().await?;
+            let (next, fence) = writer.begin().await?;
+            new_fence = fence;
+            insert_one_by_one(writer, batch, next, &mut new_fence, recorded_at, &time).await?
+        }
+        Err(err) => return Err(err),
+    };
+    let committed: Vec<&StoredEvent> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .flatten()
+        .collect();
+    append_leaves(writer, frontier, &committed).await?;
+    let size = committed.last().map(|e| e.position.next());
+    writer
+        .finish((new_fence != fence).then_some(new_fence), size)
+        .await?;
+    Ok(BatchOutcome::Done(results))
+}
+
+/// Checks an append against the restriction fence and moves the fence if the append restricts
+/// (SPEC §5.2, docs/adr/0003). `first` is the position its first event would get.
+pub(crate) fn pass_fence(
+    append: &Append,
+    first: Position,
+    fence: &mut i64,
+) -> Result<(), StoreError> {
+    if let Some(before) = append.guard.decided_before {
+        if *fence >= before.as_i64() {
+            return Err(StoreError::Stale {
+                restricted_at: Position::from_i64(*fence),
+            });
+        }
+    }
+    if append.guard.restricts && !append.events.is_empty() {
+        *fence = first.as_i64();
+    }
+    Ok(())
+}
+
+/// The events of `append` as they will be stored from position `first` on.
+pub(crate) fn stamp(
+    append: &Append,
+    first: Position,
+    recorded_at: DateTime<Utc>,
+) -> Vec<StoredEvent> {
+    append
+        .events
+        .iter()
+        .enumerate()
+        .map(|(i, event)| StoredEvent {
+            position: Position::new(first.get() + i as u64),
+            stream_type: event.stream_type.clone(),
+            stream_id: event.stream_id.clone(),
+            stream_version: event.stream_version,
+            event_type: event.event_type.clone(),
+            schema_version: event.schema_version,
+            actor: append.provenance.actor.clone(),
+            request_id: append.provenance.request_id.clone(),
+            recorded_at,
+            payload: event.payload.clone(),
+        })
+        .collect()
+}
+
+/// A batch past the fence and stamped with positions, for the fast path: each append's events
+/// (none where the fence refused it) and each refusal.
+pub(crate) struct Stamped<'a> {
+    batch: &'a [Append],
+    events: Vec<Vec<StoredEvent>>,
+    refused: Vec<Option<StoreError>>,
+}
+
+impl<'a> Stamped<'a> {
+    fn new(
+        batch: &'a [Append],
+        first: Position,
+        fence: &mut i64,
+        recorded_at: DateTime<Utc>,
+    ) -> Self {
+        let mut next = first;
+        let mut events = Vec::with_capacity(batch.len());
+        let mut refused = Vec::with_capacity(batch.len());
+        for append in batch {
+            match pass_fence(append, next, fence) {
+                Ok(()) => {
+                    let stamped = stamp(append, next, recorded_at);
+                    next = Position::new(next.get() + stamped.len() as u64);
+                    events.push(stamped);
+                    refused.push(None);
+                }
+                Err(stale) => {
+                    events.push(Vec::new());
+                    refused.push(Some(stale));
+                }
+            }
+        }
+        Self {
+            batch,
+            events,
+            refused,
+        }
+    }
+
+    /// The idempotency key of each admitted append that holds events, with those events.
+    pub(crate) fn keys(&self) -> Vec<(&IdempotencyClaim, &[StoredEvent])> {
+        self.batch
+            .iter()
+            .zip(&self.events)
+            .filter_map(|(a, e)| Some((a.idempotency.as_ref()?, e.as_slice())))
+            .filter(|(_, e)| !e.is_empty())
+            .collect()
+    }
+
+    /// Each unique claim of an admitted append, with the append's first position.
+    pub(crate) fn claims(&self) -> Vec<(&str, i64)> {
+        self.batch
+            .iter()
+            .zip(&self.events)
+            .filter_map(|(a, e)| Some((a, e.first()?.position.as_i64())))
+            .flat_map(|(a, p)| a.unique_claims.iter().map(move |c| (c.as_str(), p)))
+            .collect()
+    }
+
+    /// Every admitted event, in log order.
+    pub(crate) fn events(&self) -> Vec<&StoredEvent> {
+        self.events.iter().flatten().collect()
+    }
+
+    fn into_results(self) -> Vec<AppendResult> {
+        self.events
+            .into_iter()
+            .zip(self.refused)
+            .map(|(events, refusal)| match refusal {
+                Some(stale) => Err(stale),
+                None => Ok(events),
+            })
+            .collect()
+    }
+}
+
+/// The slow path: each append in its own SAVEPOINT, so a unique violation refuses only it.
+#[tracing::instrument(level = "trace", skip_all, fields(appends = batch.len()))]
+async fn insert_one_by_one<W: LogWriter>(
+    writer: &mut W,
+    batch: &[Append],
+    first: Position,
+    fence: &mut i64,
+    recorded_at: DateTime<Utc>,
+    time: &W::Time,
+) -> Result<Vec<AppendResult>, sqlx::Error> {
+    let mut next = first;
+    let mut results = Vec::with_capacity(batch.len());
+    for append in batch {
+        let before = *fence;
+        if let Err(stale) = pass_fence(append, next, fence) {
+            results.push(Err(stale));
+            continue;
+        }
+        writer.savepoint().await?;
+        match append_one(writer, append, next, recorded_at, time).await {
+            Ok(events) => {
+                writer.release_savepoint().await?;
+                next = Position::new(next.get() + events.len() as u64);
+                results.push(Ok(events));
+            }
+            Err(ClassifiedError::Refused(refusal)) => {
+                writer.drop_savepoint().await?;
+                // A refused append restricts nothing.
+                *fence = before;
+                results.push(Err(refusal));
+            }
+            Err(ClassifiedError::Failed(err)) => return Err(err),
+        }
+    }
+    Ok(results)
+}
+
+async fn append_one<W: LogWriter>(
+    writer: &mut W,
+    append: &Append,
+    first: Position,
+    recorded_at: DateTime<Utc>,
+    time: &W::Time,
+) -> Result<Vec<StoredEvent>, ClassifiedError> {
+    // An empty append holds no position, so it may claim nothing either.
+    if append.events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let last = Position::new(first.get() + append.events.len().saturating_sub(1) as u64);
+    if let Some(claim) = &append.idempotency {
+        // The writer holds the write lock (SQLite's file lock; on PostgreSQL every writer of
+        // every process holds the log head), so this look-up cannot race another writer; the
+        // unique key is the backstop.
+        if let Some(record) = writer
+            .idempotency(&claim.scope, &claim.key)
+            .await
+            .map_err(ClassifiedError::Failed)?
+        {
+            return Err(ClassifiedError::Refused(StoreError::IdempotencyKeyUsed(
+                record,
+            )));
+        }
+        writer
+            .insert_key(claim, first, last, time)
+            .await
+            .map_err(|e| classify(e, UniqueKey::Idempotency))?;
+    }
+    for claim in &append.unique_claims {
+        writer
+            .insert_claim(claim, first)
+            .await
+            .map_err(|e| classify(e, UniqueKey::Claim(claim)))?;
+    }
+    let stored = stamp(append, first, recorded_at);
+    for event in &stored {
+        writer
+            .insert_event(event, time)
+            .await
+            .map_err(|e| classify(e, UniqueKey::StreamVersion(&event.stream_id)))?;
+    }
+    Ok(stored)
+}
+
+/// The leaf hash of a stored event (SPEC §6: SHA-256(0x00 ‖ its RFC 8785 canonical JSON)).
+pub(crate) fn leaf_of(e: &StoredEvent) -> Hash {
+    event_leaf_hash(&e.leaf())
+}
+
+/// Leaves (level 0) and subtrees of 16 leaves or more are stored; the levels between are
+/// recomputed from their (at most eight) leaves when a root or proof needs them, which saves
+/// nearly half the rows the tree would add to every append (docs/adr/0004).
+pub(crate) fn is_kept(node: NodeId) -> bool {
+    node.level() == 0 || node.level() >= 4
+}
+
+/// Adds the committed events to the Merkle tree in the same transaction: their leaf hashes
+/// and every subtree they complete (RFC 9162 §2.1), so proofs never need recomputation.
+#[tracing::instrument(level = "trace", skip_all, fields(leaves = committed.len()))]
+async fn append_leaves<W: LogWriter>(
+    writer: &mut W,
+    frontier: &mut Option<Frontier>,
+    committed: &[&StoredEvent],
+) -> Result<(), sqlx::Error> {
+    let Some(first) = committed.first() else {
+        return Ok(());
+    };
+    let size = first.position.get();
+    let mut edge = match frontier.take() {
+        Some(f) if f.size() == size => f,
+        // First batch, or another process appended since this one's last batch: read the
+        // right edge back (under the write lock, so it cannot move meanwhile).
+        _ => load_frontier(writer, size).await?,
+    };
+    let mut nodes = Vec::with_capacity(committed.len() * 2);
+    for event in committed {
+        nodes.extend(edge.push(leaf_of(event)));
+    }
+    insert_kept(writer, &nodes).await?;
+    *frontier = Some(edge);
+    Ok(())
+}
+
+async fn insert_kept<W: LogWriter>(
+    writer: &mut W,
+    nodes: &[(NodeId, Hash)],
+) -> Result<(), sqlx::Error> {
+    let kept: Vec<&(NodeId, Hash)> = nodes.iter().filter(|(n, _)| is_kept(*n)).collect();
+    if kept.is_empty() {
+        return Ok(());
+    }
+    writer.insert_nodes(&kept).await
+}
+
+/// The tree's right edge at `size` from the stored subtrees; a log written before the tree
+/// existed is hashed now, once.
+#[tracing::instrument(level = "debug", skip_all, fields(size = size))]
+async fn load_frontier<W: LogWriter>(writer: &mut W, size: u64) -> Result<Frontier, sqlx::Error> {
+    let mut hashes = Vec::new();
+    for hash in writer.fetch_nodes(&root_nodes(size)).await? {
+        match hash {
+            Some(hash) => hashes.push(hash),
+            None => return backfill(writer, size).await,
+        }
+    }
+    Frontier::from_parts(size, hashes).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+/// Rebuilds every stored subtree of the first `size` leaves from the events themselves.
+#[tracing::instrument(level = "debug", skip_all, fields(size = size))]
+async fn backfill<W: LogWriter>(writer: &mut W, size: u64) -> Result<Frontier, sqlx::Error> {
+    tracing::warn!(
+        size,
+        "the Merkle tree is incomplete; hashing the log into it"
+    );
+    writer.clear_nodes().await?;
+    let mut edge = Frontier::new();
+    while edge.size() < size {
+        let events = writer.events_between(edge.size(), size).await?;
+        if events.is_empty() {
+            break;
+        }
+        let mut nodes = Vec::new();
+        for event in &events {
+            nodes.extend(edge.push(leaf_of(event)));
+        }
+        insert_kept(writer, &nodes).await?;
+    }
+    Ok(edge)
+}
+
+/// Each of `nodes` from `found`, the stored rows keyed by (level, index): a kept node as
+/// stored, any other the MTH (RFC 9162 §2.1.1) of its leaves; None where a row is missing.
+pub(crate) fn resolve_nodes(
+    nodes: &[NodeId],
+    found: &std::collections::HashMap<(u32, u64), Hash>,
+) -> Vec<Option<Hash>> {
+    nodes
+        .iter()
+        .map(|node| {
+            if is_kept(*node) {
+                return found.get(&(node.level(), node.index())).copied();
+            }
+            let leaves = node
+                .leaves()
+                .map(|i| found.get(&(0, i)).copied())
+                .collect::<Option<Vec<Hash>>>()?;
+            Some(consent_ledger_audit::tree::mth(&leaves))
+        })
+        .collect()
+}
+
+/// A position, index or size as SQL's signed 64-bit integer.
+pub(crate) fn sql_index(i: u64) -> i64 {
+    i64::try_from(i).unwrap_or(i64::MAX)
+}
+
+/// The statements of [`LogWriter`] that are the same SQL on both backends, as items of a
+/// backend's `impl LogWriter`. The backend module provides `tx(&mut Writer)`, the connection
+/// of the transaction under way, and the functions of [`crate::reads::reads_backend!`].
+macro_rules! writer_statements {
+    () => {
+        #[tracing::instrument(level = "trace", skip_all)]
+        async fn rollback(&mut self) -> Result<(), sqlx::Error> {
+            sqlx::query("ROLLBACK").execute(tx(self)?).await.map(drop)
+        }
+
+        #[tracing::instrument(level = "trace", skip_all)]
+        async fn savepoint(&mut self) -> Result<(), sqlx::Error> {
+            sqlx::query("SAVEPOINT one_append")
+                .execute(tx(self)?)
+                .await
+                .map(drop)
+        }
+
+        #[tracing::instrument(level = "trace", skip_all)]
+        async fn release_savepoint(&mut self) -> Result<(), sqlx::Error> {
+            sqlx::query("RELEASE SAVEPOINT one_append")
+                .execute(tx(self)?)
+                .await
+                .map(drop)
+        }
+
+        #[tracing::instrument(level = "trace", skip_all)]
+        async fn drop_savepoint(&mut self) -> Result<(), sqlx::Error> {
+            // One round trip for both statements.
+            sqlx::raw_sql("ROLLBACK TO SAVEPOINT one_append; RELEASE SAVEPOINT one_append")
+                .execute(tx(self)?)
+                .await
+                .map(drop)
+        }
+
+        #[tracing::instrument(level = "trace", skip_all)]
+        async fn idempotency(
+            &mut self,
+            scope: &str,
+            key: &str,
+        ) -> Result<Option<IdempotencyRecord>, sqlx::Error> {
+            idempotency_on(tx(self)?, scope, key).await
+        }
+
+        #[tracing::instrument(level = "trace", skip_all)]
+        async fn insert_key(
+            &mut self,
+            claim: &IdempotencyClaim,
+            first: Position,
+            last: Position,
+            time: &Self::Time,
+        ) -> Result<(), sqlx::Error> {
+            sqlx::query(
+                "INSERT INTO idempotency_keys \
+                 (scope, key, fingerprint, first_position, last_position, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&claim.scope)
+            .bind(&claim.key)
+            .bind(&claim.fingerprint)
+            .bind(first.as_i64())
+            .bind(last.as_i64())
+            .bind(time)
+            .execute(tx(self)?)
+            .await
+            .map(drop)
+        }
+
+        #[tracing::instrument(level = "trace", skip_all)]
+        async fn insert_claim(
+            &mut self,
+            claim: &str,
+            position: Position,
+        ) -> Result<(), sqlx::Error> {
+            sqlx::query("INSERT INTO unique_claims (claim, position) VALUES ($1, $2)")
+                .bind(claim)
+                .bind(position.as_i64())
+                .execute(tx(self)?)
+                .await
+                .map(drop)
+        }
+
+        #[tracing::instrument(level = "trace", skip_all)]
+        async fn clear_nodes(&mut self) -> Result<(), sqlx::Error> {
+            sqlx::query("DELETE FROM merkle_nodes")
+                .execute(tx(self)?)
+                .await
+                .map(drop)
+        }
+
+        #[tracing::instrument(level = "trace", skip_all)]
+        async fn events_between(
+            &mut self,
+            from: u64,
+            end: u64,
+        ) -> Result<Vec<StoredEvent>, sqlx::Error> {
+            events_between(tx(self)?, from, end).await
+        }
+    };
+}
+
+pub(crate) use writer_statements;
