@@ -450,6 +450,22 @@ struct SecondNode {
     url: String,
 }
 
+/// The `consent-ledger` binary a second node runs: `CONSENT_LEDGER_BIN` if set, else the one
+/// built beside this harness (`cargo build --release --workspace` puts both in one folder).
+fn server_binary() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("CONSENT_LEDGER_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let here = std::env::current_exe().context("finding this executable")?;
+    let beside = here.with_file_name("consent-ledger");
+    anyhow::ensure!(
+        beside.is_file(),
+        "no consent-ledger binary at {}: build the workspace, or set CONSENT_LEDGER_BIN",
+        beside.display()
+    );
+    Ok(beside)
+}
+
 impl SecondNode {
     fn start(options: &StoreOptions, data_dir: &std::path::Path) -> anyhow::Result<Self> {
         use std::io::BufRead;
@@ -457,8 +473,7 @@ impl SecondNode {
             .database_url
             .as_deref()
             .context("a second node needs a database URL")?;
-        let child =
-            std::process::Command::new(std::env::current_exe().context("finding this executable")?)
+        let child = std::process::Command::new(server_binary()?)
                 .env_remove("DATABASE_URL")
                 .env("RUST_LOG", "warn")
                 .arg("--data-dir")
