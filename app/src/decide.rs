@@ -36,12 +36,15 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::write::{self, Answer, WriteContext};
+use crate::write::{self, Answer, WriteContext, IDEMPOTENCY_KEY};
 
 /// Most decisions in one batch call (SPEC §7).
 pub const MAX_BATCH: usize = 1_000;
 /// Times a decision is made again after a concurrent restriction before giving up (503).
 const STALE_RETRIES: usize = 8;
+/// How long a decision's `Idempotency-Key` replays its answer (docs/adr/0003): long enough for
+/// any client's retries, short enough that a key is not a standing pass.
+pub const DECISION_KEY_TTL: chrono::Duration = chrono::Duration::hours(24);
 
 /// SPEC §7 decision body.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -189,7 +192,7 @@ pub async fn decide(
             };
             match first {
                 Some(answers) => Ok(answers),
-                None => events.iter().map(replayed_answer).collect(),
+                None => replayed(state, events),
             }
         },
     )
@@ -275,6 +278,18 @@ fn decision(
     let verdict = model
         .access
         .decide(q.partner, &q.shipment, q.purpose, q.requested, now);
+    // An intermediary reading for a suspended partner is denied as if that partner asked: the
+    // data would reach it. (Its suspension moves the §5.2 fence like any restriction.)
+    let verdict = match (verdict, q.on_behalf_of) {
+        (Verdict::Allowed { shipment, .. }, Some(p)) if model.access.is_suspended(p) => {
+            Verdict::Denied {
+                shipment: Some(shipment),
+                reason: DenyReason::PartnerSuspended,
+                consent: None,
+            }
+        }
+        (verdict, _) => verdict,
+    };
     let (event, answer) = match verdict {
         // §5.1 no read without a record: this event is the only way to `allowed: true`.
         Verdict::Allowed {
@@ -343,36 +358,101 @@ fn decision(
     Ok((event, answer))
 }
 
-/// The answer of a recorded decision, decoded from its stored event (idempotent replays).
-fn replayed_answer(stored: &StoredEvent) -> Result<DecisionAnswer, AppError> {
-    let event: AccessEvent = stored.payload.decode().map_err(AppError::internal)?;
-    let position = stored.position.get();
-    Ok(match event {
-        AccessEvent::TrackingAccessAllowed {
-            decision_id,
-            granted,
-            consents,
-            ..
-        } => DecisionAnswer {
-            decision_id,
-            position,
-            allowed: true,
-            reason: None,
-            consent_ids: consents,
-            data_categories: granted,
-        },
-        AccessEvent::TrackingAccessDenied {
-            decision_id,
-            reason,
-            ..
-        } => DecisionAnswer {
-            decision_id,
-            position,
-            allowed: false,
-            reason: Some(reason),
-            consent_ids: Vec::new(),
-            data_categories: Vec::new(),
-        },
+/// The answers of recorded decisions for a retry with the same `Idempotency-Key`, decoded from
+/// their stored events — unless that would be a stale allow (docs/adr/0003): a key older than
+/// [`DECISION_KEY_TTL`] replays nothing, and an allow whose ground is gone (a consent it rested
+/// on revoked or expired, the partner suspended: the revocation's answer had returned, so the
+/// model this replay caught up to holds it) is refused rather than repeated.
+fn replayed(state: &AppState, events: &[StoredEvent]) -> Result<Vec<DecisionAnswer>, AppError> {
+    let now = state.clock.now();
+    let model = state.projector.read();
+    events
+        .iter()
+        .map(|stored| {
+            let event: AccessEvent = stored.payload.decode().map_err(AppError::internal)?;
+            let position = stored.position.get();
+            Ok(match event {
+                AccessEvent::TrackingAccessAllowed {
+                    decision_id,
+                    decided_at,
+                    partner,
+                    shipment,
+                    purpose,
+                    requested,
+                    granted,
+                    consents,
+                    ..
+                } => {
+                    unexpired(decided_at, now)?;
+                    // §5.2: the allow stands only while every consent it rested on still does.
+                    let still = match model.access.decide(
+                        partner,
+                        &ShipmentRef::Id(shipment),
+                        purpose,
+                        Categories::of(&requested),
+                        now,
+                    ) {
+                        Verdict::Allowed {
+                            consents: in_force, ..
+                        } => consents.iter().all(|c| in_force.contains(c)),
+                        Verdict::Denied { .. } => false,
+                    };
+                    if !still {
+                        return Err(AppError::Conflict {
+                            slug: "decision-superseded",
+                            detail: "the decision this Idempotency-Key recorded allowed reading, \
+                                     but a revocation, suspension or expiry has committed since; \
+                                     ask again without this key"
+                                .into(),
+                            field: Some(IDEMPOTENCY_KEY.into()),
+                        });
+                    }
+                    DecisionAnswer {
+                        decision_id,
+                        position,
+                        allowed: true,
+                        reason: None,
+                        consent_ids: consents,
+                        data_categories: granted,
+                    }
+                }
+                AccessEvent::TrackingAccessDenied {
+                    decision_id,
+                    decided_at,
+                    reason,
+                    ..
+                } => {
+                    unexpired(decided_at, now)?;
+                    DecisionAnswer {
+                        decision_id,
+                        position,
+                        allowed: false,
+                        reason: Some(reason),
+                        consent_ids: Vec::new(),
+                        data_categories: Vec::new(),
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// A decision's key replays for [`DECISION_KEY_TTL`] after the decision.
+fn unexpired(
+    decided_at: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), AppError> {
+    if now - decided_at <= DECISION_KEY_TTL {
+        return Ok(());
+    }
+    Err(AppError::Conflict {
+        slug: "idempotency-key-expired",
+        detail: format!(
+            "a decision's Idempotency-Key replays its answer for {} hours; this one has expired: \
+             ask again with a new key",
+            DECISION_KEY_TTL.num_hours()
+        ),
+        field: Some(IDEMPOTENCY_KEY.into()),
     })
 }
 

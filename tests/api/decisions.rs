@@ -646,6 +646,42 @@ async fn an_allow_lists_every_consent_in_force_and_only_the_categories_granted()
     .await;
     assert_eq!(payload["on_behalf_of"], other.as_str(), "{payload}");
     assert_eq!(payload["shipment"], w.shipment.as_str(), "{payload}");
+
+    // The DSAR names the partner the data was read for.
+    let dsar = app
+        .get(
+            "/v1/audit/dsar?carrier=dhl&tracking_number=jjd0001",
+            &app.admin,
+        )
+        .await;
+    let dsar = expect(&dsar, StatusCode::OK);
+    let relayed: Vec<&Value> = dsar["recipients"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r["accesses"].as_array().into_iter().flatten())
+        .filter(|a| a["on_behalf_of"] == other.as_str())
+        .collect();
+    assert_eq!(relayed.len(), 1, "{dsar}");
+
+    // Reading for a suspended partner is denied, and recorded, as if that partner asked.
+    let r = app
+        .post(
+            &format!("/v1/principals/{other}/suspend"),
+            &app.admin,
+            json!({"reason": "DPA lapsed"}),
+        )
+        .await;
+    expect(&r, StatusCode::OK);
+    let body = json!({
+        "partner_id": pid,
+        "carrier": "dhl",
+        "tracking_number": "jjd0001",
+        "purpose": "insurance_claim",
+        "data_categories": three,
+        "on_behalf_of": other,
+    });
+    denied(app, &w.gateway, pid, body, "partner_suspended").await;
     assert_gapless(&app.log().await);
 }
 
@@ -1172,11 +1208,14 @@ async fn a_retried_decision_returns_the_first_answer_and_records_nothing_twice()
     );
     assert_eq!(app.log_size().await, size, "the retry recorded nothing");
 
-    // Even after a revoke, the retry is the first answer, not a new decision.
+    // After the revoke returned, the retry may not say allowed again (docs/adr/0003): it is
+    // refused naming the key, and records nothing. (Before, it replayed the allow: a stale
+    // allow after a revocation.)
     revoke(app, &w.shipper, &c).await;
     let size = app.log_size().await;
     let again = app.post_with(DECIDE, &w.partner, q.clone(), &key).await;
-    assert_eq!(expect(&again, StatusCode::OK), &first_body);
+    problem(&again, StatusCode::CONFLICT, "decision-superseded");
+    assert_eq!(again.body["field"], "Idempotency-Key", "{}", again.body);
     assert_eq!(app.log_size().await, size);
     // Without the key it is a new decision.
     denied(app, &w.partner, pid, q.clone(), "consent_revoked").await;
@@ -1222,6 +1261,57 @@ async fn a_retried_decision_returns_the_first_answer_and_records_nothing_twice()
         recorded(&log, answer);
     }
     assert_gapless(&log);
+}
+
+/// No answer that says allowed, replayed or not, follows a suspension that returned, and a
+/// decision's key replays for 24 hours only (docs/adr/0003); a replayed denial stays a denial.
+#[actix_web::test]
+async fn a_retried_allow_is_refused_after_a_suspension_and_keys_expire_after_a_day() {
+    let w = world().await;
+    let (app, pid) = (&w.app, w.partner_id.as_str());
+    let (c, _) = grant(app, &w.shipper, consent_for(pid, &w.shipment)).await;
+    let q = ask(&w.shipment, "insurance_claim", &["status_events"]);
+    let key = [("Idempotency-Key", "suspended-1")];
+    let first = app.post_with(DECIDE, &w.partner, q.clone(), &key).await;
+    assert_allowed(expect(&first, StatusCode::OK), &[&c], &["status_events"]);
+    // A batch holding that allow, and a denial under a key of its own.
+    let batch = json!({"items": [q.clone()]});
+    let bkey = [("Idempotency-Key", "suspended-batch")];
+    expect(
+        &app.post_with(BATCH, &w.partner, batch.clone(), &bkey).await,
+        StatusCode::OK,
+    );
+    let nope = ask_tracking("DHL", "NOPE", "insurance_claim", &["status_events"]);
+    let dkey = [("Idempotency-Key", "denied-1")];
+    let denial = app.post_with(DECIDE, &w.partner, nope.clone(), &dkey).await;
+    let denial = expect(&denial, StatusCode::OK).clone();
+    assert_denied(&denial, "unknown_shipment");
+
+    let r = app
+        .post(
+            &format!("/v1/principals/{pid}/suspend"),
+            &app.admin,
+            json!({"reason": "DPA lapsed"}),
+        )
+        .await;
+    expect(&r, StatusCode::OK);
+    let size = app.log_size().await;
+    let again = app.post_with(DECIDE, &w.partner, q.clone(), &key).await;
+    problem(&again, StatusCode::CONFLICT, "decision-superseded");
+    let again = app.post_with(BATCH, &w.partner, batch.clone(), &bkey).await;
+    problem(&again, StatusCode::CONFLICT, "decision-superseded");
+    // A denial replays as it was.
+    let again = app.post_with(DECIDE, &w.partner, nope.clone(), &dkey).await;
+    assert_eq!(expect(&again, StatusCode::OK), &denial);
+    assert_eq!(app.log_size().await, size, "refused retries record nothing");
+
+    // A day and a second later the key replays nothing: the caller asks anew.
+    app.clock
+        .advance(Duration::hours(24) + Duration::seconds(1));
+    let again = app.post_with(DECIDE, &w.partner, nope, &dkey).await;
+    problem(&again, StatusCode::CONFLICT, "idempotency-key-expired");
+    assert_eq!(again.body["field"], "Idempotency-Key", "{}", again.body);
+    assert_eq!(app.log_size().await, size);
 }
 
 // ---------------------------------------------------------------------------------------------
