@@ -66,6 +66,10 @@ pub struct CheckArgs {
     /// Also measure the index's memory with this many shipments (0: skip).
     #[arg(long, default_value_t = 0)]
     pub memory_shipments: usize,
+    /// Cost isolation: decisions about one shipper's parcels before and after that shipper
+    /// grants this many shipper-wide consents to other partners (0: skip).
+    #[arg(long, default_value_t = 40_000)]
+    pub foreign_grants: usize,
 }
 
 /// Resident memory of this process, from /proc (Linux).
@@ -202,7 +206,86 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
         us(lookup.p99),
         lookup.per_second
     );
-    drop((d, map, shipments, queries));
+    drop((map, queries));
+
+    if args.foreign_grants > 0 {
+        // One shipper's parcels, asked about by partners with consents of their own; then the
+        // same shipper grants shipper-wide consents to many other partners.
+        let shipper = shippers[0];
+        let own: Vec<ShipmentId> = shipments
+            .iter()
+            .filter(|(_, s)| *s == shipper)
+            .map(|(id, _)| *id)
+            .collect();
+        let askers = &partners[..partners.len().min(100)];
+        let queries: Vec<(PartnerId, ShipmentRef)> = (0..args.queries.min(200_000))
+            .map(|_| {
+                (
+                    askers[rng.below(askers.len())],
+                    ShipmentRef::Id(own[rng.below(own.len())]),
+                )
+            })
+            .collect();
+        let time = |d: &Decider| {
+            let mut latencies = Vec::with_capacity(queries.len());
+            let t = Instant::now();
+            for (partner, shipment) in &queries {
+                let q = Instant::now();
+                std::hint::black_box(d.decide(
+                    *partner,
+                    shipment,
+                    Purpose::InsuranceClaim,
+                    requested,
+                    now,
+                ));
+                latencies.push(q.elapsed());
+            }
+            figures(latencies, t.elapsed())
+        };
+        let without = time(&d);
+        let wide = ConsentScope::Shipper {
+            carriers: None,
+            destination_countries: None,
+        };
+        for i in 0..args.foreign_grants {
+            let foreign = PartnerId::from_uuid(uuid(&mut rng));
+            d.add_partner(foreign);
+            d.add_grant(Grant {
+                id: ConsentId::from_uuid(uuid(&mut rng)),
+                partner: foreign,
+                shipper,
+                scope: &wide,
+                purposes: &purposes,
+                categories: &categories,
+                valid_from: now - chrono::Duration::days(1),
+                valid_until: None,
+                granted_at: now - chrono::Duration::days(1),
+                position: (args.consents + i) as u64,
+            });
+        }
+        let with = time(&d);
+        println!(
+            "cost isolation: {} decisions about one shipper's {} parcels, before and after it grants {} shipper-wide consents to other partners",
+            queries.len(),
+            own.len(),
+            args.foreign_grants
+        );
+        println!("| shipper-wide grants of that shipper to others | p50 | p99 | checks/s |");
+        println!("|---|---:|---:|---:|");
+        for (what, f) in [("none", &without), ("with them", &with)] {
+            println!(
+                "| {what} | {:.2} µs | {:.2} µs | {:.0} |",
+                us(f.p50),
+                us(f.p99),
+                f.per_second
+            );
+        }
+        println!(
+            "rate with them / without: {:.2}",
+            with.per_second / without.per_second.max(1e-9)
+        );
+    }
+    drop((d, shipments));
 
     if args.memory_shipments > 0 {
         let before = rss_bytes().context("reading /proc/self/statm")?;
@@ -474,15 +557,15 @@ impl SecondNode {
             .as_deref()
             .context("a second node needs a database URL")?;
         let child = std::process::Command::new(server_binary()?)
-                .env_remove("DATABASE_URL")
-                .env("RUST_LOG", "warn")
-                .arg("--data-dir")
-                .arg(data_dir)
-                .args(["--database-url", database_url])
-                .args(["serve", "--listen", "127.0.0.1:0"])
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .context("starting the second node")?;
+            .env_remove("DATABASE_URL")
+            .env("RUST_LOG", "warn")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--database-url", database_url])
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .context("starting the second node")?;
         let mut node = Self {
             url: String::new(),
             child,

@@ -446,6 +446,9 @@ pub struct DsarAccess {
     pub legal_bases: Vec<LegalBasis>,
     pub consent_ids: Vec<ConsentId>,
     pub data_categories: Vec<DataCategory>,
+    /// The partner the recipient read for, when it read as a tracking intermediary: data
+    /// reached that partner too.
+    pub on_behalf_of: Option<String>,
 }
 
 /// A recipient (Art. 15(1)(c)): a partner that was allowed to read the subject's data.
@@ -470,6 +473,8 @@ pub struct DsarDenied {
     pub purpose: String,
     pub reason: Option<String>,
     pub requested_categories: Vec<DataCategory>,
+    /// The partner it asked for, as a tracking intermediary.
+    pub on_behalf_of: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -622,6 +627,7 @@ fn build_dsar(
                 purpose: r.purpose,
                 reason: r.reason,
                 requested_categories: list(r.position, "requested", &r.requested)?,
+                on_behalf_of: r.on_behalf_of,
             });
             continue;
         }
@@ -641,6 +647,7 @@ fn build_dsar(
             legal_bases,
             consent_ids,
             data_categories: list(r.position, "granted", &r.granted)?,
+            on_behalf_of: r.on_behalf_of.clone(),
         };
         match recipients.iter_mut().find(|p| p.partner_id == r.partner_id) {
             Some(p) => p.accesses.push(entry),
@@ -676,7 +683,7 @@ fn build_dsar(
     })
 }
 
-const CSV_DSAR_HEADER: [&str; 13] = [
+const CSV_DSAR_HEADER: [&str; 14] = [
     "section",
     "partner_id",
     "name",
@@ -690,11 +697,12 @@ const CSV_DSAR_HEADER: [&str; 13] = [
     "consent_ids",
     "data_categories",
     "denial_reason",
+    "on_behalf_of",
 ];
 
 fn dsar_csv(d: &Dsar) -> Result<String, AppError> {
     let opt = |o: &Option<String>| o.clone().unwrap_or_default();
-    let mut rows: Vec<[String; 13]> = Vec::new();
+    let mut rows: Vec<[String; 14]> = Vec::new();
     for p in &d.recipients {
         for a in &p.accesses {
             rows.push([
@@ -715,6 +723,7 @@ fn dsar_csv(d: &Dsar) -> Result<String, AppError> {
                 joined(&a.consent_ids),
                 joined(&a.data_categories),
                 String::new(),
+                opt(&a.on_behalf_of),
             ]);
         }
     }
@@ -733,6 +742,7 @@ fn dsar_csv(d: &Dsar) -> Result<String, AppError> {
             String::new(),
             joined(&a.requested_categories),
             opt(&a.reason),
+            opt(&a.on_behalf_of),
         ]);
     }
     csv_text(CSV_DSAR_HEADER, rows.into_iter())
