@@ -3,7 +3,7 @@
 
 use consent_ledger_domain::values::Reason;
 use consent_ledger_store::StoredEvent;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
@@ -21,18 +21,9 @@ pub struct ReasonBody {
 #[serde(deny_unknown_fields)]
 pub struct NoBody {}
 
-/// `{"id", "position"}`: what a creating write answers.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Created {
-    pub id: String,
-    pub position: u64,
-}
-
-/// `{"position"}`: what a state-changing write answers.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Positioned {
-    pub position: u64,
-}
+/// The answers of writes live with the writes, in `app`; shipments still renders through
+/// [`render_created`].
+pub use consent_ledger_app::write::{Created, Positioned};
 
 pub(crate) fn last(events: &[StoredEvent]) -> Result<&StoredEvent, ApiError> {
     events

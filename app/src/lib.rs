@@ -12,6 +12,8 @@
 //! - [`write`]: the shape of every write: idempotency → command → durable commit → answer.
 //! - [`decide`]: **the hot path**, top to bottom, with the §5 guarantees marked.
 //! - [`principals`]: registering a principal and its once-shown token.
+//! - [`consents`]: granting and revoking a consent; listing and reading consents with their
+//!   history, and a consent's signed receipt; who may see one ([`consents::can_see`]).
 //! - [`approvals`]: a consent request's two-step approval, its completion on start, expiry.
 //! - [`background`]: what a serving node does each second besides answering.
 //! - [`checkpoint`]: signing and keeping checkpoints of the verifiable log.
@@ -32,6 +34,7 @@ pub mod audit_log;
 pub mod auth;
 pub mod background;
 pub mod checkpoint;
+pub mod consents;
 pub mod decide;
 pub mod error;
 pub mod export;

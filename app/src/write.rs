@@ -8,7 +8,9 @@ use std::future::Future;
 
 use consent_ledger_store::cqrs::CommandMeta;
 use consent_ledger_store::{IdempotencyClaim, IdempotencyRecord, StoredEvent};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::error::AppError;
@@ -22,6 +24,48 @@ pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 pub enum Answer {
     First,
     Replay,
+}
+
+/// `{"id", "position"}`: what a creating write answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Created {
+    pub id: String,
+    pub position: u64,
+}
+
+impl Created {
+    /// The stream the write's first event created, at the position of its last event.
+    pub fn of(events: &[StoredEvent]) -> Result<Self, AppError> {
+        let first = events.first().ok_or_else(no_event)?;
+        Ok(Self {
+            id: first.stream_id.clone(),
+            position: last(events)?.position.get(),
+        })
+    }
+}
+
+/// `{"position"}`: what a state-changing write answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Positioned {
+    pub position: u64,
+}
+
+impl Positioned {
+    /// The position of the write's last event.
+    pub fn of(events: &[StoredEvent]) -> Result<Self, AppError> {
+        Ok(Self {
+            position: last(events)?.position.get(),
+        })
+    }
+}
+
+/// The last event a write committed; every write commits at least one.
+pub fn last(events: &[StoredEvent]) -> Result<&StoredEvent, AppError> {
+    events.last().ok_or_else(no_event)
+}
+
+fn no_event() -> AppError {
+    AppError::internal(anyhow::anyhow!("a write committed no event"))
 }
 
 /// Who writes, for which request, and under which idempotency key (if any).

@@ -1,92 +1,22 @@
 //! `POST /v1/consents`, `GET /v1/consents`, `GET /v1/consents/{id}` (with its history),
-//! `POST /v1/consents/{id}/revoke`.
+//! `GET /v1/consents/{id}/receipt`, `POST /v1/consents/{id}/revoke`: parse, call
+//! [`consent_ledger_app::consents`], render.
 
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
-use chrono::{DateTime, Utc};
-use consent_ledger_domain::consent::ConsentCommand;
-use consent_ledger_domain::terms::ConsentScope;
-use consent_ledger_domain::values::{
-    ConsentId, DataCategory, DpaRef, LegalBasis, NonEmptySet, PartnerId, Purpose, Role,
+use consent_ledger_app::consents::{
+    self, ConsentDetail, ConsentReceipt, GrantConsent, GRANTORS, STATUSES,
 };
-use consent_ledger_projections::model::{ConsentStatus, ConsentView, ReadModel, RequestView};
-use consent_ledger_store::Position;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-use uuid::Uuid;
+use consent_ledger_app::query::{path_id, ListQuery};
+use consent_ledger_app::state::AppState;
+use consent_ledger_domain::values::ConsentId;
+use consent_ledger_projections::model::ConsentStatus;
 
 use crate::auth::Caller;
 use crate::body::{parse_json, read_body};
 use crate::problem::{ApiError, Problem};
-use crate::shapes::{render_created, render_position, Created, Positioned, ReasonBody};
-use crate::write::write;
-use consent_ledger_app::history::{stream_history, HistoryEntry, Narrowing};
-use consent_ledger_app::query::path_id;
-use consent_ledger_app::query::{page, ListQuery};
-use consent_ledger_app::state::AppState;
-
-/// A grant from the calling shipper to one partner (SPEC §7 consent body).
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct GrantConsent {
-    pub partner_id: PartnerId,
-    pub scope: ConsentScope,
-    pub purposes: NonEmptySet<Purpose>,
-    pub data_categories: NonEmptySet<DataCategory>,
-    pub legal_basis: LegalBasis,
-    /// Defaults to the partner's DPA reference.
-    #[serde(default)]
-    pub dpa_ref: Option<DpaRef>,
-    /// Defaults to now.
-    #[serde(default)]
-    pub valid_from: Option<DateTime<Utc>>,
-    #[serde(default)]
-    pub valid_until: Option<DateTime<Utc>>,
-}
-
-/// A consent with its status now.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ConsentOut<'a> {
-    #[serde(flatten)]
-    pub consent: &'a ConsentView,
-    pub status: ConsentStatus,
-}
-
-/// A consent, its full history, and the request it answered.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ConsentDetail<'a> {
-    #[serde(flatten)]
-    pub consent: ConsentOut<'a>,
-    /// The consent's own events: its grant, and its revocation with reason and actor.
-    pub history: Vec<HistoryEntry>,
-    /// The consent request it answered, as asked for.
-    pub request: Option<&'a RequestView>,
-    /// That request's events: submitted by the partner, approved by the shipper.
-    pub request_history: Vec<HistoryEntry>,
-    /// What the approval granted less than the partner asked for; null when it granted all of
-    /// it, or when the consent answered no request.
-    pub narrowing: Option<Narrowing>,
-}
-
-/// Who may see a consent: its shipper, its partner, and auditors (SPEC §2).
-pub fn can_see(caller: &Caller, consent: &ConsentView) -> bool {
-    caller.is_auditor()
-        || (caller.role == Role::Shipper && consent.shipper_id == caller.id.as_shipper())
-        || (caller.role == Role::Partner && consent.partner_id == caller.id.as_partner())
-}
-
-/// The consent `id` if the caller may see it; 404 otherwise, whether it exists or not.
-fn visible<'m>(
-    model: &'m ReadModel,
-    caller: &Caller,
-    id: ConsentId,
-) -> Result<&'m ConsentView, ApiError> {
-    model
-        .consents
-        .get(&id)
-        .filter(|c| can_see(caller, c))
-        .ok_or_else(ApiError::not_found)
-}
+use crate::shapes::{Created, Positioned, ReasonBody};
+use crate::write::{context, respond};
 
 /// Grant a consent (shipper).
 #[utoipa::path(post, path = "/v1/consents", tag = "consents", request_body = GrantConsent,
@@ -101,38 +31,13 @@ pub async fn grant(
     caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(&[Role::Shipper])?;
+    // The role before the body: a caller who may not grant hears 403 whatever it sent.
+    caller.require(GRANTORS)?;
     let body = read_body(payload).await?;
     let input: GrantConsent = parse_json(&body)?;
-    let id = ConsentId::from_uuid(Uuid::now_v7());
-    let command = ConsentCommand::GrantConsent {
-        id,
-        shipper: caller.id.as_shipper(),
-        partner: input.partner_id,
-        scope: input.scope,
-        purposes: input.purposes,
-        data_categories: input.data_categories,
-        legal_basis: input.legal_basis,
-        dpa_ref: input.dpa_ref,
-        valid_from: input.valid_from,
-        valid_until: input.valid_until,
-        origin_request: None,
-    };
-    write(
-        &state,
-        &req,
-        &caller,
-        &body,
-        StatusCode::CREATED,
-        |meta| async {
-            Ok(state
-                .consents
-                .execute(&id.to_string(), command, meta)
-                .await?)
-        },
-        |events, _| render_created(events),
-    )
-    .await
+    let context = context(&req, &caller, &body)?;
+    let (created, answer) = consents::grant(&state, &caller, input, context).await?;
+    Ok(respond(StatusCode::CREATED, &created, answer))
 }
 
 /// List the consents the caller may see, oldest first, filtered by partner, shipper and status.
@@ -148,30 +53,8 @@ pub async fn list(
     req: HttpRequest,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let q: ListQuery<ConsentStatus, ConsentId> = ListQuery::parse(
-        req.query_string(),
-        &["active", "revoked", "expired", "not_yet_valid"],
-    )?;
-    let now = state.clock.now();
-    let model = state.projector.read();
-    let page = page(
-        &model.consents,
-        q.after,
-        q.limit,
-        |c| {
-            let out = ConsentOut {
-                consent: c,
-                status: c.status_at(now),
-            };
-            let wanted = can_see(&caller, c)
-                && q.partner.is_none_or(|p| c.partner_id == p)
-                && q.shipper.is_none_or(|s| c.shipper_id == s)
-                && q.status.is_none_or(|s| out.status == s);
-            wanted.then_some(out)
-        },
-        |out| out.consent.id,
-    );
-    Ok(HttpResponse::Ok().json(page))
+    let q: ListQuery<ConsentStatus, ConsentId> = ListQuery::parse(req.query_string(), STATUSES)?;
+    Ok(HttpResponse::Ok().json(consents::list(&state, &caller, &q)))
 }
 
 /// One consent with its full history (grant, revocation with reason and actor) and the
@@ -185,31 +68,7 @@ pub async fn get(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id: ConsentId = path_id(&id, "id")?;
-    let request_id = {
-        let model = state.projector.read();
-        let consent = visible(&model, &caller, id)?;
-        consent.request_id
-    };
-    let history = stream_history(&state, "consent", &id.to_string()).await?;
-    let request_history = match request_id {
-        Some(r) => stream_history(&state, "consent_request", &r.to_string()).await?,
-        None => Vec::new(),
-    };
-    let now = state.clock.now();
-    let model = state.projector.read();
-    let consent = model.consents.get(&id).ok_or_else(ApiError::not_found)?;
-    let request = consent.request_id.and_then(|r| model.requests.get(&r));
-    let detail = ConsentDetail {
-        consent: ConsentOut {
-            consent,
-            status: consent.status_at(now),
-        },
-        history,
-        request,
-        request_history,
-        narrowing: request.and_then(|asked| Narrowing::between(asked, consent)),
-    };
-    Ok(HttpResponse::Ok().json(detail))
+    Ok(HttpResponse::Ok().json(consents::get(&state, &caller, id).await?))
 }
 
 /// Revoke a consent (its shipper). Effective at commit: no decision committed after the answer
@@ -228,113 +87,13 @@ pub async fn revoke(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let id: ConsentId = path_id(&id, "id")?;
-    {
-        let model = state.projector.read();
-        let consent = visible(&model, &caller, id)?;
-        if !(caller.role == Role::Shipper && consent.shipper_id == caller.id.as_shipper()) {
-            return Err(ApiError::forbidden(
-                "only the shipper who granted a consent revokes it",
-            ));
-        }
-    }
+    // 404/403 before the body, as for a role.
+    consents::may_revoke(&state, &caller, id)?;
     let body = read_body(payload).await?;
     let input: ReasonBody = parse_json(&body)?;
-    let command = ConsentCommand::RevokeConsent {
-        revoked_by: caller.id,
-        reason: input.reason,
-    };
-    write(
-        &state,
-        &req,
-        &caller,
-        &body,
-        StatusCode::OK,
-        |mut meta| async {
-            // Revocation is effective at commit: decisions decided before it are fenced off.
-            meta.restricts = true;
-            Ok(state
-                .consents
-                .execute(&id.to_string(), command, meta)
-                .await?)
-        },
-        |events, _| render_position(events),
-    )
-    .await
-}
-
-/// A consent receipt in the field shape of ISO/IEC TS 27560 (consent record information
-/// structure): who is controller and recipient, for which purposes, data and legal basis, the
-/// consent's status now and the events that made it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ConsentReceiptBody {
-    pub schema_version: &'static str,
-    /// The consent record this receipt is about (the consent id).
-    pub record_id: ConsentId,
-    /// This receipt's own id.
-    pub receipt_id: String,
-    /// When the receipt was issued.
-    pub timestamp: DateTime<Utc>,
-    /// The log the record's events are in, and the position of its newest event.
-    pub log_origin: String,
-    pub log_position: Position,
-    pub controller: ReceiptParty,
-    pub recipients: Vec<ReceiptParty>,
-    /// The data subjects are the recipients of the shipments in scope (the shipper's
-    /// customers); they are named by scope, never by personal data.
-    pub data_subject_scope: ConsentScope,
-    pub purposes: Vec<ReceiptPurpose>,
-    pub legal_basis: LegalBasis,
-    pub data_categories: Vec<DataCategory>,
-    pub dpa_ref: DpaRef,
-    pub valid_from: DateTime<Utc>,
-    pub valid_until: Option<DateTime<Utc>>,
-    pub origin_request: Option<String>,
-    pub status: ConsentStatus,
-    pub events: Vec<ReceiptEvent>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ReceiptParty {
-    pub id: String,
-    pub name: Option<String>,
-    pub role: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub country: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dpa_ref: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ReceiptPurpose {
-    pub purpose: Purpose,
-    pub legal_basis: LegalBasis,
-    pub data_categories: Vec<DataCategory>,
-}
-
-/// One state change of the consent (27560's consent events: given, withdrawn).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ReceiptEvent {
-    /// `given` or `withdrawn`.
-    pub event_type: &'static str,
-    pub timestamp: DateTime<Utc>,
-    pub actor: String,
-    pub position: Position,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
-/// A receipt with a detached Ed25519 signature by the log key over the receipt's RFC 8785
-/// canonical JSON, and the key's C2SP vkey to check it with.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ConsentReceipt {
-    pub receipt: ConsentReceiptBody,
-    /// "RFC 8785": how `receipt` is serialised for signing.
-    pub canonicalization: &'static str,
-    /// Ed25519 (RFC 8032) over the canonical receipt, base64.
-    pub signature: String,
-    pub vkey: String,
+    let context = context(&req, &caller, &body)?;
+    let (positioned, answer) = consents::revoke(&state, &caller, id, input.reason, context).await?;
+    Ok(respond(StatusCode::OK, &positioned, answer))
 }
 
 /// The consent's receipt (ISO/IEC TS 27560 field shape), signed with the log key.
@@ -346,85 +105,6 @@ pub async fn receipt(
     caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    use base64::Engine;
     let id: ConsentId = path_id(&id, "id")?;
-    let stored = state.store.read_stream("consent", &id.to_string()).await?;
-    let now = state.clock.now();
-    let body = {
-        let model = state.projector.read();
-        let consent = visible(&model, &caller, id)?;
-        let principal = |p: consent_ledger_domain::values::PrincipalId| model.principals.get(&p);
-        let shipper = principal(consent.shipper_id.into());
-        let partner = principal(consent.partner_id.into());
-        let profile = partner.and_then(|p| p.partner.as_ref());
-        let categories: Vec<DataCategory> = consent.data_categories.iter().copied().collect();
-        let mut events = vec![ReceiptEvent {
-            event_type: "given",
-            timestamp: consent.granted_at,
-            actor: consent.granted_by.clone(),
-            position: consent.position,
-            reason: None,
-        }];
-        if let Some(r) = &consent.revocation {
-            events.push(ReceiptEvent {
-                event_type: "withdrawn",
-                timestamp: r.revoked_at,
-                actor: r.revoked_by.to_string(),
-                position: r.position,
-                reason: Some(r.reason.to_string()),
-            });
-        }
-        ConsentReceiptBody {
-            schema_version: "ISO/IEC TS 27560:2023",
-            record_id: id,
-            receipt_id: Uuid::now_v7().to_string(),
-            timestamp: now,
-            log_origin: state.log_key.name().to_owned(),
-            log_position: stored.last().map_or(consent.position, |e| e.position),
-            controller: ReceiptParty {
-                id: consent.shipper_id.to_string(),
-                name: shipper.map(|p| p.name.to_string()),
-                role: "controller",
-                kind: None,
-                country: None,
-                dpa_ref: None,
-            },
-            recipients: vec![ReceiptParty {
-                id: consent.partner_id.to_string(),
-                name: partner.map(|p| p.name.to_string()),
-                role: "recipient",
-                kind: profile.map(|p| p.kind.to_string()),
-                country: profile.map(|p| p.country.to_string()),
-                dpa_ref: profile.map(|p| p.dpa_ref.to_string()),
-            }],
-            data_subject_scope: consent.scope.clone(),
-            purposes: consent
-                .purposes
-                .iter()
-                .map(|p| ReceiptPurpose {
-                    purpose: *p,
-                    legal_basis: consent.legal_basis,
-                    data_categories: categories.clone(),
-                })
-                .collect(),
-            legal_basis: consent.legal_basis,
-            data_categories: categories,
-            dpa_ref: consent.dpa_ref.clone(),
-            valid_from: consent.valid_from,
-            valid_until: consent.valid_until,
-            origin_request: consent.request_id.map(|r| r.to_string()),
-            status: consent.status_at(now),
-            events,
-        }
-    };
-    let value = serde_json::to_value(&body).map_err(ApiError::internal)?;
-    let canonical =
-        consent_ledger_audit::leaf::canonical_text(&value).map_err(ApiError::internal)?;
-    let signature = state.log_key.sign_detached(canonical.as_bytes());
-    Ok(HttpResponse::Ok().json(ConsentReceipt {
-        receipt: body,
-        canonicalization: "RFC 8785",
-        signature: base64::engine::general_purpose::STANDARD.encode(signature),
-        vkey: state.log_key.vkey(),
-    }))
+    Ok(HttpResponse::Ok().json(consents::receipt(&state, &caller, id).await?))
 }
