@@ -14,6 +14,8 @@
 //! - [`principals`]: registering a principal and its once-shown token.
 //! - [`consents`]: granting and revoking a consent; listing and reading consents with their
 //!   history, and a consent's signed receipt; who may see one ([`consents::can_see`]).
+//! - [`requests`]: a partner's consent request: submitting, listing and reading it,
+//!   approving it (through [`approvals`]), denying and withdrawing it.
 //! - [`approvals`]: a consent request's two-step approval, its completion on start, expiry.
 //! - [`background`]: what a serving node does each second besides answering.
 //! - [`checkpoint`]: signing and keeping checkpoints of the verifiable log.
@@ -42,6 +44,7 @@ pub mod gdpr;
 pub mod history;
 pub mod principals;
 pub mod query;
+pub mod requests;
 pub mod state;
 pub mod write;
 

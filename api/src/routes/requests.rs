@@ -1,120 +1,23 @@
 //! Consent requests (SPEC §3, modelled on UMA 2.0): `POST /v1/consent-requests` (partner),
 //! `GET /v1/consent-requests[/{id}]`, and `POST /v1/consent-requests/{id}/approve|deny`
-//! (the addressed shipper) and `/withdraw` (the partner).
+//! (the addressed shipper) and `/withdraw` (the partner): parse, call
+//! [`consent_ledger_app::requests`], render.
 
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
-use chrono::{DateTime, Utc};
-use consent_ledger_domain::request::{
-    ConsentRequestCommand, ConsentRequestEvent, Narrowing, RequestStatus,
+use consent_ledger_app::query::{path_id, ListQuery};
+use consent_ledger_app::requests::{
+    self, ApproveRequest, Approved, RequestDetail, SubmitRequest, REQUESTERS, STATUSES,
 };
-use consent_ledger_domain::terms::ConsentScope;
-use consent_ledger_domain::values::{
-    ConsentId, ConsentRequestId, DataCategory, DpaRef, LegalBasis, NonEmptySet, Purpose, Reason,
-    Role, ShipperId,
-};
-use consent_ledger_projections::model::RequestView;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
-use utoipa::ToSchema;
-use uuid::Uuid;
-
-use consent_ledger_app::approvals;
+use consent_ledger_app::state::AppState;
+use consent_ledger_domain::request::RequestStatus;
+use consent_ledger_domain::values::ConsentRequestId;
 
 use crate::auth::Caller;
 use crate::body::{parse_json, read_body};
 use crate::problem::{ApiError, Problem};
-use crate::shapes::{render_created, render_position, Created, NoBody, Positioned, ReasonBody};
-use crate::write::write;
-use consent_ledger_app::history::{stream_history, HistoryEntry};
-use consent_ledger_app::query::path_id;
-use consent_ledger_app::query::{page, ListQuery};
-use consent_ledger_app::state::AppState;
-
-/// The consent fields less `partner_id` (the caller is the partner), plus the shipper asked
-/// and a justification.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SubmitRequest {
-    pub shipper_id: ShipperId,
-    pub scope: ConsentScope,
-    pub purposes: NonEmptySet<Purpose>,
-    pub data_categories: NonEmptySet<DataCategory>,
-    pub legal_basis: LegalBasis,
-    #[serde(default)]
-    pub dpa_ref: Option<DpaRef>,
-    #[serde(default)]
-    pub valid_from: Option<DateTime<Utc>>,
-    #[serde(default)]
-    pub valid_until: Option<DateTime<Utc>>,
-    pub justification: Reason,
-}
-
-/// What the shipper may narrow when approving; an absent field keeps what was asked.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ApproveRequest {
-    #[serde(default)]
-    pub purposes: Option<NonEmptySet<Purpose>>,
-    #[serde(default)]
-    pub data_categories: Option<NonEmptySet<DataCategory>>,
-    #[serde(default)]
-    pub valid_until: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Approved {
-    pub consent_id: ConsentId,
-    pub position: u64,
-}
-
-/// A request with its status now (a pending one past its expiry reads `expired`).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RequestOut<'a> {
-    #[serde(flatten)]
-    pub request: &'a RequestView,
-    #[serde(rename = "status")]
-    pub status_now: RequestStatus,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RequestDetail<'a> {
-    #[serde(flatten)]
-    pub request: RequestOut<'a>,
-    pub history: Vec<HistoryEntry>,
-}
-
-fn can_see(caller: &Caller, r: &RequestView) -> bool {
-    caller.is_auditor()
-        || (caller.role == Role::Shipper && r.shipper_id == caller.id.as_shipper())
-        || (caller.role == Role::Partner && r.partner_id == caller.id.as_partner())
-}
-
-/// The request if the caller may see it (404 otherwise) and may act on it as `role` (403).
-fn acting_on(
-    state: &AppState,
-    caller: &Caller,
-    id: ConsentRequestId,
-    role: Role,
-) -> Result<(), ApiError> {
-    let model = state.projector.read();
-    let request = model
-        .requests
-        .get(&id)
-        .filter(|r| can_see(caller, r))
-        .ok_or_else(ApiError::not_found)?;
-    let party = match role {
-        Role::Shipper => request.shipper_id.as_uuid(),
-        _ => request.partner_id.as_uuid(),
-    };
-    if caller.role != role || caller.id.as_uuid() != party {
-        return Err(ApiError::forbidden(match role {
-            Role::Shipper => "only the shipper asked approves or denies a request",
-            _ => "only the partner who asked withdraws a request",
-        }));
-    }
-    Ok(())
-}
+use crate::shapes::{Created, NoBody, Positioned, ReasonBody};
+use crate::write::{context, respond};
 
 /// Ask a shipper for a consent (partner).
 #[utoipa::path(post, path = "/v1/consent-requests", tag = "consent requests", request_body = SubmitRequest,
@@ -128,39 +31,13 @@ pub async fn submit(
     caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(&[Role::Partner])?;
+    // The role before the body: a caller who may not ask hears 403 whatever it sent.
+    caller.require(REQUESTERS)?;
     let body = read_body(payload).await?;
     let input: SubmitRequest = parse_json(&body)?;
-    let id = ConsentRequestId::from_uuid(Uuid::now_v7());
-    let command = ConsentRequestCommand::SubmitConsentRequest {
-        id,
-        partner: caller.id.as_partner(),
-        shipper: input.shipper_id,
-        scope: input.scope,
-        purposes: input.purposes,
-        data_categories: input.data_categories,
-        legal_basis: input.legal_basis,
-        dpa_ref: input.dpa_ref,
-        valid_from: input.valid_from,
-        valid_until: input.valid_until,
-        justification: input.justification,
-        ttl: state.config.request_ttl,
-    };
-    write(
-        &state,
-        &req,
-        &caller,
-        &body,
-        StatusCode::CREATED,
-        |meta| async {
-            Ok(state
-                .requests
-                .execute(&id.to_string(), command, meta)
-                .await?)
-        },
-        |events, _| render_created(events),
-    )
-    .await
+    let context = context(&req, &caller, &body)?;
+    let (created, answer) = requests::submit(&state, &caller, input, context).await?;
+    Ok(respond(StatusCode::CREATED, &created, answer))
 }
 
 /// List the requests the caller may see, oldest first.
@@ -174,30 +51,9 @@ pub async fn list(
     req: HttpRequest,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let q: ListQuery<RequestStatus, ConsentRequestId> = ListQuery::parse(
-        req.query_string(),
-        &["pending", "approved", "denied", "withdrawn", "expired"],
-    )?;
-    let now = state.clock.now();
-    let model = state.projector.read();
-    let page = page(
-        &model.requests,
-        q.after,
-        q.limit,
-        |r| {
-            let out = RequestOut {
-                request: r,
-                status_now: r.status_at(now),
-            };
-            let wanted = can_see(&caller, r)
-                && q.partner.is_none_or(|p| r.partner_id == p)
-                && q.shipper.is_none_or(|s| r.shipper_id == s)
-                && q.status.is_none_or(|s| out.status_now == s);
-            wanted.then_some(out)
-        },
-        |out| out.request.id,
-    );
-    Ok(HttpResponse::Ok().json(page))
+    let q: ListQuery<RequestStatus, ConsentRequestId> =
+        ListQuery::parse(req.query_string(), STATUSES)?;
+    Ok(HttpResponse::Ok().json(requests::list(&state, &caller, &q)))
 }
 
 /// One request with its history.
@@ -210,21 +66,7 @@ pub async fn get(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id: ConsentRequestId = path_id(&id, "id")?;
-    let history = stream_history(&state, "consent_request", &id.to_string()).await?;
-    let now = state.clock.now();
-    let model = state.projector.read();
-    let request = model
-        .requests
-        .get(&id)
-        .filter(|r| can_see(&caller, r))
-        .ok_or_else(ApiError::not_found)?;
-    Ok(HttpResponse::Ok().json(RequestDetail {
-        request: RequestOut {
-            request,
-            status_now: request.status_at(now),
-        },
-        history,
-    }))
+    Ok(HttpResponse::Ok().json(requests::get(&state, &caller, id).await?))
 }
 
 /// Approve a pending request (the shipper asked), possibly narrower than asked, never wider.
@@ -242,47 +84,13 @@ pub async fn approve(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let id: ConsentRequestId = path_id(&id, "id")?;
-    acting_on(&state, &caller, id, Role::Shipper)?;
+    // 404/403 before the body, as for a role.
+    requests::may_answer(&state, &caller, id)?;
     let body = read_body(payload).await?;
     let input: ApproveRequest = parse_json(&body)?;
-    let narrowing = Narrowing {
-        purposes: input.purposes,
-        data_categories: input.data_categories,
-        valid_until: input.valid_until,
-    };
-    write(
-        &state,
-        &req,
-        &caller,
-        &body,
-        StatusCode::OK,
-        |meta| async { Ok(approvals::approve_then_grant(&state, id, narrowing, meta).await?) },
-        |events, _| {
-            let consent_id = events
-                .first()
-                .and_then(|e| e.payload.decode::<ConsentRequestEvent>().ok())
-                .and_then(|e| match e {
-                    ConsentRequestEvent::ConsentRequestApproved { consent_id, .. } => {
-                        Some(consent_id)
-                    }
-                    _ => None,
-                })
-                .ok_or_else(|| {
-                    ApiError::internal(anyhow::anyhow!("approval event without consent id"))
-                })?;
-            // The answer's position is the grant's, so that `at_least_as_fresh` with it sees
-            // the consent.
-            let granted = state
-                .projector
-                .read()
-                .consents
-                .get(&consent_id)
-                .map(|c| c.position);
-            let position = granted.unwrap_or(crate::shapes::last(events)?.position);
-            Ok(json!({ "consent_id": consent_id, "position": position }))
-        },
-    )
-    .await
+    let context = context(&req, &caller, &body)?;
+    let (approved, answer) = requests::approve(&state, &caller, id, input, context).await?;
+    Ok(respond(StatusCode::OK, &approved, answer))
 }
 
 /// Deny a pending request (the shipper asked), with a reason.
@@ -298,39 +106,12 @@ pub async fn deny(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let id: ConsentRequestId = path_id(&id, "id")?;
-    acting_on(&state, &caller, id, Role::Shipper)?;
+    requests::may_answer(&state, &caller, id)?;
     let body = read_body(payload).await?;
     let input: ReasonBody = parse_json(&body)?;
-    let command = ConsentRequestCommand::DenyConsentRequest {
-        reason: input.reason,
-    };
-    record(&state, &req, &caller, &body, id, command).await
-}
-
-/// Records one command on a request and answers its position (deny, withdraw).
-async fn record(
-    state: &AppState,
-    req: &HttpRequest,
-    caller: &Caller,
-    body: &[u8],
-    id: ConsentRequestId,
-    command: ConsentRequestCommand,
-) -> Result<HttpResponse, ApiError> {
-    write(
-        state,
-        req,
-        caller,
-        body,
-        StatusCode::OK,
-        |meta| async {
-            Ok(state
-                .requests
-                .execute(&id.to_string(), command, meta)
-                .await?)
-        },
-        |events, _| render_position(events),
-    )
-    .await
+    let context = context(&req, &caller, &body)?;
+    let (positioned, answer) = requests::deny(&state, &caller, id, input.reason, context).await?;
+    Ok(respond(StatusCode::OK, &positioned, answer))
 }
 
 /// Withdraw a pending request (the partner who asked).
@@ -346,16 +127,10 @@ pub async fn withdraw(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let id: ConsentRequestId = path_id(&id, "id")?;
-    acting_on(&state, &caller, id, Role::Partner)?;
+    requests::may_withdraw(&state, &caller, id)?;
     let body = read_body(payload).await?;
     let _: NoBody = parse_json(&body)?;
-    record(
-        &state,
-        &req,
-        &caller,
-        &body,
-        id,
-        ConsentRequestCommand::WithdrawConsentRequest,
-    )
-    .await
+    let context = context(&req, &caller, &body)?;
+    let (positioned, answer) = requests::withdraw(&state, &caller, id, context).await?;
+    Ok(respond(StatusCode::OK, &positioned, answer))
 }
