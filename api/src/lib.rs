@@ -6,7 +6,8 @@
 //!
 //! # Layout
 //! - [`server`]: the actix app, request ids, graceful stop.
-//! - [`routes`]: one module per resource of SPEC §7.
+//! - [`routes`]: one module per resource of SPEC §7, each a thin layer over its module in
+//!   `consent_ledger_app` (`consents`, `requests`, `principals`, `decide`, `gdpr`, …).
 //! - [`write`]: a write's `Idempotency-Key` and request id in, `Idempotent-Replayed` out.
 //! - [`auth`]: the bearer-token extractor; [`problem`]: RFC 9457 errors; [`body`]:
 //!   size-limited JSON bodies parsed naming bad fields.

@@ -1,5 +1,6 @@
 //! Request and answer shapes several resources share: a reason body, an empty body, and the
-//! answers of writes (`{"id","position"}`, `{"position"}`).
+//! answers of writes (`{"id","position"}`, `{"position"}`, defined beside the writes in
+//! `consent_ledger_app::write`).
 
 use consent_ledger_domain::values::Reason;
 use consent_ledger_store::StoredEvent;
@@ -21,23 +22,10 @@ pub struct ReasonBody {
 #[serde(deny_unknown_fields)]
 pub struct NoBody {}
 
-/// The answers of writes live with the writes, in `app`; shipments still renders through
-/// [`render_created`].
 pub use consent_ledger_app::write::{Created, Positioned};
 
-pub(crate) fn last(events: &[StoredEvent]) -> Result<&StoredEvent, ApiError> {
-    events
-        .last()
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a write committed no event")))
-}
-
+/// `{"id", "position"}` of a creating write, for handlers that render through
+/// [`crate::write::write`].
 pub(crate) fn render_created(events: &[StoredEvent]) -> Result<serde_json::Value, ApiError> {
-    let first = events
-        .first()
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a write committed no event")))?;
-    Ok(json!({ "id": first.stream_id, "position": last(events)?.position }))
-}
-
-pub(crate) fn render_position(events: &[StoredEvent]) -> Result<serde_json::Value, ApiError> {
-    Ok(json!({ "position": last(events)?.position }))
+    Ok(json!(Created::of(events)?))
 }

@@ -9,9 +9,11 @@
 //! - [`state`]: [`state::AppState`], the store, the read model, the GDPR projector and the
 //!   command buses, built once; [`state::ServiceConfig`], [`state::StoreOptions`].
 //! - [`auth`]: bearer tokens (kept as SHA-256) and the authenticated [`auth::Caller`].
-//! - [`write`]: the shape of every write: idempotency → command → durable commit → answer.
+//! - [`write`]: the shape of every write: idempotency → command → durable commit → answer,
+//!   and the answers writes share ([`write::Created`], [`write::Positioned`]).
 //! - [`decide`]: **the hot path**, top to bottom, with the §5 guarantees marked.
-//! - [`principals`]: registering a principal and its once-shown token.
+//! - [`principals`]: registering a principal and its once-shown token, suspending and
+//!   reactivating a partner, who the caller is, the partner directory.
 //! - [`consents`]: granting and revoking a consent; listing and reading consents with their
 //!   history, and a consent's signed receipt; who may see one ([`consents::can_see`]).
 //! - [`requests`]: a partner's consent request: submitting, listing and reading it,

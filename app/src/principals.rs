@@ -1,17 +1,32 @@
-//! Registering principals (SPEC §2): shared by `POST /v1/principals` and the offline
-//! `consent-ledger principal create`. The token is made here, shown once, and kept only as its
+//! Principals (SPEC §2): registering one (shared by `POST /v1/principals` and the offline
+//! `consent-ledger principal create`), suspending and reactivating a partner, who a caller
+//! is, and the partner directory. The token is made here, shown once, and kept only as its
 //! SHA-256.
 
 use consent_ledger_domain::principal::{PartnerProfile, PrincipalCommand};
-use consent_ledger_domain::values::{DisplayName, PrincipalId, Role};
+use consent_ledger_domain::values::{DisplayName, PartnerStatus, PrincipalId, Reason, Role};
+use consent_ledger_projections::model::PrincipalView;
 use consent_ledger_store::cqrs::CommandMeta;
 use consent_ledger_store::StoredEvent;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::Token;
+use crate::auth::{Caller, Token};
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::write::{self, Answer, Positioned, WriteContext};
+
+/// Who registers principals and suspends or reactivates partners.
+pub const ADMINS: &[Role] = &[Role::Admin];
+
+/// Who reads the partner directory; partners do not see each other.
+pub const DIRECTORY_READERS: &[Role] = &[
+    Role::Admin,
+    Role::Shipper,
+    Role::Gateway,
+    Role::PrivacyOfficer,
+    Role::Regulator,
+];
 
 /// `{"role":"partner","name":…,"partner":{"kind":…,"country":…,"dpa_ref":…}}` or
 /// `{"role":"shipper"|"gateway"|"privacy_officer"|"regulator"|"admin","name":…}`.
@@ -58,4 +73,131 @@ pub async fn register(
         },
         events,
     ))
+}
+
+/// Registers a principal (an admin), retry-safe under the context's idempotency key. The token
+/// is never stored, so a retry cannot show it again: it answers 409 `token-shown-once` naming
+/// the principal made first.
+#[tracing::instrument(level = "debug", skip_all, fields(role = %input.role))]
+pub async fn create(
+    state: &AppState,
+    caller: &Caller,
+    input: CreatePrincipal,
+    context: WriteContext,
+) -> Result<(CreatedPrincipal, Answer), AppError> {
+    caller.require(ADMINS)?;
+    let made = std::sync::Mutex::new(None);
+    write::record(
+        state,
+        context,
+        |meta| async {
+            let (created, events) = register(state, input, meta).await?;
+            *made.lock().unwrap_or_else(|p| p.into_inner()) = Some(created);
+            Ok(events)
+        },
+        |events: &[StoredEvent], answer| {
+            let first = match answer {
+                Answer::First => made.lock().unwrap_or_else(|p| p.into_inner()).take(),
+                Answer::Replay => None,
+            };
+            first.ok_or_else(|| {
+                AppError::conflict(
+                    "token-shown-once",
+                    format!(
+                        "principal {} was created by the first request with this \
+                         Idempotency-Key; its token was shown only then",
+                        events.first().map_or("?", |e| e.stream_id.as_str())
+                    ),
+                )
+            })
+        },
+    )
+    .await
+}
+
+/// Suspends a partner (an admin): it is denied every decision and can receive no grant.
+/// Effective at commit, like a revocation (SPEC §5.2).
+#[tracing::instrument(level = "debug", skip_all, fields(principal = %id))]
+pub async fn suspend(
+    state: &AppState,
+    caller: &Caller,
+    id: PrincipalId,
+    reason: Reason,
+    context: WriteContext,
+) -> Result<(Positioned, Answer), AppError> {
+    let command = PrincipalCommand::SuspendPartner { reason };
+    set_partner_status(
+        state,
+        caller,
+        id,
+        command,
+        PartnerStatus::Suspended,
+        context,
+    )
+    .await
+}
+
+/// Reactivates a suspended partner (an admin).
+#[tracing::instrument(level = "debug", skip_all, fields(principal = %id))]
+pub async fn reactivate(
+    state: &AppState,
+    caller: &Caller,
+    id: PrincipalId,
+    context: WriteContext,
+) -> Result<(Positioned, Answer), AppError> {
+    let command = PrincipalCommand::ReactivatePartner;
+    set_partner_status(state, caller, id, command, PartnerStatus::Active, context).await
+}
+
+async fn set_partner_status(
+    state: &AppState,
+    caller: &Caller,
+    id: PrincipalId,
+    command: PrincipalCommand,
+    to: PartnerStatus,
+    context: WriteContext,
+) -> Result<(Positioned, Answer), AppError> {
+    caller.require(ADMINS)?;
+    write::record(
+        state,
+        context,
+        |mut meta| async {
+            // A suspension is effective at commit: decisions decided before it are fenced off.
+            meta.restricts = to == PartnerStatus::Suspended;
+            Ok(state
+                .principals
+                .execute(&id.to_string(), command, meta)
+                .await?)
+        },
+        |events, _| Positioned::of(events),
+    )
+    .await
+}
+
+/// The principal the caller is.
+#[tracing::instrument(level = "debug", skip_all, fields(caller = %caller.id))]
+pub fn me(state: &AppState, caller: &Caller) -> Result<PrincipalView, AppError> {
+    state
+        .projector
+        .read()
+        .principals
+        .get(&caller.id)
+        .cloned()
+        .ok_or(AppError::Unauthorized)
+}
+
+/// The partner directory, by id: every partner's id, name, kind, country, DPA reference and
+/// status, so that a shipper can find whom to grant.
+#[tracing::instrument(level = "debug", skip_all, fields(caller = %caller.id))]
+pub fn partners(state: &AppState, caller: &Caller) -> Result<Vec<PrincipalView>, AppError> {
+    caller.require(DIRECTORY_READERS)?;
+    let model = state.projector.read();
+    let mut partners: Vec<PrincipalView> = model
+        .principals
+        .values()
+        .filter(|p| p.role == Role::Partner)
+        .cloned()
+        .collect();
+    partners.sort_by_key(|p| p.id);
+    Ok(partners)
 }

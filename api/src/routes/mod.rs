@@ -1,6 +1,9 @@
-//! HTTP handlers, one module per resource of SPEC §7. Handlers are glue: authenticate, check
-//! the role, parse, call the use case in `consent_ledger_app`, render. Shapes several resources
-//! share are in [`crate::shapes`].
+//! HTTP handlers, one module per resource of SPEC §7. Handlers are glue: authenticate, parse
+//! the path, query and body, call the use case in `consent_ledger_app`, render its answer (or
+//! its `AppError` as problem+json). The use case checks roles and tenancy itself; a handler
+//! that reads a body asks the same check first (`caller.require(..)`, `may_revoke`, …) so that
+//! a caller who may not act hears 403/404 whatever it sent. Shapes several resources share are
+//! in [`crate::shapes`].
 
 pub mod consents;
 pub mod decisions;

@@ -1,23 +1,19 @@
-//! `POST /v1/principals` and partner status (admin), `GET /v1/me`, `GET /v1/partners`.
+//! `POST /v1/principals` and partner status (admin), `GET /v1/me`, `GET /v1/partners`: parse,
+//! call [`consent_ledger_app::principals`], render.
 
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
-use consent_ledger_domain::principal::PrincipalCommand;
-use consent_ledger_domain::values::{PartnerStatus, PrincipalId, Role};
+use consent_ledger_app::principals::{self, CreatePrincipal, CreatedPrincipal, ADMINS};
+use consent_ledger_app::query::path_id;
+use consent_ledger_app::state::AppState;
+use consent_ledger_domain::values::PrincipalId;
 use consent_ledger_projections::model::PrincipalView;
-use consent_ledger_store::StoredEvent;
-use serde_json::json;
 
 use crate::auth::Caller;
 use crate::body::{parse_json, read_body};
 use crate::problem::{ApiError, Problem};
-use crate::shapes::{render_position, NoBody, ReasonBody};
-use crate::write::write;
-use consent_ledger_app::principals::{register, CreatePrincipal, CreatedPrincipal};
-use consent_ledger_app::query::path_id;
-use consent_ledger_app::state::AppState;
-use consent_ledger_app::write::Answer;
-use consent_ledger_app::AppError;
+use crate::shapes::{NoBody, ReasonBody};
+use crate::write::{context, respond};
 
 /// Register a principal (admin). A partner's and a shipper's id is its principal id.
 ///
@@ -37,72 +33,13 @@ pub async fn create(
     caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(&[Role::Admin])?;
+    // The role before the body: a caller who may not register hears 403 whatever it sent.
+    caller.require(ADMINS)?;
     let body = read_body(payload).await?;
     let input: CreatePrincipal = parse_json(&body)?;
-    let made = std::sync::Mutex::new(None);
-    write(
-        &state,
-        &req,
-        &caller,
-        &body,
-        StatusCode::CREATED,
-        |meta| async {
-            let (created, events) = register(&state, input, meta).await?;
-            *made.lock().unwrap_or_else(|p| p.into_inner()) = Some(created);
-            Ok(events)
-        },
-        |events: &[StoredEvent], answer| match (answer, made.lock().unwrap_or_else(|p| p.into_inner()).as_ref()) {
-            (Answer::First, Some(created)) => Ok(json!(created)),
-            _ => Err(ApiError::conflict(
-                "token-shown-once",
-                format!(
-                    "principal {} was created by the first request with this Idempotency-Key; its token was shown only then",
-                    events.first().map(|e| e.stream_id.as_str()).unwrap_or("?")
-                ),
-            )),
-        },
-    )
-    .await
-}
-
-async fn set_partner_status(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    caller: Caller,
-    id: String,
-    payload: web::Payload,
-    to: PartnerStatus,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(&[Role::Admin])?;
-    let id: PrincipalId = path_id(&id, "id")?;
-    let body = read_body(payload).await?;
-    let command = match to {
-        PartnerStatus::Suspended => PrincipalCommand::SuspendPartner {
-            reason: parse_json::<ReasonBody>(&body)?.reason,
-        },
-        PartnerStatus::Active => {
-            let _: NoBody = parse_json(&body)?;
-            PrincipalCommand::ReactivatePartner
-        }
-    };
-    write(
-        &state,
-        &req,
-        &caller,
-        &body,
-        StatusCode::OK,
-        |mut meta| async {
-            // Revocation is effective at commit: decisions decided before it are fenced off.
-            meta.restricts = to == PartnerStatus::Suspended;
-            Ok(state
-                .principals
-                .execute(&id.to_string(), command, meta)
-                .await?)
-        },
-        |events, _| render_position(events),
-    )
-    .await
+    let context = context(&req, &caller, &body)?;
+    let (created, answer) = principals::create(&state, &caller, input, context).await?;
+    Ok(respond(StatusCode::CREATED, &created, answer))
 }
 
 /// Suspend a partner (admin): it is denied every decision and can receive no grant.
@@ -116,15 +53,14 @@ pub async fn suspend(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    set_partner_status(
-        state,
-        req,
-        caller,
-        id.into_inner(),
-        payload,
-        PartnerStatus::Suspended,
-    )
-    .await
+    caller.require(ADMINS)?;
+    let id: PrincipalId = path_id(&id, "id")?;
+    let body = read_body(payload).await?;
+    let input: ReasonBody = parse_json(&body)?;
+    let context = context(&req, &caller, &body)?;
+    let (positioned, answer) =
+        principals::suspend(&state, &caller, id, input.reason, context).await?;
+    Ok(respond(StatusCode::OK, &positioned, answer))
 }
 
 /// Reactivate a suspended partner (admin).
@@ -138,15 +74,13 @@ pub async fn reactivate(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    set_partner_status(
-        state,
-        req,
-        caller,
-        id.into_inner(),
-        payload,
-        PartnerStatus::Active,
-    )
-    .await
+    caller.require(ADMINS)?;
+    let id: PrincipalId = path_id(&id, "id")?;
+    let body = read_body(payload).await?;
+    let _: NoBody = parse_json(&body)?;
+    let context = context(&req, &caller, &body)?;
+    let (positioned, answer) = principals::reactivate(&state, &caller, id, context).await?;
+    Ok(respond(StatusCode::OK, &positioned, answer))
 }
 
 /// Who the token belongs to.
@@ -154,12 +88,7 @@ pub async fn reactivate(
     responses((status = 200, body = PrincipalView), (status = 401, body = Problem)))]
 #[get("/v1/me")]
 pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let model = state.projector.read();
-    let view = model
-        .principals
-        .get(&caller.id)
-        .ok_or(ApiError(AppError::Unauthorized))?;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(HttpResponse::Ok().json(principals::me(&state, &caller)?))
 }
 
 /// The partner directory: every partner's id, name, kind, country, DPA reference and status,
@@ -171,19 +100,5 @@ pub async fn partners(
     state: web::Data<AppState>,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(&[
-        Role::Admin,
-        Role::Shipper,
-        Role::Gateway,
-        Role::PrivacyOfficer,
-        Role::Regulator,
-    ])?;
-    let model = state.projector.read();
-    let mut partners: Vec<&PrincipalView> = model
-        .principals
-        .values()
-        .filter(|p| p.role == Role::Partner)
-        .collect();
-    partners.sort_by_key(|p| p.id);
-    Ok(HttpResponse::Ok().json(partners))
+    Ok(HttpResponse::Ok().json(principals::partners(&state, &caller)?))
 }
