@@ -1,16 +1,9 @@
-//! A write over HTTP: the `Idempotency-Key` header and the request id into
-//! [`consent_ledger_app::write::record`], its answer into a response (`Idempotent-Replayed:
-//! true` on a replay).
-
-use std::future::Future;
+//! A write over HTTP: the `Idempotency-Key` header and the request id into the use case's
+//! [`WriteContext`], its answer into a response (`Idempotent-Replayed: true` on a replay).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
-use consent_ledger_app::state::AppState;
-use consent_ledger_app::write::{self, Answer, WriteContext, IDEMPOTENCY_KEY};
-use consent_ledger_app::AppError;
-use consent_ledger_store::cqrs::CommandMeta;
-use consent_ledger_store::StoredEvent;
+use consent_ledger_app::write::{Answer, WriteContext, IDEMPOTENCY_KEY};
 
 use crate::auth::Caller;
 use crate::problem::ApiError;
@@ -54,31 +47,4 @@ pub fn respond(status: StatusCode, body: &impl serde::Serialize, answer: Answer)
         response.insert_header(("Idempotent-Replayed", "true"));
     }
     response.json(body)
-}
-
-/// Runs one write. `execute` gets the metadata to commit with and returns what it committed;
-/// `render` turns committed events into the answer body, for the first answer and a replay.
-pub async fn write<E, Fut, R>(
-    state: &AppState,
-    req: &HttpRequest,
-    caller: &Caller,
-    body: &[u8],
-    status: StatusCode,
-    execute: E,
-    render: R,
-) -> Result<HttpResponse, ApiError>
-where
-    E: FnOnce(CommandMeta) -> Fut,
-    Fut: Future<Output = Result<Vec<StoredEvent>, ApiError>>,
-    R: Fn(&[StoredEvent], Answer) -> Result<serde_json::Value, ApiError>,
-{
-    let context = context(req, caller, body)?;
-    let (value, answer) = write::record(
-        state,
-        context,
-        |meta| async { execute(meta).await.map_err(AppError::from) },
-        |events, answer| render(events, answer).map_err(AppError::from),
-    )
-    .await?;
-    Ok(respond(status, &value, answer))
 }

@@ -16,6 +16,7 @@
 //!   reactivating a partner, who the caller is, the partner directory.
 //! - [`consents`]: granting and revoking a consent; listing and reading consents with their
 //!   history, and a consent's signed receipt; who may see one ([`consents::can_see`]).
+//! - [`shipments`]: registering a parcel, reading it, and who may see it as of any time.
 //! - [`requests`]: a partner's consent request: submitting, listing and reading it,
 //!   approving it (through [`approvals`]), denying and withdrawing it.
 //! - [`approvals`]: a consent request's two-step approval, its completion on start, expiry.
@@ -47,6 +48,7 @@ pub mod history;
 pub mod principals;
 pub mod query;
 pub mod requests;
+pub mod shipments;
 pub mod state;
 pub mod write;
 

@@ -1,48 +1,20 @@
-//! `POST /v1/shipments` (a shipper for itself, the gateway for any shipper) and
-//! `GET /v1/shipments/{id}`.
+//! `POST /v1/shipments`, `GET /v1/shipments/{id}` and
+//! `GET /v1/shipments/{id}/authorized-parties`: the use cases are [`consent_ledger_app::shipments`].
 
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use consent_ledger_domain::shipment::ShipmentCommand;
-use consent_ledger_domain::values::{
-    CarrierCode, ConsentId, CountryCode, DataCategory, DisplayName, NonEmptySet, PartnerId,
-    PartnerKind, PrincipalId, Purpose, RecipientRef, Role, ShipmentId, ShipperId, TrackingNumber,
-};
+use consent_ledger_app::query::{path_id, QueryParams};
+use consent_ledger_app::shipments::{self, AuthorizedParties, RegisterShipment, REGISTRARS};
+use consent_ledger_app::state::AppState;
+use consent_ledger_app::write::Created;
+use consent_ledger_domain::values::ShipmentId;
 use consent_ledger_projections::model::ShipmentView;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::body::{parse_json, read_body};
 use crate::problem::{ApiError, Problem};
-use crate::shapes::{render_created, Created};
-use crate::write::write;
-use consent_ledger_app::query::{path_id, QueryParams};
-use consent_ledger_app::state::AppState;
-
-/// `{"carrier","tracking_number","destination_country","recipient_ref"?,"shipper_id"?}`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RegisterShipment {
-    /// Carrier code; stored upper-cased.
-    pub carrier: CarrierCode,
-    /// Unique per carrier.
-    pub tracking_number: TrackingNumber,
-    pub destination_country: CountryCode,
-    /// An opaque key for data-subject requests; never an e-mail address or a name.
-    #[serde(default)]
-    pub recipient_ref: Option<RecipientRef>,
-    /// The shipper the shipment belongs to: required for a gateway, implied for a shipper.
-    #[serde(default)]
-    pub shipper_id: Option<ShipperId>,
-}
-
-/// The claim that keeps a carrier's tracking number unique across the log.
-pub fn tracking_claim(carrier: &CarrierCode, tracking: &TrackingNumber) -> String {
-    format!("tracking:{carrier}/{tracking}")
-}
+use crate::write::{context, respond};
 
 /// Register a shipment.
 #[utoipa::path(post, path = "/v1/shipments", tag = "shipments", request_body = RegisterShipment,
@@ -57,52 +29,12 @@ pub async fn create(
     caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(&[Role::Shipper, Role::Gateway])?;
+    caller.require(REGISTRARS)?;
     let body = read_body(payload).await?;
     let input: RegisterShipment = parse_json(&body)?;
-    let shipper = match (caller.role, input.shipper_id) {
-        (Role::Gateway, Some(shipper)) => shipper,
-        (Role::Gateway, None) => {
-            return Err(ApiError::invalid(
-                "shipper_id",
-                "a gateway must name the shipper",
-            ))
-        }
-        (_, None) => caller.id.as_shipper(),
-        (_, Some(named)) if named == caller.id.as_shipper() => named,
-        (_, Some(_)) => {
-            return Err(ApiError::invalid(
-                "shipper_id",
-                "a shipper registers only its own shipments",
-            ))
-        }
-    };
-    let id = ShipmentId::from_uuid(Uuid::now_v7());
-    let claim = tracking_claim(&input.carrier, &input.tracking_number);
-    let command = ShipmentCommand::RegisterShipment {
-        id,
-        shipper,
-        carrier: input.carrier,
-        tracking_number: input.tracking_number,
-        destination_country: input.destination_country,
-        recipient_ref: input.recipient_ref,
-    };
-    write(
-        &state,
-        &req,
-        &caller,
-        &body,
-        StatusCode::CREATED,
-        |mut meta| async {
-            meta.unique_claims.push(claim);
-            Ok(state
-                .shipments
-                .execute(&id.to_string(), command, meta)
-                .await?)
-        },
-        |events, _| render_created(events),
-    )
-    .await
+    let context = context(&req, &caller, &body)?;
+    let (created, answer) = shipments::register(&state, &caller, input, context).await?;
+    Ok(respond(StatusCode::CREATED, &created, answer))
 }
 
 /// One shipment: its shipper, the gateway and auditors see it; anyone else gets 404.
@@ -115,38 +47,8 @@ pub async fn get(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id: ShipmentId = path_id(&id, "id")?;
-    let stored = state.store.read_stream("shipment", &id.to_string()).await?;
-    let shipment = stored
-        .first()
-        .and_then(ShipmentView::from_registration)
-        .ok_or_else(ApiError::not_found)?;
-    let visible = caller.is_auditor()
-        || caller.role == Role::Gateway
-        || (caller.role == Role::Shipper && shipment.shipper_id == caller.id.as_shipper());
-    if !visible {
-        return Err(ApiError::not_found());
-    }
+    let shipment: ShipmentView = shipments::get(&state, &caller, id).await?;
     Ok(HttpResponse::Ok().json(shipment))
-}
-
-/// One party that may see the shipment, through one consent.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AuthorizedParty {
-    pub partner_id: PartnerId,
-    pub name: Option<DisplayName>,
-    pub kind: Option<PartnerKind>,
-    pub consent_id: ConsentId,
-    pub purposes: NonEmptySet<Purpose>,
-    pub data_categories: NonEmptySet<DataCategory>,
-    pub valid_until: Option<DateTime<Utc>>,
-}
-
-/// "Who may see this shipment", now or as of a past time.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AuthorizedParties {
-    pub shipment_id: ShipmentId,
-    pub as_of: DateTime<Utc>,
-    pub parties: Vec<AuthorizedParty>,
 }
 
 /// Every partner whose consent covered the shipment at `as_of` (default now): granted by
@@ -164,41 +66,9 @@ pub async fn authorized_parties(
 ) -> Result<HttpResponse, ApiError> {
     let id: ShipmentId = path_id(&id, "id")?;
     let q = QueryParams::parse(req.query_string(), &["as_of"])?;
-    let as_of: DateTime<Utc> = q
+    let as_of = q
         .get::<DateTime<chrono::FixedOffset>>("as_of")?
-        .map_or_else(|| state.clock.now(), |t| t.with_timezone(&Utc));
-    let model = state.projector.read();
-    let owner = model
-        .access
-        .shipment_owner(id)
-        .ok_or_else(ApiError::not_found)?;
-    let visible = caller.is_auditor()
-        || caller.role == Role::Gateway
-        || (caller.role == Role::Shipper && owner == caller.id.as_shipper());
-    if !visible {
-        return Err(ApiError::not_found());
-    }
-    let parties = model
-        .access
-        .parties_at(id, as_of)
-        .into_iter()
-        .filter_map(|party| {
-            let consent = model.consents.get(&party.consent)?;
-            let partner = model.principals.get(&PrincipalId::from(party.partner));
-            Some(AuthorizedParty {
-                partner_id: party.partner,
-                name: partner.map(|p| p.name.clone()),
-                kind: partner.and_then(|p| p.partner.as_ref()).map(|p| p.kind),
-                consent_id: party.consent,
-                purposes: consent.purposes.clone(),
-                data_categories: consent.data_categories.clone(),
-                valid_until: consent.valid_until,
-            })
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(AuthorizedParties {
-        shipment_id: id,
-        as_of,
-        parties,
-    }))
+        .map(|t| t.with_timezone(&Utc));
+    let parties: AuthorizedParties = shipments::authorized_parties(&state, &caller, id, as_of)?;
+    Ok(HttpResponse::Ok().json(parties))
 }

@@ -1,0 +1,184 @@
+//! Shipments (SPEC §7): registering a parcel, reading it, and "who may see this shipment" now
+//! or as of any past time.
+
+use chrono::{DateTime, Utc};
+use consent_ledger_domain::shipment::ShipmentCommand;
+use consent_ledger_domain::values::{
+    CarrierCode, ConsentId, CountryCode, DataCategory, DisplayName, NonEmptySet, PartnerId,
+    PartnerKind, PrincipalId, Purpose, RecipientRef, Role, ShipmentId, ShipperId, TrackingNumber,
+};
+use consent_ledger_projections::model::ShipmentView;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::Caller;
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::write::{self, Answer, Created, WriteContext};
+
+/// Who may register shipments.
+pub const REGISTRARS: &[Role] = &[Role::Shipper, Role::Gateway];
+
+/// `{"carrier","tracking_number","destination_country","recipient_ref"?,"shipper_id"?}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterShipment {
+    /// Carrier code; stored upper-cased.
+    pub carrier: CarrierCode,
+    /// Unique per carrier.
+    pub tracking_number: TrackingNumber,
+    pub destination_country: CountryCode,
+    /// An opaque key for data-subject requests; never an e-mail address or a name.
+    #[serde(default)]
+    pub recipient_ref: Option<RecipientRef>,
+    /// The shipper the shipment belongs to: required for a gateway, implied for a shipper.
+    #[serde(default)]
+    pub shipper_id: Option<ShipperId>,
+}
+
+/// The claim that keeps a carrier's tracking number unique across the log.
+pub fn tracking_claim(carrier: &CarrierCode, tracking: &TrackingNumber) -> String {
+    format!("tracking:{carrier}/{tracking}")
+}
+
+/// Registers a shipment; answers its id and position. A tracking number is registered once
+/// per carrier (a unique claim in the same commit).
+#[tracing::instrument(level = "debug", skip_all, fields(caller = %caller.id))]
+pub async fn register(
+    state: &AppState,
+    caller: &Caller,
+    input: RegisterShipment,
+    context: WriteContext,
+) -> Result<(Created, Answer), AppError> {
+    caller.require(REGISTRARS)?;
+    let shipper = match (caller.role, input.shipper_id) {
+        (Role::Gateway, Some(shipper)) => shipper,
+        (Role::Gateway, None) => {
+            return Err(AppError::invalid(
+                "shipper_id",
+                "a gateway must name the shipper",
+            ))
+        }
+        (_, None) => caller.id.as_shipper(),
+        (_, Some(named)) if named == caller.id.as_shipper() => named,
+        (_, Some(_)) => {
+            return Err(AppError::invalid(
+                "shipper_id",
+                "a shipper registers only its own shipments",
+            ))
+        }
+    };
+    let id = ShipmentId::from_uuid(state.ids.new_id());
+    let claim = tracking_claim(&input.carrier, &input.tracking_number);
+    let command = ShipmentCommand::RegisterShipment {
+        id,
+        shipper,
+        carrier: input.carrier,
+        tracking_number: input.tracking_number,
+        destination_country: input.destination_country,
+        recipient_ref: input.recipient_ref,
+    };
+    write::record(
+        state,
+        context,
+        |mut meta| async {
+            meta.unique_claims.push(claim);
+            Ok(state
+                .shipments
+                .execute(&id.to_string(), command, meta)
+                .await?)
+        },
+        |events, _| Created::of(events),
+    )
+    .await
+}
+
+/// Whether the caller sees a shipment of `owner`: its shipper, the gateway and auditors;
+/// anyone else is answered as if it did not exist.
+fn sees(caller: &Caller, owner: ShipperId) -> bool {
+    caller.is_auditor()
+        || caller.role == Role::Gateway
+        || (caller.role == Role::Shipper && owner == caller.id.as_shipper())
+}
+
+/// One shipment as registered; another tenant's is [`AppError::not_found`].
+#[tracing::instrument(level = "debug", skip(state, caller))]
+pub async fn get(
+    state: &AppState,
+    caller: &Caller,
+    id: ShipmentId,
+) -> Result<ShipmentView, AppError> {
+    let stored = state.store.read_stream("shipment", &id.to_string()).await?;
+    let shipment = stored
+        .first()
+        .and_then(ShipmentView::from_registration)
+        .ok_or_else(AppError::not_found)?;
+    if !sees(caller, shipment.shipper_id) {
+        return Err(AppError::not_found());
+    }
+    Ok(shipment)
+}
+
+/// One party that may see the shipment, through one consent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthorizedParty {
+    pub partner_id: PartnerId,
+    pub name: Option<DisplayName>,
+    pub kind: Option<PartnerKind>,
+    pub consent_id: ConsentId,
+    pub purposes: NonEmptySet<Purpose>,
+    pub data_categories: NonEmptySet<DataCategory>,
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+/// "Who may see this shipment", now or as of a past time.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthorizedParties {
+    pub shipment_id: ShipmentId,
+    pub as_of: DateTime<Utc>,
+    pub parties: Vec<AuthorizedParty>,
+}
+
+/// Every partner whose consent covered the shipment at `as_of` (default now): granted by then,
+/// not revoked by then, valid then — from the consents' recorded intervals, not by replaying
+/// the log.
+#[tracing::instrument(level = "debug", skip(state, caller))]
+pub fn authorized_parties(
+    state: &AppState,
+    caller: &Caller,
+    id: ShipmentId,
+    as_of: Option<DateTime<Utc>>,
+) -> Result<AuthorizedParties, AppError> {
+    let as_of = as_of.unwrap_or_else(|| state.clock.now());
+    let model = state.projector.read();
+    let owner = model
+        .access
+        .shipment_owner(id)
+        .ok_or_else(AppError::not_found)?;
+    if !sees(caller, owner) {
+        return Err(AppError::not_found());
+    }
+    let parties = model
+        .access
+        .parties_at(id, as_of)
+        .into_iter()
+        .filter_map(|party| {
+            let consent = model.consents.get(&party.consent)?;
+            let partner = model.principals.get(&PrincipalId::from(party.partner));
+            Some(AuthorizedParty {
+                partner_id: party.partner,
+                name: partner.map(|p| p.name.clone()),
+                kind: partner.and_then(|p| p.partner.as_ref()).map(|p| p.kind),
+                consent_id: party.consent,
+                purposes: consent.purposes.clone(),
+                data_categories: consent.data_categories.clone(),
+                valid_until: consent.valid_until,
+            })
+        })
+        .collect();
+    Ok(AuthorizedParties {
+        shipment_id: id,
+        as_of,
+        parties,
+    })
+}
