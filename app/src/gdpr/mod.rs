@@ -494,8 +494,24 @@ pub struct Dsar {
     pub denied_attempts: Vec<DsarDenied>,
 }
 
-/// Most decisions one DSAR lists (a data subject's parcels are read a bounded number of times).
-const DSAR_MAX: u32 = 100_000;
+/// Rows read from the GDPR tables per round trip while a DSAR collects a subject's history.
+/// A DSAR lists every decision (GDPR Art. 15 asks for all recipients): it reads page after
+/// page until the history ends, never stopping at a cap.
+const DSAR_PAGE: u32 = 10_000;
+
+/// Every row `filter` selects, in position order, read page by page.
+async fn all_rows(state: &AppState, filter: &AccessFilter) -> Result<Vec<GdprAccess>, AppError> {
+    let mut rows: Vec<GdprAccess> = Vec::new();
+    loop {
+        let after = rows.last().map(|r| r.position);
+        let page = state.store.gdpr_access(filter, after, DSAR_PAGE).await?;
+        let full = page.len() == DSAR_PAGE as usize;
+        rows.extend(page);
+        if !full {
+            return Ok(rows);
+        }
+    }
+}
 
 /// `GET /v1/audit/dsar` without HTTP.
 #[tracing::instrument(level = "debug", skip_all, fields(role = %caller.role))]
@@ -567,7 +583,7 @@ pub async fn dsar_view(
         shipment_in: Some(shipments.iter().map(|s| s.shipment_id.clone()).collect()),
         ..AccessFilter::default()
     };
-    let mut rows = state.store.gdpr_access(&filter, None, DSAR_MAX).await?;
+    let mut rows = all_rows(state, &filter).await?;
     // Denied attempts by carrier + tracking number of a parcel not (yet) registered.
     if let SubjectKey::Tracking {
         carrier,
@@ -580,11 +596,7 @@ pub async fn dsar_view(
                 allowed: Some(false),
                 ..AccessFilter::default()
             };
-            for r in state
-                .store
-                .gdpr_access(&by_tracking, None, DSAR_MAX)
-                .await?
-            {
+            for r in all_rows(state, &by_tracking).await? {
                 if r.shipment_id.is_none() {
                     rows.push(r);
                 }
