@@ -249,8 +249,8 @@ async fn acknowledged_decisions_survive_a_sigkill(ledger: &Ledger) {
     let (_, shipment) = post(
         &client,
         &format!("{url}/v1/shipments"),
-        &st,
-        json!({"carrier": "DHL", "tracking_number": "JJD1", "destination_country": "DE"}),
+        &admin,
+        json!({"carrier": "DHL", "tracking_number": "JJD1", "destination_country": "DE", "shipper_id": shipper["id"]}),
     )
     .await
     .expect("shipment");

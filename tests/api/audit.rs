@@ -437,15 +437,15 @@ async fn csv_has_a_header_row_and_rfc_4180_quoting_and_ndjson_one_object_a_line(
 #[actix_web::test]
 async fn a_dsar_names_every_recipient_and_lists_denied_parties_apart() {
     let app = spawn_app().await;
-    let (_, shipper) = app.principal("shipper", "Shop").await;
+    let (shipper_id, shipper) = app.principal("shipper", "Shop").await;
     let (_, other_shipper) = app.principal("shipper", "Other").await;
     let (insurer, insurer_token) = app.partner("Insure").await;
     let (lender, lender_token) = app.partner("Lender").await;
     let (_, dpo) = app.principal("privacy_officer", "DPO").await;
-    let body = json!({"carrier": "DHL", "tracking_number": "JJD1", "destination_country": "DE", "recipient_ref": "crm:4711"});
-    let shipment = app.post("/v1/shipments", &shipper, body).await.id();
-    let body = json!({"carrier": "DHL", "tracking_number": "JJD2", "destination_country": "DE", "recipient_ref": "crm:4711"});
-    let second = app.post("/v1/shipments", &shipper, body).await.id();
+    let body = json!({"carrier": "DHL", "tracking_number": "JJD1", "destination_country": "DE", "recipient_ref": "crm:4711", "shipper_id": shipper_id});
+    let shipment = app.post("/v1/shipments", &app.admin, body).await.id();
+    let body = json!({"carrier": "DHL", "tracking_number": "JJD2", "destination_country": "DE", "recipient_ref": "crm:4711", "shipper_id": shipper_id});
+    let second = app.post("/v1/shipments", &app.admin, body).await.id();
     let unrelated = app.shipment(&shipper, "DHL", "JJD3", "DE").await;
     for s in [&shipment, &second, &unrelated] {
         app.post("/v1/consents", &shipper, consent_for(&insurer, s))
@@ -755,11 +755,11 @@ async fn openapi_describes_every_audit_endpoint_and_parameter() {
 #[actix_web::test]
 async fn the_binary_exports_the_same_views_to_files_for_a_regulator() {
     let app = spawn_app().await;
-    let (_, shipper) = app.principal("shipper", "Shop").await;
+    let (shipper_id, shipper) = app.principal("shipper", "Shop").await;
     let (insurer, insurer_token) = app.partner("Insure").await;
     let (_, lender_token) = app.partner("Lender").await;
-    let body = json!({"carrier": "DHL", "tracking_number": "JJD1", "destination_country": "DE", "recipient_ref": "crm:1"});
-    let shipment = app.post("/v1/shipments", &shipper, body).await.id();
+    let body = json!({"carrier": "DHL", "tracking_number": "JJD1", "destination_country": "DE", "recipient_ref": "crm:1", "shipper_id": shipper_id});
+    let shipment = app.post("/v1/shipments", &app.admin, body).await.id();
     app.post("/v1/consents", &shipper, consent_for(&insurer, &shipment))
         .await;
     for _ in 0..3 {

@@ -378,7 +378,9 @@ impl TestApp {
         (r.id(), r.token())
     }
 
-    /// Registers a shipment for the shipper holding `token`; returns its id.
+    /// Registers a shipment for the shipper holding `token`; returns its id. The admin
+    /// registers it naming that shipper (SPEC §7: the carrier, not the shipper, says who
+    /// shipped what; a shipper's own `POST /v1/shipments` is refused).
     pub async fn shipment(
         &self,
         token: &str,
@@ -386,8 +388,28 @@ impl TestApp {
         tracking: &str,
         country: &str,
     ) -> String {
-        let body = json!({ "carrier": carrier, "tracking_number": tracking, "destination_country": country });
-        let r = self.post("/v1/shipments", token, body).await;
+        let me = self.get("/v1/me", token).await;
+        assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+        assert_eq!(me.body["role"], "shipper", "{}", me.body);
+        self.shipment_for(&me.id(), carrier, tracking, country)
+            .await
+    }
+
+    /// Registers a shipment for the shipper `shipper_id` through the admin; returns its id.
+    pub async fn shipment_for(
+        &self,
+        shipper_id: &str,
+        carrier: &str,
+        tracking: &str,
+        country: &str,
+    ) -> String {
+        let r = self
+            .post(
+                "/v1/shipments",
+                &self.admin,
+                shipment_body(shipper_id, carrier, tracking, country),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
         r.id()
     }
@@ -416,6 +438,13 @@ pub fn assert_gapless(events: &[StoredEvent]) {
     for (i, e) in events.iter().enumerate() {
         assert_eq!(e.position.get(), i as u64, "gap or reorder at {i}");
     }
+}
+
+/// A shipment body registering `carrier`/`tracking` for the shipper `shipper_id`, as the
+/// gateway or an admin sends it.
+pub fn shipment_body(shipper_id: &str, carrier: &str, tracking: &str, country: &str) -> Value {
+    json!({ "carrier": carrier, "tracking_number": tracking, "destination_country": country,
+        "shipper_id": shipper_id })
 }
 
 /// A consent body granting `partner` insurance-claim access to `shipment`.
