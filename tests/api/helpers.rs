@@ -357,6 +357,29 @@ impl TestApp {
             .await
     }
 
+    /// A request with any method, an optional bearer token and an optional body.
+    pub async fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> Reply {
+        let method = actix_web::http::Method::from_bytes(method.as_bytes()).expect("a method");
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.address, path));
+        if let Some(t) = token {
+            req = req.insert_header(("Authorization", format!("Bearer {t}")));
+        }
+        self.send(req, body.map(<[u8]>::to_vec)).await
+    }
+
+    /// The `host:port` the app listens on, for raw sockets.
+    pub fn socket_address(&self) -> &str {
+        self.address.trim_start_matches("http://")
+    }
+
     /// Registers a principal through the API; returns (id, token).
     pub async fn principal(&self, role: &str, name: &str) -> (String, String) {
         let r = self

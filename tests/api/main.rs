@@ -7,6 +7,7 @@ mod decisions;
 mod disk_full;
 mod export;
 mod helpers;
+mod http_layer;
 mod lifecycle;
 mod log;
 mod nodes;
