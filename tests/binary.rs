@@ -173,3 +173,55 @@ fn bad_command_line_input_fails_with_a_message() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("overlord"));
 }
+
+/// Security issue: `serve --request-ttl-days 1000000` started, then panicked on every consent
+/// request (the clock plus the TTL overflowed); counts near `u64::MAX` overflowed the
+/// background tasks' arithmetic. Such flags are refused when the command line is read, naming
+/// the flag, before anything is opened or created.
+#[test]
+fn out_of_range_serve_flags_are_refused_naming_the_flag() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    // An address that cannot be bound: a flag accepted by mistake ends the run there instead
+    // of serving forever.
+    let serve = |flag: &str, value: &str| {
+        command(&data)
+            .args(["serve", "--listen", "not-an-address"])
+            .arg(format!("{flag}={value}"))
+            .output()
+            .expect("run consent-ledger serve")
+    };
+    for (flag, value) in [
+        ("--request-ttl-days", "0"),
+        ("--request-ttl-days", "-1"),
+        ("--request-ttl-days", "3651"),
+        ("--request-ttl-days", "106751991167300"),
+        ("--snapshot-every", "18446744073709551615"),
+        ("--checkpoint-every-events", "18446744073709551615"),
+        ("--checkpoint-every-seconds", "18446744073709551615"),
+    ] {
+        let out = serve(flag, value);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag}={value}: {stderr}");
+        assert!(
+            stderr.contains(flag) && stderr.contains(value),
+            "{flag}={value}: {stderr}"
+        );
+        assert!(!data.exists(), "{flag}={value} created the data directory");
+    }
+    // The bounds are where the help says: these pass the command line and fail only at the
+    // address.
+    for (flag, value) in [
+        ("--request-ttl-days", "1"),
+        ("--request-ttl-days", "3650"),
+        ("--snapshot-every", "0"),
+    ] {
+        let out = serve(flag, value);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{flag}={value}: {stderr}");
+        assert!(
+            stderr.contains("binding not-an-address"),
+            "{flag}={value}: {stderr}"
+        );
+    }
+}
