@@ -225,3 +225,78 @@ fn out_of_range_serve_flags_are_refused_naming_the_flag() {
         );
     }
 }
+
+/// The mode bits of `path` that say who may read, write or enter it.
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Asserts that `dir` is 0700 and every file in it 0600, and that it holds at least `names`.
+#[cfg(unix)]
+fn assert_private(dir: &Path, names: &[&str]) {
+    assert_eq!(mode(dir), 0o700, "{}", dir.display());
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read the data directory") {
+        let path = entry.expect("entry").path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+        found.push(
+            path.file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned(),
+        );
+    }
+    for name in names {
+        assert!(found.iter().any(|f| f == name), "no {name} in {found:?}");
+    }
+}
+
+/// Security issue: the data directory and the SQLite files (the log, the GDPR projection,
+/// their WAL and shared memory), the snapshot and the key were created with the umask's modes
+/// (0755/0644): every local user could read every consent and decision. Each command makes
+/// them its owner's alone, and narrows what an older version left wider.
+#[cfg(unix)]
+#[test]
+fn the_data_directory_and_every_store_file_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let out = command(&data).arg("migrate").output().expect("migrate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_private(&data, &["ledger.db", "ledger.audit.db"]);
+
+    // As an older version left them.
+    let widen = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod")
+    };
+    widen(&data, 0o755);
+    widen(&data.join("ledger.db"), 0o644);
+    widen(&data.join("ledger.audit.db"), 0o644);
+
+    let (mut child, _) = serve(&data);
+    let serving = [
+        "ledger.db",
+        "ledger.db-wal",
+        "ledger.db-shm",
+        "ledger.audit.db",
+        "ledger.audit.db-wal",
+        "ledger.audit.db-shm",
+        "log.key",
+    ];
+    assert_private(&data, &serving);
+    sigterm(&child);
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "graceful stop exits 0, got {status}");
+    assert_private(&data, &["ledger.db", "log.key", "projections.snapshot"]);
+}
