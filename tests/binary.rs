@@ -262,8 +262,8 @@ fn assert_private(dir: &Path, names: &[&str]) {
 /// (0755/0644): every local user could read every consent and decision. Each command makes
 /// them its owner's alone, and narrows what an older version left wider.
 #[cfg(unix)]
-#[test]
-fn the_data_directory_and_every_store_file_are_private() {
+#[actix_web::test]
+async fn the_data_directory_and_every_store_file_are_private() {
     use std::os::unix::fs::PermissionsExt;
 
     let dir = tempfile::tempdir().expect("temp dir");
@@ -284,7 +284,14 @@ fn the_data_directory_and_every_store_file_are_private() {
     widen(&data.join("ledger.db"), 0o644);
     widen(&data.join("ledger.audit.db"), 0o644);
 
-    let (mut child, _) = serve(&data);
+    let (mut child, url) = serve(&data);
+    // Answering a request, it has also installed its SIGTERM handler.
+    let health = awc::Client::default()
+        .get(format!("{url}/healthz"))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
     let serving = [
         "ledger.db",
         "ledger.db-wal",
