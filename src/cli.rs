@@ -101,23 +101,33 @@ pub struct ReplayArgs {
     pub audit: bool,
 }
 
+/// The longest `--request-ttl-days`: ten years.
+const MAX_TTL_DAYS: i64 = 3650;
+/// The largest event count a `serve` flag takes; the background tasks add it to log positions,
+/// which must not overflow.
+const MAX_EVENTS_FLAG: u64 = 1_000_000_000;
+/// The longest `--checkpoint-every-seconds`: a year.
+const MAX_CHECKPOINT_SECONDS: u64 = 365 * 24 * 3600;
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port, printed on start).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: String,
-    /// Days a consent request stays pending before it expires.
-    #[arg(long, default_value_t = 30)]
+    /// Days a consent request stays pending before it expires (1–3650). Bounded here because
+    /// every request adds it to the clock: a value near i64's end overflowed on each one.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(i64).range(1..=MAX_TTL_DAYS))]
     pub request_ttl_days: i64,
-    /// Write a read-model snapshot every this many events (0: only on stop), so that a
-    /// restart loads it and replays only what came after.
-    #[arg(long, default_value_t = 100_000)]
+    /// Write a read-model snapshot every this many events (0: only on stop; at most
+    /// 1,000,000,000), so that a restart loads it and replays only what came after.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(0..=MAX_EVENTS_FLAG))]
     pub snapshot_every: u64,
-    /// Sign a checkpoint once this many events came after the last one …
-    #[arg(long, default_value_t = 1_000)]
+    /// Sign a checkpoint once this many events came after the last one (at most
+    /// 1,000,000,000) …
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(0..=MAX_EVENTS_FLAG))]
     pub checkpoint_every_events: u64,
-    /// … or once this many seconds passed with any new event.
-    #[arg(long, default_value_t = 10)]
+    /// … or once this many seconds passed with any new event (at most a year).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=MAX_CHECKPOINT_SECONDS))]
     pub checkpoint_every_seconds: u64,
     #[command(flatten)]
     pub key: KeygenArgs,

@@ -173,3 +173,137 @@ fn bad_command_line_input_fails_with_a_message() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("overlord"));
 }
+
+/// Security issue: `serve --request-ttl-days 1000000` started, then panicked on every consent
+/// request (the clock plus the TTL overflowed); counts near `u64::MAX` overflowed the
+/// background tasks' arithmetic. Such flags are refused when the command line is read, naming
+/// the flag, before anything is opened or created.
+#[test]
+fn out_of_range_serve_flags_are_refused_naming_the_flag() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    // An address that cannot be bound: a flag accepted by mistake ends the run there instead
+    // of serving forever.
+    let serve = |flag: &str, value: &str| {
+        command(&data)
+            .args(["serve", "--listen", "not-an-address"])
+            .arg(format!("{flag}={value}"))
+            .output()
+            .expect("run consent-ledger serve")
+    };
+    for (flag, value) in [
+        ("--request-ttl-days", "0"),
+        ("--request-ttl-days", "-1"),
+        ("--request-ttl-days", "3651"),
+        ("--request-ttl-days", "106751991167300"),
+        ("--snapshot-every", "18446744073709551615"),
+        ("--checkpoint-every-events", "18446744073709551615"),
+        ("--checkpoint-every-seconds", "18446744073709551615"),
+    ] {
+        let out = serve(flag, value);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag}={value}: {stderr}");
+        assert!(
+            stderr.contains(flag) && stderr.contains(value),
+            "{flag}={value}: {stderr}"
+        );
+        assert!(!data.exists(), "{flag}={value} created the data directory");
+    }
+    // The bounds are where the help says: these pass the command line and fail only at the
+    // address.
+    for (flag, value) in [
+        ("--request-ttl-days", "1"),
+        ("--request-ttl-days", "3650"),
+        ("--snapshot-every", "0"),
+    ] {
+        let out = serve(flag, value);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{flag}={value}: {stderr}");
+        assert!(
+            stderr.contains("binding not-an-address"),
+            "{flag}={value}: {stderr}"
+        );
+    }
+}
+
+/// The mode bits of `path` that say who may read, write or enter it.
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Asserts that `dir` is 0700 and every file in it 0600, and that it holds at least `names`.
+#[cfg(unix)]
+fn assert_private(dir: &Path, names: &[&str]) {
+    assert_eq!(mode(dir), 0o700, "{}", dir.display());
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read the data directory") {
+        let path = entry.expect("entry").path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+        found.push(
+            path.file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned(),
+        );
+    }
+    for name in names {
+        assert!(found.iter().any(|f| f == name), "no {name} in {found:?}");
+    }
+}
+
+/// Security issue: the data directory and the SQLite files (the log, the GDPR projection,
+/// their WAL and shared memory), the snapshot and the key were created with the umask's modes
+/// (0755/0644): every local user could read every consent and decision. Each command makes
+/// them its owner's alone, and narrows what an older version left wider.
+#[cfg(unix)]
+#[actix_web::test]
+async fn the_data_directory_and_every_store_file_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let out = command(&data).arg("migrate").output().expect("migrate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_private(&data, &["ledger.db", "ledger.audit.db"]);
+
+    // As an older version left them.
+    let widen = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod")
+    };
+    widen(&data, 0o755);
+    widen(&data.join("ledger.db"), 0o644);
+    widen(&data.join("ledger.audit.db"), 0o644);
+
+    let (mut child, url) = serve(&data);
+    // Answering a request, it has also installed its SIGTERM handler.
+    let health = awc::Client::default()
+        .get(format!("{url}/healthz"))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+    let serving = [
+        "ledger.db",
+        "ledger.db-wal",
+        "ledger.db-shm",
+        "ledger.audit.db",
+        "ledger.audit.db-wal",
+        "ledger.audit.db-shm",
+        "log.key",
+    ];
+    assert_private(&data, &serving);
+    sigterm(&child);
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "graceful stop exits 0, got {status}");
+    assert_private(&data, &["ledger.db", "log.key", "projections.snapshot"]);
+}

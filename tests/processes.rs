@@ -142,11 +142,12 @@ async fn two_serve_processes_share_one_postgresql_log() {
         &url,
         &["principal", "create", "--role", "admin", "--name", "Ops"],
     ));
-    let shipper = token(&run(
+    let shipper = run(
         &data_a,
         &url,
         &["principal", "create", "--role", "shipper", "--name", "Shop"],
-    ));
+    );
+    let (shipper_id, shipper) = (id(&shipper), token(&shipper));
     let partner = run(
         &data_b,
         &url,
@@ -170,11 +171,12 @@ async fn two_serve_processes_share_one_postgresql_log() {
     let a = Node::start(&data_a, &url);
     let b = Node::start(&data_b, &url);
 
+    // The carrier registers the parcel for the shipper (SPEC §7).
     let (status, shipment) = a
         .post(
             "/v1/shipments",
-            &shipper,
-            json!({"carrier": "DHL", "tracking_number": "JJD1", "destination_country": "DE"}),
+            &admin,
+            json!({"carrier": "DHL", "tracking_number": "JJD1", "destination_country": "DE", "shipper_id": shipper_id}),
             Some("shipment-1"),
         )
         .await;
@@ -183,8 +185,8 @@ async fn two_serve_processes_share_one_postgresql_log() {
     let (status, replayed) = b
         .post(
             "/v1/shipments",
-            &shipper,
-            json!({"carrier": "DHL", "tracking_number": "JJD1", "destination_country": "DE"}),
+            &admin,
+            json!({"carrier": "DHL", "tracking_number": "JJD1", "destination_country": "DE", "shipper_id": shipper_id}),
             Some("shipment-1"),
         )
         .await;

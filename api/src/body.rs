@@ -1,6 +1,8 @@
 //! Reading request input: a size-limited body parsed with the path of any bad field, and query
 //! strings and path ids that name the parameter at fault.
 
+use std::time::Duration;
+
 use actix_web::web;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
@@ -12,8 +14,26 @@ use crate::problem::ApiError;
 /// Largest accepted request body. A batch of 1,000 decisions fits well within it.
 pub const BODY_LIMIT: usize = 512 * 1024;
 
-/// Reads the whole body, refusing one over [`BODY_LIMIT`] without buffering the rest.
-pub async fn read_body(mut payload: web::Payload) -> Result<web::Bytes, ApiError> {
+/// How long a client has to send a request's head (the server's `client_request_timeout`),
+/// and then its whole body: a request still incomplete after that is answered 408 and its
+/// connection closed, so that clients sending slowly, or not at all, cannot hold connections
+/// and handlers (security issue: a half-sent body was waited for without end).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reads the whole body, refusing one over [`BODY_LIMIT`] without buffering the rest, and one
+/// not received whole within [`REQUEST_TIMEOUT`] (actix's own limit covers the head only; a
+/// client announcing a `Content-Length` it never sends would hold the handler for ever).
+pub async fn read_body(payload: web::Payload) -> Result<web::Bytes, ApiError> {
+    actix_web::rt::time::timeout(REQUEST_TIMEOUT, read_all(payload))
+        .await
+        .map_err(|_| {
+            ApiError(AppError::BodyTimeout {
+                seconds: REQUEST_TIMEOUT.as_secs(),
+            })
+        })?
+}
+
+async fn read_all(mut payload: web::Payload) -> Result<web::Bytes, ApiError> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| {

@@ -5,12 +5,13 @@
 //! render. No SQL here (that is `store/`), no rules (`domain/`), no use case (`app/`).
 //!
 //! # Layout
-//! - [`server`]: the actix app, request ids, graceful stop.
+//! - [`server`]: the actix app, request ids, problem+json for every error (405 included),
+//!   time limits on receiving a request, graceful stop.
 //! - [`routes`]: one module per resource of SPEC §7, each a thin layer over its module in
-//!   `consent_ledger_app` (`consents`, `requests`, `principals`, `decide`, `gdpr`, …).
+//!   `consent_ledger_app` (`consents`, `requests`, `principals`, `shipments`, `decide`, `gdpr`, …).
 //! - [`write`]: a write's `Idempotency-Key` and request id in, `Idempotent-Replayed` out.
 //! - [`auth`]: the bearer-token extractor; [`problem`]: RFC 9457 errors; [`body`]:
-//!   size-limited JSON bodies parsed naming bad fields.
+//!   size- and time-limited JSON bodies parsed naming bad fields.
 //! - [`shapes`]: request and answer shapes several resources share.
 //! - [`openapi`]: the OpenAPI 3.1 document served at `/openapi.json`.
 //!

@@ -2,8 +2,10 @@
 //! wrong and, where a field is to blame, which one; a 5xx is opaque to the caller and its cause
 //! chain is logged.
 
+use actix_web::dev::ServiceResponse;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
+use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpResponse, ResponseError};
 use consent_ledger_app::AppError;
 use consent_ledger_domain::consent::ConsentError;
@@ -61,6 +63,9 @@ impl ApiError {
             AppError::MalformedBody { .. } => ("malformed-json", "Malformed JSON"),
             AppError::InvalidField { .. } => ("invalid-field", "Invalid field"),
             AppError::PayloadTooLarge { .. } => ("payload-too-large", "Request body too large"),
+            AppError::BodyTimeout { .. } => {
+                ("request-timeout", "Request body not received in time")
+            }
             AppError::Unauthorized => ("unauthorized", "Unauthorized"),
             AppError::Forbidden(_) => ("forbidden", "Forbidden for this role"),
             AppError::NotFound(_) => ("not-found", "Not found"),
@@ -101,6 +106,7 @@ impl ResponseError for ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -137,10 +143,6 @@ impl ResponseError for ApiError {
             field,
         };
         let mut response = HttpResponse::build(status);
-        response.insert_header((
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        ));
         match &self.0 {
             AppError::Unauthorized => {
                 response
@@ -149,10 +151,85 @@ impl ResponseError for ApiError {
             AppError::Unavailable(_) => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
             }
+            // The body may be half read: the connection cannot carry another request.
+            AppError::BodyTimeout { .. } => {
+                response.force_close();
+            }
             _ => {}
         }
-        response.body(serde_json::to_string(&problem).unwrap_or_default())
+        render(response, &problem)
     }
+}
+
+/// The problem document as the body of `response`, with its media type.
+fn render(mut response: actix_web::HttpResponseBuilder, problem: &Problem) -> HttpResponse {
+    response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
+    response.body(serde_json::to_string(problem).unwrap_or_default())
+}
+
+/// The media type of every error answer (RFC 9457 §3).
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// A problem+json answer for an error the HTTP layer raised rather than a use case: a method a
+/// path does not take, or a request actix refused before a handler ran. Its `type` slug is
+/// the status's reason phrase (`method-not-allowed`); a 5xx says nothing more.
+pub fn http_problem(status: StatusCode, detail: impl Into<String>) -> HttpResponse {
+    let title = status.canonical_reason().unwrap_or("Error");
+    let slug = title
+        .to_ascii_lowercase()
+        .replace(' ', "-")
+        .replace('\'', "");
+    let detail = if status.is_server_error() {
+        let cause: String = detail.into();
+        tracing::error!(%status, error = %cause, "answering an HTTP-layer error");
+        "an internal error occurred; nothing more is disclosed".to_owned()
+    } else {
+        detail.into()
+    };
+    let problem = Problem {
+        type_uri: format!("{PROBLEM_BASE}{slug}"),
+        title,
+        status: status.as_u16(),
+        detail,
+        field: None,
+    };
+    render(HttpResponse::build(status), &problem)
+}
+
+/// The `ErrorHandlers` hook that gives every error answer the problem+json shape: one a
+/// handler rendered through [`ApiError`] passes as it is; any other (an extractor's, a
+/// middleware's, actix's own) is rendered again from its status and error, its other headers
+/// kept.
+pub fn problem_for_any_error<B>(
+    res: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if is_problem {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let detail = res.response().error().map_or_else(
+        || {
+            status
+                .canonical_reason()
+                .unwrap_or("the request was refused")
+                .to_owned()
+        },
+        ToString::to_string,
+    );
+    let (req, old) = res.into_parts();
+    let mut new = http_problem(status, detail);
+    for (name, value) in old.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            new.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, new).map_into_right_body(),
+    ))
 }
 
 impl From<ApiError> for AppError {

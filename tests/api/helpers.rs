@@ -357,6 +357,29 @@ impl TestApp {
             .await
     }
 
+    /// A request with any method, an optional bearer token and an optional body.
+    pub async fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> Reply {
+        let method = actix_web::http::Method::from_bytes(method.as_bytes()).expect("a method");
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.address, path));
+        if let Some(t) = token {
+            req = req.insert_header(("Authorization", format!("Bearer {t}")));
+        }
+        self.send(req, body.map(<[u8]>::to_vec)).await
+    }
+
+    /// The `host:port` the app listens on, for raw sockets.
+    pub fn socket_address(&self) -> &str {
+        self.address.trim_start_matches("http://")
+    }
+
     /// Registers a principal through the API; returns (id, token).
     pub async fn principal(&self, role: &str, name: &str) -> (String, String) {
         let r = self
@@ -378,7 +401,9 @@ impl TestApp {
         (r.id(), r.token())
     }
 
-    /// Registers a shipment for the shipper holding `token`; returns its id.
+    /// Registers a shipment for the shipper holding `token`; returns its id. The admin
+    /// registers it naming that shipper (SPEC §7: the carrier, not the shipper, says who
+    /// shipped what; a shipper's own `POST /v1/shipments` is refused).
     pub async fn shipment(
         &self,
         token: &str,
@@ -386,8 +411,28 @@ impl TestApp {
         tracking: &str,
         country: &str,
     ) -> String {
-        let body = json!({ "carrier": carrier, "tracking_number": tracking, "destination_country": country });
-        let r = self.post("/v1/shipments", token, body).await;
+        let me = self.get("/v1/me", token).await;
+        assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+        assert_eq!(me.body["role"], "shipper", "{}", me.body);
+        self.shipment_for(&me.id(), carrier, tracking, country)
+            .await
+    }
+
+    /// Registers a shipment for the shipper `shipper_id` through the admin; returns its id.
+    pub async fn shipment_for(
+        &self,
+        shipper_id: &str,
+        carrier: &str,
+        tracking: &str,
+        country: &str,
+    ) -> String {
+        let r = self
+            .post(
+                "/v1/shipments",
+                &self.admin,
+                shipment_body(shipper_id, carrier, tracking, country),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
         r.id()
     }
@@ -416,6 +461,13 @@ pub fn assert_gapless(events: &[StoredEvent]) {
     for (i, e) in events.iter().enumerate() {
         assert_eq!(e.position.get(), i as u64, "gap or reorder at {i}");
     }
+}
+
+/// A shipment body registering `carrier`/`tracking` for the shipper `shipper_id`, as the
+/// gateway or an admin sends it.
+pub fn shipment_body(shipper_id: &str, carrier: &str, tracking: &str, country: &str) -> Value {
+    json!({ "carrier": carrier, "tracking_number": tracking, "destination_country": country,
+        "shipper_id": shipper_id })
 }
 
 /// A consent body granting `partner` insurance-claim access to `shipment`.

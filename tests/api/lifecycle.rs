@@ -128,12 +128,13 @@ async fn the_whole_consent_lifecycle_survives_a_restart() {
             .await,
     );
 
-    // Shipments: one by the shipper itself, one by the gateway on its behalf.
+    // Shipments: one by the admin, one by the gateway, each naming the shipper (the carrier,
+    // not the shipper, says who shipped what).
     let r = app
         .post(
             "/v1/shipments",
-            &shipper_token,
-            json!({"carrier": "DHL", "tracking_number": "JJD0001", "destination_country": "DE"}),
+            &app.admin,
+            json!({"carrier": "DHL", "tracking_number": "JJD0001", "destination_country": "DE", "shipper_id": shipper}),
         )
         .await;
     expect(&r, StatusCode::CREATED);
@@ -548,8 +549,8 @@ async fn the_whole_consent_lifecycle_survives_a_restart() {
     let r = app
         .post(
             "/v1/shipments",
-            &shipper_token,
-            json!({"carrier": "DHL", "tracking_number": "JJD0003", "destination_country": "AT"}),
+            &gateway_token,
+            json!({"carrier": "DHL", "tracking_number": "JJD0003", "destination_country": "AT", "shipper_id": shipper}),
         )
         .await;
     expect(&r, StatusCode::CREATED);
@@ -1484,29 +1485,37 @@ async fn a_suspended_partner_receives_no_grant_until_reactivated() {
     field_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid-field", "id");
 }
 
+/// SPEC §7: the carrier is the authority on who shipped what. The gateway or an admin
+/// registers a shipment naming its shipper; a shipper cannot claim a tracking number, not even
+/// for itself (security issue: a shipper that registers a parcel number first owns its
+/// consents and its audit trail).
 #[actix_web::test]
-async fn shipments_are_unique_per_carrier_and_registered_by_their_shipper_or_the_gateway() {
+async fn shipments_are_unique_per_carrier_and_registered_by_the_gateway_or_an_admin() {
     let app = spawn_app().await;
     let (shipper_id, shipper) = app.principal("shipper", "Shop").await;
     let (other_shipper_id, other_shipper) = app.principal("shipper", "Other shop").await;
     let (_, gateway) = app.principal("gateway", "Tracking API").await;
     let (partner_id, partner) = app.partner("Insure").await;
-    let shipment = |carrier: &str, tracking: &str| json!({"carrier": carrier, "tracking_number": tracking, "destination_country": "DE"});
+    let shipment = |carrier: &str, tracking: &str, owner: &str| json!({"carrier": carrier, "tracking_number": tracking, "destination_country": "DE", "shipper_id": owner});
 
     let r = app
-        .post("/v1/shipments", &shipper, shipment("DHL", "JJD0001"))
+        .post(
+            "/v1/shipments",
+            &gateway,
+            shipment("DHL", "JJD0001", &shipper_id),
+        )
         .await;
     expect(&r, StatusCode::CREATED);
     let first = r.id();
     let size = app.log_size().await;
 
-    for (token, carrier) in [
-        (&shipper, "DHL"),
-        (&shipper, "dhl"),
-        (&other_shipper, "Dhl"),
+    for (token, carrier, owner) in [
+        (&gateway, "DHL", &shipper_id),
+        (&app.admin, "dhl", &shipper_id),
+        (&gateway, "Dhl", &other_shipper_id),
     ] {
         let r = app
-            .post("/v1/shipments", token, shipment(carrier, "JJD0001"))
+            .post("/v1/shipments", token, shipment(carrier, "JJD0001", owner))
             .await;
         field_problem(
             &r,
@@ -1515,20 +1524,15 @@ async fn shipments_are_unique_per_carrier_and_registered_by_their_shipper_or_the
             "tracking_number",
         );
     }
-    let mut by_gateway = shipment("DHL", "JJD0001");
-    by_gateway["shipper_id"] = json!(other_shipper_id);
-    let r = app.post("/v1/shipments", &gateway, by_gateway).await;
-    field_problem(
-        &r,
-        StatusCode::CONFLICT,
-        "already-exists",
-        "tracking_number",
-    );
     assert_eq!(app.log_size().await, size, "duplicates recorded nothing");
 
     // The carrier code is stored upper-cased; the same number at another carrier is another shipment.
     let r = app
-        .post("/v1/shipments", &shipper, shipment("ups", "JJD0001"))
+        .post(
+            "/v1/shipments",
+            &app.admin,
+            shipment("ups", "JJD0001", &shipper_id),
+        )
         .await;
     expect(&r, StatusCode::CREATED);
     let r = app
@@ -1542,9 +1546,27 @@ async fn shipments_are_unique_per_carrier_and_registered_by_their_shipper_or_the
     assert_eq!(body["shipper_id"], shipper_id.as_str());
     let size = app.log_size().await;
 
-    // Who may register for whom.
+    // Who may register for whom: the gateway and an admin must name a shipper.
+    for token in [&gateway, &app.admin] {
+        let mut unnamed = shipment("DHL", "JJD0002", "");
+        unnamed
+            .as_object_mut()
+            .expect("an object")
+            .remove("shipper_id");
+        let r = app.post("/v1/shipments", token, unnamed).await;
+        field_problem(
+            &r,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-field",
+            "shipper_id",
+        );
+    }
     let r = app
-        .post("/v1/shipments", &gateway, shipment("DHL", "JJD0002"))
+        .post(
+            "/v1/shipments",
+            &gateway,
+            shipment("DHL", "JJD0004", &partner_id),
+        )
         .await;
     field_problem(
         &r,
@@ -1552,44 +1574,42 @@ async fn shipments_are_unique_per_carrier_and_registered_by_their_shipper_or_the
         "invalid-field",
         "shipper_id",
     );
-    let mut foreign = shipment("DHL", "JJD0003");
-    foreign["shipper_id"] = json!(other_shipper_id);
-    let r = app.post("/v1/shipments", &shipper, foreign).await;
-    field_problem(
-        &r,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid-field",
-        "shipper_id",
-    );
-    let mut not_a_shipper = shipment("DHL", "JJD0004");
-    not_a_shipper["shipper_id"] = json!(partner_id);
-    let r = app.post("/v1/shipments", &gateway, not_a_shipper).await;
-    field_problem(
-        &r,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid-field",
-        "shipper_id",
-    );
-    let r = app
-        .post("/v1/shipments", &partner, shipment("DHL", "JJD0005"))
-        .await;
-    problem(&r, StatusCode::FORBIDDEN, "forbidden");
+    // A shipper registers nothing: not for itself, named or not, nor for another; the answer
+    // names the roles that may.
+    let mut unnamed = shipment("DHL", "JJD0005", "");
+    unnamed
+        .as_object_mut()
+        .expect("an object")
+        .remove("shipper_id");
+    for (token, body) in [
+        (&shipper, unnamed),
+        (&shipper, shipment("DHL", "JJD0006", &shipper_id)),
+        (&shipper, shipment("DHL", "JJD0007", &other_shipper_id)),
+        (&partner, shipment("DHL", "JJD0008", &shipper_id)),
+    ] {
+        let r = app.post("/v1/shipments", token, body).await;
+        problem(&r, StatusCode::FORBIDDEN, "forbidden");
+        let detail = r.body["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains("gateway") && detail.contains("admin"),
+            "{}",
+            r.body
+        );
+    }
     assert_eq!(
         app.log_size().await,
         size,
         "refused registrations recorded nothing"
     );
 
-    // Naming itself is fine for a shipper; the gateway registers for the shipper it names.
-    let mut own = shipment("DHL", "JJD0006");
-    own["shipper_id"] = json!(shipper_id);
-    expect(
-        &app.post("/v1/shipments", &shipper, own).await,
-        StatusCode::CREATED,
-    );
-    let mut for_other = shipment("DHL", "JJD0007");
-    for_other["shipper_id"] = json!(other_shipper_id);
-    let r = app.post("/v1/shipments", &gateway, for_other).await;
+    // The gateway registers for the shipper it names.
+    let r = app
+        .post(
+            "/v1/shipments",
+            &gateway,
+            shipment("DHL", "JJD0009", &other_shipper_id),
+        )
+        .await;
     expect(&r, StatusCode::CREATED);
     let r = app
         .get(&format!("/v1/shipments/{}", r.id()), &other_shipper)
@@ -1598,7 +1618,7 @@ async fn shipments_are_unique_per_carrier_and_registered_by_their_shipper_or_the
         expect(&r, StatusCode::OK)["shipper_id"],
         other_shipper_id.as_str()
     );
-    assert_eq!(app.log_size().await, size + 2);
+    assert_eq!(app.log_size().await, size + 1);
     assert_gapless(&app.log().await);
 }
 

@@ -8,6 +8,7 @@ mod disk_full;
 mod dsar;
 mod export;
 mod helpers;
+mod http_layer;
 mod lifecycle;
 mod log;
 mod nodes;

@@ -10,7 +10,7 @@ use base64::Engine;
 use consent_ledger_audit::tree::{verify_consistency, Hash};
 use serde_json::{json, Value};
 
-use crate::helpers::{backend, consent_for, expect, spawn_app, Backend, TestApp};
+use crate::helpers::{backend, consent_for, expect, shipment_body, spawn_app, Backend, TestApp};
 
 const DECIDE: &str = "/v1/decisions";
 
@@ -22,6 +22,7 @@ fn ask(shipment: &str) -> Value {
 struct TwoNodes {
     a: TestApp,
     b: TestApp,
+    shipper_id: String,
     shipper: String,
     partner: String,
     shipment: String,
@@ -32,7 +33,7 @@ struct TwoNodes {
 async fn two_nodes() -> TwoNodes {
     let a = spawn_app().await;
     let b = a.second_node().await;
-    let (_, shipper) = a.principal("shipper", "Shop").await;
+    let (shipper_id, shipper) = a.principal("shipper", "Shop").await;
     let (partner_id, partner) = a.partner("Insure").await;
     let shipment = a.shipment(&shipper, "DHL", "JJD1", "DE").await;
     let granted = a
@@ -48,6 +49,7 @@ async fn two_nodes() -> TwoNodes {
         granted_at: granted.position(),
         a,
         b,
+        shipper_id,
         shipper,
         partner,
         shipment,
@@ -112,14 +114,14 @@ async fn a_revocation_through_one_node_denies_on_the_other_at_once() {
 async fn an_idempotency_key_holds_across_nodes() {
     let n = two_nodes().await;
     let key = [("Idempotency-Key", "shipment-2")];
-    let body = json!({"carrier": "DHL", "tracking_number": "JJD2", "destination_country": "FR"});
+    let body = shipment_body(&n.shipper_id, "DHL", "JJD2", "FR");
     let first =
-        n.a.post_with("/v1/shipments", &n.shipper, body.clone(), &key)
+        n.a.post_with("/v1/shipments", &n.a.admin, body.clone(), &key)
             .await;
     let first_body = expect(&first, StatusCode::CREATED).clone();
     let size = n.a.log_size().await;
 
-    let retry = n.b.post_with("/v1/shipments", &n.shipper, body, &key).await;
+    let retry = n.b.post_with("/v1/shipments", &n.b.admin, body, &key).await;
     assert_eq!(expect(&retry, StatusCode::CREATED), &first_body);
     assert_eq!(
         retry

@@ -1,6 +1,6 @@
 use actix_web::http::StatusCode;
 
-use crate::helpers::{assert_gapless, consent_for, spawn_app};
+use crate::helpers::{assert_gapless, consent_for, problem, spawn_app};
 
 #[actix_web::test]
 async fn a_shipper_grants_and_revokes_and_positions_are_gapless() {
@@ -30,9 +30,11 @@ async fn health_readiness_and_the_openapi_document_answer() {
     let health = app.get_anonymous("/healthz").await;
     assert_eq!(health.status, StatusCode::OK);
     assert_eq!(health.body["status"], "ok");
+    // Readiness is anyone's to ask, so it says ready and nothing more: the log's size and the
+    // model's counts are the admin's, on /metrics (security issue: counts leaked unauthenticated).
     let ready = app.get_anonymous("/readyz").await;
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
-    assert_eq!(ready.body["log_size"], app.log_size().await);
+    assert_eq!(ready.body, serde_json::json!({ "status": "ready" }));
 
     let doc = app.get_anonymous("/openapi.json").await;
     assert_eq!(doc.status, StatusCode::OK);
@@ -93,7 +95,20 @@ async fn metrics_count_decisions_and_group_commits() {
         false
     );
 
-    let metrics = app.get_anonymous("/metrics").await;
+    // The counts are the operator's: no token 401, any role but admin 403.
+    problem(
+        &app.get_anonymous("/metrics").await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    for token in [&shipper, &partner_token] {
+        problem(
+            &app.get("/metrics", token).await,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        );
+    }
+    let metrics = app.get("/metrics", &app.admin).await;
     assert_eq!(metrics.status, StatusCode::OK);
     assert!(
         metrics.content_type.starts_with("text/plain"),
@@ -122,6 +137,8 @@ async fn metrics_count_decisions_and_group_commits() {
         app.log_size().await
     );
     assert_eq!(value("consent_ledger_consents{state=\"granted\"}"), 1);
+    assert_eq!(value("consent_ledger_principals"), 3);
+    assert_eq!(value("consent_ledger_consent_requests"), 0);
     let events = value("consent_ledger_group_commit_events_total");
     assert!(
         events >= 6,

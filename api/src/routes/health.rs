@@ -1,8 +1,10 @@
 use actix_web::{get, web, HttpResponse};
 use serde_json::json;
 
+use crate::auth::Caller;
 use crate::problem::ApiError;
 use consent_ledger_app::state::AppState;
+use consent_ledger_domain::values::Role;
 
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "alive")))]
@@ -11,9 +13,11 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// Readiness: the store answers and the read model has applied the whole log.
+/// Readiness: the store answers and the read model has applied the whole log. Anyone may ask
+/// (load balancers send no token), so the answer is the status alone: the log's size and the
+/// model's counts are for the operator, on `/metrics`.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
-    (status = 200, description = "ready"),
+    (status = 200, description = "ready: `{\"status\":\"ready\"}`, nothing more"),
     (status = 503, description = "store unavailable or read model behind", body = crate::problem::Problem)))]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -24,14 +28,18 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
             "read model at {applied}, log at {head}"
         )));
     }
-    let model = state.projector.read().summary();
-    Ok(HttpResponse::Ok().json(json!({ "status": "ready", "log_size": head, "model": model })))
+    Ok(HttpResponse::Ok().json(json!({ "status": "ready" })))
 }
 
-/// Prometheus text exposition: the log, the read model, the group commit and decisions.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+/// Prometheus text exposition: the log, the read model, the group commit and decisions. The
+/// admin's alone: the counts tell how much business each kind of object does.
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(("bearer" = [])), responses(
+    (status = 200, description = "Prometheus text format", content_type = "text/plain"),
+    (status = 401, body = crate::problem::Problem, description = "no or an invalid bearer token"),
+    (status = 403, body = crate::problem::Problem, description = "not an admin")))]
 #[get("/metrics")]
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+pub async fn metrics(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Admin])?;
     use std::fmt::Write;
     use std::sync::atomic::Ordering::Relaxed;
     let w = state.store.writer_stats();
@@ -63,6 +71,18 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         "gauge",
         "Shipments known to the decider.",
         &[("", model.shipments as u64)],
+    );
+    metric(
+        "consent_ledger_principals",
+        "gauge",
+        "Principals registered.",
+        &[("", model.principals as u64)],
+    );
+    metric(
+        "consent_ledger_consent_requests",
+        "gauge",
+        "Consent requests submitted.",
+        &[("", model.requests as u64)],
     );
     metric(
         "consent_ledger_decisions_total",
@@ -109,7 +129,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         "Batches that failed whole; nothing was written.",
         &[("", w.failed_batches.load(Relaxed))],
     );
-    HttpResponse::Ok()
+    Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(out)
+        .body(out))
 }

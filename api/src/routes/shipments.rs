@@ -16,12 +16,15 @@ use crate::body::{parse_json, read_body};
 use crate::problem::{ApiError, Problem};
 use crate::write::{context, respond};
 
-/// Register a shipment.
+/// Register a shipment for a shipper: the carrier's gateway or an admin, never the shipper
+/// itself (a shipper claiming a tracking number could take over another's parcel).
 #[utoipa::path(post, path = "/v1/shipments", tag = "shipments", request_body = RegisterShipment,
     security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "retry-safe key")),
-    responses((status = 201, body = Created), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 409, body = Problem, description = "tracking number already registered"), (status = 422, body = Problem)))]
+    responses((status = 201, body = Created), (status = 401, body = Problem),
+        (status = 403, body = Problem, description = "not the gateway or an admin (a shipper cannot register shipments)"),
+        (status = 409, body = Problem, description = "tracking number already registered"),
+        (status = 422, body = Problem, description = "a bad field, or `shipper_id` missing or not a shipper")))]
 #[post("/v1/shipments")]
 pub async fn create(
     state: web::Data<AppState>,

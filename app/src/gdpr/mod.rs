@@ -273,7 +273,8 @@ fn csv_access_row(r: &AccessRecord) -> [String; 17] {
     ]
 }
 
-/// RFC 4180 CSV (CRLF line ends, quoting where needed) with a header row.
+/// RFC 4180 CSV (CRLF line ends, quoting where needed) with a header row. Every cell that a
+/// spreadsheet would take for a formula is written as text (see [`formula_safe`]).
 pub fn csv_text<const N: usize>(
     header: [&str; N],
     rows: impl Iterator<Item = [String; N]>,
@@ -283,12 +284,29 @@ pub fn csv_text<const N: usize>(
         .from_writer(Vec::new());
     w.write_record(header).map_err(AppError::internal)?;
     for row in rows {
-        w.write_record(&row).map_err(AppError::internal)?;
+        w.write_record(row.iter().map(|cell| formula_safe(cell.as_str())))
+            .map_err(AppError::internal)?;
     }
     let bytes = w
         .into_inner()
         .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
     String::from_utf8(bytes).map_err(AppError::internal)
+}
+
+/// Characters that make a spreadsheet read a cell as a formula when they come first.
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// `cell`, with a `'` before it if it starts like a formula (OWASP "CSV Injection"): a privacy
+/// officer opens these files in a spreadsheet, and a partner's name such as
+/// `=HYPERLINK("https://…")` is the partner's own text, not the officer's. The quote makes
+/// the spreadsheet show the text as it is; a reader of the CSV removes one leading `'` from
+/// such a cell to get the value back.
+fn formula_safe(cell: &str) -> std::borrow::Cow<'_, [u8]> {
+    if cell.starts_with(FORMULA_STARTS) {
+        std::borrow::Cow::Owned([b"'", cell.as_bytes()].concat())
+    } else {
+        std::borrow::Cow::Borrowed(cell.as_bytes())
+    }
 }
 
 fn ndjson<T: Serialize>(items: &[T]) -> Result<String, AppError> {
@@ -935,4 +953,37 @@ fn ropa_csv(r: &Ropa) -> Result<String, AppError> {
             ]
         }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_that_start_like_formulas_are_written_as_text() {
+        let rows = [
+            [
+                "=HYPERLINK(\"https://x.example\",\"open\")".to_owned(),
+                "plain".to_owned(),
+            ],
+            ["+1".to_owned(), "-2".to_owned()],
+            ["@SUM(A1)".to_owned(), "\tTab".to_owned()],
+            ["\rCR".to_owned(), "a=b".to_owned()],
+        ];
+        let text = csv_text(["a", "b"], rows.into_iter()).unwrap();
+        let cells: Vec<Vec<String>> = csv::ReaderBuilder::new()
+            .from_reader(text.as_bytes())
+            .records()
+            .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+            .collect();
+        assert_eq!(
+            cells,
+            [
+                ["'=HYPERLINK(\"https://x.example\",\"open\")", "plain"],
+                ["'+1", "'-2"],
+                ["'@SUM(A1)", "'\tTab"],
+                ["'\rCR", "a=b"],
+            ]
+        );
+    }
 }
