@@ -191,10 +191,7 @@ pub fn list(
         q.limit,
         |c| {
             let status = c.status_at(now);
-            let wanted = can_see(caller, c)
-                && q.partner.is_none_or(|p| c.partner_id == p)
-                && q.shipper.is_none_or(|s| c.shipper_id == s)
-                && q.status.is_none_or(|s| status == s);
+            let wanted = can_see(caller, c) && q.selects(c.partner_id, c.shipper_id, status);
             wanted.then(|| ConsentOut {
                 consent: c.clone(),
                 status,

@@ -87,6 +87,15 @@ pub struct ListQuery<S, K> {
     pub after: Option<K>,
 }
 
+impl<S: PartialEq, K> ListQuery<S, K> {
+    /// Whether an item of this partner, shipper and status passes the query's filters.
+    pub fn selects(&self, partner: PartnerId, shipper: ShipperId, status: S) -> bool {
+        self.partner.is_none_or(|p| partner == p)
+            && self.shipper.is_none_or(|s| shipper == s)
+            && self.status.as_ref().is_none_or(|s| status == *s)
+    }
+}
+
 impl<S: DeserializeOwned, K: FromStr> ListQuery<S, K>
 where
     K::Err: std::fmt::Display,

@@ -12,6 +12,7 @@ use consent_ledger_domain::values::{
     Role, ShipperId,
 };
 use consent_ledger_projections::model::RequestView;
+use consent_ledger_store::StoredEvent;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -159,18 +160,7 @@ pub async fn submit(
         justification: input.justification,
         ttl: state.config.request_ttl,
     };
-    write::record(
-        state,
-        context,
-        |meta| async {
-            Ok(state
-                .requests
-                .execute(&id.to_string(), command, meta)
-                .await?)
-        },
-        |events, _| Created::of(events),
-    )
-    .await
+    record(state, id, command, context, Created::of).await
 }
 
 /// The requests the caller may see, oldest first, filtered by partner, shipper and status.
@@ -188,10 +178,7 @@ pub fn list(
         q.limit,
         |r| {
             let status_now = r.status_at(now);
-            let wanted = can_see(caller, r)
-                && q.partner.is_none_or(|p| r.partner_id == p)
-                && q.shipper.is_none_or(|s| r.shipper_id == s)
-                && q.status.is_none_or(|s| status_now == s);
+            let wanted = can_see(caller, r) && q.selects(r.partner_id, r.shipper_id, status_now);
             wanted.then(|| RequestOut {
                 request: r.clone(),
                 status_now,
@@ -290,7 +277,7 @@ pub async fn deny(
 ) -> Result<(Positioned, Answer), AppError> {
     may_answer(state, caller, id)?;
     let command = ConsentRequestCommand::DenyConsentRequest { reason };
-    record(state, id, command, context).await
+    record(state, id, command, context, Positioned::of).await
 }
 
 /// Withdraws a pending request (the partner who asked).
@@ -307,17 +294,20 @@ pub async fn withdraw(
         id,
         ConsentRequestCommand::WithdrawConsentRequest,
         context,
+        Positioned::of,
     )
     .await
 }
 
-/// Records one command on a request and answers its position (deny, withdraw).
-async fn record(
+/// Records one command on a request and answers what `render` makes of the committed events
+/// (submit: its id; deny, withdraw: its position).
+async fn record<T>(
     state: &AppState,
     id: ConsentRequestId,
     command: ConsentRequestCommand,
     context: WriteContext,
-) -> Result<(Positioned, Answer), AppError> {
+    render: fn(&[StoredEvent]) -> Result<T, AppError>,
+) -> Result<(T, Answer), AppError> {
     write::record(
         state,
         context,
@@ -327,7 +317,7 @@ async fn record(
                 .execute(&id.to_string(), command, meta)
                 .await?)
         },
-        |events, _| Positioned::of(events),
+        |events, _| render(events),
     )
     .await
 }
