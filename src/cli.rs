@@ -235,6 +235,16 @@ pub struct VerifyArgs {
 pub enum PrincipalCommand {
     /// Register a principal and print `{"id","token"}`.
     Create(CreatePrincipalArgs),
+    /// Issue a principal a new token and print `{"id","token"}`; its old token is refused from
+    /// then on, by every node (e.g. when the only admin token is lost or leaked).
+    RotateToken(RotateTokenArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RotateTokenArgs {
+    /// The principal's id.
+    #[arg(long)]
+    pub id: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -274,6 +284,9 @@ pub async fn main() -> anyhow::Result<()> {
         }
         Command::Principal(PrincipalCommand::Create(args)) => {
             create_principal(&options, args).await
+        }
+        Command::Principal(PrincipalCommand::RotateToken(args)) => {
+            rotate_principal_token(&options, args).await
         }
         Command::Keygen(args) => {
             options.ensure_data_dir()?;
@@ -384,6 +397,7 @@ async fn export_view(options: &StoreOptions, args: ExportArgs) -> anyhow::Result
     let caller = Caller {
         id: consent_ledger_domain::values::PrincipalId::from_uuid(Uuid::nil()),
         role: Role::PrivacyOfficer,
+        credential_at: 0,
     };
     let fail = |e: AppError| anyhow::anyhow!("--query: {e}");
     let query = args.query.trim_start_matches('&');
@@ -562,6 +576,24 @@ async fn create_principal(options: &StoreOptions, args: CreatePrincipalArgs) -> 
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("{}", serde_json::to_string(&created)?);
+    Ok(())
+}
+
+async fn rotate_principal_token(
+    options: &StoreOptions,
+    args: RotateTokenArgs,
+) -> anyhow::Result<()> {
+    let id = consent_ledger_domain::values::PrincipalId::parse(&args.id)
+        .map_err(|e| anyhow::anyhow!("--id: {e}"))?;
+    let state = AppState::open(options, Arc::new(SystemClock), ServiceConfig::default()).await?;
+    let meta = CommandMeta::new("cli", Uuid::now_v7().to_string());
+    let (rotated, _) = consent_ledger_app::principals::rotate(&state, id, meta)
+        .await
+        .map_err(|e| match e {
+            AppError::NotFound(_) => anyhow::anyhow!("--id: no principal {id}"),
+            other => anyhow::anyhow!("{other}"),
+        })?;
+    println!("{}", serde_json::to_string(&rotated)?);
     Ok(())
 }
 

@@ -149,6 +149,12 @@ async fn a_restart_loads_the_snapshot_and_replays_only_the_rest() {
     let dir = tempfile::tempdir().expect("dir");
     let state = open(dir.path()).await;
     let (shipper, partner, shipments, dhl_only) = populate(&state, 50).await;
+    // A token admitted from the credentials table, as a first authentication admits it.
+    let digest = "ab".repeat(32);
+    let issued_at = state.projector.read().principals[&shipper.into()].credential_at;
+    assert!(state
+        .projector
+        .admit_credential(shipper.into(), &digest, issued_at));
     let snapshot = options(dir.path()).snapshot_path();
     let at = state
         .projector
@@ -183,14 +189,12 @@ async fn a_restart_loads_the_snapshot_and_replays_only_the_rest() {
     let model = state.projector.read();
     assert!(model.consents[&dhl_only].revocation.is_some());
     assert!(model.consents[&wide].revocation.is_none());
-    // Tokens kept in the snapshot still authenticate.
-    let shipper_view = &model.principals[&shipper.into()];
+    // Credentials admitted before the snapshot, and where each was issued, are kept in it.
     assert_eq!(
-        model
-            .principal_by_token(&shipper_view.token_sha256)
-            .map(|p| p.id),
+        model.principal_by_token(&digest).map(|p| p.id),
         Some(shipper.into())
     );
+    assert_eq!(model.principals[&shipper.into()].credential_at, issued_at);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -247,7 +251,9 @@ async fn decide(state: &AppState, partner: PartnerId, shipments: &[ShipmentId]) 
             on_behalf_of: None,
         })
         .collect();
-    decide_and_record(state, &questions, meta())
+    let caller = consent_ledger_app::auth::Caller::of(&state.projector.read(), partner.into())
+        .expect("the partner is registered");
+    decide_and_record(state, &caller, &questions, meta())
         .await
         .expect("decisions recorded");
 }

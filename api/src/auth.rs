@@ -1,12 +1,14 @@
-//! The bearer-token extractor (SPEC §2): the `Authorization` header to an authenticated
-//! [`Caller`] through [`consent_ledger_app::auth::authenticate`].
+//! The bearer-token extractors (SPEC §2): the `Authorization` header to an authenticated
+//! [`Caller`] through [`consent_ledger_app::auth::authenticate`] — checked on the log as
+//! committed now, or, for the decision path only, as a [`DecisionCaller`] checked again under
+//! the §5.2 fence when its decision is recorded.
 
 use std::future::Future;
 use std::ops::Deref;
 use std::pin::Pin;
 
 use actix_web::{web, FromRequest, HttpRequest};
-use consent_ledger_app::auth::{self, Token};
+use consent_ledger_app::auth::{self, Freshness, Token};
 use consent_ledger_app::state::AppState;
 use consent_ledger_app::AppError;
 
@@ -34,18 +36,47 @@ fn bearer(req: &HttpRequest) -> Option<Token> {
         .then(|| Token::from(token.trim().to_owned()))
 }
 
+/// The caller of a decision route: authenticated on the model as it is, and checked again on
+/// the state its decision is made on ([`consent_ledger_app::decide::decide_and_record`]).
+#[derive(Debug, Clone)]
+pub struct DecisionCaller(pub auth::Caller);
+
+impl Deref for DecisionCaller {
+    type Target = auth::Caller;
+    fn deref(&self) -> &auth::Caller {
+        &self.0
+    }
+}
+
+type Authenticating = Pin<Box<dyn Future<Output = Result<auth::Caller, ApiError>>>>;
+
+fn authenticate(req: &HttpRequest, freshness: Freshness) -> Authenticating {
+    let token = bearer(req);
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    Box::pin(async move {
+        let (Some(token), Some(state)) = (token, state) else {
+            return Err(AppError::Unauthorized.into());
+        };
+        Ok(auth::authenticate(&state, &token, freshness).await?)
+    })
+}
+
 impl FromRequest for Caller {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let token = bearer(req);
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        Box::pin(async move {
-            let (Some(token), Some(state)) = (token, state) else {
-                return Err(AppError::Unauthorized.into());
-            };
-            Ok(Caller(auth::authenticate(&state, &token).await?))
-        })
+        let caller = authenticate(req, Freshness::Latest);
+        Box::pin(async move { Ok(Caller(caller.await?)) })
+    }
+}
+
+impl FromRequest for DecisionCaller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let caller = authenticate(req, Freshness::Fenced);
+        Box::pin(async move { Ok(DecisionCaller(caller.await?)) })
     }
 }

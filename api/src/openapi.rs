@@ -30,6 +30,7 @@ use crate::routes;
         routes::gdpr::dsar,
         routes::gdpr::ropa,
         routes::principals::create,
+        routes::principals::rotate_token,
         routes::principals::suspend,
         routes::principals::reactivate,
         routes::principals::me,

@@ -5,8 +5,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use consent_ledger_app::write::{Answer, WriteContext, IDEMPOTENCY_KEY};
 
-use crate::auth::Caller;
 use crate::problem::ApiError;
+use consent_ledger_app::auth::Caller;
 
 /// The request id of this call (set by the request-id middleware).
 #[derive(Debug, Clone)]

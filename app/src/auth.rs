@@ -3,7 +3,8 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use consent_ledger_domain::values::{PrincipalId, Role};
+use consent_ledger_domain::values::{PartnerStatus, PrincipalId, Role};
+use consent_ledger_projections::ReadModel;
 use sha2::{Digest, Sha256};
 
 use crate::error::AppError;
@@ -45,6 +46,9 @@ impl Token {
 pub struct Caller {
     pub id: PrincipalId,
     pub role: Role,
+    /// The position of the event that issued the token the caller presented: the caller holds
+    /// only while that is still its principal's current token ([`Caller::still_holds`]).
+    pub credential_at: u64,
 }
 
 impl Caller {
@@ -65,27 +69,79 @@ impl Caller {
     pub fn is_auditor(&self) -> bool {
         matches!(self.role, Role::PrivacyOfficer | Role::Regulator)
     }
+
+    /// Principal `id` as a caller holding its current token, without a token (offline tools
+    /// and tests acting as a principal).
+    pub fn of(model: &ReadModel, id: PrincipalId) -> Option<Caller> {
+        model.principals.get(&id).map(|p| Caller {
+            id: p.id,
+            role: p.role,
+            credential_at: p.credential_at,
+        })
+    }
+
+    /// Whether, on `model`, the caller's token is still its principal's current one and the
+    /// principal is active: false once a rotation or suspension is applied.
+    pub fn still_holds(&self, model: &ReadModel) -> bool {
+        model.principals.get(&self.id).is_some_and(|p| {
+            p.status == PartnerStatus::Active && p.credential_at == self.credential_at
+        })
+    }
 }
 
-/// The principal a bearer token belongs to, or [`AppError::Unauthorized`].
+/// How fresh the state a token is checked on must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// The log as committed now, on any node: a rotation or suspension whose answer has
+    /// returned refuses the old token at once. Costs one read of the log's head.
+    Latest,
+    /// The model as it is. Only for the decision path, which checks the caller again on the
+    /// state it decides on, under the §5.2 fence ([`crate::decide::decide_and_record`]).
+    Fenced,
+}
+
+/// The caller a token digest authenticates on `model`, if the token is current and its
+/// principal active.
+fn caller_on(model: &ReadModel, digest: &str) -> Option<Caller> {
+    let p = model.principal_by_token(digest)?;
+    let caller = Caller {
+        id: p.id,
+        role: p.role,
+        credential_at: p.credential_at,
+    };
+    caller.still_holds(model).then_some(caller)
+}
+
+/// The principal a bearer token belongs to, or [`AppError::Unauthorized`]: an unknown, rotated
+/// or suspended principal's token alike (SPEC §2).
+///
+/// A token this model has not admitted costs one indexed read of the credentials table and
+/// nothing more unless it is real, so unknown tokens cannot make the node replay the log.
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn authenticate(state: &AppState, token: &Token) -> Result<Caller, AppError> {
+pub async fn authenticate(
+    state: &AppState,
+    token: &Token,
+    freshness: Freshness,
+) -> Result<Caller, AppError> {
     let digest = token.digest();
-    let lookup = |state: &AppState| {
+    let known = state.projector.read().principal_by_token(&digest).is_some();
+    if known {
+        if freshness == Freshness::Latest {
+            state.projector.catch_up().await?;
+        }
+    } else {
+        let Some(issued) = state.store.credential(&digest).await? else {
+            return Err(AppError::Unauthorized);
+        };
+        let id = PrincipalId::parse(&issued.principal_id).map_err(|_| AppError::Unauthorized)?;
+        // Issued after the state this model holds (a moment ago, or on another node): catch up
+        // to its issue first.
+        if state.projector.read().next_position() <= issued.issued_at {
+            state.projector.catch_up().await?;
+        }
         state
             .projector
-            .read()
-            .principal_by_token(&digest)
-            .map(|p| Caller {
-                id: p.id,
-                role: p.role,
-            })
-    };
-    if let Some(caller) = lookup(state) {
-        return Ok(caller);
+            .admit_credential(id, &digest, issued.issued_at.get());
     }
-    // The principal may have been made a moment ago by another process (the offline
-    // `principal create`); read the log once more before refusing.
-    state.projector.catch_up().await?;
-    lookup(state).ok_or(AppError::Unauthorized)
+    caller_on(&state.projector.read(), &digest).ok_or(AppError::Unauthorized)
 }

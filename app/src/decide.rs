@@ -8,10 +8,12 @@
 //! Three guarantees of §5 hold here, each marked `§5` where it is kept:
 //! - **Durable before answered** (§5.3): no answer, allow or deny, exists before its event is
 //!   fsynced — the answer is built only from what `append` returned.
-//! - **Revocation fence** (§5.2): an allowed decision is appended with
-//!   `Guard::decided_before` = the position its state had applied up to. If a revocation or
-//!   suspension committed at or after that position, the store refuses it as stale and the
-//!   decision is made again on the fresher state, so no allow commits after a revoke's commit.
+//! - **Revocation fence** (§5.2): every decision is appended with `Guard::decided_before` = the
+//!   position its state had applied up to. If a revocation, suspension or token rotation
+//!   committed at or after that position, the store refuses it as stale and the decision is
+//!   made again on the fresher state, so no allow commits after a revoke's commit, and no
+//!   decision at all on a token rotated or suspended meanwhile (the caller is checked again
+//!   on the state each attempt decides on: [`Caller::still_holds`]).
 //! - **No read without a record** (§5.1): the only way to an `allowed: true` is through an
 //!   appended `TrackingAccessAllowed` event.
 //!
@@ -172,6 +174,7 @@ pub fn question(
 #[tracing::instrument(level = "debug", skip_all, fields(decisions = questions.len()))]
 pub async fn decide(
     state: &AppState,
+    caller: &Caller,
     context: WriteContext,
     questions: &[Question],
 ) -> Result<(Vec<DecisionAnswer>, Answer), AppError> {
@@ -181,7 +184,7 @@ pub async fn decide(
         state,
         context,
         |meta| async {
-            let (events, answers) = decide_and_record(state, questions, meta).await?;
+            let (events, answers) = decide_and_record(state, caller, questions, meta).await?;
             *decided.lock().unwrap_or_else(|p| p.into_inner()) = Some(answers);
             Ok(events)
         },
@@ -204,6 +207,7 @@ pub async fn decide(
 #[tracing::instrument(level = "trace", skip_all, fields(decisions = questions.len()))]
 pub async fn decide_and_record(
     state: &AppState,
+    caller: &Caller,
     questions: &[Question],
     meta: CommandMeta,
 ) -> Result<(Vec<StoredEvent>, Vec<DecisionAnswer>), AppError> {
@@ -211,6 +215,11 @@ pub async fn decide_and_record(
         // One state of the read model for the whole batch, released before the append.
         let (events, answers, decided_before) = {
             let model = state.projector.read();
+            // SPEC §2: the caller's token may have been rotated or its principal suspended
+            // since it was authenticated (the fence below sent us round again).
+            if !caller.still_holds(&model) {
+                return Err(AppError::Unauthorized);
+            }
             let now = state.clock.now();
             let mut events = Vec::with_capacity(questions.len());
             let mut answers = Vec::with_capacity(questions.len());
@@ -219,16 +228,16 @@ pub async fn decide_and_record(
                 events.push(event);
                 answers.push(answer);
             }
-            // §5.2 revocation fence: an allow is only valid if no restriction committed at or
-            // after the position this state had applied up to.
-            let any_allowed = answers.iter().any(|a: &DecisionAnswer| a.allowed);
-            (events, answers, any_allowed.then(|| model.next_position()))
+            // §5.2 revocation fence: a decision is only valid if no restriction committed at
+            // or after the position this state had applied up to.
+            (events, answers, Some(model.next_position()))
         };
         let append = Append {
             events,
             provenance: meta.provenance.clone(),
             idempotency: meta.idempotency.clone(),
             unique_claims: Vec::new(),
+            credential: None,
             guard: Guard {
                 restricts: false,
                 decided_before,

@@ -130,7 +130,6 @@ impl From<CommandError<PrincipalError>> for AppError {
                     AppError::invalid("partner", e.to_string())
                 }
                 PrincipalError::NotFound => AppError::not_found(),
-                PrincipalError::NotAPartner => AppError::invalid("id", e.to_string()),
                 PrincipalError::AlreadyRegistered => conflict("already-exists", e),
                 PrincipalError::AlreadySuspended | PrincipalError::NotSuspended => {
                     conflict("invalid-state", e)

@@ -1,10 +1,10 @@
 //! Principals (SPEC §2): registering one (shared by `POST /v1/principals` and the offline
-//! `consent-ledger principal create`), suspending and reactivating a partner, who a caller
-//! is, and the partner directory. The token is made here, shown once, and kept only as its
-//! SHA-256.
+//! `consent-ledger principal create`), rotating a token, suspending and reactivating any
+//! principal, who a caller is, and the partner directory. A token is made here, shown once,
+//! and kept only as its SHA-256, in the credentials table beside the log, never in an event.
 
 use consent_ledger_domain::principal::{PartnerProfile, PrincipalCommand};
-use consent_ledger_domain::values::{DisplayName, PartnerStatus, PrincipalId, Reason, Role};
+use consent_ledger_domain::values::{DisplayName, PrincipalId, Reason, Role};
 use consent_ledger_projections::model::PrincipalView;
 use consent_ledger_store::cqrs::CommandMeta;
 use consent_ledger_store::StoredEvent;
@@ -16,7 +16,7 @@ use crate::error::AppError;
 use crate::state::AppState;
 use crate::write::{self, Answer, Positioned, WriteContext};
 
-/// Who registers principals and suspends or reactivates partners.
+/// Who registers principals, suspends and reactivates them, and rotates anyone's token.
 pub const ADMINS: &[Role] = &[Role::Admin];
 
 /// Who reads the partner directory; partners do not see each other.
@@ -60,7 +60,10 @@ pub async fn register(
         role: input.role,
         name: input.name,
         partner: input.partner,
-        token_sha256: token.digest(),
+    };
+    let meta = CommandMeta {
+        credential: Some(token.digest()),
+        ..meta
     };
     let events = state
         .principals
@@ -86,37 +89,106 @@ pub async fn create(
     context: WriteContext,
 ) -> Result<(CreatedPrincipal, Answer), AppError> {
     caller.require(ADMINS)?;
-    let made = std::sync::Mutex::new(None);
+    issue_token(state, context, |meta| async {
+        let (created, events) = register(state, input, meta).await?;
+        Ok((created.token, events))
+    })
+    .await
+}
+
+/// A new token for `id`: an admin's for anyone, or a principal's for itself (any other id is
+/// 404, as if it did not exist). The old token is refused from the commit on, on every node:
+/// the rotation moves the §5.2 fence, so a decision in flight on the old token is made again
+/// and refused. Retry-safe like [`create`]: a retry answers 409 `token-shown-once`.
+#[tracing::instrument(level = "debug", skip_all, fields(principal = %id))]
+pub async fn rotate_token(
+    state: &AppState,
+    caller: &Caller,
+    id: PrincipalId,
+    context: WriteContext,
+) -> Result<(CreatedPrincipal, Answer), AppError> {
+    if caller.id != id && caller.require(ADMINS).is_err() {
+        return Err(AppError::not_found());
+    }
+    issue_token(state, context, |meta| async {
+        let (rotated, events) = rotate(state, id, meta).await?;
+        Ok((rotated.token, events))
+    })
+    .await
+}
+
+/// Issues principal `id` a new token; shared by the HTTP route and the offline
+/// `consent-ledger principal rotate-token` (how an operator who lost the only admin token gets
+/// back in). The rotation restricts: it moves the §5.2 fence.
+#[tracing::instrument(level = "debug", skip_all, fields(principal = %id))]
+pub async fn rotate(
+    state: &AppState,
+    id: PrincipalId,
+    meta: CommandMeta,
+) -> Result<(CreatedPrincipal, Vec<StoredEvent>), AppError> {
+    let token = Token::generate().map_err(AppError::internal)?;
+    let meta = CommandMeta {
+        credential: Some(token.digest()),
+        restricts: true,
+        ..meta
+    };
+    let events = state
+        .principals
+        .execute(&id.to_string(), PrincipalCommand::RotateToken, meta)
+        .await?;
+    Ok((
+        CreatedPrincipal {
+            id,
+            token: token.expose().to_owned(),
+        },
+        events,
+    ))
+}
+
+/// Records a write that issues a token and answers `{id, token}` — the first time only: the
+/// token is never stored, so a replay answers 409 `token-shown-once`.
+async fn issue_token<F, Fut>(
+    state: &AppState,
+    context: WriteContext,
+    issue: F,
+) -> Result<(CreatedPrincipal, Answer), AppError>
+where
+    F: FnOnce(CommandMeta) -> Fut,
+    Fut: std::future::Future<Output = Result<(String, Vec<StoredEvent>), AppError>>,
+{
+    let shown = std::sync::Mutex::new(None);
     write::record(
         state,
         context,
         |meta| async {
-            let (created, events) = register(state, input, meta).await?;
-            *made.lock().unwrap_or_else(|p| p.into_inner()) = Some(created);
+            let (token, events) = issue(meta).await?;
+            *shown.lock().unwrap_or_else(|p| p.into_inner()) = Some(token);
             Ok(events)
         },
         |events: &[StoredEvent], answer| {
-            let first = match answer {
-                Answer::First => made.lock().unwrap_or_else(|p| p.into_inner()).take(),
+            let principal = events.first().map_or("?", |e| e.stream_id.as_str());
+            let token = match answer {
+                Answer::First => shown.lock().unwrap_or_else(|p| p.into_inner()).take(),
                 Answer::Replay => None,
             };
-            first.ok_or_else(|| {
-                AppError::conflict(
+            match (token, PrincipalId::parse(principal)) {
+                (Some(token), Ok(id)) => Ok(CreatedPrincipal { id, token }),
+                _ => Err(AppError::conflict(
                     "token-shown-once",
                     format!(
-                        "principal {} was created by the first request with this \
-                         Idempotency-Key; its token was shown only then",
-                        events.first().map_or("?", |e| e.stream_id.as_str())
+                        "the first request with this Idempotency-Key issued principal \
+                         {principal}'s token; a token is shown only once"
                     ),
-                )
-            })
+                )),
+            }
         },
     )
     .await
 }
 
-/// Suspends a partner (an admin): it is denied every decision and can receive no grant.
-/// Effective at commit, like a revocation (SPEC §5.2).
+/// Suspends a principal of any role (an admin): its token is refused from the commit on, and a
+/// suspended partner is also denied every decision and can receive no grant. Effective at
+/// commit, like a revocation (SPEC §5.2). An admin cannot suspend itself.
 #[tracing::instrument(level = "debug", skip_all, fields(principal = %id))]
 pub async fn suspend(
     state: &AppState,
@@ -125,19 +197,24 @@ pub async fn suspend(
     reason: Reason,
     context: WriteContext,
 ) -> Result<(Positioned, Answer), AppError> {
-    let command = PrincipalCommand::SuspendPartner { reason };
-    set_partner_status(
+    caller.require(ADMINS)?;
+    if caller.id == id {
+        return Err(AppError::invalid(
+            "id",
+            "an admin cannot suspend itself; another admin can",
+        ));
+    }
+    set_status(
         state,
-        caller,
         id,
-        command,
-        PartnerStatus::Suspended,
+        PrincipalCommand::Suspend { reason },
+        true,
         context,
     )
     .await
 }
 
-/// Reactivates a suspended partner (an admin).
+/// Reactivates a suspended principal (an admin).
 #[tracing::instrument(level = "debug", skip_all, fields(principal = %id))]
 pub async fn reactivate(
     state: &AppState,
@@ -145,25 +222,23 @@ pub async fn reactivate(
     id: PrincipalId,
     context: WriteContext,
 ) -> Result<(Positioned, Answer), AppError> {
-    let command = PrincipalCommand::ReactivatePartner;
-    set_partner_status(state, caller, id, command, PartnerStatus::Active, context).await
+    caller.require(ADMINS)?;
+    set_status(state, id, PrincipalCommand::Reactivate, false, context).await
 }
 
-async fn set_partner_status(
+async fn set_status(
     state: &AppState,
-    caller: &Caller,
     id: PrincipalId,
     command: PrincipalCommand,
-    to: PartnerStatus,
+    restricts: bool,
     context: WriteContext,
 ) -> Result<(Positioned, Answer), AppError> {
-    caller.require(ADMINS)?;
     write::record(
         state,
         context,
-        |mut meta| async {
+        |meta| async {
             // A suspension is effective at commit: decisions decided before it are fenced off.
-            meta.restricts = to == PartnerStatus::Suspended;
+            let meta = CommandMeta { restricts, ..meta };
             Ok(state
                 .principals
                 .execute(&id.to_string(), command, meta)

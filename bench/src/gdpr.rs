@@ -210,6 +210,7 @@ async fn seed(f: &Fixture, args: &AuditArgs) -> anyhow::Result<Seeded> {
                     provenance,
                     idempotency: None,
                     unique_claims: Vec::new(),
+                    credential: None,
                     guard: Guard::default(),
                 })
                 .await

@@ -71,6 +71,7 @@ pub(crate) async fn seed_log(
             provenance: provenance.clone(),
             idempotency: None,
             unique_claims: Vec::new(),
+            credential: None,
             guard: Guard::default(),
         };
         writes.spawn(async move { store.append(append).await.map(|_| ()) });

@@ -290,7 +290,6 @@ async fn fixture(location: &StoreLocation) -> anyhow::Result<Fixture> {
             role,
             name: DisplayName::parse(format!("bench {role}"))?,
             partner,
-            token_sha256: Uuid::now_v7().simple().to_string(),
         };
         Ok::<_, anyhow::Error>((id, command))
     };

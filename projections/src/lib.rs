@@ -28,7 +28,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
-use consent_ledger_domain::values::{PartnerId, ShipmentId, ShipperId};
+use consent_ledger_domain::values::{PartnerId, PrincipalId, ShipmentId, ShipperId};
 use consent_ledger_domain::{Directory, PartnerFacts};
 use consent_ledger_store::{CommitHook, Position, RawEvent, Store, StoreError, StoredEvent};
 
@@ -75,6 +75,15 @@ impl Projector {
     /// process wrote); [`Projector::catch_up`] clears it.
     pub fn is_behind(&self) -> bool {
         self.behind.load(Ordering::Acquire)
+    }
+
+    /// Admits a credential read from the credentials table (see
+    /// [`ReadModel::admit_credential`]).
+    pub fn admit_credential(&self, id: PrincipalId, token_sha256: &str, issued_at: u64) -> bool {
+        self.model
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .admit_credential(id, token_sha256, issued_at)
     }
 
     /// Shared read access to the model. Hold it briefly: writers wait while it is held.

@@ -27,12 +27,18 @@ pub struct PrincipalView {
     pub name: DisplayName,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partner: Option<PartnerProfile>,
-    /// Only partners have a status.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<PartnerStatus>,
+    /// A suspended principal's token is refused; a suspended partner is also denied every
+    /// decision.
+    pub status: PartnerStatus,
     pub registered_at: DateTime<Utc>,
+    /// The position of the event that issued the principal's current token (its registration
+    /// or latest rotation): a credential issued elsewhere is admitted only if it matches.
     #[serde(skip, default)]
-    pub token_sha256: String,
+    pub credential_at: u64,
+    /// The digest of the current token, once admitted (see [`ReadModel::admit_credential`]),
+    /// or as a registration recorded it in logs older than the credentials table.
+    #[serde(skip, default)]
+    pub token_sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -210,12 +216,13 @@ impl EventRef<'_> {
     }
 }
 
-/// The JSON part of a snapshot: the views, and the token digests the views never show.
+/// The JSON part of a snapshot: the views, and the credentials the views never show (each
+/// principal's admitted token digest, if any, and where its current token was issued).
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct SnapshotViews {
     pub next: u64,
     pub principals: Vec<PrincipalView>,
-    pub tokens: Vec<(PrincipalId, String)>,
+    pub credentials: Vec<(PrincipalId, Option<String>, u64)>,
     pub consents: Vec<ConsentView>,
     pub requests: Vec<RequestView>,
 }
@@ -225,10 +232,10 @@ impl ReadModel {
         SnapshotViews {
             next: self.next,
             principals: self.principals.values().cloned().collect(),
-            tokens: self
+            credentials: self
                 .principals
                 .values()
-                .map(|p| (p.id, p.token_sha256.clone()))
+                .map(|p| (p.id, p.token_sha256.clone(), p.credential_at))
                 .collect(),
             consents: self.consents.values().cloned().collect(),
             requests: self.requests.values().cloned().collect(),
@@ -241,15 +248,21 @@ impl ReadModel {
             next: views.next,
             ..ReadModel::default()
         };
-        let tokens: HashMap<PrincipalId, String> = views.tokens.into_iter().collect();
+        let credentials: HashMap<PrincipalId, (Option<String>, u64)> = views
+            .credentials
+            .into_iter()
+            .map(|(id, token, at)| (id, (token, at)))
+            .collect();
         for mut p in views.principals {
-            p.token_sha256 = tokens.get(&p.id).cloned().unwrap_or_default();
-            model.by_token.insert(p.token_sha256.clone(), p.id);
+            if let Some((token, at)) = credentials.get(&p.id) {
+                p.token_sha256 = token.clone();
+                p.credential_at = *at;
+            }
+            if let Some(token) = &p.token_sha256 {
+                model.by_token.insert(token.clone(), p.id);
+            }
             if p.partner.is_some() {
-                access.set_partner_status(
-                    p.id.as_partner(),
-                    p.status.unwrap_or(PartnerStatus::Active),
-                );
+                access.set_partner_status(p.id.as_partner(), p.status);
             }
             model.principals.insert(p.id, p);
         }
@@ -328,10 +341,34 @@ impl ReadModel {
         }
     }
 
+    /// The principal whose current token has this digest, as far as this model knows: an
+    /// admitted credential, or one a legacy registration recorded. Says nothing of its status.
     pub fn principal_by_token(&self, token_sha256: &str) -> Option<&PrincipalView> {
         self.by_token
             .get(token_sha256)
             .and_then(|id| self.principals.get(id))
+    }
+
+    /// Admits a credential read from the credentials table: `token_sha256` is `id`'s token
+    /// issued at position `issued_at`. Admitted only if that is the issue this model last
+    /// applied for `id` (an older one was rotated away; a newer one needs a catch-up first).
+    pub fn admit_credential(
+        &mut self,
+        id: PrincipalId,
+        token_sha256: &str,
+        issued_at: u64,
+    ) -> bool {
+        let Some(p) = self.principals.get_mut(&id) else {
+            return false;
+        };
+        if p.credential_at != issued_at {
+            return false;
+        }
+        if let Some(old) = p.token_sha256.replace(token_sha256.to_owned()) {
+            self.by_token.remove(&old);
+        }
+        self.by_token.insert(token_sha256.to_owned(), id);
+        true
     }
 
     pub fn consent_for_request(&self, request: ConsentRequestId) -> Option<&ConsentView> {
@@ -408,11 +445,13 @@ impl ReadModel {
                 token_sha256,
                 registered_at,
             } => {
-                self.by_token.insert(token_sha256.clone(), id);
+                // Logs older than the credentials table recorded the first token's digest here.
+                if let Some(token) = &token_sha256 {
+                    self.by_token.insert(token.clone(), id);
+                }
                 if partner.is_some() {
                     self.access.add_partner(id.as_partner());
                 }
-                let status = partner.as_ref().map(|_| PartnerStatus::Active);
                 self.principals.insert(
                     id,
                     PrincipalView {
@@ -420,28 +459,46 @@ impl ReadModel {
                         role,
                         name,
                         partner,
-                        status,
+                        status: PartnerStatus::Active,
                         registered_at,
+                        credential_at: stored.position.get(),
                         token_sha256,
                     },
                 );
             }
-            PrincipalEvent::PartnerSuspended { .. } => {
-                self.set_partner_status(stored, PartnerStatus::Suspended)
+            PrincipalEvent::PrincipalSuspended { .. } | PrincipalEvent::PartnerSuspended { .. } => {
+                self.set_status(stored, PartnerStatus::Suspended)
             }
-            PrincipalEvent::PartnerReactivated { .. } => {
-                self.set_partner_status(stored, PartnerStatus::Active)
+            PrincipalEvent::PrincipalReactivated { .. }
+            | PrincipalEvent::PartnerReactivated { .. } => {
+                self.set_status(stored, PartnerStatus::Active)
+            }
+            PrincipalEvent::PrincipalTokenRotated { .. } => {
+                // The old token is refused from here on; the new one is admitted from the
+                // credentials table when first presented.
+                if let Some(p) = self.principal_of_stream(stored) {
+                    p.credential_at = stored.position.get();
+                    if let Some(old) = p.token_sha256.take() {
+                        self.by_token.remove(&old);
+                    }
+                }
             }
         }
     }
 
-    fn set_partner_status(&mut self, stored: &EventRef<'_>, status: PartnerStatus) {
-        if let Some(p) = PrincipalId::parse(stored.stream_id)
+    fn principal_of_stream(&mut self, stored: &EventRef<'_>) -> Option<&mut PrincipalView> {
+        PrincipalId::parse(stored.stream_id)
             .ok()
             .and_then(|id| self.principals.get_mut(&id))
-        {
-            p.status = Some(status);
-            self.access.set_partner_status(p.id.as_partner(), status);
+    }
+
+    fn set_status(&mut self, stored: &EventRef<'_>, status: PartnerStatus) {
+        if let Some(p) = self.principal_of_stream(stored) {
+            p.status = status;
+            if p.partner.is_some() {
+                let partner = p.id.as_partner();
+                self.access.set_partner_status(partner, status);
+            }
         }
     }
 
@@ -613,7 +670,7 @@ impl ReadModel {
         let p = self.principals.get(&PrincipalId::from(id))?;
         let profile = p.partner.as_ref()?;
         Some(PartnerFacts {
-            status: p.status.unwrap_or(PartnerStatus::Active),
+            status: p.status,
             dpa_ref: profile.dpa_ref.clone(),
         })
     }

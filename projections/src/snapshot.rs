@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use crate::decider::Decider;
 use crate::model::{ReadModel, SnapshotViews};
 
-const MAGIC: &[u8; 8] = b"CLSNAP01";
+/// `02`: credentials beside the views (the token digests left the log). A snapshot of another
+/// version is not read; the log is replayed instead.
+const MAGIC: &[u8; 8] = b"CLSNAP02";
 
 /// The last event a snapshot includes, to check it belongs to this log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,7 +16,9 @@ use cqrs_es::{
 };
 
 use crate::error::StoreError;
-use crate::event::{Append, Guard, IdempotencyClaim, NewEvent, Provenance, StoredEvent};
+use crate::event::{
+    Append, Credential, Guard, IdempotencyClaim, NewEvent, Provenance, StoredEvent,
+};
 use crate::Store;
 
 /// Who writes, under which request, with which idempotency key and unique claims. Travels
@@ -28,6 +30,9 @@ pub struct CommandMeta {
     pub unique_claims: Vec<String>,
     /// The command restricts access (a revocation, a suspension): see [`crate::Guard`].
     pub restricts: bool,
+    /// The digest of a bearer token the command issues to its principal (the aggregate):
+    /// written to the credentials table with its event, never into the log.
+    pub credential: Option<String>,
 }
 
 const ACTOR: &str = "actor";
@@ -37,6 +42,7 @@ const IDEMPOTENCY_KEY: &str = "idempotency_key";
 const IDEMPOTENCY_FINGERPRINT: &str = "idempotency_fingerprint";
 const UNIQUE_CLAIM: &str = "unique_claim";
 const RESTRICTS: &str = "restricts";
+const CREDENTIAL: &str = "credential_sha256";
 const POSITION: &str = "position";
 const RECORDED_AT: &str = "recorded_at";
 
@@ -50,6 +56,7 @@ impl CommandMeta {
             idempotency: None,
             unique_claims: Vec::new(),
             restricts: false,
+            credential: None,
         }
     }
 
@@ -65,6 +72,9 @@ impl CommandMeta {
         }
         if self.restricts {
             map.insert(RESTRICTS.to_owned(), "true".to_owned());
+        }
+        if let Some(digest) = self.credential {
+            map.insert(CREDENTIAL.to_owned(), digest);
         }
         // One claim per command is all the domain needs (a tracking number).
         if let Some(claim) = self.unique_claims.into_iter().next() {
@@ -95,6 +105,7 @@ impl CommandMeta {
             idempotency,
             unique_claims: get(UNIQUE_CLAIM).into_iter().collect(),
             restricts: get(RESTRICTS).is_some(),
+            credential: get(CREDENTIAL),
         }
     }
 }
@@ -183,6 +194,10 @@ impl<A: Aggregate> LedgerEventStore<A> {
                 provenance: meta.provenance,
                 idempotency: meta.idempotency,
                 unique_claims: meta.unique_claims,
+                credential: meta.credential.map(|token_sha256| Credential {
+                    principal_id: context.aggregate_id.clone(),
+                    token_sha256,
+                }),
                 guard: Guard {
                     restricts: meta.restricts,
                     decided_before: None,

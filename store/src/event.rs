@@ -176,8 +176,27 @@ pub struct Append {
     pub idempotency: Option<IdempotencyClaim>,
     /// Values that must be unique across the whole log, e.g. `tracking:DHL/JJD0001`.
     pub unique_claims: Vec<String>,
+    /// A bearer-token digest this append issues, kept beside the log (never in a leaf) and
+    /// written in the same transaction; its principal is the append's first stream.
+    pub credential: Option<Credential>,
     /// How this append orders against restrictions (SPEC §5.2).
     pub guard: Guard,
+}
+
+/// A principal's current bearer-token digest (hex SHA-256), as the `credentials` table keeps it:
+/// written with the event that issued it, at that event's position (SPEC §2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub principal_id: String,
+    pub token_sha256: String,
+}
+
+/// The credential a token digest belongs to: its principal and the position of the event that
+/// issued it (a registration or a rotation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedCredential {
+    pub principal_id: String,
+    pub issued_at: Position,
 }
 
 /// Revocation is effective at commit (SPEC §5.2): an append that *restricts* access (a consent

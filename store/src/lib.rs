@@ -65,8 +65,8 @@ use tokio::sync::{oneshot, watch};
 
 pub use error::StoreError;
 pub use event::{
-    Append, DecisionScan, Guard, IdempotencyClaim, IdempotencyRecord, NewEvent, Payload, Position,
-    Provenance, RawEvent, StoredEvent, TextFieldRange,
+    Append, Credential, DecisionScan, Guard, IdempotencyClaim, IdempotencyRecord, IssuedCredential,
+    NewEvent, Payload, Position, Provenance, RawEvent, StoredEvent, TextFieldRange,
 };
 
 use std::collections::HashMap;
@@ -376,6 +376,16 @@ impl Store {
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         on_backend!(self, idempotency(scope, key))
+    }
+
+    /// The credential a bearer-token digest belongs to, if it is any principal's current one
+    /// (SPEC §2: rotation replaces it, so an old token finds nothing).
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn credential(
+        &self,
+        token_sha256: &str,
+    ) -> Result<Option<IssuedCredential>, StoreError> {
+        on_backend!(self, credential(token_sha256))
     }
 
     /// The RFC 9162 root of the first `size` events, from stored subtree hashes.

@@ -22,7 +22,8 @@ use consent_ledger_audit::tree::{root_nodes, Frontier, Hash, NodeId};
 
 use crate::error::StoreError;
 use crate::event::{
-    DecisionScan, IdempotencyClaim, IdempotencyRecord, Payload, Position, RawEvent, StoredEvent,
+    Credential, DecisionScan, IdempotencyClaim, IdempotencyRecord, IssuedCredential, Payload,
+    Position, RawEvent, StoredEvent,
 };
 use crate::write_path::{
     announce, is_kept, resolve_nodes, sql_index, LogWriter, Stamped, BACKFILL_PAGE,

@@ -235,6 +235,25 @@ macro_rules! reads_backend {
                 .map_err(StoreError::unavailable)
         }
 
+        /// The principal whose current credential `token_sha256` is, and where it was issued.
+        #[tracing::instrument(level = "debug", skip_all)]
+        pub(crate) async fn credential(
+            pool: &Pool,
+            token_sha256: &str,
+        ) -> Result<Option<IssuedCredential>, StoreError> {
+            let row: Option<(String, i64)> = sqlx::query_as(
+                "SELECT principal_id, position FROM credentials WHERE token_sha256 = $1",
+            )
+            .bind(token_sha256)
+            .fetch_optional(pool)
+            .await
+            .map_err(StoreError::unavailable)?;
+            Ok(row.map(|(principal_id, position)| IssuedCredential {
+                principal_id,
+                issued_at: Position::from_i64(position),
+            }))
+        }
+
         #[tracing::instrument(level = "trace", skip_all)]
         pub(crate) async fn idempotency_on(
             conn: &mut Conn,

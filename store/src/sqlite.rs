@@ -21,7 +21,8 @@ use consent_ledger_audit::tree::{root_nodes, Frontier, Hash, NodeId};
 
 use crate::error::StoreError;
 use crate::event::{
-    DecisionScan, IdempotencyClaim, IdempotencyRecord, Payload, Position, RawEvent, StoredEvent,
+    Credential, DecisionScan, IdempotencyClaim, IdempotencyRecord, IssuedCredential, Payload,
+    Position, RawEvent, StoredEvent,
 };
 use crate::write_path::{resolve_nodes, sql_index, LogWriter, Stamped, BACKFILL_PAGE};
 

@@ -14,7 +14,9 @@ use consent_ledger_audit::tree::{root_nodes, Frontier, Hash, NodeId};
 use tokio::sync::watch;
 
 use crate::error::{classify, is_unique_violation, ClassifiedError, StoreError, UniqueKey};
-use crate::event::{Append, IdempotencyClaim, IdempotencyRecord, Position, StoredEvent};
+use crate::event::{
+    Append, Credential, IdempotencyClaim, IdempotencyRecord, Position, StoredEvent,
+};
 
 /// What one append of a batch came to.
 pub(crate) type AppendResult = Result<Vec<StoredEvent>, StoreError>;
@@ -86,6 +88,12 @@ pub(crate) trait LogWriter {
         time: &Self::Time,
     ) -> Result<(), sqlx::Error>;
     async fn insert_claim(&mut self, claim: &str, position: Position) -> Result<(), sqlx::Error>;
+    /// Makes `credential` its principal's only one, issued at `position`.
+    async fn upsert_credential(
+        &mut self,
+        credential: &Credential,
+        position: Position,
+    ) -> Result<(), sqlx::Error>;
     async fn insert_event(
         &mut self,
         event: &StoredEvent,
@@ -150,7 +158,13 @@ async fn try_commit_batch<W: LogWriter>(
     let mut new_fence = fence;
     let stamped = Stamped::new(batch, next, &mut new_fence, recorded_at);
     let results = match writer.insert_stamped(&stamped, &time).await {
-        Ok(()) => stamped.into_results(),
+        // Credentials are rare (a registration, a rotation): one statement each.
+        Ok(()) => {
+            for (credential, position) in stamped.credentials() {
+                writer.upsert_credential(credential, position).await?;
+            }
+            stamped.into_results()
+        }
         // Some append of the batch is refused (a taken stream version, claim or key). Redo
         // the batch one SAVEPOINT per append, so that only the refused ones fail. The lock is
         // released in between, so the head is read again.
@@ -280,6 +294,15 @@ impl<'a> Stamped<'a> {
             .collect()
     }
 
+    /// Each credential of an admitted append, with the append's first position.
+    pub(crate) fn credentials(&self) -> Vec<(&Credential, Position)> {
+        self.batch
+            .iter()
+            .zip(&self.events)
+            .filter_map(|(a, e)| Some((a.credential.as_ref()?, e.first()?.position)))
+            .collect()
+    }
+
     /// Every admitted event, in log order.
     pub(crate) fn events(&self) -> Vec<&StoredEvent> {
         self.events.iter().flatten().collect()
@@ -369,6 +392,12 @@ async fn append_one<W: LogWriter>(
             .insert_claim(claim, first)
             .await
             .map_err(|e| classify(e, UniqueKey::Claim(claim)))?;
+    }
+    if let Some(credential) = &append.credential {
+        writer
+            .upsert_credential(credential, first)
+            .await
+            .map_err(|e| classify(e, UniqueKey::Claim(&credential.principal_id)))?;
     }
     let stored = stamp(append, first, recorded_at);
     for event in &stored {
@@ -573,6 +602,26 @@ macro_rules! writer_statements {
                 .execute(tx(self)?)
                 .await
                 .map(drop)
+        }
+
+        #[tracing::instrument(level = "trace", skip_all)]
+        async fn upsert_credential(
+            &mut self,
+            credential: &Credential,
+            position: Position,
+        ) -> Result<(), sqlx::Error> {
+            sqlx::query(
+                "INSERT INTO credentials (principal_id, token_sha256, position) \
+                 VALUES ($1, $2, $3) \
+                 ON CONFLICT (principal_id) DO UPDATE \
+                 SET token_sha256 = excluded.token_sha256, position = excluded.position",
+            )
+            .bind(&credential.principal_id)
+            .bind(&credential.token_sha256)
+            .bind(position.as_i64())
+            .execute(tx(self)?)
+            .await
+            .map(drop)
         }
 
         #[tracing::instrument(level = "trace", skip_all)]

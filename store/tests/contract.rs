@@ -72,6 +72,7 @@ fn plain(events: Vec<NewEvent>) -> Append {
         provenance: provenance("actor-1", "req-1"),
         idempotency: None,
         unique_claims: Vec::new(),
+        credential: None,
         guard: Default::default(),
     }
 }
@@ -178,7 +179,6 @@ fn register_partner(id: PrincipalId) -> PrincipalCommand {
         role: Role::Partner,
         name: DisplayName::parse("Acme Insurance").expect("name"),
         partner: Some(partner_profile()),
-        token_sha256: "ab".repeat(32),
     }
 }
 
@@ -188,13 +188,13 @@ fn registered_partner(id: PrincipalId) -> PrincipalEvent {
         role: Role::Partner,
         name: DisplayName::parse("Acme Insurance").expect("name"),
         partner: Some(partner_profile()),
-        token_sha256: "ab".repeat(32),
+        token_sha256: None,
         registered_at: t0(),
     }
 }
 
 fn suspend() -> PrincipalCommand {
-    PrincipalCommand::SuspendPartner {
+    PrincipalCommand::Suspend {
         reason: Reason::parse("contract ended").expect("reason"),
     }
 }
@@ -231,6 +231,7 @@ pub async fn positions_start_at_zero_and_are_gapless(location: StoreLocation) {
             provenance: provenance("shipper-1", "req-a"),
             idempotency: None,
             unique_claims: Vec::new(),
+            credential: None,
             guard: Default::default(),
         },
     )
@@ -275,6 +276,7 @@ pub async fn positions_start_at_zero_and_are_gapless(location: StoreLocation) {
             provenance: provenance("admin", "req-b"),
             idempotency: None,
             unique_claims: Vec::new(),
+            credential: None,
             guard: Default::default(),
         },
     )
@@ -380,6 +382,7 @@ pub async fn a_stream_version_is_written_once(location: StoreLocation) {
             provenance: provenance("actor-2", "req-2"),
             idempotency: Some(idempotency_claim("scope", "key-1", "fp-1")),
             unique_claims: vec!["claim:1".into()],
+            credential: None,
             guard: Default::default(),
         })
         .await;
@@ -421,6 +424,7 @@ pub async fn a_stream_version_is_written_once(location: StoreLocation) {
             provenance: provenance("actor-3", "req-3"),
             idempotency: Some(idempotency_claim("scope", "key-1", "fp-3")),
             unique_claims: vec!["claim:1".into()],
+            credential: None,
             guard: Default::default(),
         },
     )
@@ -447,6 +451,7 @@ pub async fn an_empty_append_records_nothing(location: StoreLocation) {
             provenance: provenance("actor-1", "req-empty"),
             idempotency: Some(idempotency_claim("scope", "key-empty", "fp")),
             unique_claims: vec!["claim:empty".into()],
+            credential: None,
             guard: Default::default(),
         })
         .await;
@@ -460,6 +465,7 @@ pub async fn an_empty_append_records_nothing(location: StoreLocation) {
         &store,
         Append {
             unique_claims: vec!["claim:empty".into()],
+            credential: None,
             ..one("s", 1, json!("someone else's event"))
         },
     )
@@ -484,6 +490,7 @@ pub async fn a_unique_claim_is_taken_once(location: StoreLocation) {
         &store,
         Append {
             unique_claims: vec![claim.clone()],
+            credential: None,
             ..one("shipment-1", 1, json!("registered"))
         },
     )
@@ -500,6 +507,7 @@ pub async fn a_unique_claim_is_taken_once(location: StoreLocation) {
             provenance: provenance("actor-2", "req-2"),
             idempotency: Some(idempotency_claim("scope", "key", "fp")),
             unique_claims: vec![claim.clone()],
+            credential: None,
             guard: Default::default(),
         })
         .await;
@@ -519,6 +527,7 @@ pub async fn a_unique_claim_is_taken_once(location: StoreLocation) {
     let refused = store
         .append(Append {
             unique_claims: vec!["tracking:UPS/1Z999".into(), claim.clone()],
+            credential: None,
             ..one("shipment-2", 1, json!("c"))
         })
         .await;
@@ -533,6 +542,7 @@ pub async fn a_unique_claim_is_taken_once(location: StoreLocation) {
         &store,
         Append {
             unique_claims: vec!["tracking:UPS/1Z999".into(), "tracking:GLS/42".into()],
+            credential: None,
             ..one("shipment-2", 1, json!("d"))
         },
     )
@@ -542,6 +552,7 @@ pub async fn a_unique_claim_is_taken_once(location: StoreLocation) {
         let refused = store
             .append(Append {
                 unique_claims: vec![taken.into()],
+                credential: None,
                 ..one("shipment-3", 1, json!("e"))
             })
             .await;
@@ -555,6 +566,7 @@ pub async fn a_unique_claim_is_taken_once(location: StoreLocation) {
         &store,
         Append {
             unique_claims: vec!["tracking:DHL/JJD0002".into()],
+            credential: None,
             ..one("shipment-3", 1, json!("f"))
         },
     )
@@ -586,6 +598,7 @@ pub async fn an_idempotency_key_records_its_first_answer(location: StoreLocation
             provenance: provenance("principal-1", "req-1"),
             idempotency: Some(idempotency_claim(scope, "key-1", "sha256:AAA")),
             unique_claims: Vec::new(),
+            credential: None,
             guard: Default::default(),
         },
     )
@@ -609,6 +622,7 @@ pub async fn an_idempotency_key_records_its_first_answer(location: StoreLocation
             provenance: provenance("principal-1", "req-2"),
             idempotency: Some(idempotency_claim(scope, "key-1", "sha256:BBB")),
             unique_claims: vec!["claim:x".into()],
+            credential: None,
             guard: Default::default(),
         })
         .await;
@@ -634,6 +648,7 @@ pub async fn an_idempotency_key_records_its_first_answer(location: StoreLocation
             provenance: provenance("principal-2", "req-3"),
             idempotency: Some(idempotency_claim(other_scope, "key-1", "sha256:CCC")),
             unique_claims: vec!["claim:x".into()],
+            credential: None,
             guard: Default::default(),
         },
     )
@@ -703,6 +718,7 @@ pub async fn concurrent_appends_get_every_position_once(location: StoreLocation)
                         &format!("fp-{t}-{j}"),
                     )),
                     unique_claims: vec![format!("claim:{t}:{j}")],
+                    credential: None,
                     guard: Default::default(),
                 };
                 let answer = store
@@ -817,6 +833,7 @@ pub async fn racing_writers_of_one_stream_version_one_wins(location: StoreLocati
                         "fp",
                     )),
                     unique_claims: vec![format!("prize:{round}:{racer}")],
+                    credential: None,
                     guard: Default::default(),
                 };
                 // A non-conflicting append queued beside it, so batches mix both outcomes.
@@ -871,6 +888,7 @@ pub async fn racing_writers_of_one_stream_version_one_wins(location: StoreLocati
                     &store,
                     Append {
                         unique_claims: vec![format!("prize:{round}:{racer}")],
+                        credential: None,
                         ..one(&format!("late-{round}-{racer}"), 1, json!(null))
                     },
                 )
@@ -904,6 +922,7 @@ pub async fn a_reopened_store_continues_where_it_stopped(location: StoreLocation
                 provenance: provenance("actor-9", "req-9"),
                 idempotency: Some(idempotency_claim("scope", "key", "fp")),
                 unique_claims: vec!["claim:once".into()],
+                credential: None,
                 guard: Default::default(),
             },
         )
@@ -931,6 +950,7 @@ pub async fn a_reopened_store_continues_where_it_stopped(location: StoreLocation
         store
             .append(Append {
                 unique_claims: vec!["claim:once".into()],
+                credential: None,
                 ..one("s-3", 1, json!("d"))
             })
             .await,
@@ -1048,7 +1068,7 @@ pub async fn cqrs_framework_runs_on_the_ledger_event_store(location: StoreLocati
     assert_eq!(envelopes[0].payload, registered_partner(id));
     assert_eq!(
         envelopes[1].payload,
-        PrincipalEvent::PartnerSuspended {
+        PrincipalEvent::PrincipalSuspended {
             reason: Reason::parse("contract ended").unwrap(),
             suspended_at: t0(),
         }
@@ -1063,7 +1083,7 @@ pub async fn cqrs_framework_runs_on_the_ledger_event_store(location: StoreLocati
         log.iter()
             .map(|e| e.event_type.as_str())
             .collect::<Vec<_>>(),
-        vec!["PrincipalRegistered", "PartnerSuspended"]
+        vec!["PrincipalRegistered", "PrincipalSuspended"]
     );
     assert!(log
         .iter()
@@ -1155,7 +1175,7 @@ pub async fn the_command_bus_returns_committed_events(location: StoreLocation) {
         .expect("suspend");
     assert_eq!(positions(&suspended), vec![2]);
     assert_eq!(suspended[0].stream_version, 2);
-    assert_eq!(suspended[0].event_type, "PartnerSuspended");
+    assert_eq!(suspended[0].event_type, "PrincipalSuspended");
 
     // A rejected command is the aggregate's error and records nothing, not even its key.
     let mut meta = CommandMeta::new("admin-1", "req-3");
@@ -1214,6 +1234,59 @@ pub async fn the_command_bus_returns_committed_events(location: StoreLocation) {
         bus.load(&other.to_string()).await.expect("load"),
         Principal::default()
     );
+}
+
+/// A credential is written with the event that issues it, beside the log: a rotation replaces
+/// it (the old digest finds nothing), a refused command writes none, and no digest reaches an
+/// event.
+pub async fn credentials_are_kept_beside_the_log(location: StoreLocation) {
+    let store = open(&location).await;
+    let bus = CommandBus::<Principal>::new(store.clone(), services());
+    let id = principal_id();
+    let first = "11".repeat(32);
+    let mut meta = CommandMeta::new("admin-1", "req-1");
+    meta.credential = Some(first.clone());
+    let registered = bus
+        .execute(&id.to_string(), register_partner(id), meta)
+        .await
+        .expect("register");
+    let issued = store.credential(&first).await.unwrap().expect("issued");
+    assert_eq!(issued.principal_id, id.to_string());
+    assert_eq!(issued.issued_at, registered[0].position);
+
+    let second = "22".repeat(32);
+    let mut meta = CommandMeta::new("admin-1", "req-2");
+    meta.credential = Some(second.clone());
+    let rotated = bus
+        .execute(&id.to_string(), PrincipalCommand::RotateToken, meta)
+        .await
+        .expect("rotate");
+    assert_eq!(rotated[0].event_type, "PrincipalTokenRotated");
+    assert_eq!(store.credential(&first).await.unwrap(), None);
+    let issued = store.credential(&second).await.unwrap().expect("rotated");
+    assert_eq!(issued.issued_at, rotated[0].position);
+
+    // Refused by the domain: no event, and the credential is not touched.
+    let mut meta = CommandMeta::new("admin-1", "req-3");
+    meta.credential = Some("33".repeat(32));
+    let refused = bus
+        .execute(&id.to_string(), register_partner(id), meta)
+        .await;
+    assert!(matches!(
+        refused,
+        Err(CommandError::Rejected(PrincipalError::AlreadyRegistered))
+    ));
+    assert_eq!(store.credential(&"33".repeat(32)).await.unwrap(), None);
+    assert!(store.credential(&second).await.unwrap().is_some());
+
+    let log = assert_gapless(&store, 2).await;
+    for e in &log {
+        let text = e.payload.as_str();
+        assert!(
+            !text.contains(&first) && !text.contains(&second),
+            "a token digest reached the log: {text}"
+        );
+    }
 }
 
 /// Losers of a race are retried on the winner's state, so they see the domain's answer.
@@ -1456,6 +1529,12 @@ mod sqlite {
     async fn the_command_bus_returns_committed_events() {
         let (_dir, location) = fresh();
         super::the_command_bus_returns_committed_events(location).await;
+    }
+
+    #[tokio::test]
+    async fn credentials_are_kept_beside_the_log() {
+        let (_dir, location) = fresh();
+        super::credentials_are_kept_beside_the_log(location).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1958,6 +2037,8 @@ mod postgres {
         cqrs_framework_runs_on_the_ledger_event_store;
         #[tokio::test]
         the_command_bus_returns_committed_events;
+        #[tokio::test]
+        credentials_are_kept_beside_the_log;
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         the_command_bus_retries_lost_races;
         #[tokio::test]

@@ -665,13 +665,7 @@ async fn an_allow_lists_every_consent_in_force_and_only_the_categories_granted()
     assert_eq!(relayed.len(), 1, "{dsar}");
 
     // Reading for a suspended partner is denied, and recorded, as if that partner asked.
-    let r = app
-        .post(
-            &format!("/v1/principals/{other}/suspend"),
-            &app.admin,
-            json!({"reason": "DPA lapsed"}),
-        )
-        .await;
+    let r = app.suspend(&other, "DPA lapsed").await;
     expect(&r, StatusCode::OK);
     let body = json!({
         "partner_id": pid,
@@ -881,16 +875,14 @@ async fn who_may_ask_and_malformed_questions_record_nothing() {
     // A suspended partner is denied every decision, and each denial is recorded.
     let (c, _) = grant(app, &w.shipper, consent_for(pid, &w.shipment)).await;
     allowed(app, &w.partner, pid, q(), &[&c], &["status_events"]).await;
-    let r = app
-        .post(
-            &format!("/v1/principals/{pid}/suspend"),
-            &app.admin,
-            json!({"reason": "DPA lapsed"}),
-        )
-        .await;
+    let r = app.suspend(&pid, "DPA lapsed").await;
     expect(&r, StatusCode::OK);
     let before = app.log_size().await;
-    denied(app, &w.partner, pid, q(), "partner_suspended").await;
+    // Its own token is refused outright (SPEC §2), and that records nothing.
+    let r = app.post(DECIDE, &w.partner, q()).await;
+    problem(&r, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_eq!(app.log_size().await, before);
+    // The gateway asking for it is denied, and each denial is recorded.
     denied(
         app,
         &w.gateway,
@@ -901,24 +893,27 @@ async fn who_may_ask_and_malformed_questions_record_nothing() {
     .await;
     denied(
         app,
-        &w.partner,
+        &w.gateway,
         pid,
-        ask(&w.shipment, "fraud_prevention", &["location"]),
+        for_partner(ask(&w.shipment, "fraud_prevention", &["location"]), pid),
         "partner_suspended",
     )
     .await;
     // unknown_shipment comes first.
     denied(
         app,
-        &w.partner,
+        &w.gateway,
         pid,
-        ask_tracking("DHL", "NOPE", "insurance_claim", &["status_events"]),
+        for_partner(
+            ask_tracking("DHL", "NOPE", "insurance_claim", &["status_events"]),
+            pid,
+        ),
         "unknown_shipment",
     )
     .await;
     assert_eq!(
         app.log_size().await,
-        before + 4,
+        before + 3,
         "every denial was recorded"
     );
     // Another partner is not affected.
@@ -1270,45 +1265,45 @@ async fn a_retried_allow_is_refused_after_a_suspension_and_keys_expire_after_a_d
     let w = world().await;
     let (app, pid) = (&w.app, w.partner_id.as_str());
     let (c, _) = grant(app, &w.shipper, consent_for(pid, &w.shipment)).await;
-    let q = ask(&w.shipment, "insurance_claim", &["status_events"]);
+    // The gateway asks for the partner: a suspended partner's own token is refused outright.
+    let q = for_partner(ask(&w.shipment, "insurance_claim", &["status_events"]), pid);
     let key = [("Idempotency-Key", "suspended-1")];
-    let first = app.post_with(DECIDE, &w.partner, q.clone(), &key).await;
+    let first = app.post_with(DECIDE, &w.gateway, q.clone(), &key).await;
     assert_allowed(expect(&first, StatusCode::OK), &[&c], &["status_events"]);
     // A batch holding that allow, and a denial under a key of its own.
     let batch = json!({"items": [q.clone()]});
     let bkey = [("Idempotency-Key", "suspended-batch")];
     expect(
-        &app.post_with(BATCH, &w.partner, batch.clone(), &bkey).await,
+        &app.post_with(BATCH, &w.gateway, batch.clone(), &bkey).await,
         StatusCode::OK,
     );
-    let nope = ask_tracking("DHL", "NOPE", "insurance_claim", &["status_events"]);
+    let nope = for_partner(
+        ask_tracking("DHL", "NOPE", "insurance_claim", &["status_events"]),
+        pid,
+    );
     let dkey = [("Idempotency-Key", "denied-1")];
-    let denial = app.post_with(DECIDE, &w.partner, nope.clone(), &dkey).await;
+    let denial = app.post_with(DECIDE, &w.gateway, nope.clone(), &dkey).await;
     let denial = expect(&denial, StatusCode::OK).clone();
     assert_denied(&denial, "unknown_shipment");
 
-    let r = app
-        .post(
-            &format!("/v1/principals/{pid}/suspend"),
-            &app.admin,
-            json!({"reason": "DPA lapsed"}),
-        )
-        .await;
+    let r = app.suspend(&pid, "DPA lapsed").await;
     expect(&r, StatusCode::OK);
     let size = app.log_size().await;
-    let again = app.post_with(DECIDE, &w.partner, q.clone(), &key).await;
+    let own = app.post_with(DECIDE, &w.partner, q.clone(), &key).await;
+    problem(&own, StatusCode::UNAUTHORIZED, "unauthorized");
+    let again = app.post_with(DECIDE, &w.gateway, q.clone(), &key).await;
     problem(&again, StatusCode::CONFLICT, "decision-superseded");
-    let again = app.post_with(BATCH, &w.partner, batch.clone(), &bkey).await;
+    let again = app.post_with(BATCH, &w.gateway, batch.clone(), &bkey).await;
     problem(&again, StatusCode::CONFLICT, "decision-superseded");
     // A denial replays as it was.
-    let again = app.post_with(DECIDE, &w.partner, nope.clone(), &dkey).await;
+    let again = app.post_with(DECIDE, &w.gateway, nope.clone(), &dkey).await;
     assert_eq!(expect(&again, StatusCode::OK), &denial);
     assert_eq!(app.log_size().await, size, "refused retries record nothing");
 
     // A day and a second later the key replays nothing: the caller asks anew.
     app.clock
         .advance(Duration::hours(24) + Duration::seconds(1));
-    let again = app.post_with(DECIDE, &w.partner, nope, &dkey).await;
+    let again = app.post_with(DECIDE, &w.gateway, nope, &dkey).await;
     problem(&again, StatusCode::CONFLICT, "idempotency-key-expired");
     assert_eq!(again.body["field"], "Idempotency-Key", "{}", again.body);
     assert_eq!(app.log_size().await, size);
@@ -1594,14 +1589,7 @@ async fn decisions_answer_the_same_after_a_restart_and_the_log_stays_gapless() {
     later["valid_from"] = json!(rfc3339(start_time() + Duration::days(2)));
     grant(&w.app, &w.shipper, later).await;
     let suspended = w.app.partner("Suspended").await;
-    let r_s = w
-        .app
-        .post(
-            &format!("/v1/principals/{}/suspend", suspended.0),
-            &w.app.admin,
-            json!({"reason": "DPA lapsed"}),
-        )
-        .await;
+    let r_s = w.app.suspend(&suspended.0, "DPA lapsed").await;
     expect(&r_s, StatusCode::OK);
 
     let questions: Vec<(String, Value)> = vec![
@@ -1637,8 +1625,11 @@ async fn decisions_answer_the_same_after_a_restart_and_the_log_stays_gapless() {
             ask_tracking("GLS", "NONE1", "insurance_claim", &["status_events"]),
         ),
         (
-            suspended.1.clone(),
-            ask(&w.shipment, "insurance_claim", &["status_events"]),
+            w.gateway.clone(),
+            for_partner(
+                ask(&w.shipment, "insurance_claim", &["status_events"]),
+                &suspended.0,
+            ),
         ),
     ];
     let expected = [

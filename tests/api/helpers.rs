@@ -437,6 +437,16 @@ impl TestApp {
         r.id()
     }
 
+    /// Suspends principal `id` through the admin (SPEC §2).
+    pub async fn suspend(&self, id: &str, reason: &str) -> Reply {
+        self.post(
+            &format!("/v1/principals/{id}/suspend"),
+            &self.admin,
+            json!({ "reason": reason }),
+        )
+        .await
+    }
+
     /// Every event of the log, in order.
     pub async fn log(&self) -> Vec<StoredEvent> {
         self.state
@@ -488,6 +498,12 @@ pub const PROBLEMS: &str = "https://consent-ledger.dev/problems/";
 pub fn problem(r: &Reply, status: StatusCode, slug: &str) {
     r.assert_problem(status);
     assert_eq!(r.problem_type(), format!("{PROBLEMS}{slug}"), "{}", r.body);
+}
+
+/// Asserts a problem+json answer with this status and type, naming `field`.
+pub fn field_problem(r: &Reply, status: StatusCode, slug: &str, field: &str) {
+    problem(r, status, slug);
+    assert_eq!(r.field(), field, "{}", r.body);
 }
 
 /// Asserts a JSON answer with this status and returns its body.

@@ -13,3 +13,4 @@ mod lifecycle;
 mod log;
 mod nodes;
 mod smoke;
+mod tokens;

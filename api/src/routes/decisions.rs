@@ -8,7 +8,7 @@ use consent_ledger_app::decide::{
 };
 use consent_ledger_domain::values::Role;
 
-use crate::auth::Caller;
+use crate::auth::DecisionCaller;
 use crate::body::{parse_json, read_body};
 use crate::problem::{ApiError, Problem};
 use crate::write::{context, respond};
@@ -25,7 +25,7 @@ use consent_ledger_app::state::AppState;
 pub async fn decide_one(
     state: web::Data<AppState>,
     req: HttpRequest,
-    caller: Caller,
+    caller: DecisionCaller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Partner, Role::Gateway])?;
@@ -34,7 +34,8 @@ pub async fn decide_one(
     decide::ensure_fresh(&state, input.at_least_as_fresh, "at_least_as_fresh").await?;
     let q = decide::question(&state.projector.read(), &caller, &input, "")?;
     let context = context(&req, &caller, &body)?;
-    let (mut answers, answer) = decide::decide(&state, context, std::slice::from_ref(&q)).await?;
+    let (mut answers, answer) =
+        decide::decide(&state, &caller, context, std::slice::from_ref(&q)).await?;
     let first: DecisionAnswer = answers
         .pop()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no decision recorded")))?;
@@ -50,7 +51,7 @@ pub async fn decide_one(
 pub async fn decide_batch(
     state: web::Data<AppState>,
     req: HttpRequest,
-    caller: Caller,
+    caller: DecisionCaller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Partner, Role::Gateway])?;
@@ -74,6 +75,6 @@ pub async fn decide_batch(
             .collect::<Result<Vec<_>, _>>()?
     };
     let context = context(&req, &caller, &body)?;
-    let (results, answer) = decide::decide(&state, context, &questions).await?;
+    let (results, answer) = decide::decide(&state, &caller, context, &questions).await?;
     Ok(respond(StatusCode::OK, &BatchAnswer { results }, answer))
 }

@@ -31,6 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(gdpr::dsar)
         .service(gdpr::ropa)
         .service(principals::create)
+        .service(principals::rotate_token)
         .service(principals::suspend)
         .service(principals::reactivate)
         .service(principals::me)

@@ -1,5 +1,6 @@
-//! `POST /v1/principals` and partner status (admin), `GET /v1/me`, `GET /v1/partners`: parse,
-//! call [`consent_ledger_app::principals`], render.
+//! `POST /v1/principals`, suspension and reactivation (admin), token rotation (admin, or a
+//! principal for itself), `GET /v1/me`, `GET /v1/partners`: parse, call
+//! [`consent_ledger_app::principals`], render.
 
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
@@ -42,7 +43,35 @@ pub async fn create(
     Ok(respond(StatusCode::CREATED, &created, answer))
 }
 
-/// Suspend a partner (admin): it is denied every decision and can receive no grant.
+/// Issue a new bearer token (an admin for any principal; any principal for itself). The old
+/// token is refused from this answer on, on every node. The new token is shown this once: a
+/// retry with the same `Idempotency-Key` answers 409 `token-shown-once`.
+#[utoipa::path(post, path = "/v1/principals/{id}/rotate-token", tag = "principals",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "the principal"),
+        ("Idempotency-Key" = Option<String>, Header, description = "retry-safe key")),
+    responses((status = 200, body = CreatedPrincipal, description = "the principal's id and its new token"),
+        (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem)))]
+#[post("/v1/principals/{id}/rotate-token")]
+pub async fn rotate_token(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let id: PrincipalId = path_id(&id, "id")?;
+    let body = read_body(payload).await?;
+    let _: NoBody = parse_json(&body)?;
+    let context = context(&req, &caller, &body)?;
+    let (rotated, answer) = principals::rotate_token(&state, &caller, id, context).await?;
+    Ok(respond(StatusCode::OK, &rotated, answer))
+}
+
+/// Suspend a principal of any role (admin): its token answers 401 from this answer on, and a
+/// suspended partner is also denied every decision and can receive no grant. An admin cannot
+/// suspend itself.
 #[utoipa::path(post, path = "/v1/principals/{id}/suspend", tag = "principals", request_body = ReasonBody,
     security(("bearer" = [])), responses((status = 200, body = crate::shapes::Positioned), (status = 404, body = Problem), (status = 409, body = Problem)))]
 #[post("/v1/principals/{id}/suspend")]
@@ -63,7 +92,7 @@ pub async fn suspend(
     Ok(respond(StatusCode::OK, &positioned, answer))
 }
 
-/// Reactivate a suspended partner (admin).
+/// Reactivate a suspended principal (admin): its current token is accepted again.
 #[utoipa::path(post, path = "/v1/principals/{id}/reactivate", tag = "principals",
     security(("bearer" = [])), responses((status = 200, body = crate::shapes::Positioned), (status = 404, body = Problem), (status = 409, body = Problem)))]
 #[post("/v1/principals/{id}/reactivate")]

@@ -17,11 +17,9 @@ pub enum PrincipalError {
     PartnerProfileRequired,
     #[error("only a principal of role partner has a partner profile")]
     PartnerProfileNotAllowed,
-    #[error("only a partner can be suspended or reactivated")]
-    NotAPartner,
-    #[error("the partner is already suspended")]
+    #[error("the principal is already suspended")]
     AlreadySuspended,
-    #[error("the partner is not suspended")]
+    #[error("the principal is not suspended")]
     NotSuspended,
 }
 
@@ -52,7 +50,6 @@ impl Aggregate for Principal {
                 role,
                 name,
                 partner,
-                token_sha256,
             } => {
                 if self.role.is_some() {
                     return Err(PrincipalError::AlreadyRegistered);
@@ -69,28 +66,26 @@ impl Aggregate for Principal {
                     role,
                     name,
                     partner,
-                    token_sha256,
+                    token_sha256: None,
                     registered_at: now,
                 }
             }
-            PrincipalCommand::SuspendPartner { reason } => {
-                match self.partner_status()? {
-                    PartnerStatus::Suspended => return Err(PrincipalError::AlreadySuspended),
-                    PartnerStatus::Active => {}
-                }
-                PrincipalEvent::PartnerSuspended {
+            PrincipalCommand::Suspend { reason } => match self.status()? {
+                PartnerStatus::Suspended => return Err(PrincipalError::AlreadySuspended),
+                PartnerStatus::Active => PrincipalEvent::PrincipalSuspended {
                     reason,
                     suspended_at: now,
-                }
-            }
-            PrincipalCommand::ReactivatePartner => {
-                match self.partner_status()? {
-                    PartnerStatus::Active => return Err(PrincipalError::NotSuspended),
-                    PartnerStatus::Suspended => {}
-                }
-                PrincipalEvent::PartnerReactivated {
+                },
+            },
+            PrincipalCommand::Reactivate => match self.status()? {
+                PartnerStatus::Active => return Err(PrincipalError::NotSuspended),
+                PartnerStatus::Suspended => PrincipalEvent::PrincipalReactivated {
                     reactivated_at: now,
-                }
+                },
+            },
+            PrincipalCommand::RotateToken => {
+                self.status()?;
+                PrincipalEvent::PrincipalTokenRotated { rotated_at: now }
             }
         };
         sink.write(event, self).await;
@@ -100,23 +95,26 @@ impl Aggregate for Principal {
     fn apply(&mut self, event: Self::Event) {
         match event {
             PrincipalEvent::PrincipalRegistered { role, partner, .. } => {
-                self.status = partner.as_ref().map(|_| PartnerStatus::Active);
+                self.status = Some(PartnerStatus::Active);
                 self.role = Some(role);
                 self.partner = partner;
             }
-            PrincipalEvent::PartnerSuspended { .. } => self.status = Some(PartnerStatus::Suspended),
-            PrincipalEvent::PartnerReactivated { .. } => self.status = Some(PartnerStatus::Active),
+            PrincipalEvent::PrincipalSuspended { .. } | PrincipalEvent::PartnerSuspended { .. } => {
+                self.status = Some(PartnerStatus::Suspended)
+            }
+            PrincipalEvent::PrincipalReactivated { .. }
+            | PrincipalEvent::PartnerReactivated { .. } => {
+                self.status = Some(PartnerStatus::Active)
+            }
+            PrincipalEvent::PrincipalTokenRotated { .. } => {}
         }
     }
 }
 
 impl Principal {
-    fn partner_status(&self) -> Result<PartnerStatus, PrincipalError> {
-        match (self.role, self.status) {
-            (None, _) => Err(PrincipalError::NotFound),
-            (Some(_), None) => Err(PrincipalError::NotAPartner),
-            (Some(_), Some(status)) => Ok(status),
-        }
+    /// The status of a registered principal.
+    fn status(&self) -> Result<PartnerStatus, PrincipalError> {
+        self.status.ok_or(PrincipalError::NotFound)
     }
 }
 
@@ -146,7 +144,6 @@ mod tests {
             role,
             name: DisplayName::parse("Acme").unwrap(),
             partner,
-            token_sha256: "ab".repeat(32),
         }
     }
     fn registered(role: Role, partner: Option<PartnerProfile>) -> PrincipalEvent {
@@ -155,7 +152,7 @@ mod tests {
             role,
             name: DisplayName::parse("Acme").unwrap(),
             partner,
-            token_sha256: "ab".repeat(32),
+            token_sha256: None,
             registered_at: t0(),
         }
     }
@@ -192,43 +189,64 @@ mod tests {
     }
 
     #[test]
-    fn suspends_and_reactivates_a_partner_once_each() {
-        let suspended = PrincipalEvent::PartnerSuspended {
+    fn suspends_and_reactivates_any_principal_once_each() {
+        let suspended = PrincipalEvent::PrincipalSuspended {
             reason: reason(),
             suspended_at: t0(),
         };
-        Given::with(services())
-            .given(vec![registered(Role::Partner, Some(profile()))])
-            .when(PrincipalCommand::SuspendPartner { reason: reason() })
-            .then_expect_events(vec![suspended.clone()]);
-        Given::with(services())
-            .given(vec![
-                registered(Role::Partner, Some(profile())),
-                suspended.clone(),
-            ])
-            .when(PrincipalCommand::SuspendPartner { reason: reason() })
-            .then_expect_error(PrincipalError::AlreadySuspended);
-        Given::with(services())
-            .given(vec![registered(Role::Partner, Some(profile())), suspended])
-            .when(PrincipalCommand::ReactivatePartner)
-            .then_expect_events(vec![PrincipalEvent::PartnerReactivated {
-                reactivated_at: t0(),
-            }]);
-        Given::with(services())
-            .given(vec![registered(Role::Partner, Some(profile()))])
-            .when(PrincipalCommand::ReactivatePartner)
-            .then_expect_error(PrincipalError::NotSuspended);
+        for (role, profile) in [(Role::Partner, Some(profile())), (Role::Admin, None)] {
+            Given::with(services())
+                .given(vec![registered(role, profile.clone())])
+                .when(PrincipalCommand::Suspend { reason: reason() })
+                .then_expect_events(vec![suspended.clone()]);
+            Given::with(services())
+                .given(vec![registered(role, profile.clone()), suspended.clone()])
+                .when(PrincipalCommand::Suspend { reason: reason() })
+                .then_expect_error(PrincipalError::AlreadySuspended);
+            Given::with(services())
+                .given(vec![registered(role, profile.clone()), suspended.clone()])
+                .when(PrincipalCommand::Reactivate)
+                .then_expect_events(vec![PrincipalEvent::PrincipalReactivated {
+                    reactivated_at: t0(),
+                }]);
+            Given::with(services())
+                .given(vec![registered(role, profile)])
+                .when(PrincipalCommand::Reactivate)
+                .then_expect_error(PrincipalError::NotSuspended);
+        }
     }
 
     #[test]
-    fn only_partners_are_suspended() {
+    fn a_legacy_partner_suspension_still_suspends() {
         Given::with(services())
-            .given(vec![registered(Role::Shipper, None)])
-            .when(PrincipalCommand::SuspendPartner { reason: reason() })
-            .then_expect_error(PrincipalError::NotAPartner);
+            .given(vec![
+                registered(Role::Partner, Some(profile())),
+                PrincipalEvent::PartnerSuspended {
+                    reason: reason(),
+                    suspended_at: t0(),
+                },
+            ])
+            .when(PrincipalCommand::Reactivate)
+            .then_expect_events(vec![PrincipalEvent::PrincipalReactivated {
+                reactivated_at: t0(),
+            }]);
+    }
+
+    #[test]
+    fn rotates_the_token_of_a_registered_principal_only() {
+        Given::with(services())
+            .given(vec![registered(Role::Gateway, None)])
+            .when(PrincipalCommand::RotateToken)
+            .then_expect_events(vec![PrincipalEvent::PrincipalTokenRotated {
+                rotated_at: t0(),
+            }]);
         Given::with(services())
             .given_no_previous_events()
-            .when(PrincipalCommand::SuspendPartner { reason: reason() })
+            .when(PrincipalCommand::RotateToken)
+            .then_expect_error(PrincipalError::NotFound);
+        Given::with(services())
+            .given_no_previous_events()
+            .when(PrincipalCommand::Suspend { reason: reason() })
             .then_expect_error(PrincipalError::NotFound);
     }
 }

@@ -1,20 +1,23 @@
 use crate::principal::PartnerProfile;
 use crate::values::{DisplayName, PrincipalId, Reason, Role};
 
+/// What may be done to a principal. Its credential (the SHA-256 of its bearer token) is not
+/// part of any command or event: it is kept beside the log (SPEC §2), written in the same
+/// transaction as the event that issues it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PrincipalCommand {
-    /// Register a principal. `token_sha256` is the hex SHA-256 of its bearer token; the token
-    /// itself is never stored.
     RegisterPrincipal {
         id: PrincipalId,
         role: Role,
         name: DisplayName,
         partner: Option<PartnerProfile>,
-        token_sha256: String,
     },
-    /// Stop a partner from receiving grants or positive decisions.
-    SuspendPartner {
+    /// Refuse the principal's token from now on; a partner is also denied every decision and
+    /// can receive no grant.
+    Suspend {
         reason: Reason,
     },
-    ReactivatePartner,
+    Reactivate,
+    /// Issue a new token; the old one is refused from the commit on.
+    RotateToken,
 }

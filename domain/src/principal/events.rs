@@ -21,13 +21,32 @@ pub enum PrincipalEvent {
         role: Role,
         name: DisplayName,
         partner: Option<PartnerProfile>,
-        token_sha256: String,
+        /// Only in logs written before credentials moved out of the log (SPEC §2): the hex
+        /// SHA-256 of the first token. New registrations leave it out.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token_sha256: Option<String>,
         registered_at: DateTime<Utc>,
     },
+    /// Any principal's suspension: its token is refused, and a partner is denied every decision.
+    PrincipalSuspended {
+        reason: Reason,
+        suspended_at: DateTime<Utc>,
+    },
+    PrincipalReactivated {
+        reactivated_at: DateTime<Utc>,
+    },
+    /// A new token was issued; the old one is refused from this event on. The token's digest
+    /// is kept beside the log, never in it.
+    PrincipalTokenRotated {
+        rotated_at: DateTime<Utc>,
+    },
+    /// A partner's suspension as logs before every role could be suspended record it; applied
+    /// as [`PrincipalEvent::PrincipalSuspended`].
     PartnerSuspended {
         reason: Reason,
         suspended_at: DateTime<Utc>,
     },
+    /// Applied as [`PrincipalEvent::PrincipalReactivated`].
     PartnerReactivated {
         reactivated_at: DateTime<Utc>,
     },
@@ -37,6 +56,9 @@ impl DomainEvent for PrincipalEvent {
     fn event_type(&self) -> String {
         match self {
             Self::PrincipalRegistered { .. } => "PrincipalRegistered",
+            Self::PrincipalSuspended { .. } => "PrincipalSuspended",
+            Self::PrincipalReactivated { .. } => "PrincipalReactivated",
+            Self::PrincipalTokenRotated { .. } => "PrincipalTokenRotated",
             Self::PartnerSuspended { .. } => "PartnerSuspended",
             Self::PartnerReactivated { .. } => "PartnerReactivated",
         }
