@@ -875,7 +875,7 @@ async fn who_may_ask_and_malformed_questions_record_nothing() {
     // A suspended partner is denied every decision, and each denial is recorded.
     let (c, _) = grant(app, &w.shipper, consent_for(pid, &w.shipment)).await;
     allowed(app, &w.partner, pid, q(), &[&c], &["status_events"]).await;
-    let r = app.suspend(&pid, "DPA lapsed").await;
+    let r = app.suspend(pid, "DPA lapsed").await;
     expect(&r, StatusCode::OK);
     let before = app.log_size().await;
     // Its own token is refused outright (SPEC §2), and that records nothing.
@@ -1286,7 +1286,7 @@ async fn a_retried_allow_is_refused_after_a_suspension_and_keys_expire_after_a_d
     let denial = expect(&denial, StatusCode::OK).clone();
     assert_denied(&denial, "unknown_shipment");
 
-    let r = app.suspend(&pid, "DPA lapsed").await;
+    let r = app.suspend(pid, "DPA lapsed").await;
     expect(&r, StatusCode::OK);
     let size = app.log_size().await;
     let own = app.post_with(DECIDE, &w.partner, q.clone(), &key).await;

@@ -172,7 +172,7 @@ async fn every_role_can_be_suspended_and_reactivated_and_its_token_answers_401_m
 
     for (role, id, token) in &principals {
         assert_eq!(me_status(&app, token).await, StatusCode::OK, "{role}");
-        let r = app.suspend(&id, "token leaked").await;
+        let r = app.suspend(id, "token leaked").await;
         expect(&r, StatusCode::OK);
         let r = app.get(ME, token).await;
         problem(&r, StatusCode::UNAUTHORIZED, "unauthorized");
