@@ -12,4 +12,5 @@ mod http_layer;
 mod lifecycle;
 mod log;
 mod nodes;
+mod openapi;
 mod smoke;

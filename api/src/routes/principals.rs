@@ -11,6 +11,7 @@ use consent_ledger_projections::model::PrincipalView;
 
 use crate::auth::Caller;
 use crate::body::{parse_json, read_body};
+use crate::openapi::responses as err;
 use crate::problem::{ApiError, Problem};
 use crate::shapes::{NoBody, ReasonBody};
 use crate::write::{context, respond};
@@ -19,13 +20,19 @@ use crate::write::{context, respond};
 ///
 /// With an `Idempotency-Key`, a retry does not create a second principal; since the token is
 /// never stored, the retry answers 409 `token-shown-once` naming the principal made first.
-#[utoipa::path(post, path = "/v1/principals", tag = "principals", request_body = CreatePrincipal,
-    security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "retry-safe key")),
+#[utoipa::path(post, path = "/v1/principals", tag = "principals", operation_id = "create_principal",
+    request_body = CreatePrincipal, security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+        description = "retry-safe key")),
     responses(
         (status = 201, body = CreatedPrincipal),
-        (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem),
-        (status = 422, body = Problem)))]
+        (status = 400, response = err::BadRequest), (status = 401, response = err::Unauthorized),
+        (status = 403, response = err::Forbidden), (status = 408, response = err::RequestTimeout),
+        (status = 409, body = Problem, content_type = "application/problem+json",
+            description = "`token-shown-once` (a retry with the same Idempotency-Key: the token is not shown \
+                           again), `idempotency-key-in-flight` or `concurrent-modification`"),
+        (status = 413, response = err::PayloadTooLarge), (status = 422, response = err::UnprocessableEntity),
+        (status = 429, response = err::TooManyRequests), (status = 503, response = err::ServiceUnavailable)))]
 #[post("/v1/principals")]
 pub async fn create(
     state: web::Data<AppState>,
@@ -43,8 +50,20 @@ pub async fn create(
 }
 
 /// Suspend a partner (admin): it is denied every decision and can receive no grant.
-#[utoipa::path(post, path = "/v1/principals/{id}/suspend", tag = "principals", request_body = ReasonBody,
-    security(("bearer" = [])), responses((status = 200, body = crate::shapes::Positioned), (status = 404, body = Problem), (status = 409, body = Problem)))]
+#[utoipa::path(post, path = "/v1/principals/{id}/suspend", tag = "principals", operation_id = "suspend_principal",
+    request_body = ReasonBody, security(("bearer" = [])),
+    params(("id" = PrincipalId, Path, description = "the partner's id"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+        description = "retry-safe key")),
+    responses((status = 200, body = crate::shapes::Positioned),
+        (status = 400, response = err::BadRequest), (status = 401, response = err::Unauthorized),
+        (status = 403, response = err::Forbidden), (status = 404, response = err::NotFound),
+        (status = 408, response = err::RequestTimeout),
+        (status = 409, body = Problem, content_type = "application/problem+json",
+            description = "`invalid-state` (already suspended), `idempotency-key-in-flight` or `concurrent-modification`"),
+        (status = 413, response = err::PayloadTooLarge),
+        (status = 422, response = err::UnprocessableEntity),
+        (status = 429, response = err::TooManyRequests), (status = 503, response = err::ServiceUnavailable)))]
 #[post("/v1/principals/{id}/suspend")]
 pub async fn suspend(
     state: web::Data<AppState>,
@@ -64,8 +83,19 @@ pub async fn suspend(
 }
 
 /// Reactivate a suspended partner (admin).
-#[utoipa::path(post, path = "/v1/principals/{id}/reactivate", tag = "principals",
-    security(("bearer" = [])), responses((status = 200, body = crate::shapes::Positioned), (status = 404, body = Problem), (status = 409, body = Problem)))]
+#[utoipa::path(post, path = "/v1/principals/{id}/reactivate", tag = "principals", operation_id = "reactivate_principal",
+    request_body(content = Option<NoBody>, description = "nothing, or `{}`"), security(("bearer" = [])),
+    params(("id" = PrincipalId, Path, description = "the partner's id"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+        description = "retry-safe key")),
+    responses((status = 200, body = crate::shapes::Positioned),
+        (status = 400, response = err::BadRequest), (status = 401, response = err::Unauthorized),
+        (status = 403, response = err::Forbidden), (status = 404, response = err::NotFound),
+        (status = 408, response = err::RequestTimeout),
+        (status = 409, body = Problem, content_type = "application/problem+json",
+            description = "`invalid-state` (not suspended), `idempotency-key-in-flight` or `concurrent-modification`"),
+        (status = 413, response = err::PayloadTooLarge), (status = 422, response = err::UnprocessableEntity),
+        (status = 429, response = err::TooManyRequests), (status = 503, response = err::ServiceUnavailable)))]
 #[post("/v1/principals/{id}/reactivate")]
 pub async fn reactivate(
     state: web::Data<AppState>,
@@ -84,8 +114,9 @@ pub async fn reactivate(
 }
 
 /// Who the token belongs to.
-#[utoipa::path(get, path = "/v1/me", tag = "principals", security(("bearer" = [])),
-    responses((status = 200, body = PrincipalView), (status = 401, body = Problem)))]
+#[utoipa::path(get, path = "/v1/me", tag = "principals", operation_id = "me", security(("bearer" = [])),
+    responses((status = 200, body = PrincipalView), (status = 401, response = err::Unauthorized),
+        (status = 429, response = err::TooManyRequests), (status = 503, response = err::ServiceUnavailable)))]
 #[get("/v1/me")]
 pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(principals::me(&state, &caller)?))
@@ -93,8 +124,10 @@ pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpRespon
 
 /// The partner directory: every partner's id, name, kind, country, DPA reference and status,
 /// so that a shipper can find whom to grant. Partners do not see each other.
-#[utoipa::path(get, path = "/v1/partners", tag = "principals", security(("bearer" = [])),
-    responses((status = 200, body = Vec<PrincipalView>), (status = 401, body = Problem), (status = 403, body = Problem)))]
+#[utoipa::path(get, path = "/v1/partners", tag = "principals", operation_id = "list_partners", security(("bearer" = [])),
+    responses((status = 200, body = Vec<PrincipalView>), (status = 401, response = err::Unauthorized),
+        (status = 403, response = err::Forbidden), (status = 429, response = err::TooManyRequests),
+        (status = 503, response = err::ServiceUnavailable)))]
 #[get("/v1/partners")]
 pub async fn partners(
     state: web::Data<AppState>,
