@@ -3,8 +3,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
-use chrono::{DateTime, Utc};
-use consent_ledger_app::query::{path_id, QueryParams};
+use consent_ledger_app::query::{path_id, rfc3339_time, QueryParams};
 use consent_ledger_app::shipments::{self, AuthorizedParties, RegisterShipment, REGISTRARS};
 use consent_ledger_app::state::AppState;
 use consent_ledger_app::write::Created;
@@ -83,8 +82,10 @@ pub async fn authorized_parties(
     let id: ShipmentId = path_id(&id, "id")?;
     let q = QueryParams::parse(req.query_string(), &["as_of"])?;
     let as_of = q
-        .get::<DateTime<chrono::FixedOffset>>("as_of")?
-        .map(|t| t.with_timezone(&Utc));
+        .raw("as_of")
+        .map(rfc3339_time)
+        .transpose()
+        .map_err(|detail| ApiError::invalid("as_of", detail))?;
     let parties: AuthorizedParties = shipments::authorized_parties(&state, &caller, id, as_of)?;
     Ok(HttpResponse::Ok().json(parties))
 }
