@@ -98,7 +98,8 @@ status=0
 while read -r role token; do
   echo "-- as ${role}"
   # From the scratch directory: schemathesis keeps a cache (.schemathesis/) in its working
-  # directory.
+  # directory. One worker: with several, hypothesis calls ast.parse from threads at once,
+  # which CPython 3.11 does not survive ("AST constructor recursion depth mismatch").
   (cd "${WORK}" && "${VENV}/bin/st" run "${BASE}/openapi.json" \
     --header "Authorization: Bearer ${token}" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
@@ -110,7 +111,7 @@ while read -r role token; do
     --output-sanitize true \
     --report junit --report-junit-path "${REPORT_DIR}/junit-${role}.xml" \
     --generation-database none \
-    --no-color) || status=1
+    --no-color </dev/null) || status=1
 done <<<"${TOKENS}"
 echo "schemathesis took $(( $(date +%s) - start )) s for every role; reports in ${REPORT_DIR}"
 
@@ -118,5 +119,9 @@ if ! kill -0 "${SERVER_PID}" 2>/dev/null; then
   echo "the server died during the run:" >&2
   tail -n 50 "${WORK}/stderr" >&2
   exit 1
+fi
+if [[ "${status}" -ne 0 ]]; then
+  echo "schemathesis found failures; the server's last log lines (5xx causes are logged there):" >&2
+  tail -n 30 "${WORK}/stderr" >&2
 fi
 exit "${status}"
