@@ -8,7 +8,8 @@
 #   bash .ci/schemathesis.sh
 # Knobs (environment): CARGO_TARGET_DIR, SCHEMATHESIS_VENV (where schemathesis is installed),
 # SCHEMATHESIS_MAX_EXAMPLES (cases per operation and phase, default 25), SCHEMATHESIS_SEED
-# (default fixed, so that a failure reproduces; set another to explore), SCHEMATHESIS_REPORT_DIR.
+# (default fixed, so that a failure reproduces; set another to explore), SCHEMATHESIS_REPORT_DIR,
+# SCHEMATHESIS_SERVE_ARGS (more `serve` flags, e.g. a rate limit high enough for the run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,7 +53,9 @@ ADMIN_TOKEN="$(printf '%s' "${ADMIN_JSON}" | "${VENV}/bin/python" -c 'import jso
 [[ -n "${ADMIN_TOKEN}" ]] || { echo "no admin token in: ${ADMIN_JSON}" >&2; exit 1; }
 
 # Port 0: the kernel picks a free loopback port, which the server prints on its first line.
-"${BIN}" --data-dir "${WORK}/data" serve --listen 127.0.0.1:0 >"${WORK}/stdout" 2>"${WORK}/stderr" &
+# shellcheck disable=SC2086 # SCHEMATHESIS_SERVE_ARGS is a list of flags
+"${BIN}" --data-dir "${WORK}/data" serve --listen 127.0.0.1:0 ${SCHEMATHESIS_SERVE_ARGS:-} \
+  >"${WORK}/stdout" 2>"${WORK}/stderr" &
 SERVER_PID=$!
 BASE=""
 for _ in $(seq 1 100); do
