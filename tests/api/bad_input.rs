@@ -1341,8 +1341,9 @@ async fn a_validity_window_that_ends_before_it_starts_is_refused() {
 /// RFC 3339 writes years with four digits: a time that is after 9999-12-31T23:59:59Z in UTC
 /// (9999-12-31T23:59:59-14:00 is, by 14 hours) would be stored and answered back as
 /// `+10000-01-01T13:59:59Z`, which no RFC 3339 reader takes and the answers' documented
-/// `format: date-time` does not allow (security issue, the CI's API fuzzing). Such times are
-/// refused naming their field, and so are times before the year 0000 in UTC.
+/// `format: date-time` does not allow (security issue: found checking answers against the
+/// OpenAPI document). Such times are refused naming their field, and so are times before the
+/// year 0000 in UTC.
 #[actix_web::test]
 async fn times_outside_the_years_rfc_3339_can_write_are_refused_naming_the_field() {
     let w = world().await;
