@@ -1,9 +1,19 @@
 //! The OpenAPI description served at `/openapi.json`, generated from the handlers.
+//!
+//! Every operation lists the error answers it can give, each an RFC 9457 problem
+//! (`application/problem+json`, the [`Problem`] schema) through the shared responses of
+//! [`responses`]: a handler's annotation names the statuses its code can answer, and
+//! `tests/api/openapi.rs` holds the document to that (every authenticated operation answers
+//! 401 and 429, every body-reading one 400, 408, 413 and 422, every error is problem+json).
+//! `.ci/schemathesis.sh` checks the running binary against it.
 
 use actix_web::{get, HttpResponse};
+use utoipa::openapi::schema::{Schema, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::openapi::RefOr;
+use utoipa::{Modify, OpenApi, ToSchema};
 
+use crate::problem::Problem;
 use crate::routes;
 
 #[derive(OpenApi)]
@@ -11,9 +21,14 @@ use crate::routes;
     info(
         title = "consent-ledger",
         description = "Consent grants, requests and revocations for third-party parcel tracking, recorded as \
-                       immutable events in one append-only log. Errors are RFC 9457 problem+json with a stable \
-                       `type` under https://consent-ledger.dev/problems/ and a `field` naming the bad input. \
-                       Every write answers its log `position`. POSTs accept an `Idempotency-Key` header."
+                       immutable events in one append-only log. Every write answers its log `position`. POSTs \
+                       accept an `Idempotency-Key` header.\n\n\
+                       Errors are RFC 9457 `application/problem+json` (schema `Problem`) with a stable `type` \
+                       under https://consent-ledger.dev/problems/ and a `field` naming the bad input. Besides \
+                       the answers each operation lists, every path answers a method it does not take with \
+                       405 `method-not-allowed` and an `Allow` header, and an unknown path with 404. \
+                       Authenticated calls are rate-limited per principal: over the limit, 429 \
+                       `too-many-requests` with `Retry-After` (seconds)."
     ),
     paths(
         routes::health::healthz,
@@ -52,7 +67,39 @@ use crate::routes;
         routes::requests::deny,
         routes::requests::withdraw,
     ),
-    modifiers(&BearerAuth),
+    components(
+        // Query and path parameters' types: utoipa collects only the schemas bodies name.
+        schemas(
+            Problem,
+            AccessFormat,
+            ViewFormat,
+            Outcome,
+            consent_ledger_domain::values::PrincipalId,
+            consent_ledger_domain::values::PartnerId,
+            consent_ledger_domain::values::ShipperId,
+            consent_ledger_domain::values::ShipmentId,
+            consent_ledger_domain::values::ConsentId,
+            consent_ledger_domain::values::ConsentRequestId,
+            consent_ledger_domain::values::CarrierCode,
+            consent_ledger_domain::values::TrackingNumber,
+            consent_ledger_domain::values::RecipientRef,
+            consent_ledger_domain::request::RequestStatus,
+            consent_ledger_projections::model::ConsentStatus,
+        ),
+        responses(
+            responses::BadRequest,
+            responses::Unauthorized,
+            responses::Forbidden,
+            responses::NotFound,
+            responses::MethodNotAllowed,
+            responses::RequestTimeout,
+            responses::PayloadTooLarge,
+            responses::UnprocessableEntity,
+            responses::TooManyRequests,
+            responses::ServiceUnavailable,
+        )
+    ),
+    modifiers(&BearerAuth, &NonEmptySets, &NoNulls),
     tags(
         (name = "principals", description = "Who may call, in which role (SPEC §2)"),
         (name = "shipments", description = "Parcels whose tracking is shared"),
@@ -76,6 +123,232 @@ impl Modify for BearerAuth {
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
     }
+}
+
+/// `NonEmptySet<T>` refuses an empty list; utoipa's derive cannot put `minItems` on a generic
+/// newtype, so the generated `NonEmptySet_*` schemas get it here. (Repeats are accepted and
+/// dropped, so there is no `uniqueItems`.)
+struct NonEmptySets;
+
+impl Modify for NonEmptySets {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        for (name, schema) in components.schemas.iter_mut() {
+            if let (true, RefOr::T(Schema::Array(array))) =
+                (name.starts_with("NonEmptySet_"), schema)
+            {
+                array.min_items = Some(1);
+            }
+        }
+    }
+}
+
+/// A query parameter, a header or an optional body is either sent or absent: none of them can
+/// be JSON `null` (a body of `null` is refused: the API takes objects only). utoipa documents
+/// an `Option<T>` there as "T or null"; this keeps the T.
+struct NoNulls;
+
+impl NoNulls {
+    fn without_null(schema: &mut RefOr<Schema>) {
+        let RefOr::T(inner) = schema else {
+            return;
+        };
+        match inner {
+            Schema::Object(object) => {
+                if let SchemaType::Array(types) = &object.schema_type {
+                    let kept: Vec<Type> = types
+                        .iter()
+                        .filter(|t| **t != Type::Null)
+                        .cloned()
+                        .collect();
+                    if let [only] = kept.as_slice() {
+                        object.schema_type = SchemaType::Type(only.clone());
+                    }
+                }
+            }
+            Schema::OneOf(one_of) => {
+                let is_null = |s: &RefOr<Schema>| {
+                    matches!(s, RefOr::T(Schema::Object(o))
+                        if o.schema_type == SchemaType::Type(Type::Null))
+                };
+                one_of.items.retain(|s| !is_null(s));
+                if one_of.items.len() == 1 {
+                    *schema = one_of.items.remove(0);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Modify for NoNulls {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for parameter in operation.parameters.iter_mut().flatten() {
+                    if let Some(schema) = parameter.schema.as_mut() {
+                        Self::without_null(schema);
+                    }
+                }
+                if let Some(body) = operation.request_body.as_mut() {
+                    for content in body.content.values_mut() {
+                        if let Some(schema) = content.schema.as_mut() {
+                            Self::without_null(schema);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The shared error answers: an RFC 9457 problem each, with the headers that status carries.
+/// A route's annotation names them (`(status = 401, response = responses::Unauthorized)`); a
+/// 409, whose meaning differs per operation, is described where it is answered.
+pub mod responses {
+    use utoipa::openapi::content::ContentBuilder;
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::response::{Response, ResponseBuilder};
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    use utoipa::openapi::{Ref, RefOr};
+
+    use crate::problem::PROBLEM_JSON;
+
+    fn problem(description: &str, headers: &[(&str, &str, Type)]) -> RefOr<Response> {
+        let mut response = ResponseBuilder::new().description(description).content(
+            PROBLEM_JSON,
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        );
+        for (name, description, kind) in headers {
+            let mut schema = ObjectBuilder::new().schema_type(kind.clone());
+            if *kind == Type::Integer {
+                schema = schema.minimum(Some(0));
+            }
+            response = response.header(
+                *name,
+                HeaderBuilder::new()
+                    .schema(schema)
+                    .description(Some(*description))
+                    .build(),
+            );
+        }
+        response.build().into()
+    }
+
+    macro_rules! problem_response {
+        ($(#[doc = $doc:literal])* $name:ident, $description:literal $(, $header:literal: $kind:ident = $header_doc:literal)* $(,)?) => {
+            $(#[doc = $doc])*
+            pub struct $name;
+            impl<'r> utoipa::ToResponse<'r> for $name {
+                fn response() -> (&'r str, RefOr<Response>) {
+                    (
+                        stringify!($name),
+                        problem($description, &[$(($header, $header_doc, Type::$kind)),*]),
+                    )
+                }
+            }
+        };
+    }
+
+    problem_response!(
+        /// 400: the body is not JSON.
+        BadRequest,
+        "`malformed-json`: the body is not a JSON object. Nothing was recorded."
+    );
+    problem_response!(
+        /// 401: no bearer token, or an unknown one.
+        Unauthorized,
+        "`unauthorized`: the bearer token is missing or unknown.",
+        "WWW-Authenticate": String = "`Bearer`"
+    );
+    problem_response!(
+        /// 403: the caller's role may not do this.
+        Forbidden,
+        "`forbidden`: the caller's role may not do this; `detail` names the roles that may."
+    );
+    problem_response!(
+        /// 404: no such object, or another tenant's (existence does not leak).
+        NotFound,
+        "`not-found`: no such object, or one the caller may not see (another tenant's object \
+         answers 404, not 403, so its existence does not leak)."
+    );
+    problem_response!(
+        /// 405: the path takes other methods.
+        MethodNotAllowed,
+        "`method-not-allowed`: the path takes other methods, named in `Allow`.",
+        "Allow": String = "the methods this path takes, e.g. `GET, POST`"
+    );
+    problem_response!(
+        /// 408: the body did not arrive in time.
+        RequestTimeout,
+        "`request-timeout`: the body was not received whole within 10 s. The connection is \
+         closed; nothing was recorded."
+    );
+    problem_response!(
+        /// 413: the body is over the limit.
+        PayloadTooLarge,
+        "`payload-too-large`: the body is over 512 KiB. Nothing was recorded."
+    );
+    problem_response!(
+        /// 422: a field, query parameter, path id or header is invalid.
+        UnprocessableEntity,
+        "`invalid-field` (a missing, unknown or out-of-range field, query parameter, path id \
+         or header; `field` names it) or `idempotency-key-reused` (the `Idempotency-Key` was \
+         used for another request). Nothing was recorded."
+    );
+    problem_response!(
+        /// 429: the caller is over its rate limit.
+        TooManyRequests,
+        "`too-many-requests`: this principal is over its rate limit; retry after `Retry-After` \
+         seconds. Nothing was recorded.",
+        "Retry-After": Integer = "seconds to wait before retrying"
+    );
+    problem_response!(
+        /// 503: the store cannot be reached.
+        ServiceUnavailable,
+        "`unavailable`: the event store cannot be reached (or the read model is behind). \
+         Nothing was recorded; retry after `Retry-After` seconds.",
+        "Retry-After": Integer = "seconds to wait before retrying"
+    );
+}
+
+/// `format` of the access view: JSON (default), CSV or NDJSON.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documentation only: the view parses the text itself
+#[schema(rename_all = "lowercase")]
+pub enum AccessFormat {
+    Json,
+    Csv,
+    Ndjson,
+}
+
+/// `format` of the DSAR and RoPA views: JSON (default) or CSV.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documentation only
+#[schema(rename_all = "lowercase")]
+pub enum ViewFormat {
+    Json,
+    Csv,
+}
+
+/// `outcome` filter: allowed or denied decisions.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documentation only
+#[schema(rename_all = "lowercase")]
+pub enum Outcome {
+    Allowed,
+    Denied,
 }
 
 /// The OpenAPI 3.1 description of this API, generated from the code.

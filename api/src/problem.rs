@@ -24,12 +24,24 @@ pub const PROBLEM_BASE: &str = "https://consent-ledger.dev/problems/";
 /// An RFC 9457 problem document, plus `field` naming the offending input where there is one.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Problem {
+    /// `https://consent-ledger.dev/problems/<slug>`: one stable slug per kind of error.
     #[serde(rename = "type")]
+    #[schema(
+        format = "uri",
+        example = "https://consent-ledger.dev/problems/invalid-field"
+    )]
     pub type_uri: String,
+    /// A short summary, the same for every problem of this type.
     pub title: &'static str,
+    /// The HTTP status of the answer.
+    #[schema(minimum = 400, maximum = 599)]
     pub status: u16,
+    /// What was wrong with this request (a 5xx discloses nothing more).
     pub detail: String,
+    /// The offending input by its path (`scope.shipment_ids[0]`, `purposes[0]`), or the name
+    /// of a query parameter, path id or header.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub field: Option<String>,
 }
 

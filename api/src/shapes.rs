@@ -14,7 +14,7 @@ pub struct ReasonBody {
 }
 
 /// A call that takes no body accepts `{}` or nothing, and names any field sent.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoBody {}
 

@@ -44,9 +44,9 @@ pub struct GrantConsent {
     #[serde(default)]
     pub dpa_ref: Option<DpaRef>,
     /// Defaults to now.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::query::optional_writable_time")]
     pub valid_from: Option<DateTime<Utc>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::query::optional_writable_time")]
     pub valid_until: Option<DateTime<Utc>>,
 }
 

@@ -77,6 +77,7 @@ pub struct DecisionRequest {
 #[serde(deny_unknown_fields)]
 pub struct DecisionBatch {
     /// 1 to 1,000 decisions.
+    #[schema(min_items = 1, max_items = 1000)]
     pub items: Vec<DecisionRequest>,
 }
 

@@ -9,7 +9,9 @@ use consent_ledger_projections::model::PrincipalView;
 use consent_ledger_store::cqrs::CommandMeta;
 use consent_ledger_store::StoredEvent;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::auth::{Caller, Token};
 use crate::error::AppError;
@@ -30,13 +32,61 @@ pub const DIRECTORY_READERS: &[Role] = &[
 
 /// `{"role":"partner","name":…,"partner":{"kind":…,"country":…,"dpa_ref":…}}` or
 /// `{"role":"shipper"|"gateway"|"privacy_officer"|"regulator"|"admin","name":…}`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePrincipal {
     pub role: Role,
     pub name: DisplayName,
     #[serde(default)]
     pub partner: Option<PartnerProfile>,
+}
+
+// By hand: the body is one of two shapes (a partner with its profile, any other role without
+// one), which the register use case enforces and a derived schema cannot say.
+impl utoipa::PartialSchema for CreatePrincipal {
+    fn schema() -> RefOr<Schema> {
+        let role = |roles: Vec<&str>| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(roles))
+        };
+        let others: Vec<&str> = Role::ALL
+            .iter()
+            .filter(|r| **r != Role::Partner)
+            .map(Role::as_str)
+            .collect();
+        OneOfBuilder::new()
+            .description(Some(
+                "A partner with its profile, or any other role without one (SPEC §7).",
+            ))
+            .item(
+                ObjectBuilder::new()
+                    .property("role", role(vec![Role::Partner.as_str()]))
+                    .property("name", Ref::from_schema_name(DisplayName::name()))
+                    .property("partner", Ref::from_schema_name(PartnerProfile::name()))
+                    .required("role")
+                    .required("name")
+                    .required("partner")
+                    .additional_properties(Some(AdditionalProperties::FreeForm(false))),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .property("role", role(others))
+                    .property("name", Ref::from_schema_name(DisplayName::name()))
+                    .required("role")
+                    .required("name")
+                    .additional_properties(Some(AdditionalProperties::FreeForm(false))),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for CreatePrincipal {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((DisplayName::name().into(), DisplayName::schema()));
+        schemas.push((PartnerProfile::name().into(), PartnerProfile::schema()));
+        PartnerProfile::schemas(schemas);
+    }
 }
 
 /// The new principal's id and bearer token. The token is shown this once.

@@ -5,9 +5,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::str::FromStr;
 
+use chrono::{DateTime, Datelike, FixedOffset, Utc};
 use consent_ledger_domain::values::{PartnerId, ShipperId};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::AppError;
 
@@ -55,6 +56,35 @@ impl QueryParams {
     }
 }
 
+/// `t` if RFC 3339 can write it in UTC: its years have four digits, 0000 to 9999. A time an
+/// offset carries past either end (`9999-12-31T23:59:59-14:00` is in the year 10000 in UTC)
+/// would be stored and answered back as `+10000-…`, which no RFC 3339 reader takes.
+pub fn writable_time(t: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    if (0..=9999).contains(&t.year()) {
+        Ok(t)
+    } else {
+        Err("must lie between the years 0000 and 9999 in UTC".to_owned())
+    }
+}
+
+/// An RFC 3339 time from request text (a query parameter, a command-line option), in UTC.
+pub fn rfc3339_time(text: &str) -> Result<DateTime<Utc>, String> {
+    let t = DateTime::<FixedOffset>::parse_from_rfc3339(text)
+        .map_err(|e| format!("not an RFC 3339 time ({e}), e.g. 2026-03-01T12:00:00Z"))?;
+    writable_time(t.with_timezone(&Utc))
+}
+
+/// serde's `deserialize_with` for an optional time of a request body, refused (naming the
+/// field) unless [`writable_time`].
+pub fn optional_writable_time<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<DateTime<Utc>>, D::Error> {
+    Option::<DateTime<Utc>>::deserialize(deserializer)?
+        .map(writable_time)
+        .transpose()
+        .map_err(serde::de::Error::custom)
+}
+
 /// Parses a path segment id, naming the parameter when it is not one.
 pub fn path_id<T>(value: &str, name: &str) -> Result<T, AppError>
 where
@@ -67,7 +97,7 @@ where
 }
 
 /// One page of a list, with the cursor for the next page.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     /// Pass as `after` to get the next page; absent on the last page.

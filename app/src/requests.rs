@@ -42,9 +42,9 @@ pub struct SubmitRequest {
     pub legal_basis: LegalBasis,
     #[serde(default)]
     pub dpa_ref: Option<DpaRef>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::query::optional_writable_time")]
     pub valid_from: Option<DateTime<Utc>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::query::optional_writable_time")]
     pub valid_until: Option<DateTime<Utc>>,
     pub justification: Reason,
 }
@@ -57,7 +57,7 @@ pub struct ApproveRequest {
     pub purposes: Option<NonEmptySet<Purpose>>,
     #[serde(default)]
     pub data_categories: Option<NonEmptySet<DataCategory>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::query::optional_writable_time")]
     pub valid_until: Option<DateTime<Utc>>,
 }
 

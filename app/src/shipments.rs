@@ -33,9 +33,10 @@ pub struct RegisterShipment {
     /// An opaque key for data-subject requests; never an e-mail address or a name.
     #[serde(default)]
     pub recipient_ref: Option<RecipientRef>,
-    /// The shipper the shipment belongs to (required; optional in the schema only so that its
-    /// absence is answered naming the field after the other fields were read).
+    /// The shipper the shipment belongs to. Required: `Option` here only so that its absence
+    /// is answered naming the field after the other fields were read.
     #[serde(default)]
+    #[schema(required = true, value_type = ShipperId)]
     pub shipper_id: Option<ShipperId>,
 }
 

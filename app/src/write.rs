@@ -29,6 +29,8 @@ pub enum Answer {
 /// `{"id", "position"}`: what a creating write answers.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Created {
+    /// The new object's id (a UUIDv7).
+    #[schema(format = Uuid)]
     pub id: String,
     pub position: u64,
 }

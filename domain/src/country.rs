@@ -9,6 +9,12 @@ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY
 SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ \
 UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS XK YE YT ZA ZM ZW";
 
+/// Every accepted code, in alphabetical order (the OpenAPI schema lists them).
+#[cfg(feature = "openapi")]
+pub fn codes() -> impl Iterator<Item = &'static str> {
+    CODES.split(' ')
+}
+
 /// True when `code` is an assigned alpha-2 code, in upper case.
 pub fn is_iso3166_alpha2(code: &str) -> bool {
     // CODES is sorted, each code at a stride of three bytes: a binary search (every shipment

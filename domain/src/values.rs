@@ -100,18 +100,19 @@ impl PrincipalId {
 }
 
 macro_rules! text_value {
-    ($(#[$doc:meta])* $name:ident, $check:expr) => {
-        text_value!($(#[$doc])* $name, $check, |s| s);
+    ($(#[doc = $doc:literal])* $name:ident, max $max:literal, pattern $pattern:expr, $check:expr) => {
+        text_value!($(#[doc = $doc])* $name, max $max, pattern $pattern, $check, |s| s);
     };
-    ($(#[$doc:meta])* $name:ident, $check:expr, $normalise:expr) => {
-        $(#[$doc])*
+    ($(#[doc = $doc:literal])* $name:ident, max $max:literal, pattern $pattern:expr, $check:expr, $normalise:expr) => {
+        $(#[doc = $doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[serde(try_from = "String", into = "String")]
-        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         pub struct $name(String);
 
         impl $name {
+            /// The most characters a value may have.
+            pub const MAX_CHARS: usize = $max;
+
             pub fn parse(s: impl Into<String>) -> Result<Self, InvalidValue> {
                 let normalise: fn(String) -> String = $normalise;
                 let s: String = normalise(s.into());
@@ -123,6 +124,25 @@ macro_rules! text_value {
                 &self.0
             }
         }
+        // By hand rather than derived: utoipa's derive cannot put a length on a newtype. The
+        // schema states what `parse` accepts: 1 to MAX_CHARS characters (JSON Schema counts
+        // code points, as `chars()` does), of the characters `pattern` allows.
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                let doc: &[&str] = &[$($doc),*];
+                let description = doc.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ");
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .description(Some(description))
+                    .min_length(Some(1))
+                    .max_length(Some($max))
+                    .pattern(Some($pattern))
+                    .into()
+            }
+        }
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $name {}
         impl FromStr for $name {
             type Err = InvalidValue;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -147,6 +167,11 @@ macro_rules! text_value {
         }
     };
 }
+
+/// The pattern of free text (names, references, reasons): not blank, and no control character
+/// (Unicode category Cc, as `char::is_control`). ECMA-262 syntax, as OpenAPI 3.1 asks.
+#[cfg(feature = "openapi")]
+const FREE_TEXT_PATTERN: &str = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$";
 
 fn bounded(s: &str, what: &str, max: usize) -> Result<(), String> {
     let n = s.chars().count();
@@ -181,7 +206,9 @@ text_value!(
     /// A carrier code such as `DHL` or `ups-de`: 1–32 ASCII letters, digits, `-` or `_`.
     /// Stored upper-cased so that `dhl` and `DHL` name one carrier.
     CarrierCode,
-    |s| token_chars(s, "carrier code", 32, &['-', '_']),
+    max 32,
+    pattern "^[A-Za-z0-9_-]+$",
+    |s| token_chars(s, "carrier code", CarrierCode::MAX_CHARS, &['-', '_']),
     |s| s.to_ascii_uppercase()
 );
 
@@ -189,41 +216,69 @@ text_value!(
     /// A carrier's tracking number: 1–64 ASCII letters, digits or `-`. Stored upper-cased:
     /// carriers treat `jjd0001` and `JJD0001` as one parcel.
     TrackingNumber,
-    |s| token_chars(s, "tracking number", 64, &['-']),
+    max 64,
+    pattern "^[A-Za-z0-9-]+$",
+    |s| token_chars(s, "tracking number", TrackingNumber::MAX_CHARS, &['-']),
     |s| s.to_ascii_uppercase()
 );
 
 text_value!(
-    /// An opaque key the carrier uses for data-subject requests. Never a raw e-mail address or
-    /// a name, so `@` and spaces are refused.
+    /// An opaque key the carrier uses for data-subject requests: 1–128 ASCII letters, digits
+    /// or `-_.:/+=`. Never a raw e-mail address or a name, so `@` and spaces are refused.
     RecipientRef,
-    |s| token_chars(s, "recipient reference", 128, &['-', '_', '.', ':', '/', '+', '='])
+    max 128,
+    pattern "^[A-Za-z0-9_.:/+=-]+$",
+    |s| token_chars(s, "recipient reference", RecipientRef::MAX_CHARS, &['-', '_', '.', ':', '/', '+', '='])
 );
 
 text_value!(
-    /// A person-readable name of a principal or partner, 1–200 characters.
+    /// A person-readable name of a principal or partner, 1–200 characters, not blank, without
+    /// control characters.
     DisplayName,
-    |s| bounded(s, "name", 200)
+    max 200,
+    pattern FREE_TEXT_PATTERN,
+    |s| bounded(s, "name", DisplayName::MAX_CHARS)
 );
 
 text_value!(
-    /// The id of an Art. 28 data processing agreement, 1–100 characters.
+    /// The id of an Art. 28 data processing agreement, 1–100 characters, not blank, without
+    /// control characters.
     DpaRef,
-    |s| bounded(s, "DPA reference", 100)
+    max 100,
+    pattern FREE_TEXT_PATTERN,
+    |s| bounded(s, "DPA reference", DpaRef::MAX_CHARS)
 );
 
 text_value!(
-    /// Free text given for a revocation, a denial or a request, 1–2,000 characters.
+    /// Free text given for a revocation, a denial or a request, 1–2,000 characters, not
+    /// blank, without control characters.
     Reason,
-    |s| bounded(s, "text", 2000)
+    max 2000,
+    pattern FREE_TEXT_PATTERN,
+    |s| bounded(s, "text", Reason::MAX_CHARS)
 );
 
 /// An ISO 3166-1 alpha-2 country code, upper case (`DE`, `US`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(try_from = "String", into = "String")]
-#[cfg_attr(feature = "openapi", schema(value_type = String, example = "DE"))]
 pub struct CountryCode([u8; 2]);
+
+// By hand: the schema lists the codes `parse` accepts, as an enum.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for CountryCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "An ISO 3166-1 alpha-2 country code, upper case (`DE`, `US`); also `XK` (Kosovo).",
+            ))
+            .enum_values(Some(crate::country::codes()))
+            .examples(["DE"])
+            .into()
+    }
+}
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for CountryCode {}
 
 impl CountryCode {
     pub fn parse(s: &str) -> Result<Self, InvalidValue> {

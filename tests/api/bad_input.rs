@@ -1338,6 +1338,106 @@ async fn a_validity_window_that_ends_before_it_starts_is_refused() {
     check(&w.app, &cases).await;
 }
 
+/// RFC 3339 writes years with four digits: a time that is after 9999-12-31T23:59:59Z in UTC
+/// (9999-12-31T23:59:59-14:00 is, by 14 hours) would be stored and answered back as
+/// `+10000-01-01T13:59:59Z`, which no RFC 3339 reader takes and the answers' documented
+/// `format: date-time` does not allow (security issue: found checking answers against the
+/// OpenAPI document). Such times are refused naming their field, and so are times before the
+/// year 0000 in UTC.
+#[actix_web::test]
+async fn times_outside_the_years_rfc_3339_can_write_are_refused_naming_the_field() {
+    let w = world().await;
+    const LATE: &str = "9999-12-31T23:59:59-14:00";
+    const EARLY: &str = "0000-01-01T00:00:00%2B01:00";
+    let consent = consent_for(&w.p_id, &w.shipment);
+    let cases = [
+        post(
+            "consent valid_until after 9999 in UTC",
+            "/v1/consents",
+            &w.a,
+            j(with(consent.clone(), &["valid_until"], json!(LATE))),
+            S422,
+            INVALID,
+            Exact("valid_until"),
+        ),
+        post(
+            "consent valid_from after 9999 in UTC",
+            "/v1/consents",
+            &w.a,
+            j(with(consent, &["valid_from"], json!(LATE))),
+            S422,
+            INVALID,
+            Exact("valid_from"),
+        ),
+        post(
+            "request valid_until after 9999 in UTC",
+            "/v1/consent-requests",
+            &w.p,
+            j(with(request_body(&w.a_id), &["valid_until"], json!(LATE))),
+            S422,
+            INVALID,
+            Exact("valid_until"),
+        ),
+        post(
+            "approval valid_until after 9999 in UTC",
+            format!("/v1/consent-requests/{}/approve", w.request),
+            &w.a,
+            j(json!({ "valid_until": LATE })),
+            S422,
+            INVALID,
+            Exact("valid_until"),
+        ),
+        get(
+            "authorized parties as of after 9999 in UTC",
+            format!(
+                "/v1/shipments/{}/authorized-parties?as_of={}",
+                w.shipment,
+                LATE.replace('+', "%2B")
+            ),
+            &w.a,
+            S422,
+            INVALID,
+            Exact("as_of"),
+        ),
+        get(
+            "authorized parties as of before 0000 in UTC",
+            format!(
+                "/v1/shipments/{}/authorized-parties?as_of={EARLY}",
+                w.shipment
+            ),
+            &w.a,
+            S422,
+            INVALID,
+            Exact("as_of"),
+        ),
+        get(
+            "access from after 9999 in UTC",
+            format!("/v1/audit/access?from={LATE}"),
+            &w.regulator,
+            S422,
+            INVALID,
+            Exact("from"),
+        ),
+        get(
+            "ropa to after 9999 in UTC",
+            format!("/v1/audit/ropa?from=2026-01-01T00:00:00Z&to={LATE}"),
+            &w.regulator,
+            S422,
+            INVALID,
+            Exact("to"),
+        ),
+        get(
+            "ropa from before 0000 in UTC",
+            format!("/v1/audit/ropa?from={EARLY}&to=2026-01-01T00:00:00Z"),
+            &w.regulator,
+            S422,
+            INVALID,
+            Exact("from"),
+        ),
+    ];
+    check(&w.app, &cases).await;
+}
+
 #[actix_web::test]
 async fn a_body_over_the_limit_is_413() {
     let w = world().await;

@@ -12,5 +12,6 @@ mod http_layer;
 mod lifecycle;
 mod log;
 mod nodes;
+mod openapi;
 mod smoke;
 mod tokens;

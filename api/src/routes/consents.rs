@@ -5,25 +5,33 @@
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use consent_ledger_app::consents::{
-    self, ConsentDetail, ConsentReceipt, GrantConsent, GRANTORS, STATUSES,
+    self, ConsentDetail, ConsentOut, ConsentReceipt, GrantConsent, GRANTORS, STATUSES,
 };
-use consent_ledger_app::query::{path_id, ListQuery};
+use consent_ledger_app::query::{path_id, ListQuery, Page};
 use consent_ledger_app::state::AppState;
-use consent_ledger_domain::values::ConsentId;
+use consent_ledger_domain::values::{ConsentId, PartnerId, ShipperId};
 use consent_ledger_projections::model::ConsentStatus;
 
 use crate::auth::Caller;
 use crate::body::{parse_json, read_body};
+use crate::openapi::responses as err;
 use crate::problem::{ApiError, Problem};
 use crate::shapes::{Created, Positioned, ReasonBody};
 use crate::write::{context, respond};
 
 /// Grant a consent (shipper).
-#[utoipa::path(post, path = "/v1/consents", tag = "consents", request_body = GrantConsent,
-    security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "retry-safe key")),
-    responses((status = 201, body = Created), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 409, body = Problem, description = "partner suspended"), (status = 422, body = Problem)))]
+#[utoipa::path(post, path = "/v1/consents", tag = "consents", operation_id = "grant_consent",
+    request_body = GrantConsent, security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+        description = "retry-safe key")),
+    responses((status = 201, body = Created),
+        (status = 400, response = err::BadRequest), (status = 401, response = err::Unauthorized),
+        (status = 403, response = err::Forbidden), (status = 408, response = err::RequestTimeout),
+        (status = 409, body = Problem, content_type = "application/problem+json",
+            description = "`partner-suspended` (`field` is `partner_id`), `idempotency-key-in-flight` or \
+                           `concurrent-modification`"),
+        (status = 413, response = err::PayloadTooLarge), (status = 422, response = err::UnprocessableEntity),
+        (status = 429, response = err::TooManyRequests), (status = 503, response = err::ServiceUnavailable)))]
 #[post("/v1/consents")]
 pub async fn grant(
     state: web::Data<AppState>,
@@ -41,12 +49,17 @@ pub async fn grant(
 }
 
 /// List the consents the caller may see, oldest first, filtered by partner, shipper and status.
-#[utoipa::path(get, path = "/v1/consents", tag = "consents", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/consents", tag = "consents", operation_id = "list_consents",
+    security(("bearer" = [])),
     params(
-        ("partner_id" = Option<String>, Query), ("shipper_id" = Option<String>, Query),
-        ("status" = Option<ConsentStatus>, Query), ("limit" = Option<usize>, Query, description = "1–1000, default 100"),
-        ("after" = Option<String>, Query, description = "cursor: the next_after of the previous page")),
-    responses((status = 200, description = "{items: [consent], next_after?}"), (status = 422, body = Problem)))]
+        ("partner_id" = Option<PartnerId>, Query, description = "the consents granted to this partner"),
+        ("shipper_id" = Option<ShipperId>, Query, description = "the consents this shipper granted"),
+        ("status" = Option<ConsentStatus>, Query, description = "the consents in this status now"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "items per page, default 100"),
+        ("after" = Option<ConsentId>, Query, description = "cursor: the next_after of the previous page")),
+    responses((status = 200, body = Page<ConsentOut>, description = "one page, oldest first"),
+        (status = 401, response = err::Unauthorized), (status = 422, response = err::UnprocessableEntity),
+        (status = 429, response = err::TooManyRequests), (status = 503, response = err::ServiceUnavailable)))]
 #[get("/v1/consents")]
 pub async fn list(
     state: web::Data<AppState>,
@@ -59,8 +72,11 @@ pub async fn list(
 
 /// One consent with its full history (grant, revocation with reason and actor) and the
 /// request it answered.
-#[utoipa::path(get, path = "/v1/consents/{id}", tag = "consents", security(("bearer" = [])),
-    responses((status = 200, body = ConsentDetail), (status = 404, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(get, path = "/v1/consents/{id}", tag = "consents", operation_id = "get_consent",
+    security(("bearer" = [])), params(("id" = ConsentId, Path, description = "the consent's id")),
+    responses((status = 200, body = ConsentDetail), (status = 401, response = err::Unauthorized),
+        (status = 404, response = err::NotFound), (status = 422, response = err::UnprocessableEntity),
+        (status = 429, response = err::TooManyRequests), (status = 503, response = err::ServiceUnavailable)))]
 #[get("/v1/consents/{id}")]
 pub async fn get(
     state: web::Data<AppState>,
@@ -73,11 +89,18 @@ pub async fn get(
 
 /// Revoke a consent (its shipper). Effective at commit: no decision committed after the answer
 /// allows through it (SPEC §5.2).
-#[utoipa::path(post, path = "/v1/consents/{id}/revoke", tag = "consents", request_body = ReasonBody,
-    security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "retry-safe key")),
-    responses((status = 200, body = Positioned), (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 409, body = Problem, description = "already revoked"), (status = 422, body = Problem)))]
+#[utoipa::path(post, path = "/v1/consents/{id}/revoke", tag = "consents", operation_id = "revoke_consent",
+    request_body = ReasonBody, security(("bearer" = [])),
+    params(("id" = ConsentId, Path, description = "the consent's id"), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+        description = "retry-safe key")),
+    responses((status = 200, body = Positioned),
+        (status = 400, response = err::BadRequest), (status = 401, response = err::Unauthorized),
+        (status = 403, response = err::Forbidden), (status = 404, response = err::NotFound),
+        (status = 408, response = err::RequestTimeout),
+        (status = 409, body = Problem, content_type = "application/problem+json",
+            description = "`already-revoked`, `idempotency-key-in-flight` or `concurrent-modification`"),
+        (status = 413, response = err::PayloadTooLarge), (status = 422, response = err::UnprocessableEntity),
+        (status = 429, response = err::TooManyRequests), (status = 503, response = err::ServiceUnavailable)))]
 #[post("/v1/consents/{id}/revoke")]
 pub async fn revoke(
     state: web::Data<AppState>,
@@ -97,8 +120,11 @@ pub async fn revoke(
 }
 
 /// The consent's receipt (ISO/IEC TS 27560 field shape), signed with the log key.
-#[utoipa::path(get, path = "/v1/consents/{id}/receipt", tag = "consents", security(("bearer" = [])),
-    responses((status = 200, body = ConsentReceipt), (status = 404, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(get, path = "/v1/consents/{id}/receipt", tag = "consents", operation_id = "consent_receipt",
+    security(("bearer" = [])), params(("id" = ConsentId, Path, description = "the consent's id")),
+    responses((status = 200, body = ConsentReceipt), (status = 401, response = err::Unauthorized),
+        (status = 404, response = err::NotFound), (status = 422, response = err::UnprocessableEntity),
+        (status = 429, response = err::TooManyRequests), (status = 503, response = err::ServiceUnavailable)))]
 #[get("/v1/consents/{id}/receipt")]
 pub async fn receipt(
     state: web::Data<AppState>,

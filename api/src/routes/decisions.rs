@@ -10,17 +10,24 @@ use consent_ledger_domain::values::Role;
 
 use crate::auth::DecisionCaller;
 use crate::body::{parse_json, read_body};
+use crate::openapi::responses as err;
 use crate::problem::{ApiError, Problem};
 use crate::write::{context, respond};
 use consent_ledger_app::state::AppState;
 
 /// Decide whether a partner may read a shipment's tracking data, and record the decision.
-#[utoipa::path(post, path = "/v1/decisions", tag = "decisions", request_body = DecisionRequest,
-    security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "retry-safe key")),
+#[utoipa::path(post, path = "/v1/decisions", tag = "decisions", operation_id = "decide",
+    request_body = DecisionRequest, security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+        description = "retry-safe key; a decision's key replays for 24 hours")),
     responses((status = 200, body = DecisionAnswer, description = "allowed or denied; recorded before it is sent"),
-        (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem),
-        (status = 503, body = Problem)))]
+        (status = 400, response = err::BadRequest), (status = 401, response = err::Unauthorized),
+        (status = 403, response = err::Forbidden), (status = 408, response = err::RequestTimeout),
+        (status = 409, body = Problem, content_type = "application/problem+json",
+            description = "`decision-superseded` (retried with its Idempotency-Key after the ground of its allow \
+                           went), `idempotency-key-expired` (after 24 hours) or `idempotency-key-in-flight`"),
+        (status = 413, response = err::PayloadTooLarge), (status = 422, response = err::UnprocessableEntity),
+        (status = 429, response = err::TooManyRequests), (status = 503, response = err::ServiceUnavailable)))]
 #[post("/v1/decisions")]
 pub async fn decide_one(
     state: web::Data<AppState>,
@@ -43,10 +50,17 @@ pub async fn decide_one(
 }
 
 /// Up to 1,000 decisions in one call, recorded in one append.
-#[utoipa::path(post, path = "/v1/decisions/batch", tag = "decisions", request_body = DecisionBatch,
-    security(("bearer" = [])),
-    responses((status = 200, body = BatchAnswer), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 422, body = Problem)))]
+#[utoipa::path(post, path = "/v1/decisions/batch", tag = "decisions", operation_id = "decide_batch",
+    request_body = DecisionBatch, security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+        description = "retry-safe key; a decision's key replays for 24 hours")),
+    responses((status = 200, body = BatchAnswer, description = "one answer per item, in order; recorded before it is sent"),
+        (status = 400, response = err::BadRequest), (status = 401, response = err::Unauthorized),
+        (status = 403, response = err::Forbidden), (status = 408, response = err::RequestTimeout),
+        (status = 409, body = Problem, content_type = "application/problem+json",
+            description = "`decision-superseded`, `idempotency-key-expired` or `idempotency-key-in-flight`, as for one decision"),
+        (status = 413, response = err::PayloadTooLarge), (status = 422, response = err::UnprocessableEntity),
+        (status = 429, response = err::TooManyRequests), (status = 503, response = err::ServiceUnavailable)))]
 #[post("/v1/decisions/batch")]
 pub async fn decide_batch(
     state: web::Data<AppState>,

@@ -7,26 +7,37 @@ use actix_web::{get, web, HttpRequest, HttpResponse};
 use consent_ledger_app::gdpr::{access_view, dsar_view, ropa_view, AccessPage, Dsar, Ropa};
 
 use crate::auth::Caller;
-use crate::problem::{ApiError, Problem};
+use crate::openapi::{responses as err, AccessFormat, Outcome, ViewFormat};
+use crate::problem::ApiError;
 use consent_ledger_app::state::AppState;
+use consent_ledger_domain::values::{
+    CarrierCode, PartnerId, RecipientRef, ShipmentId, ShipperId, TrackingNumber,
+};
 
 /// Every recorded access decision the caller may see, oldest first, one page at a time.
-#[utoipa::path(get, path = "/v1/audit/access", tag = "audit", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/audit/access", tag = "audit", operation_id = "audit_access",
+    security(("bearer" = [])),
     params(
-        ("shipment_id" = Option<String>, Query, description = "one shipment"),
-        ("carrier" = Option<String>, Query, description = "with tracking_number: one parcel"),
-        ("tracking_number" = Option<String>, Query, description = "with carrier"),
-        ("partner_id" = Option<String>, Query, description = "the deciding partner"),
-        ("shipper_id" = Option<String>, Query, description = "the shipment's owner"),
+        ("shipment_id" = Option<ShipmentId>, Query, description = "one shipment"),
+        ("carrier" = Option<CarrierCode>, Query, description = "with tracking_number: one parcel"),
+        ("tracking_number" = Option<TrackingNumber>, Query, description = "with carrier"),
+        ("partner_id" = Option<PartnerId>, Query, description = "the deciding partner"),
+        ("shipper_id" = Option<ShipperId>, Query, description = "the shipment's owner"),
         ("from" = Option<DateTime<Utc>>, Query, description = "decided at or after (RFC 3339)"),
-        ("to" = Option<DateTime<Utc>>, Query, description = "decided before (RFC 3339)"),
-        ("outcome" = Option<String>, Query, description = "allowed or denied"),
-        ("format" = Option<String>, Query, description = "json (default), csv or ndjson; csv and ndjson give the next page's cursor in a `Link: <…>; rel=\"next\"` header"),
-        ("limit" = Option<usize>, Query, description = "1–1000, default 100"),
+        ("to" = Option<DateTime<Utc>>, Query, description = "decided before (RFC 3339); not before from"),
+        ("outcome" = Option<Outcome>, Query, description = "allowed or denied"),
+        ("format" = Option<AccessFormat>, Query, description = "json (default), csv or ndjson; csv and ndjson give the next page's cursor in a `Link: <…>; rel=\"next\"` header"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "rows per page, default 100"),
         ("after" = Option<String>, Query, description = "cursor: the next_after of the previous page"),
         ("at_least_as_fresh" = Option<u64>, Query, description = "a write's position the answer must include")),
-    responses((status = 200, body = AccessPage), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem, description = "another tenant's shipment or partner"), (status = 422, body = Problem)))]
+    responses(
+        (status = 200, description = "one page of access records", content(
+            (AccessPage = "application/json"),
+            (String = "text/csv"),
+            (String = "application/x-ndjson"))),
+        (status = 401, response = err::Unauthorized), (status = 403, response = err::Forbidden),
+        (status = 404, response = err::NotFound), (status = 422, response = err::UnprocessableEntity),
+        (status = 429, response = err::TooManyRequests), (status = 503, response = err::ServiceUnavailable)))]
 #[get("/v1/audit/access")]
 pub async fn access(
     state: web::Data<AppState>,
@@ -50,13 +61,21 @@ pub async fn access(
 /// Art. 15 for one data subject, named by carrier + tracking number or by recipient_ref:
 /// every recipient with each access's date, purpose, legal basis, consents and categories;
 /// denied attempts apart (they are not recipients).
-#[utoipa::path(get, path = "/v1/audit/dsar", tag = "audit", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/audit/dsar", tag = "audit", operation_id = "audit_dsar",
+    security(("bearer" = [])),
     params(
-        ("carrier" = Option<String>, Query), ("tracking_number" = Option<String>, Query),
-        ("recipient_ref" = Option<String>, Query, description = "instead of carrier + tracking_number"),
-        ("format" = Option<String>, Query, description = "json (default) or csv"),
-        ("at_least_as_fresh" = Option<u64>, Query)),
-    responses((status = 200, body = Dsar), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+        ("carrier" = Option<CarrierCode>, Query, description = "with tracking_number: the parcel's data subject"),
+        ("tracking_number" = Option<TrackingNumber>, Query, description = "with carrier"),
+        ("recipient_ref" = Option<RecipientRef>, Query, description = "instead of carrier + tracking_number"),
+        ("format" = Option<ViewFormat>, Query, description = "json (default) or csv"),
+        ("at_least_as_fresh" = Option<u64>, Query, description = "a write's position the answer must include")),
+    responses(
+        (status = 200, description = "the Art. 15 answer", content(
+            (Dsar = "application/json"),
+            (String = "text/csv"))),
+        (status = 401, response = err::Unauthorized), (status = 403, response = err::Forbidden),
+        (status = 404, response = err::NotFound), (status = 422, response = err::UnprocessableEntity),
+        (status = 429, response = err::TooManyRequests), (status = 503, response = err::ServiceUnavailable)))]
 #[get("/v1/audit/dsar")]
 pub async fn dsar(
     state: web::Data<AppState>,
@@ -71,13 +90,20 @@ pub async fn dsar(
 
 /// The Art. 30 record: per partner its kind, country, DPA reference, purposes, categories,
 /// legal bases, and its allowed and denied reads in [from, to).
-#[utoipa::path(get, path = "/v1/audit/ropa", tag = "audit", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/audit/ropa", tag = "audit", operation_id = "audit_ropa",
+    security(("bearer" = [])),
     params(
         ("from" = DateTime<Utc>, Query, description = "start of the period (RFC 3339, inclusive)"),
         ("to" = DateTime<Utc>, Query, description = "end of the period (RFC 3339, exclusive)"),
-        ("format" = Option<String>, Query, description = "json (default) or csv"),
-        ("at_least_as_fresh" = Option<u64>, Query)),
-    responses((status = 200, body = Ropa), (status = 403, body = Problem), (status = 422, body = Problem)))]
+        ("format" = Option<ViewFormat>, Query, description = "json (default) or csv"),
+        ("at_least_as_fresh" = Option<u64>, Query, description = "a write's position the answer must include")),
+    responses(
+        (status = 200, description = "the Art. 30 record", content(
+            (Ropa = "application/json"),
+            (String = "text/csv"))),
+        (status = 401, response = err::Unauthorized), (status = 403, response = err::Forbidden),
+        (status = 422, response = err::UnprocessableEntity), (status = 429, response = err::TooManyRequests),
+        (status = 503, response = err::ServiceUnavailable)))]
 #[get("/v1/audit/ropa")]
 pub async fn ropa(
     state: web::Data<AppState>,

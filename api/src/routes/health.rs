@@ -1,24 +1,36 @@
+//! `GET /healthz`, `GET /readyz` and `GET /metrics` (the admin's).
+
 use actix_web::{get, web, HttpResponse};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::auth::Caller;
+use crate::openapi::responses as err;
 use crate::problem::ApiError;
 use consent_ledger_app::state::AppState;
 use consent_ledger_domain::values::Role;
 
+/// `{"status"}` and nothing more: `ok` from `/healthz`, `ready` from `/readyz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "alive")))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", operation_id = "healthz",
+    responses((status = 200, body = Health, description = "alive: `{\"status\":\"ok\"}`")))]
 #[get("/healthz")]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "ok" }))
+    HttpResponse::Ok().json(Health { status: "ok" })
 }
 
 /// Readiness: the store answers and the read model has applied the whole log. Anyone may ask
 /// (load balancers send no token), so the answer is the status alone: the log's size and the
 /// model's counts are for the operator, on `/metrics`.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
-    (status = 200, description = "ready: `{\"status\":\"ready\"}`, nothing more"),
-    (status = 503, description = "store unavailable or read model behind", body = crate::problem::Problem)))]
+#[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "readyz", responses(
+    (status = 200, body = Health, description = "ready: `{\"status\":\"ready\"}`, nothing more"),
+    (status = 503, response = err::ServiceUnavailable)))]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let applied = state.projector.catch_up().await?;
@@ -28,15 +40,17 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
             "read model at {applied}, log at {head}"
         )));
     }
-    Ok(HttpResponse::Ok().json(json!({ "status": "ready" })))
+    Ok(HttpResponse::Ok().json(Health { status: "ready" }))
 }
 
 /// Prometheus text exposition: the log, the read model, the group commit and decisions. The
 /// admin's alone: the counts tell how much business each kind of object does.
-#[utoipa::path(get, path = "/metrics", tag = "operations", security(("bearer" = [])), responses(
-    (status = 200, description = "Prometheus text format", content_type = "text/plain"),
-    (status = 401, body = crate::problem::Problem, description = "no or an invalid bearer token"),
-    (status = 403, body = crate::problem::Problem, description = "not an admin")))]
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics", security(("bearer" = [])), responses(
+    (status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain"),
+    (status = 401, response = err::Unauthorized),
+    (status = 403, response = err::Forbidden),
+    (status = 429, response = err::TooManyRequests),
+    (status = 503, response = err::ServiceUnavailable)))]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Admin])?;

@@ -6,7 +6,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use consent_ledger_audit::leaf::leaf_data;
 use consent_ledger_audit::tree::Hash;
-use consent_ledger_domain::values::Role;
+use consent_ledger_domain::values::{
+    CarrierCode, PartnerId, Role, ShipmentId, ShipperId, TrackingNumber,
+};
 use consent_ledger_store::Position;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -17,7 +19,8 @@ use consent_ledger_app::gdpr::filter::AccessFilter;
 use consent_ledger_app::query::QueryParams;
 use consent_ledger_app::state::AppState;
 
-use crate::problem::{ApiError, Problem};
+use crate::openapi::{responses as err, Outcome};
+use crate::problem::ApiError;
 use consent_ledger_app::export::Exporter;
 
 /// Most entries one call returns.
@@ -45,9 +48,14 @@ pub struct InclusionProof {
 
 /// The inclusion proof of the event at `position` in the tree of `tree_size` events.
 /// Any authenticated principal may ask: a proof holds only hashes.
-#[utoipa::path(get, path = "/v1/log/proof/inclusion", tag = "log", security(("bearer" = [])),
-    params(("position" = u64, Query), ("tree_size" = u64, Query)),
-    responses((status = 200, body = InclusionProof), (status = 422, body = Problem)))]
+#[utoipa::path(get, path = "/v1/log/proof/inclusion", tag = "log", operation_id = "log_inclusion_proof",
+    security(("bearer" = [])),
+    params(
+        ("position" = u64, Query, description = "the event's position; less than tree_size"),
+        ("tree_size" = u64, Query, minimum = 1, description = "a tree size, at most the log's")),
+    responses((status = 200, body = InclusionProof), (status = 401, response = err::Unauthorized),
+        (status = 422, response = err::UnprocessableEntity), (status = 429, response = err::TooManyRequests),
+        (status = 503, response = err::ServiceUnavailable)))]
 #[get("/v1/log/proof/inclusion")]
 pub async fn inclusion(
     state: web::Data<AppState>,
@@ -84,9 +92,14 @@ pub struct ConsistencyProof {
 }
 
 /// The consistency proof between the trees of `from` and `to` events.
-#[utoipa::path(get, path = "/v1/log/proof/consistency", tag = "log", security(("bearer" = [])),
-    params(("from" = u64, Query), ("to" = u64, Query)),
-    responses((status = 200, body = ConsistencyProof), (status = 422, body = Problem)))]
+#[utoipa::path(get, path = "/v1/log/proof/consistency", tag = "log", operation_id = "log_consistency_proof",
+    security(("bearer" = [])),
+    params(
+        ("from" = u64, Query, description = "the older tree size; at most to"),
+        ("to" = u64, Query, description = "the newer tree size; at most the log's")),
+    responses((status = 200, body = ConsistencyProof), (status = 401, response = err::Unauthorized),
+        (status = 422, response = err::UnprocessableEntity), (status = 429, response = err::TooManyRequests),
+        (status = 503, response = err::ServiceUnavailable)))]
 #[get("/v1/log/proof/consistency")]
 pub async fn consistency(
     state: web::Data<AppState>,
@@ -126,9 +139,14 @@ pub struct Entries {
 
 /// The events of positions `start` ≤ p < `end` (at most 1,000) as their leaf data. The whole
 /// log names every tenant, so privacy officers and regulators read it.
-#[utoipa::path(get, path = "/v1/log/entries", tag = "log", security(("bearer" = [])),
-    params(("start" = u64, Query), ("end" = u64, Query)),
-    responses((status = 200, body = Entries), (status = 403, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(get, path = "/v1/log/entries", tag = "log", operation_id = "log_entries",
+    security(("bearer" = [])),
+    params(
+        ("start" = u64, Query, description = "the first position"),
+        ("end" = u64, Query, description = "the position after the last; start ≤ end ≤ start + 1,000")),
+    responses((status = 200, body = Entries), (status = 401, response = err::Unauthorized),
+        (status = 403, response = err::Forbidden), (status = 422, response = err::UnprocessableEntity),
+        (status = 429, response = err::TooManyRequests), (status = 503, response = err::ServiceUnavailable)))]
 #[get("/v1/log/entries")]
 pub async fn entries(
     state: web::Data<AppState>,
@@ -166,8 +184,8 @@ pub async fn entries(
 
 /// The log's public key in the C2SP vkey format (`<name>+<key hash>+<base64>`), for verifying
 /// checkpoints and export bundles offline.
-#[utoipa::path(get, path = "/v1/log/vkey", tag = "log",
-    responses((status = 200, description = "the C2SP vkey", content_type = "text/plain")))]
+#[utoipa::path(get, path = "/v1/log/vkey", tag = "log", operation_id = "log_vkey",
+    responses((status = 200, description = "the C2SP vkey", body = String, content_type = "text/plain")))]
 #[get("/v1/log/vkey")]
 pub async fn vkey(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
@@ -183,8 +201,11 @@ fn note_response(note: String) -> HttpResponse {
 
 /// The newest signed checkpoint (C2SP tlog-checkpoint as a C2SP signed note, Ed25519). The
 /// service signs one every N events or T seconds; the first call on a log without one signs it.
-#[utoipa::path(get, path = "/v1/log/checkpoint", tag = "log", security(("bearer" = [])),
-    responses((status = 200, description = "the signed note", content_type = "text/plain"), (status = 401, body = Problem)))]
+#[utoipa::path(get, path = "/v1/log/checkpoint", tag = "log", operation_id = "log_checkpoint",
+    security(("bearer" = [])),
+    responses((status = 200, description = "the signed note", body = String, content_type = "text/plain"),
+        (status = 401, response = err::Unauthorized), (status = 429, response = err::TooManyRequests),
+        (status = 503, response = err::ServiceUnavailable)))]
 #[get("/v1/log/checkpoint")]
 pub async fn checkpoint(
     state: web::Data<AppState>,
@@ -196,8 +217,11 @@ pub async fn checkpoint(
 }
 
 /// Sign a checkpoint of the log now (admin), and keep it.
-#[utoipa::path(post, path = "/v1/log/checkpoint", tag = "log", security(("bearer" = [])),
-    responses((status = 200, description = "the signed note", content_type = "text/plain"), (status = 403, body = Problem)))]
+#[utoipa::path(post, path = "/v1/log/checkpoint", tag = "log", operation_id = "log_sign_checkpoint",
+    security(("bearer" = [])),
+    responses((status = 200, description = "the signed note", body = String, content_type = "text/plain"),
+        (status = 401, response = err::Unauthorized), (status = 403, response = err::Forbidden),
+        (status = 429, response = err::TooManyRequests), (status = 503, response = err::ServiceUnavailable)))]
 #[post("/v1/log/checkpoint")]
 pub async fn sign_now(
     state: web::Data<AppState>,
@@ -217,19 +241,24 @@ pub async fn sign_now(
 /// of `since` events, so that `consent-ledger verify --since OLD_CHECKPOINT` can show the log was
 /// only appended to since a checkpoint the verifier trusts. `consent-ledger verify` checks the
 /// bundle offline with the vkey alone. The body is streamed as it is made.
-#[utoipa::path(get, path = "/v1/audit/export", tag = "log", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/audit/export", tag = "log", operation_id = "audit_export",
+    security(("bearer" = [])),
     params(
-        ("shipment_id" = Option<String>, Query, description = "decisions about this shipment (UUID)"),
-        ("carrier" = Option<String>, Query, description = "with tracking_number: decisions about that shipment, and denials asked by that tracking number"),
-        ("tracking_number" = Option<String>, Query, description = "with carrier"),
-        ("partner_id" = Option<String>, Query, description = "decisions of this partner (UUID)"),
-        ("shipper_id" = Option<String>, Query, description = "decisions about this shipper's shipments (UUID)"),
-        ("from" = Option<String>, Query, description = "RFC 3339; decided at or after"),
-        ("to" = Option<String>, Query, description = "RFC 3339; decided before"),
-        ("outcome" = Option<String>, Query, description = "allowed or denied"),
+        ("shipment_id" = Option<ShipmentId>, Query, description = "decisions about this shipment"),
+        ("carrier" = Option<CarrierCode>, Query, description = "with tracking_number: decisions about that shipment, and denials asked by that tracking number"),
+        ("tracking_number" = Option<TrackingNumber>, Query, description = "with carrier"),
+        ("partner_id" = Option<PartnerId>, Query, description = "decisions of this partner"),
+        ("shipper_id" = Option<ShipperId>, Query, description = "decisions about this shipper's shipments"),
+        ("from" = Option<DateTime<Utc>>, Query, description = "RFC 3339; decided at or after"),
+        ("to" = Option<DateTime<Utc>>, Query, description = "RFC 3339; decided before; not before from"),
+        ("outcome" = Option<Outcome>, Query, description = "allowed or denied"),
         ("since" = Option<u64>, Query, description = "a tree size (at most the log's): add the consistency proof from it to the header"),
     ),
-    responses((status = 200, description = "the bundle", content_type = "application/x-ndjson"), (status = 403, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, description = "the bundle: a header line, then one line per event", body = String,
+            content_type = "application/x-ndjson"),
+        (status = 401, response = err::Unauthorized), (status = 403, response = err::Forbidden),
+        (status = 422, response = err::UnprocessableEntity), (status = 429, response = err::TooManyRequests),
+        (status = 503, response = err::ServiceUnavailable)))]
 #[get("/v1/audit/export")]
 pub async fn export(
     state: web::Data<AppState>,

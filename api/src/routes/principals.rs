@@ -12,6 +12,7 @@ use consent_ledger_projections::model::PrincipalView;
 
 use crate::auth::Caller;
 use crate::body::{parse_json, read_body};
+use crate::openapi::responses as err;
 use crate::problem::{ApiError, Problem};
 use crate::shapes::{NoBody, ReasonBody};
 use crate::write::{context, respond};
@@ -20,13 +21,19 @@ use crate::write::{context, respond};
 ///
 /// With an `Idempotency-Key`, a retry does not create a second principal; since the token is
 /// never stored, the retry answers 409 `token-shown-once` naming the principal made first.
-#[utoipa::path(post, path = "/v1/principals", tag = "principals", request_body = CreatePrincipal,
-    security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "retry-safe key")),
+#[utoipa::path(post, path = "/v1/principals", tag = "principals", operation_id = "create_principal",
+    request_body = CreatePrincipal, security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+        description = "retry-safe key")),
     responses(
         (status = 201, body = CreatedPrincipal),
-        (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem),
-        (status = 422, body = Problem)))]
+        (status = 400, response = err::BadRequest), (status = 401, response = err::Unauthorized),
+        (status = 403, response = err::Forbidden), (status = 408, response = err::RequestTimeout),
+        (status = 409, body = Problem, content_type = "application/problem+json",
+            description = "`token-shown-once` (a retry with the same Idempotency-Key: the token is not shown \
+                           again), `idempotency-key-in-flight` or `concurrent-modification`"),
+        (status = 413, response = err::PayloadTooLarge), (status = 422, response = err::UnprocessableEntity),
+        (status = 429, response = err::TooManyRequests), (status = 503, response = err::ServiceUnavailable)))]
 #[post("/v1/principals")]
 pub async fn create(
     state: web::Data<AppState>,
@@ -46,13 +53,18 @@ pub async fn create(
 /// Issue a new bearer token (an admin for any principal; any principal for itself). The old
 /// token is refused from this answer on, on every node. The new token is shown this once: a
 /// retry with the same `Idempotency-Key` answers 409 `token-shown-once`.
-#[utoipa::path(post, path = "/v1/principals/{id}/rotate-token", tag = "principals",
-    security(("bearer" = [])),
-    params(("id" = String, Path, format = Uuid, description = "the principal"),
-        ("Idempotency-Key" = Option<String>, Header, description = "retry-safe key")),
-    responses((status = 200, body = CreatedPrincipal, description = "the principal's id and its new token"),
-        (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
-        (status = 422, body = Problem)))]
+#[utoipa::path(post, path = "/v1/principals/{id}/rotate-token", tag = "principals", operation_id = "rotate_principal_token",
+    request_body(content = Option<NoBody>, description = "nothing, or `{}`"), security(("bearer" = [])),
+    params(("id" = PrincipalId, Path, description = "the principal's id (any other than the caller's own: admins only; else 404)"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+        description = "retry-safe key")),
+    responses((status = 200, body = CreatedPrincipal, description = "the principal's id and its new token, shown this once"),
+        (status = 400, response = err::BadRequest), (status = 401, response = err::Unauthorized),
+        (status = 404, response = err::NotFound), (status = 408, response = err::RequestTimeout),
+        (status = 409, body = Problem, content_type = "application/problem+json",
+            description = "`token-shown-once` (a retry of a rotation), `idempotency-key-in-flight` or `concurrent-modification`"),
+        (status = 413, response = err::PayloadTooLarge), (status = 422, response = err::UnprocessableEntity),
+        (status = 429, response = err::TooManyRequests), (status = 503, response = err::ServiceUnavailable)))]
 #[post("/v1/principals/{id}/rotate-token")]
 pub async fn rotate_token(
     state: web::Data<AppState>,
@@ -72,8 +84,20 @@ pub async fn rotate_token(
 /// Suspend a principal of any role (admin): its token answers 401 from this answer on, and a
 /// suspended partner is also denied every decision and can receive no grant. An admin cannot
 /// suspend itself.
-#[utoipa::path(post, path = "/v1/principals/{id}/suspend", tag = "principals", request_body = ReasonBody,
-    security(("bearer" = [])), responses((status = 200, body = crate::shapes::Positioned), (status = 404, body = Problem), (status = 409, body = Problem)))]
+#[utoipa::path(post, path = "/v1/principals/{id}/suspend", tag = "principals", operation_id = "suspend_principal",
+    request_body = ReasonBody, security(("bearer" = [])),
+    params(("id" = PrincipalId, Path, description = "the principal's id"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+        description = "retry-safe key")),
+    responses((status = 200, body = crate::shapes::Positioned),
+        (status = 400, response = err::BadRequest), (status = 401, response = err::Unauthorized),
+        (status = 403, response = err::Forbidden), (status = 404, response = err::NotFound),
+        (status = 408, response = err::RequestTimeout),
+        (status = 409, body = Problem, content_type = "application/problem+json",
+            description = "`invalid-state` (already suspended), `idempotency-key-in-flight` or `concurrent-modification`"),
+        (status = 413, response = err::PayloadTooLarge),
+        (status = 422, response = err::UnprocessableEntity),
+        (status = 429, response = err::TooManyRequests), (status = 503, response = err::ServiceUnavailable)))]
 #[post("/v1/principals/{id}/suspend")]
 pub async fn suspend(
     state: web::Data<AppState>,
@@ -93,8 +117,19 @@ pub async fn suspend(
 }
 
 /// Reactivate a suspended principal (admin): its current token is accepted again.
-#[utoipa::path(post, path = "/v1/principals/{id}/reactivate", tag = "principals",
-    security(("bearer" = [])), responses((status = 200, body = crate::shapes::Positioned), (status = 404, body = Problem), (status = 409, body = Problem)))]
+#[utoipa::path(post, path = "/v1/principals/{id}/reactivate", tag = "principals", operation_id = "reactivate_principal",
+    request_body(content = Option<NoBody>, description = "nothing, or `{}`"), security(("bearer" = [])),
+    params(("id" = PrincipalId, Path, description = "the principal's id"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+        description = "retry-safe key")),
+    responses((status = 200, body = crate::shapes::Positioned),
+        (status = 400, response = err::BadRequest), (status = 401, response = err::Unauthorized),
+        (status = 403, response = err::Forbidden), (status = 404, response = err::NotFound),
+        (status = 408, response = err::RequestTimeout),
+        (status = 409, body = Problem, content_type = "application/problem+json",
+            description = "`invalid-state` (not suspended), `idempotency-key-in-flight` or `concurrent-modification`"),
+        (status = 413, response = err::PayloadTooLarge), (status = 422, response = err::UnprocessableEntity),
+        (status = 429, response = err::TooManyRequests), (status = 503, response = err::ServiceUnavailable)))]
 #[post("/v1/principals/{id}/reactivate")]
 pub async fn reactivate(
     state: web::Data<AppState>,
@@ -113,8 +148,9 @@ pub async fn reactivate(
 }
 
 /// Who the token belongs to.
-#[utoipa::path(get, path = "/v1/me", tag = "principals", security(("bearer" = [])),
-    responses((status = 200, body = PrincipalView), (status = 401, body = Problem)))]
+#[utoipa::path(get, path = "/v1/me", tag = "principals", operation_id = "me", security(("bearer" = [])),
+    responses((status = 200, body = PrincipalView), (status = 401, response = err::Unauthorized),
+        (status = 429, response = err::TooManyRequests), (status = 503, response = err::ServiceUnavailable)))]
 #[get("/v1/me")]
 pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(principals::me(&state, &caller)?))
@@ -122,8 +158,10 @@ pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpRespon
 
 /// The partner directory: every partner's id, name, kind, country, DPA reference and status,
 /// so that a shipper can find whom to grant. Partners do not see each other.
-#[utoipa::path(get, path = "/v1/partners", tag = "principals", security(("bearer" = [])),
-    responses((status = 200, body = Vec<PrincipalView>), (status = 401, body = Problem), (status = 403, body = Problem)))]
+#[utoipa::path(get, path = "/v1/partners", tag = "principals", operation_id = "list_partners", security(("bearer" = [])),
+    responses((status = 200, body = Vec<PrincipalView>), (status = 401, response = err::Unauthorized),
+        (status = 403, response = err::Forbidden), (status = 429, response = err::TooManyRequests),
+        (status = 503, response = err::ServiceUnavailable)))]
 #[get("/v1/partners")]
 pub async fn partners(
     state: web::Data<AppState>,

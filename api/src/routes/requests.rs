@@ -5,25 +5,33 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
-use consent_ledger_app::query::{path_id, ListQuery};
+use consent_ledger_app::query::{path_id, ListQuery, Page};
 use consent_ledger_app::requests::{
-    self, ApproveRequest, Approved, RequestDetail, SubmitRequest, REQUESTERS, STATUSES,
+    self, ApproveRequest, Approved, RequestDetail, RequestOut, SubmitRequest, REQUESTERS, STATUSES,
 };
 use consent_ledger_app::state::AppState;
 use consent_ledger_domain::request::RequestStatus;
-use consent_ledger_domain::values::ConsentRequestId;
+use consent_ledger_domain::values::{ConsentRequestId, PartnerId, ShipperId};
 
 use crate::auth::Caller;
 use crate::body::{parse_json, read_body};
+use crate::openapi::responses as err;
 use crate::problem::{ApiError, Problem};
 use crate::shapes::{Created, NoBody, Positioned, ReasonBody};
 use crate::write::{context, respond};
 
 /// Ask a shipper for a consent (partner).
-#[utoipa::path(post, path = "/v1/consent-requests", tag = "consent requests", request_body = SubmitRequest,
-    security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "retry-safe key")),
-    responses((status = 201, body = Created), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(post, path = "/v1/consent-requests", tag = "consent requests", operation_id = "submit_request",
+    request_body = SubmitRequest, security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+        description = "retry-safe key")),
+    responses((status = 201, body = Created),
+        (status = 400, response = err::BadRequest), (status = 401, response = err::Unauthorized),
+        (status = 403, response = err::Forbidden), (status = 408, response = err::RequestTimeout),
+        (status = 409, body = Problem, content_type = "application/problem+json",
+            description = "`partner-suspended`, `idempotency-key-in-flight` or `concurrent-modification`"),
+        (status = 413, response = err::PayloadTooLarge), (status = 422, response = err::UnprocessableEntity),
+        (status = 429, response = err::TooManyRequests), (status = 503, response = err::ServiceUnavailable)))]
 #[post("/v1/consent-requests")]
 pub async fn submit(
     state: web::Data<AppState>,
@@ -41,10 +49,17 @@ pub async fn submit(
 }
 
 /// List the requests the caller may see, oldest first.
-#[utoipa::path(get, path = "/v1/consent-requests", tag = "consent requests", security(("bearer" = [])),
-    params(("status" = Option<RequestStatus>, Query), ("partner_id" = Option<String>, Query), ("shipper_id" = Option<String>, Query),
-        ("limit" = Option<usize>, Query), ("after" = Option<String>, Query)),
-    responses((status = 200, description = "{items: [request], next_after?}"), (status = 422, body = Problem)))]
+#[utoipa::path(get, path = "/v1/consent-requests", tag = "consent requests", operation_id = "list_requests",
+    security(("bearer" = [])),
+    params(
+        ("status" = Option<RequestStatus>, Query, description = "the requests in this status now"),
+        ("partner_id" = Option<PartnerId>, Query, description = "the requests of this partner"),
+        ("shipper_id" = Option<ShipperId>, Query, description = "the requests addressed to this shipper"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "items per page, default 100"),
+        ("after" = Option<ConsentRequestId>, Query, description = "cursor: the next_after of the previous page")),
+    responses((status = 200, body = Page<RequestOut>, description = "one page, oldest first"),
+        (status = 401, response = err::Unauthorized), (status = 422, response = err::UnprocessableEntity),
+        (status = 429, response = err::TooManyRequests), (status = 503, response = err::ServiceUnavailable)))]
 #[get("/v1/consent-requests")]
 pub async fn list(
     state: web::Data<AppState>,
@@ -57,8 +72,11 @@ pub async fn list(
 }
 
 /// One request with its history.
-#[utoipa::path(get, path = "/v1/consent-requests/{id}", tag = "consent requests", security(("bearer" = [])),
-    responses((status = 200, body = RequestDetail), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/v1/consent-requests/{id}", tag = "consent requests", operation_id = "get_request",
+    security(("bearer" = [])), params(("id" = ConsentRequestId, Path, description = "the request's id")),
+    responses((status = 200, body = RequestDetail), (status = 401, response = err::Unauthorized),
+        (status = 404, response = err::NotFound), (status = 422, response = err::UnprocessableEntity),
+        (status = 429, response = err::TooManyRequests), (status = 503, response = err::ServiceUnavailable)))]
 #[get("/v1/consent-requests/{id}")]
 pub async fn get(
     state: web::Data<AppState>,
@@ -70,11 +88,19 @@ pub async fn get(
 }
 
 /// Approve a pending request (the shipper asked), possibly narrower than asked, never wider.
-#[utoipa::path(post, path = "/v1/consent-requests/{id}/approve", tag = "consent requests", request_body = ApproveRequest,
-    security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "retry-safe key")),
-    responses((status = 200, body = Approved), (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 409, body = Problem, description = "not pending or expired"), (status = 422, body = Problem, description = "widens the request")))]
+#[utoipa::path(post, path = "/v1/consent-requests/{id}/approve", tag = "consent requests",
+    operation_id = "approve_request", request_body = ApproveRequest, security(("bearer" = [])),
+    params(("id" = ConsentRequestId, Path, description = "the request's id"), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+        description = "retry-safe key")),
+    responses((status = 200, body = Approved),
+        (status = 400, response = err::BadRequest), (status = 401, response = err::Unauthorized),
+        (status = 403, response = err::Forbidden), (status = 404, response = err::NotFound), (status = 408, response = err::RequestTimeout),
+        (status = 409, body = Problem, content_type = "application/problem+json",
+            description = "`request-not-pending`, `request-expired`, `partner-suspended`, \
+                           `idempotency-key-in-flight` or `concurrent-modification`"),
+        (status = 413, response = err::PayloadTooLarge),
+        (status = 422, response = err::UnprocessableEntity),
+        (status = 429, response = err::TooManyRequests), (status = 503, response = err::ServiceUnavailable)))]
 #[post("/v1/consent-requests/{id}/approve")]
 pub async fn approve(
     state: web::Data<AppState>,
@@ -94,9 +120,18 @@ pub async fn approve(
 }
 
 /// Deny a pending request (the shipper asked), with a reason.
-#[utoipa::path(post, path = "/v1/consent-requests/{id}/deny", tag = "consent requests", request_body = ReasonBody,
-    security(("bearer" = [])),
-    responses((status = 200, body = Positioned), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+#[utoipa::path(post, path = "/v1/consent-requests/{id}/deny", tag = "consent requests",
+    operation_id = "deny_request", request_body = ReasonBody, security(("bearer" = [])),
+    params(("id" = ConsentRequestId, Path, description = "the request's id"), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+        description = "retry-safe key")),
+    responses((status = 200, body = Positioned),
+        (status = 400, response = err::BadRequest), (status = 401, response = err::Unauthorized),
+        (status = 403, response = err::Forbidden), (status = 404, response = err::NotFound), (status = 408, response = err::RequestTimeout),
+        (status = 409, body = Problem, content_type = "application/problem+json",
+            description = "`request-not-pending`, `request-expired`, `idempotency-key-in-flight` or \
+                           `concurrent-modification`"),
+        (status = 413, response = err::PayloadTooLarge), (status = 422, response = err::UnprocessableEntity),
+        (status = 429, response = err::TooManyRequests), (status = 503, response = err::ServiceUnavailable)))]
 #[post("/v1/consent-requests/{id}/deny")]
 pub async fn deny(
     state: web::Data<AppState>,
@@ -116,8 +151,18 @@ pub async fn deny(
 
 /// Withdraw a pending request (the partner who asked).
 #[utoipa::path(post, path = "/v1/consent-requests/{id}/withdraw", tag = "consent requests",
+    operation_id = "withdraw_request", request_body(content = Option<NoBody>, description = "nothing, or `{}`"),
     security(("bearer" = [])),
-    responses((status = 200, body = Positioned), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+    params(("id" = ConsentRequestId, Path, description = "the request's id"), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+        description = "retry-safe key")),
+    responses((status = 200, body = Positioned),
+        (status = 400, response = err::BadRequest), (status = 401, response = err::Unauthorized),
+        (status = 403, response = err::Forbidden), (status = 404, response = err::NotFound), (status = 408, response = err::RequestTimeout),
+        (status = 409, body = Problem, content_type = "application/problem+json",
+            description = "`request-not-pending`, `request-expired`, `idempotency-key-in-flight` or \
+                           `concurrent-modification`"),
+        (status = 413, response = err::PayloadTooLarge), (status = 422, response = err::UnprocessableEntity),
+        (status = 429, response = err::TooManyRequests), (status = 503, response = err::ServiceUnavailable)))]
 #[post("/v1/consent-requests/{id}/withdraw")]
 pub async fn withdraw(
     state: web::Data<AppState>,

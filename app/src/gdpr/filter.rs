@@ -5,7 +5,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 use consent_ledger_domain::access::{AccessEvent, ACCESS_STREAM};
 use consent_ledger_domain::values::{
     CarrierCode, PartnerId, ShipmentId, ShipperId, TrackingNumber,
@@ -85,9 +85,7 @@ fn parse<T>(
 }
 
 fn time(text: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::<FixedOffset>::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("not an RFC 3339 time ({e}), e.g. 2026-03-01T12:00:00Z"))
+    crate::query::rfc3339_time(text)
 }
 
 impl AccessFilter {

@@ -62,12 +62,8 @@ fn format(q: &QueryParams, allowed: &[Format]) -> Result<Format, AppError> {
 
 fn time_param(q: &QueryParams, name: &str) -> Result<Option<DateTime<Utc>>, AppError> {
     let raw: Option<String> = q.get(name)?;
-    raw.map(|s| {
-        DateTime::parse_from_rfc3339(&s)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| AppError::invalid(name, format!("not an RFC 3339 time: {e}")))
-    })
-    .transpose()
+    raw.map(|s| crate::query::rfc3339_time(&s).map_err(|e| AppError::invalid(name, e)))
+        .transpose()
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
