@@ -196,7 +196,7 @@ pub async fn decide(
             };
             match first {
                 Some(answers) => Ok(answers),
-                None => replayed(state, events),
+                None => replayed(state, caller, events),
             }
         },
     )
@@ -255,6 +255,7 @@ pub async fn decide_and_record(
                     .zip(&events)
                     .map(|(answer, stored)| DecisionAnswer {
                         position: stored.position.get(),
+                        reason: answer.reason.map(|r| told(caller, r)),
                         ..answer
                     })
                     .collect();
@@ -373,7 +374,11 @@ fn decision(
 /// [`DECISION_KEY_TTL`] replays nothing, and an allow whose ground is gone (a consent it rested
 /// on revoked or expired, the partner suspended: the revocation's answer had returned, so the
 /// model this replay caught up to holds it) is refused rather than repeated.
-fn replayed(state: &AppState, events: &[StoredEvent]) -> Result<Vec<DecisionAnswer>, AppError> {
+fn replayed(
+    state: &AppState,
+    caller: &Caller,
+    events: &[StoredEvent],
+) -> Result<Vec<DecisionAnswer>, AppError> {
     let now = state.clock.now();
     let model = state.projector.read();
     events
@@ -437,7 +442,7 @@ fn replayed(state: &AppState, events: &[StoredEvent]) -> Result<Vec<DecisionAnsw
                         decision_id,
                         position,
                         allowed: false,
-                        reason: Some(reason),
+                        reason: Some(told(caller, reason)),
                         consent_ids: Vec::new(),
                         data_categories: Vec::new(),
                     }
@@ -445,6 +450,15 @@ fn replayed(state: &AppState, events: &[StoredEvent]) -> Result<Vec<DecisionAnsw
             })
         })
         .collect()
+}
+
+/// The reason `caller` is told: a partner cannot tell another tenant's parcel from no parcel
+/// (SPEC §2, [`DenyReason::as_seen_by_partner`]); the record keeps the true one.
+fn told(caller: &Caller, reason: DenyReason) -> DenyReason {
+    match caller.role {
+        Role::Partner => reason.as_seen_by_partner(),
+        _ => reason,
+    }
 }
 
 /// A decision's key replays for [`DECISION_KEY_TTL`] after the decision.

@@ -179,11 +179,15 @@ impl From<ConsentRequestError> for AppError {
         match e {
             ConsentRequestError::UnknownPartner(_) => AppError::Forbidden(e.to_string()),
             ConsentRequestError::PartnerSuspended(_) => conflict("partner-suspended", e),
-            ConsentRequestError::UnknownShipper(_) => {
-                AppError::invalid("shipper_id", e.to_string())
-            }
-            ConsentRequestError::ForeignShipment(_) => {
-                AppError::invalid("scope.shipment_ids", e.to_string())
+            // One answer for "no such shipper" and for "not this shipper's shipment", naming
+            // no id: a partner must not learn who is a shipper or who owns a shipment id by
+            // asking (SPEC §2).
+            ConsentRequestError::UnknownShipper(_) | ConsentRequestError::ForeignShipment(_) => {
+                AppError::invalid(
+                    "shipper_id",
+                    "no registered shipper with this id has all the shipments named: a request \
+                     goes to one shipper, about that shipper's own shipments",
+                )
             }
             ConsentRequestError::Validity(v) => validity(v),
             ConsentRequestError::NotFound => AppError::not_found(),

@@ -30,6 +30,25 @@ pub enum DenyReason {
     ConsentNotYetValid,
 }
 
+impl DenyReason {
+    /// The reason as the asking partner is told it (SPEC §2: existence does not leak). A
+    /// partner with no consent covering a parcel cannot tell another tenant's parcel from no
+    /// parcel at all: both are `no_consent` to it — true of each. The record keeps the true
+    /// reason for the carrier's privacy officer, auditors and the gateway.
+    pub fn as_seen_by_partner(self) -> DenyReason {
+        match self {
+            DenyReason::UnknownShipment => DenyReason::NoConsent,
+            other => other,
+        }
+    }
+
+    /// Whether a partner is told less than the record holds: the decision says nothing to it
+    /// about the parcel, not even that it exists.
+    pub fn hides_the_parcel(self) -> bool {
+        matches!(self, DenyReason::UnknownShipment | DenyReason::NoConsent)
+    }
+}
+
 /// A recorded access decision.
 ///
 /// The fields are declared in sorted order, so that serde_json's output of an access event is

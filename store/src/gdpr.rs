@@ -72,6 +72,9 @@ pub struct AccessFilter {
     pub allowed: Option<bool>,
     /// Any of these shipments (a DSAR's).
     pub shipment_in: Option<Vec<String>>,
+    /// Only decisions that did not hide the parcel from the partner asking: allows, and
+    /// denials for another reason than `unknown_shipment` or `no_consent` (SPEC §2).
+    pub parcel_disclosed_only: bool,
 }
 
 /// How a DSAR names its data subject.
@@ -400,6 +403,11 @@ macro_rules! gdpr_backend {
             }
             if let Some(allowed) = f.allowed {
                 q.push(" AND allowed = ").push_bind(i64::from(allowed));
+            }
+            if f.parcel_disclosed_only {
+                q.push(
+                    " AND (reason IS NULL OR reason NOT IN ('unknown_shipment', 'no_consent'))",
+                );
             }
             if let Some(ids) = &f.shipment_in {
                 q.push(" AND shipment_id IN (");

@@ -168,7 +168,15 @@ fn recorded(log: &[StoredEvent], answer: &Value) -> Value {
             strings(&answer["data_categories"])
         );
     } else {
-        assert_eq!(payload["reason"], answer["reason"], "{}", event.payload);
+        // The record keeps the true reason; the answer is the reason as told to the caller,
+        // which for a partner hides whether the parcel exists (see `denied`).
+        let told = &answer["reason"];
+        assert!(
+            payload["reason"] == *told
+                || (payload["reason"] == "unknown_shipment" && told == "no_consent"),
+            "recorded {} but answered {told}",
+            event.payload
+        );
     }
     let carrying = log
         .iter()
@@ -187,11 +195,25 @@ async fn decide(app: &TestApp, token: &str, body: Value) -> (Value, Value) {
     (answer, payload)
 }
 
-/// A decision that must be denied for `reason`; returns the recorded payload. The decision is
-/// recorded for `partner` with the purpose and categories asked.
+/// The reason a caller of `role` is told for a denial recorded as `reason` (SPEC §2: a partner
+/// cannot tell another tenant's parcel from no parcel; the gateway, the carrier's own system,
+/// is told the truth).
+fn told(role: &str, reason: &str) -> String {
+    match (role, reason) {
+        ("partner", "unknown_shipment") => "no_consent".into(),
+        _ => reason.into(),
+    }
+}
+
+/// A decision that must be denied and recorded for `reason`, answered as the caller is told
+/// it; returns the recorded payload. The decision is recorded for `partner` with the purpose
+/// and categories asked.
 async fn denied(app: &TestApp, token: &str, partner: &str, body: Value, reason: &str) -> Value {
+    let me = app.get("/v1/me", token).await;
+    let role = expect(&me, StatusCode::OK)["role"].clone();
     let (answer, payload) = decide(app, token, body.clone()).await;
-    assert_denied(&answer, reason);
+    assert_eq!(payload["reason"], reason, "{payload}");
+    assert_denied(&answer, &told(role.as_str().unwrap_or_default(), reason));
     assert_eq!(payload["partner"], partner, "{payload}");
     assert_eq!(payload["purpose"], body["purpose"], "{payload}");
     assert_eq!(
@@ -961,7 +983,8 @@ async fn a_batch_answers_in_order_in_consecutive_positions_or_records_nothing() 
     assert_eq!(results.len(), 3, "{body}");
     assert_allowed(&results[0], &[&c], &["status_events"]);
     assert_denied(&results[1], "no_consent");
-    assert_denied(&results[2], "unknown_shipment");
+    // An unknown parcel is no_consent to a partner (SPEC §2); the record says unknown_shipment.
+    assert_denied(&results[2], "no_consent");
     let log = app.log().await;
     let positions: Vec<u64> = results.iter().map(position_of).collect();
     assert_eq!(positions, [size, size + 1, size + 2]);
@@ -975,6 +998,7 @@ async fn a_batch_answers_in_order_in_consecutive_positions_or_records_nothing() 
         assert_eq!(payload["purpose"], item["purpose"], "{payload}");
     }
     assert_eq!(recorded(&log, &results[2])["carrier"], "GLS");
+    assert_eq!(recorded(&log, &results[2])["reason"], "unknown_shipment");
     assert_eq!(app.log_size().await, size + 3);
 
     // The gateway's batch names a partner per item.
@@ -1648,7 +1672,8 @@ async fn decisions_answer_the_same_after_a_restart_and_the_log_stays_gapless() {
         (json!(false), json!("consent_revoked"), vec![], vec![]),
         (json!(false), json!("consent_not_yet_valid"), vec![], vec![]),
         (json!(false), json!("purpose_not_covered"), vec![], vec![]),
-        (json!(false), json!("unknown_shipment"), vec![], vec![]),
+        // As told to the partner; recorded as unknown_shipment.
+        (json!(false), json!("no_consent"), vec![], vec![]),
         (json!(false), json!("partner_suspended"), vec![], vec![]),
     ];
     let mut before = Vec::new();

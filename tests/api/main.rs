@@ -9,6 +9,7 @@ mod dsar;
 mod export;
 mod helpers;
 mod http_layer;
+mod isolation;
 mod lifecycle;
 mod log;
 mod nodes;

@@ -161,6 +161,7 @@ impl AccessFilter {
             to: self.to.map(|t| t.timestamp_micros()),
             allowed: self.outcome.map(|o| o == Outcome::Allowed),
             shipment_in: None,
+            parcel_disclosed_only: false,
         }
     }
 

@@ -10,6 +10,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
 use chrono::{DateTime, TimeZone, Utc};
+use consent_ledger_domain::access::DenyReason;
 use consent_ledger_domain::values::{
     CarrierCode, ConsentId, DataCategory, LegalBasis, PrincipalId, RecipientRef, Role,
     TrackingNumber,
@@ -165,6 +166,28 @@ fn partner_name(model: &ReadModel, id: &str) -> Option<String> {
         .ok()
         .and_then(|p| model.principals.get(&p))
         .map(|p| p.name.to_string())
+}
+
+/// What a partner's own access record shows of a denial that hid the parcel from it (SPEC §2):
+/// the reason as it was told, and nothing of the parcel — its id, shipper, carrier or tracking
+/// number — so that another tenant's parcel and no parcel read the same. Auditors, the shipper
+/// and the gateway's operator see the record as it is.
+fn as_told_to_partner(mut r: AccessRecord) -> AccessRecord {
+    let hidden = r
+        .reason
+        .as_deref()
+        .and_then(|text| serde_json::from_value::<DenyReason>(text.into()).ok())
+        .filter(|reason| reason.hides_the_parcel());
+    if let Some(reason) = hidden {
+        r.reason = serde_json::to_value(reason.as_seen_by_partner())
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned));
+        r.shipment_id = None;
+        r.shipper_id = None;
+        r.carrier = None;
+        r.tracking_number = None;
+    }
+    r
 }
 
 fn record(model: &ReadModel, a: GdprAccess) -> Result<AccessRecord, AppError> {
@@ -366,6 +389,13 @@ pub fn access_filter(
                 return Err(AppError::not_found());
             }
             asked.partner = Some(me);
+            // Asked about one parcel, a partner finds only the decisions that did not hide it
+            // (SPEC §2): for another tenant's parcel and for no parcel alike, none of those.
+            if asked.shipment.is_some() || asked.tracking.is_some() {
+                let mut rows = asked.rows_filter();
+                rows.parcel_disclosed_only = true;
+                return Ok(rows);
+            }
         }
         _ => {
             return Err(AppError::Forbidden(
@@ -427,6 +457,10 @@ pub async fn access_view(
         let model = state.projector.read();
         rows.into_iter()
             .map(|r| record(&model, r))
+            .map(|r| match caller.role {
+                Role::Partner => r.map(as_told_to_partner),
+                _ => r,
+            })
             .collect::<Result<_, _>>()?
     };
     let (content_type, body) = match format {
