@@ -977,3 +977,46 @@ async fn the_binary_exports_the_same_views_to_files_for_a_regulator() {
         .clone();
     assert_eq!(ins["allowed_reads"], 3);
 }
+
+/// The record of processing is built a chunk of consents at a time (the read-model lock is let
+/// go between chunks, so decisions go on meanwhile); across chunk boundaries it counts every
+/// consent once.
+#[actix_web::test]
+async fn ropa_counts_every_consent_across_chunks_while_decisions_go_on() {
+    let app = spawn_app().await;
+    let (_, shipper) = app.principal("shipper", "Shop").await;
+    let (insurer, insurer_token) = app.partner("Insure").await;
+    let (lender, _) = app.partner("Lend").await;
+    let (_, dpo) = app.principal("privacy_officer", "DPO").await;
+    let shipment = app.shipment(&shipper, "DHL", "JJD1", "DE").await;
+    // 2,100 grants: more than two chunks of 1,024.
+    const GRANTS: usize = 2_100;
+    for i in 0..GRANTS {
+        let partner = if i % 700 == 0 { &lender } else { &insurer };
+        let r = app
+            .post("/v1/consents", &shipper, consent_for(partner, &shipment))
+            .await;
+        expect(&r, StatusCode::CREATED);
+    }
+    let path = "/v1/audit/ropa?from=2026-03-01T00:00:00Z&to=2026-04-01T00:00:00Z";
+    // Decisions while the record is built, on the lock it lets go between chunks.
+    let ask = ask(&shipment);
+    let (ropa, decided) = tokio::join!(app.get(path, &dpo), async {
+        let mut allowed = 0;
+        for _ in 0..20 {
+            let r = app.post("/v1/decisions", &insurer_token, ask.clone()).await;
+            allowed += usize::from(expect(&r, StatusCode::OK)["allowed"] == true);
+        }
+        allowed
+    });
+    assert_eq!(decided, 20);
+    let partners = expect(&ropa, StatusCode::OK)["partners"].clone();
+    let in_force = |id: &str| {
+        partners
+            .as_array()
+            .and_then(|list| list.iter().find(|p| p["partner_id"] == id))
+            .map(|p| p["consents_in_force"].clone())
+    };
+    assert_eq!(in_force(&insurer), Some(json!(GRANTS - 3)), "{partners}");
+    assert_eq!(in_force(&lender), Some(json!(3)), "{partners}");
+}

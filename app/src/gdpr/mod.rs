@@ -11,6 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
 use chrono::{DateTime, TimeZone, Utc};
 use consent_ledger_domain::access::DenyReason;
+use consent_ledger_domain::principal::PartnerProfile;
 use consent_ledger_domain::values::{
     CarrierCode, ConsentId, DataCategory, LegalBasis, PrincipalId, RecipientRef, Role,
     TrackingNumber,
@@ -875,38 +876,44 @@ pub async fn ropa_view(
     })
 }
 
+/// Consents read per hold of the read-model lock while the record of processing is built: the
+/// decision path waits for the lock, so no scan holds it for more than this many (SPEC §11).
+const ROPA_CHUNK: usize = 1_024;
+
+/// What the record of processing gathers of one partner's consents in force in the period.
+#[derive(Default)]
+struct RopaConsents {
+    purposes: std::collections::BTreeSet<String>,
+    categories: std::collections::BTreeSet<String>,
+    bases: std::collections::BTreeSet<String>,
+    dpas: std::collections::BTreeSet<String>,
+    in_force: usize,
+}
+
+/// Builds the Art. 30 record from the read model, a chunk of consents per hold of its lock (the
+/// lock is released between chunks, so decisions go on; a consent granted meanwhile may or may
+/// not be counted, as if the record had been made a moment earlier or later).
 pub fn build_ropa(
     state: &AppState,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     counts: std::collections::BTreeMap<String, consent_ledger_store::gdpr::PartnerCounts>,
 ) -> Ropa {
-    use std::collections::BTreeSet;
-    let model = state.projector.read();
-    let mut partners: Vec<RopaEntry> = Vec::new();
-    let mut ids: Vec<&PrincipalId> = model
-        .principals
-        .iter()
-        .filter(|(_, p)| p.partner.is_some())
-        .map(|(id, _)| id)
-        .collect();
-    ids.sort();
-    for id in ids {
-        let Some(p) = model.principals.get(id) else {
-            continue;
-        };
-        let Some(profile) = &p.partner else {
-            continue;
-        };
-        let pid = id.as_partner();
-        let (mut purposes, mut categories, mut bases, mut dpas) = (
-            BTreeSet::new(),
-            BTreeSet::new(),
-            BTreeSet::new(),
-            BTreeSet::new(),
-        );
-        let mut in_force = 0;
-        for c in model.consents.values().filter(|c| c.partner_id == pid) {
+    use std::collections::BTreeMap;
+    use std::ops::Bound;
+    let mut by_partner: BTreeMap<PrincipalId, RopaConsents> = BTreeMap::new();
+    let mut after: Option<ConsentId> = None;
+    loop {
+        let model = state.projector.read();
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut read = 0;
+        for (id, c) in model
+            .consents
+            .range((lower, Bound::Unbounded))
+            .take(ROPA_CHUNK)
+        {
+            after = Some(*id);
+            read += 1;
             let starts = c.valid_from.max(c.granted_at);
             let ends = [c.valid_until, c.revocation.as_ref().map(|r| r.revoked_at)]
                 .into_iter()
@@ -915,36 +922,58 @@ pub fn build_ropa(
             if starts >= to || ends.is_some_and(|e| e <= from) {
                 continue;
             }
-            in_force += 1;
-            purposes.extend(c.purposes.iter().map(|x| x.to_string()));
-            categories.extend(c.data_categories.iter().map(|x| x.to_string()));
-            bases.insert(c.legal_basis.to_string());
-            dpas.insert(c.dpa_ref.to_string());
+            let entry = by_partner.entry(c.partner_id.into()).or_default();
+            entry.in_force += 1;
+            entry
+                .purposes
+                .extend(c.purposes.iter().map(|x| x.to_string()));
+            entry
+                .categories
+                .extend(c.data_categories.iter().map(|x| x.to_string()));
+            entry.bases.insert(c.legal_basis.to_string());
+            entry.dpas.insert(c.dpa_ref.to_string());
         }
+        drop(model);
+        if read < ROPA_CHUNK {
+            break;
+        }
+    }
+    let partners: Vec<(PrincipalId, String, PartnerProfile)> = {
+        let model = state.projector.read();
+        model
+            .principals
+            .values()
+            .filter_map(|p| Some((p.id, p.name.to_string(), p.partner.clone()?)))
+            .collect()
+    };
+    let mut entries: Vec<RopaEntry> = Vec::new();
+    for (id, name, profile) in partners {
+        let consents = by_partner.remove(&id).unwrap_or_default();
         let n = counts.get(&id.to_string()).cloned().unwrap_or_default();
-        if in_force == 0 && n.allowed == 0 && n.denied == 0 {
+        if consents.in_force == 0 && n.allowed == 0 && n.denied == 0 {
             continue;
         }
-        partners.push(RopaEntry {
+        entries.push(RopaEntry {
             partner_id: id.to_string(),
-            name: p.name.to_string(),
+            name,
             kind: profile.kind.to_string(),
             country: profile.country.to_string(),
             dpa_ref: profile.dpa_ref.to_string(),
-            purposes: purposes.into_iter().collect(),
-            data_categories: categories.into_iter().collect(),
-            legal_bases: bases.into_iter().collect(),
-            consent_dpa_refs: dpas.into_iter().collect(),
-            consents_in_force: in_force,
+            purposes: consents.purposes.into_iter().collect(),
+            data_categories: consents.categories.into_iter().collect(),
+            legal_bases: consents.bases.into_iter().collect(),
+            consent_dpa_refs: consents.dpas.into_iter().collect(),
+            consents_in_force: consents.in_force,
             allowed_reads: n.allowed,
             denied_reads: n.denied,
         });
     }
+    entries.sort_by(|a, b| a.partner_id.cmp(&b.partner_id));
     Ropa {
         from,
         to,
         generated_at: state.clock.now(),
-        partners,
+        partners: entries,
     }
 }
 
