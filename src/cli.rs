@@ -630,6 +630,20 @@ async fn serve(options: &StoreOptions, args: ServeArgs) -> anyhow::Result<()> {
         args.checkpoint_every_events,
         Duration::from_secs(args.checkpoint_every_seconds),
     ));
+    // SIGTERM and SIGINT stop the server gracefully (in-flight requests drain), handled from
+    // before the line below: a supervisor that signals as soon as it reads it is obeyed.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("installing the SIGINT handler")?;
+    let handle = server.handle();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!("SIGTERM: stopping"),
+            _ = interrupt.recv() => tracing::info!("SIGINT: stopping"),
+        }
+        handle.stop(true).await;
+    });
     // Tests and scripts read this line to find a port picked with `--listen 127.0.0.1:0`.
     println!("consent-ledger listening on http://{addr}");
     tracing::info!(%addr, "serving");

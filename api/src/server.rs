@@ -138,6 +138,10 @@ pub fn run(listener: TcpListener, state: Arc<AppState>) -> std::io::Result<Serve
     })
     .client_request_timeout(REQUEST_TIMEOUT)
     .shutdown_timeout(30)
+    // The caller stops the server (`ServerHandle::stop`): `serve` installs its SIGTERM and
+    // SIGINT handlers before it says it is listening, which actix's own, installed only when
+    // the server is first polled, could not promise.
+    .disable_signals()
     .listen(listener)?
     .run();
     Ok(server)
