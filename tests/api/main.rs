@@ -11,6 +11,7 @@ mod helpers;
 mod http_layer;
 mod lifecycle;
 mod log;
+mod matrix;
 mod nodes;
 mod openapi;
 mod smoke;
