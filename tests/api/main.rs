@@ -12,6 +12,7 @@ mod http_layer;
 mod isolation;
 mod lifecycle;
 mod log;
+mod matrix;
 mod nodes;
 mod openapi;
 mod smoke;
