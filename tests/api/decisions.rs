@@ -670,11 +670,9 @@ async fn an_allow_lists_every_consent_in_force_and_only_the_categories_granted()
     assert_eq!(payload["shipment"], w.shipment.as_str(), "{payload}");
 
     // The DSAR names the partner the data was read for.
+    let (_, dpo) = app.principal("privacy_officer", "DPO").await;
     let dsar = app
-        .get(
-            "/v1/audit/dsar?carrier=dhl&tracking_number=jjd0001",
-            &app.admin,
-        )
+        .get("/v1/audit/dsar?carrier=dhl&tracking_number=jjd0001", &dpo)
         .await;
     let dsar = expect(&dsar, StatusCode::OK);
     let relayed: Vec<&Value> = dsar["recipients"]

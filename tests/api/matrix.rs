@@ -309,16 +309,16 @@ static TABLE: &[Row] = &[
 
     // Audit views (by shipment_id; DSAR by carrier + tracking number): auditors everything, a
     // shipper its own shipments' records, a partner its own decisions, the gateway nothing.
-    row(Op::AuditAccess, NONE,          [401, 401, 200, 200, 200, 200, 200, 403, 200, 200]), // known: admin 200, SPEC 403
-    row(Op::AuditAccess, A,             [401, 401, 200, 200, 404, 200, 200, 403, 200, 200]), // known: admin 200, SPEC 403
-    row(Op::AuditAccess, B,             [401, 401, 200, 404, 200, 200, 200, 403, 200, 200]), // known: admin 200, SPEC 403
-    row(Op::AuditAccess, MISSING,       [401, 401, 200, 404, 404, 200, 200, 403, 200, 200]), // known: admin 200, SPEC 403
+    row(Op::AuditAccess, NONE,          [401, 401, 403, 200, 200, 200, 200, 403, 200, 200]),
+    row(Op::AuditAccess, A,             [401, 401, 403, 200, 404, 200, 200, 403, 200, 200]),
+    row(Op::AuditAccess, B,             [401, 401, 403, 404, 200, 200, 200, 403, 200, 200]),
+    row(Op::AuditAccess, MISSING,       [401, 401, 403, 404, 404, 200, 200, 403, 200, 200]),
     // Art. 15 is answered by the controller: auditors and the shipper of the parcel.
-    row(Op::AuditDsar, A,               [401, 401, 200, 200, 404, 403, 403, 403, 200, 200]), // known: admin 200, SPEC 403
-    row(Op::AuditDsar, B,               [401, 401, 200, 404, 200, 403, 403, 403, 200, 200]), // known: admin 200, SPEC 403
-    row(Op::AuditDsar, MISSING,         [401, 401, 200, 404, 404, 403, 403, 403, 200, 200]), // known: admin 200, SPEC 403
+    row(Op::AuditDsar, A,               [401, 401, 403, 200, 404, 403, 403, 403, 200, 200]),
+    row(Op::AuditDsar, B,               [401, 401, 403, 404, 200, 403, 403, 403, 200, 200]),
+    row(Op::AuditDsar, MISSING,         [401, 401, 403, 404, 404, 403, 403, 403, 200, 200]),
     // Art. 30: privacy officers and regulators.
-    row(Op::AuditRopa, NONE,            [401, 401, 200, 403, 403, 403, 403, 403, 200, 200]), // known: admin 200, SPEC 403
+    row(Op::AuditRopa, NONE,            [401, 401, 403, 403, 403, 403, 403, 403, 200, 200]),
 
     // Principals: the admin registers, suspends and reactivates; anyone rotates its own token,
     // the admin anyone's; another's id is 404 to a non-admin, as if it did not exist.
@@ -409,20 +409,8 @@ struct KnownGap {
     why: &'static str,
 }
 
-const ADMIN_AUDIT: &str = "SPEC §2 gives the audit views to privacy officers and regulators (and \
-    tenants their own records), not to the operator; app/src/gdpr's `sees_all` admits the admin, \
-    while /v1/audit/export and /v1/log/entries refuse it";
-
 #[rustfmt::skip]
 const KNOWN_GAPS: &[KnownGap] = &[
-    KnownGap { op: Op::AuditAccess, obj: NONE, who: Who::Admin, spec: 403, why: ADMIN_AUDIT },
-    KnownGap { op: Op::AuditAccess, obj: A, who: Who::Admin, spec: 403, why: ADMIN_AUDIT },
-    KnownGap { op: Op::AuditAccess, obj: B, who: Who::Admin, spec: 403, why: ADMIN_AUDIT },
-    KnownGap { op: Op::AuditAccess, obj: MISSING, who: Who::Admin, spec: 403, why: ADMIN_AUDIT },
-    KnownGap { op: Op::AuditDsar, obj: A, who: Who::Admin, spec: 403, why: ADMIN_AUDIT },
-    KnownGap { op: Op::AuditDsar, obj: B, who: Who::Admin, spec: 403, why: ADMIN_AUDIT },
-    KnownGap { op: Op::AuditDsar, obj: MISSING, who: Who::Admin, spec: 403, why: ADMIN_AUDIT },
-    KnownGap { op: Op::AuditRopa, obj: NONE, who: Who::Admin, spec: 403, why: ADMIN_AUDIT },
 ];
 
 /// The status the table expects of `who` calling `op` on `obj`.

@@ -30,9 +30,10 @@ use crate::error::AppError;
 use crate::query::{page_size, QueryParams};
 use crate::state::AppState;
 
-/// Who sees every tenant's records (SPEC §2).
+/// Who sees every tenant's records (SPEC §2): privacy officers and regulators. The operator's
+/// admin registers principals and rotates keys; it reads no one's access history.
 fn sees_all(caller: &Caller) -> bool {
-    caller.is_auditor() || caller.role == Role::Admin
+    caller.is_auditor()
 }
 
 /// How a view is rendered.
