@@ -455,7 +455,9 @@ async fn export_view(options: &StoreOptions, args: ExportArgs) -> anyhow::Result
             &gdpr::dsar_view(&state, &caller, query)
                 .await
                 .map_err(fail)?
-                .body,
+                .text(&state)
+                .await
+                .map_err(fail)?,
         )?,
         ExportView::Ropa => emit(
             &gdpr::ropa_view(&state, &caller, query)

@@ -40,6 +40,14 @@ async fn a_dsar_lists_every_access_past_a_page_of_the_gdpr_tables() {
     let r = app
         .get("/v1/audit/dsar?carrier=DHL&tracking_number=JJD1", &dpo)
         .await;
+    // Streamed as it is read (SPEC §11: bounded memory): chunked, with no length up front.
+    assert!(!r.headers.contains_key("content-length"), "{:?}", r.headers);
+    assert_eq!(
+        r.headers
+            .get("transfer-encoding")
+            .and_then(|v| v.to_str().ok()),
+        Some("chunked")
+    );
     let d = expect(&r, StatusCode::OK);
     let recipients = d["recipients"].as_array().expect("recipients");
     assert_eq!(recipients.len(), 1, "{}", recipients.len());
@@ -53,4 +61,18 @@ async fn a_dsar_lists_every_access_past_a_page_of_the_gdpr_tables() {
         positions.windows(2).all(|w| w[0] < w[1]),
         "in log order, none twice"
     );
+
+    // The CSV form streams the same history: a header, then one row per access.
+    let r = app
+        .get(
+            "/v1/audit/dsar?carrier=DHL&tracking_number=JJD1&format=csv",
+            &dpo,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let csv = r.body.as_str().expect("CSV text");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("section,"), "{}", lines[0]);
+    assert_eq!(lines.len(), decided + 1);
+    assert!(lines[1..].iter().all(|l| l.starts_with("recipient,")));
 }

@@ -3,8 +3,10 @@
 //! [`consent_ledger_app::gdpr`]'s; here they get their query string and their response.
 
 use actix_web::http::header;
+use actix_web::web::Bytes;
 use actix_web::{get, web, HttpRequest, HttpResponse};
 use consent_ledger_app::gdpr::{access_view, dsar_view, ropa_view, AccessPage, Dsar, Ropa};
+use consent_ledger_app::AppError;
 
 use crate::auth::Caller;
 use crate::openapi::{responses as err, AccessFormat, Outcome, ViewFormat};
@@ -82,10 +84,32 @@ pub async fn dsar(
     req: HttpRequest,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let view = dsar_view(&state, &caller, req.query_string()).await?;
+    // Checked before the first byte: a bad query or another tenant's parcel is a problem+json.
+    let plan = dsar_view(&state, &caller, req.query_string()).await?;
+    let content_type = plan.content_type;
+    // Then written as it is read, a page of the GDPR tables at a time, through a bounded
+    // channel: a slow reader holds the writer back instead of the answer piling up in memory.
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    let state = state.into_inner();
+    actix_web::rt::spawn(async move {
+        let sent = plan
+            .write(&state, async |piece: String| {
+                tx.send(Ok(Bytes::from(piece)))
+                    .await
+                    .map_err(|_| AppError::Unavailable(anyhow::anyhow!("the reader went away")))
+            })
+            .await;
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "DSAR cut short");
+            let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+        }
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|piece| (piece, rx))
+    });
     Ok(HttpResponse::Ok()
-        .content_type(view.content_type)
-        .body(view.body))
+        .content_type(content_type)
+        .streaming(body))
 }
 
 /// The Art. 30 record: per partner its kind, country, DPA reference, purposes, categories,

@@ -544,23 +544,361 @@ pub struct Dsar {
     pub denied_attempts: Vec<DsarDenied>,
 }
 
-/// Rows read from the GDPR tables per round trip while a DSAR collects a subject's history.
-/// A DSAR lists every decision (GDPR Art. 15 asks for all recipients): it reads page after
-/// page until the history ends, never stopping at a cap.
+/// Rows read from the GDPR tables per round trip while a DSAR is written. A DSAR lists every
+/// decision (GDPR Art. 15 asks for all recipients): it reads page after page until the history
+/// ends, never stopping at a cap, and holds one page at a time (bounded memory, SPEC §11).
 const DSAR_PAGE: u32 = 10_000;
 
-/// Every row `filter` selects, in position order, read page by page.
-async fn all_rows(state: &AppState, filter: &AccessFilter) -> Result<Vec<GdprAccess>, AppError> {
-    let mut rows: Vec<GdprAccess> = Vec::new();
-    loop {
-        let after = rows.last().map(|r| r.position);
-        let page = state.store.gdpr_access(filter, after, DSAR_PAGE).await?;
-        let full = page.len() == DSAR_PAGE as usize;
-        rows.extend(page);
-        if !full {
-            return Ok(rows);
+/// Output of a streamed view is handed on in pieces of about this size.
+const STREAM_CHUNK: usize = 64 * 1024;
+
+/// The pages of rows `filter` selects, in position order.
+struct Pages<'a> {
+    state: &'a AppState,
+    filter: AccessFilter,
+    after: Option<u64>,
+    done: bool,
+}
+
+impl<'a> Pages<'a> {
+    fn new(state: &'a AppState, filter: AccessFilter) -> Self {
+        Self {
+            state,
+            filter,
+            after: None,
+            done: false,
         }
     }
+
+    async fn next(&mut self) -> Result<Option<Vec<GdprAccess>>, AppError> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = self
+            .state
+            .store
+            .gdpr_access(&self.filter, self.after, DSAR_PAGE)
+            .await?;
+        self.done = page.len() < DSAR_PAGE as usize;
+        self.after = page.last().map(|r| r.position).or(self.after);
+        Ok((!page.is_empty()).then_some(page))
+    }
+}
+
+/// Text handed on in pieces of about [`STREAM_CHUNK`].
+struct Chunks<E> {
+    buf: String,
+    emit: E,
+}
+
+impl<E: AsyncFnMut(String) -> Result<(), AppError>> Chunks<E> {
+    async fn push(&mut self, text: &str) -> Result<(), AppError> {
+        self.buf.push_str(text);
+        if self.buf.len() >= STREAM_CHUNK {
+            let piece = std::mem::take(&mut self.buf);
+            (self.emit)(piece).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<(), AppError> {
+        if !self.buf.is_empty() {
+            let piece = std::mem::take(&mut self.buf);
+            (self.emit)(piece).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A checked DSAR request, ready to be written: the subject's shipments are found, the
+/// caller may see them; what remains is to read and write its history, page by page.
+#[derive(Debug)]
+pub struct DsarPlan {
+    pub content_type: &'static str,
+    format: Format,
+    generated_at: DateTime<Utc>,
+    shipments: Vec<GdprShipment>,
+    /// Denied attempts by this carrier and tracking number before the parcel was registered
+    /// (shown to auditors).
+    unregistered: Option<(String, String)>,
+}
+
+/// A recipient as the DSAR introduces it, before its accesses.
+#[derive(Serialize)]
+struct RecipientHead {
+    partner_id: String,
+    name: Option<String>,
+    kind: Option<String>,
+    country: Option<String>,
+    dpa_ref: Option<String>,
+}
+
+fn recipient_head(model: &ReadModel, partner_id: &str) -> RecipientHead {
+    let profile = PrincipalId::parse(partner_id)
+        .ok()
+        .and_then(|p| model.principals.get(&p));
+    let partner = profile.and_then(|p| p.partner.as_ref());
+    RecipientHead {
+        partner_id: partner_id.to_owned(),
+        name: profile.map(|p| p.name.to_string()),
+        kind: partner.map(|p| p.kind.to_string()),
+        country: partner.map(|p| p.country.to_string()),
+        dpa_ref: partner.map(|p| p.dpa_ref.to_string()),
+    }
+}
+
+fn dsar_access(model: &ReadModel, r: GdprAccess) -> Result<DsarAccess, AppError> {
+    let consent_ids: Vec<ConsentId> = list(r.position, "consent_ids", &r.consent_ids)?;
+    let mut legal_bases: Vec<LegalBasis> = consent_ids
+        .iter()
+        .filter_map(|id| model.consents.get(id))
+        .map(|c| c.legal_basis)
+        .collect();
+    legal_bases.sort();
+    legal_bases.dedup();
+    Ok(DsarAccess {
+        position: r.position,
+        decided_at: time_of(r.decided_at),
+        shipment_id: r.shipment_id,
+        purpose: r.purpose,
+        legal_bases,
+        consent_ids,
+        data_categories: list(r.position, "granted", &r.granted)?,
+        on_behalf_of: r.on_behalf_of,
+    })
+}
+
+fn dsar_denied(model: &ReadModel, r: GdprAccess) -> Result<DsarDenied, AppError> {
+    Ok(DsarDenied {
+        position: r.position,
+        decided_at: time_of(r.decided_at),
+        name: partner_name(model, &r.partner_id),
+        requested_categories: list(r.position, "requested", &r.requested)?,
+        partner_id: r.partner_id,
+        shipment_id: r.shipment_id,
+        purpose: r.purpose,
+        reason: r.reason,
+        on_behalf_of: r.on_behalf_of,
+    })
+}
+
+fn opt(o: &Option<String>) -> String {
+    o.clone().unwrap_or_default()
+}
+
+fn csv_recipient_row(p: &RecipientHead, a: &DsarAccess) -> [String; 14] {
+    [
+        "recipient".into(),
+        p.partner_id.clone(),
+        opt(&p.name),
+        opt(&p.kind),
+        opt(&p.country),
+        opt(&p.dpa_ref),
+        rfc3339(a.decided_at),
+        opt(&a.shipment_id),
+        a.purpose.clone(),
+        a.legal_bases
+            .iter()
+            .map(|b| b.as_str())
+            .collect::<Vec<_>>()
+            .join(";"),
+        joined(&a.consent_ids),
+        joined(&a.data_categories),
+        String::new(),
+        opt(&a.on_behalf_of),
+    ]
+}
+
+fn csv_denied_row(a: &DsarDenied) -> [String; 14] {
+    [
+        "denied_attempt".into(),
+        a.partner_id.clone(),
+        opt(&a.name),
+        String::new(),
+        String::new(),
+        String::new(),
+        rfc3339(a.decided_at),
+        opt(&a.shipment_id),
+        a.purpose.clone(),
+        String::new(),
+        String::new(),
+        joined(&a.requested_categories),
+        opt(&a.reason),
+        opt(&a.on_behalf_of),
+    ]
+}
+
+/// CSV rows without the header line.
+fn csv_rows<const N: usize>(
+    header: [&str; N],
+    rows: impl Iterator<Item = [String; N]>,
+) -> Result<String, AppError> {
+    let text = csv_text(header, rows)?;
+    Ok(text
+        .split_once("\r\n")
+        .map_or(String::new(), |(_, rows)| rows.to_owned()))
+}
+
+impl DsarPlan {
+    /// Writes the DSAR through `emit`, piece by piece: the JSON answer (shipments, then each
+    /// recipient with all its accesses, then the denied attempts) or its CSV rows, reading one
+    /// page of the GDPR tables at a time and the read model for names only while a page is
+    /// rendered. A failure part-way ends the output short of its closing: the reader sees an
+    /// incomplete document, never a complete-looking one.
+    pub async fn write(
+        self,
+        state: &AppState,
+        emit: impl AsyncFnMut(String) -> Result<(), AppError>,
+    ) -> Result<(), AppError> {
+        let mut out = Chunks {
+            buf: String::with_capacity(STREAM_CHUNK * 2),
+            emit,
+        };
+        let json = self.format == Format::Json;
+        let subject: Vec<String> = self
+            .shipments
+            .iter()
+            .map(|s| s.shipment_id.clone())
+            .collect();
+        let of_subject = |allowed: bool| AccessFilter {
+            shipment_in: Some(subject.clone()),
+            allowed: Some(allowed),
+            ..AccessFilter::default()
+        };
+        if json {
+            let shipments: Vec<DsarShipment> = self
+                .shipments
+                .into_iter()
+                .map(|s| DsarShipment {
+                    shipment_id: s.shipment_id,
+                    carrier: s.carrier,
+                    tracking_number: s.tracking_number,
+                    shipper_id: s.shipper_id,
+                })
+                .collect();
+            out.push(&format!(
+                "{{\"generated_at\":{},\"shipments\":{},\"recipients\":[",
+                json_text(&self.generated_at)?,
+                json_text(&shipments)?
+            ))
+            .await?;
+        } else {
+            out.push(&csv_text(CSV_DSAR_HEADER, std::iter::empty())?)
+                .await?;
+        }
+        // The recipients, in the order of their first access: one pass over the subject's
+        // allowed reads keeps only their ids.
+        let mut recipients: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut pages = Pages::new(state, of_subject(true));
+        while let Some(page) = pages.next().await? {
+            for r in page {
+                if seen.insert(r.partner_id.clone()) {
+                    recipients.push(r.partner_id);
+                }
+            }
+        }
+        for (i, partner) in recipients.iter().enumerate() {
+            let head = recipient_head(&state.projector.read(), partner);
+            if json {
+                let head_text = json_text(&head)?;
+                let open = head_text.strip_suffix('}').unwrap_or(&head_text);
+                out.push(if i == 0 { "" } else { "," }).await?;
+                out.push(open).await?;
+                out.push(",\"accesses\":[").await?;
+            }
+            let mut first = true;
+            let mut pages = Pages::new(
+                state,
+                AccessFilter {
+                    partner_id: Some(partner.clone()),
+                    ..of_subject(true)
+                },
+            );
+            while let Some(page) = pages.next().await? {
+                let accesses: Vec<DsarAccess> = {
+                    let model = state.projector.read();
+                    page.into_iter()
+                        .map(|r| dsar_access(&model, r))
+                        .collect::<Result<_, _>>()?
+                };
+                let text = if json {
+                    json_items(&accesses, &mut first)?
+                } else {
+                    csv_rows(
+                        CSV_DSAR_HEADER,
+                        accesses.iter().map(|a| csv_recipient_row(&head, a)),
+                    )?
+                };
+                out.push(&text).await?;
+            }
+            if json {
+                out.push("]}").await?;
+            }
+        }
+        if json {
+            out.push("],\"denied_attempts\":[").await?;
+        }
+        // Denied attempts in log order: those by a tracking number not yet registered came
+        // before the parcel was, so before every attempt on the registered shipment.
+        // (The tracking filter also selects the registered parcel's rows: those come next.)
+        let mut denied = Vec::new();
+        if let Some(tracking) = self.unregistered {
+            let by_tracking = AccessFilter {
+                carrier_tracking: Some(tracking),
+                allowed: Some(false),
+                ..AccessFilter::default()
+            };
+            denied.push((by_tracking, true));
+        }
+        denied.push((of_subject(false), false));
+        let mut first = true;
+        for (filter, unregistered_only) in denied {
+            let mut pages = Pages::new(state, filter);
+            while let Some(page) = pages.next().await? {
+                let attempts: Vec<DsarDenied> = {
+                    let model = state.projector.read();
+                    page.into_iter()
+                        .filter(|r| !unregistered_only || r.shipment_id.is_none())
+                        .map(|r| dsar_denied(&model, r))
+                        .collect::<Result<_, _>>()?
+                };
+                let text = if json {
+                    json_items(&attempts, &mut first)?
+                } else {
+                    csv_rows(CSV_DSAR_HEADER, attempts.iter().map(csv_denied_row))?
+                };
+                out.push(&text).await?;
+            }
+        }
+        if json {
+            out.push("]}").await?;
+        }
+        out.finish().await
+    }
+
+    /// The whole DSAR as one text (the offline export, and tests).
+    pub async fn text(self, state: &AppState) -> Result<String, AppError> {
+        let mut text = String::new();
+        self.write(state, async |piece: String| {
+            text.push_str(&piece);
+            Ok(())
+        })
+        .await?;
+        Ok(text)
+    }
+}
+
+/// `items` as JSON array elements, each after a comma but the very first of the array.
+fn json_items<T: Serialize>(items: &[T], first: &mut bool) -> Result<String, AppError> {
+    let mut text = String::new();
+    for item in items {
+        if !std::mem::take(first) {
+            text.push(',');
+        }
+        text.push_str(&json_text(item)?);
+    }
+    Ok(text)
 }
 
 /// `GET /v1/audit/dsar` without HTTP.
@@ -569,7 +907,7 @@ pub async fn dsar_view(
     state: &AppState,
     caller: &Caller,
     query: &str,
-) -> Result<Rendered, AppError> {
+) -> Result<DsarPlan, AppError> {
     let q = QueryParams::parse(
         query,
         &[
@@ -629,119 +967,22 @@ pub async fn dsar_view(
     if shipments.is_empty() && !sees_all(caller) {
         return Err(AppError::not_found());
     }
-    let filter = AccessFilter {
-        shipment_in: Some(shipments.iter().map(|s| s.shipment_id.clone()).collect()),
-        ..AccessFilter::default()
+    let unregistered = match key {
+        SubjectKey::Tracking {
+            carrier,
+            tracking_number,
+        } if sees_all(caller) => Some((carrier, tracking_number)),
+        _ => None,
     };
-    let mut rows = all_rows(state, &filter).await?;
-    // Denied attempts by carrier + tracking number of a parcel not (yet) registered.
-    if let SubjectKey::Tracking {
-        carrier,
-        tracking_number,
-    } = &key
-    {
-        if sees_all(caller) {
-            let by_tracking = AccessFilter {
-                carrier_tracking: Some((carrier.clone(), tracking_number.clone())),
-                allowed: Some(false),
-                ..AccessFilter::default()
-            };
-            for r in all_rows(state, &by_tracking).await? {
-                if r.shipment_id.is_none() {
-                    rows.push(r);
-                }
-            }
-            rows.sort_by_key(|r| r.position);
-        }
-    }
-    let answer = build_dsar(state, shipments, rows)?;
-    Ok(match format {
-        Format::Csv => Rendered {
-            content_type: CSV_TYPE,
-            body: dsar_csv(&answer)?,
-            next_after: None,
+    Ok(DsarPlan {
+        content_type: match format {
+            Format::Csv => CSV_TYPE,
+            _ => "application/json",
         },
-        _ => Rendered {
-            content_type: "application/json",
-            body: json_text(&answer)?,
-            next_after: None,
-        },
-    })
-}
-
-fn build_dsar(
-    state: &AppState,
-    shipments: Vec<GdprShipment>,
-    rows: Vec<GdprAccess>,
-) -> Result<Dsar, AppError> {
-    let model = state.projector.read();
-    let mut recipients: Vec<DsarRecipient> = Vec::new();
-    let mut denied_attempts = Vec::new();
-    for r in rows {
-        let decided_at = time_of(r.decided_at);
-        if !r.allowed {
-            denied_attempts.push(DsarDenied {
-                position: r.position,
-                decided_at,
-                name: partner_name(&model, &r.partner_id),
-                partner_id: r.partner_id,
-                shipment_id: r.shipment_id,
-                purpose: r.purpose,
-                reason: r.reason,
-                requested_categories: list(r.position, "requested", &r.requested)?,
-                on_behalf_of: r.on_behalf_of,
-            });
-            continue;
-        }
-        let consent_ids: Vec<ConsentId> = list(r.position, "consent_ids", &r.consent_ids)?;
-        let mut legal_bases: Vec<LegalBasis> = consent_ids
-            .iter()
-            .filter_map(|id| model.consents.get(id))
-            .map(|c| c.legal_basis)
-            .collect();
-        legal_bases.sort();
-        legal_bases.dedup();
-        let entry = DsarAccess {
-            position: r.position,
-            decided_at,
-            shipment_id: r.shipment_id,
-            purpose: r.purpose,
-            legal_bases,
-            consent_ids,
-            data_categories: list(r.position, "granted", &r.granted)?,
-            on_behalf_of: r.on_behalf_of.clone(),
-        };
-        match recipients.iter_mut().find(|p| p.partner_id == r.partner_id) {
-            Some(p) => p.accesses.push(entry),
-            None => {
-                let profile = PrincipalId::parse(&r.partner_id)
-                    .ok()
-                    .and_then(|p| model.principals.get(&p));
-                let partner = profile.and_then(|p| p.partner.as_ref());
-                recipients.push(DsarRecipient {
-                    name: profile.map(|p| p.name.to_string()),
-                    kind: partner.map(|p| p.kind.to_string()),
-                    country: partner.map(|p| p.country.to_string()),
-                    dpa_ref: partner.map(|p| p.dpa_ref.to_string()),
-                    partner_id: r.partner_id,
-                    accesses: vec![entry],
-                });
-            }
-        }
-    }
-    Ok(Dsar {
+        format,
         generated_at: state.clock.now(),
-        shipments: shipments
-            .into_iter()
-            .map(|s| DsarShipment {
-                shipment_id: s.shipment_id,
-                carrier: s.carrier,
-                tracking_number: s.tracking_number,
-                shipper_id: s.shipper_id,
-            })
-            .collect(),
-        recipients,
-        denied_attempts,
+        shipments,
+        unregistered,
     })
 }
 
@@ -761,54 +1002,6 @@ const CSV_DSAR_HEADER: [&str; 14] = [
     "denial_reason",
     "on_behalf_of",
 ];
-
-fn dsar_csv(d: &Dsar) -> Result<String, AppError> {
-    let opt = |o: &Option<String>| o.clone().unwrap_or_default();
-    let mut rows: Vec<[String; 14]> = Vec::new();
-    for p in &d.recipients {
-        for a in &p.accesses {
-            rows.push([
-                "recipient".into(),
-                p.partner_id.clone(),
-                opt(&p.name),
-                opt(&p.kind),
-                opt(&p.country),
-                opt(&p.dpa_ref),
-                rfc3339(a.decided_at),
-                opt(&a.shipment_id),
-                a.purpose.clone(),
-                a.legal_bases
-                    .iter()
-                    .map(|b| b.as_str())
-                    .collect::<Vec<_>>()
-                    .join(";"),
-                joined(&a.consent_ids),
-                joined(&a.data_categories),
-                String::new(),
-                opt(&a.on_behalf_of),
-            ]);
-        }
-    }
-    for a in &d.denied_attempts {
-        rows.push([
-            "denied_attempt".into(),
-            a.partner_id.clone(),
-            opt(&a.name),
-            String::new(),
-            String::new(),
-            String::new(),
-            rfc3339(a.decided_at),
-            opt(&a.shipment_id),
-            a.purpose.clone(),
-            String::new(),
-            String::new(),
-            joined(&a.requested_categories),
-            opt(&a.reason),
-            opt(&a.on_behalf_of),
-        ]);
-    }
-    csv_text(CSV_DSAR_HEADER, rows.into_iter())
-}
 
 /// One partner's entry in the Art. 30 record.
 #[derive(Debug, Serialize, ToSchema)]
