@@ -12,6 +12,8 @@
 //!
 //! # Layout
 //! - [`bundle`]: export bundles (SPEC §6) and their offline verification.
+//! - [`commitment`]: salted commitments to personal fields in leaves, and their openings
+//!   (SPEC §12).
 //! - [`keys`]: the log's Ed25519 key as a C2SP signed-note private key, and its vkey.
 //! - [`leaf`]: an event as RFC 8785 canonical JSON, the leaf data, and its leaf hash.
 //! - [`note`]: C2SP tlog-checkpoint bodies, signed and opened as C2SP signed notes (Ed25519).
@@ -20,6 +22,7 @@
 //!   stored subtree hashes, and verified), and the append [`tree::Frontier`].
 
 pub mod bundle;
+pub mod commitment;
 pub mod keys;
 pub mod leaf;
 pub mod note;

@@ -11,6 +11,7 @@ use consent_ledger_audit::bundle::{
     verify_bundle, verify_bundle_since, BundleConsistency, BundleError, BundleHeader, BundleLine,
     BundleVerifier, VerifiedBundle, BUNDLE_FORMAT,
 };
+use consent_ledger_audit::commitment::{check_opening, commit, Opening, SALT_BYTES};
 use consent_ledger_audit::note::{self, VerifierKey};
 use consent_ledger_audit::tree::{
     consistency_proof_in_memory, consistency_proof_nodes, inclusion_path_nodes, leaf_hash, mth,
@@ -234,6 +235,33 @@ fn proof_for(expected: Option<usize>, exact: bool, mut proof: Vec<Hash>) -> Vec<
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
+
+    // --- Openings of commitments (bundle format /2, SPEC §12) -----------------------------------
+
+    #[test]
+    fn any_opening_of_any_leaf_is_checked_or_refused(
+        leaf in any::<String>(),
+        pointer in any::<String>(),
+        value in any::<String>(),
+        salt in any::<String>(),
+    ) {
+        let leaf: serde_json::Value = serde_json::from_str(&leaf).unwrap_or(serde_json::Value::Null);
+        let opening = Opening { value, salt };
+        prop_assert!(check_opening(&leaf, &pointer, &opening).is_err());
+    }
+
+    #[test]
+    fn only_the_committed_value_and_salt_open_a_commitment(
+        value in any::<String>(),
+        other in any::<String>(),
+        salt in any::<[u8; SALT_BYTES]>(),
+    ) {
+        let (commitment, opening) = commit(&value, &salt);
+        let leaf = serde_json::json!({ "payload": { "field": commitment } });
+        prop_assert!(check_opening(&leaf, "/payload/field", &opening).is_ok());
+        let forged = Opening { value: other.clone(), ..opening };
+        prop_assert_eq!(check_opening(&leaf, "/payload/field", &forged).is_ok(), other == value);
+    }
 
     // --- Verifier keys and signed notes ---------------------------------------------------------
 
