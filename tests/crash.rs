@@ -268,6 +268,15 @@ async fn acknowledged_decisions_survive_a_sigkill(ledger: &Ledger) {
     .expect("shipper");
     let (_, partner) = post(&client, &format!("{url}/v1/principals"), &admin,
         json!({"role": "partner", "name": "Insure", "partner": {"kind": "insurer", "country": "DE", "dpa_ref": "DPA-1"}})).await.expect("partner");
+    let (_, dpo) = post(
+        &client,
+        &format!("{url}/v1/principals"),
+        &admin,
+        json!({"role": "privacy_officer", "name": "DPO"}),
+    )
+    .await
+    .expect("privacy officer");
+    let dpo = dpo["token"].as_str().expect("t").to_owned();
     let (st, pt) = (
         shipper["token"].as_str().expect("t").to_owned(),
         partner["token"].as_str().expect("t").to_owned(),
@@ -388,7 +397,7 @@ async fn acknowledged_decisions_survive_a_sigkill(ledger: &Ledger) {
             shipment["id"].as_str().expect("shipment id")
         ),
     ] {
-        let listed = audit_positions(&client, &url, &admin, &filter).await;
+        let listed = audit_positions(&client, &url, &dpo, &filter).await;
         assert_eq!(
             listed, decided,
             "{filter}: the audit view after the restart vs the log"
@@ -416,4 +425,157 @@ async fn acknowledged_decisions_survive_a_sigkill(ledger: &Ledger) {
     let audit: Value = serde_json::from_slice(&audit.stdout).expect("audit-log json");
     assert_eq!(audit["events"], json!(log.len() + 1), "{audit}");
     assert!(audit["checkpoints_checked"].as_u64() >= Some(1), "{audit}");
+}
+
+#[actix_web::test]
+async fn token_rotations_acknowledged_before_a_sigkill_survive_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ledger = Ledger {
+        data: dir.path().join("data"),
+        postgres: None,
+    };
+    acknowledged_rotations_survive_a_sigkill(&ledger).await;
+}
+
+#[actix_web::test]
+async fn token_rotations_acknowledged_before_a_sigkill_survive_it_on_postgresql() {
+    let Some(server) = postgres_server("the rotation crash test on PostgreSQL") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ledger = Ledger {
+        data: dir.path().join("data"),
+        postgres: Some(
+            ScratchDatabase::create(&server)
+                .await
+                .expect("scratch database"),
+        ),
+    };
+    acknowledged_rotations_survive_a_sigkill(&ledger).await;
+}
+
+/// SPEC §2 and §5.1 for the credentials table: 8 principals each rotate their own token in a
+/// chain (each new token rotates the next) until the process is SIGKILLed. After a restart,
+/// per principal: the log holds one rotation per acknowledged one, or one more (committed, its
+/// answer lost with the process); the last acknowledged token works exactly when no such extra
+/// rotation committed; every older token is refused; no digest is in the log.
+async fn acknowledged_rotations_survive_a_sigkill(ledger: &Ledger) {
+    let admin = ledger.run(&["principal", "create", "--role", "admin", "--name", "Ops"]);
+    let admin: Value = serde_json::from_slice(&admin.stdout).expect("admin json");
+    let admin = admin["token"].as_str().expect("token").to_owned();
+    let mut node = ledger.serve();
+    let url = node.url.clone();
+    let client = awc::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .finish();
+    // Per principal: its id, and every token it was given, in order (the first from
+    // registration, then one per acknowledged rotation).
+    type Chains = Rc<RefCell<Vec<(String, Vec<String>)>>>;
+    let chains: Chains = Rc::default();
+    for i in 0..8 {
+        let (status, made) = post(
+            &client,
+            &format!("{url}/v1/principals"),
+            &admin,
+            json!({"role": "gateway", "name": format!("Gateway {i}")}),
+        )
+        .await
+        .expect("gateway");
+        assert_eq!(status, 201);
+        chains.borrow_mut().push((
+            made["id"].as_str().expect("id").to_owned(),
+            vec![made["token"].as_str().expect("token").to_owned()],
+        ));
+    }
+    let rotated = Rc::new(RefCell::new(0usize));
+    let killed = Rc::new(RefCell::new(false));
+    let mut clients = Vec::new();
+    for i in 0..8 {
+        let (client, url, chains, rotated, killed) = (
+            client.clone(),
+            url.clone(),
+            chains.clone(),
+            rotated.clone(),
+            killed.clone(),
+        );
+        clients.push(actix_web::rt::spawn(async move {
+            while !*killed.borrow() {
+                let (id, token) = {
+                    let chains = chains.borrow();
+                    let (id, tokens) = &chains[i];
+                    (id.clone(), tokens.last().cloned().unwrap_or_default())
+                };
+                let path = format!("{url}/v1/principals/{id}/rotate-token");
+                match post(&client, &path, &token, json!({})).await {
+                    Ok((200, answer)) => {
+                        let next = answer["token"].as_str().expect("new token").to_owned();
+                        chains.borrow_mut()[i].1.push(next);
+                        *rotated.borrow_mut() += 1;
+                    }
+                    Ok((status, answer)) => panic!("unexpected {status}: {answer}"),
+                    Err(_) => break,
+                }
+            }
+        }));
+    }
+    while *rotated.borrow() < 80 {
+        actix_web::rt::task::yield_now().await;
+    }
+    node.signal("-KILL");
+    *killed.borrow_mut() = true;
+    for c in clients {
+        let _ = c.await;
+    }
+    ledger.settle_after_kill().await;
+
+    let store = Store::open(&ledger.location()).await.expect("open store");
+    let log = store
+        .read_range(Position::ZERO, u32::MAX)
+        .await
+        .expect("log");
+    drop(store);
+    let audit = ledger.run(&["audit-log"]);
+    let audit: Value = serde_json::from_slice(&audit.stdout).expect("audit-log json");
+    assert_eq!(audit["events"], json!(log.len()), "{audit}");
+
+    let node = ledger.serve();
+    let url = node.url.clone();
+    let me = |token: String| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            client
+                .get(format!("{url}/v1/me"))
+                .insert_header(("Authorization", format!("Bearer {token}")))
+                .send()
+                .await
+                .expect("me")
+                .status()
+                .as_u16()
+        }
+    };
+    let chains = chains.borrow().clone();
+    for (id, tokens) in chains {
+        let acknowledged = tokens.len() - 1;
+        let in_log = log
+            .iter()
+            .filter(|e| e.stream_id == id && e.event_type == "PrincipalTokenRotated")
+            .count();
+        assert!(
+            in_log == acknowledged || in_log == acknowledged + 1,
+            "{id}: {acknowledged} rotations acknowledged, {in_log} in the log"
+        );
+        let (last, older) = tokens.split_last().expect("a first token");
+        let expected = if in_log == acknowledged { 200 } else { 401 };
+        assert_eq!(me(last.clone()).await, expected, "{id}: the last token");
+        for token in older {
+            assert_eq!(me(token.clone()).await, 401, "{id}: an older token");
+        }
+        for e in &log {
+            assert!(
+                !e.payload.as_str().contains(last.as_str()),
+                "a token in the log"
+            );
+        }
+    }
+    drop(node);
 }
