@@ -13,5 +13,6 @@ mod lifecycle;
 mod log;
 mod nodes;
 mod openapi;
+mod rate_limit;
 mod smoke;
 mod tokens;
