@@ -1,6 +1,7 @@
 //! The command line (SPEC §8). Every subcommand takes the same store options.
 
 use std::net::TcpListener;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,6 +109,10 @@ const MAX_TTL_DAYS: i64 = 3650;
 const MAX_EVENTS_FLAG: u64 = 1_000_000_000;
 /// The longest `--checkpoint-every-seconds`: a year.
 const MAX_CHECKPOINT_SECONDS: u64 = 365 * 24 * 3600;
+/// The highest `--rate-limit`: a million requests a second is no limit in practice, and keeps
+/// the limiter's refill interval (1 s / N, kept in whole nanoseconds) at 1 µs or more, where
+/// that rounding is negligible.
+const MAX_RATE_LIMIT: u32 = 1_000_000;
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -129,6 +134,13 @@ pub struct ServeArgs {
     /// … or once this many seconds passed with any new event (at most a year).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=MAX_CHECKPOINT_SECONDS))]
     pub checkpoint_every_seconds: u64,
+    /// Requests a second each authenticated principal may make, in bursts of as many (a decision
+    /// batch is one request); a client address may also present as many tokens a second that
+    /// this node does not know. Over it: 429 with Retry-After. 0, the default: no limit (the
+    /// carrier's gateway asks every decision for its partners). At most 1,000,000.
+    #[arg(long, value_name = "N", default_value_t = 0, allow_negative_numbers = true,
+        value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_RATE_LIMIT)))]
+    pub rate_limit: u32,
     #[command(flatten)]
     pub key: KeygenArgs,
 }
@@ -606,6 +618,8 @@ async fn serve(options: &StoreOptions, args: ServeArgs) -> anyhow::Result<()> {
     let config = ServiceConfig {
         request_ttl: chrono::Duration::days(args.request_ttl_days),
         origin: args.key.origin.clone(),
+        rate_limit: NonZeroU32::new(args.rate_limit),
+        ..ServiceConfig::default()
     };
     let state = AppState::open(options, Arc::new(SystemClock), config).await?;
     tracing::info!(vkey = %state.log_key.vkey(), "log signing key ready");
@@ -648,7 +662,7 @@ async fn serve(options: &StoreOptions, args: ServeArgs) -> anyhow::Result<()> {
     });
     // Tests and scripts read this line to find a port picked with `--listen 127.0.0.1:0`.
     println!("consent-ledger listening on http://{addr}");
-    tracing::info!(%addr, "serving");
+    tracing::info!(%addr, rate_limit = args.rate_limit, "serving");
     server.await?;
     tracing::info!("stopped: in-flight requests drained, every acknowledged write is durable");
     match state

@@ -20,8 +20,14 @@ fn command(dir: &Path) -> Command {
 
 /// Starts `serve` on a free port; returns the child and its base URL.
 fn serve(dir: &Path) -> (Child, String) {
+    serve_with(dir, &[])
+}
+
+/// Starts `serve` on a free port with more flags; returns the child and its base URL.
+fn serve_with(dir: &Path, flags: &[&str]) -> (Child, String) {
     let mut child = command(dir)
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(flags)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -241,6 +247,10 @@ fn out_of_range_serve_flags_are_refused_naming_the_flag() {
         ("--snapshot-every", "18446744073709551615"),
         ("--checkpoint-every-events", "18446744073709551615"),
         ("--checkpoint-every-seconds", "18446744073709551615"),
+        ("--rate-limit", "-1"),
+        ("--rate-limit", "abc"),
+        ("--rate-limit", "1.5"),
+        ("--rate-limit", "1000001"),
     ] {
         let out = serve(flag, value);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -257,6 +267,8 @@ fn out_of_range_serve_flags_are_refused_naming_the_flag() {
         ("--request-ttl-days", "1"),
         ("--request-ttl-days", "3650"),
         ("--snapshot-every", "0"),
+        ("--rate-limit", "0"),
+        ("--rate-limit", "1000000"),
     ] {
         let out = serve(flag, value);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -264,6 +276,107 @@ fn out_of_range_serve_flags_are_refused_naming_the_flag() {
         assert!(
             stderr.contains("binding not-an-address"),
             "{flag}={value}: {stderr}"
+        );
+    }
+}
+
+/// `--rate-limit -1` as two words, as an operator types it: read as the flag's value (not as
+/// an unknown option) and refused naming both, before anything is created.
+#[test]
+fn a_negative_rate_limit_is_refused_as_the_flags_value() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    for value in ["-1", "abc"] {
+        let out = command(&data)
+            .args(["serve", "--listen", "not-an-address", "--rate-limit", value])
+            .output()
+            .expect("run consent-ledger serve");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{value}: {stderr}");
+        assert!(
+            stderr.contains(&format!("invalid value '{value}' for '--rate-limit <N>'")),
+            "{value}: {stderr}"
+        );
+        assert!(
+            !data.exists(),
+            "--rate-limit {value} created the data directory"
+        );
+    }
+}
+
+/// `count` concurrent `GET /v1/me` with `token`: each answer's status and `Retry-After`.
+async fn burst(url: &str, token: &str, count: usize) -> Vec<(u16, Option<String>)> {
+    let client = awc::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .finish();
+    let calls: Vec<_> = (0..count)
+        .map(|_| {
+            let call = client
+                .get(format!("{url}/v1/me"))
+                .insert_header(("Authorization", format!("Bearer {token}")))
+                .send();
+            actix_web::rt::spawn(async move {
+                let res = call.await.expect("GET /v1/me");
+                let retry_after = res
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                (res.status().as_u16(), retry_after)
+            })
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(count);
+    for call in calls {
+        answers.push(call.await.expect("join"));
+    }
+    answers
+}
+
+/// `serve --rate-limit 5` limits a principal: 30 calls at once, far more than 5 a second,
+/// meet 429 with a `Retry-After` of whole seconds once the burst of 5 is spent; with
+/// `--rate-limit 0` the same calls all pass.
+#[actix_web::test]
+async fn serve_rate_limit_limits_each_principal_and_zero_is_no_limit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let admin = principal(&data, "admin", "First admin");
+    let token = admin["token"].as_str().expect("token");
+    for limit in ["5", "0"] {
+        let (mut child, url) = serve_with(&data, &["--rate-limit", limit]);
+        // The first call reads the token from the store; the burst then finds it known.
+        let first = burst(&url, token, 1).await;
+        assert_eq!(first[0].0, 200, "--rate-limit {limit}: {first:?}");
+        let answers = burst(&url, token, 30).await;
+        let passed = answers.iter().filter(|(status, _)| *status == 200).count();
+        let limited: Vec<&Option<String>> = answers
+            .iter()
+            .filter(|(status, _)| *status == 429)
+            .map(|(_, retry_after)| retry_after)
+            .collect();
+        assert_eq!(
+            passed + limited.len(),
+            answers.len(),
+            "--rate-limit {limit}: {answers:?}"
+        );
+        if limit == "0" {
+            assert!(limited.is_empty(), "--rate-limit 0: {answers:?}");
+        } else {
+            assert!(passed >= 4, "the rest of the burst passes: {answers:?}");
+            assert!(!limited.is_empty(), "--rate-limit {limit}: {answers:?}");
+            for retry_after in limited {
+                let seconds: u64 = retry_after
+                    .as_deref()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or_else(|| panic!("Retry-After {retry_after:?}"));
+                assert!(seconds >= 1, "Retry-After {seconds}");
+            }
+        }
+        sigterm(&child);
+        let status = child.wait().expect("wait");
+        assert!(
+            status.success(),
+            "--rate-limit {limit}: stopped with {status}"
         );
     }
 }

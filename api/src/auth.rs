@@ -1,7 +1,9 @@
 //! The bearer-token extractors (SPEC §2): the `Authorization` header to an authenticated
 //! [`Caller`] through [`consent_ledger_app::auth::authenticate`] — checked on the log as
 //! committed now, or, for the decision path only, as a [`DecisionCaller`] checked again under
-//! the §5.2 fence when its decision is recorded.
+//! the §5.2 fence when its decision is recorded. Both take the request from the caller's rate
+//! limit (a decision batch is one request) and, for a token this node does not know, from its
+//! address's: over either, 429 before the handler runs, so nothing is recorded.
 
 use std::future::Future;
 use std::ops::Deref;
@@ -50,14 +52,18 @@ impl Deref for DecisionCaller {
 
 type Authenticating = Pin<Box<dyn Future<Output = Result<auth::Caller, ApiError>>>>;
 
+/// The token's principal, its request taken from its rate limit. The client is known by the
+/// address of the connection's other end: a proxy in front makes every client that proxy, and
+/// an `X-Forwarded-For` the client wrote is never believed.
 fn authenticate(req: &HttpRequest, freshness: Freshness) -> Authenticating {
     let token = bearer(req);
     let state = req.app_data::<web::Data<AppState>>().cloned();
+    let peer = req.peer_addr().map(|addr| addr.ip());
     Box::pin(async move {
         let (Some(token), Some(state)) = (token, state) else {
             return Err(AppError::Unauthorized.into());
         };
-        Ok(auth::authenticate(&state, &token, freshness).await?)
+        Ok(auth::authenticate(&state, &token, freshness, peer).await?)
     })
 }
 

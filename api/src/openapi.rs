@@ -27,8 +27,8 @@ use crate::routes;
                        under https://consent-ledger.dev/problems/ and a `field` naming the bad input. Besides \
                        the answers each operation lists, every path answers a method it does not take with \
                        405 `method-not-allowed` and an `Allow` header, and an unknown path with 404. \
-                       Authenticated calls are rate-limited per principal: over the limit, 429 \
-                       `too-many-requests` with `Retry-After` (seconds)."
+                       Authenticated calls may be rate-limited per principal (`serve --rate-limit`; off by \
+                       default): over the limit, 429 `too-many-requests` with `Retry-After` (seconds)."
     ),
     paths(
         routes::health::healthz,
@@ -310,7 +310,8 @@ pub mod responses {
     problem_response!(
         /// 429: the caller is over its rate limit.
         TooManyRequests,
-        "`too-many-requests`: this principal is over its rate limit; retry after `Retry-After` \
+        "`too-many-requests`: this principal is over its rate limit, or this client address \
+         presented too many unknown tokens (`serve --rate-limit`); retry after `Retry-After` \
          seconds. Nothing was recorded.",
         "Retry-After": Integer = "seconds to wait before retrying"
     );

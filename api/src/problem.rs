@@ -7,6 +7,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpResponse, ResponseError};
+use consent_ledger_app::rate_limit::retry_after_seconds;
 use consent_ledger_app::AppError;
 use consent_ledger_domain::consent::ConsentError;
 use consent_ledger_domain::principal::PrincipalError;
@@ -80,6 +81,7 @@ impl ApiError {
             }
             AppError::Unauthorized => ("unauthorized", "Unauthorized"),
             AppError::Forbidden(_) => ("forbidden", "Forbidden for this role"),
+            AppError::RateLimited { .. } => ("too-many-requests", "Too many requests"),
             AppError::NotFound(_) => ("not-found", "Not found"),
             AppError::Conflict { slug, .. } => (slug, "Conflict with the current state"),
             AppError::IdempotencyKeyReused => ("idempotency-key-reused", "Idempotency key reused"),
@@ -121,6 +123,7 @@ impl ResponseError for ApiError {
             AppError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict { .. } => StatusCode::CONFLICT,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -162,6 +165,12 @@ impl ResponseError for ApiError {
             }
             AppError::Unavailable(_) => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            AppError::RateLimited { retry_after, .. } => {
+                response.insert_header((
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after_seconds(*retry_after)),
+                ));
             }
             // The body may be half read: the connection cannot carry another request.
             AppError::BodyTimeout { .. } => {

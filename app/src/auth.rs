@@ -1,6 +1,8 @@
 //! Bearer-token authentication (SPEC §2). Tokens are 256 random bits shown once; the ledger
 //! keeps only their SHA-256.
 
+use std::net::IpAddr;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use consent_ledger_domain::values::{PartnerStatus, PrincipalId, Role};
@@ -113,15 +115,20 @@ fn caller_on(model: &ReadModel, digest: &str) -> Option<Caller> {
 }
 
 /// The principal a bearer token belongs to, or [`AppError::Unauthorized`]: an unknown, rotated
-/// or suspended principal's token alike (SPEC §2).
+/// or suspended principal's token alike (SPEC §2). `peer` is the client's IP address as the
+/// transport saw it on the connection (never a header the client wrote), if it knows one.
 ///
 /// A token this model has not admitted costs one indexed read of the credentials table and
-/// nothing more unless it is real, so unknown tokens cannot make the node replay the log.
+/// nothing more unless it is real, so unknown tokens cannot make the node replay the log; with
+/// a rate limit, `peer` may make only so many such reads a second ([`AppError::RateLimited`]).
+/// The principal's own request is taken from its bucket once it is authenticated, so a
+/// rotated or suspended token cannot spend its principal's requests.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn authenticate(
     state: &AppState,
     token: &Token,
     freshness: Freshness,
+    peer: Option<IpAddr>,
 ) -> Result<Caller, AppError> {
     let digest = token.digest();
     let known = state.projector.read().principal_by_token(&digest).is_some();
@@ -130,6 +137,7 @@ pub async fn authenticate(
             state.projector.catch_up().await?;
         }
     } else {
+        state.rate_limits.unknown_token(peer)?;
         let Some(issued) = state.store.credential(&digest).await? else {
             return Err(AppError::Unauthorized);
         };
@@ -143,5 +151,7 @@ pub async fn authenticate(
             .projector
             .admit_credential(id, &digest, issued.issued_at.get());
     }
-    caller_on(&state.projector.read(), &digest).ok_or(AppError::Unauthorized)
+    let caller = caller_on(&state.projector.read(), &digest).ok_or(AppError::Unauthorized)?;
+    state.rate_limits.principal(caller.id)?;
+    Ok(caller)
 }

@@ -1,6 +1,6 @@
 //! The background work of a running node (`serve`): the read model following other
-//! processes' commits, snapshots, expiry of consent requests, the GDPR projection following the
-//! log, and checkpoints signed every N events or T seconds.
+//! processes' commits, snapshots, expiry of consent requests, pruning the rate limiters, the
+//! GDPR projection following the log, and checkpoints signed every N events or T seconds.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,8 +11,9 @@ use crate::checkpoint::sign_checkpoint;
 use crate::state::AppState;
 
 /// Catches the read model up once a second (other processes' writes on SQLite, which announces
-/// none; a missed announcement on PostgreSQL), writes snapshots, and closes consent requests
-/// whose time ran out (SPEC §3: expired after a configurable time).
+/// none; a missed announcement on PostgreSQL), writes snapshots, closes consent requests
+/// whose time ran out (SPEC §3: expired after a configurable time), and prunes the rate
+/// limiters.
 #[tracing::instrument(skip_all)]
 pub async fn housekeeping(state: Arc<AppState>, snapshot: PathBuf, every: u64) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -20,6 +21,9 @@ pub async fn housekeeping(state: Arc<AppState>, snapshot: PathBuf, every: u64) {
     let mut snapshot_at = state.projector.read().next_position().get();
     loop {
         tick.tick().await;
+        // First, so that a store that cannot be read does not stop it: keys whose bucket has
+        // refilled are forgotten, so the limiters hold only the keys seen in the last two seconds.
+        state.rate_limits.prune();
         let applied = match state.projector.catch_up().await {
             Ok(applied) => applied.get(),
             Err(e) => {

@@ -28,6 +28,13 @@ pub enum AppError {
     Unauthorized,
     #[error("{0}")]
     Forbidden(String),
+    /// Over a rate limit ([`crate::rate_limit`]); nothing was done. `retry_after` is when the
+    /// bucket next has room.
+    #[error("{limited}; retry after {} s; nothing was recorded", crate::rate_limit::retry_after_seconds(*.retry_after))]
+    RateLimited {
+        retry_after: std::time::Duration,
+        limited: crate::rate_limit::Limited,
+    },
     #[error("{0}")]
     NotFound(String),
     #[error("{detail}")]

@@ -9,6 +9,8 @@
 //! - [`state`]: [`state::AppState`], the store, the read model, the GDPR projector and the
 //!   command buses, built once; [`state::ServiceConfig`], [`state::StoreOptions`].
 //! - [`auth`]: bearer tokens (kept as SHA-256) and the authenticated [`auth::Caller`].
+//! - [`rate_limit`]: the per-principal rate limit, and the per-address one on tokens this node
+//!   does not know; off unless `serve --rate-limit` sets it.
 //! - [`write`]: the shape of every write: idempotency → command → durable commit → answer,
 //!   and the answers writes share ([`write::Created`], [`write::Positioned`]).
 //! - [`decide`]: **the hot path**, top to bottom, with the §5 guarantees marked.
@@ -47,6 +49,7 @@ pub mod gdpr;
 pub mod history;
 pub mod principals;
 pub mod query;
+pub mod rate_limit;
 pub mod requests;
 pub mod shipments;
 pub mod state;

@@ -1,5 +1,6 @@
 //! Everything a request handler needs, built once at start.
 
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -15,6 +16,8 @@ use consent_ledger_projections::Projector;
 use consent_ledger_store::cqrs::CommandBus;
 use consent_ledger_store::{Store, StoreLocation};
 
+use crate::rate_limit::{RateClock, RateLimits};
+
 /// Tunables of the running service.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
@@ -22,6 +25,11 @@ pub struct ServiceConfig {
     pub request_ttl: chrono::Duration,
     /// The log's origin: names the signing key and every checkpoint.
     pub origin: String,
+    /// Requests a second for each authenticated principal, and unknown tokens a second for each
+    /// client address ([`crate::rate_limit`]); `None`, the default: no limit.
+    pub rate_limit: Option<NonZeroU32>,
+    /// The time the rate limits refill on: monotonic; tests move their own.
+    pub rate_clock: RateClock,
 }
 
 /// The origin of a log whose operator named none.
@@ -32,6 +40,8 @@ impl Default for ServiceConfig {
         Self {
             request_ttl: chrono::Duration::days(30),
             origin: DEFAULT_ORIGIN.to_owned(),
+            rate_limit: None,
+            rate_clock: RateClock::default(),
         }
     }
 }
@@ -126,6 +136,8 @@ pub struct AppState {
     /// Where new ids (decisions, consents, requests, …) come from.
     pub ids: Arc<dyn IdGenerator>,
     pub config: ServiceConfig,
+    /// Taken from by every authenticated request ([`crate::auth::authenticate`]).
+    pub rate_limits: RateLimits,
     pub principals: CommandBus<Principal>,
     pub shipments: CommandBus<Shipment>,
     pub consents: CommandBus<Consent>,
@@ -200,6 +212,7 @@ impl AppState {
             projector,
             clock,
             ids,
+            rate_limits: RateLimits::new(config.rate_limit, config.rate_clock.clone()),
             config,
         }))
     }

@@ -195,9 +195,25 @@ pub async fn spawn_app_in(
     clock: Arc<ManualClock>,
     admin: Option<String>,
 ) -> TestApp {
+    spawn_app_configured(backing, clock, admin, ServiceConfig::default()).await
+}
+
+/// A fresh app with these tunables (e.g. a rate limit on a clock the test moves).
+pub async fn spawn_app_with(config: ServiceConfig) -> TestApp {
+    let clock = Arc::new(ManualClock::new(start_time()));
+    spawn_app_configured(Backing::fresh().await, clock, None, config).await
+}
+
+/// [`spawn_app_in`] with these tunables.
+pub async fn spawn_app_configured(
+    backing: impl Into<Backing>,
+    clock: Arc<ManualClock>,
+    admin: Option<String>,
+    config: ServiceConfig,
+) -> TestApp {
     let backing = backing.into();
     let options = backing.options();
-    let state = AppState::open(&options, clock.clone(), ServiceConfig::default())
+    let state = AppState::open(&options, clock.clone(), config)
         .await
         .expect("open app state");
     let admin = match admin {
@@ -373,6 +389,19 @@ impl TestApp {
             req = req.insert_header(("Authorization", format!("Bearer {t}")));
         }
         self.send(req, body.map(<[u8]>::to_vec)).await
+    }
+
+    /// A GET with a bearer token from the local address `from` (e.g. 127.0.0.2: another
+    /// client, as the server sees it).
+    pub async fn get_from(&self, from: std::net::IpAddr, path: &str, token: &str) -> Reply {
+        let client = awc::Client::builder()
+            .local_address(from)
+            .timeout(std::time::Duration::from_secs(60))
+            .finish();
+        let req = client
+            .get(format!("{}{}", self.address, path))
+            .insert_header(("Authorization", format!("Bearer {token}")));
+        self.send(req, None).await
     }
 
     /// The `host:port` the app listens on, for raw sockets.

@@ -15,5 +15,6 @@ mod log;
 mod matrix;
 mod nodes;
 mod openapi;
+mod rate_limit;
 mod smoke;
 mod tokens;

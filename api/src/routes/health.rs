@@ -143,6 +143,23 @@ pub async fn metrics(state: web::Data<AppState>, caller: Caller) -> Result<HttpR
         "Batches that failed whole; nothing was written.",
         &[("", w.failed_batches.load(Relaxed))],
     );
+    let limits = &state.rate_limits;
+    metric(
+        "consent_ledger_rate_limited_total",
+        "counter",
+        "Requests refused 429 by this node: a principal over its rate limit, or a client address \
+         over its rate of unknown tokens.",
+        &[
+            (
+                "{limit=\"principal\"}",
+                limits.refused_principal.load(Relaxed),
+            ),
+            (
+                "{limit=\"unknown_token\"}",
+                limits.refused_unknown_tokens.load(Relaxed),
+            ),
+        ],
+    );
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(out))
