@@ -1,4 +1,4 @@
-//! Rate limits (SECURITY.md "Rate limits", docs/adr/0008): each authenticated principal may
+//! Rate limits (SECURITY.md "Rate limits", docs/adr/0009): each authenticated principal may
 //! make `N` requests a second, in bursts of up to `N`; and each client address may present
 //! `N` tokens a second that this node has not seen, since each of those costs a read of the
 //! credentials table before it can be refused. Off unless the operator asks (`serve
