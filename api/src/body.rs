@@ -107,12 +107,17 @@ fn field_of(path: &str, message: &str) -> String {
         .find_map(|prefix| message.strip_prefix(prefix))
         .and_then(|rest| rest.split('`').next());
     // An unknown field is already the last segment of the path; a missing one is not.
-    match (path, quoted) {
+    let field = match (path, quoted) {
         (".", Some(name)) => name.to_owned(),
         (".", None) => "body".to_owned(),
         (p, Some(name)) if p == name || p.ends_with(&format!(".{name}")) => p.to_owned(),
         (p, Some(name)) => format!("{p}.{name}"),
         (p, None) => p.to_owned(),
+    };
+    // A member named "" has no name to give: the object holding it is the field.
+    match field.trim_end_matches('.') {
+        "" => "body".to_owned(),
+        named => named.to_owned(),
     }
 }
 
@@ -144,6 +149,8 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         assert_eq!(field(r#"{"a": 300}"#), "a");
+        // Found by the body property tests: an unknown member named "".
+        assert_eq!(field(r#"{"": 1}"#), "body");
         assert_eq!(field(r#"{"a": 1, "zzz": 1}"#), "zzz");
         assert_eq!(field(r#"[1, null]"#), "body");
         assert_eq!(field(r#"{"a": 1, "inner": {"b": 1, "c": 2}}"#), "inner.c");
