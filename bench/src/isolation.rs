@@ -173,13 +173,13 @@ fn phase(
     own: &Requests,
     asks_noisy: &Requests,
 ) -> anyhow::Result<Phase> {
-    let urls = [f.url.clone()];
-    load(&urls, args.connections, args.count / 10, own.clone())?;
+    let urls = std::slice::from_ref(&f.url);
+    load(urls, args.connections, args.count / 10, own.clone())?;
     let own = measure(f, args.connections, args.count, own.clone())?;
     expect(&own, args.count, 0, "the fixture's partners")?;
     let noisy = measure(f, args.connections, args.count, asks_noisy.clone())?;
     expect(&noisy, 0, args.count, "the partner without consent")?;
-    let ceiling = load(&urls, args.connections, args.count, healthz())?;
+    let ceiling = load(urls, args.connections, args.count, healthz())?;
     Ok(Phase {
         own,
         noisy,
@@ -202,7 +202,7 @@ fn measure(
         )
     };
     let before = decided();
-    let figures = load(&[f.url.clone()], connections, count, requests)?;
+    let figures = load(std::slice::from_ref(&f.url), connections, count, requests)?;
     let after = decided();
     Ok(Measured {
         figures,
@@ -231,6 +231,12 @@ fn print(
     with: &Phase,
 ) {
     let n = args.foreign_grants;
+    if n == 0 {
+        println!(
+            "no foreign grants: both phases measure the same server, so their ratio is the \
+             harness's run-to-run spread on this machine"
+        );
+    }
     println!(
         "the noisy shipper granted {n} shipper-wide consents to {n} new partners in {:.1} s \
          (use case and command bus, 64 in flight); the server's read model then held {} principals, \
