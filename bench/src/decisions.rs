@@ -316,14 +316,36 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
+/// Request `i` of a load: its (path, bearer token, JSON body), POSTed, or a GET without a body
+/// when the JSON is null.
+pub(crate) type Requests =
+    Arc<dyn Fn(usize) -> (&'static str, String, serde_json::Value) + Send + Sync>;
+
+/// Single decisions: request `i` is partner `tokens[i % n]` asking about
+/// `shipments[(i * 7919) % m]` for an insurance claim (status events and location), so that a
+/// load spreads over every partner and shipment.
+pub(crate) fn single_decisions(tokens: Vec<String>, shipments: Vec<ShipmentId>) -> Requests {
+    Arc::new(move |i: usize| {
+        let token = tokens[i % tokens.len()].clone();
+        let body = json!({ "shipment_id": shipments[(i * 7919) % shipments.len()], "purpose": "insurance_claim",
+                           "data_categories": ["status_events", "location"] });
+        ("/v1/decisions", token, body)
+    })
+}
+
+/// The ceiling of the harness: an answer that does no work at all.
+pub(crate) fn healthz() -> Requests {
+    Arc::new(|_| ("/healthz", String::new(), serde_json::Value::Null))
+}
+
 /// Sends `count` requests from `connections` concurrent clients on a load-generator thread of
 /// its own, connection `c` to node `urls[c % urls.len()]`; `body(i)` gives request i's (path,
 /// token, JSON), POSTed, or GET without a body when the JSON is null. Returns latency figures.
-fn load(
+pub(crate) fn load(
     urls: &[String],
     connections: usize,
     count: usize,
-    body: Arc<dyn Fn(usize) -> (&'static str, String, serde_json::Value) + Send + Sync>,
+    body: Requests,
 ) -> anyhow::Result<Figures> {
     let urls = urls.to_vec();
     std::thread::spawn(move || {
@@ -402,15 +424,7 @@ pub(crate) async fn decisions(args: DecisionsArgs, scratch: &Scratch) -> anyhow:
         }
         _ => None,
     };
-    let single = {
-        let f = f.clone();
-        Arc::new(move |i: usize| {
-            let p = i % f.partners.len();
-            let body = json!({ "shipment_id": f.shipments[(i * 7919) % f.shipments.len()], "purpose": "insurance_claim",
-                               "data_categories": ["status_events", "location"] });
-            ("/v1/decisions", f.partner_tokens[p].clone(), body)
-        })
-    };
+    let single = single_decisions(f.partner_tokens.clone(), f.shipments.clone());
     let follower = args.audit_follow.then(|| {
         tokio::spawn(consent_ledger_app::background::gdpr_projection(
             f.state.clone(),
@@ -437,12 +451,7 @@ pub(crate) async fn decisions(args: DecisionsArgs, scratch: &Scratch) -> anyhow:
     };
     let batched = load(&urls, 4, args.batches, batch)?;
     // The ceiling of this harness: the same clients on an answer that does no work at all.
-    let ceiling = load(
-        &urls,
-        args.connections,
-        args.count,
-        Arc::new(|_| ("/healthz", String::new(), serde_json::Value::Null)),
-    )?;
+    let ceiling = load(&urls, args.connections, args.count, healthz())?;
     drop(second);
     let audit_lag = match follower {
         Some(task) => {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use consent_ledger_app::principals::{register, CreatePrincipal};
+use consent_ledger_app::principals::{register, CreatePrincipal, CreatedPrincipal};
 use consent_ledger_app::state::{AppState, ServiceConfig, StoreOptions};
 use consent_ledger_domain::consent::ConsentCommand;
 use consent_ledger_domain::principal::PartnerProfile;
@@ -59,77 +59,25 @@ pub(crate) async fn fixture(
     shipments: usize,
 ) -> anyhow::Result<Fixture> {
     let state = AppState::open(options, Arc::new(SystemClock), ServiceConfig::default()).await?;
-    let meta = || CommandMeta::new("bench", "setup");
-    let principal = |role, name: &str, partner| -> anyhow::Result<CreatePrincipal> {
-        Ok(CreatePrincipal {
-            role,
-            name: DisplayName::parse(name)?,
-            partner,
-        })
-    };
-    let (shipper, _) = register(&state, principal(Role::Shipper, "Shop", None)?, meta())
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (gateway, _) = register(&state, principal(Role::Gateway, "Gateway", None)?, meta())
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let shipper = register_principal(&state, Role::Shipper, "Shop", None).await?;
+    let gateway = register_principal(&state, Role::Gateway, "Gateway", None).await?;
     let shipper_token = shipper.token;
     let shipper = shipper.id.as_shipper();
     let mut partner_ids = Vec::new();
     let mut partner_tokens = Vec::new();
     for i in 0..partners {
-        let profile = PartnerProfile {
-            kind: PartnerKind::Insurer,
-            country: CountryCode::parse("DE")?,
-            dpa_ref: DpaRef::parse("DPA-B")?,
-        };
-        let (p, _) = register(
-            &state,
-            principal(Role::Partner, &format!("Partner {i}"), Some(profile))?,
-            meta(),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let name = format!("Partner {i}");
+        let p = register_principal(&state, Role::Partner, &name, Some(partner_profile()?)).await?;
         partner_ids.push(p.id.as_partner());
         partner_tokens.push(p.token);
     }
-    // Registered 64 at a time, so that the group commit shares the commits: one commit per
-    // shipment would take most of a run's time on PostgreSQL.
-    let mut shipment_ids = Vec::new();
-    let mut pending = tokio::task::JoinSet::new();
-    for i in 0..shipments {
-        let id = ShipmentId::from_uuid(Uuid::now_v7());
-        let command = ShipmentCommand::RegisterShipment {
-            id,
-            shipper,
-            carrier: CarrierCode::parse(CARRIERS[i % 4])?,
-            tracking_number: TrackingNumber::parse(format!("B{i:010}"))?,
-            destination_country: CountryCode::parse("DE")?,
-            recipient_ref: None,
-        };
-        let state = state.clone();
-        pending.spawn(async move {
-            state
-                .shipments
-                .execute(&id.to_string(), command, meta())
-                .await
-        });
-        shipment_ids.push(id);
-        if pending.len() >= 64 {
-            if let Some(done) = pending.join_next().await {
-                done??;
-            }
-        }
-    }
-    while let Some(done) = pending.join_next().await {
-        done??;
-    }
+    let shipment_ids = register_shipments(&state, shipper, shipments, 'B').await?;
     for partner in &partner_ids {
         let id = ConsentId::from_uuid(Uuid::now_v7());
         let command = shipper_wide_grant(id, shipper, *partner)?;
         state
             .consents
-            .execute(&id.to_string(), command, meta())
+            .execute(&id.to_string(), command, setup())
             .await?;
     }
     state.projector.catch_up().await?;
@@ -143,6 +91,97 @@ pub(crate) async fn fixture(
         partners: partner_ids,
         shipments: shipment_ids,
     })
+}
+
+/// The provenance of everything a fixture writes.
+pub(crate) fn setup() -> CommandMeta {
+    CommandMeta::new("bench", "setup")
+}
+
+/// What every bench partner is: a German insurer under one DPA.
+pub(crate) fn partner_profile() -> anyhow::Result<PartnerProfile> {
+    Ok(PartnerProfile {
+        kind: PartnerKind::Insurer,
+        country: CountryCode::parse("DE")?,
+        dpa_ref: DpaRef::parse("DPA-B")?,
+    })
+}
+
+/// Registers a principal through the use case `POST /v1/principals` calls; its token is in
+/// the answer.
+pub(crate) async fn register_principal(
+    state: &AppState,
+    role: Role,
+    name: &str,
+    partner: Option<PartnerProfile>,
+) -> anyhow::Result<CreatedPrincipal> {
+    let input = CreatePrincipal {
+        role,
+        name: DisplayName::parse(name)?,
+        partner,
+    };
+    let (created, _) = register(state, input, setup())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(created)
+}
+
+/// Registers `count` parcels of `shipper` through its command bus, tracking numbers
+/// `{prefix}0000000000`, `{prefix}0000000001`, …; returns their ids in that order.
+pub(crate) async fn register_shipments(
+    state: &Arc<AppState>,
+    shipper: ShipperId,
+    count: usize,
+    prefix: char,
+) -> anyhow::Result<Vec<ShipmentId>> {
+    let ids: Vec<ShipmentId> = (0..count)
+        .map(|_| ShipmentId::from_uuid(Uuid::now_v7()))
+        .collect();
+    let commands = ids.iter().enumerate().map(|(i, id)| {
+        let id = *id;
+        let state = state.clone();
+        async move {
+            let command = ShipmentCommand::RegisterShipment {
+                id,
+                shipper,
+                carrier: CarrierCode::parse(CARRIERS[i % 4])?,
+                tracking_number: TrackingNumber::parse(format!("{prefix}{i:010}"))?,
+                destination_country: CountryCode::parse("DE")?,
+                recipient_ref: None,
+            };
+            state
+                .shipments
+                .execute(&id.to_string(), command, setup())
+                .await?;
+            Ok(())
+        }
+    });
+    in_flight(commands).await?;
+    Ok(ids)
+}
+
+/// Runs `work`, 64 at a time, so that the group commit shares the commits: one commit per
+/// command would take most of a run's time on PostgreSQL. Returns the results in the order
+/// they completed.
+pub(crate) async fn in_flight<T, Fut>(work: impl IntoIterator<Item = Fut>) -> anyhow::Result<Vec<T>>
+where
+    T: Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<T>> + Send + 'static,
+{
+    let mut done = Vec::new();
+    let mut pending = tokio::task::JoinSet::new();
+    for job in work {
+        pending.spawn(job);
+        if pending.len() >= 64 {
+            if let Some(finished) = pending.join_next().await {
+                done.push(finished??);
+            }
+        }
+    }
+    while let Some(finished) = pending.join_next().await {
+        done.push(finished??);
+    }
+    Ok(done)
 }
 
 /// Serves the real app for `state` on a loopback port the system picks; returns its URL.

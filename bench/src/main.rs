@@ -9,8 +9,10 @@
 //! - [`fixture`]: the store, principals and app several benchmarks stand on.
 //! - [`log`]: `seed-log` and `log` (export, verify, audit-log, proofs at 10M events).
 //! - [`gdpr`]: `gdpr` (the GDPR views on a seeded log).
+//! - [`isolation`]: `isolation` (another shipper's decisions over HTTP before and after one
+//!   shipper grants many shipper-wide consents).
 //!
-//! `grants` and `decisions` run on SQLite files in a scratch directory, or, given
+//! `grants`, `decisions` and `isolation` run on SQLite files in a scratch directory, or, given
 //! `--database-url postgres://…`, on fresh databases `bench_…` created on that server (one per
 //! measured part, so every baseline starts on an empty table like the product did) and
 //! dropped at the end.
@@ -41,6 +43,7 @@ use consent_ledger_app::state::StoreOptions;
 mod decisions;
 mod fixture;
 mod gdpr;
+mod isolation;
 mod log;
 
 /// mimalloc, as the `consent-ledger` binary runs: the figures are the product's.
@@ -117,6 +120,9 @@ enum BenchCommand {
     /// RoPA (SPEC §11 "access history of one shipment among 10M events").
     #[command(alias = "audit")]
     Gdpr(crate::gdpr::AuditArgs),
+    /// Cost isolation over HTTP: another shipper's decision rate before and after one shipper
+    /// grants many shipper-wide consents to other partners (the security issue's figure).
+    Isolation(crate::isolation::IsolationArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -143,6 +149,12 @@ async fn run(cmd: BenchCommand, options: &StoreOptions) -> anyhow::Result<()> {
         BenchCommand::Decisions(args) => {
             let scratch = Scratch::new(args.dir.clone(), options)?;
             let result = crate::decisions::decisions(args, &scratch).await;
+            scratch.remove().await;
+            result
+        }
+        BenchCommand::Isolation(args) => {
+            let scratch = Scratch::new(args.dir.clone(), options)?;
+            let result = crate::isolation::isolation(args, &scratch).await;
             scratch.remove().await;
             result
         }
