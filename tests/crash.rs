@@ -30,6 +30,31 @@ struct Ledger {
 }
 
 impl Ledger {
+    /// A store in a fresh data directory (kept while the directory lives).
+    fn sqlite() -> (tempfile::TempDir, Self) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ledger = Ledger {
+            data: dir.path().join("data"),
+            postgres: None,
+        };
+        (dir, ledger)
+    }
+
+    /// A fresh database on the `DATABASE_URL` server, or `None` (skipped with a notice; a
+    /// failure in CI) when there is none.
+    async fn postgres(what: &str) -> Option<(tempfile::TempDir, Self)> {
+        let server = postgres_server(what)?;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database = ScratchDatabase::create(&server)
+            .await
+            .expect("scratch database");
+        let ledger = Ledger {
+            data: dir.path().join("data"),
+            postgres: Some(database),
+        };
+        Some((dir, ledger))
+    }
+
     fn command(&self) -> Command {
         let mut cmd = Command::new(BIN);
         // The child sees exactly this test's store, never the server the tests were given.
@@ -223,27 +248,14 @@ type Acked = Rc<RefCell<HashMap<String, u64>>>;
 
 #[actix_web::test]
 async fn decisions_acknowledged_before_a_sigkill_survive_it() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let ledger = Ledger {
-        data: dir.path().join("data"),
-        postgres: None,
-    };
+    let (_dir, ledger) = Ledger::sqlite();
     acknowledged_decisions_survive_a_sigkill(&ledger).await;
 }
 
 #[actix_web::test]
 async fn decisions_acknowledged_before_a_sigkill_survive_it_on_postgresql() {
-    let Some(server) = postgres_server("the crash test on PostgreSQL") else {
+    let Some((_dir, ledger)) = Ledger::postgres("the crash test on PostgreSQL").await else {
         return;
-    };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let ledger = Ledger {
-        data: dir.path().join("data"),
-        postgres: Some(
-            ScratchDatabase::create(&server)
-                .await
-                .expect("scratch database"),
-        ),
     };
     acknowledged_decisions_survive_a_sigkill(&ledger).await;
 }
@@ -429,27 +441,15 @@ async fn acknowledged_decisions_survive_a_sigkill(ledger: &Ledger) {
 
 #[actix_web::test]
 async fn token_rotations_acknowledged_before_a_sigkill_survive_it() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let ledger = Ledger {
-        data: dir.path().join("data"),
-        postgres: None,
-    };
+    let (_dir, ledger) = Ledger::sqlite();
     acknowledged_rotations_survive_a_sigkill(&ledger).await;
 }
 
 #[actix_web::test]
 async fn token_rotations_acknowledged_before_a_sigkill_survive_it_on_postgresql() {
-    let Some(server) = postgres_server("the rotation crash test on PostgreSQL") else {
+    let Some((_dir, ledger)) = Ledger::postgres("the rotation crash test on PostgreSQL").await
+    else {
         return;
-    };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let ledger = Ledger {
-        data: dir.path().join("data"),
-        postgres: Some(
-            ScratchDatabase::create(&server)
-                .await
-                .expect("scratch database"),
-        ),
     };
     acknowledged_rotations_survive_a_sigkill(&ledger).await;
 }
