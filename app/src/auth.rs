@@ -131,6 +131,15 @@ pub async fn authenticate(
     peer: Option<IpAddr>,
 ) -> Result<Caller, AppError> {
     let digest = token.digest();
+    if freshness == Freshness::Fenced {
+        // The decision path: one look at the model for a token it holds (the decision checks
+        // the caller again under the fence).
+        let held = caller_on(&state.projector.read(), &digest);
+        if let Some(caller) = held {
+            state.rate_limits.principal(caller.id)?;
+            return Ok(caller);
+        }
+    }
     let known = state.projector.read().principal_by_token(&digest).is_some();
     if known {
         if freshness == Freshness::Latest {
