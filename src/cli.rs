@@ -141,6 +141,16 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 0, allow_negative_numbers = true,
         value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_RATE_LIMIT)))]
     pub rate_limit: u32,
+    /// Erase the personal data (tracking number, recipient reference, free texts) of every
+    /// shipment with no event for more than this many days, recorded as `PersonalDataErased`
+    /// (SPEC §12, GDPR Art. 5(1)(e)); swept every `--retention-sweep-seconds`. 0, the default:
+    /// off. At most 36,500.
+    #[arg(long, value_name = "DAYS", default_value_t = 0,
+        value_parser = clap::value_parser!(u32).range(0..=36_500))]
+    pub retention_days: u32,
+    /// Seconds between retention sweeps (1–86,400).
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub retention_sweep_seconds: u64,
     #[command(flatten)]
     pub key: KeygenArgs,
 }
@@ -545,6 +555,7 @@ async fn audit_log(options: &StoreOptions) -> anyhow::Result<()> {
         serde_json::json!({
             "events": report.events,
             "checkpoints_checked": report.checkpoints_checked,
+            "openings_checked": report.openings_checked,
             "root_hash": base64::engine::general_purpose::STANDARD.encode(report.root),
             "seconds": report.seconds,
             "leaves_per_second": (report.events as f64 / report.seconds.max(1e-9)).round(),
@@ -646,6 +657,16 @@ async fn serve(options: &StoreOptions, args: ServeArgs) -> anyhow::Result<()> {
         args.checkpoint_every_events,
         Duration::from_secs(args.checkpoint_every_seconds),
     ));
+    if args.retention_days > 0 {
+        tokio::spawn(background::retention(
+            state.clone(),
+            args.retention_days,
+            Duration::from_secs(args.retention_sweep_seconds),
+        ));
+    }
+    // An erasure whose clean-up a crash interrupted is finished now: the audit file blanked,
+    // the WALs checkpointed, the snapshot written without what was erased (SPEC §12).
+    consent_ledger_app::erasure::spawn_scrub(&state);
     // SIGTERM and SIGINT stop the server gracefully (in-flight requests drain), handled from
     // before the line below: a supervisor that signals as soon as it reads it is obeyed.
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -114,10 +114,36 @@ async fn one_changed_byte_is_found_at_its_position() {
     let dir = fixture().await;
     sql(
         dir.path(),
-        &["UPDATE events SET payload = replace(payload, 'JJD4', 'JJD5') WHERE position = 5"],
+        &[r#"UPDATE events SET payload = replace(payload, '"carrier":"DHL"', '"carrier":"DHM"') WHERE position = 5"#],
     )
     .await;
     assert_detected_at(dir.path(), 5);
+}
+
+/// SPEC §12: the tracking number lives beside the log, as the opening of a commitment in the
+/// leaf; an opening changed in the store is found as surely as a changed event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_opening_is_found_at_its_position() {
+    let dir = fixture().await;
+    let (ok, stdout, stderr) = audit(dir.path());
+    assert!(ok, "{stderr}");
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON summary");
+    assert_eq!(
+        summary["openings_checked"], 11,
+        "one tracking number per shipment"
+    );
+    sql(
+        dir.path(),
+        &["UPDATE openings SET value = 'JJD5' WHERE position = 5"],
+    )
+    .await;
+    assert_detected_at(dir.path(), 5);
+    let (_, _, stderr) = audit(dir.path());
+    assert!(
+        stderr.contains("/payload/ShipmentRegistered/tracking_number"),
+        "names the field: {stderr}"
+    );
+    assert!(!stderr.contains("JJD5"), "never prints the value: {stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

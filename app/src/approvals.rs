@@ -76,7 +76,7 @@ async fn grant_approved(
     let mut submitted = None;
     let mut approved = None;
     for event in &stored {
-        match event.payload.decode::<ConsentRequestEvent>() {
+        match event.decode::<ConsentRequestEvent>() {
             Ok(e @ ConsentRequestEvent::ConsentRequestSubmitted { .. }) => submitted = Some(e),
             Ok(e @ ConsentRequestEvent::ConsentRequestApproved { .. }) => approved = Some(e),
             Ok(_) => {}

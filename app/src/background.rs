@@ -1,6 +1,7 @@
 //! The background work of a running node (`serve`): the read model following other
 //! processes' commits, snapshots, expiry of consent requests, pruning the rate limiters, the
-//! GDPR projection following the log, and checkpoints signed every N events or T seconds.
+//! GDPR projection following the log, checkpoints signed every N events or T seconds, and
+//! retention (SPEC §12).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -86,6 +87,27 @@ pub async fn checkpoints(state: Arc<AppState>, events: u64, every: Duration) {
                 signed_at = std::time::Instant::now();
             }
             Err(e) => tracing::warn!(error = %e, "could not sign a checkpoint"),
+        }
+    }
+}
+
+/// Retention (`serve --retention-days N`, SPEC §12): every `every`, erases the personal data of
+/// every shipment with no event for more than `days` days, in recorded batches, with progress
+/// in the log lines and `consent_ledger_retention_erased_shipments_total`.
+#[tracing::instrument(skip_all, fields(days = days))]
+pub async fn retention(state: Arc<AppState>, days: u32, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let started = std::time::Instant::now();
+        match crate::erasure::sweep_retention(&state, days).await {
+            Ok(0) => tracing::debug!("retention: nothing older than the period"),
+            Ok(erased) => tracing::info!(
+                erased,
+                seconds = started.elapsed().as_secs_f64(),
+                "retention: sweep done"
+            ),
+            Err(e) => tracing::warn!(error = %e, "retention sweep failed; retried next time"),
         }
     }
 }

@@ -359,7 +359,7 @@ fn receipt_body(
             timestamp: r.revoked_at,
             actor: r.revoked_by.to_string(),
             position: r.position,
-            reason: Some(r.reason.to_string()),
+            reason: r.reason.known().map(ToString::to_string),
         });
     }
     ConsentReceiptBody {

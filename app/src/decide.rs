@@ -239,6 +239,7 @@ pub async fn decide_and_record(
             idempotency: meta.idempotency.clone(),
             unique_claims: Vec::new(),
             credential: None,
+            erasure: None,
             guard: Guard {
                 restricts: false,
                 decided_before,
@@ -337,7 +338,9 @@ fn decision(
             let (shipment, carrier, tracking_number) = match (&q.shipment, shipment) {
                 (_, Some(known)) => (Some(known), None, None),
                 (ShipmentRef::Id(asked), None) => (Some(*asked), None, None),
-                (ShipmentRef::Tracking(c, t), None) => (None, Some(c.clone()), Some(t.clone())),
+                (ShipmentRef::Tracking(c, t), None) => {
+                    (None, Some(c.clone()), Some(t.clone().into()))
+                }
             };
             (
                 AccessEvent::TrackingAccessDenied {
@@ -364,8 +367,17 @@ fn decision(
             )
         }
     };
-    let event = NewEvent::from_presorted_domain(&event, ACCESS_STREAM, &decision_id.to_string(), 1)
-        .map_err(AppError::internal)?;
+    let stream_id = decision_id.to_string();
+    // A tracking number asked for and unknown is personal: sealed into a commitment (SPEC
+    // §12). Every other decision holds none, and is written in one serialisation.
+    let event = match &event {
+        AccessEvent::TrackingAccessDenied {
+            tracking_number: Some(_),
+            ..
+        } => NewEvent::from_domain(&event, ACCESS_STREAM, &stream_id, 1),
+        _ => NewEvent::from_presorted_domain(&event, ACCESS_STREAM, &stream_id, 1),
+    }
+    .map_err(AppError::internal)?;
     Ok((event, answer))
 }
 
@@ -384,7 +396,7 @@ fn replayed(
     events
         .iter()
         .map(|stored| {
-            let event: AccessEvent = stored.payload.decode().map_err(AppError::internal)?;
+            let event: AccessEvent = stored.decode().map_err(AppError::internal)?;
             let position = stored.position.get();
             Ok(match event {
                 AccessEvent::TrackingAccessAllowed {

@@ -179,8 +179,24 @@ impl Exporter {
         for (event, proof) in selected.iter().zip(&proofs) {
             let data = leaf_of(event, proof)?;
             let leaf = std::str::from_utf8(&data).map_err(AppError::internal)?;
-            write_line(chunk, event.position.get(), leaf, &proof.path)
-                .map_err(AppError::internal)?;
+            // The bundle discloses the personal fields of what it holds, and says which
+            // were erased (SPEC §12); pointers in order, as the line's object keeps them.
+            let mut openings: Vec<(&str, &str, &str)> = event
+                .openings
+                .iter()
+                .map(|o| (o.pointer.as_str(), o.value.as_str(), o.salt.as_str()))
+                .collect();
+            openings.sort_unstable();
+            let erased = event.erased();
+            write_line(
+                chunk,
+                event.position.get(),
+                leaf,
+                &proof.path,
+                &openings,
+                &erased,
+            )
+            .map_err(AppError::internal)?;
         }
         self.exported += selected.len() as u64;
         Ok(true)
@@ -243,6 +259,9 @@ fn pre_selection(
         // number before it was registered name the number.
         let mut any = vec![tracking.to_string()];
         any.extend(resolved.tracked.map(|s| s.to_string()));
+        // Since SPEC §12 a number asked for is sealed: every sealed denial passes here, and
+        // the exact filter compares its opened number.
+        any.push(r#"{"commitment":""#.to_owned());
         payload_contains.push(any);
     }
     if let Some(partner) = filter.partner {

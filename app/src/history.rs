@@ -92,7 +92,7 @@ pub async fn stream_history(
 
 fn history_entry(e: StoredEvent) -> Result<HistoryEntry, AppError> {
     // Events are stored as {"EventType": {fields}}; the history shows the fields.
-    let value = e.payload.to_value().map_err(AppError::internal)?;
+    let value = e.opened_value().map_err(AppError::internal)?;
     let event = match value {
         serde_json::Value::Object(mut map) if map.len() == 1 => {
             map.remove(&e.event_type).unwrap_or_default()

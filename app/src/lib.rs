@@ -24,6 +24,8 @@
 //! - [`approvals`]: a consent request's two-step approval, its completion on start, expiry.
 //! - [`background`]: what a serving node does each second besides answering.
 //! - [`checkpoint`]: signing and keeping checkpoints of the verifiable log.
+//! - [`erasure`]: erasing a shipment's or a data subject's personal data, retention, and
+//!   the clean-up that makes the bytes leave every file (SPEC §12).
 //! - [`export`]: the §6 bundle of a filtered set of events with proofs, streamed.
 //! - [`audit_log`]: recomputing the verifiable log from the events (the `audit-log` command).
 //! - [`gdpr`]: the access history, DSAR and RoPA views, and their one typed filter
@@ -43,6 +45,7 @@ pub mod background;
 pub mod checkpoint;
 pub mod consents;
 pub mod decide;
+pub mod erasure;
 pub mod error;
 pub mod export;
 pub mod gdpr;

@@ -235,7 +235,7 @@ pub async fn approve(
         |events, _| {
             let consent_id = events
                 .first()
-                .and_then(|e| e.payload.decode::<ConsentRequestEvent>().ok())
+                .and_then(|e| e.decode::<ConsentRequestEvent>().ok())
                 .and_then(|e| match e {
                     ConsentRequestEvent::ConsentRequestApproved { consent_id, .. } => {
                         Some(consent_id)

@@ -121,6 +121,10 @@ fn narrow(path: &Path) -> std::io::Result<()> {
 pub struct Metrics {
     pub decisions_allowed: std::sync::atomic::AtomicU64,
     pub decisions_denied: std::sync::atomic::AtomicU64,
+    /// `PersonalDataErased` events this node recorded (SPEC §12).
+    pub erasures: std::sync::atomic::AtomicU64,
+    /// Shipments retention erased on this node.
+    pub retention_erased: std::sync::atomic::AtomicU64,
 }
 
 pub struct AppState {
@@ -142,6 +146,10 @@ pub struct AppState {
     pub shipments: CommandBus<Shipment>,
     pub consents: CommandBus<Consent>,
     pub requests: CommandBus<ConsentRequest>,
+    /// The read-model snapshot's file, rewritten after an erasure (SPEC §12).
+    pub snapshot_path: PathBuf,
+    /// One clean-up after erasures at a time ([`crate::erasure::scrub`]).
+    pub scrubbing: tokio::sync::Mutex<()>,
 }
 
 impl AppState {
@@ -214,6 +222,8 @@ impl AppState {
             ids,
             rate_limits: RateLimits::new(config.rate_limit, config.rate_clock.clone()),
             config,
+            snapshot_path: snapshot,
+            scrubbing: tokio::sync::Mutex::new(()),
         }))
     }
 }

@@ -1,13 +1,18 @@
 //! Export bundles verified offline (SPEC §6), and `--since`: a bundle's checkpoint shown
 //! consistent with an older checkpoint the verifier trusts, through the header's RFC 9162
 //! consistency proof. Bundles here are built from the tree math alone, as any writer could.
+//! Format `/2` (SPEC §12): openings of the leaves' commitments, and erased fields, checked
+//! against the leaves; format `/1` still verifies.
+
+use std::collections::BTreeMap;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use consent_ledger_audit::bundle::{
-    verify_bundle, verify_bundle_since, BundleConsistency, BundleError, BundleErrorKind,
-    BundleHeader, BundleLine, Carried, BUNDLE_FORMAT,
+    verify_bundle, verify_bundle_since, write_line, BundleConsistency, BundleError,
+    BundleErrorKind, BundleHeader, BundleLine, Carried, BUNDLE_FORMAT, BUNDLE_FORMAT_V1,
 };
+use consent_ledger_audit::commitment::{commit, Opening, OpeningError, SALT_BYTES};
 use consent_ledger_audit::note::{NoteError, VerifierKey};
 use consent_ledger_audit::tree::{
     consistency_proof_in_memory, leaf_hash, mth, Hash, MemoryTree, ProofError,
@@ -33,6 +38,11 @@ impl Log {
                 )
             })
             .collect();
+        Self::of(leaves)
+    }
+
+    /// A log of these leaves (each naming its position).
+    fn of(leaves: Vec<String>) -> Self {
         let hashes = leaves.iter().map(|l| leaf_hash(l.as_bytes())).collect();
         Self {
             key: LogKey::generate(ORIGIN).expect("key"),
@@ -81,6 +91,32 @@ impl Log {
             let line = BundleLine::new(p, self.leaves[p as usize].clone(), &proof);
             out.push('\n');
             out.push_str(&serde_json::to_string(&line).expect("line"));
+        }
+        out.push('\n');
+        out
+    }
+
+    /// The line of the event at `position` against the checkpoint of `size` events, disclosing
+    /// nothing.
+    fn line(&self, size: u64, position: u64) -> BundleLine {
+        let tree = MemoryTree::new(self.hashes[..size as usize].to_vec());
+        let proof = tree.inclusion_path(position).expect("path");
+        BundleLine::new(position, self.leaves[position as usize].clone(), &proof)
+    }
+
+    /// A bundle of `format` holding `lines` against the checkpoint of `size` events.
+    fn bundle_of(&self, format: &str, size: u64, lines: &[BundleLine]) -> String {
+        let header = BundleHeader {
+            format: format.into(),
+            origin: ORIGIN.into(),
+            vkey: self.key.vkey(),
+            checkpoint: self.note(size),
+            consistency: None,
+        };
+        let mut out = serde_json::to_string(&header).expect("header");
+        for line in lines {
+            out.push('\n');
+            out.push_str(&serde_json::to_string(line).expect("line"));
         }
         out.push('\n');
         out
@@ -455,4 +491,385 @@ fn runs_checked_apart_and_joined_answer_as_line_by_line() {
         }
     }
     assert!(verify_bundle(&good, &vkey).is_ok());
+}
+
+// --- Format /2: openings and erased fields (SPEC §12) ------------------------------------------
+
+const TRACKING: &str = "/payload/ShipmentRegistered/tracking_number";
+const CARRIER: &str = "/payload/ShipmentRegistered/carrier";
+
+/// A log of `n` events whose leaves commit to a tracking number each, as sealed leaves do, and
+/// the opening of each commitment.
+fn committed_log(n: u64) -> (Log, Vec<Opening>) {
+    let (leaves, openings) = (0..n)
+        .map(|p| {
+            let (commitment, opening) = commit(&format!("JJD{p:04}"), &[p as u8; SALT_BYTES]);
+            let leaf = serde_json::json!({
+                "actor": "a",
+                "payload": {"ShipmentRegistered": {"carrier": "DHL", "tracking_number": commitment}},
+                "position": p,
+            });
+            (leaf.to_string(), opening)
+        })
+        .unzip();
+    (Log::of(leaves), openings)
+}
+
+fn opened(pointer: &str, opening: &Opening) -> BTreeMap<String, Opening> {
+    BTreeMap::from([(pointer.to_owned(), opening.clone())])
+}
+
+/// The bundle of lines 2, 3 and 4 of a log of 8 events (lines 2 to 4 of the text), the one of
+/// the event at position 3 (line 3) disclosing `openings` and naming `erased`.
+fn with_line_3(
+    log: &Log,
+    openings: BTreeMap<String, Opening>,
+    erased: &[&str],
+) -> Result<consent_ledger_audit::bundle::VerifiedBundle, BundleError> {
+    let erased = erased.iter().map(|&p| p.to_owned()).collect();
+    let lines = [
+        log.line(8, 1),
+        log.line(8, 3).with_openings(openings).with_erased(erased),
+        log.line(8, 6),
+    ];
+    verify_bundle(&log.bundle_of(BUNDLE_FORMAT, 8, &lines), &log.vkey())
+}
+
+#[test]
+fn a_v2_line_opening_its_commitment_verifies_and_counts_the_opening() {
+    let (log, openings) = committed_log(8);
+    let verified = with_line_3(&log, opened(TRACKING, &openings[3]), &[]).expect("verifies");
+    assert_eq!(
+        (verified.events, verified.openings, verified.erased),
+        (3, 1, 0)
+    );
+
+    // Written as an export writes it, every line opening its commitment.
+    let tree = MemoryTree::new(log.hashes.clone());
+    let mut bundle = log.bundle_of(BUNDLE_FORMAT, 8, &[]).into_bytes();
+    for p in [0u64, 2, 5, 7] {
+        let proof = tree.inclusion_path(p).expect("path");
+        let opening = &openings[p as usize];
+        let disclosed = [(TRACKING, opening.value.as_str(), opening.salt.as_str())];
+        write_line(
+            &mut bundle,
+            p,
+            &log.leaves[p as usize],
+            &proof,
+            &disclosed,
+            &[],
+        )
+        .expect("written");
+    }
+    let bundle = String::from_utf8(bundle).expect("UTF-8");
+    let verified = verify_bundle(&bundle, &log.vkey()).expect("verifies");
+    assert_eq!(
+        (verified.events, verified.openings, verified.erased),
+        (4, 4, 0)
+    );
+}
+
+#[test]
+fn a_changed_value_is_refused_naming_its_line_and_pointer() {
+    let (log, openings) = committed_log(8);
+    let forged = Opening {
+        value: "JJD9999".into(),
+        ..openings[3].clone()
+    };
+    assert_eq!(
+        refused(with_line_3(&log, opened(TRACKING, &forged), &[])),
+        (
+            3,
+            BundleErrorKind::Opening(OpeningError::Mismatch {
+                pointer: TRACKING.into()
+            })
+        )
+    );
+    // Another event's genuine opening opens no commitment but its own.
+    assert_eq!(
+        refused(with_line_3(&log, opened(TRACKING, &openings[4]), &[])),
+        (
+            3,
+            BundleErrorKind::Opening(OpeningError::Mismatch {
+                pointer: TRACKING.into()
+            })
+        )
+    );
+}
+
+#[test]
+fn a_changed_salt_is_refused() {
+    let (log, openings) = committed_log(8);
+    let other_salt = Opening {
+        salt: B64.encode([99u8; SALT_BYTES]),
+        ..openings[3].clone()
+    };
+    assert_eq!(
+        refused(with_line_3(&log, opened(TRACKING, &other_salt), &[])),
+        (
+            3,
+            BundleErrorKind::Opening(OpeningError::Mismatch {
+                pointer: TRACKING.into()
+            })
+        )
+    );
+    let short_salt = Opening {
+        salt: B64.encode([3u8; 16]),
+        ..openings[3].clone()
+    };
+    assert_eq!(
+        refused(with_line_3(&log, opened(TRACKING, &short_salt), &[])),
+        (
+            3,
+            BundleErrorKind::Opening(OpeningError::BadSalt {
+                pointer: TRACKING.into()
+            })
+        )
+    );
+}
+
+#[test]
+fn an_opening_where_the_leaf_has_no_commitment_is_refused() {
+    let (log, openings) = committed_log(8);
+    for pointer in [
+        CARRIER,
+        "/payload/ShipmentRegistered",
+        "/payload/nothing",
+        "",
+    ] {
+        assert_eq!(
+            refused(with_line_3(&log, opened(pointer, &openings[3]), &[])),
+            (
+                3,
+                BundleErrorKind::Opening(OpeningError::NoCommitment {
+                    pointer: pointer.into()
+                })
+            ),
+            "{pointer:?}"
+        );
+    }
+    assert_eq!(
+        refused(with_line_3(&log, opened("payload", &openings[3]), &[])),
+        (
+            3,
+            BundleErrorKind::Opening(OpeningError::BadPointer {
+                pointer: "payload".into()
+            })
+        )
+    );
+    // A leaf of format /1's time, with no commitment at all.
+    let plain = Log::new(8);
+    assert!(matches!(
+        refused(with_line_3(&plain, opened("/payload/n", &openings[3]), &[])),
+        (
+            3,
+            BundleErrorKind::Opening(OpeningError::NoCommitment { .. })
+        )
+    ));
+}
+
+#[test]
+fn an_erased_commitment_verifies_and_is_counted() {
+    let (log, _) = committed_log(8);
+    let verified = with_line_3(&log, BTreeMap::new(), &[TRACKING]).expect("verifies");
+    assert_eq!(
+        (verified.events, verified.openings, verified.erased),
+        (3, 0, 1)
+    );
+}
+
+#[test]
+fn an_erased_pointer_at_a_plain_field_is_refused() {
+    let (log, _) = committed_log(8);
+    for pointer in [CARRIER, "/payload/nothing", "/position"] {
+        assert_eq!(
+            refused(with_line_3(&log, BTreeMap::new(), &[pointer])),
+            (
+                3,
+                BundleErrorKind::Opening(OpeningError::NoCommitment {
+                    pointer: pointer.into()
+                })
+            )
+        );
+    }
+    assert!(matches!(
+        refused(with_line_3(&log, BTreeMap::new(), &["payload"])),
+        (3, BundleErrorKind::Opening(OpeningError::BadPointer { .. }))
+    ));
+}
+
+#[test]
+fn a_pointer_named_twice_is_malformed() {
+    let (log, openings) = committed_log(8);
+    // Opened and erased both.
+    assert!(matches!(
+        refused(with_line_3(
+            &log,
+            opened(TRACKING, &openings[3]),
+            &[TRACKING]
+        )),
+        (3, BundleErrorKind::Malformed(_))
+    ));
+    // Erased twice.
+    assert!(matches!(
+        refused(with_line_3(&log, BTreeMap::new(), &[TRACKING, TRACKING])),
+        (3, BundleErrorKind::Malformed(_))
+    ));
+    // Opened twice: JSON allows a key twice, a map would keep one of them unseen.
+    let line = serde_json::to_string(&log.line(8, 3).with_openings(opened(TRACKING, &openings[3])))
+        .expect("line");
+    let member = format!(
+        r#""{TRACKING}":{}"#,
+        serde_json::to_string(&openings[3]).expect("opening")
+    );
+    let twice = line.replacen(&member, &format!("{member},{member}"), 1);
+    assert_ne!(twice, line);
+    let bundle = format!("{}{twice}\n", log.bundle_of(BUNDLE_FORMAT, 8, &[]));
+    assert!(matches!(
+        refused(verify_bundle(&bundle, &log.vkey())),
+        (2, BundleErrorKind::Malformed(_))
+    ));
+}
+
+#[test]
+fn members_of_v2_that_are_null_or_of_another_type_are_malformed() {
+    let (log, _) = committed_log(8);
+    let line = serde_json::to_string(&log.line(8, 3)).expect("line");
+    let head = log.bundle_of(BUNDLE_FORMAT, 8, &[]);
+    for member in [
+        r#""openings":null"#,
+        r#""erased":null"#,
+        r#""openings":[]"#,
+        r#""erased":"/payload""#,
+        r#""openings":{"/payload":{"value":"v"}}"#,
+        r#""openings":{"/payload":{"value":"v","salt":"s","extra":1}}"#,
+        r#""erasures":[]"#,
+    ] {
+        // The line's closing brace, then one member more.
+        let bundle = format!("{head}{},{member}}}\n", &line[..line.len() - 1]);
+        assert!(
+            matches!(
+                refused(verify_bundle(&bundle, &log.vkey())),
+                (2, BundleErrorKind::Malformed(_))
+            ),
+            "{member}"
+        );
+    }
+    // Present but empty: nothing disclosed, nothing to check.
+    let empty = format!(
+        r#"{head}{},"openings":{{}},"erased":[]}}
+"#,
+        &line[..line.len() - 1]
+    );
+    let verified = verify_bundle(&empty, &log.vkey()).expect("verifies");
+    assert_eq!(
+        (verified.events, verified.openings, verified.erased),
+        (1, 0, 0)
+    );
+}
+
+#[test]
+fn a_v1_bundle_still_verifies() {
+    for log in [Log::new(8), committed_log(8).0] {
+        let lines = [log.line(8, 0), log.line(8, 3), log.line(8, 7)];
+        let bundle = log.bundle_of(BUNDLE_FORMAT_V1, 8, &lines);
+        assert!(bundle.starts_with(r#"{"format":"consent-ledger-bundle/1","#));
+        let verified = verify_bundle(&bundle, &log.vkey()).expect("verifies");
+        assert_eq!(
+            (verified.events, verified.openings, verified.erased),
+            (3, 0, 0)
+        );
+        // The same lines under format /2 read alike.
+        let v2 = verify_bundle(&log.bundle_of(BUNDLE_FORMAT, 8, &lines), &log.vkey());
+        assert_eq!(v2, Ok(verified));
+    }
+}
+
+#[test]
+fn a_v1_line_carrying_openings_or_erased_is_refused() {
+    let (log, openings) = committed_log(8);
+    let cases = [
+        log.line(8, 3).with_openings(opened(TRACKING, &openings[3])),
+        log.line(8, 3).with_erased(vec![TRACKING.into()]),
+    ];
+    for line in cases {
+        let bundle = log.bundle_of(BUNDLE_FORMAT_V1, 8, &[log.line(8, 1), line.clone()]);
+        assert!(matches!(
+            refused(verify_bundle(&bundle, &log.vkey())),
+            (3, BundleErrorKind::Malformed(_))
+        ));
+        // The same line verifies under format /2.
+        assert!(verify_bundle(
+            &log.bundle_of(BUNDLE_FORMAT, 8, &[log.line(8, 1), line]),
+            &log.vkey()
+        )
+        .is_ok());
+    }
+    // Present though empty: format /1 has no such member at all.
+    let line = serde_json::to_string(&log.line(8, 3)).expect("line");
+    let empty = format!(
+        r#"{}{},"openings":{{}}}}
+"#,
+        log.bundle_of(BUNDLE_FORMAT_V1, 8, &[]),
+        &line[..line.len() - 1]
+    );
+    assert!(matches!(
+        refused(verify_bundle(&empty, &log.vkey())),
+        (2, BundleErrorKind::Malformed(_))
+    ));
+}
+
+#[test]
+fn an_unknown_format_is_refused_at_the_header() {
+    let log = Log::new(4);
+    for format in ["consent-ledger-bundle/3", "consent-ledger-bundle/0", ""] {
+        let bundle = log.bundle_of(format, 4, &[log.line(4, 1)]);
+        assert_eq!(
+            refused(verify_bundle(&bundle, &log.vkey())),
+            (1, BundleErrorKind::UnknownFormat(format.into()))
+        );
+    }
+}
+
+#[test]
+fn runs_joined_count_and_refuse_openings_as_line_by_line() {
+    let (log, openings) = committed_log(12);
+    let vkey = log.vkey();
+    let line = |p: u64, how: u8| {
+        let line = log.line(12, p);
+        match how {
+            0 => line,
+            1 => line.with_openings(opened(TRACKING, &openings[p as usize])),
+            _ => line.with_erased(vec![TRACKING.into()]),
+        }
+    };
+    let good: Vec<BundleLine> = (0..12).map(|p| line(p, (p % 3) as u8)).collect();
+    let text = log.bundle_of(BUNDLE_FORMAT, 12, &good);
+    let verified = verify_bundle(&text, &vkey).expect("verifies");
+    assert_eq!(
+        (verified.events, verified.openings, verified.erased),
+        (12, 4, 4)
+    );
+    let mut bundles = vec![text];
+    for at in [1usize, 4, 7, 11] {
+        let mut bad = good.clone();
+        bad[at] = line(at as u64, 1).with_openings(opened(TRACKING, &openings[0]));
+        bundles.push(log.bundle_of(BUNDLE_FORMAT, 12, &bad));
+        let mut bad = good.clone();
+        bad[at] = line(at as u64, 0).with_erased(vec![CARRIER.into()]);
+        bundles.push(log.bundle_of(BUNDLE_FORMAT, 12, &bad));
+    }
+    let n = good.len() + 1;
+    for bundle in &bundles {
+        let sequential = verify_bundle(bundle, &vkey);
+        for a in 1..=n {
+            for b in a..=n {
+                assert_eq!(
+                    verify_in_runs(bundle, &vkey, &[a, b]),
+                    sequential,
+                    "runs cut at {a} and {b}"
+                );
+            }
+        }
+    }
 }

@@ -5,6 +5,7 @@
 //! either still the same bundle (whitespace) or refused at the changed line or a later one: never
 //! accepted with other content, never blamed on a line before the change.
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use consent_ledger_audit::bundle::{
@@ -33,7 +34,12 @@ struct Log {
     vkey: VerifierKey,
     leaves: Vec<String>,
     hashes: Vec<Hash>,
+    /// The opening of the commitment in the leaf, for the events that have one.
+    openings: Vec<Option<Opening>>,
 }
+
+/// Where the leaves that commit to a tracking number hold it.
+const TRACKING: &str = "/payload/tracking_number";
 
 fn log() -> &'static Log {
     static LOG: OnceLock<Log> = OnceLock::new();
@@ -56,23 +62,32 @@ fn log() -> &'static Log {
         let key = LogKey::load(&path).expect("fixed key");
         let vkey = key.vkey().parse().expect("vkey");
         // Leaves with JSON escapes, non-ASCII and control characters, so that a changed byte
-        // can land inside an escape sequence.
-        let leaves: Vec<String> = (0..EVENTS)
+        // can land inside an escape sequence; every third commits to a tracking number (SPEC
+        // §12) whose value has them too.
+        let (leaves, openings): (Vec<String>, Vec<Option<Opening>>) = (0..EVENTS)
             .map(|p| {
-                serde_json::json!({
+                let mut leaf = serde_json::json!({
                     "actor": format!("a \"q\" \\ é \u{1f} 𝄞 {p}"),
                     "payload": {"n": p * 7},
                     "position": p,
-                })
-                .to_string()
+                });
+                let mut opening = None;
+                if p % 3 == 0 {
+                    let value = format!("JJD \"{p}\" \\ é \u{1f}");
+                    let (commitment, opened) = commit(&value, &[p as u8; SALT_BYTES]);
+                    leaf["payload"]["tracking_number"] = commitment;
+                    opening = Some(opened);
+                }
+                (leaf.to_string(), opening)
             })
-            .collect();
+            .unzip();
         let hashes = leaves.iter().map(|l| leaf_hash(l.as_bytes())).collect();
         Log {
             key,
             vkey,
             leaves,
             hashes,
+            openings,
         }
     })
 }
@@ -95,7 +110,8 @@ impl Log {
 
     /// A valid bundle of `positions` (sorted, below `size`) against the checkpoint of `size`
     /// events, with a consistency proof from `since` if given; and the length of its header
-    /// line with its newline.
+    /// line with its newline. Of the events with a commitment, every other line opens it and
+    /// the rest name it erased.
     fn bundle(&self, size: usize, positions: &[usize], since: Option<usize>) -> (String, usize) {
         let tree = MemoryTree::new(self.hashes[..size].to_vec());
         let consistency = since.map(|old| {
@@ -115,7 +131,14 @@ impl Log {
         let header_len = out.len();
         for &p in positions {
             let proof = tree.inclusion_path(p as u64).expect("path");
-            let line = BundleLine::new(p as u64, self.leaves[p].clone(), &proof);
+            let mut line = BundleLine::new(p as u64, self.leaves[p].clone(), &proof);
+            if let Some(opening) = &self.openings[p] {
+                line = if p % 2 == 0 {
+                    line.with_openings([(TRACKING.to_owned(), opening.clone())].into())
+                } else {
+                    line.with_erased(vec![TRACKING.to_owned()])
+                };
+            }
             out.push_str(&serde_json::to_string(&line).expect("line"));
             out.push('\n');
         }
@@ -197,8 +220,11 @@ fn streamed(bytes: &[u8], trusted: Option<&Checkpoint>) -> Result<VerifiedBundle
     result
 }
 
-/// The events a bundle's text holds, as (position, leaf): what "the same content" means.
-fn events(bundle: &str) -> Vec<(u64, String)> {
+/// What "the same content" means: the events a bundle's text holds, as (position, leaf), and
+/// what each line discloses, as (openings, erased).
+type Content = ((u64, String), (BTreeMap<String, Opening>, Vec<String>));
+
+fn events(bundle: &str) -> Vec<Content> {
     bundle
         .lines()
         .skip_while(|l| l.trim().is_empty())
@@ -206,7 +232,7 @@ fn events(bundle: &str) -> Vec<(u64, String)> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
             let line: BundleLine = serde_json::from_str(l).expect("a line the verifier accepted");
-            (line.position, line.leaf)
+            ((line.position, line.leaf), (line.openings, line.erased))
         })
         .collect()
 }
@@ -524,6 +550,11 @@ fn the_fixture_is_a_valid_log() {
     );
     let verified = verify_bundle_since(&bundle, &log.vkey, &log.trusted(7)).expect("verifies");
     assert_eq!(verified.events, 3);
+    let (all, _) = log.bundle(EVENTS, &(0..EVENTS).collect::<Vec<_>>(), None);
+    let verified_all = verify_bundle(&all, &log.vkey).expect("verifies");
+    // Commitments at 0, 3, …, 21: opened at the even positions, erased at the odd ones.
+    assert_eq!((verified_all.openings, verified_all.erased), (4, 4));
+    assert!(all.contains(r#""erased":["/payload/tracking_number"]"#));
     assert_eq!(verified.consistent_with, Some(7));
     assert_eq!(
         streamed(bundle.as_bytes(), Some(&log.trusted(7))).expect("streams"),

@@ -111,7 +111,7 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
             id,
             shipper,
             &carriers[i % carriers.len()],
-            &tracking,
+            Some(&tracking),
             countries[i % countries.len()],
         );
         shipments.push((id, shipper));
@@ -297,7 +297,7 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
                 ShipmentId::from_uuid(uuid(&mut rng)),
                 shipper,
                 &carriers[i % 4],
-                &tracking,
+                Some(&tracking),
                 countries[i % 5],
             );
         }

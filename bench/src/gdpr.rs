@@ -211,6 +211,7 @@ async fn seed(f: &Fixture, args: &AuditArgs) -> anyhow::Result<Seeded> {
                     idempotency: None,
                     unique_claims: Vec::new(),
                     credential: None,
+                    erasure: None,
                     guard: Guard::default(),
                 })
                 .await
@@ -228,9 +229,9 @@ async fn seed(f: &Fixture, args: &AuditArgs) -> anyhow::Result<Seeded> {
             id,
             shipper,
             carrier: CarrierCode::parse(CARRIERS[i % 4])?,
-            tracking_number: TrackingNumber::parse(format!("A{i:012}"))?,
+            tracking_number: TrackingNumber::parse(format!("A{i:012}"))?.into(),
             destination_country: CountryCode::parse(COUNTRIES[i % 5])?,
-            recipient_ref: Some(RecipientRef::parse(format!("crm:{i}"))?),
+            recipient_ref: Some(RecipientRef::parse(format!("crm:{i}"))?.into()),
             registered_at: now - year + shipment_step * i32::try_from(i).unwrap_or(i32::MAX),
         };
         pending.push(NewEvent::from_domain(

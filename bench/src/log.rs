@@ -72,6 +72,7 @@ pub(crate) async fn seed_log(
             idempotency: None,
             unique_claims: Vec::new(),
             credential: None,
+            erasure: None,
             guard: Guard::default(),
         };
         writes.spawn(async move { store.append(append).await.map(|_| ()) });
@@ -87,7 +88,7 @@ pub(crate) async fn seed_log(
                 id,
                 shipper: seed.shipper,
                 carrier: CarrierCode::parse(CARRIERS[i % 4])?,
-                tracking_number: TrackingNumber::parse(format!("S{i:012}"))?,
+                tracking_number: TrackingNumber::parse(format!("S{i:012}"))?.into(),
                 destination_country: CountryCode::parse(COUNTRIES[i % 5])?,
                 recipient_ref: None,
                 registered_at: now,

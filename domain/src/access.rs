@@ -8,6 +8,8 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::personal::Personal;
+
 use crate::values::{
     CarrierCode, ConsentId, DataCategory, PartnerId, Purpose, ShipmentId, TrackingNumber,
 };
@@ -86,7 +88,7 @@ pub enum AccessEvent {
         /// The shipment, or the id asked for when it is unknown; `None` when an unknown
         /// shipment was asked for by carrier and tracking number, which are kept instead.
         shipment: Option<ShipmentId>,
-        tracking_number: Option<TrackingNumber>,
+        tracking_number: Option<Personal<TrackingNumber>>,
     },
 }
 
@@ -98,7 +100,12 @@ impl DomainEvent for AccessEvent {
         }
         .into()
     }
+    /// A denial may hold a tracking number, as a commitment (SPEC §12): version 2.
     fn event_version(&self) -> String {
-        "1".into()
+        match self {
+            Self::TrackingAccessAllowed { .. } => "1",
+            Self::TrackingAccessDenied { .. } => "2",
+        }
+        .into()
     }
 }

@@ -9,6 +9,9 @@
 //! - [`terms`]: consent scope and validity rules shared by grants and requests.
 //! - [`principal`], [`shipment`], [`consent`], [`request`]: one aggregate each, with its
 //!   commands (imperative), events (past tense) and typed errors in separate files.
+//! - [`personal`]: [`personal::Personal`] fields (sealed in leaves by the store) and the
+//!   pointers of each event type's personal fields (SPEC §12).
+//! - [`erasure`]: the `PersonalDataErased` event an erasure records.
 //! - [`access`]: the access decision events (allowed, denied with a reason) and the deny reasons.
 //! - [`services`]: the clock, the id generator and the directory command handlers may consult.
 //! - `country`: ISO 3166-1 alpha-2 codes; `testing`: fixed services for tests.
@@ -20,6 +23,8 @@
 pub mod access;
 pub mod consent;
 mod country;
+pub mod erasure;
+pub mod personal;
 pub mod principal;
 pub mod request;
 pub mod services;

@@ -141,12 +141,14 @@ enum RuleScope {
     },
 }
 
-/// The facts of a shipment a decision needs: 12 bytes.
+/// The facts of a shipment a decision needs, and the key of its tracking number in the index
+/// (all zeros once erased or never known): 28 bytes.
 #[derive(Debug, Clone, Copy)]
 struct Facts {
     shipper: u32,
     carrier: u32,
     country: CountryCode,
+    tracking: [u8; 16],
 }
 
 /// A state of a consent at some time, for "who may see" answers.
@@ -258,15 +260,17 @@ impl Decider {
         self.partners.get(&partner).copied()
     }
 
+    /// Adds a shipment; `tracking` is `None` once its tracking number was erased (SPEC §12),
+    /// and the shipment is then found by its id only.
     pub fn add_shipment(
         &mut self,
         id: ShipmentId,
         shipper: ShipperId,
         carrier: &CarrierCode,
-        tracking: &TrackingNumber,
+        tracking: Option<&TrackingNumber>,
         country: CountryCode,
     ) {
-        let key = fingerprint(carrier, tracking.as_str());
+        let key = tracking.map(|t| fingerprint(carrier, t.as_str()));
         let carrier = self.carriers.intern(carrier);
         let shipper = self.shippers.intern(&shipper);
         self.shipments.insert(
@@ -275,9 +279,24 @@ impl Decider {
                 shipper,
                 carrier,
                 country,
+                tracking: key.unwrap_or(0).to_be_bytes(),
             },
         );
-        self.tracking.insert(key, id);
+        if let Some(key) = key {
+            self.tracking.insert(key, id);
+        }
+    }
+
+    /// Drops a shipment's tracking number from the index: decisions by it answer
+    /// `unknown_shipment` from now on (SPEC §12: erasure).
+    pub fn forget_tracking(&mut self, id: ShipmentId) {
+        if let Some(facts) = self.shipments.get_mut(&id) {
+            let key = u128::from_be_bytes(facts.tracking);
+            if self.tracking.get(&key) == Some(&id) {
+                self.tracking.remove(&key);
+            }
+            facts.tracking = [0; 16];
+        }
     }
 
     pub fn shipment_count(&self) -> usize {
@@ -369,6 +388,7 @@ impl Decider {
                     shipper,
                     carrier,
                     country,
+                    tracking: [0; 16],
                 },
             );
         }
@@ -377,10 +397,11 @@ impl Decider {
             .reserve(usize::try_from(n).map_err(|_| bad("count"))?);
         for _ in 0..n {
             let key = u128::from_le_bytes(bytes(r)?);
-            d.tracking.insert(
-                key,
-                ShipmentId::from_uuid(uuid::Uuid::from_bytes(bytes(r)?)),
-            );
+            let id = ShipmentId::from_uuid(uuid::Uuid::from_bytes(bytes(r)?));
+            if let Some(facts) = d.shipments.get_mut(&id) {
+                facts.tracking = key.to_be_bytes();
+            }
+            d.tracking.insert(key, id);
         }
         Ok(d)
     }
@@ -647,14 +668,14 @@ mod tests {
                 id(DHL_DE),
                 id(SHIPPER),
                 &dhl,
-                &TrackingNumber::parse("JJD1").unwrap(),
+                Some(&TrackingNumber::parse("JJD1").unwrap()),
                 CountryCode::parse("DE").unwrap(),
             );
             d.add_shipment(
                 id(UPS_FR),
                 id(SHIPPER),
                 &ups,
-                &TrackingNumber::parse("1Z9").unwrap(),
+                Some(&TrackingNumber::parse("1Z9").unwrap()),
                 CountryCode::parse("FR").unwrap(),
             );
             Self {
@@ -982,7 +1003,7 @@ mod tests {
             id(12),
             id(SHIPPER),
             &CarrierCode::parse("DHL").unwrap(),
-            &TrackingNumber::parse("JJD2").unwrap(),
+            Some(&TrackingNumber::parse("JJD2").unwrap()),
             CountryCode::parse("AT").unwrap(),
         );
         assert_eq!(
@@ -997,7 +1018,7 @@ mod tests {
             id(13),
             id(77),
             &CarrierCode::parse("DHL").unwrap(),
-            &TrackingNumber::parse("JJD3").unwrap(),
+            Some(&TrackingNumber::parse("JJD3").unwrap()),
             CountryCode::parse("DE").unwrap(),
         );
         assert_eq!(

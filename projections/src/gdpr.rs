@@ -10,6 +10,8 @@
 use std::sync::Arc;
 
 use consent_ledger_domain::access::{AccessEvent, ACCESS_STREAM};
+use consent_ledger_domain::erasure::{ErasureEvent, ERASURE_STREAM};
+use consent_ledger_domain::personal::Personal;
 use consent_ledger_domain::shipment::ShipmentEvent;
 use consent_ledger_store::gdpr::{GdprAccess, GdprBatch, GdprShipment};
 use consent_ledger_store::{Position, Store, StoredEvent};
@@ -111,19 +113,32 @@ fn rows(events: &[StoredEvent]) -> Result<GdprBatch, ProjectionError> {
                     destination_country,
                     recipient_ref,
                     ..
-                } = e.payload.decode().map_err(bad)?;
+                } = e.decode().map_err(bad)?;
                 batch.shipments.push(GdprShipment {
                     shipment_id: id.to_string(),
                     shipper_id: shipper.to_string(),
                     carrier: carrier.to_string(),
-                    tracking_number: tracking_number.to_string(),
+                    // An erased value (read after its erasure) is left blank, as the erasure
+                    // blanks the rows written before it.
+                    tracking_number: tracking_number
+                        .known()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
                     destination_country: destination_country.to_string(),
-                    recipient_ref: recipient_ref.map(|r| r.to_string()),
+                    recipient_ref: recipient_ref
+                        .and_then(Personal::into_known)
+                        .map(|r| r.to_string()),
                     position: e.position.get(),
                 });
             }
+            ERASURE_STREAM => {
+                let ErasureEvent::PersonalDataErased { shipments, .. } = e.decode().map_err(bad)?;
+                batch
+                    .erased
+                    .extend(shipments.iter().map(ToString::to_string));
+            }
             ACCESS_STREAM => {
-                let event: AccessEvent = e.payload.decode().map_err(bad)?;
+                let event: AccessEvent = e.decode().map_err(bad)?;
                 batch.accesses.push(access_row(e.position, event));
             }
             _ => {}
@@ -200,7 +215,9 @@ fn access_row(position: Position, event: AccessEvent) -> GdprAccess {
             shipment_id: shipment.map(|s| s.to_string()),
             shipper_id: None,
             carrier: carrier.map(|c| c.to_string()),
-            tracking_number: tracking_number.map(|t| t.to_string()),
+            tracking_number: tracking_number
+                .and_then(Personal::into_known)
+                .map(|t| t.to_string()),
             purpose: purpose.to_string(),
             requested: joined(&requested),
             granted: String::new(),

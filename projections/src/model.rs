@@ -4,6 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use consent_ledger_domain::consent::ConsentEvent;
+use consent_ledger_domain::erasure::{ErasureEvent, ERASURE_STREAM};
+use consent_ledger_domain::personal::Personal;
 use consent_ledger_domain::principal::{PartnerProfile, PrincipalEvent};
 use consent_ledger_domain::request::{ConsentRequestEvent, RequestStatus};
 use consent_ledger_domain::shipment::ShipmentEvent;
@@ -14,7 +16,7 @@ use consent_ledger_domain::values::{
     Role, ShipmentId, ShipperId, TrackingNumber,
 };
 use consent_ledger_domain::{Directory, PartnerFacts};
-use consent_ledger_store::{Position, RawEvent, StoredEvent};
+use consent_ledger_store::{decode_opened, OpenedField, Position, RawEvent, StoredEvent};
 
 use crate::decider::{Decider, Grant};
 use serde::{Deserialize, Serialize};
@@ -46,10 +48,13 @@ pub struct ShipmentView {
     pub id: ShipmentId,
     pub shipper_id: ShipperId,
     pub carrier: CarrierCode,
-    pub tracking_number: TrackingNumber,
+    /// `{"erased":true}` once erased (SPEC §12).
+    #[schema(schema_with = personal_tracking_number)]
+    pub tracking_number: Personal<TrackingNumber>,
     pub destination_country: CountryCode,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub recipient_ref: Option<RecipientRef>,
+    #[schema(schema_with = personal_recipient_ref)]
+    pub recipient_ref: Option<Personal<RecipientRef>>,
     pub registered_at: DateTime<Utc>,
     pub position: Position,
 }
@@ -67,7 +72,7 @@ impl ShipmentView {
             destination_country,
             recipient_ref,
             registered_at,
-        } = stored.payload.decode().ok()?;
+        } = stored.decode().ok()?;
         Some(Self {
             id,
             shipper_id: shipper,
@@ -86,7 +91,8 @@ impl ShipmentView {
 pub struct Revocation {
     pub revoked_at: DateTime<Utc>,
     pub revoked_by: PrincipalId,
-    pub reason: Reason,
+    #[schema(schema_with = personal_reason)]
+    pub reason: Personal<Reason>,
     pub position: Position,
 }
 
@@ -164,15 +170,28 @@ pub struct RequestView {
     pub dpa_ref: Option<DpaRef>,
     pub valid_from: Option<DateTime<Utc>>,
     pub valid_until: Option<DateTime<Utc>>,
-    pub justification: Reason,
+    #[schema(schema_with = personal_reason)]
+    pub justification: Personal<Reason>,
     pub submitted_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     /// As recorded; a pending request past `expires_at` reads as expired (see `status_at`).
     pub status: RequestStatus,
     pub consent_id: Option<ConsentId>,
     pub decided_at: Option<DateTime<Utc>>,
-    pub reason: Option<Reason>,
+    #[schema(schema_with = personal_reason)]
+    pub reason: Option<Personal<Reason>>,
     pub position: Position,
+}
+
+// The OpenAPI schemas of personal fields: the value, or `{"erased":true}`.
+fn personal_tracking_number() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    <Personal<TrackingNumber> as utoipa::PartialSchema>::schema()
+}
+fn personal_recipient_ref() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    <Personal<RecipientRef> as utoipa::PartialSchema>::schema()
+}
+fn personal_reason() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    <Personal<Reason> as utoipa::PartialSchema>::schema()
 }
 
 impl RequestView {
@@ -208,11 +227,13 @@ pub struct EventRef<'a> {
     /// The payload's JSON text, parsed straight into the typed event, and not at all for
     /// streams this model skips.
     pub payload: &'a str,
+    /// The openings of its personal fields (SPEC §12).
+    pub openings: &'a [OpenedField],
 }
 
 impl EventRef<'_> {
     fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        serde_json::from_str(self.payload)
+        decode_opened(self.payload, self.openings)
     }
 }
 
@@ -386,6 +407,7 @@ impl ReadModel {
             event_type: &event.event_type,
             actor: &event.actor,
             payload: event.payload.as_str(),
+            openings: &event.openings,
         })
     }
 
@@ -409,6 +431,7 @@ impl ReadModel {
             event_type: &event.event_type,
             actor: &event.actor,
             payload: &event.payload,
+            openings: &event.openings,
         })
     }
 
@@ -428,6 +451,7 @@ impl ReadModel {
             "shipment" => self.apply_shipment(event.decode().map_err(decode_err)?),
             "consent" => self.apply_consent(event, event.decode().map_err(decode_err)?),
             "consent_request" => self.apply_request(event, event.decode().map_err(decode_err)?),
+            ERASURE_STREAM => self.apply_erasure(event.decode().map_err(decode_err)?),
             // Streams this model does not show (e.g. access decisions) only advance it.
             _ => {}
         }
@@ -511,8 +535,45 @@ impl ReadModel {
             destination_country,
             ..
         } = event;
-        self.access
-            .add_shipment(id, shipper, &carrier, &tracking_number, destination_country);
+        self.access.add_shipment(
+            id,
+            shipper,
+            &carrier,
+            tracking_number.known(),
+            destination_country,
+        );
+    }
+
+    /// An erasure (SPEC §12): decisions by the erased tracking numbers answer
+    /// `unknown_shipment` from now on, and the free texts of the consents and requests it
+    /// names read as erased (so no snapshot written after it holds them).
+    fn apply_erasure(&mut self, event: ErasureEvent) {
+        let ErasureEvent::PersonalDataErased {
+            shipments,
+            consents,
+            requests,
+            ..
+        } = event;
+        for id in shipments {
+            self.access.forget_tracking(id);
+        }
+        for id in consents {
+            if let Some(revocation) = self
+                .consents
+                .get_mut(&id)
+                .and_then(|c| c.revocation.as_mut())
+            {
+                revocation.reason = Personal::Erased;
+            }
+        }
+        for id in requests {
+            if let Some(view) = self.requests.get_mut(&id) {
+                view.justification = Personal::Erased;
+                if view.reason.is_some() {
+                    view.reason = Some(Personal::Erased);
+                }
+            }
+        }
     }
 
     fn apply_consent(&mut self, stored: &EventRef<'_>, event: ConsentEvent) {

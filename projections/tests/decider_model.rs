@@ -256,7 +256,7 @@ fn build(w: &World) -> (Decider, Vec<u64>) {
                     shipment(n),
                     shipper(s.shipper),
                     &carrier(s.carrier),
-                    &tracking(n),
+                    Some(&tracking(n)),
                     country(s.country),
                 );
             }

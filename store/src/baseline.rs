@@ -188,7 +188,7 @@ impl<A: cqrs_es::Aggregate> cqrs_es::EventStore<A> for PerCommandStore<A> {
         .map_err(unexpected)?;
         let mut aggregate = A::default();
         for e in &stored {
-            aggregate.apply(e.payload.decode().map_err(unexpected)?);
+            aggregate.apply(e.decode().map_err(unexpected)?);
         }
         Ok(NaiveContext {
             id: id.to_owned(),
@@ -223,6 +223,7 @@ impl<A: cqrs_es::Aggregate> cqrs_es::EventStore<A> for PerCommandStore<A> {
                 request_id: String::new(),
                 recorded_at: chrono::Utc::now(),
                 payload: e.payload,
+                openings: e.openings,
             });
         }
         let mut conn = self.writer.lock().await;

@@ -148,7 +148,7 @@ impl<A: Aggregate> LedgerEventStore<A> {
     }
 
     fn decode(event: &StoredEvent) -> Result<A::Event, StoreError> {
-        event.payload.decode().map_err(|e| StoreError::Corrupt {
+        event.decode().map_err(|e| StoreError::Corrupt {
             position: i64::try_from(event.position.get()).unwrap_or(i64::MAX),
             detail: format!("{} payload: {e}", event.event_type),
         })
@@ -198,6 +198,7 @@ impl<A: Aggregate> LedgerEventStore<A> {
                     principal_id: context.aggregate_id.clone(),
                     token_sha256,
                 }),
+                erasure: None,
                 guard: Guard {
                     restricts: meta.restricts,
                     decided_before: None,

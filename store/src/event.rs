@@ -111,6 +111,113 @@ impl fmt::Display for Payload {
     }
 }
 
+/// The opening of one personal field of an event (SPEC §12, docs/adr/0008): the value its
+/// leaf commits to and the salt, kept in the store's `openings` table beside the log until an
+/// erasure deletes it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OpenedField {
+    /// The JSON pointer (RFC 6901) of the commitment in the leaf, e.g.
+    /// `/payload/ShipmentRegistered/tracking_number`.
+    pub pointer: String,
+    pub value: String,
+    /// base64 of the 32-byte salt.
+    pub salt: String,
+}
+
+/// Personal values are never logged: a debug print names the pointer only.
+impl fmt::Debug for OpenedField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenedField")
+            .field("pointer", &self.pointer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The leaf pointer of a field at `pointer` in the payload.
+const PAYLOAD: &str = "/payload";
+
+/// Replaces each personal field of `payload` that holds a value with its commitment, and
+/// returns the openings: a fresh salt per field (SPEC §12).
+fn seal(
+    payload: &mut serde_json::Value,
+    event_type: &str,
+) -> Result<Vec<OpenedField>, serde_json::Error> {
+    use consent_ledger_audit::commitment::{commit, fresh_salt};
+    let mut openings = Vec::new();
+    for pointer in consent_ledger_domain::personal::pointers(event_type) {
+        let Some(slot) = payload.pointer_mut(pointer) else {
+            continue;
+        };
+        let serde_json::Value::String(value) = slot else {
+            continue;
+        };
+        let salt = fresh_salt().map_err(<serde_json::Error as serde::ser::Error>::custom)?;
+        let (commitment, opening) = commit(value, &salt);
+        openings.push(OpenedField {
+            pointer: format!("{PAYLOAD}{pointer}"),
+            value: opening.value,
+            salt: opening.salt,
+        });
+        *slot = commitment;
+    }
+    Ok(openings)
+}
+
+/// The payload with `openings` put back in place of their commitments; commitments without one
+/// (erased) stay, and decode as `Personal::Erased`.
+fn open(payload: &str, openings: &[OpenedField]) -> Result<serde_json::Value, serde_json::Error> {
+    let mut value: serde_json::Value = serde_json::from_str(payload)?;
+    for opened in openings {
+        let pointer = opened
+            .pointer
+            .strip_prefix(PAYLOAD)
+            .unwrap_or(&opened.pointer);
+        if let Some(slot) = value.pointer_mut(pointer) {
+            *slot = serde_json::Value::String(opened.value.clone());
+        }
+    }
+    Ok(value)
+}
+
+/// Parses a stored payload into a typed event, its personal fields opened.
+pub fn decode_opened<T: serde::de::DeserializeOwned>(
+    payload: &str,
+    openings: &[OpenedField],
+) -> Result<T, serde_json::Error> {
+    if openings.is_empty() {
+        serde_json::from_str(payload)
+    } else {
+        serde_json::from_value(open(payload, openings)?)
+    }
+}
+
+/// Whether a stored payload holds a commitment: only then can it have openings.
+pub(crate) fn is_sealed(payload: &str) -> bool {
+    payload.contains(r#"{"commitment":""#)
+}
+
+/// The pointers (into the leaf) of every commitment in `leaf_payload` that `openings` does not
+/// open: the fields erased.
+pub fn erased_pointers(event_type: &str, payload: &str, openings: &[OpenedField]) -> Vec<String> {
+    if !is_sealed(payload) {
+        return Vec::new();
+    }
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(payload) else {
+        return Vec::new();
+    };
+    consent_ledger_domain::personal::pointers(event_type)
+        .iter()
+        .filter(|p| {
+            value
+                .pointer(p)
+                .and_then(|v| v.get(consent_ledger_audit::commitment::COMMITMENT))
+                .is_some()
+        })
+        .map(|p| format!("{PAYLOAD}{p}"))
+        .filter(|p| !openings.iter().any(|o| &o.pointer == p))
+        .collect()
+}
+
 /// An event ready to append; the store assigns its position and `recorded_at`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
@@ -120,7 +227,10 @@ pub struct NewEvent {
     pub stream_version: u64,
     pub event_type: String,
     pub schema_version: u32,
+    /// As it is stored and hashed into the leaf: personal fields sealed.
     pub payload: Payload,
+    /// The openings of the sealed fields, written in the append's transaction.
+    pub openings: Vec<OpenedField>,
 }
 
 impl NewEvent {
@@ -131,18 +241,24 @@ impl NewEvent {
         stream_id: &str,
         version: u64,
     ) -> Result<Self, serde_json::Error> {
+        let event_type = event.event_type();
+        let mut value = serde_json::to_value(event)?;
+        let openings = seal(&mut value, &event_type)?;
         Ok(Self {
             stream_type: stream_type.to_owned(),
             stream_id: stream_id.to_owned(),
             stream_version: version,
-            event_type: event.event_type(),
             schema_version: event.event_version().parse().unwrap_or(1),
-            payload: Payload::encode(event)?,
+            event_type,
+            payload: Payload(consent_ledger_audit::leaf::canonical_text(&value)?.into()),
+            openings,
         })
     }
 
     /// Like [`NewEvent::from_domain`] for an event type whose serde output is canonical as
-    /// written (see [`Payload::encode_presorted`]): one serialisation, no value tree.
+    /// written (see [`Payload::encode_presorted`]) and that holds no personal value (its
+    /// personal fields are absent or null): one serialisation, no value tree. Debug builds
+    /// check that there was nothing to seal.
     pub fn from_presorted_domain<E: cqrs_es::DomainEvent>(
         event: &E,
         stream_type: &str,
@@ -156,6 +272,16 @@ impl NewEvent {
             event_type: event.event_type(),
             schema_version: event.event_version().parse().unwrap_or(1),
             payload: Payload::encode_presorted(event)?,
+            openings: Vec::new(),
+        })
+        .inspect(|e| {
+            debug_assert!(
+                serde_json::to_value(event)
+                    .ok()
+                    .and_then(|mut v| seal(&mut v, &e.event_type).ok())
+                    .is_some_and(|o| o.is_empty()),
+                "from_presorted_domain of an event with a personal value"
+            );
         })
     }
 }
@@ -176,11 +302,36 @@ pub struct Append {
     pub idempotency: Option<IdempotencyClaim>,
     /// Values that must be unique across the whole log, e.g. `tracking:DHL/JJD0001`.
     pub unique_claims: Vec<String>,
+    /// What this append erases (SPEC §12), deleted in its transaction.
+    pub erasure: Option<Erasure>,
     /// A bearer-token digest this append issues, kept beside the log (never in a leaf) and
     /// written in the same transaction; its principal is the append's first stream.
     pub credential: Option<Credential>,
     /// How this append orders against restrictions (SPEC §5.2).
     pub guard: Guard,
+}
+
+/// The personal data an erasure deletes, in the transaction that records it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Erasure {
+    /// Streams (type, id) whose openings are deleted: the shipments', and those of consents
+    /// and requests scoped to one of them.
+    pub streams: Vec<(String, String)>,
+    /// Unique claims that hold an erased value (`tracking:CARRIER/NUMBER`).
+    pub claims: Vec<String>,
+    /// Digests of the recipient references erased, so that a subject access request can still
+    /// say that and when (see [`subject_digest`]).
+    pub subjects: Vec<String>,
+}
+
+/// What a subject access request looks an erased recipient reference up by: hex SHA-256 of a
+/// fixed label and the reference. Kept only in the `erased_subjects` table, never in a leaf.
+pub fn subject_digest(recipient_ref: &str) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(b"consent-ledger erased subject\0");
+    h.update(recipient_ref.as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A principal's current bearer-token digest (hex SHA-256), as the `credentials` table keeps it:
@@ -241,10 +392,37 @@ pub struct StoredEvent {
     pub actor: String,
     pub request_id: String,
     pub recorded_at: DateTime<Utc>,
+    /// Exactly the leaf's payload: personal fields as commitments.
     pub payload: Payload,
+    /// The openings of its sealed fields that are not erased.
+    pub openings: Vec<OpenedField>,
 }
 
 impl StoredEvent {
+    /// The payload as a typed event, its personal fields opened (erased ones decode as
+    /// `Personal::Erased`).
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        decode_opened(self.payload.as_str(), &self.openings)
+    }
+
+    /// The payload as a JSON value for a view: personal fields opened, and an erased one as
+    /// `{"erased":true}` in place of its commitment (SPEC §12).
+    pub fn opened_value(&self) -> Result<serde_json::Value, serde_json::Error> {
+        let mut value = open(self.payload.as_str(), &self.openings)?;
+        for pointer in erased_pointers(&self.event_type, self.payload.as_str(), &self.openings) {
+            let pointer = pointer.strip_prefix(PAYLOAD).unwrap_or(&pointer);
+            if let Some(slot) = value.pointer_mut(pointer) {
+                *slot = serde_json::json!({ "erased": true });
+            }
+        }
+        Ok(value)
+    }
+
+    /// The pointers into the leaf of its erased fields.
+    pub fn erased(&self) -> Vec<String> {
+        erased_pointers(&self.event_type, self.payload.as_str(), &self.openings)
+    }
+
     /// The event as a Merkle leaf (SPEC §6): every field, the position included.
     pub fn leaf(&self) -> consent_ledger_audit::leaf::LeafEvent<'_> {
         consent_ledger_audit::leaf::LeafEvent {
@@ -272,6 +450,46 @@ pub struct RawEvent {
     pub event_type: String,
     pub actor: String,
     pub payload: String,
+    /// The openings of its sealed fields that are not erased.
+    pub openings: Vec<OpenedField>,
+}
+
+impl RawEvent {
+    /// The payload as a typed event, its personal fields opened.
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        decode_opened(&self.payload, &self.openings)
+    }
+}
+
+/// An event as read, whose openings the store attaches after reading its row.
+pub(crate) trait Sealable {
+    fn position(&self) -> Position;
+    fn payload_text(&self) -> &str;
+    fn openings_mut(&mut self) -> &mut Vec<OpenedField>;
+}
+
+impl Sealable for StoredEvent {
+    fn position(&self) -> Position {
+        self.position
+    }
+    fn payload_text(&self) -> &str {
+        self.payload.as_str()
+    }
+    fn openings_mut(&mut self) -> &mut Vec<OpenedField> {
+        &mut self.openings
+    }
+}
+
+impl Sealable for RawEvent {
+    fn position(&self) -> Position {
+        self.position
+    }
+    fn payload_text(&self) -> &str {
+        &self.payload
+    }
+    fn openings_mut(&mut self) -> &mut Vec<OpenedField> {
+        &mut self.openings
+    }
 }
 
 /// A coarse pre-selection of one stream type's events made in SQL, for scans that want few of

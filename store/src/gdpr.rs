@@ -56,6 +56,9 @@ pub struct GdprAccess {
 pub struct GdprBatch {
     pub shipments: Vec<GdprShipment>,
     pub accesses: Vec<GdprAccess>,
+    /// Shipments whose personal fields an erasure of the batch erased (SPEC §12): their rows'
+    /// tracking numbers and recipient references are blanked after the batch's inserts.
+    pub erased: Vec<String>,
 }
 
 /// The filters of `GET /v1/audit/access`; every one given must hold.
@@ -256,7 +259,7 @@ macro_rules! gdpr_backend {
                                 .or(owner.map(|o| o.shipper_id.as_str())),
                         )
                         .push_bind(carrier)
-                        .push_bind(tracking)
+                        .push_bind(tracking.filter(|t| !t.is_empty()))
                         .push_bind(a.purpose.as_str())
                         .push_bind(a.requested.as_str())
                         .push_bind(a.granted.as_str())
@@ -286,6 +289,29 @@ macro_rules! gdpr_backend {
                          SET decisions = audit_daily.decisions + excluded.decisions",
                     );
                     q.build()
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(StoreError::unavailable)?;
+                }
+            }
+            for shipment in &batch.erased {
+                for statement in [
+                    "UPDATE audit_shipment SET tracking_number = '', recipient_ref = NULL \
+                     WHERE shipment_id = $1",
+                    concat!(
+                        "UPDATE audit_access SET tracking_number = NULL WHERE position IN \
+                         (SELECT position FROM ",
+                        $by_shipment,
+                        " WHERE shipment_id = $1)"
+                    ),
+                    concat!(
+                        "UPDATE ",
+                        $by_shipment,
+                        " SET tracking_number = NULL WHERE shipment_id = $1"
+                    ),
+                ] {
+                    sqlx::query(statement)
+                        .bind(shipment.as_str())
                         .execute(&mut *tx)
                         .await
                         .map_err(StoreError::unavailable)?;
@@ -709,6 +735,7 @@ pub(crate) mod sqlite {
                     access(11, None),
                     access(12, Some("T")),
                 ],
+                erased: Vec::new(),
             };
             assert!(
                 gdpr_apply(&old, Position::new(0), Position::new(13), &before)
@@ -721,6 +748,7 @@ pub(crate) mod sqlite {
             let after = GdprBatch {
                 shipments: Vec::new(),
                 accesses: vec![access(13, Some("S")), access(14, Some("T"))],
+                erased: Vec::new(),
             };
             assert!(
                 gdpr_apply(&pool, Position::new(13), Position::new(15), &after)

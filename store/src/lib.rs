@@ -65,8 +65,9 @@ use tokio::sync::{oneshot, watch};
 
 pub use error::StoreError;
 pub use event::{
-    Append, Credential, DecisionScan, Guard, IdempotencyClaim, IdempotencyRecord, IssuedCredential,
-    NewEvent, Payload, Position, Provenance, RawEvent, StoredEvent, TextFieldRange,
+    decode_opened, subject_digest, Append, Credential, DecisionScan, Erasure, Guard,
+    IdempotencyClaim, IdempotencyRecord, IssuedCredential, NewEvent, OpenedField, Payload,
+    Position, Provenance, RawEvent, StoredEvent, TextFieldRange,
 };
 
 use std::collections::HashMap;
@@ -353,6 +354,71 @@ impl Store {
         scan: &DecisionScan,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         on_backend!(self, read_decisions(range, scan))
+    }
+
+    /// The shipments registered with this recipient reference and not erased (SPEC §12).
+    pub async fn recipient_shipments(
+        &self,
+        recipient_ref: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        on_backend!(self, recipient_shipments(recipient_ref))
+    }
+
+    /// The positions of the erasures that erased a recipient reference of this
+    /// [`subject_digest`].
+    pub async fn erasures_of_subject(&self, digest: &str) -> Result<Vec<Position>, StoreError> {
+        on_backend!(self, erasures_of_subject(digest))
+    }
+
+    /// Up to `limit` shipments registered at positions in `(after, before)` whose tracking
+    /// number is not erased, as (registration position, shipment id): retention's candidates.
+    pub async fn unerased_shipments(
+        &self,
+        after: Option<Position>,
+        before: Position,
+        limit: u32,
+    ) -> Result<Vec<(Position, String)>, StoreError> {
+        on_backend!(self, unerased_shipments(after, before, limit))
+    }
+
+    /// Makes deleted personal data leave every file (SPEC §12): on SQLite, whose deleted rows
+    /// are zeroed (`secure_delete`), a checkpoint that copies the WAL into the database and
+    /// truncates it, for the log's file and the audit file; on PostgreSQL a VACUUM of the
+    /// tables erasures delete from. Retried for up to `patience` while readers hold the WAL.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn scrub(&self, patience: std::time::Duration) -> Result<(), StoreError> {
+        match (&self.inner.reads, &self.inner.gdpr) {
+            (Reads::Sqlite(log), Reads::Sqlite(gdpr)) => {
+                sqlite::scrub(log, patience).await?;
+                sqlite::scrub(gdpr, patience).await
+            }
+            (Reads::Postgres(pool), _) => postgres::scrub(pool).await,
+            (Reads::Sqlite(log), Reads::Postgres(_)) => sqlite::scrub(log, patience).await,
+        }
+    }
+
+    /// The first position whose event was recorded at or after `at` (the log's size if none
+    /// was): a binary search over positions, whose `recorded_at` follow them.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn first_recorded_since(
+        &self,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Position, StoreError> {
+        let (mut lo, mut hi) = (0u64, self.next_position().await?.get());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let before = self
+                .read_range(Position::new(mid), 1)
+                .await?
+                .first()
+                .is_some_and(|e| e.recorded_at < at);
+            if before {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(Position::new(lo))
     }
 
     /// The stored leaf hashes of positions `leaves`, in order; a missing one is

@@ -373,6 +373,24 @@ async fn fetch_nodes(
     Ok(resolve_nodes(nodes, &found))
 }
 
+/// Vacuums the tables erasures delete personal data from, so the deleted rows' tuples are
+/// reclaimed rather than left in the heap until autovacuum comes (SPEC §12).
+pub(crate) async fn scrub(pool: &PgPool) -> Result<(), StoreError> {
+    for table in [
+        "openings",
+        "unique_claims",
+        "audit_shipment",
+        "audit_access",
+    ] {
+        // VACUUM takes no bind parameters; the names are the constants above.
+        sqlx::query(AssertSqlSafe(format!("VACUUM {table}")))
+            .execute(pool)
+            .await
+            .map_err(StoreError::unavailable)?;
+    }
+    Ok(())
+}
+
 /// The events of positions `range` of the scanned stream (and the `also` stream): a coarser
 /// pre-selection than SQLite's (no payload search here); the caller's exact filter refines it.
 #[tracing::instrument(level = "debug", skip_all, fields(start = range.start, end = range.end))]
@@ -398,7 +416,12 @@ pub(crate) async fn read_decisions(
     .fetch_all(pool)
     .await
     .map_err(StoreError::unavailable)?;
-    rows.iter().map(row_to_event).collect()
+    let mut events = rows
+        .iter()
+        .map(row_to_event)
+        .collect::<Result<Vec<_>, _>>()?;
+    attach_openings(pool, &mut events).await?;
+    Ok(events)
 }
 
 /// Listens for the commits of every process (`NOTIFY` on [`LOG_CHANNEL`]) and announces the

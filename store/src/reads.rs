@@ -103,7 +103,132 @@ macro_rules! reads_backend {
                 request_id: text("request_id")?,
                 recorded_at,
                 payload,
+                openings: Vec::new(),
             })
+        }
+
+        /// Attaches to each sealed event of `events` the openings of its fields that are not
+        /// erased (SPEC §12): one look-up per event when there are few, else one range.
+        pub(crate) async fn attach_openings<E: crate::event::Sealable>(
+            pool: &Pool,
+            events: &mut [E],
+        ) -> Result<(), StoreError> {
+            use sqlx::Row as _;
+            let sealed: Vec<usize> = (0..events.len())
+                .filter(|&i| crate::event::is_sealed(events[i].payload_text()))
+                .collect();
+            let (Some(&first), Some(&last)) = (sealed.first(), sealed.last()) else {
+                return Ok(());
+            };
+            let rows = if sealed.len() <= 8 {
+                let mut rows = Vec::new();
+                for &i in &sealed {
+                    rows.extend(
+                        sqlx::query(
+                            "SELECT position, pointer, value, salt FROM openings \
+                             WHERE position = $1",
+                        )
+                        .bind(events[i].position().as_i64())
+                        .fetch_all(pool)
+                        .await
+                        .map_err(StoreError::unavailable)?,
+                    );
+                }
+                rows
+            } else {
+                let (lo, hi) = (events[first].position(), events[last].position());
+                sqlx::query(
+                    "SELECT position, pointer, value, salt FROM openings \
+                     WHERE position >= $1 AND position <= $2",
+                )
+                .bind(lo.min(hi).as_i64())
+                .bind(lo.max(hi).as_i64())
+                .fetch_all(pool)
+                .await
+                .map_err(StoreError::unavailable)?
+            };
+            let at: std::collections::HashMap<Position, usize> =
+                sealed.iter().map(|&i| (events[i].position(), i)).collect();
+            for row in rows {
+                let position: i64 = row.try_get("position").map_err(StoreError::unavailable)?;
+                let Some(&i) = at.get(&Position::from_i64(position)) else {
+                    continue;
+                };
+                events[i].openings_mut().push(crate::event::OpenedField {
+                    pointer: row.try_get("pointer").map_err(StoreError::unavailable)?,
+                    value: row.try_get("value").map_err(StoreError::unavailable)?,
+                    salt: row.try_get("salt").map_err(StoreError::unavailable)?,
+                });
+            }
+            Ok(())
+        }
+
+        /// The shipments (ids) registered with this recipient reference whose openings are
+        /// kept, i.e. not erased.
+        #[tracing::instrument(level = "debug", skip_all)]
+        pub(crate) async fn recipient_shipments(
+            pool: &Pool,
+            recipient_ref: &str,
+        ) -> Result<Vec<String>, StoreError> {
+            sqlx::query_scalar(
+                "SELECT stream_id FROM openings \
+                 WHERE pointer = '/payload/ShipmentRegistered/recipient_ref' AND value = $1 \
+                 ORDER BY position",
+            )
+            .bind(recipient_ref)
+            .fetch_all(pool)
+            .await
+            .map_err(StoreError::unavailable)
+        }
+
+        /// The positions of the erasures that erased a recipient reference with this digest.
+        #[tracing::instrument(level = "debug", skip_all)]
+        pub(crate) async fn erasures_of_subject(
+            pool: &Pool,
+            digest: &str,
+        ) -> Result<Vec<Position>, StoreError> {
+            let rows: Vec<i64> = sqlx::query_scalar(
+                "SELECT position FROM erased_subjects WHERE subject_digest = $1 ORDER BY position",
+            )
+            .bind(digest)
+            .fetch_all(pool)
+            .await
+            .map_err(StoreError::unavailable)?;
+            Ok(rows.into_iter().map(Position::from_i64).collect())
+        }
+
+        /// Up to `limit` shipments (position of registration, id) registered before position
+        /// `before` and after `after`, whose tracking number is not erased: retention's
+        /// candidates, in log order.
+        #[tracing::instrument(level = "debug", skip_all)]
+        pub(crate) async fn unerased_shipments(
+            pool: &Pool,
+            after: Option<Position>,
+            before: Position,
+            limit: u32,
+        ) -> Result<Vec<(Position, String)>, StoreError> {
+            use sqlx::Row as _;
+            let rows = sqlx::query(
+                "SELECT position, stream_id FROM openings \
+                 WHERE position > $1 AND position < $2 \
+                 AND pointer = '/payload/ShipmentRegistered/tracking_number' \
+                 ORDER BY position LIMIT $3",
+            )
+            .bind(after.map_or(-1, Position::as_i64))
+            .bind(before.as_i64())
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(StoreError::unavailable)?;
+            rows.iter()
+                .map(|row| {
+                    Ok((
+                        Position::from_i64(row.try_get("position")?),
+                        row.try_get("stream_id")?,
+                    ))
+                })
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(StoreError::unavailable)
         }
 
         /// Every event of one stream, in stream order.
@@ -123,7 +248,9 @@ macro_rules! reads_backend {
             .fetch_all(pool)
             .await
             .map_err(StoreError::unavailable)?;
-            rows.iter().map(row_to_event).collect()
+            let mut events = rows.iter().map(row_to_event).collect::<Result<Vec<_>, _>>()?;
+            attach_openings(pool, &mut events).await?;
+            Ok(events)
         }
 
         /// Up to `limit` events from position `from` on, in log order.
@@ -143,7 +270,9 @@ macro_rules! reads_backend {
             .fetch_all(pool)
             .await
             .map_err(StoreError::unavailable)?;
-            rows.iter().map(row_to_event).collect()
+            let mut events = rows.iter().map(row_to_event).collect::<Result<Vec<_>, _>>()?;
+            attach_openings(pool, &mut events).await?;
+            Ok(events)
         }
 
         /// Up to [`BACKFILL_PAGE`] events of positions `from..end`, in order, on the writer's
@@ -196,7 +325,8 @@ macro_rules! reads_backend {
             .fetch_all(pool)
             .await
             .map_err(StoreError::unavailable)?;
-            rows.iter()
+            let mut events = rows
+                .iter()
                 .map(|row| -> Result<RawEvent, sqlx::Error> {
                     Ok(RawEvent {
                         position: Position::from_i64(row.try_get("position")?),
@@ -205,10 +335,13 @@ macro_rules! reads_backend {
                         event_type: row.try_get("event_type")?,
                         actor: row.try_get("actor")?,
                         payload: row.try_get("payload")?,
+                        openings: Vec::new(),
                     })
                 })
-                .collect::<Result<_, _>>()
-                .map_err(StoreError::unavailable)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::unavailable)?;
+            attach_openings(pool, &mut events).await?;
+            Ok(events)
         }
 
         /// The position the next committed event will get, i.e. the log's size.

@@ -133,6 +133,9 @@ fn options(path: &Path) -> SqliteConnectOptions {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(10))
+        // An erasure's deleted rows are overwritten with zeros, not left in free space
+        // (SPEC §12); the log itself is never deleted from, so this costs nothing else.
+        .pragma("secure_delete", "ON")
         // sqlx hands each row from SQLite's worker thread to the reading task through a channel;
         // at its default of 50 rows the two threads wake each other every few rows, which cost
         // more than SQLite itself on a page of 16k events. A deep buffer lets the worker run
@@ -180,6 +183,29 @@ async fn try_open(path: &Path) -> Result<(SqlitePool, SqliteConnection), StoreEr
     run_migrations(&MIGRATOR, &pool).await?;
     make_private(path)?;
     Ok((pool, writer))
+}
+
+/// Copies the WAL of the database `pool` reads into the database file and truncates it, so
+/// that rows deleted (and zeroed, `secure_delete`) leave no copy in the WAL; retried while a
+/// reader holds a snapshot that keeps the checkpoint from finishing.
+pub(crate) async fn scrub(pool: &SqlitePool, patience: Duration) -> Result<(), StoreError> {
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        // (busy, frames in the WAL, frames checkpointed)
+        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(pool)
+            .await
+            .map_err(StoreError::unavailable)?;
+        if busy == 0 {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(StoreError::unavailable(sqlx::Error::Protocol(
+                "the WAL checkpoint stayed busy".into(),
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Applies pending migrations without opening a store (`consent-ledger migrate`).
@@ -461,7 +487,12 @@ pub(crate) async fn read_decisions(
         .fetch_all(pool)
         .await
         .map_err(StoreError::unavailable)?;
-    rows.iter().map(row_to_event).collect()
+    let mut events = rows
+        .iter()
+        .map(row_to_event)
+        .collect::<Result<Vec<_>, _>>()?;
+    attach_openings(pool, &mut events).await?;
+    Ok(events)
 }
 
 /// The statement of [`read_decisions`], after `prefix` (tests put `EXPLAIN QUERY PLAN` there).

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use crate::error::{classify, is_unique_violation, ClassifiedError, StoreError, UniqueKey};
 use crate::event::{
-    Append, Credential, IdempotencyClaim, IdempotencyRecord, Position, StoredEvent,
+    Append, Credential, Erasure, IdempotencyClaim, IdempotencyRecord, Position, StoredEvent,
 };
 
 /// What one append of a batch came to.
@@ -99,6 +99,14 @@ pub(crate) trait LogWriter {
         event: &StoredEvent,
         time: &Self::Time,
     ) -> Result<(), sqlx::Error>;
+    /// Keeps the opening of one sealed field of `event` (SPEC §12).
+    async fn insert_opening(
+        &mut self,
+        event: &StoredEvent,
+        opening: &crate::event::OpenedField,
+    ) -> Result<(), sqlx::Error>;
+    /// Deletes what `erasure` names, recorded by the event at `position`.
+    async fn erase(&mut self, erasure: &Erasure, position: Position) -> Result<(), sqlx::Error>;
 
     /// The hashes of `nodes` (None where one is not stored); see [`resolve_nodes`].
     async fn fetch_nodes(&mut self, nodes: &[NodeId]) -> Result<Vec<Option<Hash>>, sqlx::Error>;
@@ -162,6 +170,15 @@ async fn try_commit_batch<W: LogWriter>(
         Ok(()) => {
             for (credential, position) in stamped.credentials() {
                 writer.upsert_credential(credential, position).await?;
+            }
+            // Openings and erasures are rare too (a registration, a revocation, an erasure).
+            for event in stamped.events() {
+                for opening in &event.openings {
+                    writer.insert_opening(event, opening).await?;
+                }
+            }
+            for (erasure, position) in stamped.erasures() {
+                writer.erase(erasure, position).await?;
             }
             stamped.into_results()
         }
@@ -231,6 +248,7 @@ pub(crate) fn stamp(
             request_id: append.provenance.request_id.clone(),
             recorded_at,
             payload: event.payload.clone(),
+            openings: event.openings.clone(),
         })
         .collect()
 }
@@ -300,6 +318,15 @@ impl<'a> Stamped<'a> {
             .iter()
             .zip(&self.events)
             .filter_map(|(a, e)| Some((a.credential.as_ref()?, e.first()?.position)))
+            .collect()
+    }
+
+    /// Each erasure of an admitted append, with the append's first position.
+    pub(crate) fn erasures(&self) -> Vec<(&Erasure, Position)> {
+        self.batch
+            .iter()
+            .zip(&self.events)
+            .filter_map(|(a, e)| Some((a.erasure.as_ref()?, e.first()?.position)))
             .collect()
     }
 
@@ -405,6 +432,18 @@ async fn append_one<W: LogWriter>(
             .insert_event(event, time)
             .await
             .map_err(|e| classify(e, UniqueKey::StreamVersion(&event.stream_id)))?;
+        for opening in &event.openings {
+            writer
+                .insert_opening(event, opening)
+                .await
+                .map_err(ClassifiedError::Failed)?;
+        }
+    }
+    if let Some(erasure) = &append.erasure {
+        writer
+            .erase(erasure, first)
+            .await
+            .map_err(ClassifiedError::Failed)?;
     }
     Ok(stored)
 }
@@ -622,6 +661,60 @@ macro_rules! writer_statements {
             .execute(tx(self)?)
             .await
             .map(drop)
+        }
+
+        #[tracing::instrument(level = "trace", skip_all)]
+        async fn insert_opening(
+            &mut self,
+            event: &StoredEvent,
+            opening: &crate::event::OpenedField,
+        ) -> Result<(), sqlx::Error> {
+            sqlx::query(
+                "INSERT INTO openings \
+                 (position, pointer, value, salt, stream_type, stream_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(event.position.as_i64())
+            .bind(&opening.pointer)
+            .bind(&opening.value)
+            .bind(&opening.salt)
+            .bind(&event.stream_type)
+            .bind(&event.stream_id)
+            .execute(tx(self)?)
+            .await
+            .map(drop)
+        }
+
+        #[tracing::instrument(level = "trace", skip_all)]
+        async fn erase(
+            &mut self,
+            erasure: &crate::event::Erasure,
+            position: Position,
+        ) -> Result<(), sqlx::Error> {
+            for (stream_type, stream_id) in &erasure.streams {
+                sqlx::query("DELETE FROM openings WHERE stream_type = $1 AND stream_id = $2")
+                    .bind(stream_type)
+                    .bind(stream_id)
+                    .execute(tx(self)?)
+                    .await?;
+            }
+            for claim in &erasure.claims {
+                sqlx::query("DELETE FROM unique_claims WHERE claim = $1")
+                    .bind(claim)
+                    .execute(tx(self)?)
+                    .await?;
+            }
+            for subject in &erasure.subjects {
+                sqlx::query(
+                    "INSERT INTO erased_subjects (subject_digest, position) VALUES ($1, $2) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(subject)
+                .bind(position.as_i64())
+                .execute(tx(self)?)
+                .await?;
+            }
+            Ok(())
         }
 
         #[tracing::instrument(level = "trace", skip_all)]

@@ -50,6 +50,7 @@ fn new_event(
         event_type: event_type.to_owned(),
         schema_version: 1,
         payload: payload_of(&payload),
+        openings: Vec::new(),
     }
 }
 
@@ -73,6 +74,7 @@ fn plain(events: Vec<NewEvent>) -> Append {
         idempotency: None,
         unique_claims: Vec::new(),
         credential: None,
+        erasure: None,
         guard: Default::default(),
     }
 }
@@ -227,11 +229,13 @@ pub async fn positions_start_at_zero_and_are_gapless(location: StoreLocation) {
                 event_type: "ConsentGranted".into(),
                 schema_version: 3,
                 payload: payload_of(&json!({"partner": "p-1", "purposes": ["insurance"], "n": -7})),
+                openings: Vec::new(),
             }],
             provenance: provenance("shipper-1", "req-a"),
             idempotency: None,
             unique_claims: Vec::new(),
             credential: None,
+            erasure: None,
             guard: Default::default(),
         },
     )
@@ -253,6 +257,7 @@ pub async fn positions_start_at_zero_and_are_gapless(location: StoreLocation) {
                     event_type: "ConsentSuspended".into(),
                     schema_version: 1,
                     payload: payload_of(&json!({"reason": "ünïcødé ✓ \"quoted\" \n newline"})),
+                    openings: Vec::new(),
                 },
                 NewEvent {
                     stream_type: "consent".into(),
@@ -263,6 +268,7 @@ pub async fn positions_start_at_zero_and_are_gapless(location: StoreLocation) {
                     payload: payload_of(
                         &json!({"nested": {"list": [1, 2.5, null, true], "big": u64::MAX}}),
                     ),
+                    openings: Vec::new(),
                 },
                 NewEvent {
                     stream_type: "principal".into(),
@@ -271,12 +277,14 @@ pub async fn positions_start_at_zero_and_are_gapless(location: StoreLocation) {
                     event_type: "PrincipalRegistered".into(),
                     schema_version: 1,
                     payload: payload_of(&json!({})),
+                    openings: Vec::new(),
                 },
             ],
             provenance: provenance("admin", "req-b"),
             idempotency: None,
             unique_claims: Vec::new(),
             credential: None,
+            erasure: None,
             guard: Default::default(),
         },
     )
@@ -383,6 +391,7 @@ pub async fn a_stream_version_is_written_once(location: StoreLocation) {
             idempotency: Some(idempotency_claim("scope", "key-1", "fp-1")),
             unique_claims: vec!["claim:1".into()],
             credential: None,
+            erasure: None,
             guard: Default::default(),
         })
         .await;
@@ -425,6 +434,7 @@ pub async fn a_stream_version_is_written_once(location: StoreLocation) {
             idempotency: Some(idempotency_claim("scope", "key-1", "fp-3")),
             unique_claims: vec!["claim:1".into()],
             credential: None,
+            erasure: None,
             guard: Default::default(),
         },
     )
@@ -452,6 +462,7 @@ pub async fn an_empty_append_records_nothing(location: StoreLocation) {
             idempotency: Some(idempotency_claim("scope", "key-empty", "fp")),
             unique_claims: vec!["claim:empty".into()],
             credential: None,
+            erasure: None,
             guard: Default::default(),
         })
         .await;
@@ -466,6 +477,7 @@ pub async fn an_empty_append_records_nothing(location: StoreLocation) {
         Append {
             unique_claims: vec!["claim:empty".into()],
             credential: None,
+            erasure: None,
             ..one("s", 1, json!("someone else's event"))
         },
     )
@@ -491,6 +503,7 @@ pub async fn a_unique_claim_is_taken_once(location: StoreLocation) {
         Append {
             unique_claims: vec![claim.clone()],
             credential: None,
+            erasure: None,
             ..one("shipment-1", 1, json!("registered"))
         },
     )
@@ -508,6 +521,7 @@ pub async fn a_unique_claim_is_taken_once(location: StoreLocation) {
             idempotency: Some(idempotency_claim("scope", "key", "fp")),
             unique_claims: vec![claim.clone()],
             credential: None,
+            erasure: None,
             guard: Default::default(),
         })
         .await;
@@ -528,6 +542,7 @@ pub async fn a_unique_claim_is_taken_once(location: StoreLocation) {
         .append(Append {
             unique_claims: vec!["tracking:UPS/1Z999".into(), claim.clone()],
             credential: None,
+            erasure: None,
             ..one("shipment-2", 1, json!("c"))
         })
         .await;
@@ -543,6 +558,7 @@ pub async fn a_unique_claim_is_taken_once(location: StoreLocation) {
         Append {
             unique_claims: vec!["tracking:UPS/1Z999".into(), "tracking:GLS/42".into()],
             credential: None,
+            erasure: None,
             ..one("shipment-2", 1, json!("d"))
         },
     )
@@ -553,6 +569,7 @@ pub async fn a_unique_claim_is_taken_once(location: StoreLocation) {
             .append(Append {
                 unique_claims: vec![taken.into()],
                 credential: None,
+                erasure: None,
                 ..one("shipment-3", 1, json!("e"))
             })
             .await;
@@ -567,6 +584,7 @@ pub async fn a_unique_claim_is_taken_once(location: StoreLocation) {
         Append {
             unique_claims: vec!["tracking:DHL/JJD0002".into()],
             credential: None,
+            erasure: None,
             ..one("shipment-3", 1, json!("f"))
         },
     )
@@ -599,6 +617,7 @@ pub async fn an_idempotency_key_records_its_first_answer(location: StoreLocation
             idempotency: Some(idempotency_claim(scope, "key-1", "sha256:AAA")),
             unique_claims: Vec::new(),
             credential: None,
+            erasure: None,
             guard: Default::default(),
         },
     )
@@ -623,6 +642,7 @@ pub async fn an_idempotency_key_records_its_first_answer(location: StoreLocation
             idempotency: Some(idempotency_claim(scope, "key-1", "sha256:BBB")),
             unique_claims: vec!["claim:x".into()],
             credential: None,
+            erasure: None,
             guard: Default::default(),
         })
         .await;
@@ -649,6 +669,7 @@ pub async fn an_idempotency_key_records_its_first_answer(location: StoreLocation
             idempotency: Some(idempotency_claim(other_scope, "key-1", "sha256:CCC")),
             unique_claims: vec!["claim:x".into()],
             credential: None,
+            erasure: None,
             guard: Default::default(),
         },
     )
@@ -719,6 +740,7 @@ pub async fn concurrent_appends_get_every_position_once(location: StoreLocation)
                     )),
                     unique_claims: vec![format!("claim:{t}:{j}")],
                     credential: None,
+                    erasure: None,
                     guard: Default::default(),
                 };
                 let answer = store
@@ -834,6 +856,7 @@ pub async fn racing_writers_of_one_stream_version_one_wins(location: StoreLocati
                     )),
                     unique_claims: vec![format!("prize:{round}:{racer}")],
                     credential: None,
+                    erasure: None,
                     guard: Default::default(),
                 };
                 // A non-conflicting append queued beside it, so batches mix both outcomes.
@@ -889,6 +912,7 @@ pub async fn racing_writers_of_one_stream_version_one_wins(location: StoreLocati
                     Append {
                         unique_claims: vec![format!("prize:{round}:{racer}")],
                         credential: None,
+                        erasure: None,
                         ..one(&format!("late-{round}-{racer}"), 1, json!(null))
                     },
                 )
@@ -923,6 +947,7 @@ pub async fn a_reopened_store_continues_where_it_stopped(location: StoreLocation
                 idempotency: Some(idempotency_claim("scope", "key", "fp")),
                 unique_claims: vec!["claim:once".into()],
                 credential: None,
+                erasure: None,
                 guard: Default::default(),
             },
         )
@@ -951,6 +976,7 @@ pub async fn a_reopened_store_continues_where_it_stopped(location: StoreLocation
             .append(Append {
                 unique_claims: vec!["claim:once".into()],
                 credential: None,
+                erasure: None,
                 ..one("s-3", 1, json!("d"))
             })
             .await,
@@ -1733,6 +1759,7 @@ pub async fn the_baselines_write_the_ledger_table(location: StoreLocation) {
             request_id: format!("r-{i}"),
             recorded_at,
             payload: payload_of(&json!({"i": i})),
+            openings: Vec::new(),
         })
         .collect();
     batched_insert_at(&location, &rows, 2)

@@ -341,7 +341,12 @@ async fn every_deny_reason_is_answered_in_spec_order_and_recorded_before_the_ans
     .await;
     assert_eq!(payload["shipment"], Value::Null, "{payload}");
     assert_eq!(payload["carrier"], "GLS", "{payload}");
-    assert_eq!(payload["tracking_number"], "ZZ0009", "{payload}");
+    // SPEC §12: the number asked for is personal; the leaf holds its commitment only.
+    assert!(
+        payload["tracking_number"]["commitment"].is_string(),
+        "{payload}"
+    );
+    assert!(!payload.to_string().contains("ZZ0009"), "{payload}");
     // A known carrier with an unknown number is unknown too.
     let payload = denied(
         app,
@@ -352,7 +357,11 @@ async fn every_deny_reason_is_answered_in_spec_order_and_recorded_before_the_ans
     )
     .await;
     assert_eq!(payload["carrier"], "DHL", "{payload}");
-    assert_eq!(payload["tracking_number"], "JJD9999", "{payload}");
+    assert!(
+        payload["tracking_number"]["commitment"].is_string(),
+        "{payload}"
+    );
+    assert!(!payload.to_string().contains("JJD9999"), "{payload}");
 
     // no_consent: nothing granted yet, and a consent of another partner does not count.
     let payload = denied(

@@ -54,7 +54,7 @@ async fn a_one_shipment_bundle_verifies_offline_and_holds_only_that_shipment() {
     assert_eq!(verified.checkpoint.size(), app.log_size().await);
     let header: Value =
         serde_json::from_str(bundle.lines().next().expect("header")).expect("header JSON");
-    assert_eq!(header["format"], "consent-ledger-bundle/1");
+    assert_eq!(header["format"], "consent-ledger-bundle/2");
     assert_eq!(header["vkey"], vkey_text.as_str());
     for line in bundle.lines().skip(1) {
         let line: Value = serde_json::from_str(line).expect("line JSON");

@@ -150,6 +150,8 @@ enum Op {
     RegisterShipment,
     GetShipment,
     AuthorizedParties,
+    EraseShipment,
+    EraseSubject,
     GrantConsent,
     ListConsents,
     GetConsent,
@@ -163,7 +165,7 @@ enum Op {
     WithdrawRequest,
 }
 
-const OPS: [Op; 36] = [
+const OPS: [Op; 38] = [
     Op::Healthz,
     Op::Readyz,
     Op::Metrics,
@@ -189,6 +191,8 @@ const OPS: [Op; 36] = [
     Op::RegisterShipment,
     Op::GetShipment,
     Op::AuthorizedParties,
+    Op::EraseShipment,
+    Op::EraseSubject,
     Op::GrantConsent,
     Op::ListConsents,
     Op::GetConsent,
@@ -231,6 +235,8 @@ impl Op {
             Op::RegisterShipment => ("POST", "/v1/shipments"),
             Op::GetShipment => ("GET", "/v1/shipments/{id}"),
             Op::AuthorizedParties => ("GET", "/v1/shipments/{id}/authorized-parties"),
+            Op::EraseShipment => ("POST", "/v1/shipments/{id}/erase"),
+            Op::EraseSubject => ("POST", "/v1/subjects/erase"),
             Op::GrantConsent => ("POST", "/v1/consents"),
             Op::ListConsents => ("GET", "/v1/consents"),
             Op::GetConsent => ("GET", "/v1/consents/{id}"),
@@ -257,6 +263,8 @@ impl Op {
                 | Op::Decide
                 | Op::DecideBatch
                 | Op::RegisterShipment
+                | Op::EraseShipment
+                | Op::EraseSubject
                 | Op::GrantConsent
                 | Op::RevokeConsent
                 | Op::SubmitRequest
@@ -356,6 +364,12 @@ static TABLE: &[Row] = &[
     row(Op::GetShipment, A,             [401, 401, 404, 200, 404, 404, 404, 200, 200, 200]),
     row(Op::GetShipment, B,             [401, 401, 404, 404, 200, 404, 404, 200, 200, 200]),
     row(Op::GetShipment, MISSING,       [401, 401, 404, 404, 404, 404, 404, 404, 404, 404]),
+    // Erasure (SPEC §12): the carrier's privacy officer and the admin; a fresh shipment per
+    // cell, so the tenants' own stay.
+    row(Op::EraseShipment, A,           [401, 401, 200, 403, 403, 403, 403, 403, 200, 403]),
+    row(Op::EraseShipment, B,           [401, 401, 200, 403, 403, 403, 403, 403, 200, 403]),
+    row(Op::EraseShipment, MISSING,     [401, 401, 404, 403, 403, 403, 403, 403, 404, 403]),
+    row(Op::EraseSubject, NONE,         [401, 401, 200, 403, 403, 403, 403, 403, 200, 403]),
     row(Op::AuthorizedParties, A,       [401, 401, 404, 200, 404, 404, 404, 200, 200, 200]),
     row(Op::AuthorizedParties, B,       [401, 401, 404, 404, 200, 404, 404, 200, 200, 200]),
     row(Op::AuthorizedParties, MISSING, [401, 401, 404, 404, 404, 404, 404, 404, 404, 404]),
@@ -681,6 +695,23 @@ impl World {
                 body = Some(shipment_body(shipper, CARRIER, &tracking, "DE"));
             }
             Op::GetShipment | Op::AuthorizedParties => id = shipment,
+            Op::EraseShipment => {
+                if let Some(t) = tenant {
+                    let tracking = format!("MTX-ERASE-{:04}", self.next());
+                    id = created(
+                        &self.app,
+                        "/v1/shipments",
+                        &self.app.admin,
+                        shipment_body(&t.shipper_id, CARRIER, &tracking, "DE"),
+                    )
+                    .await;
+                }
+                body = Some(json!({ "reason": "matrix" }));
+            }
+            Op::EraseSubject => {
+                let subject = format!("mtx-subject-{}", self.next());
+                body = Some(json!({ "recipient_ref": subject, "reason": "matrix" }));
+            }
             Op::GrantConsent => body = Some(consent_for(&partner_id, &shipment)),
             Op::GetConsent | Op::ConsentReceipt => {
                 id = tenant.map_or(MISSING_ID, |t| &t.consent).to_owned();

@@ -114,6 +114,18 @@ pub async fn metrics(state: web::Data<AppState>, caller: Caller) -> Result<HttpR
         ],
     );
     metric(
+        "consent_ledger_erasures_total",
+        "counter",
+        "PersonalDataErased events recorded by this node (SPEC §12).",
+        &[("", state.metrics.erasures.load(Relaxed))],
+    );
+    metric(
+        "consent_ledger_retention_erased_shipments_total",
+        "counter",
+        "Shipments whose personal data retention (serve --retention-days) erased on this node.",
+        &[("", state.metrics.retention_erased.load(Relaxed))],
+    );
+    metric(
         "consent_ledger_group_commit_batches_total",
         "counter",
         "Write transactions (one fsync each).",

@@ -7,6 +7,7 @@
 
 pub mod consents;
 pub mod decisions;
+pub mod erasure;
 pub mod gdpr;
 pub mod health;
 pub mod log;
@@ -41,6 +42,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(shipments::authorized_parties)
         .service(shipments::create)
         .service(shipments::get)
+        .service(erasure::erase_shipment)
+        .service(erasure::erase_subject)
         .service(consents::grant)
         .service(consents::list)
         .service(consents::receipt)

@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use consent_ledger_domain::access::{AccessEvent, ACCESS_STREAM};
+use consent_ledger_domain::personal::Personal;
 use consent_ledger_domain::values::{
     CarrierCode, PartnerId, ShipmentId, ShipperId, TrackingNumber,
 };
@@ -241,7 +242,7 @@ pub fn access_event(e: &StoredEvent) -> Option<AccessEvent> {
     if e.stream_type != ACCESS_STREAM {
         return None;
     }
-    e.payload.decode().ok()
+    e.decode().ok()
 }
 
 /// The facts of a decision the filters look at.
@@ -269,7 +270,9 @@ pub fn decision(event: &AccessEvent) -> Decision<'_> {
         } => Decision {
             partner: *partner,
             shipment: *shipment,
-            tracking: carrier.as_ref().zip(tracking_number.as_ref()),
+            tracking: carrier
+                .as_ref()
+                .zip(tracking_number.as_ref().and_then(Personal::known)),
             decided_at: *decided_at,
             outcome: Outcome::Denied,
         },

@@ -535,11 +535,22 @@ pub struct DsarShipment {
     pub shipper_id: String,
 }
 
+/// An erasure of the subject's personal data (SPEC §12): when, and the position of the
+/// `PersonalDataErased` record that holds its reason.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DsarErasure {
+    pub position: u64,
+    pub erased_at: DateTime<Utc>,
+}
+
 /// The Art. 15 answer for one data subject.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Dsar {
     pub generated_at: DateTime<Utc>,
     pub shipments: Vec<DsarShipment>,
+    /// The erasures of this recipient reference's data, oldest first (auditors only): a
+    /// subject whose data was erased is answered that it was, when, and by which record.
+    pub erasures: Vec<DsarErasure>,
     pub recipients: Vec<DsarRecipient>,
     pub denied_attempts: Vec<DsarDenied>,
 }
@@ -621,6 +632,7 @@ pub struct DsarPlan {
     /// Denied attempts by this carrier and tracking number before the parcel was registered
     /// (shown to auditors).
     unregistered: Option<(String, String)>,
+    erasures: Vec<DsarErasure>,
 }
 
 /// A recipient as the DSAR introduces it, before its accesses.
@@ -777,14 +789,26 @@ impl DsarPlan {
                 })
                 .collect();
             out.push(&format!(
-                "{{\"generated_at\":{},\"shipments\":{},\"recipients\":[",
+                "{{\"generated_at\":{},\"shipments\":{},\"erasures\":{},\"recipients\":[",
                 json_text(&self.generated_at)?,
-                json_text(&shipments)?
+                json_text(&shipments)?,
+                json_text(&self.erasures)?
             ))
             .await?;
         } else {
             out.push(&csv_text(CSV_DSAR_HEADER, std::iter::empty())?)
                 .await?;
+            let rows = csv_rows(
+                CSV_DSAR_HEADER,
+                self.erasures.iter().map(|e| {
+                    let mut row: [String; 14] = Default::default();
+                    row[0] = "erasure".into();
+                    row[6] = rfc3339(e.erased_at);
+                    row[12] = format!("erased; recorded at log position {}", e.position);
+                    row
+                }),
+            )?;
+            out.push(&rows).await?;
         }
         // The recipients, in the order of their first access: one pass over the subject's
         // allowed reads keeps only their ids.
@@ -959,6 +983,12 @@ pub async fn dsar_view(
         }
     };
     fresh(state, &q).await?;
+    let erasures = match &key {
+        SubjectKey::RecipientRef(subject) if sees_all(caller) => {
+            erasures_of(state, subject).await?
+        }
+        _ => Vec::new(),
+    };
     let mut shipments = state.store.gdpr_shipments(&key).await?;
     if caller.role == Role::Shipper {
         let me = caller.id.as_shipper().to_string();
@@ -983,7 +1013,23 @@ pub async fn dsar_view(
         generated_at: state.clock.now(),
         shipments,
         unregistered,
+        erasures,
     })
+}
+
+/// The erasures that erased `subject` (a recipient reference), from their records.
+async fn erasures_of(state: &AppState, subject: &str) -> Result<Vec<DsarErasure>, AppError> {
+    let digest = consent_ledger_store::subject_digest(subject);
+    let mut erasures = Vec::new();
+    for position in state.store.erasures_of_subject(&digest).await? {
+        if let Some(event) = state.store.read_range(position, 1).await?.first() {
+            erasures.push(DsarErasure {
+                position: position.get(),
+                erased_at: event.recorded_at,
+            });
+        }
+    }
+    Ok(erasures)
 }
 
 const CSV_DSAR_HEADER: [&str; 14] = [

@@ -110,7 +110,7 @@ impl Aggregate for Consent {
                 }
                 ConsentEvent::ConsentRevoked {
                     revoked_by,
-                    reason,
+                    reason: reason.into(),
                     revoked_at: now,
                 }
             }
@@ -311,7 +311,7 @@ mod tests {
     fn revokes_exactly_once() {
         let revoked = ConsentEvent::ConsentRevoked {
             revoked_by: PrincipalId::from(shipper()),
-            reason: Reason::parse("customer objected").unwrap(),
+            reason: Reason::parse("customer objected").unwrap().into(),
             revoked_at: t0(),
         };
         given(PartnerStatus::Active)

@@ -2,6 +2,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
+use crate::personal::{self, Personal};
 use crate::terms::ConsentScope;
 use crate::values::{
     ConsentId, ConsentRequestId, DataCategory, DpaRef, LegalBasis, NonEmptySet, PartnerId,
@@ -26,7 +27,7 @@ pub enum ConsentEvent {
     },
     ConsentRevoked {
         revoked_by: PrincipalId,
-        reason: Reason,
+        reason: Personal<Reason>,
         revoked_at: DateTime<Utc>,
     },
 }
@@ -40,6 +41,6 @@ impl DomainEvent for ConsentEvent {
         .into()
     }
     fn event_version(&self) -> String {
-        "1".into()
+        personal::schema_version(&self.event_type()).into()
     }
 }

@@ -218,7 +218,7 @@ impl Aggregate for ConsentRequest {
                     dpa_ref,
                     valid_from,
                     valid_until,
-                    justification,
+                    justification: justification.into(),
                     submitted_at: now,
                     expires_at: now + ttl,
                 }
@@ -239,7 +239,7 @@ impl Aggregate for ConsentRequest {
             ConsentRequestCommand::DenyConsentRequest { reason } => {
                 self.pending_at(now)?;
                 ConsentRequestEvent::ConsentRequestDenied {
-                    reason,
+                    reason: reason.into(),
                     denied_at: now,
                 }
             }
@@ -361,7 +361,7 @@ mod tests {
             dpa_ref: None,
             valid_from: None,
             valid_until: Some(t0() + Duration::days(90)),
-            justification: Reason::parse("claims handling").unwrap(),
+            justification: Reason::parse("claims handling").unwrap().into(),
             submitted_at: t0(),
             expires_at: t0() + Duration::days(30),
         }
@@ -463,7 +463,7 @@ mod tests {
     #[test]
     fn only_a_pending_request_is_approved_denied_or_withdrawn() {
         let denied = ConsentRequestEvent::ConsentRequestDenied {
-            reason: Reason::parse("no").unwrap(),
+            reason: Reason::parse("no").unwrap().into(),
             denied_at: t0(),
         };
         framework()

@@ -2,6 +2,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
+use crate::personal::{self, Personal};
 use crate::terms::ConsentScope;
 use crate::values::{
     ConsentId, ConsentRequestId, DataCategory, DpaRef, LegalBasis, NonEmptySet, PartnerId, Purpose,
@@ -21,7 +22,7 @@ pub enum ConsentRequestEvent {
         dpa_ref: Option<DpaRef>,
         valid_from: Option<DateTime<Utc>>,
         valid_until: Option<DateTime<Utc>>,
-        justification: Reason,
+        justification: Personal<Reason>,
         submitted_at: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     },
@@ -34,7 +35,7 @@ pub enum ConsentRequestEvent {
         approved_at: DateTime<Utc>,
     },
     ConsentRequestDenied {
-        reason: Reason,
+        reason: Personal<Reason>,
         denied_at: DateTime<Utc>,
     },
     ConsentRequestWithdrawn {
@@ -57,6 +58,6 @@ impl DomainEvent for ConsentRequestEvent {
         .into()
     }
     fn event_version(&self) -> String {
-        "1".into()
+        personal::schema_version(&self.event_type()).into()
     }
 }

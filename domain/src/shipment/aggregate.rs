@@ -2,6 +2,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
+use crate::personal::Personal;
 use crate::services::LedgerServices;
 use crate::shipment::{ShipmentCommand, ShipmentEvent};
 use crate::values::ShipperId;
@@ -50,9 +51,9 @@ impl Aggregate for Shipment {
             id,
             shipper,
             carrier,
-            tracking_number,
+            tracking_number: tracking_number.into(),
             destination_country,
-            recipient_ref,
+            recipient_ref: recipient_ref.map(Personal::from),
             registered_at: services.now(),
         };
         sink.write(event, self).await;
@@ -94,7 +95,7 @@ mod tests {
             id: ShipmentId::parse("0190d5f6-0000-7000-8000-000000000501").unwrap(),
             shipper: shipper(),
             carrier: CarrierCode::parse("DHL").unwrap(),
-            tracking_number: TrackingNumber::parse("JJD0001").unwrap(),
+            tracking_number: TrackingNumber::parse("JJD0001").unwrap().into(),
             destination_country: CountryCode::parse("DE").unwrap(),
             recipient_ref: None,
             registered_at: t0(),

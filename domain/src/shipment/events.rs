@@ -2,6 +2,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
+use crate::personal::{self, Personal};
 use crate::values::{
     CarrierCode, CountryCode, RecipientRef, ShipmentId, ShipperId, TrackingNumber,
 };
@@ -12,9 +13,9 @@ pub enum ShipmentEvent {
         id: ShipmentId,
         shipper: ShipperId,
         carrier: CarrierCode,
-        tracking_number: TrackingNumber,
+        tracking_number: Personal<TrackingNumber>,
         destination_country: CountryCode,
-        recipient_ref: Option<RecipientRef>,
+        recipient_ref: Option<Personal<RecipientRef>>,
         registered_at: DateTime<Utc>,
     },
 }
@@ -26,6 +27,6 @@ impl DomainEvent for ShipmentEvent {
         }
     }
     fn event_version(&self) -> String {
-        "1".into()
+        personal::schema_version(&self.event_type()).into()
     }
 }

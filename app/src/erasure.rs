@@ -1,0 +1,382 @@
+//! Erasure and retention of personal data (SPEC §12, docs/adr/0008): one recorded
+//! `PersonalDataErased` event whose commit deletes the openings of the shipments it names
+//! (their tracking numbers and recipient references), the free texts of consents and requests
+//! scoped to them, and the unique claims on their numbers; then the bytes leave every file
+//! ([`scrub`]). Every proof stands: no leaf changes.
+//!
+//! Path: `erase_shipment` / `erase_subject` / [`sweep_retention`] → [`erase`] → one append
+//! (the deletes in its transaction) → the read model forgets the numbers (commit hook) →
+//! [`scrub`] in the background: audit file blanked, WAL checkpoints, snapshot rewritten.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use consent_ledger_domain::erasure::{ErasureCause, ErasureEvent, ERASURE_STREAM};
+use consent_ledger_domain::personal::Personal;
+use consent_ledger_domain::shipment::ShipmentEvent;
+use consent_ledger_domain::terms::ConsentScope;
+use consent_ledger_domain::values::{Reason, RecipientRef, Role, ShipmentId};
+use consent_ledger_store::cqrs::CommandMeta;
+use consent_ledger_store::{
+    subject_digest, Append, Erasure, Guard, NewEvent, Position, StoredEvent,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::Caller;
+use crate::error::AppError;
+use crate::shipments::tracking_claim;
+use crate::state::AppState;
+use crate::write::{self, Answer, WriteContext};
+
+/// Who may erase: the carrier's privacy officer, and admins (SPEC §12).
+pub const ERASERS: &[Role] = &[Role::PrivacyOfficer, Role::Admin];
+
+/// How long the clean-up after an erasure may take: SPEC §12 gives 60 s for the bytes to leave
+/// every file.
+pub const SCRUB_WITHIN: Duration = Duration::from_secs(50);
+
+/// Shipments per `PersonalDataErased` event of a retention sweep.
+pub const RETENTION_BATCH: usize = 500;
+
+/// `{"reason"}`: why a shipment's personal data is erased.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EraseShipment {
+    /// Why (e.g. the Art. 17 request it answers). Sealed in the log like every free text.
+    #[serde(default)]
+    #[schema(required = true, value_type = Reason)]
+    pub reason: Option<Reason>,
+}
+
+/// `{"recipient_ref","reason"}`: erase every shipment of one data subject.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EraseSubject {
+    #[serde(default)]
+    #[schema(required = true, value_type = RecipientRef)]
+    pub recipient_ref: Option<RecipientRef>,
+    #[serde(default)]
+    #[schema(required = true, value_type = Reason)]
+    pub reason: Option<Reason>,
+}
+
+/// `{"position","shipments"}`: the erasure's record and how many shipments it erased.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Erased {
+    pub position: u64,
+    pub shipments: usize,
+}
+
+impl Erased {
+    fn of(events: &[StoredEvent]) -> Result<Self, AppError> {
+        let event = events
+            .last()
+            .ok_or_else(|| AppError::internal(anyhow::anyhow!("an erasure recorded nothing")))?;
+        let ErasureEvent::PersonalDataErased { shipments, .. } =
+            event.decode().map_err(AppError::internal)?;
+        Ok(Self {
+            position: event.position.get(),
+            shipments: shipments.len(),
+        })
+    }
+}
+
+fn required<T>(value: Option<T>, field: &str, detail: &str) -> Result<T, AppError> {
+    value.ok_or_else(|| AppError::invalid(field, detail))
+}
+
+/// `POST /v1/shipments/{id}/erase`. A shipment unknown, or erased already, is not found.
+#[tracing::instrument(level = "debug", skip_all, fields(caller = %caller.id))]
+pub async fn erase_shipment(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    id: ShipmentId,
+    input: EraseShipment,
+    context: WriteContext,
+) -> Result<(Erased, Answer), AppError> {
+    caller.require(ERASERS)?;
+    let reason = required(input.reason, "reason", "say why the data is erased")?;
+    let answer = write::record(
+        state,
+        context,
+        |meta| async {
+            let target = Target::of(state, &[id]).await?;
+            if target.shipments.is_empty() {
+                return Err(AppError::not_found());
+            }
+            erase(state, target, ErasureCause::Shipment, reason, None, meta).await
+        },
+        |events, _| Erased::of(events),
+    )
+    .await?;
+    spawn_scrub(state);
+    Ok(answer)
+}
+
+/// `POST /v1/subjects/erase`: every shipment registered with the recipient reference. A
+/// reference with no shipment left is answered `{"shipments":0}` and still recorded, so that a
+/// later DSAR can say the request was carried out.
+#[tracing::instrument(level = "debug", skip_all, fields(caller = %caller.id))]
+pub async fn erase_subject(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    input: EraseSubject,
+    context: WriteContext,
+) -> Result<(Erased, Answer), AppError> {
+    caller.require(ERASERS)?;
+    let subject = required(
+        input.recipient_ref,
+        "recipient_ref",
+        "name the data subject's recipient reference",
+    )?;
+    let reason = required(input.reason, "reason", "say why the data is erased")?;
+    let answer = write::record(
+        state,
+        context,
+        |meta| async {
+            let ids: Vec<ShipmentId> = state
+                .store
+                .recipient_shipments(subject.as_str())
+                .await?
+                .iter()
+                .filter_map(|id| ShipmentId::parse(id).ok())
+                .collect();
+            let mut target = Target::of(state, &ids).await?;
+            // The subject is recorded erased even when nothing of it is left, so that a DSAR
+            // answers that the request was carried out.
+            target.subjects.insert(subject_digest(subject.as_str()));
+            erase(state, target, ErasureCause::Subject, reason, None, meta).await
+        },
+        |events, _| Erased::of(events),
+    )
+    .await?;
+    spawn_scrub(state);
+    Ok(answer)
+}
+
+/// What one erasure deletes.
+#[derive(Debug, Default)]
+struct Target {
+    shipments: Vec<ShipmentId>,
+    claims: Vec<String>,
+    subjects: BTreeSet<String>,
+}
+
+impl Target {
+    /// The shipments of `ids` whose personal fields are still kept, with their claims and the
+    /// digests of their recipient references.
+    async fn of(state: &AppState, ids: &[ShipmentId]) -> Result<Self, AppError> {
+        let mut target = Self::default();
+        for id in ids {
+            let stream = state.store.read_stream("shipment", &id.to_string()).await?;
+            let Some(registration) = stream.first() else {
+                continue;
+            };
+            let ShipmentEvent::ShipmentRegistered {
+                carrier,
+                tracking_number,
+                recipient_ref,
+                ..
+            } = registration.decode().map_err(AppError::internal)?;
+            let Personal::Known(tracking) = tracking_number else {
+                continue;
+            };
+            target.claims.push(tracking_claim(&carrier, &tracking));
+            if let Some(Personal::Known(subject)) = recipient_ref {
+                target.subjects.insert(subject_digest(subject.as_str()));
+            }
+            target.shipments.push(*id);
+        }
+        Ok(target)
+    }
+}
+
+/// Records one erasure of `target` and deletes what it names in the same commit.
+async fn erase(
+    state: &AppState,
+    target: Target,
+    cause: ErasureCause,
+    reason: Reason,
+    retention_days: Option<u32>,
+    meta: CommandMeta,
+) -> Result<Vec<StoredEvent>, AppError> {
+    let erased: BTreeSet<ShipmentId> = target.shipments.iter().copied().collect();
+    let (consents, requests) = {
+        let model = state.projector.read();
+        let scoped = |scope: &ConsentScope| match scope {
+            ConsentScope::Shipments { shipment_ids } => {
+                shipment_ids.iter().any(|s| erased.contains(s))
+            }
+            ConsentScope::Shipper { .. } => false,
+        };
+        let consents: Vec<_> = model
+            .consents
+            .values()
+            .filter(|c| scoped(&c.scope))
+            .map(|c| c.id)
+            .collect();
+        let requests: Vec<_> = model
+            .requests
+            .values()
+            .filter(|r| scoped(&r.scope))
+            .map(|r| r.id)
+            .collect();
+        (consents, requests)
+    };
+    let mut streams: Vec<(String, String)> = target
+        .shipments
+        .iter()
+        .map(|id| ("shipment".to_owned(), id.to_string()))
+        .collect();
+    streams.extend(
+        consents
+            .iter()
+            .map(|id| ("consent".to_owned(), id.to_string())),
+    );
+    streams.extend(
+        requests
+            .iter()
+            .map(|id| ("consent_request".to_owned(), id.to_string())),
+    );
+    let event = ErasureEvent::PersonalDataErased {
+        cause,
+        shipments: target.shipments,
+        consents,
+        requests,
+        reason: reason.into(),
+        retention_days,
+        erased_at: state.clock.now(),
+    };
+    let id = state.ids.new_id().to_string();
+    let event =
+        NewEvent::from_domain(&event, ERASURE_STREAM, &id, 1).map_err(AppError::internal)?;
+    let events = state
+        .store
+        .append(Append {
+            events: vec![event],
+            provenance: meta.provenance,
+            idempotency: meta.idempotency,
+            unique_claims: Vec::new(),
+            erasure: Some(Erasure {
+                streams,
+                claims: target.claims,
+                subjects: target.subjects.into_iter().collect(),
+            }),
+            credential: None,
+            guard: Guard::default(),
+        })
+        .await
+        .map_err(AppError::from)?;
+    state.metrics.erasures.fetch_add(1, Ordering::Relaxed);
+    Ok(events)
+}
+
+/// Makes the erased bytes leave every file, in the background (SPEC §12: within 60 s): the
+/// audit projection catches up (it blanks the erased rows), both SQLite files are checkpointed
+/// and their WALs truncated (PostgreSQL: the tables vacuumed), and the read-model snapshot is
+/// rewritten without the erased index entries.
+pub fn spawn_scrub(state: &Arc<AppState>) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = scrub(&state).await {
+            tracing::error!(error = %e, "cleaning up after an erasure failed; retried with the next");
+        }
+    });
+}
+
+/// See [`spawn_scrub`]; one at a time per node.
+pub async fn scrub(state: &AppState) -> Result<(), AppError> {
+    let _one = state.scrubbing.lock().await;
+    state.gdpr.catch_up().await.map_err(AppError::internal)?;
+    state.store.scrub(SCRUB_WITHIN).await?;
+    state
+        .projector
+        .save_snapshot(&state.snapshot_path)
+        .await
+        .map_err(AppError::internal)?;
+    // The snapshot write may have been the last thing in a WAL; nothing personal in it, but
+    // a second checkpoint leaves the WALs empty for whoever looks.
+    state.store.scrub(SCRUB_WITHIN).await?;
+    Ok(())
+}
+
+/// Whether an access decision about `id` was recorded at or after `since` (the audit
+/// projection, caught up before a sweep, answers).
+async fn decided_since(
+    state: &AppState,
+    id: ShipmentId,
+    since: DateTime<Utc>,
+) -> Result<bool, AppError> {
+    let filter = consent_ledger_store::gdpr::AccessFilter {
+        shipment_id: Some(id.to_string()),
+        from: Some(since.timestamp_micros()),
+        ..Default::default()
+    };
+    Ok(!state.store.gdpr_access(&filter, None, 1).await?.is_empty())
+}
+
+/// One pass of retention (`serve --retention-days N`): erases, in recorded batches, every
+/// shipment registered before `now - days` with no access decision since. Returns how many
+/// shipments it erased.
+#[tracing::instrument(level = "info", skip_all, fields(days = days))]
+pub async fn sweep_retention(state: &Arc<AppState>, days: u32) -> Result<usize, AppError> {
+    let cutoff: DateTime<Utc> = state.clock.now() - chrono::Duration::days(i64::from(days));
+    state.gdpr.catch_up().await.map_err(AppError::internal)?;
+    let before = state.store.first_recorded_since(cutoff).await?;
+    let reason = Reason::parse(format!(
+        "retention: no event about the shipment for more than {days} days (Art. 5(1)(e))"
+    ))
+    .map_err(AppError::internal)?;
+    let mut after: Option<Position> = None;
+    let mut erased = 0usize;
+    loop {
+        let candidates = state
+            .store
+            .unerased_shipments(after, before, u32::try_from(RETENTION_BATCH).unwrap_or(500))
+            .await?;
+        let Some(last) = candidates.last() else {
+            break;
+        };
+        after = Some(last.0);
+        let mut ids = Vec::with_capacity(candidates.len());
+        for (_, id) in &candidates {
+            let Ok(id) = ShipmentId::parse(id) else {
+                continue;
+            };
+            if !decided_since(state, id, cutoff).await? {
+                ids.push(id);
+            }
+        }
+        if ids.is_empty() {
+            continue;
+        }
+        let target = Target::of(state, &ids).await?;
+        let n = target.shipments.len();
+        if n == 0 {
+            continue;
+        }
+        erase(
+            state,
+            target,
+            ErasureCause::Retention,
+            reason.clone(),
+            Some(days),
+            CommandMeta::new("retention", state.ids.new_id().to_string()),
+        )
+        .await?;
+        erased += n;
+        state
+            .metrics
+            .retention_erased
+            .fetch_add(n as u64, Ordering::Relaxed);
+        tracing::info!(erased, "retention: erased a batch of shipments");
+    }
+    if erased > 0 {
+        scrub(state).await?;
+    }
+    Ok(erased)
+}
