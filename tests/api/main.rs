@@ -6,6 +6,7 @@ mod bad_input;
 mod decisions;
 mod disk_full;
 mod dsar;
+mod erasure;
 mod export;
 mod helpers;
 mod http_layer;
