@@ -10,11 +10,13 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::rc::Rc;
 
+mod common;
+
+use common::Serve;
 use consent_ledger_store::testing::{postgres_server, ScratchDatabase};
 use consent_ledger_store::{Position, Store, StoreLocation};
 use serde_json::{json, Value};
@@ -90,23 +92,7 @@ impl Ledger {
     }
 
     fn serve(&self) -> Serve {
-        let mut child = self
-            .command()
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("listening line");
-        let url = line
-            .trim()
-            .strip_prefix("consent-ledger listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_owned();
-        Serve { child, url }
+        Serve::start_with(self.command())
     }
 
     /// After a SIGKILL the server may still be finishing what the dead process sent (a COMMIT
@@ -139,33 +125,6 @@ impl Ledger {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         let _ = conn.close().await;
-    }
-}
-
-/// A `serve` process, SIGKILLed when dropped if still running (a failed test leaves none).
-struct Serve {
-    child: Child,
-    url: String,
-}
-
-impl Serve {
-    fn signal(&mut self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(signal)
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        self.child.wait().expect("reap");
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
@@ -578,4 +537,545 @@ async fn acknowledged_rotations_survive_a_sigkill(ledger: &Ledger) {
         }
     }
     drop(node);
+}
+
+#[actix_web::test]
+async fn erasures_acknowledged_before_a_sigkill_survive_it() {
+    let (_dir, ledger) = Ledger::sqlite();
+    acknowledged_erasures_survive_a_sigkill(&ledger).await;
+}
+
+#[actix_web::test]
+async fn erasures_acknowledged_before_a_sigkill_survive_it_on_postgresql() {
+    let Some((_dir, ledger)) = Ledger::postgres("the erasure crash test on PostgreSQL").await
+    else {
+        return;
+    };
+    acknowledged_erasures_survive_a_sigkill(&ledger).await;
+}
+
+/// Shipments erased in the erasure crash test.
+const ERASED_SHIPMENTS: usize = 60;
+
+/// One shipment of the erasure crash test: id and its two personal fields.
+#[derive(Debug, Clone)]
+struct Parcel {
+    id: String,
+    tracking: String,
+    subject: String,
+}
+
+/// The read model's index key of a tracking number (projections/src/decider.rs `fingerprint`:
+/// the first 128 bits of SHA-256(carrier ‖ 0x00 ‖ number), written little-endian into the
+/// snapshot), in both byte orders.
+fn tracking_fingerprints(carrier: &str, tracking: &str) -> [Vec<u8>; 2] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(carrier.as_bytes());
+    h.update([0u8]);
+    h.update(tracking.as_bytes());
+    let first = h.finalize()[..16].to_vec();
+    let reversed = first.iter().rev().copied().collect();
+    [first, reversed]
+}
+
+/// Every (file, label) under `dir` whose raw bytes hold one of `needles`.
+fn files_holding(dir: &std::path::Path, needles: &[(String, Vec<u8>)]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            // A file renamed away between listing and reading is read as its successor next.
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
+            // One pass over the file: candidates by their first 4 bytes, then compared whole
+            // (a search per needle took seconds over a WAL in a debug build).
+            let mut by_prefix: HashMap<&[u8], Vec<usize>> = HashMap::new();
+            for (n, (_, needle)) in needles.iter().enumerate() {
+                by_prefix.entry(&needle[..4]).or_default().push(n);
+            }
+            let mut hit = vec![false; needles.len()];
+            for at in 0..bytes.len().saturating_sub(3) {
+                let Some(candidates) = by_prefix.get(&bytes[at..at + 4]) else {
+                    continue;
+                };
+                for &n in candidates {
+                    if bytes[at..].starts_with(&needles[n].1) {
+                        hit[n] = true;
+                    }
+                }
+            }
+            for (n, (label, _)) in needles.iter().enumerate() {
+                if hit[n] {
+                    found.push(format!("{label} in {}", path.display()));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The needles of `files_holding` for erased `parcels` (index, parcel): each one's recipient
+/// reference and the two byte orders of its number's index key, and the tracking number itself
+/// for the odd ones (whose numbers no decision asked for).
+fn erased_needles<'a>(
+    parcels: impl Iterator<Item = (usize, &'a Parcel)>,
+) -> Vec<(String, Vec<u8>)> {
+    let mut needles = Vec::new();
+    for (i, parcel) in parcels {
+        needles.push((
+            format!("parcel {i}'s recipient ref"),
+            parcel.subject.clone().into_bytes(),
+        ));
+        if i % 2 == 1 {
+            needles.push((
+                format!("parcel {i}'s tracking number"),
+                parcel.tracking.clone().into_bytes(),
+            ));
+        }
+        for fingerprint in tracking_fingerprints("DHL", &parcel.tracking) {
+            needles.push((format!("parcel {i}'s index key"), fingerprint));
+        }
+    }
+    needles
+}
+
+/// Every event of the log, read as a privacy officer through `GET /v1/log/entries`: (position,
+/// leaf data parsed).
+async fn log_entries(client: &awc::Client, url: &str, token: &str) -> Vec<(u64, Value)> {
+    let mut all = Vec::new();
+    loop {
+        let start = all.len();
+        let mut res = client
+            .get(format!(
+                "{url}/v1/log/entries?start={start}&end={}",
+                start + 1000
+            ))
+            .insert_header(("Authorization", format!("Bearer {token}")))
+            .send()
+            .await
+            .expect("log entries");
+        assert_eq!(res.status().as_u16(), 200);
+        let body: Value = res.json().limit(64 << 20).await.expect("json");
+        let entries = body["entries"].as_array().expect("entries");
+        for entry in entries {
+            let leaf: Value =
+                serde_json::from_str(entry["leaf"].as_str().expect("leaf")).expect("leaf JSON");
+            all.push((entry["position"].as_u64().expect("position"), leaf));
+        }
+        if entries.len() < 1000 {
+            return all;
+        }
+    }
+}
+
+/// SPEC §5.1 and §12 for erasures: 60 shipments, each with its own tracking number and
+/// recipient reference, are erased 8 at a time while a gateway keeps deciding about them, and
+/// the process is SIGKILLed once half the erasures are acknowledged. A decision sent after a
+/// shipment's erasure was acknowledged must already answer `unknown_shipment` by its number.
+/// After a restart, per shipment: erased entirely or not at all (tracking number and recipient
+/// reference together, the log's record, the views and the decider agree); every acknowledged
+/// erasure is the `PersonalDataErased` at the position it was answered with; none is recorded
+/// twice; within 60 s no file of the data directory holds an erased value or the erased
+/// number's index key (the start finishes a clean-up the kill interrupted). Then every
+/// unanswered erasure is asked again: 404 where it had committed, 200 where not, and every
+/// shipment has exactly one record. `audit-log` passes.
+async fn acknowledged_erasures_survive_a_sigkill(ledger: &Ledger) {
+    use std::collections::VecDeque;
+    use std::time::{Duration, Instant};
+
+    let admin = ledger.run(&["principal", "create", "--role", "admin", "--name", "Ops"]);
+    let admin: Value = serde_json::from_slice(&admin.stdout).expect("admin json");
+    let admin = admin["token"].as_str().expect("token").to_owned();
+    let mut node = ledger.serve();
+    let url = node.url.clone();
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .finish();
+    let made = |body: Value| {
+        let (client, url, admin) = (client.clone(), url.clone(), admin.clone());
+        async move {
+            let (status, made) = post(&client, &format!("{url}/v1/principals"), &admin, body)
+                .await
+                .expect("principal");
+            assert_eq!(status, 201, "{made}");
+            (
+                made["id"].as_str().expect("id").to_owned(),
+                made["token"].as_str().expect("token").to_owned(),
+            )
+        }
+    };
+    let (shipper_id, shipper) = made(json!({"role": "shipper", "name": "Shop"})).await;
+    let (partner_id, _) = made(json!({"role": "partner", "name": "Insure",
+        "partner": {"kind": "insurer", "country": "DE", "dpa_ref": "DPA-1"}}))
+    .await;
+    let (_, dpo) = made(json!({"role": "privacy_officer", "name": "DPO"})).await;
+    let (_, gateway) = made(json!({"role": "gateway", "name": "Tracking API"})).await;
+    // A shipper-wide grant: a shipment whose number is still known is allowed.
+    let (status, answer) = post(
+        &client,
+        &format!("{url}/v1/consents"),
+        &shipper,
+        json!({"partner_id": partner_id, "scope": {"type": "shipper"},
+            "purposes": ["insurance_claim"], "data_categories": ["status_events"],
+            "legal_basis": "contract"}),
+    )
+    .await
+    .expect("grant");
+    assert_eq!(status, 201, "{answer}");
+    let mut parcels = Vec::new();
+    for i in 0..ERASED_SHIPMENTS {
+        let (tracking, subject) = (format!("KILLERASE{i:04}ZQ"), format!("crm-kill-{i:04}-xr"));
+        let (status, answer) = post(
+            &client,
+            &format!("{url}/v1/shipments"),
+            &admin,
+            json!({"carrier": "DHL", "tracking_number": tracking, "destination_country": "DE",
+                "recipient_ref": subject, "shipper_id": shipper_id}),
+        )
+        .await
+        .expect("shipment");
+        assert_eq!(status, 201, "{answer}");
+        parcels.push(Parcel {
+            id: answer["id"].as_str().expect("id").to_owned(),
+            tracking,
+            subject,
+        });
+    }
+    let parcels = Rc::new(parcels);
+
+    // Acknowledged erasures: parcel index → the position answered.
+    let acked: Rc<RefCell<HashMap<usize, u64>>> = Rc::default();
+    // What a client saw that it must not have; checked after the kill.
+    let wrong: Rc<RefCell<Vec<String>>> = Rc::default();
+    let killed = Rc::new(RefCell::new(false));
+    let queue: Rc<RefCell<VecDeque<usize>>> =
+        Rc::new(RefCell::new((0..ERASED_SHIPMENTS).collect()));
+    // Decisions answered, and of them those by a number whose erasure was acknowledged.
+    let decided = Rc::new(RefCell::new((0usize, 0usize)));
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        let (client, url, dpo, parcels, acked, wrong, killed, queue) = (
+            client.clone(),
+            url.clone(),
+            dpo.clone(),
+            parcels.clone(),
+            acked.clone(),
+            wrong.clone(),
+            killed.clone(),
+            queue.clone(),
+        );
+        clients.push(actix_web::rt::spawn(async move {
+            while !*killed.borrow() {
+                let Some(i) = queue.borrow_mut().pop_front() else {
+                    break;
+                };
+                let path = format!("{url}/v1/shipments/{}/erase", parcels[i].id);
+                let body = json!({"reason": format!("Art. 17 request {i}")});
+                match post(&client, &path, &dpo, body).await {
+                    Ok((200, answer)) => {
+                        if answer["shipments"] != 1 {
+                            wrong
+                                .borrow_mut()
+                                .push(format!("erasure of parcel {i} answered {answer}"));
+                        }
+                        let position = answer["position"].as_u64().expect("position");
+                        acked.borrow_mut().insert(i, position);
+                    }
+                    Ok((status, answer)) => {
+                        wrong
+                            .borrow_mut()
+                            .push(format!("erasure of parcel {i}: {status} {answer}"));
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }));
+    }
+    // The gateway decides about the same shipments meanwhile: by number for the even ones,
+    // by id for the odd ones (whose numbers no decision records again, so that the search of
+    // the data directory below can look for them).
+    for c in 0..4 {
+        let (client, url, gateway, partner_id, parcels, acked, wrong, killed, decided) = (
+            client.clone(),
+            url.clone(),
+            gateway.clone(),
+            partner_id.clone(),
+            parcels.clone(),
+            acked.clone(),
+            wrong.clone(),
+            killed.clone(),
+            decided.clone(),
+        );
+        clients.push(actix_web::rt::spawn(async move {
+            let mut i = c;
+            while !*killed.borrow() {
+                i = (i + 1) % ERASED_SHIPMENTS;
+                let parcel = &parcels[i];
+                let mut body = json!({"partner_id": partner_id, "purpose": "insurance_claim",
+                    "data_categories": ["status_events"]});
+                if i % 2 == 0 {
+                    body["carrier"] = json!("DHL");
+                    body["tracking_number"] = json!(parcel.tracking);
+                } else {
+                    body["shipment_id"] = json!(parcel.id);
+                }
+                let erased_before = acked.borrow().contains_key(&i);
+                match post(&client, &format!("{url}/v1/decisions"), &gateway, body).await {
+                    Ok((200, answer)) => {
+                        decided.borrow_mut().0 += 1;
+                        if erased_before && i % 2 == 0 {
+                            decided.borrow_mut().1 += 1;
+                        }
+                        if erased_before && i % 2 == 0 && answer["reason"] != "unknown_shipment" {
+                            wrong.borrow_mut().push(format!(
+                                "a decision by the number of parcel {i}, sent after its \
+                                 erasure was acknowledged, answered {answer}"
+                            ));
+                        }
+                    }
+                    Ok((status, answer)) => {
+                        wrong
+                            .borrow_mut()
+                            .push(format!("decision about parcel {i}: {status} {answer}"));
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while acked.borrow().len() < ERASED_SHIPMENTS / 2 {
+        assert!(
+            wrong.borrow().is_empty() && Instant::now() < deadline,
+            "{} erasures acknowledged; {:?}",
+            acked.borrow().len(),
+            wrong.borrow()
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(1)).await;
+    }
+    node.signal("-KILL");
+    *killed.borrow_mut() = true;
+    for c in clients {
+        c.await.expect("a client task panicked");
+    }
+    let acked = acked.borrow().clone();
+    let wrong = wrong.borrow().clone();
+    assert!(wrong.is_empty(), "before the kill: {wrong:#?}");
+    assert!(
+        acked.len() < ERASED_SHIPMENTS,
+        "every erasure was acknowledged before the kill: nothing was in flight"
+    );
+    let (decisions, after_erasure) = *decided.borrow();
+    eprintln!(
+        "{} of {ERASED_SHIPMENTS} erasures and {decisions} decisions ({after_erasure} by a \
+         number already erased) acknowledged before the SIGKILL",
+        acked.len(),
+    );
+    ledger.settle_after_kill().await;
+    // What the kill left in the files, for the record: the start below must clean it up.
+    let left = files_holding(
+        &ledger.data,
+        &erased_needles(acked.keys().map(|&i| (i, &parcels[i]))),
+    );
+    eprintln!(
+        "{} traces of acknowledged erasures left in the data directory by the SIGKILL",
+        left.len()
+    );
+
+    let mut node = ledger.serve();
+    let url = node.url.clone();
+    let ready = get(&client, &format!("{url}/readyz")).await;
+    assert_eq!(ready, json!({"status": "ready"}));
+
+    // The log: gapless; per shipment at most one erasure; each acknowledged one where it was
+    // answered, naming that shipment alone.
+    let log = log_entries(&client, &url, &dpo).await;
+    for (i, (position, _)) in log.iter().enumerate() {
+        assert_eq!(*position, i as u64, "gap at {i}");
+    }
+    let mut erasures: HashMap<String, Vec<u64>> = HashMap::new();
+    for (position, leaf) in &log {
+        if leaf["event_type"] != "PersonalDataErased" {
+            continue;
+        }
+        let named = leaf["payload"]["PersonalDataErased"]["shipments"]
+            .as_array()
+            .unwrap_or_else(|| panic!("an erasure naming no shipments: {leaf}"));
+        for id in named {
+            erasures
+                .entry(id.as_str().expect("shipment id").to_owned())
+                .or_default()
+                .push(*position);
+        }
+    }
+    for (i, position) in &acked {
+        let (_, leaf) = &log[usize::try_from(*position).expect("index")];
+        assert_eq!(
+            leaf["event_type"], "PersonalDataErased",
+            "acknowledged erasure of parcel {i} lost or moved: position {position} is {leaf}"
+        );
+        assert_eq!(
+            leaf["payload"]["PersonalDataErased"]["shipments"],
+            json!([parcels[*i].id]),
+            "acknowledged erasure of parcel {i} at {position}"
+        );
+    }
+    let recorded: Vec<bool> = parcels
+        .iter()
+        .enumerate()
+        .map(|(i, parcel)| {
+            let times = erasures.get(&parcel.id).map_or(&[][..], Vec::as_slice);
+            assert!(
+                times.len() <= 1,
+                "parcel {i} erased {} times, at {times:?}",
+                times.len()
+            );
+            if acked.contains_key(&i) {
+                assert_eq!(times.len(), 1, "acknowledged erasure of parcel {i}");
+            }
+            times.len() == 1
+        })
+        .collect();
+    eprintln!(
+        "{} erasures in the log after the restart ({} acknowledged)",
+        recorded.iter().filter(|r| **r).count(),
+        acked.len()
+    );
+
+    // The files: within 60 s of the start nothing erased is left in the data directory (on
+    // PostgreSQL: the snapshot there). The odd parcels' numbers were never asked for again.
+    let needles = erased_needles(parcels.iter().enumerate().filter(|(i, _)| recorded[*i]));
+    let started = Instant::now();
+    let mut first_seen = None;
+    loop {
+        let found = files_holding(&ledger.data, &needles);
+        if found.is_empty() {
+            break;
+        }
+        first_seen.get_or_insert(found.len());
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{:?} after the restart: {found:#?}",
+            started.elapsed()
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    }
+    eprintln!(
+        "erased values gone from the data directory {:?} after the restart ({} found at the \
+         first search)",
+        started.elapsed(),
+        first_seen.unwrap_or(0)
+    );
+
+    // Per shipment, all or nothing, and the views, the decider and the log agree.
+    for (i, parcel) in parcels.iter().enumerate() {
+        let mut res = client
+            .get(format!("{url}/v1/shipments/{}", parcel.id))
+            .insert_header(("Authorization", format!("Bearer {dpo}")))
+            .send()
+            .await
+            .expect("shipment view");
+        assert_eq!(res.status().as_u16(), 200, "parcel {i}");
+        let view: Value = res.json().await.expect("json");
+        let gone = json!({"erased": true});
+        let (number_gone, subject_gone) = (
+            view["tracking_number"] == gone,
+            view["recipient_ref"] == gone,
+        );
+        assert_eq!(
+            number_gone,
+            subject_gone,
+            "parcel {i} half erased (acknowledged: {}): {view}",
+            acked.contains_key(&i)
+        );
+        assert_eq!(
+            number_gone, recorded[i],
+            "parcel {i}: the view and the log's record disagree: {view}"
+        );
+        if !number_gone {
+            assert_eq!(view["tracking_number"], json!(parcel.tracking), "{view}");
+            assert_eq!(view["recipient_ref"], json!(parcel.subject), "{view}");
+        }
+        let (status, answer) = post(
+            &client,
+            &format!("{url}/v1/decisions"),
+            &gateway,
+            json!({"partner_id": partner_id, "carrier": "DHL", "tracking_number": parcel.tracking,
+                "purpose": "insurance_claim", "data_categories": ["status_events"]}),
+        )
+        .await
+        .expect("decide");
+        assert_eq!(status, 200, "{answer}");
+        if number_gone {
+            assert_eq!(answer["reason"], "unknown_shipment", "parcel {i}: {answer}");
+        } else {
+            assert_eq!(answer["allowed"], true, "parcel {i}: {answer}");
+        }
+    }
+
+    // A client whose erasure went unanswered asks again: one recorded before the kill is found
+    // erased (404) and not recorded twice; the others are erased now.
+    let mut retried = 0;
+    for (i, parcel) in parcels.iter().enumerate() {
+        if acked.contains_key(&i) {
+            continue;
+        }
+        let (status, answer) = post(
+            &client,
+            &format!("{url}/v1/shipments/{}/erase", parcel.id),
+            &dpo,
+            json!({"reason": format!("Art. 17 request {i}, again")}),
+        )
+        .await
+        .expect("erase again");
+        let expected = if recorded[i] { 404 } else { 200 };
+        assert_eq!(
+            status, expected,
+            "parcel {i} (erasure recorded before the kill: {}): {answer}",
+            recorded[i]
+        );
+        retried += usize::from(status == 200);
+    }
+    let after = log_entries(&client, &url, &dpo).await;
+    assert_eq!(
+        after.len(),
+        log.len() + ERASED_SHIPMENTS + retried,
+        "one decision recorded per parcel, one erasure per retry answered 200"
+    );
+    let mut times: HashMap<String, usize> = HashMap::new();
+    for (_, leaf) in &after {
+        if leaf["event_type"] == "PersonalDataErased" {
+            for id in leaf["payload"]["PersonalDataErased"]["shipments"]
+                .as_array()
+                .expect("shipments")
+            {
+                *times
+                    .entry(id.as_str().expect("id").to_owned())
+                    .or_default() += 1;
+            }
+        }
+    }
+    for (i, parcel) in parcels.iter().enumerate() {
+        assert_eq!(
+            times.get(&parcel.id),
+            Some(&1),
+            "parcel {i}: erasures recorded after the retries"
+        );
+    }
+    node.signal("-TERM");
+    let audit = ledger.run(&["audit-log"]);
+    let audit: Value = serde_json::from_slice(&audit.stdout).expect("audit-log json");
+    assert_eq!(audit["events"], json!(after.len()), "{audit}");
 }

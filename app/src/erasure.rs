@@ -8,7 +8,7 @@
 //! (the deletes in its transaction) → the read model forgets the numbers (commit hook) →
 //! [`scrub`] in the background: audit file blanked, WAL checkpoints, snapshot rewritten.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +18,9 @@ use consent_ledger_domain::erasure::{ErasureCause, ErasureEvent, ERASURE_STREAM}
 use consent_ledger_domain::personal::Personal;
 use consent_ledger_domain::shipment::ShipmentEvent;
 use consent_ledger_domain::terms::ConsentScope;
-use consent_ledger_domain::values::{Reason, RecipientRef, Role, ShipmentId};
+use consent_ledger_domain::values::{
+    CarrierCode, Reason, RecipientRef, Role, ShipmentId, TrackingNumber,
+};
 use consent_ledger_store::cqrs::CommandMeta;
 use consent_ledger_store::{
     subject_digest, Append, Erasure, Guard, NewEvent, Position, StoredEvent,
@@ -27,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
-use crate::error::AppError;
+use crate::error::{AppError, ERASED_CLAIM};
 use crate::shipments::tracking_claim;
 use crate::state::AppState;
 use crate::write::{self, Answer, WriteContext};
@@ -104,11 +106,11 @@ pub async fn erase_shipment(
         state,
         context,
         |meta| async {
-            let target = Target::of(state, &[id]).await?;
-            if target.shipments.is_empty() {
-                return Err(AppError::not_found());
-            }
-            erase(state, target, ErasureCause::Shipment, reason, None, meta).await
+            let target = async || {
+                let target = Target::of(state, &[id]).await?;
+                Ok((!target.shipments.is_empty()).then_some(target))
+            };
+            erase_settled(state, target, ErasureCause::Shipment, reason, meta).await
         },
         |events, _| Erased::of(events),
     )
@@ -138,18 +140,21 @@ pub async fn erase_subject(
         state,
         context,
         |meta| async {
-            let ids: Vec<ShipmentId> = state
-                .store
-                .recipient_shipments(subject.as_str())
-                .await?
-                .iter()
-                .filter_map(|id| ShipmentId::parse(id).ok())
-                .collect();
-            let mut target = Target::of(state, &ids).await?;
-            // The subject is recorded erased even when nothing of it is left, so that a DSAR
-            // answers that the request was carried out.
-            target.subjects.insert(subject_digest(subject.as_str()));
-            erase(state, target, ErasureCause::Subject, reason, None, meta).await
+            let target = async || {
+                let ids: Vec<ShipmentId> = state
+                    .store
+                    .recipient_shipments(subject.as_str())
+                    .await?
+                    .iter()
+                    .filter_map(|id| ShipmentId::parse(id).ok())
+                    .collect();
+                let mut target = Target::of(state, &ids).await?;
+                // The subject is recorded erased even when nothing of it is left, so that a
+                // DSAR answers that the request was carried out.
+                target.subjects.insert(subject_digest(subject.as_str()));
+                Ok(Some(target))
+            };
+            erase_settled(state, target, ErasureCause::Subject, reason, meta).await
         },
         |events, _| Erased::of(events),
     )
@@ -164,35 +169,113 @@ struct Target {
     shipments: Vec<ShipmentId>,
     claims: Vec<String>,
     subjects: BTreeSet<String>,
+    /// The shipments' tracking numbers: denials of unknown parcels that recorded one are
+    /// erased too.
+    numbers: Vec<String>,
+    /// Retention: its period.
+    retention_days: Option<u32>,
+    /// Retention: denials of unknown parcels recorded before this position lose their numbers.
+    asked_before: Option<Position>,
+}
+
+/// Times an erasure recomputes what it erases after a concurrent one erased some of it.
+const ATTEMPTS: usize = 5;
+
+/// Records an erasure of what `target` finds (`None`: nothing to erase, not found). When a
+/// concurrent erasure (another request, another node, retention) committed first on one of
+/// the same shipments, the claim refuses this one whole, and it looks again: each shipment is
+/// erased, and recorded, exactly once.
+async fn erase_settled(
+    state: &AppState,
+    mut target: impl AsyncFnMut() -> Result<Option<Target>, AppError>,
+    cause: ErasureCause,
+    reason: Reason,
+    meta: CommandMeta,
+) -> Result<Vec<StoredEvent>, AppError> {
+    for _ in 0..ATTEMPTS {
+        let Some(found) = target().await? else {
+            return Err(AppError::not_found());
+        };
+        match erase(state, found, cause, reason.clone(), meta.clone()).await {
+            Err(AppError::Conflict {
+                slug: "already-erased",
+                ..
+            }) => continue,
+            other => return other,
+        }
+    }
+    Err(AppError::conflict(
+        "already-erased",
+        "concurrent erasures kept erasing the same shipments; retry",
+    ))
 }
 
 impl Target {
     /// The shipments of `ids` whose personal fields are still kept, with their claims and the
-    /// digests of their recipient references.
+    /// digests of their recipient references: one look-up of their openings, the carriers from
+    /// the read model. A shipment registered before commitments (its leaf holds the values)
+    /// has no openings: its registration is read instead, and what can be deleted is.
     async fn of(state: &AppState, ids: &[ShipmentId]) -> Result<Self, AppError> {
+        let keys: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        let mut tracking: HashMap<String, String> = HashMap::new();
+        let mut subjects: HashMap<String, String> = HashMap::new();
+        for (id, pointer, value) in state.store.shipment_openings(&keys).await? {
+            match pointer.as_str() {
+                TRACKING_POINTER => tracking.insert(id, value),
+                RECIPIENT_POINTER => subjects.insert(id, value),
+                _ => None,
+            };
+        }
         let mut target = Self::default();
-        for id in ids {
-            let stream = state.store.read_stream("shipment", &id.to_string()).await?;
-            let Some(registration) = stream.first() else {
+        for (id, key) in ids.iter().zip(&keys) {
+            let found = match tracking.remove(key) {
+                Some(number) => {
+                    let carrier = state.projector.read().access.shipment_carrier(*id).cloned();
+                    let number = TrackingNumber::parse(number).map_err(AppError::internal)?;
+                    carrier.map(|c| (c, number, subjects.remove(key)))
+                }
+                None => legacy(state, key).await?,
+            };
+            let Some((carrier, number, subject)) = found else {
                 continue;
             };
-            let ShipmentEvent::ShipmentRegistered {
-                carrier,
-                tracking_number,
-                recipient_ref,
-                ..
-            } = registration.decode().map_err(AppError::internal)?;
-            let Personal::Known(tracking) = tracking_number else {
-                continue;
-            };
-            target.claims.push(tracking_claim(&carrier, &tracking));
-            if let Some(Personal::Known(subject)) = recipient_ref {
-                target.subjects.insert(subject_digest(subject.as_str()));
+            target.claims.push(tracking_claim(&carrier, &number));
+            target.numbers.push(number.as_str().to_owned());
+            if let Some(subject) = subject {
+                target.subjects.insert(subject_digest(&subject));
             }
             target.shipments.push(*id);
         }
         Ok(target)
     }
+}
+
+const TRACKING_POINTER: &str = "/payload/ShipmentRegistered/tracking_number";
+const RECIPIENT_POINTER: &str = "/payload/ShipmentRegistered/recipient_ref";
+
+/// A shipment registered before commitments (schema version 1), whose leaf holds its values:
+/// (carrier, tracking number, recipient reference) from its registration.
+async fn legacy(
+    state: &AppState,
+    id: &str,
+) -> Result<Option<(CarrierCode, TrackingNumber, Option<String>)>, AppError> {
+    let stream = state.store.read_stream("shipment", id).await?;
+    let Some(registration) = stream.first().filter(|e| e.schema_version < 2) else {
+        return Ok(None);
+    };
+    let ShipmentEvent::ShipmentRegistered {
+        carrier,
+        tracking_number: Personal::Known(number),
+        recipient_ref,
+        ..
+    } = registration.decode().map_err(AppError::internal)?
+    else {
+        return Ok(None);
+    };
+    let subject = recipient_ref
+        .and_then(Personal::into_known)
+        .map(|r| r.as_str().to_owned());
+    Ok(Some((carrier, number, subject)))
 }
 
 /// Records one erasure of `target` and deletes what it names in the same commit.
@@ -201,7 +284,6 @@ async fn erase(
     target: Target,
     cause: ErasureCause,
     reason: Reason,
-    retention_days: Option<u32>,
     meta: CommandMeta,
 ) -> Result<Vec<StoredEvent>, AppError> {
     let erased: BTreeSet<ShipmentId> = target.shipments.iter().copied().collect();
@@ -242,13 +324,21 @@ async fn erase(
             .iter()
             .map(|id| ("consent_request".to_owned(), id.to_string())),
     );
+    let denials = state.store.asked_positions(&target.numbers).await?;
+    let claims = target
+        .shipments
+        .iter()
+        .map(|id| format!("{ERASED_CLAIM}{id}"))
+        .collect();
     let event = ErasureEvent::PersonalDataErased {
         cause,
         shipments: target.shipments,
         consents,
         requests,
         reason: reason.into(),
-        retention_days,
+        denials: denials.iter().map(|p| p.get()).collect(),
+        asked_before: target.asked_before.map(Position::get),
+        retention_days: target.retention_days,
         erased_at: state.clock.now(),
     };
     let id = state.ids.new_id().to_string();
@@ -260,11 +350,13 @@ async fn erase(
             events: vec![event],
             provenance: meta.provenance,
             idempotency: meta.idempotency,
-            unique_claims: Vec::new(),
+            unique_claims: claims,
             erasure: Some(Erasure {
                 streams,
                 claims: target.claims,
                 subjects: target.subjects.into_iter().collect(),
+                positions: denials,
+                asked_before: target.asked_before,
             }),
             credential: None,
             guard: Guard::default(),
@@ -279,7 +371,14 @@ async fn erase(
 /// audit projection catches up (it blanks the erased rows), both SQLite files are checkpointed
 /// and their WALs truncated (PostgreSQL: the tables vacuumed), and the read-model snapshot is
 /// rewritten without the erased index entries.
+///
+/// Erasures coalesce: while one clean-up waits to start, another erasure asks for nothing more
+/// (the waiting one covers it), so a burst of erasures costs one clean-up running and at most
+/// one waiting, never a queue of snapshot writes.
 pub fn spawn_scrub(state: &Arc<AppState>) {
+    if state.scrub_requested.swap(true, Ordering::AcqRel) {
+        return;
+    }
     let state = state.clone();
     tokio::spawn(async move {
         if let Err(e) = scrub(&state).await {
@@ -291,6 +390,9 @@ pub fn spawn_scrub(state: &Arc<AppState>) {
 /// See [`spawn_scrub`]; one at a time per node.
 pub async fn scrub(state: &AppState) -> Result<(), AppError> {
     let _one = state.scrubbing.lock().await;
+    // From here on, an erasure asks for a clean-up of its own: this one may have read past
+    // what it commits.
+    state.scrub_requested.store(false, Ordering::Release);
     state.gdpr.catch_up().await.map_err(AppError::internal)?;
     state.store.scrub(SCRUB_WITHIN).await?;
     state
@@ -354,20 +456,23 @@ pub async fn sweep_retention(state: &Arc<AppState>, days: u32) -> Result<usize, 
         if ids.is_empty() {
             continue;
         }
-        let target = Target::of(state, &ids).await?;
+        let mut target = Target::of(state, &ids).await?;
+        target.retention_days = Some(days);
         let n = target.shipments.len();
         if n == 0 {
             continue;
         }
-        erase(
-            state,
-            target,
-            ErasureCause::Retention,
-            reason.clone(),
-            Some(days),
-            CommandMeta::new("retention", state.ids.new_id().to_string()),
-        )
-        .await?;
+        let meta = CommandMeta::new("retention", state.ids.new_id().to_string());
+        match erase(state, target, ErasureCause::Retention, reason.clone(), meta).await {
+            Ok(_) => {}
+            // Another node's sweep or an erasure request took some of the batch first: the
+            // next sweep finds what is left.
+            Err(AppError::Conflict {
+                slug: "already-erased",
+                ..
+            }) => continue,
+            Err(e) => return Err(e),
+        }
         erased += n;
         state
             .metrics
@@ -375,7 +480,19 @@ pub async fn sweep_retention(state: &Arc<AppState>, days: u32) -> Result<usize, 
             .fetch_add(n as u64, Ordering::Relaxed);
         tracing::info!(erased, "retention: erased a batch of shipments");
     }
-    if erased > 0 {
+    // Numbers asked for by denials of unknown parcels belong to no shipment: erased by age.
+    let asked = state.store.asked_before(before).await?;
+    if asked {
+        let target = Target {
+            retention_days: Some(days),
+            asked_before: Some(before),
+            ..Target::default()
+        };
+        let meta = CommandMeta::new("retention", state.ids.new_id().to_string());
+        erase(state, target, ErasureCause::Retention, reason, meta).await?;
+        tracing::info!("retention: erased the numbers of denials of unknown parcels");
+    }
+    if erased > 0 || asked {
         scrub(state).await?;
     }
     Ok(erased)

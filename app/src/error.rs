@@ -79,6 +79,10 @@ impl AppError {
     }
 }
 
+/// The unique claim an erasure makes on each shipment it erases, so that two erasures of one
+/// shipment (two requests, two nodes, a request and retention) cannot both commit.
+pub const ERASED_CLAIM: &str = "erased:";
+
 impl From<StoreError> for AppError {
     fn from(err: StoreError) -> Self {
         match err {
@@ -86,9 +90,18 @@ impl From<StoreError> for AppError {
                 "concurrent-modification",
                 "the object was changed concurrently; retry",
             ),
+            // The claim's text is never shown: a tracking number is personal (SPEC §12).
+            StoreError::ClaimTaken { claim } if claim.starts_with(ERASED_CLAIM) => Self::conflict(
+                "already-erased",
+                "the shipment's personal data was erased by a concurrent request",
+            ),
             StoreError::ClaimTaken { claim } => Self::Conflict {
                 slug: "already-exists",
-                detail: format!("{claim} is already registered"),
+                detail: if claim.starts_with("tracking:") {
+                    "this carrier's tracking number is already registered".to_owned()
+                } else {
+                    "the value is already registered".to_owned()
+                },
                 field: claim
                     .starts_with("tracking:")
                     .then(|| "tracking_number".to_owned()),

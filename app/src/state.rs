@@ -150,6 +150,8 @@ pub struct AppState {
     pub snapshot_path: PathBuf,
     /// One clean-up after erasures at a time ([`crate::erasure::scrub`]).
     pub scrubbing: tokio::sync::Mutex<()>,
+    /// A clean-up is asked for and has not started ([`crate::erasure::spawn_scrub`]).
+    pub scrub_requested: std::sync::atomic::AtomicBool,
 }
 
 impl AppState {
@@ -224,6 +226,7 @@ impl AppState {
             config,
             snapshot_path: snapshot,
             scrubbing: tokio::sync::Mutex::new(()),
+            scrub_requested: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 }

@@ -15,7 +15,8 @@ use consent_ledger_domain::shipment::ShipmentCommand;
 use consent_ledger_domain::terms::ConsentScope;
 use consent_ledger_domain::values::{
     CarrierCode, ConsentId, CountryCode, DataCategory, DisplayName, DpaRef, LegalBasis,
-    NonEmptySet, PartnerId, PartnerKind, Purpose, Role, ShipmentId, ShipperId, TrackingNumber,
+    NonEmptySet, PartnerId, PartnerKind, Purpose, RecipientRef, Role, ShipmentId, ShipperId,
+    TrackingNumber,
 };
 use consent_ledger_domain::SystemClock;
 use consent_ledger_store::cqrs::CommandMeta;
@@ -134,6 +135,18 @@ pub(crate) async fn register_shipments(
     count: usize,
     prefix: char,
 ) -> anyhow::Result<Vec<ShipmentId>> {
+    register_parcels(state, shipper, count, prefix, false).await
+}
+
+/// [`register_shipments`], each parcel with a recipient reference `crm-{prefix}{i}` when
+/// `subjects` (what erasures by data subject look up).
+pub(crate) async fn register_parcels(
+    state: &Arc<AppState>,
+    shipper: ShipperId,
+    count: usize,
+    prefix: char,
+    subjects: bool,
+) -> anyhow::Result<Vec<ShipmentId>> {
     let ids: Vec<ShipmentId> = (0..count)
         .map(|_| ShipmentId::from_uuid(Uuid::now_v7()))
         .collect();
@@ -147,7 +160,9 @@ pub(crate) async fn register_shipments(
                 carrier: CarrierCode::parse(CARRIERS[i % 4])?,
                 tracking_number: TrackingNumber::parse(format!("{prefix}{i:010}"))?,
                 destination_country: CountryCode::parse("DE")?,
-                recipient_ref: None,
+                recipient_ref: subjects
+                    .then(|| RecipientRef::parse(format!("crm-{prefix}{i}")))
+                    .transpose()?,
             };
             state
                 .shipments

@@ -41,6 +41,7 @@ use clap::Parser;
 use consent_ledger_app::state::StoreOptions;
 
 mod decisions;
+mod erasure;
 mod fixture;
 mod gdpr;
 mod isolation;
@@ -123,6 +124,9 @@ enum BenchCommand {
     /// Cost isolation over HTTP: another shipper's decision rate before and after one shipper
     /// grants many shipper-wide consents to other partners (the security issue's figure).
     Isolation(crate::isolation::IsolationArgs),
+    /// Personal data (SPEC §12): commitments' cost on the decision path, one erasure at 1M
+    /// shipments, the retention sweep rate.
+    Erasure(crate::erasure::ErasureArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -155,6 +159,12 @@ async fn run(cmd: BenchCommand, options: &StoreOptions) -> anyhow::Result<()> {
         BenchCommand::Isolation(args) => {
             let scratch = Scratch::new(args.dir.clone(), options)?;
             let result = crate::isolation::isolation(args, &scratch).await;
+            scratch.remove().await;
+            result
+        }
+        BenchCommand::Erasure(args) => {
+            let scratch = Scratch::new(args.dir.clone(), options)?;
+            let result = crate::erasure::erasure(args, &scratch).await;
             scratch.remove().await;
             result
         }

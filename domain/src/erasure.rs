@@ -39,6 +39,14 @@ pub enum ErasureEvent {
         /// reasons were erased.
         requests: Vec<ConsentRequestId>,
         reason: Personal<Reason>,
+        /// Positions of denials of unknown parcels asked for by an erased tracking number:
+        /// the numbers they recorded are erased too.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        denials: Vec<u64>,
+        /// For a retention sweep: the tracking numbers recorded by denials of unknown parcels
+        /// before this position are erased (they belong to no shipment).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        asked_before: Option<u64>,
         /// For a retention sweep: its period in days.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retention_days: Option<u32>,

@@ -19,6 +19,9 @@ CREATE INDEX openings_stream ON openings (stream_type, stream_id);
 -- the row.
 CREATE INDEX openings_recipient ON openings (value)
     WHERE pointer = '/payload/ShipmentRegistered/recipient_ref';
+-- An erasure also erases the number from denials of unknown parcels that asked for it.
+CREATE INDEX openings_asked ON openings (value)
+    WHERE pointer = '/payload/TrackingAccessDenied/tracking_number';
 
 -- Recipient references erased, as digests (hex SHA-256 of a label and the reference), with the
 -- position of the PersonalDataErased event: a later subject access request for the reference

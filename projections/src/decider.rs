@@ -303,6 +303,12 @@ impl Decider {
         self.shipments.len()
     }
 
+    /// The carrier of a shipment, if it is known.
+    pub fn shipment_carrier(&self, id: ShipmentId) -> Option<&CarrierCode> {
+        let facts = self.shipments.get(&id)?;
+        self.carriers.value(facts.carrier)
+    }
+
     /// The owner of a shipment, if it is known.
     pub fn shipment_owner(&self, id: ShipmentId) -> Option<ShipperId> {
         let facts = self.shipments.get(&id)?;

@@ -132,10 +132,19 @@ fn rows(events: &[StoredEvent]) -> Result<GdprBatch, ProjectionError> {
                 });
             }
             ERASURE_STREAM => {
-                let ErasureEvent::PersonalDataErased { shipments, .. } = e.decode().map_err(bad)?;
+                let ErasureEvent::PersonalDataErased {
+                    shipments,
+                    denials,
+                    asked_before,
+                    ..
+                } = e.decode().map_err(bad)?;
                 batch
                     .erased
                     .extend(shipments.iter().map(ToString::to_string));
+                batch.erased_positions.extend(denials);
+                if asked_before.is_some() {
+                    batch.asked_before = batch.asked_before.max(asked_before);
+                }
             }
             ACCESS_STREAM => {
                 let event: AccessEvent = e.decode().map_err(bad)?;

@@ -9,7 +9,9 @@ pub enum StoreError {
     #[error("stream {stream} was changed by a concurrent writer; retry")]
     Conflict { stream: String },
     /// A value that must be unique in the whole log is already claimed.
-    #[error("{claim} is already taken")]
+    /// The claim is kept for the caller to match on; its text may hold a personal value (a
+    /// tracking number), so the message shows only its kind.
+    #[error("a unique claim of kind `{}` is already taken", claim.split(':').next().unwrap_or_default())]
     ClaimTaken { claim: String },
     /// An earlier request used this `Idempotency-Key`; its answer is to be replayed.
     #[error("idempotency key already used")]

@@ -322,6 +322,11 @@ pub struct Erasure {
     /// Digests of the recipient references erased, so that a subject access request can still
     /// say that and when (see [`subject_digest`]).
     pub subjects: Vec<String>,
+    /// Events whose every opening is deleted (denials that recorded an erased number).
+    pub positions: Vec<Position>,
+    /// Openings of denials of unknown parcels recorded before this position are deleted
+    /// (retention).
+    pub asked_before: Option<Position>,
 }
 
 /// What a subject access request looks an erased recipient reference up by: hex SHA-256 of a

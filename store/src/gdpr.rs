@@ -59,6 +59,11 @@ pub struct GdprBatch {
     /// Shipments whose personal fields an erasure of the batch erased (SPEC §12): their rows'
     /// tracking numbers and recipient references are blanked after the batch's inserts.
     pub erased: Vec<String>,
+    /// Decisions whose recorded tracking number an erasure of the batch erased.
+    pub erased_positions: Vec<u64>,
+    /// A retention sweep of the batch erased the numbers of denials of unknown parcels
+    /// recorded before this position.
+    pub asked_before: Option<u64>,
 }
 
 /// The filters of `GET /v1/audit/access`; every one given must hold.
@@ -316,6 +321,30 @@ macro_rules! gdpr_backend {
                         .await
                         .map_err(StoreError::unavailable)?;
                 }
+            }
+            for chunk in batch.erased_positions.chunks(INSERT_CHUNK) {
+                let mut q: QueryBuilder<$db> = QueryBuilder::new(
+                    "UPDATE audit_access SET tracking_number = NULL WHERE position IN (",
+                );
+                let mut list = q.separated(", ");
+                for position in chunk {
+                    list.push_bind(u64_bind(*position));
+                }
+                q.push(")");
+                q.build()
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::unavailable)?;
+            }
+            if let Some(before) = batch.asked_before {
+                sqlx::query(
+                    "UPDATE audit_access SET tracking_number = NULL \
+                     WHERE shipment_id IS NULL AND tracking_number IS NOT NULL AND position < $1",
+                )
+                .bind(u64_bind(before))
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::unavailable)?;
             }
             tx.commit().await.map_err(StoreError::unavailable)?;
             Ok(true)
@@ -736,6 +765,8 @@ pub(crate) mod sqlite {
                     access(12, Some("T")),
                 ],
                 erased: Vec::new(),
+                erased_positions: Vec::new(),
+                asked_before: None,
             };
             assert!(
                 gdpr_apply(&old, Position::new(0), Position::new(13), &before)
@@ -749,6 +780,8 @@ pub(crate) mod sqlite {
                 shipments: Vec::new(),
                 accesses: vec![access(13, Some("S")), access(14, Some("T"))],
                 erased: Vec::new(),
+                erased_positions: Vec::new(),
+                asked_before: None,
             };
             assert!(
                 gdpr_apply(&pool, Position::new(13), Position::new(15), &after)

@@ -356,6 +356,24 @@ impl Store {
         on_backend!(self, read_decisions(range, scan))
     }
 
+    /// The kept openings of shipments' registrations, as (shipment id, pointer, value).
+    pub async fn shipment_openings(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        on_backend!(self, shipment_openings(ids))
+    }
+
+    /// Denials of unknown parcels that recorded one of `numbers`, by position.
+    pub async fn asked_positions(&self, numbers: &[String]) -> Result<Vec<Position>, StoreError> {
+        on_backend!(self, asked_positions(numbers))
+    }
+
+    /// Whether a denial of an unknown parcel recorded before `before` still has its number.
+    pub async fn asked_before(&self, before: Position) -> Result<bool, StoreError> {
+        on_backend!(self, asked_before(before))
+    }
+
     /// The shipments registered with this recipient reference and not erased (SPEC §12).
     pub async fn recipient_shipments(
         &self,

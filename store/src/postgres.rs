@@ -142,7 +142,7 @@ fn tx(writer: &mut Writer) -> Result<&mut PgConnection, sqlx::Error> {
 impl LogWriter for Writer {
     type Time = DateTime<Utc>;
 
-    crate::write_path::writer_statements!();
+    crate::write_path::writer_statements!(sqlx::Postgres);
 
     fn time(at: DateTime<Utc>) -> DateTime<Utc> {
         time_bind(at)

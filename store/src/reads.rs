@@ -163,6 +163,89 @@ macro_rules! reads_backend {
             Ok(())
         }
 
+        /// The kept openings of the shipments `ids`' registrations, as (shipment id, pointer,
+        /// value): what an erasure of them deletes, in one statement per thousand.
+        #[tracing::instrument(level = "debug", skip_all, fields(shipments = ids.len()))]
+        pub(crate) async fn shipment_openings(
+            pool: &Pool,
+            ids: &[String],
+        ) -> Result<Vec<(String, String, String)>, StoreError> {
+            use sqlx::Row as _;
+            let mut found = Vec::new();
+            for chunk in ids.chunks(crate::write_path::ROWS_PER_STATEMENT) {
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT stream_id, pointer, value FROM openings \
+                     WHERE stream_type = 'shipment' AND stream_id IN (",
+                );
+                let mut list = q.separated(", ");
+                for id in chunk {
+                    list.push_bind(id.as_str());
+                }
+                q.push(")");
+                let rows = q
+                    .build()
+                    .persistent(false)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(StoreError::unavailable)?;
+                for row in rows {
+                    found.push((
+                        row.try_get("stream_id").map_err(StoreError::unavailable)?,
+                        row.try_get("pointer").map_err(StoreError::unavailable)?,
+                        row.try_get("value").map_err(StoreError::unavailable)?,
+                    ));
+                }
+            }
+            Ok(found)
+        }
+
+        /// The positions of denials of unknown parcels that recorded one of `numbers` and
+        /// whose opening is kept.
+        #[tracing::instrument(level = "debug", skip_all, fields(numbers = numbers.len()))]
+        pub(crate) async fn asked_positions(
+            pool: &Pool,
+            numbers: &[String],
+        ) -> Result<Vec<Position>, StoreError> {
+            let mut found = Vec::new();
+            for chunk in numbers.chunks(crate::write_path::ROWS_PER_STATEMENT) {
+                // The pointer as a literal, so that the planner takes the partial index.
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT position FROM openings \
+                     WHERE pointer = '/payload/TrackingAccessDenied/tracking_number' \
+                     AND value IN (",
+                );
+                let mut list = q.separated(", ");
+                for number in chunk {
+                    list.push_bind(number.as_str());
+                }
+                q.push(")");
+                let rows: Vec<i64> = q
+                    .build_query_scalar()
+                    .persistent(false)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(StoreError::unavailable)?;
+                found.extend(rows.into_iter().map(Position::from_i64));
+            }
+            Ok(found)
+        }
+
+        /// Whether a denial of an unknown parcel recorded before `before` still has its
+        /// number.
+        #[tracing::instrument(level = "debug", skip_all)]
+        pub(crate) async fn asked_before(pool: &Pool, before: Position) -> Result<bool, StoreError> {
+            let found: Option<i64> = sqlx::query_scalar(
+                "SELECT position FROM openings \
+                 WHERE pointer = '/payload/TrackingAccessDenied/tracking_number' \
+                 AND position < $1 LIMIT 1",
+            )
+            .bind(before.as_i64())
+            .fetch_optional(pool)
+            .await
+            .map_err(StoreError::unavailable)?;
+            Ok(found.is_some())
+        }
+
         /// The shipments (ids) registered with this recipient reference whose openings are
         /// kept, i.e. not erased.
         #[tracing::instrument(level = "debug", skip_all)]

@@ -277,7 +277,7 @@ fn tx(conn: &mut SqliteConnection) -> Result<&mut SqliteConnection, sqlx::Error>
 impl LogWriter for SqliteConnection {
     type Time = String;
 
-    crate::write_path::writer_statements!();
+    crate::write_path::writer_statements!(sqlx::Sqlite);
 
     fn time(at: DateTime<Utc>) -> String {
         time_bind(at)

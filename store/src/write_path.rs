@@ -39,6 +39,10 @@ pub(crate) fn announce(committed: &watch::Sender<Position>, size: Position) {
     });
 }
 
+/// Rows per multi-row statement of openings and erasures: six parameters a row stays far below
+/// SQLite's 32,766 and PostgreSQL's 65,535 bind parameters.
+pub(crate) const ROWS_PER_STATEMENT: usize = 1_000;
+
 /// Events read back per statement when the tree is rebuilt from the log ([`backfill`]).
 pub(crate) const BACKFILL_PAGE: u32 = 10_000;
 
@@ -99,11 +103,11 @@ pub(crate) trait LogWriter {
         event: &StoredEvent,
         time: &Self::Time,
     ) -> Result<(), sqlx::Error>;
-    /// Keeps the opening of one sealed field of `event` (SPEC §12).
-    async fn insert_opening(
+    /// Keeps the openings of sealed fields, each with its event (SPEC §12): multi-row
+    /// INSERTs, as the events are written.
+    async fn insert_openings(
         &mut self,
-        event: &StoredEvent,
-        opening: &crate::event::OpenedField,
+        rows: &[(&StoredEvent, &crate::event::OpenedField)],
     ) -> Result<(), sqlx::Error>;
     /// Deletes what `erasure` names, recorded by the event at `position`.
     async fn erase(&mut self, erasure: &Erasure, position: Position) -> Result<(), sqlx::Error>;
@@ -171,12 +175,15 @@ async fn try_commit_batch<W: LogWriter>(
             for (credential, position) in stamped.credentials() {
                 writer.upsert_credential(credential, position).await?;
             }
-            // Openings and erasures are rare too (a registration, a revocation, an erasure).
-            for event in stamped.events() {
-                for opening in &event.openings {
-                    writer.insert_opening(event, opening).await?;
-                }
+            let openings: Vec<_> = stamped
+                .events()
+                .into_iter()
+                .flat_map(|e| e.openings.iter().map(move |o| (e, o)))
+                .collect();
+            if !openings.is_empty() {
+                writer.insert_openings(&openings).await?;
             }
+            // Erasures are rare (a request, a retention batch): statements of their own.
             for (erasure, position) in stamped.erasures() {
                 writer.erase(erasure, position).await?;
             }
@@ -432,9 +439,10 @@ async fn append_one<W: LogWriter>(
             .insert_event(event, time)
             .await
             .map_err(|e| classify(e, UniqueKey::StreamVersion(&event.stream_id)))?;
-        for opening in &event.openings {
+        let openings: Vec<_> = event.openings.iter().map(|o| (event, o)).collect();
+        if !openings.is_empty() {
             writer
-                .insert_opening(event, opening)
+                .insert_openings(&openings)
                 .await
                 .map_err(ClassifiedError::Failed)?;
         }
@@ -562,10 +570,10 @@ pub(crate) fn sql_index(i: u64) -> i64 {
 }
 
 /// The statements of [`LogWriter`] that are the same SQL on both backends, as items of a
-/// backend's `impl LogWriter`. The backend module provides `tx(&mut Writer)`, the connection
+/// backend's `impl LogWriter` for the sqlx database `$db`. The backend module provides `tx(&mut Writer)`, the connection
 /// of the transaction under way, and the functions of [`crate::reads::reads_backend!`].
 macro_rules! writer_statements {
-    () => {
+    ($db:ty) => {
         #[tracing::instrument(level = "trace", skip_all)]
         async fn rollback(&mut self) -> Result<(), sqlx::Error> {
             sqlx::query("ROLLBACK").execute(tx(self)?).await.map(drop)
@@ -663,56 +671,92 @@ macro_rules! writer_statements {
             .map(drop)
         }
 
-        #[tracing::instrument(level = "trace", skip_all)]
-        async fn insert_opening(
+        #[tracing::instrument(level = "trace", skip_all, fields(rows = rows.len()))]
+        async fn insert_openings(
             &mut self,
-            event: &StoredEvent,
-            opening: &crate::event::OpenedField,
+            rows: &[(&StoredEvent, &crate::event::OpenedField)],
         ) -> Result<(), sqlx::Error> {
-            sqlx::query(
-                "INSERT INTO openings \
-                 (position, pointer, value, salt, stream_type, stream_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(event.position.as_i64())
-            .bind(&opening.pointer)
-            .bind(&opening.value)
-            .bind(&opening.salt)
-            .bind(&event.stream_type)
-            .bind(&event.stream_id)
-            .execute(tx(self)?)
-            .await
-            .map(drop)
+            for chunk in rows.chunks(crate::write_path::ROWS_PER_STATEMENT) {
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO openings (position, pointer, value, salt, stream_type, stream_id) ",
+                );
+                q.push_values(chunk, |mut row, (event, opening)| {
+                    row.push_bind(event.position.as_i64())
+                        .push_bind(opening.pointer.as_str())
+                        .push_bind(opening.value.as_str())
+                        .push_bind(opening.salt.as_str())
+                        .push_bind(event.stream_type.as_str())
+                        .push_bind(event.stream_id.as_str());
+                });
+                q.build().persistent(false).execute(tx(self)?).await?;
+            }
+            Ok(())
         }
 
-        #[tracing::instrument(level = "trace", skip_all)]
+        /// A few statements however many shipments: an erasure holds the write lock, which
+        /// every decision waits on, for as short as it can.
+        #[tracing::instrument(level = "trace", skip_all, fields(streams = erasure.streams.len()))]
         async fn erase(
             &mut self,
             erasure: &crate::event::Erasure,
             position: Position,
         ) -> Result<(), sqlx::Error> {
+            let mut by_type: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
             for (stream_type, stream_id) in &erasure.streams {
-                sqlx::query("DELETE FROM openings WHERE stream_type = $1 AND stream_id = $2")
-                    .bind(stream_type)
-                    .bind(stream_id)
-                    .execute(tx(self)?)
-                    .await?;
+                by_type.entry(stream_type).or_default().push(stream_id);
             }
-            for claim in &erasure.claims {
-                sqlx::query("DELETE FROM unique_claims WHERE claim = $1")
-                    .bind(claim)
-                    .execute(tx(self)?)
-                    .await?;
+            for (stream_type, ids) in by_type {
+                for chunk in ids.chunks(crate::write_path::ROWS_PER_STATEMENT) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "DELETE FROM openings WHERE stream_type = ",
+                    );
+                    q.push_bind(stream_type).push(" AND stream_id IN (");
+                    let mut list = q.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    q.push(")");
+                    q.build().persistent(false).execute(tx(self)?).await?;
+                }
             }
-            for subject in &erasure.subjects {
+            for chunk in erasure.positions.chunks(crate::write_path::ROWS_PER_STATEMENT) {
+                let mut q =
+                    sqlx::QueryBuilder::<$db>::new("DELETE FROM openings WHERE position IN (");
+                let mut list = q.separated(", ");
+                for position in chunk {
+                    list.push_bind(position.as_i64());
+                }
+                q.push(")");
+                q.build().persistent(false).execute(tx(self)?).await?;
+            }
+            if let Some(before) = erasure.asked_before {
                 sqlx::query(
-                    "INSERT INTO erased_subjects (subject_digest, position) VALUES ($1, $2) \
-                     ON CONFLICT DO NOTHING",
+                    "DELETE FROM openings \
+                     WHERE pointer = '/payload/TrackingAccessDenied/tracking_number' \
+                     AND position < $1",
                 )
-                .bind(subject)
-                .bind(position.as_i64())
-                .execute(tx(self)?)
-                .await?;
+                .bind(before.as_i64())
+                    .execute(tx(self)?)
+                    .await?;
+            }
+            for chunk in erasure.claims.chunks(crate::write_path::ROWS_PER_STATEMENT) {
+                let mut q = sqlx::QueryBuilder::<$db>::new("DELETE FROM unique_claims WHERE claim IN (");
+                let mut list = q.separated(", ");
+                for claim in chunk {
+                    list.push_bind(claim.as_str());
+                }
+                q.push(")");
+                q.build().persistent(false).execute(tx(self)?).await?;
+            }
+            for chunk in erasure.subjects.chunks(crate::write_path::ROWS_PER_STATEMENT) {
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO erased_subjects (subject_digest, position) ",
+                );
+                q.push_values(chunk, |mut row, subject| {
+                    row.push_bind(subject.as_str()).push_bind(position.as_i64());
+                });
+                q.push(" ON CONFLICT DO NOTHING");
+                q.build().persistent(false).execute(tx(self)?).await?;
             }
             Ok(())
         }

@@ -74,6 +74,14 @@ async fn an_erased_shipment_keeps_its_proofs_and_loses_its_personal_data() {
     let (partner_id, partner) = app.partner("Insure").await;
     let (_, officer) = app.principal("privacy_officer", "DPO").await;
     let (_, regulator) = app.principal("regulator", "DPA").await;
+    // Asked for before it was registered: a denial that records the number (sealed).
+    decide_by_number(&app, &partner, TRACKING).await;
+    let asked = app.log().await.pop().expect("the denial");
+    assert_eq!(
+        asked.openings.len(),
+        1,
+        "the number asked for, beside the log"
+    );
     let shipment = register(&app, &shipper_id, TRACKING, SUBJECT).await;
     let consent = app
         .post(
@@ -171,6 +179,16 @@ async fn an_erased_shipment_keeps_its_proofs_and_loses_its_personal_data() {
     assert!(
         consent_stream.iter().all(|e| e.openings.is_empty()),
         "the revocation reason of a consent scoped to the shipment is erased too"
+    );
+    let denial = app
+        .state
+        .store
+        .read_range(asked.position, 1)
+        .await
+        .expect("read");
+    assert!(
+        denial[0].openings.is_empty(),
+        "the number a denial recorded before registration is erased with the shipment"
     );
     // The erasure's record holds no personal data either.
     let record = &app.log().await[usize::try_from(position).expect("index")];
@@ -332,6 +350,10 @@ async fn retention_erases_shipments_with_no_event_in_the_period_and_keeps_the_ot
     let (shipper_id, shipper) = app.principal("shipper", "Shop").await;
     let (partner_id, partner) = app.partner("Insure").await;
     let old = register(&app, &shipper_id, "RET-OLD-1", "crm-ret-1").await;
+    // A number nobody registered, asked for: it belongs to no shipment, and ages out too.
+    decide_by_number(&app, &partner, "RET-NOBODY-1").await;
+    let asked = app.log().await.pop().expect("the denial");
+    assert_eq!(asked.openings.len(), 1);
     let read = register(&app, &shipper_id, "RET-READ-1", "crm-ret-2").await;
     app.post(
         "/v1/consents",
@@ -353,6 +375,22 @@ async fn retention_erases_shipments_with_no_event_in_the_period_and_keeps_the_ot
         .expect("sweep");
     assert_eq!(erased, 1, "only the shipment nobody read in 30 days");
     let log = app.log().await;
+    let denial = &log[usize::try_from(asked.position.get()).expect("index")];
+    assert!(
+        denial.openings.is_empty(),
+        "the old denial's number is erased"
+    );
+    let last = log.last().expect("the denials' erasure");
+    let payload = last.opened_value().expect("payload");
+    assert_eq!(
+        payload["PersonalDataErased"]["shipments"],
+        json!([]),
+        "{payload}"
+    );
+    assert!(
+        payload["PersonalDataErased"]["asked_before"].is_u64(),
+        "{payload}"
+    );
     let record = &log[usize::try_from(size).expect("index")];
     assert_eq!(record.event_type, "PersonalDataErased");
     assert_eq!(record.actor, "retention");
@@ -389,8 +427,8 @@ async fn retention_erases_shipments_with_no_event_in_the_period_and_keeps_the_ot
     assert_eq!(again, 0);
     assert_eq!(
         app.log_size().await,
-        size + 1,
-        "nothing recorded for nothing erased"
+        size + 2,
+        "the shipments' erasure and the denials' one; nothing recorded for nothing erased"
     );
     let metrics = app.get("/metrics", &app.admin).await;
     let text = metrics.body.as_str().unwrap_or_default();
