@@ -534,7 +534,8 @@ fn verify(args: VerifyArgs) -> anyhow::Result<()> {
         "{}",
         serde_json::json!({ "verified": true, "events": verified.events,
             "origin": verified.checkpoint.origin(), "tree_size": verified.checkpoint.size(),
-            "consistent_with_size": verified.consistent_with })
+            "consistent_with_size": verified.consistent_with,
+            "openings_checked": verified.openings, "erased_fields": verified.erased })
     );
     Ok(())
 }
