@@ -185,10 +185,34 @@ pub fn decode_opened<T: serde::de::DeserializeOwned>(
     openings: &[OpenedField],
 ) -> Result<T, serde_json::Error> {
     if openings.is_empty() {
-        serde_json::from_str(payload)
-    } else {
-        serde_json::from_value(open(payload, openings)?)
+        return serde_json::from_str(payload);
     }
+    match open_text(payload, openings) {
+        Some(text) => serde_json::from_str(&text),
+        None => serde_json::from_value(open(payload, openings)?),
+    }
+}
+
+/// [`open`] as a text substitution, for replay: each commitment object replaced by its value
+/// as a JSON string, found by its field's name, without building a tree of values. Sound
+/// because payloads are canonical JSON (RFC 8785: no whitespace) and each personal field's
+/// name occurs once in its event (SPEC §12 fields sit one level under the event's name);
+/// a name inside a string value is escaped (`\"reason\"`) and cannot match. `None` when a
+/// field is not found so: the caller opens the tree instead.
+fn open_text(payload: &str, openings: &[OpenedField]) -> Option<String> {
+    let mut text = payload.to_owned();
+    for opened in openings {
+        let name = opened.pointer.rsplit('/').next()?;
+        if name.contains('~') {
+            return None;
+        }
+        let head = format!(r#""{name}":{{"commitment":""#);
+        let start = text.find(&head)? + head.len() - r#"{"commitment":""#.len();
+        let end = start + text[start..].find(r#""}"#)? + 2;
+        let value = serde_json::to_string(&opened.value).ok()?;
+        text.replace_range(start..end, &value);
+    }
+    Some(text)
 }
 
 /// Whether a stored payload holds a commitment: only then can it have openings.
@@ -527,4 +551,81 @@ pub struct TextFieldRange {
     pub chars: usize,
     pub min: Option<String>,
     pub max: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use consent_ledger_domain::consent::ConsentEvent;
+    use consent_ledger_domain::personal::Personal;
+    use consent_ledger_domain::shipment::ShipmentEvent;
+    use consent_ledger_domain::values::{
+        CarrierCode, CountryCode, PrincipalId, Reason, RecipientRef, ShipmentId, ShipperId,
+        TrackingNumber,
+    };
+
+    fn registration() -> ShipmentEvent {
+        ShipmentEvent::ShipmentRegistered {
+            id: ShipmentId::from_uuid(uuid::Uuid::from_u128(1)),
+            shipper: ShipperId::from_uuid(uuid::Uuid::from_u128(2)),
+            carrier: CarrierCode::parse("DHL").expect("carrier"),
+            tracking_number: TrackingNumber::parse("JJD1").expect("number").into(),
+            destination_country: CountryCode::parse("DE").expect("country"),
+            recipient_ref: Some(RecipientRef::parse("crm:4711").expect("ref").into()),
+            registered_at: chrono::DateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn a_sealed_event_holds_no_value_and_opens_back_to_itself() {
+        let event = registration();
+        let sealed = NewEvent::from_domain(&event, "shipment", "s", 1).expect("seal");
+        assert_eq!(sealed.schema_version, 2);
+        assert_eq!(sealed.openings.len(), 2);
+        assert!(!sealed.payload.as_str().contains("JJD1"));
+        assert!(!sealed.payload.as_str().contains("crm:"));
+        // The text substitution and the tree agree, on every event type with personal fields.
+        let by_text = open_text(sealed.payload.as_str(), &sealed.openings).expect("by text");
+        let by_tree = open(sealed.payload.as_str(), &sealed.openings).expect("by tree");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&by_text).expect("JSON"),
+            by_tree
+        );
+        let opened: ShipmentEvent =
+            decode_opened(sealed.payload.as_str(), &sealed.openings).expect("open");
+        assert_eq!(opened, event);
+        let revoked = ConsentEvent::ConsentRevoked {
+            revoked_by: PrincipalId::from_uuid(uuid::Uuid::from_u128(3)),
+            reason: Reason::parse("the \"reason\":{\"commitment\":\" in a text")
+                .expect("reason")
+                .into(),
+            revoked_at: chrono::DateTime::UNIX_EPOCH,
+        };
+        let sealed = NewEvent::from_domain(&revoked, "consent", "c", 2).expect("seal");
+        let opened: ConsentEvent =
+            decode_opened(sealed.payload.as_str(), &sealed.openings).expect("open");
+        assert_eq!(opened, revoked);
+    }
+
+    #[test]
+    fn a_field_whose_opening_is_gone_reads_erased() {
+        let sealed = NewEvent::from_domain(&registration(), "shipment", "s", 1).expect("seal");
+        let kept: Vec<OpenedField> = sealed
+            .openings
+            .iter()
+            .filter(|o| o.pointer.ends_with("recipient_ref"))
+            .cloned()
+            .collect();
+        let ShipmentEvent::ShipmentRegistered {
+            tracking_number,
+            recipient_ref,
+            ..
+        } = decode_opened(sealed.payload.as_str(), &kept).expect("open");
+        assert_eq!(tracking_number, Personal::Erased);
+        assert!(matches!(recipient_ref, Some(Personal::Known(_))));
+        assert_eq!(
+            erased_pointers("ShipmentRegistered", sealed.payload.as_str(), &kept),
+            vec!["/payload/ShipmentRegistered/tracking_number".to_owned()]
+        );
+    }
 }
