@@ -213,3 +213,28 @@ async fn ids_are_uuids_operation_ids_are_unique_and_bounds_are_stated() {
         assert_eq!(schemas[id]["format"], "uuid", "{id}");
     }
 }
+
+/// SPEC §12: a personal field reads its value or `{"erased":true}`; the document says both, so
+/// that a client (and schemathesis) accepts an erased shipment's answer.
+#[actix_web::test]
+async fn personal_fields_document_their_erased_form() {
+    let doc = document().await;
+    let view = &doc["components"]["schemas"]["ShipmentView"]["properties"];
+    for field in ["tracking_number", "recipient_ref"] {
+        let alternatives = view[field]["oneOf"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{field}: {}", view[field]));
+        assert!(
+            alternatives
+                .iter()
+                .any(|s| s["properties"]["erased"]["type"] == "boolean"),
+            "{field}: {}",
+            view[field]
+        );
+        assert!(
+            alternatives.iter().any(|s| s["type"] == "string"),
+            "{field}: {}",
+            view[field]
+        );
+    }
+}
