@@ -231,7 +231,7 @@ async fn two_serve_processes_share_one_postgresql_log() {
         .post(
             &format!("/v1/consents/{consent_id}/revoke"),
             &shipper,
-            json!({"reason": "contract ended"}),
+            json!({"reason": "contract ended 8812"}),
             None,
         )
         .await;
@@ -240,6 +240,50 @@ async fn two_serve_processes_share_one_postgresql_log() {
     assert_eq!(status, 200, "{denied}");
     assert_eq!(denied["allowed"], false, "{denied}");
     assert_eq!(denied["reason"], "consent_revoked", "{denied}");
+
+    // SPEC §12 across processes: B's snapshot holds the revocation's reason (a free text about
+    // the parcel); an erasure recorded through A makes B rewrite it without, within 60 s.
+    b.stop();
+    let snapshot = data_b.join("projections.snapshot");
+    let holds = |needle: &str| {
+        std::fs::read(&snapshot)
+            .map(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
+            .unwrap_or(false)
+    };
+    assert!(
+        holds("contract ended 8812"),
+        "B's snapshot holds the reason"
+    );
+    let b = Node::start(&data_b, &url);
+    let officer = token(&run(
+        &data_a,
+        &url,
+        &[
+            "principal",
+            "create",
+            "--role",
+            "privacy_officer",
+            "--name",
+            "DPO",
+        ],
+    ));
+    let (status, erased) = a
+        .post(
+            &format!("/v1/shipments/{shipment_id}/erase"),
+            &officer,
+            json!({"reason": "Art. 17"}),
+            None,
+        )
+        .await;
+    assert_eq!((status, &erased["shipments"]), (200, &json!(1)), "{erased}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while holds("contract ended 8812") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B's snapshot still holds the erased reason 60 s after the erasure"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 
     // Checkpoints signed by both processes, then the whole log audited by a fourth process.
     for node in [&a, &b] {

@@ -20,6 +20,7 @@ pub async fn housekeeping(state: Arc<AppState>, snapshot: PathBuf, every: u64) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut since_sweep = 0u32;
     let mut snapshot_at = state.projector.read().next_position().get();
+    let mut erasures = state.projector.read().erasures;
     loop {
         tick.tick().await;
         // First, so that a store that cannot be read does not stop it: keys whose bucket has
@@ -32,6 +33,12 @@ pub async fn housekeeping(state: Arc<AppState>, snapshot: PathBuf, every: u64) {
                 continue;
             }
         };
+        // An erasure recorded by any node: this node's files lose what it erased too.
+        let seen = state.projector.read().erasures;
+        if seen != erasures {
+            erasures = seen;
+            crate::erasure::spawn_scrub(&state);
+        }
         // A snapshot every `every` events keeps a restart's replay short.
         if every > 0 && applied >= snapshot_at.saturating_add(every) {
             match state.projector.save_snapshot(&snapshot).await {

@@ -309,6 +309,8 @@ async fn erase(
             .collect();
         (consents, requests)
     };
+    // Every stream whose openings go. Tracking updates (SPEC §14) and queued delivery bodies
+    // (§13) of these shipments are to be deleted in this same commit when they exist.
     let mut streams: Vec<(String, String)> = target
         .shipments
         .iter()

@@ -215,6 +215,10 @@ pub struct ReadModel {
     pub consents: BTreeMap<ConsentId, ConsentView>,
     consent_by_request: HashMap<ConsentRequestId, ConsentId>,
     pub requests: BTreeMap<ConsentRequestId, RequestView>,
+    /// Erasures applied since this model was built or loaded: a node that sees it grow writes
+    /// its snapshot again, so no file of its keeps what was erased (SPEC §12), whichever node
+    /// recorded the erasure.
+    pub erasures: u64,
 }
 
 /// What `apply` needs of an event, however it was read.
@@ -554,6 +558,7 @@ impl ReadModel {
             requests,
             ..
         } = event;
+        self.erasures += 1;
         for id in shipments {
             self.access.forget_tracking(id);
         }
