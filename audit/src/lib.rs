@@ -18,6 +18,8 @@
 //! - [`leaf`]: an event as RFC 8785 canonical JSON, the leaf data, and its leaf hash.
 //! - [`note`]: C2SP tlog-checkpoint bodies, signed and opened as C2SP signed notes (Ed25519).
 //! - [`verify`]: the offline verifier's streaming core: a bundle checked in blocks on every core.
+//! - [`webhook`]: Standard Webhooks `v1a` (Ed25519) keys and signatures for partner webhooks
+//!   (SPEC §13).
 //! - [`tree`]: RFC 9162 §2.1 Merkle tree hashes, inclusion and consistency proofs (made from
 //!   stored subtree hashes, and verified), and the append [`tree::Frontier`].
 
@@ -28,6 +30,7 @@ pub mod leaf;
 pub mod note;
 pub mod tree;
 pub mod verify;
+pub mod webhook;
 
 pub use keys::{KeyError, LogKey};
 pub use note::{Checkpoint, CheckpointError, NoteError, VerifierKey};
