@@ -30,6 +30,7 @@
 //! - [`audit_log`]: recomputing the verifiable log from the events (the `audit-log` command).
 //! - [`gdpr`]: the access history, DSAR and RoPA views, and their one typed filter
 //!   ([`gdpr::filter`]).
+//! - [`webhooks`]: partner webhooks (SPEC §13): delivery targets so far.
 //! - [`history`]: an object's history from its stream, and what an approval narrowed.
 //! - [`query`]: query strings, ids and paging shared by every transport.
 //! - [`error`]: [`AppError`] and the one mapping of each domain refusal to it.
@@ -56,6 +57,7 @@ pub mod rate_limit;
 pub mod requests;
 pub mod shipments;
 pub mod state;
+pub mod webhooks;
 pub mod write;
 
 pub use error::AppError;
