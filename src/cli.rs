@@ -148,6 +148,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DAYS", default_value_t = 0,
         value_parser = clap::value_parser!(u32).range(0..=36_500))]
     pub retention_days: u32,
+    /// Let webhook endpoints use loopback `http` URLs (tests and local development only; never
+    /// in production: it opens the host's own services to partners' URLs). Logged when on.
+    #[arg(long)]
+    pub webhooks_allow_insecure_loopback: bool,
     /// Seconds between retention sweeps (1–86,400).
     #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub retention_sweep_seconds: u64,
@@ -631,8 +635,16 @@ async fn serve(options: &StoreOptions, args: ServeArgs) -> anyhow::Result<()> {
         request_ttl: chrono::Duration::days(args.request_ttl_days),
         origin: args.key.origin.clone(),
         rate_limit: NonZeroU32::new(args.rate_limit),
+        webhook_targets: consent_ledger_app::webhooks::target::TargetPolicy {
+            allow_insecure_loopback: args.webhooks_allow_insecure_loopback,
+        },
         ..ServiceConfig::default()
     };
+    if args.webhooks_allow_insecure_loopback {
+        tracing::warn!(
+            "--webhooks-allow-insecure-loopback: webhook endpoints may be loopback http URLs;              for tests and local development only"
+        );
+    }
     let state = AppState::open(options, Arc::new(SystemClock), config).await?;
     tracing::info!(vkey = %state.log_key.vkey(), "log signing key ready");
     approvals::complete_approvals(&state)

@@ -239,6 +239,7 @@ pub async fn decide_and_record(
             idempotency: meta.idempotency.clone(),
             unique_claims: Vec::new(),
             credential: None,
+            webhook_key: None,
             erasure: None,
             guard: Guard {
                 restricts: false,

@@ -361,6 +361,7 @@ async fn erase(
                 asked_before: target.asked_before,
             }),
             credential: None,
+            webhook_key: None,
             guard: Guard::default(),
         })
         .await

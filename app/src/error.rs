@@ -7,6 +7,7 @@ use consent_ledger_domain::principal::PrincipalError;
 use consent_ledger_domain::request::ConsentRequestError;
 use consent_ledger_domain::shipment::ShipmentError;
 use consent_ledger_domain::terms::ValidityError;
+use consent_ledger_domain::webhook::WebhookEndpointError;
 use consent_ledger_projections::ProjectionError;
 use consent_ledger_store::cqrs::CommandError;
 use consent_ledger_store::{IdempotencyRecord, StoreError};
@@ -153,6 +154,23 @@ impl From<CommandError<PrincipalError>> for AppError {
                 PrincipalError::AlreadyRegistered => conflict("already-exists", e),
                 PrincipalError::AlreadySuspended | PrincipalError::NotSuspended => {
                     conflict("invalid-state", e)
+                }
+            },
+        }
+    }
+}
+
+impl From<CommandError<WebhookEndpointError>> for AppError {
+    fn from(err: CommandError<WebhookEndpointError>) -> Self {
+        match err {
+            CommandError::Store(e) => e.into(),
+            CommandError::Rejected(e) => match e {
+                WebhookEndpointError::NotFound => AppError::not_found(),
+                WebhookEndpointError::AlreadyRegistered => conflict("already-exists", e),
+                WebhookEndpointError::AlreadyDisabled => conflict("already-disabled", e),
+                WebhookEndpointError::AlreadyEnabled => conflict("already-enabled", e),
+                WebhookEndpointError::NoEventTypes => {
+                    AppError::invalid("event_types", e.to_string())
                 }
             },
         }

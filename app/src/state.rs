@@ -10,6 +10,7 @@ use consent_ledger_domain::consent::Consent;
 use consent_ledger_domain::principal::Principal;
 use consent_ledger_domain::request::ConsentRequest;
 use consent_ledger_domain::shipment::Shipment;
+use consent_ledger_domain::webhook::WebhookEndpoint;
 use consent_ledger_domain::{Clock, Directory, IdGenerator, LedgerServices, UuidV7};
 use consent_ledger_projections::gdpr::GdprProjector;
 use consent_ledger_projections::Projector;
@@ -30,6 +31,9 @@ pub struct ServiceConfig {
     pub rate_limit: Option<NonZeroU32>,
     /// The time the rate limits refill on: monotonic; tests move their own.
     pub rate_clock: RateClock,
+    /// Where webhooks may go (SPEC §13): `serve --webhooks-allow-insecure-loopback` lets
+    /// loopback `http` URLs through, for tests and local development only.
+    pub webhook_targets: crate::webhooks::target::TargetPolicy,
 }
 
 /// The origin of a log whose operator named none.
@@ -42,6 +46,7 @@ impl Default for ServiceConfig {
             origin: DEFAULT_ORIGIN.to_owned(),
             rate_limit: None,
             rate_clock: RateClock::default(),
+            webhook_targets: Default::default(),
         }
     }
 }
@@ -146,6 +151,7 @@ pub struct AppState {
     pub shipments: CommandBus<Shipment>,
     pub consents: CommandBus<Consent>,
     pub requests: CommandBus<ConsentRequest>,
+    pub webhooks: CommandBus<WebhookEndpoint>,
     /// The read-model snapshot's file, rewritten after an erasure (SPEC §12).
     pub snapshot_path: PathBuf,
     /// One clean-up after erasures at a time ([`crate::erasure::scrub`]).
@@ -216,7 +222,8 @@ impl AppState {
             principals: CommandBus::new(store.clone(), services.clone()),
             shipments: CommandBus::new(store.clone(), services.clone()),
             consents: CommandBus::new(store.clone(), services.clone()),
-            requests: CommandBus::new(store.clone(), services),
+            requests: CommandBus::new(store.clone(), services.clone()),
+            webhooks: CommandBus::new(store.clone(), services),
             gdpr: GdprProjector::new(store.clone()),
             store,
             projector,

@@ -211,6 +211,7 @@ async fn seed(f: &Fixture, args: &AuditArgs) -> anyhow::Result<Seeded> {
                     idempotency: None,
                     unique_claims: Vec::new(),
                     credential: None,
+                    webhook_key: None,
                     erasure: None,
                     guard: Guard::default(),
                 })

@@ -72,6 +72,7 @@ pub(crate) async fn seed_log(
             idempotency: None,
             unique_claims: Vec::new(),
             credential: None,
+            webhook_key: None,
             erasure: None,
             guard: Guard::default(),
         };

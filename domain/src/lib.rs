@@ -12,6 +12,7 @@
 //! - [`personal`]: [`personal::Personal`] fields (sealed in leaves by the store) and the
 //!   pointers of each event type's personal fields (SPEC §12).
 //! - [`erasure`]: the `PersonalDataErased` event an erasure records.
+//! - [`webhook`]: partner webhook endpoints (SPEC §13).
 //! - [`access`]: the access decision events (allowed, denied with a reason) and the deny reasons.
 //! - [`services`]: the clock, the id generator and the directory command handlers may consult.
 //! - `country`: ISO 3166-1 alpha-2 codes; `testing`: fixed services for tests.
@@ -33,6 +34,7 @@ pub mod terms;
 #[doc(hidden)]
 pub mod testing;
 pub mod values;
+pub mod webhook;
 
 pub use services::{
     Clock, Directory, IdGenerator, LedgerServices, ManualClock, PartnerFacts, SystemClock, UuidV7,

@@ -79,6 +79,10 @@ uuid_id!(
 uuid_id!(ShipmentId);
 uuid_id!(ConsentId);
 uuid_id!(ConsentRequestId);
+uuid_id!(
+    /// A partner's webhook endpoint (SPEC §13).
+    WebhookEndpointId
+);
 
 impl From<PartnerId> for PrincipalId {
     fn from(id: PartnerId) -> Self {
@@ -229,6 +233,16 @@ text_value!(
     max 128,
     pattern "^[A-Za-z0-9_.:/+=-]+$",
     |s| token_chars(s, "recipient reference", RecipientRef::MAX_CHARS, &['-', '_', '.', ':', '/', '+', '='])
+);
+
+text_value!(
+    /// A webhook endpoint's URL as registered, 1–2,048 characters without control characters;
+    /// whether it may receive messages (https, public addresses) is the caller's check, which
+    /// needs name resolution (SPEC §13).
+    EndpointUrl,
+    max 2048,
+    pattern FREE_TEXT_PATTERN,
+    |s| bounded(s, "url", EndpointUrl::MAX_CHARS)
 );
 
 text_value!(

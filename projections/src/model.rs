@@ -15,6 +15,8 @@ use consent_ledger_domain::values::{
     LegalBasis, NonEmptySet, PartnerId, PartnerStatus, PrincipalId, Purpose, Reason, RecipientRef,
     Role, ShipmentId, ShipperId, TrackingNumber,
 };
+use consent_ledger_domain::values::{EndpointUrl, WebhookEndpointId};
+use consent_ledger_domain::webhook::{DisabledBy, WebhookEndpointEvent, WebhookEventType};
 use consent_ledger_domain::{Directory, PartnerFacts};
 use consent_ledger_store::{decode_opened, OpenedField, Position, RawEvent, StoredEvent};
 
@@ -84,6 +86,39 @@ impl ShipmentView {
             position: stored.position,
         })
     }
+}
+
+/// Whether an endpoint receives messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookStatus {
+    Enabled,
+    Disabled,
+}
+
+/// A partner's webhook endpoint as the API shows it (SPEC §13). The secret key is never here.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WebhookEndpointView {
+    pub id: WebhookEndpointId,
+    pub partner_id: PartnerId,
+    pub url: EndpointUrl,
+    pub event_types: Vec<WebhookEventType>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<Reason>,
+    pub status: WebhookStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled_by: Option<DisabledBy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<Reason>,
+    /// `whpk_…`: verify `v1a` signatures with it.
+    pub public_key: String,
+    /// The key before the last rotation: it signs too until 24 h after `rotated_at`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_public_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotated_at: Option<DateTime<Utc>>,
+    pub registered_at: DateTime<Utc>,
+    pub position: Position,
 }
 
 /// How a revocation happened.
@@ -215,6 +250,8 @@ pub struct ReadModel {
     pub consents: BTreeMap<ConsentId, ConsentView>,
     consent_by_request: HashMap<ConsentRequestId, ConsentId>,
     pub requests: BTreeMap<ConsentRequestId, RequestView>,
+    /// Partners' webhook endpoints (SPEC §13), in id order.
+    pub webhooks: BTreeMap<WebhookEndpointId, WebhookEndpointView>,
     /// Erasures applied since this model was built or loaded: a node that sees it grow writes
     /// its snapshot again, so no file of its keeps what was erased (SPEC §12), whichever node
     /// recorded the erasure.
@@ -250,6 +287,9 @@ pub(crate) struct SnapshotViews {
     pub credentials: Vec<(PrincipalId, Option<String>, u64)>,
     pub consents: Vec<ConsentView>,
     pub requests: Vec<RequestView>,
+    /// Absent in snapshots written before webhooks.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookEndpointView>,
 }
 
 impl ReadModel {
@@ -264,6 +304,7 @@ impl ReadModel {
                 .collect(),
             consents: self.consents.values().cloned().collect(),
             requests: self.requests.values().cloned().collect(),
+            webhooks: self.webhooks.values().cloned().collect(),
         }
     }
 
@@ -317,6 +358,9 @@ impl ReadModel {
         }
         for r in views.requests {
             model.requests.insert(r.id, r);
+        }
+        for w in views.webhooks {
+            model.webhooks.insert(w.id, w);
         }
         model.access = access;
         model
@@ -456,6 +500,7 @@ impl ReadModel {
             "consent" => self.apply_consent(event, event.decode().map_err(decode_err)?),
             "consent_request" => self.apply_request(event, event.decode().map_err(decode_err)?),
             ERASURE_STREAM => self.apply_erasure(event.decode().map_err(decode_err)?),
+            "webhook_endpoint" => self.apply_webhook(event, event.decode().map_err(decode_err)?),
             // Streams this model does not show (e.g. access decisions) only advance it.
             _ => {}
         }
@@ -546,6 +591,68 @@ impl ReadModel {
             tracking_number.known(),
             destination_country,
         );
+    }
+
+    fn apply_webhook(&mut self, stored: &EventRef<'_>, event: WebhookEndpointEvent) {
+        if let WebhookEndpointEvent::WebhookEndpointRegistered {
+            id,
+            partner,
+            url,
+            event_types,
+            description,
+            public_key,
+            registered_at,
+        } = event
+        {
+            self.webhooks.insert(
+                id,
+                WebhookEndpointView {
+                    id,
+                    partner_id: partner,
+                    url,
+                    event_types,
+                    description,
+                    status: WebhookStatus::Enabled,
+                    disabled_by: None,
+                    disabled_reason: None,
+                    public_key,
+                    previous_public_key: None,
+                    rotated_at: None,
+                    registered_at,
+                    position: stored.position,
+                },
+            );
+            return;
+        }
+        let Some(view) = WebhookEndpointId::parse(stored.stream_id)
+            .ok()
+            .and_then(|id| self.webhooks.get_mut(&id))
+        else {
+            return;
+        };
+        view.position = stored.position;
+        match event {
+            WebhookEndpointEvent::WebhookEndpointRegistered { .. } => {}
+            WebhookEndpointEvent::WebhookEndpointDisabled { by, reason, .. } => {
+                view.status = WebhookStatus::Disabled;
+                view.disabled_by = Some(by);
+                view.disabled_reason = reason;
+            }
+            WebhookEndpointEvent::WebhookEndpointEnabled { .. } => {
+                view.status = WebhookStatus::Enabled;
+                view.disabled_by = None;
+                view.disabled_reason = None;
+            }
+            WebhookEndpointEvent::WebhookKeyRotated {
+                public_key,
+                previous_public_key,
+                rotated_at,
+            } => {
+                view.public_key = public_key;
+                view.previous_public_key = Some(previous_public_key);
+                view.rotated_at = Some(rotated_at);
+            }
+        }
     }
 
     /// An erasure (SPEC §12): decisions by the erased tracking numbers answer

@@ -33,6 +33,8 @@ pub struct CommandMeta {
     /// The digest of a bearer token the command issues to its principal (the aggregate):
     /// written to the credentials table with its event, never into the log.
     pub credential: Option<String>,
+    /// A webhook key the command makes for its endpoint (the aggregate), kept beside the log.
+    pub webhook_key: Option<crate::event::WebhookKeyRow>,
 }
 
 const ACTOR: &str = "actor";
@@ -57,6 +59,7 @@ impl CommandMeta {
             unique_claims: Vec::new(),
             restricts: false,
             credential: None,
+            webhook_key: None,
         }
     }
 
@@ -106,6 +109,8 @@ impl CommandMeta {
             unique_claims: get(UNIQUE_CLAIM).into_iter().collect(),
             restricts: get(RESTRICTS).is_some(),
             credential: get(CREDENTIAL),
+            // A secret never travels in cqrs-es metadata: only `CommandBus` carries one.
+            webhook_key: None,
         }
     }
 }
@@ -199,6 +204,7 @@ impl<A: Aggregate> LedgerEventStore<A> {
                     token_sha256,
                 }),
                 erasure: None,
+                webhook_key: meta.webhook_key,
                 guard: Guard {
                     restricts: meta.restricts,
                     decided_before: None,

@@ -328,6 +328,9 @@ pub struct Append {
     pub unique_claims: Vec<String>,
     /// What this append erases (SPEC §12), deleted in its transaction.
     pub erasure: Option<Erasure>,
+    /// A webhook endpoint's new signing key (SPEC §13), kept beside the log in the same
+    /// transaction; its endpoint is the append's first stream.
+    pub webhook_key: Option<WebhookKeyRow>,
     /// A bearer-token digest this append issues, kept beside the log (never in a leaf) and
     /// written in the same transaction; its principal is the append's first stream.
     pub credential: Option<Credential>,
@@ -361,6 +364,24 @@ pub fn subject_digest(recipient_ref: &str) -> String {
     h.update(b"consent-ledger erased subject\0");
     h.update(recipient_ref.as_bytes());
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A webhook endpoint's key as the `webhook_keys` table keeps it. `Debug` never shows the
+/// secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookKeyRow {
+    pub endpoint_id: String,
+    pub public_key: String,
+    pub secret: String,
+}
+
+impl fmt::Debug for WebhookKeyRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookKeyRow")
+            .field("endpoint_id", &self.endpoint_id)
+            .field("public_key", &self.public_key)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A principal's current bearer-token digest (hex SHA-256), as the `credentials` table keeps it:

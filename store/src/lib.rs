@@ -67,7 +67,7 @@ pub use error::StoreError;
 pub use event::{
     decode_opened, subject_digest, Append, Credential, DecisionScan, Erasure, Guard,
     IdempotencyClaim, IdempotencyRecord, IssuedCredential, NewEvent, OpenedField, Payload,
-    Position, Provenance, RawEvent, StoredEvent, TextFieldRange,
+    Position, Provenance, RawEvent, StoredEvent, TextFieldRange, WebhookKeyRow,
 };
 
 use std::collections::HashMap;

@@ -109,6 +109,12 @@ pub(crate) trait LogWriter {
         &mut self,
         rows: &[(&StoredEvent, &crate::event::OpenedField)],
     ) -> Result<(), sqlx::Error>;
+    /// Keeps a webhook endpoint's new signing key, made by the event at `position`.
+    async fn insert_webhook_key(
+        &mut self,
+        key: &crate::event::WebhookKeyRow,
+        position: Position,
+    ) -> Result<(), sqlx::Error>;
     /// Deletes what `erasure` names, recorded by the event at `position`.
     async fn erase(&mut self, erasure: &Erasure, position: Position) -> Result<(), sqlx::Error>;
 
@@ -182,6 +188,9 @@ async fn try_commit_batch<W: LogWriter>(
                 .collect();
             if !openings.is_empty() {
                 writer.insert_openings(&openings).await?;
+            }
+            for (key, position) in stamped.webhook_keys() {
+                writer.insert_webhook_key(key, position).await?;
             }
             // Erasures are rare (a request, a retention batch): statements of their own.
             for (erasure, position) in stamped.erasures() {
@@ -328,6 +337,15 @@ impl<'a> Stamped<'a> {
             .collect()
     }
 
+    /// Each webhook key of an admitted append, with the append's first position.
+    pub(crate) fn webhook_keys(&self) -> Vec<(&crate::event::WebhookKeyRow, Position)> {
+        self.batch
+            .iter()
+            .zip(&self.events)
+            .filter_map(|(a, e)| Some((a.webhook_key.as_ref()?, e.first()?.position)))
+            .collect()
+    }
+
     /// Each erasure of an admitted append, with the append's first position.
     pub(crate) fn erasures(&self) -> Vec<(&Erasure, Position)> {
         self.batch
@@ -446,6 +464,12 @@ async fn append_one<W: LogWriter>(
                 .await
                 .map_err(ClassifiedError::Failed)?;
         }
+    }
+    if let Some(key) = &append.webhook_key {
+        writer
+            .insert_webhook_key(key, first)
+            .await
+            .map_err(ClassifiedError::Failed)?;
     }
     if let Some(erasure) = &append.erasure {
         writer
@@ -691,6 +715,25 @@ macro_rules! writer_statements {
                 q.build().persistent(false).execute(tx(self)?).await?;
             }
             Ok(())
+        }
+
+        #[tracing::instrument(level = "trace", skip_all)]
+        async fn insert_webhook_key(
+            &mut self,
+            key: &crate::event::WebhookKeyRow,
+            position: Position,
+        ) -> Result<(), sqlx::Error> {
+            sqlx::query(
+                "INSERT INTO webhook_keys (endpoint_id, public_key, secret, position) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&key.endpoint_id)
+            .bind(&key.public_key)
+            .bind(&key.secret)
+            .bind(position.as_i64())
+            .execute(tx(self)?)
+            .await
+            .map(drop)
         }
 
         /// A few statements however many shipments: an erasure holds the write lock, which

@@ -74,6 +74,7 @@ fn plain(events: Vec<NewEvent>) -> Append {
         idempotency: None,
         unique_claims: Vec::new(),
         credential: None,
+        webhook_key: None,
         erasure: None,
         guard: Default::default(),
     }
@@ -235,6 +236,7 @@ pub async fn positions_start_at_zero_and_are_gapless(location: StoreLocation) {
             idempotency: None,
             unique_claims: Vec::new(),
             credential: None,
+            webhook_key: None,
             erasure: None,
             guard: Default::default(),
         },
@@ -284,6 +286,7 @@ pub async fn positions_start_at_zero_and_are_gapless(location: StoreLocation) {
             idempotency: None,
             unique_claims: Vec::new(),
             credential: None,
+            webhook_key: None,
             erasure: None,
             guard: Default::default(),
         },
@@ -391,6 +394,7 @@ pub async fn a_stream_version_is_written_once(location: StoreLocation) {
             idempotency: Some(idempotency_claim("scope", "key-1", "fp-1")),
             unique_claims: vec!["claim:1".into()],
             credential: None,
+            webhook_key: None,
             erasure: None,
             guard: Default::default(),
         })
@@ -434,6 +438,7 @@ pub async fn a_stream_version_is_written_once(location: StoreLocation) {
             idempotency: Some(idempotency_claim("scope", "key-1", "fp-3")),
             unique_claims: vec!["claim:1".into()],
             credential: None,
+            webhook_key: None,
             erasure: None,
             guard: Default::default(),
         },
@@ -462,6 +467,7 @@ pub async fn an_empty_append_records_nothing(location: StoreLocation) {
             idempotency: Some(idempotency_claim("scope", "key-empty", "fp")),
             unique_claims: vec!["claim:empty".into()],
             credential: None,
+            webhook_key: None,
             erasure: None,
             guard: Default::default(),
         })
@@ -477,6 +483,7 @@ pub async fn an_empty_append_records_nothing(location: StoreLocation) {
         Append {
             unique_claims: vec!["claim:empty".into()],
             credential: None,
+            webhook_key: None,
             erasure: None,
             ..one("s", 1, json!("someone else's event"))
         },
@@ -503,6 +510,7 @@ pub async fn a_unique_claim_is_taken_once(location: StoreLocation) {
         Append {
             unique_claims: vec![claim.clone()],
             credential: None,
+            webhook_key: None,
             erasure: None,
             ..one("shipment-1", 1, json!("registered"))
         },
@@ -521,6 +529,7 @@ pub async fn a_unique_claim_is_taken_once(location: StoreLocation) {
             idempotency: Some(idempotency_claim("scope", "key", "fp")),
             unique_claims: vec![claim.clone()],
             credential: None,
+            webhook_key: None,
             erasure: None,
             guard: Default::default(),
         })
@@ -542,6 +551,7 @@ pub async fn a_unique_claim_is_taken_once(location: StoreLocation) {
         .append(Append {
             unique_claims: vec!["tracking:UPS/1Z999".into(), claim.clone()],
             credential: None,
+            webhook_key: None,
             erasure: None,
             ..one("shipment-2", 1, json!("c"))
         })
@@ -558,6 +568,7 @@ pub async fn a_unique_claim_is_taken_once(location: StoreLocation) {
         Append {
             unique_claims: vec!["tracking:UPS/1Z999".into(), "tracking:GLS/42".into()],
             credential: None,
+            webhook_key: None,
             erasure: None,
             ..one("shipment-2", 1, json!("d"))
         },
@@ -569,6 +580,7 @@ pub async fn a_unique_claim_is_taken_once(location: StoreLocation) {
             .append(Append {
                 unique_claims: vec![taken.into()],
                 credential: None,
+                webhook_key: None,
                 erasure: None,
                 ..one("shipment-3", 1, json!("e"))
             })
@@ -584,6 +596,7 @@ pub async fn a_unique_claim_is_taken_once(location: StoreLocation) {
         Append {
             unique_claims: vec!["tracking:DHL/JJD0002".into()],
             credential: None,
+            webhook_key: None,
             erasure: None,
             ..one("shipment-3", 1, json!("f"))
         },
@@ -617,6 +630,7 @@ pub async fn an_idempotency_key_records_its_first_answer(location: StoreLocation
             idempotency: Some(idempotency_claim(scope, "key-1", "sha256:AAA")),
             unique_claims: Vec::new(),
             credential: None,
+            webhook_key: None,
             erasure: None,
             guard: Default::default(),
         },
@@ -642,6 +656,7 @@ pub async fn an_idempotency_key_records_its_first_answer(location: StoreLocation
             idempotency: Some(idempotency_claim(scope, "key-1", "sha256:BBB")),
             unique_claims: vec!["claim:x".into()],
             credential: None,
+            webhook_key: None,
             erasure: None,
             guard: Default::default(),
         })
@@ -669,6 +684,7 @@ pub async fn an_idempotency_key_records_its_first_answer(location: StoreLocation
             idempotency: Some(idempotency_claim(other_scope, "key-1", "sha256:CCC")),
             unique_claims: vec!["claim:x".into()],
             credential: None,
+            webhook_key: None,
             erasure: None,
             guard: Default::default(),
         },
@@ -740,6 +756,7 @@ pub async fn concurrent_appends_get_every_position_once(location: StoreLocation)
                     )),
                     unique_claims: vec![format!("claim:{t}:{j}")],
                     credential: None,
+                    webhook_key: None,
                     erasure: None,
                     guard: Default::default(),
                 };
@@ -856,6 +873,7 @@ pub async fn racing_writers_of_one_stream_version_one_wins(location: StoreLocati
                     )),
                     unique_claims: vec![format!("prize:{round}:{racer}")],
                     credential: None,
+                    webhook_key: None,
                     erasure: None,
                     guard: Default::default(),
                 };
@@ -912,6 +930,7 @@ pub async fn racing_writers_of_one_stream_version_one_wins(location: StoreLocati
                     Append {
                         unique_claims: vec![format!("prize:{round}:{racer}")],
                         credential: None,
+                        webhook_key: None,
                         erasure: None,
                         ..one(&format!("late-{round}-{racer}"), 1, json!(null))
                     },
@@ -947,6 +966,7 @@ pub async fn a_reopened_store_continues_where_it_stopped(location: StoreLocation
                 idempotency: Some(idempotency_claim("scope", "key", "fp")),
                 unique_claims: vec!["claim:once".into()],
                 credential: None,
+                webhook_key: None,
                 erasure: None,
                 guard: Default::default(),
             },
@@ -976,6 +996,7 @@ pub async fn a_reopened_store_continues_where_it_stopped(location: StoreLocation
             .append(Append {
                 unique_claims: vec!["claim:once".into()],
                 credential: None,
+                webhook_key: None,
                 erasure: None,
                 ..one("s-3", 1, json!("d"))
             })

@@ -152,6 +152,12 @@ enum Op {
     AuthorizedParties,
     EraseShipment,
     EraseSubject,
+    RegisterWebhook,
+    ListWebhooks,
+    GetWebhook,
+    DisableWebhook,
+    EnableWebhook,
+    RotateWebhookKey,
     GrantConsent,
     ListConsents,
     GetConsent,
@@ -165,7 +171,7 @@ enum Op {
     WithdrawRequest,
 }
 
-const OPS: [Op; 38] = [
+const OPS: [Op; 44] = [
     Op::Healthz,
     Op::Readyz,
     Op::Metrics,
@@ -193,6 +199,12 @@ const OPS: [Op; 38] = [
     Op::AuthorizedParties,
     Op::EraseShipment,
     Op::EraseSubject,
+    Op::RegisterWebhook,
+    Op::ListWebhooks,
+    Op::GetWebhook,
+    Op::DisableWebhook,
+    Op::EnableWebhook,
+    Op::RotateWebhookKey,
     Op::GrantConsent,
     Op::ListConsents,
     Op::GetConsent,
@@ -237,6 +249,12 @@ impl Op {
             Op::AuthorizedParties => ("GET", "/v1/shipments/{id}/authorized-parties"),
             Op::EraseShipment => ("POST", "/v1/shipments/{id}/erase"),
             Op::EraseSubject => ("POST", "/v1/subjects/erase"),
+            Op::RegisterWebhook => ("POST", "/v1/webhook-endpoints"),
+            Op::ListWebhooks => ("GET", "/v1/webhook-endpoints"),
+            Op::GetWebhook => ("GET", "/v1/webhook-endpoints/{id}"),
+            Op::DisableWebhook => ("POST", "/v1/webhook-endpoints/{id}/disable"),
+            Op::EnableWebhook => ("POST", "/v1/webhook-endpoints/{id}/enable"),
+            Op::RotateWebhookKey => ("POST", "/v1/webhook-endpoints/{id}/rotate-key"),
             Op::GrantConsent => ("POST", "/v1/consents"),
             Op::ListConsents => ("GET", "/v1/consents"),
             Op::GetConsent => ("GET", "/v1/consents/{id}"),
@@ -265,6 +283,10 @@ impl Op {
                 | Op::RegisterShipment
                 | Op::EraseShipment
                 | Op::EraseSubject
+                | Op::RegisterWebhook
+                | Op::DisableWebhook
+                | Op::EnableWebhook
+                | Op::RotateWebhookKey
                 | Op::GrantConsent
                 | Op::RevokeConsent
                 | Op::SubmitRequest
@@ -286,6 +308,9 @@ struct Row {
 const fn row(op: Op, obj: Obj, expect: [u16; 10]) -> Row {
     Row { op, obj, expect }
 }
+
+/// A public address written as a literal: registration checks it without name resolution.
+const WEBHOOK_URL: &str = "https://93.184.215.14/hooks/matrix";
 
 use Obj::{Me as ME, Missing as MISSING, None as NONE, Other as OTHER, A, B};
 
@@ -370,6 +395,18 @@ static TABLE: &[Row] = &[
     row(Op::EraseShipment, B,           [401, 401, 200, 403, 403, 403, 403, 403, 200, 403]),
     row(Op::EraseShipment, MISSING,     [401, 401, 404, 403, 403, 403, 403, 403, 404, 403]),
     row(Op::EraseSubject, NONE,         [401, 401, 200, 403, 403, 403, 403, 403, 200, 403]),
+    // Webhook endpoints (SPEC §13): a partner manages its own, an admin any partner's; another
+    // partner's endpoint is missing to it. A fresh endpoint of tenant A's partner per cell.
+    row(Op::RegisterWebhook, NONE,      [401, 401, 201, 403, 403, 201, 201, 403, 403, 403]),
+    row(Op::ListWebhooks, NONE,         [401, 401, 200, 403, 403, 200, 200, 403, 403, 403]),
+    row(Op::GetWebhook, A,              [401, 401, 200, 403, 403, 200, 404, 403, 403, 403]),
+    row(Op::GetWebhook, MISSING,        [401, 401, 404, 403, 403, 404, 404, 403, 403, 403]),
+    row(Op::DisableWebhook, A,          [401, 401, 200, 403, 403, 200, 404, 403, 403, 403]),
+    row(Op::DisableWebhook, MISSING,    [401, 401, 404, 403, 403, 404, 404, 403, 403, 403]),
+    row(Op::EnableWebhook, A,           [401, 401, 200, 403, 403, 200, 404, 403, 403, 403]),
+    row(Op::EnableWebhook, MISSING,     [401, 401, 404, 403, 403, 404, 404, 403, 403, 403]),
+    row(Op::RotateWebhookKey, A,        [401, 401, 200, 403, 403, 200, 404, 403, 403, 403]),
+    row(Op::RotateWebhookKey, MISSING,  [401, 401, 404, 403, 403, 404, 404, 403, 403, 403]),
     row(Op::AuthorizedParties, A,       [401, 401, 404, 200, 404, 404, 404, 200, 200, 200]),
     row(Op::AuthorizedParties, B,       [401, 401, 404, 404, 200, 404, 404, 200, 200, 200]),
     row(Op::AuthorizedParties, MISSING, [401, 401, 404, 404, 404, 404, 404, 404, 404, 404]),
@@ -711,6 +748,32 @@ impl World {
             Op::EraseSubject => {
                 let subject = format!("mtx-subject-{}", self.next());
                 body = Some(json!({ "recipient_ref": subject, "reason": "matrix" }));
+            }
+            Op::RegisterWebhook => {
+                body = Some(match who {
+                    Who::Admin => json!({ "url": WEBHOOK_URL, "partner_id": self.a.partner_id }),
+                    _ => json!({ "url": WEBHOOK_URL }),
+                });
+            }
+            Op::ListWebhooks => {}
+            Op::GetWebhook | Op::DisableWebhook | Op::EnableWebhook | Op::RotateWebhookKey => {
+                if let Some(t) = tenant {
+                    id = created(
+                        &self.app,
+                        "/v1/webhook-endpoints",
+                        &t.partner,
+                        json!({ "url": WEBHOOK_URL }),
+                    )
+                    .await;
+                    if op == Op::EnableWebhook {
+                        let path = format!("/v1/webhook-endpoints/{id}/disable");
+                        let r = self.app.post(&path, &t.partner, json!({})).await;
+                        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+                    }
+                }
+                if op != Op::GetWebhook {
+                    body = Some(json!({}));
+                }
             }
             Op::GrantConsent => body = Some(consent_for(&partner_id, &shipment)),
             Op::GetConsent | Op::ConsentReceipt => {

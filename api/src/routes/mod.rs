@@ -14,6 +14,7 @@ pub mod log;
 pub mod principals;
 pub mod requests;
 pub mod shipments;
+pub mod webhooks;
 
 use actix_web::web;
 
@@ -44,6 +45,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(shipments::get)
         .service(erasure::erase_shipment)
         .service(erasure::erase_subject)
+        .service(webhooks::register)
+        .service(webhooks::list)
+        .service(webhooks::get)
+        .service(webhooks::disable)
+        .service(webhooks::enable)
+        .service(webhooks::rotate_key)
         .service(consents::grant)
         .service(consents::list)
         .service(consents::receipt)
