@@ -141,14 +141,22 @@ pub async fn register(
                 .execute(&id.to_string(), command, meta)
                 .await?)
         },
-        |_, _| written(state, id),
+        |events, _| written(state, events),
     )
     .await
 }
 
-/// The endpoint as the read model holds it after the write (or its replay): the commit hook
-/// applied the write's events before the store answered.
-fn written(state: &AppState, id: WebhookEndpointId) -> Result<WebhookEndpointView, AppError> {
+/// The endpoint the write's events (or the first answer's, replayed for an Idempotency-Key)
+/// are about, as the read model holds it: the commit hook applied them before the store
+/// answered.
+fn written(
+    state: &AppState,
+    events: &[consent_ledger_store::StoredEvent],
+) -> Result<WebhookEndpointView, AppError> {
+    let id = events
+        .first()
+        .and_then(|e| WebhookEndpointId::parse(&e.stream_id).ok())
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("a webhook write recorded nothing")))?;
     state
         .projector
         .read()
@@ -259,7 +267,7 @@ pub async fn change(
                 .execute(&id.to_string(), command, meta)
                 .await?)
         },
-        |_, _| written(state, id),
+        |events, _| written(state, events),
     )
     .await
 }
