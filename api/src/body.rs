@@ -78,6 +78,17 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             serde_json::error::Category::Data => {
                 ApiError::invalid(field_of(&path, &message), message)
             }
+            // serde_json reports some type mismatches as syntax (a number where a name of an
+            // enum is expected: "expected ident"); the body is JSON all the same, and the
+            // caller is told which field holds a value it does not take (SPEC §10).
+            serde_json::error::Category::Syntax
+                if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() =>
+            {
+                ApiError::invalid(
+                    field_of(&path, &message),
+                    "not a value this field takes (see /openapi.json)",
+                )
+            }
             _ => ApiError::from(AppError::MalformedBody {
                 detail: inner.to_string(),
             }),

@@ -121,6 +121,80 @@ pub struct WebhookEndpointView {
     pub position: Position,
 }
 
+impl WebhookEndpointView {
+    /// The view an endpoint's registration makes; `None` for its other events.
+    pub fn registered(event: &WebhookEndpointEvent, position: Position) -> Option<Self> {
+        let WebhookEndpointEvent::WebhookEndpointRegistered {
+            id,
+            partner,
+            url,
+            event_types,
+            description,
+            public_key,
+            registered_at,
+        } = event
+        else {
+            return None;
+        };
+        Some(Self {
+            id: *id,
+            partner_id: *partner,
+            url: url.clone(),
+            event_types: event_types.clone(),
+            description: description.clone(),
+            status: WebhookStatus::Enabled,
+            disabled_by: None,
+            disabled_reason: None,
+            public_key: public_key.clone(),
+            previous_public_key: None,
+            rotated_at: None,
+            registered_at: *registered_at,
+            position,
+        })
+    }
+
+    /// Applies a later event of the endpoint's stream, recorded at `position`.
+    pub fn apply(&mut self, event: WebhookEndpointEvent, position: Position) {
+        self.position = position;
+        match event {
+            WebhookEndpointEvent::WebhookEndpointRegistered { .. } => {}
+            WebhookEndpointEvent::WebhookEndpointDisabled { by, reason, .. } => {
+                self.status = WebhookStatus::Disabled;
+                self.disabled_by = Some(by);
+                self.disabled_reason = reason;
+            }
+            WebhookEndpointEvent::WebhookEndpointEnabled { .. } => {
+                self.status = WebhookStatus::Enabled;
+                self.disabled_by = None;
+                self.disabled_reason = None;
+            }
+            WebhookEndpointEvent::WebhookKeyRotated {
+                public_key,
+                previous_public_key,
+                rotated_at,
+            } => {
+                self.public_key = public_key;
+                self.previous_public_key = Some(previous_public_key);
+                self.rotated_at = Some(rotated_at);
+            }
+        }
+    }
+
+    /// The endpoint as its stream stood after the event at `upto`: the answer a write gave,
+    /// for its replay by `Idempotency-Key`.
+    pub fn as_of(stream: &[StoredEvent], upto: Position) -> Option<Self> {
+        let mut view: Option<Self> = None;
+        for stored in stream.iter().take_while(|e| e.position <= upto) {
+            let event: WebhookEndpointEvent = stored.decode().ok()?;
+            match &mut view {
+                None => view = Self::registered(&event, stored.position),
+                Some(v) => v.apply(event, stored.position),
+            }
+        }
+        view
+    }
+}
+
 /// How a revocation happened.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Revocation {
@@ -594,64 +668,15 @@ impl ReadModel {
     }
 
     fn apply_webhook(&mut self, stored: &EventRef<'_>, event: WebhookEndpointEvent) {
-        if let WebhookEndpointEvent::WebhookEndpointRegistered {
-            id,
-            partner,
-            url,
-            event_types,
-            description,
-            public_key,
-            registered_at,
-        } = event
-        {
-            self.webhooks.insert(
-                id,
-                WebhookEndpointView {
-                    id,
-                    partner_id: partner,
-                    url,
-                    event_types,
-                    description,
-                    status: WebhookStatus::Enabled,
-                    disabled_by: None,
-                    disabled_reason: None,
-                    public_key,
-                    previous_public_key: None,
-                    rotated_at: None,
-                    registered_at,
-                    position: stored.position,
-                },
-            );
+        if let Some(view) = WebhookEndpointView::registered(&event, stored.position) {
+            self.webhooks.insert(view.id, view);
             return;
         }
-        let Some(view) = WebhookEndpointId::parse(stored.stream_id)
+        if let Some(view) = WebhookEndpointId::parse(stored.stream_id)
             .ok()
             .and_then(|id| self.webhooks.get_mut(&id))
-        else {
-            return;
-        };
-        view.position = stored.position;
-        match event {
-            WebhookEndpointEvent::WebhookEndpointRegistered { .. } => {}
-            WebhookEndpointEvent::WebhookEndpointDisabled { by, reason, .. } => {
-                view.status = WebhookStatus::Disabled;
-                view.disabled_by = Some(by);
-                view.disabled_reason = reason;
-            }
-            WebhookEndpointEvent::WebhookEndpointEnabled { .. } => {
-                view.status = WebhookStatus::Enabled;
-                view.disabled_by = None;
-                view.disabled_reason = None;
-            }
-            WebhookEndpointEvent::WebhookKeyRotated {
-                public_key,
-                previous_public_key,
-                rotated_at,
-            } => {
-                view.public_key = public_key;
-                view.previous_public_key = Some(previous_public_key);
-                view.rotated_at = Some(rotated_at);
-            }
+        {
+            view.apply(event, stored.position);
         }
     }
 

@@ -19,3 +19,4 @@ mod openapi;
 mod rate_limit;
 mod smoke;
 mod tokens;
+mod webhooks;

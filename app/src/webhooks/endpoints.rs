@@ -127,7 +127,7 @@ pub async fn register(
         description: input.description,
         public_key: key.public(),
     };
-    write::record(
+    let (events, answer) = write::record(
         state,
         context,
         |mut meta| async {
@@ -141,29 +141,33 @@ pub async fn register(
                 .execute(&id.to_string(), command, meta)
                 .await?)
         },
-        |events, _| written(state, events),
+        |events, _| Ok(events.to_vec()),
     )
-    .await
+    .await?;
+    Ok((written(state, &events).await?, answer))
 }
 
-/// The endpoint the write's events (or the first answer's, replayed for an Idempotency-Key)
-/// are about, as the read model holds it: the commit hook applied them before the store
-/// answered.
-fn written(
+/// The answer of a write: the endpoint as its stream stood right after the write's events —
+/// for a replay by `Idempotency-Key`, the first answer, not the endpoint as it is now.
+async fn written(
     state: &AppState,
     events: &[consent_ledger_store::StoredEvent],
 ) -> Result<WebhookEndpointView, AppError> {
-    let id = events
-        .first()
-        .and_then(|e| WebhookEndpointId::parse(&e.stream_id).ok())
-        .ok_or_else(|| AppError::internal(anyhow::anyhow!("a webhook write recorded nothing")))?;
-    state
-        .projector
-        .read()
-        .webhooks
-        .get(&id)
-        .cloned()
-        .ok_or_else(|| AppError::internal(anyhow::anyhow!("endpoint {id} not in the model")))
+    let (Some(first), Some(last)) = (events.first(), events.last()) else {
+        return Err(AppError::internal(anyhow::anyhow!(
+            "a webhook write recorded nothing"
+        )));
+    };
+    let stream = state
+        .store
+        .read_stream(&first.stream_type, &first.stream_id)
+        .await?;
+    WebhookEndpointView::as_of(&stream, last.position).ok_or_else(|| {
+        AppError::internal(anyhow::anyhow!(
+            "endpoint {} cannot be read back",
+            first.stream_id
+        ))
+    })
 }
 
 /// The endpoint `id` if the caller may manage it; another partner's is not found.
@@ -257,7 +261,7 @@ pub async fn change(
             )
         }
     };
-    write::record(
+    let (events, answer) = write::record(
         state,
         context,
         |mut meta| async {
@@ -267,7 +271,8 @@ pub async fn change(
                 .execute(&id.to_string(), command, meta)
                 .await?)
         },
-        |events, _| written(state, events),
+        |events, _| Ok(events.to_vec()),
     )
-    .await
+    .await?;
+    Ok((written(state, &events).await?, answer))
 }
