@@ -13,6 +13,7 @@ use consent_ledger_domain::values::{
     ConsentId, DataCategory, DpaRef, LegalBasis, NonEmptySet, PartnerId, PrincipalId, Purpose,
     Reason, Role,
 };
+use consent_ledger_domain::webhook::WebhookEventType;
 use consent_ledger_projections::model::{ConsentStatus, ConsentView, ReadModel, RequestView};
 use consent_ledger_store::Position;
 use serde::{Deserialize, Serialize};
@@ -104,6 +105,27 @@ pub async fn grant(
 ) -> Result<(Created, Answer), AppError> {
     caller.require(GRANTORS)?;
     let id = ConsentId::from_uuid(state.ids.new_id());
+    let now = state.clock.now();
+    // The start the aggregate would take by default, fixed here so that the partner's
+    // `consent.granted` message (SPEC §13) says what the event records.
+    let valid_from = input.valid_from.unwrap_or(now);
+    let outbox = crate::webhooks::outbox::messages(
+        state,
+        input.partner_id,
+        WebhookEventType::ConsentGranted,
+        now,
+        &serde_json::json!({
+            "consent_id": id,
+            "shipper_id": caller.id.as_shipper(),
+            "partner_id": input.partner_id,
+            "scope": input.scope,
+            "purposes": input.purposes,
+            "data_categories": input.data_categories,
+            "legal_basis": input.legal_basis,
+            "valid_from": valid_from,
+            "valid_until": input.valid_until,
+        }),
+    )?;
     let command = ConsentCommand::GrantConsent {
         id,
         shipper: caller.id.as_shipper(),
@@ -113,14 +135,15 @@ pub async fn grant(
         data_categories: input.data_categories,
         legal_basis: input.legal_basis,
         dpa_ref: input.dpa_ref,
-        valid_from: input.valid_from,
+        valid_from: Some(valid_from),
         valid_until: input.valid_until,
         origin_request: None,
     };
     write::record(
         state,
         context,
-        |meta| async {
+        |mut meta| async {
+            meta.outbox = outbox;
             Ok(state
                 .consents
                 .execute(&id.to_string(), command, meta)
@@ -156,6 +179,35 @@ pub async fn revoke(
     context: WriteContext,
 ) -> Result<(Positioned, Answer), AppError> {
     may_revoke(state, caller, id)?;
+    let now = state.clock.now();
+    let outbox = {
+        let consent = state
+            .projector
+            .read()
+            .consents
+            .get(&id)
+            .cloned()
+            .ok_or_else(AppError::not_found)?;
+        // The reason is free text about the parcel or person (SPEC §12): not in the message.
+        crate::webhooks::outbox::messages(
+            state,
+            consent.partner_id,
+            WebhookEventType::ConsentRevoked,
+            now,
+            &serde_json::json!({
+                "consent_id": id,
+                "shipper_id": consent.shipper_id,
+                "partner_id": consent.partner_id,
+                "scope": consent.scope,
+                "purposes": consent.purposes,
+                "data_categories": consent.data_categories,
+                "legal_basis": consent.legal_basis,
+                "valid_from": consent.valid_from,
+                "valid_until": consent.valid_until,
+                "revoked_at": now,
+            }),
+        )?
+    };
     let command = ConsentCommand::RevokeConsent {
         revoked_by: caller.id,
         reason,
@@ -166,6 +218,7 @@ pub async fn revoke(
         |mut meta| async {
             // Revocation is effective at commit: decisions decided before it are fenced off.
             meta.restricts = true;
+            meta.outbox = outbox;
             Ok(state
                 .consents
                 .execute(&id.to_string(), command, meta)

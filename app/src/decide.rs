@@ -240,6 +240,7 @@ pub async fn decide_and_record(
             unique_claims: Vec::new(),
             credential: None,
             webhook_key: None,
+            outbox: Vec::new(),
             erasure: None,
             guard: Guard {
                 restricts: false,

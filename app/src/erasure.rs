@@ -362,6 +362,7 @@ async fn erase(
             }),
             credential: None,
             webhook_key: None,
+            outbox: Vec::new(),
             guard: Guard::default(),
         })
         .await

@@ -212,6 +212,7 @@ async fn seed(f: &Fixture, args: &AuditArgs) -> anyhow::Result<Seeded> {
                     unique_claims: Vec::new(),
                     credential: None,
                     webhook_key: None,
+                    outbox: Vec::new(),
                     erasure: None,
                     guard: Guard::default(),
                 })

@@ -73,6 +73,7 @@ pub(crate) async fn seed_log(
             unique_claims: Vec::new(),
             credential: None,
             webhook_key: None,
+            outbox: Vec::new(),
             erasure: None,
             guard: Guard::default(),
         };

@@ -35,6 +35,8 @@ pub struct CommandMeta {
     pub credential: Option<String>,
     /// A webhook key the command makes for its endpoint (the aggregate), kept beside the log.
     pub webhook_key: Option<crate::event::WebhookKeyRow>,
+    /// Webhook messages the command causes, queued in its commit (SPEC §13).
+    pub outbox: Vec<crate::event::OutboxMessage>,
 }
 
 const ACTOR: &str = "actor";
@@ -60,6 +62,7 @@ impl CommandMeta {
             restricts: false,
             credential: None,
             webhook_key: None,
+            outbox: Vec::new(),
         }
     }
 
@@ -109,8 +112,10 @@ impl CommandMeta {
             unique_claims: get(UNIQUE_CLAIM).into_iter().collect(),
             restricts: get(RESTRICTS).is_some(),
             credential: get(CREDENTIAL),
-            // A secret never travels in cqrs-es metadata: only `CommandBus` carries one.
+            // A secret never travels in cqrs-es metadata: only `CommandBus` carries one, and
+            // the outbox.
             webhook_key: None,
+            outbox: Vec::new(),
         }
     }
 }
@@ -205,6 +210,7 @@ impl<A: Aggregate> LedgerEventStore<A> {
                 }),
                 erasure: None,
                 webhook_key: meta.webhook_key,
+                outbox: meta.outbox,
                 guard: Guard {
                     restricts: meta.restricts,
                     decided_before: None,

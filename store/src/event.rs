@@ -331,6 +331,9 @@ pub struct Append {
     /// A webhook endpoint's new signing key (SPEC §13), kept beside the log in the same
     /// transaction; its endpoint is the append's first stream.
     pub webhook_key: Option<WebhookKeyRow>,
+    /// Webhook messages this append causes (SPEC §13), queued in its transaction at the
+    /// position of its first event.
+    pub outbox: Vec<OutboxMessage>,
     /// A bearer-token digest this append issues, kept beside the log (never in a leaf) and
     /// written in the same transaction; its principal is the append's first stream.
     pub credential: Option<Credential>,
@@ -382,6 +385,33 @@ impl fmt::Debug for WebhookKeyRow {
             .field("public_key", &self.public_key)
             .finish_non_exhaustive()
     }
+}
+
+/// A webhook message to queue (SPEC §13, docs/adr/0010).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    /// `msg_<uuid>`: the `webhook-id` of every attempt.
+    pub message_id: String,
+    pub endpoint_id: String,
+    /// e.g. `consent.granted`.
+    pub event_type: String,
+    /// RFC 3339: the time of the event, the body's `timestamp`.
+    pub occurred_at: String,
+    /// The message's `data` as JSON text, without the event's position (added at delivery).
+    pub data: String,
+}
+
+/// A queued webhook message as the outbox keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedMessage {
+    pub message_id: String,
+    pub endpoint_id: String,
+    pub event_type: String,
+    pub occurred_at: String,
+    pub position: Position,
+    pub data: String,
+    pub attempts: u32,
+    pub state: String,
 }
 
 /// A principal's current bearer-token digest (hex SHA-256), as the `credentials` table keeps it:

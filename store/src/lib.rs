@@ -66,8 +66,9 @@ use tokio::sync::{oneshot, watch};
 pub use error::StoreError;
 pub use event::{
     decode_opened, subject_digest, Append, Credential, DecisionScan, Erasure, Guard,
-    IdempotencyClaim, IdempotencyRecord, IssuedCredential, NewEvent, OpenedField, Payload,
-    Position, Provenance, RawEvent, StoredEvent, TextFieldRange, WebhookKeyRow,
+    IdempotencyClaim, IdempotencyRecord, IssuedCredential, NewEvent, OpenedField, OutboxMessage,
+    Payload, Position, Provenance, QueuedMessage, RawEvent, StoredEvent, TextFieldRange,
+    WebhookKeyRow,
 };
 
 use std::collections::HashMap;
@@ -367,6 +368,11 @@ impl Store {
     /// Denials of unknown parcels that recorded one of `numbers`, by position.
     pub async fn asked_positions(&self, numbers: &[String]) -> Result<Vec<Position>, StoreError> {
         on_backend!(self, asked_positions(numbers))
+    }
+
+    /// The messages queued for a webhook endpoint, in log order (SPEC §13).
+    pub async fn outbox_of(&self, endpoint_id: &str) -> Result<Vec<QueuedMessage>, StoreError> {
+        on_backend!(self, outbox_of(endpoint_id))
     }
 
     /// Whether a denial of an unknown parcel recorded before `before` still has its number.

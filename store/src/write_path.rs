@@ -115,6 +115,11 @@ pub(crate) trait LogWriter {
         key: &crate::event::WebhookKeyRow,
         position: Position,
     ) -> Result<(), sqlx::Error>;
+    /// Queues webhook messages, each caused by the event at its position.
+    async fn insert_outbox(
+        &mut self,
+        rows: &[(&crate::event::OutboxMessage, Position)],
+    ) -> Result<(), sqlx::Error>;
     /// Deletes what `erasure` names, recorded by the event at `position`.
     async fn erase(&mut self, erasure: &Erasure, position: Position) -> Result<(), sqlx::Error>;
 
@@ -191,6 +196,10 @@ async fn try_commit_batch<W: LogWriter>(
             }
             for (key, position) in stamped.webhook_keys() {
                 writer.insert_webhook_key(key, position).await?;
+            }
+            let outbox = stamped.outbox();
+            if !outbox.is_empty() {
+                writer.insert_outbox(&outbox).await?;
             }
             // Erasures are rare (a request, a retention batch): statements of their own.
             for (erasure, position) in stamped.erasures() {
@@ -346,6 +355,16 @@ impl<'a> Stamped<'a> {
             .collect()
     }
 
+    /// Each webhook message of an admitted append, with the append's first position.
+    pub(crate) fn outbox(&self) -> Vec<(&crate::event::OutboxMessage, Position)> {
+        self.batch
+            .iter()
+            .zip(&self.events)
+            .filter_map(|(a, e)| Some((a, e.first()?.position)))
+            .flat_map(|(a, p)| a.outbox.iter().map(move |m| (m, p)))
+            .collect()
+    }
+
     /// Each erasure of an admitted append, with the append's first position.
     pub(crate) fn erasures(&self) -> Vec<(&Erasure, Position)> {
         self.batch
@@ -468,6 +487,13 @@ async fn append_one<W: LogWriter>(
     if let Some(key) = &append.webhook_key {
         writer
             .insert_webhook_key(key, first)
+            .await
+            .map_err(ClassifiedError::Failed)?;
+    }
+    if !append.outbox.is_empty() {
+        let rows: Vec<_> = append.outbox.iter().map(|m| (m, first)).collect();
+        writer
+            .insert_outbox(&rows)
             .await
             .map_err(ClassifiedError::Failed)?;
     }
@@ -734,6 +760,29 @@ macro_rules! writer_statements {
             .execute(tx(self)?)
             .await
             .map(drop)
+        }
+
+        #[tracing::instrument(level = "trace", skip_all, fields(rows = rows.len()))]
+        async fn insert_outbox(
+            &mut self,
+            rows: &[(&crate::event::OutboxMessage, Position)],
+        ) -> Result<(), sqlx::Error> {
+            for chunk in rows.chunks(crate::write_path::ROWS_PER_STATEMENT) {
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO webhook_outbox \
+                     (message_id, endpoint_id, event_type, occurred_at, position, data) ",
+                );
+                q.push_values(chunk, |mut row, (message, position)| {
+                    row.push_bind(message.message_id.as_str())
+                        .push_bind(message.endpoint_id.as_str())
+                        .push_bind(message.event_type.as_str())
+                        .push_bind(message.occurred_at.as_str())
+                        .push_bind(position.as_i64())
+                        .push_bind(message.data.as_str());
+                });
+                q.build().persistent(false).execute(tx(self)?).await?;
+            }
+            Ok(())
         }
 
         /// A few statements however many shipments: an erasure holds the write lock, which

@@ -75,6 +75,7 @@ fn plain(events: Vec<NewEvent>) -> Append {
         unique_claims: Vec::new(),
         credential: None,
         webhook_key: None,
+        outbox: Vec::new(),
         erasure: None,
         guard: Default::default(),
     }
@@ -237,6 +238,7 @@ pub async fn positions_start_at_zero_and_are_gapless(location: StoreLocation) {
             unique_claims: Vec::new(),
             credential: None,
             webhook_key: None,
+            outbox: Vec::new(),
             erasure: None,
             guard: Default::default(),
         },
@@ -287,6 +289,7 @@ pub async fn positions_start_at_zero_and_are_gapless(location: StoreLocation) {
             unique_claims: Vec::new(),
             credential: None,
             webhook_key: None,
+            outbox: Vec::new(),
             erasure: None,
             guard: Default::default(),
         },
@@ -395,6 +398,7 @@ pub async fn a_stream_version_is_written_once(location: StoreLocation) {
             unique_claims: vec!["claim:1".into()],
             credential: None,
             webhook_key: None,
+            outbox: Vec::new(),
             erasure: None,
             guard: Default::default(),
         })
@@ -439,6 +443,7 @@ pub async fn a_stream_version_is_written_once(location: StoreLocation) {
             unique_claims: vec!["claim:1".into()],
             credential: None,
             webhook_key: None,
+            outbox: Vec::new(),
             erasure: None,
             guard: Default::default(),
         },
@@ -468,6 +473,7 @@ pub async fn an_empty_append_records_nothing(location: StoreLocation) {
             unique_claims: vec!["claim:empty".into()],
             credential: None,
             webhook_key: None,
+            outbox: Vec::new(),
             erasure: None,
             guard: Default::default(),
         })
@@ -484,6 +490,7 @@ pub async fn an_empty_append_records_nothing(location: StoreLocation) {
             unique_claims: vec!["claim:empty".into()],
             credential: None,
             webhook_key: None,
+            outbox: Vec::new(),
             erasure: None,
             ..one("s", 1, json!("someone else's event"))
         },
@@ -511,6 +518,7 @@ pub async fn a_unique_claim_is_taken_once(location: StoreLocation) {
             unique_claims: vec![claim.clone()],
             credential: None,
             webhook_key: None,
+            outbox: Vec::new(),
             erasure: None,
             ..one("shipment-1", 1, json!("registered"))
         },
@@ -530,6 +538,7 @@ pub async fn a_unique_claim_is_taken_once(location: StoreLocation) {
             unique_claims: vec![claim.clone()],
             credential: None,
             webhook_key: None,
+            outbox: Vec::new(),
             erasure: None,
             guard: Default::default(),
         })
@@ -552,6 +561,7 @@ pub async fn a_unique_claim_is_taken_once(location: StoreLocation) {
             unique_claims: vec!["tracking:UPS/1Z999".into(), claim.clone()],
             credential: None,
             webhook_key: None,
+            outbox: Vec::new(),
             erasure: None,
             ..one("shipment-2", 1, json!("c"))
         })
@@ -569,6 +579,7 @@ pub async fn a_unique_claim_is_taken_once(location: StoreLocation) {
             unique_claims: vec!["tracking:UPS/1Z999".into(), "tracking:GLS/42".into()],
             credential: None,
             webhook_key: None,
+            outbox: Vec::new(),
             erasure: None,
             ..one("shipment-2", 1, json!("d"))
         },
@@ -581,6 +592,7 @@ pub async fn a_unique_claim_is_taken_once(location: StoreLocation) {
                 unique_claims: vec![taken.into()],
                 credential: None,
                 webhook_key: None,
+                outbox: Vec::new(),
                 erasure: None,
                 ..one("shipment-3", 1, json!("e"))
             })
@@ -597,6 +609,7 @@ pub async fn a_unique_claim_is_taken_once(location: StoreLocation) {
             unique_claims: vec!["tracking:DHL/JJD0002".into()],
             credential: None,
             webhook_key: None,
+            outbox: Vec::new(),
             erasure: None,
             ..one("shipment-3", 1, json!("f"))
         },
@@ -631,6 +644,7 @@ pub async fn an_idempotency_key_records_its_first_answer(location: StoreLocation
             unique_claims: Vec::new(),
             credential: None,
             webhook_key: None,
+            outbox: Vec::new(),
             erasure: None,
             guard: Default::default(),
         },
@@ -657,6 +671,7 @@ pub async fn an_idempotency_key_records_its_first_answer(location: StoreLocation
             unique_claims: vec!["claim:x".into()],
             credential: None,
             webhook_key: None,
+            outbox: Vec::new(),
             erasure: None,
             guard: Default::default(),
         })
@@ -685,6 +700,7 @@ pub async fn an_idempotency_key_records_its_first_answer(location: StoreLocation
             unique_claims: vec!["claim:x".into()],
             credential: None,
             webhook_key: None,
+            outbox: Vec::new(),
             erasure: None,
             guard: Default::default(),
         },
@@ -757,6 +773,7 @@ pub async fn concurrent_appends_get_every_position_once(location: StoreLocation)
                     unique_claims: vec![format!("claim:{t}:{j}")],
                     credential: None,
                     webhook_key: None,
+                    outbox: Vec::new(),
                     erasure: None,
                     guard: Default::default(),
                 };
@@ -874,6 +891,7 @@ pub async fn racing_writers_of_one_stream_version_one_wins(location: StoreLocati
                     unique_claims: vec![format!("prize:{round}:{racer}")],
                     credential: None,
                     webhook_key: None,
+                    outbox: Vec::new(),
                     erasure: None,
                     guard: Default::default(),
                 };
@@ -931,6 +949,7 @@ pub async fn racing_writers_of_one_stream_version_one_wins(location: StoreLocati
                         unique_claims: vec![format!("prize:{round}:{racer}")],
                         credential: None,
                         webhook_key: None,
+                        outbox: Vec::new(),
                         erasure: None,
                         ..one(&format!("late-{round}-{racer}"), 1, json!(null))
                     },
@@ -967,6 +986,7 @@ pub async fn a_reopened_store_continues_where_it_stopped(location: StoreLocation
                 unique_claims: vec!["claim:once".into()],
                 credential: None,
                 webhook_key: None,
+                outbox: Vec::new(),
                 erasure: None,
                 guard: Default::default(),
             },
@@ -997,6 +1017,7 @@ pub async fn a_reopened_store_continues_where_it_stopped(location: StoreLocation
                 unique_claims: vec!["claim:once".into()],
                 credential: None,
                 webhook_key: None,
+                outbox: Vec::new(),
                 erasure: None,
                 ..one("s-3", 1, json!("d"))
             })

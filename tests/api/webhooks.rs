@@ -993,3 +993,120 @@ async fn an_idempotency_key_replays_the_first_registration() {
     assert_eq!(expect(&again, StatusCode::CREATED), &first.body);
     assert_eq!(app.log_size().await, size + 3);
 }
+
+/// SPEC §13 durable outbox: a grant queues `consent.granted` and a revocation
+/// `consent.revoked`, in the same commit as the event, for each enabled endpoint of the partner
+/// concerned that subscribed to the type — nobody else's, and not a disabled one's.
+#[actix_web::test]
+async fn consent_events_queue_messages_for_the_partners_subscribed_endpoints_only() {
+    let app = spawn_app().await;
+    let (_, shipper) = app.principal("shipper", "Shop").await;
+    let (partner_id, partner) = app.partner("Insure").await;
+    let (_, other) = app.partner("Returns").await;
+    let shipment = app.shipment(&shipper, "DHL", "JJD-HOOK-1", "DE").await;
+    let granted = register(
+        &app,
+        &partner,
+        json!({"url": HOOK, "event_types": ["consent.granted"]}),
+    )
+    .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let revoked = register(
+        &app,
+        &partner,
+        json!({"url": HOOK, "event_types": ["consent.revoked"]}),
+    )
+    .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let disabled = register(&app, &partner, json!({"url": HOOK})).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let r = app
+        .post(&action(&disabled, "disable"), &partner, json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let foreign = register(&app, &other, json!({"url": HOOK})).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let outbox = |id: String| {
+        let store = app.state.store.clone();
+        async move { store.outbox_of(&id).await.expect("outbox") }
+    };
+
+    let grant = app
+        .post(
+            "/v1/consents",
+            &shipper,
+            crate::helpers::consent_for(&partner_id, &shipment),
+        )
+        .await;
+    assert_eq!(grant.status, StatusCode::CREATED, "{}", grant.body);
+    let consent = grant.id();
+    let queued = outbox(granted.clone()).await;
+    assert_eq!(
+        queued.len(),
+        1,
+        "one consent.granted for the subscribed endpoint"
+    );
+    let message = &queued[0];
+    assert_eq!(message.event_type, "consent.granted");
+    assert_eq!(
+        message.position.get(),
+        grant.position(),
+        "queued in the grant's commit"
+    );
+    assert_eq!(message.state, "pending");
+    assert!(
+        message.message_id.starts_with("msg_"),
+        "{}",
+        message.message_id
+    );
+    let data: Value = serde_json::from_str(&message.data).expect("data");
+    assert_eq!(data["consent_id"], consent.as_str(), "{data}");
+    assert_eq!(data["partner_id"], partner_id.as_str(), "{data}");
+    assert_eq!(
+        data["scope"]["shipment_ids"][0],
+        shipment.as_str(),
+        "{data}"
+    );
+    assert!(data["valid_from"].is_string(), "{data}");
+    for id in [&revoked, &disabled, &foreign] {
+        assert!(outbox(id.clone()).await.is_empty(), "nothing for {id}");
+    }
+
+    let revoke = app
+        .post(
+            &format!("/v1/consents/{consent}/revoke"),
+            &shipper,
+            json!({"reason": "the customer objected in writing"}),
+        )
+        .await;
+    assert_eq!(revoke.status, StatusCode::OK, "{}", revoke.body);
+    let queued = outbox(revoked.clone()).await;
+    assert_eq!(
+        queued.len(),
+        1,
+        "one consent.revoked for the subscribed endpoint"
+    );
+    assert_eq!(queued[0].event_type, "consent.revoked");
+    assert_eq!(queued[0].position.get(), revoke.position());
+    assert!(
+        !queued[0].data.contains("objected"),
+        "the reason is personal free text and stays out of the message: {}",
+        queued[0].data
+    );
+    assert_eq!(
+        outbox(granted).await.len(),
+        1,
+        "no revocation for a granted-only endpoint"
+    );
+    for id in [&disabled, &foreign] {
+        assert!(outbox(id.clone()).await.is_empty(), "nothing for {id}");
+    }
+}

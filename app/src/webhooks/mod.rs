@@ -4,4 +4,5 @@
 //! `consent_ledger_audit::webhook` (Standard Webhooks `v1a`).
 
 pub mod endpoints;
+pub mod outbox;
 pub mod target;
