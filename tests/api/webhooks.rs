@@ -994,6 +994,14 @@ async fn an_idempotency_key_replays_the_first_registration() {
     assert_eq!(app.log_size().await, size + 3);
 }
 
+/// The id of an endpoint `token` registers with `body`.
+async fn registered_id(app: &TestApp, token: &str, body: Value) -> String {
+    register(app, token, body).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
 /// SPEC §13 durable outbox: a grant queues `consent.granted` and a revocation
 /// `consent.revoked`, in the same commit as the event, for each enabled endpoint of the partner
 /// concerned that subscribed to the type — nobody else's, and not a disabled one's.
@@ -1004,36 +1012,24 @@ async fn consent_events_queue_messages_for_the_partners_subscribed_endpoints_onl
     let (partner_id, partner) = app.partner("Insure").await;
     let (_, other) = app.partner("Returns").await;
     let shipment = app.shipment(&shipper, "DHL", "JJD-HOOK-1", "DE").await;
-    let granted = register(
+    let granted = registered_id(
         &app,
         &partner,
         json!({"url": HOOK, "event_types": ["consent.granted"]}),
     )
-    .await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let revoked = register(
+    .await;
+    let revoked = registered_id(
         &app,
         &partner,
         json!({"url": HOOK, "event_types": ["consent.revoked"]}),
     )
-    .await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let disabled = register(&app, &partner, json!({"url": HOOK})).await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    .await;
+    let disabled = registered_id(&app, &partner, json!({"url": HOOK})).await;
     let r = app
         .post(&action(&disabled, "disable"), &partner, json!({}))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let foreign = register(&app, &other, json!({"url": HOOK})).await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let foreign = registered_id(&app, &other, json!({"url": HOOK})).await;
     let outbox = |id: String| {
         let store = app.state.store.clone();
         async move { store.outbox_of(&id).await.expect("outbox") }
