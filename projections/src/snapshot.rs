@@ -53,8 +53,24 @@ pub(crate) fn freeze(model: &ReadModel) -> io::Result<Frozen> {
 
 /// Writes the snapshot atomically: a temporary file, fsynced, renamed over the old one. The
 /// file is its owner's alone (mode 0600): it holds the read model, principals and consents.
+///
+/// The temporary file is this writer's own (process id and a counter): two writers at once —
+/// a node's clean-up after an erasure and its periodic snapshot, or `replay` beside a running
+/// node — each rename a whole file, and the last one wins; sharing one name, one of them found
+/// its file renamed away by the other.
 pub(crate) fn write(path: &Path, frozen: Frozen, last: Option<LastEvent>) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp.{}.{n}", std::process::id()));
+    let written = write_to(&tmp, path, frozen, last);
+    if written.is_err() {
+        // Never leave a partial copy of the model (it may hold what an erasure removed).
+        let _ = fs::remove_file(&tmp);
+    }
+    written
+}
+
+fn write_to(tmp: &Path, path: &Path, frozen: Frozen, last: Option<LastEvent>) -> io::Result<()> {
     {
         let mut options = fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
@@ -63,7 +79,7 @@ pub(crate) fn write(path: &Path, frozen: Frozen, last: Option<LastEvent>) -> io:
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o600);
         }
-        let file = options.open(&tmp)?;
+        let file = options.open(tmp)?;
         // A temporary file left by an older version keeps its mode through `open`.
         #[cfg(unix)]
         {
@@ -81,7 +97,7 @@ pub(crate) fn write(path: &Path, frozen: Frozen, last: Option<LastEvent>) -> io:
         w.write_all(&frozen.shipments)?;
         w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     }
-    fs::rename(&tmp, path)?;
+    fs::rename(tmp, path)?;
     if let Some(dir) = path.parent() {
         fs::File::open(dir)?.sync_all()?;
     }
