@@ -35,7 +35,10 @@ pub async fn housekeeping(state: Arc<AppState>, snapshot: PathBuf, every: u64) {
         };
         // An erasure recorded by any node: this node's files lose what it erased too.
         let seen = state.projector.read().erasures;
-        if seen != erasures {
+        let failed = state
+            .scrub_failed
+            .swap(false, std::sync::atomic::Ordering::AcqRel);
+        if seen != erasures || failed {
             erasures = seen;
             crate::erasure::spawn_scrub(&state);
         }

@@ -158,6 +158,8 @@ pub struct AppState {
     pub scrubbing: tokio::sync::Mutex<()>,
     /// A clean-up is asked for and has not started ([`crate::erasure::spawn_scrub`]).
     pub scrub_requested: std::sync::atomic::AtomicBool,
+    /// The last clean-up failed: the housekeeping loop starts another.
+    pub scrub_failed: std::sync::atomic::AtomicBool,
 }
 
 impl AppState {
@@ -234,6 +236,7 @@ impl AppState {
             snapshot_path: snapshot,
             scrubbing: tokio::sync::Mutex::new(()),
             scrub_requested: std::sync::atomic::AtomicBool::new(false),
+            scrub_failed: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 }
