@@ -31,17 +31,6 @@ impl<T> Personal<T> {
             Self::Erased => None,
         }
     }
-
-    pub fn is_erased(&self) -> bool {
-        matches!(self, Self::Erased)
-    }
-
-    pub fn as_ref(&self) -> Personal<&T> {
-        match self {
-            Self::Known(value) => Personal::Known(value),
-            Self::Erased => Personal::Erased,
-        }
-    }
 }
 
 impl<T> From<T> for Personal<T> {

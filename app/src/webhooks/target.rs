@@ -65,10 +65,6 @@ impl WebhookUrl {
         Ok(Self { url })
     }
 
-    pub fn as_str(&self) -> &str {
-        self.url.as_str()
-    }
-
     /// The host as the URL names it (for TLS, the name the certificate must carry).
     pub fn host(&self) -> String {
         match self.url.host() {
