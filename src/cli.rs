@@ -19,6 +19,7 @@ use uuid::Uuid;
 use consent_ledger_app::auth::Caller;
 use consent_ledger_app::principals::{register, CreatePrincipal};
 use consent_ledger_app::state::{AppState, ServiceConfig, StoreOptions};
+use consent_ledger_app::webhooks::delivery::{Deliveries, DeliveryOptions};
 use consent_ledger_app::{approvals, background, gdpr, AppError};
 
 use crate::telemetry::{self, LogFormat};
@@ -155,6 +156,13 @@ pub struct ServeArgs {
     /// Seconds between retention sweeps (1–86,400).
     #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub retention_sweep_seconds: u64,
+    /// Webhook messages of one endpoint in flight at once on this node (1–64): a slow receiver
+    /// holds only these slots, never another partner's.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub webhooks_per_endpoint: u32,
+    /// Webhook messages in flight at once on this node (1–4,096).
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub webhooks_in_flight: u32,
     #[command(flatten)]
     pub key: KeygenArgs,
 }
@@ -642,7 +650,8 @@ async fn serve(options: &StoreOptions, args: ServeArgs) -> anyhow::Result<()> {
     };
     if args.webhooks_allow_insecure_loopback {
         tracing::warn!(
-            "--webhooks-allow-insecure-loopback: webhook endpoints may be loopback http URLs;              for tests and local development only"
+            "--webhooks-allow-insecure-loopback: webhook endpoints may be loopback http URLs; \
+             for tests and local development only"
         );
     }
     let state = AppState::open(options, Arc::new(SystemClock), config).await?;
@@ -677,6 +686,16 @@ async fn serve(options: &StoreOptions, args: ServeArgs) -> anyhow::Result<()> {
             Duration::from_secs(args.retention_sweep_seconds),
         ));
     }
+    // Partner webhooks (SPEC §13): this node's worker delivers the outbox, on its own thread.
+    let deliveries = Deliveries::spawn(
+        state.clone(),
+        DeliveryOptions {
+            per_endpoint: args.webhooks_per_endpoint,
+            in_flight: args.webhooks_in_flight,
+            ..DeliveryOptions::default()
+        },
+    )
+    .context("starting the webhook worker")?;
     // An erasure whose clean-up a crash interrupted is finished now: the audit file blanked,
     // the WALs checkpointed, the snapshot written without what was erased (SPEC §12).
     consent_ledger_app::erasure::spawn_scrub(&state);
@@ -698,6 +717,9 @@ async fn serve(options: &StoreOptions, args: ServeArgs) -> anyhow::Result<()> {
     println!("consent-ledger listening on http://{addr}");
     tracing::info!(%addr, rate_limit = args.rate_limit, "serving");
     server.await?;
+    // Messages in flight are abandoned: their leases run out and they are sent again (same
+    // `webhook-id`) by the next worker.
+    drop(deliveries);
     tracing::info!("stopped: in-flight requests drained, every acknowledged write is durable");
     match state
         .projector

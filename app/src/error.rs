@@ -169,6 +169,7 @@ impl From<CommandError<WebhookEndpointError>> for AppError {
                 WebhookEndpointError::AlreadyRegistered => conflict("already-exists", e),
                 WebhookEndpointError::AlreadyDisabled => conflict("already-disabled", e),
                 WebhookEndpointError::AlreadyEnabled => conflict("already-enabled", e),
+                WebhookEndpointError::Disabled => conflict("endpoint-disabled", e),
                 WebhookEndpointError::NoEventTypes => {
                     AppError::invalid("event_types", e.to_string())
                 }

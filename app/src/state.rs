@@ -130,6 +130,8 @@ pub struct Metrics {
     pub erasures: std::sync::atomic::AtomicU64,
     /// Shipments retention erased on this node.
     pub retention_erased: std::sync::atomic::AtomicU64,
+    /// This node's webhook deliveries (SPEC §13).
+    pub webhooks: crate::webhooks::delivery::DeliveryMetrics,
 }
 
 pub struct AppState {

@@ -177,6 +177,7 @@ impl WebhookEndpointView {
                 self.previous_public_key = Some(previous_public_key);
                 self.rotated_at = Some(rotated_at);
             }
+            WebhookEndpointEvent::WebhookTestSent { .. } => {}
         }
     }
 

@@ -57,6 +57,8 @@ pub struct WriterStats {
     pub refused: AtomicU64,
     /// Batches that failed as a whole (store unavailable); nothing of them was written.
     pub failed_batches: AtomicU64,
+    /// Webhook messages queued (outbox rows committed).
+    pub outbox: AtomicU64,
 }
 
 /// The write connection of one backend. Gathering appends into batches, committing them
@@ -139,21 +141,24 @@ async fn run(
                 announce(&committed, last.position.next());
             }
         }
-        count(&stats, &outcome);
+        count(&stats, &appends, &outcome);
         answer(outcome, replies.drain(..));
         appends.clear();
     }
     tracing::debug!("group commit writer stopped: every queued append is answered");
 }
 
-fn count(stats: &WriterStats, outcome: &BatchOutcome) {
+fn count(stats: &WriterStats, appends: &[Append], outcome: &BatchOutcome) {
     match outcome {
         BatchOutcome::Done(results) => {
             stats.batches.fetch_add(1, Ordering::Relaxed);
-            for r in results {
+            for (append, r) in appends.iter().zip(results) {
                 match r {
                     Ok(events) => {
                         stats.appends.fetch_add(1, Ordering::Relaxed);
+                        stats
+                            .outbox
+                            .fetch_add(append.outbox.len() as u64, Ordering::Relaxed);
                         stats
                             .events
                             .fetch_add(events.len() as u64, Ordering::Relaxed);

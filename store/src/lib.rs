@@ -12,6 +12,7 @@
 //!   positions and `recorded_at` stamped, events inserted (fast path, or one SAVEPOINT per
 //!   append when a unique key refuses one), Merkle leaves and every subtree they complete
 //!   (RFC 9162 §2.1) — over the `LogWriter` trait whose methods run one step's SQL each.
+//! - [`outbox`]: delivering the webhook outbox — claims with leases, attempts, redelivery.
 //! - `reads`: the reads whose SQL is the same on both backends, generated for each from one
 //!   macro body; so are the writer's common statements.
 //! - `sqlite`: the embedded backend (WAL, synchronous=FULL): its `LogWriter` (multi-row
@@ -49,6 +50,7 @@ pub mod error;
 pub mod event;
 pub mod gdpr;
 mod group_commit;
+pub mod outbox;
 mod postgres;
 mod reads;
 mod sqlite;
@@ -236,6 +238,16 @@ macro_rules! on_backend {
     };
 }
 
+/// Calls the [`outbox`] function of the same name for `$store`'s backend, over its read pool.
+macro_rules! on_outbox {
+    ($store:expr, $f:ident($($arg:expr),*)) => {
+        match &$store.inner.reads {
+            Reads::Sqlite(pool) => outbox::sqlite::$f(pool, $($arg),*).await,
+            Reads::Postgres(pool) => outbox::postgres::$f(pool, $($arg),*).await,
+        }
+    };
+}
+
 impl Store {
     /// Opens the store, creating and migrating it if needed, and starts its writer.
     #[tracing::instrument(level = "debug", skip_all)]
@@ -372,7 +384,7 @@ impl Store {
 
     /// The messages queued for a webhook endpoint, in log order (SPEC §13).
     pub async fn outbox_of(&self, endpoint_id: &str) -> Result<Vec<QueuedMessage>, StoreError> {
-        on_backend!(self, outbox_of(endpoint_id))
+        on_outbox!(self, outbox_of(endpoint_id))
     }
 
     /// Whether a denial of an unknown parcel recorded before `before` still has its number.
@@ -698,6 +710,60 @@ impl Store {
             Reads::Sqlite(pool) => gdpr::sqlite::gdpr_counts(pool, from, to).await,
             Reads::Postgres(pool) => gdpr::postgres::gdpr_counts(pool, from, to).await,
         }
+    }
+
+    /// Claims due webhook messages for this node's worker (SPEC §13; [`outbox`]).
+    pub async fn claim_messages(
+        &self,
+        node: &str,
+        limits: outbox::ClaimLimits,
+    ) -> Result<Vec<QueuedMessage>, StoreError> {
+        on_outbox!(self, claim_messages(node, limits))
+    }
+
+    /// Records finished delivery attempts, in one transaction.
+    pub async fn record_attempts(
+        &self,
+        node: &str,
+        records: &[outbox::AttemptRecord],
+    ) -> Result<(), StoreError> {
+        on_outbox!(self, record_attempts(node, records))
+    }
+
+    /// A webhook endpoint's signing keys as `(whpk_…, whsk_…)`, newest first.
+    pub async fn webhook_secrets(
+        &self,
+        endpoint_id: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        on_outbox!(self, webhook_secrets(endpoint_id))
+    }
+
+    /// A webhook endpoint's delivery attempts before `before` (Unix ms), newest first.
+    pub async fn deliveries(
+        &self,
+        endpoint_id: &str,
+        before: i64,
+        limit: u32,
+    ) -> Result<Vec<outbox::DeliveryAttempt>, StoreError> {
+        on_outbox!(self, deliveries(endpoint_id, before, limit))
+    }
+
+    /// A queued webhook message's endpoint and state.
+    pub async fn message_state(
+        &self,
+        message_id: &str,
+    ) -> Result<Option<outbox::MessageState>, StoreError> {
+        on_outbox!(self, message_state(message_id))
+    }
+
+    /// Makes a queued webhook message due again now (`false`: no such message).
+    pub async fn redeliver(&self, message_id: &str, now: i64) -> Result<bool, StoreError> {
+        on_outbox!(self, redeliver(message_id, now))
+    }
+
+    /// When a webhook endpoint's current run of failed attempts began (Unix ms).
+    pub async fn failing_since(&self, endpoint_id: &str) -> Result<Option<i64>, StoreError> {
+        on_outbox!(self, failing_since(endpoint_id))
     }
 
     /// Checks that the database answers (for `/readyz`).

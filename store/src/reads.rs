@@ -246,39 +246,6 @@ macro_rules! reads_backend {
             Ok(found.is_some())
         }
 
-        /// The messages queued for a webhook endpoint, in log order.
-        #[tracing::instrument(level = "debug", skip_all)]
-        pub(crate) async fn outbox_of(
-            pool: &Pool,
-            endpoint_id: &str,
-        ) -> Result<Vec<crate::event::QueuedMessage>, StoreError> {
-            use sqlx::Row as _;
-            let rows = sqlx::query(
-                "SELECT message_id, endpoint_id, event_type, occurred_at, position, data, attempts, state \
-                 FROM webhook_outbox WHERE endpoint_id = $1 ORDER BY position, message_id",
-            )
-            .bind(endpoint_id)
-            .fetch_all(pool)
-            .await
-            .map_err(StoreError::unavailable)?;
-            rows.iter()
-                .map(|row| {
-                    let attempts: i32 = row.try_get("attempts")?;
-                    Ok(crate::event::QueuedMessage {
-                        message_id: row.try_get("message_id")?,
-                        endpoint_id: row.try_get("endpoint_id")?,
-                        event_type: row.try_get("event_type")?,
-                        occurred_at: row.try_get("occurred_at")?,
-                        position: Position::from_i64(row.try_get("position")?),
-                        data: row.try_get("data")?,
-                        attempts: u32::try_from(attempts).unwrap_or(0),
-                        state: row.try_get("state")?,
-                    })
-                })
-                .collect::<Result<_, sqlx::Error>>()
-                .map_err(StoreError::unavailable)
-        }
-
         /// The shipments (ids) registered with this recipient reference whose openings are
         /// kept, i.e. not erased.
         #[tracing::instrument(level = "debug", skip_all)]

@@ -158,6 +158,9 @@ enum Op {
     DisableWebhook,
     EnableWebhook,
     RotateWebhookKey,
+    TestWebhook,
+    WebhookDeliveries,
+    RedeliverWebhook,
     GrantConsent,
     ListConsents,
     GetConsent,
@@ -171,7 +174,7 @@ enum Op {
     WithdrawRequest,
 }
 
-const OPS: [Op; 44] = [
+const OPS: [Op; 47] = [
     Op::Healthz,
     Op::Readyz,
     Op::Metrics,
@@ -205,6 +208,9 @@ const OPS: [Op; 44] = [
     Op::DisableWebhook,
     Op::EnableWebhook,
     Op::RotateWebhookKey,
+    Op::TestWebhook,
+    Op::WebhookDeliveries,
+    Op::RedeliverWebhook,
     Op::GrantConsent,
     Op::ListConsents,
     Op::GetConsent,
@@ -255,6 +261,9 @@ impl Op {
             Op::DisableWebhook => ("POST", "/v1/webhook-endpoints/{id}/disable"),
             Op::EnableWebhook => ("POST", "/v1/webhook-endpoints/{id}/enable"),
             Op::RotateWebhookKey => ("POST", "/v1/webhook-endpoints/{id}/rotate-key"),
+            Op::TestWebhook => ("POST", "/v1/webhook-endpoints/{id}/test"),
+            Op::WebhookDeliveries => ("GET", "/v1/webhook-endpoints/{id}/deliveries"),
+            Op::RedeliverWebhook => ("POST", "/v1/webhook-deliveries/{message_id}/redeliver"),
             Op::GrantConsent => ("POST", "/v1/consents"),
             Op::ListConsents => ("GET", "/v1/consents"),
             Op::GetConsent => ("GET", "/v1/consents/{id}"),
@@ -287,6 +296,7 @@ impl Op {
                 | Op::DisableWebhook
                 | Op::EnableWebhook
                 | Op::RotateWebhookKey
+                | Op::TestWebhook
                 | Op::GrantConsent
                 | Op::RevokeConsent
                 | Op::SubmitRequest
@@ -407,6 +417,13 @@ static TABLE: &[Row] = &[
     row(Op::EnableWebhook, MISSING,     [401, 401, 404, 403, 403, 404, 404, 403, 403, 403]),
     row(Op::RotateWebhookKey, A,        [401, 401, 200, 403, 403, 200, 404, 403, 403, 403]),
     row(Op::RotateWebhookKey, MISSING,  [401, 401, 404, 403, 403, 404, 404, 403, 403, 403]),
+    row(Op::TestWebhook, A,             [401, 401, 202, 403, 403, 202, 404, 403, 403, 403]),
+    row(Op::TestWebhook, MISSING,       [401, 401, 404, 403, 403, 404, 404, 403, 403, 403]),
+    row(Op::WebhookDeliveries, A,       [401, 401, 200, 403, 403, 200, 404, 403, 403, 403]),
+    row(Op::WebhookDeliveries, MISSING, [401, 401, 404, 403, 403, 404, 404, 403, 403, 403]),
+    // A message of a fresh endpoint of tenant A's partner (its test message).
+    row(Op::RedeliverWebhook, A,        [401, 401, 202, 403, 403, 202, 404, 403, 403, 403]),
+    row(Op::RedeliverWebhook, MISSING,  [401, 401, 404, 403, 403, 404, 404, 403, 403, 403]),
     row(Op::AuthorizedParties, A,       [401, 401, 404, 200, 404, 404, 404, 200, 200, 200]),
     row(Op::AuthorizedParties, B,       [401, 401, 404, 404, 200, 404, 404, 200, 200, 200]),
     row(Op::AuthorizedParties, MISSING, [401, 401, 404, 404, 404, 404, 404, 404, 404, 404]),
@@ -756,7 +773,32 @@ impl World {
                 });
             }
             Op::ListWebhooks => {}
-            Op::GetWebhook | Op::DisableWebhook | Op::EnableWebhook | Op::RotateWebhookKey => {
+            Op::RedeliverWebhook => {
+                id = "msg_00000000000000000000000000000000".to_owned();
+                if let Some(t) = tenant {
+                    let endpoint = created(
+                        &self.app,
+                        "/v1/webhook-endpoints",
+                        &t.partner,
+                        json!({ "url": WEBHOOK_URL }),
+                    )
+                    .await;
+                    let path = format!("/v1/webhook-endpoints/{endpoint}/test");
+                    let r = self.app.post(&path, &t.partner, json!({})).await;
+                    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+                    id = r.body["message_id"]
+                        .as_str()
+                        .expect("message_id")
+                        .to_owned();
+                }
+                body = Some(json!({}));
+            }
+            Op::GetWebhook
+            | Op::DisableWebhook
+            | Op::EnableWebhook
+            | Op::RotateWebhookKey
+            | Op::TestWebhook
+            | Op::WebhookDeliveries => {
                 if let Some(t) = tenant {
                     id = created(
                         &self.app,
@@ -771,7 +813,7 @@ impl World {
                         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
                     }
                 }
-                if op != Op::GetWebhook {
+                if !matches!(op, Op::GetWebhook | Op::WebhookDeliveries) {
                     body = Some(json!({}));
                 }
             }
@@ -801,7 +843,7 @@ impl World {
             }
         }
         Call {
-            path: path.replace("{id}", &id),
+            path: path.replace("{id}", &id).replace("{message_id}", &id),
             token,
             body: body.map(|b| b.to_string().into_bytes()),
         }
@@ -857,7 +899,8 @@ fn the_table_is_well_formed() {
             r.obj.label()
         );
         // A route that names an object has no object-less row, and the other way round.
-        let takes_id = r.op.route().1.contains("{id}");
+        let route = r.op.route().1;
+        let takes_id = route.contains("{id}") || route.contains("{message_id}");
         assert!(
             !takes_id || matches!(r.obj, A | B | MISSING | ME | OTHER),
             "{:?} takes an id: its rows name an object",

@@ -8,6 +8,7 @@ use crate::auth::Caller;
 use crate::openapi::responses as err;
 use crate::problem::ApiError;
 use consent_ledger_app::state::AppState;
+use consent_ledger_app::webhooks::delivery::LATENCY_BUCKETS;
 use consent_ledger_domain::values::Role;
 
 /// `{"status"}` and nothing more: `ok` from `/healthz`, `ready` from `/readyz`.
@@ -125,6 +126,28 @@ pub async fn metrics(state: web::Data<AppState>, caller: Caller) -> Result<HttpR
         "Shipments whose personal data retention (serve --retention-days) erased on this node.",
         &[("", state.metrics.retention_erased.load(Relaxed))],
     );
+    let hooks = &state.metrics.webhooks;
+    metric(
+        "consent_ledger_webhook_messages_queued_total",
+        "counter",
+        "Webhook messages queued by this node's commits (SPEC §13), each in its event's transaction.",
+        &[("", w.outbox.load(Relaxed))],
+    );
+    metric(
+        "consent_ledger_webhook_attempts_total",
+        "counter",
+        "Webhook delivery attempts by this node: delivered (2xx) or failed.",
+        &[
+            ("{outcome=\"delivered\"}", hooks.delivered.load(Relaxed)),
+            ("{outcome=\"failed\"}", hooks.failed.load(Relaxed)),
+        ],
+    );
+    metric(
+        "consent_ledger_webhook_messages_given_up_total",
+        "counter",
+        "Webhook messages this node gave up (retries spent, 410 Gone, endpoint disabled).",
+        &[("", hooks.given_up.load(Relaxed))],
+    );
     metric(
         "consent_ledger_group_commit_batches_total",
         "counter",
@@ -172,6 +195,23 @@ pub async fn metrics(state: web::Data<AppState>, caller: Caller) -> Result<HttpR
             ),
         ],
     );
+    // After the last `metric`: it borrows `out` until then.
+    {
+        let name = "consent_ledger_webhook_attempt_duration_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Webhook delivery attempts by latency (request sent to answer read).\n# TYPE {name} histogram"
+        );
+        let mut cumulative = 0;
+        for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
+            cumulative += hooks.latency[i].load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        cumulative += hooks.latency[LATENCY_BUCKETS.len()].load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+        let seconds = hooks.latency_micros.load(Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {seconds}\n{name}_count {cumulative}");
+    }
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(out))

@@ -6,7 +6,8 @@ use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use consent_ledger_app::query::{path_id, QueryParams};
 use consent_ledger_app::state::AppState;
 use consent_ledger_app::webhooks::endpoints::{
-    self, Change, DisableEndpoint, EndpointList, RegisterEndpoint, MANAGERS,
+    self, Change, DeliveryList, DeliveryPage, DisableEndpoint, EndpointList, Redelivery,
+    RegisterEndpoint, TestSent, MANAGERS,
 };
 use consent_ledger_domain::values::{PartnerId, WebhookEndpointId};
 use consent_ledger_projections::model::WebhookEndpointView;
@@ -17,6 +18,7 @@ use crate::openapi::responses as err;
 use crate::problem::{ApiError, Problem};
 use crate::shapes::NoBody;
 use crate::write::{context, respond};
+use consent_ledger_app::write::WriteContext;
 
 /// Register a webhook endpoint: a partner for itself, an admin for a partner (`partner_id`).
 /// The URL must be `https` on a host whose every address is public (422 naming `url`
@@ -176,11 +178,106 @@ async fn write_without_body(
     payload: web::Payload,
     change: impl FnOnce() -> Change,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(MANAGERS)?;
-    let id: WebhookEndpointId = path_id(&id, "id")?;
-    let body = read_body(payload).await?;
-    let _: NoBody = parse_json(&body)?;
-    let context = context(&req, &caller, &body)?;
+    let (id, context) = without_body(&req, &caller, &id, payload).await?;
     let (endpoint, answer) = endpoints::change(&state, &caller, id, change(), context).await?;
     Ok(respond(StatusCode::OK, &endpoint, answer))
+}
+
+/// The endpoint named by the path and the write's context, for a write that takes nothing
+/// (or `{}`).
+async fn without_body(
+    req: &HttpRequest,
+    caller: &Caller,
+    id: &str,
+    payload: web::Payload,
+) -> Result<(WebhookEndpointId, WriteContext), ApiError> {
+    caller.require(MANAGERS)?;
+    let id: WebhookEndpointId = path_id(id, "id")?;
+    let body = read_body(payload).await?;
+    let _: NoBody = parse_json(&body)?;
+    Ok((id, context(req, caller, &body)?))
+}
+
+/// Queue a `webhook.test` message to the endpoint (whatever types it receives): the receiver
+/// gets a signed message like every other, and the partner follows it in the deliveries.
+#[utoipa::path(post, path = "/v1/webhook-endpoints/{id}/test", tag = "webhooks", operation_id = "test_webhook_endpoint",
+    request_body(content = Option<NoBody>, description = "nothing, or `{}`"), security(("bearer" = [])),
+    params(("id" = WebhookEndpointId, Path, description = "the endpoint's id"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+        description = "retry-safe key")),
+    responses((status = 202, body = TestSent),
+        (status = 400, response = err::BadRequest), (status = 401, response = err::Unauthorized),
+        (status = 403, response = err::Forbidden), (status = 404, response = err::NotFound),
+        (status = 408, response = err::RequestTimeout),
+        (status = 409, body = Problem, content_type = "application/problem+json",
+            description = "`endpoint-disabled`, `idempotency-key-in-flight` or `concurrent-modification`"),
+        (status = 413, response = err::PayloadTooLarge), (status = 422, response = err::UnprocessableEntity),
+        (status = 429, response = err::TooManyRequests), (status = 503, response = err::ServiceUnavailable)))]
+#[post("/v1/webhook-endpoints/{id}/test")]
+pub async fn test(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let (id, context) = without_body(&req, &caller, &id, payload).await?;
+    let (sent, answer) = endpoints::send_test(&state, &caller, id, context).await?;
+    Ok(respond(StatusCode::ACCEPTED, &sent, answer))
+}
+
+/// Every delivery attempt to the endpoint, newest first: message id, type, time, HTTP status
+/// (or why no answer came), latency, and the next retry while the message is pending. Page
+/// with `before` (the last `attempted_at` seen).
+#[utoipa::path(get, path = "/v1/webhook-endpoints/{id}/deliveries", tag = "webhooks", operation_id = "list_webhook_deliveries",
+    security(("bearer" = [])),
+    params(("id" = WebhookEndpointId, Path, description = "the endpoint's id"),
+        ("before" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "attempts before this time"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "default 100")),
+    responses((status = 200, body = DeliveryList), (status = 401, response = err::Unauthorized),
+        (status = 403, response = err::Forbidden), (status = 404, response = err::NotFound),
+        (status = 422, response = err::UnprocessableEntity),
+        (status = 429, response = err::TooManyRequests), (status = 503, response = err::ServiceUnavailable)))]
+#[get("/v1/webhook-endpoints/{id}/deliveries")]
+pub async fn deliveries(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(MANAGERS)?;
+    let id: WebhookEndpointId = path_id(&id, "id")?;
+    let q = QueryParams::parse(req.query_string(), &["before", "limit"])?;
+    let page = DeliveryPage {
+        before: q.get("before")?,
+        limit: q.get("limit")?,
+    };
+    Ok(HttpResponse::Ok().json(endpoints::deliveries(&state, &caller, id, page).await?))
+}
+
+/// Attempt a message again at once, with the same `webhook-id` and body (a new timestamp and
+/// signature): one the receiver lost, or one given up. Another partner's message is 404.
+/// Takes no body (or `{}`).
+#[utoipa::path(post, path = "/v1/webhook-deliveries/{message_id}/redeliver", tag = "webhooks", operation_id = "redeliver_webhook_message",
+    security(("bearer" = [])),
+    params(("message_id" = String, Path, pattern = "^msg_[0-9a-f]{32}$", description = "the message's `webhook-id`")),
+    responses((status = 202, body = Redelivery),
+        (status = 400, response = err::BadRequest), (status = 401, response = err::Unauthorized),
+        (status = 403, response = err::Forbidden), (status = 404, response = err::NotFound),
+        (status = 409, body = Problem, content_type = "application/problem+json",
+            description = "`endpoint-disabled`"),
+        (status = 413, response = err::PayloadTooLarge), (status = 422, response = err::UnprocessableEntity),
+        (status = 429, response = err::TooManyRequests), (status = 503, response = err::ServiceUnavailable)))]
+#[post("/v1/webhook-deliveries/{message_id}/redeliver")]
+pub async fn redeliver(
+    state: web::Data<AppState>,
+    caller: Caller,
+    message_id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(MANAGERS)?;
+    let body = read_body(payload).await?;
+    let _: NoBody = parse_json(&body)?;
+    let redelivery = endpoints::redeliver(&state, &caller, &message_id).await?;
+    Ok(HttpResponse::Accepted().json(redelivery))
 }

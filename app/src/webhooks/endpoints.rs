@@ -276,3 +276,206 @@ pub async fn change(
     .await?;
     Ok((written(state, &events).await?, answer))
 }
+
+/// `{"message_id","position"}`: the `webhook.test` message queued, and the event recording it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestSent {
+    /// The `webhook-id` the receiver gets; follow it in the endpoint's deliveries.
+    pub message_id: String,
+    #[schema(value_type = u64)]
+    pub position: consent_ledger_store::Position,
+}
+
+/// `POST /v1/webhook-endpoints/{id}/test`: queues a `webhook.test` message to the endpoint
+/// (whatever types it receives), recorded as `WebhookTestSent`; a disabled endpoint is 409.
+#[tracing::instrument(level = "debug", skip_all, fields(caller = %caller.id))]
+pub async fn send_test(
+    state: &AppState,
+    caller: &Caller,
+    id: WebhookEndpointId,
+    context: WriteContext,
+) -> Result<(TestSent, Answer), AppError> {
+    let endpoint = visible(state, caller, id)?;
+    let occurred_at = state.clock.now();
+    let data = serde_json::json!({
+        "endpoint_id": id,
+        "partner_id": endpoint.partner_id,
+        "message": "a test message from consent-ledger: verify its signature with the endpoint's public key",
+    });
+    let message = crate::webhooks::outbox::message_to(
+        state,
+        id,
+        WebhookEventType::WebhookTest,
+        occurred_at,
+        &data,
+    )?;
+    let message_id = message.message_id.clone();
+    let command = WebhookEndpointCommand::SendTest {
+        message_id: message_id.clone(),
+    };
+    write::record(
+        state,
+        context,
+        |mut meta| async move {
+            meta.outbox = vec![message];
+            Ok(state
+                .webhooks
+                .execute(&id.to_string(), command, meta)
+                .await?)
+        },
+        |events, _| {
+            let event = events.first().ok_or_else(|| {
+                AppError::internal(anyhow::anyhow!("a test message recorded nothing"))
+            })?;
+            let sent: consent_ledger_domain::webhook::WebhookEndpointEvent =
+                event.decode().map_err(AppError::internal)?;
+            match sent {
+                consent_ledger_domain::webhook::WebhookEndpointEvent::WebhookTestSent {
+                    message_id,
+                    ..
+                } => Ok(TestSent {
+                    message_id,
+                    position: event.position,
+                }),
+                _ => Err(AppError::internal(anyhow::anyhow!(
+                    "a test message recorded another event"
+                ))),
+            }
+        },
+    )
+    .await
+}
+
+/// `?before=&limit=` of the deliveries list.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryPage {
+    /// Attempts strictly before this time (the previous page's last `attempted_at`).
+    pub before: Option<chrono::DateTime<chrono::Utc>>,
+    /// 1 to 1,000; default 100.
+    pub limit: Option<u32>,
+}
+
+/// One delivery attempt.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryAttemptView {
+    pub message_id: String,
+    #[schema(value_type = String)]
+    pub event_type: String,
+    /// 1 for the first attempt; a retry or a redelivery counts on.
+    pub attempt: u32,
+    pub attempted_at: chrono::DateTime<chrono::Utc>,
+    /// The receiver's HTTP status; absent when no answer came.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Why no answer came (or why nothing was sent): `timeout`, `connect`, `exchange`,
+    /// `refused_url`, `refused_address`, `unresolved`, `endpoint_disabled`, …
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub latency_ms: i64,
+    /// When the message is attempted next; absent once it is delivered or given up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The message now: `pending`, `delivered` or `failed` (given up).
+    pub message_state: String,
+}
+
+/// `{"items":[…]}`, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryList {
+    pub items: Vec<DeliveryAttemptView>,
+}
+
+fn time_of(millis: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(millis).unwrap_or_default()
+}
+
+/// `GET /v1/webhook-endpoints/{id}/deliveries`: every attempt, newest first.
+pub async fn deliveries(
+    state: &AppState,
+    caller: &Caller,
+    id: WebhookEndpointId,
+    page: DeliveryPage,
+) -> Result<DeliveryList, AppError> {
+    visible(state, caller, id)?;
+    let limit = match page.limit {
+        None => 100,
+        Some(n @ 1..=1000) => n,
+        Some(_) => return Err(AppError::invalid("limit", "between 1 and 1000")),
+    };
+    let before = page.before.map_or(i64::MAX, |t| t.timestamp_millis());
+    let attempts = state
+        .store
+        .deliveries(&id.to_string(), before, limit)
+        .await?;
+    Ok(DeliveryList {
+        items: attempts
+            .into_iter()
+            .map(|a| DeliveryAttemptView {
+                message_id: a.message_id,
+                event_type: a.event_type,
+                attempt: a.attempt,
+                attempted_at: time_of(a.attempted_at),
+                status: a.status,
+                error: a.error,
+                latency_ms: a.latency_ms,
+                next_attempt_at: a.next_attempt_at.map(time_of),
+                message_state: a.state,
+            })
+            .collect(),
+    })
+}
+
+/// `{"message_id","endpoint_id","message_state":"pending"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Redelivery {
+    pub message_id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub endpoint_id: WebhookEndpointId,
+    pub message_state: String,
+}
+
+/// `POST /v1/webhook-deliveries/{message_id}/redeliver`: the message is attempted again at
+/// once, with the same `webhook-id` and body (a new timestamp and signature); a failed one
+/// resumes the retry schedule where it stopped. Another partner's message is 404; a message
+/// of a disabled endpoint is 409 until it is enabled.
+pub async fn redeliver(
+    state: &AppState,
+    caller: &Caller,
+    message_id: &str,
+) -> Result<Redelivery, AppError> {
+    caller.require(MANAGERS)?;
+    let valid = message_id.len() == 36
+        && message_id.starts_with("msg_")
+        && message_id[4..].bytes().all(|b| b.is_ascii_hexdigit());
+    if !valid {
+        return Err(AppError::invalid(
+            "message_id",
+            "a message id: msg_ and 32 hex digits",
+        ));
+    }
+    let queued = state
+        .store
+        .message_state(message_id)
+        .await?
+        .ok_or_else(AppError::not_found)?;
+    let endpoint_id: WebhookEndpointId = queued
+        .endpoint_id
+        .parse()
+        .map_err(|_| AppError::not_found())?;
+    let endpoint = visible(state, caller, endpoint_id)?;
+    if endpoint.status != consent_ledger_projections::model::WebhookStatus::Enabled {
+        return Err(AppError::conflict(
+            "endpoint-disabled",
+            "the endpoint is disabled: enable it first",
+        ));
+    }
+    let now = chrono::Utc::now().timestamp_millis();
+    if !state.store.redeliver(message_id, now).await? {
+        return Err(AppError::not_found());
+    }
+    Ok(Redelivery {
+        message_id: message_id.to_owned(),
+        endpoint_id,
+        message_state: "pending".into(),
+    })
+}

@@ -3,6 +3,7 @@
 //! addresses only, checked again at every connection). The signatures are
 //! `consent_ledger_audit::webhook` (Standard Webhooks `v1a`).
 
+pub mod delivery;
 pub mod endpoints;
 pub mod outbox;
 pub mod target;

@@ -3,7 +3,7 @@
 //! write's append so that the store queues them in the same transaction as the event.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use consent_ledger_domain::values::PartnerId;
+use consent_ledger_domain::values::{PartnerId, WebhookEndpointId};
 use consent_ledger_domain::webhook::WebhookEventType;
 use consent_ledger_projections::model::WebhookStatus;
 use consent_ledger_store::OutboxMessage;
@@ -20,7 +20,7 @@ pub fn messages(
     occurred_at: DateTime<Utc>,
     data: &serde_json::Value,
 ) -> Result<Vec<OutboxMessage>, AppError> {
-    let endpoints: Vec<String> = state
+    let endpoints: Vec<WebhookEndpointId> = state
         .projector
         .read()
         .webhooks
@@ -30,22 +30,28 @@ pub fn messages(
                 && e.status == WebhookStatus::Enabled
                 && e.event_types.contains(&event_type)
         })
-        .map(|e| e.id.to_string())
+        .map(|e| e.id)
         .collect();
-    if endpoints.is_empty() {
-        return Ok(Vec::new());
-    }
-    // Canonical (RFC 8785), so that every attempt renders the same bytes.
-    let data = consent_ledger_audit::leaf::canonical_text(data).map_err(AppError::internal)?;
-    let occurred_at = occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true);
-    Ok(endpoints
+    endpoints
         .into_iter()
-        .map(|endpoint_id| OutboxMessage {
-            message_id: format!("msg_{}", state.ids.new_id().simple()),
-            endpoint_id,
-            event_type: event_type.as_str().to_owned(),
-            occurred_at: occurred_at.clone(),
-            data: data.clone(),
-        })
-        .collect())
+        .map(|endpoint| message_to(state, endpoint, event_type, occurred_at, data))
+        .collect()
+}
+
+/// One message of `event_type` to one endpoint, with `data` canonical (RFC 8785), so that
+/// every attempt renders the same bytes.
+pub fn message_to(
+    state: &AppState,
+    endpoint: WebhookEndpointId,
+    event_type: WebhookEventType,
+    occurred_at: DateTime<Utc>,
+    data: &serde_json::Value,
+) -> Result<OutboxMessage, AppError> {
+    Ok(OutboxMessage {
+        message_id: format!("msg_{}", state.ids.new_id().simple()),
+        endpoint_id: endpoint.to_string(),
+        event_type: event_type.as_str().to_owned(),
+        occurred_at: occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+        data: consent_ledger_audit::leaf::canonical_text(data).map_err(AppError::internal)?,
+    })
 }

@@ -65,6 +65,12 @@ impl WebhookUrl {
         Ok(Self { url })
     }
 
+    /// The URL as sent: its host names the server (`Host`, TLS server name), never the
+    /// address connected to.
+    pub fn as_str(&self) -> &str {
+        self.url.as_str()
+    }
+
     /// The host as the URL names it (for TLS, the name the certificate must carry).
     pub fn host(&self) -> String {
         match self.url.host() {

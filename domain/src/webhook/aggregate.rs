@@ -16,6 +16,8 @@ pub enum WebhookEndpointError {
     AlreadyDisabled,
     #[error("the endpoint is already enabled")]
     AlreadyEnabled,
+    #[error("the endpoint is disabled: enable it first")]
+    Disabled,
     #[error("an endpoint receives at least one event type")]
     NoEventTypes,
 }
@@ -92,6 +94,16 @@ impl Aggregate for WebhookEndpoint {
                     rotated_at: now,
                 }
             }
+            WebhookEndpointCommand::SendTest { message_id } => {
+                self.exists()?;
+                if !self.enabled {
+                    return Err(WebhookEndpointError::Disabled);
+                }
+                WebhookEndpointEvent::WebhookTestSent {
+                    message_id,
+                    sent_at: now,
+                }
+            }
         };
         sink.write(event, self).await;
         Ok(())
@@ -109,6 +121,7 @@ impl Aggregate for WebhookEndpoint {
             WebhookEndpointEvent::WebhookKeyRotated { public_key, .. } => {
                 self.public_key = public_key;
             }
+            WebhookEndpointEvent::WebhookTestSent { .. } => {}
         }
     }
 }

@@ -23,4 +23,8 @@ pub enum WebhookEndpointCommand {
     RotateKey {
         public_key: String,
     },
+    /// Queue a `webhook.test` message (its id) to an enabled endpoint.
+    SendTest {
+        message_id: String,
+    },
 }

@@ -45,6 +45,11 @@ pub enum WebhookEndpointEvent {
         previous_public_key: String,
         rotated_at: DateTime<Utc>,
     },
+    /// A `webhook.test` message was queued (who asked is the event's actor).
+    WebhookTestSent {
+        message_id: String,
+        sent_at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for WebhookEndpointEvent {
@@ -54,6 +59,7 @@ impl DomainEvent for WebhookEndpointEvent {
             Self::WebhookEndpointDisabled { .. } => "WebhookEndpointDisabled",
             Self::WebhookEndpointEnabled { .. } => "WebhookEndpointEnabled",
             Self::WebhookKeyRotated { .. } => "WebhookKeyRotated",
+            Self::WebhookTestSent { .. } => "WebhookTestSent",
         }
         .into()
     }

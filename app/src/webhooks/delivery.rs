@@ -1,0 +1,551 @@
+//! The delivery worker (SPEC §13, docs/adr/0010): one per node, on a thread of its own running
+//! an actix system, so its HTTP client never shares a runtime with the decision path.
+//!
+//! It claims due messages from the durable outbox (a lease per message, so on several nodes
+//! each is attempted by one node at a time), at most [`DeliveryOptions::per_endpoint`] of one
+//! endpoint in flight and [`DeliveryOptions::in_flight`] in all — a slow receiver fills only its
+//! own slots. Each attempt resolves the URL's host, checks every address, connects to a
+//! checked one (TLS and `Host` still name the URL's host), signs the body with every live key
+//! and waits at most 15 s. Finished attempts are recorded together, one transaction for all
+//! that finished meanwhile. A 2xx is delivered; `410 Gone` gives the message up and disables
+//! the endpoint; anything else is retried on [`RETRY_SCHEDULE`] with ±20 % jitter
+//! (`Retry-After` honoured on 429, 502, 503 and 504, never sooner than the schedule), then
+//! given up; an endpoint whose attempts all failed for [`DeliveryOptions::disable_after`] is
+//! disabled, with the reason the partner reads on the endpoint.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use consent_ledger_audit::webhook::{signature_header, WebhookKey};
+use consent_ledger_domain::values::{Reason, WebhookEndpointId};
+use consent_ledger_domain::webhook::{DisabledBy, WebhookEndpointCommand};
+use consent_ledger_projections::model::{WebhookEndpointView, WebhookStatus};
+use consent_ledger_store::cqrs::CommandMeta;
+use consent_ledger_store::outbox::{AttemptOutcome, AttemptRecord, ClaimLimits};
+use consent_ledger_store::QueuedMessage;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::state::AppState;
+use crate::webhooks::target::WebhookUrl;
+
+/// After the n-th failed attempt, the next comes this long after it (±20 %): 5 s, 5 min,
+/// 30 min, 2 h, 5 h, 10 h, 10 h; after the eighth, the message is given up.
+pub const RETRY_SCHEDULE: [Duration; 7] = [
+    Duration::from_secs(5),
+    Duration::from_secs(5 * 60),
+    Duration::from_secs(30 * 60),
+    Duration::from_secs(2 * 3600),
+    Duration::from_secs(5 * 3600),
+    Duration::from_secs(10 * 3600),
+    Duration::from_secs(10 * 3600),
+];
+
+/// The longest an attempt waits for its answer (connection included).
+pub const TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long a claim holds a message: longer than an attempt can take.
+const LEASE: Duration = Duration::from_secs(30);
+
+/// How long the key before a rotation keeps signing beside the new one.
+const ROTATION_OVERLAP: chrono::Duration = chrono::Duration::hours(24);
+
+/// The longest `Retry-After` obeyed.
+const RETRY_AFTER_CAP: Duration = Duration::from_secs(24 * 3600);
+
+/// The most of a receiver's answer read (then dropped): enough to keep the connection.
+const ANSWER_LIMIT: usize = 64 * 1024;
+
+/// The latency histogram's upper bounds, in seconds.
+pub const LATENCY_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 15.0];
+
+/// How the worker runs.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryOptions {
+    /// Messages of one endpoint in flight at once, on this node.
+    pub per_endpoint: u32,
+    /// Messages in flight at once, on this node.
+    pub in_flight: u32,
+    /// An endpoint whose every attempt failed for this long is disabled (SPEC §13: 5 days).
+    pub disable_after: Duration,
+    /// How often the outbox is looked at when nothing announced a write (retries come due).
+    pub poll: Duration,
+}
+
+impl Default for DeliveryOptions {
+    fn default() -> Self {
+        Self {
+            per_endpoint: 8,
+            in_flight: 128,
+            disable_after: Duration::from_secs(5 * 24 * 3600),
+            poll: Duration::from_millis(500),
+        }
+    }
+}
+
+/// What `/metrics` shows of this node's deliveries.
+#[derive(Debug, Default)]
+pub struct DeliveryMetrics {
+    /// Attempts answered 2xx.
+    pub delivered: AtomicU64,
+    /// Attempts that failed (retried or not).
+    pub failed: AtomicU64,
+    /// Messages given up (schedule spent, `410`, or endpoint disabled).
+    pub given_up: AtomicU64,
+    /// Attempts per latency bucket ([`LATENCY_BUCKETS`], then +Inf), not cumulative.
+    pub latency: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    /// The attempts' latencies summed, in microseconds.
+    pub latency_micros: AtomicU64,
+}
+
+impl DeliveryMetrics {
+    fn observe(&self, latency: Duration) {
+        let seconds = latency.as_secs_f64();
+        let bucket = LATENCY_BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.latency[bucket].fetch_add(1, Relaxed);
+        self.latency_micros.fetch_add(
+            u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+            Relaxed,
+        );
+    }
+}
+
+/// A running worker; dropping it (or [`Deliveries::stop`]) stops it. Attempts in flight are
+/// abandoned: their leases run out and they are attempted again, with the same `webhook-id`.
+pub struct Deliveries {
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Deliveries {
+    /// Starts this node's worker on a thread of its own.
+    pub fn spawn(state: Arc<AppState>, options: DeliveryOptions) -> std::io::Result<Self> {
+        let (stop, stopped) = oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("webhook-deliveries".into())
+            .spawn(move || {
+                actix_rt::System::new().block_on(run(state, options, stopped));
+            })?;
+        Ok(Self {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the worker and waits for its thread.
+    pub fn stop(mut self) {
+        self.stop.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Deliveries {
+    fn drop(&mut self) {
+        self.stop.take();
+    }
+}
+
+fn now_millis() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+async fn run(state: Arc<AppState>, options: DeliveryOptions, mut stop: oneshot::Receiver<()>) {
+    let node = format!("node_{}", uuid::Uuid::now_v7().simple());
+    tracing::info!(%node, per_endpoint = options.per_endpoint, in_flight = options.in_flight, "webhook deliveries started");
+    let client = awc::Client::builder()
+        .connector(awc::Connector::new().timeout(Duration::from_secs(5)))
+        .timeout(TIMEOUT)
+        .disable_redirects()
+        .add_default_header(("user-agent", "consent-ledger-webhooks/1"))
+        .finish();
+    let (done, mut finished_rx) = mpsc::unbounded_channel::<AttemptRecord>();
+    let mut committed = state.store.subscribe();
+    let mut finished: Vec<AttemptRecord> = Vec::new();
+    let mut in_flight: u32 = 0;
+    loop {
+        while let Ok(record) = finished_rx.try_recv() {
+            finished.push(record);
+        }
+        if !finished.is_empty() {
+            match state.store.record_attempts(&node, &finished).await {
+                Ok(()) => {
+                    in_flight = in_flight.saturating_sub(finished.len() as u32);
+                    after_recorded(&state, &options, std::mem::take(&mut finished)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "recording webhook attempts failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            }
+        }
+        let free = options.in_flight.saturating_sub(in_flight);
+        if free > 0 {
+            let now = now_millis();
+            let limits = ClaimLimits {
+                now,
+                lease_until: now + millis(LEASE),
+                per_endpoint: options.per_endpoint,
+                limit: free,
+            };
+            match state.store.claim_messages(&node, limits).await {
+                Ok(messages) => {
+                    for message in messages {
+                        in_flight += 1;
+                        let (state, client, done) = (state.clone(), client.clone(), done.clone());
+                        actix_rt::spawn(async move {
+                            let record = attempt(&state, &client, message).await;
+                            let _ = done.send(record);
+                        });
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "claiming webhook messages failed"),
+            }
+        }
+        tokio::select! {
+            _ = &mut stop => break,
+            Some(record) = finished_rx.recv() => finished.push(record),
+            changed = committed.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                // Let a burst of commits settle into one look at the outbox.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            _ = tokio::time::sleep(options.poll) => {}
+        }
+    }
+    tracing::info!(%node, in_flight, "webhook deliveries stopped");
+}
+
+/// The message's body, the same bytes at every attempt: `{"type","timestamp","data"}` with
+/// the event's position in `data`, canonical JSON (RFC 8785).
+pub fn body(message: &QueuedMessage) -> Result<Vec<u8>, serde_json::Error> {
+    let mut data: serde_json::Value = serde_json::from_str(&message.data)?;
+    if let Some(fields) = data.as_object_mut() {
+        fields.insert("position".into(), message.position.get().into());
+    }
+    let body = serde_json::json!({
+        "type": message.event_type,
+        "timestamp": message.occurred_at,
+        "data": data,
+    });
+    Ok(consent_ledger_audit::leaf::canonical_text(&body)?.into_bytes())
+}
+
+/// What one HTTP exchange gave.
+enum Answer {
+    Status {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
+    Failed(&'static str),
+}
+
+async fn attempt(state: &AppState, client: &awc::Client, message: QueuedMessage) -> AttemptRecord {
+    let attempted_at = now_millis();
+    let started = Instant::now();
+    let endpoint = message
+        .endpoint_id
+        .parse::<WebhookEndpointId>()
+        .ok()
+        .and_then(|id| state.projector.read().webhooks.get(&id).cloned());
+    let answer = match endpoint {
+        Some(endpoint) if endpoint.status == WebhookStatus::Enabled => {
+            send(state, client, &endpoint, &message).await
+        }
+        _ => {
+            // Disabled after the message was queued (or unknown): it is not sent; a partner
+            // who enables the endpoint again can redeliver it.
+            return AttemptRecord {
+                message_id: message.message_id,
+                endpoint_id: message.endpoint_id,
+                attempted_at,
+                status: None,
+                error: Some("endpoint_disabled".into()),
+                latency_ms: 0,
+                outcome: AttemptOutcome::GivenUp,
+            };
+        }
+    };
+    let latency = started.elapsed();
+    state.metrics.webhooks.observe(latency);
+    let (status, error, outcome) = match answer {
+        Answer::Status { status, .. } if (200..300).contains(&status) => {
+            (Some(status), None, AttemptOutcome::Delivered)
+        }
+        Answer::Status { status: 410, .. } => (Some(410), None, AttemptOutcome::GivenUp),
+        Answer::Status {
+            status,
+            retry_after,
+        } => (
+            Some(status),
+            None,
+            retry(message.attempts + 1, attempted_at, retry_after),
+        ),
+        Answer::Failed(kind) => (
+            None,
+            Some(kind.to_owned()),
+            retry(message.attempts + 1, attempted_at, None),
+        ),
+    };
+    AttemptRecord {
+        message_id: message.message_id,
+        endpoint_id: message.endpoint_id,
+        attempted_at,
+        status,
+        error,
+        latency_ms: millis(latency),
+        outcome,
+    }
+}
+
+/// What follows the `attempts`-th failed attempt made at `at`.
+pub fn retry(attempts: u32, at: i64, retry_after: Option<Duration>) -> AttemptOutcome {
+    let Some(step) = RETRY_SCHEDULE.get(attempts.saturating_sub(1) as usize) else {
+        return AttemptOutcome::GivenUp;
+    };
+    // ±20 %: a factor in [0.8, 1.2).
+    let spread = f64::from(getrandom::u32().unwrap_or(0)) / f64::from(u32::MAX);
+    let jittered = step.mul_f64(0.8 + 0.4 * spread);
+    let wait = match retry_after {
+        Some(asked) => jittered.max(asked.min(RETRY_AFTER_CAP)),
+        None => jittered,
+    };
+    AttemptOutcome::RetryAt(at + millis(wait))
+}
+
+/// `Retry-After`: seconds, or an HTTP date.
+fn retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = DateTime::parse_from_rfc2822(value).ok()?;
+    (at.with_timezone(&Utc) - now).to_std().ok()
+}
+
+async fn send(
+    state: &AppState,
+    client: &awc::Client,
+    endpoint: &WebhookEndpointView,
+    message: &QueuedMessage,
+) -> Answer {
+    let policy = state.config.webhook_targets;
+    let Ok(url) = WebhookUrl::parse(endpoint.url.as_str(), policy) else {
+        return Answer::Failed("refused_url");
+    };
+    let address = match url.resolve(policy).await {
+        Ok(addresses) => match addresses.first() {
+            Some(address) => *address,
+            None => return Answer::Failed("unresolved"),
+        },
+        Err(_) => return Answer::Failed("refused_address"),
+    };
+    let Ok(body) = body(message) else {
+        return Answer::Failed("unreadable_message");
+    };
+    let keys = match live_keys(state, endpoint).await {
+        Ok(keys) if !keys.is_empty() => keys,
+        _ => return Answer::Failed("no_signing_key"),
+    };
+    let timestamp = Utc::now().timestamp();
+    let signing: Vec<&WebhookKey> = keys.iter().collect();
+    let signature = signature_header(&signing, &message.message_id, timestamp, &body);
+    let sent = client
+        .post(url.as_str())
+        .address(address)
+        .insert_header(("content-type", "application/json"))
+        .insert_header(("webhook-id", message.message_id.as_str()))
+        .insert_header(("webhook-timestamp", timestamp.to_string()))
+        .insert_header(("webhook-signature", signature))
+        .send_body(body)
+        .await;
+    match sent {
+        Ok(mut response) => {
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .filter(|_| matches!(status, 429 | 502 | 503 | 504))
+                .and_then(|v| retry_after(v, Utc::now()));
+            let _ = response.body().limit(ANSWER_LIMIT).await;
+            Answer::Status {
+                status,
+                retry_after,
+            }
+        }
+        Err(awc::error::SendRequestError::Timeout) => Answer::Failed("timeout"),
+        Err(awc::error::SendRequestError::Connect(_)) => Answer::Failed("connect"),
+        Err(_) => Answer::Failed("exchange"),
+    }
+}
+
+/// The keys that sign now: the endpoint's newest, and the one before it for 24 h after a
+/// rotation.
+async fn live_keys(
+    state: &AppState,
+    endpoint: &WebhookEndpointView,
+) -> Result<Vec<WebhookKey>, consent_ledger_store::StoreError> {
+    let mut live = vec![endpoint.public_key.as_str()];
+    if let (Some(previous), Some(rotated_at)) = (&endpoint.previous_public_key, endpoint.rotated_at)
+    {
+        if Utc::now() < rotated_at + ROTATION_OVERLAP {
+            live.push(previous.as_str());
+        }
+    }
+    let secrets = state
+        .store
+        .webhook_secrets(&endpoint.id.to_string())
+        .await?;
+    Ok(secrets
+        .iter()
+        .filter(|(public, _)| live.contains(&public.as_str()))
+        .filter_map(|(_, secret)| WebhookKey::from_secret(secret).ok())
+        .collect())
+}
+
+/// After attempts are recorded: the metrics, and endpoints to disable — one that answered
+/// `410 Gone`, and one whose attempts all failed for [`DeliveryOptions::disable_after`].
+async fn after_recorded(state: &AppState, options: &DeliveryOptions, records: Vec<AttemptRecord>) {
+    let metrics = &state.metrics.webhooks;
+    let mut gone = BTreeSet::new();
+    let mut failing = BTreeSet::new();
+    for record in &records {
+        match record.outcome {
+            AttemptOutcome::Delivered => {
+                metrics.delivered.fetch_add(1, Relaxed);
+            }
+            AttemptOutcome::RetryAt(_) => {
+                metrics.failed.fetch_add(1, Relaxed);
+                failing.insert(record.endpoint_id.clone());
+            }
+            AttemptOutcome::GivenUp => {
+                metrics.given_up.fetch_add(1, Relaxed);
+                if record.status.is_some() || record.error.is_some() {
+                    metrics.failed.fetch_add(1, Relaxed);
+                }
+                if record.status == Some(410) {
+                    gone.insert(record.endpoint_id.clone());
+                } else if record.error.as_deref() != Some("endpoint_disabled") {
+                    failing.insert(record.endpoint_id.clone());
+                }
+            }
+        }
+    }
+    for endpoint in gone {
+        disable(
+            state,
+            &endpoint,
+            DisabledBy::Gone,
+            "the receiver answered 410 Gone".into(),
+        )
+        .await;
+    }
+    let now = now_millis();
+    for endpoint in failing {
+        let since = match state.store.failing_since(&endpoint).await {
+            Ok(Some(since)) => since,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading an endpoint's failures failed");
+                continue;
+            }
+        };
+        if now - since >= millis(options.disable_after) {
+            let since = Utc
+                .timestamp_millis_opt(since)
+                .single()
+                .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+                .unwrap_or_default();
+            disable(
+                state,
+                &endpoint,
+                DisabledBy::Failing,
+                format!("every delivery attempt failed since {since}"),
+            )
+            .await;
+        }
+    }
+}
+
+/// Disables an endpoint on the worker's behalf (the event's actor is `webhooks`); one
+/// disabled meanwhile is left as it is.
+async fn disable(state: &AppState, endpoint: &str, by: DisabledBy, why: String) {
+    let enabled = endpoint
+        .parse::<WebhookEndpointId>()
+        .ok()
+        .is_some_and(|id| {
+            state
+                .projector
+                .read()
+                .webhooks
+                .get(&id)
+                .is_some_and(|e| e.status == WebhookStatus::Enabled)
+        });
+    if !enabled {
+        return;
+    }
+    let reason = Reason::parse(why).ok();
+    let meta = CommandMeta::new("webhooks", state.ids.new_id().to_string());
+    let command = WebhookEndpointCommand::DisableEndpoint { by, reason };
+    match state.webhooks.execute(endpoint, command, meta).await {
+        Ok(_) => tracing::warn!(%endpoint, ?by, "webhook endpoint disabled"),
+        Err(e) => tracing::warn!(%endpoint, error = %e, "disabling a webhook endpoint failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schedule_is_the_specs_with_jitter_and_then_gives_up() {
+        for (n, step) in RETRY_SCHEDULE.iter().enumerate() {
+            let AttemptOutcome::RetryAt(at) = retry(n as u32 + 1, 0, None) else {
+                panic!("attempt {} is retried", n + 1);
+            };
+            let (low, high) = (millis(step.mul_f64(0.8)), millis(step.mul_f64(1.2)));
+            assert!((low..=high).contains(&at), "attempt {}: {at} ms", n + 1);
+        }
+        assert_eq!(retry(8, 0, None), AttemptOutcome::GivenUp);
+    }
+
+    #[test]
+    fn retry_after_is_honoured_but_never_sooner_than_the_schedule() {
+        let later = retry(1, 0, Some(Duration::from_secs(120)));
+        assert_eq!(later, AttemptOutcome::RetryAt(120_000));
+        let AttemptOutcome::RetryAt(sooner) = retry(2, 0, Some(Duration::from_secs(1))) else {
+            panic!("retried");
+        };
+        assert!(sooner >= 240_000, "{sooner}");
+        let capped = retry(1, 0, Some(Duration::from_secs(10 * 24 * 3600)));
+        assert_eq!(capped, AttemptOutcome::RetryAt(millis(RETRY_AFTER_CAP)));
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let now = Utc
+            .with_ymd_and_hms(2026, 12, 4, 12, 0, 0)
+            .single()
+            .expect("time");
+        assert_eq!(retry_after("30", now), Some(Duration::from_secs(30)));
+        assert_eq!(
+            retry_after("Fri, 04 Dec 2026 12:01:00 GMT", now),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(retry_after("soon", now), None);
+    }
+}

@@ -1,0 +1,381 @@
+//! Delivering the webhook outbox (SPEC §13, docs/adr/0010): what a node's delivery worker
+//! claims, what it records of each attempt, and what a partner reads back. The outbox rows
+//! themselves are written by the group commit with the event that causes them
+//! ([`crate::write_path`]); everything here runs on the read pool, in short transactions of
+//! its own, never in the group commit.
+//!
+//! Times are Unix milliseconds. A claimed message carries a lease (`claimed_until`): on
+//! several nodes (PostgreSQL) the claim skips rows another node is claiming
+//! (`FOR UPDATE SKIP LOCKED`) and rows it holds, so each message is attempted by one node at
+//! a time; a node that died lets its lease run out and another takes the message over.
+
+/// What became of a message after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// A 2xx answer.
+    Delivered,
+    /// Failed; attempted again at this time (Unix ms).
+    RetryAt(i64),
+    /// Failed, and not attempted again (the schedule is spent, or the endpoint is gone).
+    GivenUp,
+}
+
+impl AttemptOutcome {
+    fn state(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::RetryAt(_) => "pending",
+            Self::GivenUp => "failed",
+        }
+    }
+
+    fn next_attempt_at(self) -> Option<i64> {
+        match self {
+            Self::RetryAt(at) => Some(at),
+            _ => None,
+        }
+    }
+}
+
+/// One attempt, as a worker records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub message_id: String,
+    pub endpoint_id: String,
+    pub attempted_at: i64,
+    /// The HTTP status, when an answer came.
+    pub status: Option<u16>,
+    /// What went wrong without an answer (or with a refused one): a short kind, never a body,
+    /// a header or an address.
+    pub error: Option<String>,
+    pub latency_ms: i64,
+    pub outcome: AttemptOutcome,
+}
+
+/// One recorded attempt, as `GET /v1/webhook-endpoints/{id}/deliveries` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryAttempt {
+    pub message_id: String,
+    pub event_type: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    pub attempted_at: i64,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    pub latency_ms: i64,
+    /// When the message is attempted next, if it is still pending.
+    pub next_attempt_at: Option<i64>,
+    /// The message's state now: pending, delivered or failed.
+    pub state: String,
+}
+
+/// A queued message's owner and state, for a redelivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageState {
+    pub endpoint_id: String,
+    pub state: String,
+    pub attempts: u32,
+}
+
+/// How much a claim may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimLimits {
+    /// Now (Unix ms): rows due at or before it, and not held by a lease past it.
+    pub now: i64,
+    /// The lease the claimed rows get.
+    pub lease_until: i64,
+    /// At most this many messages of one endpoint in flight (counting those already held).
+    pub per_endpoint: u32,
+    /// At most this many rows in all.
+    pub limit: u32,
+}
+
+fn count(value: i32) -> u32 {
+    u32::try_from(value).unwrap_or(0)
+}
+
+fn status_of(value: Option<i32>) -> Option<u16> {
+    value.and_then(|s| u16::try_from(s).ok())
+}
+
+/// Defines the outbox functions for one backend: `$ids` selects the ids of the JSON array
+/// text bound as `$3`, `$skip_locked` is PostgreSQL's row-lock clause (empty on SQLite, whose
+/// single writer needs none).
+macro_rules! outbox_backend {
+    ($db:ty, $ids:literal, $skip_locked:literal) => {
+        use sqlx::Row as _;
+
+        use crate::error::StoreError;
+        use crate::event::Position;
+        use crate::event::QueuedMessage;
+        use crate::outbox::{
+            count, status_of, AttemptRecord, ClaimLimits, DeliveryAttempt, MessageState,
+        };
+
+        type Pool = sqlx::Pool<$db>;
+
+        fn queued(row: &<$db as sqlx::Database>::Row) -> Result<QueuedMessage, sqlx::Error> {
+            Ok(QueuedMessage {
+                message_id: row.try_get("message_id")?,
+                endpoint_id: row.try_get("endpoint_id")?,
+                event_type: row.try_get("event_type")?,
+                occurred_at: row.try_get("occurred_at")?,
+                position: Position::from_i64(row.try_get("position")?),
+                data: row.try_get("data")?,
+                attempts: count(row.try_get("attempts")?),
+                state: row.try_get("state")?,
+            })
+        }
+
+        /// The messages queued for a webhook endpoint, in log order.
+        #[tracing::instrument(level = "debug", skip_all)]
+        pub(crate) async fn outbox_of(
+            pool: &Pool,
+            endpoint_id: &str,
+        ) -> Result<Vec<QueuedMessage>, StoreError> {
+            let rows = sqlx::query(
+                "SELECT message_id, endpoint_id, event_type, occurred_at, position, data, \
+                 attempts, state FROM webhook_outbox WHERE endpoint_id = $1 \
+                 ORDER BY position, message_id",
+            )
+            .bind(endpoint_id)
+            .fetch_all(pool)
+            .await
+            .map_err(StoreError::unavailable)?;
+            rows.iter()
+                .map(queued)
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(StoreError::unavailable)
+        }
+
+        /// Claims due messages: each endpoint's oldest first, round-robin across endpoints (one
+        /// of each before a second of any), at most `per_endpoint` of one endpoint in flight.
+        #[tracing::instrument(level = "debug", skip_all)]
+        pub(crate) async fn claim_messages(
+            pool: &Pool,
+            node: &str,
+            limits: ClaimLimits,
+        ) -> Result<Vec<QueuedMessage>, StoreError> {
+            let due: Vec<String> = sqlx::query_scalar(
+                "WITH busy AS ( \
+                   SELECT endpoint_id, COUNT(*) AS n FROM webhook_outbox \
+                   WHERE state = 'pending' AND claimed_until > $1 GROUP BY endpoint_id), \
+                 due AS ( \
+                   SELECT message_id, endpoint_id, next_attempt_at, ROW_NUMBER() OVER ( \
+                     PARTITION BY endpoint_id ORDER BY next_attempt_at, position, message_id) AS rn \
+                   FROM webhook_outbox \
+                   WHERE state = 'pending' AND next_attempt_at <= $1 AND claimed_until <= $1) \
+                 SELECT due.message_id FROM due LEFT JOIN busy ON busy.endpoint_id = due.endpoint_id \
+                 WHERE due.rn + COALESCE(busy.n, 0) <= $2 \
+                 ORDER BY due.rn, due.next_attempt_at LIMIT $3",
+            )
+            .bind(limits.now)
+            .bind(i64::from(limits.per_endpoint))
+            .bind(i64::from(limits.limit))
+            .fetch_all(pool)
+            .await
+            .map_err(StoreError::unavailable)?;
+            if due.is_empty() {
+                return Ok(Vec::new());
+            }
+            // Ids are `msg_` and hex digits: the JSON array is their quoted list.
+            let ids = format!("[\"{}\"]", due.join("\",\""));
+            let rows = sqlx::query(concat!(
+                "UPDATE webhook_outbox SET claimed_until = $1, claimed_by = $2 \
+                 WHERE message_id IN (SELECT message_id FROM webhook_outbox \
+                   WHERE message_id IN (",
+                $ids,
+                ") AND state = 'pending' AND claimed_until <= $4 ",
+                $skip_locked,
+                ") RETURNING message_id, endpoint_id, event_type, occurred_at, position, data, attempts, state"
+            ))
+            .bind(limits.lease_until)
+            .bind(node)
+            .bind(ids)
+            .bind(limits.now)
+            .fetch_all(pool)
+            .await
+            .map_err(StoreError::unavailable)?;
+            rows.iter()
+                .map(queued)
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(StoreError::unavailable)
+        }
+
+        /// Records finished attempts in one transaction: each message's state and next time,
+        /// its lease released, and the attempt row. A message erased meanwhile is skipped.
+        #[tracing::instrument(level = "debug", skip_all, fields(attempts = records.len()))]
+        pub(crate) async fn record_attempts(
+            pool: &Pool,
+            node: &str,
+            records: &[AttemptRecord],
+        ) -> Result<(), StoreError> {
+            let mut tx = pool.begin().await.map_err(StoreError::unavailable)?;
+            for record in records {
+                let attempt: Option<i32> = sqlx::query_scalar(
+                    "UPDATE webhook_outbox SET attempts = attempts + 1, state = $2, \
+                     next_attempt_at = $3, claimed_until = 0, claimed_by = NULL \
+                     WHERE message_id = $1 RETURNING attempts",
+                )
+                .bind(&record.message_id)
+                .bind(record.outcome.state())
+                .bind(record.outcome.next_attempt_at().unwrap_or(0))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(StoreError::unavailable)?;
+                let Some(attempt) = attempt else { continue };
+                sqlx::query(
+                    "INSERT INTO webhook_attempts (message_id, attempt, endpoint_id, \
+                     attempted_at, status, error, latency_ms, next_attempt_at, node) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                     ON CONFLICT (message_id, attempt) DO NOTHING",
+                )
+                .bind(&record.message_id)
+                .bind(attempt)
+                .bind(&record.endpoint_id)
+                .bind(record.attempted_at)
+                .bind(record.status.map(i32::from))
+                .bind(record.error.as_deref())
+                .bind(record.latency_ms)
+                .bind(record.outcome.next_attempt_at())
+                .bind(node)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::unavailable)?;
+            }
+            tx.commit().await.map_err(StoreError::unavailable)
+        }
+
+        /// An endpoint's signing keys as `(public, secret)`, newest first.
+        #[tracing::instrument(level = "debug", skip_all)]
+        pub(crate) async fn webhook_secrets(
+            pool: &Pool,
+            endpoint_id: &str,
+        ) -> Result<Vec<(String, String)>, StoreError> {
+            sqlx::query_as(
+                "SELECT public_key, secret FROM webhook_keys WHERE endpoint_id = $1 \
+                 ORDER BY position DESC",
+            )
+            .bind(endpoint_id)
+            .fetch_all(pool)
+            .await
+            .map_err(StoreError::unavailable)
+        }
+
+        /// An endpoint's attempts before `before` (Unix ms), newest first.
+        #[tracing::instrument(level = "debug", skip_all)]
+        pub(crate) async fn deliveries(
+            pool: &Pool,
+            endpoint_id: &str,
+            before: i64,
+            limit: u32,
+        ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+            let rows = sqlx::query(
+                "SELECT a.message_id, o.event_type, a.attempt, a.attempted_at, a.status, \
+                 a.error, a.latency_ms, o.next_attempt_at, o.state \
+                 FROM webhook_attempts a JOIN webhook_outbox o ON o.message_id = a.message_id \
+                 WHERE a.endpoint_id = $1 AND a.attempted_at < $2 \
+                 ORDER BY a.attempted_at DESC, a.attempt DESC LIMIT $3",
+            )
+            .bind(endpoint_id)
+            .bind(before)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(StoreError::unavailable)?;
+            rows.iter()
+                .map(|row| {
+                    let state: String = row.try_get("state")?;
+                    let next: i64 = row.try_get("next_attempt_at")?;
+                    Ok(DeliveryAttempt {
+                        message_id: row.try_get("message_id")?,
+                        event_type: row.try_get("event_type")?,
+                        attempt: count(row.try_get("attempt")?),
+                        attempted_at: row.try_get("attempted_at")?,
+                        status: status_of(row.try_get("status")?),
+                        error: row.try_get("error")?,
+                        latency_ms: row.try_get("latency_ms")?,
+                        next_attempt_at: (state == "pending").then_some(next),
+                        state,
+                    })
+                })
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(StoreError::unavailable)
+        }
+
+        /// A queued message's endpoint and state.
+        #[tracing::instrument(level = "debug", skip_all)]
+        pub(crate) async fn message_state(
+            pool: &Pool,
+            message_id: &str,
+        ) -> Result<Option<MessageState>, StoreError> {
+            let row = sqlx::query(
+                "SELECT endpoint_id, state, attempts FROM webhook_outbox WHERE message_id = $1",
+            )
+            .bind(message_id)
+            .fetch_optional(pool)
+            .await
+            .map_err(StoreError::unavailable)?;
+            row.map(|row| {
+                Ok(MessageState {
+                    endpoint_id: row.try_get("endpoint_id")?,
+                    state: row.try_get("state")?,
+                    attempts: count(row.try_get("attempts")?),
+                })
+            })
+            .transpose()
+            .map_err(StoreError::unavailable)
+        }
+
+        /// Makes a message due again at `now`, whatever its state: `false` if it is not
+        /// queued (never, or erased).
+        #[tracing::instrument(level = "debug", skip_all)]
+        pub(crate) async fn redeliver(
+            pool: &Pool,
+            message_id: &str,
+            now: i64,
+        ) -> Result<bool, StoreError> {
+            let done = sqlx::query(
+                "UPDATE webhook_outbox SET state = 'pending', next_attempt_at = $2 \
+                 WHERE message_id = $1",
+            )
+            .bind(message_id)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map_err(StoreError::unavailable)?;
+            Ok(done.rows_affected() == 1)
+        }
+
+        /// When an endpoint's current run of failed attempts began (Unix ms): its first
+        /// attempt after its last delivered one; `None` if its last attempt delivered or it
+        /// has none.
+        #[tracing::instrument(level = "debug", skip_all)]
+        pub(crate) async fn failing_since(
+            pool: &Pool,
+            endpoint_id: &str,
+        ) -> Result<Option<i64>, StoreError> {
+            sqlx::query_scalar(
+                "SELECT MIN(attempted_at) FROM webhook_attempts WHERE endpoint_id = $1 \
+                 AND attempted_at > COALESCE((SELECT MAX(attempted_at) FROM webhook_attempts \
+                   WHERE endpoint_id = $1 AND status BETWEEN 200 AND 299), -1)",
+            )
+            .bind(endpoint_id)
+            .fetch_one(pool)
+            .await
+            .map_err(StoreError::unavailable)
+        }
+    };
+}
+
+pub(crate) mod sqlite {
+    outbox_backend!(sqlx::Sqlite, "SELECT value FROM json_each($3)", "");
+}
+
+pub(crate) mod postgres {
+    outbox_backend!(
+        sqlx::Postgres,
+        "SELECT jsonb_array_elements_text($3::jsonb)",
+        "FOR UPDATE SKIP LOCKED"
+    );
+}
