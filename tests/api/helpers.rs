@@ -264,16 +264,33 @@ impl TestApp {
     /// Starts another node on the same store (another process in production): its own read
     /// model, writer and data directory (with a copy of the signing key), the same admin.
     pub async fn second_node(&self) -> TestApp {
-        spawn_app_in(
+        self.second_node_configured(ServiceConfig::default()).await
+    }
+
+    /// [`TestApp::second_node`] with these tunables.
+    pub async fn second_node_configured(&self, config: ServiceConfig) -> TestApp {
+        spawn_app_configured(
             self.backing.second_node(),
             self.clock.clone(),
             Some(self.admin.clone()),
+            config,
         )
         .await
     }
 
     pub fn data_dir(&self) -> &std::path::Path {
         self.backing.data_dir()
+    }
+
+    /// Starts this node's webhook worker, as `serve` does (looking at the outbox every 100 ms
+    /// when nothing announced a write); it stops when the handle is dropped.
+    pub fn deliveries(&self) -> consent_ledger_app::webhooks::delivery::Deliveries {
+        use consent_ledger_app::webhooks::delivery::{Deliveries, DeliveryOptions};
+        let options = DeliveryOptions {
+            poll: std::time::Duration::from_millis(100),
+            ..DeliveryOptions::default()
+        };
+        Deliveries::spawn(self.state.clone(), options).expect("start the webhook worker")
     }
 
     async fn send(&self, req: awc::ClientRequest, body: Option<Vec<u8>>) -> Reply {

@@ -19,4 +19,5 @@ mod openapi;
 mod rate_limit;
 mod smoke;
 mod tokens;
+mod webhook_delivery;
 mod webhooks;

@@ -402,7 +402,8 @@ async fn live_keys(
     let mut live = vec![endpoint.public_key.as_str()];
     if let (Some(previous), Some(rotated_at)) = (&endpoint.previous_public_key, endpoint.rotated_at)
     {
-        if Utc::now() < rotated_at + ROTATION_OVERLAP {
+        // The service's clock, the one the rotation was recorded with.
+        if state.clock.now() < rotated_at + ROTATION_OVERLAP {
             live.push(previous.as_str());
         }
     }
