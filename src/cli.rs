@@ -163,6 +163,9 @@ pub struct ServeArgs {
     /// Webhook messages in flight at once on this node (1–4,096).
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub webhooks_in_flight: u32,
+    /// Days before a consent ends that its partner gets `consent.expiring` (1–365).
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=365))]
+    pub expiring_notice_days: u32,
     #[command(flatten)]
     pub key: KeygenArgs,
 }
@@ -643,6 +646,7 @@ async fn serve(options: &StoreOptions, args: ServeArgs) -> anyhow::Result<()> {
         request_ttl: chrono::Duration::days(args.request_ttl_days),
         origin: args.key.origin.clone(),
         rate_limit: NonZeroU32::new(args.rate_limit),
+        expiring_notice: chrono::Duration::days(i64::from(args.expiring_notice_days)),
         webhook_targets: consent_ledger_app::webhooks::target::TargetPolicy {
             allow_insecure_loopback: args.webhooks_allow_insecure_loopback,
         },

@@ -11,6 +11,8 @@ use consent_ledger_store::StoredEvent;
 
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::webhooks::outbox::messages;
+use consent_ledger_domain::webhook::WebhookEventType;
 
 /// Records the approval, then grants the consent it names.
 ///
@@ -48,6 +50,28 @@ pub async fn approve_then_grant(
         idempotency: None,
         ..meta.clone()
     };
+    let now = state.clock.now();
+    let mut meta = meta;
+    // SPEC §13: the partner learns of the approval in the approval's commit, and of the
+    // consent in the grant's.
+    meta.outbox = messages(
+        state,
+        terms.partner,
+        WebhookEventType::ConsentRequestApproved,
+        now,
+        &serde_json::json!({
+            "request_id": id,
+            "consent_id": consent_id,
+            "shipper_id": terms.shipper,
+            "partner_id": terms.partner,
+            "scope": terms.scope,
+            "purposes": terms.purposes,
+            "data_categories": terms.data_categories,
+            "legal_basis": terms.legal_basis,
+            "valid_until": terms.valid_until,
+            "approved_at": now,
+        }),
+    )?;
     let command = ConsentRequestCommand::ApproveConsentRequest {
         consent_id,
         narrowing,
@@ -106,6 +130,27 @@ async fn grant_approved(
             "request {id} has no approval to grant"
         )));
     };
+    // A consent asked to start "now" starts when it was approved, not when it is granted.
+    let valid_from = valid_from.unwrap_or(approved_at).max(approved_at);
+    let mut meta = meta;
+    meta.outbox = messages(
+        state,
+        partner,
+        WebhookEventType::ConsentGranted,
+        state.clock.now(),
+        &serde_json::json!({
+            "consent_id": consent_id,
+            "request_id": id,
+            "shipper_id": shipper,
+            "partner_id": partner,
+            "scope": scope,
+            "purposes": purposes,
+            "data_categories": data_categories,
+            "legal_basis": legal_basis,
+            "valid_from": valid_from,
+            "valid_until": valid_until,
+        }),
+    )?;
     let grant = ConsentCommand::GrantConsent {
         id: consent_id,
         shipper,
@@ -115,8 +160,7 @@ async fn grant_approved(
         data_categories,
         legal_basis,
         dpa_ref,
-        // A consent asked to start "now" starts when it was approved, not when it is granted.
-        valid_from: Some(valid_from.unwrap_or(approved_at).max(approved_at)),
+        valid_from: Some(valid_from),
         valid_until,
         origin_request: Some(id),
     };
@@ -162,10 +206,29 @@ pub async fn expire_requests(state: &AppState) {
         .requests
         .values()
         .filter(|r| r.status == RequestStatus::Pending && now >= r.expires_at)
-        .map(|r| r.id)
+        .map(|r| (r.id, r.shipper_id, r.partner_id))
         .collect();
-    for id in due {
-        let meta = CommandMeta::new("system", state.ids.new_id().to_string());
+    for (id, shipper, partner) in due {
+        let mut meta = CommandMeta::new("system", state.ids.new_id().to_string());
+        let data = serde_json::json!({
+            "request_id": id,
+            "shipper_id": shipper,
+            "partner_id": partner,
+            "expired_at": now,
+        });
+        match messages(
+            state,
+            partner,
+            WebhookEventType::ConsentRequestExpired,
+            now,
+            &data,
+        ) {
+            Ok(outbox) => meta.outbox = outbox,
+            Err(e) => {
+                tracing::warn!(request = %id, error = %e, "could not expire consent request");
+                continue;
+            }
+        }
         match state
             .requests
             .execute(

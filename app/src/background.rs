@@ -13,8 +13,8 @@ use crate::state::AppState;
 
 /// Catches the read model up once a second (other processes' writes on SQLite, which announces
 /// none; a missed announcement on PostgreSQL), writes snapshots, closes consent requests
-/// whose time ran out (SPEC §3: expired after a configurable time), and prunes the rate
-/// limiters.
+/// whose time ran out (SPEC §3: expired after a configurable time), tells partners of
+/// consents about to end or ended (SPEC §13), and prunes the rate limiters.
 #[tracing::instrument(skip_all)]
 pub async fn housekeeping(state: Arc<AppState>, snapshot: PathBuf, every: u64) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -53,6 +53,7 @@ pub async fn housekeeping(state: Arc<AppState>, snapshot: PathBuf, every: u64) {
         if since_sweep >= 60 {
             since_sweep = 0;
             expire_requests(&state).await;
+            crate::webhooks::expiry::notice_expiries(&state).await;
         }
     }
 }

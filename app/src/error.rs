@@ -208,6 +208,9 @@ impl From<CommandError<ConsentError>> for AppError {
                 ConsentError::NotFound => AppError::not_found(),
                 ConsentError::AlreadyGranted => conflict("already-exists", e),
                 ConsentError::AlreadyRevoked => conflict("already-revoked", e),
+                ConsentError::AlreadyNoticed | ConsentError::NotExpiring => {
+                    conflict("already-noticed", e)
+                }
             },
         }
     }

@@ -11,6 +11,7 @@ use consent_ledger_domain::values::{
     ConsentId, ConsentRequestId, DataCategory, DpaRef, LegalBasis, NonEmptySet, Purpose, Reason,
     Role, ShipperId,
 };
+use consent_ledger_domain::webhook::WebhookEventType;
 use consent_ledger_projections::model::RequestView;
 use consent_ledger_store::StoredEvent;
 use serde::{Deserialize, Serialize};
@@ -276,8 +277,39 @@ pub async fn deny(
     context: WriteContext,
 ) -> Result<(Positioned, Answer), AppError> {
     may_answer(state, caller, id)?;
+    let now = state.clock.now();
+    let (shipper, partner) = {
+        let model = state.projector.read();
+        let request = model.requests.get(&id).ok_or_else(AppError::not_found)?;
+        (request.shipper_id, request.partner_id)
+    };
+    // The reason is free text (SPEC §12): not in the message.
+    let outbox = crate::webhooks::outbox::messages(
+        state,
+        partner,
+        WebhookEventType::ConsentRequestDenied,
+        now,
+        &serde_json::json!({
+            "request_id": id,
+            "shipper_id": shipper,
+            "partner_id": partner,
+            "denied_at": now,
+        }),
+    )?;
     let command = ConsentRequestCommand::DenyConsentRequest { reason };
-    record(state, id, command, context, Positioned::of).await
+    write::record(
+        state,
+        context,
+        |mut meta| async {
+            meta.outbox = outbox;
+            Ok(state
+                .requests
+                .execute(&id.to_string(), command, meta)
+                .await?)
+        },
+        |events, _| Positioned::of(events),
+    )
+    .await
 }
 
 /// Withdraws a pending request (the partner who asked).

@@ -34,6 +34,9 @@ pub struct ServiceConfig {
     /// Where webhooks may go (SPEC §13): `serve --webhooks-allow-insecure-loopback` lets
     /// loopback `http` URLs through, for tests and local development only.
     pub webhook_targets: crate::webhooks::target::TargetPolicy,
+    /// How long before a consent ends its partner gets `consent.expiring` (SPEC §13: `serve
+    /// --expiring-notice-days`, default 7).
+    pub expiring_notice: chrono::Duration,
 }
 
 /// The origin of a log whose operator named none.
@@ -47,6 +50,7 @@ impl Default for ServiceConfig {
             rate_limit: None,
             rate_clock: RateClock::default(),
             webhook_targets: Default::default(),
+            expiring_notice: chrono::Duration::days(7),
         }
     }
 }

@@ -327,6 +327,9 @@ pub struct ReadModel {
     pub requests: BTreeMap<ConsentRequestId, RequestView>,
     /// Partners' webhook endpoints (SPEC §13), in id order.
     pub webhooks: BTreeMap<WebhookEndpointId, WebhookEndpointView>,
+    /// Consents whose partner was told they are about to expire (`false`) or have expired
+    /// (`true`): `ConsentExpiryNoticed` (SPEC §13).
+    pub expiry_notices: BTreeMap<ConsentId, bool>,
     /// Erasures applied since this model was built or loaded: a node that sees it grow writes
     /// its snapshot again, so no file of its keeps what was erased (SPEC §12), whichever node
     /// recorded the erasure.
@@ -365,6 +368,9 @@ pub(crate) struct SnapshotViews {
     /// Absent in snapshots written before webhooks.
     #[serde(default)]
     pub webhooks: Vec<WebhookEndpointView>,
+    /// Absent in snapshots written before expiry notices.
+    #[serde(default)]
+    pub expiry_notices: Vec<(ConsentId, bool)>,
 }
 
 impl ReadModel {
@@ -380,6 +386,7 @@ impl ReadModel {
             consents: self.consents.values().cloned().collect(),
             requests: self.requests.values().cloned().collect(),
             webhooks: self.webhooks.values().cloned().collect(),
+            expiry_notices: self.expiry_notices.iter().map(|(c, e)| (*c, *e)).collect(),
         }
     }
 
@@ -437,6 +444,7 @@ impl ReadModel {
         for w in views.webhooks {
             model.webhooks.insert(w.id, w);
         }
+        model.expiry_notices = views.expiry_notices.into_iter().collect();
         model.access = access;
         model
     }
@@ -782,6 +790,12 @@ impl ReadModel {
                         reason,
                         position: stored.position,
                     });
+                }
+            }
+            ConsentEvent::ConsentExpiryNoticed { expired, .. } => {
+                if let Ok(id) = ConsentId::parse(stored.stream_id) {
+                    let told = self.expiry_notices.entry(id).or_default();
+                    *told |= expired;
                 }
             }
         }

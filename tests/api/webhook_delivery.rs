@@ -664,3 +664,154 @@ async fn two_nodes_deliver_each_message_once() {
         );
     }
 }
+
+/// The types of the messages a receiver got with their `data`, in log order (deliveries run
+/// concurrently: a receiver may get them in another order).
+fn received(receiver: &Receiver) -> Vec<(String, Value)> {
+    let mut got: Vec<(String, Value)> = receiver
+        .seen()
+        .iter()
+        .map(|m| {
+            let body = m.json();
+            (
+                body["type"].as_str().unwrap_or_default().to_owned(),
+                body["data"].clone(),
+            )
+        })
+        .collect();
+    got.sort_by_key(|(_, data)| data["position"].as_u64());
+    got
+}
+
+#[actix_web::test]
+async fn request_answers_and_their_expiry_reach_the_partner_that_asked() {
+    let receiver = Receiver::start().await;
+    let bystander = Receiver::start().await;
+    let app = loopback_app(Backing::fresh().await).await;
+    let _worker = app.deliveries();
+    let world = World::build(&app, &receiver, "Asker").await;
+    // Another partner with an endpoint of its own, which must hear nothing of these.
+    World::build(&app, &bystander, "Bystander").await;
+    let me = app.get("/v1/me", &world.shipper).await;
+    let shipper_id = me.id();
+    let ask = || {
+        json!({
+            "shipper_id": shipper_id,
+            "scope": { "type": "shipments", "shipment_ids": [world.shipment] },
+            "purposes": ["insurance_claim"],
+            "data_categories": ["status_events"],
+            "legal_basis": "contract",
+            "justification": "we settle this parcel's claims"
+        })
+    };
+    let mut requests = Vec::new();
+    for _ in 0..3 {
+        let r = app
+            .post("/v1/consent-requests", &world.partner, ask())
+            .await;
+        requests.push(
+            expect(&r, StatusCode::CREATED)["id"]
+                .as_str()
+                .expect("id")
+                .to_owned(),
+        );
+    }
+
+    // Approved: `consent_request.approved` from the approval's commit, then `consent.granted`
+    // from the grant's, naming the request.
+    let r = app
+        .post(
+            &format!("/v1/consent-requests/{}/approve", requests[0]),
+            &world.shipper,
+            json!({}),
+        )
+        .await;
+    let consent = expect(&r, StatusCode::OK)["consent_id"]
+        .as_str()
+        .expect("consent_id")
+        .to_owned();
+    receiver.wait_for(2, PATIENCE).await;
+    let got = received(&receiver);
+    assert_eq!(got[0].0, "consent_request.approved", "{got:?}");
+    assert_eq!(got[0].1["request_id"], requests[0].as_str());
+    assert_eq!(got[0].1["consent_id"], consent.as_str());
+    assert_eq!(got[1].0, "consent.granted");
+    assert_eq!(got[1].1["consent_id"], consent.as_str());
+    assert_eq!(got[1].1["request_id"], requests[0].as_str());
+
+    // Denied: `consent_request.denied`, without the shipper's free-text reason.
+    let r = app
+        .post(
+            &format!("/v1/consent-requests/{}/deny", requests[1]),
+            &world.shipper,
+            json!({ "reason": "the recipient objected by phone" }),
+        )
+        .await;
+    expect(&r, StatusCode::OK);
+    receiver.wait_for(3, PATIENCE).await;
+    let got = received(&receiver);
+    assert_eq!(got[2].0, "consent_request.denied");
+    assert_eq!(got[2].1["request_id"], requests[1].as_str());
+    assert!(
+        !got[2].1.to_string().contains("objected"),
+        "no free text in a message"
+    );
+
+    // Expired after the request's time ran out, by the housekeeping sweep: once.
+    app.clock.advance(chrono::Duration::days(31));
+    consent_ledger_app::approvals::expire_requests(&app.state).await;
+    consent_ledger_app::approvals::expire_requests(&app.state).await;
+    receiver.wait_for(4, PATIENCE).await;
+    let got = received(&receiver);
+    assert_eq!(got[3].0, "consent_request.expired");
+    assert_eq!(got[3].1["request_id"], requests[2].as_str());
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.seen().len(), 4, "{:?}", received(&receiver));
+    assert!(bystander.seen().is_empty(), "nothing for another partner");
+}
+
+#[actix_web::test]
+async fn a_consent_near_its_end_is_noticed_once_then_its_expiry_once() {
+    let receiver = Receiver::start().await;
+    let app = loopback_app(Backing::fresh().await).await;
+    let _worker = app.deliveries();
+    let world = World::build(&app, &receiver, "Ending").await;
+    let mut body = consent_for(&world.partner_id, &world.shipment);
+    let until = start_time() + chrono::Duration::days(10);
+    body["valid_until"] = json!(until);
+    let r = app.post("/v1/consents", &world.shipper, body).await;
+    let consent = expect(&r, StatusCode::CREATED)["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    receiver.wait_for(1, PATIENCE).await;
+    let notice = || consent_ledger_app::webhooks::expiry::notice_expiries(&app.state);
+
+    notice().await;
+    let size = app.log_size().await;
+    app.clock.advance(chrono::Duration::days(4));
+    notice().await;
+    notice().await;
+    assert_eq!(app.log_size().await, size + 1, "one ConsentExpiryNoticed");
+    let m = receiver.wait_for(2, PATIENCE).await.remove(1);
+    assert_eq!(m.json()["type"], "consent.expiring", "{}", m.json());
+    assert_eq!(m.json()["data"]["consent_id"], consent.as_str());
+    assert_eq!(m.json()["data"]["valid_until"], json!(until));
+
+    app.clock.advance(chrono::Duration::days(7));
+    notice().await;
+    notice().await;
+    assert_eq!(app.log_size().await, size + 2, "and one for the expiry");
+    let m = receiver.wait_for(3, PATIENCE).await.remove(2);
+    assert_eq!(m.json()["type"], "consent.expired");
+    assert_eq!(m.json()["data"]["consent_id"], consent.as_str());
+
+    // A restart (the notices are in the snapshot-less model rebuilt from the log) notices
+    // nothing again.
+    let (backing, clock, admin) = app.stop().await;
+    let app = spawn_app_configured(backing, clock, Some(admin), loopback_config()).await;
+    consent_ledger_app::webhooks::expiry::notice_expiries(&app.state).await;
+    assert_eq!(app.log_size().await, size + 2);
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.seen().len(), 3, "{:?}", received(&receiver));
+}

@@ -5,5 +5,6 @@
 
 pub mod delivery;
 pub mod endpoints;
+pub mod expiry;
 pub mod outbox;
 pub mod target;

@@ -25,6 +25,10 @@ pub enum ConsentError {
     Validity(#[from] ValidityError),
     #[error("the consent is already revoked")]
     AlreadyRevoked,
+    #[error("the partner was already told")]
+    AlreadyNoticed,
+    #[error("the consent has no end, or it is not near")]
+    NotExpiring,
 }
 
 /// Where a consent stands in its life cycle. Expiry is not a state: it is evaluated by time.
@@ -41,6 +45,10 @@ pub enum ConsentState {
 pub struct Consent {
     state: ConsentState,
     valid_until: Option<DateTime<Utc>>,
+    #[serde(default)]
+    noticed_expiring: bool,
+    #[serde(default)]
+    noticed_expired: bool,
 }
 
 impl Aggregate for Consent {
@@ -114,6 +122,31 @@ impl Aggregate for Consent {
                     revoked_at: now,
                 }
             }
+            ConsentCommand::NoticeExpiry { expired } => {
+                match self.state {
+                    ConsentState::NotGranted => return Err(ConsentError::NotFound),
+                    ConsentState::Revoked => return Err(ConsentError::AlreadyRevoked),
+                    ConsentState::Active => {}
+                }
+                let valid_until = self.valid_until.ok_or(ConsentError::NotExpiring)?;
+                if expired && now < valid_until {
+                    return Err(ConsentError::NotExpiring);
+                }
+                let told = if expired {
+                    self.noticed_expired
+                } else {
+                    // Past its end, "about to expire" is moot.
+                    self.noticed_expiring || now >= valid_until
+                };
+                if told {
+                    return Err(ConsentError::AlreadyNoticed);
+                }
+                ConsentEvent::ConsentExpiryNoticed {
+                    expired,
+                    valid_until,
+                    noticed_at: now,
+                }
+            }
         };
         sink.write(event, self).await;
         Ok(())
@@ -126,6 +159,12 @@ impl Aggregate for Consent {
                 self.valid_until = valid_until;
             }
             ConsentEvent::ConsentRevoked { .. } => self.state = ConsentState::Revoked,
+            ConsentEvent::ConsentExpiryNoticed { expired: false, .. } => {
+                self.noticed_expiring = true;
+            }
+            ConsentEvent::ConsentExpiryNoticed { expired: true, .. } => {
+                self.noticed_expired = true;
+            }
         }
     }
 }

@@ -28,4 +28,8 @@ pub enum ConsentCommand {
         revoked_by: PrincipalId,
         reason: Reason,
     },
+    /// Record that the partner is told the consent is about to expire (`expired: false`,
+    /// within the notice period before `valid_until`) or has expired (`expired: true`): once
+    /// each, so that the message it carries (SPEC §13) is queued exactly once.
+    NoticeExpiry { expired: bool },
 }

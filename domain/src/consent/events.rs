@@ -30,6 +30,12 @@ pub enum ConsentEvent {
         reason: Personal<Reason>,
         revoked_at: DateTime<Utc>,
     },
+    /// The partner was sent `consent.expiring` (`expired: false`) or `consent.expired`.
+    ConsentExpiryNoticed {
+        expired: bool,
+        valid_until: DateTime<Utc>,
+        noticed_at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for ConsentEvent {
@@ -37,6 +43,7 @@ impl DomainEvent for ConsentEvent {
         match self {
             Self::ConsentGranted { .. } => "ConsentGranted",
             Self::ConsentRevoked { .. } => "ConsentRevoked",
+            Self::ConsentExpiryNoticed { .. } => "ConsentExpiryNoticed",
         }
         .into()
     }
