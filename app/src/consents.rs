@@ -189,23 +189,14 @@ pub async fn revoke(
             .cloned()
             .ok_or_else(AppError::not_found)?;
         // The reason is free text about the parcel or person (SPEC §12): not in the message.
+        let mut data = crate::webhooks::outbox::consent_data(&consent);
+        data["revoked_at"] = serde_json::json!(now);
         crate::webhooks::outbox::messages(
             state,
             consent.partner_id,
             WebhookEventType::ConsentRevoked,
             now,
-            &serde_json::json!({
-                "consent_id": id,
-                "shipper_id": consent.shipper_id,
-                "partner_id": consent.partner_id,
-                "scope": consent.scope,
-                "purposes": consent.purposes,
-                "data_categories": consent.data_categories,
-                "legal_basis": consent.legal_basis,
-                "valid_from": consent.valid_from,
-                "valid_until": consent.valid_until,
-                "revoked_at": now,
-            }),
+            &data,
         )?
     };
     let command = ConsentCommand::RevokeConsent {

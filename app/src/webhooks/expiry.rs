@@ -11,7 +11,7 @@ use consent_ledger_projections::model::ConsentView;
 use consent_ledger_store::cqrs::CommandMeta;
 
 use crate::state::AppState;
-use crate::webhooks::outbox::messages;
+use crate::webhooks::outbox::{consent_data, messages};
 
 /// Tells partners of their consents that end within the notice period
 /// (`serve --expiring-notice-days`) or have ended, each once.
@@ -78,17 +78,7 @@ async fn notice(
     } else {
         WebhookEventType::ConsentExpiring
     };
-    let data = serde_json::json!({
-        "consent_id": consent.id,
-        "shipper_id": consent.shipper_id,
-        "partner_id": consent.partner_id,
-        "scope": consent.scope,
-        "purposes": consent.purposes,
-        "data_categories": consent.data_categories,
-        "legal_basis": consent.legal_basis,
-        "valid_from": consent.valid_from,
-        "valid_until": consent.valid_until,
-    });
+    let data = consent_data(consent);
     let outbox = messages(state, consent.partner_id, kind, now, &data)?;
     if outbox.is_empty() {
         return Ok(false);

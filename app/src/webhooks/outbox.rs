@@ -5,7 +5,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use consent_ledger_domain::values::{PartnerId, WebhookEndpointId};
 use consent_ledger_domain::webhook::WebhookEventType;
-use consent_ledger_projections::model::WebhookStatus;
+use consent_ledger_projections::model::{ConsentView, WebhookStatus};
 use consent_ledger_store::OutboxMessage;
 
 use crate::error::AppError;
@@ -53,5 +53,21 @@ pub fn message_to(
         event_type: event_type.as_str().to_owned(),
         occurred_at: occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true),
         data: consent_ledger_audit::leaf::canonical_text(data).map_err(AppError::internal)?,
+    })
+}
+
+/// A consent message's `data` (SPEC §13): the consent's id, shipper, partner, scope, purposes,
+/// data categories, legal basis and validity, as the read model holds them.
+pub fn consent_data(consent: &ConsentView) -> serde_json::Value {
+    serde_json::json!({
+        "consent_id": consent.id,
+        "shipper_id": consent.shipper_id,
+        "partner_id": consent.partner_id,
+        "scope": consent.scope,
+        "purposes": consent.purposes,
+        "data_categories": consent.data_categories,
+        "legal_basis": consent.legal_basis,
+        "valid_from": consent.valid_from,
+        "valid_until": consent.valid_until,
     })
 }
