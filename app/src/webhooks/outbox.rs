@@ -47,13 +47,34 @@ pub fn message_to(
     occurred_at: DateTime<Utc>,
     data: &serde_json::Value,
 ) -> Result<OutboxMessage, AppError> {
+    let data = within_bound(data).map_err(AppError::internal)?;
     Ok(OutboxMessage {
         message_id: format!("msg_{}", state.ids.new_id().simple()),
         endpoint_id: endpoint.to_string(),
         event_type: event_type.as_str().to_owned(),
         occurred_at: occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true),
-        data: consent_ledger_audit::leaf::canonical_text(data).map_err(AppError::internal)?,
+        data,
     })
+}
+
+/// The most `data` may take, so that the whole body stays under SPEC §13's 20 kB.
+pub const DATA_LIMIT: usize = 16 * 1024;
+
+/// `data` as canonical JSON, under [`DATA_LIMIT`]: a consent scoped to so many shipments that
+/// their ids do not fit names how many there are instead (`"shipment_count"`) and says so
+/// (`"scope_omitted": true`); the partner reads the list with `GET /v1/consents/{id}`.
+pub fn within_bound(data: &serde_json::Value) -> Result<String, serde_json::Error> {
+    let text = consent_ledger_audit::leaf::canonical_text(data)?;
+    let listed = data["scope"]["shipment_ids"].as_array().map(Vec::len);
+    match listed {
+        Some(count) if text.len() > DATA_LIMIT => {
+            let mut data = data.clone();
+            data["scope"] = serde_json::json!({"type": "shipments", "shipment_count": count});
+            data["scope_omitted"] = true.into();
+            consent_ledger_audit::leaf::canonical_text(&data)
+        }
+        _ => Ok(text),
+    }
 }
 
 /// A consent message's `data` (SPEC §13): the consent's id, shipper, partner, scope, purposes,
@@ -70,4 +91,33 @@ pub fn consent_data(consent: &ConsentView) -> serde_json::Value {
         "valid_from": consent.valid_from,
         "valid_until": consent.valid_until,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scope_too_long_for_a_message_is_counted_not_listed() {
+        let ids: Vec<String> = (0..1000)
+            .map(|i| format!("01a24104-1d48-7475-b308-{i:012}"))
+            .collect();
+        let data = serde_json::json!({
+            "consent_id": "01a24104-1d59-706b-bad1-e26333ab5ca9",
+            "scope": {"type": "shipments", "shipment_ids": ids},
+        });
+        let text = within_bound(&data).expect("canonical");
+        assert!(text.len() < DATA_LIMIT, "{} bytes", text.len());
+        let bounded: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(bounded["scope"]["shipment_count"], 1000);
+        assert_eq!(bounded["scope_omitted"], true);
+        assert_eq!(bounded["consent_id"], data["consent_id"]);
+
+        let few = serde_json::json!({"scope": {"type": "shipments", "shipment_ids": ["a"]}});
+        let text = within_bound(&few).expect("canonical");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&text).expect("JSON"),
+            few
+        );
+    }
 }
