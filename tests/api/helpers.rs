@@ -285,12 +285,19 @@ impl TestApp {
     /// Starts this node's webhook worker, as `serve` does (looking at the outbox every 100 ms
     /// when nothing announced a write); it stops when the handle is dropped.
     pub fn deliveries(&self) -> consent_ledger_app::webhooks::delivery::Deliveries {
-        use consent_ledger_app::webhooks::delivery::{Deliveries, DeliveryOptions};
-        let options = DeliveryOptions {
+        self.deliveries_with(consent_ledger_app::webhooks::delivery::DeliveryOptions {
             poll: std::time::Duration::from_millis(100),
-            ..DeliveryOptions::default()
-        };
-        Deliveries::spawn(self.state.clone(), options).expect("start the webhook worker")
+            ..Default::default()
+        })
+    }
+
+    /// [`TestApp::deliveries`] with these options.
+    pub fn deliveries_with(
+        &self,
+        options: consent_ledger_app::webhooks::delivery::DeliveryOptions,
+    ) -> consent_ledger_app::webhooks::delivery::Deliveries {
+        consent_ledger_app::webhooks::delivery::Deliveries::spawn(self.state.clone(), options)
+            .expect("start the webhook worker")
     }
 
     async fn send(&self, req: awc::ClientRequest, body: Option<Vec<u8>>) -> Reply {

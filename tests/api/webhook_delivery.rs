@@ -815,3 +815,59 @@ async fn a_consent_near_its_end_is_noticed_once_then_its_expiry_once() {
     actix_web::rt::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.seen().len(), 3, "{:?}", received(&receiver));
 }
+
+#[actix_web::test]
+async fn an_endpoint_whose_attempts_keep_failing_is_disabled_and_says_why() {
+    let receiver = Receiver::start().await;
+    receiver.script.otherwise.store(500, Relaxed);
+    let app = loopback_app(Backing::fresh().await).await;
+    // Five days shrunk to nothing: the first failure already spans the whole period.
+    let _worker = app.deliveries_with(consent_ledger_app::webhooks::delivery::DeliveryOptions {
+        poll: Duration::from_millis(100),
+        disable_after: Duration::ZERO,
+        ..Default::default()
+    });
+    let world = World::build(&app, &receiver, "Failing").await;
+    world.grant(&app).await;
+    receiver.wait_for(1, PATIENCE).await;
+    let deadline = Instant::now() + PATIENCE;
+    let endpoint = loop {
+        let endpoint = world.endpoint_now(&app).await;
+        if endpoint["status"] == "disabled" || Instant::now() > deadline {
+            break endpoint;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(endpoint["status"], "disabled", "{endpoint}");
+    assert_eq!(endpoint["disabled_by"], "failing", "{endpoint}");
+    assert!(
+        endpoint["disabled_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("failed since")),
+        "{endpoint}"
+    );
+    // The pending retry is not sent to a disabled endpoint.
+    actix_web::rt::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(receiver.seen().len(), 1, "nothing after the disable");
+    let items = world.deliveries(&app).await;
+    assert_eq!(items[0]["error"], "endpoint_disabled", "{items:?}");
+    assert_eq!(items[0]["message_state"], "failed");
+}
+
+#[actix_web::test]
+async fn every_connection_checks_its_target_again() {
+    let receiver = Receiver::start().await;
+    let app = loopback_app(Backing::fresh().await).await;
+    let world = World::build(&app, &receiver, "Rebound").await;
+    world.grant(&app).await;
+    // The same store served without the loopback switch: the endpoint registered under it is
+    // now a forbidden target, and the worker refuses to connect to it.
+    let (backing, clock, admin) = app.stop().await;
+    let app = spawn_app_configured(backing, clock, Some(admin), ServiceConfig::default()).await;
+    let _worker = app.deliveries();
+    let items = deliveries_until(&app, &world, PATIENCE, |items| !items.is_empty()).await;
+    assert_eq!(items[0]["error"], "refused_url", "{items:?}");
+    assert!(items[0]["status"].is_null());
+    assert_eq!(items[0]["message_state"], "pending", "retried later");
+    assert!(receiver.seen().is_empty(), "nothing reached the receiver");
+}
