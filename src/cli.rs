@@ -166,6 +166,9 @@ pub struct ServeArgs {
     /// Days before a consent ends that its partner gets `consent.expiring` (1–365).
     #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=365))]
     pub expiring_notice_days: u32,
+    /// Days a tracking update (personal data, SPEC §14) is kept after its receipt (1–3,650).
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub tracking_retention_days: u32,
     #[command(flatten)]
     pub key: KeygenArgs,
 }
@@ -690,6 +693,11 @@ async fn serve(options: &StoreOptions, args: ServeArgs) -> anyhow::Result<()> {
             Duration::from_secs(args.retention_sweep_seconds),
         ));
     }
+    tokio::spawn(background::tracking_retention(
+        state.clone(),
+        args.tracking_retention_days,
+        Duration::from_secs(args.retention_sweep_seconds),
+    ));
     // Partner webhooks (SPEC §13): this node's worker delivers the outbox, on its own thread.
     let deliveries = Deliveries::spawn(
         state.clone(),

@@ -122,3 +122,18 @@ pub async fn retention(state: Arc<AppState>, days: u32, every: Duration) {
         }
     }
 }
+
+/// Tracking updates' retention (`serve --tracking-retention-days N`, SPEC §14): every `every`,
+/// deletes those received more than N days ago.
+#[tracing::instrument(skip_all)]
+pub async fn tracking_retention(state: Arc<AppState>, days: u32, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        match crate::tracking::sweep_retention(&state, days).await {
+            Ok(0) => tracing::debug!("tracking retention: nothing older than the period"),
+            Ok(deleted) => tracing::info!(deleted, days, "tracking retention: updates deleted"),
+            Err(e) => tracing::warn!(error = %e, "tracking retention failed; retried next time"),
+        }
+    }
+}

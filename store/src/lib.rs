@@ -13,6 +13,7 @@
 //!   append when a unique key refuses one), Merkle leaves and every subtree they complete
 //!   (RFC 9162 §2.1) — over the `LogWriter` trait whose methods run one step's SQL each.
 //! - [`outbox`]: delivering the webhook outbox — claims with leases, attempts, redelivery.
+//! - [`tracking`]: the carrier's tracking updates, personal data beside the log (SPEC §14).
 //! - `reads`: the reads whose SQL is the same on both backends, generated for each from one
 //!   macro body; so are the writer's common statements.
 //! - `sqlite`: the embedded backend (WAL, synchronous=FULL): its `LogWriter` (multi-row
@@ -56,6 +57,7 @@ mod reads;
 mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tracking;
 mod write_path;
 
 use std::fmt;
@@ -234,6 +236,16 @@ macro_rules! on_backend {
         match &$store.inner.reads {
             Reads::Sqlite(pool) => sqlite::$f(pool, $($arg),*).await,
             Reads::Postgres(pool) => postgres::$f(pool, $($arg),*).await,
+        }
+    };
+}
+
+/// Calls the [`tracking`] function of the same name for `$store`'s backend.
+macro_rules! on_tracking {
+    ($store:expr, $f:ident($($arg:expr),*)) => {
+        match &$store.inner.reads {
+            Reads::Sqlite(pool) => tracking::sqlite::$f(pool, $($arg),*).await,
+            Reads::Postgres(pool) => tracking::postgres::$f(pool, $($arg),*).await,
         }
     };
 }
@@ -764,6 +776,27 @@ impl Store {
     /// When a webhook endpoint's current run of failed attempts began (Unix ms).
     pub async fn failing_since(&self, endpoint_id: &str) -> Result<Option<i64>, StoreError> {
         on_outbox!(self, failing_since(endpoint_id))
+    }
+
+    /// Keeps tracking updates (SPEC §14) in one transaction; answers how many were new.
+    pub async fn insert_tracking(
+        &self,
+        rows: &[tracking::TrackingUpdateRow],
+    ) -> Result<u64, StoreError> {
+        on_tracking!(self, insert_tracking(rows))
+    }
+
+    /// A shipment's tracking updates, oldest first.
+    pub async fn tracking_of(
+        &self,
+        shipment_id: &str,
+    ) -> Result<Vec<tracking::TrackingUpdateRow>, StoreError> {
+        on_tracking!(self, tracking_of(shipment_id))
+    }
+
+    /// Deletes up to `limit` tracking updates received before `before` (Unix ms).
+    pub async fn delete_tracking_before(&self, before: i64, limit: u32) -> Result<u64, StoreError> {
+        on_tracking!(self, delete_tracking_before(before, limit))
     }
 
     /// Checks that the database answers (for `/readyz`).

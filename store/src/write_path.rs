@@ -798,6 +798,20 @@ macro_rules! writer_statements {
                 by_type.entry(stream_type).or_default().push(stream_id);
             }
             for (stream_type, ids) in by_type {
+                if stream_type == "shipment" {
+                    // Their tracking updates (SPEC §14) go with them.
+                    for chunk in ids.chunks(crate::write_path::ROWS_PER_STATEMENT) {
+                        let mut q = sqlx::QueryBuilder::<$db>::new(
+                            "DELETE FROM tracking_updates WHERE shipment_id IN (",
+                        );
+                        let mut list = q.separated(", ");
+                        for id in chunk {
+                            list.push_bind(*id);
+                        }
+                        q.push(")");
+                        q.build().persistent(false).execute(tx(self)?).await?;
+                    }
+                }
                 for chunk in ids.chunks(crate::write_path::ROWS_PER_STATEMENT) {
                     let mut q = sqlx::QueryBuilder::<$db>::new(
                         "DELETE FROM openings WHERE stream_type = ",

@@ -19,5 +19,6 @@ mod openapi;
 mod rate_limit;
 mod smoke;
 mod tokens;
+mod tracking;
 mod webhook_delivery;
 mod webhooks;

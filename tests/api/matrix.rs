@@ -152,6 +152,7 @@ enum Op {
     AuthorizedParties,
     EraseShipment,
     EraseSubject,
+    IngestTracking,
     RegisterWebhook,
     ListWebhooks,
     GetWebhook,
@@ -174,7 +175,7 @@ enum Op {
     WithdrawRequest,
 }
 
-const OPS: [Op; 47] = [
+const OPS: [Op; 48] = [
     Op::Healthz,
     Op::Readyz,
     Op::Metrics,
@@ -202,6 +203,7 @@ const OPS: [Op; 47] = [
     Op::AuthorizedParties,
     Op::EraseShipment,
     Op::EraseSubject,
+    Op::IngestTracking,
     Op::RegisterWebhook,
     Op::ListWebhooks,
     Op::GetWebhook,
@@ -255,6 +257,7 @@ impl Op {
             Op::AuthorizedParties => ("GET", "/v1/shipments/{id}/authorized-parties"),
             Op::EraseShipment => ("POST", "/v1/shipments/{id}/erase"),
             Op::EraseSubject => ("POST", "/v1/subjects/erase"),
+            Op::IngestTracking => ("POST", "/v1/tracking-events"),
             Op::RegisterWebhook => ("POST", "/v1/webhook-endpoints"),
             Op::ListWebhooks => ("GET", "/v1/webhook-endpoints"),
             Op::GetWebhook => ("GET", "/v1/webhook-endpoints/{id}"),
@@ -405,6 +408,9 @@ static TABLE: &[Row] = &[
     row(Op::EraseShipment, B,           [401, 401, 200, 403, 403, 403, 403, 403, 200, 403]),
     row(Op::EraseShipment, MISSING,     [401, 401, 404, 403, 403, 403, 403, 403, 404, 403]),
     row(Op::EraseSubject, NONE,         [401, 401, 200, 403, 403, 403, 403, 403, 200, 403]),
+    // Tracking updates (SPEC §14): the carrier's gateway and the admin send them; they are
+    // kept beside the log, which does not grow.
+    row(Op::IngestTracking, NONE,       [401, 401, 200, 403, 403, 403, 403, 200, 403, 403]),
     // Webhook endpoints (SPEC §13): a partner manages its own, an admin any partner's; another
     // partner's endpoint is missing to it. A fresh endpoint of tenant A's partner per cell.
     row(Op::RegisterWebhook, NONE,      [401, 401, 201, 403, 403, 201, 201, 403, 403, 403]),
@@ -765,6 +771,13 @@ impl World {
             Op::EraseSubject => {
                 let subject = format!("mtx-subject-{}", self.next());
                 body = Some(json!({ "recipient_ref": subject, "reason": "matrix" }));
+            }
+            Op::IngestTracking => {
+                body = Some(json!({ "events": [{
+                    "shipment_id": self.a.shipment,
+                    "status": "in_transit",
+                    "occurred_at": format!("2026-03-01T10:{:02}:00Z", self.next() % 60),
+                }] }));
             }
             Op::RegisterWebhook => {
                 body = Some(match who {

@@ -117,6 +117,19 @@ async fn operations_that_read_a_body_document_its_refusals_and_the_idempotency_k
         if op["requestBody"].is_null() {
             continue;
         }
+        // Writes nothing to the log and is idempotent by content: an update sent again (same
+        // shipment, status and time) is kept once, so it takes no Idempotency-Key and has no
+        // conflict to report.
+        let by_content = op["operationId"] == "ingest_tracking_events";
+        for status in ["400", "408", "413", "422"] {
+            assert!(
+                op["responses"][status].is_object(),
+                "{method} {path} lacks {status}"
+            );
+        }
+        if by_content {
+            continue;
+        }
         for status in ["400", "408", "413", "422"] {
             assert!(
                 op["responses"][status].is_object(),

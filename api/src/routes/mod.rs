@@ -14,6 +14,7 @@ pub mod log;
 pub mod principals;
 pub mod requests;
 pub mod shipments;
+pub mod tracking;
 pub mod webhooks;
 
 use actix_web::web;
@@ -45,6 +46,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(shipments::get)
         .service(erasure::erase_shipment)
         .service(erasure::erase_subject)
+        .service(tracking::ingest)
         .service(webhooks::register)
         .service(webhooks::list)
         .service(webhooks::get)

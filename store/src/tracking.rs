@@ -1,0 +1,124 @@
+//! The carrier's tracking updates (SPEC §14), beside the log and never in it: they are
+//! personal data (SPEC §12). Written here in transactions of their own (durable before the
+//! gateway is answered), deleted by an erasure's commit ([`crate::write_path`]) and by
+//! retention.
+
+/// One tracking update as kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackingUpdateRow {
+    pub update_id: String,
+    pub shipment_id: String,
+    /// SPEC §14's vocabulary (`in_transit`, `delivered`, …).
+    pub status: String,
+    /// RFC 3339 UTC with microseconds.
+    pub occurred_at: String,
+    /// Unix milliseconds.
+    pub received_at: i64,
+    /// JSON: the optional parts (description, location, proof of delivery, recipient contact).
+    pub details: String,
+}
+
+/// Rows per multi-row INSERT: 7 parameters a row, far below either backend's limit.
+const ROWS_PER_INSERT: usize = 500;
+
+macro_rules! tracking_backend {
+    ($db:ty) => {
+        use sqlx::Row as _;
+
+        use crate::error::StoreError;
+        use crate::tracking::{TrackingUpdateRow, ROWS_PER_INSERT};
+
+        type Pool = sqlx::Pool<$db>;
+
+        /// Keeps `rows` in one transaction; one the store already holds (same shipment, time
+        /// and status) is left as it is. Answers how many were new.
+        #[tracing::instrument(level = "debug", skip_all, fields(rows = rows.len()))]
+        pub(crate) async fn insert_tracking(
+            pool: &Pool,
+            rows: &[TrackingUpdateRow],
+        ) -> Result<u64, StoreError> {
+            let mut tx = pool.begin().await.map_err(StoreError::unavailable)?;
+            let mut inserted = 0;
+            for chunk in rows.chunks(ROWS_PER_INSERT) {
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO tracking_updates (update_id, shipment_id, status, occurred_at, \
+                     received_at, details) ",
+                );
+                q.push_values(chunk, |mut row, u| {
+                    row.push_bind(&u.update_id)
+                        .push_bind(&u.shipment_id)
+                        .push_bind(&u.status)
+                        .push_bind(&u.occurred_at)
+                        .push_bind(u.received_at)
+                        .push_bind(&u.details);
+                });
+                q.push(" ON CONFLICT (shipment_id, occurred_at, status) DO NOTHING");
+                let done = q
+                    .build()
+                    .persistent(false)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::unavailable)?;
+                inserted += done.rows_affected();
+            }
+            tx.commit().await.map_err(StoreError::unavailable)?;
+            Ok(inserted)
+        }
+
+        /// A shipment's tracking updates, oldest first.
+        #[tracing::instrument(level = "debug", skip_all)]
+        pub(crate) async fn tracking_of(
+            pool: &Pool,
+            shipment_id: &str,
+        ) -> Result<Vec<TrackingUpdateRow>, StoreError> {
+            let rows = sqlx::query(
+                "SELECT update_id, shipment_id, status, occurred_at, received_at, details \
+                 FROM tracking_updates WHERE shipment_id = $1 ORDER BY occurred_at, status",
+            )
+            .bind(shipment_id)
+            .fetch_all(pool)
+            .await
+            .map_err(StoreError::unavailable)?;
+            rows.iter()
+                .map(|row| {
+                    Ok(TrackingUpdateRow {
+                        update_id: row.try_get("update_id")?,
+                        shipment_id: row.try_get("shipment_id")?,
+                        status: row.try_get("status")?,
+                        occurred_at: row.try_get("occurred_at")?,
+                        received_at: row.try_get("received_at")?,
+                        details: row.try_get("details")?,
+                    })
+                })
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(StoreError::unavailable)
+        }
+
+        /// Deletes up to `limit` updates received before `before` (Unix ms); answers how many.
+        #[tracing::instrument(level = "debug", skip_all)]
+        pub(crate) async fn delete_tracking_before(
+            pool: &Pool,
+            before: i64,
+            limit: u32,
+        ) -> Result<u64, StoreError> {
+            let done = sqlx::query(
+                "DELETE FROM tracking_updates WHERE update_id IN (SELECT update_id \
+                 FROM tracking_updates WHERE received_at < $1 ORDER BY received_at LIMIT $2)",
+            )
+            .bind(before)
+            .bind(i64::from(limit))
+            .execute(pool)
+            .await
+            .map_err(StoreError::unavailable)?;
+            Ok(done.rows_affected())
+        }
+    };
+}
+
+pub(crate) mod sqlite {
+    tracking_backend!(sqlx::Sqlite);
+}
+
+pub(crate) mod postgres {
+    tracking_backend!(sqlx::Postgres);
+}
