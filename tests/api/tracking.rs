@@ -28,7 +28,7 @@ async fn world(app: &TestApp) -> World {
 }
 
 /// The tracking updates the store keeps for `shipment`.
-async fn kept(
+async fn kept_updates(
     app: &TestApp,
     shipment: &str,
 ) -> Vec<consent_ledger_store::tracking::TrackingUpdateRow> {
@@ -67,7 +67,7 @@ async fn the_gateway_sends_updates_that_are_kept_beside_the_log_once_each() {
     assert_eq!(answer["rejected"], json!([]));
     assert_eq!(app.log_size().await, size, "updates are not in the log");
 
-    let kept = kept(&app, &w.shipment).await;
+    let kept = kept_updates(&app, &w.shipment).await;
     assert_eq!(kept.len(), 2);
     assert_eq!(kept[0].status, "in_transit");
     assert_eq!(kept[1].status, "delivered");
@@ -78,13 +78,13 @@ async fn the_gateway_sends_updates_that_are_kept_beside_the_log_once_each() {
     // Sent again (a gateway's retry): accepted, kept once.
     let r = app.post(EVENTS, &w.gateway, body).await;
     assert_eq!(expect(&r, StatusCode::OK)["accepted"], 2);
-    let kept_again = kept(&app, &w.shipment).await;
+    let kept_again = kept_updates(&app, &w.shipment).await;
     assert_eq!(kept_again, kept);
 
     // A restart finds them.
     let (backing, clock, admin) = app.stop().await;
     let app = spawn_app_in(backing, clock, Some(admin)).await;
-    assert_eq!(kept(&app, &w.shipment).await, kept);
+    assert_eq!(kept_updates(&app, &w.shipment).await, kept);
 }
 
 #[actix_web::test]
@@ -161,7 +161,7 @@ async fn each_refused_update_names_its_field_and_never_its_value() {
     ] {
         assert!(!text.contains(personal), "{personal} echoed: {text}");
     }
-    let kept = kept(&app, &w.shipment).await;
+    let kept = kept_updates(&app, &w.shipment).await;
     assert_eq!(kept.len(), 1, "only the good one");
 }
 
@@ -201,7 +201,7 @@ async fn a_bad_envelope_or_caller_is_refused_and_nothing_is_kept() {
     let (_, partner) = app.partner("Nosy").await;
     let r = app.post(EVENTS, &partner, json!({ "events": [one] })).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
-    assert!(kept(&app, &w.shipment).await.is_empty());
+    assert!(kept_updates(&app, &w.shipment).await.is_empty());
 }
 
 #[actix_web::test]
@@ -226,7 +226,7 @@ async fn erasing_a_shipment_deletes_its_tracking_updates_in_the_same_commit() {
         .await;
     expect(&r, StatusCode::OK);
     assert!(
-        kept(&app, &w.shipment).await.is_empty(),
+        kept_updates(&app, &w.shipment).await.is_empty(),
         "the erasure deleted the updates"
     );
     // And an update for it by number is now for an unknown parcel.
