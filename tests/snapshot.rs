@@ -249,6 +249,7 @@ async fn decide(state: &AppState, partner: PartnerId, shipments: &[ShipmentId]) 
             purpose: Purpose::InsuranceClaim,
             requested: Categories::of(&[DataCategory::StatusEvents]),
             on_behalf_of: None,
+            channel: None,
         })
         .collect();
     let caller = consent_ledger_app::auth::Caller::of(&state.projector.read(), partner.into())

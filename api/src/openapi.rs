@@ -56,6 +56,8 @@ use crate::routes;
         routes::erasure::erase_shipment,
         routes::erasure::erase_subject,
         routes::tracking::ingest,
+        routes::tracking::pull_by_id,
+        routes::tracking::pull_by_number,
         routes::webhooks::register,
         routes::webhooks::list,
         routes::webhooks::get,

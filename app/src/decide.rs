@@ -22,7 +22,7 @@
 
 use std::sync::atomic::Ordering;
 
-use consent_ledger_domain::access::{AccessEvent, DenyReason, ACCESS_STREAM};
+use consent_ledger_domain::access::{AccessEvent, Channel, DenyReason, ACCESS_STREAM};
 use consent_ledger_domain::values::{
     CarrierCode, ConsentId, DataCategory, NonEmptySet, PartnerId, PrincipalId, Purpose, Role,
     ShipmentId, TrackingNumber,
@@ -107,6 +107,8 @@ pub struct Question {
     pub purpose: Purpose,
     pub requested: Categories,
     pub on_behalf_of: Option<PartnerId>,
+    /// Set when the ledger itself serves what is allowed (SPEC §14), recorded with it.
+    pub channel: Option<Channel>,
 }
 
 fn is_partner(model: &ReadModel, id: PartnerId) -> bool {
@@ -167,6 +169,7 @@ pub fn question(
         purpose: r.purpose,
         requested: Categories::of(r.data_categories.as_slice()),
         on_behalf_of: r.on_behalf_of,
+        channel: None,
     })
 }
 
@@ -312,6 +315,7 @@ fn decision(
             categories,
         } => (
             AccessEvent::TrackingAccessAllowed {
+                channel: q.channel,
                 decision_id,
                 partner: q.partner,
                 shipment,
@@ -346,6 +350,7 @@ fn decision(
             };
             (
                 AccessEvent::TrackingAccessDenied {
+                    channel: q.channel,
                     decision_id,
                     partner: q.partner,
                     shipment,

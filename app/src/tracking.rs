@@ -4,7 +4,11 @@
 //! transaction, deleted after `serve --tracking-retention-days` and by an erasure.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use consent_ledger_domain::values::{CarrierCode, CountryCode, Role, ShipmentId, TrackingNumber};
+use consent_ledger_domain::access::Channel;
+use consent_ledger_domain::values::{
+    CarrierCode, CountryCode, DataCategory, NonEmptySet, PartnerId, Purpose, Role, ShipmentId,
+    TrackingNumber,
+};
 use consent_ledger_projections::decider::ShipmentRef;
 use consent_ledger_store::tracking::TrackingUpdateRow;
 use serde::{Deserialize, Serialize};
@@ -12,6 +16,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
+use crate::decide::{self, DecisionAnswer, DecisionRequest};
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -413,5 +418,147 @@ pub async fn sweep_retention(state: &AppState, days: u32) -> Result<u64, AppErro
         if n < 5_000 {
             return Ok(deleted);
         }
+    }
+}
+
+/// What a partner granted `categories` sees of an update (SPEC §14): `status_events` the
+/// status, its time and description; `location` the location; `proof_of_delivery` the proof;
+/// `recipient_contact` the contact. Nothing of a category not granted.
+pub fn minimised(row: &TrackingUpdateRow, categories: &[DataCategory]) -> Result<Value, AppError> {
+    let details: Details = serde_json::from_str(&row.details).map_err(AppError::internal)?;
+    let mut out = Map::new();
+    let mut put = |name: &str, value: Value| {
+        if !value.is_null() {
+            out.insert(name.to_owned(), value);
+        }
+    };
+    for category in categories {
+        match category {
+            DataCategory::StatusEvents => {
+                put("status", row.status.clone().into());
+                put("occurred_at", row.occurred_at.clone().into());
+                put(
+                    "description",
+                    serde_json::to_value(&details.description).map_err(AppError::internal)?,
+                );
+            }
+            DataCategory::Location => {
+                put(
+                    "location",
+                    serde_json::to_value(&details.location).map_err(AppError::internal)?,
+                );
+            }
+            DataCategory::ProofOfDelivery => {
+                put(
+                    "proof_of_delivery",
+                    serde_json::to_value(&details.proof_of_delivery).map_err(AppError::internal)?,
+                );
+            }
+            DataCategory::RecipientContact => {
+                put(
+                    "recipient_contact",
+                    serde_json::to_value(&details.recipient_contact).map_err(AppError::internal)?,
+                );
+            }
+        }
+    }
+    Ok(Value::Object(out))
+}
+
+/// `?purpose=&data_categories=` of a pull, and `partner_id` from the gateway.
+#[derive(Debug, Clone)]
+pub struct PullQuery {
+    pub partner_id: Option<PartnerId>,
+    pub purpose: Purpose,
+    pub data_categories: NonEmptySet<DataCategory>,
+}
+
+/// A pull's answer: the decision, recorded with `"channel":"pull"`, and when it allowed, the
+/// shipment's updates, oldest first, minimised to the categories it allowed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Pulled {
+    #[serde(flatten)]
+    pub decision: DecisionAnswer,
+    /// Present when allowed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub updates: Option<Vec<Value>>,
+}
+
+/// `GET /v1/shipments/{id}/tracking` and `GET /v1/tracking?carrier=&tracking_number=`: decided
+/// and recorded like every read (a partner for itself; the gateway names the partner), then
+/// answered with what the decision allowed.
+#[tracing::instrument(level = "debug", skip_all, fields(caller = %caller.id))]
+pub async fn pull(
+    state: &AppState,
+    caller: &Caller,
+    shipment: ShipmentRef,
+    query: PullQuery,
+    context: crate::write::WriteContext,
+) -> Result<Pulled, AppError> {
+    caller.require(&[Role::Partner, Role::Gateway])?;
+    let (shipment_id, carrier, tracking_number) = match shipment {
+        ShipmentRef::Id(id) => (Some(id), None, None),
+        ShipmentRef::Tracking(c, t) => (None, Some(c), Some(t)),
+    };
+    let request = DecisionRequest {
+        partner_id: query.partner_id,
+        shipment_id,
+        carrier,
+        tracking_number,
+        purpose: query.purpose,
+        data_categories: query.data_categories,
+        on_behalf_of: None,
+        at_least_as_fresh: None,
+    };
+    let (mut question, resolved) = {
+        let model = state.projector.read();
+        let question = decide::question(&model, caller, &request, "")?;
+        let resolved = model.access.resolve(&question.shipment);
+        (question, resolved)
+    };
+    question.channel = Some(Channel::Pull);
+    let (mut answers, _) =
+        decide::decide(state, caller, context, std::slice::from_ref(&question)).await?;
+    let decision = answers
+        .pop()
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("no decision recorded")))?;
+    let updates = match (decision.allowed, resolved) {
+        (true, Some(shipment)) => {
+            let rows = state.store.tracking_of(&shipment.to_string()).await?;
+            Some(
+                rows.iter()
+                    .map(|row| minimised(row, &decision.data_categories))
+                    .collect::<Result<Vec<_>, _>>()?,
+            )
+        }
+        _ => None,
+    };
+    Ok(Pulled { decision, updates })
+}
+
+impl PullQuery {
+    /// From `?purpose=&data_categories=a,b[&partner_id=]` (both required).
+    pub fn from_params(q: &crate::query::QueryParams) -> Result<Self, AppError> {
+        let purpose = q
+            .get::<Purpose>("purpose")?
+            .ok_or_else(|| AppError::invalid("purpose", "required"))?;
+        let categories = q
+            .raw("data_categories")
+            .ok_or_else(|| AppError::invalid("data_categories", "required, comma-separated"))?
+            .split(',')
+            .map(|c| {
+                c.trim()
+                    .parse::<DataCategory>()
+                    .map_err(|e| AppError::invalid("data_categories", e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let data_categories = NonEmptySet::try_from(categories)
+            .map_err(|e| AppError::invalid("data_categories", e.to_string()))?;
+        Ok(Self {
+            partner_id: q.get("partner_id")?,
+            purpose,
+            data_categories,
+        })
     }
 }

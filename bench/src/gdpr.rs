@@ -261,6 +261,7 @@ async fn seed(f: &Fixture, args: &AuditArgs) -> anyhow::Result<Seeded> {
         )];
         let event = if i % 10 == 9 {
             AccessEvent::TrackingAccessDenied {
+                channel: None,
                 carrier: None,
                 consent: None,
                 decided_at,
@@ -275,6 +276,7 @@ async fn seed(f: &Fixture, args: &AuditArgs) -> anyhow::Result<Seeded> {
             }
         } else {
             AccessEvent::TrackingAccessAllowed {
+                channel: None,
                 consents: consent_of.get(&partner).copied().into_iter().collect(),
                 decided_at,
                 decision_id,

@@ -104,6 +104,7 @@ pub(crate) async fn seed_log(
             let decided_at = now + chrono::Duration::milliseconds(j as i64);
             let event = if seed.denied_every > 0 && j % seed.denied_every == seed.denied_every - 1 {
                 AccessEvent::TrackingAccessDenied {
+                    channel: None,
                     decision_id,
                     partner,
                     shipment: Some(shipment),
@@ -118,6 +119,7 @@ pub(crate) async fn seed_log(
                 }
             } else {
                 AccessEvent::TrackingAccessAllowed {
+                    channel: None,
                     decision_id,
                     partner,
                     shipment,

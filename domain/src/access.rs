@@ -51,6 +51,17 @@ impl DenyReason {
     }
 }
 
+/// How the ledger itself delivers what a decision allowed (SPEC §14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// Answered to the partner's `GET` (`/v1/shipments/{id}/tracking`, `/v1/tracking`).
+    Pull,
+    /// Sent to the partner's webhook endpoint.
+    Webhook,
+}
+
 /// A recorded access decision.
 ///
 /// The fields are declared in sorted order, so that serde_json's output of an access event is
@@ -59,6 +70,10 @@ impl DenyReason {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum AccessEvent {
     TrackingAccessAllowed {
+        /// How the data reaches the partner when it is served by the ledger itself (SPEC
+        /// §14): `pull` or `webhook`; absent for a decision the caller serves on its own.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel: Option<Channel>,
         consents: Vec<ConsentId>,
         decided_at: DateTime<Utc>,
         decision_id: Uuid,
@@ -72,6 +87,8 @@ pub enum AccessEvent {
     },
     TrackingAccessDenied {
         carrier: Option<CarrierCode>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel: Option<Channel>,
         /// When the reason is a consent's state (consent_revoked, consent_expired,
         /// consent_not_yet_valid): that consent, the most recently granted of those covering
         /// the request, so that the record links to it. Absent otherwise, and in events

@@ -173,7 +173,10 @@ fn micros(t: chrono::DateTime<chrono::Utc>) -> i64 {
 
 fn access_row(position: Position, event: AccessEvent) -> GdprAccess {
     match event {
+        // The channel (SPEC §14) is not projected yet: the access views show every decision
+        // alike, whether the ledger served it or the caller did.
         AccessEvent::TrackingAccessAllowed {
+            channel: _,
             consents,
             decided_at,
             decision_id,
@@ -202,6 +205,7 @@ fn access_row(position: Position, event: AccessEvent) -> GdprAccess {
         },
         AccessEvent::TrackingAccessDenied {
             carrier,
+            channel: _,
             consent,
             decided_at,
             decision_id,

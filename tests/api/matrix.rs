@@ -153,6 +153,8 @@ enum Op {
     EraseShipment,
     EraseSubject,
     IngestTracking,
+    PullTracking,
+    PullTrackingByNumber,
     RegisterWebhook,
     ListWebhooks,
     GetWebhook,
@@ -175,7 +177,7 @@ enum Op {
     WithdrawRequest,
 }
 
-const OPS: [Op; 48] = [
+const OPS: [Op; 50] = [
     Op::Healthz,
     Op::Readyz,
     Op::Metrics,
@@ -204,6 +206,8 @@ const OPS: [Op; 48] = [
     Op::EraseShipment,
     Op::EraseSubject,
     Op::IngestTracking,
+    Op::PullTracking,
+    Op::PullTrackingByNumber,
     Op::RegisterWebhook,
     Op::ListWebhooks,
     Op::GetWebhook,
@@ -258,6 +262,8 @@ impl Op {
             Op::EraseShipment => ("POST", "/v1/shipments/{id}/erase"),
             Op::EraseSubject => ("POST", "/v1/subjects/erase"),
             Op::IngestTracking => ("POST", "/v1/tracking-events"),
+            Op::PullTracking => ("GET", "/v1/shipments/{id}/tracking"),
+            Op::PullTrackingByNumber => ("GET", "/v1/tracking"),
             Op::RegisterWebhook => ("POST", "/v1/webhook-endpoints"),
             Op::ListWebhooks => ("GET", "/v1/webhook-endpoints"),
             Op::GetWebhook => ("GET", "/v1/webhook-endpoints/{id}"),
@@ -292,6 +298,8 @@ impl Op {
                 | Op::Reactivate
                 | Op::Decide
                 | Op::DecideBatch
+                | Op::PullTracking
+                | Op::PullTrackingByNumber
                 | Op::RegisterShipment
                 | Op::EraseShipment
                 | Op::EraseSubject
@@ -411,6 +419,13 @@ static TABLE: &[Row] = &[
     // Tracking updates (SPEC §14): the carrier's gateway and the admin send them; they are
     // kept beside the log, which does not grow.
     row(Op::IngestTracking, NONE,       [401, 401, 200, 403, 403, 403, 403, 200, 403, 403]),
+    // Pulling tracking is a read decided and recorded like a decision (allowed or denied).
+    row(Op::PullTracking, A,            [401, 401, 403, 403, 403, 200, 200, 200, 403, 403]),
+    row(Op::PullTracking, B,            [401, 401, 403, 403, 403, 200, 200, 200, 403, 403]),
+    row(Op::PullTracking, MISSING,      [401, 401, 403, 403, 403, 200, 200, 200, 403, 403]),
+    row(Op::PullTrackingByNumber, A,    [401, 401, 403, 403, 403, 200, 200, 200, 403, 403]),
+    row(Op::PullTrackingByNumber, B,    [401, 401, 403, 403, 403, 200, 200, 200, 403, 403]),
+    row(Op::PullTrackingByNumber, MISSING, [401, 401, 403, 403, 403, 200, 200, 200, 403, 403]),
     // Webhook endpoints (SPEC §13): a partner manages its own, an admin any partner's; another
     // partner's endpoint is missing to it. A fresh endpoint of tenant A's partner per cell.
     row(Op::RegisterWebhook, NONE,      [401, 401, 201, 403, 403, 201, 201, 403, 403, 403]),
@@ -740,6 +755,19 @@ impl World {
                     Op::Suspend => json!({ "reason": "matrix" }),
                     _ => json!({}),
                 });
+            }
+            Op::PullTracking | Op::PullTrackingByNumber => {
+                if op == Op::PullTracking {
+                    id = shipment.clone();
+                    path.push('?');
+                } else {
+                    let tracking = tenant.map_or("MTX-NONE-0001", |t| &t.tracking);
+                    path.push_str(&format!("?carrier={CARRIER}&tracking_number={tracking}&"));
+                }
+                path.push_str("purpose=insurance_claim&data_categories=status_events");
+                if who == Who::Gateway {
+                    path.push_str(&format!("&partner_id={partner_id}"));
+                }
             }
             Op::Decide => {
                 let named = (who == Who::Gateway).then_some(partner_id.as_str());

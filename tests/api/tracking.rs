@@ -242,3 +242,143 @@ async fn erasing_a_shipment_deletes_its_tracking_updates_in_the_same_commit() {
     assert_eq!(answer["accepted"], 0, "{answer}");
     assert_eq!(answer["rejected"][0]["field"], "tracking_number");
 }
+
+/// The decision event a pull recorded at `position`.
+async fn recorded(app: &TestApp, position: u64) -> Value {
+    let log = app.log().await;
+    let event = log
+        .iter()
+        .find(|e| e.position.get() == position)
+        .expect("the decision is in the log");
+    serde_json::from_str(event.payload.as_str()).expect("payload")
+}
+
+#[actix_web::test]
+async fn a_pull_is_decided_recorded_and_minimised_to_what_was_granted() {
+    let app = spawn_app().await;
+    let w = world(&app).await;
+    let (partner_id, partner) = app.partner("Insure").await;
+    let (_, stranger) = app.partner("Stranger").await;
+    let r = app
+        .post(
+            "/v1/consents",
+            &w.shipper,
+            crate::helpers::consent_for(&partner_id, &w.shipment),
+        )
+        .await;
+    expect(&r, StatusCode::CREATED);
+    let r = app
+        .post(EVENTS, &w.gateway, json!({ "events": [full_update(&w.shipment),
+            { "shipment_id": w.shipment, "status": "out_for_delivery", "occurred_at": "2026-03-01T07:00:00Z" }] }))
+        .await;
+    assert_eq!(expect(&r, StatusCode::OK)["accepted"], 2);
+
+    // Granted status events and proof of delivery: asked for those, it gets them and nothing
+    // of the location or the contact.
+    let path = format!(
+        "/v1/shipments/{}/tracking?purpose=insurance_claim&data_categories=status_events,proof_of_delivery",
+        w.shipment
+    );
+    let r = app.get(&path, &partner).await;
+    let pulled = expect(&r, StatusCode::OK).clone();
+    assert_eq!(pulled["allowed"], true, "{pulled}");
+    let updates = pulled["updates"].as_array().expect("updates");
+    assert_eq!(updates.len(), 2, "{pulled}");
+    assert_eq!(updates[0]["status"], "out_for_delivery", "oldest first");
+    assert_eq!(updates[1]["status"], "delivered");
+    assert_eq!(
+        updates[1]["description"],
+        "Handed to the neighbour at no. 12"
+    );
+    assert_eq!(updates[1]["proof_of_delivery"]["signed_by"], "R. Neighbour");
+    let text = pulled.to_string();
+    for never in [
+        "Bonn",
+        "53111",
+        "erika@example.org",
+        "228 123456",
+        "location",
+        "recipient_contact",
+    ] {
+        assert!(!text.contains(never), "{never} was not granted: {text}");
+    }
+    let event = recorded(&app, pulled["position"].as_u64().expect("position")).await;
+    assert_eq!(event["TrackingAccessAllowed"]["channel"], "pull", "{event}");
+
+    // Asking for a category it was not granted: denied, nothing sent, recorded too.
+    let path = format!(
+        "/v1/shipments/{}/tracking?purpose=insurance_claim&data_categories=location",
+        w.shipment
+    );
+    let r = app.get(&path, &partner).await;
+    let denied = expect(&r, StatusCode::OK).clone();
+    assert_eq!(denied["allowed"], false, "{denied}");
+    assert!(denied.get("updates").is_none(), "{denied}");
+    let event = recorded(&app, denied["position"].as_u64().expect("position")).await;
+    assert_eq!(event["TrackingAccessDenied"]["channel"], "pull", "{event}");
+
+    // Without a consent: denied, told only `no_consent`.
+    let by_number = "/v1/tracking?carrier=DHL&tracking_number=JJD-TRACK-7&purpose=insurance_claim&data_categories=status_events";
+    let r = app.get(by_number, &stranger).await;
+    let denied = expect(&r, StatusCode::OK);
+    assert_eq!(denied["allowed"], false);
+    assert_eq!(denied["reason"], "no_consent");
+    assert!(denied.get("updates").is_none());
+    // By number, for the partner with the consent.
+    let r = app.get(by_number, &partner).await;
+    let pulled = expect(&r, StatusCode::OK);
+    assert_eq!(
+        pulled["updates"].as_array().map(Vec::len),
+        Some(2),
+        "{pulled}"
+    );
+    assert!(
+        pulled["updates"][1].get("proof_of_delivery").is_none(),
+        "asked for status events only: {pulled}"
+    );
+
+    // The gateway pulls for a partner it names; bad queries name the parameter, record nothing.
+    let path = format!(
+        "/v1/shipments/{}/tracking?purpose=insurance_claim&data_categories=status_events&partner_id={partner_id}",
+        w.shipment
+    );
+    let r = app.get(&path, &w.gateway).await;
+    assert_eq!(expect(&r, StatusCode::OK)["allowed"], true);
+    let size = app.log_size().await;
+    for (query, field) in [
+        ("data_categories=status_events", "purpose"),
+        ("purpose=insurance_claim", "data_categories"),
+        (
+            "purpose=insurance_claim&data_categories=status_events,colour",
+            "data_categories",
+        ),
+        ("purpose=gossip&data_categories=status_events", "purpose"),
+        (
+            "purpose=insurance_claim&data_categories=status_events&since=1",
+            "since",
+        ),
+    ] {
+        let r = app
+            .get(
+                &format!("/v1/shipments/{}/tracking?{query}", w.shipment),
+                &partner,
+            )
+            .await;
+        field_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid-field", field);
+    }
+    let r = app
+        .get(
+            "/v1/tracking?carrier=DHL&purpose=insurance_claim&data_categories=status_events",
+            &partner,
+        )
+        .await;
+    field_problem(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid-field",
+        "tracking_number",
+    );
+    let r = app.get(&path, &w.shipper).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.log_size().await, size, "refusals record nothing");
+}

@@ -47,6 +47,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(erasure::erase_shipment)
         .service(erasure::erase_subject)
         .service(tracking::ingest)
+        .service(tracking::pull_by_id)
+        .service(tracking::pull_by_number)
         .service(webhooks::register)
         .service(webhooks::list)
         .service(webhooks::get)
