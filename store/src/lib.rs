@@ -750,14 +750,14 @@ impl Store {
         on_outbox!(self, webhook_secrets(endpoint_id))
     }
 
-    /// A webhook endpoint's delivery attempts before `before` (Unix ms), newest first.
+    /// A webhook endpoint's delivery attempts after `cursor`, newest first.
     pub async fn deliveries(
         &self,
         endpoint_id: &str,
-        before: i64,
+        cursor: &outbox::AttemptCursor,
         limit: u32,
     ) -> Result<Vec<outbox::DeliveryAttempt>, StoreError> {
-        on_outbox!(self, deliveries(endpoint_id, before, limit))
+        on_outbox!(self, deliveries(endpoint_id, cursor, limit))
     }
 
     /// A queued webhook message's endpoint and state.

@@ -69,6 +69,51 @@ pub struct DeliveryAttempt {
     pub state: String,
 }
 
+/// Where a page of attempts starts: strictly after this attempt, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptCursor {
+    pub attempted_at: i64,
+    pub message_id: String,
+    pub attempt: u32,
+}
+
+impl AttemptCursor {
+    /// Before every attempt: the first page.
+    pub fn start() -> Self {
+        Self {
+            attempted_at: i64::MAX,
+            message_id: String::new(),
+            attempt: u32::MAX,
+        }
+    }
+
+    /// The cursor after `attempt`, for the next page.
+    pub fn after(attempt: &DeliveryAttempt) -> Self {
+        Self {
+            attempted_at: attempt.attempted_at,
+            message_id: attempt.message_id.clone(),
+            attempt: attempt.attempt,
+        }
+    }
+
+    /// As the API passes it: `<Unix ms>.<message id>.<attempt>`.
+    pub fn encode(&self) -> String {
+        format!("{}.{}.{}", self.attempted_at, self.message_id, self.attempt)
+    }
+
+    pub fn decode(text: &str) -> Option<Self> {
+        let mut parts = text.splitn(3, '.');
+        let attempted_at = parts.next()?.parse().ok()?;
+        let message_id = parts.next()?.to_owned();
+        let attempt = parts.next()?.parse().ok()?;
+        Some(Self {
+            attempted_at,
+            message_id,
+            attempt,
+        })
+    }
+}
+
 /// A queued message's owner and state, for a redelivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageState {
@@ -109,7 +154,8 @@ macro_rules! outbox_backend {
         use crate::event::Position;
         use crate::event::QueuedMessage;
         use crate::outbox::{
-            count, status_of, AttemptRecord, ClaimLimits, DeliveryAttempt, MessageState,
+            count, status_of, AttemptCursor, AttemptRecord, ClaimLimits, DeliveryAttempt,
+            MessageState,
         };
 
         type Pool = sqlx::Pool<$db>;
@@ -149,7 +195,8 @@ macro_rules! outbox_backend {
         }
 
         /// Claims due messages: each endpoint's oldest first, round-robin across endpoints (one
-        /// of each before a second of any), at most `per_endpoint` of one endpoint in flight.
+        /// of each before a second of any), at most `per_endpoint` of one endpoint in flight on
+        /// this node (another node's leases, or a dead one's, hold only their own messages).
         #[tracing::instrument(level = "debug", skip_all)]
         pub(crate) async fn claim_messages(
             pool: &Pool,
@@ -159,7 +206,8 @@ macro_rules! outbox_backend {
             let due: Vec<String> = sqlx::query_scalar(
                 "WITH busy AS ( \
                    SELECT endpoint_id, COUNT(*) AS n FROM webhook_outbox \
-                   WHERE state = 'pending' AND claimed_until > $1 GROUP BY endpoint_id), \
+                   WHERE state = 'pending' AND claimed_until > $1 AND claimed_by = $4 \
+                   GROUP BY endpoint_id), \
                  due AS ( \
                    SELECT message_id, endpoint_id, next_attempt_at, ROW_NUMBER() OVER ( \
                      PARTITION BY endpoint_id ORDER BY next_attempt_at, position, message_id) AS rn \
@@ -172,6 +220,7 @@ macro_rules! outbox_backend {
             .bind(limits.now)
             .bind(i64::from(limits.per_endpoint))
             .bind(i64::from(limits.limit))
+            .bind(node)
             .fetch_all(pool)
             .await
             .map_err(StoreError::unavailable)?;
@@ -262,23 +311,27 @@ macro_rules! outbox_backend {
             .map_err(StoreError::unavailable)
         }
 
-        /// An endpoint's attempts before `before` (Unix ms), newest first.
+        /// An endpoint's attempts after `cursor` in the order newest first (time, then message
+        /// id, then attempt number, all descending): a page ends exactly where the next begins,
+        /// however many attempts share a millisecond.
         #[tracing::instrument(level = "debug", skip_all)]
         pub(crate) async fn deliveries(
             pool: &Pool,
             endpoint_id: &str,
-            before: i64,
+            cursor: &AttemptCursor,
             limit: u32,
         ) -> Result<Vec<DeliveryAttempt>, StoreError> {
             let rows = sqlx::query(
                 "SELECT a.message_id, o.event_type, a.attempt, a.attempted_at, a.status, \
                  a.error, a.latency_ms, o.next_attempt_at, o.state \
                  FROM webhook_attempts a JOIN webhook_outbox o ON o.message_id = a.message_id \
-                 WHERE a.endpoint_id = $1 AND a.attempted_at < $2 \
-                 ORDER BY a.attempted_at DESC, a.attempt DESC LIMIT $3",
+                 WHERE a.endpoint_id = $1 AND (a.attempted_at, a.message_id, a.attempt) < ($2, $3, $4) \
+                 ORDER BY a.attempted_at DESC, a.message_id DESC, a.attempt DESC LIMIT $5",
             )
             .bind(endpoint_id)
-            .bind(before)
+            .bind(cursor.attempted_at)
+            .bind(&cursor.message_id)
+            .bind(i32::try_from(cursor.attempt).unwrap_or(i32::MAX))
             .bind(i64::from(limit))
             .fetch_all(pool)
             .await

@@ -227,12 +227,12 @@ pub async fn test(
 }
 
 /// Every delivery attempt to the endpoint, newest first: message id, type, time, HTTP status
-/// (or why no answer came), latency, and the next retry while the message is pending. Page
-/// with `before` (the last `attempted_at` seen).
+/// (or why no answer came), latency, and the next retry while the message is pending. A full
+/// page carries `next_cursor`: pass it as `cursor` for the next, older page.
 #[utoipa::path(get, path = "/v1/webhook-endpoints/{id}/deliveries", tag = "webhooks", operation_id = "list_webhook_deliveries",
     security(("bearer" = [])),
     params(("id" = WebhookEndpointId, Path, description = "the endpoint's id"),
-        ("before" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "attempts before this time"),
+        ("cursor" = Option<String>, Query, description = "a previous page's `next_cursor`"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "default 100")),
     responses((status = 200, body = DeliveryList), (status = 401, response = err::Unauthorized),
         (status = 403, response = err::Forbidden), (status = 404, response = err::NotFound),
@@ -247,9 +247,9 @@ pub async fn deliveries(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(MANAGERS)?;
     let id: WebhookEndpointId = path_id(&id, "id")?;
-    let q = QueryParams::parse(req.query_string(), &["before", "limit"])?;
+    let q = QueryParams::parse(req.query_string(), &["cursor", "limit"])?;
     let page = DeliveryPage {
-        before: q.get("before")?,
+        cursor: q.raw("cursor").map(str::to_owned),
         limit: q.get("limit")?,
     };
     Ok(HttpResponse::Ok().json(endpoints::deliveries(&state, &caller, id, page).await?))

@@ -9,6 +9,7 @@ use consent_ledger_domain::values::{
 };
 use consent_ledger_domain::webhook::{DisabledBy, WebhookEndpointCommand, WebhookEventType};
 use consent_ledger_projections::model::WebhookEndpointView;
+use consent_ledger_store::outbox::AttemptCursor;
 use consent_ledger_store::WebhookKeyRow;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -346,11 +347,11 @@ pub async fn send_test(
     .await
 }
 
-/// `?before=&limit=` of the deliveries list.
-#[derive(Debug, Clone, Copy)]
+/// `?cursor=&limit=` of the deliveries list.
+#[derive(Debug, Clone)]
 pub struct DeliveryPage {
-    /// Attempts strictly before this time (the previous page's last `attempted_at`).
-    pub before: Option<chrono::DateTime<chrono::Utc>>,
+    /// The previous page's `next_cursor`; none for the first page.
+    pub cursor: Option<String>,
     /// 1 to 1,000; default 100.
     pub limit: Option<u32>,
 }
@@ -379,10 +380,13 @@ pub struct DeliveryAttemptView {
     pub message_state: String,
 }
 
-/// `{"items":[…]}`, newest first.
+/// `{"items":[…],"next_cursor"?}`, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryList {
     pub items: Vec<DeliveryAttemptView>,
+    /// Present when the page is full: pass it as `cursor` for the next (older) page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 fn time_of(millis: i64) -> chrono::DateTime<chrono::Utc> {
@@ -402,11 +406,18 @@ pub async fn deliveries(
         Some(n @ 1..=1000) => n,
         Some(_) => return Err(AppError::invalid("limit", "between 1 and 1000")),
     };
-    let before = page.before.map_or(i64::MAX, |t| t.timestamp_millis());
+    let cursor = match &page.cursor {
+        None => AttemptCursor::start(),
+        Some(text) => AttemptCursor::decode(text)
+            .ok_or_else(|| AppError::invalid("cursor", "the next_cursor of a previous page"))?,
+    };
     let attempts = state
         .store
-        .deliveries(&id.to_string(), before, limit)
+        .deliveries(&id.to_string(), &cursor, limit)
         .await?;
+    let next_cursor = (attempts.len() == limit as usize)
+        .then(|| attempts.last().map(|a| AttemptCursor::after(a).encode()))
+        .flatten();
     Ok(DeliveryList {
         items: attempts
             .into_iter()
@@ -422,6 +433,7 @@ pub async fn deliveries(
                 message_state: a.state,
             })
             .collect(),
+        next_cursor,
     })
 }
 
