@@ -1079,3 +1079,533 @@ async fn acknowledged_erasures_survive_a_sigkill(ledger: &Ledger) {
     let audit: Value = serde_json::from_slice(&audit.stdout).expect("audit-log json");
     assert_eq!(audit["events"], json!(after.len()), "{audit}");
 }
+
+#[actix_web::test]
+async fn webhook_messages_committed_before_a_sigkill_are_delivered_once_each_after_it() {
+    let (_dir, ledger) = Ledger::sqlite();
+    committed_webhook_messages_survive_a_sigkill(&ledger).await;
+}
+
+#[actix_web::test]
+async fn webhook_messages_committed_before_a_sigkill_are_delivered_once_each_after_it_on_postgresql(
+) {
+    let Some((_dir, ledger)) = Ledger::postgres("the webhook crash test on PostgreSQL").await
+    else {
+        return;
+    };
+    committed_webhook_messages_survive_a_sigkill(&ledger).await;
+}
+
+/// One request the webhook receiver got, and what it answered.
+#[derive(Debug, Clone)]
+struct Arrival {
+    webhook_id: Option<String>,
+    timestamp: Option<String>,
+    signature: Option<String>,
+    body: Vec<u8>,
+    answered: u16,
+    at: std::time::Instant,
+}
+
+/// What the receiver's workers share with the test: the switch and every arrival.
+#[derive(Default)]
+struct Inbox {
+    /// `false`: every request is answered 503 (the message stays pending); `true`: 200.
+    deliver: std::sync::atomic::AtomicBool,
+    arrivals: std::sync::Mutex<Vec<Arrival>>,
+    /// Requests being held before their 503.
+    holding: std::sync::atomic::AtomicUsize,
+}
+
+impl Inbox {
+    fn arrivals(&self) -> Vec<Arrival> {
+        self.arrivals.lock().expect("receiver inbox").clone()
+    }
+}
+
+/// A partner's webhook receiver on a loopback port: records every request to `/hook` and
+/// answers it as the switch says; a 503 only after [`Receiver::HOLD`], so that the sender
+/// always has attempts in flight.
+struct Receiver {
+    url: String,
+    inbox: std::sync::Arc<Inbox>,
+    server: actix_web::dev::ServerHandle,
+}
+
+impl Receiver {
+    /// How long a request is held before its 503.
+    const HOLD: std::time::Duration = std::time::Duration::from_millis(250);
+
+    fn start() -> Self {
+        use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+        use std::sync::atomic::Ordering;
+
+        async fn hook(req: HttpRequest, body: web::Bytes, inbox: web::Data<Inbox>) -> HttpResponse {
+            let header = |name: &str| {
+                req.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let deliver = inbox.deliver.load(Ordering::SeqCst);
+            let answered = if deliver { 200 } else { 503 };
+            inbox
+                .arrivals
+                .lock()
+                .expect("receiver inbox")
+                .push(Arrival {
+                    webhook_id: header("webhook-id"),
+                    timestamp: header("webhook-timestamp"),
+                    signature: header("webhook-signature"),
+                    body: body.to_vec(),
+                    answered,
+                    at: std::time::Instant::now(),
+                });
+            if deliver {
+                return HttpResponse::Ok().finish();
+            }
+            inbox.holding.fetch_add(1, Ordering::SeqCst);
+            actix_web::rt::time::sleep(Receiver::HOLD).await;
+            inbox.holding.fetch_sub(1, Ordering::SeqCst);
+            HttpResponse::ServiceUnavailable().finish()
+        }
+
+        let inbox = std::sync::Arc::new(Inbox::default());
+        let data = web::Data::from(inbox.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(web::PayloadConfig::new(1 << 20))
+                .route("/hook", web::post().to(hook))
+        })
+        .workers(2)
+        .disable_signals()
+        .shutdown_timeout(1)
+        .bind(("127.0.0.1", 0))
+        .expect("bind the webhook receiver");
+        let addr = server.addrs()[0];
+        let server = server.run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        Receiver {
+            url: format!("http://{addr}/hook"),
+            inbox,
+            server: handle,
+        }
+    }
+
+    fn holding(&self) -> usize {
+        self.inbox.holding.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn deliver(&self) {
+        self.inbox
+            .deliver
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Grants the webhook crash test may send: far more than it sends before the kill (a fast
+/// machine must not finish them all first).
+const GRANTS: usize = 3000;
+
+/// Grants acknowledged before the kill (at least).
+const GRANTS_BEFORE_KILL: usize = 150;
+
+/// SPEC §13's durable outbox under a SIGKILL: a partner's endpoint points at a receiver in this
+/// test that answers 503 to everything (each after holding it 250 ms), so that every message
+/// stays pending, between its commit and its delivery; 8 clients of one shipper grant consents
+/// to the partner until the process is SIGKILLed after at least 150 acknowledged grants while
+/// attempts are held (or 3 s after the first grant was sent, before any message can come due a second time:
+/// the first retry is ≥ 4 s after its attempt, and a second 503 would put the next 5 minutes
+/// off). At least one attempt was in flight at the kill (received, its answer not recorded).
+/// Then the receiver answers 200 and `serve` starts again on the same store (the same data
+/// directory: it takes back the leases its previous life held, without waiting them out).
+/// Within 90 s the receiver has a message for every consent of the log, and:
+/// - every acknowledged grant has its `consent.granted` message, and no message names a consent
+///   the log does not hold;
+/// - one `webhook-id` per consent, however often it arrived, each time with the same body bytes
+///   and a signature the endpoint's `whpk_` key verifies;
+/// - as many distinct ids as consents granted to the partner in the log, each `data.position`
+///   the consent's position in the log;
+/// - after a graceful stop the outbox holds exactly those messages, every one delivered.
+async fn committed_webhook_messages_survive_a_sigkill(ledger: &Ledger) {
+    use std::cell::Cell;
+    use std::collections::{BTreeSet, HashSet};
+    use std::time::{Duration, Instant};
+
+    let started = Instant::now();
+    let receiver = Receiver::start();
+    let admin = ledger.run(&["principal", "create", "--role", "admin", "--name", "Ops"]);
+    let admin: Value = serde_json::from_slice(&admin.stdout).expect("admin json");
+    let admin = admin["token"].as_str().expect("token").to_owned();
+    let loopback = ["--webhooks-allow-insecure-loopback"];
+    let mut node = Serve::start_with_args(ledger.command(), &loopback);
+    let url = node.url.clone();
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .finish();
+    let made = |body: Value| {
+        let (client, url, admin) = (client.clone(), url.clone(), admin.clone());
+        async move {
+            let (status, made) = post(&client, &format!("{url}/v1/principals"), &admin, body)
+                .await
+                .expect("principal");
+            assert_eq!(status, 201, "{made}");
+            (
+                made["id"].as_str().expect("id").to_owned(),
+                made["token"].as_str().expect("token").to_owned(),
+            )
+        }
+    };
+    let (shipper_id, shipper) = made(json!({"role": "shipper", "name": "Shop"})).await;
+    let (partner_id, partner) = made(json!({"role": "partner", "name": "Insure",
+        "partner": {"kind": "insurer", "country": "DE", "dpa_ref": "DPA-1"}}))
+    .await;
+    let (_, dpo) = made(json!({"role": "privacy_officer", "name": "DPO"})).await;
+    let mut shipments = Vec::new();
+    for i in 0..4 {
+        let (status, answer) = post(
+            &client,
+            &format!("{url}/v1/shipments"),
+            &admin,
+            json!({"carrier": "DHL", "tracking_number": format!("JJDHOOK{i}"),
+                "destination_country": "DE", "shipper_id": shipper_id}),
+        )
+        .await
+        .expect("shipment");
+        assert_eq!(status, 201, "{answer}");
+        shipments.push(answer["id"].as_str().expect("id").to_owned());
+    }
+    let (status, endpoint) = post(
+        &client,
+        &format!("{url}/v1/webhook-endpoints"),
+        &partner,
+        json!({"url": receiver.url, "event_types": ["consent.granted"]}),
+    )
+    .await
+    .expect("endpoint");
+    assert_eq!(status, 201, "{endpoint}");
+    let endpoint_id = endpoint["id"].as_str().expect("endpoint id").to_owned();
+    let public_key = endpoint["public_key"]
+        .as_str()
+        .expect("public key")
+        .to_owned();
+    assert!(public_key.starts_with("whpk_"), "{endpoint}");
+
+    // Acknowledged grants: consent id → position.
+    let acked: Rc<RefCell<HashMap<String, u64>>> = Rc::default();
+    let wrong: Rc<RefCell<Vec<String>>> = Rc::default();
+    let killed = Rc::new(RefCell::new(false));
+    let next = Rc::new(Cell::new(0usize));
+    let shipments = Rc::new(shipments);
+    let mut clients = Vec::new();
+    let first_sent = Instant::now();
+    for _ in 0..8 {
+        let (client, url, shipper, partner_id, shipments, acked, wrong, killed, next) = (
+            client.clone(),
+            url.clone(),
+            shipper.clone(),
+            partner_id.clone(),
+            shipments.clone(),
+            acked.clone(),
+            wrong.clone(),
+            killed.clone(),
+            next.clone(),
+        );
+        clients.push(actix_web::rt::spawn(async move {
+            while !*killed.borrow() {
+                let i = next.get();
+                if i == GRANTS {
+                    break;
+                }
+                next.set(i + 1);
+                let body = json!({"partner_id": partner_id,
+                    "scope": {"type": "shipments", "shipment_ids": [shipments[i % shipments.len()]]},
+                    "purposes": ["insurance_claim"], "data_categories": ["status_events"],
+                    "legal_basis": "contract"});
+                match post(&client, &format!("{url}/v1/consents"), &shipper, body).await {
+                    Ok((201, answer)) => {
+                        let id = answer["id"].as_str().expect("consent id").to_owned();
+                        let position = answer["position"].as_u64().expect("position");
+                        acked.borrow_mut().insert(id, position);
+                    }
+                    Ok((status, answer)) => {
+                        wrong
+                            .borrow_mut()
+                            .push(format!("grant {i}: {status} {answer}"));
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }));
+    }
+    // Half-way, while the receiver holds attempts (in flight: sent, their answer not recorded);
+    // at the latest 3 s after the first grant was sent.
+    while (acked.borrow().len() < GRANTS_BEFORE_KILL || receiver.holding() == 0)
+        && first_sent.elapsed() < Duration::from_secs(3)
+    {
+        assert!(wrong.borrow().is_empty(), "{:?}", wrong.borrow());
+        actix_web::rt::time::sleep(Duration::from_millis(1)).await;
+    }
+    node.signal("-KILL");
+    let stream = first_sent.elapsed();
+    *killed.borrow_mut() = true;
+    for c in clients {
+        c.await.expect("a client task panicked");
+    }
+    let acked = acked.borrow().clone();
+    assert!(
+        wrong.borrow().is_empty(),
+        "before the kill: {:?}",
+        wrong.borrow()
+    );
+    assert!(!acked.is_empty(), "no grant acknowledged before the kill");
+    assert!(
+        acked.len() < GRANTS,
+        "every grant was acknowledged before the kill: nothing was in flight"
+    );
+    ledger.settle_after_kill().await;
+    let before = receiver.inbox.arrivals();
+    assert!(
+        before.iter().all(|a| a.answered == 503),
+        "nothing is delivered before the switch"
+    );
+    // What the kill left in the outbox: messages the receiver got whose attempt was never
+    // recorded were in flight; their lease must run out before they are sent again.
+    let store = Store::open(&ledger.location()).await.expect("open store");
+    let left = store.outbox_of(&endpoint_id).await.expect("outbox");
+    drop(store);
+    let unrecorded: HashSet<&str> = left
+        .iter()
+        .filter(|m| m.attempts == 0)
+        .map(|m| m.message_id.as_str())
+        .collect();
+    let sent: HashSet<&str> = before
+        .iter()
+        .filter_map(|a| a.webhook_id.as_deref())
+        .collect();
+    let in_flight = sent.intersection(&unrecorded).count();
+    eprintln!(
+        "{} grants acknowledged in {stream:?} before the SIGKILL; {} messages queued, {} \
+         attempted (answered 503 after {:?}), {in_flight} of them in flight at the kill",
+        acked.len(),
+        left.len(),
+        sent.len(),
+        Receiver::HOLD,
+    );
+    assert!(
+        in_flight > 0,
+        "no attempt was in flight at the kill ({} held)",
+        receiver.holding()
+    );
+
+    // The receiver takes deliveries now; the restarted node delivers what the killed one left.
+    receiver.deliver();
+    let node = Serve::start_with_args(ledger.command(), &loopback);
+    let restarted = Instant::now();
+    let url = node.url.clone();
+    let ready = get(&client, &format!("{url}/readyz")).await;
+    assert_eq!(ready, json!({"status": "ready"}));
+
+    // The consents granted to the partner, as the log holds them: id → position. Every
+    // acknowledged grant is there, where it was answered.
+    let log = log_entries(&client, &url, &dpo).await;
+    let granted: HashMap<String, u64> = log
+        .iter()
+        .filter(|(_, leaf)| leaf["event_type"] == "ConsentGranted")
+        .map(|(position, leaf)| {
+            let grant = &leaf["payload"]["ConsentGranted"];
+            assert_eq!(grant["partner"], json!(partner_id), "{leaf}");
+            (
+                grant["id"].as_str().expect("consent id").to_owned(),
+                *position,
+            )
+        })
+        .collect();
+    for (consent, position) in &acked {
+        assert_eq!(
+            granted.get(consent),
+            Some(position),
+            "acknowledged grant {consent} lost or moved"
+        );
+    }
+
+    // The consent an arrival's body names.
+    let consent_of = |a: &Arrival| -> String {
+        let body: Value = serde_json::from_slice(&a.body).unwrap_or_else(|e| {
+            panic!(
+                "a body that is not JSON ({e}): {}",
+                String::from_utf8_lossy(&a.body)
+            )
+        });
+        body["data"]["consent_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a message without data.consent_id: {body}"))
+            .to_owned()
+    };
+    // Bounded: even a node that could not take its leases back would have them run out (30 s).
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let delivered: HashSet<String> = receiver
+            .inbox
+            .arrivals()
+            .iter()
+            .filter(|a| a.answered == 200)
+            .map(consent_of)
+            .collect();
+        let missing: Vec<&String> = granted.keys().filter(|c| !delivered.contains(*c)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} consents have no delivered message {:?} after the restart, e.g. {:?}",
+            missing.len(),
+            granted.len(),
+            restarted.elapsed(),
+            &missing[..missing.len().min(5)]
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    let delivered_after = restarted.elapsed();
+    let first_delivery = receiver
+        .inbox
+        .arrivals()
+        .iter()
+        .filter(|a| a.answered == 200)
+        .map(|a| a.at.saturating_duration_since(restarted))
+        .min();
+
+    let arrivals = receiver.inbox.arrivals();
+    // Each webhook-id: its consent and the body bytes it carries, the same at every arrival,
+    // signed by the endpoint's key.
+    let mut by_id: HashMap<String, (String, Vec<u8>)> = HashMap::new();
+    let mut by_consent: HashMap<String, BTreeSet<String>> = HashMap::new();
+    for a in &arrivals {
+        let id = a.webhook_id.clone().expect("a request without webhook-id");
+        let hex = id
+            .strip_prefix("msg_")
+            .unwrap_or_else(|| panic!("webhook-id {id} is not msg_…"));
+        assert!(
+            hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+            "webhook-id {id} is not msg_ and 32 hex digits"
+        );
+        let timestamp: i64 = a
+            .timestamp
+            .as_deref()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("{id}: webhook-timestamp {:?}", a.timestamp));
+        let signature = a
+            .signature
+            .as_deref()
+            .unwrap_or_else(|| panic!("{id}: no webhook-signature"));
+        consent_ledger_audit::webhook::verify(&public_key, signature, &id, timestamp, &a.body)
+            .unwrap_or_else(|e| panic!("{id}: the signature does not verify: {e}"));
+        let body: Value = serde_json::from_slice(&a.body).expect("JSON body");
+        assert_eq!(body["type"], "consent.granted", "{id}: {body}");
+        assert_eq!(
+            body["data"]["partner_id"],
+            json!(partner_id),
+            "{id}: {body}"
+        );
+        let consent = consent_of(a);
+        let position = body["data"]["position"].as_u64();
+        let logged = granted.get(&consent).copied();
+        assert!(
+            logged.is_some(),
+            "{id} names consent {consent}, which the log does not hold: {body}"
+        );
+        assert_eq!(position, logged, "{id}: data.position vs the log: {body}");
+        match by_id.get(&id) {
+            Some((_, first)) => assert!(
+                first == &a.body,
+                "{id} arrived with different bodies:\n{}\n{}",
+                String::from_utf8_lossy(first),
+                String::from_utf8_lossy(&a.body)
+            ),
+            None => {
+                by_id.insert(id.clone(), (consent.clone(), a.body.clone()));
+            }
+        }
+        by_consent.entry(consent).or_default().insert(id);
+    }
+    for (consent, ids) in &by_consent {
+        assert_eq!(
+            ids.len(),
+            1,
+            "consent {consent} came under several webhook-ids: {ids:?}"
+        );
+    }
+    for consent in acked.keys() {
+        assert!(
+            by_consent.contains_key(consent),
+            "acknowledged consent {consent} has no consent.granted message"
+        );
+    }
+    assert_eq!(
+        by_id.len(),
+        granted.len(),
+        "distinct webhook-ids vs consents granted to the partner in the log"
+    );
+    let repeated = arrivals.len() - by_id.len();
+
+    // The node records every delivery (a stop before that would leave them to be sent again);
+    // then, stopped, its outbox holds exactly the messages received, each delivered once.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut res = client
+            .get(format!(
+                "{url}/v1/webhook-endpoints/{endpoint_id}/deliveries?limit=1000"
+            ))
+            .insert_header(("Authorization", format!("Bearer {partner}")))
+            .send()
+            .await
+            .expect("deliveries");
+        assert_eq!(res.status().as_u16(), 200);
+        let list: Value = res.json().limit(16 << 20).await.expect("json");
+        let items = list["items"].as_array().expect("items");
+        assert!(items.len() < 1000, "more attempts than a page");
+        let recorded: HashSet<&str> = items
+            .iter()
+            .filter(|i| i["message_state"] == "delivered")
+            .filter_map(|i| i["message_id"].as_str())
+            .collect();
+        if by_id.keys().all(|id| recorded.contains(id.as_str())) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "deliveries not recorded as delivered: {list}"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    node.stop();
+    let store = Store::open(&ledger.location()).await.expect("open store");
+    let outbox = store.outbox_of(&endpoint_id).await.expect("outbox");
+    drop(store);
+    assert_eq!(
+        outbox.len(),
+        granted.len(),
+        "messages queued vs consents granted"
+    );
+    for message in &outbox {
+        assert_eq!(message.state, "delivered", "{message:?}");
+        assert!(
+            by_id.contains_key(&message.message_id),
+            "{} queued but never received",
+            message.message_id
+        );
+    }
+    receiver.server.stop(true).await;
+    eprintln!(
+        "{} consents in the log ({} acknowledged), each delivered under one webhook-id, {} \
+         arrivals again; the first delivered {first_delivery:?}, all {delivered_after:?} after \
+         the restart; {:?} in all",
+        granted.len(),
+        acked.len(),
+        repeated,
+        started.elapsed()
+    );
+}

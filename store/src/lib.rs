@@ -742,6 +742,11 @@ impl Store {
         on_outbox!(self, record_attempts(node, records))
     }
 
+    /// Releases the webhook leases `node` holds (its previous life's, at its start).
+    pub async fn release_leases(&self, node: &str) -> Result<u64, StoreError> {
+        on_outbox!(self, release_leases(node))
+    }
+
     /// A webhook endpoint's signing keys as `(whpk_…, whsk_…)`, newest first.
     pub async fn webhook_secrets(
         &self,

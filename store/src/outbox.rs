@@ -295,6 +295,21 @@ macro_rules! outbox_backend {
             tx.commit().await.map_err(StoreError::unavailable)
         }
 
+        /// Releases the leases `node` holds: its previous life's, at its start (a crash left
+        /// them), so its messages are attempted at once instead of when the leases run out.
+        #[tracing::instrument(level = "debug", skip_all)]
+        pub(crate) async fn release_leases(pool: &Pool, node: &str) -> Result<u64, StoreError> {
+            let done = sqlx::query(
+                "UPDATE webhook_outbox SET claimed_until = 0, claimed_by = NULL \
+                 WHERE claimed_by = $1 AND state = 'pending'",
+            )
+            .bind(node)
+            .execute(pool)
+            .await
+            .map_err(StoreError::unavailable)?;
+            Ok(done.rows_affected())
+        }
+
         /// An endpoint's signing keys as `(public, secret)`, newest first.
         #[tracing::instrument(level = "debug", skip_all)]
         pub(crate) async fn webhook_secrets(

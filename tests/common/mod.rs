@@ -14,9 +14,16 @@ pub struct Serve {
 impl Serve {
     /// `serve --listen 127.0.0.1:0` with the store options `cmd` carries; returns once it
     /// printed the line naming its URL.
-    pub fn start_with(mut cmd: Command) -> Self {
+    pub fn start_with(cmd: Command) -> Self {
+        Self::start_with_args(cmd, &[])
+    }
+
+    /// As [`Serve::start_with`], with `serve`'s own flags `args` (e.g.
+    /// `--webhooks-allow-insecure-loopback`).
+    pub fn start_with_args(mut cmd: Command, args: &[&str]) -> Self {
         let mut child = cmd
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

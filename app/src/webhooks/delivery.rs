@@ -160,8 +160,38 @@ fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// This node's name in the outbox's leases: kept in its data directory, so that a restart
+/// (after a crash) knows the leases it held and takes its messages back at once.
+fn node_name(state: &AppState) -> String {
+    let fresh = || format!("node_{}", uuid::Uuid::now_v7().simple());
+    let Some(dir) = state.snapshot_path.parent() else {
+        return fresh();
+    };
+    let path = dir.join("webhook-node.id");
+    match std::fs::read_to_string(&path) {
+        Ok(name) if name.trim().starts_with("node_") => name.trim().to_owned(),
+        _ => {
+            let name = fresh();
+            let tmp = dir.join(format!("webhook-node.id.{}", uuid::Uuid::now_v7().simple()));
+            let kept = std::fs::write(&tmp, &name).and_then(|()| std::fs::rename(&tmp, &path));
+            if let Err(e) = kept {
+                let _ = std::fs::remove_file(&tmp);
+                tracing::warn!(error = %e, "could not keep the webhook node name; a restart waits for its leases");
+            }
+            name
+        }
+    }
+}
+
 async fn run(state: Arc<AppState>, options: DeliveryOptions, mut stop: oneshot::Receiver<()>) {
-    let node = format!("node_{}", uuid::Uuid::now_v7().simple());
+    let node = node_name(&state);
+    match state.store.release_leases(&node).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(%node, messages = n, "took back the messages a stop left claimed"),
+        Err(e) => {
+            tracing::warn!(error = %e, "releasing this node's old leases failed; they run out")
+        }
+    }
     tracing::info!(%node, per_endpoint = options.per_endpoint, in_flight = options.in_flight, "webhook deliveries started");
     let client = awc::Client::builder()
         .connector(awc::Connector::new().timeout(Duration::from_secs(5)))
