@@ -173,7 +173,7 @@ fn node_name(state: &AppState) -> String {
         _ => {
             let name = fresh();
             let tmp = dir.join(format!("webhook-node.id.{}", uuid::Uuid::now_v7().simple()));
-            let kept = std::fs::write(&tmp, &name).and_then(|()| std::fs::rename(&tmp, &path));
+            let kept = private_file(&tmp, &name).and_then(|()| std::fs::rename(&tmp, &path));
             if let Err(e) = kept {
                 let _ = std::fs::remove_file(&tmp);
                 tracing::warn!(error = %e, "could not keep the webhook node name; a restart waits for its leases");
@@ -181,6 +181,18 @@ fn node_name(state: &AppState) -> String {
             name
         }
     }
+}
+
+/// Writes `text` to a new file only its owner may read, like every file of the data directory.
+fn private_file(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
 }
 
 async fn run(state: Arc<AppState>, options: DeliveryOptions, mut stop: oneshot::Receiver<()>) {
