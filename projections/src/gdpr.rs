@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use consent_ledger_domain::access::{AccessEvent, ACCESS_STREAM};
+use consent_ledger_domain::access::{AccessEvent, Channel, ACCESS_STREAM};
 use consent_ledger_domain::erasure::{ErasureEvent, ERASURE_STREAM};
 use consent_ledger_domain::personal::Personal;
 use consent_ledger_domain::shipment::ShipmentEvent;
@@ -171,12 +171,18 @@ fn micros(t: chrono::DateTime<chrono::Utc>) -> i64 {
     t.timestamp_micros()
 }
 
+fn channel_name(channel: Channel) -> String {
+    match channel {
+        Channel::Pull => "pull",
+        Channel::Webhook => "webhook",
+    }
+    .to_owned()
+}
+
 fn access_row(position: Position, event: AccessEvent) -> GdprAccess {
     match event {
-        // The channel (SPEC §14) is not projected yet: the access views show every decision
-        // alike, whether the ledger served it or the caller did.
         AccessEvent::TrackingAccessAllowed {
-            channel: _,
+            channel,
             consents,
             decided_at,
             decision_id,
@@ -202,10 +208,11 @@ fn access_row(position: Position, event: AccessEvent) -> GdprAccess {
             granted: joined(&granted),
             consent_ids: joined(&consents),
             decision_id: decision_id.to_string(),
+            channel: channel.map(channel_name),
         },
         AccessEvent::TrackingAccessDenied {
             carrier,
-            channel: _,
+            channel,
             consent,
             decided_at,
             decision_id,
@@ -236,6 +243,7 @@ fn access_row(position: Position, event: AccessEvent) -> GdprAccess {
             granted: String::new(),
             consent_ids: consent.map(|c| c.to_string()).unwrap_or_default(),
             decision_id: decision_id.to_string(),
+            channel: channel.map(channel_name),
         },
     }
 }

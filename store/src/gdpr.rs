@@ -49,6 +49,8 @@ pub struct GdprAccess {
     /// Comma-separated.
     pub consent_ids: String,
     pub decision_id: String,
+    /// `pull` or `webhook` when the ledger served the access itself (SPEC §14).
+    pub channel: Option<String>,
 }
 
 /// What one catch-up step writes: the rows of the events of positions `from..next`.
@@ -154,7 +156,7 @@ macro_rules! gdpr_backend {
 
         const ACCESS_COLUMNS: &str = "position, decided_at, allowed, reason, partner_id, \
              on_behalf_of, shipment_id, shipper_id, carrier, tracking_number, purpose, \
-             requested, granted, consent_ids, decision_id";
+             requested, granted, consent_ids, decision_id, channel";
 
         const SHIPMENT_COLUMNS: &str = "shipment_id, shipper_id, carrier, tracking_number, \
              destination_country, recipient_ref, position";
@@ -269,7 +271,8 @@ macro_rules! gdpr_backend {
                         .push_bind(a.requested.as_str())
                         .push_bind(a.granted.as_str())
                         .push_bind(a.consent_ids.as_str())
-                        .push_bind(a.decision_id.as_str());
+                        .push_bind(a.decision_id.as_str())
+                        .push_bind(a.channel.as_deref());
                 });
                 q.push(" ON CONFLICT (position) DO NOTHING");
                 q.build()
@@ -580,6 +583,7 @@ macro_rules! gdpr_backend {
                         granted: r.try_get(12).map_err(get)?,
                         consent_ids: r.try_get(13).map_err(get)?,
                         decision_id: r.try_get(14).map_err(get)?,
+                        channel: r.try_get(15).map_err(get)?,
                     })
                 })
                 .collect()
@@ -725,6 +729,7 @@ pub(crate) mod sqlite {
                 granted: "status_events".into(),
                 consent_ids: String::new(),
                 decision_id: format!("D{position}"),
+                channel: None,
             }
         }
 
@@ -757,22 +762,41 @@ pub(crate) mod sqlite {
                 .run(&old)
                 .await
                 .expect("0001");
-            let before = GdprBatch {
-                shipments: Vec::new(),
-                accesses: vec![
-                    access(10, Some("S")),
-                    access(11, None),
-                    access(12, Some("T")),
-                ],
-                erased: Vec::new(),
-                erased_positions: Vec::new(),
-                asked_before: None,
-            };
-            assert!(
-                gdpr_apply(&old, Position::new(0), Position::new(13), &before)
-                    .await
-                    .expect("apply")
-            );
+            // What a projector of that schema wrote (no channel column yet).
+            for a in [
+                access(10, Some("S")),
+                access(11, None),
+                access(12, Some("T")),
+            ] {
+                sqlx::query(
+                    "INSERT INTO audit_access (position, decided_at, allowed, reason, \
+                     partner_id, on_behalf_of, shipment_id, shipper_id, carrier, \
+                     tracking_number, purpose, requested, granted, consent_ids, decision_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                )
+                .bind(u64_bind(a.position))
+                .bind(a.decided_at)
+                .bind(i64::from(a.allowed))
+                .bind(a.reason)
+                .bind(a.partner_id)
+                .bind(a.on_behalf_of)
+                .bind(a.shipment_id)
+                .bind(a.shipper_id)
+                .bind(a.carrier)
+                .bind(a.tracking_number)
+                .bind(a.purpose)
+                .bind(a.requested)
+                .bind(a.granted)
+                .bind(a.consent_ids)
+                .bind(a.decision_id)
+                .execute(&old)
+                .await
+                .expect("an old row");
+            }
+            sqlx::query("UPDATE audit_projection SET position = 13 WHERE name = 'audit'")
+                .execute(&old)
+                .await
+                .expect("position");
             old.close().await;
 
             let pool = crate::sqlite::open_gdpr(&path).await.expect("migrate");

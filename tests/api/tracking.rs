@@ -381,4 +381,35 @@ async fn a_pull_is_decided_recorded_and_minimised_to_what_was_granted() {
     let r = app.get(&path, &w.shipper).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(app.log_size().await, size, "refusals record nothing");
+
+    // The shipment's access history lists the pulls with their channel, beside a decision
+    // the gateway served itself (no channel).
+    let r = app
+        .post(
+            "/v1/decisions",
+            &partner,
+            json!({ "shipment_id": w.shipment, "purpose": "insurance_claim",
+                "data_categories": ["status_events"] }),
+        )
+        .await;
+    let plain = expect(&r, StatusCode::OK)["position"].clone();
+    let (_, dpo) = app.principal("privacy_officer", "DPO").await;
+    let r = app
+        .get(
+            &format!("/v1/audit/access?shipment_id={}", w.shipment),
+            &dpo,
+        )
+        .await;
+    let history = expect(&r, StatusCode::OK)["items"].clone();
+    let items = history.as_array().expect("items");
+    let pulls = items.iter().filter(|i| i["channel"] == "pull").count();
+    assert_eq!(
+        pulls, 5,
+        "every pull of the shipment (allowed or denied): {history}"
+    );
+    let decision = items
+        .iter()
+        .find(|i| i["position"] == plain)
+        .expect("the plain decision");
+    assert!(decision.get("channel").is_none(), "{decision}");
 }

@@ -161,6 +161,10 @@ pub struct AccessRecord {
     pub requested_categories: Vec<DataCategory>,
     pub granted_categories: Vec<DataCategory>,
     pub consents: Vec<ConsentLink>,
+    /// `pull` or `webhook` when the ledger served the data itself (SPEC §14); absent for a
+    /// decision whose caller served it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
 }
 
 fn partner_name(model: &ReadModel, id: &str) -> Option<String> {
@@ -225,10 +229,11 @@ fn record(model: &ReadModel, a: GdprAccess) -> Result<AccessRecord, AppError> {
         requested_categories: list(position, "requested", &a.requested)?,
         granted_categories: list(position, "granted", &a.granted)?,
         consents,
+        channel: a.channel,
     })
 }
 
-const CSV_ACCESS_HEADER: [&str; 17] = [
+const CSV_ACCESS_HEADER: [&str; 18] = [
     "position",
     "decision_id",
     "decided_at",
@@ -246,6 +251,7 @@ const CSV_ACCESS_HEADER: [&str; 17] = [
     "granted_categories",
     "consent_ids",
     "consent_status_at_decision",
+    "channel",
 ];
 
 fn status_text(s: Option<ConsentStatus>) -> &'static str {
@@ -267,7 +273,7 @@ fn joined<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
         .join(";")
 }
 
-fn csv_access_row(r: &AccessRecord) -> [String; 17] {
+fn csv_access_row(r: &AccessRecord) -> [String; 18] {
     let opt = |o: &Option<String>| o.clone().unwrap_or_default();
     [
         r.position.to_string(),
@@ -291,6 +297,7 @@ fn csv_access_row(r: &AccessRecord) -> [String; 17] {
             .map(|c| status_text(c.status_at_decision))
             .collect::<Vec<_>>()
             .join(";"),
+        opt(&r.channel),
     ]
 }
 
