@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use consent_ledger_domain::values::{PartnerStatus, PrincipalId, Role};
+use consent_ledger_domain::values::{PartnerId, PartnerStatus, PrincipalId, Role};
 use consent_ledger_projections::ReadModel;
 use sha2::{Digest, Sha256};
 
@@ -54,6 +54,20 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Which partner's objects a list shows: a partner's own, whatever it asked; another
+    /// role's, the partner it asked for (`None`: every partner's).
+    pub fn partner_filter(&self, asked: Option<PartnerId>) -> Option<PartnerId> {
+        match self.role {
+            Role::Partner => Some(self.id.as_partner()),
+            _ => asked,
+        }
+    }
+
+    /// Whether the caller may see an object of `partner`: a partner its own only.
+    pub fn sees_partner(&self, partner: PartnerId) -> bool {
+        self.role != Role::Partner || partner == self.id.as_partner()
+    }
+
     /// 403 unless the caller has one of `roles`.
     pub fn require(&self, roles: &[Role]) -> Result<(), AppError> {
         if roles.contains(&self.role) {

@@ -473,7 +473,7 @@ fn replayed(
 
 /// The reason `caller` is told: a partner cannot tell another tenant's parcel from no parcel
 /// (SPEC §2, [`DenyReason::as_seen_by_partner`]); the record keeps the true one.
-fn told(caller: &Caller, reason: DenyReason) -> DenyReason {
+pub fn told(caller: &Caller, reason: DenyReason) -> DenyReason {
     match caller.role {
         Role::Partner => reason.as_seen_by_partner(),
         _ => reason,

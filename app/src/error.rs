@@ -178,6 +178,21 @@ impl From<CommandError<WebhookEndpointError>> for AppError {
     }
 }
 
+impl From<CommandError<consent_ledger_domain::subscription::SubscriptionError>> for AppError {
+    fn from(err: CommandError<consent_ledger_domain::subscription::SubscriptionError>) -> Self {
+        use consent_ledger_domain::subscription::SubscriptionError as E;
+        match err {
+            CommandError::Store(e) => e.into(),
+            CommandError::Rejected(e) => match e {
+                E::NotFound => AppError::not_found(),
+                E::AlreadyCreated => conflict("already-exists", e),
+                E::AlreadyDeleted => conflict("already-deleted", e),
+                E::Empty => AppError::invalid("shipments", e.to_string()),
+            },
+        }
+    }
+}
+
 impl From<CommandError<ShipmentError>> for AppError {
     fn from(err: CommandError<ShipmentError>) -> Self {
         match err {

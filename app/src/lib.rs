@@ -57,6 +57,7 @@ pub mod rate_limit;
 pub mod requests;
 pub mod shipments;
 pub mod state;
+pub mod subscriptions;
 pub mod tracking;
 pub mod webhooks;
 pub mod write;

@@ -10,6 +10,7 @@ use consent_ledger_domain::consent::Consent;
 use consent_ledger_domain::principal::Principal;
 use consent_ledger_domain::request::ConsentRequest;
 use consent_ledger_domain::shipment::Shipment;
+use consent_ledger_domain::subscription::Subscription;
 use consent_ledger_domain::webhook::WebhookEndpoint;
 use consent_ledger_domain::{Clock, Directory, IdGenerator, LedgerServices, UuidV7};
 use consent_ledger_projections::gdpr::GdprProjector;
@@ -158,6 +159,7 @@ pub struct AppState {
     pub consents: CommandBus<Consent>,
     pub requests: CommandBus<ConsentRequest>,
     pub webhooks: CommandBus<WebhookEndpoint>,
+    pub subscriptions: CommandBus<Subscription>,
     /// The read-model snapshot's file, rewritten after an erasure (SPEC §12).
     pub snapshot_path: PathBuf,
     /// One clean-up after erasures at a time ([`crate::erasure::scrub`]).
@@ -231,7 +233,8 @@ impl AppState {
             shipments: CommandBus::new(store.clone(), services.clone()),
             consents: CommandBus::new(store.clone(), services.clone()),
             requests: CommandBus::new(store.clone(), services.clone()),
-            webhooks: CommandBus::new(store.clone(), services),
+            webhooks: CommandBus::new(store.clone(), services.clone()),
+            subscriptions: CommandBus::new(store.clone(), services),
             gdpr: GdprProjector::new(store.clone()),
             store,
             projector,

@@ -30,6 +30,7 @@ pub mod principal;
 pub mod request;
 pub mod services;
 pub mod shipment;
+pub mod subscription;
 pub mod terms;
 #[doc(hidden)]
 pub mod testing;

@@ -83,6 +83,10 @@ uuid_id!(
     /// A partner's webhook endpoint (SPEC §13).
     WebhookEndpointId
 );
+uuid_id!(
+    /// A partner's subscription to tracking updates (SPEC §14).
+    SubscriptionId
+);
 
 impl From<PartnerId> for PrincipalId {
     fn from(id: PartnerId) -> Self {

@@ -9,13 +9,14 @@ use consent_ledger_domain::personal::Personal;
 use consent_ledger_domain::principal::{PartnerProfile, PrincipalEvent};
 use consent_ledger_domain::request::{ConsentRequestEvent, RequestStatus};
 use consent_ledger_domain::shipment::ShipmentEvent;
+use consent_ledger_domain::subscription::{SubscriptionEvent, SubscriptionScope};
 use consent_ledger_domain::terms::ConsentScope;
 use consent_ledger_domain::values::{
     CarrierCode, ConsentId, ConsentRequestId, CountryCode, DataCategory, DisplayName, DpaRef,
     LegalBasis, NonEmptySet, PartnerId, PartnerStatus, PrincipalId, Purpose, Reason, RecipientRef,
     Role, ShipmentId, ShipperId, TrackingNumber,
 };
-use consent_ledger_domain::values::{EndpointUrl, WebhookEndpointId};
+use consent_ledger_domain::values::{EndpointUrl, SubscriptionId, WebhookEndpointId};
 use consent_ledger_domain::webhook::{DisabledBy, WebhookEndpointEvent, WebhookEventType};
 use consent_ledger_domain::{Directory, PartnerFacts};
 use consent_ledger_store::{decode_opened, OpenedField, Position, RawEvent, StoredEvent};
@@ -94,6 +95,29 @@ impl ShipmentView {
 pub enum WebhookStatus {
     Enabled,
     Disabled,
+}
+
+/// Whether a subscription still delivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriptionStatus {
+    Active,
+    Deleted,
+}
+
+/// A partner's subscription to tracking updates (SPEC §14).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SubscriptionView {
+    pub id: SubscriptionId,
+    pub partner_id: PartnerId,
+    pub purpose: Purpose,
+    pub data_categories: NonEmptySet<DataCategory>,
+    pub scope: SubscriptionScope,
+    pub status: SubscriptionStatus,
+    pub created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub position: Position,
 }
 
 /// A partner's webhook endpoint as the API shows it (SPEC §13). The secret key is never here.
@@ -327,6 +351,8 @@ pub struct ReadModel {
     pub requests: BTreeMap<ConsentRequestId, RequestView>,
     /// Partners' webhook endpoints (SPEC §13), in id order.
     pub webhooks: BTreeMap<WebhookEndpointId, WebhookEndpointView>,
+    /// Partners' tracking subscriptions (SPEC §14), in id order.
+    pub subscriptions: BTreeMap<SubscriptionId, SubscriptionView>,
     /// Consents whose partner was told they are about to expire (`false`) or have expired
     /// (`true`): `ConsentExpiryNoticed` (SPEC §13).
     pub expiry_notices: BTreeMap<ConsentId, bool>,
@@ -368,6 +394,9 @@ pub(crate) struct SnapshotViews {
     /// Absent in snapshots written before webhooks.
     #[serde(default)]
     pub webhooks: Vec<WebhookEndpointView>,
+    /// Absent in snapshots written before subscriptions.
+    #[serde(default)]
+    pub subscriptions: Vec<SubscriptionView>,
     /// Absent in snapshots written before expiry notices.
     #[serde(default)]
     pub expiry_notices: Vec<(ConsentId, bool)>,
@@ -387,6 +416,7 @@ impl ReadModel {
             requests: self.requests.values().cloned().collect(),
             webhooks: self.webhooks.values().cloned().collect(),
             expiry_notices: self.expiry_notices.iter().map(|(c, e)| (*c, *e)).collect(),
+            subscriptions: self.subscriptions.values().cloned().collect(),
         }
     }
 
@@ -445,6 +475,7 @@ impl ReadModel {
             model.webhooks.insert(w.id, w);
         }
         model.expiry_notices = views.expiry_notices.into_iter().collect();
+        model.subscriptions = views.subscriptions.into_iter().map(|s| (s.id, s)).collect();
         model.access = access;
         model
     }
@@ -584,6 +615,7 @@ impl ReadModel {
             "consent_request" => self.apply_request(event, event.decode().map_err(decode_err)?),
             ERASURE_STREAM => self.apply_erasure(event.decode().map_err(decode_err)?),
             "webhook_endpoint" => self.apply_webhook(event, event.decode().map_err(decode_err)?),
+            "subscription" => self.apply_subscription(event, event.decode().map_err(decode_err)?),
             // Streams this model does not show (e.g. access decisions) only advance it.
             _ => {}
         }
@@ -674,6 +706,43 @@ impl ReadModel {
             tracking_number.known(),
             destination_country,
         );
+    }
+
+    fn apply_subscription(&mut self, stored: &EventRef<'_>, event: SubscriptionEvent) {
+        match event {
+            SubscriptionEvent::SubscriptionCreated {
+                id,
+                partner,
+                purpose,
+                data_categories,
+                scope,
+                created_at,
+            } => {
+                self.subscriptions.insert(
+                    id,
+                    SubscriptionView {
+                        id,
+                        partner_id: partner,
+                        purpose,
+                        data_categories,
+                        scope,
+                        status: SubscriptionStatus::Active,
+                        created_at,
+                        deleted_at: None,
+                        position: stored.position,
+                    },
+                );
+            }
+            SubscriptionEvent::SubscriptionDeleted { deleted_at } => {
+                if let Some(view) = SubscriptionId::parse(stored.stream_id)
+                    .ok()
+                    .and_then(|id| self.subscriptions.get_mut(&id))
+                {
+                    view.status = SubscriptionStatus::Deleted;
+                    view.deleted_at = Some(deleted_at);
+                }
+            }
+        }
     }
 
     fn apply_webhook(&mut self, stored: &EventRef<'_>, event: WebhookEndpointEvent) {

@@ -18,6 +18,7 @@ mod nodes;
 mod openapi;
 mod rate_limit;
 mod smoke;
+mod subscriptions;
 mod tokens;
 mod tracking;
 mod webhook_delivery;

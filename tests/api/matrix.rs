@@ -153,6 +153,10 @@ enum Op {
     EraseShipment,
     EraseSubject,
     IngestTracking,
+    CreateSubscription,
+    ListSubscriptions,
+    GetSubscription,
+    DeleteSubscription,
     PullTracking,
     PullTrackingByNumber,
     RegisterWebhook,
@@ -177,7 +181,7 @@ enum Op {
     WithdrawRequest,
 }
 
-const OPS: [Op; 50] = [
+const OPS: [Op; 54] = [
     Op::Healthz,
     Op::Readyz,
     Op::Metrics,
@@ -206,6 +210,10 @@ const OPS: [Op; 50] = [
     Op::EraseShipment,
     Op::EraseSubject,
     Op::IngestTracking,
+    Op::CreateSubscription,
+    Op::ListSubscriptions,
+    Op::GetSubscription,
+    Op::DeleteSubscription,
     Op::PullTracking,
     Op::PullTrackingByNumber,
     Op::RegisterWebhook,
@@ -262,6 +270,10 @@ impl Op {
             Op::EraseShipment => ("POST", "/v1/shipments/{id}/erase"),
             Op::EraseSubject => ("POST", "/v1/subjects/erase"),
             Op::IngestTracking => ("POST", "/v1/tracking-events"),
+            Op::CreateSubscription => ("POST", "/v1/subscriptions"),
+            Op::ListSubscriptions => ("GET", "/v1/subscriptions"),
+            Op::GetSubscription => ("GET", "/v1/subscriptions/{id}"),
+            Op::DeleteSubscription => ("DELETE", "/v1/subscriptions/{id}"),
             Op::PullTracking => ("GET", "/v1/shipments/{id}/tracking"),
             Op::PullTrackingByNumber => ("GET", "/v1/tracking"),
             Op::RegisterWebhook => ("POST", "/v1/webhook-endpoints"),
@@ -300,6 +312,8 @@ impl Op {
                 | Op::DecideBatch
                 | Op::PullTracking
                 | Op::PullTrackingByNumber
+                | Op::CreateSubscription
+                | Op::DeleteSubscription
                 | Op::RegisterShipment
                 | Op::EraseShipment
                 | Op::EraseSubject
@@ -419,6 +433,16 @@ static TABLE: &[Row] = &[
     // Tracking updates (SPEC §14): the carrier's gateway and the admin send them; they are
     // kept beside the log, which does not grow.
     row(Op::IngestTracking, NONE,       [401, 401, 200, 403, 403, 403, 403, 200, 403, 403]),
+    // Subscriptions (SPEC §14): a partner subscribes for itself (each shipment decided and
+    // recorded: tenant A's partner is allowed on A's shipment and gets 201, B's is not and gets
+    // 200 with nothing made), the gateway for a partner it names; a fresh subscription of
+    // tenant A's partner per cell for reads and deletions.
+    row(Op::CreateSubscription, NONE,   [401, 401, 403, 403, 403, 201, 200, 201, 403, 403]),
+    row(Op::ListSubscriptions, NONE,    [401, 401, 403, 403, 403, 200, 200, 200, 403, 403]),
+    row(Op::GetSubscription, A,         [401, 401, 403, 403, 403, 200, 404, 200, 403, 403]),
+    row(Op::GetSubscription, MISSING,   [401, 401, 403, 403, 403, 404, 404, 404, 403, 403]),
+    row(Op::DeleteSubscription, A,      [401, 401, 403, 403, 403, 200, 404, 200, 403, 403]),
+    row(Op::DeleteSubscription, MISSING, [401, 401, 403, 403, 403, 404, 404, 404, 403, 403]),
     // Pulling tracking is a read decided and recorded like a decision (allowed or denied).
     row(Op::PullTracking, A,            [401, 401, 403, 403, 403, 200, 200, 200, 403, 403]),
     row(Op::PullTracking, B,            [401, 401, 403, 403, 403, 200, 200, 200, 403, 403]),
@@ -755,6 +779,32 @@ impl World {
                     Op::Suspend => json!({ "reason": "matrix" }),
                     _ => json!({}),
                 });
+            }
+            Op::CreateSubscription => {
+                let mut b = json!({ "purpose": "insurance_claim",
+                    "data_categories": ["status_events"],
+                    "shipments": [{ "shipment_id": self.a.shipment }] });
+                if who == Who::Gateway {
+                    b["partner_id"] = json!(self.a.partner_id);
+                }
+                body = Some(b);
+            }
+            Op::ListSubscriptions => {}
+            Op::GetSubscription | Op::DeleteSubscription => {
+                if let Some(t) = tenant {
+                    let r = self
+                        .app
+                        .post(
+                            "/v1/subscriptions",
+                            &t.partner,
+                            json!({ "purpose": "insurance_claim",
+                                "data_categories": ["status_events"],
+                                "shipments": [{ "shipment_id": t.shipment }] }),
+                        )
+                        .await;
+                    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+                    id = r.id();
+                }
             }
             Op::PullTracking | Op::PullTrackingByNumber => {
                 if op == Op::PullTracking {

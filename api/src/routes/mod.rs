@@ -14,6 +14,7 @@ pub mod log;
 pub mod principals;
 pub mod requests;
 pub mod shipments;
+pub mod subscriptions;
 pub mod tracking;
 pub mod webhooks;
 
@@ -47,6 +48,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(erasure::erase_shipment)
         .service(erasure::erase_subject)
         .service(tracking::ingest)
+        .service(subscriptions::create)
+        .service(subscriptions::list)
+        .service(subscriptions::get)
+        .service(subscriptions::remove)
         .service(tracking::pull_by_id)
         .service(tracking::pull_by_number)
         .service(webhooks::register)

@@ -185,7 +185,7 @@ fn visible(
         .get(&id)
         .cloned()
         .ok_or_else(AppError::not_found)?;
-    if caller.role == Role::Partner && endpoint.partner_id != caller.id.as_partner() {
+    if !caller.sees_partner(endpoint.partner_id) {
         return Err(AppError::not_found());
     }
     Ok(endpoint)
@@ -198,10 +198,7 @@ pub fn list(
     partner: Option<PartnerId>,
 ) -> Result<EndpointList, AppError> {
     caller.require(MANAGERS)?;
-    let only = match caller.role {
-        Role::Partner => Some(caller.id.as_partner()),
-        _ => partner,
-    };
+    let only = caller.partner_filter(partner);
     let items = state
         .projector
         .read()
