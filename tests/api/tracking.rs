@@ -413,3 +413,30 @@ async fn a_pull_is_decided_recorded_and_minimised_to_what_was_granted() {
         .expect("the plain decision");
     assert!(decision.get("channel").is_none(), "{decision}");
 }
+
+#[actix_web::test]
+async fn retention_deletes_the_updates_received_before_its_period() {
+    let app = spawn_app().await;
+    let w = world(&app).await;
+    let r = app
+        .post(
+            EVENTS,
+            &w.gateway,
+            json!({ "events": [full_update(&w.shipment)] }),
+        )
+        .await;
+    assert_eq!(expect(&r, StatusCode::OK)["accepted"], 1);
+    // A period of 90 days keeps what came in now…
+    let deleted = consent_ledger_app::tracking::sweep_retention(&app.state, 90)
+        .await
+        .expect("sweep");
+    assert_eq!(deleted, 0);
+    assert_eq!(kept_updates(&app, &w.shipment).await.len(), 1);
+    // … and a period of none deletes everything received before this instant.
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(5)).await;
+    let deleted = consent_ledger_app::tracking::sweep_retention(&app.state, 0)
+        .await
+        .expect("sweep");
+    assert_eq!(deleted, 1);
+    assert!(kept_updates(&app, &w.shipment).await.is_empty());
+}
