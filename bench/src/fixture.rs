@@ -59,7 +59,17 @@ pub(crate) async fn fixture(
     partners: usize,
     shipments: usize,
 ) -> anyhow::Result<Fixture> {
-    let state = AppState::open(options, Arc::new(SystemClock), ServiceConfig::default()).await?;
+    fixture_configured(options, partners, shipments, ServiceConfig::default()).await
+}
+
+/// [`fixture`] on a service with these tunables.
+pub(crate) async fn fixture_configured(
+    options: &StoreOptions,
+    partners: usize,
+    shipments: usize,
+    config: ServiceConfig,
+) -> anyhow::Result<Fixture> {
+    let state = AppState::open(options, Arc::new(SystemClock), config).await?;
     let shipper = register_principal(&state, Role::Shipper, "Shop", None).await?;
     let gateway = register_principal(&state, Role::Gateway, "Gateway", None).await?;
     let shipper_token = shipper.token;

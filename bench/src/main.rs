@@ -11,11 +11,13 @@
 //! - [`gdpr`]: `gdpr` (the GDPR views on a seeded log).
 //! - [`isolation`]: `isolation` (another shipper's decisions over HTTP before and after one
 //!   shipper grants many shipper-wide consents).
+//! - [`webhooks`]: `webhooks` (partner webhooks delivered to a loopback receiver, and the
+//!   decision rate while they are).
 //!
-//! `grants`, `decisions` and `isolation` run on SQLite files in a scratch directory, or, given
-//! `--database-url postgres://…`, on fresh databases `bench_…` created on that server (one per
-//! measured part, so every baseline starts on an empty table like the product did) and
-//! dropped at the end.
+//! `grants`, `decisions`, `isolation`, `erasure` and `webhooks` run on SQLite files in a
+//! scratch directory, or, given `--database-url postgres://…`, on fresh databases `bench_…`
+//! created on that server (one per measured part, so every baseline starts on an empty table
+//! like the product did) and dropped at the end.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -46,6 +48,7 @@ mod fixture;
 mod gdpr;
 mod isolation;
 mod log;
+mod webhooks;
 
 /// mimalloc, as the `consent-ledger` binary runs: the figures are the product's.
 #[global_allocator]
@@ -127,6 +130,9 @@ enum BenchCommand {
     /// Personal data (SPEC §12): commitments' cost on the decision path, one erasure at 1M
     /// shipments, the retention sweep rate.
     Erasure(crate::erasure::ErasureArgs),
+    /// Partner webhooks (SPEC §13): messages delivered per second to a loopback receiver, a
+    /// message's time from grant to receipt, and the decision rate while the worker delivers.
+    Webhooks(crate::webhooks::WebhooksArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -165,6 +171,12 @@ async fn run(cmd: BenchCommand, options: &StoreOptions) -> anyhow::Result<()> {
         BenchCommand::Erasure(args) => {
             let scratch = Scratch::new(args.dir.clone(), options)?;
             let result = crate::erasure::erasure(args, &scratch).await;
+            scratch.remove().await;
+            result
+        }
+        BenchCommand::Webhooks(args) => {
+            let scratch = Scratch::new(args.dir.clone(), options)?;
+            let result = crate::webhooks::webhooks(args, &scratch).await;
             scratch.remove().await;
             result
         }

@@ -145,9 +145,19 @@ fn status_of(value: Option<i32>) -> Option<u16> {
 
 /// Defines the outbox functions for one backend: `$ids` selects the ids of the JSON array
 /// text bound as `$3`, `$skip_locked` is PostgreSQL's row-lock clause (empty on SQLite, whose
-/// single writer needs none).
+/// single writer needs none), `$first_due` joins each endpoint `e` of a claim to its first
+/// `$2` due rows `o` (SQLite has no `LATERAL`; PostgreSQL would run `IN (… LIMIT)` per row),
+/// and `$outcomes` and `$attempt_rows` read the JSON array of objects bound as `$1` as rows
+/// `(m, s, n)` and `(m, a, e, t, st, er, l, n)` (see `record_round`).
 macro_rules! outbox_backend {
-    ($db:ty, $ids:literal, $skip_locked:literal) => {
+    (
+        $db:ty,
+        $ids:literal,
+        $skip_locked:literal,
+        $first_due:literal,
+        $outcomes:literal,
+        $attempt_rows:literal
+    ) => {
         use sqlx::Row as _;
 
         use crate::error::StoreError;
@@ -197,26 +207,40 @@ macro_rules! outbox_backend {
         /// Claims due messages: each endpoint's oldest first, round-robin across endpoints (one
         /// of each before a second of any), at most `per_endpoint` of one endpoint in flight on
         /// this node (another node's leases, or a dead one's, hold only their own messages).
+        ///
+        /// Its cost follows the endpoints and what is claimed, not the backlog: the endpoints
+        /// with pending messages are found by skipping through `webhook_outbox_endpoint_due`
+        /// (one look-up each), each one's first `per_endpoint` due rows are read from it in
+        /// order, and this node's leases from `webhook_outbox_leased`. (Ranking every pending
+        /// row at every claim took 46 ms at 20,000 pending on SQLite, 34 ms on PostgreSQL.)
         #[tracing::instrument(level = "debug", skip_all)]
         pub(crate) async fn claim_messages(
             pool: &Pool,
             node: &str,
             limits: ClaimLimits,
         ) -> Result<Vec<QueuedMessage>, StoreError> {
-            let due: Vec<String> = sqlx::query_scalar(
-                "WITH busy AS ( \
+            let due: Vec<String> = sqlx::query_scalar(concat!(
+                "WITH RECURSIVE endpoints(id) AS ( \
+                   SELECT (SELECT endpoint_id FROM webhook_outbox WHERE state = 'pending' \
+                     ORDER BY endpoint_id, next_attempt_at, position, message_id LIMIT 1) \
+                   UNION ALL \
+                   SELECT (SELECT q.endpoint_id FROM webhook_outbox q \
+                     WHERE q.state = 'pending' AND q.endpoint_id > endpoints.id \
+                     ORDER BY q.endpoint_id, q.next_attempt_at, q.position, q.message_id LIMIT 1) \
+                   FROM endpoints WHERE endpoints.id IS NOT NULL), \
+                 busy AS ( \
                    SELECT endpoint_id, COUNT(*) AS n FROM webhook_outbox \
-                   WHERE state = 'pending' AND claimed_until > $1 AND claimed_by = $4 \
-                   GROUP BY endpoint_id), \
+                   WHERE state = 'pending' AND claimed_until > 0 AND claimed_until > $1 \
+                   AND claimed_by = $4 GROUP BY endpoint_id), \
                  due AS ( \
-                   SELECT message_id, endpoint_id, next_attempt_at, ROW_NUMBER() OVER ( \
-                     PARTITION BY endpoint_id ORDER BY next_attempt_at, position, message_id) AS rn \
-                   FROM webhook_outbox \
-                   WHERE state = 'pending' AND next_attempt_at <= $1 AND claimed_until <= $1) \
-                 SELECT due.message_id FROM due LEFT JOIN busy ON busy.endpoint_id = due.endpoint_id \
+                   SELECT o.message_id, o.endpoint_id, o.next_attempt_at, ROW_NUMBER() OVER ( \
+                     PARTITION BY o.endpoint_id ORDER BY o.next_attempt_at, o.position, o.message_id) AS rn \
+                   FROM endpoints e ",
+                $first_due,
+                ") SELECT due.message_id FROM due LEFT JOIN busy ON busy.endpoint_id = due.endpoint_id \
                  WHERE due.rn + COALESCE(busy.n, 0) <= $2 \
                  ORDER BY due.rn, due.next_attempt_at LIMIT $3",
-            )
+            ))
             .bind(limits.now)
             .bind(i64::from(limits.per_endpoint))
             .bind(i64::from(limits.limit))
@@ -253,6 +277,12 @@ macro_rules! outbox_backend {
 
         /// Records finished attempts in one transaction: each message's state and next time,
         /// its lease released, and the attempt row. A message erased meanwhile is skipped.
+        ///
+        /// Two statements for all of them (the messages' UPDATE, the attempts' INSERT, each
+        /// over a JSON array), not two per attempt: on SQLite the transaction holds the one
+        /// write lock the group commit also needs, so its length is what decisions wait for
+        /// while the worker delivers. A message attempted twice in one batch (its lease ran out
+        /// meanwhile) has its second attempt recorded in a round of its own, after the first.
         #[tracing::instrument(level = "debug", skip_all, fields(attempts = records.len()))]
         pub(crate) async fn record_attempts(
             pool: &Pool,
@@ -260,39 +290,78 @@ macro_rules! outbox_backend {
             records: &[AttemptRecord],
         ) -> Result<(), StoreError> {
             let mut tx = pool.begin().await.map_err(StoreError::unavailable)?;
-            for record in records {
-                let attempt: Option<i32> = sqlx::query_scalar(
-                    "UPDATE webhook_outbox SET attempts = attempts + 1, state = $2, \
-                     next_attempt_at = $3, claimed_until = 0, claimed_by = NULL \
-                     WHERE message_id = $1 RETURNING attempts",
-                )
-                .bind(&record.message_id)
-                .bind(record.outcome.state())
-                .bind(record.outcome.next_attempt_at().unwrap_or(0))
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(StoreError::unavailable)?;
-                let Some(attempt) = attempt else { continue };
-                sqlx::query(
-                    "INSERT INTO webhook_attempts (message_id, attempt, endpoint_id, \
-                     attempted_at, status, error, latency_ms, next_attempt_at, node) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                     ON CONFLICT (message_id, attempt) DO NOTHING",
-                )
-                .bind(&record.message_id)
-                .bind(attempt)
-                .bind(&record.endpoint_id)
-                .bind(record.attempted_at)
-                .bind(record.status.map(i32::from))
-                .bind(record.error.as_deref())
-                .bind(record.latency_ms)
-                .bind(record.outcome.next_attempt_at())
-                .bind(node)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::unavailable)?;
+            let mut left: Vec<&AttemptRecord> = records.iter().collect();
+            while !left.is_empty() {
+                let mut once = std::collections::HashSet::new();
+                let (round, later): (Vec<&AttemptRecord>, Vec<&AttemptRecord>) = left
+                    .into_iter()
+                    .partition(|r| once.insert(r.message_id.as_str()));
+                record_round(&mut tx, node, &round).await?;
+                left = later;
             }
             tx.commit().await.map_err(StoreError::unavailable)
+        }
+
+        /// [`record_attempts`] for records of distinct messages.
+        async fn record_round(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            node: &str,
+            round: &[&AttemptRecord],
+        ) -> Result<(), StoreError> {
+            let outcomes: Vec<serde_json::Value> = round
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "m": r.message_id,
+                        "s": r.outcome.state(),
+                        "n": r.outcome.next_attempt_at().unwrap_or(0),
+                    })
+                })
+                .collect();
+            let counted: Vec<(String, i32)> = sqlx::query_as(concat!(
+                "UPDATE webhook_outbox SET attempts = attempts + 1, state = r.s, \
+                 next_attempt_at = r.n, claimed_until = 0, claimed_by = NULL \
+                 FROM (",
+                $outcomes,
+                ") AS r WHERE webhook_outbox.message_id = r.m RETURNING message_id, attempts"
+            ))
+            .bind(serde_json::Value::Array(outcomes).to_string())
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(StoreError::unavailable)?;
+            let attempt: std::collections::HashMap<String, i32> = counted.into_iter().collect();
+            let rows: Vec<serde_json::Value> = round
+                .iter()
+                .filter_map(|r| {
+                    let a = attempt.get(&r.message_id)?;
+                    Some(serde_json::json!({
+                        "m": r.message_id,
+                        "a": a,
+                        "e": r.endpoint_id,
+                        "t": r.attempted_at,
+                        "st": r.status,
+                        "er": r.error,
+                        "l": r.latency_ms,
+                        "n": r.outcome.next_attempt_at(),
+                    }))
+                })
+                .collect();
+            if rows.is_empty() {
+                return Ok(());
+            }
+            sqlx::query(concat!(
+                "INSERT INTO webhook_attempts (message_id, attempt, endpoint_id, attempted_at, \
+                 status, error, latency_ms, next_attempt_at, node) \
+                 SELECT r.m, r.a, r.e, r.t, r.st, r.er, r.l, r.n, $2 FROM (",
+                $attempt_rows,
+                ") AS r WHERE true ON CONFLICT (message_id, attempt) DO NOTHING"
+            ))
+            .bind(serde_json::Value::Array(rows).to_string())
+            .bind(node)
+            .execute(&mut **tx)
+            .await
+            .map_err(StoreError::unavailable)?;
+            Ok(())
         }
 
         /// Releases the leases `node` holds: its previous life's, at its start (a crash left
@@ -437,13 +506,33 @@ macro_rules! outbox_backend {
 }
 
 pub(crate) mod sqlite {
-    outbox_backend!(sqlx::Sqlite, "SELECT value FROM json_each($3)", "");
+    outbox_backend!(
+        sqlx::Sqlite,
+        "SELECT value FROM json_each($3)",
+        "",
+        "JOIN webhook_outbox o ON o.message_id IN ( \
+           SELECT p.message_id FROM webhook_outbox p WHERE p.endpoint_id = e.id \
+           AND p.state = 'pending' AND p.next_attempt_at <= $1 AND p.claimed_until <= $1 \
+           ORDER BY p.next_attempt_at, p.position, p.message_id LIMIT $2)",
+        "SELECT value ->> 'm' AS m, value ->> 's' AS s, value ->> 'n' AS n FROM json_each($1)",
+        "SELECT value ->> 'm' AS m, value ->> 'a' AS a, value ->> 'e' AS e, \
+           value ->> 't' AS t, value ->> 'st' AS st, value ->> 'er' AS er, \
+           value ->> 'l' AS l, value ->> 'n' AS n FROM json_each($1)"
+    );
 }
 
 pub(crate) mod postgres {
     outbox_backend!(
         sqlx::Postgres,
         "SELECT jsonb_array_elements_text($3::jsonb)",
-        "FOR UPDATE SKIP LOCKED"
+        "FOR UPDATE SKIP LOCKED",
+        "CROSS JOIN LATERAL ( \
+           SELECT p.message_id, p.endpoint_id, p.next_attempt_at, p.position \
+           FROM webhook_outbox p WHERE p.endpoint_id = e.id \
+           AND p.state = 'pending' AND p.next_attempt_at <= $1 AND p.claimed_until <= $1 \
+           ORDER BY p.next_attempt_at, p.position, p.message_id LIMIT $2) o",
+        "SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(m text, s text, n bigint)",
+        "SELECT * FROM jsonb_to_recordset($1::jsonb) \
+           AS x(m text, a integer, e text, t bigint, st integer, er text, l bigint, n bigint)"
     );
 }
