@@ -118,6 +118,25 @@ fn is_partner(model: &ReadModel, id: PartnerId) -> bool {
         .is_some_and(|p| p.role == Role::Partner)
 }
 
+/// Whose access a caller asks about: a partner its own (naming none, or itself); the gateway
+/// must name a partner. `at` prefixes the field name (`items[3].`) in a batch.
+pub fn asking_partner(
+    model: &ReadModel,
+    caller: &Caller,
+    named: Option<PartnerId>,
+    at: &str,
+) -> Result<PartnerId, AppError> {
+    let invalid = |detail: String| AppError::invalid(format!("{at}partner_id"), detail);
+    match (caller.role, named) {
+        (Role::Partner, None) => Ok(caller.id.as_partner()),
+        (Role::Partner, Some(p)) if p == caller.id.as_partner() => Ok(p),
+        (Role::Partner, Some(_)) => Err(invalid("a partner asks for its own access only".into())),
+        (_, None) => Err(invalid("the gateway must name the partner".into())),
+        (_, Some(p)) if is_partner(model, p) => Ok(p),
+        (_, Some(p)) => Err(invalid(format!("{p} is not a partner"))),
+    }
+}
+
 /// Checks one request against the caller; `at` prefixes field names (`items[3].`) in a batch.
 pub fn question(
     model: &ReadModel,
@@ -126,24 +145,7 @@ pub fn question(
     at: &str,
 ) -> Result<Question, AppError> {
     let invalid = |field: &str, detail: String| AppError::invalid(format!("{at}{field}"), detail);
-    let partner = match (caller.role, r.partner_id) {
-        (Role::Partner, None) => caller.id.as_partner(),
-        (Role::Partner, Some(p)) if p == caller.id.as_partner() => p,
-        (Role::Partner, Some(_)) => {
-            return Err(invalid(
-                "partner_id",
-                "a partner asks for its own access only".into(),
-            ))
-        }
-        (_, None) => {
-            return Err(invalid(
-                "partner_id",
-                "the gateway must name the partner".into(),
-            ))
-        }
-        (_, Some(p)) if is_partner(model, p) => p,
-        (_, Some(p)) => return Err(invalid("partner_id", format!("{p} is not a partner"))),
-    };
+    let partner = asking_partner(model, caller, r.partner_id, at)?;
     if let Some(p) = r.on_behalf_of.filter(|p| !is_partner(model, *p)) {
         return Err(invalid("on_behalf_of", format!("{p} is not a partner")));
     }

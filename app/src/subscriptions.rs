@@ -137,17 +137,17 @@ pub async fn create(
         }
     };
     // Who the subscription is for, checked as a decision checks it.
-    let request = |item: Option<&ShipmentItem>| DecisionRequest {
+    let partner = decide::asking_partner(&state.projector.read(), caller, input.partner_id, "")?;
+    let request = |item: &ShipmentItem| DecisionRequest {
         partner_id: input.partner_id,
-        shipment_id: item.map_or(Some(ShipmentId::from_uuid(Uuid::nil())), |i| i.shipment_id),
-        carrier: item.and_then(|i| i.carrier.clone()),
-        tracking_number: item.and_then(|i| i.tracking_number.clone()),
+        shipment_id: item.shipment_id,
+        carrier: item.carrier.clone(),
+        tracking_number: item.tracking_number.clone(),
         purpose: input.purpose,
         data_categories: input.data_categories.clone(),
         on_behalf_of: None,
         at_least_as_fresh: None,
     };
-    let partner = decide::question(&state.projector.read(), caller, &request(None), "")?.partner;
     let id = SubscriptionId::from_uuid(state.ids.new_id());
     let mut accepted = Vec::new();
     let mut rejected = Vec::new();
@@ -163,7 +163,7 @@ pub async fn create(
                         let mut q = decide::question(
                             &model,
                             caller,
-                            &request(Some(item)),
+                            &request(item),
                             &format!("shipments[{i}]."),
                         )?;
                         q.channel = Some(Channel::Webhook);
