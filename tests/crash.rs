@@ -128,6 +128,25 @@ impl Ledger {
     }
 }
 
+/// The first admin's token, made offline as a newcomer does.
+fn admin_token(ledger: &Ledger) -> String {
+    let admin = ledger.run(&["principal", "create", "--role", "admin", "--name", "Ops"]);
+    let admin: Value = serde_json::from_slice(&admin.stdout).expect("admin json");
+    admin["token"].as_str().expect("token").to_owned()
+}
+
+/// A principal the admin makes over HTTP: (id, token).
+async fn principal(client: &awc::Client, url: &str, admin: &str, body: Value) -> (String, String) {
+    let (status, made) = post(client, &format!("{url}/v1/principals"), admin, body)
+        .await
+        .expect("principal");
+    assert_eq!(status, 201, "{made}");
+    (
+        made["id"].as_str().expect("id").to_owned(),
+        made["token"].as_str().expect("token").to_owned(),
+    )
+}
+
 async fn post(
     client: &awc::Client,
     url: &str,
@@ -220,9 +239,7 @@ async fn decisions_acknowledged_before_a_sigkill_survive_it_on_postgresql() {
 }
 
 async fn acknowledged_decisions_survive_a_sigkill(ledger: &Ledger) {
-    let admin = ledger.run(&["principal", "create", "--role", "admin", "--name", "Ops"]);
-    let admin: Value = serde_json::from_slice(&admin.stdout).expect("admin json");
-    let admin = admin["token"].as_str().expect("token").to_owned();
+    let admin = admin_token(ledger);
 
     let mut node = ledger.serve();
     let url = node.url.clone();
@@ -419,9 +436,7 @@ async fn token_rotations_acknowledged_before_a_sigkill_survive_it_on_postgresql(
 /// answer lost with the process); the last acknowledged token works exactly when no such extra
 /// rotation committed; every older token is refused; no digest is in the log.
 async fn acknowledged_rotations_survive_a_sigkill(ledger: &Ledger) {
-    let admin = ledger.run(&["principal", "create", "--role", "admin", "--name", "Ops"]);
-    let admin: Value = serde_json::from_slice(&admin.stdout).expect("admin json");
-    let admin = admin["token"].as_str().expect("token").to_owned();
+    let admin = admin_token(ledger);
     let mut node = ledger.serve();
     let url = node.url.clone();
     let client = awc::Client::builder()
@@ -693,27 +708,13 @@ async fn acknowledged_erasures_survive_a_sigkill(ledger: &Ledger) {
     use std::collections::VecDeque;
     use std::time::{Duration, Instant};
 
-    let admin = ledger.run(&["principal", "create", "--role", "admin", "--name", "Ops"]);
-    let admin: Value = serde_json::from_slice(&admin.stdout).expect("admin json");
-    let admin = admin["token"].as_str().expect("token").to_owned();
+    let admin = admin_token(ledger);
     let mut node = ledger.serve();
     let url = node.url.clone();
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(30))
         .finish();
-    let made = |body: Value| {
-        let (client, url, admin) = (client.clone(), url.clone(), admin.clone());
-        async move {
-            let (status, made) = post(&client, &format!("{url}/v1/principals"), &admin, body)
-                .await
-                .expect("principal");
-            assert_eq!(status, 201, "{made}");
-            (
-                made["id"].as_str().expect("id").to_owned(),
-                made["token"].as_str().expect("token").to_owned(),
-            )
-        }
-    };
+    let made = |body: Value| principal(&client, &url, &admin, body);
     let (shipper_id, shipper) = made(json!({"role": "shipper", "name": "Shop"})).await;
     let (partner_id, _) = made(json!({"role": "partner", "name": "Insure",
         "partner": {"kind": "insurer", "country": "DE", "dpa_ref": "DPA-1"}}))
@@ -1236,28 +1237,14 @@ async fn committed_webhook_messages_survive_a_sigkill(ledger: &Ledger) {
 
     let started = Instant::now();
     let receiver = Receiver::start();
-    let admin = ledger.run(&["principal", "create", "--role", "admin", "--name", "Ops"]);
-    let admin: Value = serde_json::from_slice(&admin.stdout).expect("admin json");
-    let admin = admin["token"].as_str().expect("token").to_owned();
+    let admin = admin_token(ledger);
     let loopback = ["--webhooks-allow-insecure-loopback"];
     let mut node = Serve::start_with_args(ledger.command(), &loopback);
     let url = node.url.clone();
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(30))
         .finish();
-    let made = |body: Value| {
-        let (client, url, admin) = (client.clone(), url.clone(), admin.clone());
-        async move {
-            let (status, made) = post(&client, &format!("{url}/v1/principals"), &admin, body)
-                .await
-                .expect("principal");
-            assert_eq!(status, 201, "{made}");
-            (
-                made["id"].as_str().expect("id").to_owned(),
-                made["token"].as_str().expect("token").to_owned(),
-            )
-        }
-    };
+    let made = |body: Value| principal(&client, &url, &admin, body);
     let (shipper_id, shipper) = made(json!({"role": "shipper", "name": "Shop"})).await;
     let (partner_id, partner) = made(json!({"role": "partner", "name": "Insure",
         "partner": {"kind": "insurer", "country": "DE", "dpa_ref": "DPA-1"}}))
