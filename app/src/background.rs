@@ -54,6 +54,7 @@ pub async fn housekeeping(state: Arc<AppState>, snapshot: PathBuf, every: u64) {
             since_sweep = 0;
             expire_requests(&state).await;
             crate::webhooks::expiry::notice_expiries(&state).await;
+            crate::fanout::end_subscriptions(&state, state.clock.now()).await;
         }
     }
 }

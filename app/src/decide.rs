@@ -246,6 +246,7 @@ pub async fn decide_and_record(
             credential: None,
             webhook_key: None,
             outbox: Vec::new(),
+            tracking: Vec::new(),
             erasure: None,
             guard: Guard {
                 restricts: false,
@@ -294,6 +295,17 @@ fn decision(
     decision_id: Uuid,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(NewEvent, DecisionAnswer), AppError> {
+    let (event, answer) = decided(model, q, decision_id, now);
+    Ok((recorded(&event)?, answer))
+}
+
+/// One decision on `model`: the event to record, and the answer it gives once recorded.
+pub fn decided(
+    model: &ReadModel,
+    q: &Question,
+    decision_id: Uuid,
+    now: chrono::DateTime<chrono::Utc>,
+) -> (AccessEvent, DecisionAnswer) {
     let verdict = model
         .access
         .decide(q.partner, &q.shipment, q.purpose, q.requested, now);
@@ -317,6 +329,7 @@ fn decision(
             categories,
         } => (
             AccessEvent::TrackingAccessAllowed {
+                body_sha256: None,
                 channel: q.channel,
                 decision_id,
                 partner: q.partner,
@@ -376,18 +389,33 @@ fn decision(
             )
         }
     };
-    let stream_id = decision_id.to_string();
+    (event, answer)
+}
+
+/// The event of a decision as appended: its own stream of one event.
+pub fn recorded(event: &AccessEvent) -> Result<NewEvent, AppError> {
     // A tracking number asked for and unknown is personal: sealed into a commitment (SPEC
     // §12). Every other decision holds none, and is written in one serialisation.
-    let event = match &event {
+    match event {
         AccessEvent::TrackingAccessDenied {
             tracking_number: Some(_),
+            decision_id,
             ..
-        } => NewEvent::from_domain(&event, ACCESS_STREAM, &stream_id, 1),
-        _ => NewEvent::from_presorted_domain(&event, ACCESS_STREAM, &stream_id, 1),
+        } => NewEvent::from_domain(event, ACCESS_STREAM, &decision_id.to_string(), 1),
+        AccessEvent::TrackingAccessAllowed { decision_id, .. }
+        | AccessEvent::TrackingAccessDenied { decision_id, .. } => {
+            NewEvent::from_presorted_domain(event, ACCESS_STREAM, &decision_id.to_string(), 1)
+        }
+        AccessEvent::TrackingDeliveryCancelled { decision_id, .. } => {
+            NewEvent::from_presorted_domain(
+                event,
+                ACCESS_STREAM,
+                &decision_id.to_string(),
+                AccessEvent::CANCELLATION_VERSION,
+            )
+        }
     }
-    .map_err(AppError::internal)?;
-    Ok((event, answer))
+    .map_err(AppError::internal)
 }
 
 /// The answers of recorded decisions for a retry with the same `Idempotency-Key`, decoded from
@@ -451,6 +479,11 @@ fn replayed(
                         consent_ids: consents,
                         data_categories: granted,
                     }
+                }
+                AccessEvent::TrackingDeliveryCancelled { .. } => {
+                    return Err(AppError::internal(anyhow::anyhow!(
+                        "a decision's key recorded a cancellation"
+                    )))
                 }
                 AccessEvent::TrackingAccessDenied {
                     decision_id,

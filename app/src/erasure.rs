@@ -363,6 +363,7 @@ async fn erase(
             credential: None,
             webhook_key: None,
             outbox: Vec::new(),
+            tracking: Vec::new(),
             guard: Guard::default(),
         })
         .await

@@ -188,6 +188,7 @@ impl From<CommandError<consent_ledger_domain::subscription::SubscriptionError>> 
                 E::AlreadyCreated => conflict("already-exists", e),
                 E::AlreadyDeleted => conflict("already-deleted", e),
                 E::Empty => AppError::invalid("shipments", e.to_string()),
+                E::NotCovered => conflict("not-covered", e),
             },
         }
     }

@@ -49,6 +49,7 @@ pub mod decide;
 pub mod erasure;
 pub mod error;
 pub mod export;
+pub mod fanout;
 pub mod gdpr;
 pub mod history;
 pub mod principals;

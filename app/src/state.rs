@@ -38,6 +38,9 @@ pub struct ServiceConfig {
     /// How long before a consent ends its partner gets `consent.expiring` (SPEC §13: `serve
     /// --expiring-notice-days`, default 7).
     pub expiring_notice: chrono::Duration,
+    /// How long after a shipment's journey ended (`delivered`, `returned_to_sender`) its
+    /// subscriptions end (SPEC §14: 14 days).
+    pub subscription_end: chrono::Duration,
 }
 
 /// The origin of a log whose operator named none.
@@ -52,6 +55,7 @@ impl Default for ServiceConfig {
             rate_clock: RateClock::default(),
             webhook_targets: Default::default(),
             expiring_notice: chrono::Duration::days(7),
+            subscription_end: chrono::Duration::days(14),
         }
     }
 }

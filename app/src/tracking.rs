@@ -1,7 +1,8 @@
 //! The carrier's tracking updates (SPEC §14): `POST /v1/tracking-events` from its gateway, up
 //! to 1,000 a call, each checked on its own (a refused item names its field and never echoes a
-//! value: the values are personal data), the accepted ones kept beside the log in one durable
-//! transaction, deleted after `serve --tracking-retention-days` and by an erasure.
+//! value: the values are personal data), the accepted ones kept beside the log — with their
+//! fan-out to subscribed partners ([`crate::fanout`]) — in one durable transaction, deleted
+//! after `serve --tracking-retention-days` and by an erasure.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use consent_ledger_domain::access::Channel;
@@ -168,7 +169,16 @@ struct Checked {
 /// `POST /v1/tracking-events`: checks each item, keeps the accepted ones durably (one
 /// transaction) before answering.
 #[tracing::instrument(level = "debug", skip_all, fields(caller = %caller.id))]
-pub async fn ingest(state: &AppState, caller: &Caller, body: Value) -> Result<Ingested, AppError> {
+pub async fn ingest(
+    state: &AppState,
+    caller: &Caller,
+    body: Value,
+    request_id: String,
+) -> Result<Ingested, AppError> {
+    let provenance = consent_ledger_store::Provenance {
+        actor: caller.id.to_string(),
+        request_id,
+    };
     caller.require(INGESTERS)?;
     let Value::Object(mut envelope) = body else {
         return Err(AppError::invalid("events", "send {\"events\":[…]}"));
@@ -208,13 +218,43 @@ pub async fn ingest(state: &AppState, caller: &Caller, body: Value) -> Result<In
             }),
         }
     }
-    if !rows.is_empty() {
-        state.store.insert_tracking(&rows).await?;
+    let accepted = rows.len();
+    // An update sent again (or twice in one call) is kept, and fanned out, once: the store
+    // refuses one another request kept first, and the rest are kept again without it.
+    for _ in 0..4 {
+        let fresh = unseen(state, std::mem::take(&mut rows)).await?;
+        if fresh.is_empty() || crate::fanout::keep_and_fan_out(state, &provenance, &fresh).await? {
+            return Ok(Ingested { accepted, rejected });
+        }
+        rows = fresh;
     }
-    Ok(Ingested {
-        accepted: rows.len(),
-        rejected,
-    })
+    Err(AppError::Unavailable(anyhow::anyhow!(
+        "the same updates kept arriving concurrently; retry"
+    )))
+}
+
+/// `rows` without those the store holds and without repeats among them.
+async fn unseen(
+    state: &AppState,
+    rows: Vec<TrackingUpdateRow>,
+) -> Result<Vec<TrackingUpdateRow>, AppError> {
+    let key = |r: &TrackingUpdateRow| {
+        (
+            r.shipment_id.clone(),
+            r.occurred_at.clone(),
+            r.status.clone(),
+        )
+    };
+    let shipments: std::collections::BTreeSet<&str> =
+        rows.iter().map(|r| r.shipment_id.as_str()).collect();
+    let shipments: Vec<&str> = shipments.into_iter().collect();
+    let mut seen: std::collections::HashSet<(String, String, String)> = state
+        .store
+        .tracking_keys(&shipments)
+        .await?
+        .into_iter()
+        .collect();
+    Ok(rows.into_iter().filter(|r| seen.insert(key(r))).collect())
 }
 
 type Refusal = (String, String);

@@ -213,6 +213,7 @@ async fn seed(f: &Fixture, args: &AuditArgs) -> anyhow::Result<Seeded> {
                     credential: None,
                     webhook_key: None,
                     outbox: Vec::new(),
+                    tracking: Vec::new(),
                     erasure: None,
                     guard: Guard::default(),
                 })
@@ -276,6 +277,7 @@ async fn seed(f: &Fixture, args: &AuditArgs) -> anyhow::Result<Seeded> {
             }
         } else {
             AccessEvent::TrackingAccessAllowed {
+                body_sha256: None,
                 channel: None,
                 consents: consent_of.get(&partner).copied().into_iter().collect(),
                 decided_at,

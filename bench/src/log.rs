@@ -74,6 +74,7 @@ pub(crate) async fn seed_log(
             credential: None,
             webhook_key: None,
             outbox: Vec::new(),
+            tracking: Vec::new(),
             erasure: None,
             guard: Guard::default(),
         };
@@ -119,6 +120,7 @@ pub(crate) async fn seed_log(
                 }
             } else {
                 AccessEvent::TrackingAccessAllowed {
+                    body_sha256: None,
                     channel: None,
                     decision_id,
                     partner,

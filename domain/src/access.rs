@@ -70,6 +70,10 @@ pub enum Channel {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum AccessEvent {
     TrackingAccessAllowed {
+        /// For a webhook delivery (SPEC §14): the SHA-256 (hex) of the exact message body sent
+        /// on it, so that a partner proves what it received and no more.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body_sha256: Option<String>,
         /// How the data reaches the partner when it is served by the ledger itself (SPEC
         /// §14): `pull` or `webhook`; absent for a decision the caller serves on its own.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -107,6 +111,21 @@ pub enum AccessEvent {
         shipment: Option<ShipmentId>,
         tracking_number: Option<Personal<TrackingNumber>>,
     },
+    /// The webhook delivery an allowed decision queued was not sent: checked again right
+    /// before sending, a revocation, suspension or expiry it rested on had committed (SPEC
+    /// §14). Recorded on the decision's stream, once.
+    TrackingDeliveryCancelled {
+        cancelled_at: DateTime<Utc>,
+        decision_id: Uuid,
+        partner: PartnerId,
+        reason: DenyReason,
+        shipment: ShipmentId,
+    },
+}
+
+impl AccessEvent {
+    /// The stream version of a delivery's cancellation: the decision is version 1.
+    pub const CANCELLATION_VERSION: u64 = 2;
 }
 
 impl DomainEvent for AccessEvent {
@@ -114,13 +133,14 @@ impl DomainEvent for AccessEvent {
         match self {
             Self::TrackingAccessAllowed { .. } => "TrackingAccessAllowed",
             Self::TrackingAccessDenied { .. } => "TrackingAccessDenied",
+            Self::TrackingDeliveryCancelled { .. } => "TrackingDeliveryCancelled",
         }
         .into()
     }
     /// A denial may hold a tracking number, as a commitment (SPEC §12): version 2.
     fn event_version(&self) -> String {
         match self {
-            Self::TrackingAccessAllowed { .. } => "1",
+            Self::TrackingAccessAllowed { .. } | Self::TrackingDeliveryCancelled { .. } => "1",
             Self::TrackingAccessDenied { .. } => "2",
         }
         .into()

@@ -37,6 +37,10 @@ pub enum SubscriptionCommand {
         scope: SubscriptionScope,
     },
     Delete,
+    /// One shipment of it ends: SPEC §14's 14 days after a `delivered` or `returned_to_sender`.
+    End {
+        shipment_id: ShipmentId,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,6 +56,12 @@ pub enum SubscriptionEvent {
     SubscriptionDeleted {
         deleted_at: DateTime<Utc>,
     },
+    /// Nothing more of this shipment is sent on it; the partner was told with a final
+    /// `tracking.updated` (`"subscription_ended": true`) in this event's commit.
+    SubscriptionShipmentEnded {
+        shipment_id: ShipmentId,
+        ended_at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for SubscriptionEvent {
@@ -59,6 +69,7 @@ impl DomainEvent for SubscriptionEvent {
         match self {
             Self::SubscriptionCreated { .. } => "SubscriptionCreated",
             Self::SubscriptionDeleted { .. } => "SubscriptionDeleted",
+            Self::SubscriptionShipmentEnded { .. } => "SubscriptionShipmentEnded",
         }
         .into()
     }
@@ -78,12 +89,17 @@ pub enum SubscriptionError {
     AlreadyDeleted,
     #[error("no shipment of the subscription was allowed")]
     Empty,
+    #[error("the subscription does not cover this shipment, or it has ended")]
+    NotCovered,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Subscription {
     created: bool,
     deleted: bool,
+    /// The shipments it names that have not ended.
+    #[serde(default)]
+    live: Vec<ShipmentId>,
 }
 
 impl Aggregate for Subscription {
@@ -133,6 +149,15 @@ impl Aggregate for Subscription {
                 }
                 SubscriptionEvent::SubscriptionDeleted { deleted_at: now }
             }
+            SubscriptionCommand::End { shipment_id } => {
+                if self.deleted || !self.live.contains(&shipment_id) {
+                    return Err(SubscriptionError::NotCovered);
+                }
+                SubscriptionEvent::SubscriptionShipmentEnded {
+                    shipment_id,
+                    ended_at: now,
+                }
+            }
         };
         sink.write(event, self).await;
         Ok(())
@@ -140,8 +165,16 @@ impl Aggregate for Subscription {
 
     fn apply(&mut self, event: Self::Event) {
         match event {
-            SubscriptionEvent::SubscriptionCreated { .. } => self.created = true,
+            SubscriptionEvent::SubscriptionCreated { scope, .. } => {
+                self.created = true;
+                if let SubscriptionScope::Shipments { shipment_ids } = scope {
+                    self.live = shipment_ids;
+                }
+            }
             SubscriptionEvent::SubscriptionDeleted { .. } => self.deleted = true,
+            SubscriptionEvent::SubscriptionShipmentEnded { shipment_id, .. } => {
+                self.live.retain(|s| *s != shipment_id)
+            }
         }
     }
 }

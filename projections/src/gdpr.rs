@@ -148,7 +148,7 @@ fn rows(events: &[StoredEvent]) -> Result<GdprBatch, ProjectionError> {
             }
             ACCESS_STREAM => {
                 let event: AccessEvent = e.decode().map_err(bad)?;
-                batch.accesses.push(access_row(e.position, event));
+                batch.accesses.extend(access_row(e.position, event));
             }
             _ => {}
         }
@@ -179,9 +179,12 @@ fn channel_name(channel: Channel) -> String {
     .to_owned()
 }
 
-fn access_row(position: Position, event: AccessEvent) -> GdprAccess {
-    match event {
+/// The row of a decision; a delivery's cancellation is recorded on its decision's stream and
+/// is no access of its own.
+fn access_row(position: Position, event: AccessEvent) -> Option<GdprAccess> {
+    Some(match event {
         AccessEvent::TrackingAccessAllowed {
+            body_sha256: _,
             channel,
             consents,
             decided_at,
@@ -245,5 +248,6 @@ fn access_row(position: Position, event: AccessEvent) -> GdprAccess {
             decision_id: decision_id.to_string(),
             channel: channel.map(channel_name),
         },
-    }
+        AccessEvent::TrackingDeliveryCancelled { .. } => return None,
+    })
 }

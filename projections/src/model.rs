@@ -1,6 +1,6 @@
 //! The read model: what the API lists and looks up, derived from the log alone.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use consent_ledger_domain::consent::ConsentEvent;
@@ -103,6 +103,8 @@ pub enum WebhookStatus {
 pub enum SubscriptionStatus {
     Active,
     Deleted,
+    /// Every shipment it named has ended (SPEC §14: 14 days after its journey ended).
+    Ended,
 }
 
 /// A partner's subscription to tracking updates (SPEC §14).
@@ -117,7 +119,86 @@ pub struct SubscriptionView {
     pub created_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deleted_at: Option<DateTime<Utc>>,
+    /// Shipments of it whose subscription has ended, nothing more of them is sent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<String>)]
+    pub ended_shipment_ids: Vec<ShipmentId>,
     pub position: Position,
+}
+
+impl SubscriptionView {
+    /// The shipments it still delivers (none once deleted); `None` for `consented`, which
+    /// covers whatever the partner's consents cover.
+    pub fn live_shipments(&self) -> Option<Vec<ShipmentId>> {
+        match &self.scope {
+            SubscriptionScope::Consented => None,
+            SubscriptionScope::Shipments { shipment_ids } => Some(
+                shipment_ids
+                    .iter()
+                    .filter(|s| {
+                        self.status == SubscriptionStatus::Active
+                            && !self.ended_shipment_ids.contains(s)
+                    })
+                    .copied()
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// Which live subscriptions cover a shipment's updates (SPEC §14): those naming it, and every
+/// `consented` one (decided per update against the partner's consents, never expanded per
+/// shipment).
+#[derive(Debug, Default)]
+pub struct SubscriptionIndex {
+    by_shipment: HashMap<ShipmentId, Vec<SubscriptionId>>,
+    consented: BTreeSet<SubscriptionId>,
+}
+
+impl SubscriptionIndex {
+    /// The live subscriptions naming `shipment`, then the live `consented` ones.
+    pub fn covering(&self, shipment: ShipmentId) -> impl Iterator<Item = SubscriptionId> + '_ {
+        self.by_shipment
+            .get(&shipment)
+            .into_iter()
+            .flatten()
+            .copied()
+            .chain(self.consented.iter().copied())
+    }
+
+    /// Shipments with a live subscription naming them.
+    pub fn shipments(&self) -> impl Iterator<Item = (&ShipmentId, &[SubscriptionId])> + '_ {
+        self.by_shipment
+            .iter()
+            .map(|(s, subs)| (s, subs.as_slice()))
+    }
+
+    /// Indexes `view` as it now stands (after any of its events).
+    fn update(&mut self, view: &SubscriptionView) {
+        match view.live_shipments() {
+            None if view.status == SubscriptionStatus::Active => {
+                self.consented.insert(view.id);
+            }
+            None => {
+                self.consented.remove(&view.id);
+            }
+            Some(live) => {
+                let SubscriptionScope::Shipments { shipment_ids } = &view.scope else {
+                    return;
+                };
+                for shipment in shipment_ids {
+                    let subs = self.by_shipment.entry(*shipment).or_default();
+                    subs.retain(|s| *s != view.id);
+                    if live.contains(shipment) {
+                        subs.push(view.id);
+                    }
+                    if subs.is_empty() {
+                        self.by_shipment.remove(shipment);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// A partner's webhook endpoint as the API shows it (SPEC §13). The secret key is never here.
@@ -353,6 +434,8 @@ pub struct ReadModel {
     pub webhooks: BTreeMap<WebhookEndpointId, WebhookEndpointView>,
     /// Partners' tracking subscriptions (SPEC §14), in id order.
     pub subscriptions: BTreeMap<SubscriptionId, SubscriptionView>,
+    /// The live ones, by the shipments they cover.
+    pub subscribed: SubscriptionIndex,
     /// Consents whose partner was told they are about to expire (`false`) or have expired
     /// (`true`): `ConsentExpiryNoticed` (SPEC §13).
     pub expiry_notices: BTreeMap<ConsentId, bool>,
@@ -475,7 +558,10 @@ impl ReadModel {
             model.webhooks.insert(w.id, w);
         }
         model.expiry_notices = views.expiry_notices.into_iter().collect();
-        model.subscriptions = views.subscriptions.into_iter().map(|s| (s.id, s)).collect();
+        for view in views.subscriptions {
+            model.subscribed.update(&view);
+            model.subscriptions.insert(view.id, view);
+        }
         model.access = access;
         model
     }
@@ -729,20 +815,40 @@ impl ReadModel {
                         status: SubscriptionStatus::Active,
                         created_at,
                         deleted_at: None,
+                        ended_shipment_ids: Vec::new(),
                         position: stored.position,
                     },
                 );
             }
             SubscriptionEvent::SubscriptionDeleted { deleted_at } => {
-                if let Some(view) = SubscriptionId::parse(stored.stream_id)
-                    .ok()
-                    .and_then(|id| self.subscriptions.get_mut(&id))
-                {
+                if let Some(view) = self.subscription_mut(stored) {
                     view.status = SubscriptionStatus::Deleted;
                     view.deleted_at = Some(deleted_at);
                 }
             }
+            SubscriptionEvent::SubscriptionShipmentEnded { shipment_id, .. } => {
+                if let Some(view) = self.subscription_mut(stored) {
+                    view.ended_shipment_ids.push(shipment_id);
+                    if view.live_shipments().is_some_and(|l| l.is_empty())
+                        && view.status == SubscriptionStatus::Active
+                    {
+                        view.status = SubscriptionStatus::Ended;
+                    }
+                }
+            }
         }
+        if let Some(view) = SubscriptionId::parse(stored.stream_id)
+            .ok()
+            .and_then(|id| self.subscriptions.get(&id))
+        {
+            self.subscribed.update(view);
+        }
+    }
+
+    fn subscription_mut(&mut self, stored: &EventRef<'_>) -> Option<&mut SubscriptionView> {
+        SubscriptionId::parse(stored.stream_id)
+            .ok()
+            .and_then(|id| self.subscriptions.get_mut(&id))
     }
 
     fn apply_webhook(&mut self, stored: &EventRef<'_>, event: WebhookEndpointEvent) {

@@ -211,6 +211,7 @@ impl<A: Aggregate> LedgerEventStore<A> {
                 erasure: None,
                 webhook_key: meta.webhook_key,
                 outbox: meta.outbox,
+                tracking: Vec::new(),
                 guard: Guard {
                     restricts: meta.restricts,
                     decided_before: None,

@@ -331,9 +331,13 @@ pub struct Append {
     /// A webhook endpoint's new signing key (SPEC §13), kept beside the log in the same
     /// transaction; its endpoint is the append's first stream.
     pub webhook_key: Option<WebhookKeyRow>,
-    /// Webhook messages this append causes (SPEC §13), queued in its transaction at the
-    /// position of its first event.
+    /// Webhook messages this append causes (SPEC §13), queued in its transaction, each at the
+    /// position of the event it names ([`OutboxMessage::cause`]).
     pub outbox: Vec<OutboxMessage>,
+    /// Tracking updates kept in its transaction (SPEC §14), with the decisions and messages of
+    /// their fan-out; one the store already holds (same shipment, time and status) refuses the
+    /// append as a taken claim, so that an update fans out once.
+    pub tracking: Vec<crate::tracking::TrackingUpdateRow>,
     /// A bearer-token digest this append issues, kept beside the log (never in a leaf) and
     /// written in the same transaction; its principal is the append's first stream.
     pub credential: Option<Credential>,
@@ -399,6 +403,12 @@ pub struct OutboxMessage {
     pub occurred_at: String,
     /// The message's `data` as JSON text, without the event's position (added at delivery).
     pub data: String,
+    /// Which event of its append causes it (0: the first), whose position it is queued at: a
+    /// fan-out queues each message at its own decision (SPEC §14).
+    pub cause: usize,
+    /// The shipment whose tracking update it carries (`tracking.updated`), so that an erasure
+    /// or the tracking retention deletes it with the update (SPEC §12, §14).
+    pub shipment_id: Option<String>,
 }
 
 /// A queued webhook message as the outbox keeps it.

@@ -80,6 +80,7 @@ use std::collections::HashMap;
 use consent_ledger_audit::tree::{self, Hash, NodeId, TreeError};
 pub use group_commit::{CommitHook, WriterStats};
 use group_commit::{GroupCommit, HookSlot, WriteConnection};
+pub use write_path::TRACKING_UPDATE_CLAIM;
 
 /// Leaves in a block of [`Store::inclusion_proofs`]: 2^14, whose leaf hashes are 512 KiB.
 const BLOCK_LEVEL: u32 = 14;
@@ -799,7 +800,28 @@ impl Store {
         on_tracking!(self, tracking_of(shipment_id))
     }
 
-    /// Deletes up to `limit` tracking updates received before `before` (Unix ms).
+    /// Which updates of `shipment_ids` the store holds, as (shipment, occurred_at, status): an
+    /// update sent again is kept, and fanned out, once.
+    pub async fn tracking_keys(
+        &self,
+        shipment_ids: &[&str],
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        on_tracking!(self, tracking_keys(shipment_ids))
+    }
+
+    /// Which of `shipment_ids` had a `delivered` or `returned_to_sender` update at or before
+    /// `cutoff` (RFC 3339 UTC with microseconds): their journey ended then (SPEC §14).
+    pub async fn journeys_ended(
+        &self,
+        shipment_ids: &[&str],
+        cutoff: &str,
+    ) -> Result<std::collections::BTreeSet<String>, StoreError> {
+        on_tracking!(self, journeys_ended(shipment_ids, cutoff))
+    }
+
+    /// Deletes up to `limit` tracking updates received before `before` (Unix ms), and up to
+    /// `limit` messages that carried one, queued before it; answers the larger count (the
+    /// caller goes on while it is `limit`).
     pub async fn delete_tracking_before(&self, before: i64, limit: u32) -> Result<u64, StoreError> {
         on_tracking!(self, delete_tracking_before(before, limit))
     }

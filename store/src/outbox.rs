@@ -18,6 +18,9 @@ pub enum AttemptOutcome {
     RetryAt(i64),
     /// Failed, and not attempted again (the schedule is spent, or the endpoint is gone).
     GivenUp,
+    /// Not sent and never to be: checked right before sending, what allowed it no longer
+    /// holds (SPEC §14).
+    Cancelled,
 }
 
 impl AttemptOutcome {
@@ -26,6 +29,7 @@ impl AttemptOutcome {
             Self::Delivered => "delivered",
             Self::RetryAt(_) => "pending",
             Self::GivenUp => "failed",
+            Self::Cancelled => "cancelled",
         }
     }
 
@@ -65,7 +69,7 @@ pub struct DeliveryAttempt {
     pub latency_ms: i64,
     /// When the message is attempted next, if it is still pending.
     pub next_attempt_at: Option<i64>,
-    /// The message's state now: pending, delivered or failed.
+    /// The message's state now: pending, delivered, failed or cancelled.
     pub state: String,
 }
 
@@ -474,7 +478,7 @@ macro_rules! outbox_backend {
         ) -> Result<bool, StoreError> {
             let done = sqlx::query(
                 "UPDATE webhook_outbox SET state = 'pending', next_attempt_at = $2 \
-                 WHERE message_id = $1",
+                 WHERE message_id = $1 AND state <> 'cancelled'",
             )
             .bind(message_id)
             .bind(now)

@@ -65,6 +65,71 @@ macro_rules! tracking_backend {
             Ok(inserted)
         }
 
+        /// The rows `sql` selects of `shipment_ids`, a chunk a statement: `sql` ends in
+        /// `WHERE `, then `value` is bound followed by ` AND ` if given, then the shipments.
+        async fn of_shipments(
+            pool: &Pool,
+            sql: &str,
+            value: Option<&str>,
+            shipment_ids: &[&str],
+        ) -> Result<Vec<<$db as sqlx::Database>::Row>, StoreError> {
+            let mut rows = Vec::new();
+            for chunk in shipment_ids.chunks(ROWS_PER_INSERT) {
+                let mut q = sqlx::QueryBuilder::<$db>::new(sql);
+                if let Some(value) = value {
+                    q.push_bind(value).push(" AND ");
+                }
+                q.push("shipment_id IN (");
+                let mut list = q.separated(", ");
+                for id in chunk {
+                    list.push_bind(*id);
+                }
+                q.push(")");
+                let found = q
+                    .build()
+                    .persistent(false)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(StoreError::unavailable)?;
+                rows.extend(found);
+            }
+            Ok(rows)
+        }
+
+        #[tracing::instrument(level = "debug", skip_all, fields(shipments = shipment_ids.len()))]
+        pub(crate) async fn tracking_keys(
+            pool: &Pool,
+            shipment_ids: &[&str],
+        ) -> Result<Vec<(String, String, String)>, StoreError> {
+            let sql = "SELECT shipment_id, occurred_at, status FROM tracking_updates WHERE ";
+            of_shipments(pool, sql, None, shipment_ids)
+                .await?
+                .iter()
+                .map(|row| {
+                    Ok((
+                        row.try_get(0).map_err(StoreError::unavailable)?,
+                        row.try_get(1).map_err(StoreError::unavailable)?,
+                        row.try_get(2).map_err(StoreError::unavailable)?,
+                    ))
+                })
+                .collect()
+        }
+
+        #[tracing::instrument(level = "debug", skip_all, fields(shipments = shipment_ids.len()))]
+        pub(crate) async fn journeys_ended(
+            pool: &Pool,
+            shipment_ids: &[&str],
+            cutoff: &str,
+        ) -> Result<std::collections::BTreeSet<String>, StoreError> {
+            let sql = "SELECT DISTINCT shipment_id FROM tracking_updates \
+                       WHERE status IN ('delivered', 'returned_to_sender') AND occurred_at <= ";
+            of_shipments(pool, sql, Some(cutoff), shipment_ids)
+                .await?
+                .iter()
+                .map(|row| row.try_get(0).map_err(StoreError::unavailable))
+                .collect()
+        }
+
         /// A shipment's tracking updates, oldest first.
         #[tracing::instrument(level = "debug", skip_all)]
         pub(crate) async fn tracking_of(
@@ -110,7 +175,22 @@ macro_rules! tracking_backend {
             .execute(pool)
             .await
             .map_err(StoreError::unavailable)?;
-            Ok(done.rows_affected())
+            // The messages that carried updates that old go with them (their `occurred_at`
+            // is the decision's time, after the update was received).
+            let cutoff = chrono::DateTime::from_timestamp_millis(before)
+                .unwrap_or_default()
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+            let messages = sqlx::query(
+                "DELETE FROM webhook_outbox WHERE message_id IN (SELECT message_id \
+                 FROM webhook_outbox WHERE shipment_id IS NOT NULL AND occurred_at < $1 \
+                 LIMIT $2)",
+            )
+            .bind(cutoff)
+            .bind(i64::from(limit))
+            .execute(pool)
+            .await
+            .map_err(StoreError::unavailable)?;
+            Ok(done.rows_affected().max(messages.rows_affected()))
         }
     };
 }

@@ -115,6 +115,11 @@ pub(crate) trait LogWriter {
         key: &crate::event::WebhookKeyRow,
         position: Position,
     ) -> Result<(), sqlx::Error>;
+    /// Keeps tracking updates (SPEC §14); one already held is a unique violation.
+    async fn insert_tracking(
+        &mut self,
+        rows: &[&crate::tracking::TrackingUpdateRow],
+    ) -> Result<(), sqlx::Error>;
     /// Queues webhook messages, each caused by the event at its position.
     async fn insert_outbox(
         &mut self,
@@ -180,7 +185,18 @@ async fn try_commit_batch<W: LogWriter>(
     // costs (a round trip to SQLite's worker thread, or to the server).
     let mut new_fence = fence;
     let stamped = Stamped::new(batch, next, &mut new_fence, recorded_at);
-    let results = match writer.insert_stamped(&stamped, &time).await {
+    let fast = match writer.insert_stamped(&stamped, &time).await {
+        Ok(()) => {
+            let tracking = stamped.tracking();
+            if tracking.is_empty() {
+                Ok(())
+            } else {
+                writer.insert_tracking(&tracking).await
+            }
+        }
+        Err(err) => Err(err),
+    };
+    let results = match fast {
         // Credentials are rare (a registration, a rotation): one statement each.
         Ok(()) => {
             for (credential, position) in stamped.credentials() {
@@ -355,13 +371,23 @@ impl<'a> Stamped<'a> {
             .collect()
     }
 
-    /// Each webhook message of an admitted append, with the append's first position.
+    /// Each webhook message of an admitted append, with the position of the event causing it.
     pub(crate) fn outbox(&self) -> Vec<(&crate::event::OutboxMessage, Position)> {
         self.batch
             .iter()
             .zip(&self.events)
             .filter_map(|(a, e)| Some((a, e.first()?.position)))
-            .flat_map(|(a, p)| a.outbox.iter().map(move |m| (m, p)))
+            .flat_map(|(a, p)| a.outbox.iter().map(move |m| (m, caused_at(p, m))))
+            .collect()
+    }
+
+    /// Each tracking update of an admitted append.
+    pub(crate) fn tracking(&self) -> Vec<&crate::tracking::TrackingUpdateRow> {
+        self.batch
+            .iter()
+            .zip(&self.events)
+            .filter(|(_, e)| !e.is_empty())
+            .flat_map(|(a, _)| a.tracking.iter())
             .collect()
     }
 
@@ -490,8 +516,19 @@ async fn append_one<W: LogWriter>(
             .await
             .map_err(ClassifiedError::Failed)?;
     }
+    if !append.tracking.is_empty() {
+        let rows: Vec<_> = append.tracking.iter().collect();
+        writer
+            .insert_tracking(&rows)
+            .await
+            .map_err(|e| classify(e, UniqueKey::Claim(TRACKING_UPDATE_CLAIM)))?;
+    }
     if !append.outbox.is_empty() {
-        let rows: Vec<_> = append.outbox.iter().map(|m| (m, first)).collect();
+        let rows: Vec<_> = append
+            .outbox
+            .iter()
+            .map(|m| (m, caused_at(first, m)))
+            .collect();
         writer
             .insert_outbox(&rows)
             .await
@@ -504,6 +541,15 @@ async fn append_one<W: LogWriter>(
             .map_err(ClassifiedError::Failed)?;
     }
     Ok(stored)
+}
+
+/// The claim a refused tracking update names: the same update (shipment, time and status)
+/// was kept by another append first.
+pub const TRACKING_UPDATE_CLAIM: &str = "tracking_update";
+
+/// Where a message is queued: at the event of its append it names, `first` the append's first.
+fn caused_at(first: Position, message: &crate::event::OutboxMessage) -> Position {
+    Position::new(first.get() + message.cause as u64)
 }
 
 /// The leaf hash of a stored event (SPEC §6: SHA-256(0x00 ‖ its RFC 8785 canonical JSON)).
@@ -770,7 +816,8 @@ macro_rules! writer_statements {
             for chunk in rows.chunks(crate::write_path::ROWS_PER_STATEMENT) {
                 let mut q = sqlx::QueryBuilder::<$db>::new(
                     "INSERT INTO webhook_outbox \
-                     (message_id, endpoint_id, event_type, occurred_at, position, data) ",
+                     (message_id, endpoint_id, event_type, occurred_at, position, data, \
+                     shipment_id) ",
                 );
                 q.push_values(chunk, |mut row, (message, position)| {
                     row.push_bind(message.message_id.as_str())
@@ -778,7 +825,31 @@ macro_rules! writer_statements {
                         .push_bind(message.event_type.as_str())
                         .push_bind(message.occurred_at.as_str())
                         .push_bind(position.as_i64())
-                        .push_bind(message.data.as_str());
+                        .push_bind(message.data.as_str())
+                        .push_bind(message.shipment_id.as_deref());
+                });
+                q.build().persistent(false).execute(tx(self)?).await?;
+            }
+            Ok(())
+        }
+
+        #[tracing::instrument(level = "trace", skip_all, fields(rows = rows.len()))]
+        async fn insert_tracking(
+            &mut self,
+            rows: &[&crate::tracking::TrackingUpdateRow],
+        ) -> Result<(), sqlx::Error> {
+            for chunk in rows.chunks(crate::write_path::ROWS_PER_STATEMENT) {
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO tracking_updates (update_id, shipment_id, status, occurred_at, \
+                     received_at, details) ",
+                );
+                q.push_values(chunk, |mut row, u| {
+                    row.push_bind(u.update_id.as_str())
+                        .push_bind(u.shipment_id.as_str())
+                        .push_bind(u.status.as_str())
+                        .push_bind(u.occurred_at.as_str())
+                        .push_bind(u.received_at)
+                        .push_bind(u.details.as_str());
                 });
                 q.build().persistent(false).execute(tx(self)?).await?;
             }
@@ -799,17 +870,20 @@ macro_rules! writer_statements {
             }
             for (stream_type, ids) in by_type {
                 if stream_type == "shipment" {
-                    // Their tracking updates (SPEC §14) go with them.
-                    for chunk in ids.chunks(crate::write_path::ROWS_PER_STATEMENT) {
-                        let mut q = sqlx::QueryBuilder::<$db>::new(
-                            "DELETE FROM tracking_updates WHERE shipment_id IN (",
-                        );
-                        let mut list = q.separated(", ");
-                        for id in chunk {
-                            list.push_bind(*id);
+                    // Their tracking updates (SPEC §14) go with them, and the messages that
+                    // carry one, sent or not.
+                    for table in ["tracking_updates", "webhook_outbox"] {
+                        for chunk in ids.chunks(crate::write_path::ROWS_PER_STATEMENT) {
+                            let mut q = sqlx::QueryBuilder::<$db>::new(format!(
+                                "DELETE FROM {table} WHERE shipment_id IN ("
+                            ));
+                            let mut list = q.separated(", ");
+                            for id in chunk {
+                                list.push_bind(*id);
+                            }
+                            q.push(")");
+                            q.build().persistent(false).execute(tx(self)?).await?;
                         }
-                        q.push(")");
-                        q.build().persistent(false).execute(tx(self)?).await?;
                     }
                 }
                 for chunk in ids.chunks(crate::write_path::ROWS_PER_STATEMENT) {

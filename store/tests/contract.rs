@@ -76,6 +76,7 @@ fn plain(events: Vec<NewEvent>) -> Append {
         credential: None,
         webhook_key: None,
         outbox: Vec::new(),
+        tracking: Vec::new(),
         erasure: None,
         guard: Default::default(),
     }
@@ -239,6 +240,7 @@ pub async fn positions_start_at_zero_and_are_gapless(location: StoreLocation) {
             credential: None,
             webhook_key: None,
             outbox: Vec::new(),
+            tracking: Vec::new(),
             erasure: None,
             guard: Default::default(),
         },
@@ -290,6 +292,7 @@ pub async fn positions_start_at_zero_and_are_gapless(location: StoreLocation) {
             credential: None,
             webhook_key: None,
             outbox: Vec::new(),
+            tracking: Vec::new(),
             erasure: None,
             guard: Default::default(),
         },
@@ -399,6 +402,7 @@ pub async fn a_stream_version_is_written_once(location: StoreLocation) {
             credential: None,
             webhook_key: None,
             outbox: Vec::new(),
+            tracking: Vec::new(),
             erasure: None,
             guard: Default::default(),
         })
@@ -444,6 +448,7 @@ pub async fn a_stream_version_is_written_once(location: StoreLocation) {
             credential: None,
             webhook_key: None,
             outbox: Vec::new(),
+            tracking: Vec::new(),
             erasure: None,
             guard: Default::default(),
         },
@@ -474,6 +479,7 @@ pub async fn an_empty_append_records_nothing(location: StoreLocation) {
             credential: None,
             webhook_key: None,
             outbox: Vec::new(),
+            tracking: Vec::new(),
             erasure: None,
             guard: Default::default(),
         })
@@ -491,6 +497,7 @@ pub async fn an_empty_append_records_nothing(location: StoreLocation) {
             credential: None,
             webhook_key: None,
             outbox: Vec::new(),
+            tracking: Vec::new(),
             erasure: None,
             ..one("s", 1, json!("someone else's event"))
         },
@@ -519,6 +526,7 @@ pub async fn a_unique_claim_is_taken_once(location: StoreLocation) {
             credential: None,
             webhook_key: None,
             outbox: Vec::new(),
+            tracking: Vec::new(),
             erasure: None,
             ..one("shipment-1", 1, json!("registered"))
         },
@@ -539,6 +547,7 @@ pub async fn a_unique_claim_is_taken_once(location: StoreLocation) {
             credential: None,
             webhook_key: None,
             outbox: Vec::new(),
+            tracking: Vec::new(),
             erasure: None,
             guard: Default::default(),
         })
@@ -562,6 +571,7 @@ pub async fn a_unique_claim_is_taken_once(location: StoreLocation) {
             credential: None,
             webhook_key: None,
             outbox: Vec::new(),
+            tracking: Vec::new(),
             erasure: None,
             ..one("shipment-2", 1, json!("c"))
         })
@@ -580,6 +590,7 @@ pub async fn a_unique_claim_is_taken_once(location: StoreLocation) {
             credential: None,
             webhook_key: None,
             outbox: Vec::new(),
+            tracking: Vec::new(),
             erasure: None,
             ..one("shipment-2", 1, json!("d"))
         },
@@ -593,6 +604,7 @@ pub async fn a_unique_claim_is_taken_once(location: StoreLocation) {
                 credential: None,
                 webhook_key: None,
                 outbox: Vec::new(),
+                tracking: Vec::new(),
                 erasure: None,
                 ..one("shipment-3", 1, json!("e"))
             })
@@ -610,6 +622,7 @@ pub async fn a_unique_claim_is_taken_once(location: StoreLocation) {
             credential: None,
             webhook_key: None,
             outbox: Vec::new(),
+            tracking: Vec::new(),
             erasure: None,
             ..one("shipment-3", 1, json!("f"))
         },
@@ -645,6 +658,7 @@ pub async fn an_idempotency_key_records_its_first_answer(location: StoreLocation
             credential: None,
             webhook_key: None,
             outbox: Vec::new(),
+            tracking: Vec::new(),
             erasure: None,
             guard: Default::default(),
         },
@@ -672,6 +686,7 @@ pub async fn an_idempotency_key_records_its_first_answer(location: StoreLocation
             credential: None,
             webhook_key: None,
             outbox: Vec::new(),
+            tracking: Vec::new(),
             erasure: None,
             guard: Default::default(),
         })
@@ -701,6 +716,7 @@ pub async fn an_idempotency_key_records_its_first_answer(location: StoreLocation
             credential: None,
             webhook_key: None,
             outbox: Vec::new(),
+            tracking: Vec::new(),
             erasure: None,
             guard: Default::default(),
         },
@@ -774,6 +790,7 @@ pub async fn concurrent_appends_get_every_position_once(location: StoreLocation)
                     credential: None,
                     webhook_key: None,
                     outbox: Vec::new(),
+                    tracking: Vec::new(),
                     erasure: None,
                     guard: Default::default(),
                 };
@@ -892,6 +909,7 @@ pub async fn racing_writers_of_one_stream_version_one_wins(location: StoreLocati
                     credential: None,
                     webhook_key: None,
                     outbox: Vec::new(),
+                    tracking: Vec::new(),
                     erasure: None,
                     guard: Default::default(),
                 };
@@ -950,6 +968,7 @@ pub async fn racing_writers_of_one_stream_version_one_wins(location: StoreLocati
                         credential: None,
                         webhook_key: None,
                         outbox: Vec::new(),
+                        tracking: Vec::new(),
                         erasure: None,
                         ..one(&format!("late-{round}-{racer}"), 1, json!(null))
                     },
@@ -987,6 +1006,7 @@ pub async fn a_reopened_store_continues_where_it_stopped(location: StoreLocation
                 credential: None,
                 webhook_key: None,
                 outbox: Vec::new(),
+                tracking: Vec::new(),
                 erasure: None,
                 guard: Default::default(),
             },
@@ -1018,6 +1038,7 @@ pub async fn a_reopened_store_continues_where_it_stopped(location: StoreLocation
                 credential: None,
                 webhook_key: None,
                 outbox: Vec::new(),
+                tracking: Vec::new(),
                 erasure: None,
                 ..one("s-3", 1, json!("d"))
             })

@@ -149,6 +149,12 @@ pub async fn metrics(state: web::Data<AppState>, caller: Caller) -> Result<HttpR
         &[("", hooks.given_up.load(Relaxed))],
     );
     metric(
+        "consent_ledger_webhook_deliveries_cancelled_total",
+        "counter",
+        "Tracking deliveries this node did not send: checked right before sending, a revocation, suspension or expiry they rested on had committed.",
+        &[("", hooks.cancelled.load(Relaxed))],
+    );
+    metric(
         "consent_ledger_group_commit_batches_total",
         "counter",
         "Write transactions (one fsync each).",

@@ -21,6 +21,9 @@ use crate::write::context;
 /// checked on its own: `rejected` lists the refused ones by index with the field and why (never
 /// the value: updates are personal data); the others are kept — beside the log, never in it —
 /// before the answer. An update sent again (same shipment, status and time) is kept once.
+/// Each kept update fans out, in the same transaction, to every live subscription covering
+/// its shipment: one decision recorded per subscription (`"channel":"webhook"`, with the
+/// `body_sha256` of the `tracking.updated` message it allowed) and its messages queued.
 #[utoipa::path(post, path = "/v1/tracking-events", tag = "tracking", operation_id = "ingest_tracking_events",
     request_body = TrackingEventsIn, security(("bearer" = [])),
     responses((status = 200, body = Ingested),
@@ -31,13 +34,15 @@ use crate::write::context;
 #[post("/v1/tracking-events")]
 pub async fn ingest(
     state: web::Data<AppState>,
+    req: HttpRequest,
     caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(INGESTERS)?;
     let body = read_body(payload).await?;
     let input: serde_json::Value = parse_json(&body)?;
-    Ok(HttpResponse::Ok().json(tracking::ingest(&state, &caller, input).await?))
+    let request_id = context(&req, &caller, b"")?.request_id;
+    Ok(HttpResponse::Ok().json(tracking::ingest(&state, &caller, input, request_id).await?))
 }
 
 /// A partner reads a shipment's tracking (the gateway for a partner, `partner_id`): decided and

@@ -276,5 +276,19 @@ pub fn decision(event: &AccessEvent) -> Decision<'_> {
             decided_at: *decided_at,
             outcome: Outcome::Denied,
         },
+        // A delivery stopped at send time (SPEC §14) is filtered as a denial of its partner
+        // on its shipment, so that the partner's bundle and the access log show it.
+        AccessEvent::TrackingDeliveryCancelled {
+            partner,
+            shipment,
+            cancelled_at,
+            ..
+        } => Decision {
+            partner: *partner,
+            shipment: Some(*shipment),
+            tracking: None,
+            decided_at: *cancelled_at,
+            outcome: Outcome::Denied,
+        },
     }
 }

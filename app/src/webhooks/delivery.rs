@@ -21,13 +21,14 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use consent_ledger_audit::webhook::{signature_header, WebhookKey};
 use consent_ledger_domain::values::{Reason, WebhookEndpointId};
-use consent_ledger_domain::webhook::{DisabledBy, WebhookEndpointCommand};
+use consent_ledger_domain::webhook::{DisabledBy, WebhookEndpointCommand, WebhookEventType};
 use consent_ledger_projections::model::{WebhookEndpointView, WebhookStatus};
 use consent_ledger_store::cqrs::CommandMeta;
 use consent_ledger_store::outbox::{AttemptOutcome, AttemptRecord, ClaimLimits};
 use consent_ledger_store::QueuedMessage;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::fanout::{self, Grounds};
 use crate::state::AppState;
 use crate::webhooks::target::WebhookUrl;
 
@@ -94,6 +95,8 @@ pub struct DeliveryMetrics {
     pub failed: AtomicU64,
     /// Messages given up (schedule spent, `410`, or endpoint disabled).
     pub given_up: AtomicU64,
+    /// Tracking deliveries cancelled at send time (SPEC §14).
+    pub cancelled: AtomicU64,
     /// Attempts per latency bucket ([`LATENCY_BUCKETS`], then +Inf), not cumulative.
     pub latency: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     /// The attempts' latencies summed, in microseconds.
@@ -243,11 +246,21 @@ async fn run(state: Arc<AppState>, options: DeliveryOptions, mut stop: oneshot::
             };
             match state.store.claim_messages(&node, limits).await {
                 Ok(messages) => {
+                    // SPEC §14: a revocation any node committed is seen before a message
+                    // resting on it is sent; a model that cannot catch up sends none of them.
+                    let checked = !messages.iter().any(|m| Grounds::of(m).is_some())
+                        || match state.projector.catch_up().await {
+                            Ok(_) => true,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "catching up before tracking deliveries failed; they wait");
+                                false
+                            }
+                        };
                     for message in messages {
                         in_flight += 1;
                         let (state, client, done) = (state.clone(), client.clone(), done.clone());
                         actix_rt::spawn(async move {
-                            let record = attempt(&state, &client, message).await;
+                            let record = attempt(&state, &client, message, checked).await;
                             let _ = done.send(record);
                         });
                     }
@@ -274,16 +287,60 @@ async fn run(state: Arc<AppState>, options: DeliveryOptions, mut stop: oneshot::
 /// The message's body, the same bytes at every attempt: `{"type","timestamp","data"}` with
 /// the event's position in `data`, canonical JSON (RFC 8785).
 pub fn body(message: &QueuedMessage) -> Result<Vec<u8>, serde_json::Error> {
-    let mut data: serde_json::Value = serde_json::from_str(&message.data)?;
-    if let Some(fields) = data.as_object_mut() {
-        fields.insert("position".into(), message.position.get().into());
+    let position = (message.event_type != WebhookEventType::TrackingUpdated.as_str())
+        .then(|| message.position.get());
+    super::outbox::render(
+        &message.event_type,
+        &message.occurred_at,
+        &message.data,
+        position,
+    )
+}
+
+/// SPEC §14, right before a tracking update leaves: `None` when what allowed it still holds
+/// (on a model caught up with every node's commits); otherwise the attempt it comes to — the
+/// delivery cancelled for good, recorded once in the log, or, when that record or the
+/// catch-up failed, tried again shortly.
+async fn recheck(
+    state: &AppState,
+    endpoint: &WebhookEndpointView,
+    grounds: &Grounds,
+    checked: bool,
+) -> Option<AttemptRecord> {
+    let later = |error: &str| AttemptRecord {
+        message_id: String::new(),
+        endpoint_id: String::new(),
+        attempted_at: 0,
+        status: None,
+        error: Some(error.to_owned()),
+        latency_ms: 0,
+        outcome: AttemptOutcome::RetryAt(now_millis() + 5_000),
+    };
+    if !checked {
+        return Some(later("not_checked"));
     }
-    let body = serde_json::json!({
-        "type": message.event_type,
-        "timestamp": message.occurred_at,
-        "data": data,
-    });
-    Ok(consent_ledger_audit::leaf::canonical_text(&body)?.into_bytes())
+    let lost = grounds.lost(
+        &state.projector.read(),
+        endpoint.partner_id,
+        state.clock.now(),
+    )?;
+    match fanout::cancel(state, endpoint.partner_id, grounds, lost).await {
+        Ok(()) => {
+            let reason = serde_json::to_value(lost)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            Some(AttemptRecord {
+                error: Some(format!("cancelled_{reason}")),
+                outcome: AttemptOutcome::Cancelled,
+                ..later("")
+            })
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "recording a cancelled delivery failed; checked again shortly");
+            Some(later("cancel_not_recorded"))
+        }
+    }
 }
 
 /// What one HTTP exchange gave.
@@ -295,7 +352,12 @@ enum Answer {
     Failed(&'static str),
 }
 
-async fn attempt(state: &AppState, client: &awc::Client, message: QueuedMessage) -> AttemptRecord {
+async fn attempt(
+    state: &AppState,
+    client: &awc::Client,
+    message: QueuedMessage,
+    checked: bool,
+) -> AttemptRecord {
     let attempted_at = now_millis();
     let started = Instant::now();
     let endpoint = message
@@ -305,6 +367,18 @@ async fn attempt(state: &AppState, client: &awc::Client, message: QueuedMessage)
         .and_then(|id| state.projector.read().webhooks.get(&id).cloned());
     let answer = match endpoint {
         Some(endpoint) if endpoint.status == WebhookStatus::Enabled => {
+            if let Some(grounds) = Grounds::of(&message) {
+                if let Some(stopped) = recheck(state, &endpoint, &grounds, checked).await {
+                    return AttemptRecord {
+                        message_id: message.message_id,
+                        endpoint_id: message.endpoint_id,
+                        attempted_at,
+                        status: None,
+                        latency_ms: 0,
+                        ..stopped
+                    };
+                }
+            }
             send(state, client, &endpoint, &message).await
         }
         _ => {
@@ -474,6 +548,9 @@ async fn after_recorded(state: &AppState, options: &DeliveryOptions, records: Ve
             AttemptOutcome::RetryAt(_) => {
                 metrics.failed.fetch_add(1, Relaxed);
                 failing.insert(record.endpoint_id.clone());
+            }
+            AttemptOutcome::Cancelled => {
+                metrics.cancelled.fetch_add(1, Relaxed);
             }
             AttemptOutcome::GivenUp => {
                 metrics.given_up.fetch_add(1, Relaxed);

@@ -446,7 +446,8 @@ pub struct Redelivery {
 /// `POST /v1/webhook-deliveries/{message_id}/redeliver`: the message is attempted again at
 /// once, with the same `webhook-id` and body (a new timestamp and signature); a failed one
 /// resumes the retry schedule where it stopped. Another partner's message is 404; a message
-/// of a disabled endpoint is 409 until it is enabled.
+/// of a disabled endpoint is 409 until it is enabled, and a cancelled delivery (SPEC §14) is
+/// 409 for good.
 pub async fn redeliver(
     state: &AppState,
     caller: &Caller,
@@ -476,6 +477,13 @@ pub async fn redeliver(
         return Err(AppError::conflict(
             "endpoint-disabled",
             "the endpoint is disabled: enable it first",
+        ));
+    }
+    if queued.state == "cancelled" {
+        return Err(AppError::conflict(
+            "delivery-cancelled",
+            "the delivery was cancelled: a revocation, suspension or expiry it rested on has \
+             committed, so it is never sent",
         ));
     }
     let now = chrono::Utc::now().timestamp_millis();

@@ -54,7 +54,31 @@ pub fn message_to(
         event_type: event_type.as_str().to_owned(),
         occurred_at: occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true),
         data,
+        cause: 0,
+        shipment_id: None,
     })
+}
+
+/// A message's body, the same bytes at every attempt: `{"type","timestamp","data"}`,
+/// canonical JSON (RFC 8785), with `position` (the causing event's) added to `data` when given.
+/// A `tracking.updated` body is rendered without it before its commit, because its decision
+/// records the body's SHA-256 (SPEC §14); it names its decision instead.
+pub fn render(
+    event_type: &str,
+    timestamp: &str,
+    data: &str,
+    position: Option<u64>,
+) -> Result<Vec<u8>, serde_json::Error> {
+    let mut data: serde_json::Value = serde_json::from_str(data)?;
+    if let (Some(fields), Some(position)) = (data.as_object_mut(), position) {
+        fields.insert("position".into(), position.into());
+    }
+    let body = serde_json::json!({
+        "type": event_type,
+        "timestamp": timestamp,
+        "data": data,
+    });
+    Ok(consent_ledger_audit::leaf::canonical_text(&body)?.into_bytes())
 }
 
 /// The most `data` may take, so that the whole body stays under SPEC §13's 20 kB.
