@@ -49,6 +49,10 @@ pub struct Exporter {
     /// The start of the next page to ask for.
     requested: u64,
     exported: u64,
+    /// A partner's own bundle: its decisions that did not hide the parcel from it (SPEC §2:
+    /// a leaf keeps the true reason of a denial, which would tell another tenant's parcel
+    /// from none).
+    disclosed_only: bool,
 }
 
 impl Exporter {
@@ -112,7 +116,25 @@ impl Exporter {
             reading: std::collections::VecDeque::new(),
             requested: 0,
             exported: 0,
+            disclosed_only: false,
         })
+    }
+
+    /// The bundle a partner fetches of its own deliveries and reads (SPEC §14, proof of lawful
+    /// receipt): `filter` names it, and its denials that hid the parcel are left out.
+    pub async fn start_for_partner(
+        state: Arc<AppState>,
+        partner: consent_ledger_domain::values::PartnerId,
+        mut filter: AccessFilter,
+        since: Option<u64>,
+    ) -> Result<Self, AppError> {
+        if filter.partner.is_some_and(|p| p != partner) {
+            return Err(AppError::not_found());
+        }
+        filter.partner = Some(partner);
+        let mut exporter = Self::start(state, filter, since).await?;
+        exporter.disclosed_only = true;
+        Ok(exporter)
     }
 
     /// The size of the tree the bundle's checkpoint commits to.
@@ -221,8 +243,15 @@ impl Exporter {
             return true;
         }
         access_event(e).is_some_and(|event| {
-            self.filter
-                .selects(&decision(&event), &self.resolved, &model.access)
+            let hidden = matches!(
+                event,
+                consent_ledger_domain::access::AccessEvent::TrackingAccessDenied { reason, .. }
+                    if reason.hides_the_parcel()
+            );
+            !(self.disclosed_only && hidden)
+                && self
+                    .filter
+                    .selects(&decision(&event), &self.resolved, &model.access)
         })
     }
 }

@@ -370,10 +370,10 @@ static TABLE: &[Row] = &[
     row(Op::LogInclusion, NONE,         [401, 401, 200, 200, 200, 200, 200, 200, 200, 200]),
     row(Op::LogConsistency, NONE,       [401, 401, 200, 200, 200, 200, 200, 200, 200, 200]),
     // The §6 bundle (by shipment_id): privacy officers and regulators (SPEC §2 "exports").
-    row(Op::AuditExport, NONE,          [401, 401, 403, 403, 403, 403, 403, 403, 200, 200]),
-    row(Op::AuditExport, A,             [401, 401, 403, 403, 403, 403, 403, 403, 200, 200]),
-    row(Op::AuditExport, B,             [401, 401, 403, 403, 403, 403, 403, 403, 200, 200]),
-    row(Op::AuditExport, MISSING,       [401, 401, 403, 403, 403, 403, 403, 403, 200, 200]),
+    row(Op::AuditExport, NONE,          [401, 401, 403, 403, 403, 200, 200, 403, 200, 200]),
+    row(Op::AuditExport, A,             [401, 401, 403, 403, 403, 200, 200, 403, 200, 200]),
+    row(Op::AuditExport, B,             [401, 401, 403, 403, 403, 200, 200, 403, 200, 200]),
+    row(Op::AuditExport, MISSING,       [401, 401, 403, 403, 403, 200, 200, 403, 200, 200]),
 
     // Audit views (by shipment_id; DSAR by carrier + tracking number): auditors everything, a
     // shipper its own shipments' records, a partner its own decisions, the gateway nothing.

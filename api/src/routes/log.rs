@@ -234,7 +234,9 @@ pub async fn sign_now(
 }
 
 /// The §6 export bundle of access decisions (privacy officer, regulator), narrowed by the access
-/// filters of `/v1/audit/access`: NDJSON, a header with a checkpoint signed for this export, then
+/// filters of `/v1/audit/access`; a partner exports its own (`partner_id` is itself, another is
+/// 404) as proof of what it lawfully received (SPEC §14: each webhook delivery's decision holds
+/// the `body_sha256` of the body sent), without the denials that hid a parcel from it: NDJSON, a header with a checkpoint signed for this export, then
 /// one line per event with its leaf data and inclusion proof. A filter naming one shipment (and
 /// no partner) also exports that shipment's registration. With `since`, the header also carries
 /// `"consistency":{"from_size":since,"proof":[…]}`, the RFC 9162 consistency proof from the tree
@@ -265,14 +267,20 @@ pub async fn export(
     req: HttpRequest,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(&[Role::PrivacyOfficer, Role::Regulator])?;
+    caller.require(&[Role::PrivacyOfficer, Role::Regulator, Role::Partner])?;
     let mut known = consent_ledger_app::gdpr::filter::FILTER_NAMES.to_vec();
     known.push("since");
     let q = QueryParams::parse(req.query_string(), &known)?;
     let filter = AccessFilter::parse(|name| q.raw(name).map(str::to_owned))
         .map_err(|e| ApiError::invalid(e.field, e.detail))?;
     let since = q.get::<u64>("since")?;
-    let exporter = Exporter::start(state.into_inner(), filter, since).await?;
+    let exporter = match caller.role {
+        Role::Partner => {
+            Exporter::start_for_partner(state.into_inner(), caller.id.as_partner(), filter, since)
+                .await?
+        }
+        _ => Exporter::start(state.into_inner(), filter, since).await?,
+    };
     let body = futures_util::stream::unfold(Some(exporter), |exporter| async move {
         let mut exporter = exporter?;
         loop {
