@@ -591,3 +591,82 @@ async fn a_consented_subscription_follows_the_partners_consents_and_an_erasure_d
         "an erased parcel's update is never sent"
     );
 }
+
+#[actix_web::test]
+async fn two_nodes_fan_an_update_out_once_and_a_revocation_on_one_stops_the_others_worker() {
+    let a = loopback_app(Backing::fresh().await).await;
+    let b = a.second_node_configured(loopback_config()).await;
+    let (_, shipper) = a.principal("shipper", "Shop").await;
+    let (_, gateway) = a.principal("gateway", "Carrier tracking API").await;
+    let shipment = a.shipment(&shipper, "DHL", "JJD-FAN-6", "DE").await;
+    let partner = Partner::new(&a, "Insurer").await;
+    let consent = grant(&a, &shipper, &partner.id, &shipment, &ALL).await;
+    assert_eq!(
+        partner.subscribe(&a, &[&shipment]).await.status,
+        StatusCode::CREATED
+    );
+    b.state.projector.catch_up().await.expect("catch up");
+
+    // The gateway sends the same 20 updates to both nodes at once: each fans out once.
+    let size = a.log_size().await;
+    let updates: Vec<Value> = (0..20)
+        .map(|i| {
+            update(
+                &shipment,
+                "in_transit",
+                &format!("2026-03-01T08:{i:02}:00Z"),
+            )
+        })
+        .collect();
+    let body = json!({ "events": updates });
+    let (on_a, on_b) = tokio::join!(
+        a.post(EVENTS, &gateway, body.clone()),
+        b.post(EVENTS, &gateway, body)
+    );
+    assert_eq!(expect(&on_a, StatusCode::OK)["accepted"], 20);
+    assert_eq!(expect(&on_b, StatusCode::OK)["accepted"], 20);
+    let decisions = access_events(&a, size).await;
+    assert_eq!(
+        decisions.len(),
+        20,
+        "one decision per update: {decisions:?}"
+    );
+    let queued = a
+        .state
+        .store
+        .outbox_of(partner.endpoint_id())
+        .await
+        .expect("outbox")
+        .into_iter()
+        .filter(|m| m.event_type == "tracking.updated")
+        .count();
+    assert_eq!(queued, 20, "one message per decision");
+
+    // Revoked on B; A's worker, which never saw it applied, sends none of them.
+    let r = b
+        .post(
+            &format!("/v1/consents/{consent}/revoke"),
+            &shipper,
+            json!({"reason": "the customer objected"}),
+        )
+        .await;
+    expect(&r, StatusCode::OK);
+    let _worker = a.deliveries();
+    let cancelled = || async {
+        let events = access_events(&a, size).await;
+        events
+            .iter()
+            .filter(|(k, _)| k == "TrackingDeliveryCancelled")
+            .count()
+            == 20
+    };
+    eventually("all 20 deliveries cancelled", cancelled).await;
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !partner
+            .received()
+            .iter()
+            .any(|(_, body, _)| body["type"] == "tracking.updated"),
+        "nothing left after the revocation on the other node"
+    );
+}
