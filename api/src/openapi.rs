@@ -104,6 +104,7 @@ use crate::routes;
             consent_ledger_domain::values::RecipientRef,
             consent_ledger_domain::request::RequestStatus,
             consent_ledger_projections::model::ConsentStatus,
+            consent_ledger_app::fanout::TrackingUpdatedMessage,
         ),
         responses(
             responses::BadRequest,
@@ -374,8 +375,28 @@ pub enum Outcome {
     Denied,
 }
 
-/// The OpenAPI 3.1 description of this API, generated from the code.
+/// The OpenAPI 3.1 description of this API, generated from the code, with the `webhooks` it
+/// sends (OpenAPI 3.1's top-level `webhooks`, which utoipa does not model): `tracking.updated`.
+pub fn document() -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    doc["webhooks"] = serde_json::json!({
+        "tracking.updated": {
+            "post": {
+                "summary": "A tracking update, or a subscription's end, sent to a subscribed partner's endpoint (SPEC §14)",
+                "description": "Signed with Standard Webhooks v1a (`webhook-id`, `webhook-timestamp`, `webhook-signature`). The body's SHA-256 is the `body_sha256` of the recorded decision that allowed it (`data.decision_id`), in the partner's own export bundle.",
+                "requestBody": {
+                    "required": true,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TrackingUpdatedMessage"}}}
+                },
+                "responses": {"2XX": {"description": "received; any other answer is retried"}}
+            }
+        }
+    });
+    doc
+}
+
+/// The OpenAPI 3.1 description of this API.
 #[get("/openapi.json")]
 pub async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+    HttpResponse::Ok().json(document())
 }

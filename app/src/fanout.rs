@@ -34,8 +34,9 @@ use consent_ledger_store::tracking::TrackingUpdateRow;
 use consent_ledger_store::{
     Append, Guard, NewEvent, OutboxMessage, Provenance, QueuedMessage, StoreError,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::decide::{self, Question};
@@ -43,6 +44,66 @@ use crate::error::AppError;
 use crate::state::AppState;
 use crate::tracking::minimised;
 use crate::webhooks::outbox::render;
+
+/// The `data` of a `tracking.updated` message (SPEC §14): what was decided, and the update
+/// minimised to the categories it allowed. Its decision records the SHA-256 of the whole body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrackingUpdated {
+    #[schema(value_type = String, format = Uuid)]
+    pub subscription_id: SubscriptionId,
+    /// The recorded decision that allowed this delivery; its `body_sha256` is this body's.
+    pub decision_id: Uuid,
+    #[schema(value_type = String, format = Uuid)]
+    pub shipment_id: ShipmentId,
+    #[schema(value_type = String)]
+    pub purpose: Purpose,
+    /// What the partner was granted of what it subscribed to.
+    #[schema(value_type = Vec<String>)]
+    pub data_categories: Vec<DataCategory>,
+    /// The consents it rests on.
+    #[schema(value_type = Vec<String>)]
+    pub consent_ids: Vec<ConsentId>,
+    /// `status`, `occurred_at`, `description` (`status_events`), `location`,
+    /// `proof_of_delivery`, `recipient_contact`: only the granted ones.
+    #[schema(value_type = Object)]
+    pub update: serde_json::Value,
+}
+
+/// The last message of a subscription to a shipment (14 days after its journey ended): no
+/// tracking data.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionEnded {
+    #[schema(value_type = String, format = Uuid)]
+    pub subscription_id: SubscriptionId,
+    #[schema(value_type = String, format = Uuid)]
+    pub shipment_id: ShipmentId,
+    #[schema(value_type = String, format = Uuid)]
+    pub partner_id: PartnerId,
+    /// Always `true`.
+    pub subscription_ended: bool,
+}
+
+/// A `tracking.updated` webhook as a partner's endpoint receives it (Standard Webhooks v1a
+/// headers; canonical JSON).
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)] // the schema of the body `fan_out` renders
+pub struct TrackingUpdatedMessage {
+    /// `tracking.updated`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// RFC 3339: when it was decided.
+    pub timestamp: String,
+    pub data: TrackingUpdatedData,
+}
+
+/// A delivery, or a subscription's end.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // documentation only
+pub enum TrackingUpdatedData {
+    Update(TrackingUpdated),
+    Ended(SubscriptionEnded),
+}
 
 /// What a batch of updates fans out to: the decisions to record and the messages to queue
 /// with them.
@@ -97,17 +158,18 @@ pub fn fan_out(
                 }
                 continue;
             }
-            let data = serde_json::json!({
-                "subscription_id": id,
-                "decision_id": decision_id,
-                "shipment_id": shipment,
-                "purpose": subscription.purpose,
-                "data_categories": answer.data_categories,
-                "consent_ids": answer.consent_ids,
-                "update": minimised(row, &answer.data_categories)?,
-            });
-            let data =
-                consent_ledger_audit::leaf::canonical_text(&data).map_err(AppError::internal)?;
+            let data = TrackingUpdated {
+                update: minimised(row, &answer.data_categories)?,
+                subscription_id: id,
+                decision_id,
+                shipment_id: shipment,
+                purpose: subscription.purpose,
+                data_categories: answer.data_categories,
+                consent_ids: answer.consent_ids,
+            };
+            let data = serde_json::to_value(&data)
+                .and_then(|d| consent_ledger_audit::leaf::canonical_text(&d))
+                .map_err(AppError::internal)?;
             let body = render(
                 WebhookEventType::TrackingUpdated.as_str(),
                 &timestamp,
@@ -360,12 +422,13 @@ async fn end(
             .ok_or_else(AppError::not_found)?;
         (partner, tracking_endpoints(&model, partner))
     };
-    let data = serde_json::json!({
-        "subscription_id": subscription,
-        "shipment_id": shipment,
-        "partner_id": partner,
-        "subscription_ended": true,
-    });
+    let data = serde_json::to_value(SubscriptionEnded {
+        subscription_id: subscription,
+        shipment_id: shipment,
+        partner_id: partner,
+        subscription_ended: true,
+    })
+    .map_err(AppError::internal)?;
     let mut meta = CommandMeta::new("system", state.ids.new_id().to_string());
     for endpoint in endpoints {
         let mut message = crate::webhooks::outbox::message_to(

@@ -254,3 +254,33 @@ async fn personal_fields_document_their_erased_form() {
         );
     }
 }
+
+/// SPEC §14: the document describes the webhook a subscribed partner receives, and its schema
+/// names every field of the body the fan-out renders.
+#[actix_web::test]
+async fn the_tracking_webhook_a_partner_receives_is_described() {
+    let doc = document().await;
+    let hook = &doc["webhooks"]["tracking.updated"]["post"];
+    let schema = hook["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        .as_str()
+        .expect("a schema reference");
+    let name = schema.trim_start_matches("#/components/schemas/");
+    let message = &doc["components"]["schemas"][name];
+    for field in ["type", "timestamp", "data"] {
+        assert!(message["properties"].get(field).is_some(), "{message}");
+    }
+    let text = doc["components"]["schemas"].to_string();
+    for field in [
+        "subscription_id",
+        "decision_id",
+        "shipment_id",
+        "consent_ids",
+        "update",
+        "subscription_ended",
+    ] {
+        assert!(
+            text.contains(&format!("\"{field}\"")),
+            "{field} undocumented"
+        );
+    }
+}
