@@ -178,6 +178,22 @@ impl From<CommandError<WebhookEndpointError>> for AppError {
     }
 }
 
+impl From<CommandError<consent_ledger_domain::dpa::DpaError>> for AppError {
+    fn from(err: CommandError<consent_ledger_domain::dpa::DpaError>) -> Self {
+        use consent_ledger_domain::dpa::DpaError as E;
+        match err {
+            CommandError::Store(e) => e.into(),
+            CommandError::Rejected(e) => match e {
+                E::NotFound => AppError::not_found(),
+                E::AlreadyRegistered => conflict("already-exists", e),
+                E::AlreadyTerminated => conflict("already-terminated", e),
+                E::EndsBeforeSigned => AppError::invalid("valid_until", e.to_string()),
+                E::BadDocumentHash => AppError::invalid("document_sha256", e.to_string()),
+            },
+        }
+    }
+}
+
 impl From<CommandError<consent_ledger_domain::subscription::SubscriptionError>> for AppError {
     fn from(err: CommandError<consent_ledger_domain::subscription::SubscriptionError>) -> Self {
         use consent_ledger_domain::subscription::SubscriptionError as E;

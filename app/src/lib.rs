@@ -46,6 +46,7 @@ pub mod background;
 pub mod checkpoint;
 pub mod consents;
 pub mod decide;
+pub mod dpas;
 pub mod erasure;
 pub mod error;
 pub mod export;

@@ -302,13 +302,13 @@ async fn set_status(
 /// The principal the caller is.
 #[tracing::instrument(level = "debug", skip_all, fields(caller = %caller.id))]
 pub fn me(state: &AppState, caller: &Caller) -> Result<PrincipalView, AppError> {
-    state
-        .projector
-        .read()
+    let model = state.projector.read();
+    let me = model
         .principals
         .get(&caller.id)
         .cloned()
-        .ok_or(AppError::Unauthorized)
+        .ok_or(AppError::Unauthorized)?;
+    Ok(model.with_dpa_link(me, state.clock.now()))
 }
 
 /// The partner directory, by id: every partner's id, name, kind, country, DPA reference and
@@ -317,11 +317,12 @@ pub fn me(state: &AppState, caller: &Caller) -> Result<PrincipalView, AppError> 
 pub fn partners(state: &AppState, caller: &Caller) -> Result<Vec<PrincipalView>, AppError> {
     caller.require(DIRECTORY_READERS)?;
     let model = state.projector.read();
+    let now = state.clock.now();
     let mut partners: Vec<PrincipalView> = model
         .principals
         .values()
         .filter(|p| p.role == Role::Partner)
-        .cloned()
+        .map(|p| model.with_dpa_link(p.clone(), now))
         .collect();
     partners.sort_by_key(|p| p.id);
     Ok(partners)

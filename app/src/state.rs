@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use consent_ledger_audit::LogKey;
 use consent_ledger_domain::consent::Consent;
+use consent_ledger_domain::dpa::Dpa;
 use consent_ledger_domain::principal::Principal;
 use consent_ledger_domain::request::ConsentRequest;
 use consent_ledger_domain::shipment::Shipment;
@@ -164,6 +165,7 @@ pub struct AppState {
     pub requests: CommandBus<ConsentRequest>,
     pub webhooks: CommandBus<WebhookEndpoint>,
     pub subscriptions: CommandBus<Subscription>,
+    pub dpas: CommandBus<Dpa>,
     /// The read-model snapshot's file, rewritten after an erasure (SPEC §12).
     pub snapshot_path: PathBuf,
     /// One clean-up after erasures at a time ([`crate::erasure::scrub`]).
@@ -238,7 +240,8 @@ impl AppState {
             consents: CommandBus::new(store.clone(), services.clone()),
             requests: CommandBus::new(store.clone(), services.clone()),
             webhooks: CommandBus::new(store.clone(), services.clone()),
-            subscriptions: CommandBus::new(store.clone(), services),
+            subscriptions: CommandBus::new(store.clone(), services.clone()),
+            dpas: CommandBus::new(store.clone(), services),
             gdpr: GdprProjector::new(store.clone()),
             store,
             projector,

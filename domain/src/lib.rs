@@ -13,6 +13,7 @@
 //!   pointers of each event type's personal fields (SPEC §12).
 //! - [`erasure`]: the `PersonalDataErased` event an erasure records.
 //! - [`webhook`]: partner webhook endpoints (SPEC §13).
+//! - [`dpa`]: the carrier's register of data processing agreements (SPEC §16).
 //! - [`access`]: the access decision events (allowed, denied with a reason) and the deny reasons.
 //! - [`services`]: the clock, the id generator and the directory command handlers may consult.
 //! - `country`: ISO 3166-1 alpha-2 codes; `testing`: fixed services for tests.
@@ -24,6 +25,7 @@
 pub mod access;
 pub mod consent;
 mod country;
+pub mod dpa;
 pub mod erasure;
 pub mod personal;
 pub mod principal;

@@ -87,6 +87,10 @@ uuid_id!(
     /// A partner's subscription to tracking updates (SPEC §14).
     SubscriptionId
 );
+uuid_id!(
+    /// A data processing agreement in the carrier's register (SPEC §16).
+    DpaId
+);
 
 impl From<PartnerId> for PrincipalId {
     fn from(id: PartnerId) -> Self {
@@ -423,6 +427,24 @@ closed_enum!(
         Contract => "contract",
         LegitimateInterests => "legitimate_interests",
         LegalObligation => "legal_obligation",
+    }
+);
+
+closed_enum!(
+    /// What a partner is to the carrier under its DPA (GDPR Art. 28 and 26).
+    DpaRole {
+        Processor => "processor",
+        IndependentController => "independent_controller",
+        JointController => "joint_controller",
+    }
+);
+
+closed_enum!(
+    /// How personal data may leave the EEA under a DPA (GDPR Chapter V).
+    TransferMechanism {
+        Adequacy => "adequacy",
+        Scc => "scc",
+        Bcr => "bcr",
     }
 );
 

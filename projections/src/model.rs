@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use consent_ledger_domain::consent::ConsentEvent;
+use consent_ledger_domain::dpa::{DpaEvent, SubProcessor};
 use consent_ledger_domain::erasure::{ErasureEvent, ERASURE_STREAM};
 use consent_ledger_domain::personal::Personal;
 use consent_ledger_domain::principal::{PartnerProfile, PrincipalEvent};
@@ -16,7 +17,9 @@ use consent_ledger_domain::values::{
     LegalBasis, NonEmptySet, PartnerId, PartnerStatus, PrincipalId, Purpose, Reason, RecipientRef,
     Role, ShipmentId, ShipperId, TrackingNumber,
 };
-use consent_ledger_domain::values::{EndpointUrl, SubscriptionId, WebhookEndpointId};
+use consent_ledger_domain::values::{
+    DpaId, DpaRole, EndpointUrl, SubscriptionId, TransferMechanism, WebhookEndpointId,
+};
 use consent_ledger_domain::webhook::{DisabledBy, WebhookEndpointEvent, WebhookEventType};
 use consent_ledger_domain::{Directory, PartnerFacts};
 use consent_ledger_store::{decode_opened, OpenedField, Position, RawEvent, StoredEvent};
@@ -36,6 +39,10 @@ pub struct PrincipalView {
     /// decision.
     pub status: PartnerStatus,
     pub registered_at: DateTime<Utc>,
+    /// A partner's DPA in the register (SPEC §16), the entry its `dpa_ref` names: filled in
+    /// when it is read ([`ReadModel::with_dpa_link`]), never kept.
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub dpa: Option<DpaLink>,
     /// The position of the event that issued the principal's current token (its registration
     /// or latest rotation): a credential issued elsewhere is admitted only if it matches.
     #[serde(skip, default)]
@@ -198,6 +205,64 @@ impl SubscriptionIndex {
                 }
             }
         }
+    }
+}
+
+/// Where a partner's `dpa_ref` leads in the register.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DpaLink {
+    #[schema(value_type = String, format = Uuid)]
+    pub id: DpaId,
+    /// `/v1/dpas/{id}`.
+    pub href: String,
+    /// Whether it is in force now.
+    pub in_force: bool,
+}
+
+/// Whether a DPA is in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DpaStatus {
+    Active,
+    Terminated,
+}
+
+/// A data processing agreement of the carrier's register (SPEC §16).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DpaView {
+    #[schema(value_type = String, format = Uuid)]
+    pub id: DpaId,
+    #[schema(value_type = String, format = Uuid)]
+    pub partner_id: PartnerId,
+    #[schema(value_type = String)]
+    pub reference: DpaRef,
+    pub role: DpaRole,
+    pub signed_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<DateTime<Utc>>,
+    pub sub_processors: Vec<SubProcessor>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfer_mechanism: Option<TransferMechanism>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub document_sha256: Option<String>,
+    /// `terminated` once an admin ended it; an agreement past its `valid_until` stays
+    /// `active` here and is not in force ([`DpaView::in_force`]).
+    pub status: DpaStatus,
+    pub registered_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub terminated_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub termination_reason: Option<Reason>,
+    pub position: Position,
+}
+
+impl DpaView {
+    /// Signed by `at`, not terminated and not past its end then.
+    pub fn in_force(&self, at: DateTime<Utc>) -> bool {
+        self.status == DpaStatus::Active
+            && self.signed_at <= at
+            && self.valid_until.is_none_or(|u| at < u)
     }
 }
 
@@ -436,6 +501,8 @@ pub struct ReadModel {
     pub subscriptions: BTreeMap<SubscriptionId, SubscriptionView>,
     /// The live ones, by the shipments they cover.
     pub subscribed: SubscriptionIndex,
+    /// The carrier's register of data processing agreements (SPEC §16), in id order.
+    pub dpas: BTreeMap<DpaId, DpaView>,
     /// Consents whose partner was told they are about to expire (`false`) or have expired
     /// (`true`): `ConsentExpiryNoticed` (SPEC §13).
     pub expiry_notices: BTreeMap<ConsentId, bool>,
@@ -480,6 +547,9 @@ pub(crate) struct SnapshotViews {
     /// Absent in snapshots written before subscriptions.
     #[serde(default)]
     pub subscriptions: Vec<SubscriptionView>,
+    /// Absent in snapshots written before the DPA register.
+    #[serde(default)]
+    pub dpas: Vec<DpaView>,
     /// Absent in snapshots written before expiry notices.
     #[serde(default)]
     pub expiry_notices: Vec<(ConsentId, bool)>,
@@ -500,6 +570,7 @@ impl ReadModel {
             webhooks: self.webhooks.values().cloned().collect(),
             expiry_notices: self.expiry_notices.iter().map(|(c, e)| (*c, *e)).collect(),
             subscriptions: self.subscriptions.values().cloned().collect(),
+            dpas: self.dpas.values().cloned().collect(),
         }
     }
 
@@ -558,6 +629,7 @@ impl ReadModel {
             model.webhooks.insert(w.id, w);
         }
         model.expiry_notices = views.expiry_notices.into_iter().collect();
+        model.dpas = views.dpas.into_iter().map(|d| (d.id, d)).collect();
         for view in views.subscriptions {
             model.subscribed.update(&view);
             model.subscriptions.insert(view.id, view);
@@ -702,6 +774,7 @@ impl ReadModel {
             ERASURE_STREAM => self.apply_erasure(event.decode().map_err(decode_err)?),
             "webhook_endpoint" => self.apply_webhook(event, event.decode().map_err(decode_err)?),
             "subscription" => self.apply_subscription(event, event.decode().map_err(decode_err)?),
+            "dpa" => self.apply_dpa(event, event.decode().map_err(decode_err)?),
             // Streams this model does not show (e.g. access decisions) only advance it.
             _ => {}
         }
@@ -735,6 +808,7 @@ impl ReadModel {
                         partner,
                         status: PartnerStatus::Active,
                         registered_at,
+                        dpa: None,
                         credential_at: stored.position.get(),
                         token_sha256,
                     },
@@ -843,6 +917,77 @@ impl ReadModel {
         {
             self.subscribed.update(view);
         }
+    }
+
+    fn apply_dpa(&mut self, stored: &EventRef<'_>, event: DpaEvent) {
+        match event {
+            DpaEvent::DpaRegistered {
+                id,
+                terms,
+                registered_at,
+            } => {
+                self.dpas.insert(
+                    id,
+                    DpaView {
+                        id,
+                        partner_id: terms.partner,
+                        reference: terms.reference,
+                        role: terms.role,
+                        signed_at: terms.signed_at,
+                        valid_until: terms.valid_until,
+                        sub_processors: terms.sub_processors,
+                        transfer_mechanism: terms.transfer_mechanism,
+                        document_sha256: terms.document_sha256,
+                        status: DpaStatus::Active,
+                        registered_at,
+                        terminated_at: None,
+                        termination_reason: None,
+                        position: stored.position,
+                    },
+                );
+            }
+            DpaEvent::DpaTerminated {
+                reason,
+                terminated_at,
+            } => {
+                if let Some(view) = DpaId::parse(stored.stream_id)
+                    .ok()
+                    .and_then(|id| self.dpas.get_mut(&id))
+                {
+                    view.status = DpaStatus::Terminated;
+                    view.terminated_at = Some(terminated_at);
+                    view.termination_reason = reason;
+                }
+            }
+        }
+    }
+
+    /// The partner's DPA its `dpa_ref` names: the register's entry of that partner with that
+    /// reference, the latest registered if several.
+    pub fn dpa_of(&self, partner: PartnerId) -> Option<&DpaView> {
+        let reference = self
+            .principals
+            .get(&PrincipalId::from(partner))?
+            .partner
+            .as_ref()?
+            .dpa_ref
+            .clone();
+        self.dpas
+            .values()
+            .rev()
+            .find(|d| d.partner_id == partner && d.reference == reference)
+    }
+
+    /// `view` with the link of its `dpa_ref` to the register, as of `now`.
+    pub fn with_dpa_link(&self, mut view: PrincipalView, now: DateTime<Utc>) -> PrincipalView {
+        if view.role == Role::Partner {
+            view.dpa = self.dpa_of(view.id.as_partner()).map(|d| DpaLink {
+                id: d.id,
+                href: format!("/v1/dpas/{}", d.id),
+                in_force: d.in_force(now),
+            });
+        }
+        view
     }
 
     fn subscription_mut(&mut self, stored: &EventRef<'_>) -> Option<&mut SubscriptionView> {

@@ -307,11 +307,35 @@ async fn every_access_filter_selects_exactly_its_decisions_and_the_bundle_verifi
             assert_eq!(bundle_positions(&bundle, &vkey), expected, "?{query}");
         }
     }
-    for token in [&shop_a_token, &p1_token] {
-        app.get("/v1/audit/export", token)
-            .await
-            .assert_problem(StatusCode::FORBIDDEN);
+    app.get("/v1/audit/export", &shop_a_token)
+        .await
+        .assert_problem(StatusCode::FORBIDDEN);
+    // A partner exports its own reads (SPEC §14, proof of lawful receipt): they verify, name it
+    // alone, and leave out the denials that hid a parcel from it; another partner's is 404.
+    let own = app.get("/v1/audit/export", &p1_token).await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.body);
+    let bundle = own.body.as_str().expect("NDJSON").to_owned();
+    let positions = bundle_positions(&bundle, &vkey);
+    assert!(!positions.is_empty(), "{bundle}");
+    for line in bundle.lines().skip(1) {
+        let line: Value = serde_json::from_str(line).expect("line");
+        let leaf: Value = serde_json::from_str(line["leaf"].as_str().expect("leaf")).expect("leaf");
+        let (_, decision) = leaf["payload"]
+            .as_object()
+            .and_then(|o| o.iter().next())
+            .expect("a decision");
+        assert_eq!(decision["partner"], p1.as_str(), "{leaf}");
+        assert!(
+            !matches!(
+                decision["reason"].as_str(),
+                Some("no_consent" | "unknown_shipment")
+            ),
+            "{leaf}"
+        );
     }
+    app.get(&format!("/v1/audit/export?partner_id={p2}"), &p1_token)
+        .await
+        .assert_problem(StatusCode::NOT_FOUND);
 }
 
 /// SPEC §7, §10: a bad filter value is a 422 problem naming the field, and nothing is exported.

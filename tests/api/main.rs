@@ -5,6 +5,7 @@ mod audit;
 mod bad_input;
 mod decisions;
 mod disk_full;
+mod dpas;
 mod dsar;
 mod erasure;
 mod export;

@@ -153,6 +153,10 @@ enum Op {
     EraseShipment,
     EraseSubject,
     IngestTracking,
+    RegisterDpa,
+    ListDpas,
+    GetDpa,
+    TerminateDpa,
     CreateSubscription,
     ListSubscriptions,
     GetSubscription,
@@ -181,7 +185,7 @@ enum Op {
     WithdrawRequest,
 }
 
-const OPS: [Op; 54] = [
+const OPS: [Op; 58] = [
     Op::Healthz,
     Op::Readyz,
     Op::Metrics,
@@ -210,6 +214,10 @@ const OPS: [Op; 54] = [
     Op::EraseShipment,
     Op::EraseSubject,
     Op::IngestTracking,
+    Op::RegisterDpa,
+    Op::ListDpas,
+    Op::GetDpa,
+    Op::TerminateDpa,
     Op::CreateSubscription,
     Op::ListSubscriptions,
     Op::GetSubscription,
@@ -270,6 +278,10 @@ impl Op {
             Op::EraseShipment => ("POST", "/v1/shipments/{id}/erase"),
             Op::EraseSubject => ("POST", "/v1/subjects/erase"),
             Op::IngestTracking => ("POST", "/v1/tracking-events"),
+            Op::RegisterDpa => ("POST", "/v1/dpas"),
+            Op::ListDpas => ("GET", "/v1/dpas"),
+            Op::GetDpa => ("GET", "/v1/dpas/{id}"),
+            Op::TerminateDpa => ("POST", "/v1/dpas/{id}/terminate"),
             Op::CreateSubscription => ("POST", "/v1/subscriptions"),
             Op::ListSubscriptions => ("GET", "/v1/subscriptions"),
             Op::GetSubscription => ("GET", "/v1/subscriptions/{id}"),
@@ -312,6 +324,8 @@ impl Op {
                 | Op::DecideBatch
                 | Op::PullTracking
                 | Op::PullTrackingByNumber
+                | Op::RegisterDpa
+                | Op::TerminateDpa
                 | Op::CreateSubscription
                 | Op::DeleteSubscription
                 | Op::RegisterShipment
@@ -437,6 +451,15 @@ static TABLE: &[Row] = &[
     // recorded: tenant A's partner is allowed on A's shipment and gets 201, B's is not and gets
     // 200 with nothing made), the gateway for a partner it names; a fresh subscription of
     // tenant A's partner per cell for reads and deletions.
+    // The DPA register (SPEC §16): the admin registers and terminates; a partner reads its own
+    // (another's is missing), privacy officers and regulators all. A fresh DPA of tenant A's
+    // partner per cell.
+    row(Op::RegisterDpa, NONE,          [401, 401, 201, 403, 403, 403, 403, 403, 403, 403]),
+    row(Op::ListDpas, NONE,             [401, 401, 200, 403, 403, 200, 200, 403, 200, 200]),
+    row(Op::GetDpa, A,                  [401, 401, 200, 403, 403, 200, 404, 403, 200, 200]),
+    row(Op::GetDpa, MISSING,            [401, 401, 404, 403, 403, 404, 404, 403, 404, 404]),
+    row(Op::TerminateDpa, A,            [401, 401, 200, 403, 403, 403, 403, 403, 403, 403]),
+    row(Op::TerminateDpa, MISSING,      [401, 401, 404, 403, 403, 403, 403, 403, 403, 403]),
     row(Op::CreateSubscription, NONE,   [401, 401, 403, 403, 403, 201, 200, 201, 403, 403]),
     row(Op::ListSubscriptions, NONE,    [401, 401, 403, 403, 403, 200, 200, 200, 403, 403]),
     row(Op::GetSubscription, A,         [401, 401, 403, 403, 403, 200, 404, 200, 403, 403]),
@@ -788,6 +811,21 @@ impl World {
                     b["partner_id"] = json!(self.a.partner_id);
                 }
                 body = Some(b);
+            }
+            Op::RegisterDpa => body = Some(dpa_for(&self.a.partner_id)),
+            Op::ListDpas => {}
+            Op::GetDpa | Op::TerminateDpa => {
+                if let Some(t) = tenant {
+                    let r = self
+                        .app
+                        .post("/v1/dpas", &self.app.admin, dpa_for(&t.partner_id))
+                        .await;
+                    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+                    id = r.id();
+                }
+                if op == Op::TerminateDpa {
+                    body = Some(json!({ "reason": "the agreement ended" }));
+                }
             }
             Op::ListSubscriptions => {}
             Op::GetSubscription | Op::DeleteSubscription => {
@@ -1184,4 +1222,15 @@ async fn every_route_answers_every_caller_as_spec_section_2_says() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// A DPA of `partner` for the register.
+fn dpa_for(partner: &str) -> Value {
+    json!({
+        "partner_id": partner,
+        "reference": "DPA-MTX-1",
+        "role": "processor",
+        "signed_at": "2026-01-01T00:00:00Z",
+        "sub_processors": [{ "name": "Relay GmbH", "country": "DE" }],
+    })
 }

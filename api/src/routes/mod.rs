@@ -7,6 +7,7 @@
 
 pub mod consents;
 pub mod decisions;
+pub mod dpas;
 pub mod erasure;
 pub mod gdpr;
 pub mod health;
@@ -48,6 +49,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(erasure::erase_shipment)
         .service(erasure::erase_subject)
         .service(tracking::ingest)
+        .service(dpas::register)
+        .service(dpas::list)
+        .service(dpas::get)
+        .service(dpas::terminate)
         .service(subscriptions::create)
         .service(subscriptions::list)
         .service(subscriptions::get)

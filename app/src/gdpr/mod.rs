@@ -17,7 +17,7 @@ use consent_ledger_domain::values::{
     TrackingNumber,
 };
 use consent_ledger_projections::decider::ShipmentRef;
-use consent_ledger_projections::model::{ConsentStatus, ReadModel};
+use consent_ledger_projections::model::{ConsentStatus, DpaView, ReadModel};
 use consent_ledger_store::gdpr::{AccessFilter, GdprAccess, GdprShipment, SubjectKey};
 use consent_ledger_store::Position;
 use serde::Serialize;
@@ -1073,6 +1073,9 @@ pub struct RopaEntry {
     pub consents_in_force: usize,
     pub allowed_reads: u64,
     pub denied_reads: u64,
+    /// Its agreements in the DPA register in force at any time in the period (SPEC §16): role,
+    /// validity, sub-processors with their countries, transfer mechanism.
+    pub dpas: Vec<DpaView>,
 }
 
 /// The Art. 30 record of processing for a period.
@@ -1185,19 +1188,32 @@ pub fn build_ropa(
             break;
         }
     }
-    let partners: Vec<(PrincipalId, String, PartnerProfile)> = {
+    type Partners = Vec<(PrincipalId, String, PartnerProfile)>;
+    let (partners, mut agreements): (Partners, BTreeMap<PrincipalId, Vec<DpaView>>) = {
         let model = state.projector.read();
-        model
+        let partners = model
             .principals
             .values()
             .filter_map(|p| Some((p.id, p.name.to_string(), p.partner.clone()?)))
-            .collect()
+            .collect();
+        let mut agreements: BTreeMap<PrincipalId, Vec<DpaView>> = BTreeMap::new();
+        for d in model.dpas.values() {
+            let ends = [d.valid_until, d.terminated_at].into_iter().flatten().min();
+            if d.signed_at < to && ends.is_none_or(|e| e > from) {
+                agreements
+                    .entry(d.partner_id.into())
+                    .or_default()
+                    .push(d.clone());
+            }
+        }
+        (partners, agreements)
     };
     let mut entries: Vec<RopaEntry> = Vec::new();
     for (id, name, profile) in partners {
         let consents = by_partner.remove(&id).unwrap_or_default();
         let n = counts.get(&id.to_string()).cloned().unwrap_or_default();
-        if consents.in_force == 0 && n.allowed == 0 && n.denied == 0 {
+        let dpas = agreements.remove(&id).unwrap_or_default();
+        if consents.in_force == 0 && n.allowed == 0 && n.denied == 0 && dpas.is_empty() {
             continue;
         }
         entries.push(RopaEntry {
@@ -1213,6 +1229,7 @@ pub fn build_ropa(
             consents_in_force: consents.in_force,
             allowed_reads: n.allowed,
             denied_reads: n.denied,
+            dpas,
         });
     }
     entries.sort_by(|a, b| a.partner_id.cmp(&b.partner_id));
@@ -1224,7 +1241,7 @@ pub fn build_ropa(
     }
 }
 
-const CSV_ROPA_HEADER: [&str; 12] = [
+const CSV_ROPA_HEADER: [&str; 15] = [
     "partner_id",
     "name",
     "kind",
@@ -1237,6 +1254,9 @@ const CSV_ROPA_HEADER: [&str; 12] = [
     "consents_in_force",
     "allowed_reads",
     "denied_reads",
+    "dpa_roles",
+    "dpa_sub_processors",
+    "dpa_transfer_mechanisms",
 ];
 
 fn ropa_csv(r: &Ropa) -> Result<String, AppError> {
@@ -1256,6 +1276,22 @@ fn ropa_csv(r: &Ropa) -> Result<String, AppError> {
                 p.consents_in_force.to_string(),
                 p.allowed_reads.to_string(),
                 p.denied_reads.to_string(),
+                p.dpas
+                    .iter()
+                    .map(|d| format!("{}:{}", d.reference, d.role))
+                    .collect::<Vec<_>>()
+                    .join(";"),
+                p.dpas
+                    .iter()
+                    .flat_map(|d| &d.sub_processors)
+                    .map(|s| format!("{} ({})", s.name, s.country))
+                    .collect::<Vec<_>>()
+                    .join(";"),
+                p.dpas
+                    .iter()
+                    .filter_map(|d| d.transfer_mechanism.map(|t| t.to_string()))
+                    .collect::<Vec<_>>()
+                    .join(";"),
             ]
         }),
     )
