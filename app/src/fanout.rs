@@ -131,7 +131,8 @@ pub fn fan_out(
     let timestamp = now.to_rfc3339_opts(SecondsFormat::Micros, true);
     for row in rows {
         let shipment = ShipmentId::parse(&row.shipment_id).map_err(AppError::internal)?;
-        for id in model.subscribed.covering(shipment) {
+        let consenting = model.access.partners_covering(shipment);
+        for id in model.subscribed.covering(shipment, consenting) {
             let Some(subscription) = model.subscriptions.get(&id) else {
                 continue;
             };

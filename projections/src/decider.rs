@@ -484,6 +484,17 @@ impl Decider {
             .flat_map(|by_partner| by_partner.values().flatten())
     }
 
+    /// The partners holding a consent whose scope covers `shipment`, whatever its state (with
+    /// repeats): O(those consents), whatever else was granted.
+    pub fn partners_covering(&self, shipment: ShipmentId) -> Vec<PartnerId> {
+        let Some(facts) = self.shipments.get(&shipment).copied() else {
+            return Vec::new();
+        };
+        self.covering(shipment, facts, self.shipper_wide_to_all(facts.shipper))
+            .map(|(_, rule)| rule.partner)
+            .collect()
+    }
+
     /// Every consent whose scope covers the shipment, whatever its state, among the consents
     /// listing it and the `shipper_wide` ones given.
     fn covering<'a>(
@@ -974,6 +985,37 @@ mod tests {
             ),
             Outcome::Allowed { .. }
         ));
+    }
+
+    #[test]
+    fn the_partners_covering_a_parcel_are_those_whose_consent_scope_holds_it() {
+        let mut f = Fixture::new();
+        assert!(f.d.partners_covering(id(DHL_DE)).is_empty());
+        let dhl_only = ConsentScope::Shipper {
+            carriers: Some(set(&[CarrierCode::parse("DHL").unwrap()])),
+            destination_countries: None,
+        };
+        f.grant(1, dhl_only, &[InsuranceClaim], &[StatusEvents], t0(), None);
+        f.grant(
+            2,
+            listed(UPS_FR),
+            &[InsuranceClaim],
+            &[StatusEvents],
+            t0(),
+            None,
+        );
+        assert_eq!(f.d.partners_covering(id(DHL_DE)), vec![id(PARTNER)]);
+        assert_eq!(f.d.partners_covering(id(UPS_FR)), vec![id(PARTNER)]);
+        f.d.revoke(id(2), t0());
+        assert_eq!(
+            f.d.partners_covering(id(UPS_FR)),
+            vec![id(PARTNER)],
+            "whatever its state: the decision says why"
+        );
+        assert!(
+            f.d.partners_covering(id(999)).is_empty(),
+            "an unknown parcel"
+        );
     }
 
     #[test]

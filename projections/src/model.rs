@@ -153,24 +153,40 @@ impl SubscriptionView {
     }
 }
 
-/// Which live subscriptions cover a shipment's updates (SPEC §14): those naming it, and every
-/// `consented` one (decided per update against the partner's consents, never expanded per
-/// shipment).
+/// Which live subscriptions cover a shipment's updates (SPEC §14): those naming it, and the
+/// `consented` ones of the partners holding a consent whose scope covers it (decided per update
+/// against the partner's consents, never expanded per shipment).
 #[derive(Debug, Default)]
 pub struct SubscriptionIndex {
     by_shipment: HashMap<ShipmentId, Vec<SubscriptionId>>,
-    consented: BTreeSet<SubscriptionId>,
+    /// The live `consented` ones, by partner.
+    consented: HashMap<PartnerId, BTreeSet<SubscriptionId>>,
 }
 
 impl SubscriptionIndex {
-    /// The live subscriptions naming `shipment`, then the live `consented` ones.
-    pub fn covering(&self, shipment: ShipmentId) -> impl Iterator<Item = SubscriptionId> + '_ {
+    /// The live subscriptions naming `shipment`, then the live `consented` ones of the
+    /// partners in `consenting` (those with a consent covering it): O(those), however many
+    /// partners subscribed to everything their consents cover.
+    pub fn covering(
+        &self,
+        shipment: ShipmentId,
+        mut consenting: Vec<PartnerId>,
+    ) -> Vec<SubscriptionId> {
+        consenting.sort_unstable();
+        consenting.dedup();
         self.by_shipment
             .get(&shipment)
             .into_iter()
             .flatten()
             .copied()
-            .chain(self.consented.iter().copied())
+            .chain(
+                consenting
+                    .iter()
+                    .filter_map(|p| self.consented.get(p))
+                    .flatten()
+                    .copied(),
+            )
+            .collect()
     }
 
     /// Shipments with a live subscription naming them.
@@ -184,10 +200,18 @@ impl SubscriptionIndex {
     fn update(&mut self, view: &SubscriptionView) {
         match view.live_shipments() {
             None if view.status == SubscriptionStatus::Active => {
-                self.consented.insert(view.id);
+                self.consented
+                    .entry(view.partner_id)
+                    .or_default()
+                    .insert(view.id);
             }
             None => {
-                self.consented.remove(&view.id);
+                if let Some(subs) = self.consented.get_mut(&view.partner_id) {
+                    subs.remove(&view.id);
+                    if subs.is_empty() {
+                        self.consented.remove(&view.partner_id);
+                    }
+                }
             }
             Some(live) => {
                 let SubscriptionScope::Shipments { shipment_ids } = &view.scope else {
