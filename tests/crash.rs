@@ -1420,11 +1420,11 @@ async fn committed_webhook_messages_survive_a_sigkill(ledger: &Ledger) {
     }
 
     // The consent an arrival's body names.
-    let consent_of = |a: &Arrival| -> String {
-        let body: Value = serde_json::from_slice(&a.body).unwrap_or_else(|e| {
+    let consent_of = |bytes: &[u8]| -> String {
+        let body: Value = serde_json::from_slice(bytes).unwrap_or_else(|e| {
             panic!(
                 "a body that is not JSON ({e}): {}",
-                String::from_utf8_lossy(&a.body)
+                String::from_utf8_lossy(bytes)
             )
         });
         body["data"]["consent_id"]
@@ -1440,7 +1440,7 @@ async fn committed_webhook_messages_survive_a_sigkill(ledger: &Ledger) {
             .arrivals()
             .iter()
             .filter(|a| a.answered == 200)
-            .map(consent_of)
+            .map(|a| consent_of(&a.body))
             .collect();
         let missing: Vec<&String> = granted.keys().filter(|c| !delivered.contains(*c)).collect();
         if missing.is_empty() {
@@ -1466,38 +1466,19 @@ async fn committed_webhook_messages_survive_a_sigkill(ledger: &Ledger) {
         .min();
 
     let arrivals = receiver.inbox.arrivals();
-    // Each webhook-id: its consent and the body bytes it carries, the same at every arrival,
-    // signed by the endpoint's key.
-    let mut by_id: HashMap<String, (String, Vec<u8>)> = HashMap::new();
+    // Each webhook-id: the body bytes it carries, the same at every arrival, signed by the
+    // endpoint's key; and the consent that body names.
+    let by_id = bodies_by_webhook_id(&arrivals, |_| public_key.clone());
     let mut by_consent: HashMap<String, BTreeSet<String>> = HashMap::new();
-    for a in &arrivals {
-        let id = a.webhook_id.clone().expect("a request without webhook-id");
-        let hex = id
-            .strip_prefix("msg_")
-            .unwrap_or_else(|| panic!("webhook-id {id} is not msg_…"));
-        assert!(
-            hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
-            "webhook-id {id} is not msg_ and 32 hex digits"
-        );
-        let timestamp: i64 = a
-            .timestamp
-            .as_deref()
-            .and_then(|t| t.parse().ok())
-            .unwrap_or_else(|| panic!("{id}: webhook-timestamp {:?}", a.timestamp));
-        let signature = a
-            .signature
-            .as_deref()
-            .unwrap_or_else(|| panic!("{id}: no webhook-signature"));
-        consent_ledger_audit::webhook::verify(&public_key, signature, &id, timestamp, &a.body)
-            .unwrap_or_else(|e| panic!("{id}: the signature does not verify: {e}"));
-        let body: Value = serde_json::from_slice(&a.body).expect("JSON body");
+    for (id, bytes) in &by_id {
+        let body: Value = serde_json::from_slice(bytes).expect("JSON body");
         assert_eq!(body["type"], "consent.granted", "{id}: {body}");
         assert_eq!(
             body["data"]["partner_id"],
             json!(partner_id),
             "{id}: {body}"
         );
-        let consent = consent_of(a);
+        let consent = consent_of(bytes);
         let position = body["data"]["position"].as_u64();
         let logged = granted.get(&consent).copied();
         assert!(
@@ -1505,18 +1486,7 @@ async fn committed_webhook_messages_survive_a_sigkill(ledger: &Ledger) {
             "{id} names consent {consent}, which the log does not hold: {body}"
         );
         assert_eq!(position, logged, "{id}: data.position vs the log: {body}");
-        match by_id.get(&id) {
-            Some((_, first)) => assert!(
-                first == &a.body,
-                "{id} arrived with different bodies:\n{}\n{}",
-                String::from_utf8_lossy(first),
-                String::from_utf8_lossy(&a.body)
-            ),
-            None => {
-                by_id.insert(id.clone(), (consent.clone(), a.body.clone()));
-            }
-        }
-        by_consent.entry(consent).or_default().insert(id);
+        by_consent.entry(consent).or_default().insert(id.clone());
     }
     for (consent, ids) in &by_consent {
         assert_eq!(
@@ -1540,34 +1510,8 @@ async fn committed_webhook_messages_survive_a_sigkill(ledger: &Ledger) {
 
     // The node records every delivery (a stop before that would leave them to be sent again);
     // then, stopped, its outbox holds exactly the messages received, each delivered once.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut res = client
-            .get(format!(
-                "{url}/v1/webhook-endpoints/{endpoint_id}/deliveries?limit=1000"
-            ))
-            .insert_header(("Authorization", format!("Bearer {partner}")))
-            .send()
-            .await
-            .expect("deliveries");
-        assert_eq!(res.status().as_u16(), 200);
-        let list: Value = res.json().limit(16 << 20).await.expect("json");
-        let items = list["items"].as_array().expect("items");
-        assert!(items.len() < 1000, "more attempts than a page");
-        let recorded: HashSet<&str> = items
-            .iter()
-            .filter(|i| i["message_state"] == "delivered")
-            .filter_map(|i| i["message_id"].as_str())
-            .collect();
-        if by_id.keys().all(|id| recorded.contains(id.as_str())) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "deliveries not recorded as delivered: {list}"
-        );
-        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-    }
+    let received: Vec<String> = by_id.keys().cloned().collect();
+    await_recorded_deliveries(&client, &url, &partner, &endpoint_id, &received).await;
     node.stop();
     let store = Store::open(&ledger.location()).await.expect("open store");
     let outbox = store.outbox_of(&endpoint_id).await.expect("outbox");
@@ -1593,6 +1537,837 @@ async fn committed_webhook_messages_survive_a_sigkill(ledger: &Ledger) {
         granted.len(),
         acked.len(),
         repeated,
+        started.elapsed()
+    );
+}
+
+/// The body each `webhook-id` among `arrivals` carried, checked: every arrival names a
+/// `msg_` id of 32 hex digits, a timestamp and a signature that the `whpk_` key `key_of(id)`
+/// verifies, and every arrival of one id carries the same bytes (at-least-once delivery may
+/// repeat a message, never change it).
+fn bodies_by_webhook_id(
+    arrivals: &[Arrival],
+    key_of: impl Fn(&str) -> String,
+) -> HashMap<String, Vec<u8>> {
+    let mut by_id: HashMap<String, Vec<u8>> = HashMap::new();
+    for a in arrivals {
+        let id = a.webhook_id.clone().expect("a request without webhook-id");
+        let hex = id
+            .strip_prefix("msg_")
+            .unwrap_or_else(|| panic!("webhook-id {id} is not msg_…"));
+        assert!(
+            hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+            "webhook-id {id} is not msg_ and 32 hex digits"
+        );
+        let timestamp: i64 = a
+            .timestamp
+            .as_deref()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("{id}: webhook-timestamp {:?}", a.timestamp));
+        let signature = a
+            .signature
+            .as_deref()
+            .unwrap_or_else(|| panic!("{id}: no webhook-signature"));
+        consent_ledger_audit::webhook::verify(&key_of(&id), signature, &id, timestamp, &a.body)
+            .unwrap_or_else(|e| panic!("{id}: the signature does not verify: {e}"));
+        match by_id.get(&id) {
+            Some(first) => assert!(
+                first == &a.body,
+                "{id} arrived with different bodies:\n{}\n{}",
+                String::from_utf8_lossy(first),
+                String::from_utf8_lossy(&a.body)
+            ),
+            None => {
+                by_id.insert(id, a.body.clone());
+            }
+        }
+    }
+    by_id
+}
+
+/// Waits (30 s at most) until `GET /v1/webhook-endpoints/{id}/deliveries`, read page after
+/// page as `token`, lists every one of `messages` as delivered: the node recorded them, and a
+/// stop now leaves none of them to be sent again.
+async fn await_recorded_deliveries(
+    client: &awc::Client,
+    url: &str,
+    token: &str,
+    endpoint_id: &str,
+    messages: &[String],
+) {
+    use std::collections::HashSet;
+    use std::time::{Duration, Instant};
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut recorded: HashSet<String> = HashSet::new();
+        let mut cursor = String::new();
+        loop {
+            let mut res = client
+                .get(format!(
+                    "{url}/v1/webhook-endpoints/{endpoint_id}/deliveries?limit=1000{cursor}"
+                ))
+                .insert_header(("Authorization", format!("Bearer {token}")))
+                .send()
+                .await
+                .expect("deliveries");
+            assert_eq!(res.status().as_u16(), 200);
+            let list: Value = res.json().limit(16 << 20).await.expect("json");
+            recorded.extend(
+                list["items"]
+                    .as_array()
+                    .expect("items")
+                    .iter()
+                    .filter(|i| i["message_state"] == "delivered")
+                    .filter_map(|i| i["message_id"].as_str().map(str::to_owned)),
+            );
+            match list["next_cursor"].as_str() {
+                Some(next) => cursor = format!("&cursor={next}"),
+                None => break,
+            }
+        }
+        let missing: Vec<&String> = messages.iter().filter(|m| !recorded.contains(*m)).collect();
+        if missing.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{endpoint_id}: {} of {} messages received but not recorded as delivered, e.g. {:?}",
+            missing.len(),
+            messages.len(),
+            &missing[..missing.len().min(5)]
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[actix_web::test]
+async fn tracking_updates_acknowledged_before_a_sigkill_fan_out_once_each() {
+    let (_dir, ledger) = Ledger::sqlite();
+    acknowledged_tracking_updates_fan_out_once_each(&ledger).await;
+}
+
+#[actix_web::test]
+async fn tracking_updates_acknowledged_before_a_sigkill_fan_out_once_each_on_postgresql() {
+    let Some((_dir, ledger)) =
+        Ledger::postgres("the tracking fan-out crash test on PostgreSQL").await
+    else {
+        return;
+    };
+    acknowledged_tracking_updates_fan_out_once_each(&ledger).await;
+}
+
+/// Parcels the tracking fan-out crash test subscribes to.
+const TRACKED: usize = 50;
+
+/// Updates per `POST /v1/tracking-events` of the tracking fan-out crash test.
+const BATCH: usize = 10;
+
+/// Batches it may send: far more than it sends before the kill.
+const BATCHES: usize = 5000;
+
+/// Batches acknowledged before the kill (at least), and of them acknowledged again.
+const BATCHES_BEFORE_KILL: usize = 30;
+const RESENT_BEFORE_KILL: usize = 5;
+
+/// Statuses of a journey under way: none ends it (a `delivered` one would end the
+/// subscriptions, with messages of their own).
+const UNDER_WAY: [&str; 6] = [
+    "info_received",
+    "in_transit",
+    "out_for_delivery",
+    "available_for_pickup",
+    "delivery_failed",
+    "exception",
+];
+
+/// When update `n` of the tracking fan-out crash test occurred (distinct per update), as the
+/// store writes it back: RFC 3339 UTC with microseconds.
+fn update_time(n: usize) -> String {
+    let base = chrono::DateTime::parse_from_rfc3339("2026-11-01T08:00:00Z")
+        .expect("base time")
+        .with_timezone(&chrono::Utc);
+    let seconds = i64::try_from(n).expect("update number");
+    (base + chrono::Duration::seconds(seconds)).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// Update `n`: about parcel `n % TRACKED`, the odd ones with a location.
+fn tracking_update(parcels: &[String], n: usize) -> Value {
+    let mut update = json!({"shipment_id": parcels[n % parcels.len()],
+        "status": UNDER_WAY[n % UNDER_WAY.len()], "occurred_at": update_time(n),
+        "description": format!("scan {n}")});
+    if n % 2 == 1 {
+        update["location"] = json!({"country": "DE", "city": "Bonn"});
+    }
+    update
+}
+
+/// Batch `b`: updates `b * BATCH ..`, always the same.
+fn tracking_batch(parcels: &[String], b: usize) -> Value {
+    let events: Vec<Value> = (b * BATCH..(b + 1) * BATCH)
+        .map(|n| tracking_update(parcels, n))
+        .collect();
+    json!({ "events": events })
+}
+
+/// A fan-out decision as the log holds it.
+#[derive(Debug, Clone)]
+struct FannedOut {
+    partner: String,
+    shipment: String,
+    /// `Some(body_sha256)` when allowed, `None` when denied.
+    body_sha256: Option<String>,
+    reason: Option<String>,
+}
+
+/// SPEC §5.1 and §14 under a SIGKILL: a shipper's 50 parcels, three partners with consents on
+/// them, each with an endpoint to a receiver in this test (answering 200) and a subscription:
+/// - `insure`: a shipper-wide consent, a subscription naming the parcels, two endpoints;
+/// - `returns`: a consent on each half of the parcels, a subscription naming all of them, and
+///   the second consent revoked before any update: that half fans out to denials;
+/// - `notify`: a shipper-wide consent with `location`, a `consented` subscription.
+///
+/// Six clients of the carrier's gateway send fresh batches of 10 updates (each update at its
+/// own `occurred_at`), and two more send batches again — one already acknowledged, or the one
+/// a fresh client just took (racing it) — until the process is SIGKILLed once at least 30
+/// batches and 5 re-sends are acknowledged. Then, in the store the kill left:
+/// - every update of an acknowledged batch is kept, and each batch is kept whole or not at all;
+/// - per partner and parcel, as many fan-out decisions (`"channel":"webhook"`) as updates kept
+///   for the parcel, allowed or denied as the consents say; no decision about anything else;
+/// - per endpoint, exactly one `tracking.updated` message per allowed decision of its partner
+///   and none for a denied one; each names a kept update, the one decision of its partner about
+///   that update, which records the SHA-256 of the message's body; minimised (`location` only to
+///   the partner granted it).
+///
+/// After a restart on the same store, a partner's pull returns exactly the kept updates, the
+/// receiver gets every queued message (each `webhook-id` always with the same bytes: those
+/// the decision's `body_sha256` names, signed by the endpoint's key; at most once from each
+/// life of the node) and nothing else, and, once stopped, the outbox holds the same messages,
+/// every one delivered. `audit-log` passes on what the kill left.
+async fn acknowledged_tracking_updates_fan_out_once_each(ledger: &Ledger) {
+    use std::cell::Cell;
+    use std::collections::{BTreeMap, BTreeSet, HashSet};
+    use std::time::{Duration, Instant};
+
+    use consent_ledger_store::QueuedMessage;
+    use sha2::Digest;
+
+    let started = Instant::now();
+    let receiver = Receiver::start();
+    receiver.deliver();
+    let admin = admin_token(ledger);
+    let loopback = ["--webhooks-allow-insecure-loopback"];
+    let mut node = Serve::start_with_args(ledger.command(), &loopback);
+    let url = node.url.clone();
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .finish();
+    let made = |body: Value| principal(&client, &url, &admin, body);
+    let (shipper_id, shipper) = made(json!({"role": "shipper", "name": "Shop"})).await;
+    let (gateway_id, gateway) = made(json!({"role": "gateway", "name": "Tracking API"})).await;
+    let partner = |name: &str, kind: &str| {
+        made(json!({"role": "partner", "name": name,
+            "partner": {"kind": kind, "country": "DE", "dpa_ref": format!("DPA-{name}")}}))
+    };
+    let (insure_id, insure) = partner("Insure", "insurer").await;
+    let (returns_id, returns) = partner("Returns", "returns").await;
+    let (notify_id, notify) = partner("Notify", "notifications").await;
+    let mut parcels = Vec::new();
+    for i in 0..TRACKED {
+        let (status, answer) = post(
+            &client,
+            &format!("{url}/v1/shipments"),
+            &admin,
+            json!({"carrier": "DHL", "tracking_number": format!("JJDFAN{i:04}"),
+                "destination_country": "DE", "shipper_id": shipper_id}),
+        )
+        .await
+        .expect("shipment");
+        assert_eq!(status, 201, "{answer}");
+        parcels.push(answer["id"].as_str().expect("id").to_owned());
+    }
+    let (first_half, second_half) = (
+        parcels[..TRACKED / 2].to_vec(),
+        parcels[TRACKED / 2..].to_vec(),
+    );
+    let grant = |partner_id: &str, scope: Value, purpose: &str, categories: Value| {
+        let body = json!({"partner_id": partner_id, "scope": scope, "purposes": [purpose],
+            "data_categories": categories, "legal_basis": "contract"});
+        let (client, url, shipper) = (client.clone(), url.clone(), shipper.clone());
+        async move {
+            let (status, answer) = post(&client, &format!("{url}/v1/consents"), &shipper, body)
+                .await
+                .expect("grant");
+            assert_eq!(status, 201, "{answer}");
+            answer["id"].as_str().expect("consent id").to_owned()
+        }
+    };
+    grant(
+        &insure_id,
+        json!({"type": "shipper"}),
+        "insurance_claim",
+        json!(["status_events"]),
+    )
+    .await;
+    grant(
+        &returns_id,
+        json!({"type": "shipments", "shipment_ids": first_half}),
+        "returns_management",
+        json!(["status_events"]),
+    )
+    .await;
+    let revoked = grant(
+        &returns_id,
+        json!({"type": "shipments", "shipment_ids": second_half}),
+        "returns_management",
+        json!(["status_events"]),
+    )
+    .await;
+    grant(
+        &notify_id,
+        json!({"type": "shipper"}),
+        "shipment_notifications",
+        json!(["status_events", "location"]),
+    )
+    .await;
+
+    // Endpoints: partner id → (endpoint id, its `whpk_` key).
+    let mut endpoints: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for (partner_id, token, copies) in [
+        (&insure_id, &insure, 2),
+        (&returns_id, &returns, 1),
+        (&notify_id, &notify, 1),
+    ] {
+        for _ in 0..copies {
+            let (status, endpoint) = post(
+                &client,
+                &format!("{url}/v1/webhook-endpoints"),
+                token,
+                json!({"url": receiver.url, "event_types": ["tracking.updated"]}),
+            )
+            .await
+            .expect("endpoint");
+            assert_eq!(status, 201, "{endpoint}");
+            endpoints.entry(partner_id.clone()).or_default().push((
+                endpoint["id"].as_str().expect("endpoint id").to_owned(),
+                endpoint["public_key"].as_str().expect("key").to_owned(),
+            ));
+        }
+    }
+    let token_of: HashMap<&String, &String> = [
+        (&insure_id, &insure),
+        (&returns_id, &returns),
+        (&notify_id, &notify),
+    ]
+    .into_iter()
+    .collect();
+
+    // Subscriptions; the decisions they record are not the fan-out's.
+    let mut subscribing = HashSet::new();
+    let named: Vec<Value> = parcels.iter().map(|p| json!({"shipment_id": p})).collect();
+    for (token, body) in [
+        (
+            &insure,
+            json!({"purpose": "insurance_claim", "data_categories": ["status_events"],
+                "shipments": named}),
+        ),
+        (
+            &returns,
+            json!({"purpose": "returns_management", "data_categories": ["status_events"],
+                "shipments": named}),
+        ),
+        (
+            &notify,
+            json!({"purpose": "shipment_notifications",
+                "data_categories": ["status_events", "location"], "scope": "consented"}),
+        ),
+    ] {
+        let (status, answer) = post(&client, &format!("{url}/v1/subscriptions"), token, body)
+            .await
+            .expect("subscription");
+        assert_eq!(status, 201, "{answer}");
+        assert_eq!(answer["rejected"], json!([]), "{answer}");
+        for item in answer["accepted"].as_array().expect("accepted") {
+            subscribing.insert(item["decision_id"].as_str().expect("decision").to_owned());
+        }
+    }
+    let (status, answer) = post(
+        &client,
+        &format!("{url}/v1/consents/{revoked}/revoke"),
+        &shipper,
+        json!({"reason": "returns handled in store"}),
+    )
+    .await
+    .expect("revoke");
+    assert_eq!(status, 200, "{answer}");
+
+    // Acknowledged batches; the next fresh batch; re-sends of an acknowledged batch answered
+    // 200; 503s (the same updates kept racing: retry); requests the kill left unanswered.
+    let acked: Rc<RefCell<BTreeSet<usize>>> = Rc::default();
+    let next = Rc::new(Cell::new(0usize));
+    let resent = Rc::new(Cell::new(0usize));
+    let contended = Rc::new(Cell::new(0usize));
+    let unanswered = Rc::new(Cell::new(0usize));
+    let wrong: Rc<RefCell<Vec<String>>> = Rc::default();
+    let killed = Rc::new(RefCell::new(false));
+    let parcels = Rc::new(parcels);
+    let mut clients = Vec::new();
+    for c in 0..8usize {
+        let fresh = c < 6;
+        let (client, url, gateway, parcels) = (
+            client.clone(),
+            url.clone(),
+            gateway.clone(),
+            parcels.clone(),
+        );
+        let (acked, next, resent, contended, unanswered, wrong, killed) = (
+            acked.clone(),
+            next.clone(),
+            resent.clone(),
+            contended.clone(),
+            unanswered.clone(),
+            wrong.clone(),
+            killed.clone(),
+        );
+        clients.push(actix_web::rt::spawn(async move {
+            let mut turn = c;
+            while !*killed.borrow() {
+                turn += 1;
+                let batch = if fresh {
+                    let b = next.get();
+                    if b == BATCHES {
+                        break;
+                    }
+                    next.set(b + 1);
+                    Some(b)
+                } else if turn % 2 == 0 {
+                    let acked = acked.borrow();
+                    let len = acked.len();
+                    (len > 0)
+                        .then(|| acked.iter().nth(turn / 2 % len).copied())
+                        .flatten()
+                } else {
+                    next.get().checked_sub(1)
+                };
+                let Some(b) = batch else {
+                    actix_web::rt::time::sleep(Duration::from_millis(1)).await;
+                    continue;
+                };
+                let again = acked.borrow().contains(&b);
+                let body = tracking_batch(&parcels, b);
+                match post(
+                    &client,
+                    &format!("{url}/v1/tracking-events"),
+                    &gateway,
+                    body,
+                )
+                .await
+                {
+                    Ok((200, answer)) if answer == json!({"accepted": BATCH, "rejected": []}) => {
+                        resent.set(resent.get() + usize::from(again));
+                        acked.borrow_mut().insert(b);
+                    }
+                    Ok((503, _)) => contended.set(contended.get() + 1),
+                    Ok((status, answer)) => {
+                        wrong
+                            .borrow_mut()
+                            .push(format!("batch {b}: {status} {answer}"));
+                        break;
+                    }
+                    Err(_) => {
+                        unanswered.set(unanswered.get() + 1);
+                        break;
+                    }
+                }
+            }
+        }));
+    }
+    let first_sent = Instant::now();
+    let deadline = first_sent + Duration::from_secs(120);
+    while acked.borrow().len() < BATCHES_BEFORE_KILL || resent.get() < RESENT_BEFORE_KILL {
+        assert!(
+            wrong.borrow().is_empty() && Instant::now() < deadline,
+            "{} batches and {} re-sends acknowledged in {:?}; {:?}",
+            acked.borrow().len(),
+            resent.get(),
+            first_sent.elapsed(),
+            wrong.borrow()
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(1)).await;
+    }
+    node.signal("-KILL");
+    let stream = first_sent.elapsed();
+    *killed.borrow_mut() = true;
+    for c in clients {
+        c.await.expect("a client task panicked");
+    }
+    let acked = acked.borrow().clone();
+    let taken = next.get();
+    assert!(
+        wrong.borrow().is_empty(),
+        "before the kill: {:?}",
+        wrong.borrow()
+    );
+    assert!(
+        taken < BATCHES,
+        "every batch was sent before the kill: nothing was in flight"
+    );
+    ledger.settle_after_kill().await;
+
+    // What the kill left.
+    let store = Store::open(&ledger.location()).await.expect("open store");
+    let log = store
+        .read_range(Position::ZERO, u32::MAX)
+        .await
+        .expect("log");
+    for (i, event) in log.iter().enumerate() {
+        assert_eq!(event.position.get(), i as u64, "gap at {i}");
+    }
+    // Kept updates per parcel: (occurred_at, status) → update number.
+    let number_of: HashMap<String, usize> =
+        (0..taken * BATCH).map(|n| (update_time(n), n)).collect();
+    let mut kept: HashMap<String, BTreeMap<(String, String), usize>> = HashMap::new();
+    for parcel in parcels.iter() {
+        let rows = store.tracking_of(parcel).await.expect("tracking updates");
+        let mine = kept.entry(parcel.clone()).or_default();
+        for row in rows {
+            let n = *number_of
+                .get(&row.occurred_at)
+                .unwrap_or_else(|| panic!("an update no batch sent is kept: {row:?}"));
+            let sent = tracking_update(&parcels, n);
+            assert_eq!(
+                (json!(row.shipment_id), json!(row.status)),
+                (sent["shipment_id"].clone(), sent["status"].clone()),
+                "update {n} kept as {row:?}"
+            );
+            let again = mine.insert((row.occurred_at.clone(), row.status.clone()), n);
+            assert!(again.is_none(), "update {n} kept twice");
+        }
+    }
+    let kept_numbers: HashSet<usize> = kept.values().flat_map(|k| k.values().copied()).collect();
+    let mut unacked_kept = 0;
+    for b in 0..taken {
+        let held = (b * BATCH..(b + 1) * BATCH)
+            .filter(|n| kept_numbers.contains(n))
+            .count();
+        if acked.contains(&b) {
+            assert_eq!(
+                held, BATCH,
+                "acknowledged batch {b}: {held} of its updates kept"
+            );
+        } else {
+            assert!(
+                held == 0 || held == BATCH,
+                "unacknowledged batch {b} half kept: {held} of {BATCH} updates"
+            );
+            unacked_kept += usize::from(held == BATCH);
+        }
+    }
+    assert!(
+        kept_numbers.iter().all(|n| n / BATCH < taken),
+        "an update of a batch never sent is kept"
+    );
+
+    // The fan-out's decisions: decision id → what it decided.
+    let mut decisions: HashMap<String, FannedOut> = HashMap::new();
+    let mut per_pair: HashMap<(String, String), usize> = HashMap::new();
+    for event in log.iter().filter(|e| e.stream_type == "access") {
+        let payload: Value = serde_json::from_str(event.payload.as_str()).expect("payload");
+        let (kind, decision) = payload
+            .as_object()
+            .and_then(|o| o.iter().next())
+            .expect("an access event");
+        if decision["channel"] != "webhook"
+            || subscribing.contains(decision["decision_id"].as_str().unwrap_or_default())
+        {
+            continue;
+        }
+        assert_eq!(
+            event.actor,
+            gateway_id,
+            "a webhook decision not made for the gateway's updates at {}: {payload}",
+            event.position.get()
+        );
+        let fanned = FannedOut {
+            partner: decision["partner"].as_str().expect("partner").to_owned(),
+            shipment: decision["shipment"].as_str().expect("shipment").to_owned(),
+            body_sha256: match kind.as_str() {
+                "TrackingAccessAllowed" => Some(
+                    decision["body_sha256"]
+                        .as_str()
+                        .unwrap_or_else(|| {
+                            panic!("an allowed webhook decision without body_sha256: {payload}")
+                        })
+                        .to_owned(),
+                ),
+                "TrackingAccessDenied" => None,
+                other => panic!("{other} at {} is no fan-out decision", event.position.get()),
+            },
+            reason: decision["reason"].as_str().map(str::to_owned),
+        };
+        let expected_allowed =
+            fanned.partner != returns_id || first_half.contains(&fanned.shipment);
+        assert_eq!(
+            fanned.body_sha256.is_some(),
+            expected_allowed,
+            "at {}: {payload}",
+            event.position.get()
+        );
+        if !expected_allowed {
+            assert_eq!(
+                fanned.reason.as_deref(),
+                Some("consent_revoked"),
+                "{payload}"
+            );
+        }
+        *per_pair
+            .entry((fanned.partner.clone(), fanned.shipment.clone()))
+            .or_default() += 1;
+        let id = decision["decision_id"]
+            .as_str()
+            .expect("decision id")
+            .to_owned();
+        assert!(
+            decisions.insert(id.clone(), fanned).is_none(),
+            "decision {id} recorded twice"
+        );
+    }
+    for ((partner_id, shipment), count) in &per_pair {
+        assert!(
+            kept.contains_key(shipment),
+            "{count} decisions for {partner_id} about {shipment}, no parcel of the test"
+        );
+    }
+    for partner_id in [&insure_id, &returns_id, &notify_id] {
+        for parcel in parcels.iter() {
+            let decided = per_pair
+                .get(&(partner_id.clone(), parcel.clone()))
+                .copied()
+                .unwrap_or(0);
+            assert_eq!(
+                decided,
+                kept[parcel].len(),
+                "partner {partner_id}, parcel {parcel}: fan-out decisions vs updates kept"
+            );
+        }
+    }
+
+    // The outbox: per endpoint, one message per allowed decision of its partner, each naming a
+    // kept update and the body its decision's SHA-256 names.
+    let mut queued: HashMap<String, (String, QueuedMessage)> = HashMap::new();
+    for (partner_id, mine) in &endpoints {
+        let allowed: BTreeSet<&String> = decisions
+            .iter()
+            .filter(|(_, d)| &d.partner == partner_id && d.body_sha256.is_some())
+            .map(|(id, _)| id)
+            .collect();
+        for (endpoint_id, key) in mine {
+            let messages = store.outbox_of(endpoint_id).await.expect("outbox");
+            let mut named: BTreeSet<&String> = BTreeSet::new();
+            // (parcel, update number) → the decision its message names.
+            let mut per_update: HashMap<(String, usize), String> = HashMap::new();
+            for message in messages {
+                assert_eq!(message.event_type, "tracking.updated", "{message:?}");
+                let data: Value = serde_json::from_str(&message.data).expect("data");
+                let decision_id = data["decision_id"].as_str().expect("decision_id");
+                let (id, decision) = decisions.get_key_value(decision_id).unwrap_or_else(|| {
+                    panic!(
+                        "{} names no fan-out decision of the log: {data}",
+                        message.message_id
+                    )
+                });
+                assert_eq!(&decision.partner, partner_id, "{data}");
+                assert_eq!(data["shipment_id"], json!(decision.shipment), "{data}");
+                let body = consent_ledger_app::webhooks::delivery::body(&message).expect("body");
+                assert_eq!(
+                    Some(hex::encode(sha2::Sha256::digest(&body))),
+                    decision.body_sha256,
+                    "{}: body_sha256 of decision {id} vs the body",
+                    message.message_id
+                );
+                assert!(
+                    named.insert(id),
+                    "decision {id} has two messages to {endpoint_id}"
+                );
+                let update = &data["update"];
+                let key_of_update = (
+                    update["occurred_at"]
+                        .as_str()
+                        .expect("occurred_at")
+                        .to_owned(),
+                    update["status"].as_str().expect("status").to_owned(),
+                );
+                let n = *kept[&decision.shipment]
+                    .get(&key_of_update)
+                    .unwrap_or_else(|| panic!("a message about an update not kept: {data}"));
+                assert_eq!(
+                    update.get("location").is_some(),
+                    partner_id == &notify_id && n % 2 == 1,
+                    "{partner_id}: {data}"
+                );
+                if let Some(other) = per_update.insert((decision.shipment.clone(), n), id.clone()) {
+                    panic!("update {n}: two decisions for {partner_id}, {other} and {id}");
+                }
+                let previous = queued.insert(message.message_id.clone(), (key.clone(), message));
+                assert!(previous.is_none(), "a message id queued twice");
+            }
+            assert_eq!(
+                named, allowed,
+                "{endpoint_id}: the decisions its messages name vs those allowing its partner"
+            );
+        }
+    }
+    drop(store);
+    let audit = ledger.run(&["audit-log"]);
+    let audit: Value = serde_json::from_slice(&audit.stdout).expect("audit-log json");
+    assert_eq!(audit["events"], json!(log.len()), "{audit}");
+    let kept_total: usize = kept.values().map(BTreeMap::len).sum();
+    let before = receiver.inbox.arrivals().len();
+    eprintln!(
+        "{} of {taken} batches acknowledged ({} re-sends, {} answered 503) in {stream:?} before \
+         the SIGKILL, {} requests unanswered; {unacked_kept} unacknowledged batches kept; \
+         {kept_total} updates, {} fan-out decisions, {} messages queued, {before} received",
+        acked.len(),
+        resent.get(),
+        contended.get(),
+        unanswered.get(),
+        decisions.len(),
+        queued.len(),
+    );
+
+    // Restarted: the partner's pull reads exactly the kept updates…
+    let restarted = Instant::now();
+    let node = Serve::start_with_args(ledger.command(), &loopback);
+    let url = node.url.clone();
+    let ready = get(&client, &format!("{url}/readyz")).await;
+    assert_eq!(ready, json!({"status": "ready"}));
+    for parcel in parcels.iter() {
+        let mut res = client
+            .get(format!(
+                "{url}/v1/shipments/{parcel}/tracking?purpose=insurance_claim&data_categories=status_events"
+            ))
+            .insert_header(("Authorization", format!("Bearer {insure}")))
+            .send()
+            .await
+            .expect("pull");
+        assert_eq!(res.status().as_u16(), 200);
+        let pulled: Value = res.json().limit(16 << 20).await.expect("json");
+        assert_eq!(pulled["allowed"], true, "{pulled}");
+        let read: BTreeSet<(String, String)> = pulled["updates"]
+            .as_array()
+            .expect("updates")
+            .iter()
+            .map(|u| {
+                (
+                    u["occurred_at"].as_str().expect("occurred_at").to_owned(),
+                    u["status"].as_str().expect("status").to_owned(),
+                )
+            })
+            .collect();
+        let expected: BTreeSet<(String, String)> = kept[parcel].keys().cloned().collect();
+        assert_eq!(read, expected, "parcel {parcel}: pulled vs kept");
+    }
+
+    // … and the receiver gets every queued message, and nothing else.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let delivered: HashSet<String> = receiver
+            .inbox
+            .arrivals()
+            .iter()
+            .filter(|a| a.answered == 200)
+            .filter_map(|a| a.webhook_id.clone())
+            .collect();
+        let missing: Vec<&String> = queued.keys().filter(|m| !delivered.contains(*m)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} messages not delivered {:?} after the restart, e.g. {:?}",
+            missing.len(),
+            queued.len(),
+            restarted.elapsed(),
+            &missing[..missing.len().min(5)]
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    let delivered_after = restarted.elapsed();
+    let arrivals = receiver.inbox.arrivals();
+    let by_id = bodies_by_webhook_id(&arrivals, |id| {
+        queued
+            .get(id)
+            .unwrap_or_else(|| panic!("{id} received, never queued"))
+            .0
+            .clone()
+    });
+    for (id, bytes) in &by_id {
+        let (_, message) = &queued[id];
+        let rendered = consent_ledger_app::webhooks::delivery::body(message).expect("body");
+        assert!(
+            bytes == &rendered,
+            "{id} received as\n{}\nqueued as\n{}",
+            String::from_utf8_lossy(bytes),
+            String::from_utf8_lossy(&rendered)
+        );
+    }
+    assert_eq!(
+        by_id.len(),
+        queued.len(),
+        "distinct webhook-ids vs messages queued"
+    );
+    // A message arrives again only across the kill: delivered by the killed node, its delivery
+    // not recorded; each life sends it once.
+    let mut lives: HashMap<&str, [usize; 2]> = HashMap::new();
+    for a in &arrivals {
+        let id = a.webhook_id.as_deref().expect("webhook-id");
+        lives.entry(id).or_default()[usize::from(a.at >= restarted)] += 1;
+    }
+    for (id, [before, after]) in &lives {
+        assert!(
+            *before <= 1 && *after <= 1,
+            "{id} arrived {before} times before the restart and {after} times after it"
+        );
+    }
+    let repeated = arrivals.len() - by_id.len();
+
+    // Recorded, then stopped: the outbox holds the same messages, every one delivered.
+    for (partner_id, mine) in &endpoints {
+        for (endpoint_id, _) in mine {
+            let received: Vec<String> = queued
+                .iter()
+                .filter(|(_, (_, m))| &m.endpoint_id == endpoint_id)
+                .map(|(id, _)| id.clone())
+                .collect();
+            await_recorded_deliveries(&client, &url, token_of[partner_id], endpoint_id, &received)
+                .await;
+        }
+    }
+    node.stop();
+    let store = Store::open(&ledger.location()).await.expect("open store");
+    let mut after = 0;
+    for (endpoint_id, _) in endpoints.values().flatten() {
+        for message in store.outbox_of(endpoint_id).await.expect("outbox") {
+            assert_eq!(message.state, "delivered", "{message:?}");
+            assert!(
+                queued.contains_key(&message.message_id),
+                "{} queued after the restart",
+                message.message_id
+            );
+            after += 1;
+        }
+    }
+    drop(store);
+    assert_eq!(
+        after,
+        queued.len(),
+        "messages in the outbox after the restart"
+    );
+    receiver.server.stop(true).await;
+    eprintln!(
+        "{} messages delivered, {repeated} arrivals again, all {delivered_after:?} after the \
+         restart; {:?} in all",
+        queued.len(),
         started.elapsed()
     );
 }
