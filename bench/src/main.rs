@@ -13,11 +13,13 @@
 //!   shipper grants many shipper-wide consents).
 //! - [`webhooks`]: `webhooks` (partner webhooks delivered to a loopback receiver, and the
 //!   decision rate while they are).
+//! - [`fanout`]: `fanout` (tracking updates fanned out to subscribed partners: recorded
+//!   deliveries per second at ingest, then delivered to the same receiver).
 //!
-//! `grants`, `decisions`, `isolation`, `erasure` and `webhooks` run on SQLite files in a
-//! scratch directory, or, given `--database-url postgres://…`, on fresh databases `bench_…`
-//! created on that server (one per measured part, so every baseline starts on an empty table
-//! like the product did) and dropped at the end.
+//! `grants`, `decisions`, `isolation`, `erasure`, `webhooks` and `fanout` run on SQLite files
+//! in a scratch directory, or, given `--database-url postgres://…`, on fresh databases
+//! `bench_…` created on that server (one per measured part, so every baseline starts on an
+//! empty table like the product did) and dropped at the end.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -44,6 +46,7 @@ use consent_ledger_app::state::StoreOptions;
 
 mod decisions;
 mod erasure;
+mod fanout;
 mod fixture;
 mod gdpr;
 mod isolation;
@@ -133,6 +136,10 @@ enum BenchCommand {
     /// Partner webhooks (SPEC §13): messages delivered per second to a loopback receiver, a
     /// message's time from grant to receipt, and the decision rate while the worker delivers.
     Webhooks(crate::webhooks::WebhooksArgs),
+    /// Tracking fan-out (SPEC §14): updates over HTTP fanned out to 1, 3 and 10 subscribers per
+    /// parcel, each a recorded decision and a queued message (recorded deliveries per second),
+    /// then delivered to a loopback receiver; the plain decision rate beside it.
+    Fanout(crate::fanout::FanoutArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -177,6 +184,12 @@ async fn run(cmd: BenchCommand, options: &StoreOptions) -> anyhow::Result<()> {
         BenchCommand::Webhooks(args) => {
             let scratch = Scratch::new(args.dir.clone(), options)?;
             let result = crate::webhooks::webhooks(args, &scratch).await;
+            scratch.remove().await;
+            result
+        }
+        BenchCommand::Fanout(args) => {
+            let scratch = Scratch::new(args.dir.clone(), options)?;
+            let result = crate::fanout::fanout(args, &scratch).await;
             scratch.remove().await;
             result
         }

@@ -69,12 +69,37 @@ pub struct WebhooksArgs {
     /// is the time in a growing queue).
     #[arg(long, default_value_t = 500.0)]
     pub live_rate: f64,
+    #[command(flatten)]
+    pub load: DecisionLoad,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+/// The command-line flags of `load` and `worker`, as the figures' command line shows them.
+pub(crate) fn shared_flags(load: &DecisionLoad, worker: &WorkerArgs) -> String {
+    format!(
+        "--connections {} --count {} --per-endpoint {} --in-flight {}",
+        load.connections, load.count, worker.per_endpoint, worker.in_flight
+    )
+}
+
+/// The single decisions measured beside deliveries.
+#[derive(Debug, Clone, Args)]
+pub struct DecisionLoad {
     /// Concurrent HTTP connections for decisions.
     #[arg(long, default_value_t = 64)]
     pub connections: usize,
-    /// Single decisions per measured row (each preceded by a warm-up of a tenth of them).
+    /// Single decisions per measured row, each preceded by a warm-up of a tenth of them (0:
+    /// none, where a bench may skip them).
     #[arg(long, default_value_t = 30_000)]
     pub count: usize,
+}
+
+/// The delivery worker's options, and how long a bench waits for it.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
     /// The worker's messages of one endpoint in flight (serve's `--webhooks-per-endpoint`).
     #[arg(long, default_value_t = DeliveryOptions::default().per_endpoint)]
     pub per_endpoint: u32,
@@ -84,8 +109,17 @@ pub struct WebhooksArgs {
     /// Give up waiting for a delivery after this many seconds.
     #[arg(long, default_value_t = 600)]
     pub timeout_seconds: u64,
-    #[arg(long)]
-    pub dir: Option<PathBuf>,
+}
+
+impl WorkerArgs {
+    /// serve's options but these.
+    pub(crate) fn options(&self) -> DeliveryOptions {
+        DeliveryOptions {
+            per_endpoint: self.per_endpoint,
+            in_flight: self.in_flight,
+            ..DeliveryOptions::default()
+        }
+    }
 }
 
 /// What the receiver counted.
@@ -139,15 +173,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// The receiver, on a thread (and actix system) of its own, one HTTP worker.
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     counts: Arc<Counts>,
     handle: ServerHandle,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Receiver {
-    fn start() -> anyhow::Result<Self> {
+    pub(crate) fn start() -> anyhow::Result<Self> {
         let counts = Arc::new(Counts::default());
         let data = web::Data::from(counts.clone());
         let (tx, rx) = std::sync::mpsc::channel();
@@ -188,11 +222,11 @@ impl Receiver {
         })
     }
 
-    fn messages(&self) -> u64 {
+    pub(crate) fn messages(&self) -> u64 {
         self.counts.messages.load(Relaxed)
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         self.handle.stop(false).await;
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -231,7 +265,11 @@ async fn tenants(f: &Fixture, url: &str, partners: usize) -> anyhow::Result<Tena
 
 /// Registers an endpoint of `partner` to `url` through the use case `POST
 /// /v1/webhook-endpoints` calls; its id.
-async fn register_endpoint(f: &Fixture, partner: PrincipalId, url: &str) -> anyhow::Result<String> {
+pub(crate) async fn register_endpoint(
+    f: &Fixture,
+    partner: PrincipalId,
+    url: &str,
+) -> anyhow::Result<String> {
     let caller = Caller::of(&f.state.projector.read(), partner)
         .context("the partner is not in the read model")?;
     let context = WriteContext::new(
@@ -341,18 +379,18 @@ fn paced(url: &str, rate: f64, count: usize, requests: Requests) -> anyhow::Resu
 }
 
 /// One delivery of a backlog.
-struct Drained {
-    messages: u64,
+pub(crate) struct Drained {
+    pub(crate) messages: u64,
     /// From the worker's start to the receiver's last new message.
-    received: Duration,
+    pub(crate) received: Duration,
     /// From the worker's start to every message recorded delivered in the outbox.
-    recorded: Duration,
+    pub(crate) recorded: Duration,
     /// The worker's attempts' mean time from sending to the answer.
-    attempt: Duration,
+    pub(crate) attempt: Duration,
 }
 
 impl Drained {
-    fn per_second(&self) -> f64 {
+    pub(crate) fn per_second(&self) -> f64 {
         self.messages as f64 / self.received.as_secs_f64().max(1e-9)
     }
 }
@@ -369,15 +407,15 @@ fn attempts(f: &Fixture) -> (u64, u64) {
 /// Waits until the receiver has `messages` more messages than `from_received` and the outbox
 /// has them recorded delivered (`from_delivered` before), the worker having started at
 /// `started`.
-async fn wait_delivered(
+pub(crate) async fn wait_delivered(
     f: &Fixture,
     receiver: &Receiver,
-    args: &WebhooksArgs,
+    worker: &WorkerArgs,
     (from_received, from_delivered): (u64, u64),
     messages: u64,
     started: Instant,
 ) -> anyhow::Result<(Duration, Duration)> {
-    let deadline = started + Duration::from_secs(args.timeout_seconds);
+    let deadline = started + Duration::from_secs(worker.timeout_seconds);
     let delivered = || f.state.metrics.webhooks.delivered.load(Relaxed);
     loop {
         let (got, recorded) = (
@@ -391,17 +429,17 @@ async fn wait_delivered(
         anyhow::ensure!(
             Instant::now() < deadline,
             "after {} s the receiver had {got} and the outbox {recorded} delivered of {messages} messages",
-            args.timeout_seconds
+            worker.timeout_seconds
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
 /// Starts the worker on what is queued and times it until `messages` are delivered.
-async fn drain(
+pub(crate) async fn drain(
     f: &Fixture,
     receiver: &Receiver,
-    args: &WebhooksArgs,
+    worker: &WorkerArgs,
     messages: u64,
 ) -> anyhow::Result<Drained> {
     let from = (
@@ -410,9 +448,9 @@ async fn drain(
     );
     let tried = attempts(f);
     let started = Instant::now();
-    let worker = Deliveries::spawn(f.state.clone(), options(args))?;
-    let (received, recorded) = wait_delivered(f, receiver, args, from, messages, started).await?;
-    worker.stop();
+    let spawned = Deliveries::spawn(f.state.clone(), worker.options())?;
+    let (received, recorded) = wait_delivered(f, receiver, worker, from, messages, started).await?;
+    spawned.stop();
     let now = attempts(f);
     Ok(Drained {
         messages,
@@ -422,43 +460,50 @@ async fn drain(
     })
 }
 
-fn options(args: &WebhooksArgs) -> DeliveryOptions {
-    DeliveryOptions {
-        per_endpoint: args.per_endpoint,
-        in_flight: args.in_flight,
-        ..DeliveryOptions::default()
-    }
-}
-
 /// One phase of decisions: a warm-up, the measured load, the harness's ceiling.
-struct Phase {
-    decisions: Figures,
-    ceiling: Figures,
+pub(crate) struct Phase {
+    pub(crate) decisions: Figures,
+    pub(crate) ceiling: Figures,
     /// Messages the receiver got during the measured decisions.
-    delivered: u64,
+    pub(crate) delivered: u64,
     /// Messages the receiver had in all when the measured decisions ended.
-    received_by_end: u64,
+    pub(crate) received_by_end: u64,
 }
 
-fn decisions(
+pub(crate) fn decisions(
     f: &Fixture,
     receiver: &Receiver,
-    args: &WebhooksArgs,
+    (connections, count): (usize, usize),
     requests: &Requests,
 ) -> anyhow::Result<Phase> {
     let urls = std::slice::from_ref(&f.url);
-    load(urls, args.connections, args.count / 10, requests.clone())?;
+    load(urls, connections, count / 10, requests.clone())?;
     let before = receiver.messages();
-    let decisions = load(urls, args.connections, args.count, requests.clone())?;
+    let decisions = load(urls, connections, count, requests.clone())?;
     let received_by_end = receiver.messages();
     let delivered = received_by_end - before;
-    let ceiling = load(urls, args.connections, args.count, healthz())?;
+    let ceiling = load(urls, connections, count, healthz())?;
     Ok(Phase {
         decisions,
         ceiling,
         delivered,
         received_by_end,
     })
+}
+
+/// The `decisions` fixture (100 partners, 10,000 parcels) on the scratch's `ledger` store,
+/// served with loopback `http` endpoints allowed (`serve --webhooks-allow-insecure-loopback`),
+/// and a receiver on loopback.
+pub(crate) async fn loopback_world(scratch: &Scratch) -> anyhow::Result<(Fixture, Receiver)> {
+    let ledger = scratch.part("ledger").await?;
+    let config = ServiceConfig {
+        webhook_targets: TargetPolicy {
+            allow_insecure_loopback: true,
+        },
+        ..ServiceConfig::default()
+    };
+    let f = fixture_configured(&ledger.options, 100, 10_000, config).await?;
+    Ok((f, Receiver::start()?))
 }
 
 pub(crate) async fn webhooks(args: WebhooksArgs, scratch: &Scratch) -> anyhow::Result<()> {
@@ -470,26 +515,23 @@ pub(crate) async fn webhooks(args: WebhooksArgs, scratch: &Scratch) -> anyhow::R
         "bench webhooks: {} messages per delivery, {} partners, {} decisions per row, {}, scratch in {}",
         args.messages,
         args.partners,
-        args.count,
+        args.load.count,
         scratch.label(),
         scratch.path().display()
     );
-    let ledger = scratch.part("ledger").await?;
-    let config = ServiceConfig {
-        webhook_targets: TargetPolicy {
-            allow_insecure_loopback: true,
-        },
-        ..ServiceConfig::default()
-    };
-    let f = fixture_configured(&ledger.options, 100, 10_000, config).await?;
-    let receiver = Receiver::start()?;
+    let (f, receiver) = loopback_world(scratch).await?;
     let t = tenants(&f, &receiver.url, args.partners).await?;
     let n = args.messages as u64;
     let decide = single_decisions(f.partner_tokens.clone(), f.shipments.clone());
 
     // 1. Decisions: nothing queued, no worker.
     eprintln!("decisions, nothing queued …");
-    let quiet = decisions(&f, &receiver, &args, &decide)?;
+    let quiet = decisions(
+        &f,
+        &receiver,
+        (args.load.connections, args.load.count),
+        &decide,
+    )?;
 
     // 2. Delivery of a backlog to one endpoint, then spread over every endpoint.
     eprintln!("queueing {n} messages to one endpoint …");
@@ -501,38 +543,50 @@ pub(crate) async fn webhooks(args: WebhooksArgs, scratch: &Scratch) -> anyhow::R
         args.grant_connections,
     )?;
     eprintln!("delivering them …");
-    let one = drain(&f, &receiver, &args, n).await?;
+    let one = drain(&f, &receiver, &args.worker, n).await?;
     // Baseline: the same bodies straight to the receiver, by the same client.
     let queued = f.state.store.outbox_of(&t.endpoints[0]).await?;
     let sample = queued.first().context("nothing was queued")?;
     let sample: serde_json::Value = serde_json::from_slice(&body(sample)?)?;
     let direct: Requests = Arc::new(move |_| ("", String::new(), sample.clone()));
     let receiver_url = [receiver.url.clone()];
-    let one_at_once = args.per_endpoint as usize;
-    let all_at_once = (args.per_endpoint as usize * args.partners).min(args.in_flight as usize);
+    let one_at_once = args.worker.per_endpoint as usize;
+    let all_at_once =
+        (args.worker.per_endpoint as usize * args.partners).min(args.worker.in_flight as usize);
     let direct_one = load(&receiver_url, one_at_once, args.messages, direct.clone())?;
     let direct_all = load(&receiver_url, all_at_once, args.messages, direct)?;
 
     eprintln!("queueing {n} messages over {} endpoints …", args.partners);
     let queue_all = grant(&f, &t, &t.partners, args.messages, args.grant_connections)?;
     eprintln!("delivering them …");
-    let all = drain(&f, &receiver, &args, n).await?;
+    let all = drain(&f, &receiver, &args.worker, n).await?;
 
     // 3. Decisions with a backlog queued, then while the worker delivers it.
     eprintln!("queueing {n} messages over {} endpoints …", args.partners);
     grant(&f, &t, &t.partners, args.messages, args.grant_connections)?;
     eprintln!("decisions, the backlog queued, no worker …");
-    let queued = decisions(&f, &receiver, &args, &decide)?;
+    let queued = decisions(
+        &f,
+        &receiver,
+        (args.load.connections, args.load.count),
+        &decide,
+    )?;
     eprintln!("decisions while the worker delivers the backlog …");
     let from = (
         receiver.messages(),
         f.state.metrics.webhooks.delivered.load(Relaxed),
     );
     let started = Instant::now();
-    let worker = Deliveries::spawn(f.state.clone(), options(&args))?;
-    let busy = decisions(&f, &receiver, &args, &decide)?;
+    let worker = Deliveries::spawn(f.state.clone(), args.worker.options())?;
+    let busy = decisions(
+        &f,
+        &receiver,
+        (args.load.connections, args.load.count),
+        &decide,
+    )?;
     let busy_seconds = started.elapsed();
-    let (backlog_received, _) = wait_delivered(&f, &receiver, &args, from, n, started).await?;
+    let (backlog_received, _) =
+        wait_delivered(&f, &receiver, &args.worker, from, n, started).await?;
     worker.stop();
 
     // 4. From grant to receipt, the worker running.
@@ -544,13 +598,13 @@ pub(crate) async fn webhooks(args: WebhooksArgs, scratch: &Scratch) -> anyhow::R
             f.state.metrics.webhooks.delivered.load(Relaxed),
         );
         let started = Instant::now();
-        let worker = Deliveries::spawn(f.state.clone(), options(&args))?;
+        let worker = Deliveries::spawn(f.state.clone(), args.worker.options())?;
         let requests = grants(&t, &t.partners);
         let grants = queueing(&f, args.live, || {
             paced(&f.url, args.live_rate, args.live, requests)
         })?;
         let (received, _) =
-            wait_delivered(&f, &receiver, &args, from, args.live as u64, started).await?;
+            wait_delivered(&f, &receiver, &args.worker, from, args.live as u64, started).await?;
         worker.stop();
         let latencies = std::mem::take(&mut *lock(&receiver.counts.latencies));
         Some((grants, figures(latencies, received)))
@@ -568,24 +622,21 @@ pub(crate) async fn webhooks(args: WebhooksArgs, scratch: &Scratch) -> anyhow::R
         ""
     };
     println!(
-        "`cargo run --release -p consent-ledger-bench -- {database}webhooks --messages {} --partners {} --grant-connections {} --live {} --live-rate {} --connections {} --count {} --per-endpoint {} --in-flight {}`",
+        "`cargo run --release -p consent-ledger-bench -- {database}webhooks --messages {} --partners {} --grant-connections {} --live {} --live-rate {} {}`",
         args.messages,
         args.partners,
         args.grant_connections,
         args.live,
         args.live_rate,
-        args.connections,
-        args.count,
-        args.per_endpoint,
-        args.in_flight
+        shared_flags(&args.load, &args.worker)
     );
     println!(
         "{}; {} cores; one process: server, delivery worker (its own thread), receiver (one HTTP \
          worker) and load generator share them; worker: {} per endpoint, {} in flight",
         scratch.label(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        args.per_endpoint,
-        args.in_flight
+        args.worker.per_endpoint,
+        args.worker.in_flight
     );
     println!();
     println!(
@@ -664,8 +715,8 @@ pub(crate) async fn webhooks(args: WebhooksArgs, scratch: &Scratch) -> anyhow::R
     println!(
         "| single decisions over HTTP ({}, one node, {} connections, {} per row) | decisions/s | p50 | p99 | messages received meanwhile | ceiling: GET /healthz/s |",
         scratch.label(),
-        args.connections,
-        args.count
+        args.load.connections,
+        args.load.count
     );
     println!("|---|---:|---:|---:|---:|---:|");
     let phase = |name: String, p: &Phase| {
@@ -701,7 +752,7 @@ pub(crate) async fn webhooks(args: WebhooksArgs, scratch: &Scratch) -> anyhow::R
         backlog_received.as_secs_f64(),
         n as f64 / backlog_received.as_secs_f64().max(1e-9),
         busy.delivered,
-        busy.delivered as f64 / (args.count as f64 / busy.decisions.per_second.max(1e-9)),
+        busy.delivered as f64 / (args.load.count as f64 / busy.decisions.per_second.max(1e-9)),
         busy_seconds.as_secs_f64()
     );
     if busy.delivered == 0 || left == 0 {
