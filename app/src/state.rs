@@ -146,6 +146,8 @@ pub struct Metrics {
 
 pub struct AppState {
     pub metrics: Metrics,
+    /// The webhook worker's signing keys by public key, read from the store once each.
+    pub signing_keys: crate::webhooks::delivery::SigningKeys,
     /// The log's signing key (C2SP signed-note key in the data directory).
     pub log_key: Arc<LogKey>,
     pub store: Store,
@@ -234,6 +236,7 @@ impl AppState {
         owner_only(&snapshot);
         Ok(Arc::new(Self {
             metrics: Metrics::default(),
+            signing_keys: Default::default(),
             log_key,
             principals: CommandBus::new(store.clone(), services.clone()),
             shipments: CommandBus::new(store.clone(), services.clone()),

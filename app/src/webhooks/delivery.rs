@@ -509,6 +509,32 @@ async fn send(
     }
 }
 
+/// Signing keys by their public key: a public key names one secret for good, so an entry never
+/// goes stale; which keys sign is the endpoint's view's to say. Read from the store the first
+/// time a key signs, not for every message.
+#[derive(Default)]
+pub struct SigningKeys(std::sync::Mutex<std::collections::HashMap<String, WebhookKey>>);
+
+impl SigningKeys {
+    /// Most keys kept: beyond it (endpoints come and go) the cache starts over.
+    const MOST: usize = 100_000;
+
+    fn get(&self, public: &[&str]) -> Option<Vec<WebhookKey>> {
+        let keys = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        public.iter().map(|p| keys.get(*p).cloned()).collect()
+    }
+
+    fn keep(&self, found: &[WebhookKey]) {
+        let mut keys = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if keys.len() + found.len() > Self::MOST {
+            keys.clear();
+        }
+        for key in found {
+            keys.insert(key.public(), key.clone());
+        }
+    }
+}
+
 /// The keys that sign now: the endpoint's newest, and the one before it for 24 h after a
 /// rotation.
 async fn live_keys(
@@ -523,15 +549,21 @@ async fn live_keys(
             live.push(previous.as_str());
         }
     }
+    if let Some(keys) = state.signing_keys.get(&live) {
+        return Ok(keys);
+    }
     let secrets = state
         .store
         .webhook_secrets(&endpoint.id.to_string())
         .await?;
-    Ok(secrets
+    // In the order of `live` (the newest first), as the cache answers.
+    let keys: Vec<WebhookKey> = live
         .iter()
-        .filter(|(public, _)| live.contains(&public.as_str()))
+        .filter_map(|p| secrets.iter().find(|(public, _)| public == p))
         .filter_map(|(_, secret)| WebhookKey::from_secret(secret).ok())
-        .collect())
+        .collect();
+    state.signing_keys.keep(&keys);
+    Ok(keys)
 }
 
 /// After attempts are recorded: the metrics, and endpoints to disable — one that answered
