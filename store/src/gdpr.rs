@@ -102,6 +102,8 @@ pub enum SubjectKey {
 pub struct PartnerCounts {
     pub allowed: u64,
     pub denied: u64,
+    /// Allowed reads the ledger served itself, by channel (`pull`, `webhook`; SPEC §14).
+    pub allowed_by_channel: std::collections::BTreeMap<String, u64>,
 }
 
 /// Rows per multi-row INSERT: 15 binds a row stays below both backends' bind limits.
@@ -121,6 +123,25 @@ pub(crate) fn daily(accesses: &[GdprAccess]) -> Vec<(i64, &str, bool, i64)> {
     }
     sums.into_iter()
         .map(|((day, partner, allowed), n)| (day, partner, allowed, n))
+        .collect()
+}
+
+/// Sums a batch's allowed decisions with a channel per (day, partner, channel).
+pub(crate) fn daily_channels(accesses: &[GdprAccess]) -> Vec<(i64, &str, &str, i64)> {
+    let mut sums: std::collections::BTreeMap<(i64, &str, &str), i64> = Default::default();
+    for a in accesses.iter().filter(|a| a.allowed) {
+        if let Some(channel) = a.channel.as_deref() {
+            *sums
+                .entry((
+                    a.decided_at.div_euclid(DAY_MICROS),
+                    a.partner_id.as_str(),
+                    channel,
+                ))
+                .or_default() += 1;
+        }
+    }
+    sums.into_iter()
+        .map(|((day, partner, channel), n)| (day, partner, channel, n))
         .collect()
 }
 
@@ -146,7 +167,7 @@ macro_rules! gdpr_backend {
         use sqlx::{QueryBuilder, Row};
 
         use crate::gdpr::{
-            daily, position_bind, u64_bind, AccessFilter, GdprAccess, GdprBatch,
+            daily, daily_channels, position_bind, u64_bind, AccessFilter, GdprAccess, GdprBatch,
             GdprShipment, PartnerCounts, SubjectKey, DAY_MICROS, INSERT_CHUNK,
         };
         use crate::error::StoreError;
@@ -182,6 +203,7 @@ macro_rules! gdpr_backend {
                 "DELETE FROM audit_access",
                 "DELETE FROM audit_shipment",
                 "DELETE FROM audit_daily",
+                "DELETE FROM audit_daily_channel",
             ];
             if $by_shipment != "audit_access" {
                 statements.push(concat!("DELETE FROM ", $by_shipment));
@@ -295,6 +317,26 @@ macro_rules! gdpr_backend {
                     q.push(
                         " ON CONFLICT (day, partner_id, allowed) DO UPDATE \
                          SET decisions = audit_daily.decisions + excluded.decisions",
+                    );
+                    q.build()
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(StoreError::unavailable)?;
+                }
+                let sums = daily_channels(&batch.accesses);
+                for chunk in sums.chunks(INSERT_CHUNK) {
+                    let mut q: QueryBuilder<$db> = QueryBuilder::new(
+                        "INSERT INTO audit_daily_channel (day, partner_id, channel, decisions) ",
+                    );
+                    q.push_values(chunk, |mut b, (day, partner, channel, n)| {
+                        b.push_bind(*day)
+                            .push_bind(*partner)
+                            .push_bind(*channel)
+                            .push_bind(*n);
+                    });
+                    q.push(
+                        " ON CONFLICT (day, partner_id, channel) DO UPDATE \
+                         SET decisions = audit_daily_channel.decisions + excluded.decisions",
                     );
                     q.build()
                         .execute(&mut *tx)
@@ -625,15 +667,17 @@ macro_rules! gdpr_backend {
             q
         }
 
-        /// Decisions per partner with `from <= decided_at < to` (microseconds): whole UTC days
-        /// from `audit_daily`, the partial days at the edges from `audit_access`.
-        #[tracing::instrument(level = "debug", skip_all, fields(from = from, to = to))]
-        pub(crate) async fn gdpr_counts(
+        /// Rows of (partner, key, count) summed over `from <= decided_at < to` (microseconds):
+        /// whole UTC days from the daily table `daily` (`SELECT partner_id, <key>, SUM … WHERE
+        /// day >= $1 AND day < $2 GROUP BY …`), the partial days at the edges from `audit_access`
+        /// (`partial`, the same over `decided_at >= $1 AND decided_at < $2`).
+        async fn summed(
             pool: &Pool,
             from: i64,
             to: i64,
-        ) -> Result<std::collections::BTreeMap<String, PartnerCounts>, StoreError> {
-            let mut out = std::collections::BTreeMap::<String, PartnerCounts>::new();
+            daily: &'static str,
+            partial: &'static str,
+        ) -> Result<Vec<<$db as sqlx::Database>::Row>, StoreError> {
             let first_day = from.div_euclid(DAY_MICROS)
                 + i64::from(from.rem_euclid(DAY_MICROS) != 0);
             let end_day = to.div_euclid(DAY_MICROS);
@@ -641,15 +685,12 @@ macro_rules! gdpr_backend {
             let mut rows = Vec::new();
             if first_day < end_day {
                 rows.extend(
-                    sqlx::query(
-                        "SELECT partner_id, allowed, CAST(SUM(decisions) AS BIGINT) FROM audit_daily \
-                         WHERE day >= $1 AND day < $2 GROUP BY partner_id, allowed",
-                    )
-                    .bind(first_day)
-                    .bind(end_day)
-                    .fetch_all(pool)
-                    .await
-                    .map_err(StoreError::unavailable)?,
+                    sqlx::query(daily)
+                        .bind(first_day)
+                        .bind(end_day)
+                        .fetch_all(pool)
+                        .await
+                        .map_err(StoreError::unavailable)?,
                 );
                 ranges.push((from, first_day * DAY_MICROS));
                 ranges.push((end_day * DAY_MICROS, to));
@@ -658,31 +699,79 @@ macro_rules! gdpr_backend {
             }
             for (lo, hi) in ranges.into_iter().filter(|(lo, hi)| lo < hi) {
                 rows.extend(
-                    sqlx::query(
-                        "SELECT partner_id, allowed, COUNT(*) FROM audit_access \
-                         WHERE decided_at >= $1 AND decided_at < $2 GROUP BY partner_id, allowed",
-                    )
-                    .bind(lo)
-                    .bind(hi)
-                    .fetch_all(pool)
-                    .await
-                    .map_err(StoreError::unavailable)?,
+                    sqlx::query(partial)
+                        .bind(lo)
+                        .bind(hi)
+                        .fetch_all(pool)
+                        .await
+                        .map_err(StoreError::unavailable)?,
                 );
             }
+            Ok(rows)
+        }
+
+        /// Decisions per partner with `from <= decided_at < to` (microseconds), allowed and
+        /// denied, and the allowed ones the ledger served itself by channel: whole UTC days from
+        /// `audit_daily` and `audit_daily_channel`, the partial days at the edges from
+        /// `audit_access`.
+        #[tracing::instrument(level = "debug", skip_all, fields(from = from, to = to))]
+        pub(crate) async fn gdpr_counts(
+            pool: &Pool,
+            from: i64,
+            to: i64,
+        ) -> Result<std::collections::BTreeMap<String, PartnerCounts>, StoreError> {
+            let get = |e: sqlx::Error| StoreError::Corrupt {
+                position: -1,
+                detail: format!("audit count row: {e}"),
+            };
+            let count = |r: &<$db as sqlx::Database>::Row| {
+                r.try_get::<i64, _>(2)
+                    .map(|n| u64::try_from(n).unwrap_or_default())
+                    .map_err(get)
+            };
+            let mut out = std::collections::BTreeMap::<String, PartnerCounts>::new();
+            let rows = summed(
+                pool,
+                from,
+                to,
+                "SELECT partner_id, allowed, CAST(SUM(decisions) AS BIGINT) FROM audit_daily \
+                 WHERE day >= $1 AND day < $2 GROUP BY partner_id, allowed",
+                "SELECT partner_id, allowed, COUNT(*) FROM audit_access \
+                 WHERE decided_at >= $1 AND decided_at < $2 GROUP BY partner_id, allowed",
+            )
+            .await?;
             for r in &rows {
-                let get = |e: sqlx::Error| StoreError::Corrupt {
-                    position: -1,
-                    detail: format!("audit count row: {e}"),
-                };
                 let partner: String = r.try_get(0).map_err(get)?;
                 let allowed: i64 = r.try_get(1).map_err(get)?;
-                let n = u64::try_from(r.try_get::<i64, _>(2).map_err(get)?).unwrap_or_default();
+                let n = count(r)?;
                 let c = out.entry(partner).or_default();
                 if allowed != 0 {
                     c.allowed += n;
                 } else {
                     c.denied += n;
                 }
+            }
+            let rows = summed(
+                pool,
+                from,
+                to,
+                "SELECT partner_id, channel, CAST(SUM(decisions) AS BIGINT) \
+                 FROM audit_daily_channel WHERE day >= $1 AND day < $2 \
+                 GROUP BY partner_id, channel",
+                "SELECT partner_id, channel, COUNT(*) FROM audit_access \
+                 WHERE decided_at >= $1 AND decided_at < $2 AND allowed <> 0 \
+                 AND channel IS NOT NULL GROUP BY partner_id, channel",
+            )
+            .await?;
+            for r in &rows {
+                let partner: String = r.try_get(0).map_err(get)?;
+                let channel: String = r.try_get(1).map_err(get)?;
+                let n = count(r)?;
+                *out.entry(partner)
+                    .or_default()
+                    .allowed_by_channel
+                    .entry(channel)
+                    .or_default() += n;
             }
             Ok(out)
         }

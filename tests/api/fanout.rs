@@ -322,6 +322,27 @@ async fn each_subscriber_gets_the_update_minimised_and_its_bundle_proves_the_bod
         .as_array()
         .expect("items")
         .clone();
+    // The RoPA counts each partner's allowed reads by channel, over whole days (the daily
+    // sums) and over part of one (the decisions themselves): its subscription item and its
+    // delivery, both `webhook`.
+    for period in [
+        "from=2026-02-01T00:00:00Z&to=2026-04-01T00:00:00Z",
+        "from=2026-03-01T11:00:00Z&to=2026-03-01T13:00:00Z",
+    ] {
+        let ropa = app.get(&format!("/v1/audit/ropa?{period}"), &officer).await;
+        let partners = expect(&ropa, StatusCode::OK)["partners"].clone();
+        for p in [&narrow, &wide] {
+            let entry = partners
+                .as_array()
+                .and_then(|e| e.iter().find(|e| e["partner_id"] == p.id.as_str()))
+                .expect("an entry");
+            assert_eq!(
+                entry["allowed_by_channel"],
+                json!({"webhook": 2}),
+                "{period}: {entry}"
+            );
+        }
+    }
     // Three decided when they subscribed, two deliveries: all five with their channel.
     let webhook: Vec<&Value> = items.iter().filter(|i| i["channel"] == "webhook").collect();
     assert_eq!(webhook.len(), 5, "{items:?}");

@@ -1073,6 +1073,9 @@ pub struct RopaEntry {
     pub consents_in_force: usize,
     pub allowed_reads: u64,
     pub denied_reads: u64,
+    /// Of the allowed reads, those the ledger served itself, by channel (SPEC §14): `webhook`
+    /// (tracking deliveries, and the subscription items decided for them), `pull`.
+    pub allowed_by_channel: std::collections::BTreeMap<String, u64>,
     /// Its agreements in the DPA register in force at any time in the period (SPEC §16): role,
     /// validity, sub-processors with their countries, transfer mechanism.
     pub dpas: Vec<DpaView>,
@@ -1229,6 +1232,7 @@ pub fn build_ropa(
             consents_in_force: consents.in_force,
             allowed_reads: n.allowed,
             denied_reads: n.denied,
+            allowed_by_channel: n.allowed_by_channel,
             dpas,
         });
     }
@@ -1241,7 +1245,7 @@ pub fn build_ropa(
     }
 }
 
-const CSV_ROPA_HEADER: [&str; 15] = [
+const CSV_ROPA_HEADER: [&str; 17] = [
     "partner_id",
     "name",
     "kind",
@@ -1254,6 +1258,8 @@ const CSV_ROPA_HEADER: [&str; 15] = [
     "consents_in_force",
     "allowed_reads",
     "denied_reads",
+    "webhook_reads",
+    "pull_reads",
     "dpa_roles",
     "dpa_sub_processors",
     "dpa_transfer_mechanisms",
@@ -1276,6 +1282,16 @@ fn ropa_csv(r: &Ropa) -> Result<String, AppError> {
                 p.consents_in_force.to_string(),
                 p.allowed_reads.to_string(),
                 p.denied_reads.to_string(),
+                p.allowed_by_channel
+                    .get("webhook")
+                    .copied()
+                    .unwrap_or_default()
+                    .to_string(),
+                p.allowed_by_channel
+                    .get("pull")
+                    .copied()
+                    .unwrap_or_default()
+                    .to_string(),
                 p.dpas
                     .iter()
                     .map(|d| format!("{}:{}", d.reference, d.role))
