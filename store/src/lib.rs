@@ -734,6 +734,17 @@ impl Store {
         on_outbox!(self, claim_messages(node, limits))
     }
 
+    /// Records finished delivery attempts and claims the next due messages, in one
+    /// transaction (one commit per worker cycle).
+    pub async fn record_and_claim(
+        &self,
+        node: &str,
+        records: &[outbox::AttemptRecord],
+        limits: outbox::ClaimLimits,
+    ) -> Result<Vec<QueuedMessage>, StoreError> {
+        on_outbox!(self, record_and_claim(node, records, limits))
+    }
+
     /// Records finished delivery attempts, in one transaction.
     pub async fn record_attempts(
         &self,

@@ -222,11 +222,24 @@ async fn run(state: Arc<AppState>, options: DeliveryOptions, mut stop: oneshot::
         while let Ok(record) = finished_rx.try_recv() {
             finished.push(record);
         }
-        if !finished.is_empty() {
-            match state.store.record_attempts(&node, &finished).await {
-                Ok(()) => {
+        // The attempts that finished are recorded, and the next messages claimed, in one
+        // transaction: one commit a cycle.
+        let free = options
+            .in_flight
+            .saturating_sub(in_flight.saturating_sub(finished.len() as u32));
+        let now = now_millis();
+        let limits = ClaimLimits {
+            now,
+            lease_until: now + millis(LEASE),
+            per_endpoint: options.per_endpoint,
+            limit: free,
+        };
+        let claimed = if !finished.is_empty() {
+            match state.store.record_and_claim(&node, &finished, limits).await {
+                Ok(messages) => {
                     in_flight = in_flight.saturating_sub(finished.len() as u32);
                     after_recorded(&state, &options, std::mem::take(&mut finished)).await;
+                    Ok(messages)
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "recording webhook attempts failed; retrying");
@@ -234,39 +247,33 @@ async fn run(state: Arc<AppState>, options: DeliveryOptions, mut stop: oneshot::
                     continue;
                 }
             }
-        }
-        let free = options.in_flight.saturating_sub(in_flight);
-        if free > 0 {
-            let now = now_millis();
-            let limits = ClaimLimits {
-                now,
-                lease_until: now + millis(LEASE),
-                per_endpoint: options.per_endpoint,
-                limit: free,
-            };
-            match state.store.claim_messages(&node, limits).await {
-                Ok(messages) => {
-                    // SPEC §14: a revocation any node committed is seen before a message
-                    // resting on it is sent; a model that cannot catch up sends none of them.
-                    let checked = !messages.iter().any(|m| Grounds::of(m).is_some())
-                        || match state.projector.catch_up().await {
-                            Ok(_) => true,
-                            Err(e) => {
-                                tracing::warn!(error = %e, "catching up before tracking deliveries failed; they wait");
-                                false
-                            }
-                        };
-                    for message in messages {
-                        in_flight += 1;
-                        let (state, client, done) = (state.clone(), client.clone(), done.clone());
-                        actix_rt::spawn(async move {
-                            let record = attempt(&state, &client, message, checked).await;
-                            let _ = done.send(record);
-                        });
-                    }
+        } else if free > 0 {
+            state.store.claim_messages(&node, limits).await
+        } else {
+            Ok(Vec::new())
+        };
+        match claimed {
+            Ok(messages) => {
+                // SPEC §14: a revocation any node committed is seen before a message
+                // resting on it is sent; a model that cannot catch up sends none of them.
+                let checked = !messages.iter().any(|m| Grounds::of(m).is_some())
+                    || match state.projector.catch_up().await {
+                        Ok(_) => true,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "catching up before tracking deliveries failed; they wait");
+                            false
+                        }
+                    };
+                for message in messages {
+                    in_flight += 1;
+                    let (state, client, done) = (state.clone(), client.clone(), done.clone());
+                    actix_rt::spawn(async move {
+                        let record = attempt(&state, &client, message, checked).await;
+                        let _ = done.send(record);
+                    });
                 }
-                Err(e) => tracing::warn!(error = %e, "claiming webhook messages failed"),
             }
+            Err(e) => tracing::warn!(error = %e, "claiming webhook messages failed"),
         }
         tokio::select! {
             _ = &mut stop => break,
