@@ -154,3 +154,89 @@ impl Aggregate for Dpa {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+    use cqrs_es::test::TestFramework;
+
+    use super::*;
+    use crate::testing::{services, t0};
+
+    fn terms(until: Option<DateTime<Utc>>, hash: Option<&str>) -> DpaTerms {
+        DpaTerms {
+            partner: "0190d5f6-0000-7000-8000-000000000002"
+                .parse()
+                .expect("an id"),
+            reference: DpaRef::parse("DPA-2026-7").expect("reference"),
+            role: DpaRole::Processor,
+            signed_at: t0(),
+            valid_until: until,
+            sub_processors: Vec::new(),
+            transfer_mechanism: Some(TransferMechanism::Scc),
+            document_sha256: hash.map(str::to_owned),
+        }
+    }
+
+    fn id() -> DpaId {
+        "0190d5f6-0000-7000-8000-000000000001"
+            .parse()
+            .expect("an id")
+    }
+
+    #[test]
+    fn registers_once_with_a_sound_period_and_hash_then_terminates_once() {
+        let good = terms(Some(t0() + Duration::days(365)), Some(&"ab".repeat(32)));
+        let registered = DpaEvent::DpaRegistered {
+            id: id(),
+            terms: good.clone(),
+            registered_at: t0(),
+        };
+        TestFramework::<Dpa>::with(services())
+            .given_no_previous_events()
+            .when(DpaCommand::Register {
+                id: id(),
+                terms: good.clone(),
+            })
+            .then_expect_events(vec![registered.clone()]);
+        for (bad, error) in [
+            (terms(Some(t0()), None), DpaError::EndsBeforeSigned),
+            (terms(None, Some("AB")), DpaError::BadDocumentHash),
+            (
+                terms(None, Some(&"AB".repeat(32))),
+                DpaError::BadDocumentHash,
+            ),
+        ] {
+            TestFramework::<Dpa>::with(services())
+                .given_no_previous_events()
+                .when(DpaCommand::Register {
+                    id: id(),
+                    terms: bad,
+                })
+                .then_expect_error(error);
+        }
+        TestFramework::<Dpa>::with(services())
+            .given(vec![registered.clone()])
+            .when(DpaCommand::Register {
+                id: id(),
+                terms: good,
+            })
+            .then_expect_error(DpaError::AlreadyRegistered);
+        let terminated = DpaEvent::DpaTerminated {
+            reason: None,
+            terminated_at: t0(),
+        };
+        TestFramework::<Dpa>::with(services())
+            .given(vec![registered.clone()])
+            .when(DpaCommand::Terminate { reason: None })
+            .then_expect_events(vec![terminated.clone()]);
+        TestFramework::<Dpa>::with(services())
+            .given(vec![registered, terminated])
+            .when(DpaCommand::Terminate { reason: None })
+            .then_expect_error(DpaError::AlreadyTerminated);
+        TestFramework::<Dpa>::with(services())
+            .given_no_previous_events()
+            .when(DpaCommand::Terminate { reason: None })
+            .then_expect_error(DpaError::NotFound);
+    }
+}

@@ -14,6 +14,8 @@
 //! - [`erasure`]: the `PersonalDataErased` event an erasure records.
 //! - [`webhook`]: partner webhook endpoints (SPEC §13).
 //! - [`dpa`]: the carrier's register of data processing agreements (SPEC §16).
+//! - [`authorization`]: the carrier's authorizations of tracking intermediaries under a DPA,
+//!   and shippers' objections to them (SPEC §16).
 //! - [`access`]: the access decision events (allowed, denied with a reason) and the deny reasons.
 //! - [`services`]: the clock, the id generator and the directory command handlers may consult.
 //! - `country`: ISO 3166-1 alpha-2 codes; `testing`: fixed services for tests.
@@ -23,6 +25,7 @@
 //! decides it in memory and records an [`access::AccessEvent`].
 
 pub mod access;
+pub mod authorization;
 pub mod consent;
 mod country;
 pub mod dpa;

@@ -91,6 +91,10 @@ uuid_id!(
     /// A data processing agreement in the carrier's register (SPEC §16).
     DpaId
 );
+uuid_id!(
+    /// A carrier's authorization of a tracking intermediary (SPEC §16).
+    AuthorizationId
+);
 
 impl From<PartnerId> for PrincipalId {
     fn from(id: PartnerId) -> Self {
