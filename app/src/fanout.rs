@@ -42,7 +42,7 @@ use uuid::Uuid;
 use crate::decide::{self, Question};
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::tracking::minimised;
+use crate::update::minimised;
 use crate::webhooks::outbox::render;
 
 /// The `data` of a `tracking.updated` message (SPEC §14): what was decided, and the update

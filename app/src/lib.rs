@@ -61,6 +61,7 @@ pub mod shipments;
 pub mod state;
 pub mod subscriptions;
 pub mod tracking;
+pub mod update;
 pub mod webhooks;
 pub mod write;
 

@@ -141,13 +141,13 @@ pub struct Metrics {
     /// Shipments retention erased on this node.
     pub retention_erased: std::sync::atomic::AtomicU64,
     /// This node's webhook deliveries (SPEC §13).
-    pub webhooks: crate::webhooks::delivery::DeliveryMetrics,
+    pub webhooks: crate::webhooks::metrics::DeliveryMetrics,
 }
 
 pub struct AppState {
     pub metrics: Metrics,
     /// The webhook worker's signing keys by public key, read from the store once each.
-    pub signing_keys: crate::webhooks::delivery::SigningKeys,
+    pub signing_keys: crate::webhooks::metrics::SigningKeys,
     /// The log's signing key (C2SP signed-note key in the data directory).
     pub log_key: Arc<LogKey>,
     pub store: Store,

@@ -20,6 +20,7 @@ use crate::auth::Caller;
 use crate::decide::{self, DecisionAnswer, DecisionRequest};
 use crate::error::AppError;
 use crate::state::AppState;
+pub use crate::update::{minimised, Details, Location, ProofOfDelivery, RecipientContact};
 
 /// Who sends tracking updates: the carrier's gateway, or an admin.
 pub const INGESTERS: &[Role] = &[Role::Gateway, Role::Admin];
@@ -72,35 +73,6 @@ impl TrackingStatus {
     }
 }
 
-/// Where an update happened.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Location {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub city: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub postal_code: Option<String>,
-    #[schema(value_type = String, example = "DE")]
-    pub country: CountryCode,
-}
-
-/// Who signed, and a photo.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ProofOfDelivery {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub signed_by: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub photo_url: Option<String>,
-}
-
-/// How to reach the recipient.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct RecipientContact {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub phone: Option<String>,
-}
-
 /// One update as the gateway sends it: the shipment by id or by carrier and tracking number.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[allow(dead_code)] // the schema of what `ingest` reads field by field
@@ -142,20 +114,6 @@ pub struct Ingested {
     /// Updates kept (one sent again is counted, and kept once).
     pub accepted: usize,
     pub rejected: Vec<Rejected>,
-}
-
-/// The optional, personal parts of an update, as kept in `details` and shown to a partner
-/// granted their category.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Details {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub location: Option<Location>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub proof_of_delivery: Option<ProofOfDelivery>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recipient_contact: Option<RecipientContact>,
 }
 
 /// A checked update, ready to keep.
@@ -459,50 +417,6 @@ pub async fn sweep_retention(state: &AppState, days: u32) -> Result<u64, AppErro
             return Ok(deleted);
         }
     }
-}
-
-/// What a partner granted `categories` sees of an update (SPEC §14): `status_events` the
-/// status, its time and description; `location` the location; `proof_of_delivery` the proof;
-/// `recipient_contact` the contact. Nothing of a category not granted.
-pub fn minimised(row: &TrackingUpdateRow, categories: &[DataCategory]) -> Result<Value, AppError> {
-    let details: Details = serde_json::from_str(&row.details).map_err(AppError::internal)?;
-    let mut out = Map::new();
-    let mut put = |name: &str, value: Value| {
-        if !value.is_null() {
-            out.insert(name.to_owned(), value);
-        }
-    };
-    for category in categories {
-        match category {
-            DataCategory::StatusEvents => {
-                put("status", row.status.clone().into());
-                put("occurred_at", row.occurred_at.clone().into());
-                put(
-                    "description",
-                    serde_json::to_value(&details.description).map_err(AppError::internal)?,
-                );
-            }
-            DataCategory::Location => {
-                put(
-                    "location",
-                    serde_json::to_value(&details.location).map_err(AppError::internal)?,
-                );
-            }
-            DataCategory::ProofOfDelivery => {
-                put(
-                    "proof_of_delivery",
-                    serde_json::to_value(&details.proof_of_delivery).map_err(AppError::internal)?,
-                );
-            }
-            DataCategory::RecipientContact => {
-                put(
-                    "recipient_contact",
-                    serde_json::to_value(&details.recipient_contact).map_err(AppError::internal)?,
-                );
-            }
-        }
-    }
-    Ok(Value::Object(out))
 }
 
 /// `?purpose=&data_categories=` of a pull, and `partner_id` from the gateway.

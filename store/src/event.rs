@@ -337,7 +337,7 @@ pub struct Append {
     /// Tracking updates kept in its transaction (SPEC §14), with the decisions and messages of
     /// their fan-out; one the store already holds (same shipment, time and status) refuses the
     /// append as a taken claim, so that an update fans out once.
-    pub tracking: Vec<crate::tracking::TrackingUpdateRow>,
+    pub tracking: Vec<TrackingUpdateRow>,
     /// A bearer-token digest this append issues, kept beside the log (never in a leaf) and
     /// written in the same transaction; its principal is the append's first stream.
     pub credential: Option<Credential>,
@@ -409,6 +409,21 @@ pub struct OutboxMessage {
     /// The shipment whose tracking update it carries (`tracking.updated`), so that an erasure
     /// or the tracking retention deletes it with the update (SPEC §12, §14).
     pub shipment_id: Option<String>,
+}
+
+/// One tracking update as kept (SPEC §14), beside the log: [`crate::tracking`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackingUpdateRow {
+    pub update_id: String,
+    pub shipment_id: String,
+    /// SPEC §14's vocabulary (`in_transit`, `delivered`, …).
+    pub status: String,
+    /// RFC 3339 UTC with microseconds.
+    pub occurred_at: String,
+    /// Unix milliseconds.
+    pub received_at: i64,
+    /// JSON: the optional parts (description, location, proof of delivery, recipient contact).
+    pub details: String,
 }
 
 /// A queued webhook message as the outbox keeps it.

@@ -3,20 +3,7 @@
 //! gateway is answered), deleted by an erasure's commit ([`crate::write_path`]) and by
 //! retention.
 
-/// One tracking update as kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TrackingUpdateRow {
-    pub update_id: String,
-    pub shipment_id: String,
-    /// SPEC §14's vocabulary (`in_transit`, `delivered`, …).
-    pub status: String,
-    /// RFC 3339 UTC with microseconds.
-    pub occurred_at: String,
-    /// Unix milliseconds.
-    pub received_at: i64,
-    /// JSON: the optional parts (description, location, proof of delivery, recipient contact).
-    pub details: String,
-}
+pub use crate::event::TrackingUpdateRow;
 
 /// Rows per multi-row INSERT: 7 parameters a row, far below either backend's limit.
 const ROWS_PER_INSERT: usize = 500;

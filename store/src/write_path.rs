@@ -118,7 +118,7 @@ pub(crate) trait LogWriter {
     /// Keeps tracking updates (SPEC §14); one already held is a unique violation.
     async fn insert_tracking(
         &mut self,
-        rows: &[&crate::tracking::TrackingUpdateRow],
+        rows: &[&crate::event::TrackingUpdateRow],
     ) -> Result<(), sqlx::Error>;
     /// Queues webhook messages, each caused by the event at its position.
     async fn insert_outbox(
@@ -382,7 +382,7 @@ impl<'a> Stamped<'a> {
     }
 
     /// Each tracking update of an admitted append.
-    pub(crate) fn tracking(&self) -> Vec<&crate::tracking::TrackingUpdateRow> {
+    pub(crate) fn tracking(&self) -> Vec<&crate::event::TrackingUpdateRow> {
         self.batch
             .iter()
             .zip(&self.events)
@@ -836,7 +836,7 @@ macro_rules! writer_statements {
         #[tracing::instrument(level = "trace", skip_all, fields(rows = rows.len()))]
         async fn insert_tracking(
             &mut self,
-            rows: &[&crate::tracking::TrackingUpdateRow],
+            rows: &[&crate::event::TrackingUpdateRow],
         ) -> Result<(), sqlx::Error> {
             for chunk in rows.chunks(crate::write_path::ROWS_PER_STATEMENT) {
                 let mut q = sqlx::QueryBuilder::<$db>::new(

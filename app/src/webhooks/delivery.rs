@@ -14,7 +14,7 @@
 //! disabled, with the reason the partner reads on the endpoint.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::fanout::{self, Grounds};
 use crate::state::AppState;
+pub use crate::webhooks::metrics::{DeliveryMetrics, SigningKeys, LATENCY_BUCKETS};
 use crate::webhooks::target::WebhookUrl;
 
 /// After the n-th failed attempt, the next comes this long after it (±20 %): 5 s, 5 min,
@@ -59,9 +60,6 @@ const RETRY_AFTER_CAP: Duration = Duration::from_secs(24 * 3600);
 /// The most of a receiver's answer read (then dropped): enough to keep the connection.
 const ANSWER_LIMIT: usize = 64 * 1024;
 
-/// The latency histogram's upper bounds, in seconds.
-pub const LATENCY_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 15.0];
-
 /// How the worker runs.
 #[derive(Debug, Clone, Copy)]
 pub struct DeliveryOptions {
@@ -83,38 +81,6 @@ impl Default for DeliveryOptions {
             disable_after: Duration::from_secs(5 * 24 * 3600),
             poll: Duration::from_millis(500),
         }
-    }
-}
-
-/// What `/metrics` shows of this node's deliveries.
-#[derive(Debug, Default)]
-pub struct DeliveryMetrics {
-    /// Attempts answered 2xx.
-    pub delivered: AtomicU64,
-    /// Attempts that failed (retried or not).
-    pub failed: AtomicU64,
-    /// Messages given up (schedule spent, `410`, or endpoint disabled).
-    pub given_up: AtomicU64,
-    /// Tracking deliveries cancelled at send time (SPEC §14).
-    pub cancelled: AtomicU64,
-    /// Attempts per latency bucket ([`LATENCY_BUCKETS`], then +Inf), not cumulative.
-    pub latency: [AtomicU64; LATENCY_BUCKETS.len() + 1],
-    /// The attempts' latencies summed, in microseconds.
-    pub latency_micros: AtomicU64,
-}
-
-impl DeliveryMetrics {
-    fn observe(&self, latency: Duration) {
-        let seconds = latency.as_secs_f64();
-        let bucket = LATENCY_BUCKETS
-            .iter()
-            .position(|bound| seconds <= *bound)
-            .unwrap_or(LATENCY_BUCKETS.len());
-        self.latency[bucket].fetch_add(1, Relaxed);
-        self.latency_micros.fetch_add(
-            u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
-            Relaxed,
-        );
     }
 }
 
@@ -513,32 +479,6 @@ async fn send(
         Err(awc::error::SendRequestError::Timeout) => Answer::Failed("timeout"),
         Err(awc::error::SendRequestError::Connect(_)) => Answer::Failed("connect"),
         Err(_) => Answer::Failed("exchange"),
-    }
-}
-
-/// Signing keys by their public key: a public key names one secret for good, so an entry never
-/// goes stale; which keys sign is the endpoint's view's to say. Read from the store the first
-/// time a key signs, not for every message.
-#[derive(Default)]
-pub struct SigningKeys(std::sync::Mutex<std::collections::HashMap<String, WebhookKey>>);
-
-impl SigningKeys {
-    /// Most keys kept: beyond it (endpoints come and go) the cache starts over.
-    const MOST: usize = 100_000;
-
-    fn get(&self, public: &[&str]) -> Option<Vec<WebhookKey>> {
-        let keys = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        public.iter().map(|p| keys.get(*p).cloned()).collect()
-    }
-
-    fn keep(&self, found: &[WebhookKey]) {
-        let mut keys = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if keys.len() + found.len() > Self::MOST {
-            keys.clear();
-        }
-        for key in found {
-            keys.insert(key.public(), key.clone());
-        }
     }
 }
 

@@ -6,5 +6,6 @@
 pub mod delivery;
 pub mod endpoints;
 pub mod expiry;
+pub mod metrics;
 pub mod outbox;
 pub mod target;
