@@ -123,8 +123,15 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
         DataCategory::StatusEvents,
         DataCategory::ProofOfDelivery,
     ])?;
+    // (partner, shipment) pairs a consent of scope `shipments` grants: half the queries are
+    // drawn from them, so that both paths of a decision are measured.
+    let mut granted: Vec<(PartnerId, ShipmentId)> = Vec::with_capacity(args.consents / 2 + 1);
     for i in 0..args.consents {
         let (shipment, shipper) = shipments[rng.below(shipments.len())];
+        let partner = partners[rng.below(partners.len())];
+        if i % 2 == 0 {
+            granted.push((partner, shipment));
+        }
         let scope = if i % 2 == 0 {
             ConsentScope::Shipments {
                 shipment_ids: NonEmptySet::new(vec![shipment])?,
@@ -139,7 +146,7 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
         };
         d.add_grant(Grant {
             id: ConsentId::from_uuid(Uuid::now_v7()),
-            partner: partners[rng.below(partners.len())],
+            partner,
             shipper,
             scope: &scope,
             purposes: &purposes,
@@ -150,30 +157,42 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
             position: i as u64,
         });
     }
-    // Queries: half on shipments that have a consent of the asking partner is not knowable
-    // cheaply, so ask uniformly: most are denials (no_consent), the expensive path for lists.
+    // Queries: every other one a granted (partner, shipment) pair, the rest uniform (nearly
+    // all denials: no_consent), as a peer benchmark of the same workload draws them.
     let requested = Categories::of(&[DataCategory::StatusEvents, DataCategory::Location]);
     let queries: Vec<(PartnerId, ShipmentRef)> = (0..args.queries)
-        .map(|_| {
-            (
-                partners[rng.below(partners.len())],
-                ShipmentRef::Id(shipments[rng.below(shipments.len())].0),
-            )
+        .map(|i| {
+            if i % 2 == 0 && !granted.is_empty() {
+                let (partner, shipment) = granted[rng.below(granted.len())];
+                (partner, ShipmentRef::Id(shipment))
+            } else {
+                (
+                    partners[rng.below(partners.len())],
+                    ShipmentRef::Id(shipments[rng.below(shipments.len())].0),
+                )
+            }
         })
         .collect();
     let mut latencies = Vec::with_capacity(queries.len());
-    let mut allowed = 0usize;
+    let (mut allow_path, mut deny_path) = (Vec::new(), Vec::new());
     let t = Instant::now();
     for (partner, shipment) in &queries {
         let q = Instant::now();
         let verdict = d.decide(*partner, shipment, Purpose::InsuranceClaim, requested, now);
-        latencies.push(q.elapsed());
-        allowed += usize::from(matches!(
-            verdict,
-            consent_ledger_projections::decider::Verdict::Allowed { .. }
-        ));
+        let took = q.elapsed();
+        latencies.push(took);
+        match verdict {
+            consent_ledger_projections::decider::Verdict::Allowed { .. } => allow_path.push(took),
+            _ => deny_path.push(took),
+        }
     }
     let decide = figures(latencies, t.elapsed());
+    let allowed = allow_path.len();
+    let path = |latencies: Vec<std::time::Duration>| {
+        let spent = latencies.iter().sum();
+        figures(latencies, spent)
+    };
+    let (allow_path, deny_path) = (path(allow_path), path(deny_path));
     // Baseline: a HashMap look-up of the same shipment ids.
     let map: HashMap<ShipmentId, ShipperId> = shipments.iter().copied().collect();
     let mut latencies = Vec::with_capacity(queries.len());
@@ -200,6 +219,14 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
         us(decide.p99),
         decide.per_second
     );
+    for (name, f) in [("allowed", &allow_path), ("denied", &deny_path)] {
+        println!(
+            "| Decider::decide, the {name} ones | {:.2} µs | {:.2} µs | {:.0} |",
+            us(f.p50),
+            us(f.p99),
+            f.per_second
+        );
+    }
     println!(
         "| baseline: HashMap::get of the shipment id | {:.2} µs | {:.2} µs | {:.0} |",
         us(lookup.p50),
