@@ -101,6 +101,25 @@ impl Partner {
         }
     }
 
+    /// The `tracking.updated` messages queued for its endpoint, sent or not.
+    async fn queued_tracking(&self, app: &TestApp) -> Vec<consent_ledger_store::QueuedMessage> {
+        app.state
+            .store
+            .outbox_of(self.endpoint_id())
+            .await
+            .expect("outbox")
+            .into_iter()
+            .filter(|m| m.event_type == "tracking.updated")
+            .collect()
+    }
+
+    /// Whether its receiver got any `tracking.updated`.
+    fn got_tracking(&self) -> bool {
+        self.received()
+            .iter()
+            .any(|(_, body, _)| body["type"] == "tracking.updated")
+    }
+
     /// The messages its receiver got: (webhook-id, body JSON, raw body).
     fn received(&self) -> Vec<(String, Value, Vec<u8>)> {
         self.receiver
@@ -374,17 +393,7 @@ async fn a_revocation_stops_what_is_queued_even_across_a_restart_and_what_follow
         vec![update(&shipment, "in_transit", "2026-03-01T08:00:00Z")],
     )
     .await;
-    let queued = app
-        .state
-        .store
-        .outbox_of(partner.endpoint_id())
-        .await
-        .expect("outbox");
-    let message = queued
-        .iter()
-        .find(|m| m.event_type == "tracking.updated")
-        .expect("queued")
-        .clone();
+    let message = partner.queued_tracking(&app).await.pop().expect("queued");
     let r = app
         .post(
             &format!("/v1/consents/{consent}/revoke"),
@@ -439,16 +448,11 @@ async fn a_revocation_stops_what_is_queued_even_across_a_restart_and_what_follow
     assert_eq!(events[1].1["decision_id"], events[0].1["decision_id"]);
     assert_eq!(events[2].1["reason"], "consent_revoked");
     assert_eq!(events[2].1["channel"], "webhook");
-    let tracking_messages = app
-        .state
-        .store
-        .outbox_of(partner.endpoint_id())
-        .await
-        .expect("outbox")
-        .into_iter()
-        .filter(|m| m.event_type == "tracking.updated")
-        .count();
-    assert_eq!(tracking_messages, 1, "nothing queued after the revocation");
+    assert_eq!(
+        partner.queued_tracking(&app).await.len(),
+        1,
+        "nothing queued after the revocation"
+    );
 
     // A cancelled delivery is never redelivered.
     let redeliver = format!("/v1/webhook-deliveries/{}/redeliver", message.message_id);
@@ -459,10 +463,7 @@ async fn a_revocation_stops_what_is_queued_even_across_a_restart_and_what_follow
     );
     actix_web::rt::time::sleep(Duration::from_millis(500)).await;
     assert!(
-        !partner
-            .received()
-            .iter()
-            .any(|(_, body, _)| body["type"] == "tracking.updated"),
+        !partner.got_tracking(),
         "no tracking update left after the revocation"
     );
 }
@@ -575,18 +576,12 @@ async fn a_consented_subscription_follows_the_partners_consents_and_an_erasure_d
     assert_eq!(events[0].1["shipment"], mine.as_str());
 
     // Queued, not yet sent: an erasure of the parcel deletes the message with its update.
-    let queued = app
-        .state
-        .store
-        .outbox_of(partner.endpoint_id())
+    let message = partner
+        .queued_tracking(&app)
         .await
-        .expect("outbox");
-    let message = queued
-        .iter()
-        .find(|m| m.event_type == "tracking.updated")
+        .pop()
         .expect("queued")
-        .message_id
-        .clone();
+        .message_id;
     let r = app
         .post(
             &format!("/v1/shipments/{mine}/erase"),
@@ -605,10 +600,7 @@ async fn a_consented_subscription_follows_the_partners_consents_and_an_erasure_d
     let _worker = app.deliveries();
     actix_web::rt::time::sleep(Duration::from_millis(800)).await;
     assert!(
-        !partner
-            .received()
-            .iter()
-            .any(|(_, body, _)| body["type"] == "tracking.updated"),
+        !partner.got_tracking(),
         "an erased parcel's update is never sent"
     );
 }
@@ -652,16 +644,11 @@ async fn two_nodes_fan_an_update_out_once_and_a_revocation_on_one_stops_the_othe
         20,
         "one decision per update: {decisions:?}"
     );
-    let queued = a
-        .state
-        .store
-        .outbox_of(partner.endpoint_id())
-        .await
-        .expect("outbox")
-        .into_iter()
-        .filter(|m| m.event_type == "tracking.updated")
-        .count();
-    assert_eq!(queued, 20, "one message per decision");
+    assert_eq!(
+        partner.queued_tracking(&a).await.len(),
+        20,
+        "one message per decision"
+    );
 
     // Revoked on B; A's worker, which never saw it applied, sends none of them.
     let r = b
@@ -684,10 +671,7 @@ async fn two_nodes_fan_an_update_out_once_and_a_revocation_on_one_stops_the_othe
     eventually("all 20 deliveries cancelled", cancelled).await;
     actix_web::rt::time::sleep(Duration::from_millis(300)).await;
     assert!(
-        !partner
-            .received()
-            .iter()
-            .any(|(_, body, _)| body["type"] == "tracking.updated"),
+        !partner.got_tracking(),
         "nothing left after the revocation on the other node"
     );
 }
