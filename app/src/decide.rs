@@ -24,8 +24,8 @@ use std::sync::atomic::Ordering;
 
 use consent_ledger_domain::access::{AccessEvent, Channel, DenyReason, ACCESS_STREAM};
 use consent_ledger_domain::values::{
-    CarrierCode, ConsentId, DataCategory, NonEmptySet, PartnerId, PrincipalId, Purpose, Role,
-    ShipmentId, TrackingNumber,
+    AuthorizationId, CarrierCode, ConsentId, DataCategory, DpaId, NonEmptySet, PartnerId,
+    PrincipalId, Purpose, Role, ShipmentId, TrackingNumber,
 };
 use consent_ledger_projections::decider::{Categories, ShipmentRef, Verdict};
 use consent_ledger_projections::ReadModel;
@@ -90,6 +90,11 @@ pub struct DecisionAnswer {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<DenyReason>,
     pub consent_ids: Vec<ConsentId>,
+    /// The carrier authorizations in force that cover the read (SPEC §16).
+    pub authorization_ids: Vec<AuthorizationId>,
+    /// The DPA the allowed read relies on (SPEC §16), when one does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dpa_id: Option<DpaId>,
     /// requested ∩ granted: what the partner may read (data minimisation).
     pub data_categories: Vec<DataCategory>,
 }
@@ -309,15 +314,9 @@ pub fn decided(
     let verdict = model
         .access
         .decide(q.partner, &q.shipment, q.purpose, q.requested, now);
-    // An intermediary reading for a suspended partner is denied as if that partner asked: the
-    // data would reach it. (Its suspension moves the §5.2 fence like any restriction.)
     let verdict = match (verdict, q.on_behalf_of) {
-        (Verdict::Allowed { shipment, .. }, Some(p)) if model.access.is_suspended(p) => {
-            Verdict::Denied {
-                shipment: Some(shipment),
-                reason: DenyReason::PartnerSuspended,
-                consent: None,
-            }
+        (verdict @ Verdict::Allowed { .. }, Some(recipient)) => {
+            relayed(model, q, verdict, recipient, now)
         }
         (verdict, _) => verdict,
     };
@@ -326,12 +325,16 @@ pub fn decided(
         Verdict::Allowed {
             shipment,
             consents,
+            authorizations,
             categories,
+            dpa,
         } => (
             AccessEvent::TrackingAccessAllowed {
+                authorizations: authorizations.clone(),
                 body_sha256: None,
                 channel: q.channel,
                 decision_id,
+                dpa,
                 partner: q.partner,
                 shipment,
                 purpose: q.purpose,
@@ -347,6 +350,8 @@ pub fn decided(
                 allowed: true,
                 reason: None,
                 consent_ids: consents,
+                authorization_ids: authorizations,
+                dpa_id: dpa,
                 data_categories: categories.to_vec(),
             },
         ),
@@ -354,6 +359,7 @@ pub fn decided(
             shipment,
             reason,
             consent,
+            authorization,
         } => {
             // An unknown shipment is recorded by the reference asked for.
             let (shipment, carrier, tracking_number) = match (&q.shipment, shipment) {
@@ -365,6 +371,7 @@ pub fn decided(
             };
             (
                 AccessEvent::TrackingAccessDenied {
+                    authorization,
                     channel: q.channel,
                     decision_id,
                     partner: q.partner,
@@ -384,12 +391,56 @@ pub fn decided(
                     allowed: false,
                     reason: Some(reason),
                     consent_ids: Vec::new(),
+                    authorization_ids: Vec::new(),
+                    dpa_id: None,
                     data_categories: Vec::new(),
                 },
             )
         }
     };
     (event, answer)
+}
+
+/// An allowed read relayed by an intermediary to `recipient` (SPEC §16): the data reaches
+/// the recipient only when it is an active partner, and is a sub-processor on the DPA the
+/// allow relied on or holds a consent or authorization of its own for the same read.
+fn relayed(
+    model: &ReadModel,
+    q: &Question,
+    verdict: Verdict,
+    recipient: PartnerId,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Verdict {
+    let Verdict::Allowed { shipment, dpa, .. } = &verdict else {
+        return verdict;
+    };
+    // Denied as if the recipient asked: the data would reach it. (Its suspension moves the
+    // §5.2 fence like any restriction.)
+    if model.access.is_suspended(recipient) {
+        return Verdict::denied(Some(*shipment), DenyReason::PartnerSuspended);
+    }
+    let on_the_dpa = dpa.and_then(|d| model.dpas.get(&d)).is_some_and(|d| {
+        d.sub_processors
+            .iter()
+            .any(|s| s.partner_id == Some(recipient))
+    });
+    let own_grant = || {
+        matches!(
+            model.access.decide(
+                recipient,
+                &ShipmentRef::Id(*shipment),
+                q.purpose,
+                q.requested,
+                now
+            ),
+            Verdict::Allowed { .. }
+        )
+    };
+    if on_the_dpa || own_grant() {
+        verdict
+    } else {
+        Verdict::denied(Some(*shipment), DenyReason::DpaMissing)
+    }
 }
 
 /// The event of a decision as appended: its own stream of one event.
@@ -445,10 +496,13 @@ fn replayed(
                     requested,
                     granted,
                     consents,
+                    authorizations,
+                    dpa,
                     ..
                 } => {
                     unexpired(decided_at, now)?;
-                    // §5.2: the allow stands only while every consent it rested on still does.
+                    // §5.2: the allow stands only while every consent and authorization it
+                    // rested on still does.
                     let still = match model.access.decide(
                         partner,
                         &ShipmentRef::Id(shipment),
@@ -457,8 +511,13 @@ fn replayed(
                         now,
                     ) {
                         Verdict::Allowed {
-                            consents: in_force, ..
-                        } => consents.iter().all(|c| in_force.contains(c)),
+                            consents: in_force,
+                            authorizations: authorized,
+                            ..
+                        } => {
+                            consents.iter().all(|c| in_force.contains(c))
+                                && authorizations.iter().all(|a| authorized.contains(a))
+                        }
                         Verdict::Denied { .. } => false,
                     };
                     if !still {
@@ -477,6 +536,8 @@ fn replayed(
                         allowed: true,
                         reason: None,
                         consent_ids: consents,
+                        authorization_ids: authorizations,
+                        dpa_id: dpa,
                         data_categories: granted,
                     }
                 }
@@ -498,6 +559,8 @@ fn replayed(
                         allowed: false,
                         reason: Some(told(caller, reason)),
                         consent_ids: Vec::new(),
+                        authorization_ids: Vec::new(),
+                        dpa_id: None,
                         data_categories: Vec::new(),
                     }
                 }

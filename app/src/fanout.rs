@@ -23,7 +23,8 @@ use consent_ledger_domain::subscription::{
     SubscriptionCommand, SubscriptionError, SubscriptionScope,
 };
 use consent_ledger_domain::values::{
-    ConsentId, DataCategory, PartnerId, Purpose, ShipmentId, SubscriptionId, WebhookEndpointId,
+    AuthorizationId, ConsentId, DataCategory, PartnerId, Purpose, ShipmentId, SubscriptionId,
+    WebhookEndpointId,
 };
 use consent_ledger_domain::webhook::WebhookEventType;
 use consent_ledger_projections::decider::{Categories, ShipmentRef, Verdict};
@@ -63,6 +64,10 @@ pub struct TrackingUpdated {
     /// The consents it rests on.
     #[schema(value_type = Vec<String>)]
     pub consent_ids: Vec<ConsentId>,
+    /// The carrier authorizations it rests on (SPEC §16); absent when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<String>)]
+    pub authorization_ids: Vec<AuthorizationId>,
     /// `status`, `occurred_at`, `description` (`status_events`), `location`,
     /// `proof_of_delivery`, `recipient_contact`: only the granted ones.
     #[schema(value_type = Object)]
@@ -167,6 +172,7 @@ pub fn fan_out(
                 purpose: subscription.purpose,
                 data_categories: answer.data_categories,
                 consent_ids: answer.consent_ids,
+                authorization_ids: answer.authorization_ids,
             };
             let data = serde_json::to_value(&data)
                 .and_then(|d| consent_ledger_audit::leaf::canonical_text(&d))
@@ -284,6 +290,8 @@ pub struct Grounds {
     pub purpose: Purpose,
     pub data_categories: Vec<DataCategory>,
     pub consent_ids: Vec<ConsentId>,
+    #[serde(default)]
+    pub authorization_ids: Vec<AuthorizationId>,
 }
 
 impl Grounds {
@@ -313,13 +321,24 @@ impl Grounds {
         );
         match verdict {
             Verdict::Denied { reason, .. } => Some(reason),
-            Verdict::Allowed { consents, .. } => self
+            Verdict::Allowed {
+                consents,
+                authorizations,
+                ..
+            } => self
                 .consent_ids
                 .iter()
                 .find(|c| !consents.contains(c))
                 .map(|gone| match model.consents.get(gone) {
                     Some(c) if c.revocation.is_none() => DenyReason::ConsentExpired,
                     _ => DenyReason::ConsentRevoked,
+                })
+                .or_else(|| {
+                    let gone = self
+                        .authorization_ids
+                        .iter()
+                        .find(|a| !authorizations.contains(a))?;
+                    Some(model.why_not_authorized(*gone, self.shipment_id, now))
                 }),
         }
     }

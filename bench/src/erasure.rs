@@ -215,6 +215,7 @@ fn combined(runs: &[Figures]) -> (f64, f64, f64) {
 /// serialisation every decision takes, the number in clear) and sealed (what is written now).
 fn encoding_cost() -> anyhow::Result<(f64, f64)> {
     let event = AccessEvent::TrackingAccessDenied {
+        authorization: None,
         channel: None,
         carrier: Some(CarrierCode::parse("DHL")?),
         consent: None,

@@ -262,6 +262,7 @@ async fn seed(f: &Fixture, args: &AuditArgs) -> anyhow::Result<Seeded> {
         )];
         let event = if i % 10 == 9 {
             AccessEvent::TrackingAccessDenied {
+                authorization: None,
                 channel: None,
                 carrier: None,
                 consent: None,
@@ -277,6 +278,8 @@ async fn seed(f: &Fixture, args: &AuditArgs) -> anyhow::Result<Seeded> {
             }
         } else {
             AccessEvent::TrackingAccessAllowed {
+                authorizations: Vec::new(),
+                dpa: None,
                 body_sha256: None,
                 channel: None,
                 consents: consent_of.get(&partner).copied().into_iter().collect(),

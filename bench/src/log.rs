@@ -105,6 +105,7 @@ pub(crate) async fn seed_log(
             let decided_at = now + chrono::Duration::milliseconds(j as i64);
             let event = if seed.denied_every > 0 && j % seed.denied_every == seed.denied_every - 1 {
                 AccessEvent::TrackingAccessDenied {
+                    authorization: None,
                     channel: None,
                     decision_id,
                     partner,
@@ -120,6 +121,8 @@ pub(crate) async fn seed_log(
                 }
             } else {
                 AccessEvent::TrackingAccessAllowed {
+                    authorizations: Vec::new(),
+                    dpa: None,
                     body_sha256: None,
                     channel: None,
                     decision_id,

@@ -11,19 +11,28 @@ use uuid::Uuid;
 use crate::personal::Personal;
 
 use crate::values::{
-    CarrierCode, ConsentId, DataCategory, PartnerId, Purpose, ShipmentId, TrackingNumber,
+    AuthorizationId, CarrierCode, ConsentId, DataCategory, DpaId, PartnerId, Purpose, ShipmentId,
+    TrackingNumber,
 };
 
 /// The stream type of access decisions; each decision is its own stream of one event.
 pub const ACCESS_STREAM: &str = "access";
 
-/// Why a decision denied, in the order SPEC §3 tries the rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Why a decision denied, in the order SPEC §3 and §16 try the rules (their order here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DenyReason {
     UnknownShipment,
     PartnerSuspended,
+    /// A carrier authorization would cover the request, but no DPA it rests on is in force
+    /// (SPEC §16); also a relayed read to a recipient neither on the intermediary's DPA nor
+    /// holding a grant of its own.
+    DpaMissing,
+    /// The shipper objected to the authorization that would cover the request (Art. 21).
+    ShipperObjected,
+    AuthorizationRevoked,
+    AuthorizationExpired,
     NoConsent,
     PurposeNotCovered,
     CategoryNotCovered,
@@ -70,6 +79,10 @@ pub enum Channel {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum AccessEvent {
     TrackingAccessAllowed {
+        /// The carrier authorizations in force that cover the request (SPEC §16); absent when
+        /// none did, as in every decision recorded before them.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        authorizations: Vec<AuthorizationId>,
         /// For a webhook delivery (SPEC §14): the SHA-256 (hex) of the exact message body sent
         /// on it, so that a partner proves what it received and no more.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -81,7 +94,12 @@ pub enum AccessEvent {
         consents: Vec<ConsentId>,
         decided_at: DateTime<Utc>,
         decision_id: Uuid,
-        /// requested ∩ the union of the categories of `consents` (data minimisation).
+        /// The DPA the read relied on (SPEC §16): the authorization's, or for a consent the
+        /// partner's agreement in the register when one is in force.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dpa: Option<DpaId>,
+        /// requested ∩ the union of the categories of `consents` and `authorizations` (data
+        /// minimisation).
         granted: Vec<DataCategory>,
         on_behalf_of: Option<PartnerId>,
         partner: PartnerId,
@@ -90,6 +108,10 @@ pub enum AccessEvent {
         shipment: ShipmentId,
     },
     TrackingAccessDenied {
+        /// When the reason is an authorization's state or its DPA (dpa_missing,
+        /// shipper_objected, authorization_revoked, authorization_expired): that authorization.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        authorization: Option<AuthorizationId>,
         carrier: Option<CarrierCode>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         channel: Option<Channel>,

@@ -12,6 +12,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
+use crate::personal::{self, Personal};
 use crate::services::LedgerServices;
 use crate::values::{
     AuthorizationId, CarrierCode, CountryCode, DataCategory, DpaId, LegalBasis, NonEmptySet,
@@ -79,7 +80,8 @@ pub enum AuthorizationEvent {
     },
     ShipperObjected {
         shipper: ShipperId,
-        reason: Reason,
+        /// The shipper's own words: personal (SPEC §12), sealed in the log.
+        reason: Personal<Reason>,
         objected_at: DateTime<Utc>,
     },
     ObjectionWithdrawn {
@@ -99,7 +101,7 @@ impl DomainEvent for AuthorizationEvent {
         .into()
     }
     fn event_version(&self) -> String {
-        "1".into()
+        personal::schema_version(&self.event_type()).into()
     }
 }
 
@@ -174,7 +176,7 @@ impl Aggregate for Authorization {
                 }
                 AuthorizationEvent::ShipperObjected {
                     shipper,
-                    reason,
+                    reason: reason.into(),
                     objected_at: now,
                 }
             }
@@ -306,7 +308,7 @@ mod tests {
         let reason = Reason::parse("we did not agree to this").expect("reason");
         let objected = AuthorizationEvent::ShipperObjected {
             shipper,
-            reason: reason.clone(),
+            reason: reason.clone().into(),
             objected_at: t0(),
         };
         given()

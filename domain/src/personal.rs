@@ -116,6 +116,7 @@ pub fn pointers(event_type: &str) -> &'static [&'static str] {
         "ConsentRequestSubmitted" => &["/ConsentRequestSubmitted/justification"],
         "ConsentRequestDenied" => &["/ConsentRequestDenied/reason"],
         "PersonalDataErased" => &["/PersonalDataErased/reason"],
+        "ShipperObjected" => &["/ShipperObjected/reason"],
         _ => &[],
     }
 }

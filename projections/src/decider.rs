@@ -14,10 +14,11 @@ use std::io::{self, Read, Write};
 
 use chrono::{DateTime, Utc};
 pub use consent_ledger_domain::access::DenyReason;
+use consent_ledger_domain::authorization::AuthorizationScope;
 use consent_ledger_domain::terms::ConsentScope;
 use consent_ledger_domain::values::{
-    CarrierCode, ConsentId, CountryCode, DataCategory, NonEmptySet, PartnerId, PartnerStatus,
-    Purpose, ShipmentId, ShipperId, TrackingNumber,
+    AuthorizationId, CarrierCode, ConsentId, CountryCode, DataCategory, DpaId, NonEmptySet,
+    PartnerId, PartnerStatus, Purpose, ShipmentId, ShipperId, TrackingNumber,
 };
 
 /// A set of data categories as a bit set (4 categories fit a byte).
@@ -66,11 +67,16 @@ pub enum ShipmentRef {
 /// parcel the decider knows can be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// Every consent in force that covers the request, and requested ∩ granted categories.
+    /// Every consent and carrier authorization in force that covers the request, requested ∩
+    /// granted categories, and the DPA the read relies on.
     Allowed {
         shipment: ShipmentId,
         consents: Vec<ConsentId>,
+        authorizations: Vec<AuthorizationId>,
         categories: Categories,
+        /// The DPA of the first authorization in force, or else the partner's own agreement
+        /// in the register, when it is in force.
+        dpa: Option<DpaId>,
     },
     Denied {
         /// The shipment resolved, if it is known.
@@ -78,6 +84,8 @@ pub enum Verdict {
         reason: DenyReason,
         /// For a denial on a consent's state (revoked, expired, not yet valid): that consent.
         consent: Option<ConsentId>,
+        /// For a denial on an authorization's state or its DPA: that authorization.
+        authorization: Option<AuthorizationId>,
     },
 }
 
@@ -102,6 +110,24 @@ impl Verdict {
         match self {
             Self::Allowed { .. } => None,
             Self::Denied { consent, .. } => *consent,
+        }
+    }
+
+    /// The authorization a denial on an authorization's state names.
+    pub fn authorization(&self) -> Option<AuthorizationId> {
+        match self {
+            Self::Allowed { .. } => None,
+            Self::Denied { authorization, .. } => *authorization,
+        }
+    }
+
+    /// Denied for `reason`, on nothing a grant's state explains.
+    pub fn denied(shipment: Option<ShipmentId>, reason: DenyReason) -> Self {
+        Self::Denied {
+            shipment,
+            reason,
+            consent: None,
+            authorization: None,
         }
     }
 }
@@ -141,6 +167,126 @@ enum RuleScope {
     },
 }
 
+/// A carrier authorization as the decider needs it (SPEC §16): its class of shipments (each
+/// list `None` = any), bit sets, its DPA, and its life and its objections as time intervals.
+#[derive(Debug, Clone)]
+struct AuthRule {
+    id: AuthorizationId,
+    dpa: DpaId,
+    carriers: Option<Box<[u32]>>,
+    countries: Option<Box<[CountryCode]>>,
+    shippers: Option<Box<[u32]>>,
+    purposes: u16,
+    categories: Categories,
+    valid_from: DateTime<Utc>,
+    valid_until: Option<DateTime<Utc>>,
+    granted_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+    objections: Vec<Objection>,
+}
+
+/// A shipper's objection to an authorization, from `from` until withdrawn.
+#[derive(Debug, Clone, Copy)]
+struct Objection {
+    shipper: u32,
+    from: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
+}
+
+impl AuthRule {
+    fn covers(&self, facts: Facts) -> bool {
+        self.carriers
+            .as_ref()
+            .is_none_or(|c| c.contains(&facts.carrier))
+            && self
+                .countries
+                .as_ref()
+                .is_none_or(|c| c.contains(&facts.country))
+            && self
+                .shippers
+                .as_ref()
+                .is_none_or(|s| s.contains(&facts.shipper))
+    }
+
+    /// `None` when in force for `shipper`'s shipment at `now` (its DPA aside), else why not. A
+    /// revocation and an objection count whatever their timestamps say: effective at commit
+    /// (SPEC §5.2). `Some(None)`: not yet valid, which no authorization reason names.
+    fn state_now(&self, shipper: u32, now: DateTime<Utc>) -> Option<Option<DenyReason>> {
+        if self
+            .objections
+            .iter()
+            .any(|o| o.shipper == shipper && o.until.is_none())
+        {
+            Some(Some(DenyReason::ShipperObjected))
+        } else if self.revoked_at.is_some() {
+            Some(Some(DenyReason::AuthorizationRevoked))
+        } else {
+            self.state_at(shipper, now)
+        }
+    }
+
+    /// As [`AuthRule::state_now`], by the recorded history at `t`.
+    fn state_at(&self, shipper: u32, t: DateTime<Utc>) -> Option<Option<DenyReason>> {
+        if self
+            .objections
+            .iter()
+            .any(|o| o.shipper == shipper && o.from <= t && o.until.is_none_or(|u| t < u))
+        {
+            Some(Some(DenyReason::ShipperObjected))
+        } else if self.revoked_at.is_some_and(|r| r <= t) {
+            Some(Some(DenyReason::AuthorizationRevoked))
+        } else if self.valid_until.is_some_and(|u| t >= u) {
+            Some(Some(DenyReason::AuthorizationExpired))
+        } else if t < self.valid_from {
+            Some(None)
+        } else {
+            None
+        }
+    }
+}
+
+/// A DPA's life as the decider needs it (SPEC §16).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DpaWindow {
+    pub signed_at: DateTime<Utc>,
+    pub valid_until: Option<DateTime<Utc>>,
+    pub terminated_at: Option<DateTime<Utc>>,
+}
+
+impl DpaWindow {
+    /// In force at `now`; a termination counts whatever its timestamp says (§5.2).
+    fn in_force_now(&self, now: DateTime<Utc>) -> bool {
+        self.terminated_at.is_none() && self.in_force_at(now)
+    }
+
+    fn in_force_at(&self, t: DateTime<Utc>) -> bool {
+        self.signed_at <= t
+            && self.valid_until.is_none_or(|u| t < u)
+            && self.terminated_at.is_none_or(|e| t < e)
+    }
+}
+
+/// What a new carrier authorization covers, as the decider stores it.
+pub struct AuthorizationGrant<'a> {
+    pub id: AuthorizationId,
+    pub partner: PartnerId,
+    pub dpa: DpaId,
+    pub scope: &'a AuthorizationScope,
+    pub purposes: &'a NonEmptySet<Purpose>,
+    pub categories: &'a NonEmptySet<DataCategory>,
+    pub valid_from: DateTime<Utc>,
+    pub valid_until: Option<DateTime<Utc>>,
+    pub granted_at: DateTime<Utc>,
+}
+
+/// An authorized intermediary that could see a shipment at some time ("who may see").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Authorized {
+    pub authorization: AuthorizationId,
+    pub partner: PartnerId,
+    pub dpa: DpaId,
+}
+
 /// The facts of a shipment a decision needs, and the key of its tracking number in the index
 /// (all zeros once erased or never known): 28 bytes.
 #[derive(Debug, Clone, Copy)]
@@ -170,6 +316,13 @@ pub struct Decider {
     /// Shipper-wide consents by shipper, then by partner: a decision walks only the asking
     /// partner's, so one shipper's many grants to others never slow it (cost isolation).
     by_shipper: HashMap<u32, HashMap<PartnerId, Vec<ConsentId>>>,
+    /// Carrier authorizations by the partner they authorize: a decision walks only the asking
+    /// partner's (SPEC §16: O(its grants)).
+    authorizations: HashMap<PartnerId, Vec<AuthRule>>,
+    authorized: HashMap<AuthorizationId, PartnerId>,
+    dpas: HashMap<DpaId, DpaWindow>,
+    /// The DPA a partner's `dpa_ref` names in the register, if any.
+    partner_dpa: HashMap<PartnerId, DpaId>,
 }
 
 impl std::fmt::Debug for Decider {
@@ -178,6 +331,7 @@ impl std::fmt::Debug for Decider {
             .field("shipments", &self.shipments.len())
             .field("consents", &self.rules.len())
             .field("partners", &self.partners.len())
+            .field("authorizations", &self.authorized.len())
             .finish()
     }
 }
@@ -462,6 +616,121 @@ impl Decider {
         }
     }
 
+    /// Indexes a carrier authorization under the partner it authorizes.
+    pub fn add_authorization(&mut self, g: AuthorizationGrant<'_>) {
+        let rule = AuthRule {
+            id: g.id,
+            dpa: g.dpa,
+            carriers: g
+                .scope
+                .carriers
+                .as_ref()
+                .map(|cs| cs.iter().map(|c| self.carriers.intern(c)).collect()),
+            countries: g
+                .scope
+                .destination_countries
+                .as_ref()
+                .map(|cs| cs.iter().copied().collect()),
+            shippers: g
+                .scope
+                .shipper_ids
+                .as_ref()
+                .map(|ss| ss.iter().map(|s| self.shippers.intern(s)).collect()),
+            purposes: g.purposes.iter().fold(0, |bits, p| bits | purpose_bit(*p)),
+            categories: Categories::of(g.categories.as_slice()),
+            valid_from: g.valid_from,
+            valid_until: g.valid_until,
+            granted_at: g.granted_at,
+            revoked_at: None,
+            objections: Vec::new(),
+        };
+        self.authorized.insert(g.id, g.partner);
+        let rules = self.authorizations.entry(g.partner).or_default();
+        rules.push(rule);
+        rules.sort_by_key(|r| r.id);
+    }
+
+    fn authorization_mut(&mut self, id: AuthorizationId) -> Option<&mut AuthRule> {
+        let partner = self.authorized.get(&id)?;
+        self.authorizations
+            .get_mut(partner)?
+            .iter_mut()
+            .find(|r| r.id == id)
+    }
+
+    pub fn revoke_authorization(&mut self, id: AuthorizationId, at: DateTime<Utc>) {
+        if let Some(rule) = self.authorization_mut(id) {
+            rule.revoked_at = Some(at);
+        }
+    }
+
+    /// A shipper objects to an authorization: its shipments are excluded from `at` on.
+    pub fn object(&mut self, id: AuthorizationId, shipper: ShipperId, at: DateTime<Utc>) {
+        let shipper = self.shippers.intern(&shipper);
+        if let Some(rule) = self.authorization_mut(id) {
+            rule.objections.push(Objection {
+                shipper,
+                from: at,
+                until: None,
+            });
+        }
+    }
+
+    pub fn withdraw_objection(
+        &mut self,
+        id: AuthorizationId,
+        shipper: ShipperId,
+        at: DateTime<Utc>,
+    ) {
+        let shipper = self.shippers.intern(&shipper);
+        if let Some(o) = self.authorization_mut(id).and_then(|rule| {
+            rule.objections
+                .iter_mut()
+                .find(|o| o.shipper == shipper && o.until.is_none())
+        }) {
+            o.until = Some(at);
+        }
+    }
+
+    /// Sets a DPA's life (registered, terminated).
+    pub fn set_dpa(&mut self, id: DpaId, window: DpaWindow) {
+        self.dpas.insert(id, window);
+    }
+
+    /// Links a partner to the DPA its `dpa_ref` names in the register, or unlinks it.
+    pub fn set_partner_dpa(&mut self, partner: PartnerId, dpa: Option<DpaId>) {
+        match dpa {
+            Some(dpa) => self.partner_dpa.insert(partner, dpa),
+            None => self.partner_dpa.remove(&partner),
+        };
+    }
+
+    /// Whether `dpa` is in force at `now`.
+    pub fn dpa_in_force(&self, dpa: DpaId, now: DateTime<Utc>) -> bool {
+        self.dpas.get(&dpa).is_some_and(|w| w.in_force_now(now))
+    }
+
+    /// The partner's own DPA in the register, when it is in force at `now`.
+    pub fn partner_dpa(&self, partner: PartnerId, now: DateTime<Utc>) -> Option<DpaId> {
+        self.partner_dpa
+            .get(&partner)
+            .copied()
+            .filter(|d| self.dpa_in_force(*d, now))
+    }
+
+    /// The carrier authorizations of `partner` whose class of shipments holds the shipment.
+    fn authorizations_covering(
+        &self,
+        partner: PartnerId,
+        facts: Facts,
+    ) -> impl Iterator<Item = &AuthRule> {
+        self.authorizations
+            .get(&partner)
+            .into_iter()
+            .flatten()
+            .filter(move |r| r.covers(facts))
+    }
+
     /// The shipper-wide consents of `shipper` to `partner`: O(their number), whatever the
     /// shipper granted to others.
     fn shipper_wide_to(
@@ -484,15 +753,22 @@ impl Decider {
             .flat_map(|by_partner| by_partner.values().flatten())
     }
 
-    /// The partners holding a consent whose scope covers `shipment`, whatever its state (with
-    /// repeats): O(those consents), whatever else was granted.
+    /// The partners holding a consent or a carrier authorization whose scope covers
+    /// `shipment`, whatever its state (with repeats): O(those consents and the authorizations),
+    /// whatever else was granted.
     pub fn partners_covering(&self, shipment: ShipmentId) -> Vec<PartnerId> {
         let Some(facts) = self.shipments.get(&shipment).copied() else {
             return Vec::new();
         };
-        self.covering(shipment, facts, self.shipper_wide_to_all(facts.shipper))
-            .map(|(_, rule)| rule.partner)
-            .collect()
+        let consenting = self
+            .covering(shipment, facts, self.shipper_wide_to_all(facts.shipper))
+            .map(|(_, rule)| rule.partner);
+        let authorized = self
+            .authorizations
+            .iter()
+            .filter(|(_, rules)| rules.iter().any(|r| r.covers(facts)))
+            .map(|(partner, _)| *partner);
+        consenting.chain(authorized).collect()
     }
 
     /// Every consent whose scope covers the shipment, whatever its state, among the consents
@@ -535,17 +811,9 @@ impl Decider {
         now: DateTime<Utc>,
     ) -> Verdict {
         let Some(id) = self.resolve(shipment) else {
-            return Verdict::Denied {
-                shipment: None,
-                reason: DenyReason::UnknownShipment,
-                consent: None,
-            };
+            return Verdict::denied(None, DenyReason::UnknownShipment);
         };
-        let deny = |reason| Verdict::Denied {
-            shipment: Some(id),
-            reason,
-            consent: None,
-        };
+        let deny = |reason| Verdict::denied(Some(id), reason);
         if self.partners.get(&partner) == Some(&PartnerStatus::Suspended) {
             return deny(DenyReason::PartnerSuspended);
         }
@@ -578,12 +846,53 @@ impl Decider {
                 latest = Some((consent, rule));
             }
         }
-        if !in_force.is_empty() {
+        // The asking partner's carrier authorizations (SPEC §16), in id order.
+        let mut authorized = Vec::new();
+        let mut dpa = None;
+        let mut unauthorized: Option<(DenyReason, AuthorizationId)> = None;
+        for rule in self.authorizations_covering(partner, facts) {
+            any = true;
+            if rule.purposes & bit == 0 {
+                continue;
+            }
+            any_purpose = true;
+            let overlap = rule.categories.intersect(requested);
+            if overlap.is_empty() {
+                continue;
+            }
+            any_category = true;
+            let reason = match rule.state_now(facts.shipper, now) {
+                // Not yet valid: it covers nothing yet, and no reason names that.
+                Some(None) => continue,
+                _ if !self.dpa_in_force(rule.dpa, now) => DenyReason::DpaMissing,
+                Some(Some(reason)) => reason,
+                None => {
+                    authorized.push(rule.id);
+                    dpa.get_or_insert(rule.dpa);
+                    granted = granted.union(overlap);
+                    continue;
+                }
+            };
+            if unauthorized.is_none_or(|(first, _)| reason < first) {
+                unauthorized = Some((reason, rule.id));
+            }
+        }
+        if !in_force.is_empty() || !authorized.is_empty() {
             in_force.sort_unstable();
             return Verdict::Allowed {
                 shipment: id,
                 consents: in_force,
+                authorizations: authorized,
                 categories: granted,
+                dpa: dpa.or_else(|| self.partner_dpa(partner, now)),
+            };
+        }
+        if let Some((reason, authorization)) = unauthorized {
+            return Verdict::Denied {
+                shipment: Some(id),
+                reason,
+                consent: None,
+                authorization: Some(authorization),
             };
         }
         match (any, any_purpose, any_category, latest) {
@@ -594,9 +903,37 @@ impl Decider {
                 shipment: Some(id),
                 reason: state_now(rule, now).unwrap_or(DenyReason::ConsentRevoked),
                 consent: Some(consent),
+                authorization: None,
             },
             (.., None) => deny(DenyReason::NoConsent),
         }
+    }
+
+    /// The carrier authorizations under which an intermediary could see the shipment at `at`
+    /// by their recorded history: granted by then, neither revoked nor objected to by its
+    /// shipper then, valid then, and their DPA in force then.
+    pub fn authorized_at(&self, shipment: ShipmentId, at: DateTime<Utc>) -> Vec<Authorized> {
+        let Some(facts) = self.shipments.get(&shipment).copied() else {
+            return Vec::new();
+        };
+        let mut found: Vec<Authorized> = self
+            .authorizations
+            .iter()
+            .flat_map(|(partner, rules)| rules.iter().map(move |r| (*partner, r)))
+            .filter(|(_, r)| {
+                r.covers(facts)
+                    && r.granted_at <= at
+                    && r.state_at(facts.shipper, at).is_none()
+                    && self.dpas.get(&r.dpa).is_some_and(|w| w.in_force_at(at))
+            })
+            .map(|(partner, r)| Authorized {
+                authorization: r.id,
+                partner,
+                dpa: r.dpa,
+            })
+            .collect();
+        found.sort_by_key(|a| a.authorization);
+        found
     }
 
     /// Every consent that let a partner see the shipment at `at`: granted by then, not revoked
@@ -1174,5 +1511,261 @@ mod tests {
             }
         );
         assert_eq!(f.d.parties_at(id(DHL_DE), t0()).len(), 2_001);
+    }
+
+    fn authorize(
+        f: &mut Fixture,
+        n: u32,
+        scope: AuthorizationScope,
+        dpa: u32,
+        until: Option<DateTime<Utc>>,
+    ) {
+        f.d.add_authorization(AuthorizationGrant {
+            id: id(n),
+            partner: id(PARTNER),
+            dpa: id(dpa),
+            scope: &scope,
+            purposes: &set(&[InsuranceClaim]),
+            categories: &set(&[StatusEvents, Location]),
+            valid_from: t0(),
+            valid_until: until,
+            granted_at: t0(),
+        });
+    }
+
+    fn dpa_in_force(f: &mut Fixture, n: u32, until: Option<DateTime<Utc>>) {
+        f.d.set_dpa(
+            id(n),
+            DpaWindow {
+                signed_at: t0() - Duration::days(30),
+                valid_until: until,
+                terminated_at: None,
+            },
+        );
+    }
+
+    fn dhl() -> AuthorizationScope {
+        AuthorizationScope {
+            carriers: Some(set(&[CarrierCode::parse("DHL").unwrap()])),
+            destination_countries: None,
+            shipper_ids: None,
+        }
+    }
+
+    #[test]
+    fn a_carrier_authorization_allows_without_any_consent_and_names_its_dpa() {
+        let mut f = Fixture::new();
+        dpa_in_force(&mut f, 50, None);
+        authorize(&mut f, 40, dhl(), 50, None);
+        let verdict = f.verdict(
+            DHL_DE,
+            InsuranceClaim,
+            &[StatusEvents, ProofOfDelivery],
+            t0(),
+        );
+        assert_eq!(
+            verdict,
+            Verdict::Allowed {
+                shipment: id(DHL_DE),
+                consents: vec![],
+                authorizations: vec![id(40)],
+                categories: cats(&[StatusEvents]),
+                dpa: Some(id(50)),
+            }
+        );
+        // Outside its class of shipments, purposes or categories: the consent reasons.
+        assert_eq!(
+            f.decide(UPS_FR, InsuranceClaim, &[StatusEvents], t0()),
+            Outcome::Denied(DenyReason::NoConsent)
+        );
+        assert_eq!(
+            f.decide(DHL_DE, FraudPrevention, &[StatusEvents], t0()),
+            Outcome::Denied(DenyReason::PurposeNotCovered)
+        );
+        assert_eq!(
+            f.decide(DHL_DE, InsuranceClaim, &[ProofOfDelivery], t0()),
+            Outcome::Denied(DenyReason::CategoryNotCovered)
+        );
+        // Another partner holds nothing through it.
+        let other = f.d.decide(
+            id(OTHER_PARTNER),
+            &ShipmentRef::Id(id(DHL_DE)),
+            InsuranceClaim,
+            cats(&[StatusEvents]),
+            t0(),
+        );
+        assert_eq!(other.outcome(), Outcome::Denied(DenyReason::NoConsent));
+        assert_eq!(f.d.partners_covering(id(DHL_DE)), vec![id(PARTNER)]);
+        assert!(f.d.partners_covering(id(UPS_FR)).is_empty());
+    }
+
+    #[test]
+    fn authorization_reasons_come_in_spec_order_and_name_the_authorization() {
+        let mut f = Fixture::new();
+        authorize(&mut f, 40, dhl(), 50, Some(t0() + Duration::days(10)));
+        let reason = |f: &Fixture, at| f.verdict(DHL_DE, InsuranceClaim, &[StatusEvents], at);
+        // No DPA in the register: dpa_missing, before anything else of the authorization.
+        let missing = reason(&f, t0());
+        assert_eq!(missing.outcome(), Outcome::Denied(DenyReason::DpaMissing));
+        assert_eq!(missing.authorization(), Some(id(40)));
+        dpa_in_force(&mut f, 50, Some(t0() + Duration::days(5)));
+        assert!(matches!(reason(&f, t0()), Verdict::Allowed { .. }));
+        assert_eq!(
+            reason(&f, t0() + Duration::days(6)).outcome(),
+            Outcome::Denied(DenyReason::DpaMissing),
+            "the DPA ended on day 5"
+        );
+        dpa_in_force(&mut f, 50, None);
+        assert_eq!(
+            reason(&f, t0() + Duration::days(10)).outcome(),
+            Outcome::Denied(DenyReason::AuthorizationExpired)
+        );
+        f.d.revoke_authorization(id(40), t0() + Duration::hours(1));
+        assert_eq!(
+            reason(&f, t0()).outcome(),
+            Outcome::Denied(DenyReason::AuthorizationRevoked),
+            "effective at once, whatever the clock says"
+        );
+        f.d.object(id(40), id(SHIPPER), t0() + Duration::hours(2));
+        assert_eq!(
+            reason(&f, t0()).outcome(),
+            Outcome::Denied(DenyReason::ShipperObjected)
+        );
+        // A consent in force allows whatever an authorization's state.
+        f.grant(
+            1,
+            listed(DHL_DE),
+            &[InsuranceClaim],
+            &[StatusEvents],
+            t0(),
+            None,
+        );
+        assert!(matches!(reason(&f, t0()), Verdict::Allowed { .. }));
+    }
+
+    #[test]
+    fn an_objection_excludes_only_its_shippers_shipments_until_withdrawn() {
+        let mut f = Fixture::new();
+        dpa_in_force(&mut f, 50, None);
+        authorize(&mut f, 40, dhl(), 50, None);
+        f.d.add_shipment(
+            id(14),
+            id(88),
+            &CarrierCode::parse("DHL").unwrap(),
+            Some(&TrackingNumber::parse("JJD4").unwrap()),
+            CountryCode::parse("DE").unwrap(),
+        );
+        f.d.object(id(40), id(SHIPPER), t0() + Duration::days(1));
+        assert_eq!(
+            f.decide(
+                DHL_DE,
+                InsuranceClaim,
+                &[StatusEvents],
+                t0() + Duration::days(2)
+            ),
+            Outcome::Denied(DenyReason::ShipperObjected)
+        );
+        assert!(matches!(
+            f.decide(
+                14,
+                InsuranceClaim,
+                &[StatusEvents],
+                t0() + Duration::days(2)
+            ),
+            Outcome::Allowed { .. }
+        ));
+        // Who could see, by the recorded history: before the objection, not during it.
+        let seen = |f: &Fixture, at| f.d.authorized_at(id(DHL_DE), at);
+        assert_eq!(seen(&f, t0()).len(), 1);
+        assert!(seen(&f, t0() + Duration::days(2)).is_empty());
+        f.d.withdraw_objection(id(40), id(SHIPPER), t0() + Duration::days(3));
+        assert!(matches!(
+            f.decide(
+                DHL_DE,
+                InsuranceClaim,
+                &[StatusEvents],
+                t0() + Duration::days(4)
+            ),
+            Outcome::Allowed { .. }
+        ));
+        assert!(seen(&f, t0() + Duration::days(2)).is_empty());
+        assert_eq!(
+            seen(&f, t0() + Duration::days(4)),
+            vec![Authorized {
+                authorization: id(40),
+                partner: id(PARTNER),
+                dpa: id(50)
+            }]
+        );
+    }
+
+    #[test]
+    fn an_authorization_named_for_shippers_covers_theirs_only() {
+        let mut f = Fixture::new();
+        dpa_in_force(&mut f, 50, None);
+        let others = AuthorizationScope {
+            carriers: None,
+            destination_countries: Some(set(&[CountryCode::parse("FR").unwrap()])),
+            shipper_ids: Some(set(&[id::<ShipperId>(88)])),
+        };
+        authorize(&mut f, 40, others, 50, None);
+        assert_eq!(
+            f.decide(UPS_FR, InsuranceClaim, &[StatusEvents], t0()),
+            Outcome::Denied(DenyReason::NoConsent)
+        );
+        let fr = AuthorizationScope {
+            carriers: None,
+            destination_countries: Some(set(&[CountryCode::parse("FR").unwrap()])),
+            shipper_ids: Some(set(&[id::<ShipperId>(SHIPPER)])),
+        };
+        authorize(&mut f, 41, fr, 50, None);
+        assert_eq!(
+            f.verdict(UPS_FR, InsuranceClaim, &[StatusEvents], t0()),
+            Verdict::Allowed {
+                shipment: id(UPS_FR),
+                consents: vec![],
+                authorizations: vec![id(41)],
+                categories: cats(&[StatusEvents]),
+                dpa: Some(id(50)),
+            }
+        );
+        assert_eq!(
+            f.decide(DHL_DE, InsuranceClaim, &[StatusEvents], t0()),
+            Outcome::Denied(DenyReason::NoConsent)
+        );
+    }
+
+    #[test]
+    fn a_consent_read_names_the_partners_own_dpa_while_it_is_in_force() {
+        let mut f = Fixture::new();
+        f.grant(
+            1,
+            listed(DHL_DE),
+            &[InsuranceClaim],
+            &[StatusEvents],
+            t0(),
+            None,
+        );
+        let dpa = |f: &Fixture| match f.verdict(DHL_DE, InsuranceClaim, &[StatusEvents], t0()) {
+            Verdict::Allowed { dpa, .. } => dpa,
+            Verdict::Denied { .. } => panic!("denied"),
+        };
+        assert_eq!(dpa(&f), None, "no agreement in the register");
+        dpa_in_force(&mut f, 50, None);
+        f.d.set_partner_dpa(id(PARTNER), Some(id(50)));
+        assert_eq!(dpa(&f), Some(id(50)));
+        f.d.set_dpa(
+            id(50),
+            DpaWindow {
+                signed_at: t0() - Duration::days(30),
+                valid_until: None,
+                terminated_at: Some(t0() + Duration::days(1)),
+            },
+        );
+        assert_eq!(
+            dpa(&f),
+            None,
+            "terminated: in force nowhere from its commit"
+        );
     }
 }

@@ -184,6 +184,8 @@ fn channel_name(channel: Channel) -> String {
 fn access_row(position: Position, event: AccessEvent) -> Option<GdprAccess> {
     Some(match event {
         AccessEvent::TrackingAccessAllowed {
+            authorizations: _,
+            dpa: _,
             body_sha256: _,
             channel,
             consents,
@@ -214,6 +216,7 @@ fn access_row(position: Position, event: AccessEvent) -> Option<GdprAccess> {
             channel: channel.map(channel_name),
         },
         AccessEvent::TrackingAccessDenied {
+            authorization: _,
             carrier,
             channel,
             consent,

@@ -19,6 +19,7 @@
 //! Hot path: `POST /v1/decisions → Decider::decide (in memory, under a read lock) →
 //! Store::append (group commit, restriction fence) → commit hook → response`.
 //!
+pub mod authorization;
 pub mod decider;
 pub mod gdpr;
 pub mod model;

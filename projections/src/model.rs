@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use crate::authorization::AuthorizationView;
 use chrono::{DateTime, Utc};
 use consent_ledger_domain::consent::ConsentEvent;
 use consent_ledger_domain::dpa::{DpaEvent, SubProcessor};
@@ -13,12 +14,13 @@ use consent_ledger_domain::shipment::ShipmentEvent;
 use consent_ledger_domain::subscription::{SubscriptionEvent, SubscriptionScope};
 use consent_ledger_domain::terms::ConsentScope;
 use consent_ledger_domain::values::{
+    AuthorizationId, DpaId, DpaRole, EndpointUrl, SubscriptionId, TransferMechanism,
+    WebhookEndpointId,
+};
+use consent_ledger_domain::values::{
     CarrierCode, ConsentId, ConsentRequestId, CountryCode, DataCategory, DisplayName, DpaRef,
     LegalBasis, NonEmptySet, PartnerId, PartnerStatus, PrincipalId, Purpose, Reason, RecipientRef,
     Role, ShipmentId, ShipperId, TrackingNumber,
-};
-use consent_ledger_domain::values::{
-    DpaId, DpaRole, EndpointUrl, SubscriptionId, TransferMechanism, WebhookEndpointId,
 };
 use consent_ledger_domain::webhook::{DisabledBy, WebhookEndpointEvent, WebhookEventType};
 use consent_ledger_domain::{Directory, PartnerFacts};
@@ -527,6 +529,8 @@ pub struct ReadModel {
     pub subscribed: SubscriptionIndex,
     /// The carrier's register of data processing agreements (SPEC §16), in id order.
     pub dpas: BTreeMap<DpaId, DpaView>,
+    /// Carrier authorizations of tracking intermediaries (SPEC §16), in id order.
+    pub authorizations: BTreeMap<AuthorizationId, AuthorizationView>,
     /// Consents whose partner was told they are about to expire (`false`) or have expired
     /// (`true`): `ConsentExpiryNoticed` (SPEC §13).
     pub expiry_notices: BTreeMap<ConsentId, bool>,
@@ -574,6 +578,9 @@ pub(crate) struct SnapshotViews {
     /// Absent in snapshots written before the DPA register.
     #[serde(default)]
     pub dpas: Vec<DpaView>,
+    /// Absent in snapshots written before carrier authorizations.
+    #[serde(default)]
+    pub authorizations: Vec<AuthorizationView>,
     /// Absent in snapshots written before expiry notices.
     #[serde(default)]
     pub expiry_notices: Vec<(ConsentId, bool)>,
@@ -595,6 +602,7 @@ impl ReadModel {
             expiry_notices: self.expiry_notices.iter().map(|(c, e)| (*c, *e)).collect(),
             subscriptions: self.subscriptions.values().cloned().collect(),
             dpas: self.dpas.values().cloned().collect(),
+            authorizations: self.authorizations.values().cloned().collect(),
         }
     }
 
@@ -659,6 +667,8 @@ impl ReadModel {
             model.subscriptions.insert(view.id, view);
         }
         model.access = access;
+        model.index_dpas();
+        model.restore_authorizations(views.authorizations);
         model
     }
 }
@@ -799,6 +809,7 @@ impl ReadModel {
             "webhook_endpoint" => self.apply_webhook(event, event.decode().map_err(decode_err)?),
             "subscription" => self.apply_subscription(event, event.decode().map_err(decode_err)?),
             "dpa" => self.apply_dpa(event, event.decode().map_err(decode_err)?),
+            "authorization" => self.apply_authorization(event, event.decode().map_err(decode_err)?),
             // Streams this model does not show (e.g. access decisions) only advance it.
             _ => {}
         }
@@ -969,6 +980,10 @@ impl ReadModel {
                         position: stored.position,
                     },
                 );
+                if let Some(view) = self.dpas.get(&id) {
+                    self.access.set_dpa(id, view.window());
+                }
+                self.link_partner_dpa(terms.partner);
             }
             DpaEvent::DpaTerminated {
                 reason,
@@ -981,6 +996,7 @@ impl ReadModel {
                     view.status = DpaStatus::Terminated;
                     view.terminated_at = Some(terminated_at);
                     view.termination_reason = reason;
+                    self.access.set_dpa(view.id, view.window());
                 }
             }
         }

@@ -370,12 +370,14 @@ fn resolve(w: &World, asked: &Asked) -> Option<usize> {
 fn reference_decide(w: &World, positions: &[u64], q: &Question) -> Verdict {
     let Some(s) = resolve(w, &q.shipment) else {
         return Verdict::Denied {
+            authorization: None,
             shipment: None,
             reason: DenyReason::UnknownShipment,
             consent: None,
         };
     };
     let deny = |reason| Verdict::Denied {
+        authorization: None,
         shipment: Some(shipment(s)),
         reason,
         consent: None,
@@ -427,6 +429,8 @@ fn reference_decide(w: &World, positions: &[u64], q: &Question) -> Verdict {
             .map(|&k| DataCategory::ALL[k])
             .collect();
         return Verdict::Allowed {
+            authorizations: Vec::new(),
+            dpa: None,
             shipment: shipment(s),
             consents,
             categories: Categories::of(&granted),
@@ -444,6 +448,7 @@ fn reference_decide(w: &World, positions: &[u64], q: &Question) -> Verdict {
         DenyReason::ConsentNotYetValid
     };
     Verdict::Denied {
+        authorization: None,
         shipment: Some(shipment(s)),
         reason,
         consent: Some(consent(latest)),
@@ -625,6 +630,7 @@ fn the_reference_answers_the_spec_examples() {
         (
             q(0, 0, 0, &[2], 6),
             Verdict::Denied {
+                authorization: None,
                 shipment: Some(shipment(0)),
                 reason: DenyReason::ConsentRevoked,
                 consent: Some(consent(1)),
@@ -633,6 +639,8 @@ fn the_reference_answers_the_spec_examples() {
         (
             q(0, 0, 0, &[0, 3], 6),
             Verdict::Allowed {
+                authorizations: Vec::new(),
+                dpa: None,
                 shipment: shipment(0),
                 consents: vec![consent(0)],
                 categories: Categories::of(&[DataCategory::ALL[0]]),
@@ -641,6 +649,7 @@ fn the_reference_answers_the_spec_examples() {
         (
             q(0, 0, 0, &[0], 10),
             Verdict::Denied {
+                authorization: None,
                 shipment: Some(shipment(0)),
                 reason: DenyReason::ConsentExpired,
                 consent: Some(consent(0)),
@@ -649,6 +658,7 @@ fn the_reference_answers_the_spec_examples() {
         (
             q(0, 0, 1, &[0], 5),
             Verdict::Denied {
+                authorization: None,
                 shipment: Some(shipment(0)),
                 reason: DenyReason::PurposeNotCovered,
                 consent: None,
@@ -657,6 +667,7 @@ fn the_reference_answers_the_spec_examples() {
         (
             q(0, 0, 0, &[3], 5),
             Verdict::Denied {
+                authorization: None,
                 shipment: Some(shipment(0)),
                 reason: DenyReason::CategoryNotCovered,
                 consent: None,
@@ -665,6 +676,7 @@ fn the_reference_answers_the_spec_examples() {
         (
             q(0, 1, 0, &[0], 5),
             Verdict::Denied {
+                authorization: None,
                 shipment: Some(shipment(1)),
                 reason: DenyReason::NoConsent,
                 consent: None,
@@ -673,6 +685,7 @@ fn the_reference_answers_the_spec_examples() {
         (
             q(1, 0, 0, &[0], 5),
             Verdict::Denied {
+                authorization: None,
                 shipment: Some(shipment(0)),
                 reason: DenyReason::PartnerSuspended,
                 consent: None,

@@ -1,0 +1,265 @@
+//! Carrier authorizations as the API shows them (SPEC §16), and how their events reach the
+//! read model and the decider's index.
+
+use chrono::{DateTime, Utc};
+use consent_ledger_domain::access::DenyReason;
+use consent_ledger_domain::authorization::{AuthorizationEvent, AuthorizationScope};
+use consent_ledger_domain::personal::Personal;
+use consent_ledger_domain::values::{
+    AuthorizationId, DataCategory, DpaId, LegalBasis, NonEmptySet, PartnerId, Purpose, Reason,
+    ShipmentId, ShipperId,
+};
+use consent_ledger_store::Position;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::decider::{AuthorizationGrant, DpaWindow};
+use crate::model::{DpaView, EventRef, ReadModel};
+
+/// Where an authorization stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthorizationStatus {
+    Active,
+    Revoked,
+    Expired,
+    NotYetValid,
+}
+
+/// A shipper's objection to an authorization (GDPR Art. 21).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ObjectionView {
+    #[schema(value_type = String, format = Uuid)]
+    pub shipper_id: ShipperId,
+    /// The shipper's own words (personal, SPEC §12).
+    #[schema(value_type = String)]
+    pub reason: Personal<Reason>,
+    pub objected_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withdrawn_at: Option<DateTime<Utc>>,
+}
+
+/// A carrier authorization of a tracking intermediary (SPEC §16).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuthorizationView {
+    #[schema(value_type = String, format = Uuid)]
+    pub id: AuthorizationId,
+    #[schema(value_type = String, format = Uuid)]
+    pub partner_id: PartnerId,
+    #[schema(value_type = String, format = Uuid)]
+    pub dpa_id: DpaId,
+    pub scope: AuthorizationScope,
+    #[schema(value_type = Vec<Purpose>)]
+    pub purposes: NonEmptySet<Purpose>,
+    #[schema(value_type = Vec<DataCategory>)]
+    pub data_categories: NonEmptySet<DataCategory>,
+    pub legal_basis: LegalBasis,
+    pub valid_from: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<DateTime<Utc>>,
+    /// Filled in when read, as of then; never kept.
+    #[serde(default = "active")]
+    pub status: AuthorizationStatus,
+    pub granted_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub revocation_reason: Option<Reason>,
+    /// Every objection, or for a shipper only its own.
+    #[serde(default)]
+    pub objections: Vec<ObjectionView>,
+    pub position: Position,
+}
+
+fn active() -> AuthorizationStatus {
+    AuthorizationStatus::Active
+}
+
+impl AuthorizationView {
+    pub fn status_at(&self, now: DateTime<Utc>) -> AuthorizationStatus {
+        if self.revoked_at.is_some() {
+            AuthorizationStatus::Revoked
+        } else if self.valid_until.is_some_and(|u| now >= u) {
+            AuthorizationStatus::Expired
+        } else if now < self.valid_from {
+            AuthorizationStatus::NotYetValid
+        } else {
+            AuthorizationStatus::Active
+        }
+    }
+
+    /// Whether its class of shipments can hold a shipment of `shipper` (it names none, or it).
+    pub fn concerns(&self, shipper: ShipperId) -> bool {
+        self.scope
+            .shipper_ids
+            .as_ref()
+            .is_none_or(|s| s.as_slice().contains(&shipper))
+    }
+
+    /// Whether `shipper` objects now.
+    pub fn objected_by(&self, shipper: ShipperId) -> bool {
+        self.objections
+            .iter()
+            .any(|o| o.shipper_id == shipper && o.withdrawn_at.is_none())
+    }
+
+    fn grant(&self) -> AuthorizationGrant<'_> {
+        AuthorizationGrant {
+            id: self.id,
+            partner: self.partner_id,
+            dpa: self.dpa_id,
+            scope: &self.scope,
+            purposes: &self.purposes,
+            categories: &self.data_categories,
+            valid_from: self.valid_from,
+            valid_until: self.valid_until,
+            granted_at: self.granted_at,
+        }
+    }
+}
+
+impl DpaView {
+    /// Its life, as the decider needs it.
+    pub fn window(&self) -> DpaWindow {
+        DpaWindow {
+            signed_at: self.signed_at,
+            valid_until: self.valid_until,
+            terminated_at: self.terminated_at,
+        }
+    }
+}
+
+impl ReadModel {
+    pub(crate) fn apply_authorization(&mut self, stored: &EventRef<'_>, event: AuthorizationEvent) {
+        if let AuthorizationEvent::AuthorizationGranted {
+            id,
+            terms,
+            granted_at,
+        } = event
+        {
+            let view = AuthorizationView {
+                id,
+                partner_id: terms.partner,
+                dpa_id: terms.dpa,
+                scope: terms.scope,
+                purposes: terms.purposes,
+                data_categories: terms.data_categories,
+                legal_basis: terms.legal_basis,
+                valid_from: terms.valid_from,
+                valid_until: terms.valid_until,
+                status: AuthorizationStatus::Active,
+                granted_at,
+                revoked_at: None,
+                revocation_reason: None,
+                objections: Vec::new(),
+                position: stored.position,
+            };
+            self.access.add_authorization(view.grant());
+            self.authorizations.insert(id, view);
+            return;
+        }
+        let Some(view) = AuthorizationId::parse(stored.stream_id)
+            .ok()
+            .and_then(|id| self.authorizations.get_mut(&id))
+        else {
+            return;
+        };
+        match event {
+            AuthorizationEvent::AuthorizationGranted { .. } => {}
+            AuthorizationEvent::AuthorizationRevoked { reason, revoked_at } => {
+                self.access.revoke_authorization(view.id, revoked_at);
+                view.revoked_at = Some(revoked_at);
+                view.revocation_reason = reason;
+            }
+            AuthorizationEvent::ShipperObjected {
+                shipper,
+                reason,
+                objected_at,
+            } => {
+                self.access.object(view.id, shipper, objected_at);
+                view.objections.push(ObjectionView {
+                    shipper_id: shipper,
+                    reason,
+                    objected_at,
+                    withdrawn_at: None,
+                });
+            }
+            AuthorizationEvent::ObjectionWithdrawn {
+                shipper,
+                withdrawn_at,
+            } => {
+                self.access
+                    .withdraw_objection(view.id, shipper, withdrawn_at);
+                if let Some(o) = view
+                    .objections
+                    .iter_mut()
+                    .find(|o| o.shipper_id == shipper && o.withdrawn_at.is_none())
+                {
+                    o.withdrawn_at = Some(withdrawn_at);
+                }
+            }
+        }
+    }
+
+    /// Indexes authorizations read from a snapshot's views, with their objections.
+    pub(crate) fn restore_authorizations(&mut self, mut views: Vec<AuthorizationView>) {
+        views.sort_by_key(|v| v.position);
+        for view in views {
+            self.access.add_authorization(view.grant());
+            if let Some(at) = view.revoked_at {
+                self.access.revoke_authorization(view.id, at);
+            }
+            for o in &view.objections {
+                self.access.object(view.id, o.shipper_id, o.objected_at);
+                if let Some(at) = o.withdrawn_at {
+                    self.access.withdraw_objection(view.id, o.shipper_id, at);
+                }
+            }
+            self.authorizations.insert(view.id, view);
+        }
+    }
+
+    /// Tells the decider every DPA's life and which one each partner's `dpa_ref` names.
+    pub(crate) fn index_dpas(&mut self) {
+        let windows: Vec<_> = self.dpas.values().map(|d| (d.id, d.window())).collect();
+        for (id, window) in windows {
+            self.access.set_dpa(id, window);
+        }
+        let partners: Vec<PartnerId> = self.dpas.values().map(|d| d.partner_id).collect();
+        for partner in partners {
+            self.link_partner_dpa(partner);
+        }
+    }
+
+    /// Why authorization `id` no longer allows reading `shipment` at `now`, in SPEC order:
+    /// its DPA ended, its shipper objected, it was revoked, or else it expired.
+    pub fn why_not_authorized(
+        &self,
+        id: AuthorizationId,
+        shipment: ShipmentId,
+        now: DateTime<Utc>,
+    ) -> DenyReason {
+        let Some(view) = self.authorizations.get(&id) else {
+            return DenyReason::AuthorizationRevoked;
+        };
+        if !self.access.dpa_in_force(view.dpa_id, now) {
+            DenyReason::DpaMissing
+        } else if self
+            .access
+            .shipment_owner(shipment)
+            .is_some_and(|s| view.objected_by(s))
+        {
+            DenyReason::ShipperObjected
+        } else if view.revoked_at.is_some() {
+            DenyReason::AuthorizationRevoked
+        } else {
+            DenyReason::AuthorizationExpired
+        }
+    }
+
+    pub(crate) fn link_partner_dpa(&mut self, partner: PartnerId) {
+        let dpa = self.dpa_of(partner).map(|d| d.id);
+        self.access.set_partner_dpa(partner, dpa);
+    }
+}
