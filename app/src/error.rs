@@ -194,6 +194,24 @@ impl From<CommandError<consent_ledger_domain::dpa::DpaError>> for AppError {
     }
 }
 
+impl From<CommandError<consent_ledger_domain::authorization::AuthorizationError>> for AppError {
+    fn from(err: CommandError<consent_ledger_domain::authorization::AuthorizationError>) -> Self {
+        use consent_ledger_domain::authorization::AuthorizationError as E;
+        match err {
+            CommandError::Store(e) => e.into(),
+            CommandError::Rejected(e) => match e {
+                E::NotFound => AppError::not_found(),
+                E::AlreadyGranted => conflict("already-exists", e),
+                E::AlreadyRevoked => conflict("already-revoked", e),
+                E::AlreadyObjected => conflict("already-objected", e),
+                E::NoObjection => conflict("no-objection", e),
+                E::ConsentIsNoBasis => AppError::invalid("legal_basis", e.to_string()),
+                E::EndsBeforeStart => AppError::invalid("valid_until", e.to_string()),
+            },
+        }
+    }
+}
+
 impl From<CommandError<consent_ledger_domain::subscription::SubscriptionError>> for AppError {
     fn from(err: CommandError<consent_ledger_domain::subscription::SubscriptionError>) -> Self {
         use consent_ledger_domain::subscription::SubscriptionError as E;

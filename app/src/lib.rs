@@ -42,6 +42,7 @@
 pub mod approvals;
 pub mod audit_log;
 pub mod auth;
+pub mod authorizations;
 pub mod background;
 pub mod checkpoint;
 pub mod consents;

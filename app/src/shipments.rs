@@ -4,8 +4,9 @@
 use chrono::{DateTime, Utc};
 use consent_ledger_domain::shipment::ShipmentCommand;
 use consent_ledger_domain::values::{
-    CarrierCode, ConsentId, CountryCode, DataCategory, DisplayName, NonEmptySet, PartnerId,
-    PartnerKind, PrincipalId, Purpose, RecipientRef, Role, ShipmentId, ShipperId, TrackingNumber,
+    AuthorizationId, CarrierCode, ConsentId, CountryCode, DataCategory, DisplayName, DpaId,
+    LegalBasis, NonEmptySet, PartnerId, PartnerKind, PrincipalId, Purpose, RecipientRef, Role,
+    ShipmentId, ShipperId, TrackingNumber,
 };
 use consent_ledger_projections::model::ShipmentView;
 use serde::{Deserialize, Serialize};
@@ -121,12 +122,33 @@ pub struct AuthorizedParty {
     pub valid_until: Option<DateTime<Utc>>,
 }
 
+/// One tracking intermediary that may see the shipment, through one carrier authorization
+/// under a DPA (SPEC §16).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthorizedIntermediary {
+    pub partner_id: PartnerId,
+    pub name: Option<DisplayName>,
+    pub kind: Option<PartnerKind>,
+    #[schema(value_type = String, format = Uuid)]
+    pub authorization_id: AuthorizationId,
+    #[schema(value_type = String, format = Uuid)]
+    pub dpa_id: DpaId,
+    pub legal_basis: LegalBasis,
+    pub purposes: NonEmptySet<Purpose>,
+    pub data_categories: NonEmptySet<DataCategory>,
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
 /// "Who may see this shipment", now or as of a past time.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuthorizedParties {
     pub shipment_id: ShipmentId,
     pub as_of: DateTime<Utc>,
+    /// Through the shipper's consents.
     pub parties: Vec<AuthorizedParty>,
+    /// Through the carrier's authorizations (SPEC §16): neither revoked nor objected to by
+    /// the shipper then, under a DPA in force then.
+    pub intermediaries: Vec<AuthorizedIntermediary>,
 }
 
 /// Every partner whose consent covered the shipment at `as_of` (default now): granted by then,
@@ -166,9 +188,30 @@ pub fn authorized_parties(
             })
         })
         .collect();
+    let intermediaries = model
+        .access
+        .authorized_at(id, as_of)
+        .into_iter()
+        .filter_map(|found| {
+            let authorization = model.authorizations.get(&found.authorization)?;
+            let partner = model.principals.get(&PrincipalId::from(found.partner));
+            Some(AuthorizedIntermediary {
+                partner_id: found.partner,
+                name: partner.map(|p| p.name.clone()),
+                kind: partner.and_then(|p| p.partner.as_ref()).map(|p| p.kind),
+                authorization_id: found.authorization,
+                dpa_id: found.dpa,
+                legal_basis: authorization.legal_basis,
+                purposes: authorization.purposes.clone(),
+                data_categories: authorization.data_categories.clone(),
+                valid_until: authorization.valid_until,
+            })
+        })
+        .collect();
     Ok(AuthorizedParties {
         shipment_id: id,
         as_of,
         parties,
+        intermediaries,
     })
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use consent_ledger_audit::LogKey;
+use consent_ledger_domain::authorization::Authorization;
 use consent_ledger_domain::consent::Consent;
 use consent_ledger_domain::dpa::Dpa;
 use consent_ledger_domain::principal::Principal;
@@ -168,6 +169,7 @@ pub struct AppState {
     pub webhooks: CommandBus<WebhookEndpoint>,
     pub subscriptions: CommandBus<Subscription>,
     pub dpas: CommandBus<Dpa>,
+    pub authorizations: CommandBus<Authorization>,
     /// The read-model snapshot's file, rewritten after an erasure (SPEC §12).
     pub snapshot_path: PathBuf,
     /// One clean-up after erasures at a time ([`crate::erasure::scrub`]).
@@ -244,7 +246,8 @@ impl AppState {
             requests: CommandBus::new(store.clone(), services.clone()),
             webhooks: CommandBus::new(store.clone(), services.clone()),
             subscriptions: CommandBus::new(store.clone(), services.clone()),
-            dpas: CommandBus::new(store.clone(), services),
+            dpas: CommandBus::new(store.clone(), services.clone()),
+            authorizations: CommandBus::new(store.clone(), services),
             gdpr: GdprProjector::new(store.clone()),
             store,
             projector,

@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use consent_ledger_domain::access::DenyReason;
-use consent_ledger_domain::authorization::{AuthorizationEvent, AuthorizationScope};
+use consent_ledger_domain::authorization::{
+    AuthorizationEvent, AuthorizationScope, AuthorizationTerms,
+};
 use consent_ledger_domain::personal::Personal;
 use consent_ledger_domain::values::{
     AuthorizationId, DataCategory, DpaId, LegalBasis, NonEmptySet, PartnerId, Purpose, Reason,
@@ -24,6 +26,14 @@ pub enum AuthorizationStatus {
     Revoked,
     Expired,
     NotYetValid,
+}
+
+impl std::str::FromStr for AuthorizationStatus {
+    type Err = &'static str;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        serde_json::from_value(serde_json::Value::String(s.to_owned()))
+            .map_err(|_| "one of active, revoked, expired, not_yet_valid")
+    }
 }
 
 /// A shipper's objection to an authorization (GDPR Art. 21).
@@ -102,6 +112,20 @@ impl AuthorizationView {
         self.objections
             .iter()
             .any(|o| o.shipper_id == shipper && o.withdrawn_at.is_none())
+    }
+
+    /// What was authorized.
+    pub fn terms(&self) -> AuthorizationTerms {
+        AuthorizationTerms {
+            partner: self.partner_id,
+            dpa: self.dpa_id,
+            scope: self.scope.clone(),
+            purposes: self.purposes.clone(),
+            data_categories: self.data_categories.clone(),
+            legal_basis: self.legal_basis,
+            valid_from: self.valid_from,
+            valid_until: self.valid_until,
+        }
     }
 
     fn grant(&self) -> AuthorizationGrant<'_> {

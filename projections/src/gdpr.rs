@@ -184,8 +184,8 @@ fn channel_name(channel: Channel) -> String {
 fn access_row(position: Position, event: AccessEvent) -> Option<GdprAccess> {
     Some(match event {
         AccessEvent::TrackingAccessAllowed {
-            authorizations: _,
-            dpa: _,
+            authorizations,
+            dpa,
             body_sha256: _,
             channel,
             consents,
@@ -214,9 +214,11 @@ fn access_row(position: Position, event: AccessEvent) -> Option<GdprAccess> {
             consent_ids: joined(&consents),
             decision_id: decision_id.to_string(),
             channel: channel.map(channel_name),
+            authorization_ids: joined(&authorizations),
+            dpa_id: dpa.map(|d| d.to_string()),
         },
         AccessEvent::TrackingAccessDenied {
-            authorization: _,
+            authorization,
             carrier,
             channel,
             consent,
@@ -250,6 +252,8 @@ fn access_row(position: Position, event: AccessEvent) -> Option<GdprAccess> {
             consent_ids: consent.map(|c| c.to_string()).unwrap_or_default(),
             decision_id: decision_id.to_string(),
             channel: channel.map(channel_name),
+            authorization_ids: authorization.map(|a| a.to_string()).unwrap_or_default(),
+            dpa_id: None,
         },
         AccessEvent::TrackingDeliveryCancelled { .. } => return None,
     })

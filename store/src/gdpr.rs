@@ -51,6 +51,11 @@ pub struct GdprAccess {
     pub decision_id: String,
     /// `pull` or `webhook` when the ledger served the access itself (SPEC §14).
     pub channel: Option<String>,
+    /// Comma-separated: the carrier authorizations an allow rested on, or the one a denial
+    /// names (SPEC §16).
+    pub authorization_ids: String,
+    /// The DPA an allowed read relied on (SPEC §16).
+    pub dpa_id: Option<String>,
 }
 
 /// What one catch-up step writes: the rows of the events of positions `from..next`.
@@ -177,7 +182,7 @@ macro_rules! gdpr_backend {
 
         const ACCESS_COLUMNS: &str = "position, decided_at, allowed, reason, partner_id, \
              on_behalf_of, shipment_id, shipper_id, carrier, tracking_number, purpose, \
-             requested, granted, consent_ids, decision_id, channel";
+             requested, granted, consent_ids, decision_id, channel, authorization_ids, dpa_id";
 
         const SHIPMENT_COLUMNS: &str = "shipment_id, shipper_id, carrier, tracking_number, \
              destination_country, recipient_ref, position";
@@ -294,7 +299,9 @@ macro_rules! gdpr_backend {
                         .push_bind(a.granted.as_str())
                         .push_bind(a.consent_ids.as_str())
                         .push_bind(a.decision_id.as_str())
-                        .push_bind(a.channel.as_deref());
+                        .push_bind(a.channel.as_deref())
+                        .push_bind(a.authorization_ids.as_str())
+                        .push_bind(a.dpa_id.as_deref());
                 });
                 q.push(" ON CONFLICT (position) DO NOTHING");
                 q.build()
@@ -626,6 +633,11 @@ macro_rules! gdpr_backend {
                         consent_ids: r.try_get(13).map_err(get)?,
                         decision_id: r.try_get(14).map_err(get)?,
                         channel: r.try_get(15).map_err(get)?,
+                        authorization_ids: r
+                            .try_get::<Option<String>, _>(16)
+                            .map_err(get)?
+                            .unwrap_or_default(),
+                        dpa_id: r.try_get(17).map_err(get)?,
                     })
                 })
                 .collect()
@@ -819,6 +831,8 @@ pub(crate) mod sqlite {
                 consent_ids: String::new(),
                 decision_id: format!("D{position}"),
                 channel: None,
+                authorization_ids: String::new(),
+                dpa_id: None,
             }
         }
 

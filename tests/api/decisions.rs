@@ -93,6 +93,7 @@ fn assert_denied(answer: &Value, reason: &str) {
         keys(answer),
         sorted(&[
             "allowed",
+            "authorization_ids",
             "consent_ids",
             "data_categories",
             "decision_id",
@@ -104,6 +105,7 @@ fn assert_denied(answer: &Value, reason: &str) {
     assert_eq!(answer["allowed"], false, "{answer}");
     assert_eq!(answer["reason"], reason, "{answer}");
     assert_eq!(answer["consent_ids"], json!([]), "{answer}");
+    assert_eq!(answer["authorization_ids"], json!([]), "{answer}");
     assert_eq!(answer["data_categories"], json!([]), "{answer}");
     decision_id_of(answer);
     position_of(answer);
@@ -115,6 +117,7 @@ fn assert_allowed(answer: &Value, consents: &[&str], categories: &[&str]) {
         keys(answer),
         sorted(&[
             "allowed",
+            "authorization_ids",
             "consent_ids",
             "data_categories",
             "decision_id",
@@ -1357,7 +1360,16 @@ fn parties_path(shipment: &str, as_of: Option<DateTime<Utc>>) -> String {
 /// The parties answered, checked for shape; returns them keyed by consent id, sorted.
 fn parties(r: &Reply, shipment: &str, as_of: DateTime<Utc>) -> Vec<Value> {
     let body = expect(r, StatusCode::OK);
-    assert_eq!(keys(body), ["as_of", "parties", "shipment_id"], "{body}");
+    assert_eq!(
+        keys(body),
+        ["as_of", "intermediaries", "parties", "shipment_id"],
+        "{body}"
+    );
+    assert_eq!(
+        body["intermediaries"],
+        json!([]),
+        "no authorization: {body}"
+    );
     assert_eq!(body["shipment_id"], shipment, "{body}");
     assert_eq!(time(&body["as_of"]), as_of, "{body}");
     let mut list = body["parties"]

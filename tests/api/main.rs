@@ -2,6 +2,7 @@
 //! file, or with `CONSENT_LEDGER_TEST_BACKEND=postgres` a PostgreSQL database of its own.
 
 mod audit;
+mod authorizations;
 mod bad_input;
 mod decisions;
 mod disk_full;

@@ -20,7 +20,7 @@ const HOOK: &str = "https://93.184.215.14/hooks/consent";
 const HOOK_V6: &str = "https://[2606:4700::1111]/hooks/consent";
 const INVALID: &str = "invalid-field";
 /// Every event type of SPEC §13: the default subscription.
-const EVENT_TYPES: [&str; 9] = [
+const EVENT_TYPES: [&str; 12] = [
     "consent.granted",
     "consent.revoked",
     "consent.expiring",
@@ -29,6 +29,9 @@ const EVENT_TYPES: [&str; 9] = [
     "consent_request.denied",
     "consent_request.expired",
     "tracking.updated",
+    "authorization.granted",
+    "authorization.revoked",
+    "authorization.objected",
     "webhook.test",
 ];
 /// The prefix of a secret key: never in an answer nor in the log.

@@ -5,6 +5,7 @@
 //! a caller who may not act hears 403/404 whatever it sent. Shapes several resources share are
 //! in [`crate::shapes`].
 
+pub mod authorizations;
 pub mod consents;
 pub mod decisions;
 pub mod dpas;
@@ -49,6 +50,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(erasure::erase_shipment)
         .service(erasure::erase_subject)
         .service(tracking::ingest)
+        .service(authorizations::grant)
+        .service(authorizations::list)
+        .service(authorizations::get)
+        .service(authorizations::revoke)
+        .service(authorizations::object)
+        .service(authorizations::withdraw_objection)
         .service(dpas::register)
         .service(dpas::list)
         .service(dpas::get)

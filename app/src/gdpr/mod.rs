@@ -13,8 +13,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use consent_ledger_domain::access::DenyReason;
 use consent_ledger_domain::principal::PartnerProfile;
 use consent_ledger_domain::values::{
-    CarrierCode, ConsentId, DataCategory, LegalBasis, PrincipalId, RecipientRef, Role,
-    TrackingNumber,
+    AuthorizationId, CarrierCode, ConsentId, DataCategory, LegalBasis, PrincipalId, RecipientRef,
+    Role, TrackingNumber,
 };
 use consent_ledger_projections::decider::ShipmentRef;
 use consent_ledger_projections::model::{ConsentStatus, DpaView, ReadModel};
@@ -165,6 +165,39 @@ pub struct AccessRecord {
     /// decision whose caller served it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
+    /// The carrier authorizations an allow rested on, or the one a denial names (SPEC §16).
+    #[schema(value_type = Vec<String>)]
+    pub authorization_ids: Vec<AuthorizationId>,
+    /// The DPA an allowed read relied on (SPEC §16).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dpa_id: Option<String>,
+    /// Who the data reached, in order, when a tracking intermediary read for a recipient
+    /// (`on_behalf_of`): the intermediary, then the recipient (SPEC §16). Empty otherwise.
+    pub chain: Vec<ChainLink>,
+}
+
+/// One party of a relayed read's chain.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ChainLink {
+    pub partner_id: String,
+    pub name: Option<String>,
+    /// `intermediary` or `recipient`.
+    pub role: &'static str,
+}
+
+/// The chain of a relayed read: `partner` read for `on_behalf_of`.
+fn chain(model: &ReadModel, partner: &str, on_behalf_of: Option<&str>) -> Vec<ChainLink> {
+    let Some(recipient) = on_behalf_of else {
+        return Vec::new();
+    };
+    [(partner, "intermediary"), (recipient, "recipient")]
+        .into_iter()
+        .map(|(id, role)| ChainLink {
+            partner_id: id.to_owned(),
+            name: partner_name(model, id),
+            role,
+        })
+        .collect()
 }
 
 fn partner_name(model: &ReadModel, id: &str) -> Option<String> {
@@ -213,6 +246,7 @@ fn record(model: &ReadModel, a: GdprAccess) -> Result<AccessRecord, AppError> {
         })
         .collect();
     Ok(AccessRecord {
+        chain: chain(model, &a.partner_id, a.on_behalf_of.as_deref()),
         position,
         decided_at,
         outcome: if a.allowed { "allowed" } else { "denied" },
@@ -230,10 +264,12 @@ fn record(model: &ReadModel, a: GdprAccess) -> Result<AccessRecord, AppError> {
         granted_categories: list(position, "granted", &a.granted)?,
         consents,
         channel: a.channel,
+        authorization_ids: list(position, "authorization_ids", &a.authorization_ids)?,
+        dpa_id: a.dpa_id,
     })
 }
 
-const CSV_ACCESS_HEADER: [&str; 18] = [
+const CSV_ACCESS_HEADER: [&str; 20] = [
     "position",
     "decision_id",
     "decided_at",
@@ -252,6 +288,8 @@ const CSV_ACCESS_HEADER: [&str; 18] = [
     "consent_ids",
     "consent_status_at_decision",
     "channel",
+    "authorization_ids",
+    "dpa_id",
 ];
 
 fn status_text(s: Option<ConsentStatus>) -> &'static str {
@@ -273,7 +311,7 @@ fn joined<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
         .join(";")
 }
 
-fn csv_access_row(r: &AccessRecord) -> [String; 18] {
+fn csv_access_row(r: &AccessRecord) -> [String; 20] {
     let opt = |o: &Option<String>| o.clone().unwrap_or_default();
     [
         r.position.to_string(),
@@ -298,6 +336,8 @@ fn csv_access_row(r: &AccessRecord) -> [String; 18] {
             .collect::<Vec<_>>()
             .join(";"),
         opt(&r.channel),
+        joined(&r.authorization_ids),
+        opt(&r.dpa_id),
     ]
 }
 
@@ -502,10 +542,18 @@ pub struct DsarAccess {
     pub purpose: String,
     pub legal_bases: Vec<LegalBasis>,
     pub consent_ids: Vec<ConsentId>,
+    /// The carrier authorizations the read rested on (SPEC §16).
+    #[schema(value_type = Vec<String>)]
+    pub authorization_ids: Vec<AuthorizationId>,
+    /// The DPA the read relied on (SPEC §16).
+    pub dpa_id: Option<String>,
     pub data_categories: Vec<DataCategory>,
     /// The partner the recipient read for, when it read as a tracking intermediary: data
     /// reached that partner too.
     pub on_behalf_of: Option<String>,
+    /// The whole chain of a relayed read: the intermediary, then the recipient it read for
+    /// (SPEC §16). Empty for a direct read.
+    pub chain: Vec<ChainLink>,
 }
 
 /// A recipient (Art. 15(1)(c)): a partner that was allowed to read the subject's data.
@@ -668,10 +716,18 @@ fn recipient_head(model: &ReadModel, partner_id: &str) -> RecipientHead {
 
 fn dsar_access(model: &ReadModel, r: GdprAccess) -> Result<DsarAccess, AppError> {
     let consent_ids: Vec<ConsentId> = list(r.position, "consent_ids", &r.consent_ids)?;
+    let authorization_ids: Vec<AuthorizationId> =
+        list(r.position, "authorization_ids", &r.authorization_ids)?;
     let mut legal_bases: Vec<LegalBasis> = consent_ids
         .iter()
         .filter_map(|id| model.consents.get(id))
         .map(|c| c.legal_basis)
+        .chain(
+            authorization_ids
+                .iter()
+                .filter_map(|id| model.authorizations.get(id))
+                .map(|a| a.legal_basis),
+        )
         .collect();
     legal_bases.sort();
     legal_bases.dedup();
@@ -682,7 +738,10 @@ fn dsar_access(model: &ReadModel, r: GdprAccess) -> Result<DsarAccess, AppError>
         purpose: r.purpose,
         legal_bases,
         consent_ids,
+        authorization_ids,
+        dpa_id: r.dpa_id,
         data_categories: list(r.position, "granted", &r.granted)?,
+        chain: chain(model, &r.partner_id, r.on_behalf_of.as_deref()),
         on_behalf_of: r.on_behalf_of,
     })
 }
@@ -705,7 +764,7 @@ fn opt(o: &Option<String>) -> String {
     o.clone().unwrap_or_default()
 }
 
-fn csv_recipient_row(p: &RecipientHead, a: &DsarAccess) -> [String; 14] {
+fn csv_recipient_row(p: &RecipientHead, a: &DsarAccess) -> [String; 16] {
     [
         "recipient".into(),
         p.partner_id.clone(),
@@ -725,10 +784,12 @@ fn csv_recipient_row(p: &RecipientHead, a: &DsarAccess) -> [String; 14] {
         joined(&a.data_categories),
         String::new(),
         opt(&a.on_behalf_of),
+        joined(&a.authorization_ids),
+        opt(&a.dpa_id),
     ]
 }
 
-fn csv_denied_row(a: &DsarDenied) -> [String; 14] {
+fn csv_denied_row(a: &DsarDenied) -> [String; 16] {
     [
         "denied_attempt".into(),
         a.partner_id.clone(),
@@ -744,6 +805,8 @@ fn csv_denied_row(a: &DsarDenied) -> [String; 14] {
         joined(&a.requested_categories),
         opt(&a.reason),
         opt(&a.on_behalf_of),
+        String::new(),
+        String::new(),
     ]
 }
 
@@ -808,7 +871,7 @@ impl DsarPlan {
             let rows = csv_rows(
                 CSV_DSAR_HEADER,
                 self.erasures.iter().map(|e| {
-                    let mut row: [String; 14] = Default::default();
+                    let mut row: [String; 16] = Default::default();
                     row[0] = "erasure".into();
                     row[6] = rfc3339(e.erased_at);
                     row[12] = format!("erased; recorded at log position {}", e.position);
@@ -1039,7 +1102,7 @@ async fn erasures_of(state: &AppState, subject: &str) -> Result<Vec<DsarErasure>
     Ok(erasures)
 }
 
-const CSV_DSAR_HEADER: [&str; 14] = [
+const CSV_DSAR_HEADER: [&str; 16] = [
     "section",
     "partner_id",
     "name",
@@ -1054,6 +1117,8 @@ const CSV_DSAR_HEADER: [&str; 14] = [
     "data_categories",
     "denial_reason",
     "on_behalf_of",
+    "authorization_ids",
+    "dpa_id",
 ];
 
 /// One partner's entry in the Art. 30 record.

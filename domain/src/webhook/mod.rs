@@ -36,6 +36,12 @@ pub enum WebhookEventType {
     ConsentRequestExpired,
     #[serde(rename = "tracking.updated")]
     TrackingUpdated,
+    #[serde(rename = "authorization.granted")]
+    AuthorizationGranted,
+    #[serde(rename = "authorization.revoked")]
+    AuthorizationRevoked,
+    #[serde(rename = "authorization.objected")]
+    AuthorizationObjected,
     #[serde(rename = "webhook.test")]
     WebhookTest,
 }
@@ -50,6 +56,9 @@ impl WebhookEventType {
         Self::ConsentRequestDenied,
         Self::ConsentRequestExpired,
         Self::TrackingUpdated,
+        Self::AuthorizationGranted,
+        Self::AuthorizationRevoked,
+        Self::AuthorizationObjected,
         Self::WebhookTest,
     ];
 
@@ -63,6 +72,9 @@ impl WebhookEventType {
             Self::ConsentRequestDenied => "consent_request.denied",
             Self::ConsentRequestExpired => "consent_request.expired",
             Self::TrackingUpdated => "tracking.updated",
+            Self::AuthorizationGranted => "authorization.granted",
+            Self::AuthorizationRevoked => "authorization.revoked",
+            Self::AuthorizationObjected => "authorization.objected",
             Self::WebhookTest => "webhook.test",
         }
     }
