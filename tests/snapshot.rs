@@ -37,6 +37,17 @@ async fn open(dir: &std::path::Path) -> Arc<AppState> {
     .expect("open")
 }
 
+/// The service opened again on `dir`, its model (snapshot and the rest) checked against a full
+/// replay of the log.
+async fn reopened(dir: &std::path::Path) -> Arc<AppState> {
+    let state = open(dir).await;
+    let replayed = Projector::replay(&state.store, |_| {})
+        .await
+        .expect("replay");
+    assert_eq!(state.projector.read().summary(), replayed.summary());
+    state
+}
+
 fn meta() -> CommandMeta {
     CommandMeta::new("test", "snapshot")
 }
@@ -168,11 +179,7 @@ async fn a_restart_loads_the_snapshot_and_replays_only_the_rest() {
     let before = state.projector.read().summary();
     drop(state);
 
-    let state = open(dir.path()).await;
-    let replayed = Projector::replay(&state.store, |_| {})
-        .await
-        .expect("replay");
-    assert_eq!(state.projector.read().summary(), replayed.summary());
+    let state = reopened(dir.path()).await;
     assert_eq!(state.projector.read().summary(), before);
     // Shipments from the snapshot resolve by id and by tracking number; consents after it count.
     for (i, id) in shipments.iter().enumerate() {
@@ -281,4 +288,138 @@ async fn a_replay_passes_over_decisions_and_ends_at_the_log_size() {
     assert_eq!(replayed.summary(), state.projector.read().summary());
     assert_eq!(replayed.summary().log_size, size.get());
     assert!(replayed.consents[&dhl_only].revocation.is_some());
+}
+
+/// Carrier authorizations (SPEC §16) live in the snapshot's views: a restart rebuilds their
+/// index, their DPA's window, the partner's register DPA and a shipper's objection from it,
+/// and applies a withdrawal recorded after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorizations_dpas_and_objections_outlive_a_snapshot() {
+    use consent_ledger_domain::authorization::{
+        AuthorizationCommand, AuthorizationScope, AuthorizationTerms,
+    };
+    use consent_ledger_domain::dpa::{DpaCommand, DpaTerms};
+    use consent_ledger_domain::values::{AuthorizationId, DpaId, DpaRole};
+    use consent_ledger_projections::decider::{DenyReason, Verdict};
+
+    let dir = tempfile::tempdir().expect("dir");
+    let state = open(dir.path()).await;
+    // Shipments alternate DHL and UPS; the partner's consent covers DHL only.
+    let (shipper, partner, shipments, _) = populate(&state, 4).await;
+    let now = chrono::Utc::now();
+    let dpa = DpaId::from_uuid(Uuid::now_v7());
+    let terms = DpaTerms {
+        partner,
+        reference: DpaRef::parse("DPA").expect("reference"),
+        role: DpaRole::Processor,
+        signed_at: now - chrono::Duration::days(1),
+        valid_until: None,
+        sub_processors: Vec::new(),
+        transfer_mechanism: None,
+        document_sha256: None,
+    };
+    state
+        .dpas
+        .execute(
+            &dpa.to_string(),
+            DpaCommand::Register { id: dpa, terms },
+            meta(),
+        )
+        .await
+        .expect("dpa");
+    let authorization = AuthorizationId::from_uuid(Uuid::now_v7());
+    let terms = AuthorizationTerms {
+        partner,
+        dpa,
+        scope: AuthorizationScope {
+            carriers: Some(
+                NonEmptySet::new(vec![CarrierCode::parse("UPS").expect("c")]).expect("s"),
+            ),
+            destination_countries: None,
+            shipper_ids: None,
+        },
+        purposes: NonEmptySet::new(vec![Purpose::InsuranceClaim]).expect("set"),
+        data_categories: NonEmptySet::new(vec![DataCategory::StatusEvents]).expect("set"),
+        legal_basis: LegalBasis::LegitimateInterests,
+        valid_from: now - chrono::Duration::hours(1),
+        valid_until: None,
+    };
+    let execute = |state: &Arc<AppState>, command| {
+        let state = state.clone();
+        async move {
+            state
+                .authorizations
+                .execute(&authorization.to_string(), command, meta())
+                .await
+                .expect("authorization command")
+        }
+    };
+    execute(
+        &state,
+        AuthorizationCommand::Grant {
+            id: authorization,
+            terms,
+        },
+    )
+    .await;
+    execute(
+        &state,
+        AuthorizationCommand::Object {
+            shipper,
+            reason: Reason::parse("no relays for us").expect("reason"),
+        },
+    )
+    .await;
+    let snapshot = options(dir.path()).snapshot_path();
+    state
+        .projector
+        .save_snapshot(&snapshot)
+        .await
+        .expect("save");
+    drop(state);
+
+    let verdict = |state: &AppState, shipment: ShipmentId| {
+        state.projector.read().access.decide(
+            partner,
+            &ShipmentRef::Id(shipment),
+            Purpose::InsuranceClaim,
+            Categories::of(&[DataCategory::StatusEvents]),
+            chrono::Utc::now(),
+        )
+    };
+    let (dhl, ups) = (shipments[0], shipments[1]);
+    let state = open(dir.path()).await;
+    let objected = verdict(&state, ups);
+    assert_eq!(
+        objected.outcome(),
+        consent_ledger_projections::decider::Outcome::Denied(DenyReason::ShipperObjected)
+    );
+    assert_eq!(objected.authorization(), Some(authorization));
+    match verdict(&state, dhl) {
+        Verdict::Allowed { dpa: relied, .. } => {
+            assert_eq!(
+                relied,
+                Some(dpa),
+                "the consent read names the partner's DPA"
+            )
+        }
+        denied => panic!("the DHL consent allows: {denied:?}"),
+    }
+    execute(&state, AuthorizationCommand::WithdrawObjection { shipper }).await;
+    drop(state);
+
+    let state = reopened(dir.path()).await;
+    match verdict(&state, ups) {
+        Verdict::Allowed {
+            authorizations,
+            consents,
+            dpa: relied,
+            ..
+        } => {
+            assert_eq!(authorizations, vec![authorization]);
+            assert!(consents.is_empty());
+            assert_eq!(relied, Some(dpa));
+        }
+        denied => panic!("the withdrawal after the snapshot applies: {denied:?}"),
+    }
 }

@@ -10,8 +10,8 @@ use consent_ledger_domain::authorization::{
 };
 use consent_ledger_domain::personal::Personal;
 use consent_ledger_domain::values::{
-    AuthorizationId, DataCategory, DpaId, LegalBasis, NonEmptySet, PartnerId, PrincipalId, Purpose,
-    Reason, Role, ShipperId,
+    AuthorizationId, CarrierCode, CountryCode, DataCategory, DpaId, LegalBasis, NonEmptySet,
+    PartnerId, PrincipalId, Purpose, Reason, Role, ShipperId,
 };
 use consent_ledger_domain::webhook::WebhookEventType;
 use consent_ledger_projections::authorization::{AuthorizationStatus, AuthorizationView};
@@ -46,7 +46,8 @@ pub struct GrantAuthorization {
     pub dpa_id: DpaId,
     /// Which shipments: those matching every list named (none named: all).
     #[serde(default)]
-    pub scope: AuthorizationScope,
+    #[schema(value_type = AuthorizationScope)]
+    pub scope: ScopeInput,
     #[schema(value_type = Vec<Purpose>)]
     pub purposes: NonEmptySet<Purpose>,
     #[schema(value_type = Vec<DataCategory>)]
@@ -57,6 +58,19 @@ pub struct GrantAuthorization {
     pub valid_from: Option<DateTime<Utc>>,
     #[serde(default)]
     pub valid_until: Option<DateTime<Utc>>,
+}
+
+/// An authorization's `scope` as sent: its shippers in the caller's order, so that a problem
+/// names the index the caller sent (the scope's set sorts and deduplicates them).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeInput {
+    #[serde(default)]
+    pub carriers: Option<NonEmptySet<CarrierCode>>,
+    #[serde(default)]
+    pub destination_countries: Option<NonEmptySet<CountryCode>>,
+    #[serde(default)]
+    pub shipper_ids: Option<Vec<ShipperId>>,
 }
 
 /// `POST /v1/authorizations/{id}/revoke`: `{"reason"?}`.
@@ -178,10 +192,24 @@ pub async fn grant(
     caller.require(&[Role::Admin])?;
     let now = state.clock.now();
     let id = AuthorizationId::from_uuid(state.ids.new_id());
+    let ScopeInput {
+        carriers,
+        destination_countries,
+        shipper_ids: sent,
+    } = input.scope;
+    let shipper_ids = sent
+        .clone()
+        .map(NonEmptySet::new)
+        .transpose()
+        .map_err(|e| AppError::invalid("scope.shipper_ids", e.to_string()))?;
     let terms = AuthorizationTerms {
         partner: input.partner_id,
         dpa: input.dpa_id,
-        scope: input.scope,
+        scope: AuthorizationScope {
+            carriers,
+            destination_countries,
+            shipper_ids,
+        },
         purposes: input.purposes,
         data_categories: input.data_categories,
         legal_basis: input.legal_basis,
@@ -206,19 +234,16 @@ pub async fn grant(
             Some(_) => {}
             None => return Err(AppError::invalid("dpa_id", "no such agreement")),
         }
-        for (i, shipper) in terms
-            .scope
-            .shipper_ids
+        // In the order sent, so that a problem names the caller's index (the set sorts them).
+        if let Some(i) = sent
             .iter()
-            .flat_map(|s| s.iter())
-            .enumerate()
+            .flatten()
+            .position(|s| !principal_is(&model, PrincipalId::from(*s), Role::Shipper))
         {
-            if !principal_is(&model, PrincipalId::from(*shipper), Role::Shipper) {
-                return Err(AppError::invalid(
-                    format!("scope.shipper_ids[{i}]"),
-                    "not a shipper",
-                ));
-            }
+            return Err(AppError::invalid(
+                format!("scope.shipper_ids[{i}]"),
+                "not a shipper",
+            ));
         }
         let data = message_data(id, &terms);
         drop(model);

@@ -11,13 +11,16 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::Utc;
 use clap::Args;
+use consent_ledger_domain::authorization::AuthorizationScope;
 use consent_ledger_domain::terms::ConsentScope;
 use consent_ledger_domain::values::{
-    CarrierCode, ConsentId, CountryCode, DataCategory, NonEmptySet, PartnerId, Purpose, ShipmentId,
-    ShipperId, TrackingNumber,
+    AuthorizationId, CarrierCode, ConsentId, CountryCode, DataCategory, DpaId, NonEmptySet,
+    PartnerId, Purpose, ShipmentId, ShipperId, TrackingNumber,
 };
 use consent_ledger_domain::SystemClock;
-use consent_ledger_projections::decider::{Categories, Decider, Grant, ShipmentRef};
+use consent_ledger_projections::decider::{
+    AuthorizationGrant, Categories, Decider, DpaWindow, Grant, ShipmentRef, Verdict,
+};
 use consent_ledger_store::{baseline, StoredEvent};
 use serde_json::json;
 use uuid::Uuid;
@@ -70,6 +73,96 @@ pub struct CheckArgs {
     /// grants this many shipper-wide consents to other partners (0: skip).
     #[arg(long, default_value_t = 40_000)]
     pub foreign_grants: usize,
+    /// Carrier authorizations (SPEC §16) added after the first measurement, each to another
+    /// partner under a DPA in force: the same queries are timed again beside it (0: skip).
+    #[arg(long, default_value_t = 1_000)]
+    pub authorizations: usize,
+}
+
+/// The same queries timed on the index as it is and again after `args.authorizations` carrier
+/// authorizations are added (SPEC §16: a decision stays O(the asking partner's grants)), each
+/// to another partner, for one carrier, under a DPA in force.
+fn authorizations_added(
+    d: &mut Decider,
+    args: &CheckArgs,
+    partners: &[PartnerId],
+    carriers: &[CarrierCode],
+    queries: &[(PartnerId, ShipmentRef)],
+    requested: Categories,
+    now: chrono::DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let time = |d: &Decider| {
+        let mut latencies = Vec::with_capacity(queries.len());
+        let mut allowed = 0usize;
+        let t = Instant::now();
+        for (partner, shipment) in queries {
+            let q = Instant::now();
+            let verdict = d.decide(*partner, shipment, Purpose::InsuranceClaim, requested, now);
+            latencies.push(q.elapsed());
+            allowed += usize::from(matches!(verdict, Verdict::Allowed { .. }));
+        }
+        (figures(latencies, t.elapsed()), allowed)
+    };
+    let (without, allowed_without) = time(d);
+    let dpa = DpaId::from_uuid(Uuid::now_v7());
+    d.set_dpa(
+        dpa,
+        DpaWindow {
+            signed_at: now - chrono::Duration::days(30),
+            valid_until: None,
+            terminated_at: None,
+        },
+    );
+    let purposes = NonEmptySet::new(vec![Purpose::InsuranceClaim])?;
+    let categories = NonEmptySet::new(vec![DataCategory::StatusEvents])?;
+    for i in 0..args.authorizations {
+        let scope = AuthorizationScope {
+            carriers: Some(NonEmptySet::new(
+                vec![carriers[i % carriers.len()].clone()],
+            )?),
+            destination_countries: None,
+            shipper_ids: None,
+        };
+        d.add_authorization(AuthorizationGrant {
+            id: AuthorizationId::from_uuid(Uuid::now_v7()),
+            partner: partners[(i * 7) % partners.len()],
+            dpa,
+            scope: &scope,
+            purposes: &purposes,
+            categories: &categories,
+            valid_from: now - chrono::Duration::days(1),
+            valid_until: None,
+            granted_at: now - chrono::Duration::days(1),
+        });
+    }
+    let (with, allowed_with) = time(d);
+    println!(
+        "carrier authorizations: the same {} queries before and after {} authorizations are added ({} then {} allowed)",
+        queries.len(),
+        args.authorizations,
+        allowed_without,
+        allowed_with
+    );
+    before_and_after("carrier authorizations", &without, &with);
+    println!(
+        "p99 with them / without: {:.2}",
+        us(with.p99) / us(without.p99).max(1e-9)
+    );
+    Ok(())
+}
+
+/// A table of the same queries timed without and with what `added` names.
+fn before_and_after(added: &str, without: &Figures, with: &Figures) {
+    println!("| {added} | p50 | p99 | checks/s |");
+    println!("|---|---:|---:|---:|");
+    for (what, f) in [("none", without), ("with them", with)] {
+        println!(
+            "| {what} | {:.2} µs | {:.2} µs | {:.0} |",
+            us(f.p50),
+            us(f.p99),
+            f.per_second
+        );
+    }
 }
 
 /// Resident memory of this process, from /proc (Linux).
@@ -233,6 +326,11 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
         us(lookup.p99),
         lookup.per_second
     );
+    if args.authorizations > 0 {
+        authorizations_added(
+            &mut d, &args, &partners, &carriers, &queries, requested, now,
+        )?;
+    }
     drop((map, queries));
 
     if args.foreign_grants > 0 {
@@ -297,16 +395,11 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
             own.len(),
             args.foreign_grants
         );
-        println!("| shipper-wide grants of that shipper to others | p50 | p99 | checks/s |");
-        println!("|---|---:|---:|---:|");
-        for (what, f) in [("none", &without), ("with them", &with)] {
-            println!(
-                "| {what} | {:.2} µs | {:.2} µs | {:.0} |",
-                us(f.p50),
-                us(f.p99),
-                f.per_second
-            );
-        }
+        before_and_after(
+            "shipper-wide grants of that shipper to others",
+            &without,
+            &with,
+        );
         println!(
             "rate with them / without: {:.2}",
             with.per_second / without.per_second.max(1e-9)

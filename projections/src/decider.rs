@@ -712,6 +712,9 @@ impl Decider {
 
     /// The partner's own DPA in the register, when it is in force at `now`.
     pub fn partner_dpa(&self, partner: PartnerId, now: DateTime<Utc>) -> Option<DpaId> {
+        if self.partner_dpa.is_empty() {
+            return None;
+        }
         self.partner_dpa
             .get(&partner)
             .copied()
@@ -724,11 +727,13 @@ impl Decider {
         partner: PartnerId,
         facts: Facts,
     ) -> impl Iterator<Item = &AuthRule> {
-        self.authorizations
-            .get(&partner)
-            .into_iter()
-            .flatten()
-            .filter(move |r| r.covers(facts))
+        // Most ledgers hold few or no authorizations: no hashing of the partner then.
+        let rules = if self.authorizations.is_empty() {
+            None
+        } else {
+            self.authorizations.get(&partner)
+        };
+        rules.into_iter().flatten().filter(move |r| r.covers(facts))
     }
 
     /// The shipper-wide consents of `shipper` to `partner`: O(their number), whatever the

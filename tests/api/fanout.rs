@@ -4,7 +4,9 @@
 //! verifies; a partner without consent gets nothing; a revocation stops what is already queued
 //! (the cancellation recorded, also across a restart) and what follows; an update sent again
 //! fans out once; `consented` subscriptions follow the partner's consents; an erasure deletes
-//! the queued bodies; a subscription ends 14 days after delivery with a last message.
+//! the queued bodies; a subscription ends 14 days after delivery with a last message; a
+//! carrier-authorized intermediary's deliveries follow its authorization and a shipper's
+//! objection (SPEC §16).
 
 use std::time::{Duration, Instant};
 
@@ -172,6 +174,11 @@ async fn send(app: &TestApp, gateway: &str, updates: Vec<Value>) {
     assert_eq!(body["rejected"], json!([]), "{body}");
 }
 
+/// Sends one update of `shipment` ([`update`]).
+async fn send_one(app: &TestApp, gateway: &str, shipment: &str, status: &str, at: &str) {
+    send(app, gateway, vec![update(shipment, status, at)]).await;
+}
+
 /// The access events of the log from `from` on, as (event type, payload of the variant).
 async fn access_events(app: &TestApp, from: u64) -> Vec<(String, Value)> {
     app.log()
@@ -237,14 +244,12 @@ async fn each_subscriber_gets_the_update_minimised_and_its_bundle_proves_the_bod
 
     let _worker = app.deliveries();
     let size = app.log_size().await;
-    send(
+    send_one(
         &app,
         &gateway,
-        vec![update(
-            &shipment,
-            "out_for_delivery",
-            "2026-03-01T09:00:00Z",
-        )],
+        &shipment,
+        "out_for_delivery",
+        "2026-03-01T09:00:00Z",
     )
     .await;
     let decisions = access_events(&app, size).await;
@@ -387,10 +392,12 @@ async fn a_revocation_stops_what_is_queued_even_across_a_restart_and_what_follow
 
     // Queued while no worker runs; then the shipper revokes.
     let size = app.log_size().await;
-    send(
+    send_one(
         &app,
         &gateway,
-        vec![update(&shipment, "in_transit", "2026-03-01T08:00:00Z")],
+        &shipment,
+        "in_transit",
+        "2026-03-01T08:00:00Z",
     )
     .await;
     let message = partner.queued_tracking(&app).await.pop().expect("queued");
@@ -427,10 +434,12 @@ async fn a_revocation_stops_what_is_queued_even_across_a_restart_and_what_follow
     assert_eq!(attempt["error"], "cancelled_consent_revoked", "{attempt}");
 
     // A later update is decided, denied and recorded; nothing is queued for it.
-    send(
+    send_one(
         &app,
         &gateway,
-        vec![update(&shipment, "delivered", "2026-03-01T10:00:00Z")],
+        &shipment,
+        "delivered",
+        "2026-03-01T10:00:00Z",
     )
     .await;
     let events = access_events(&app, size).await;
@@ -519,10 +528,12 @@ async fn an_update_sent_again_fans_out_once_and_the_subscription_ends_14_days_af
 
     // Ended: a later update is neither decided for it nor sent.
     let size = app.log_size().await;
-    send(
+    send_one(
         &app,
         &gateway,
-        vec![update(&shipment, "exception", "2026-03-02T11:00:00Z")],
+        &shipment,
+        "exception",
+        "2026-03-02T11:00:00Z",
     )
     .await;
     assert!(access_events(&app, size).await.is_empty());
@@ -674,4 +685,132 @@ async fn two_nodes_fan_an_update_out_once_and_a_revocation_on_one_stops_the_othe
         !partner.got_tracking(),
         "nothing left after the revocation on the other node"
     );
+}
+
+/// SPEC §16 with §14: a carrier-authorized intermediary's `consented` subscription follows its
+/// authorization (no shipper consent at all); the delivery names the authorization and its
+/// decision the DPA; the shipper's objection cancels what is queued (recorded with the reason)
+/// and stops what follows; its withdrawal lets the next update through.
+#[actix_web::test]
+async fn an_intermediarys_deliveries_follow_its_authorization_and_stop_at_an_objection() {
+    let app = loopback_app(Backing::fresh().await).await;
+    let (_, shipper) = app.principal("shipper", "Shop").await;
+    let (_, gateway) = app.principal("gateway", "Carrier tracking API").await;
+    let relay = Partner::new(&app, "Relay").await;
+    let r = app
+        .post(
+            "/v1/dpas",
+            &app.admin,
+            json!({
+                "partner_id": relay.id, "reference": "DPA-Relay", "role": "processor",
+                "signed_at": "2026-01-15T00:00:00Z", "sub_processors": []
+            }),
+        )
+        .await;
+    let dpa = expect(&r, StatusCode::CREATED)["id"].clone();
+    let r = app
+        .post(
+            "/v1/authorizations",
+            &app.admin,
+            json!({
+                "partner_id": relay.id, "dpa_id": dpa, "scope": {"carriers": ["DHL"]},
+                "purposes": ["insurance_claim"], "data_categories": ["status_events"],
+                "legal_basis": "legitimate_interests"
+            }),
+        )
+        .await;
+    let authorization = expect(&r, StatusCode::CREATED)["id"].clone();
+    let body = json!({
+        "purpose": "insurance_claim",
+        "data_categories": ["status_events", "location"],
+        "scope": "consented",
+    });
+    expect(
+        &app.post("/v1/subscriptions", &relay.token, body).await,
+        StatusCode::CREATED,
+    );
+    let shipment = app.shipment(&shipper, "DHL", "JJD-FAN-AUTH", "DE").await;
+
+    // Queued while no worker runs: minimised to the authorized category, naming it.
+    let size = app.log_size().await;
+    send_one(
+        &app,
+        &gateway,
+        &shipment,
+        "in_transit",
+        "2026-03-01T08:00:00Z",
+    )
+    .await;
+    let queued = relay.queued_tracking(&app).await;
+    assert_eq!(queued.len(), 1);
+    let data: Value = serde_json::from_str(&queued[0].data).expect("data");
+    assert_eq!(data["authorization_ids"], json!([authorization]), "{data}");
+    assert_eq!(data["consent_ids"], json!([]), "{data}");
+    assert_eq!(data["data_categories"], json!(["status_events"]), "{data}");
+    assert!(!has(queued[0].data.as_bytes(), "LOC-MARK"), "{data}");
+
+    // The shipper objects before the worker runs: the queued delivery is cancelled.
+    let objection = format!(
+        "/v1/authorizations/{}/objection",
+        authorization.as_str().expect("id")
+    );
+    let r = app
+        .post(
+            &objection,
+            &shipper,
+            json!({"reason": "not through relays"}),
+        )
+        .await;
+    expect(&r, StatusCode::OK);
+    let _worker = app.deliveries();
+    let path = format!("/v1/webhook-endpoints/{}/deliveries", relay.endpoint_id());
+    let cancelled = || async {
+        let r = app.get(&path, &relay.token).await;
+        r.body["items"].as_array().is_some_and(|items| {
+            items
+                .iter()
+                .any(|i| i["error"] == "cancelled_shipper_objected")
+        })
+    };
+    eventually("the queued message is cancelled", cancelled).await;
+    let events = access_events(&app, size).await;
+    let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["TrackingAccessAllowed", "TrackingDeliveryCancelled"],
+        "{events:?}"
+    );
+    assert_eq!(events[0].1["authorizations"], json!([authorization]));
+    assert_eq!(events[0].1["dpa"], dpa);
+    assert_eq!(events[1].1["reason"], "shipper_objected");
+
+    // While objected: a `consented` subscription no longer covers the parcel, nothing queued.
+    send_one(
+        &app,
+        &gateway,
+        &shipment,
+        "out_for_delivery",
+        "2026-03-01T09:00:00Z",
+    )
+    .await;
+    assert_eq!(relay.queued_tracking(&app).await.len(), 1);
+    assert!(!relay.got_tracking(), "nothing reached the intermediary");
+
+    // Withdrawn: the next update is delivered.
+    let r = app
+        .request_with("DELETE", &objection, Some(&shipper), None)
+        .await;
+    expect(&r, StatusCode::OK);
+    send_one(
+        &app,
+        &gateway,
+        &shipment,
+        "delivered",
+        "2026-03-01T10:00:00Z",
+    )
+    .await;
+    let got = relay.tracking(1).await;
+    let body = got[0].json();
+    assert_eq!(body["data"]["update"]["status"], "delivered", "{body}");
+    assert_eq!(body["data"]["authorization_ids"], json!([authorization]));
 }

@@ -157,6 +157,12 @@ enum Op {
     ListDpas,
     GetDpa,
     TerminateDpa,
+    GrantAuthorization,
+    ListAuthorizations,
+    GetAuthorization,
+    RevokeAuthorization,
+    ObjectToAuthorization,
+    WithdrawObjection,
     CreateSubscription,
     ListSubscriptions,
     GetSubscription,
@@ -185,7 +191,7 @@ enum Op {
     WithdrawRequest,
 }
 
-const OPS: [Op; 58] = [
+const OPS: [Op; 64] = [
     Op::Healthz,
     Op::Readyz,
     Op::Metrics,
@@ -218,6 +224,12 @@ const OPS: [Op; 58] = [
     Op::ListDpas,
     Op::GetDpa,
     Op::TerminateDpa,
+    Op::GrantAuthorization,
+    Op::ListAuthorizations,
+    Op::GetAuthorization,
+    Op::RevokeAuthorization,
+    Op::ObjectToAuthorization,
+    Op::WithdrawObjection,
     Op::CreateSubscription,
     Op::ListSubscriptions,
     Op::GetSubscription,
@@ -282,6 +294,12 @@ impl Op {
             Op::ListDpas => ("GET", "/v1/dpas"),
             Op::GetDpa => ("GET", "/v1/dpas/{id}"),
             Op::TerminateDpa => ("POST", "/v1/dpas/{id}/terminate"),
+            Op::GrantAuthorization => ("POST", "/v1/authorizations"),
+            Op::ListAuthorizations => ("GET", "/v1/authorizations"),
+            Op::GetAuthorization => ("GET", "/v1/authorizations/{id}"),
+            Op::RevokeAuthorization => ("POST", "/v1/authorizations/{id}/revoke"),
+            Op::ObjectToAuthorization => ("POST", "/v1/authorizations/{id}/objection"),
+            Op::WithdrawObjection => ("DELETE", "/v1/authorizations/{id}/objection"),
             Op::CreateSubscription => ("POST", "/v1/subscriptions"),
             Op::ListSubscriptions => ("GET", "/v1/subscriptions"),
             Op::GetSubscription => ("GET", "/v1/subscriptions/{id}"),
@@ -326,6 +344,10 @@ impl Op {
                 | Op::PullTrackingByNumber
                 | Op::RegisterDpa
                 | Op::TerminateDpa
+                | Op::GrantAuthorization
+                | Op::RevokeAuthorization
+                | Op::ObjectToAuthorization
+                | Op::WithdrawObjection
                 | Op::CreateSubscription
                 | Op::DeleteSubscription
                 | Op::RegisterShipment
@@ -460,6 +482,22 @@ static TABLE: &[Row] = &[
     row(Op::GetDpa, MISSING,            [401, 401, 404, 403, 403, 404, 404, 403, 404, 404]),
     row(Op::TerminateDpa, A,            [401, 401, 200, 403, 403, 403, 403, 403, 403, 403]),
     row(Op::TerminateDpa, MISSING,      [401, 401, 404, 403, 403, 403, 403, 403, 403, 403]),
+    // Carrier authorizations (SPEC §16): the admin authorizes and revokes; a partner reads its
+    // own (another's is missing), a shipper those that can cover its shipments (tenant A's
+    // names shipper A alone: missing to shipper B), privacy officers and regulators all, the
+    // gateway none. Only a shipper it covers objects and withdraws its objection; anyone else
+    // who sees it is refused. A fresh authorization of tenant A's partner per cell (under a
+    // fresh DPA), with shipper A's objection for a withdrawal.
+    row(Op::GrantAuthorization, NONE,   [401, 401, 201, 403, 403, 403, 403, 403, 403, 403]),
+    row(Op::ListAuthorizations, NONE,   [401, 401, 200, 200, 200, 200, 200, 403, 200, 200]),
+    row(Op::GetAuthorization, A,        [401, 401, 200, 200, 404, 200, 404, 403, 200, 200]),
+    row(Op::GetAuthorization, MISSING,  [401, 401, 404, 404, 404, 404, 404, 403, 404, 404]),
+    row(Op::RevokeAuthorization, A,     [401, 401, 200, 403, 403, 403, 403, 403, 403, 403]),
+    row(Op::RevokeAuthorization, MISSING, [401, 401, 404, 403, 403, 403, 403, 403, 403, 403]),
+    row(Op::ObjectToAuthorization, A,   [401, 401, 403, 200, 404, 403, 404, 403, 403, 403]),
+    row(Op::ObjectToAuthorization, MISSING, [401, 401, 404, 404, 404, 404, 404, 403, 404, 404]),
+    row(Op::WithdrawObjection, A,       [401, 401, 403, 200, 404, 403, 404, 403, 403, 403]),
+    row(Op::WithdrawObjection, MISSING, [401, 401, 404, 404, 404, 404, 404, 403, 404, 404]),
     row(Op::CreateSubscription, NONE,   [401, 401, 403, 403, 403, 201, 200, 201, 403, 403]),
     row(Op::ListSubscriptions, NONE,    [401, 401, 403, 403, 403, 200, 200, 200, 403, 403]),
     row(Op::GetSubscription, A,         [401, 401, 403, 403, 403, 200, 404, 200, 403, 403]),
@@ -736,6 +774,17 @@ impl World {
         .await
     }
 
+    /// A DPA of `t`'s partner in the register, made for one cell.
+    async fn fresh_dpa(&self, t: &Tenant) -> String {
+        created(
+            &self.app,
+            "/v1/dpas",
+            &self.app.admin,
+            dpa_for(&t.partner_id),
+        )
+        .await
+    }
+
     /// The id `obj` names for a route on shipments.
     fn shipment(&self, obj: Obj) -> &str {
         self.tenant_of(obj).map_or(MISSING_ID, |t| &t.shipment)
@@ -825,6 +874,37 @@ impl World {
                 }
                 if op == Op::TerminateDpa {
                     body = Some(json!({ "reason": "the agreement ended" }));
+                }
+            }
+            Op::GrantAuthorization => {
+                let dpa = self.fresh_dpa(&self.a).await;
+                body = Some(authorization_for(&self.a, &dpa));
+            }
+            Op::ListAuthorizations => {}
+            Op::GetAuthorization
+            | Op::RevokeAuthorization
+            | Op::ObjectToAuthorization
+            | Op::WithdrawObjection => {
+                if let Some(t) = tenant {
+                    let dpa = self.fresh_dpa(t).await;
+                    id = created(
+                        &self.app,
+                        "/v1/authorizations",
+                        &self.app.admin,
+                        authorization_for(t, &dpa),
+                    )
+                    .await;
+                    if op == Op::WithdrawObjection {
+                        let path = format!("/v1/authorizations/{id}/objection");
+                        let r = self
+                            .app
+                            .post(&path, &t.shipper, json!({ "reason": "matrix" }))
+                            .await;
+                        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+                    }
+                }
+                if matches!(op, Op::RevokeAuthorization | Op::ObjectToAuthorization) {
+                    body = Some(json!({ "reason": "matrix" }));
                 }
             }
             Op::ListSubscriptions => {}
@@ -1232,5 +1312,17 @@ fn dpa_for(partner: &str) -> Value {
         "role": "processor",
         "signed_at": "2026-01-01T00:00:00Z",
         "sub_processors": [{ "name": "Relay GmbH", "country": "DE" }],
+    })
+}
+
+/// A carrier authorization of `t`'s partner under `dpa`, for `t`'s shipper's DHL shipments.
+fn authorization_for(t: &Tenant, dpa: &str) -> Value {
+    json!({
+        "partner_id": t.partner_id,
+        "dpa_id": dpa,
+        "scope": { "carriers": [CARRIER], "shipper_ids": [t.shipper_id] },
+        "purposes": ["supply_chain_visibility"],
+        "data_categories": ["status_events"],
+        "legal_basis": "legitimate_interests",
     })
 }

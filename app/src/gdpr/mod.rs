@@ -16,6 +16,7 @@ use consent_ledger_domain::values::{
     AuthorizationId, CarrierCode, ConsentId, DataCategory, LegalBasis, PrincipalId, RecipientRef,
     Role, TrackingNumber,
 };
+use consent_ledger_projections::authorization::AuthorizationView;
 use consent_ledger_projections::decider::ShipmentRef;
 use consent_ledger_projections::model::{ConsentStatus, DpaView, ReadModel};
 use consent_ledger_store::gdpr::{AccessFilter, GdprAccess, GdprShipment, SubjectKey};
@@ -1144,6 +1145,9 @@ pub struct RopaEntry {
     /// Its agreements in the DPA register in force at any time in the period (SPEC §16): role,
     /// validity, sub-processors with their countries, transfer mechanism.
     pub dpas: Vec<DpaView>,
+    /// The carrier's authorizations of it in force at any time in the period (SPEC §16): the
+    /// class of shipments, purposes, categories and legal basis of each, and its DPA.
+    pub authorizations: Vec<AuthorizationView>,
 }
 
 /// The Art. 30 record of processing for a period.
@@ -1257,6 +1261,7 @@ pub fn build_ropa(
         }
     }
     type Partners = Vec<(PrincipalId, String, PartnerProfile)>;
+    let mut authorized: BTreeMap<PrincipalId, Vec<AuthorizationView>> = BTreeMap::new();
     let (partners, mut agreements): (Partners, BTreeMap<PrincipalId, Vec<DpaView>>) = {
         let model = state.projector.read();
         let partners = model
@@ -1274,6 +1279,14 @@ pub fn build_ropa(
                     .push(d.clone());
             }
         }
+        for a in model.authorizations.values() {
+            let ends = [a.valid_until, a.revoked_at].into_iter().flatten().min();
+            if a.valid_from.max(a.granted_at) < to && ends.is_none_or(|e| e > from) {
+                let mut a = a.clone();
+                a.status = a.status_at(to);
+                authorized.entry(a.partner_id.into()).or_default().push(a);
+            }
+        }
         (partners, agreements)
     };
     let mut entries: Vec<RopaEntry> = Vec::new();
@@ -1281,7 +1294,13 @@ pub fn build_ropa(
         let consents = by_partner.remove(&id).unwrap_or_default();
         let n = counts.get(&id.to_string()).cloned().unwrap_or_default();
         let dpas = agreements.remove(&id).unwrap_or_default();
-        if consents.in_force == 0 && n.allowed == 0 && n.denied == 0 && dpas.is_empty() {
+        let authorizations = authorized.remove(&id).unwrap_or_default();
+        if consents.in_force == 0
+            && n.allowed == 0
+            && n.denied == 0
+            && dpas.is_empty()
+            && authorizations.is_empty()
+        {
             continue;
         }
         entries.push(RopaEntry {
@@ -1299,6 +1318,7 @@ pub fn build_ropa(
             denied_reads: n.denied,
             allowed_by_channel: n.allowed_by_channel,
             dpas,
+            authorizations,
         });
     }
     entries.sort_by(|a, b| a.partner_id.cmp(&b.partner_id));
@@ -1310,7 +1330,7 @@ pub fn build_ropa(
     }
 }
 
-const CSV_ROPA_HEADER: [&str; 17] = [
+const CSV_ROPA_HEADER: [&str; 18] = [
     "partner_id",
     "name",
     "kind",
@@ -1328,6 +1348,7 @@ const CSV_ROPA_HEADER: [&str; 17] = [
     "dpa_roles",
     "dpa_sub_processors",
     "dpa_transfer_mechanisms",
+    "authorizations",
 ];
 
 fn ropa_csv(r: &Ropa) -> Result<String, AppError> {
@@ -1371,6 +1392,11 @@ fn ropa_csv(r: &Ropa) -> Result<String, AppError> {
                 p.dpas
                     .iter()
                     .filter_map(|d| d.transfer_mechanism.map(|t| t.to_string()))
+                    .collect::<Vec<_>>()
+                    .join(";"),
+                p.authorizations
+                    .iter()
+                    .map(|a| format!("{}:{}", a.id, a.legal_basis))
                     .collect::<Vec<_>>()
                     .join(";"),
             ]
