@@ -20,6 +20,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod console;
 pub mod openapi;
 pub mod problem;
 pub mod routes;

@@ -224,11 +224,13 @@ pub fn http_problem(status: StatusCode, detail: impl Into<String>) -> HttpRespon
 pub fn problem_for_any_error<B>(
     res: ServiceResponse<B>,
 ) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    let is_problem = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-    if is_problem {
+    // A problem already, or a console page saying what went wrong (SPEC §15): kept as it is.
+    let is_answer = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes().starts_with(PROBLEM_JSON.as_bytes())
+            || (v.as_bytes().starts_with(b"text/html")
+                && res.request().path().starts_with("/console/"))
+    });
+    if is_answer {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let status = res.status();

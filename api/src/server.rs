@@ -101,6 +101,7 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
             )
             .service(openapi::openapi_json)
             .configure(routes::configure)
+            .configure(crate::console::configure)
             .default_service(web::to(no_route));
     }
 }

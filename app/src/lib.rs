@@ -58,6 +58,7 @@ pub mod principals;
 pub mod query;
 pub mod rate_limit;
 pub mod requests;
+pub mod sessions;
 pub mod shipments;
 pub mod state;
 pub mod subscriptions;

@@ -170,6 +170,8 @@ pub struct AppState {
     pub subscriptions: CommandBus<Subscription>,
     pub dpas: CommandBus<Dpa>,
     pub authorizations: CommandBus<Authorization>,
+    /// Console sessions of this node (SPEC §15).
+    pub sessions: crate::sessions::Sessions,
     /// The read-model snapshot's file, rewritten after an erasure (SPEC §12).
     pub snapshot_path: PathBuf,
     /// One clean-up after erasures at a time ([`crate::erasure::scrub`]).
@@ -248,6 +250,7 @@ impl AppState {
             subscriptions: CommandBus::new(store.clone(), services.clone()),
             dpas: CommandBus::new(store.clone(), services.clone()),
             authorizations: CommandBus::new(store.clone(), services),
+            sessions: crate::sessions::Sessions::default(),
             gdpr: GdprProjector::new(store.clone()),
             store,
             projector,

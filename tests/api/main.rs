@@ -4,6 +4,7 @@
 mod audit;
 mod authorizations;
 mod bad_input;
+mod console;
 mod decisions;
 mod disk_full;
 mod dpas;

@@ -1,0 +1,634 @@
+//! The console's pages, by role (SPEC §15). Each page reads and writes through the use cases of
+//! `consent_ledger_app` with the session's caller: what the API refuses a caller, the page
+//! refuses too (another tenant's consent is 404 here as there).
+
+use std::collections::BTreeMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use consent_ledger_app::auth::Caller;
+use consent_ledger_app::query::{path_id, ListQuery};
+use consent_ledger_app::requests::{self, ApproveRequest};
+use consent_ledger_app::sessions::Session;
+use consent_ledger_app::state::AppState;
+use consent_ledger_app::write::WriteContext;
+use consent_ledger_app::{consents, gdpr, AppError};
+use consent_ledger_domain::request::RequestStatus;
+use consent_ledger_domain::values::{
+    ConsentId, ConsentRequestId, DataCategory, NonEmptySet, Purpose, Reason, Role,
+};
+use consent_ledger_projections::model::ConsentStatus;
+use maud::{html, Markup};
+use serde_json::Value;
+
+use super::{
+    caller, check_csrf, error_page, form_fields, layout, page, see_other, visitor, Visitor,
+};
+use crate::problem::ApiError;
+use crate::write::request_id;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(home)
+        .service(requests_page)
+        .service(approve)
+        .service(deny)
+        .service(consents_page)
+        .service(consent_page)
+        .service(revoke)
+        .service(access_page)
+        .service(verify_page);
+}
+
+/// The links of a role's navigation.
+pub(crate) fn navigation(caller: &Caller) -> Vec<(&'static str, &'static str)> {
+    match caller.role {
+        Role::Shipper => vec![
+            ("/console/requests", "Requests"),
+            ("/console/consents", "Consents"),
+        ],
+        Role::Partner => vec![("/console/consents", "Consents")],
+        Role::PrivacyOfficer | Role::Regulator => vec![
+            ("/console/access", "Access log"),
+            ("/console/verify", "Verify a bundle"),
+        ],
+        _ => vec![],
+    }
+}
+
+/// A page of a signed-in visitor: `body` renders it, or its error is the page.
+macro_rules! signed_in {
+    ($req:expr, $state:expr) => {
+        match visitor(&$req, &$state) {
+            Visitor::Signed(s) => s,
+            Visitor::Anonymous(redirect) => return Ok(redirect),
+        }
+    };
+}
+
+fn ok(title: &str, session: &Session, content: Markup) -> Result<HttpResponse, ApiError> {
+    Ok(page(StatusCode::OK, layout(title, Some(session), content)))
+}
+
+/// A write from a console form: the session's caller, this request's id, no idempotency key
+/// (a form is sent once; a second send is a second write the use case refuses if it must).
+fn write_context(
+    req: &HttpRequest,
+    session: &Session,
+    body: &[u8],
+) -> Result<WriteContext, AppError> {
+    let operation = format!("{} {}", req.method(), req.path());
+    WriteContext::new(caller(session), request_id(req), &operation, None, body)
+}
+
+/// The home page: what this role does here.
+#[get("/console/")]
+async fn home(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let session = signed_in!(req, state);
+    let me = consent_ledger_app::principals::me(&state, caller(&session));
+    let name = me.map(|p| p.name.to_string()).unwrap_or_default();
+    let role = session.caller.role;
+    let what: Markup = match role {
+        Role::Shipper => html! {
+            p { "Answer partners' requests for your parcels' tracking, and see and revoke the consents you gave." }
+            ul { li { a href="/console/requests" { "Pending requests" } } li { a href="/console/consents" { "Your consents" } } }
+        },
+        Role::Partner => html! {
+            p { "The consents shippers gave you, and what they cover." }
+            ul { li { a href="/console/consents" { "Your consents" } } }
+        },
+        Role::PrivacyOfficer | Role::Regulator => html! {
+            p { "Search every recorded access decision, see them per day, and verify an export bundle in this page." }
+            ul { li { a href="/console/access" { "Access log" } } li { a href="/console/verify" { "Verify a bundle" } } }
+        },
+        _ => html! { p { "Signed in as " (role.as_str()) "." } },
+    };
+    ok(
+        &format!("Welcome, {name}"),
+        &session,
+        html! {
+            p class="role" { "Role: " strong { (role.as_str()) } }
+            (what)
+        },
+    )
+}
+
+fn csrf_field(session: &Session) -> Markup {
+    html! { input type="hidden" name="csrf" value=(session.csrf); }
+}
+
+fn list(items: &[impl ToString]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A shipper's pending requests, each with an approval form (narrowing allowed) and a denial.
+#[get("/console/requests")]
+async fn requests_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let session = signed_in!(req, state);
+    if let Err(e) = caller(&session).require(&[Role::Shipper]) {
+        return Ok(error_page(Some(&session), e));
+    }
+    let q: ListQuery<RequestStatus, ConsentRequestId> = ListQuery {
+        partner: None,
+        shipper: None,
+        status: Some(RequestStatus::Pending),
+        limit: 100,
+        after: None,
+    };
+    let pending = requests::list(&state, caller(&session), &q);
+    let partners = partner_names(&state);
+    ok(
+        "Pending requests",
+        &session,
+        html! {
+            @if pending.items.is_empty() {
+                p { "No request is waiting for your answer." }
+            }
+            @for r in &pending.items {
+                @let id = r.request.id.to_string();
+                section class="card" aria-labelledby=(format!("req-{id}")) {
+                    h2 id=(format!("req-{id}")) {
+                        (partners.get(&r.request.partner_id.to_string()).cloned().unwrap_or_else(|| r.request.partner_id.to_string()))
+                        " asks for " (list(r.request.purposes.as_slice()))
+                    }
+                    p { "Categories asked: " (list(r.request.data_categories.as_slice()))
+                        " · legal basis " (r.request.legal_basis.as_str())
+                        " · expires " (r.request.expires_at.format("%Y-%m-%d %H:%M UTC")) }
+                    @if let Some(j) = r.request.justification.known() {
+                        p class="justification" { "“" (j.as_str()) "”" }
+                    }
+                    form method="post" action=(format!("/console/requests/{id}/approve")) {
+                        (csrf_field(&session))
+                        fieldset {
+                            legend { "Grant these categories (untick to narrow)" }
+                            @for c in r.request.data_categories.iter() {
+                                @let input = format!("{id}-{c}");
+                                input type="checkbox" id=(input) name="data_categories" value=(c.to_string()) checked;
+                                label for=(input) { (c.to_string()) }
+                            }
+                        }
+                        button type="submit" { "Approve" }
+                    }
+                    form method="post" action=(format!("/console/requests/{id}/deny")) {
+                        (csrf_field(&session))
+                        label for=(format!("{id}-reason")) { "Reason for denying" }
+                        input id=(format!("{id}-reason")) name="reason" required;
+                        button type="submit" class="deny" { "Deny" }
+                    }
+                }
+            }
+        },
+    )
+}
+
+fn partner_names(state: &AppState) -> BTreeMap<String, String> {
+    state
+        .projector
+        .read()
+        .principals
+        .values()
+        .filter(|p| p.role == Role::Partner)
+        .map(|p| (p.id.to_string(), p.name.to_string()))
+        .collect()
+}
+
+/// A form's write, answered by a redirect to `back` or by its error as a page.
+async fn form_write<F, Fut>(
+    state: &AppState,
+    req: &HttpRequest,
+    body: &[u8],
+    back: &str,
+    write: F,
+) -> Result<HttpResponse, ApiError>
+where
+    F: FnOnce(Session, Vec<(String, String)>, WriteContext) -> Fut,
+    Fut: std::future::Future<Output = Result<(), AppError>>,
+{
+    let session = match visitor(req, state) {
+        Visitor::Signed(s) => s,
+        Visitor::Anonymous(redirect) => return Ok(redirect),
+    };
+    let fields = match form_fields(body).and_then(|f| check_csrf(&session, &f).map(|()| f)) {
+        Ok(f) => f,
+        Err(e) => return Ok(error_page(Some(&session), e)),
+    };
+    let context = match write_context(req, &session, body) {
+        Ok(c) => c,
+        Err(e) => return Ok(error_page(Some(&session), e)),
+    };
+    match write(session.clone(), fields, context).await {
+        Ok(()) => Ok(see_other(back)),
+        Err(e) => Ok(error_page(Some(&session), e)),
+    }
+}
+
+#[post("/console/requests/{id}/approve")]
+async fn approve(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let id: ConsentRequestId = path_id(&id, "id")?;
+    let writer = state.clone();
+    form_write(
+        &state,
+        &req,
+        &body,
+        "/console/consents",
+        |session, fields, context| async move {
+            let categories: Vec<DataCategory> = fields
+                .iter()
+                .filter(|(k, _)| k == "data_categories")
+                .map(|(_, v)| {
+                    serde_json::from_value(Value::String(v.clone())).map_err(|_| {
+                        AppError::invalid("data_categories", format!("unknown category {v:?}"))
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            let data_categories = NonEmptySet::new(categories)
+                .map_err(|_| AppError::invalid("data_categories", "tick at least one category"))?;
+            let input = ApproveRequest {
+                purposes: None::<NonEmptySet<Purpose>>,
+                data_categories: Some(data_categories),
+                valid_until: None,
+            };
+            requests::approve(&writer, caller(&session), id, input, context).await?;
+            Ok(())
+        },
+    )
+    .await
+}
+
+#[post("/console/requests/{id}/deny")]
+async fn deny(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let id: ConsentRequestId = path_id(&id, "id")?;
+    let writer = state.clone();
+    form_write(
+        &state,
+        &req,
+        &body,
+        "/console/requests",
+        |session, fields, context| async move {
+            let reason = super::field(&fields, "reason").unwrap_or_default();
+            let reason = Reason::parse(reason.to_owned())
+                .map_err(|e| AppError::invalid("reason", e.to_string()))?;
+            requests::deny(&writer, caller(&session), id, reason, context).await?;
+            Ok(())
+        },
+    )
+    .await
+}
+
+fn status_text(s: ConsentStatus) -> &'static str {
+    match s {
+        ConsentStatus::Active => "active",
+        ConsentStatus::Revoked => "revoked",
+        ConsentStatus::Expired => "expired",
+        ConsentStatus::NotYetValid => "not yet valid",
+    }
+}
+
+/// The consents the caller may see (a shipper its own, a partner those given to it).
+#[get("/console/consents")]
+async fn consents_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let session = signed_in!(req, state);
+    let q: ListQuery<ConsentStatus, ConsentId> = ListQuery {
+        partner: None,
+        shipper: None,
+        status: None,
+        limit: 200,
+        after: None,
+    };
+    if let Err(e) = caller(&session).require(&[Role::Shipper, Role::Partner]) {
+        return Ok(error_page(Some(&session), e));
+    }
+    let found = consents::list(&state, caller(&session), &q);
+    let partners = partner_names(&state);
+    ok(
+        "Consents",
+        &session,
+        html! {
+            @if found.items.is_empty() { p { "No consent yet." } }
+            @else {
+                table {
+                    caption { "Consents, oldest first" }
+                    thead { tr { th scope="col" { "Consent" } th scope="col" { "Partner" } th scope="col" { "Purposes" } th scope="col" { "Categories" } th scope="col" { "Status" } } }
+                    tbody {
+                        @for c in &found.items {
+                            @let v = &c.consent;
+                            tr {
+                                td { a href=(format!("/console/consents/{}", v.id)) { (v.id.to_string()) } }
+                                td { (partners.get(&v.partner_id.to_string()).cloned().unwrap_or_default()) }
+                                td { (list(v.purposes.as_slice())) }
+                                td { (list(v.data_categories.as_slice())) }
+                                td { (status_text(c.status)) }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// One consent with its history; the shipper may revoke it here.
+#[get("/console/consents/{id}")]
+async fn consent_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let session = signed_in!(req, state);
+    let id: ConsentId = match path_id(&id, "id") {
+        Ok(id) => id,
+        Err(e) => return Ok(error_page(Some(&session), e)),
+    };
+    let detail = match consents::get(&state, caller(&session), id).await {
+        Ok(d) => d,
+        Err(e) => return Ok(error_page(Some(&session), e)),
+    };
+    let detail = serde_json::to_value(&detail).map_err(AppError::internal)?;
+    let may_revoke =
+        consents::may_revoke(&state, caller(&session), id).is_ok() && detail["status"] == "active";
+    ok(
+        &format!("Consent {id}"),
+        &session,
+        html! {
+            dl {
+                dt { "Status" } dd { (detail["status"].as_str().unwrap_or_default()) }
+                dt { "Partner" } dd { (detail["partner_id"].as_str().unwrap_or_default()) }
+                dt { "Purposes" } dd { (detail["purposes"].to_string()) }
+                dt { "Categories" } dd { (detail["data_categories"].to_string()) }
+                dt { "Granted" } dd { (detail["granted_at"].as_str().unwrap_or_default()) }
+            }
+            h2 { "History" }
+            ol {
+                @for e in detail["history"].as_array().into_iter().flatten() {
+                    li { (e["event_type"].as_str().unwrap_or_default()) " at position " (e["position"].to_string()) }
+                }
+            }
+            @if may_revoke {
+                form method="post" action=(format!("/console/consents/{id}/revoke")) class="card" {
+                    (csrf_field(&session))
+                    label for="reason" { "Reason for revoking" }
+                    input id="reason" name="reason" required;
+                    button type="submit" class="deny" { "Revoke" }
+                }
+            }
+        },
+    )
+}
+
+#[post("/console/consents/{id}/revoke")]
+async fn revoke(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let id: ConsentId = path_id(&id, "id")?;
+    let back = format!("/console/consents/{id}");
+    let writer = state.clone();
+    form_write(
+        &state,
+        &req,
+        &body,
+        &back,
+        |session, fields, context| async move {
+            let reason = super::field(&fields, "reason").unwrap_or_default();
+            let reason = Reason::parse(reason.to_owned())
+                .map_err(|e| AppError::invalid("reason", e.to_string()))?;
+            consents::revoke(&writer, caller(&session), id, reason, context).await?;
+            Ok(())
+        },
+    )
+    .await
+}
+
+/// The access log (privacy officers, regulators): every §7 filter, a page of decisions, and a
+/// plot of the decisions shown per day by partner and outcome.
+#[get("/console/access")]
+async fn access_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let session = signed_in!(req, state);
+    if let Err(e) = caller(&session).require(&[Role::PrivacyOfficer, Role::Regulator]) {
+        return Ok(error_page(Some(&session), e));
+    }
+    let asked: Vec<(String, String)> =
+        serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+    let kept: Vec<(String, String)> = asked
+        .into_iter()
+        .filter(|(k, v)| {
+            !v.is_empty() && (gdpr::filter::FILTER_NAMES.contains(&k.as_str()) || k == "after")
+        })
+        .collect();
+    let mut query = kept.clone();
+    query.push(("format".into(), "json".into()));
+    query.push(("limit".into(), "500".into()));
+    let query = serde_urlencoded::to_string(&query).map_err(AppError::internal)?;
+    let rendered = match gdpr::access_view(&state, caller(&session), &query).await {
+        Ok(r) => r,
+        Err(e) => return Ok(error_page(Some(&session), e)),
+    };
+    let answer: Value = serde_json::from_str(&rendered.body).map_err(AppError::internal)?;
+    let items = answer["items"].as_array().cloned().unwrap_or_default();
+    let value_of = |name: &str| {
+        kept.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let next = rendered.next_after.map(|after| {
+        let mut q = kept.clone();
+        q.retain(|(k, _)| k != "after");
+        q.push(("after".into(), after));
+        format!(
+            "/console/access?{}",
+            serde_urlencoded::to_string(&q).unwrap_or_default()
+        )
+    });
+    ok(
+        "Access log",
+        &session,
+        html! {
+            form method="get" action="/console/access" class="filters" aria-label="Filters" {
+                @for name in gdpr::filter::FILTER_NAMES {
+                    div {
+                        label for=(format!("f-{name}")) { (name.replace('_', " ")) }
+                        input id=(format!("f-{name}")) name=(name) value=(value_of(name))
+                            placeholder=(if name == "from" || name == "to" { "2026-12-01T00:00:00Z" } else { "" });
+                    }
+                }
+                button type="submit" { "Filter" }
+                a href="/console/access" { "Clear" }
+            }
+            h2 { "Decisions per day, by partner and outcome" }
+            (timeline(&items))
+            h2 { "Decisions" }
+            p { (items.len()) " shown, oldest first" }
+            table {
+                thead { tr {
+                    th scope="col" { "Position" } th scope="col" { "Decided" } th scope="col" { "Outcome" }
+                    th scope="col" { "Partner" } th scope="col" { "Shipment" } th scope="col" { "Purpose" } th scope="col" { "Ground" }
+                } }
+                tbody {
+                    @for a in &items {
+                        tr class=(a["outcome"].as_str().unwrap_or_default()) {
+                            td { (a["position"].to_string()) }
+                            td { (a["decided_at"].as_str().unwrap_or_default()) }
+                            td { (a["outcome"].as_str().unwrap_or_default()) @if let Some(r) = a["reason"].as_str() { " (" (r) ")" } }
+                            td { (a["partner_name"].as_str().or(a["partner_id"].as_str()).unwrap_or_default()) }
+                            td { (a["shipment_id"].as_str().unwrap_or_default()) }
+                            td { (a["purpose"].as_str().unwrap_or_default()) }
+                            td { (ground(a)) }
+                        }
+                    }
+                }
+            }
+            @if let Some(next) = next { p { a href=(next) { "Next page" } } }
+        },
+    )
+}
+
+/// What an allowed read rested on: consents, authorizations, the DPA.
+fn ground(a: &Value) -> String {
+    let ids = |key: &str| {
+        a[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.get("consent_id").or(Some(v)).and_then(Value::as_str))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let mut parts = Vec::new();
+    let consents = ids("consents");
+    if !consents.is_empty() {
+        parts.push(format!("consent {}", consents.join(", ")));
+    }
+    let authorizations = ids("authorization_ids");
+    if !authorizations.is_empty() {
+        parts.push(format!("authorization {}", authorizations.join(", ")));
+    }
+    if let Some(dpa) = a["dpa_id"].as_str() {
+        parts.push(format!("DPA {dpa}"));
+    }
+    parts.join(" · ")
+}
+
+/// An SVG plot: one row per partner, one column per day, a bar up for allowed and down for
+/// denied decisions among `items`.
+fn timeline(items: &[Value]) -> Markup {
+    let mut days: BTreeMap<String, ()> = BTreeMap::new();
+    let mut counts: BTreeMap<String, BTreeMap<String, (u64, u64)>> = BTreeMap::new();
+    for a in items {
+        let day = a["decided_at"]
+            .as_str()
+            .unwrap_or_default()
+            .get(..10)
+            .unwrap_or_default()
+            .to_owned();
+        let partner = a["partner_name"]
+            .as_str()
+            .or(a["partner_id"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        days.insert(day.clone(), ());
+        let cell = counts.entry(partner).or_default().entry(day).or_default();
+        if a["outcome"] == "allowed" {
+            cell.0 += 1;
+        } else {
+            cell.1 += 1;
+        }
+    }
+    if items.is_empty() {
+        return html! { p { "No decision matches." } };
+    }
+    let days: Vec<String> = days.into_keys().collect();
+    let most = counts
+        .values()
+        .flat_map(|d| d.values())
+        .map(|(a, d)| (*a).max(*d))
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    let (label_w, col_w, row_h) = (160.0, 36.0_f64, 80.0_f64);
+    let width = label_w + col_w * days.len() as f64 + 10.0;
+    let height = row_h * counts.len() as f64 + 30.0;
+    let half = row_h / 2.0 - 6.0;
+    html! {
+        figure {
+            svg role="img" aria-labelledby="plot-title" width=(width) height=(height) viewBox=(format!("0 0 {width} {height}")) class="timeline" {
+                title id="plot-title" { "Access decisions per day by partner: allowed above the line, denied below" }
+                @for (i, day) in days.iter().enumerate() {
+                    text x=(label_w + col_w * i as f64 + col_w / 2.0) y=(height - 8.0) text-anchor="middle" class="day" { (day.get(5..).unwrap_or(day)) }
+                }
+                @for (row, (partner, per_day)) in counts.iter().enumerate() {
+                    @let mid = row_h * row as f64 + row_h / 2.0;
+                    text x="4" y=(mid + 4.0) class="partner" { (partner) }
+                    line x1=(label_w) x2=(width) y1=(mid) y2=(mid) class="axis";
+                    @for (i, day) in days.iter().enumerate() {
+                        @let (allowed, denied) = per_day.get(day).copied().unwrap_or_default();
+                        @let x = label_w + col_w * i as f64 + 6.0;
+                        @let up = half * allowed as f64 / most;
+                        @let down = half * denied as f64 / most;
+                        @if allowed > 0 {
+                            rect x=(x) y=(mid - up) width=(col_w - 12.0) height=(up) class="allowed" {
+                                title { (partner) ", " (day) ": " (allowed) " allowed" }
+                            }
+                        }
+                        @if denied > 0 {
+                            rect x=(x) y=(mid) width=(col_w - 12.0) height=(down) class="denied" {
+                                title { (partner) ", " (day) ": " (denied) " denied" }
+                            }
+                        }
+                    }
+                }
+            }
+            figcaption { "Green above the line: allowed; red below: denied. Of the decisions listed below." }
+        }
+    }
+}
+
+/// Verifies an export bundle in the page (SPEC §15): the file never leaves the browser.
+#[get("/console/verify")]
+async fn verify_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let session = signed_in!(req, state);
+    let vkey = state.log_key.vkey().to_string();
+    ok(
+        "Verify a bundle",
+        &session,
+        html! {
+            p { "Choose an export bundle (NDJSON). It is checked here, in your browser, against the log's verifier key: nothing is sent to the server." }
+            form id="verify" class="card" {
+                label for="bundle" { "Bundle file" }
+                input id="bundle" type="file" accept=".ndjson,.jsonl,.txt,application/x-ndjson";
+                label for="vkey" { "Verifier key (from /v1/log/vkey, or the one you trust)" }
+                input id="vkey" name="vkey" value=(vkey) spellcheck="false";
+                button type="submit" { "Verify" }
+            }
+            output id="verdict" for="bundle vkey" role="status" aria-live="polite" {}
+            script type="module" src="/console/static/verify-page.js" {}
+        },
+    )
+}

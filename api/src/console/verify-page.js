@@ -1,0 +1,31 @@
+// The verify page (SPEC §15): the chosen bundle is read and verified in this page with
+// verify.js; nothing is sent to the server.
+import { verifyBundle } from "/console/static/verify.js";
+
+const form = document.getElementById("verify");
+const verdict = document.getElementById("verdict");
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const file = document.getElementById("bundle").files[0];
+  const vkey = document.getElementById("vkey").value.trim();
+  verdict.className = "";
+  if (!file) {
+    verdict.textContent = "Choose a bundle file first.";
+    return;
+  }
+  verdict.textContent = "Verifying…";
+  try {
+    const result = await verifyBundle(await file.text(), vkey);
+    if (result.ok) {
+      verdict.className = "good";
+      verdict.textContent = result.summary;
+    } else {
+      verdict.className = "bad";
+      verdict.textContent = `line ${result.line}: ${result.message}`;
+    }
+  } catch (e) {
+    verdict.className = "bad";
+    verdict.textContent = `the verifier failed: ${e}`;
+  }
+});

@@ -1,0 +1,390 @@
+//! SPEC §15 the console over real HTTP (the browser's requests, made by hand): `/` leads to
+//! the console; signing in exchanges a token for an `HttpOnly`, `SameSite=Strict` session cookie
+//! (not `Secure` on loopback) and needs the sign-in form's own CSRF token; every form needs the
+//! session's; a shipper approves a partner's request by form, narrowed, and the consent is there
+//! through the API; another tenant's consent is not reachable by URL; an officer filters the
+//! access log and gets the per-day plot; signing out or a rotated token ends the session.
+
+use actix_web::http::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{consent_for, expect, spawn_app, TestApp};
+
+/// A browser of one person: its own cookies, no redirects followed.
+struct Browser {
+    client: awc::Client,
+    base: String,
+    cookies: Vec<(String, String)>,
+}
+
+struct Page {
+    status: StatusCode,
+    location: Option<String>,
+    set_cookies: Vec<String>,
+    csp: Option<String>,
+    text: String,
+}
+
+impl Page {
+    /// The first `csrf` hidden field of the page.
+    fn csrf(&self) -> String {
+        let at = self
+            .text
+            .find("name=\"csrf\" value=\"")
+            .unwrap_or_else(|| panic!("no CSRF field in {}", self.text));
+        let rest = &self.text[at + "name=\"csrf\" value=\"".len()..];
+        rest[..rest.find('"').expect("end of value")].to_owned()
+    }
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Self {
+        Browser {
+            client: awc::Client::builder().disable_redirects().finish(),
+            base: format!("http://{}", app.socket_address()),
+            cookies: Vec::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn send(&mut self, req: awc::ClientRequest, form: Option<String>) -> Page {
+        let req = req.insert_header(("Cookie", self.cookie_header()));
+        let mut res = match form {
+            Some(body) => {
+                req.insert_header(("Content-Type", "application/x-www-form-urlencoded"))
+                    .send_body(body)
+                    .await
+            }
+            None => req.send().await,
+        }
+        .expect("request sent");
+        let set_cookies: Vec<String> = res
+            .headers()
+            .get_all("set-cookie")
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect();
+        for c in &set_cookies {
+            let pair = c.split(';').next().unwrap_or_default();
+            if let Some((name, value)) = pair.split_once('=') {
+                self.cookies.retain(|(k, _)| k != name);
+                if !value.is_empty() {
+                    self.cookies.push((name.to_owned(), value.to_owned()));
+                }
+            }
+        }
+        let header = |name: &str| {
+            res.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let (location, csp) = (header("location"), header("content-security-policy"));
+        let bytes = res.body().limit(8 * 1024 * 1024).await.expect("body");
+        Page {
+            status: res.status(),
+            location,
+            set_cookies,
+            csp,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let req = self.client.get(format!("{}{path}", self.base));
+        self.send(req, None).await
+    }
+
+    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let body = serde_urlencoded::to_string(fields).expect("form");
+        let req = self.client.post(format!("{}{path}", self.base));
+        self.send(req, Some(body)).await
+    }
+
+    /// Signs in with `token` through the sign-in form; the home page.
+    async fn sign_in(&mut self, token: &str) -> Page {
+        let form = self.get("/console/sign-in").await;
+        let csrf = form.csrf();
+        let r = self
+            .post("/console/sign-in", &[("csrf", &csrf), ("token", token)])
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+        self.get("/console/").await
+    }
+}
+
+#[actix_web::test]
+async fn signing_in_gives_a_strict_session_and_only_the_forms_own_token_signs_in() {
+    let app = spawn_app().await;
+    let (shipper_id, shipper) = app.principal("shipper", "Shop").await;
+    let mut browser = Browser::new(&app);
+
+    let root = browser.get("/").await;
+    assert_eq!(root.status, StatusCode::SEE_OTHER);
+    assert_eq!(root.location.as_deref(), Some("/console/"));
+    let home = browser.get("/console/").await;
+    assert_eq!(home.location.as_deref(), Some("/console/sign-in"));
+
+    // Without the sign-in form's token, a right token signs no one in (login CSRF).
+    let r = browser
+        .post("/console/sign-in", &[("token", shipper.as_str())])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert!(!browser.cookies.iter().any(|(k, _)| k == "cl_session"));
+    let form = browser.get("/console/sign-in").await;
+    assert!(form
+        .csp
+        .as_deref()
+        .is_some_and(|c| c.contains("script-src 'self'")));
+    let r = browser
+        .post(
+            "/console/sign-in",
+            &[("csrf", &form.csrf()), ("token", "cl_not-a-token")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    assert!(r.text.contains("not valid"), "{}", r.text);
+
+    let form = browser.get("/console/sign-in").await;
+    let r = browser
+        .post(
+            "/console/sign-in",
+            &[("csrf", &form.csrf()), ("token", shipper.as_str())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    let session = r
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("cl_session="))
+        .expect("a session cookie");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/console"] {
+        assert!(session.contains(attribute), "{session}");
+    }
+    assert!(
+        !session.contains("Secure"),
+        "loopback: not Secure: {session}"
+    );
+    assert!(
+        !session.contains(shipper.as_str()),
+        "the token is not the cookie"
+    );
+    let home = browser.get("/console/").await;
+    assert_eq!(home.status, StatusCode::OK, "{}", home.text);
+    assert!(home.text.contains("shipper"), "{}", home.text);
+    assert!(home.text.contains("/console/requests"), "{}", home.text);
+
+    // Signing out needs the session's token too; then the cookie leads to sign-in again.
+    let r = browser.post("/console/sign-out", &[]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    let csrf = home.csrf();
+    let r = browser.post("/console/sign-out", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let after = browser.get("/console/").await;
+    assert_eq!(after.location.as_deref(), Some("/console/sign-in"));
+
+    // A rotated token ends the sessions it opened (SPEC §2, as on the API).
+    browser.sign_in(&shipper).await;
+    let r = app
+        .post(
+            &format!("/v1/principals/{shipper_id}/rotate-token"),
+            &app.admin,
+            json!({}),
+        )
+        .await;
+    expect(&r, StatusCode::OK);
+    let after = browser.get("/console/").await;
+    assert_eq!(after.location.as_deref(), Some("/console/sign-in"));
+}
+
+#[actix_web::test]
+async fn a_shipper_approves_a_request_by_form_and_the_consent_is_there_through_the_api() {
+    let app = spawn_app().await;
+    let (shipper_id, shipper) = app.principal("shipper", "Shop").await;
+    let (partner_id, partner) = app.partner("Insurer").await;
+    let r = app
+        .post(
+            "/v1/consent-requests",
+            &partner,
+            json!({
+                "shipper_id": shipper_id,
+                "scope": { "type": "shipper" },
+                "purposes": ["insurance_claim"],
+                "data_categories": ["status_events", "proof_of_delivery"],
+                "legal_basis": "contract",
+                "justification": "we settle this shipper's lost-parcel claims"
+            }),
+        )
+        .await;
+    let request = expect(&r, StatusCode::CREATED)["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&shipper).await;
+    let page = browser.get("/console/requests").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text.contains("Insurer"), "{}", page.text);
+    assert!(page.text.contains("lost-parcel claims"), "{}", page.text);
+    let approve = format!("/console/requests/{request}/approve");
+
+    // Without the session's CSRF token: refused, nothing recorded.
+    let size = app.log_size().await;
+    let r = browser
+        .post(&approve, &[("data_categories", "status_events")])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert!(r.text.contains("CSRF"), "{}", r.text);
+    let r = browser
+        .post(
+            &approve,
+            &[("csrf", "forged"), ("data_categories", "status_events")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert_eq!(app.log_size().await, size, "nothing recorded");
+
+    // Approved narrowed to one category, by the form.
+    let r = browser
+        .post(
+            &approve,
+            &[("csrf", &page.csrf()), ("data_categories", "status_events")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    let consents = app
+        .get(&format!("/v1/consents?partner_id={partner_id}"), &partner)
+        .await;
+    let items = expect(&consents, StatusCode::OK)["items"].clone();
+    assert_eq!(items.as_array().map(Vec::len), Some(1), "{items}");
+    assert_eq!(items[0]["data_categories"], json!(["status_events"]));
+    assert_eq!(items[0]["request_id"], request.as_str());
+    let listed = browser.get("/console/consents").await;
+    assert!(
+        listed
+            .text
+            .contains(items[0]["id"].as_str().expect("consent id")),
+        "{}",
+        listed.text
+    );
+}
+
+#[actix_web::test]
+async fn another_tenants_consent_is_not_reachable_by_url() {
+    let app = spawn_app().await;
+    let (_, shipper) = app.principal("shipper", "Shop").await;
+    let (_, other) = app.principal("shipper", "Other shop").await;
+    let (partner_id, _) = app.partner("Insurer").await;
+    let shipment = app.shipment(&shipper, "DHL", "JJD-CONSOLE-1", "DE").await;
+    let r = app
+        .post(
+            "/v1/consents",
+            &shipper,
+            consent_for(&partner_id, &shipment),
+        )
+        .await;
+    let consent = expect(&r, StatusCode::CREATED)["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+
+    let mut own = Browser::new(&app);
+    own.sign_in(&shipper).await;
+    let mine = own.get(&format!("/console/consents/{consent}")).await;
+    assert_eq!(mine.status, StatusCode::OK, "{}", mine.text);
+    assert!(mine.text.contains("Revoke"), "{}", mine.text);
+
+    let mut intruder = Browser::new(&app);
+    let home = intruder.sign_in(&other).await;
+    let theirs = intruder.get(&format!("/console/consents/{consent}")).await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND, "{}", theirs.text);
+    assert!(!theirs.text.contains(&partner_id), "{}", theirs.text);
+    let size = app.log_size().await;
+    let r = intruder
+        .post(
+            &format!("/console/consents/{consent}/revoke"),
+            &[("csrf", &home.csrf()), ("reason", "mine now")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    assert_eq!(app.log_size().await, size, "nothing recorded");
+    // Pages of other roles are refused, as their routes are.
+    let access = intruder.get("/console/access").await;
+    assert_eq!(access.status, StatusCode::FORBIDDEN, "{}", access.text);
+}
+
+#[actix_web::test]
+async fn an_officer_filters_the_access_log_and_sees_the_plot() {
+    let app = spawn_app().await;
+    let (_, shipper) = app.principal("shipper", "Shop").await;
+    let (_, officer) = app.principal("privacy_officer", "DPO").await;
+    let (insurer_id, insurer) = app.partner("Insurer").await;
+    let (_, other) = app.partner("Marketplace").await;
+    let shipment = app.shipment(&shipper, "DHL", "JJD-CONSOLE-2", "DE").await;
+    let r = app
+        .post(
+            "/v1/consents",
+            &shipper,
+            consent_for(&insurer_id, &shipment),
+        )
+        .await;
+    expect(&r, StatusCode::CREATED);
+    let ask = json!({
+        "shipment_id": shipment,
+        "purpose": "insurance_claim",
+        "data_categories": ["status_events"]
+    });
+    for token in [&insurer, &insurer, &other] {
+        let r = app.post("/v1/decisions", token, ask.clone()).await;
+        expect(&r, StatusCode::OK);
+    }
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&officer).await;
+    let everyone = wait_for_rows(&mut browser, "/console/access", 3).await;
+    assert!(everyone.text.contains("<svg"), "{}", everyone.text);
+    assert!(everyone.text.contains("Marketplace"), "{}", everyone.text);
+    let only = wait_for_rows(
+        &mut browser,
+        &format!("/console/access?partner_id={insurer_id}"),
+        2,
+    )
+    .await;
+    assert!(only.text.contains("Insurer"), "{}", only.text);
+    assert!(
+        !only.text.contains("Marketplace"),
+        "filtered to one partner: {}",
+        only.text
+    );
+    assert!(
+        only.text.contains("2 allowed"),
+        "the plot's bar: {}",
+        only.text
+    );
+    let bad = browser.get("/console/access?from=yesterday").await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
+    assert!(bad.text.contains("from"), "{}", bad.text);
+}
+
+/// The access page, which lists `n` decisions (it catches the audit projection up to the log
+/// first; a moment is allowed for a slow machine).
+async fn wait_for_rows(browser: &mut Browser, path: &str, n: usize) -> Page {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let page = browser.get(path).await;
+        if page.text.contains(&format!("{n} shown")) {
+            return page;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never {n} rows: {}",
+            page.text
+        );
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
