@@ -4,6 +4,7 @@
 mod audit;
 mod authorizations;
 mod bad_input;
+mod browser;
 mod console;
 mod decisions;
 mod disk_full;
@@ -26,5 +27,6 @@ mod smoke;
 mod subscriptions;
 mod tokens;
 mod tracking;
+mod webdriver;
 mod webhook_delivery;
 mod webhooks;

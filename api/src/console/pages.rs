@@ -583,7 +583,7 @@ fn timeline(items: &[Value]) -> Markup {
                 @for (row, (partner, per_day)) in counts.iter().enumerate() {
                     @let mid = row_h * row as f64 + row_h / 2.0;
                     text x="4" y=(mid + 4.0) class="partner" { (partner) }
-                    line x1=(label_w) x2=(width) y1=(mid) y2=(mid) class="axis";
+                    line x1=(label_w) x2=(width) y1=(mid) y2=(mid) class="axis" {}
                     @for (i, day) in days.iter().enumerate() {
                         @let (allowed, denied) = per_day.get(day).copied().unwrap_or_default();
                         @let x = label_w + col_w * i as f64 + 6.0;

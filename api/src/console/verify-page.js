@@ -19,10 +19,13 @@ form.addEventListener("submit", async (event) => {
     const result = await verifyBundle(await file.text(), vkey);
     if (result.ok) {
       verdict.className = "good";
-      verdict.textContent = result.summary;
+      verdict.textContent =
+        `verified: ${result.events} events of the log ${result.origin}, in its signed ` +
+        `checkpoint of ${result.size} events\n${result.summary}`;
     } else {
       verdict.className = "bad";
-      verdict.textContent = `line ${result.line}: ${result.message}`;
+      // As `consent-ledger verify` says it: "line N: why" (or why the key was refused).
+      verdict.textContent = result.error ?? `line ${result.line}: ${result.message}`;
     }
   } catch (e) {
     verdict.className = "bad";
