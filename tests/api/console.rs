@@ -11,23 +11,25 @@ use serde_json::json;
 use crate::helpers::{consent_for, expect, spawn_app, TestApp};
 
 /// A browser of one person: its own cookies, no redirects followed.
-struct Browser {
+pub(crate) struct Browser {
     client: awc::Client,
     base: String,
     cookies: Vec<(String, String)>,
 }
 
-struct Page {
-    status: StatusCode,
-    location: Option<String>,
-    set_cookies: Vec<String>,
-    csp: Option<String>,
-    text: String,
+pub(crate) struct Page {
+    pub(crate) status: StatusCode,
+    pub(crate) location: Option<String>,
+    pub(crate) set_cookies: Vec<String>,
+    pub(crate) csp: Option<String>,
+    /// `Content-Disposition`, for a download.
+    pub(crate) disposition: Option<String>,
+    pub(crate) text: String,
 }
 
 impl Page {
     /// The first `csrf` hidden field of the page.
-    fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         let at = self
             .text
             .find("name=\"csrf\" value=\"")
@@ -38,7 +40,7 @@ impl Page {
 }
 
 impl Browser {
-    fn new(app: &TestApp) -> Self {
+    pub(crate) fn new(app: &TestApp) -> Self {
         Browser {
             client: awc::Client::builder().disable_redirects().finish(),
             base: format!("http://{}", app.socket_address()),
@@ -86,29 +88,31 @@ impl Browser {
                 .map(str::to_owned)
         };
         let (location, csp) = (header("location"), header("content-security-policy"));
+        let disposition = header("content-disposition");
         let bytes = res.body().limit(8 * 1024 * 1024).await.expect("body");
         Page {
             status: res.status(),
             location,
             set_cookies,
             csp,
+            disposition,
             text: String::from_utf8_lossy(&bytes).into_owned(),
         }
     }
 
-    async fn get(&mut self, path: &str) -> Page {
+    pub(crate) async fn get(&mut self, path: &str) -> Page {
         let req = self.client.get(format!("{}{path}", self.base));
         self.send(req, None).await
     }
 
-    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+    pub(crate) async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
         let body = serde_urlencoded::to_string(fields).expect("form");
         let req = self.client.post(format!("{}{path}", self.base));
         self.send(req, Some(body)).await
     }
 
     /// Signs in with `token` through the sign-in form; the home page.
-    async fn sign_in(&mut self, token: &str) -> Page {
+    pub(crate) async fn sign_in(&mut self, token: &str) -> Page {
         let form = self.get("/console/sign-in").await;
         let csrf = form.csrf();
         let r = self
@@ -387,4 +391,171 @@ async fn wait_for_rows(browser: &mut Browser, path: &str, n: usize) -> Page {
         );
         actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+}
+
+#[actix_web::test]
+async fn a_shipper_objects_in_the_console_and_sees_who_may_see_its_parcel() {
+    let app = spawn_app().await;
+    let (_, shipper) = app.principal("shipper", "Shop").await;
+    let (_, other) = app.principal("shipper", "Other shop").await;
+    let (relay_id, relay) = app.partner("Relay").await;
+    let r = app
+        .post(
+            "/v1/dpas",
+            &app.admin,
+            json!({"partner_id": relay_id, "reference": "DPA-Relay", "role": "processor",
+                   "signed_at": "2026-01-15T00:00:00Z", "sub_processors": []}),
+        )
+        .await;
+    let dpa = expect(&r, StatusCode::CREATED)["id"].clone();
+    let r = app
+        .post(
+            "/v1/authorizations",
+            &app.admin,
+            json!({"partner_id": relay_id, "dpa_id": dpa, "scope": {"carriers": ["DHL"]},
+                   "purposes": ["supply_chain_visibility"], "data_categories": ["status_events"],
+                   "legal_basis": "legitimate_interests"}),
+        )
+        .await;
+    let authorization = expect(&r, StatusCode::CREATED)["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let shipment = app.shipment(&shipper, "DHL", "JJD-CONSOLE-3", "DE").await;
+    let ask = json!({"shipment_id": shipment, "purpose": "supply_chain_visibility",
+                     "data_categories": ["status_events"]});
+
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&shipper).await;
+    let page = browser.get("/console/authorizations").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains("Relay"), "{}", page.text);
+    let objection = format!("/console/authorizations/{authorization}/objection");
+    let size = app.log_size().await;
+    let r = browser.post(&objection, &[("reason", "no relays")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert_eq!(app.log_size().await, size, "nothing recorded");
+    let r = browser
+        .post(
+            &objection,
+            &[("csrf", &page.csrf()), ("reason", "no relays")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    let denied = app.post("/v1/decisions", &relay, ask.clone()).await;
+    assert_eq!(
+        expect(&denied, StatusCode::OK)["reason"],
+        "shipper_objected"
+    );
+    let page = browser.get("/console/authorizations").await;
+    assert!(page.text.contains("You object"), "{}", page.text);
+    let parties = format!("/console/parties?shipment_id={shipment}");
+    let seen = browser.get(&parties).await;
+    assert!(
+        !seen.text.contains("carrier authorization"),
+        "objected: {}",
+        seen.text
+    );
+    let r = browser
+        .post(
+            &format!("/console/authorizations/{authorization}/withdraw"),
+            &[("csrf", &page.csrf())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    let allowed = app.post("/v1/decisions", &relay, ask).await;
+    assert_eq!(expect(&allowed, StatusCode::OK)["allowed"], true);
+    let seen = browser.get(&parties).await;
+    assert_eq!(seen.status, StatusCode::OK, "{}", seen.text);
+    assert!(seen.text.contains("Relay"), "{}", seen.text);
+    assert!(seen.text.contains(&authorization), "{}", seen.text);
+
+    // Another shipper: the parcel is not reachable, the authorization still visible to it.
+    let mut intruder = Browser::new(&app);
+    intruder.sign_in(&other).await;
+    let theirs = intruder.get(&parties).await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND, "{}", theirs.text);
+}
+
+#[actix_web::test]
+async fn auditors_get_reports_as_pages_and_downloads_and_the_bundle_verifies() {
+    use consent_ledger_audit::bundle::verify_bundle;
+    use consent_ledger_audit::note::VerifierKey;
+
+    let app = spawn_app().await;
+    let (_, shipper) = app.principal("shipper", "Shop").await;
+    let (_, officer) = app.principal("privacy_officer", "DPO").await;
+    let (insurer_id, insurer) = app.partner("Insurer").await;
+    let shipment = app.shipment(&shipper, "DHL", "JJD-CONSOLE-4", "DE").await;
+    let r = app
+        .post(
+            "/v1/consents",
+            &shipper,
+            consent_for(&insurer_id, &shipment),
+        )
+        .await;
+    expect(&r, StatusCode::CREATED);
+    let ask = json!({"shipment_id": shipment, "purpose": "insurance_claim",
+                     "data_categories": ["status_events"]});
+    expect(
+        &app.post("/v1/decisions", &insurer, ask).await,
+        StatusCode::OK,
+    );
+
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&officer).await;
+    let dsar = "/console/audit/dsar?carrier=DHL&tracking_number=JJD-CONSOLE-4";
+    let page = browser.get(dsar).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains("Insurer"), "{}", page.text);
+    assert!(page.text.contains("insurance_claim"), "{}", page.text);
+    let csv = browser.get(&format!("{dsar}&format=csv")).await;
+    assert_eq!(csv.status, StatusCode::OK, "{}", csv.text);
+    assert!(csv
+        .disposition
+        .as_deref()
+        .is_some_and(|d| d.contains("attachment")));
+    assert!(csv.text.starts_with("section,partner_id"), "{}", csv.text);
+    assert!(csv.text.contains("recipient,"), "{}", csv.text);
+
+    let ropa = "/console/audit/ropa?from=2026-01-01T00:00:00Z&to=2027-01-01T00:00:00Z";
+    let page = browser.get(ropa).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains("Insurer"), "{}", page.text);
+    let csv = browser.get(&format!("{ropa}&format=csv")).await;
+    assert!(csv.text.starts_with("partner_id,name"), "{}", csv.text);
+
+    let bundle = browser
+        .get(&format!("/console/audit/export?shipment_id={shipment}"))
+        .await;
+    assert_eq!(bundle.status, StatusCode::OK, "{}", bundle.text);
+    assert!(bundle
+        .disposition
+        .as_deref()
+        .is_some_and(|d| d.contains("bundle.ndjson")));
+    let vkey_text = app.get_anonymous("/v1/log/vkey").await.body;
+    let vkey: VerifierKey = vkey_text
+        .as_str()
+        .expect("text")
+        .trim()
+        .parse()
+        .expect("vkey");
+    let verified = verify_bundle(&bundle.text, &vkey).expect("the downloaded bundle verifies");
+    assert_eq!(
+        verified.events, 2,
+        "the parcel's registration and its decision: {}",
+        bundle.text
+    );
+    let log = browser.get("/console/log").await;
+    assert!(
+        log.text.contains(vkey_text.as_str().expect("text").trim()),
+        "{}",
+        log.text
+    );
+
+    // A shipper is refused the record of processing, as on the API.
+    let mut shop = Browser::new(&app);
+    shop.sign_in(&shipper).await;
+    let refused = shop.get(ropa).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
 }

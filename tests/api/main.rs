@@ -6,6 +6,7 @@ mod authorizations;
 mod bad_input;
 mod browser;
 mod console;
+mod console_pages;
 mod decisions;
 mod disk_full;
 mod dpas;

@@ -11,7 +11,11 @@
 //! - Every answer carries a strict Content-Security-Policy (scripts and styles from this origin
 //!   only, no framing).
 
+mod admin;
+mod audit;
 mod pages;
+mod partner;
+mod shipper;
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::header::{self, HeaderValue};
@@ -40,7 +44,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(stylesheet)
         .service(verifier_script)
         .service(verifier_page_script)
-        .configure(pages::configure);
+        .configure(pages::configure)
+        .configure(partner::configure)
+        .configure(admin::configure)
+        .configure(audit::configure)
+        .configure(shipper::configure);
 }
 
 /// `/` leads to the console.

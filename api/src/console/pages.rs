@@ -45,17 +45,29 @@ pub(crate) fn navigation(caller: &Caller) -> Vec<(&'static str, &'static str)> {
         Role::Shipper => vec![
             ("/console/requests", "Requests"),
             ("/console/consents", "Consents"),
+            ("/console/authorizations", "Authorizations"),
+            ("/console/parties", "Who may see"),
         ],
-        Role::Partner => vec![("/console/consents", "Consents")],
+        Role::Partner => vec![
+            ("/console/consents", "Consents"),
+            ("/console/consent-requests", "Requests"),
+            ("/console/authorizations", "Authorizations"),
+            ("/console/subscriptions", "Subscriptions"),
+            ("/console/webhooks", "Webhooks"),
+        ],
+        Role::Admin => vec![("/console/principals", "Principals")],
         Role::PrivacyOfficer | Role::Regulator => vec![
             ("/console/access", "Access log"),
+            ("/console/audit", "Reports"),
+            ("/console/authorizations", "Authorizations"),
             ("/console/verify", "Verify a bundle"),
+            ("/console/log", "Log"),
         ],
         _ => vec![],
     }
 }
 
-/// A page of a signed-in visitor: `body` renders it, or its error is the page.
+/// The session of a page's visitor, or (returned) the redirect to sign in.
 macro_rules! signed_in {
     ($req:expr, $state:expr) => {
         match visitor(&$req, &$state) {
@@ -64,14 +76,19 @@ macro_rules! signed_in {
         }
     };
 }
+pub(crate) use signed_in;
 
-fn ok(title: &str, session: &Session, content: Markup) -> Result<HttpResponse, ApiError> {
+pub(crate) fn ok(
+    title: &str,
+    session: &Session,
+    content: Markup,
+) -> Result<HttpResponse, ApiError> {
     Ok(page(StatusCode::OK, layout(title, Some(session), content)))
 }
 
 /// A write from a console form: the session's caller, this request's id, no idempotency key
 /// (a form is sent once; a second send is a second write the use case refuses if it must).
-fn write_context(
+pub(crate) fn write_context(
     req: &HttpRequest,
     session: &Session,
     body: &[u8],
@@ -112,11 +129,11 @@ async fn home(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRespon
     )
 }
 
-fn csrf_field(session: &Session) -> Markup {
+pub(crate) fn csrf_field(session: &Session) -> Markup {
     html! { input type="hidden" name="csrf" value=(session.csrf); }
 }
 
-fn list(items: &[impl ToString]) -> String {
+pub(crate) fn list(items: &[impl ToString]) -> String {
     items
         .iter()
         .map(ToString::to_string)
@@ -187,7 +204,7 @@ async fn requests_page(
     )
 }
 
-fn partner_names(state: &AppState) -> BTreeMap<String, String> {
+pub(crate) fn partner_names(state: &AppState) -> BTreeMap<String, String> {
     state
         .projector
         .read()
@@ -199,7 +216,7 @@ fn partner_names(state: &AppState) -> BTreeMap<String, String> {
 }
 
 /// A form's write, answered by a redirect to `back` or by its error as a page.
-async fn form_write<F, Fut>(
+pub(crate) async fn form_write<F, Fut>(
     state: &AppState,
     req: &HttpRequest,
     body: &[u8],
@@ -495,7 +512,11 @@ async fn access_page(
                             td { (a["decided_at"].as_str().unwrap_or_default()) }
                             td { (a["outcome"].as_str().unwrap_or_default()) @if let Some(r) = a["reason"].as_str() { " (" (r) ")" } }
                             td { (a["partner_name"].as_str().or(a["partner_id"].as_str()).unwrap_or_default()) }
-                            td { (a["shipment_id"].as_str().unwrap_or_default()) }
+                            td {
+                                @if let Some(id) = a["shipment_id"].as_str() {
+                                    a href=(format!("/console/access?shipment_id={id}")) title="this parcel's history" { (id) }
+                                }
+                            }
                             td { (a["purpose"].as_str().unwrap_or_default()) }
                             td { (ground(a)) }
                         }

@@ -16,7 +16,8 @@ form.addEventListener("submit", async (event) => {
   }
   verdict.textContent = "Verifying…";
   try {
-    const result = await verifyBundle(await file.text(), vkey);
+    // Bytes, as the command line reads a file: a file that is not UTF-8 is told so.
+    const result = await verifyBundle(new Uint8Array(await file.arrayBuffer()), vkey);
     if (result.ok) {
       verdict.className = "good";
       verdict.textContent =

@@ -5,7 +5,8 @@
 // (`consent_ledger_audit::bundle::verify_bundle`, and `consent-ledger verify`, which runs the
 // same checks line by line through `consent_ledger_audit::verify::verify_reader`): the same
 // refusals, naming the same line, with the same message text. Crypto goes through WebCrypto only
-// (SHA-256 and Ed25519: Chromium >= 137, Firefox >= 129, Safari >= 17, Node >= 20).
+// (SHA-256, and Ed25519 as in Chromium >= 137 and Node >= 20); Ed25519 is checked as strictly as
+// ed25519-dalek's `verify_strict`, which WebCrypto alone is not (see `verifyStrict`).
 //
 //   import { verifyBundle } from "./verify.js";
 //   const v = await verifyBundle(bundleTextOrBytes, vkeyText);            // `verify BUNDLE --vkey`
@@ -357,12 +358,11 @@ class BundleVerifier {
    * line's refusal.
    */
   async settle() {
-    const { size, root } = this.checkpoint;
-    const nodes = new Map();
+    const paths = new InclusionBatch(this.checkpoint.size, this.checkpoint.root);
     const outcomes = await Promise.all(
-      this.pending.map(async ({ n, position, leaf, proof, openings, erased }) => {
+      this.pending.map(async ({ n, position, leaf, proof, openings, erased }, order) => {
         try {
-          await verifyInclusion(await leafHash(leaf), position, size, proof, root, nodes);
+          await paths.verify(order, await leafHash(leaf), position, proof);
         } catch (e) {
           if (!(e instanceof ProofError)) throw e;
           return new BundleError(n, `the event is not in the checkpoint's tree: ${e.message}`);
@@ -512,15 +512,18 @@ async function nodeHash(left, right) {
 }
 
 function split(n) {
-  // The largest power of two smaller than n, for n >= 2.
-  return 1n << BigInt((n - 1n).toString(2).length - 1);
+  // The largest power of two smaller than n, for n >= 2 (a Number or a BigInt).
+  if (typeof n === "bigint") return 1n << BigInt((n - 1n).toString(2).length - 1);
+  let k = 1;
+  while (k * 2 < n) k *= 2;
+  return k;
 }
 
 function inclusionPathLen(index, size) {
   let len = 0;
-  let lo = 0n;
+  let lo = typeof size === "bigint" ? 0n : 0;
   let hi = size;
-  while (hi - lo > 1n) {
+  while (hi - lo > 1) {
     const mid = lo + split(hi - lo);
     if (index < mid) hi = mid;
     else lo = mid;
@@ -552,55 +555,96 @@ const wrongLength = (expected, got) =>
   new ProofError(`proof has ${got} hashes, but these tree sizes need exactly ${expected}`);
 
 /**
- * `verify_inclusion` (RFC 9162 §2.1.3.2, the proof's length checked first); throws a
- * ProofError. The Rust verifier runs it as `InclusionVerifier`, which stops where a proof joins
- * the path of the line before and so answers the same; here the node hashes of a batch of
- * proofs are shared through `nodes` (the two inputs → the pending hash) to the same end.
+ * `verify_inclusion` (RFC 9162 §2.1.3.2, the proof's length checked first) for the proofs of a
+ * batch of lines, run together; `verify` throws a ProofError.
+ *
+ * The Rust verifier runs it as `InclusionVerifier`, which stops where a proof reaches the state
+ * (fn, sn, r) of the accepted proof of the line before with the same elements left to take: the
+ * rest of the computation is that one's. Here a proof that reaches the state of an earlier
+ * line's proof in the batch, with the same elements left, takes that proof's outcome; and two
+ * proofs hashing the same pair share the hash. The answers are those of `verify_inclusion`.
+ * Tree indices are Numbers while the tree size allows, else BigInts.
  */
-async function verifyInclusion(leaf, index, size, proof, root, nodes) {
-  if (index >= size) {
-    throw new ProofError(`leaf index ${index} is outside a tree of ${size} leaves`);
+class InclusionBatch {
+  constructor(size, root) {
+    this.small = size <= BigInt(Number.MAX_SAFE_INTEGER);
+    this.size = this.small ? Number(size) : size;
+    this.root = root;
+    // The two inputs' keys → { hash, order, step, fn, sn, proof, outcome } of the first proof
+    // that asked for their node hash.
+    this.nodes = new Map();
   }
-  const expected = inclusionPathLen(index, size);
-  if (proof.length !== expected) throw wrongLength(expected, proof.length);
-  let fn = index;
-  let sn = size - 1n;
-  let r = leaf;
-  for (const p of proof) {
-    if (sn === 0n) throw wrongLength(expected, proof.length);
-    if ((fn & 1n) === 1n || fn === sn) {
-      r = await sharedNodeHash(nodes, p, r);
-      while ((fn & 1n) === 0n && fn !== 0n) {
-        fn >>= 1n;
-        sn >>= 1n;
-      }
-    } else {
-      r = await sharedNodeHash(nodes, r, p);
+
+  async verify(order, leaf, index, proof) {
+    const small = this.small;
+    const size = this.size;
+    const at = small ? Number(index) : index;
+    if (at >= size) {
+      throw new ProofError(`leaf index ${index} is outside a tree of ${size} leaves`);
     }
-    fn >>= 1n;
-    sn >>= 1n;
+    const expected = inclusionPathLen(at, size);
+    if (proof.length !== expected) throw wrongLength(expected, proof.length);
+    const outcome = this.walk(order, { bytes: leaf, key: base64Encode(leaf) }, at, proof);
+    const result = await outcome.promise;
+    if (result === "length") throw wrongLength(expected, proof.length);
+    if (result === "root") {
+      throw new ProofError("inclusion proof does not lead to the given root hash");
+    }
   }
-  if (sn !== 0n) throw wrongLength(expected, proof.length);
-  if (!equalBytes(r, root)) {
-    throw new ProofError("inclusion proof does not lead to the given root hash");
+
+  walk(order, leaf, index, proof) {
+    const outcome = {};
+    outcome.promise = (async () => {
+      const small = this.small;
+      const [one, zero] = small ? [1, 0] : [1n, 0n];
+      const odd = small ? (x) => x % 2 === 1 : (x) => (x & 1n) === 1n;
+      const half = small ? (x) => (x - (x % 2)) / 2 : (x) => x >> 1n;
+      let fn = index;
+      let sn = this.size - one;
+      let r = leaf;
+      for (let i = 0; i < proof.length; i++) {
+        if (sn === zero) return "length";
+        const p = proof[i];
+        const right = odd(fn) || fn === sn;
+        const key = right ? p.key + r.key : r.key + p.key;
+        const seen = this.nodes.get(key);
+        if (seen === undefined) {
+          const hash = (right ? nodeHash(p.bytes, r.bytes) : nodeHash(r.bytes, p.bytes)).then(
+            (bytes) => ({ bytes, key: base64Encode(bytes) }),
+          );
+          this.nodes.set(key, { hash, order, step: i, fn, sn, proof, outcome });
+          r = await hash;
+        } else if (
+          seen.order < order &&
+          seen.fn === fn &&
+          seen.sn === sn &&
+          sameTail(seen.proof, seen.step + 1, proof, i + 1)
+        ) {
+          // From here this proof computes what the earlier one does.
+          return seen.outcome.promise;
+        } else {
+          r = await seen.hash;
+        }
+        if (right) {
+          while (!odd(fn) && fn !== zero) {
+            fn = half(fn);
+            sn = half(sn);
+          }
+        }
+        fn = half(fn);
+        sn = half(sn);
+      }
+      if (sn !== zero) return "length";
+      return equalBytes(r.bytes, this.root) ? "ok" : "root";
+    })();
+    return outcome;
   }
 }
 
-function sharedNodeHash(nodes, left, right) {
-  const key = hex(left) + hex(right);
-  let hash = nodes.get(key);
-  if (hash === undefined) {
-    hash = nodeHash(left, right);
-    nodes.set(key, hash);
-  }
-  return hash;
-}
-
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
-function hex(bytes) {
-  let out = "";
-  for (let i = 0; i < bytes.length; i++) out += HEX[bytes[i]];
-  return out;
+function sameTail(a, i, b, j) {
+  if (a.length - i !== b.length - j) return false;
+  for (let k = 0; i + k < a.length; k++) if (a[i + k].key !== b[j + k].key) return false;
+  return true;
 }
 
 const EMPTY_ROOT = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="; // SHA-256 of nothing
@@ -1310,7 +1354,10 @@ class De {
 
   /** `ProofHash`: a string, the hash if it is base64 of 32 bytes, else null. */
   deProofHash() {
-    return decodeHash(this.deStr("a base64 hash"));
+    const text = this.deStr("a base64 hash");
+    const bytes = decodeHash(text);
+    // Canonical base64: the text names the bytes one way only.
+    return bytes === null ? null : { bytes, key: str(text) };
   }
 
   /** An `Option<T>`: null, or the value. */

@@ -86,11 +86,18 @@ pub async fn dsar(
 ) -> Result<HttpResponse, ApiError> {
     // Checked before the first byte: a bad query or another tenant's parcel is a problem+json.
     let plan = dsar_view(&state, &caller, req.query_string()).await?;
+    Ok(dsar_stream(state.into_inner(), plan))
+}
+
+/// A checked DSAR written as it is read (`GET /v1/audit/dsar` and the console's download).
+pub fn dsar_stream(
+    state: std::sync::Arc<AppState>,
+    plan: consent_ledger_app::gdpr::DsarPlan,
+) -> HttpResponse {
     let content_type = plan.content_type;
     // Then written as it is read, a page of the GDPR tables at a time, through a bounded
     // channel: a slow reader holds the writer back instead of the answer piling up in memory.
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
-    let state = state.into_inner();
     actix_web::rt::spawn(async move {
         let sent = plan
             .write(&state, async |piece: String| {
@@ -107,9 +114,9 @@ pub async fn dsar(
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|piece| (piece, rx))
     });
-    Ok(HttpResponse::Ok()
+    HttpResponse::Ok()
         .content_type(content_type)
-        .streaming(body))
+        .streaming(body)
 }
 
 /// The Art. 30 record: per partner its kind, country, DPA reference, purposes, categories,

@@ -267,19 +267,28 @@ pub async fn export(
     req: HttpRequest,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
+    export_bundle(state.into_inner(), &caller, req.query_string()).await
+}
+
+/// The export bundle `query` asks for, streamed as it is read (`GET /v1/audit/export` and the
+/// console's download).
+pub async fn export_bundle(
+    state: std::sync::Arc<AppState>,
+    caller: &consent_ledger_app::auth::Caller,
+    query: &str,
+) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::PrivacyOfficer, Role::Regulator, Role::Partner])?;
     let mut known = consent_ledger_app::gdpr::filter::FILTER_NAMES.to_vec();
     known.push("since");
-    let q = QueryParams::parse(req.query_string(), &known)?;
+    let q = QueryParams::parse(query, &known)?;
     let filter = AccessFilter::parse(|name| q.raw(name).map(str::to_owned))
         .map_err(|e| ApiError::invalid(e.field, e.detail))?;
     let since = q.get::<u64>("since")?;
     let exporter = match caller.role {
         Role::Partner => {
-            Exporter::start_for_partner(state.into_inner(), caller.id.as_partner(), filter, since)
-                .await?
+            Exporter::start_for_partner(state, caller.id.as_partner(), filter, since).await?
         }
-        _ => Exporter::start(state.into_inner(), filter, since).await?,
+        _ => Exporter::start(state, filter, since).await?,
     };
     let body = futures_util::stream::unfold(Some(exporter), |exporter| async move {
         let mut exporter = exporter?;

@@ -1,0 +1,185 @@
+//! Pages of carrier authorizations and of who may see a parcel (SPEC §15, §16): a shipper sees
+//! every authorization that can cover its parcels and objects (Art. 21) or withdraws its
+//! objection; partners see their own, auditors all; a shipper asks who may see one of its
+//! parcels, now or as of a past time. Through the use cases of the API routes.
+
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use consent_ledger_app::authorizations::{self, ListFilter};
+use consent_ledger_app::query::path_id;
+use consent_ledger_app::shipments;
+use consent_ledger_app::state::AppState;
+use consent_ledger_app::AppError;
+use consent_ledger_domain::values::{AuthorizationId, Reason, Role, ShipmentId};
+use maud::html;
+
+use super::pages::{csrf_field, form_write, list, ok, partner_names, signed_in};
+use super::{caller, error_page, field, visitor, Visitor};
+use crate::problem::ApiError;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(authorizations_page)
+        .service(object)
+        .service(withdraw)
+        .service(parties_page);
+}
+
+/// The authorizations the visitor may see; a shipper's with its objection forms.
+#[get("/console/authorizations")]
+async fn authorizations_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let session = signed_in!(req, state);
+    let found = match authorizations::list(&state, caller(&session), ListFilter::default()) {
+        Ok(found) => found,
+        Err(e) => return Ok(error_page(Some(&session), e)),
+    };
+    let partners = partner_names(&state);
+    let shipper = (session.caller.role == Role::Shipper).then(|| session.caller.id.as_shipper());
+    ok(
+        "Carrier authorizations",
+        &session,
+        html! {
+            p { "The carrier authorizes tracking intermediaries under a data processing agreement, on a basis other than your consent. "
+                @if shipper.is_some() { "You may object: your parcels are then excluded at once." } }
+            @if found.items.is_empty() { p { "No authorization can cover these parcels." } }
+            @for a in &found.items {
+                @let id = a.id.to_string();
+                section class="card" aria-labelledby=(format!("auth-{id}")) {
+                    h2 id=(format!("auth-{id}")) {
+                        (partners.get(&a.partner_id.to_string()).cloned().unwrap_or_else(|| a.partner_id.to_string()))
+                        " — " (list(a.purposes.as_slice()))
+                    }
+                    p { "Categories: " (list(a.data_categories.as_slice()))
+                        " · legal basis " (a.legal_basis.as_str())
+                        " · status " (serde_json::to_value(a.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
+                        @if let Some(c) = &a.scope.carriers { " · carriers " (list(c.as_slice())) }
+                        @if let Some(c) = &a.scope.destination_countries { " · to " (list(c.as_slice())) } }
+                    @if let Some(me) = shipper {
+                        @if a.objected_by(me) {
+                            p class="problem" { "You object to this authorization." }
+                            form method="post" action=(format!("/console/authorizations/{id}/withdraw")) {
+                                (csrf_field(&session))
+                                button type="submit" { "Withdraw my objection" }
+                            }
+                        } @else if a.revoked_at.is_none() {
+                            form method="post" action=(format!("/console/authorizations/{id}/objection")) {
+                                (csrf_field(&session))
+                                label for=(format!("{id}-reason")) { "Why you object" }
+                                input id=(format!("{id}-reason")) name="reason" required;
+                                button type="submit" class="deny" { "Object" }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+#[post("/console/authorizations/{id}/objection")]
+async fn object(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let id: AuthorizationId = path_id(&id, "id")?;
+    let writer = state.clone();
+    form_write(
+        &state,
+        &req,
+        &body,
+        "/console/authorizations",
+        |session, fields, context| async move {
+            let reason = Reason::parse(field(&fields, "reason").unwrap_or_default().to_owned())
+                .map_err(|e| AppError::invalid("reason", e.to_string()))?;
+            authorizations::object(&writer, caller(&session), id, reason, context).await?;
+            Ok(())
+        },
+    )
+    .await
+}
+
+#[post("/console/authorizations/{id}/withdraw")]
+async fn withdraw(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let id: AuthorizationId = path_id(&id, "id")?;
+    let writer = state.clone();
+    form_write(
+        &state,
+        &req,
+        &body,
+        "/console/authorizations",
+        |session, _, context| async move {
+            authorizations::withdraw_objection(&writer, caller(&session), id, context).await?;
+            Ok(())
+        },
+    )
+    .await
+}
+
+/// Who may see a parcel, now or as of a time: the consented parties and the authorized
+/// intermediaries.
+#[get("/console/parties")]
+async fn parties_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let session = signed_in!(req, state);
+    let asked: Vec<(String, String)> =
+        serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+    let value = |name: &str| {
+        asked
+            .iter()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.clone())
+    };
+    let answer = match value("shipment_id") {
+        None => None,
+        Some(text) => {
+            let found = path_id::<ShipmentId>(&text, "shipment_id").and_then(|id| {
+                let as_of = value("as_of")
+                    .map(|t| {
+                        consent_ledger_app::query::rfc3339_time(&t)
+                            .map_err(|e| AppError::invalid("as_of", e))
+                    })
+                    .transpose()?;
+                shipments::authorized_parties(&state, caller(&session), id, as_of)
+            });
+            match found {
+                Ok(found) => Some(found),
+                Err(e) => return Ok(error_page(Some(&session), e)),
+            }
+        }
+    };
+    let partners = partner_names(&state);
+    let name = |id: String| partners.get(&id).cloned().unwrap_or(id);
+    ok(
+        "Who may see a parcel",
+        &session,
+        html! {
+            form method="get" action="/console/parties" class="filters" {
+                div { label for="shipment_id" { "Shipment id" } input id="shipment_id" name="shipment_id" value=(value("shipment_id").unwrap_or_default()) required; }
+                div { label for="as_of" { "As of (empty: now)" } input id="as_of" name="as_of" value=(value("as_of").unwrap_or_default()) placeholder="2026-12-01T00:00:00Z"; }
+                button type="submit" { "Show" }
+            }
+            @if let Some(a) = answer {
+                h2 { "As of " (a.as_of.to_rfc3339()) }
+                @if a.parties.is_empty() && a.intermediaries.is_empty() { p { "No one but the carrier." } }
+                ul {
+                    @for p in &a.parties {
+                        li { (name(p.partner_id.to_string())) " — consent " (p.consent_id.to_string()) ": " (list(p.purposes.as_slice())) "; " (list(p.data_categories.as_slice())) }
+                    }
+                    @for i in &a.intermediaries {
+                        li { (name(i.partner_id.to_string())) " — carrier authorization " (i.authorization_id.to_string()) " (" (i.legal_basis.as_str()) ", DPA " (i.dpa_id.to_string()) "): " (list(i.purposes.as_slice())) "; " (list(i.data_categories.as_slice())) }
+                    }
+                }
+            }
+        },
+    )
+}
