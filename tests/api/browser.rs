@@ -12,7 +12,8 @@
 use actix_web::http::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{consent_for, expect, spawn_app, TestApp};
+use crate::console::{consent, decide, request_consent};
+use crate::helpers::{expect, spawn_app, TestApp};
 use crate::webdriver::{chromedriver, Browser};
 
 /// A started browser, or `None` with a line saying why the test is skipped.
@@ -66,21 +67,13 @@ async fn roles_sign_in_a_shipper_approves_by_clicking_and_forms_need_their_token
     let (shipper_id, shipper) = app.principal("shipper", "Parcel Shop").await;
     let (_, other_shipper) = app.principal("shipper", "Other Shop").await;
     let (partner_id, partner) = app.partner("Claims Insurer").await;
-    let r = app
-        .post(
-            "/v1/consent-requests",
-            &partner,
-            json!({
-                "shipper_id": shipper_id,
-                "scope": { "type": "shipper" },
-                "purposes": ["insurance_claim"],
-                "data_categories": ["status_events", "proof_of_delivery"],
-                "legal_basis": "contract",
-                "justification": "we settle this shop's lost-parcel claims"
-            }),
-        )
-        .await;
-    expect(&r, StatusCode::CREATED);
+    request_consent(
+        &app,
+        &partner,
+        &shipper_id,
+        "we settle this shop's lost-parcel claims",
+    )
+    .await;
 
     // The partner's home.
     sign_in(&b, &app, &partner).await;
@@ -142,25 +135,8 @@ async fn an_officer_sees_the_plot_and_a_regulator_verifies_bundles_in_the_page()
     let (insurer_id, insurer) = app.partner("Claims Insurer").await;
     let (_, market) = app.partner("Marketplace").await;
     let shipment = app.shipment(&shipper, "DHL", "JJD-BROWSER-1", "DE").await;
-    let r = app
-        .post(
-            "/v1/consents",
-            &shipper,
-            consent_for(&insurer_id, &shipment),
-        )
-        .await;
-    expect(&r, StatusCode::CREATED);
-    let ask = json!({
-        "shipment_id": shipment,
-        "purpose": "insurance_claim",
-        "data_categories": ["status_events"]
-    });
-    for token in [&insurer, &insurer, &market] {
-        expect(
-            &app.post("/v1/decisions", token, ask.clone()).await,
-            StatusCode::OK,
-        );
-    }
+    consent(&app, &shipper, &insurer_id, &shipment).await;
+    decide(&app, &[&insurer, &insurer, &market], &shipment).await;
 
     // The officer filters by partner and sees the plot of what is left.
     sign_in(&b, &app, &officer).await;

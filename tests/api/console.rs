@@ -123,6 +123,102 @@ impl Browser {
     }
 }
 
+/// Opens a browser signed in with `token` and visits `path`: the browser and that page.
+pub(crate) async fn open(app: &TestApp, token: &str, path: &str) -> (Browser, Page) {
+    let mut browser = Browser::new(app);
+    browser.sign_in(token).await;
+    let page = browser.get(path).await;
+    (browser, page)
+}
+
+/// The shipper holding `shipper` consents to `partner_id` reading `shipment` through the API;
+/// the consent's id.
+pub(crate) async fn consent(
+    app: &TestApp,
+    shipper: &str,
+    partner_id: &str,
+    shipment: &str,
+) -> String {
+    let r = app
+        .post("/v1/consents", shipper, consent_for(partner_id, shipment))
+        .await;
+    expect(&r, StatusCode::CREATED)["id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
+/// The partner holding `partner` asks `shipper_id` through the API for its parcels' status
+/// events and proofs of delivery (insurance claims), saying `justification`; the request's id.
+pub(crate) async fn request_consent(
+    app: &TestApp,
+    partner: &str,
+    shipper_id: &str,
+    justification: &str,
+) -> String {
+    let r = app
+        .post(
+            "/v1/consent-requests",
+            partner,
+            json!({
+                "shipper_id": shipper_id,
+                "scope": { "type": "shipper" },
+                "purposes": ["insurance_claim"],
+                "data_categories": ["status_events", "proof_of_delivery"],
+                "legal_basis": "contract",
+                "justification": justification
+            }),
+        )
+        .await;
+    expect(&r, StatusCode::CREATED)["id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
+/// Each partner of `tokens` reads `shipment`'s status events for an insurance claim through
+/// the API, in turn; each read is answered.
+pub(crate) async fn decide(app: &TestApp, tokens: &[&str], shipment: &str) {
+    let ask = json!({
+        "shipment_id": shipment,
+        "purpose": "insurance_claim",
+        "data_categories": ["status_events"]
+    });
+    for token in tokens {
+        expect(
+            &app.post("/v1/decisions", token, ask.clone()).await,
+            StatusCode::OK,
+        );
+    }
+}
+
+/// The admin registers a processor DPA for `partner_id` and authorizes it, under that DPA, to
+/// read DHL parcels' status events for supply-chain visibility; the authorization's id.
+async fn authorize_dhl_relay(app: &TestApp, partner_id: &str) -> String {
+    let r = app
+        .post(
+            "/v1/dpas",
+            &app.admin,
+            json!({"partner_id": partner_id, "reference": "DPA-Relay", "role": "processor",
+                   "signed_at": "2026-01-15T00:00:00Z", "sub_processors": []}),
+        )
+        .await;
+    let dpa = expect(&r, StatusCode::CREATED)["id"].clone();
+    let r = app
+        .post(
+            "/v1/authorizations",
+            &app.admin,
+            json!({"partner_id": partner_id, "dpa_id": dpa, "scope": {"carriers": ["DHL"]},
+                   "purposes": ["supply_chain_visibility"], "data_categories": ["status_events"],
+                   "legal_basis": "legitimate_interests"}),
+        )
+        .await;
+    expect(&r, StatusCode::CREATED)["id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
 #[actix_web::test]
 async fn signing_in_gives_a_strict_session_and_only_the_forms_own_token_signs_in() {
     let app = spawn_app().await;
@@ -212,27 +308,9 @@ async fn a_shipper_approves_a_request_by_form_and_the_consent_is_there_through_t
     let app = spawn_app().await;
     let (shipper_id, shipper) = app.principal("shipper", "Shop").await;
     let (partner_id, partner) = app.partner("Insurer").await;
-    let r = app
-        .post(
-            "/v1/consent-requests",
-            &partner,
-            json!({
-                "shipper_id": shipper_id,
-                "scope": { "type": "shipper" },
-                "purposes": ["insurance_claim"],
-                "data_categories": ["status_events", "proof_of_delivery"],
-                "legal_basis": "contract",
-                "justification": "we settle this shipper's lost-parcel claims"
-            }),
-        )
-        .await;
-    let request = expect(&r, StatusCode::CREATED)["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let mut browser = Browser::new(&app);
-    browser.sign_in(&shipper).await;
-    let page = browser.get("/console/requests").await;
+    let justification = "we settle this shipper's lost-parcel claims";
+    let request = request_consent(&app, &partner, &shipper_id, justification).await;
+    let (mut browser, page) = open(&app, &shipper, "/console/requests").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.text.contains("Insurer"), "{}", page.text);
     assert!(page.text.contains("lost-parcel claims"), "{}", page.text);
@@ -286,21 +364,9 @@ async fn another_tenants_consent_is_not_reachable_by_url() {
     let (_, other) = app.principal("shipper", "Other shop").await;
     let (partner_id, _) = app.partner("Insurer").await;
     let shipment = app.shipment(&shipper, "DHL", "JJD-CONSOLE-1", "DE").await;
-    let r = app
-        .post(
-            "/v1/consents",
-            &shipper,
-            consent_for(&partner_id, &shipment),
-        )
-        .await;
-    let consent = expect(&r, StatusCode::CREATED)["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let consent = consent(&app, &shipper, &partner_id, &shipment).await;
 
-    let mut own = Browser::new(&app);
-    own.sign_in(&shipper).await;
-    let mine = own.get(&format!("/console/consents/{consent}")).await;
+    let (_, mine) = open(&app, &shipper, &format!("/console/consents/{consent}")).await;
     assert_eq!(mine.status, StatusCode::OK, "{}", mine.text);
     assert!(mine.text.contains("Revoke"), "{}", mine.text);
 
@@ -331,23 +397,8 @@ async fn an_officer_filters_the_access_log_and_sees_the_plot() {
     let (insurer_id, insurer) = app.partner("Insurer").await;
     let (_, other) = app.partner("Marketplace").await;
     let shipment = app.shipment(&shipper, "DHL", "JJD-CONSOLE-2", "DE").await;
-    let r = app
-        .post(
-            "/v1/consents",
-            &shipper,
-            consent_for(&insurer_id, &shipment),
-        )
-        .await;
-    expect(&r, StatusCode::CREATED);
-    let ask = json!({
-        "shipment_id": shipment,
-        "purpose": "insurance_claim",
-        "data_categories": ["status_events"]
-    });
-    for token in [&insurer, &insurer, &other] {
-        let r = app.post("/v1/decisions", token, ask.clone()).await;
-        expect(&r, StatusCode::OK);
-    }
+    consent(&app, &shipper, &insurer_id, &shipment).await;
+    decide(&app, &[&insurer, &insurer, &other], &shipment).await;
     let mut browser = Browser::new(&app);
     browser.sign_in(&officer).await;
     let everyone = wait_for_rows(&mut browser, "/console/access", 3).await;
@@ -399,35 +450,12 @@ async fn a_shipper_objects_in_the_console_and_sees_who_may_see_its_parcel() {
     let (_, shipper) = app.principal("shipper", "Shop").await;
     let (_, other) = app.principal("shipper", "Other shop").await;
     let (relay_id, relay) = app.partner("Relay").await;
-    let r = app
-        .post(
-            "/v1/dpas",
-            &app.admin,
-            json!({"partner_id": relay_id, "reference": "DPA-Relay", "role": "processor",
-                   "signed_at": "2026-01-15T00:00:00Z", "sub_processors": []}),
-        )
-        .await;
-    let dpa = expect(&r, StatusCode::CREATED)["id"].clone();
-    let r = app
-        .post(
-            "/v1/authorizations",
-            &app.admin,
-            json!({"partner_id": relay_id, "dpa_id": dpa, "scope": {"carriers": ["DHL"]},
-                   "purposes": ["supply_chain_visibility"], "data_categories": ["status_events"],
-                   "legal_basis": "legitimate_interests"}),
-        )
-        .await;
-    let authorization = expect(&r, StatusCode::CREATED)["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let authorization = authorize_dhl_relay(&app, &relay_id).await;
     let shipment = app.shipment(&shipper, "DHL", "JJD-CONSOLE-3", "DE").await;
     let ask = json!({"shipment_id": shipment, "purpose": "supply_chain_visibility",
                      "data_categories": ["status_events"]});
 
-    let mut browser = Browser::new(&app);
-    browser.sign_in(&shipper).await;
-    let page = browser.get("/console/authorizations").await;
+    let (mut browser, page) = open(&app, &shipper, "/console/authorizations").await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.text);
     assert!(page.text.contains("Relay"), "{}", page.text);
     let objection = format!("/console/authorizations/{authorization}/objection");
@@ -471,9 +499,7 @@ async fn a_shipper_objects_in_the_console_and_sees_who_may_see_its_parcel() {
     assert!(seen.text.contains(&authorization), "{}", seen.text);
 
     // Another shipper: the parcel is not reachable, the authorization still visible to it.
-    let mut intruder = Browser::new(&app);
-    intruder.sign_in(&other).await;
-    let theirs = intruder.get(&parties).await;
+    let (_, theirs) = open(&app, &other, &parties).await;
     assert_eq!(theirs.status, StatusCode::NOT_FOUND, "{}", theirs.text);
 }
 
@@ -487,25 +513,11 @@ async fn auditors_get_reports_as_pages_and_downloads_and_the_bundle_verifies() {
     let (_, officer) = app.principal("privacy_officer", "DPO").await;
     let (insurer_id, insurer) = app.partner("Insurer").await;
     let shipment = app.shipment(&shipper, "DHL", "JJD-CONSOLE-4", "DE").await;
-    let r = app
-        .post(
-            "/v1/consents",
-            &shipper,
-            consent_for(&insurer_id, &shipment),
-        )
-        .await;
-    expect(&r, StatusCode::CREATED);
-    let ask = json!({"shipment_id": shipment, "purpose": "insurance_claim",
-                     "data_categories": ["status_events"]});
-    expect(
-        &app.post("/v1/decisions", &insurer, ask).await,
-        StatusCode::OK,
-    );
+    consent(&app, &shipper, &insurer_id, &shipment).await;
+    decide(&app, &[&insurer], &shipment).await;
 
-    let mut browser = Browser::new(&app);
-    browser.sign_in(&officer).await;
     let dsar = "/console/audit/dsar?carrier=DHL&tracking_number=JJD-CONSOLE-4";
-    let page = browser.get(dsar).await;
+    let (mut browser, page) = open(&app, &officer, dsar).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.text);
     assert!(page.text.contains("Insurer"), "{}", page.text);
     assert!(page.text.contains("insurance_claim"), "{}", page.text);
@@ -554,8 +566,6 @@ async fn auditors_get_reports_as_pages_and_downloads_and_the_bundle_verifies() {
     );
 
     // A shipper is refused the record of processing, as on the API.
-    let mut shop = Browser::new(&app);
-    shop.sign_in(&shipper).await;
-    let refused = shop.get(ropa).await;
+    let (_, refused) = open(&app, &shipper, ropa).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use actix_web::http::StatusCode;
 use serde_json::json;
 
-use crate::console::{Browser, Page};
+use crate::console::{open, Browser, Page};
 use crate::helpers::{expect, spawn_app, Backing, TestApp};
 use crate::receiver::{loopback_app, Receiver};
 
@@ -250,6 +250,19 @@ async fn a_form_without_the_sessions_csrf_token_is_refused_and_records_nothing()
     assert_eq!(requests_of(&app, &partner).await.len(), 0);
 }
 
+/// Registers the insurer "Claims Co" (DPA-7) in `country` through the admin's form.
+async fn register_claims_co(browser: &mut Browser, csrf: &str, country: &str) -> Page {
+    let fields = [
+        ("csrf", csrf),
+        ("role", "partner"),
+        ("name", "Claims Co"),
+        ("kind", "insurer"),
+        ("country", country),
+        ("dpa_ref", "DPA-7"),
+    ];
+    browser.post("/console/principals", &fields).await
+}
+
 #[actix_web::test]
 async fn an_admin_registers_a_partner_by_form_and_the_token_shown_once_works_on_the_api() {
     let app = spawn_app().await;
@@ -264,36 +277,12 @@ async fn an_admin_registers_a_partner_by_form_and_the_token_shown_once_works_on_
 
     // A partner without its country: the API's 422, naming the field; nothing recorded.
     let size = app.log_size().await;
-    let r = browser
-        .post(
-            "/console/principals",
-            &[
-                ("csrf", &csrf),
-                ("role", "partner"),
-                ("name", "Claims Co"),
-                ("kind", "insurer"),
-                ("country", ""),
-                ("dpa_ref", "DPA-7"),
-            ],
-        )
-        .await;
+    let r = register_claims_co(&mut browser, &csrf, "").await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
     assert!(r.text.contains("country"), "{}", r.text);
     assert_eq!(app.log_size().await, size, "nothing recorded");
 
-    let created = browser
-        .post(
-            "/console/principals",
-            &[
-                ("csrf", &csrf),
-                ("role", "partner"),
-                ("name", "Claims Co"),
-                ("kind", "insurer"),
-                ("country", "DE"),
-                ("dpa_ref", "DPA-7"),
-            ],
-        )
-        .await;
+    let created = register_claims_co(&mut browser, &csrf, "DE").await;
     assert_eq!(created.status, StatusCode::OK, "{}", created.text);
     assert_eq!(app.log_size().await, size + 1, "one principal recorded");
     let token = element_text(&created, "new-token");
@@ -334,9 +323,7 @@ async fn an_admin_suspends_a_principal_by_form_and_the_api_refuses_its_token() {
     let app = spawn_app().await;
     let (shipper_id, shipper) = app.principal("shipper", "Shop").await;
     expect(&app.get("/v1/me", &shipper).await, StatusCode::OK);
-    let mut browser = Browser::new(&app);
-    browser.sign_in(&app.admin).await;
-    let page = browser.get("/console/principals").await;
+    let (mut browser, page) = open(&app, &app.admin, "/console/principals").await;
     let suspend = format!("/console/principals/{shipper_id}/suspend");
     assert!(page.text.contains(&suspend), "{}", page.text);
 
@@ -491,9 +478,7 @@ async fn a_partner_sees_only_its_own_webhook_endpoints_with_their_delivery_attem
     );
     assert!(!page.text.contains("/theirs"), "{}", page.text);
 
-    let mut others = Browser::new(&app);
-    others.sign_in(&other).await;
-    let page = others.get("/console/webhooks").await;
+    let (_, page) = open(&app, &other, "/console/webhooks").await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.text);
     assert!(page.text.contains(&theirs), "{}", page.text);
     assert!(!page.text.contains(&mine), "{}", page.text);

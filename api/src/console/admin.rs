@@ -8,15 +8,16 @@ use consent_ledger_app::principals::{self, CreatePrincipal, CreatedPrincipal, AD
 use consent_ledger_app::query::path_id;
 use consent_ledger_app::sessions::Session;
 use consent_ledger_app::state::AppState;
-use consent_ledger_app::write::WriteContext;
 use consent_ledger_app::AppError;
-use consent_ledger_domain::values::{PartnerKind, PartnerStatus, PrincipalId, Reason, Role};
+use consent_ledger_domain::values::{PartnerKind, PartnerStatus, PrincipalId, Role};
 use consent_ledger_projections::model::PrincipalView;
 use maud::{html, Markup};
 use serde_json::{json, Value};
 
-use super::pages::{csrf_field, form_write, ok, signed_in, write_context};
-use super::{caller, check_csrf, error_page, field, form_fields, visitor, Visitor};
+use super::pages::{
+    column_heads, csrf_field, ok, or_error_page, post_form, reason_form, signed_in, Posted,
+};
+use super::{caller, error_page, field, visitor, Visitor};
 use crate::body::parse_json;
 use crate::problem::ApiError;
 
@@ -37,9 +38,7 @@ async fn principals_page(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let session = signed_in!(req, state);
-    if let Err(e) = caller(&session).require(ADMINS) {
-        return Ok(error_page(Some(&session), e));
-    }
+    or_error_page!(session, caller(&session).require(ADMINS));
     let mut all: Vec<PrincipalView> = state
         .projector
         .read()
@@ -56,10 +55,7 @@ async fn principals_page(
             (create_form(&session))
             table {
                 caption { "Every principal, oldest first" }
-                thead { tr {
-                    th scope="col" { "Name" } th scope="col" { "Role" } th scope="col" { "Status" }
-                    th scope="col" { "Partner" } th scope="col" { "Id" } th scope="col" { "Actions" }
-                } }
+                (column_heads(&["Name", "Role", "Status", "Partner", "Id", "Actions"]))
                 tbody {
                     @for p in &all {
                         tr {
@@ -81,25 +77,15 @@ async fn principals_page(
 
 /// The forms of one principal's row: suspend (not oneself) or reactivate, rotate its token.
 fn actions(session: &Session, p: &PrincipalView, me: PrincipalId) -> Markup {
-    let id = p.id;
+    let (id, name) = (p.id, p.name.as_str());
+    let to = |action: &str| format!("{BACK}/{id}/{action}");
     html! {
         @if p.status == PartnerStatus::Suspended {
-            form method="post" action=(format!("/console/principals/{id}/reactivate")) {
-                (csrf_field(session))
-                button type="submit" { "Reactivate " (p.name.as_str()) }
-            }
+            (post_form(&to("reactivate"), session, html! {}, &format!("Reactivate {name}"), false))
         } @else if id != me {
-            form method="post" action=(format!("/console/principals/{id}/suspend")) {
-                (csrf_field(session))
-                label for=(format!("{id}-reason")) { "Reason to suspend " (p.name.as_str()) }
-                input id=(format!("{id}-reason")) name="reason" required;
-                button type="submit" class="deny" { "Suspend" }
-            }
+            (reason_form(&to("suspend"), session, &id.to_string(), &format!("Reason to suspend {name}"), "Suspend"))
         }
-        form method="post" action=(format!("/console/principals/{id}/rotate-token")) {
-            (csrf_field(session))
-            button type="submit" { "Rotate the token of " (p.name.as_str()) }
-        }
+        (post_form(&to("rotate-token"), session, html! {}, &format!("Rotate the token of {name}"), false))
     }
 }
 
@@ -154,37 +140,6 @@ fn create_body(fields: &[(String, String)]) -> Value {
     body
 }
 
-/// A form's write whose answer is a page of its own (a token shown once), not a redirect:
-/// the session, the CSRF check and the write context of [`form_write`], then `write`'s page
-/// or its error as a page.
-async fn form_answer<F, Fut>(
-    state: &AppState,
-    req: &HttpRequest,
-    body: &[u8],
-    write: F,
-) -> Result<HttpResponse, ApiError>
-where
-    F: FnOnce(Session, Vec<(String, String)>, WriteContext) -> Fut,
-    Fut: std::future::Future<Output = Result<(String, Markup), AppError>>,
-{
-    let session = match visitor(req, state) {
-        Visitor::Signed(s) => s,
-        Visitor::Anonymous(redirect) => return Ok(redirect),
-    };
-    let fields = match form_fields(body).and_then(|f| check_csrf(&session, &f).map(|()| f)) {
-        Ok(f) => f,
-        Err(e) => return Ok(error_page(Some(&session), e)),
-    };
-    let context = match write_context(req, &session, body) {
-        Ok(c) => c,
-        Err(e) => return Ok(error_page(Some(&session), e)),
-    };
-    match write(session.clone(), fields, context).await {
-        Ok((title, content)) => ok(&title, &session, content),
-        Err(e) => Ok(error_page(Some(&session), e)),
-    }
-}
-
 /// The page that shows a token, this once.
 fn token_shown(whose: &str, issued: &CreatedPrincipal) -> Markup {
     html! {
@@ -201,101 +156,75 @@ fn token_shown(whose: &str, issued: &CreatedPrincipal) -> Markup {
 
 /// Registers a principal: `principals::create`, its token shown once.
 #[post("/console/principals")]
-async fn create(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    let writer = state.clone();
-    form_answer(&state, &req, &body, |session, fields, context| async move {
-        // The role before the fields, as on the API.
-        caller(&session).require(ADMINS)?;
-        let json = serde_json::to_vec(&create_body(&fields)).map_err(AppError::internal)?;
-        let input: CreatePrincipal = parse_json(&json).map_err(|e| e.0)?;
-        let whose = format!("{} ({})", input.name.as_str(), input.role.as_str());
-        let (created, _) = principals::create(&writer, caller(&session), input, context).await?;
-        Ok((
-            "Principal registered".to_owned(),
-            token_shown(&whose, &created),
-        ))
-    })
-    .await
+async fn create(posted: Posted) -> Result<HttpResponse, ApiError> {
+    posted
+        .answer(|form| async move {
+            // The role before the fields, as on the API.
+            caller(&form.session).require(ADMINS)?;
+            let json =
+                serde_json::to_vec(&create_body(&form.fields)).map_err(AppError::internal)?;
+            let input: CreatePrincipal = parse_json(&json).map_err(|e| e.0)?;
+            let whose = format!("{} ({})", input.name.as_str(), input.role.as_str());
+            let (created, _) =
+                principals::create(&form.state, caller(&form.session), input, form.context).await?;
+            Ok((
+                "Principal registered".to_owned(),
+                token_shown(&whose, &created),
+            ))
+        })
+        .await
 }
 
 /// Issues a principal a new token: `principals::rotate_token`, shown once. The old token is
 /// refused from now on, with the sessions it opened.
 #[post("/console/principals/{id}/rotate-token")]
-async fn rotate_token(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    id: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    let writer = state.clone();
+async fn rotate_token(posted: Posted, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    form_answer(&state, &req, &body, |session, _, context| async move {
-        let id: PrincipalId = path_id(&id, "id")?;
-        let whose = writer
-            .projector
-            .read()
-            .principals
-            .get(&id)
-            .map(|p| format!("{} ({})", p.name.as_str(), p.role.as_str()))
-            .unwrap_or_else(|| id.to_string());
-        let (rotated, _) = principals::rotate_token(&writer, caller(&session), id, context).await?;
-        Ok(("Token rotated".to_owned(), token_shown(&whose, &rotated)))
-    })
-    .await
+    posted
+        .answer(|form| async move {
+            let id: PrincipalId = path_id(&id, "id")?;
+            let whose = form
+                .state
+                .projector
+                .read()
+                .principals
+                .get(&id)
+                .map(|p| format!("{} ({})", p.name.as_str(), p.role.as_str()))
+                .unwrap_or_else(|| id.to_string());
+            let (rotated, _) =
+                principals::rotate_token(&form.state, caller(&form.session), id, form.context)
+                    .await?;
+            Ok(("Token rotated".to_owned(), token_shown(&whose, &rotated)))
+        })
+        .await
 }
 
 /// Suspends a principal: `principals::suspend`, with the form's reason.
 #[post("/console/principals/{id}/suspend")]
-async fn suspend(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    id: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    let writer = state.clone();
+async fn suspend(posted: Posted, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    form_write(
-        &state,
-        &req,
-        &body,
-        BACK,
-        |session, fields, context| async move {
-            caller(&session).require(ADMINS)?;
+    posted
+        .redirect(BACK, |form| async move {
+            caller(&form.session).require(ADMINS)?;
             let id: PrincipalId = path_id(&id, "id")?;
-            let reason = Reason::parse(field(&fields, "reason").unwrap_or_default().to_owned())
-                .map_err(|e| AppError::invalid("reason", e.to_string()))?;
-            principals::suspend(&writer, caller(&session), id, reason, context).await?;
+            let reason = form.reason()?;
+            principals::suspend(&form.state, caller(&form.session), id, reason, form.context)
+                .await?;
             Ok(())
-        },
-    )
-    .await
+        })
+        .await
 }
 
 /// Reactivates a suspended principal: `principals::reactivate`.
 #[post("/console/principals/{id}/reactivate")]
-async fn reactivate(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    id: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    let writer = state.clone();
+async fn reactivate(posted: Posted, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    form_write(
-        &state,
-        &req,
-        &body,
-        BACK,
-        |session, _, context| async move {
-            caller(&session).require(ADMINS)?;
+    posted
+        .redirect(BACK, |form| async move {
+            caller(&form.session).require(ADMINS)?;
             let id: PrincipalId = path_id(&id, "id")?;
-            principals::reactivate(&writer, caller(&session), id, context).await?;
+            principals::reactivate(&form.state, caller(&form.session), id, form.context).await?;
             Ok(())
-        },
-    )
-    .await
+        })
+        .await
 }

@@ -12,7 +12,7 @@ use consent_ledger_app::AppError;
 use maud::{html, Markup};
 use serde_json::Value;
 
-use super::pages::signed_in;
+use super::pages::{column_heads, or_error_page, signed_in};
 use super::{caller, error_page, layout, page, visitor, Visitor};
 use crate::problem::ApiError;
 
@@ -45,11 +45,35 @@ fn download(content_type: &str, name: &str, body: String) -> HttpResponse {
         .body(body)
 }
 
+/// A labelled text input of a report's query: its id is its name.
 fn text_field(id: &str, label: &str, placeholder: &str) -> Markup {
     html! {
         div {
             label for=(id) { (label) }
             input id=(id) name=(id) placeholder=(placeholder);
+        }
+    }
+}
+
+/// A report's card: its `title`, the query form of `/console/audit/{report}` with one text
+/// field per `(name, label, placeholder)` and a `button`, then `after` (a hint).
+fn report(
+    title: &str,
+    report: &str,
+    fields: &[(&str, &str, &str)],
+    button: &str,
+    after: Markup,
+) -> Markup {
+    html! {
+        section class="card" {
+            h2 { (title) }
+            form method="get" action=(format!("/console/audit/{report}")) class="filters" {
+                @for (id, label, placeholder) in fields {
+                    (text_field(id, label, placeholder))
+                }
+                button type="submit" { (button) }
+            }
+            (after)
         }
     }
 }
@@ -67,34 +91,23 @@ async fn audit_home(
             "Reports",
             Some(&session),
             html! {
-                section class="card" {
-                    h2 { "A data subject's access report (Art. 15)" }
-                    form method="get" action="/console/audit/dsar" class="filters" {
-                        (text_field("carrier", "Carrier", "DHL"))
-                        (text_field("tracking_number", "Tracking number", ""))
-                        (text_field("recipient_ref", "or recipient reference", ""))
-                        button type="submit" { "Show" }
-                    }
-                }
-                section class="card" {
-                    h2 { "Record of processing (Art. 30)" }
-                    form method="get" action="/console/audit/ropa" class="filters" {
-                        (text_field("from", "From", "2026-01-01T00:00:00Z"))
-                        (text_field("to", "To", "2027-01-01T00:00:00Z"))
-                        button type="submit" { "Show" }
-                    }
-                }
-                section class="card" {
-                    h2 { "Export bundle (verifiable offline)" }
-                    form method="get" action="/console/audit/export" class="filters" {
-                        (text_field("shipment_id", "Shipment id", ""))
-                        (text_field("partner_id", "or partner id", ""))
-                        (text_field("from", "From", ""))
-                        (text_field("to", "To", ""))
-                        button type="submit" { "Download" }
-                    }
+                (report("A data subject's access report (Art. 15)", "dsar", &[
+                    ("carrier", "Carrier", "DHL"),
+                    ("tracking_number", "Tracking number", ""),
+                    ("recipient_ref", "or recipient reference", ""),
+                ], "Show", html! {}))
+                (report("Record of processing (Art. 30)", "ropa", &[
+                    ("from", "From", "2026-01-01T00:00:00Z"),
+                    ("to", "To", "2027-01-01T00:00:00Z"),
+                ], "Show", html! {}))
+                (report("Export bundle (verifiable offline)", "export", &[
+                    ("shipment_id", "Shipment id", ""),
+                    ("partner_id", "or partner id", ""),
+                    ("from", "From", ""),
+                    ("to", "To", ""),
+                ], "Download", html! {
                     p class="hint" { "Verify it with " code { "consent-ledger verify" } " or on the " a href="/console/verify" { "verify page" } "." }
-                }
+                }))
                 p { a href="/console/log" { "The log's signed checkpoint and verifier key" } }
             },
         ),
@@ -107,10 +120,7 @@ async fn dsar(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRespon
     let session = signed_in!(req, state);
     let csv = req.query_string().split('&').any(|p| p == "format=csv");
     let query = with_format(&req, if csv { "csv" } else { "json" });
-    let plan = match dsar_view(&state, caller(&session), &query).await {
-        Ok(plan) => plan,
-        Err(e) => return Ok(error_page(Some(&session), e)),
-    };
+    let plan = or_error_page!(session, dsar_view(&state, caller(&session), &query).await);
     if csv {
         let mut response = crate::routes::gdpr::dsar_stream(state.into_inner(), plan);
         response.headers_mut().insert(
@@ -150,7 +160,7 @@ async fn dsar(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRespon
                     section class="card" {
                         h3 { (r["name"].as_str().unwrap_or_default()) " (" (r["kind"].as_str().unwrap_or_default()) ", " (r["country"].as_str().unwrap_or_default()) ")" }
                         table {
-                            thead { tr { th scope="col" { "When" } th scope="col" { "Purpose" } th scope="col" { "Legal basis" } th scope="col" { "Categories" } th scope="col" { "Chain" } } }
+                            (column_heads(&["When", "Purpose", "Legal basis", "Categories", "Chain"]))
                             tbody {
                                 @for a in r["accesses"].as_array().into_iter().flatten() {
                                     tr {
@@ -207,10 +217,7 @@ async fn ropa(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRespon
     let session = signed_in!(req, state);
     let csv = req.query_string().split('&').any(|p| p == "format=csv");
     let query = with_format(&req, if csv { "csv" } else { "json" });
-    let view = match ropa_view(&state, caller(&session), &query).await {
-        Ok(v) => v,
-        Err(e) => return Ok(error_page(Some(&session), e)),
-    };
+    let view = or_error_page!(session, ropa_view(&state, caller(&session), &query).await);
     if csv {
         return Ok(download(view.content_type, "ropa.csv", view.body));
     }
@@ -224,11 +231,7 @@ async fn ropa(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRespon
             html! {
                 p { "From " (answer["from"].as_str().unwrap_or_default()) " to " (answer["to"].as_str().unwrap_or_default()) " · " a href=(csv_link) download { "Download as CSV" } }
                 table {
-                    thead { tr {
-                        th scope="col" { "Partner" } th scope="col" { "Purposes" } th scope="col" { "Legal bases" }
-                        th scope="col" { "Consents in force" } th scope="col" { "Reads allowed / denied" }
-                        th scope="col" { "DPAs (role, sub-processors)" } th scope="col" { "Carrier authorizations" }
-                    } }
+                    (column_heads(&["Partner", "Purposes", "Legal bases", "Consents in force", "Reads allowed / denied", "DPAs (role, sub-processors)", "Carrier authorizations"]))
                     tbody {
                         @for p in answer["partners"].as_array().into_iter().flatten() {
                             tr {
@@ -284,10 +287,10 @@ async fn export(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResp
 #[get("/console/log")]
 async fn log_page(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let session = signed_in!(req, state);
-    let checkpoint = match consent_ledger_app::checkpoint::latest_checkpoint(&state).await {
-        Ok(c) => c,
-        Err(e) => return Ok(error_page(Some(&session), e)),
-    };
+    let checkpoint = or_error_page!(
+        session,
+        consent_ledger_app::checkpoint::latest_checkpoint(&state).await
+    );
     Ok(page(
         StatusCode::OK,
         layout(

@@ -5,7 +5,10 @@
 use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
-use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use std::future::Future;
+
+use actix_web::dev::Payload;
+use actix_web::{get, post, web, FromRequest, HttpRequest, HttpResponse};
 use consent_ledger_app::auth::Caller;
 use consent_ledger_app::query::{path_id, ListQuery};
 use consent_ledger_app::requests::{self, ApproveRequest};
@@ -18,6 +21,7 @@ use consent_ledger_domain::values::{
     ConsentId, ConsentRequestId, DataCategory, NonEmptySet, Purpose, Reason, Role,
 };
 use consent_ledger_projections::model::ConsentStatus;
+use futures_util::future::LocalBoxFuture;
 use maud::{html, Markup};
 use serde_json::Value;
 
@@ -78,6 +82,17 @@ macro_rules! signed_in {
 }
 pub(crate) use signed_in;
 
+/// The value of a use case's `Result`, or (returned) its error as a page of `session`'s.
+macro_rules! or_error_page {
+    ($session:expr, $result:expr) => {
+        match $result {
+            Ok(value) => value,
+            Err(e) => return Ok(error_page(Some(&$session), e)),
+        }
+    };
+}
+pub(crate) use or_error_page;
+
 pub(crate) fn ok(
     title: &str,
     session: &Session,
@@ -129,8 +144,58 @@ async fn home(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRespon
     )
 }
 
+/// A table's head: one column heading (`scope="col"`) per name, in order.
+pub(crate) fn column_heads(names: &[&str]) -> Markup {
+    html! {
+        thead { tr {
+            @for name in names { th scope="col" { (name) } }
+        } }
+    }
+}
+
+/// The session's CSRF token as a form's hidden field (SPEC §15: every form carries it).
 pub(crate) fn csrf_field(session: &Session) -> Markup {
     html! { input type="hidden" name="csrf" value=(session.csrf); }
+}
+
+/// A required text input `id`, named `name`, with its `<label for>` (SPEC §15: every control
+/// is labelled).
+pub(crate) fn labelled_input(id: &str, name: &str, label: &str) -> Markup {
+    html! {
+        label for=(id) { (label) }
+        input id=(id) name=(name) required;
+    }
+}
+
+/// A form of one write to `action`: the session's CSRF token, `controls`, and a submit
+/// button reading `button` (`class="deny"` when `refusing`, for a refusing or ending write).
+pub(crate) fn post_form(
+    action: &str,
+    session: &Session,
+    controls: Markup,
+    button: &str,
+    refusing: bool,
+) -> Markup {
+    html! {
+        form method="post" action=(action) {
+            (csrf_field(session))
+            (controls)
+            button type="submit" class=[refusing.then_some("deny")] { (button) }
+        }
+    }
+}
+
+/// A refusing form that asks why: a required `reason` labelled `label`, its input's id
+/// `{key}-reason`, and a `deny` button.
+pub(crate) fn reason_form(
+    action: &str,
+    session: &Session,
+    key: &str,
+    label: &str,
+    button: &str,
+) -> Markup {
+    let controls = labelled_input(&format!("{key}-reason"), "reason", label);
+    post_form(action, session, controls, button, true)
 }
 
 pub(crate) fn list(items: &[impl ToString]) -> String {
@@ -148,9 +213,7 @@ async fn requests_page(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let session = signed_in!(req, state);
-    if let Err(e) = caller(&session).require(&[Role::Shipper]) {
-        return Ok(error_page(Some(&session), e));
-    }
+    or_error_page!(session, caller(&session).require(&[Role::Shipper]));
     let q: ListQuery<RequestStatus, ConsentRequestId> = ListQuery {
         partner: None,
         shipper: None,
@@ -192,12 +255,7 @@ async fn requests_page(
                         }
                         button type="submit" { "Approve" }
                     }
-                    form method="post" action=(format!("/console/requests/{id}/deny")) {
-                        (csrf_field(&session))
-                        label for=(format!("{id}-reason")) { "Reason for denying" }
-                        input id=(format!("{id}-reason")) name="reason" required;
-                        button type="submit" class="deny" { "Deny" }
-                    }
+                    (reason_form(&format!("/console/requests/{id}/deny"), &session, &id, "Reason for denying", "Deny"))
                 }
             }
         },
@@ -215,52 +273,121 @@ pub(crate) fn partner_names(state: &AppState) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// A form's write, answered by a redirect to `back` or by its error as a page.
-pub(crate) async fn form_write<F, Fut>(
-    state: &AppState,
-    req: &HttpRequest,
-    body: &[u8],
-    back: &str,
-    write: F,
-) -> Result<HttpResponse, ApiError>
-where
-    F: FnOnce(Session, Vec<(String, String)>, WriteContext) -> Fut,
-    Fut: std::future::Future<Output = Result<(), AppError>>,
-{
-    let session = match visitor(req, state) {
-        Visitor::Signed(s) => s,
-        Visitor::Anonymous(redirect) => return Ok(redirect),
-    };
-    let fields = match form_fields(body).and_then(|f| check_csrf(&session, &f).map(|()| f)) {
-        Ok(f) => f,
-        Err(e) => return Ok(error_page(Some(&session), e)),
-    };
-    let context = match write_context(req, &session, body) {
-        Ok(c) => c,
-        Err(e) => return Ok(error_page(Some(&session), e)),
-    };
-    match write(session.clone(), fields, context).await {
-        Ok(()) => Ok(see_other(back)),
-        Err(e) => Ok(error_page(Some(&session), e)),
+/// What a console form's write is given: the state to write to, the visitor's session, the
+/// form's fields (CSRF already checked) and the write's context.
+pub(crate) struct Form {
+    pub(crate) state: web::Data<AppState>,
+    pub(crate) session: Session,
+    pub(crate) fields: Vec<(String, String)>,
+    pub(crate) context: WriteContext,
+}
+
+impl Form {
+    /// The form's `reason` field as the use cases take it (the API's 422 when it is missing).
+    pub(crate) fn reason(&self) -> Result<Reason, AppError> {
+        Reason::parse(
+            super::field(&self.fields, "reason")
+                .unwrap_or_default()
+                .to_owned(),
+        )
+        .map_err(|e| AppError::invalid("reason", e.to_string()))
+    }
+}
+
+/// A console form's request, as a handler's one argument: the state, the request and its
+/// body (the same extractors a handler would name one by one).
+pub(crate) struct Posted {
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+}
+
+impl FromRequest for Posted {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let state = web::Data::<AppState>::from_request(req, payload);
+        let body = web::Bytes::from_request(req, payload);
+        let req = req.clone();
+        Box::pin(async move {
+            Ok(Posted {
+                state: state.await?,
+                req,
+                body: body.await?,
+            })
+        })
+    }
+}
+
+impl Posted {
+    /// One shape for every console form: the visitor's session (else the redirect to sign
+    /// in), the form's fields behind the session's CSRF token, the write context, then
+    /// `write` — no write runs before the CSRF check. `write`'s value is answered by
+    /// `answer`, its error as a page.
+    async fn run<T, F, Fut>(
+        self,
+        write: F,
+        answer: impl FnOnce(&Session, T) -> Result<HttpResponse, ApiError>,
+    ) -> Result<HttpResponse, ApiError>
+    where
+        F: FnOnce(Form) -> Fut,
+        Fut: Future<Output = Result<T, AppError>>,
+    {
+        let Posted { state, req, body } = self;
+        let session = signed_in!(req, state);
+        let fields = or_error_page!(
+            session,
+            form_fields(&body).and_then(|f| check_csrf(&session, &f).map(|()| f))
+        );
+        let context = or_error_page!(session, write_context(&req, &session, &body));
+        let form = Form {
+            state,
+            session: session.clone(),
+            fields,
+            context,
+        };
+        match write(form).await {
+            Ok(value) => answer(&session, value),
+            Err(e) => Ok(error_page(Some(&session), e)),
+        }
+    }
+
+    /// "POST a form → use case → redirect": the form's write, answered by a redirect to
+    /// `back` or by its error as a page.
+    pub(crate) async fn redirect<F, Fut>(
+        self,
+        back: &str,
+        write: F,
+    ) -> Result<HttpResponse, ApiError>
+    where
+        F: FnOnce(Form) -> Fut,
+        Fut: Future<Output = Result<(), AppError>>,
+    {
+        self.run(write, |_, ()| Ok(see_other(back))).await
+    }
+
+    /// "POST a form → page answer": the form's write whose answer is a page of its own (a
+    /// token shown once), not a redirect; `write` gives the page's title and content.
+    pub(crate) async fn answer<F, Fut>(self, write: F) -> Result<HttpResponse, ApiError>
+    where
+        F: FnOnce(Form) -> Fut,
+        Fut: Future<Output = Result<(String, Markup), AppError>>,
+    {
+        self.run(write, |session, (title, content)| {
+            ok(&title, session, content)
+        })
+        .await
     }
 }
 
 #[post("/console/requests/{id}/approve")]
-async fn approve(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    id: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
+async fn approve(posted: Posted, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id: ConsentRequestId = path_id(&id, "id")?;
-    let writer = state.clone();
-    form_write(
-        &state,
-        &req,
-        &body,
-        "/console/consents",
-        |session, fields, context| async move {
-            let categories: Vec<DataCategory> = fields
+    posted
+        .redirect("/console/consents", |form| async move {
+            let categories: Vec<DataCategory> = form
+                .fields
                 .iter()
                 .filter(|(k, _)| k == "data_categories")
                 .map(|(_, v)| {
@@ -276,36 +403,22 @@ async fn approve(
                 data_categories: Some(data_categories),
                 valid_until: None,
             };
-            requests::approve(&writer, caller(&session), id, input, context).await?;
+            requests::approve(&form.state, caller(&form.session), id, input, form.context).await?;
             Ok(())
-        },
-    )
-    .await
+        })
+        .await
 }
 
 #[post("/console/requests/{id}/deny")]
-async fn deny(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    id: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
+async fn deny(posted: Posted, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id: ConsentRequestId = path_id(&id, "id")?;
-    let writer = state.clone();
-    form_write(
-        &state,
-        &req,
-        &body,
-        "/console/requests",
-        |session, fields, context| async move {
-            let reason = super::field(&fields, "reason").unwrap_or_default();
-            let reason = Reason::parse(reason.to_owned())
-                .map_err(|e| AppError::invalid("reason", e.to_string()))?;
-            requests::deny(&writer, caller(&session), id, reason, context).await?;
+    posted
+        .redirect("/console/requests", |form| async move {
+            let reason = form.reason()?;
+            requests::deny(&form.state, caller(&form.session), id, reason, form.context).await?;
             Ok(())
-        },
-    )
-    .await
+        })
+        .await
 }
 
 fn status_text(s: ConsentStatus) -> &'static str {
@@ -331,9 +444,10 @@ async fn consents_page(
         limit: 200,
         after: None,
     };
-    if let Err(e) = caller(&session).require(&[Role::Shipper, Role::Partner]) {
-        return Ok(error_page(Some(&session), e));
-    }
+    or_error_page!(
+        session,
+        caller(&session).require(&[Role::Shipper, Role::Partner])
+    );
     let found = consents::list(&state, caller(&session), &q);
     let partners = partner_names(&state);
     ok(
@@ -344,7 +458,7 @@ async fn consents_page(
             @else {
                 table {
                     caption { "Consents, oldest first" }
-                    thead { tr { th scope="col" { "Consent" } th scope="col" { "Partner" } th scope="col" { "Purposes" } th scope="col" { "Categories" } th scope="col" { "Status" } } }
+                    (column_heads(&["Consent", "Partner", "Purposes", "Categories", "Status"]))
                     tbody {
                         @for c in &found.items {
                             @let v = &c.consent;
@@ -371,14 +485,8 @@ async fn consent_page(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let session = signed_in!(req, state);
-    let id: ConsentId = match path_id(&id, "id") {
-        Ok(id) => id,
-        Err(e) => return Ok(error_page(Some(&session), e)),
-    };
-    let detail = match consents::get(&state, caller(&session), id).await {
-        Ok(d) => d,
-        Err(e) => return Ok(error_page(Some(&session), e)),
-    };
+    let id: ConsentId = or_error_page!(session, path_id(&id, "id"));
+    let detail = or_error_page!(session, consents::get(&state, caller(&session), id).await);
     let detail = serde_json::to_value(&detail).map_err(AppError::internal)?;
     let may_revoke =
         consents::may_revoke(&state, caller(&session), id).is_ok() && detail["status"] == "active";
@@ -402,8 +510,7 @@ async fn consent_page(
             @if may_revoke {
                 form method="post" action=(format!("/console/consents/{id}/revoke")) class="card" {
                     (csrf_field(&session))
-                    label for="reason" { "Reason for revoking" }
-                    input id="reason" name="reason" required;
+                    (labelled_input("reason", "reason", "Reason for revoking"))
                     button type="submit" class="deny" { "Revoke" }
                 }
             }
@@ -412,29 +519,16 @@ async fn consent_page(
 }
 
 #[post("/console/consents/{id}/revoke")]
-async fn revoke(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    id: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
+async fn revoke(posted: Posted, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id: ConsentId = path_id(&id, "id")?;
     let back = format!("/console/consents/{id}");
-    let writer = state.clone();
-    form_write(
-        &state,
-        &req,
-        &body,
-        &back,
-        |session, fields, context| async move {
-            let reason = super::field(&fields, "reason").unwrap_or_default();
-            let reason = Reason::parse(reason.to_owned())
-                .map_err(|e| AppError::invalid("reason", e.to_string()))?;
-            consents::revoke(&writer, caller(&session), id, reason, context).await?;
+    posted
+        .redirect(&back, |form| async move {
+            let reason = form.reason()?;
+            consents::revoke(&form.state, caller(&form.session), id, reason, form.context).await?;
             Ok(())
-        },
-    )
-    .await
+        })
+        .await
 }
 
 /// The access log (privacy officers, regulators): every §7 filter, a page of decisions, and a
@@ -445,9 +539,10 @@ async fn access_page(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let session = signed_in!(req, state);
-    if let Err(e) = caller(&session).require(&[Role::PrivacyOfficer, Role::Regulator]) {
-        return Ok(error_page(Some(&session), e));
-    }
+    or_error_page!(
+        session,
+        caller(&session).require(&[Role::PrivacyOfficer, Role::Regulator])
+    );
     let asked: Vec<(String, String)> =
         serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
     let kept: Vec<(String, String)> = asked
@@ -460,10 +555,10 @@ async fn access_page(
     query.push(("format".into(), "json".into()));
     query.push(("limit".into(), "500".into()));
     let query = serde_urlencoded::to_string(&query).map_err(AppError::internal)?;
-    let rendered = match gdpr::access_view(&state, caller(&session), &query).await {
-        Ok(r) => r,
-        Err(e) => return Ok(error_page(Some(&session), e)),
-    };
+    let rendered = or_error_page!(
+        session,
+        gdpr::access_view(&state, caller(&session), &query).await
+    );
     let answer: Value = serde_json::from_str(&rendered.body).map_err(AppError::internal)?;
     let items = answer["items"].as_array().cloned().unwrap_or_default();
     let value_of = |name: &str| {
@@ -501,10 +596,7 @@ async fn access_page(
             h2 { "Decisions" }
             p { (items.len()) " shown, oldest first" }
             table {
-                thead { tr {
-                    th scope="col" { "Position" } th scope="col" { "Decided" } th scope="col" { "Outcome" }
-                    th scope="col" { "Partner" } th scope="col" { "Shipment" } th scope="col" { "Purpose" } th scope="col" { "Ground" }
-                } }
+                (column_heads(&["Position", "Decided", "Outcome", "Partner", "Shipment", "Purpose", "Ground"]))
                 tbody {
                     @for a in &items {
                         tr class=(a["outcome"].as_str().unwrap_or_default()) {

@@ -20,13 +20,18 @@ use maud::html;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::pages::{csrf_field, form_write, list, ok, signed_in};
+use super::pages::{
+    column_heads, csrf_field, list, ok, or_error_page, post_form, signed_in, Posted,
+};
 use super::{caller, error_page, field, visitor, Visitor};
 use crate::body::parse_json;
 use crate::problem::ApiError;
 
 /// How many delivery attempts of each endpoint the webhooks page shows.
 const RECENT_ATTEMPTS: u32 = 20;
+
+/// The partner's requests page, where its request forms lead back to.
+const REQUESTS: &str = "/console/consent-requests";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(new_request_page)
@@ -52,9 +57,7 @@ async fn new_request_page(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let session = signed_in!(req, state);
-    if let Err(e) = caller(&session).require(REQUESTERS) {
-        return Ok(error_page(Some(&session), e));
-    }
+    or_error_page!(session, caller(&session).require(REQUESTERS));
     ok(
         "Request consent",
         &session,
@@ -166,27 +169,18 @@ fn submit_body(fields: &[(String, String)]) -> Value {
 
 /// Sends the request: `requests::submit` with the session's caller, as the API route does.
 #[post("/console/consent-requests")]
-async fn submit(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    let writer = state.clone();
-    form_write(
-        &state,
-        &req,
-        &body,
-        "/console/consent-requests",
-        |session, fields, context| async move {
+async fn submit(posted: Posted) -> Result<HttpResponse, ApiError> {
+    posted
+        .redirect(REQUESTS, |form| async move {
             // The role before the fields, as on the API.
-            caller(&session).require(REQUESTERS)?;
-            let json = serde_json::to_vec(&submit_body(&fields)).map_err(AppError::internal)?;
+            caller(&form.session).require(REQUESTERS)?;
+            let json =
+                serde_json::to_vec(&submit_body(&form.fields)).map_err(AppError::internal)?;
             let input: SubmitRequest = parse_json(&json).map_err(|e| e.0)?;
-            requests::submit(&writer, caller(&session), input, context).await?;
+            requests::submit(&form.state, caller(&form.session), input, form.context).await?;
             Ok(())
-        },
-    )
-    .await
+        })
+        .await
 }
 
 fn request_status(s: RequestStatus) -> String {
@@ -200,9 +194,7 @@ async fn requests_page(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let session = signed_in!(req, state);
-    if let Err(e) = caller(&session).require(REQUESTERS) {
-        return Ok(error_page(Some(&session), e));
-    }
+    or_error_page!(session, caller(&session).require(REQUESTERS));
     let q: ListQuery<RequestStatus, ConsentRequestId> = ListQuery {
         partner: None,
         shipper: None,
@@ -221,11 +213,7 @@ async fn requests_page(
             } @else {
                 table {
                     caption { "Your requests, oldest first" }
-                    thead { tr {
-                        th scope="col" { "Request" } th scope="col" { "Shipper" } th scope="col" { "Purposes" }
-                        th scope="col" { "Categories" } th scope="col" { "Legal basis" } th scope="col" { "Submitted" }
-                        th scope="col" { "Status" } th scope="col" { "Answer" }
-                    } }
+                    (column_heads(&["Request", "Shipper", "Purposes", "Categories", "Legal basis", "Submitted", "Status", "Answer"]))
                     tbody {
                         @for r in &found.items {
                             @let v = &r.request;
@@ -244,10 +232,7 @@ async fn requests_page(
                                         (reason.as_str())
                                     } @else if r.status_now == RequestStatus::Pending {
                                         "expires " (v.expires_at.format("%Y-%m-%d %H:%M UTC"))
-                                        form method="post" action=(format!("/console/consent-requests/{}/withdraw", v.id)) {
-                                            (csrf_field(&session))
-                                            button type="submit" class="deny" { "Withdraw" }
-                                        }
+                                        (post_form(&format!("{REQUESTS}/{}/withdraw", v.id), &session, html! {}, "Withdraw", true))
                                     }
                                 }
                             }
@@ -261,26 +246,15 @@ async fn requests_page(
 
 /// Withdraws a pending request (the partner who asked): `requests::withdraw`.
 #[post("/console/consent-requests/{id}/withdraw")]
-async fn withdraw(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    id: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    let writer = state.clone();
+async fn withdraw(posted: Posted, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    form_write(
-        &state,
-        &req,
-        &body,
-        "/console/consent-requests",
-        |session, _, context| async move {
+    posted
+        .redirect(REQUESTS, |form| async move {
             let id: ConsentRequestId = path_id(&id, "id")?;
-            requests::withdraw(&writer, caller(&session), id, context).await?;
+            requests::withdraw(&form.state, caller(&form.session), id, form.context).await?;
             Ok(())
-        },
-    )
-    .await
+        })
+        .await
 }
 
 /// The caller's tracking subscriptions (`GET /v1/subscriptions`'s use case).
@@ -290,10 +264,7 @@ async fn subscriptions_page(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let session = signed_in!(req, state);
-    let found = match subscriptions::list(&state, caller(&session), None) {
-        Ok(found) => found,
-        Err(e) => return Ok(error_page(Some(&session), e)),
-    };
+    let found = or_error_page!(session, subscriptions::list(&state, caller(&session), None));
     ok(
         "Subscriptions",
         &session,
@@ -304,10 +275,7 @@ async fn subscriptions_page(
             } @else {
                 table {
                     caption { "Your tracking subscriptions" }
-                    thead { tr {
-                        th scope="col" { "Subscription" } th scope="col" { "Purpose" } th scope="col" { "Categories" }
-                        th scope="col" { "Scope" } th scope="col" { "Status" } th scope="col" { "Created" }
-                    } }
+                    (column_heads(&["Subscription", "Purpose", "Categories", "Scope", "Status", "Created"]))
                     tbody {
                         @for s in &found.items {
                             tr {
@@ -348,23 +316,16 @@ async fn webhooks_page(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let session = signed_in!(req, state);
-    if let Err(e) = caller(&session).require(MANAGERS) {
-        return Ok(error_page(Some(&session), e));
-    }
-    let found = match endpoints::list(&state, caller(&session), None) {
-        Ok(found) => found,
-        Err(e) => return Ok(error_page(Some(&session), e)),
-    };
+    or_error_page!(session, caller(&session).require(MANAGERS));
+    let found = or_error_page!(session, endpoints::list(&state, caller(&session), None));
     let mut shown = Vec::with_capacity(found.items.len());
     for endpoint in found.items {
         let page = DeliveryPage {
             cursor: None,
             limit: Some(RECENT_ATTEMPTS),
         };
-        match endpoints::deliveries(&state, caller(&session), endpoint.id, page).await {
-            Ok(attempts) => shown.push((endpoint, attempts)),
-            Err(e) => return Ok(error_page(Some(&session), e)),
-        }
+        let attempts = endpoints::deliveries(&state, caller(&session), endpoint.id, page).await;
+        shown.push((endpoint, or_error_page!(session, attempts)));
     }
     ok(
         "Webhook endpoints",
@@ -392,11 +353,7 @@ async fn webhooks_page(
                     } @else {
                         table {
                             caption { "Recent delivery attempts, newest first" }
-                            thead { tr {
-                                th scope="col" { "Attempted" } th scope="col" { "Message" } th scope="col" { "Type" }
-                                th scope="col" { "Attempt" } th scope="col" { "Answer" } th scope="col" { "Latency" }
-                                th scope="col" { "Message state" } th scope="col" { "Next attempt" }
-                            } }
+                            (column_heads(&["Attempted", "Message", "Type", "Attempt", "Answer", "Latency", "Message state", "Next attempt"]))
                             tbody {
                                 @for a in &attempts.items {
                                     tr {

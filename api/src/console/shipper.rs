@@ -9,12 +9,17 @@ use consent_ledger_app::query::path_id;
 use consent_ledger_app::shipments;
 use consent_ledger_app::state::AppState;
 use consent_ledger_app::AppError;
-use consent_ledger_domain::values::{AuthorizationId, Reason, Role, ShipmentId};
+use consent_ledger_domain::values::{AuthorizationId, Role, ShipmentId};
 use maud::html;
 
-use super::pages::{csrf_field, form_write, list, ok, partner_names, signed_in};
-use super::{caller, error_page, field, visitor, Visitor};
+use super::pages::{
+    list, ok, or_error_page, partner_names, post_form, reason_form, signed_in, Posted,
+};
+use super::{caller, error_page, visitor, Visitor};
 use crate::problem::ApiError;
+
+/// Where a shipper's objection forms lead back to.
+const BACK: &str = "/console/authorizations";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(authorizations_page)
@@ -30,10 +35,10 @@ async fn authorizations_page(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let session = signed_in!(req, state);
-    let found = match authorizations::list(&state, caller(&session), ListFilter::default()) {
-        Ok(found) => found,
-        Err(e) => return Ok(error_page(Some(&session), e)),
-    };
+    let found = or_error_page!(
+        session,
+        authorizations::list(&state, caller(&session), ListFilter::default())
+    );
     let partners = partner_names(&state);
     let shipper = (session.caller.role == Role::Shipper).then(|| session.caller.id.as_shipper());
     ok(
@@ -58,17 +63,9 @@ async fn authorizations_page(
                     @if let Some(me) = shipper {
                         @if a.objected_by(me) {
                             p class="problem" { "You object to this authorization." }
-                            form method="post" action=(format!("/console/authorizations/{id}/withdraw")) {
-                                (csrf_field(&session))
-                                button type="submit" { "Withdraw my objection" }
-                            }
+                            (post_form(&format!("/console/authorizations/{id}/withdraw"), &session, html! {}, "Withdraw my objection", false))
                         } @else if a.revoked_at.is_none() {
-                            form method="post" action=(format!("/console/authorizations/{id}/objection")) {
-                                (csrf_field(&session))
-                                label for=(format!("{id}-reason")) { "Why you object" }
-                                input id=(format!("{id}-reason")) name="reason" required;
-                                button type="submit" class="deny" { "Object" }
-                            }
+                            (reason_form(&format!("/console/authorizations/{id}/objection"), &session, &id, "Why you object", "Object"))
                         }
                     }
                 }
@@ -77,50 +74,37 @@ async fn authorizations_page(
     )
 }
 
+/// A shipper objects to an authorization (Art. 21): `authorizations::object`, with the form's
+/// reason.
 #[post("/console/authorizations/{id}/objection")]
-async fn object(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    id: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
+async fn object(posted: Posted, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id: AuthorizationId = path_id(&id, "id")?;
-    let writer = state.clone();
-    form_write(
-        &state,
-        &req,
-        &body,
-        "/console/authorizations",
-        |session, fields, context| async move {
-            let reason = Reason::parse(field(&fields, "reason").unwrap_or_default().to_owned())
-                .map_err(|e| AppError::invalid("reason", e.to_string()))?;
-            authorizations::object(&writer, caller(&session), id, reason, context).await?;
+    posted
+        .redirect(BACK, |form| async move {
+            let reason = form.reason()?;
+            authorizations::object(&form.state, caller(&form.session), id, reason, form.context)
+                .await?;
             Ok(())
-        },
-    )
-    .await
+        })
+        .await
 }
 
+/// A shipper withdraws its objection: `authorizations::withdraw_objection`.
 #[post("/console/authorizations/{id}/withdraw")]
-async fn withdraw(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    id: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
+async fn withdraw(posted: Posted, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id: AuthorizationId = path_id(&id, "id")?;
-    let writer = state.clone();
-    form_write(
-        &state,
-        &req,
-        &body,
-        "/console/authorizations",
-        |session, _, context| async move {
-            authorizations::withdraw_objection(&writer, caller(&session), id, context).await?;
+    posted
+        .redirect(BACK, |form| async move {
+            authorizations::withdraw_objection(
+                &form.state,
+                caller(&form.session),
+                id,
+                form.context,
+            )
+            .await?;
             Ok(())
-        },
-    )
-    .await
+        })
+        .await
 }
 
 /// Who may see a parcel, now or as of a time: the consented parties and the authorized
@@ -151,10 +135,7 @@ async fn parties_page(
                     .transpose()?;
                 shipments::authorized_parties(&state, caller(&session), id, as_of)
             });
-            match found {
-                Ok(found) => Some(found),
-                Err(e) => return Ok(error_page(Some(&session), e)),
-            }
+            Some(or_error_page!(session, found))
         }
     };
     let partners = partner_names(&state);
