@@ -47,9 +47,21 @@ async fn sign_out(b: &Browser) {
     b.wait_text("main h1", "Sign in").await;
 }
 
-/// Keeps a screenshot of the page when asked to (`CONSENT_LEDGER_SCREENSHOTS`); checks it is a
-/// PNG either way.
+/// A role's main page: every form control on it has a label (SPEC §15: accessible), and a
+/// screenshot is kept when asked for (`CONSENT_LEDGER_SCREENSHOTS`), checked to be a PNG either
+/// way.
 async fn screenshot(b: &Browser, name: &str) {
+    let unlabelled = b
+        .run(
+            "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')] \
+               .filter(e => e.labels.length === 0).map(e => e.id || e.name);",
+        )
+        .await;
+    assert_eq!(
+        unlabelled,
+        json!([]),
+        "controls without a label on {name}'s page"
+    );
     let png = b.screenshot().await;
     assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
     if let Ok(dir) = std::env::var("CONSENT_LEDGER_SCREENSHOTS") {
@@ -75,9 +87,14 @@ async fn roles_sign_in_a_shipper_approves_by_clicking_and_forms_need_their_token
     )
     .await;
 
-    // The partner's home.
+    // The partner's home, and the admin's principals.
     sign_in(&b, &app, &partner).await;
     screenshot(&b, "partner").await;
+    sign_out(&b).await;
+    sign_in(&b, &app, &app.admin).await;
+    b.click("nav a[href='/console/principals']").await;
+    b.wait_text("main", "Claims Insurer").await;
+    screenshot(&b, "admin").await;
     sign_out(&b).await;
 
     // The shipper answers by clicking: proof_of_delivery unticked, then Approve.

@@ -569,3 +569,72 @@ async fn auditors_get_reports_as_pages_and_downloads_and_the_bundle_verifies() {
     let (_, refused) = open(&app, &shipper, ropa).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
 }
+
+#[actix_web::test]
+async fn a_shipper_grants_a_consent_by_form_and_the_partner_holds_it() {
+    let app = spawn_app().await;
+    let (_, shipper) = app.principal("shipper", "Shop").await;
+    let (partner_id, partner) = app.partner("Insurer").await;
+    let shipment = app.shipment(&shipper, "DHL", "JJD-CONSOLE-5", "DE").await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&shipper).await;
+    let listed = browser.get("/console/consents").await;
+    assert!(listed.text.contains("/console/grant"), "{}", listed.text);
+    let form = browser.get("/console/grant").await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.text);
+    assert!(
+        form.text.contains("Insurer"),
+        "the partner directory: {}",
+        form.text
+    );
+    let fields = |csrf: &str| {
+        vec![
+            ("csrf".to_owned(), csrf.to_owned()),
+            ("partner_id".to_owned(), partner_id.clone()),
+            ("shipment_ids".to_owned(), shipment.clone()),
+            ("purposes".to_owned(), "insurance_claim".to_owned()),
+            ("data_categories".to_owned(), "status_events".to_owned()),
+            ("data_categories".to_owned(), "location".to_owned()),
+            ("legal_basis".to_owned(), "consent".to_owned()),
+            ("valid_until".to_owned(), "2027-03-01T00:00".to_owned()),
+        ]
+    };
+
+    // No purpose ticked: the API's own error, naming the field; nothing recorded.
+    let size = app.log_size().await;
+    let mut missing = fields(&form.csrf());
+    missing.retain(|(k, _)| k != "purposes");
+    let pairs: Vec<(&str, &str)> = missing
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let r = browser.post("/console/grant", &pairs).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert!(r.text.contains("purposes"), "{}", r.text);
+    assert_eq!(app.log_size().await, size, "nothing recorded");
+
+    let all = fields(&form.csrf());
+    let pairs: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let r = browser.post("/console/grant", &pairs).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    let held = app
+        .get(&format!("/v1/consents?partner_id={partner_id}"), &partner)
+        .await;
+    let items = expect(&held, StatusCode::OK)["items"].clone();
+    assert_eq!(items.as_array().map(Vec::len), Some(1), "{items}");
+    assert_eq!(items[0]["scope"]["shipment_ids"], json!([shipment]));
+    assert_eq!(
+        items[0]["data_categories"],
+        json!(["status_events", "location"])
+    );
+    assert_eq!(items[0]["valid_until"], "2027-03-01T00:00:00Z");
+    let ask = json!({"shipment_id": shipment, "purpose": "insurance_claim",
+                     "data_categories": ["location"]});
+    let allowed = app.post("/v1/decisions", &partner, ask).await;
+    assert_eq!(expect(&allowed, StatusCode::OK)["allowed"], true);
+    // A partner has no grant form.
+    let mut other = Browser::new(&app);
+    other.sign_in(&partner).await;
+    let refused = other.get("/console/grant").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+}

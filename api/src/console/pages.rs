@@ -454,6 +454,9 @@ async fn consents_page(
         "Consents",
         &session,
         html! {
+            @if session.caller.role == Role::Shipper {
+                p { a href="/console/grant" { "Grant a consent" } }
+            }
             @if found.items.is_empty() { p { "No consent yet." } }
             @else {
                 table {

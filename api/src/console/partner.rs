@@ -16,7 +16,7 @@ use consent_ledger_app::AppError;
 use consent_ledger_domain::request::RequestStatus;
 use consent_ledger_domain::subscription::SubscriptionScope;
 use consent_ledger_domain::values::{ConsentRequestId, DataCategory, LegalBasis, Purpose};
-use maud::html;
+use maud::{html, Markup};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -70,41 +70,7 @@ async fn new_request_page(
                 input id="shipper_id" name="shipper_id" required spellcheck="false" autocomplete="off"
                     aria-describedby="shipper_id-hint";
                 p class="hint" id="shipper_id-hint" { "The shipper's id in the ledger (a UUID the shipper or the carrier gives you)." }
-                fieldset {
-                    legend { "Scope: every shipment of this shipper, present and future, optionally only" }
-                    label for="carriers" { "Of these carriers" }
-                    input id="carriers" name="carriers" spellcheck="false" aria-describedby="carriers-hint";
-                    label for="destination_countries" { "To these destination countries" }
-                    input id="destination_countries" name="destination_countries" spellcheck="false"
-                        aria-describedby="carriers-hint";
-                    p class="hint" id="carriers-hint" { "Separated by commas or spaces (DHL, UPS; DE, FR). Empty: all." }
-                }
-                fieldset {
-                    legend { "Purposes" }
-                    @for p in Purpose::ALL {
-                        @let id = format!("purpose-{p}");
-                        span { input type="checkbox" id=(id) name="purposes" value=(p.as_str());
-                            label for=(id) { (p.as_str().replace('_', " ")) } }
-                    }
-                }
-                fieldset {
-                    legend { "Data categories" }
-                    @for c in DataCategory::ALL {
-                        @let id = format!("category-{c}");
-                        span { input type="checkbox" id=(id) name="data_categories" value=(c.as_str());
-                            label for=(id) { (c.as_str().replace('_', " ")) } }
-                    }
-                }
-                label for="legal_basis" { "Legal basis (GDPR Art. 6)" }
-                select id="legal_basis" name="legal_basis" required {
-                    @for b in LegalBasis::ALL {
-                        option value=(b.as_str()) { (b.as_str().replace('_', " ")) }
-                    }
-                }
-                label for="dpa_ref" { "DPA reference (optional)" }
-                input id="dpa_ref" name="dpa_ref" autocomplete="off";
-                label for="valid_until" { "Valid until (optional, UTC)" }
-                input id="valid_until" name="valid_until" type="datetime-local";
+                (terms_fieldsets(false))
                 label for="justification" { "Why you ask (the shipper reads this)" }
                 textarea id="justification" name="justification" rows="3" cols="60" required {}
                 button type="submit" { "Send the request" }
@@ -133,8 +99,57 @@ fn form_time(value: &str) -> String {
         .unwrap_or_else(|| value.to_owned())
 }
 
-/// The JSON body of `POST /v1/consent-requests` this form stands for.
-fn submit_body(fields: &[(String, String)]) -> Value {
+/// The fields of a consent's terms, as the request form and the shipper's grant form ask
+/// them: the scope (a shipper's every shipment, optionally only some carriers and destination
+/// countries; with `shipments`, or the shipments listed), purposes, categories, legal basis,
+/// DPA reference and end.
+pub(crate) fn terms_fieldsets(shipments: bool) -> Markup {
+    html! {
+        fieldset {
+            legend { "Scope: every shipment of this shipper, present and future, optionally only" }
+            label for="carriers" { "Of these carriers" }
+            input id="carriers" name="carriers" spellcheck="false" aria-describedby="carriers-hint";
+            label for="destination_countries" { "To these destination countries" }
+            input id="destination_countries" name="destination_countries" spellcheck="false"
+                aria-describedby="carriers-hint";
+            p class="hint" id="carriers-hint" { "Separated by commas or spaces (DHL, UPS; DE, FR). Empty: all." }
+            @if shipments {
+                label for="shipment_ids" { "Or only these shipments (ids)" }
+                input id="shipment_ids" name="shipment_ids" spellcheck="false" aria-describedby="carriers-hint";
+            }
+        }
+        fieldset {
+            legend { "Purposes" }
+            @for p in Purpose::ALL {
+                @let id = format!("purpose-{p}");
+                span { input type="checkbox" id=(id) name="purposes" value=(p.as_str());
+                    label for=(id) { (p.as_str().replace('_', " ")) } }
+            }
+        }
+        fieldset {
+            legend { "Data categories" }
+            @for c in DataCategory::ALL {
+                @let id = format!("category-{c}");
+                span { input type="checkbox" id=(id) name="data_categories" value=(c.as_str());
+                    label for=(id) { (c.as_str().replace('_', " ")) } }
+            }
+        }
+        label for="legal_basis" { "Legal basis (GDPR Art. 6)" }
+        select id="legal_basis" name="legal_basis" required {
+            @for b in LegalBasis::ALL {
+                option value=(b.as_str()) { (b.as_str().replace('_', " ")) }
+            }
+        }
+        label for="dpa_ref" { "DPA reference (optional)" }
+        input id="dpa_ref" name="dpa_ref" autocomplete="off";
+        label for="valid_until" { "Valid until (optional, UTC)" }
+        input id="valid_until" name="valid_until" type="datetime-local";
+    }
+}
+
+/// The JSON of the terms [`terms_fieldsets`] asks, plus `names`' text fields, as the API's
+/// body takes them (its parser then names any field that is wrong).
+pub(crate) fn terms_body(fields: &[(String, String)], names: &[&str]) -> Value {
     let all = |name: &str| {
         fields
             .iter()
@@ -143,21 +158,28 @@ fn submit_body(fields: &[(String, String)]) -> Value {
             .collect::<Vec<_>>()
     };
     let text = |name: &str| field(fields, name).map(str::trim).unwrap_or_default();
-    let mut scope = json!({ "type": "shipper" });
-    for name in ["carriers", "destination_countries"] {
-        let listed = words(fields, name);
-        if !listed.is_empty() {
-            scope[name] = Value::Array(listed);
+    let listed = words(fields, "shipment_ids");
+    let scope = if listed.is_empty() {
+        let mut scope = json!({ "type": "shipper" });
+        for name in ["carriers", "destination_countries"] {
+            let listed = words(fields, name);
+            if !listed.is_empty() {
+                scope[name] = Value::Array(listed);
+            }
         }
-    }
+        scope
+    } else {
+        json!({ "type": "shipments", "shipment_ids": listed })
+    };
     let mut body = json!({
-        "shipper_id": text("shipper_id"),
         "scope": scope,
         "purposes": all("purposes"),
         "data_categories": all("data_categories"),
         "legal_basis": text("legal_basis"),
-        "justification": text("justification"),
     });
+    for name in names {
+        body[*name] = text(name).into();
+    }
     if !text("dpa_ref").is_empty() {
         body["dpa_ref"] = text("dpa_ref").into();
     }
@@ -175,7 +197,8 @@ async fn submit(posted: Posted) -> Result<HttpResponse, ApiError> {
             // The role before the fields, as on the API.
             caller(&form.session).require(REQUESTERS)?;
             let json =
-                serde_json::to_vec(&submit_body(&form.fields)).map_err(AppError::internal)?;
+                serde_json::to_vec(&terms_body(&form.fields, &["shipper_id", "justification"]))
+                    .map_err(AppError::internal)?;
             let input: SubmitRequest = parse_json(&json).map_err(|e| e.0)?;
             requests::submit(&form.state, caller(&form.session), input, form.context).await?;
             Ok(())

@@ -5,6 +5,7 @@
 
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use consent_ledger_app::authorizations::{self, ListFilter};
+use consent_ledger_app::consents::{self, GrantConsent};
 use consent_ledger_app::query::path_id;
 use consent_ledger_app::shipments;
 use consent_ledger_app::state::AppState;
@@ -13,9 +14,11 @@ use consent_ledger_domain::values::{AuthorizationId, Role, ShipmentId};
 use maud::html;
 
 use super::pages::{
-    list, ok, or_error_page, partner_names, post_form, reason_form, signed_in, Posted,
+    csrf_field, list, ok, or_error_page, partner_names, post_form, reason_form, signed_in, Posted,
 };
+use super::partner::{terms_body, terms_fieldsets};
 use super::{caller, error_page, visitor, Visitor};
+use crate::body::parse_json;
 use crate::problem::ApiError;
 
 /// Where a shipper's objection forms lead back to.
@@ -25,7 +28,58 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(authorizations_page)
         .service(object)
         .service(withdraw)
-        .service(parties_page);
+        .service(parties_page)
+        .service(grant_page)
+        .service(grant);
+}
+
+/// Where a shipper's grant form leads.
+const CONSENTS: &str = "/console/consents";
+
+/// The shipper's form to grant a consent of its own accord: the fields of `POST /v1/consents`.
+#[get("/console/grant")]
+async fn grant_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let session = signed_in!(req, state);
+    or_error_page!(session, caller(&session).require(consents::GRANTORS));
+    let partners = or_error_page!(
+        session,
+        consent_ledger_app::principals::partners(&state, caller(&session))
+    );
+    ok(
+        "Grant a consent",
+        &session,
+        html! {
+            form method="post" action="/console/grant" class="card" {
+                (csrf_field(&session))
+                label for="partner_id" { "Partner" }
+                select id="partner_id" name="partner_id" required {
+                    @for p in &partners {
+                        option value=(p.id.to_string()) { (p.name.to_string()) }
+                    }
+                }
+                (terms_fieldsets(true))
+                button type="submit" { "Grant" }
+            }
+        },
+    )
+}
+
+/// Grants it: `consents::grant` with the session's caller, as the API route does.
+#[post("/console/grant")]
+async fn grant(posted: Posted) -> Result<HttpResponse, ApiError> {
+    posted
+        .redirect(CONSENTS, |form| async move {
+            caller(&form.session).require(consents::GRANTORS)?;
+            let json = serde_json::to_vec(&terms_body(&form.fields, &["partner_id"]))
+                .map_err(AppError::internal)?;
+            let input: GrantConsent = parse_json(&json).map_err(|e| e.0)?;
+            consents::grant(&form.state, caller(&form.session), input, form.context).await?;
+            Ok(())
+        })
+        .await
 }
 
 /// The authorizations the visitor may see; a shipper's with its objection forms.
