@@ -467,6 +467,20 @@ pub(crate) fn load(
     count: usize,
     body: Requests,
 ) -> anyhow::Result<Figures> {
+    load_as(urls, connections, count, body, |token| {
+        ("Authorization", format!("Bearer {token}"))
+    })
+}
+
+/// [`load`], each request's token sent as the header `credential` makes of it (a bearer token,
+/// or a console session's cookie).
+pub(crate) fn load_as(
+    urls: &[String],
+    connections: usize,
+    count: usize,
+    body: Requests,
+    credential: fn(&str) -> (&'static str, String),
+) -> anyhow::Result<Figures> {
     let urls = urls.to_vec();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
@@ -495,7 +509,7 @@ pub(crate) fn load(
                         let (path, token, json) = body(i);
                         let t = Instant::now();
                         let url = format!("{url}{path}");
-                        let auth = ("Authorization", format!("Bearer {token}"));
+                        let auth = credential(&token);
                         let mut res = if json.is_null() {
                             client.get(url).insert_header(auth).send().await
                         } else {

@@ -44,6 +44,7 @@ use uuid::Uuid;
 use clap::Parser;
 use consent_ledger_app::state::StoreOptions;
 
+mod console;
 mod decisions;
 mod erasure;
 mod fanout;
@@ -140,6 +141,9 @@ enum BenchCommand {
     /// parcel, each a recorded decision and a queued message (recorded deliveries per second),
     /// then delivered to a loopback receiver; the plain decision rate beside it.
     Fanout(crate::fanout::FanoutArgs),
+    /// The console's pages (SPEC §15): the access log as a page beside the API's JSON of the
+    /// same rows, a page's own overhead, and the harness's ceiling.
+    Console(crate::console::ConsoleArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -184,6 +188,12 @@ async fn run(cmd: BenchCommand, options: &StoreOptions) -> anyhow::Result<()> {
         BenchCommand::Webhooks(args) => {
             let scratch = Scratch::new(args.dir.clone(), options)?;
             let result = crate::webhooks::webhooks(args, &scratch).await;
+            scratch.remove().await;
+            result
+        }
+        BenchCommand::Console(args) => {
+            let scratch = Scratch::new(args.dir.clone(), options)?;
+            let result = crate::console::console(args, &scratch).await;
             scratch.remove().await;
             result
         }

@@ -104,8 +104,49 @@ fn write_to(tmp: &Path, path: &Path, frozen: Frozen, last: Option<LastEvent>) ->
     Ok(())
 }
 
-/// Reads a snapshot; `None` when there is none.
+/// Removes the temporary copies of the snapshot at `path` that a writer killed mid-write left
+/// beside it (`<name>.tmp.<pid>.<n>`, of a process no longer running): they hold a model as it
+/// was, perhaps with what an erasure removed since (SPEC §12). A live writer's copy — another
+/// process on the same directory — is left alone. Returns how many were removed.
+pub(crate) fn remove_stale_temporaries(path: &Path) -> usize {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_stem().and_then(|n| n.to_str())) else {
+        return 0;
+    };
+    let prefix = format!("{name}.tmp.");
+    let Ok(entries) = fs::read_dir(if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    }) else {
+        return 0;
+    };
+    let own = std::process::id();
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .and_then(|rest| rest.split('.').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let running = pid == own || Path::new(&format!("/proc/{pid}")).exists();
+        if !running && fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// Reads a snapshot; `None` when there is none. Stale temporary copies beside it are removed
+/// first ([`remove_stale_temporaries`]).
 pub(crate) fn read(path: &Path) -> io::Result<Option<(ReadModel, Option<LastEvent>)>> {
+    let stale = remove_stale_temporaries(path);
+    if stale > 0 {
+        tracing::info!(stale, "removed snapshot copies a killed writer left");
+    }
     let file = match fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -132,4 +173,27 @@ pub(crate) fn read(path: &Path) -> io::Result<Option<(ReadModel, Option<LastEven
         ReadModel::from_views(header.views, access),
         header.last,
     )))
+}
+
+#[cfg(test)]
+mod stale_tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_writers_temporary_copy_is_removed_and_a_live_ones_kept() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("projections.snapshot");
+        // No process has pid 4,000,000,000 (Linux pids stay below 2^22).
+        let dead = dir.path().join("projections.tmp.4000000000.3");
+        let live = dir
+            .path()
+            .join(format!("projections.tmp.{}.1", std::process::id()));
+        let other = dir.path().join("ledger.db");
+        for f in [&dead, &live, &other] {
+            fs::write(f, b"x").expect("write");
+        }
+        assert_eq!(remove_stale_temporaries(&path), 1);
+        assert!(!dead.exists());
+        assert!(live.exists() && other.exists());
+    }
 }

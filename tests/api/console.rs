@@ -638,3 +638,42 @@ async fn a_shipper_grants_a_consent_by_form_and_the_partner_holds_it() {
     let refused = other.get("/console/grant").await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
 }
+
+/// Sessions live in the node's memory: a restart signs the browser out (its cookie leads to
+/// sign-in, nothing else), and signing in again works on the restarted node, whose consents are
+/// all there.
+#[actix_web::test]
+async fn a_restart_signs_the_browser_out_and_signing_in_again_works() {
+    let app = spawn_app().await;
+    let (_, shipper) = app.principal("shipper", "Shop").await;
+    let (partner_id, _) = app.partner("Insurer").await;
+    let shipment = app.shipment(&shipper, "DHL", "JJD-CONSOLE-6", "DE").await;
+    let r = app
+        .post(
+            "/v1/consents",
+            &shipper,
+            consent_for(&partner_id, &shipment),
+        )
+        .await;
+    let consent = expect(&r, StatusCode::CREATED)["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&shipper).await;
+    let (backing, clock, admin) = app.stop().await;
+    let app = crate::helpers::spawn_app_in(backing, clock, Some(admin)).await;
+    browser.base = format!("http://{}", app.socket_address());
+    let page = browser.get("/console/consents").await;
+    assert_eq!(
+        page.location.as_deref(),
+        Some("/console/sign-in"),
+        "{}",
+        page.text
+    );
+    assert!(!page.text.contains(&consent), "{}", page.text);
+    browser.sign_in(&shipper).await;
+    let page = browser.get("/console/consents").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains(&consent), "{}", page.text);
+}
