@@ -35,8 +35,18 @@ pub struct ConsoleArgs {
     pub dir: Option<PathBuf>,
 }
 
-/// Signs in through the console's form as `token`; the session cookie's value.
-async fn sign_in(url: &str, token: &str) -> anyhow::Result<String> {
+/// Signs in through the console's form as `token`; the session cookie's value. On a thread
+/// of its own with an actix system, as awc needs (the load generator does the same).
+fn sign_in(url: &str, token: &str) -> anyhow::Result<String> {
+    let (url, token) = (url.to_owned(), token.to_owned());
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move { sign_in_here(&url, &token).await })
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("the sign-in thread panicked"))?
+}
+
+async fn sign_in_here(url: &str, token: &str) -> anyhow::Result<String> {
     let client = awc::Client::builder()
         .disable_redirects()
         .timeout(Duration::from_secs(30))
@@ -98,7 +108,7 @@ pub(crate) async fn console(args: ConsoleArgs, scratch: &Scratch) -> anyhow::Res
         single_decisions(f.partner_tokens.clone(), f.shipments.clone()),
     )?;
     let officer = register_principal(&f.state, Role::PrivacyOfficer, "DPO", None).await?;
-    let session = sign_in(&f.url, &officer.token).await?;
+    let session = sign_in(&f.url, &officer.token)?;
     // One call first, so that the audit projection has caught up before anything is timed.
     load(
         &urls,
