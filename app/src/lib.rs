@@ -44,6 +44,7 @@ pub mod audit_log;
 pub mod auth;
 pub mod authorizations;
 pub mod background;
+pub mod caller;
 pub mod checkpoint;
 pub mod consents;
 pub mod decide;

@@ -8,7 +8,6 @@
 //! console sticks to one node. They end after [`IDLE`] without a request and at [`LIFETIME`].
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -16,9 +15,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use crate::auth::{self, Caller, Freshness, Token};
+use consent_ledger_projections::ReadModel;
+
+use crate::caller::Caller;
 use crate::error::AppError;
-use crate::state::AppState;
 
 /// A session unused this long ends.
 pub const IDLE: Duration = Duration::from_secs(30 * 60);
@@ -77,15 +77,9 @@ impl Sessions {
         self.by_digest.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Signs in with `token`, checked as the API checks a bearer token (and taken from the
-    /// same rate limits).
-    pub async fn sign_in(
-        &self,
-        state: &AppState,
-        token: Token,
-        peer: Option<IpAddr>,
-    ) -> Result<SignedIn, AppError> {
-        let caller = auth::authenticate(state, &token, Freshness::Latest, peer).await?;
+    /// Opens a session for `caller`, authenticated by its token as the API authenticates one
+    /// ([`crate::auth::authenticate`]).
+    pub fn open(&self, caller: Caller) -> Result<SignedIn, AppError> {
         let cookie = random_text()?;
         let csrf = random_text()?;
         let now = Instant::now();
@@ -116,14 +110,14 @@ impl Sessions {
         })
     }
 
-    /// The live session of this cookie, its caller still holding on the model as it is now;
-    /// `None` (and the session ended) otherwise.
-    pub fn session(&self, state: &AppState, cookie: &str) -> Option<Session> {
+    /// The live session of this cookie, its caller still holding on `model` (the model as it
+    /// is now); `None` (and the session ended) otherwise.
+    pub fn session(&self, model: &ReadModel, cookie: &str) -> Option<Session> {
         let key = digest(cookie);
         let now = Instant::now();
         let mut map = self.map();
         let session = map.get_mut(&key)?;
-        if !session.alive(now) || !session.caller.still_holds(&state.projector.read()) {
+        if !session.alive(now) || !session.caller.still_holds(model) {
             map.remove(&key);
             return None;
         }

@@ -15,8 +15,9 @@ use consent_ledger_store::Position;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::decider::{AuthorizationGrant, DpaWindow};
-use crate::model::{DpaView, EventRef, ReadModel};
+use std::collections::BTreeMap;
+
+use crate::decider::{AuthorizationGrant, Decider};
 
 /// Where an authorization stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -143,147 +144,125 @@ impl AuthorizationView {
     }
 }
 
-impl DpaView {
-    /// Its life, as the decider needs it.
-    pub fn window(&self) -> DpaWindow {
-        DpaWindow {
-            signed_at: self.signed_at,
-            valid_until: self.valid_until,
-            terminated_at: self.terminated_at,
+/// Applies an authorization's event to the views and the decider's index.
+pub(crate) fn apply(
+    views: &mut BTreeMap<AuthorizationId, AuthorizationView>,
+    access: &mut Decider,
+    position: Position,
+    stream_id: &str,
+    event: AuthorizationEvent,
+) {
+    if let AuthorizationEvent::AuthorizationGranted {
+        id,
+        terms,
+        granted_at,
+    } = event
+    {
+        let view = AuthorizationView {
+            id,
+            partner_id: terms.partner,
+            dpa_id: terms.dpa,
+            scope: terms.scope,
+            purposes: terms.purposes,
+            data_categories: terms.data_categories,
+            legal_basis: terms.legal_basis,
+            valid_from: terms.valid_from,
+            valid_until: terms.valid_until,
+            status: AuthorizationStatus::Active,
+            granted_at,
+            revoked_at: None,
+            revocation_reason: None,
+            objections: Vec::new(),
+            position,
+        };
+        access.add_authorization(view.grant());
+        views.insert(id, view);
+        return;
+    }
+    let Some(view) = AuthorizationId::parse(stream_id)
+        .ok()
+        .and_then(|id| views.get_mut(&id))
+    else {
+        return;
+    };
+    match event {
+        AuthorizationEvent::AuthorizationGranted { .. } => {}
+        AuthorizationEvent::AuthorizationRevoked { reason, revoked_at } => {
+            access.revoke_authorization(view.id, revoked_at);
+            view.revoked_at = Some(revoked_at);
+            view.revocation_reason = reason;
+        }
+        AuthorizationEvent::ShipperObjected {
+            shipper,
+            reason,
+            objected_at,
+        } => {
+            access.object(view.id, shipper, objected_at);
+            view.objections.push(ObjectionView {
+                shipper_id: shipper,
+                reason,
+                objected_at,
+                withdrawn_at: None,
+            });
+        }
+        AuthorizationEvent::ObjectionWithdrawn {
+            shipper,
+            withdrawn_at,
+        } => {
+            access.withdraw_objection(view.id, shipper, withdrawn_at);
+            if let Some(o) = view
+                .objections
+                .iter_mut()
+                .find(|o| o.shipper_id == shipper && o.withdrawn_at.is_none())
+            {
+                o.withdrawn_at = Some(withdrawn_at);
+            }
         }
     }
 }
 
-impl ReadModel {
-    pub(crate) fn apply_authorization(&mut self, stored: &EventRef<'_>, event: AuthorizationEvent) {
-        if let AuthorizationEvent::AuthorizationGranted {
-            id,
-            terms,
-            granted_at,
-        } = event
-        {
-            let view = AuthorizationView {
-                id,
-                partner_id: terms.partner,
-                dpa_id: terms.dpa,
-                scope: terms.scope,
-                purposes: terms.purposes,
-                data_categories: terms.data_categories,
-                legal_basis: terms.legal_basis,
-                valid_from: terms.valid_from,
-                valid_until: terms.valid_until,
-                status: AuthorizationStatus::Active,
-                granted_at,
-                revoked_at: None,
-                revocation_reason: None,
-                objections: Vec::new(),
-                position: stored.position,
-            };
-            self.access.add_authorization(view.grant());
-            self.authorizations.insert(id, view);
-            return;
+/// Indexes authorizations read from a snapshot's views, with their objections.
+pub(crate) fn restore(
+    views: &mut BTreeMap<AuthorizationId, AuthorizationView>,
+    access: &mut Decider,
+    mut kept: Vec<AuthorizationView>,
+) {
+    kept.sort_by_key(|v| v.position);
+    for view in kept {
+        access.add_authorization(view.grant());
+        if let Some(at) = view.revoked_at {
+            access.revoke_authorization(view.id, at);
         }
-        let Some(view) = AuthorizationId::parse(stored.stream_id)
-            .ok()
-            .and_then(|id| self.authorizations.get_mut(&id))
-        else {
-            return;
-        };
-        match event {
-            AuthorizationEvent::AuthorizationGranted { .. } => {}
-            AuthorizationEvent::AuthorizationRevoked { reason, revoked_at } => {
-                self.access.revoke_authorization(view.id, revoked_at);
-                view.revoked_at = Some(revoked_at);
-                view.revocation_reason = reason;
-            }
-            AuthorizationEvent::ShipperObjected {
-                shipper,
-                reason,
-                objected_at,
-            } => {
-                self.access.object(view.id, shipper, objected_at);
-                view.objections.push(ObjectionView {
-                    shipper_id: shipper,
-                    reason,
-                    objected_at,
-                    withdrawn_at: None,
-                });
-            }
-            AuthorizationEvent::ObjectionWithdrawn {
-                shipper,
-                withdrawn_at,
-            } => {
-                self.access
-                    .withdraw_objection(view.id, shipper, withdrawn_at);
-                if let Some(o) = view
-                    .objections
-                    .iter_mut()
-                    .find(|o| o.shipper_id == shipper && o.withdrawn_at.is_none())
-                {
-                    o.withdrawn_at = Some(withdrawn_at);
-                }
+        for o in &view.objections {
+            access.object(view.id, o.shipper_id, o.objected_at);
+            if let Some(at) = o.withdrawn_at {
+                access.withdraw_objection(view.id, o.shipper_id, at);
             }
         }
+        views.insert(view.id, view);
     }
+}
 
-    /// Indexes authorizations read from a snapshot's views, with their objections.
-    pub(crate) fn restore_authorizations(&mut self, mut views: Vec<AuthorizationView>) {
-        views.sort_by_key(|v| v.position);
-        for view in views {
-            self.access.add_authorization(view.grant());
-            if let Some(at) = view.revoked_at {
-                self.access.revoke_authorization(view.id, at);
-            }
-            for o in &view.objections {
-                self.access.object(view.id, o.shipper_id, o.objected_at);
-                if let Some(at) = o.withdrawn_at {
-                    self.access.withdraw_objection(view.id, o.shipper_id, at);
-                }
-            }
-            self.authorizations.insert(view.id, view);
-        }
-    }
-
-    /// Tells the decider every DPA's life and which one each partner's `dpa_ref` names.
-    pub(crate) fn index_dpas(&mut self) {
-        let windows: Vec<_> = self.dpas.values().map(|d| (d.id, d.window())).collect();
-        for (id, window) in windows {
-            self.access.set_dpa(id, window);
-        }
-        let partners: Vec<PartnerId> = self.dpas.values().map(|d| d.partner_id).collect();
-        for partner in partners {
-            self.link_partner_dpa(partner);
-        }
-    }
-
-    /// Why authorization `id` no longer allows reading `shipment` at `now`, in SPEC order:
-    /// its DPA ended, its shipper objected, it was revoked, or else it expired.
-    pub fn why_not_authorized(
+impl AuthorizationView {
+    /// Why this authorization no longer allows reading `shipment` at `now`, in SPEC order:
+    /// its DPA ended, the parcel's shipper objected, it was revoked, or else it expired.
+    pub fn why_not(
         &self,
-        id: AuthorizationId,
+        access: &Decider,
         shipment: ShipmentId,
         now: DateTime<Utc>,
     ) -> DenyReason {
-        let Some(view) = self.authorizations.get(&id) else {
-            return DenyReason::AuthorizationRevoked;
-        };
-        if !self.access.dpa_in_force(view.dpa_id, now) {
+        if !access.dpa_in_force(self.dpa_id, now) {
             DenyReason::DpaMissing
-        } else if self
-            .access
+        } else if access
             .shipment_owner(shipment)
-            .is_some_and(|s| view.objected_by(s))
+            .is_some_and(|s| self.objected_by(s))
         {
             DenyReason::ShipperObjected
-        } else if view.revoked_at.is_some() {
+        } else if self.revoked_at.is_some() {
             DenyReason::AuthorizationRevoked
         } else {
             DenyReason::AuthorizationExpired
         }
-    }
-
-    pub(crate) fn link_partner_dpa(&mut self, partner: PartnerId) {
-        let dpa = self.dpa_of(partner).map(|d| d.id);
-        self.access.set_partner_dpa(partner, dpa);
     }
 }

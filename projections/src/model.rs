@@ -26,7 +26,7 @@ use consent_ledger_domain::webhook::{DisabledBy, WebhookEndpointEvent, WebhookEv
 use consent_ledger_domain::{Directory, PartnerFacts};
 use consent_ledger_store::{decode_opened, OpenedField, Position, RawEvent, StoredEvent};
 
-use crate::decider::{Decider, Grant};
+use crate::decider::{Decider, DenyReason, DpaWindow, Grant};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -284,6 +284,15 @@ pub struct DpaView {
 }
 
 impl DpaView {
+    /// Its life, as the decider needs it.
+    pub fn window(&self) -> DpaWindow {
+        DpaWindow {
+            signed_at: self.signed_at,
+            valid_until: self.valid_until,
+            terminated_at: self.terminated_at,
+        }
+    }
+
     /// Signed by `at`, not terminated and not past its end then.
     pub fn in_force(&self, at: DateTime<Utc>) -> bool {
         self.status == DpaStatus::Active
@@ -668,7 +677,11 @@ impl ReadModel {
         }
         model.access = access;
         model.index_dpas();
-        model.restore_authorizations(views.authorizations);
+        crate::authorization::restore(
+            &mut model.authorizations,
+            &mut model.access,
+            views.authorizations,
+        );
         model
     }
 }
@@ -809,7 +822,13 @@ impl ReadModel {
             "webhook_endpoint" => self.apply_webhook(event, event.decode().map_err(decode_err)?),
             "subscription" => self.apply_subscription(event, event.decode().map_err(decode_err)?),
             "dpa" => self.apply_dpa(event, event.decode().map_err(decode_err)?),
-            "authorization" => self.apply_authorization(event, event.decode().map_err(decode_err)?),
+            "authorization" => crate::authorization::apply(
+                &mut self.authorizations,
+                &mut self.access,
+                event.position,
+                event.stream_id,
+                event.decode().map_err(decode_err)?,
+            ),
             // Streams this model does not show (e.g. access decisions) only advance it.
             _ => {}
         }
@@ -1016,6 +1035,38 @@ impl ReadModel {
             .values()
             .rev()
             .find(|d| d.partner_id == partner && d.reference == reference)
+    }
+
+    /// Tells the decider every DPA's life and which one each partner's `dpa_ref` names.
+    fn index_dpas(&mut self) {
+        let windows: Vec<_> = self.dpas.values().map(|d| (d.id, d.window())).collect();
+        for (id, window) in windows {
+            self.access.set_dpa(id, window);
+        }
+        let partners: Vec<PartnerId> = self.dpas.values().map(|d| d.partner_id).collect();
+        for partner in partners {
+            self.link_partner_dpa(partner);
+        }
+    }
+
+    fn link_partner_dpa(&mut self, partner: PartnerId) {
+        let dpa = self.dpa_of(partner).map(|d| d.id);
+        self.access.set_partner_dpa(partner, dpa);
+    }
+
+    /// Why authorization `id` no longer allows reading `shipment` at `now`
+    /// ([`AuthorizationView::why_not`]; one no longer known reads as revoked).
+    pub fn why_not_authorized(
+        &self,
+        id: AuthorizationId,
+        shipment: ShipmentId,
+        now: DateTime<Utc>,
+    ) -> DenyReason {
+        self.authorizations
+            .get(&id)
+            .map_or(DenyReason::AuthorizationRevoked, |view| {
+                view.why_not(&self.access, shipment, now)
+            })
     }
 
     /// `view` with the link of its `dpa_ref` to the register, as of `now`.

@@ -21,7 +21,7 @@ use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
-use consent_ledger_app::auth::{Caller, Token};
+use consent_ledger_app::auth::{self, Caller, Freshness, Token};
 use consent_ledger_app::sessions::{random_text, same_secret, Session};
 use consent_ledger_app::state::AppState;
 use consent_ledger_app::AppError;
@@ -146,7 +146,9 @@ pub(crate) fn error_page(session: Option<&Session>, error: AppError) -> HttpResp
 /// The session of this request, if it has a live one.
 pub(crate) fn session_of(req: &HttpRequest, state: &AppState) -> Option<Session> {
     let value = req.cookie(SESSION_COOKIE)?;
-    state.sessions.session(state, value.value())
+    state
+        .sessions
+        .session(&state.projector.read(), value.value())
 }
 
 /// The form's fields, in order (a checkbox group repeats its name).
@@ -237,10 +239,10 @@ async fn sign_in(
         return refuse(StatusCode::UNPROCESSABLE_ENTITY, "Enter your token.");
     };
     let peer = req.peer_addr().map(|a| a.ip());
-    let signed = match state
-        .sessions
-        .sign_in(&state, Token::from(token.trim().to_owned()), peer)
+    let token = Token::from(token.trim().to_owned());
+    let signed = match auth::authenticate(&state, &token, Freshness::Latest, peer)
         .await
+        .and_then(|caller| state.sessions.open(caller))
     {
         Ok(signed) => signed,
         Err(AppError::Unauthorized) => {
