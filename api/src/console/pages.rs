@@ -9,8 +9,10 @@ use std::future::Future;
 
 use actix_web::dev::Payload;
 use actix_web::{get, post, web, FromRequest, HttpRequest, HttpResponse};
+use chrono::SecondsFormat;
 use consent_ledger_app::auth::Caller;
-use consent_ledger_app::query::{path_id, ListQuery};
+use consent_ledger_app::gdpr::AccessRecord;
+use consent_ledger_app::query::{path_id, ListQuery, QueryParams};
 use consent_ledger_app::requests::{self, ApproveRequest};
 use consent_ledger_app::sessions::Session;
 use consent_ledger_app::state::AppState;
@@ -555,22 +557,23 @@ async fn access_page(
         })
         .collect();
     let mut query = kept.clone();
-    query.push(("format".into(), "json".into()));
     query.push(("limit".into(), "500".into()));
     let query = serde_urlencoded::to_string(&query).map_err(AppError::internal)?;
-    let rendered = or_error_page!(
+    let page = or_error_page!(
         session,
-        gdpr::access_view(&state, caller(&session), &query).await
+        match QueryParams::parse(&query, &gdpr::access_params()) {
+            Ok(q) => gdpr::access_page(&state, caller(&session), &q).await,
+            Err(e) => Err(e),
+        }
     );
-    let answer: Value = serde_json::from_str(&rendered.body).map_err(AppError::internal)?;
-    let items = answer["items"].as_array().cloned().unwrap_or_default();
+    let items = page.items;
     let value_of = |name: &str| {
         kept.iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
             .unwrap_or_default()
     };
-    let next = rendered.next_after.map(|after| {
+    let next = page.next_after.map(|after| {
         let mut q = kept.clone();
         q.retain(|(k, _)| k != "after");
         q.push(("after".into(), after));
@@ -602,17 +605,17 @@ async fn access_page(
                 (column_heads(&["Position", "Decided", "Outcome", "Partner", "Shipment", "Purpose", "Ground"]))
                 tbody {
                     @for a in &items {
-                        tr class=(a["outcome"].as_str().unwrap_or_default()) {
-                            td { (a["position"].to_string()) }
-                            td { (a["decided_at"].as_str().unwrap_or_default()) }
-                            td { (a["outcome"].as_str().unwrap_or_default()) @if let Some(r) = a["reason"].as_str() { " (" (r) ")" } }
-                            td { (a["partner_name"].as_str().or(a["partner_id"].as_str()).unwrap_or_default()) }
+                        tr class=(a.outcome) {
+                            td { (a.position) }
+                            td { (when(a)) }
+                            td { (a.outcome) @if let Some(r) = &a.reason { " (" (r) ")" } }
+                            td { (partner_of(a)) }
                             td {
-                                @if let Some(id) = a["shipment_id"].as_str() {
+                                @if let Some(id) = &a.shipment_id {
                                     a href=(format!("/console/access?shipment_id={id}")) title="this parcel's history" { (id) }
                                 }
                             }
-                            td { (a["purpose"].as_str().unwrap_or_default()) }
+                            td { (a.purpose) }
                             td { (ground(a)) }
                         }
                     }
@@ -623,27 +626,29 @@ async fn access_page(
     )
 }
 
+/// When a decision was made, as the API writes it.
+fn when(a: &AccessRecord) -> String {
+    a.decided_at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// Who asked: the partner's name, or its id.
+fn partner_of(a: &AccessRecord) -> &str {
+    a.partner_name.as_deref().unwrap_or(&a.partner_id)
+}
+
 /// What an allowed read rested on: consents, authorizations, the DPA.
-fn ground(a: &Value) -> String {
-    let ids = |key: &str| {
-        a[key]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.get("consent_id").or(Some(v)).and_then(Value::as_str))
-            .map(str::to_owned)
-            .collect::<Vec<_>>()
-    };
+fn ground(a: &AccessRecord) -> String {
     let mut parts = Vec::new();
-    let consents = ids("consents");
-    if !consents.is_empty() {
-        parts.push(format!("consent {}", consents.join(", ")));
+    if !a.consents.is_empty() {
+        parts.push(format!(
+            "consent {}",
+            list(&a.consents.iter().map(|c| c.consent_id).collect::<Vec<_>>())
+        ));
     }
-    let authorizations = ids("authorization_ids");
-    if !authorizations.is_empty() {
-        parts.push(format!("authorization {}", authorizations.join(", ")));
+    if !a.authorization_ids.is_empty() {
+        parts.push(format!("authorization {}", list(&a.authorization_ids)));
     }
-    if let Some(dpa) = a["dpa_id"].as_str() {
+    if let Some(dpa) = &a.dpa_id {
         parts.push(format!("DPA {dpa}"));
     }
     parts.join(" · ")
@@ -651,24 +656,18 @@ fn ground(a: &Value) -> String {
 
 /// An SVG plot: one row per partner, one column per day, a bar up for allowed and down for
 /// denied decisions among `items`.
-fn timeline(items: &[Value]) -> Markup {
+fn timeline(items: &[AccessRecord]) -> Markup {
     let mut days: BTreeMap<String, ()> = BTreeMap::new();
     let mut counts: BTreeMap<String, BTreeMap<String, (u64, u64)>> = BTreeMap::new();
     for a in items {
-        let day = a["decided_at"]
-            .as_str()
-            .unwrap_or_default()
-            .get(..10)
-            .unwrap_or_default()
-            .to_owned();
-        let partner = a["partner_name"]
-            .as_str()
-            .or(a["partner_id"].as_str())
-            .unwrap_or_default()
-            .to_owned();
+        let day = a.decided_at.format("%Y-%m-%d").to_string();
         days.insert(day.clone(), ());
-        let cell = counts.entry(partner).or_default().entry(day).or_default();
-        if a["outcome"] == "allowed" {
+        let cell = counts
+            .entry(partner_of(a).to_owned())
+            .or_default()
+            .entry(day)
+            .or_default();
+        if a.outcome == "allowed" {
             cell.0 += 1;
         } else {
             cell.1 += 1;

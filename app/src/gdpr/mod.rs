@@ -457,7 +457,7 @@ pub fn access_filter(
 }
 
 /// The access view's parameters: the access filters, then its own.
-fn access_params() -> Vec<&'static str> {
+pub fn access_params() -> Vec<&'static str> {
     let mut known = filter::FILTER_NAMES.to_vec();
     known.extend(["format", "limit", "after", "at_least_as_fresh"]);
     known
@@ -487,32 +487,7 @@ pub async fn access_view(
 ) -> Result<Rendered, AppError> {
     let q = QueryParams::parse(query, &access_params())?;
     let format = format(&q, &[Format::Json, Format::Csv, Format::Ndjson])?;
-    let limit = page_size(q.get("limit")?)?;
-    let after = q
-        .get::<String>("after")?
-        .map(|a| decode_cursor(&a))
-        .transpose()?;
-    let filter = access_filter(state, caller, &q)?;
-    fresh(state, &q).await?;
-    let mut rows = state
-        .store
-        .gdpr_access(&filter, after, u32::try_from(limit + 1).unwrap_or(u32::MAX))
-        .await?;
-    let more = rows.len() > limit;
-    rows.truncate(limit);
-    let next_after = more
-        .then(|| rows.last().map(|r| encode_cursor(r.position)))
-        .flatten();
-    let items: Vec<AccessRecord> = {
-        let model = state.projector.read();
-        rows.into_iter()
-            .map(|r| record(&model, r))
-            .map(|r| match caller.role {
-                Role::Partner => r.map(as_told_to_partner),
-                _ => r,
-            })
-            .collect::<Result<_, _>>()?
-    };
+    let AccessPage { items, next_after } = access_page(state, caller, &q).await?;
     let (content_type, body) = match format {
         Format::Json => (
             "application/json",
@@ -532,6 +507,43 @@ pub async fn access_view(
         body,
         next_after,
     })
+}
+
+/// One page of the access records `q` selects (its filters, `limit`, `after`,
+/// `at_least_as_fresh`), as the caller may see them: the access view's rows, typed (the
+/// console renders them as they are).
+pub async fn access_page(
+    state: &AppState,
+    caller: &Caller,
+    q: &QueryParams,
+) -> Result<AccessPage, AppError> {
+    let limit = page_size(q.get("limit")?)?;
+    let after = q
+        .get::<String>("after")?
+        .map(|a| decode_cursor(&a))
+        .transpose()?;
+    let filter = access_filter(state, caller, q)?;
+    fresh(state, q).await?;
+    let mut rows = state
+        .store
+        .gdpr_access(&filter, after, u32::try_from(limit + 1).unwrap_or(u32::MAX))
+        .await?;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next_after = more
+        .then(|| rows.last().map(|r| encode_cursor(r.position)))
+        .flatten();
+    let items: Vec<AccessRecord> = {
+        let model = state.projector.read();
+        rows.into_iter()
+            .map(|r| record(&model, r))
+            .map(|r| match caller.role {
+                Role::Partner => r.map(as_told_to_partner),
+                _ => r,
+            })
+            .collect::<Result<_, _>>()?
+    };
+    Ok(AccessPage { items, next_after })
 }
 
 /// One access of a recipient: what it read, when, why, on which ground.
