@@ -2,11 +2,20 @@
 //! leaf data and inclusion proofs against a checkpoint signed for the export, optionally with a
 //! consistency proof from an older tree size in the header.
 //!
-//! Export path, one page of 2^14 positions at a time, streamed (a bundle of the whole log does
-//! not fit in memory): read the page (the next page is read meanwhile) → [`AccessFilter`] →
-//! leaf data → [`Store::inclusion_proofs`] (neighbours share their paths) →
-//! [`write_line`] → one chunk of the HTTP body or the file.
+//! Export path, streamed (a bundle of the whole log does not fit in memory), in two parts:
+//!
+//! - A filter naming a shipment, a tracking number, a partner or a shipper selects through the
+//!   GDPR projection's indexes (docs/adr/0006) what it has applied: a page of the decisions'
+//!   rows → the events of those decisions' streams (each decision and the cancellation of its
+//!   delivery, SPEC §14) and the shipment's own stream → [`AccessFilter`]. The export costs
+//!   O(the events it holds), not O(the log).
+//! - The log the projection has not applied yet (all of it for any other filter), one page of
+//!   2^14 positions at a time (the next pages are read meanwhile) → [`AccessFilter`].
+//!
+//! Then leaf data → [`Store::inclusion_proofs`] (neighbours share their paths) →
+//! [`write_line`] → one chunk of the HTTP body or the file, in log order.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
 
@@ -15,6 +24,7 @@ use consent_ledger_audit::leaf::leaf_data;
 use consent_ledger_audit::tree::leaf_hash;
 use consent_ledger_domain::access::ACCESS_STREAM;
 use consent_ledger_projections::ReadModel;
+use consent_ledger_store::gdpr::{AccessFilter as RowsFilter, GdprAccess};
 use consent_ledger_store::{DecisionScan, Inclusion, StoreError, StoredEvent, TextFieldRange};
 use tokio::task::JoinHandle;
 
@@ -28,6 +38,22 @@ const PAGE: u32 = 1 << 14;
 
 /// Pages read ahead of the one being written.
 const READ_AHEAD: usize = 3;
+
+/// Decisions' rows asked of the GDPR projection per page of an indexed export.
+const INDEX_PAGE: u32 = 4_096;
+
+/// The part of an export selected through the GDPR projection's indexes: the log before
+/// `covered`, which the projection had applied when the export started.
+struct Indexed {
+    rows: RowsFilter,
+    covered: u64,
+    /// The last decision row read.
+    after: Option<u64>,
+    /// Events read but not written yet: a delivery's cancellation comes after decisions of
+    /// later pages, and the shipment's own events wherever they fall. Written once every
+    /// decision before them is.
+    held: BTreeMap<u64, StoredEvent>,
+}
 
 type PageRead = JoinHandle<Result<Vec<StoredEvent>, StoreError>>;
 
@@ -53,6 +79,8 @@ pub struct Exporter {
     /// a leaf keeps the true reason of a denial, which would tell another tenant's parcel
     /// from none).
     disclosed_only: bool,
+    /// The indexed part, until it is written.
+    indexed: Option<Indexed>,
 }
 
 impl Exporter {
@@ -104,6 +132,29 @@ impl Exporter {
             (resolved, registration.map(|s| s.to_string()))
         };
         let scan = Arc::new(pre_selection(&filter, &resolved, registration.as_deref()));
+        let indexed = match index_filter(&filter) {
+            Some(rows) => {
+                let covered = state.store.gdpr_position().await?.get().min(size);
+                let mut held = BTreeMap::new();
+                if let Some(id) = &registration {
+                    for event in state
+                        .store
+                        .read_streams("shipment", std::slice::from_ref(id), covered)
+                        .await?
+                    {
+                        held.insert(event.position.get(), event);
+                    }
+                }
+                Some(Indexed {
+                    rows,
+                    covered,
+                    after: None,
+                    held,
+                })
+            }
+            None => None,
+        };
+        let next = indexed.as_ref().map_or(0, |i| i.covered);
         Ok(Self {
             state,
             filter,
@@ -111,12 +162,13 @@ impl Exporter {
             registration,
             scan,
             size,
-            next: 0,
+            next,
             header: Some(first),
             reading: std::collections::VecDeque::new(),
-            requested: 0,
+            requested: next,
             exported: 0,
             disclosed_only: false,
+            indexed,
         })
     }
 
@@ -173,6 +225,12 @@ impl Exporter {
             chunk.extend_from_slice(&header);
             return Ok(true);
         }
+        if self.indexed.is_some() {
+            let events = self.next_indexed().await?;
+            let selected = self.select(&events);
+            self.write(&selected, chunk).await?;
+            return Ok(true);
+        }
         if self.next >= self.size {
             return Ok(false);
         }
@@ -188,8 +246,72 @@ impl Exporter {
         let events = reading.await.map_err(AppError::internal)??;
         self.next = self.next.saturating_add(u64::from(PAGE)).min(self.size);
         let selected = self.select(&events);
+        self.write(&selected, chunk).await?;
+        Ok(true)
+    }
+
+    /// The next page of the indexed part, in log order: the events of a page of decisions
+    /// and what is held back before the last of them; the rest of what is held once the
+    /// projection has no more.
+    async fn next_indexed(&mut self) -> Result<Vec<StoredEvent>, AppError> {
+        let Some(indexed) = self.indexed.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let rows = self
+            .state
+            .store
+            .gdpr_access(&indexed.rows, indexed.after, INDEX_PAGE)
+            .await?;
+        let covered = indexed.covered;
+        // The projection may have gone on since the export started: the log from `covered`
+        // on is the scan's.
+        let page: Vec<&GdprAccess> = rows.iter().filter(|r| r.position < covered).collect();
+        let done = page.len() < rows.len() || page.is_empty();
+        let store = &self.state.store;
+        let positions: Vec<u64> = page.iter().map(|r| r.position).collect();
+        // Only a delivery can be cancelled (SPEC §14): its stream is read for the
+        // cancellation recorded after it.
+        let deliveries: Vec<String> = page
+            .iter()
+            .filter(|r| r.allowed && r.channel.as_deref() == Some("webhook"))
+            .map(|r| r.decision_id.clone())
+            .collect();
+        let mut events = store.read_positions(&positions).await?;
+        if !deliveries.is_empty() {
+            events.extend(
+                store
+                    .read_streams(ACCESS_STREAM, &deliveries, covered)
+                    .await?
+                    .into_iter()
+                    .filter(|e| e.stream_version > 1),
+            );
+        }
+        for event in events {
+            indexed.held.insert(event.position.get(), event);
+        }
+        let ready = match page.last() {
+            Some(last) if !done => {
+                indexed.after = Some(last.position);
+                let later = indexed.held.split_off(&(last.position + 1));
+                std::mem::replace(&mut indexed.held, later)
+            }
+            _ => {
+                let held = std::mem::take(&mut indexed.held);
+                self.indexed = None;
+                held
+            }
+        };
+        Ok(ready.into_values().collect())
+    }
+
+    /// Writes the lines of `selected` (in log order) to `chunk`, each with its proof.
+    async fn write(
+        &mut self,
+        selected: &[&StoredEvent],
+        chunk: &mut Vec<u8>,
+    ) -> Result<(), AppError> {
         if selected.is_empty() {
-            return Ok(true);
+            return Ok(());
         }
         let positions: Vec<u64> = selected.iter().map(|e| e.position.get()).collect();
         let proofs = self
@@ -221,7 +343,7 @@ impl Exporter {
             .map_err(AppError::internal)?;
         }
         self.exported += selected.len() as u64;
-        Ok(true)
+        Ok(())
     }
 
     /// The page's events the bundle holds.
@@ -270,6 +392,22 @@ fn leaf_of(event: &StoredEvent, proof: &Inclusion) -> Result<Vec<u8>, AppError> 
     )))
 }
 
+/// What the GDPR projection is asked for a filter that names a shipment, a tracking number, a
+/// partner or a shipper (`None` for any other: it scans the log). Its keys only: a delivery's
+/// cancellation is recorded after its decision, with its own time and outcome, so the exact
+/// filter decides on time and outcome; an event before `to` is of a decision before `to`.
+fn index_filter(filter: &AccessFilter) -> Option<RowsFilter> {
+    let keyed = filter.shipment.is_some()
+        || filter.tracking.is_some()
+        || filter.partner.is_some()
+        || filter.shipper.is_some();
+    keyed.then(|| RowsFilter {
+        from: None,
+        allowed: None,
+        ..filter.rows_filter()
+    })
+}
+
 /// The pre-selection in SQL for `filter`: decisions whose payload names the shipment, the
 /// tracking number and the partner asked for, of the outcome asked for, and the registration
 /// of the one shipment the bundle holds. Owners and times are not in the text; the exact filter
@@ -298,13 +436,10 @@ fn pre_selection(
     }
     DecisionScan {
         stream_type: ACCESS_STREAM.to_owned(),
-        event_type: filter.outcome.map(|o| {
-            match o {
-                Outcome::Allowed => "TrackingAccessAllowed",
-                Outcome::Denied => "TrackingAccessDenied",
-            }
-            .to_owned()
-        }),
+        // A cancelled delivery is filtered as a denial (SPEC §14): denials are two event
+        // types, which the exact filter tells.
+        event_type: (filter.outcome == Some(Outcome::Allowed))
+            .then(|| "TrackingAccessAllowed".to_owned()),
         payload_contains,
         // A decision's time is stored as RFC 3339 in UTC; to the second it orders as text, so
         // from ≤ t < to needs the seconds of t between those of from and to.

@@ -70,6 +70,18 @@ pub(crate) async fn fixture_configured(
     config: ServiceConfig,
 ) -> anyhow::Result<Fixture> {
     let state = AppState::open(options, Arc::new(SystemClock), config).await?;
+    let f = seeded(state, partners, shipments).await?;
+    let url = serve_on_loopback(&f.state)?;
+    Ok(Fixture { url, ..f })
+}
+
+/// The data of [`fixture`] written through `state`, served by nobody (its `url` is empty): for
+/// a benchmark that serves it from another process.
+pub(crate) async fn seeded(
+    state: Arc<AppState>,
+    partners: usize,
+    shipments: usize,
+) -> anyhow::Result<Fixture> {
     let shipper = register_principal(&state, Role::Shipper, "Shop", None).await?;
     let gateway = register_principal(&state, Role::Gateway, "Gateway", None).await?;
     let shipper_token = shipper.token;
@@ -92,10 +104,9 @@ pub(crate) async fn fixture_configured(
             .await?;
     }
     state.projector.catch_up().await?;
-    let url = serve_on_loopback(&state)?;
     Ok(Fixture {
         state,
-        url,
+        url: String::new(),
         partner_tokens,
         shipper_token,
         gateway: gateway.token,

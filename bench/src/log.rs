@@ -239,6 +239,9 @@ pub struct LogArgs {
     /// Decisions in the dense (time-window) bundle.
     #[arg(long, default_value_t = 1_000_000)]
     pub window: i64,
+    /// One-shipment bundles to time through the GDPR projection's index.
+    #[arg(long, default_value_t = 200)]
+    pub shipments: usize,
     /// Skip the full export (the longest step).
     #[arg(long)]
     pub skip_full_export: bool,
@@ -455,16 +458,72 @@ pub async fn log(args: LogArgs) -> anyhow::Result<()> {
         shipment: Some(shipment),
         ..AccessFilter::default()
     };
+    let projected = state.store.gdpr_position().await?.get();
     let mut sink = Counting(0);
     let clock = Clock::start();
     let one_events = export(&state, one, None, &mut sink).await?;
     clock.row(
         &format!(
-            "export shipment_id: one shipment's registration and decisions among {size} events"
+            "export shipment_id: one shipment's registration and decisions among {size} events, \
+             the GDPR projection at {projected} (the log after it is scanned)"
         ),
         one_events,
         Some(sink.0),
         false,
+    );
+
+    // The GDPR projection as `serve` keeps it, then one shipment's bundle through its index.
+    let clock = Clock::start();
+    state.gdpr.catch_up().await?;
+    clock.row(
+        &format!("GDPR projection: catch up from {projected} to {size}"),
+        size - projected,
+        None,
+        false,
+    );
+    let mut rng = Rng(0x5eed_0018);
+    let mut times = Vec::with_capacity(args.shipments);
+    let mut events = 0;
+    let t = Instant::now();
+    for shipment in random_shipments(&state, args.shipments, &mut rng, size).await? {
+        let filter = AccessFilter {
+            shipment: Some(shipment),
+            ..AccessFilter::default()
+        };
+        let mut sink = Counting(0);
+        let s = Instant::now();
+        events += export(&state, filter, None, &mut sink).await?;
+        times.push(s.elapsed());
+    }
+    let one = figures(times, t.elapsed());
+    println!();
+    println!(
+        "| export shipment_id through the GDPR projection's index, {} random shipments, {:.1} events each | p50 | p99 | bundles/s |",
+        args.shipments,
+        events as f64 / args.shipments.max(1) as f64
+    );
+    println!("|---|---:|---:|---:|");
+    println!(
+        "| log of {size} events | {:.1} ms | {:.1} ms | {:.0} |",
+        ms(one.p50),
+        ms(one.p99),
+        one.per_second
+    );
+    println!();
+    println!("| step | events | wall time | events/s | CPU time (all threads) | events per CPU-second | MiB/s |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let by_partner = AccessFilter {
+        partner: Some(partner),
+        ..AccessFilter::default()
+    };
+    let mut sink = Counting(0);
+    let clock = Clock::start();
+    let indexed = export(&state, by_partner, since, &mut sink).await?;
+    clock.row(
+        "export partner_id through the GDPR projection's index (to a counting sink)",
+        indexed,
+        Some(sink.0),
+        true,
     );
 
     for (file, bytes, trusted, what) in [
@@ -568,6 +627,36 @@ async fn first_decision(state: &AppState) -> anyhow::Result<(PartnerId, chrono::
         }
         from = last.position.get() + 1;
     }
+}
+
+/// `n` shipments drawn at random from the log's registrations.
+async fn random_shipments(
+    state: &AppState,
+    n: usize,
+    rng: &mut Rng,
+    size: u64,
+) -> anyhow::Result<Vec<ShipmentId>> {
+    let mut found = Vec::with_capacity(n);
+    let mut tries = 0u64;
+    while found.len() < n {
+        tries += 1;
+        anyhow::ensure!(
+            tries < 1_000 * n as u64 + 1_000,
+            "the log holds few shipments"
+        );
+        let page = state
+            .store
+            .read_range(Position::new(rng.below(size)), 1)
+            .await?;
+        if let Some(id) = page
+            .first()
+            .filter(|e| e.stream_type == "shipment")
+            .and_then(|e| e.stream_id.parse().ok())
+        {
+            found.push(id);
+        }
+    }
+    Ok(found)
 }
 
 /// The first registered shipment.

@@ -50,6 +50,7 @@ mod erasure;
 mod fanout;
 mod fixture;
 mod gdpr;
+mod http;
 mod isolation;
 mod log;
 mod webhooks;
@@ -120,6 +121,9 @@ enum BenchCommand {
     Check(crate::decisions::CheckArgs),
     /// Replay rate and time to ready after a restart, with and without a snapshot.
     Restart(crate::decisions::RestartArgs),
+    /// Decisions through the real `serve` process under an external load generator (wrk),
+    /// beside the server's own ceiling (`GET /healthz`) and the disk's fsync floor.
+    Http(crate::http::HttpArgs),
     /// Write a large log (shipments, decisions, checkpoints, snapshot) for `bench log`.
     SeedLog(crate::log::SeedLogArgs),
     /// Export with proofs, offline verify, audit-log and proof times on a seeded log.
@@ -210,6 +214,7 @@ async fn run(cmd: BenchCommand, options: &StoreOptions) -> anyhow::Result<()> {
             }
             crate::decisions::restart(args).await
         }
+        BenchCommand::Http(args) => crate::http::http(args).await,
         BenchCommand::SeedLog(args) => crate::log::seed_cmd(args).await,
         BenchCommand::Log(args) => crate::log::log(args).await,
         BenchCommand::Gdpr(args) => crate::gdpr::audit(args).await,

@@ -346,6 +346,24 @@ impl Store {
         on_backend!(self, read_stream(stream_type, stream_id))
     }
 
+    /// The events at `positions` (ascending), in log order.
+    #[tracing::instrument(level = "debug", skip_all, fields(positions = positions.len()))]
+    pub async fn read_positions(&self, positions: &[u64]) -> Result<Vec<StoredEvent>, StoreError> {
+        on_backend!(self, read_positions(positions))
+    }
+
+    /// Every event of the streams `ids` of one type recorded before position `before`, in log
+    /// order.
+    #[tracing::instrument(level = "debug", skip_all, fields(stream_type = stream_type, streams = ids.len()))]
+    pub async fn read_streams(
+        &self,
+        stream_type: &str,
+        ids: &[String],
+        before: u64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        on_backend!(self, read_streams(stream_type, ids, before))
+    }
+
     /// Up to `limit` events from position `from` on, in log order.
     #[tracing::instrument(level = "debug", skip_all, fields(from = from.get(), limit = limit))]
     pub async fn read_range(

@@ -120,23 +120,31 @@ macro_rules! reads_backend {
             let (Some(&first), Some(&last)) = (sealed.first(), sealed.last()) else {
                 return Ok(());
             };
-            let rows = if sealed.len() <= 8 {
+            let (lo, hi) = (events[first].position(), events[last].position());
+            let span = lo.get().abs_diff(hi.get());
+            // Events far apart (a shipment's, selected through an index) are looked up by
+            // position; a page of the log reads the openings of its range.
+            let rows = if sealed.len() <= 8 || span > 16 * sealed.len() as u64 {
                 let mut rows = Vec::new();
-                for &i in &sealed {
+                for chunk in sealed.chunks(crate::write_path::ROWS_PER_STATEMENT) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT position, pointer, value, salt FROM openings WHERE position IN (",
+                    );
+                    let mut list = q.separated(", ");
+                    for &i in chunk {
+                        list.push_bind(events[i].position().as_i64());
+                    }
+                    q.push(")");
                     rows.extend(
-                        sqlx::query(
-                            "SELECT position, pointer, value, salt FROM openings \
-                             WHERE position = $1",
-                        )
-                        .bind(events[i].position().as_i64())
-                        .fetch_all(pool)
-                        .await
-                        .map_err(StoreError::unavailable)?,
+                        q.build()
+                            .persistent(false)
+                            .fetch_all(pool)
+                            .await
+                            .map_err(StoreError::unavailable)?,
                     );
                 }
                 rows
             } else {
-                let (lo, hi) = (events[first].position(), events[last].position());
                 sqlx::query(
                     "SELECT position, pointer, value, salt FROM openings \
                      WHERE position >= $1 AND position <= $2",
@@ -182,13 +190,7 @@ macro_rules! reads_backend {
                     list.push_bind(id.as_str());
                 }
                 q.push(")");
-                let rows = q
-                    .build()
-                    .persistent(false)
-                    .fetch_all(pool)
-                    .await
-                    .map_err(StoreError::unavailable)?;
-                for row in rows {
+                for row in fetch_rows(pool, q).await? {
                     found.push((
                         row.try_get("stream_id").map_err(StoreError::unavailable)?,
                         row.try_get("pointer").map_err(StoreError::unavailable)?,
@@ -312,6 +314,83 @@ macro_rules! reads_backend {
                 })
                 .collect::<Result<_, sqlx::Error>>()
                 .map_err(StoreError::unavailable)
+        }
+
+        /// The events at `positions` (ascending), in log order: one statement per thousand,
+        /// each a set of look-ups by the log's primary key.
+        #[tracing::instrument(level = "debug", skip_all, fields(positions = positions.len()))]
+        pub(crate) async fn read_positions(
+            pool: &Pool,
+            positions: &[u64],
+        ) -> Result<Vec<StoredEvent>, StoreError> {
+            let mut events = Vec::with_capacity(positions.len());
+            for chunk in positions.chunks(crate::write_path::ROWS_PER_STATEMENT) {
+                let mut q = sqlx::QueryBuilder::<$db>::new(concat!(
+                    "SELECT ",
+                    event_columns!(),
+                    " FROM events WHERE position IN ("
+                ));
+                let mut list = q.separated(", ");
+                for &p in chunk {
+                    list.push_bind(i64::try_from(p).unwrap_or(i64::MAX));
+                }
+                q.push(") ORDER BY position");
+                events.extend(fetch_events(pool, q).await?);
+            }
+            attach_openings(pool, &mut events).await?;
+            Ok(events)
+        }
+
+        /// The rows of a statement built once (not kept among the prepared statements).
+        async fn fetch_rows(
+            pool: &Pool,
+            mut q: sqlx::QueryBuilder<$db>,
+        ) -> Result<Vec<DbRow>, StoreError> {
+            q.build()
+                .persistent(false)
+                .fetch_all(pool)
+                .await
+                .map_err(StoreError::unavailable)
+        }
+
+        /// The events a statement selects (its columns those of `event_columns!`).
+        async fn fetch_events(
+            pool: &Pool,
+            q: sqlx::QueryBuilder<$db>,
+        ) -> Result<Vec<StoredEvent>, StoreError> {
+            fetch_rows(pool, q).await?.iter().map(row_to_event).collect()
+        }
+
+        /// Every event of the streams `ids` of one type recorded before position `before`, in
+        /// log order: one statement per thousand streams, each a range of the stream index
+        /// (an export selecting decisions through the GDPR tables reads them, and the
+        /// cancellations recorded on the same streams, this way).
+        #[tracing::instrument(level = "debug", skip_all, fields(streams = ids.len()))]
+        pub(crate) async fn read_streams(
+            pool: &Pool,
+            stream_type: &str,
+            ids: &[String],
+            before: u64,
+        ) -> Result<Vec<StoredEvent>, StoreError> {
+            let mut events = Vec::new();
+            for chunk in ids.chunks(crate::write_path::ROWS_PER_STATEMENT) {
+                let mut q = sqlx::QueryBuilder::<$db>::new(concat!(
+                    "SELECT ",
+                    event_columns!(),
+                    " FROM events WHERE stream_type = "
+                ));
+                q.push_bind(stream_type).push(" AND stream_id IN (");
+                let mut list = q.separated(", ");
+                for id in chunk {
+                    list.push_bind(id.as_str());
+                }
+                q.push(") AND position < ")
+                    .push_bind(i64::try_from(before).unwrap_or(i64::MAX));
+                events.extend(fetch_events(pool, q).await?);
+            }
+            events.sort_unstable_by_key(|e| e.position);
+            attach_openings(pool, &mut events).await?;
+            Ok(events)
         }
 
         /// Every event of one stream, in stream order.

@@ -6,7 +6,6 @@
 
 use actix_web::http::StatusCode;
 use consent_ledger_audit::bundle::{verify_bundle, BundleErrorKind};
-use consent_ledger_audit::note::VerifierKey;
 use serde_json::{json, Value};
 
 use crate::helpers::{expect, field_problem, problem, shipment_body, spawn_app, TestApp};
@@ -14,17 +13,6 @@ use crate::helpers::{expect, field_problem, problem, shipment_body, spawn_app, T
 const TRACKING: &str = "ERASE-TRK-0001";
 const SUBJECT: &str = "crm-subject-77";
 const POINTER: &str = "/payload/ShipmentRegistered/tracking_number";
-
-async fn vkey(app: &TestApp) -> VerifierKey {
-    app.get_anonymous("/v1/log/vkey")
-        .await
-        .body
-        .as_str()
-        .expect("vkey text")
-        .trim()
-        .parse()
-        .expect("vkey")
-}
 
 async fn export(app: &TestApp, token: &str, shipment: &str) -> String {
     let r = app
@@ -237,7 +225,7 @@ async fn an_erased_shipment_keeps_its_proofs_and_loses_its_personal_data() {
     register(&app, &shipper_id, TRACKING, "crm-subject-78").await;
 
     // Bundles: the one exported before still verifies; a new one says what was erased.
-    let key = vkey(&app).await;
+    let key = app.vkey().await;
     verify_bundle(&before, &key).expect("the bundle exported before the erasure verifies");
     let after = export(&app, &regulator, &shipment).await;
     let verified = verify_bundle(&after, &key).expect("a bundle exported after verifies");
@@ -264,7 +252,7 @@ async fn a_changed_opening_in_a_bundle_is_refused_naming_its_line() {
     let (_, regulator) = app.principal("regulator", "DPA").await;
     let shipment = register(&app, &shipper_id, TRACKING, SUBJECT).await;
     let bundle = export(&app, &regulator, &shipment).await;
-    let key = vkey(&app).await;
+    let key = app.vkey().await;
     let verified = verify_bundle(&bundle, &key).expect("verifies");
     assert_eq!(
         verified.openings, 2,

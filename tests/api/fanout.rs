@@ -197,6 +197,16 @@ async fn access_events(app: &TestApp, from: u64) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// The positions of the access events of the log from `from` on.
+async fn access_positions(app: &TestApp, from: u64) -> Vec<u64> {
+    app.log()
+        .await
+        .into_iter()
+        .filter(|e| e.position.get() >= from && e.stream_type == "access")
+        .map(|e| e.position.get())
+        .collect()
+}
+
 /// Waits until `done` holds (at most [`PATIENCE`]).
 async fn eventually<F: Fn() -> Fut, Fut: std::future::Future<Output = bool>>(what: &str, done: F) {
     let deadline = Instant::now() + PATIENCE;
@@ -295,15 +305,7 @@ async fn each_subscriber_gets_the_update_minimised_and_its_bundle_proves_the_bod
 
     // Proof of lawful receipt: the partner's own bundle holds the decision, whose
     // body_sha256 is the SHA-256 of the bytes it received, and the bundle verifies.
-    let vkey: VerifierKey = app
-        .get_anonymous("/v1/log/vkey")
-        .await
-        .body
-        .as_str()
-        .expect("vkey")
-        .trim()
-        .parse()
-        .expect("vkey");
+    let vkey: VerifierKey = app.vkey().await;
     let path = format!(
         "/v1/audit/export?partner_id={}&shipment_id={shipment}",
         narrow.id
@@ -457,6 +459,22 @@ async fn a_revocation_stops_what_is_queued_even_across_a_restart_and_what_follow
     assert_eq!(events[1].1["decision_id"], events[0].1["decision_id"]);
     assert_eq!(events[2].1["reason"], "consent_revoked");
     assert_eq!(events[2].1["channel"], "webhook");
+    // The shipment's, the partner's and the denials' bundles hold the cancellation, whether
+    // the export scans the log or selects through the GDPR projection's indexes.
+    let (_, regulator) = app.principal("regulator", "DPA").await;
+    let positions: Vec<u64> = access_positions(&app, size).await;
+    for (query, expected) in [
+        (format!("shipment_id={shipment}"), positions.clone()),
+        (format!("partner_id={}", partner.id), positions.clone()),
+        (
+            format!("partner_id={}&outcome=denied", partner.id),
+            positions[1..].to_vec(),
+        ),
+    ] {
+        let exported = crate::export::export_positions(&app, &regulator, &query).await;
+        let decisions: Vec<u64> = exported.into_iter().filter(|p| *p >= size).collect();
+        assert_eq!(decisions, expected, "?{query}");
+    }
     assert_eq!(
         partner.queued_tracking(&app).await.len(),
         1,

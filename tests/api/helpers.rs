@@ -509,6 +509,18 @@ impl TestApp {
             .expect("read log")
     }
 
+    /// The log's verifier key, as `GET /v1/log/vkey` publishes it.
+    pub async fn vkey(&self) -> consent_ledger_audit::note::VerifierKey {
+        self.get_anonymous("/v1/log/vkey")
+            .await
+            .body
+            .as_str()
+            .expect("vkey text")
+            .trim()
+            .parse()
+            .expect("vkey")
+    }
+
     pub async fn log_size(&self) -> u64 {
         self.state
             .store

@@ -1,0 +1,406 @@
+//! `bench http`: decisions as the outside world measures them — the real `consent-ledger serve`
+//! process (with the GDPR audit projection following the log, as it always does), an external
+//! load generator (wrk) on the same machine, and in the same run the server's own ceiling
+//! (`GET /healthz`, an answer doing no work) and the disk's fsync floor.
+//!
+//! The fixture (partners, shipments, shipper-wide consents) is written through the real use
+//! cases into a fresh data directory, which the server then opens.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use consent_ledger_app::state::{AppState, ServiceConfig, StoreOptions};
+use consent_ledger_domain::SystemClock;
+use serde_json::json;
+
+use crate::decisions::{single_decisions, Requests};
+
+#[derive(Debug, Clone, Args)]
+pub struct HttpArgs {
+    /// A fresh directory for the server's data (created; must not hold a log).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// The server binary (default: `consent-ledger` beside this benchmark's binary).
+    #[arg(long)]
+    pub binary: Option<PathBuf>,
+    /// The load generator.
+    #[arg(long, default_value = "wrk")]
+    pub wrk: String,
+    /// Seconds each load runs.
+    #[arg(long, default_value_t = 20)]
+    pub seconds: u32,
+    /// wrk's threads.
+    #[arg(long, default_value_t = 2)]
+    pub threads: u32,
+    /// Connections of the single-decision and healthz loads.
+    #[arg(long, default_value_t = 64)]
+    pub connections: u32,
+    /// Connections of the batch load (1,000 decisions a call).
+    #[arg(long, default_value_t = 8)]
+    pub batch_connections: u32,
+    #[arg(long, default_value_t = 100)]
+    pub partners: usize,
+    #[arg(long, default_value_t = 10_000)]
+    pub shipments: usize,
+}
+
+/// What wrk reported of one load.
+#[derive(Debug, Clone, Copy)]
+struct Load {
+    requests_per_second: f64,
+    p50: Duration,
+    p99: Duration,
+    errors: u64,
+}
+
+pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !args.dir.join("ledger.db").exists(),
+        "{} already holds a log",
+        args.dir.display()
+    );
+    std::fs::create_dir_all(&args.dir)?;
+    let binary = match &args.binary {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("the benchmark binary's directory")?
+            .join("consent-ledger"),
+    };
+    anyhow::ensure!(
+        binary.exists(),
+        "{} not found: build it (cargo build --release) or pass --binary",
+        binary.display()
+    );
+    let version = Command::new(&args.wrk).arg("--version").output();
+    anyhow::ensure!(
+        version.is_ok(),
+        "the load generator `{}` is not installed (apt-get install wrk)",
+        args.wrk
+    );
+
+    let options = StoreOptions {
+        data_dir: args.dir.clone(),
+        database_url: None,
+    };
+    let fixture = {
+        let state =
+            AppState::open(&options, Arc::new(SystemClock), ServiceConfig::default()).await?;
+        let f = crate::fixture::seeded(state, args.partners, args.shipments).await?;
+        (f.partner_tokens, f.shipments, f.gateway, f.partners)
+    };
+    let (tokens, shipments, gateway, partners) = fixture;
+    let floor = fsync_floor(&args.dir, Duration::from_secs(3))?;
+
+    let mut server = Server::start(&binary, &args.dir)?;
+    let url = server.url.clone();
+    let scripts = args.dir.join("wrk");
+    std::fs::create_dir_all(&scripts)?;
+    let single = single_decisions(tokens, shipments.clone());
+    let batch: Requests = Arc::new(move |i: usize| {
+        let items: Vec<serde_json::Value> = (0..1000)
+            .map(|j| {
+                json!({ "partner_id": partners[(i + j) % partners.len()],
+                        "shipment_id": shipments[(i * 1000 + j) % shipments.len()],
+                        "purpose": "insurance_claim", "data_categories": ["status_events"] })
+            })
+            .collect();
+        (
+            "/v1/decisions/batch",
+            gateway.clone(),
+            json!({ "items": items }),
+        )
+    });
+    let single_script = script(&scripts.join("single.lua"), &single, 10_000)?;
+    let batch_script = script(&scripts.join("batch.lua"), &batch, 50)?;
+    let wrk = |connections: u32, script: Option<&Path>, path: &str, seconds: u32| {
+        run_wrk(&args, connections, script, &format!("{url}{path}"), seconds)
+    };
+
+    // Warm up (connections, caches), then healthz, single decisions, batches, healthz again.
+    wrk(args.connections, Some(&single_script), "/", 3)?;
+    let ceiling = wrk(args.connections, None, "/healthz", args.seconds)?;
+    // The log's size, read beside the server as another node would.
+    let store = consent_ledger_store::Store::open(&options.location()?).await?;
+    let first = store.next_position().await?.get();
+    let started = Instant::now();
+    let decisions = wrk(args.connections, Some(&single_script), "/", args.seconds)?;
+    let batches = wrk(
+        args.batch_connections,
+        Some(&batch_script),
+        "/",
+        args.seconds,
+    )?;
+    let after = wrk(args.connections, None, "/healthz", args.seconds)?;
+    let elapsed = started.elapsed();
+    let last = store.next_position().await?.get();
+    // What the audit projection had applied when the load ended.
+    let projected = store.gdpr_position().await?.get();
+    server.stop();
+
+    println!(
+        "`bench http`: the real `serve` ({}), wrk {} threads, {} s a load, {} partners, {} shipments; \
+         the GDPR audit projection follows as `serve` runs it",
+        binary.display(),
+        args.threads,
+        args.seconds,
+        args.partners,
+        args.shipments
+    );
+    println!();
+    println!("| load | connections | requests/s | decisions/s | p50 | p99 | non-2xx | ratio to the healthz ceiling |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    let ceiling_rate = ceiling.requests_per_second.max(after.requests_per_second);
+    for (name, connections, load, per) in [
+        (
+            "`GET /healthz` (the ceiling), before",
+            args.connections,
+            ceiling,
+            0.0,
+        ),
+        (
+            "**`POST /v1/decisions`**, durable",
+            args.connections,
+            decisions,
+            1.0,
+        ),
+        (
+            "**`POST /v1/decisions/batch`**, 1,000 a call, durable",
+            args.batch_connections,
+            batches,
+            1000.0,
+        ),
+        ("`GET /healthz`, after", args.connections, after, 0.0),
+    ] {
+        let decided = load.requests_per_second * per;
+        println!(
+            "| {name} | {connections} | {:.0} | {} | {:.2} ms | {:.2} ms | {} | {} |",
+            load.requests_per_second,
+            if per > 0.0 {
+                format!("{decided:.0}")
+            } else {
+                "–".into()
+            },
+            ms(load.p50),
+            ms(load.p99),
+            load.errors,
+            if per == 1.0 {
+                format!("{:.2}", load.requests_per_second / ceiling_rate)
+            } else {
+                "–".into()
+            }
+        );
+    }
+    println!();
+    println!(
+        "fsync floor of this disk, same run: {:.0} appends/s of 4 KiB + fdatasync, p99 {:.2} ms",
+        floor.0,
+        ms(floor.1)
+    );
+    println!(
+        "log: {} events recorded in {:.0} s of load; the GDPR projection had applied {} of {} when the server stopped",
+        last - first,
+        elapsed.as_secs_f64(),
+        projected.min(last),
+        last
+    );
+    anyhow::ensure!(
+        decisions.errors == 0 && batches.errors == 0,
+        "some decisions were refused: see the non-2xx column"
+    );
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The `serve` process, stopped (SIGKILL) when dropped.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(binary: &Path, dir: &Path) -> anyhow::Result<Self> {
+        let log = std::fs::File::create(dir.join("serve.log"))?;
+        let mut child = Command::new(binary)
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env_remove("DATABASE_URL")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let stdout = child.stdout.take().context("the server's stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let url = loop {
+            let Some(line) = lines.next().transpose()? else {
+                anyhow::bail!("the server stopped before listening: see serve.log");
+            };
+            if let Some(url) = line.strip_prefix("consent-ledger listening on ") {
+                break url.trim().to_owned();
+            }
+        };
+        // Keep draining what it prints.
+        std::thread::spawn(move || lines.for_each(drop));
+        Ok(Self { child, url })
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A wrk script sending `count` requests of `requests` in turn, each with its bearer token.
+fn script(path: &Path, requests: &Requests, count: usize) -> anyhow::Result<PathBuf> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(out, "local requests = {{")?;
+    for i in 0..count {
+        let (route, token, body) = requests(i);
+        // Long brackets: JSON holds no `]=]`.
+        writeln!(out, "  {{ \"{route}\", \"{token}\", [=[{body}]=] }},")?;
+    }
+    writeln!(
+        out,
+        r#"}}
+local i = 0
+request = function()
+  i = (i % #requests) + 1
+  local r = requests[i]
+  return wrk.format("POST", r[1], {{["Authorization"] = "Bearer " .. r[2], ["Content-Type"] = "application/json"}}, r[3])
+end"#
+    )?;
+    out.flush()?;
+    Ok(path.to_owned())
+}
+
+fn run_wrk(
+    args: &HttpArgs,
+    connections: u32,
+    script: Option<&Path>,
+    url: &str,
+    seconds: u32,
+) -> anyhow::Result<Load> {
+    let mut command = Command::new(&args.wrk);
+    command
+        .arg(format!("-t{}", args.threads))
+        .arg(format!("-c{connections}"))
+        .arg(format!("-d{seconds}s"))
+        .args(["--latency", "--timeout", "10s"]);
+    if let Some(script) = script {
+        command.arg("-s").arg(script);
+    }
+    let output = command.arg(url).output()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    anyhow::ensure!(output.status.success(), "wrk failed: {text}");
+    parse_wrk(&text).with_context(|| format!("reading wrk's report:\n{text}"))
+}
+
+/// Reads wrk's `--latency` report.
+fn parse_wrk(text: &str) -> anyhow::Result<Load> {
+    let field = |prefix: &str| {
+        text.lines()
+            .map(str::trim)
+            .find_map(|l| l.strip_prefix(prefix))
+            .map(str::trim)
+    };
+    let requests_per_second: f64 = field("Requests/sec:").context("Requests/sec")?.parse()?;
+    let p50 = duration(field("50%").context("50%")?)?;
+    let p99 = duration(field("99%").context("99%")?)?;
+    let errors = field("Non-2xx or 3xx responses:")
+        .map(str::parse)
+        .transpose()?
+        .unwrap_or(0);
+    let socket_errors = field("Socket errors:").is_some();
+    anyhow::ensure!(!socket_errors, "wrk saw socket errors");
+    Ok(Load {
+        requests_per_second,
+        p50,
+        p99,
+        errors,
+    })
+}
+
+/// A wrk duration: `812.00us`, `1.23ms`, `2.00s`, `1.00m`.
+fn duration(text: &str) -> anyhow::Result<Duration> {
+    let split = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .context("a unit")?;
+    let (value, unit) = text.split_at(split);
+    let value: f64 = value.parse()?;
+    let seconds = match unit {
+        "us" => value / 1e6,
+        "ms" => value / 1e3,
+        "s" => value,
+        "m" => value * 60.0,
+        other => anyhow::bail!("unit {other}"),
+    };
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Appends of 4 KiB, each followed by fdatasync, for `time`: (appends/s, p99).
+fn fsync_floor(dir: &Path, time: Duration) -> anyhow::Result<(f64, Duration)> {
+    let path = dir.join("fsync-floor.tmp");
+    let mut file = std::fs::File::create(&path)?;
+    let block = [0x5a_u8; 4096];
+    let mut times = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < time {
+        let t = Instant::now();
+        file.write_all(&block)?;
+        file.sync_data()?;
+        times.push(t.elapsed());
+    }
+    let rate = times.len() as f64 / started.elapsed().as_secs_f64();
+    drop(file);
+    std::fs::remove_file(&path)?;
+    times.sort_unstable();
+    let p99 = times
+        .get(times.len() * 99 / 100)
+        .copied()
+        .unwrap_or_default();
+    Ok((rate, p99))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_wrk_report() {
+        let report = "Running 2s test @ http://127.0.0.1:1/healthz
+  2 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.10ms  500.00us  12.00ms   90.00%
+  Latency Distribution
+     50%  812.00us
+     75%    1.20ms
+     90%    2.00ms
+     99%    7.50ms
+  100000 requests in 2.00s, 10.00MB read
+  Non-2xx or 3xx responses: 3
+Requests/sec:  50000.25
+Transfer/sec:      5.00MB
+";
+        let load = parse_wrk(report).expect("parsed");
+        assert_eq!(load.requests_per_second, 50000.25);
+        assert_eq!(load.p50, Duration::from_micros(812));
+        assert_eq!(load.p99, Duration::from_micros(7500));
+        assert_eq!(load.errors, 3);
+        assert!(parse_wrk("nothing").is_err());
+    }
+}
