@@ -374,6 +374,54 @@ async fn every_access_filter_selects_exactly_its_decisions_and_the_bundle_verifi
         .assert_problem(StatusCode::NOT_FOUND);
 }
 
+/// A selection denser than the index pays for (a partner's thousands of reads in a row) is
+/// scanned from where that shows: the bundle holds the same, whether the GDPR projection
+/// applied the log or not, for the dense partner, the sparse one and their shipment.
+#[actix_web::test]
+async fn a_dense_selection_switches_from_the_index_to_the_scan_and_loses_nothing() {
+    let app = spawn_app().await;
+    let (_, shipper) = app.principal("shipper", "Shop").await;
+    let (busy, busy_token) = app.partner("Busy").await;
+    let (quiet, quiet_token) = app.partner("Quiet").await;
+    let (_, regulator) = app.principal("regulator", "DPA").await;
+    let shipment = app.shipment(&shipper, "DHL", "JJD-DENSE", "DE").await;
+    for partner in [&busy, &quiet] {
+        let r = app
+            .post("/v1/consents", &shipper, consent_for(partner, &shipment))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
+    let ask = json!({"shipment_id": shipment, "purpose": "insurance_claim", "data_categories": ["status_events"]});
+    for _ in 0..5 {
+        let items: Vec<Value> = (0..1_000).map(|_| ask.clone()).collect();
+        let r = app
+            .post(
+                "/v1/decisions/batch",
+                &busy_token,
+                json!({ "items": items }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+        let r = app.post("/v1/decisions", &quiet_token, ask.clone()).await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    let export = |query: String| {
+        let (app, regulator) = (&app, &regulator);
+        async move { export_positions(app, regulator, &query).await.len() }
+    };
+    assert_eq!(export(format!("partner_id={busy}")).await, 5_000);
+    assert_eq!(export(format!("partner_id={quiet}")).await, 5);
+    assert_eq!(
+        export(format!("shipment_id={shipment}")).await,
+        5_006,
+        "the registration and every decision"
+    );
+    assert_eq!(
+        export(format!("shipment_id={shipment}&partner_id={quiet}")).await,
+        5
+    );
+}
+
 /// SPEC §7, §10: a bad filter value is a 422 problem naming the field, and nothing is exported.
 #[actix_web::test]
 async fn bad_export_filters_are_422_naming_the_field() {
