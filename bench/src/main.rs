@@ -44,6 +44,7 @@ use uuid::Uuid;
 use clap::Parser;
 use consent_ledger_app::state::StoreOptions;
 
+mod all;
 mod console;
 mod decisions;
 mod erasure;
@@ -121,6 +122,9 @@ enum BenchCommand {
     Check(crate::decisions::CheckArgs),
     /// Replay rate and time to ready after a restart, with and without a snapshot.
     Restart(crate::decisions::RestartArgs),
+    /// Runs the benchmarks behind the SPEC §11 rows and the fan-out row, one after the other,
+    /// and writes their reports into BENCHMARKS.md (between its generated markers).
+    All(crate::all::AllArgs),
     /// Decisions through the real `serve` process under an external load generator (wrk),
     /// beside the server's own ceiling (`GET /healthz`) and the disk's fsync floor.
     Http(crate::http::HttpArgs),
@@ -214,6 +218,7 @@ async fn run(cmd: BenchCommand, options: &StoreOptions) -> anyhow::Result<()> {
             }
             crate::decisions::restart(args).await
         }
+        BenchCommand::All(args) => crate::all::all(args),
         BenchCommand::Http(args) => crate::http::http(args).await,
         BenchCommand::SeedLog(args) => crate::log::seed_cmd(args).await,
         BenchCommand::Log(args) => crate::log::log(args).await,
