@@ -137,12 +137,10 @@ impl Exporter {
                 let covered = state.store.gdpr_position().await?.get().min(size);
                 let mut held = BTreeMap::new();
                 if let Some(id) = &registration {
-                    for event in state
-                        .store
-                        .read_streams("shipment", std::slice::from_ref(id), covered)
-                        .await?
-                    {
-                        held.insert(event.position.get(), event);
+                    for event in state.store.read_stream("shipment", id).await? {
+                        if event.position.get() < covered {
+                            held.insert(event.position.get(), event);
+                        }
                     }
                 }
                 Some(Indexed {
@@ -289,26 +287,24 @@ impl Exporter {
         for event in events {
             indexed.held.insert(event.position.get(), event);
         }
-        let ready = match page.last() {
-            // A selection this dense costs less scanned than looked up event by event (a
-            // partner's share of a busy log): the rest of the log is the scan's, which finds
-            // again what is held after this page.
-            Some(last) if !done && rows.len() == INDEX_PAGE as usize && dense(&page) => {
-                let mut held = std::mem::take(&mut indexed.held);
-                held.retain(|&position, _| position <= last.position);
-                self.indexed = None;
-                self.next = last.position + 1;
-                self.requested = self.next;
-                held
-            }
-            Some(last) if !done => {
-                indexed.after = Some(last.position);
-                let later = indexed.held.split_off(&(last.position + 1));
+        // A selection this dense costs less scanned than looked up event by event (a partner's
+        // share of a busy log): the scan takes the log after this page, and finds again what
+        // is held after it.
+        let switch = rows.len() == INDEX_PAGE as usize && dense(&page);
+        let ready = match page.last().map(|r| r.position) {
+            Some(last) if !done && !switch => {
+                indexed.after = Some(last);
+                let later = indexed.held.split_off(&(last + 1));
                 std::mem::replace(&mut indexed.held, later)
             }
-            _ => {
-                let held = std::mem::take(&mut indexed.held);
+            last => {
+                let mut held = std::mem::take(&mut indexed.held);
                 self.indexed = None;
+                if let Some(last) = last.filter(|_| !done) {
+                    held.retain(|&position, _| position <= last);
+                    self.next = last + 1;
+                    self.requested = self.next;
+                }
                 held
             }
         };

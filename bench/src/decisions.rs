@@ -25,7 +25,7 @@ use consent_ledger_store::{baseline, StoredEvent};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::fixture::{fixture, uuid, Rng, CARRIERS, COUNTRIES};
+use crate::fixture::{fixture, uuid, Rng, ServeProcess, CARRIERS, COUNTRIES};
 use crate::{figures, ms, Figures, Scratch};
 use consent_ledger_app::state::{AppState, ServiceConfig, StoreOptions};
 
@@ -552,7 +552,12 @@ pub(crate) async fn decisions(args: DecisionsArgs, scratch: &Scratch) -> anyhow:
     // server, writer connection and read pool, following the first node's commits.
     let second = match args.nodes {
         2 => {
-            let node = SecondNode::start(&ledger.options, &scratch.path().join("node-b"))?;
+            let database_url = ledger
+                .options
+                .database_url
+                .as_deref()
+                .context("a second node needs a database URL")?;
+            let node = ServeProcess::start(&scratch.path().join("node-b"), Some(database_url))?;
             urls.push(node.url.clone());
             Some(node)
         }
@@ -666,77 +671,6 @@ pub(crate) async fn decisions(args: DecisionsArgs, scratch: &Scratch) -> anyhow:
         ceiling.per_second / raw_rate
     );
     Ok(())
-}
-
-/// A second node for `bench decisions --nodes 2`: `consent-ledger serve` (this executable) on
-/// the first node's database with a data directory of its own. Stopped with SIGTERM, and
-/// waited for, when dropped.
-struct SecondNode {
-    child: std::process::Child,
-    url: String,
-}
-
-/// The `consent-ledger` binary a second node runs: `CONSENT_LEDGER_BIN` if set, else the one
-/// built beside this harness (`cargo build --release --workspace` puts both in one folder).
-fn server_binary() -> anyhow::Result<PathBuf> {
-    if let Some(path) = std::env::var_os("CONSENT_LEDGER_BIN") {
-        return Ok(PathBuf::from(path));
-    }
-    let here = std::env::current_exe().context("finding this executable")?;
-    let beside = here.with_file_name("consent-ledger");
-    anyhow::ensure!(
-        beside.is_file(),
-        "no consent-ledger binary at {}: build the workspace, or set CONSENT_LEDGER_BIN",
-        beside.display()
-    );
-    Ok(beside)
-}
-
-impl SecondNode {
-    fn start(options: &StoreOptions, data_dir: &std::path::Path) -> anyhow::Result<Self> {
-        use std::io::BufRead;
-        let database_url = options
-            .database_url
-            .as_deref()
-            .context("a second node needs a database URL")?;
-        let child = std::process::Command::new(server_binary()?)
-            .env_remove("DATABASE_URL")
-            .env("RUST_LOG", "warn")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--database-url", database_url])
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .context("starting the second node")?;
-        let mut node = Self {
-            url: String::new(),
-            child,
-        };
-        let stdout = node
-            .child
-            .stdout
-            .take()
-            .context("the second node's stdout")?;
-        let mut line = String::new();
-        std::io::BufReader::new(stdout).read_line(&mut line)?;
-        node.url = line
-            .trim()
-            .strip_prefix("consent-ledger listening on ")
-            .with_context(|| format!("the second node did not start: {line:?}"))?
-            .to_owned();
-        Ok(node)
-    }
-}
-
-impl Drop for SecondNode {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
 }
 
 #[derive(Debug, Clone, Args)]

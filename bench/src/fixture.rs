@@ -2,7 +2,10 @@
 //! through the real use cases, the real app served on a loopback port, and a deterministic
 //! generator so that runs are comparable.
 
+use std::io::BufRead;
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -268,4 +271,82 @@ pub(crate) fn shipper_wide_grant(
         valid_until: None,
         origin_request: None,
     })
+}
+
+/// A `consent-ledger serve` process on a loopback port: a second node of `bench decisions
+/// --nodes 2`, the server `bench http` loads from outside. Stopped with SIGTERM, and waited
+/// for, when dropped.
+pub(crate) struct ServeProcess {
+    child: Child,
+    pub(crate) url: String,
+}
+
+impl ServeProcess {
+    /// Starts `serve` on `data_dir` (created if needed), on `database_url` if given, else on
+    /// the directory's SQLite file; what it logs goes to `data_dir/serve.log`.
+    pub(crate) fn start(data_dir: &Path, database_url: Option<&str>) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(data_dir)?;
+        let log = std::fs::File::create(data_dir.join("serve.log"))?;
+        let mut command = Command::new(server_binary()?);
+        command
+            .env_remove("DATABASE_URL")
+            .env("RUST_LOG", "warn")
+            .arg("--data-dir")
+            .arg(data_dir);
+        if let Some(url) = database_url {
+            command.args(["--database-url", url]);
+        }
+        let child = command
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .context("starting consent-ledger serve")?;
+        let mut server = Self {
+            child,
+            url: String::new(),
+        };
+        let stdout = server.child.stdout.take().context("the server's stdout")?;
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        server.url = loop {
+            let Some(line) = lines.next().transpose()? else {
+                anyhow::bail!(
+                    "the server stopped before listening: see {}",
+                    data_dir.join("serve.log").display()
+                );
+            };
+            if let Some(url) = line.trim().strip_prefix("consent-ledger listening on ") {
+                break url.to_owned();
+            }
+        };
+        // Keep draining what it prints, so that it never writes into a closed pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Ok(server)
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `consent-ledger` binary to serve: `CONSENT_LEDGER_BIN` if set, else the one built
+/// beside this harness (`cargo build --release --workspace` puts both in one folder).
+fn server_binary() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("CONSENT_LEDGER_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let here = std::env::current_exe().context("finding this executable")?;
+    let beside = here.with_file_name("consent-ledger");
+    anyhow::ensure!(
+        beside.is_file(),
+        "no consent-ledger binary at {}: build the workspace, or set CONSENT_LEDGER_BIN",
+        beside.display()
+    );
+    Ok(beside)
 }

@@ -6,9 +6,9 @@
 //! The fixture (partners, shipments, shipper-wide consents) is written through the real use
 //! cases into a fresh data directory, which the server then opens.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,15 +19,13 @@ use consent_ledger_domain::SystemClock;
 use serde_json::json;
 
 use crate::decisions::{single_decisions, Requests};
+use crate::fixture::ServeProcess;
 
 #[derive(Debug, Clone, Args)]
 pub struct HttpArgs {
     /// A fresh directory for the server's data (created; must not hold a log).
     #[arg(long)]
     pub dir: PathBuf,
-    /// The server binary (default: `consent-ledger` beside this benchmark's binary).
-    #[arg(long)]
-    pub binary: Option<PathBuf>,
     /// The load generator.
     #[arg(long, default_value = "wrk")]
     pub wrk: String,
@@ -65,18 +63,6 @@ pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
         args.dir.display()
     );
     std::fs::create_dir_all(&args.dir)?;
-    let binary = match &args.binary {
-        Some(path) => path.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("the benchmark binary's directory")?
-            .join("consent-ledger"),
-    };
-    anyhow::ensure!(
-        binary.exists(),
-        "{} not found: build it (cargo build --release) or pass --binary",
-        binary.display()
-    );
     let version = Command::new(&args.wrk).arg("--version").output();
     anyhow::ensure!(
         version.is_ok(),
@@ -97,7 +83,7 @@ pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
     let (tokens, shipments, gateway, partners) = fixture;
     let floor = fsync_floor(&args.dir, Duration::from_secs(3))?;
 
-    let mut server = Server::start(&binary, &args.dir)?;
+    let server = ServeProcess::start(&args.dir, None)?;
     let url = server.url.clone();
     let scripts = args.dir.join("wrk");
     std::fs::create_dir_all(&scripts)?;
@@ -141,16 +127,12 @@ pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
     let last = store.next_position().await?.get();
     // What the audit projection had applied when the load ended.
     let projected = store.gdpr_position().await?.get();
-    server.stop();
+    drop(server);
 
     println!(
-        "`bench http`: the real `serve` ({}), wrk {} threads, {} s a load, {} partners, {} shipments; \
-         the GDPR audit projection follows as `serve` runs it",
-        binary.display(),
-        args.threads,
-        args.seconds,
-        args.partners,
-        args.shipments
+        "`bench http`: the real `consent-ledger serve`, wrk {} threads, {} s a load, {} partners, \
+         {} shipments; the GDPR audit projection follows as `serve` runs it",
+        args.threads, args.seconds, args.partners, args.shipments
     );
     println!();
     println!("| load | connections | requests/s | decisions/s | p50 | p99 | non-2xx | ratio to the healthz ceiling |");
@@ -218,51 +200,6 @@ pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-/// The `serve` process, stopped (SIGKILL) when dropped.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(binary: &Path, dir: &Path) -> anyhow::Result<Self> {
-        let log = std::fs::File::create(dir.join("serve.log"))?;
-        let mut child = Command::new(binary)
-            .arg("--data-dir")
-            .arg(dir)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env_remove("DATABASE_URL")
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
-        let stdout = child.stdout.take().context("the server's stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let url = loop {
-            let Some(line) = lines.next().transpose()? else {
-                anyhow::bail!("the server stopped before listening: see serve.log");
-            };
-            if let Some(url) = line.strip_prefix("consent-ledger listening on ") {
-                break url.trim().to_owned();
-            }
-        };
-        // Keep draining what it prints.
-        std::thread::spawn(move || lines.for_each(drop));
-        Ok(Self { child, url })
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 /// A wrk script sending `count` requests of `requests` in turn, each with its bearer token.

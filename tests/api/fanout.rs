@@ -179,12 +179,20 @@ async fn send_one(app: &TestApp, gateway: &str, shipment: &str, status: &str, at
     send(app, gateway, vec![update(shipment, status, at)]).await;
 }
 
-/// The access events of the log from `from` on, as (event type, payload of the variant).
-async fn access_events(app: &TestApp, from: u64) -> Vec<(String, Value)> {
+/// The events of the access stream type in the log from `from` on.
+async fn access_log(app: &TestApp, from: u64) -> Vec<consent_ledger_store::StoredEvent> {
     app.log()
         .await
         .into_iter()
         .filter(|e| e.position.get() >= from && e.stream_type == "access")
+        .collect()
+}
+
+/// The access events of the log from `from` on, as (event type, payload of the variant).
+async fn access_events(app: &TestApp, from: u64) -> Vec<(String, Value)> {
+    access_log(app, from)
+        .await
+        .into_iter()
         .map(|e| {
             let payload: Value = serde_json::from_str(e.payload.as_str()).expect("payload");
             let (kind, inner) = payload
@@ -194,16 +202,6 @@ async fn access_events(app: &TestApp, from: u64) -> Vec<(String, Value)> {
                 .expect("one variant");
             (kind, inner)
         })
-        .collect()
-}
-
-/// The positions of the access events of the log from `from` on.
-async fn access_positions(app: &TestApp, from: u64) -> Vec<u64> {
-    app.log()
-        .await
-        .into_iter()
-        .filter(|e| e.position.get() >= from && e.stream_type == "access")
-        .map(|e| e.position.get())
         .collect()
 }
 
@@ -462,7 +460,11 @@ async fn a_revocation_stops_what_is_queued_even_across_a_restart_and_what_follow
     // The shipment's, the partner's and the denials' bundles hold the cancellation, whether
     // the export scans the log or selects through the GDPR projection's indexes.
     let (_, regulator) = app.principal("regulator", "DPA").await;
-    let positions: Vec<u64> = access_positions(&app, size).await;
+    let positions: Vec<u64> = access_log(&app, size)
+        .await
+        .iter()
+        .map(|e| e.position.get())
+        .collect();
     for (query, expected) in [
         (format!("shipment_id={shipment}"), positions.clone()),
         (format!("partner_id={}", partner.id), positions.clone()),
