@@ -135,13 +135,7 @@ macro_rules! reads_backend {
                         list.push_bind(events[i].position().as_i64());
                     }
                     q.push(")");
-                    rows.extend(
-                        q.build()
-                            .persistent(false)
-                            .fetch_all(pool)
-                            .await
-                            .map_err(StoreError::unavailable)?,
-                    );
+                    rows.extend(fetch_rows(pool, q).await?);
                 }
                 rows
             } else {
