@@ -347,6 +347,7 @@ async fn replay(options: &StoreOptions, args: ReplayArgs) -> anyhow::Result<()> 
     let store = consent_ledger_store::Store::open(&options.location()?)
         .await
         .context("opening the event store")?;
+    let result: anyhow::Result<()> = async {
     let size = store.next_position().await?.get();
     let bar = progress_bar(size, "replaying");
     let started = std::time::Instant::now();
@@ -368,7 +369,7 @@ async fn replay(options: &StoreOptions, args: ReplayArgs) -> anyhow::Result<()> 
     if args.audit {
         let bar = progress_bar(size, "rebuilding the audit projection");
         let started = std::time::Instant::now();
-        let audit = consent_ledger_projections::gdpr::GdprProjector::new(store);
+        let audit = consent_ledger_projections::gdpr::GdprProjector::new(store.clone());
         let reached = audit.rebuild(|p| bar.set_position(p.get())).await?;
         bar.finish_and_clear();
         let seconds = started.elapsed().as_secs_f64();
@@ -380,6 +381,10 @@ async fn replay(options: &StoreOptions, args: ReplayArgs) -> anyhow::Result<()> 
     }
     println!("{report}");
     Ok(())
+    }
+    .await;
+    store.close().await;
+    result
 }
 
 async fn export(options: &StoreOptions, args: ExportArgs) -> anyhow::Result<()> {
@@ -389,38 +394,45 @@ async fn export(options: &StoreOptions, args: ExportArgs) -> anyhow::Result<()> 
     let filter = gdpr::filter::AccessFilter::parse(|name| args.filter(name))
         .map_err(|e| anyhow::anyhow!("--{}: {}", e.field.replace('_', "-"), e.detail))?;
     let state = AppState::open(options, Arc::new(SystemClock), ServiceConfig::default()).await?;
-    let exporter = consent_ledger_app::export::Exporter::start(state, filter, args.since_size)
-        .await
-        .map_err(|e| match e {
-            AppError::InvalidField { field, detail } if field == "since" => {
-                anyhow::anyhow!("--since-size: {detail}")
+    let store = state.store.clone();
+    let result: anyhow::Result<()> = async {
+        let exporter = consent_ledger_app::export::Exporter::start(state, filter, args.since_size)
+            .await
+            .map_err(|e| match e {
+                AppError::InvalidField { field, detail } if field == "since" => {
+                    anyhow::anyhow!("--since-size: {detail}")
+                }
+                other => anyhow::anyhow!("{other}"),
+            })?;
+        let bar = progress_bar(exporter.tree_size(), "exporting");
+        let file = std::fs::File::create(&args.out)
+            .with_context(|| format!("creating {}", args.out.display()))?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let written = consent_ledger_app::export::write_bundle(exporter, &mut out, |at, _| {
+            bar.set_position(at)
+        })
+        .await;
+        bar.finish_and_clear();
+        drop(out);
+        let (events, size) = match written {
+            Ok(done) => done,
+            Err(e) => {
+                // A cut bundle could pass for a smaller one: leave none behind.
+                if std::fs::metadata(&args.out).is_ok_and(|m| m.is_file()) {
+                    let _ = std::fs::remove_file(&args.out);
+                }
+                return Err(e.context(format!("writing {}", args.out.display())));
             }
-            other => anyhow::anyhow!("{other}"),
-        })?;
-    let bar = progress_bar(exporter.tree_size(), "exporting");
-    let file = std::fs::File::create(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-    let written =
-        consent_ledger_app::export::write_bundle(exporter, &mut out, |at, _| bar.set_position(at))
-            .await;
-    bar.finish_and_clear();
-    drop(out);
-    let (events, size) = match written {
-        Ok(done) => done,
-        Err(e) => {
-            // A cut bundle could pass for a smaller one: leave none behind.
-            if std::fs::metadata(&args.out).is_ok_and(|m| m.is_file()) {
-                let _ = std::fs::remove_file(&args.out);
-            }
-            return Err(e.context(format!("writing {}", args.out.display())));
-        }
-    };
-    eprintln!(
-        "wrote {events} events to {} (checkpoint of {size} events)",
-        args.out.display()
-    );
-    Ok(())
+        };
+        eprintln!(
+            "wrote {events} events to {} (checkpoint of {size} events)",
+            args.out.display()
+        );
+        Ok(())
+    }
+    .await;
+    store.close().await;
+    result
 }
 
 /// The text of `arg`: the file it names, or else the argument itself.
@@ -434,6 +446,7 @@ async fn export_view(options: &StoreOptions, args: ExportArgs) -> anyhow::Result
     use std::io::Write as _;
 
     let state = AppState::open(options, Arc::new(SystemClock), ServiceConfig::default()).await?;
+    let result: anyhow::Result<()> = async {
     let caller = Caller {
         id: consent_ledger_domain::values::PrincipalId::from_uuid(Uuid::nil()),
         role: Role::PrivacyOfficer,
@@ -516,6 +529,10 @@ async fn export_view(options: &StoreOptions, args: ExportArgs) -> anyhow::Result
         .with_context(|| format!("writing {}", args.out.display()))?;
     eprintln!("wrote {written} bytes to {}", args.out.display());
     Ok(())
+    }
+    .await;
+    state.store.close().await;
+    result
 }
 
 fn verify(args: VerifyArgs) -> anyhow::Result<()> {
@@ -616,10 +633,11 @@ async fn create_principal(options: &StoreOptions, args: CreatePrincipalArgs) -> 
     };
     let state = AppState::open(options, Arc::new(SystemClock), ServiceConfig::default()).await?;
     let meta = CommandMeta::new("cli", Uuid::now_v7().to_string());
-    let (created, _) = register(&state, input, meta)
+    let created = register(&state, input, meta)
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    println!("{}", serde_json::to_string(&created)?);
+        .map_err(|e| anyhow::anyhow!("{e}"));
+    state.store.close().await;
+    println!("{}", serde_json::to_string(&created?.0)?);
     Ok(())
 }
 
@@ -631,13 +649,14 @@ async fn rotate_principal_token(
         .map_err(|e| anyhow::anyhow!("--id: {e}"))?;
     let state = AppState::open(options, Arc::new(SystemClock), ServiceConfig::default()).await?;
     let meta = CommandMeta::new("cli", Uuid::now_v7().to_string());
-    let (rotated, _) = consent_ledger_app::principals::rotate(&state, id, meta)
+    let rotated = consent_ledger_app::principals::rotate(&state, id, meta)
         .await
         .map_err(|e| match e {
             AppError::NotFound(_) => anyhow::anyhow!("--id: no principal {id}"),
             other => anyhow::anyhow!("{other}"),
-        })?;
-    println!("{}", serde_json::to_string(&rotated)?);
+        });
+    state.store.close().await;
+    println!("{}", serde_json::to_string(&rotated?.0)?);
     Ok(())
 }
 
@@ -741,5 +760,6 @@ async fn serve(options: &StoreOptions, args: ServeArgs) -> anyhow::Result<()> {
         Ok(at) => tracing::info!(position = %at, "projection snapshot written"),
         Err(e) => tracing::warn!(error = %e, "could not write the projection snapshot"),
     }
+    state.store.close().await;
     Ok(())
 }

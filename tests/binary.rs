@@ -179,6 +179,15 @@ async fn first_start_creates_the_store_and_key_and_answers() {
     let again = command(&data).arg("keygen").output().expect("keygen");
     assert_eq!(first, String::from_utf8_lossy(&again.stdout));
     assert!(first.starts_with("consent-ledger.local/log+"), "{first}");
+    // Every process above stopped cleanly (serve, the principal commands): the GDPR file they
+    // wrote without fsync was made durable, and no marker is left that would make the next
+    // boot rebuild it.
+    let markers: Vec<_> = std::fs::read_dir(&data)
+        .expect("list the data dir")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.contains(".unsynced-"))
+        .collect();
+    assert!(markers.is_empty(), "{markers:?}");
 }
 
 #[test]

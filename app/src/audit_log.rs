@@ -80,6 +80,16 @@ pub async fn audit(
     let store = Store::open(&options.location()?)
         .await
         .context("opening the event store")?;
+    let report = audit_store(&store, options, progress).await;
+    store.close().await;
+    report
+}
+
+async fn audit_store(
+    store: &Store,
+    options: &StoreOptions,
+    progress: impl Fn(u64, u64),
+) -> anyhow::Result<AuditReport> {
     let key = LogKey::load(&options.data_dir.join("log.key"))
         .context("loading the log key, to check checkpoints")?;
     let vkey: VerifierKey = key.vkey().parse().context("the log key's vkey")?;
@@ -123,7 +133,7 @@ pub async fn audit(
     // The next pages are read (on other connections, other threads) while this one is hashed.
     // Pages are fixed runs of positions; a missing event shows as a position out of place.
     let mut reading: std::collections::VecDeque<_> = (0..READ_AHEAD)
-        .map(|k| read_page(&store, k * u64::from(PAGE)))
+        .map(|k| read_page(store, k * u64::from(PAGE)))
         .collect();
     let mut next_page = READ_AHEAD * u64::from(PAGE);
     while let Some(page) = reading.pop_front() {
@@ -131,7 +141,7 @@ pub async fn audit(
         if rows.is_empty() {
             break;
         }
-        reading.push_back(read_page(&store, next_page));
+        reading.push_back(read_page(store, next_page));
         next_page += u64::from(PAGE);
         let from = frontier.size();
         // The stored leaves of the page's positions, by offset (both are in position order).

@@ -164,9 +164,11 @@ pub(crate) fn u64_bind(p: u64) -> i64 {
 
 /// Defines the GDPR functions for one backend, over `sqlx::Pool<$db>`: `$not_indexed` is the
 /// prefix that keeps a column's index out of a plan, `$by_shipment` the table whose rows of one
-/// shipment are read together (SQLite's clustered copy, or `audit_access` itself).
+/// shipment are read together (SQLite's clustered copy, or `audit_access` itself),
+/// `$unsynced` what an apply transaction runs first so that its commit waits for no flush
+/// (the projection is rebuilt from the log; on SQLite the file is opened so, `crate::unsynced`).
 macro_rules! gdpr_backend {
-    ($db:ty, $not_indexed:literal, $by_shipment:literal) => {
+    ($db:ty, $not_indexed:literal, $by_shipment:literal, $unsynced:expr) => {
         use std::collections::{BTreeSet, HashMap};
 
         use sqlx::{QueryBuilder, Row};
@@ -233,6 +235,13 @@ macro_rules! gdpr_backend {
             batch: &GdprBatch,
         ) -> Result<bool, StoreError> {
             let mut tx = pool.begin().await.map_err(StoreError::unavailable)?;
+            let unsynced: Option<&str> = $unsynced;
+            if let Some(statement) = unsynced {
+                sqlx::query(statement)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::unavailable)?;
+            }
             // A write first: on SQLite the transaction takes the write lock here (waiting
             // under busy_timeout), on PostgreSQL the row lock that orders concurrent appliers.
             let moved = sqlx::query(
@@ -794,7 +803,7 @@ pub(crate) mod sqlite {
     // SQLite's planner has no statistics here (no ANALYZE) and takes any equality index that
     // also gives position order: for a shipper's own parcel it would walk the shipper's index,
     // every decision about every parcel of theirs. A unary `+` keeps a column's index out.
-    gdpr_backend!(sqlx::Sqlite, "+", "audit_access_by_shipment");
+    gdpr_backend!(sqlx::Sqlite, "+", "audit_access_by_shipment", None);
 
     #[cfg(test)]
     mod tests {
@@ -902,7 +911,7 @@ pub(crate) mod sqlite {
                 .expect("position");
             old.close().await;
 
-            let pool = crate::sqlite::open_gdpr(&path).await.expect("migrate");
+            let (pool, _unsynced) = crate::sqlite::open_gdpr(&path).await.expect("migrate");
             let after = GdprBatch {
                 shipments: Vec::new(),
                 accesses: vec![access(13, Some("S")), access(14, Some("T"))],
@@ -949,7 +958,7 @@ pub(crate) mod sqlite {
         #[tokio::test]
         async fn the_most_selective_filter_drives_the_query() {
             let dir = tempfile::tempdir().expect("temp dir");
-            let pool = crate::sqlite::open_gdpr(&dir.path().join("ledger.audit.db"))
+            let (pool, _unsynced) = crate::sqlite::open_gdpr(&dir.path().join("ledger.audit.db"))
                 .await
                 .expect("open the audit file");
             let s = |v: &str| Some(v.to_owned());
@@ -1044,6 +1053,13 @@ pub(crate) mod sqlite {
 }
 
 pub(crate) mod postgres {
-    // PostgreSQL plans from the statistics autovacuum keeps.
-    gdpr_backend!(sqlx::Postgres, "", "audit_access");
+    // PostgreSQL plans from the statistics autovacuum keeps. A crash of the server loses at
+    // most the last applied pages (never their consistency: asynchronous commit), and
+    // catch-up writes them again from the position stored with them.
+    gdpr_backend!(
+        sqlx::Postgres,
+        "",
+        "audit_access",
+        Some("SET LOCAL synchronous_commit = off")
+    );
 }

@@ -58,6 +58,7 @@ mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tracking;
+mod unsynced;
 mod write_path;
 
 use std::fmt;
@@ -215,6 +216,8 @@ struct Inner {
     /// beside the log, so that their writes never hold the log's write lock; on PostgreSQL the
     /// same pool (row locks do not serialise writers).
     gdpr: Reads,
+    /// Where the GDPR file is written without fsync: finished by [`Store::close`].
+    unsynced: std::sync::Mutex<Option<unsynced::UnsyncedWrites>>,
     writer: GroupCommit,
     hook: HookSlot,
     /// The log's size as far as this process knows: its own commits, and on PostgreSQL every
@@ -265,13 +268,13 @@ impl Store {
     /// Opens the store, creating and migrating it if needed, and starts its writer.
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn open(location: &StoreLocation) -> Result<Self, StoreError> {
-        let (reads, gdpr, writer) = match location {
+        let (reads, (gdpr, unsynced), writer) = match location {
             StoreLocation::SqliteFile(path) => {
                 let (reads, writer) = sqlite::open(path).await?;
-                let gdpr = sqlite::open_gdpr(&sqlite::gdpr_path(path)).await?;
+                let (gdpr, unsynced) = sqlite::open_gdpr(&sqlite::gdpr_path(path)).await?;
                 (
                     Reads::Sqlite(reads),
-                    Reads::Sqlite(gdpr),
+                    (Reads::Sqlite(gdpr), unsynced),
                     WriteConnection::Sqlite(writer),
                 )
             }
@@ -279,7 +282,7 @@ impl Store {
                 let (reads, writer) = postgres::open(url).await?;
                 (
                     Reads::Postgres(reads.clone()),
-                    Reads::Postgres(reads),
+                    (Reads::Postgres(reads), None),
                     WriteConnection::Postgres(Box::new(writer)),
                 )
             }
@@ -295,6 +298,7 @@ impl Store {
             inner: Arc::new(Inner {
                 reads,
                 gdpr,
+                unsynced: std::sync::Mutex::new(unsynced),
                 writer,
                 hook,
                 committed,
@@ -860,6 +864,23 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.next_position().await.map(|_| ())
     }
+
+    /// The store's last use in a process that stops cleanly: closes the GDPR projection's
+    /// file and makes it durable, so that the next boot need not rebuild it
+    /// ([`unsynced`](crate::unsynced)). Without it nothing is lost: a reboot rebuilds the
+    /// projection from the log. Every handle's GDPR reads fail afterwards.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn close(&self) {
+        let unsynced = self
+            .inner
+            .unsynced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Reads::Sqlite(pool) = &self.inner.gdpr {
+            sqlite::close_gdpr(pool, unsynced).await;
+        }
+    }
 }
 
 /// Applies pending schema migrations (`consent-ledger migrate`).
@@ -868,9 +889,9 @@ pub async fn migrate(location: &StoreLocation) -> Result<(), StoreError> {
     match location {
         StoreLocation::SqliteFile(path) => {
             sqlite::migrate(path).await?;
-            sqlite::open_gdpr(&sqlite::gdpr_path(path))
-                .await
-                .map(|_| ())
+            let (pool, unsynced) = sqlite::open_gdpr(&sqlite::gdpr_path(path)).await?;
+            sqlite::close_gdpr(&pool, unsynced).await;
+            Ok(())
         }
         StoreLocation::Postgres(url) => postgres::migrate(url).await,
     }

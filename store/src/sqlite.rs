@@ -24,6 +24,7 @@ use crate::event::{
     Credential, DecisionScan, IdempotencyClaim, IdempotencyRecord, IssuedCredential, Payload,
     Position, RawEvent, StoredEvent,
 };
+use crate::unsynced::UnsyncedWrites;
 use crate::write_path::{resolve_nodes, sql_index, LogWriter, Stamped, BACKFILL_PAGE};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -37,10 +38,14 @@ pub(crate) fn gdpr_path(path: &Path) -> PathBuf {
     path.with_extension("audit.db")
 }
 
-/// Opens (creating if needed) and migrates the GDPR projection's file.
+/// Opens (creating if needed) and migrates the GDPR projection's file; returns its pool and,
+/// where it is written without fsync, the record of that ([`UnsyncedWrites`]), to be finished
+/// once the pool is closed.
 ///
-/// It is derived data, rebuilt from the log from the position stored with its rows, so it
-/// needs no fsync per commit: `synchronous=NORMAL` in WAL mode keeps it consistent through a
+/// It is derived data, rebuilt from the log from the position stored with its rows, so it is
+/// not fsynced at all where the kernel names its boot (`synchronous=OFF`, [`crate::unsynced`]):
+/// a process crash loses nothing, and after an operating-system crash or a power loss the file
+/// is discarded and rebuilt. Elsewhere `synchronous=NORMAL` keeps it consistent through a
 /// crash, which at worst loses its last pages, and catch-up writes them again. Measured on a
 /// 10M-event catch-up (perf), the cost was the pages keyed by shipment (then the shipment
 /// index, now the rows clustered by shipment), inserted into at random: read back from the
@@ -50,10 +55,21 @@ pub(crate) fn gdpr_path(path: &Path) -> PathBuf {
 /// 64 MiB instead of 4 (a page rewritten by many catch-up steps is copied back once), and
 /// temporary data in memory.
 #[tracing::instrument(level = "debug", skip_all)]
-pub(crate) async fn open_gdpr(path: &Path) -> Result<SqlitePool, StoreError> {
+pub(crate) async fn open_gdpr(
+    path: &Path,
+) -> Result<(SqlitePool, Option<UnsyncedWrites>), StoreError> {
+    let unsynced = if path.as_os_str() == ":memory:" {
+        None
+    } else {
+        UnsyncedWrites::begin(path).map_err(|e| StoreError::unavailable(sqlx::Error::Io(e)))?
+    };
     make_private(path)?;
     let opts = options(path)
-        .synchronous(SqliteSynchronous::Normal)
+        .synchronous(if unsynced.is_some() {
+            SqliteSynchronous::Off
+        } else {
+            SqliteSynchronous::Normal
+        })
         .pragma("cache_size", "-131072")
         .pragma("wal_autocheckpoint", "16384")
         .pragma("temp_store", "MEMORY");
@@ -74,7 +90,19 @@ pub(crate) async fn open_gdpr(path: &Path) -> Result<SqlitePool, StoreError> {
     };
     run_migrations(&GDPR_MIGRATOR, &pool).await?;
     make_private(path)?;
-    Ok(pool)
+    Ok((pool, unsynced))
+}
+
+/// Closes the GDPR file's pool (SQLite checkpoints it as the last connection closes), then
+/// makes it durable and removes this process's marker.
+pub(crate) async fn close_gdpr(pool: &SqlitePool, unsynced: Option<UnsyncedWrites>) {
+    pool.close().await;
+    if let Some(unsynced) = unsynced {
+        if let Err(e) = unsynced.finish() {
+            tracing::warn!(error = %e, "could not make the GDPR projection's file durable; \
+                the next boot rebuilds it from the log");
+        }
+    }
 }
 
 /// Makes the database at `path` and its `-wal` and `-shm` files readable and writable by their

@@ -1645,6 +1645,56 @@ mod sqlite {
         super::open_migrates_a_fresh_database(location).await;
     }
 
+    /// The GDPR file is written without fsync (the store's `unsynced` module): a clean stop
+    /// leaves no marker; a marker of another boot (the machine crashed while the file was
+    /// written) makes the next open discard the projection, to be rebuilt from the log, which
+    /// is untouched.
+    #[tokio::test]
+    async fn the_gdpr_file_is_rebuilt_after_a_crash_of_the_machine_and_kept_after_a_clean_stop() {
+        let (dir, location) = fresh();
+        let markers = || {
+            let mut names: Vec<String> = std::fs::read_dir(dir.path())
+                .expect("list")
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.starts_with("ledger.audit.db.unsynced-"))
+                .collect();
+            names.sort();
+            names
+        };
+        let own = vec![format!("ledger.audit.db.unsynced-{}", std::process::id())];
+        let store = open(&location).await;
+        append_ok(&store, one("s", 1, json!("a"))).await;
+        let applied = store
+            .gdpr_apply(Position::new(0), Position::new(1), &Default::default())
+            .await
+            .expect("apply");
+        assert!(applied);
+        assert_eq!(markers(), own);
+        store.close().await;
+        drop(store);
+        assert!(markers().is_empty(), "a clean stop removes the marker");
+
+        let store = open(&location).await;
+        assert_eq!(store.gdpr_position().await.expect("position").get(), 1);
+        store.close().await;
+        drop(store);
+
+        // What a process of an earlier boot that never stopped cleanly leaves behind.
+        std::fs::write(
+            dir.path().join("ledger.audit.db.unsynced-1"),
+            "00000000-0000-0000-0000-000000000000",
+        )
+        .expect("marker");
+        let store = open(&location).await;
+        assert_eq!(store.gdpr_position().await.expect("position").get(), 0);
+        assert_gapless(&store, 1).await;
+        assert_eq!(
+            markers(),
+            own,
+            "the earlier boot's marker went with the file"
+        );
+    }
+
     /// The race is narrow, so it is run on many fresh files.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_opens_of_a_fresh_database_both_succeed() {

@@ -1,0 +1,261 @@
+//! The GDPR projection's SQLite file is written without fsync (docs/adr/0006). It is derived
+//! from the log and rebuilt from it, and the fsyncs of its checkpoints — tens of MiB at once —
+//! held up the log's own commit fsyncs on the same disk: under load the decisions' p99 was
+//! theirs (BENCHMARKS.md, issue 18).
+//!
+//! A process that crashes loses nothing the kernel already holds; an operating-system crash or
+//! a power loss may leave the file torn, in a way SQLite cannot always detect. So a process
+//! first records, durably, the boot it writes the file in: a marker beside the file, one per
+//! process. A process that finds a marker of another boot discards the file, and catch-up
+//! rebuilds it from the log. A process that stops cleanly ([`UnsyncedWrites::finish`]) makes
+//! the file durable and removes its marker, so a clean reboot rebuilds nothing. Where the
+//! kernel names no boot (not Linux), the file is synced as before (`synchronous=NORMAL`).
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, ErrorKind, Write};
+use std::path::{Path, PathBuf};
+
+/// A process's marker: `<file>.unsynced-<pid>`, holding the boot id it wrote the file in.
+const MARKER: &str = ".unsynced-";
+
+/// Writes to one file without fsync, recorded by this process's marker.
+#[derive(Debug)]
+pub(crate) struct UnsyncedWrites {
+    db: PathBuf,
+    marker: PathBuf,
+    boot: String,
+}
+
+/// The kernel's identity of this boot, where it gives one.
+fn boot_id() -> Option<String> {
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let id = id.trim();
+    (!id.is_empty()).then(|| id.to_owned())
+}
+
+fn with_suffix(db: &Path, suffix: &str) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+fn directory(db: &Path) -> &Path {
+    match db.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+/// The markers beside `db`: (path, process id, boot id).
+fn markers(db: &Path) -> io::Result<Vec<(PathBuf, u32, String)>> {
+    let Some(name) = db.file_name().and_then(|n| n.to_str()) else {
+        return Ok(Vec::new());
+    };
+    let prefix = format!("{name}{MARKER}");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(directory(db))? {
+        let entry = entry?;
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|pid| pid.parse().ok())
+        else {
+            continue;
+        };
+        match std::fs::read_to_string(entry.path()) {
+            Ok(boot) => found.push((entry.path(), pid, boot.trim().to_owned())),
+            // Removed by a process that stopped meanwhile.
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(found)
+}
+
+/// Files beside the database are its owner's only, as the database is.
+fn private() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
+
+fn remove_if_there(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+fn sync_directory(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl UnsyncedWrites {
+    /// Called before the file at `db` is opened: discards it if a process of another boot
+    /// wrote it without fsync, then records that this one will. `None` where the kernel names
+    /// no boot: the file must then be synced.
+    pub(crate) fn begin(db: &Path) -> io::Result<Option<Self>> {
+        match boot_id() {
+            Some(boot) => Self::begin_in_boot(db, boot).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn begin_in_boot(db: &Path, boot: String) -> io::Result<Self> {
+        // Processes starting at once check and discard one at a time, so that none deletes a
+        // file another has just made anew.
+        let lock = private()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(with_suffix(db, ".lock"))?;
+        lock.lock()?;
+        let stale: Vec<_> = markers(db)?
+            .into_iter()
+            .filter(|(_, _, written_in)| *written_in != boot)
+            .collect();
+        if !stale.is_empty() {
+            tracing::warn!(
+                file = %db.display(),
+                "the machine restarted since this file was written without fsync; it may be \
+                 torn, so it is discarded and the GDPR projection is rebuilt from the log"
+            );
+            for file in [
+                db.to_owned(),
+                with_suffix(db, "-wal"),
+                with_suffix(db, "-shm"),
+            ] {
+                remove_if_there(&file)?;
+            }
+            for (marker, _, _) in &stale {
+                remove_if_there(marker)?;
+            }
+        }
+        let marker = with_suffix(db, &format!("{MARKER}{}", std::process::id()));
+        let mut file = private()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&marker)?;
+        file.write_all(boot.as_bytes())?;
+        file.sync_all()?;
+        // The marker is on disk before the first unsynced write is.
+        sync_directory(directory(db))?;
+        Ok(Self {
+            db: db.to_owned(),
+            marker,
+            boot,
+        })
+    }
+
+    /// Called once every connection to the file is closed: makes the file durable, then
+    /// removes this process's marker and those of stopped processes of this boot (their
+    /// writes are made durable by the same fsync).
+    pub(crate) fn finish(self) -> io::Result<()> {
+        for file in [self.db.clone(), with_suffix(&self.db, "-wal")] {
+            match File::open(&file) {
+                Ok(f) => f.sync_all()?,
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        remove_if_there(&self.marker)?;
+        for (marker, pid, written_in) in markers(&self.db)? {
+            let stopped = !Path::new(&format!("/proc/{pid}")).exists();
+            if written_in == self.boot && stopped {
+                remove_if_there(&marker)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(path: &Path, text: &str) {
+        std::fs::write(path, text).expect("write");
+    }
+
+    #[test]
+    fn a_marker_of_another_boot_discards_the_file_and_only_such_markers() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = dir.path().join("ledger.audit.db");
+        for file in [
+            "ledger.audit.db",
+            "ledger.audit.db-wal",
+            "ledger.audit.db-shm",
+        ] {
+            touch(&dir.path().join(file), "rows");
+        }
+        let crashed = dir.path().join("ledger.audit.db.unsynced-41");
+        touch(&crashed, "boot-before");
+        // A process of this boot still running, and the log's own file: both stay.
+        let running = dir.path().join("ledger.audit.db.unsynced-42");
+        touch(&running, "boot-now");
+        touch(&dir.path().join("ledger.db"), "the log");
+
+        let writes = UnsyncedWrites::begin_in_boot(&db, "boot-now".into()).expect("begin");
+        for file in [
+            "ledger.audit.db",
+            "ledger.audit.db-wal",
+            "ledger.audit.db-shm",
+        ] {
+            assert!(!dir.path().join(file).exists(), "{file} discarded");
+        }
+        assert!(!crashed.exists());
+        assert!(running.exists());
+        assert!(dir.path().join("ledger.db").exists());
+        assert_eq!(
+            std::fs::read_to_string(&writes.marker).expect("own marker"),
+            "boot-now"
+        );
+    }
+
+    #[test]
+    fn markers_of_this_boot_keep_the_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = dir.path().join("ledger.audit.db");
+        touch(&db, "rows");
+        touch(&dir.path().join("ledger.audit.db.unsynced-41"), "boot-now");
+        let _writes = UnsyncedWrites::begin_in_boot(&db, "boot-now".into()).expect("begin");
+        assert_eq!(std::fs::read_to_string(&db).expect("kept"), "rows");
+    }
+
+    #[test]
+    fn finishing_removes_its_marker_and_those_of_stopped_processes_of_this_boot() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = dir.path().join("ledger.audit.db");
+        touch(&db, "rows");
+        let writes = UnsyncedWrites::begin_in_boot(&db, "boot-now".into()).expect("begin");
+        let own = writes.marker.clone();
+        assert!(own.exists());
+        // No process has this id (above Linux's pid_max); this process's parent is running.
+        let stopped = dir.path().join("ledger.audit.db.unsynced-4294967295");
+        touch(&stopped, "boot-now");
+        let parent = dir.path().join(format!(
+            "ledger.audit.db.unsynced-{}",
+            std::os::unix::process::parent_id()
+        ));
+        touch(&parent, "boot-now");
+        writes.finish().expect("finish");
+        assert!(!own.exists());
+        assert!(!stopped.exists());
+        assert!(parent.exists());
+        // Once the running one stops cleanly too, a reboot finds nothing to take for a crash.
+        std::fs::remove_file(&parent).expect("its clean stop");
+        let _after = UnsyncedWrites::begin_in_boot(&db, "boot-after-a-clean-reboot".into())
+            .expect("begin after the reboot");
+        assert_eq!(std::fs::read_to_string(&db).expect("kept"), "rows");
+    }
+
+    #[test]
+    fn this_boot_has_an_id_on_linux() {
+        if cfg!(target_os = "linux") {
+            assert!(boot_id().is_some_and(|id| id.len() >= 32));
+        }
+    }
+}
