@@ -911,7 +911,10 @@ pub(crate) mod sqlite {
                 .expect("position");
             old.close().await;
 
-            let (pool, _unsynced) = crate::sqlite::open_gdpr(&path).await.expect("migrate");
+            let pool = crate::sqlite::open_gdpr(&path)
+                .await
+                .expect("migrate")
+                .reads;
             let after = GdprBatch {
                 shipments: Vec::new(),
                 accesses: vec![access(13, Some("S")), access(14, Some("T"))],
@@ -958,9 +961,10 @@ pub(crate) mod sqlite {
         #[tokio::test]
         async fn the_most_selective_filter_drives_the_query() {
             let dir = tempfile::tempdir().expect("temp dir");
-            let (pool, _unsynced) = crate::sqlite::open_gdpr(&dir.path().join("ledger.audit.db"))
+            let pool = crate::sqlite::open_gdpr(&dir.path().join("ledger.audit.db"))
                 .await
-                .expect("open the audit file");
+                .expect("open the audit file")
+                .reads;
             let s = |v: &str| Some(v.to_owned());
             let cases = [
                 // A tenant's view of one parcel: never the tenant's whole index.

@@ -216,6 +216,9 @@ struct Inner {
     /// beside the log, so that their writes never hold the log's write lock; on PostgreSQL the
     /// same pool (row locks do not serialise writers).
     gdpr: Reads,
+    /// The GDPR projection's writes: on SQLite a connection of their own, whose thread runs at
+    /// a lower CPU priority than the decision path's; on PostgreSQL the same pool.
+    gdpr_writes: Reads,
     /// Where the GDPR file is written without fsync: finished by [`Store::close`].
     unsynced: std::sync::Mutex<Option<unsynced::UnsyncedWrites>>,
     writer: GroupCommit,
@@ -268,13 +271,17 @@ impl Store {
     /// Opens the store, creating and migrating it if needed, and starts its writer.
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn open(location: &StoreLocation) -> Result<Self, StoreError> {
-        let (reads, (gdpr, unsynced), writer) = match location {
+        let (reads, (gdpr, gdpr_writes, unsynced), writer) = match location {
             StoreLocation::SqliteFile(path) => {
                 let (reads, writer) = sqlite::open(path).await?;
-                let (gdpr, unsynced) = sqlite::open_gdpr(&sqlite::gdpr_path(path)).await?;
+                let gdpr = sqlite::open_gdpr(&sqlite::gdpr_path(path)).await?;
                 (
                     Reads::Sqlite(reads),
-                    (Reads::Sqlite(gdpr), unsynced),
+                    (
+                        Reads::Sqlite(gdpr.reads),
+                        Reads::Sqlite(gdpr.writes),
+                        gdpr.unsynced,
+                    ),
                     WriteConnection::Sqlite(writer),
                 )
             }
@@ -282,7 +289,7 @@ impl Store {
                 let (reads, writer) = postgres::open(url).await?;
                 (
                     Reads::Postgres(reads.clone()),
-                    (Reads::Postgres(reads), None),
+                    (Reads::Postgres(reads.clone()), Reads::Postgres(reads), None),
                     WriteConnection::Postgres(Box::new(writer)),
                 )
             }
@@ -298,6 +305,7 @@ impl Store {
             inner: Arc::new(Inner {
                 reads,
                 gdpr,
+                gdpr_writes,
                 unsynced: std::sync::Mutex::new(unsynced),
                 writer,
                 hook,
@@ -685,7 +693,7 @@ impl Store {
     /// Empties the GDPR projection and moves it back to position 0, to be rebuilt.
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn gdpr_reset(&self) -> Result<(), StoreError> {
-        match &self.inner.gdpr {
+        match &self.inner.gdpr_writes {
             Reads::Sqlite(pool) => gdpr::sqlite::gdpr_reset(pool).await,
             Reads::Postgres(pool) => gdpr::postgres::gdpr_reset(pool).await,
         }
@@ -701,7 +709,7 @@ impl Store {
         next: Position,
         batch: &gdpr::GdprBatch,
     ) -> Result<bool, StoreError> {
-        match &self.inner.gdpr {
+        match &self.inner.gdpr_writes {
             Reads::Sqlite(pool) => gdpr::sqlite::gdpr_apply(pool, from, next, batch).await,
             Reads::Postgres(pool) => gdpr::postgres::gdpr_apply(pool, from, next, batch).await,
         }
@@ -877,8 +885,10 @@ impl Store {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
-        if let Reads::Sqlite(pool) = &self.inner.gdpr {
-            sqlite::close_gdpr(pool, unsynced).await;
+        if let (Reads::Sqlite(reads), Reads::Sqlite(writes)) =
+            (&self.inner.gdpr, &self.inner.gdpr_writes)
+        {
+            sqlite::close_gdpr(reads, writes, unsynced).await;
         }
     }
 }
@@ -889,8 +899,8 @@ pub async fn migrate(location: &StoreLocation) -> Result<(), StoreError> {
     match location {
         StoreLocation::SqliteFile(path) => {
             sqlite::migrate(path).await?;
-            let (pool, unsynced) = sqlite::open_gdpr(&sqlite::gdpr_path(path)).await?;
-            sqlite::close_gdpr(&pool, unsynced).await;
+            let gdpr = sqlite::open_gdpr(&sqlite::gdpr_path(path)).await?;
+            sqlite::close_gdpr(&gdpr.reads, &gdpr.writes, gdpr.unsynced).await;
             Ok(())
         }
         StoreLocation::Postgres(url) => postgres::migrate(url).await,

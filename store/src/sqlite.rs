@@ -38,9 +38,26 @@ pub(crate) fn gdpr_path(path: &Path) -> PathBuf {
     path.with_extension("audit.db")
 }
 
-/// Opens (creating if needed) and migrates the GDPR projection's file; returns its pool and,
-/// where it is written without fsync, the record of that ([`UnsyncedWrites`]), to be finished
-/// once the pool is closed.
+/// The GDPR projection's file, opened: its views read through `reads`; the projection's
+/// catch-up writes through `writes`, one connection whose worker thread runs at a lower CPU
+/// priority ([`WRITER_NICE`]), so that on a busy machine the decisions go first and the
+/// projection takes the CPU they leave (the views catch it up before they answer, docs/adr/0006).
+pub(crate) struct GdprFile {
+    pub(crate) reads: SqlitePool,
+    pub(crate) writes: SqlitePool,
+    /// Where the file is written without fsync, the record of that ([`UnsyncedWrites`]), to
+    /// be finished once both pools are closed ([`close_gdpr`]).
+    pub(crate) unsynced: Option<UnsyncedWrites>,
+}
+
+/// The name of the projection writer's worker thread, as `/proc/self/task/*/comm` shows it.
+const WRITER_THREAD: &str = "gdpr-writer";
+
+/// The projection writer's nice value: under load it gets about a tenth of the CPU time of
+/// each thread of the decision path (the kernel's weights: 1024 at 0, 110 at 10).
+const WRITER_NICE: i32 = 10;
+
+/// Opens (creating if needed) and migrates the GDPR projection's file.
 ///
 /// It is derived data, rebuilt from the log from the position stored with its rows, so it is
 /// not fsynced at all where the kernel names its boot (`synchronous=OFF`, [`crate::unsynced`]):
@@ -55,9 +72,7 @@ pub(crate) fn gdpr_path(path: &Path) -> PathBuf {
 /// 64 MiB instead of 4 (a page rewritten by many catch-up steps is copied back once), and
 /// temporary data in memory.
 #[tracing::instrument(level = "debug", skip_all)]
-pub(crate) async fn open_gdpr(
-    path: &Path,
-) -> Result<(SqlitePool, Option<UnsyncedWrites>), StoreError> {
+pub(crate) async fn open_gdpr(path: &Path) -> Result<GdprFile, StoreError> {
     let unsynced = if path.as_os_str() == ":memory:" {
         None
     } else {
@@ -74,7 +89,7 @@ pub(crate) async fn open_gdpr(
         .pragma("wal_autocheckpoint", "16384")
         .pragma("temp_store", "MEMORY");
     let mut attempts = 0;
-    let pool = loop {
+    let reads = loop {
         let opened = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts.clone())
@@ -88,15 +103,55 @@ pub(crate) async fn open_gdpr(
             other => break other?,
         }
     };
-    run_migrations(&GDPR_MIGRATOR, &pool).await?;
+    run_migrations(&GDPR_MIGRATOR, &reads).await?;
     make_private(path)?;
-    Ok((pool, unsynced))
+    let writes = SqlitePoolOptions::new()
+        .max_connections(1)
+        .after_connect(|_, _| {
+            Box::pin(async {
+                lower_priority(WRITER_THREAD, WRITER_NICE);
+                Ok(())
+            })
+        })
+        .connect_lazy_with(opts.thread_name(|_| WRITER_THREAD.to_owned()));
+    Ok(GdprFile {
+        reads,
+        writes,
+        unsynced,
+    })
 }
 
-/// Closes the GDPR file's pool (SQLite checkpoints it as the last connection closes), then
+/// Gives this process's threads named `name` the nice value `nice` (Linux; elsewhere they
+/// keep the process's priority). A thread that cannot be changed is logged and left as is.
+fn lower_priority(name: &str, nice: i32) {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return;
+    };
+    for task in tasks.flatten() {
+        let named = std::fs::read_to_string(task.path().join("comm"))
+            .is_ok_and(|comm| comm.trim_end() == name);
+        let tid = task
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse().ok())
+            .and_then(rustix::process::Pid::from_raw);
+        if let (true, Some(tid)) = (named, tid) {
+            if let Err(e) = rustix::process::setpriority_process(Some(tid), nice) {
+                tracing::warn!(thread = name, error = %e, "cannot lower the thread's CPU priority");
+            }
+        }
+    }
+}
+
+/// Closes the GDPR file's pools (SQLite checkpoints it as the last connection closes), then
 /// makes it durable and removes this process's marker.
-pub(crate) async fn close_gdpr(pool: &SqlitePool, unsynced: Option<UnsyncedWrites>) {
-    pool.close().await;
+pub(crate) async fn close_gdpr(
+    reads: &SqlitePool,
+    writes: &SqlitePool,
+    unsynced: Option<UnsyncedWrites>,
+) {
+    writes.close().await;
+    reads.close().await;
     if let Some(unsynced) = unsynced {
         if let Err(e) = unsynced.finish() {
             tracing::warn!(error = %e, "could not make the GDPR projection's file durable; \

@@ -1695,6 +1695,40 @@ mod sqlite {
         );
     }
 
+    /// The projection's catch-up writes on a thread of its own at a lower CPU priority, so
+    /// that on a busy machine the decision path goes first.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn the_gdpr_projection_writes_at_a_lower_cpu_priority() {
+        let (_dir, location) = fresh();
+        let store = open(&location).await;
+        append_ok(&store, one("s", 1, json!("a"))).await;
+        assert!(store
+            .gdpr_apply(Position::new(0), Position::new(1), &Default::default())
+            .await
+            .expect("apply"));
+        let nice_of = |comm: &str| -> Vec<i32> {
+            std::fs::read_dir("/proc/self/task")
+                .expect("tasks")
+                .filter_map(|task| {
+                    let task = task.ok()?;
+                    let name = std::fs::read_to_string(task.path().join("comm")).ok()?;
+                    if name.trim_end() != comm {
+                        return None;
+                    }
+                    // Field 19 of stat is the nice value; the name (field 2) may hold spaces.
+                    let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+                    let after_name = stat.rsplit_once(") ")?.1;
+                    after_name.split(' ').nth(16)?.parse().ok()
+                })
+                .collect()
+        };
+        let writers = nice_of("gdpr-writer");
+        assert!(!writers.is_empty(), "the writer's thread is named");
+        assert!(writers.iter().all(|&nice| nice == 10), "{writers:?}");
+        assert!(nice_of("sqlx-sqlite-wor").iter().all(|&nice| nice == 0));
+    }
+
     /// The race is narrow, so it is run on many fresh files.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_opens_of_a_fresh_database_both_succeed() {
