@@ -15,8 +15,13 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
-/// A process's marker: `<file>.unsynced-<pid>`, holding the boot id it wrote the file in.
+/// A marker: `<file>.unsynced-<pid>.<n>` (the n-th open of the file in that process), holding
+/// the boot id the file was written in.
 const MARKER: &str = ".unsynced-";
+
+/// Opens of a file in this process so far: each has a marker of its own, so that one store's
+/// clean stop does not take away the marker of another still writing.
+static OPENS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Writes to one file without fsync, recorded by this process's marker.
 #[derive(Debug)]
@@ -59,6 +64,7 @@ fn markers(db: &Path) -> io::Result<Vec<(PathBuf, u32, String)>> {
         let Some(pid) = file_name
             .to_str()
             .and_then(|n| n.strip_prefix(&prefix))
+            .map(|rest| rest.split_once('.').map_or(rest, |(pid, _)| pid))
             .and_then(|pid| pid.parse().ok())
         else {
             continue;
@@ -133,7 +139,8 @@ impl UnsyncedWrites {
                 remove_if_there(marker)?;
             }
         }
-        let marker = with_suffix(db, &format!("{MARKER}{}", std::process::id()));
+        let open = OPENS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let marker = with_suffix(db, &format!("{MARKER}{}.{open}", std::process::id()));
         let mut file = private()
             .create(true)
             .truncate(true)
@@ -250,6 +257,18 @@ mod tests {
         let _after = UnsyncedWrites::begin_in_boot(&db, "boot-after-a-clean-reboot".into())
             .expect("begin after the reboot");
         assert_eq!(std::fs::read_to_string(&db).expect("kept"), "rows");
+    }
+
+    #[test]
+    fn two_opens_in_one_process_keep_a_marker_each() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = dir.path().join("ledger.audit.db");
+        let first = UnsyncedWrites::begin_in_boot(&db, "boot-now".into()).expect("begin");
+        let second = UnsyncedWrites::begin_in_boot(&db, "boot-now".into()).expect("begin");
+        assert_ne!(first.marker, second.marker);
+        let kept = second.marker.clone();
+        first.finish().expect("finish");
+        assert!(kept.exists(), "the other store still writes without fsync");
     }
 
     #[test]

@@ -1661,7 +1661,8 @@ mod sqlite {
             names.sort();
             names
         };
-        let own = vec![format!("ledger.audit.db.unsynced-{}", std::process::id())];
+        let own_prefix = format!("ledger.audit.db.unsynced-{}.", std::process::id());
+        let is_own = |names: Vec<String>| names.len() == 1 && names[0].starts_with(&own_prefix);
         let store = open(&location).await;
         append_ok(&store, one("s", 1, json!("a"))).await;
         let applied = store
@@ -1669,7 +1670,7 @@ mod sqlite {
             .await
             .expect("apply");
         assert!(applied);
-        assert_eq!(markers(), own);
+        assert!(is_own(markers()), "{:?}", markers());
         store.close().await;
         drop(store);
         assert!(markers().is_empty(), "a clean stop removes the marker");
@@ -1688,10 +1689,10 @@ mod sqlite {
         let store = open(&location).await;
         assert_eq!(store.gdpr_position().await.expect("position").get(), 0);
         assert_gapless(&store, 1).await;
-        assert_eq!(
-            markers(),
-            own,
-            "the earlier boot's marker went with the file"
+        assert!(
+            is_own(markers()),
+            "the earlier boot's marker went with the file: {:?}",
+            markers()
         );
     }
 
