@@ -301,6 +301,12 @@ impl Store {
         let committed = Arc::new(watch::Sender::new(size));
         let hook = HookSlot::default();
         let writer = GroupCommit::spawn(writer, hook.clone(), committed.clone());
+        if let Reads::Sqlite(pool) = &reads {
+            tokio::spawn(sqlite::checkpoint_behind(
+                pool.clone(),
+                committed.subscribe(),
+            ));
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 reads,

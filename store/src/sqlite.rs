@@ -268,6 +268,37 @@ async fn try_open(path: &Path) -> Result<(SqlitePool, SqliteConnection), StoreEr
     Ok((pool, writer))
 }
 
+/// Copies the log's WAL into its file behind the writer, on a read connection, so that the
+/// writer's own checkpoint (SQLite's automatic one, after a commit that grew the WAL past
+/// 1,000 pages) finds almost every page copied already: it then copies the few left and the
+/// WAL restarts, instead of holding the group commit for the whole copy. Stops once the store
+/// is gone (its announcements end).
+pub(crate) async fn checkpoint_behind(
+    pool: SqlitePool,
+    mut committed: tokio::sync::watch::Receiver<Position>,
+) {
+    let mut last = *committed.borrow();
+    while committed.changed().await.is_ok() {
+        let now = *committed.borrow_and_update();
+        if now.get() < last.get().saturating_add(CHECKPOINT_BEHIND_EVENTS) {
+            continue;
+        }
+        last = now;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            tracing::debug!(error = %e, "checkpoint behind the writer");
+        }
+    }
+}
+
+/// Events committed between two checkpoints behind the writer.
+const CHECKPOINT_BEHIND_EVENTS: u64 = 2_000;
+
 /// Copies the WAL of the database `pool` reads into the database file and truncates it, so
 /// that rows deleted (and zeroed, `secure_delete`) leave no copy in the WAL; retried while a
 /// reader holds a snapshot that keeps the checkpoint from finishing.
@@ -651,6 +682,56 @@ fn decision_scan_query(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The log is copied into its file behind the writer, once enough events were committed,
+    /// without the writer checkpointing at all; the task ends with the store's announcements.
+    #[tokio::test]
+    async fn the_log_is_checkpointed_behind_the_writer() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("ledger.db");
+        let (pool, mut writer) = open(&path).await.expect("open");
+        sqlx::query("PRAGMA wal_autocheckpoint = 0")
+            .execute(&mut writer)
+            .await
+            .expect("the writer never checkpoints");
+        let file_size = || std::fs::metadata(&path).expect("file").len();
+        let before = file_size();
+        let filler = "x".repeat(1_000);
+        for i in 0..500 {
+            sqlx::query("INSERT INTO unique_claims (claim, position) VALUES ($1, $2)")
+                .bind(format!("{i}{filler}"))
+                .bind(i)
+                .execute(&mut writer)
+                .await
+                .expect("insert");
+        }
+        let (announce, committed) = tokio::sync::watch::channel(Position::new(0));
+        let task = tokio::spawn(checkpoint_behind(pool.clone(), committed));
+        // It counts from the size it first sees, as a store's from the log's size at its open.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        announce
+            .send(Position::new(CHECKPOINT_BEHIND_EVENTS - 1))
+            .expect("announce");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(file_size(), before, "too few events for a checkpoint");
+        announce
+            .send(Position::new(CHECKPOINT_BEHIND_EVENTS))
+            .expect("announce");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while file_size() <= before && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            file_size() > before + 400_000,
+            "the rows were copied into the file: {before} → {} bytes",
+            file_size()
+        );
+        drop(announce);
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the task ends with the announcements")
+            .expect("join");
+    }
 
     /// Regression: the decision scan must walk the range of positions, never an index over the
     /// whole log plus a sort (which took 12 minutes and filled the disk at 10M events).
