@@ -120,7 +120,6 @@ pub(crate) fn remove_stale_temporaries(path: &Path) -> usize {
     }) else {
         return 0;
     };
-    let own = std::process::id();
     let mut removed = 0;
     for entry in entries.flatten() {
         let file_name = entry.file_name();
@@ -132,8 +131,7 @@ pub(crate) fn remove_stale_temporaries(path: &Path) -> usize {
         else {
             continue;
         };
-        let running = pid == own || Path::new(&format!("/proc/{pid}")).exists();
-        if !running && fs::remove_file(entry.path()).is_ok() {
+        if !consent_ledger_store::process_running(pid) && fs::remove_file(entry.path()).is_ok() {
             removed += 1;
         }
     }

@@ -59,6 +59,7 @@ mod sqlite;
 pub mod testing;
 pub mod tracking;
 mod unsynced;
+pub use unsynced::process_running;
 mod write_path;
 
 use std::fmt;

@@ -38,6 +38,13 @@ fn boot_id() -> Option<String> {
     (!id.is_empty()).then(|| id.to_owned())
 }
 
+/// Whether the process `pid` is running (this one always is): what tells a file a stopped
+/// process left beside a database or a snapshot from one still in use. Linux's `/proc`; where
+/// there is none, every other process counts as stopped.
+pub fn process_running(pid: u32) -> bool {
+    pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
+}
+
 fn with_suffix(db: &Path, suffix: &str) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
     name.push(suffix);
@@ -170,8 +177,7 @@ impl UnsyncedWrites {
         }
         remove_if_there(&self.marker)?;
         for (marker, pid, written_in) in markers(&self.db)? {
-            let stopped = !Path::new(&format!("/proc/{pid}")).exists();
-            if written_in == self.boot && stopped {
+            if written_in == self.boot && !process_running(pid) {
                 remove_if_there(&marker)?;
             }
         }
