@@ -347,13 +347,21 @@ async fn replay(options: &StoreOptions, args: ReplayArgs) -> anyhow::Result<()> 
     let store = consent_ledger_store::Store::open(&options.location()?)
         .await
         .context("opening the event store")?;
-    let result: anyhow::Result<()> = async {
+    let result = replay_with(&store, options, args).await;
+    store.close().await;
+    result
+}
+
+async fn replay_with(
+    store: &consent_ledger_store::Store,
+    options: &StoreOptions,
+    args: ReplayArgs,
+) -> anyhow::Result<()> {
     let size = store.next_position().await?.get();
     let bar = progress_bar(size, "replaying");
     let started = std::time::Instant::now();
     let model =
-        consent_ledger_projections::Projector::replay(&store, |p| bar.set_position(p.get()))
-            .await?;
+        consent_ledger_projections::Projector::replay(store, |p| bar.set_position(p.get())).await?;
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     let summary = model.summary();
@@ -381,10 +389,6 @@ async fn replay(options: &StoreOptions, args: ReplayArgs) -> anyhow::Result<()> 
     }
     println!("{report}");
     Ok(())
-    }
-    .await;
-    store.close().await;
-    result
 }
 
 async fn export(options: &StoreOptions, args: ExportArgs) -> anyhow::Result<()> {
@@ -443,10 +447,15 @@ fn file_or_text(arg: &str) -> String {
 /// `export --view access|dsar|ropa`: the audit view a privacy officer would GET, to a file for
 /// a regulator's request; the audit projection is caught up first.
 async fn export_view(options: &StoreOptions, args: ExportArgs) -> anyhow::Result<()> {
+    let state = AppState::open(options, Arc::new(SystemClock), ServiceConfig::default()).await?;
+    let result = export_view_with(&state, args).await;
+    state.store.close().await;
+    result
+}
+
+async fn export_view_with(state: &AppState, args: ExportArgs) -> anyhow::Result<()> {
     use std::io::Write as _;
 
-    let state = AppState::open(options, Arc::new(SystemClock), ServiceConfig::default()).await?;
-    let result: anyhow::Result<()> = async {
     let caller = Caller {
         id: consent_ledger_domain::values::PrincipalId::from_uuid(Uuid::nil()),
         role: Role::PrivacyOfficer,
@@ -489,7 +498,7 @@ async fn export_view(options: &StoreOptions, args: ExportArgs) -> anyhow::Result
                 if let Some(a) = &after {
                     page_query.push_str(&format!("&after={a}"));
                 }
-                let page = gdpr::access_view(&state, &caller, &page_query)
+                let page = gdpr::access_view(state, &caller, &page_query)
                     .await
                     .map_err(fail)?;
                 let body = match (&after, page.content_type.starts_with("text/csv")) {
@@ -505,15 +514,15 @@ async fn export_view(options: &StoreOptions, args: ExportArgs) -> anyhow::Result
             }
         }
         ExportView::Dsar => emit(
-            &gdpr::dsar_view(&state, &caller, query)
+            &gdpr::dsar_view(state, &caller, query)
                 .await
                 .map_err(fail)?
-                .text(&state)
+                .text(state)
                 .await
                 .map_err(fail)?,
         )?,
         ExportView::Ropa => emit(
-            &gdpr::ropa_view(&state, &caller, query)
+            &gdpr::ropa_view(state, &caller, query)
                 .await
                 .map_err(fail)?
                 .body,
@@ -529,10 +538,6 @@ async fn export_view(options: &StoreOptions, args: ExportArgs) -> anyhow::Result
         .with_context(|| format!("writing {}", args.out.display()))?;
     eprintln!("wrote {written} bytes to {}", args.out.display());
     Ok(())
-    }
-    .await;
-    state.store.close().await;
-    result
 }
 
 fn verify(args: VerifyArgs) -> anyhow::Result<()> {
