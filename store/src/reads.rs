@@ -409,9 +409,10 @@ macro_rules! reads_backend {
             Ok(events)
         }
 
-        /// Up to `limit` events from position `from` on, in log order.
+        /// Up to `limit` events from position `from` on, in log order, a row per event (on
+        /// SQLite, what `sqlite::pages::read_range` falls back on).
         #[tracing::instrument(level = "debug", skip_all, fields(from = from.get(), limit = limit))]
-        pub(crate) async fn read_range(
+        pub(crate) async fn read_range_rows(
             pool: &Pool,
             from: Position,
             limit: u32,
@@ -617,9 +618,10 @@ macro_rules! reads_backend {
                 .collect())
         }
 
-        /// Stored leaf hashes (level 0 of the tree) from position `from` on.
+        /// Stored leaf hashes (level 0 of the tree) from position `from` on, a row per leaf
+        /// (on SQLite, what `sqlite::pages::leaf_hashes` falls back on).
         #[tracing::instrument(level = "debug", skip_all, fields(from = from, limit = limit))]
-        pub(crate) async fn leaf_hashes(
+        pub(crate) async fn leaf_hashes_rows(
             pool: &Pool,
             from: u64,
             limit: u32,

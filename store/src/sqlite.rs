@@ -367,12 +367,13 @@ fn time_bind(t: DateTime<Utc>) -> String {
 
 fn recorded_at(row: &SqliteRow) -> Result<DateTime<Utc>, String> {
     let text: String = row.try_get("recorded_at").map_err(|e| e.to_string())?;
-    DateTime::parse_from_rfc3339(&text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| e.to_string())
+    pages::parse_time(&text)
 }
 
 crate::reads::reads_backend!(Sqlite, i64);
+
+mod pages;
+pub(crate) use pages::{leaf_hashes, read_range};
 
 /// SQLite allows 32,766 bound parameters per statement; events bind ten each.
 const EVENTS_PER_INSERT: usize = 3_000;
