@@ -25,7 +25,7 @@ fn read_page(store: &Store, from: u64) -> JoinHandle<Result<Page, StoreError>> {
     let store = store.clone();
     tokio::spawn(async move {
         let (rows, leaves) = tokio::join!(
-            store.read_range(Position::new(from), PAGE),
+            store.read_pages(Position::new(from), PAGE),
             store.leaf_hashes(from, PAGE)
         );
         Ok((rows?, leaves?))

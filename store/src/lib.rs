@@ -393,6 +393,20 @@ impl Store {
         on_backend!(self, read_range(from, limit))
     }
 
+    /// The same events as [`Store::read_range`], for a reader of the log's bulk (`audit-log`):
+    /// on SQLite a page of up to 1,024 events per statement, each text column of the page in
+    /// one value, instead of a row per event handed across sqlx's worker thread (about twice as
+    /// fast on a whole log). Not for a reader beside the decisions in `serve`: the page's large
+    /// strings lengthened the decisions' p99 there (BENCHMARKS.md, "Bulk log reads").
+    #[tracing::instrument(level = "debug", skip_all, fields(from = from.get(), limit = limit))]
+    pub async fn read_pages(
+        &self,
+        from: Position,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        on_backend!(self, read_pages(from, limit))
+    }
+
     /// Up to `limit` events of positions `from..end` in order, with payloads left as text,
     /// leaving out every event of the stream type `skipped`: for a reader that only counts
     /// those (a rebuild of the read model reads the log's bulk, access decisions, in SQLite's

@@ -127,7 +127,7 @@ fn recorded_at(row: &PgRow) -> Result<DateTime<Utc>, String> {
 }
 
 crate::reads::reads_backend!(Postgres, i32);
-pub(crate) use self::{leaf_hashes_rows as leaf_hashes, read_range_rows as read_range};
+pub(crate) use self::{leaf_hashes_rows as leaf_hashes, read_range as read_pages};
 
 /// The connection of the transaction under way; [`LogWriter::begin`] reconnects first if a
 /// failure broke it.

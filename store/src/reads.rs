@@ -410,9 +410,9 @@ macro_rules! reads_backend {
         }
 
         /// Up to `limit` events from position `from` on, in log order, a row per event (on
-        /// SQLite, what `sqlite::pages::read_range` falls back on).
+        /// SQLite, what `sqlite::pages::read_pages` falls back on).
         #[tracing::instrument(level = "debug", skip_all, fields(from = from.get(), limit = limit))]
-        pub(crate) async fn read_range_rows(
+        pub(crate) async fn read_range(
             pool: &Pool,
             from: Position,
             limit: u32,

@@ -373,7 +373,7 @@ fn recorded_at(row: &SqliteRow) -> Result<DateTime<Utc>, String> {
 crate::reads::reads_backend!(Sqlite, i64);
 
 mod pages;
-pub(crate) use pages::{leaf_hashes, read_range};
+pub(crate) use pages::{leaf_hashes, read_pages};
 
 /// SQLite allows 32,766 bound parameters per statement; events bind ten each.
 const EVENTS_PER_INSERT: usize = 3_000;

@@ -10,6 +10,11 @@
 //! is the same as `position >= from ORDER BY position LIMIT n`; whatever would tell them apart
 //! (a position missing, a malformed row) sends the read to the row-at-a-time query, so that the
 //! answer, and the error naming a damaged row, are always exactly that query's.
+//!
+//! For readers of the log's bulk (`audit-log`), not for readers beside the decisions in
+//! `serve`: there the GDPR projection's catch-up read this way lengthened the decisions' p99
+//! from 9.2–10.3 to 13.9–19.7 ms (same hour, alternating), the pages' large strings being
+//! allocated and freed again beside the decision path.
 
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
@@ -95,10 +100,10 @@ async fn page_row(
         .map(|c| (c, row)))
 }
 
-/// Up to `limit` events from position `from` on, in log order (as `read_range_rows`), their
+/// Up to `limit` events from position `from` on, in log order (as `read_range`), their
 /// openings attached.
 #[tracing::instrument(level = "debug", skip_all, fields(from = from.get(), limit = limit))]
-pub(crate) async fn read_range(
+pub(crate) async fn read_pages(
     pool: &SqlitePool,
     from: Position,
     limit: u32,
@@ -118,7 +123,7 @@ pub(crate) async fn read_range(
     tx.commit().await.map_err(StoreError::unavailable)?;
     drop(conn);
     let Some(mut events) = events else {
-        return super::read_range_rows(pool, from, limit).await;
+        return super::read_range(pool, from, limit).await;
     };
     super::attach_openings(pool, &mut events).await?;
     Ok(events)
@@ -290,7 +295,7 @@ async fn leaves_page(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{open, read_range_rows};
+    use super::super::{open, read_range};
     use super::*;
 
     /// A log of `n` events whose texts hold what a cut in the wrong place would show: commas,
@@ -345,10 +350,10 @@ mod tests {
 
     /// Asserts that the page reads of `from`, `limit` answer what the row reads answer.
     async fn both_reads_agree(pool: &SqlitePool, from: u64, limit: u32) {
-        let paged = read_range(pool, Position::new(from), limit)
+        let paged = read_pages(pool, Position::new(from), limit)
             .await
             .expect("pages");
-        let rows = read_range_rows(pool, Position::new(from), limit)
+        let rows = read_range(pool, Position::new(from), limit)
             .await
             .expect("rows");
         assert_eq!(paged.len(), rows.len(), "as many events from {from}");
@@ -446,8 +451,8 @@ mod tests {
             .execute(&mut writer)
             .await
             .expect("damage");
-        let paged = read_range(&pool, Position::new(0), 100).await;
-        let rows = read_range_rows(&pool, Position::new(0), 100).await;
+        let paged = read_pages(&pool, Position::new(0), 100).await;
+        let rows = read_range(&pool, Position::new(0), 100).await;
         assert!(
             matches!(paged, Err(StoreError::Corrupt { position: 42, .. })),
             "{paged:?}"
