@@ -21,6 +21,14 @@ use crate::ProjectionError;
 /// Events read (and written as one transaction) per catch-up step.
 const PAGE: u32 = 5_000;
 
+/// How the projection reads the log: a row per event beside the decisions in `serve`, in
+/// pages when it rebuilds offline (`replay --audit`; see [`Store::read_pages`]).
+#[derive(Clone, Copy)]
+enum Reader {
+    Rows,
+    Pages,
+}
+
 /// Keeps the store's GDPR tables up to date with the log.
 #[derive(Clone)]
 pub struct GdprProjector {
@@ -63,7 +71,7 @@ impl GdprProjector {
                     .min(end.get()),
             );
             let before = reached;
-            reached = self.catch_up_to(step).await?;
+            reached = self.apply_until(step, Reader::Pages).await?;
             progress(reached);
             if reached <= before {
                 break;
@@ -76,13 +84,25 @@ impl GdprProjector {
     /// `at_least_as_fresh`); returns the position applied up to.
     #[tracing::instrument(skip(self))]
     pub async fn catch_up_to(&self, target: Position) -> Result<Position, ProjectionError> {
+        self.apply_until(target, Reader::Rows).await
+    }
+
+    /// [`GdprProjector::catch_up_to`], reading the log with `reader`.
+    async fn apply_until(
+        &self,
+        target: Position,
+        reader: Reader,
+    ) -> Result<Position, ProjectionError> {
         let _one_at_a_time = self.catching_up.lock().await;
         loop {
             let from = self.store.gdpr_position().await?;
             if from >= target {
                 return Ok(from);
             }
-            let events = self.store.read_range(from, PAGE).await?;
+            let events = match reader {
+                Reader::Rows => self.store.read_range(from, PAGE).await?,
+                Reader::Pages => self.store.read_pages(from, PAGE).await?,
+            };
             let Some(last) = events.last() else {
                 return Ok(from);
             };
