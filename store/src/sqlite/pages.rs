@@ -33,7 +33,9 @@ const TEXTS: usize = 7;
 
 /// One row for the events of positions `$1..$2`: their count, then per event "position,
 /// stream_version,schema_version" and the byte length of each text column, all comma-separated,
-/// then each text column concatenated. Rows are aggregated in the table's (position) order.
+/// then each text column concatenated, then how many events hold a value of another type than
+/// their column's (which the row read decodes, or refuses, by its type). Rows are aggregated in
+/// the table's (position) order.
 const EVENTS_PAGE: &str = "SELECT count(*), group_concat(\
     position || ',' || stream_version || ',' || schema_version \
     || ',' || length(CAST(stream_type AS BLOB)) || ',' || length(CAST(stream_id AS BLOB)) \
@@ -43,7 +45,12 @@ const EVENTS_PAGE: &str = "SELECT count(*), group_concat(\
     CAST(group_concat(stream_type, '') AS BLOB), CAST(group_concat(stream_id, '') AS BLOB), \
     CAST(group_concat(event_type, '') AS BLOB), CAST(group_concat(actor, '') AS BLOB), \
     CAST(group_concat(request_id, '') AS BLOB), CAST(group_concat(recorded_at, '') AS BLOB), \
-    CAST(group_concat(payload, '') AS BLOB) \
+    CAST(group_concat(payload, '') AS BLOB), \
+    total(typeof(position) <> 'integer' OR typeof(stream_version) <> 'integer' \
+    OR typeof(schema_version) <> 'integer' OR typeof(stream_type) <> 'text' \
+    OR typeof(stream_id) <> 'text' OR typeof(event_type) <> 'text' OR typeof(actor) <> 'text' \
+    OR typeof(request_id) <> 'text' OR typeof(recorded_at) <> 'text' \
+    OR typeof(payload) <> 'text') \
     FROM events WHERE position >= $1 AND position < $2";
 
 /// One row for the stored leaves of positions `$1..$2`: their count, their indexes, the sum of
@@ -193,6 +200,10 @@ async fn events_page(
     let Some((count, row)) = page_row(conn, EVENTS_PAGE, start, stop).await? else {
         return Ok(Page::Short(Vec::new()));
     };
+    let mistyped: f64 = row.try_get(2 + TEXTS).map_err(StoreError::unavailable)?;
+    if mistyped != 0.0 {
+        return Ok(Page::Irregular);
+    }
     let numbers: Option<&str> = row.try_get(1).map_err(StoreError::unavailable)?;
     let mut texts: [&[u8]; TEXTS] = [&[]; TEXTS];
     for (i, text) in texts.iter_mut().enumerate() {
@@ -348,6 +359,16 @@ mod tests {
         (dir, pool, writer)
     }
 
+    /// Changes the stored log behind the store's back.
+    async fn damage(writer: &mut SqliteConnection, statements: &[&'static str]) {
+        for &statement in statements {
+            sqlx::query(statement)
+                .execute(&mut *writer)
+                .await
+                .expect("damage");
+        }
+    }
+
     /// Asserts that the page reads of `from`, `limit` answer what the row reads answer.
     async fn both_reads_agree(pool: &SqlitePool, from: u64, limit: u32) {
         let paged = read_pages(pool, Position::new(from), limit)
@@ -411,16 +432,15 @@ mod tests {
     #[tokio::test]
     async fn holes_and_malformed_rows_are_read_as_rows_read_them() {
         let (_dir, pool, mut writer) = log_of(6_000).await;
-        for statement in [
-            "DELETE FROM events WHERE position >= 100 AND position < 5000",
-            "DELETE FROM merkle_nodes WHERE level = 0 AND idx = 300",
-            "UPDATE merkle_nodes SET hash = x'0102' WHERE level = 0 AND idx = 5500",
-        ] {
-            sqlx::query(statement)
-                .execute(&mut writer)
-                .await
-                .expect("damage");
-        }
+        damage(
+            &mut writer,
+            &[
+                "DELETE FROM events WHERE position >= 100 AND position < 5000",
+                "DELETE FROM merkle_nodes WHERE level = 0 AND idx = 300",
+                "UPDATE merkle_nodes SET hash = x'0102' WHERE level = 0 AND idx = 5500",
+            ],
+        )
+        .await;
         assert_eq!(
             read_in_pages(&pool, 0, 200).await[0],
             None,
@@ -442,21 +462,32 @@ mod tests {
         );
     }
 
-    /// A stored value out of shape (text that is not UTF-8, a time that is not one) is the
-    /// row-at-a-time read's to report, naming its position.
+    /// A stored value out of shape (a time that is not one, a payload stored as a BLOB) is
+    /// the row-at-a-time read's to report, naming its position.
     #[tokio::test]
     async fn an_unreadable_event_is_reported_as_rows_report_it() {
         let (_dir, pool, mut writer) = log_of(50).await;
-        sqlx::query("UPDATE events SET recorded_at = 'yesterday' WHERE position = 42")
-            .execute(&mut writer)
-            .await
-            .expect("damage");
-        let paged = read_pages(&pool, Position::new(0), 100).await;
-        let rows = read_range(&pool, Position::new(0), 100).await;
-        assert!(
-            matches!(paged, Err(StoreError::Corrupt { position: 42, .. })),
-            "{paged:?}"
+        damage(
+            &mut writer,
+            &[
+                "UPDATE events SET recorded_at = 'yesterday' WHERE position = 42",
+                "UPDATE events SET payload = CAST(payload AS BLOB) WHERE position = 7",
+            ],
+        )
+        .await;
+        assert_eq!(
+            read_in_pages(&pool, 0, 20).await[0],
+            None,
+            "a value of another type sends the read to rows"
         );
-        assert_eq!(format!("{paged:?}"), format!("{rows:?}"));
+        for (from, bad) in [(0, 7), (20, 42)] {
+            let paged = read_pages(&pool, Position::new(from), 100).await;
+            let rows = read_range(&pool, Position::new(from), 100).await;
+            assert!(
+                matches!(paged, Err(StoreError::Corrupt { position, .. }) if position == bad),
+                "{paged:?}"
+            );
+            assert_eq!(format!("{paged:?}"), format!("{rows:?}"));
+        }
     }
 }
