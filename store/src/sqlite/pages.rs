@@ -54,9 +54,11 @@ const EVENTS_PAGE: &str = "SELECT count(*), group_concat(\
     FROM events WHERE position >= $1 AND position < $2";
 
 /// One row for the stored leaves of positions `$1..$2`: their count, their indexes, the sum of
-/// their lengths, and the hashes concatenated.
+/// their lengths, the hashes concatenated, and how many are stored with another type than
+/// their column's.
 const LEAVES_PAGE: &str = "SELECT count(*), group_concat(idx, ','), sum(length(hash)), \
-    CAST(group_concat(hash, '') AS BLOB) \
+    CAST(group_concat(hash, '') AS BLOB), \
+    total(typeof(idx) <> 'integer' OR typeof(hash) <> 'blob') \
     FROM merkle_nodes WHERE level = 0 AND idx >= $1 AND idx < $2";
 
 /// Whether an event is stored at position `$1` or after it.
@@ -280,6 +282,10 @@ async fn leaves_page(
     let indexes: Option<&str> = row.try_get(1).map_err(StoreError::unavailable)?;
     let bytes: Option<i64> = row.try_get(2).map_err(StoreError::unavailable)?;
     let hashes: Option<&[u8]> = row.try_get(3).map_err(StoreError::unavailable)?;
+    let mistyped: f64 = row.try_get(4).map_err(StoreError::unavailable)?;
+    if mistyped != 0.0 {
+        return Ok(Page::Irregular);
+    }
     let (Some(indexes), Some(hashes)) = (indexes, hashes) else {
         return Ok(Page::Irregular);
     };
@@ -462,8 +468,8 @@ mod tests {
         );
     }
 
-    /// A stored value out of shape (a time that is not one, a payload stored as a BLOB) is
-    /// the row-at-a-time read's to report, naming its position.
+    /// A stored value out of shape (a time that is not one, a payload stored as a BLOB, a leaf
+    /// stored as text) is the row-at-a-time read's to report or return as it is.
     #[tokio::test]
     async fn an_unreadable_event_is_reported_as_rows_report_it() {
         let (_dir, pool, mut writer) = log_of(50).await;
@@ -472,14 +478,18 @@ mod tests {
             &[
                 "UPDATE events SET recorded_at = 'yesterday' WHERE position = 42",
                 "UPDATE events SET payload = CAST(payload AS BLOB) WHERE position = 7",
+                "UPDATE merkle_nodes SET hash = 'abcdefghijklmnopqrstuvwxyz012345' WHERE level = 0 AND idx = 9",
             ],
         )
         .await;
         assert_eq!(
-            read_in_pages(&pool, 0, 20).await[0],
-            None,
+            read_in_pages(&pool, 0, 20).await,
+            [None, None],
             "a value of another type sends the read to rows"
         );
+        let paged = leaf_hashes(&pool, 0, 20).await;
+        let rows = super::super::leaf_hashes_rows(&pool, 0, 20).await;
+        assert_eq!(format!("{paged:?}"), format!("{rows:?}"));
         for (from, bad) in [(0, 7), (20, 42)] {
             let paged = read_pages(&pool, Position::new(from), 100).await;
             let rows = read_range(&pool, Position::new(from), 100).await;
