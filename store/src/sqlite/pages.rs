@@ -22,6 +22,7 @@ use sqlx::{Connection as _, Row as _, SqliteConnection, SqlitePool};
 
 use crate::error::StoreError;
 use crate::event::{Payload, Position, StoredEvent};
+use crate::write_path::sql_index;
 
 /// Events per statement: about half a MiB of text at ~550 bytes an event. Measured on the
 /// 1.64M-event log (`audit-log`): 512 to 4,096 within the machine's spread, 1,024 the best;
@@ -97,8 +98,8 @@ async fn page_row(
     stop: u64,
 ) -> Result<Option<(u64, SqliteRow)>, StoreError> {
     let row = sqlx::query(sql)
-        .bind(crate::write_path::sql_index(start))
-        .bind(crate::write_path::sql_index(stop))
+        .bind(sql_index(start))
+        .bind(sql_index(stop))
         .fetch_one(conn)
         .await
         .map_err(StoreError::unavailable)?;
@@ -117,21 +118,7 @@ pub(crate) async fn read_pages(
     from: Position,
     limit: u32,
 ) -> Result<Vec<StoredEvent>, StoreError> {
-    let mut conn = pool.acquire().await.map_err(StoreError::unavailable)?;
-    // One snapshot for all the pages: an event committed between two statements must not be
-    // missing from the first and then skipped by the second.
-    let mut tx = conn.begin().await.map_err(StoreError::unavailable)?;
-    let events = paged(
-        &mut tx,
-        from.get(),
-        u64::from(limit),
-        events_page,
-        EVENT_FROM,
-    )
-    .await?;
-    tx.commit().await.map_err(StoreError::unavailable)?;
-    drop(conn);
-    let Some(mut events) = events else {
+    let Some(mut events) = paged(pool, from.get(), limit, events_page, EVENT_FROM).await? else {
         return super::read_range(pool, from, limit).await;
     };
     super::attach_openings(pool, &mut events).await?;
@@ -145,51 +132,51 @@ pub(crate) async fn leaf_hashes(
     from: u64,
     limit: u32,
 ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-    let mut conn = pool.acquire().await.map_err(StoreError::unavailable)?;
-    let mut tx = conn.begin().await.map_err(StoreError::unavailable)?;
-    let leaves = paged(&mut tx, from, u64::from(limit), leaves_page, LEAF_FROM).await?;
-    tx.commit().await.map_err(StoreError::unavailable)?;
-    drop(conn);
-    match leaves {
+    match paged(pool, from, limit, leaves_page, LEAF_FROM).await? {
         Some(leaves) => Ok(leaves),
         None => super::leaf_hashes_rows(pool, from, limit).await,
     }
 }
 
-/// Reads `from..from + limit` page by page with `page`; `None` when the row-at-a-time read
-/// must answer instead (a hole in the positions, or a value of the wrong shape). `any_from`
-/// asks whether anything is stored at or after a position.
+/// Reads `from..from + limit` page by page with `page`, all in one read transaction (an event
+/// committed between two statements must not be missing from the first and then skipped by
+/// the second); `None` when the row-at-a-time read must answer instead (a hole in the
+/// positions, or a value of the wrong shape). `any_from` asks whether anything is stored at or
+/// after a position.
 async fn paged<T, F>(
-    conn: &mut SqliteConnection,
+    pool: &SqlitePool,
     from: u64,
-    limit: u64,
+    limit: u32,
     page: F,
     any_from: &'static str,
 ) -> Result<Option<Vec<T>>, StoreError>
 where
     F: AsyncFn(&mut SqliteConnection, u64, u64) -> Result<Page<T>, StoreError>,
 {
-    let end = from.saturating_add(limit);
+    let mut conn = pool.acquire().await.map_err(StoreError::unavailable)?;
+    let mut tx = conn.begin().await.map_err(StoreError::unavailable)?;
+    let end = from.saturating_add(u64::from(limit));
     let mut found = Vec::new();
     let mut start = from;
     while start < end {
         let stop = start.saturating_add(PAGE).min(end);
-        match page(conn, start, stop).await? {
+        match page(&mut tx, start, stop).await? {
             Page::Full(mut values) => found.append(&mut values),
             Page::Short(mut values) => {
                 found.append(&mut values);
                 // The log ends here, unless a position is missing: then rows answer.
                 let more: bool = sqlx::query_scalar(any_from)
-                    .bind(crate::write_path::sql_index(stop))
-                    .fetch_one(&mut *conn)
+                    .bind(sql_index(stop))
+                    .fetch_one(&mut *tx)
                     .await
                     .map_err(StoreError::unavailable)?;
-                return Ok(if more { None } else { Some(found) });
+                return Ok((!more).then_some(found));
             }
             Page::Irregular => return Ok(None),
         }
         start = stop;
     }
+    tx.commit().await.map_err(StoreError::unavailable)?;
     Ok(Some(found))
 }
 
@@ -396,12 +383,11 @@ mod tests {
 
     /// How many events and leaves `paged` reads from `from`, `limit`; `None` where it hands
     /// the read to rows.
-    async fn read_in_pages(pool: &SqlitePool, from: u64, limit: u64) -> [Option<usize>; 2] {
-        let mut conn = pool.acquire().await.expect("connection");
-        let events = paged(&mut conn, from, limit, events_page, EVENT_FROM)
+    async fn read_in_pages(pool: &SqlitePool, from: u64, limit: u32) -> [Option<usize>; 2] {
+        let events = paged(pool, from, limit, events_page, EVENT_FROM)
             .await
             .expect("pages");
-        let leaves = paged(&mut conn, from, limit, leaves_page, LEAF_FROM)
+        let leaves = paged(pool, from, limit, leaves_page, LEAF_FROM)
             .await
             .expect("pages");
         [events.map(|e| e.len()), leaves.map(|l| l.len())]
