@@ -704,7 +704,8 @@ async fn serve(options: &StoreOptions, args: ServeArgs) -> anyhow::Result<()> {
         options.snapshot_path(),
         args.snapshot_every,
     ));
-    tokio::spawn(background::gdpr_projection(state.clone()));
+    let gdpr_follower = background::GdprFollower::spawn(state.clone())
+        .context("starting the GDPR projection's follower")?;
     tokio::spawn(background::checkpoints(
         state.clone(),
         args.checkpoint_every_events,
@@ -756,6 +757,7 @@ async fn serve(options: &StoreOptions, args: ServeArgs) -> anyhow::Result<()> {
     // Messages in flight are abandoned: their leases run out and they are sent again (same
     // `webhook-id`) by the next worker.
     drop(deliveries);
+    gdpr_follower.stop();
     tracing::info!("stopped: in-flight requests drained, every acknowledged write is durable");
     match state
         .projector

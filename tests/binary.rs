@@ -159,6 +159,44 @@ async fn first_start_creates_the_store_and_key_and_answers() {
         String::from_utf8_lossy(&unknown.stderr)
     );
 
+    // The GDPR projection follows the log by itself, on a thread of its own at a lower CPU
+    // priority than the decision path's, as does its connection reading the log.
+    #[cfg(target_os = "linux")]
+    {
+        let nice_of = |comm: &str| -> Vec<String> {
+            std::fs::read_dir(format!("/proc/{}/task", child.id()))
+                .expect("the server's threads")
+                .filter_map(|task| {
+                    let task = task.ok()?;
+                    let name = std::fs::read_to_string(task.path().join("comm")).ok()?;
+                    let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+                    let nice = stat.rsplit_once(") ")?.1.split(' ').nth(16)?.to_owned();
+                    (name.trim_end() == comm).then_some(nice)
+                })
+                .collect()
+        };
+        let location = consent_ledger_store::StoreLocation::in_data_dir(&data);
+        let mut caught_up = false;
+        for _ in 0..100 {
+            let store = consent_ledger_store::Store::open(&location)
+                .await
+                .expect("open the store beside the server");
+            let (applied, size) = (
+                store.gdpr_position().await.expect("gdpr position"),
+                store.next_position().await.expect("log size"),
+            );
+            store.close().await;
+            if applied == size {
+                caught_up = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(caught_up, "the GDPR projection follows the log unasked");
+        assert_eq!(nice_of("gdpr-follower"), vec!["10"]);
+        assert_eq!(nice_of("gdpr-reader"), vec!["10"]);
+    }
+
     sigterm(&child);
     let status = child.wait().expect("wait");
     assert!(status.success(), "graceful stop exits 0, got {status}");

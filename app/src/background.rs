@@ -73,6 +73,77 @@ pub async fn gdpr_projection(state: Arc<AppState>) {
     }
 }
 
+/// A task on a thread of its own, with a runtime of its own, until told to stop: the thread
+/// runs `run` with the receiving end of the stop signal, which fires when [`Worker::stop`] is
+/// called or the worker is dropped.
+pub struct Worker {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Starts `run` on a thread named `name`.
+    pub fn spawn(
+        name: &str,
+        run: impl FnOnce(tokio::sync::oneshot::Receiver<()>) + Send + 'static,
+    ) -> std::io::Result<Self> {
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || run(stopped))?;
+        Ok(Self {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// Tells the task to stop and waits for its thread.
+    pub fn stop(mut self) {
+        self.stop.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.stop.take();
+    }
+}
+
+/// [`gdpr_projection`] on a thread of its own (`gdpr-follower`), at the projection writer's
+/// lower CPU priority: turning each page of events into rows (decoding a page of 5,000 takes
+/// about 15 ms) then runs beside the decision path instead of on its runtime's workers, where
+/// it held up the decisions queued behind it (BENCHMARKS.md, "The GDPR projection behind the
+/// decisions"). Dropping it (or [`GdprFollower::stop`]) stops it; a catch-up in progress is
+/// abandoned (its transaction rolled back, the next one writes its rows).
+pub struct GdprFollower(Worker);
+
+impl GdprFollower {
+    /// Starts following.
+    pub fn spawn(state: Arc<AppState>) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Worker::spawn("gdpr-follower", move |stopped| {
+            consent_ledger_store::lower_thread_priority();
+            runtime.block_on(async {
+                tokio::select! {
+                    () = gdpr_projection(state) => {}
+                    _ = stopped => {}
+                }
+            });
+        })
+        .map(Self)
+    }
+
+    /// Stops following and waits for the thread.
+    pub fn stop(self) {
+        self.0.stop();
+    }
+}
+
 /// Signs a checkpoint every `events` events, or after `every` with any new event (SPEC §6).
 #[tracing::instrument(skip_all)]
 pub async fn checkpoints(state: Arc<AppState>, events: u64, every: Duration) {

@@ -564,11 +564,10 @@ pub(crate) async fn decisions(args: DecisionsArgs, scratch: &Scratch) -> anyhow:
         _ => None,
     };
     let single = single_decisions(f.partner_tokens.clone(), f.shipments.clone());
-    let follower = args.audit_follow.then(|| {
-        tokio::spawn(consent_ledger_app::background::gdpr_projection(
-            f.state.clone(),
-        ))
-    });
+    let follower = args
+        .audit_follow
+        .then(|| consent_ledger_app::background::GdprFollower::spawn(f.state.clone()))
+        .transpose()?;
     let warm = load(&urls, args.connections, args.count / 10, single.clone())?;
     let first = f.state.store.next_position().await?;
     let http = load(&urls, args.connections, args.count, single)?;
@@ -593,8 +592,8 @@ pub(crate) async fn decisions(args: DecisionsArgs, scratch: &Scratch) -> anyhow:
     let ceiling = load(&urls, args.connections, args.count, healthz())?;
     drop(second);
     let audit_lag = match follower {
-        Some(task) => {
-            task.abort();
+        Some(follower) => {
+            follower.stop();
             let size = f.state.store.next_position().await?.get();
             Some(size - f.state.store.gdpr_position().await?.get().min(size))
         }

@@ -21,8 +21,9 @@ use crate::ProjectionError;
 /// Events read (and written as one transaction) per catch-up step.
 const PAGE: u32 = 5_000;
 
-/// How the projection reads the log: a row per event beside the decisions in `serve`, in
-/// pages when it rebuilds offline (`replay --audit`; see [`Store::read_pages`]).
+/// How the projection reads the log: a row per event on its own lower-priority connection
+/// beside the decisions in `serve` ([`Store::read_range_behind`]), in pages when it rebuilds
+/// offline (`replay --audit`; see [`Store::read_pages`]).
 #[derive(Clone, Copy)]
 enum Reader {
     Rows,
@@ -100,7 +101,7 @@ impl GdprProjector {
                 return Ok(from);
             }
             let events = match reader {
-                Reader::Rows => self.store.read_range(from, PAGE).await?,
+                Reader::Rows => self.store.read_range_behind(from, PAGE).await?,
                 Reader::Pages => self.store.read_pages(from, PAGE).await?,
             };
             let Some(last) = events.last() else {

@@ -220,6 +220,9 @@ struct Inner {
     /// The GDPR projection's writes: on SQLite a connection of their own, whose thread runs at
     /// a lower CPU priority than the decision path's; on PostgreSQL the same pool.
     gdpr_writes: Reads,
+    /// The log as the GDPR projection's catch-up reads it: on SQLite a connection of its own,
+    /// whose thread runs at the projection writer's lower priority; on PostgreSQL the read pool.
+    behind: Reads,
     /// Where the GDPR file is written without fsync: finished by [`Store::close`].
     unsynced: std::sync::Mutex<Option<unsynced::UnsyncedWrites>>,
     writer: GroupCommit,
@@ -272,12 +275,13 @@ impl Store {
     /// Opens the store, creating and migrating it if needed, and starts its writer.
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn open(location: &StoreLocation) -> Result<Self, StoreError> {
-        let (reads, (gdpr, gdpr_writes, unsynced), writer) = match location {
+        let (reads, behind, (gdpr, gdpr_writes, unsynced), writer) = match location {
             StoreLocation::SqliteFile(path) => {
                 let (reads, writer) = sqlite::open(path).await?;
                 let gdpr = sqlite::open_gdpr(&sqlite::gdpr_path(path)).await?;
                 (
                     Reads::Sqlite(reads),
+                    Reads::Sqlite(sqlite::follower_reads(path)),
                     (
                         Reads::Sqlite(gdpr.reads),
                         Reads::Sqlite(gdpr.writes),
@@ -289,6 +293,7 @@ impl Store {
             StoreLocation::Postgres(url) => {
                 let (reads, writer) = postgres::open(url).await?;
                 (
+                    Reads::Postgres(reads.clone()),
                     Reads::Postgres(reads.clone()),
                     (Reads::Postgres(reads.clone()), Reads::Postgres(reads), None),
                     WriteConnection::Postgres(Box::new(writer)),
@@ -313,6 +318,7 @@ impl Store {
                 reads,
                 gdpr,
                 gdpr_writes,
+                behind,
                 unsynced: std::sync::Mutex::new(unsynced),
                 writer,
                 hook,
@@ -391,6 +397,21 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         on_backend!(self, read_range(from, limit))
+    }
+
+    /// The same events as [`Store::read_range`], for the GDPR projection's catch-up: on SQLite
+    /// through a connection of its own whose thread runs at a lower CPU priority than the
+    /// decision path's, so that reading behind the decisions takes the CPU they leave.
+    #[tracing::instrument(level = "debug", skip_all, fields(from = from.get(), limit = limit))]
+    pub async fn read_range_behind(
+        &self,
+        from: Position,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        match &self.inner.behind {
+            Reads::Sqlite(pool) => sqlite::read_range(pool, from, limit).await,
+            Reads::Postgres(pool) => postgres::read_range(pool, from, limit).await,
+        }
     }
 
     /// The same events as [`Store::read_range`], for a reader of the log's bulk (`audit-log`):
@@ -911,6 +932,19 @@ impl Store {
         {
             sqlite::close_gdpr(reads, writes, unsynced).await;
         }
+        if let Reads::Sqlite(behind) = &self.inner.behind {
+            behind.close().await;
+        }
+    }
+}
+
+/// Gives the calling thread the GDPR projection writer's lower CPU priority (nice 10 on
+/// Linux; elsewhere, or where it cannot be changed, it keeps its own, with a warning): for a
+/// thread that does the projection's work beside the decision path, so that under load it
+/// takes the CPU the decisions leave.
+pub fn lower_thread_priority() {
+    if let Err(e) = rustix::process::setpriority_process(None, sqlite::WRITER_NICE) {
+        tracing::warn!(error = %e, "cannot lower the thread's CPU priority");
     }
 }
 

@@ -55,7 +55,7 @@ const WRITER_THREAD: &str = "gdpr-writer";
 
 /// The projection writer's nice value: under load it gets about a tenth of the CPU time of
 /// each thread of the decision path (the kernel's weights: 1024 at 0, 110 at 10).
-const WRITER_NICE: i32 = 10;
+pub(crate) const WRITER_NICE: i32 = 10;
 
 /// Opens (creating if needed) and migrates the GDPR projection's file.
 ///
@@ -119,6 +119,26 @@ pub(crate) async fn open_gdpr(path: &Path) -> Result<GdprFile, StoreError> {
         writes,
         unsynced,
     })
+}
+
+/// The name of the worker thread of the log's read connection for the GDPR projection.
+const FOLLOWER_THREAD: &str = "gdpr-reader";
+
+/// A read connection of the log for the GDPR projection's catch-up, its worker thread at the
+/// projection writer's lower priority ([`WRITER_NICE`]): a row per event crosses sqlx's worker
+/// thread at about 2.6 µs an event, which on the decisions' read connections ran at their
+/// priority, in bursts of a whole catch-up page (BENCHMARKS.md, "The GDPR projection behind the
+/// decisions").
+pub(crate) fn follower_reads(path: &Path) -> SqlitePool {
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .after_connect(|_, _| {
+            Box::pin(async {
+                lower_priority(FOLLOWER_THREAD, WRITER_NICE);
+                Ok(())
+            })
+        })
+        .connect_lazy_with(options(path).thread_name(|_| FOLLOWER_THREAD.to_owned()))
 }
 
 /// Gives this process's threads named `name` the nice value `nice` (Linux; elsewhere they

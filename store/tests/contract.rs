@@ -1696,16 +1696,25 @@ mod sqlite {
         );
     }
 
-    /// The projection's catch-up writes on a thread of its own at a lower CPU priority, so
-    /// that on a busy machine the decision path goes first.
+    /// The projection's catch-up reads the log and writes its rows on threads of their own
+    /// at a lower CPU priority, so that on a busy machine the decision path goes first; what
+    /// it reads is what `read_range` reads.
     #[cfg(target_os = "linux")]
     #[tokio::test]
-    async fn the_gdpr_projection_writes_at_a_lower_cpu_priority() {
+    async fn the_gdpr_projection_reads_and_writes_at_a_lower_cpu_priority() {
         let (_dir, location) = fresh();
         let store = open(&location).await;
         append_ok(&store, one("s", 1, json!("a"))).await;
+        append_ok(&store, one("s", 2, json!("b"))).await;
+        let behind = store
+            .read_range_behind(Position::new(0), 10)
+            .await
+            .expect("read behind");
+        let rows = store.read_range(Position::new(0), 10).await.expect("read");
+        assert_eq!(behind.len(), 2);
+        assert_eq!(behind, rows);
         assert!(store
-            .gdpr_apply(Position::new(0), Position::new(1), &Default::default())
+            .gdpr_apply(Position::new(0), Position::new(2), &Default::default())
             .await
             .expect("apply"));
         let nice_of = |comm: &str| -> Vec<i32> {
@@ -1727,7 +1736,30 @@ mod sqlite {
         let writers = nice_of("gdpr-writer");
         assert!(!writers.is_empty(), "the writer's thread is named");
         assert!(writers.iter().all(|&nice| nice == 10), "{writers:?}");
+        let readers = nice_of("gdpr-reader");
+        assert_eq!(
+            readers,
+            vec![10],
+            "one reader connection, at the lower priority"
+        );
         assert!(nice_of("sqlx-sqlite-wor").iter().all(|&nice| nice == 0));
+        let lowered = std::thread::spawn(|| {
+            consent_ledger_store::lower_thread_priority();
+            let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("stat");
+            let after_name = stat.rsplit_once(") ").expect("name").1.to_owned();
+            after_name.split(' ').nth(16).map(str::to_owned)
+        })
+        .join()
+        .expect("thread");
+        assert_eq!(
+            lowered.as_deref(),
+            Some("10"),
+            "the calling thread is lowered"
+        );
+        assert!(
+            nice_of("sqlx-sqlite-wor").iter().all(|&nice| nice == 0),
+            "lowering one thread leaves the others"
+        );
     }
 
     /// The race is narrow, so it is run on many fresh files.

@@ -28,6 +28,7 @@ use consent_ledger_store::outbox::{AttemptOutcome, AttemptRecord, ClaimLimits};
 use consent_ledger_store::QueuedMessage;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::background::Worker;
 use crate::fanout::{self, Grounds};
 use crate::state::AppState;
 pub use crate::webhooks::metrics::{DeliveryMetrics, SigningKeys, LATENCY_BUCKETS};
@@ -86,38 +87,20 @@ impl Default for DeliveryOptions {
 
 /// A running worker; dropping it (or [`Deliveries::stop`]) stops it. Attempts in flight are
 /// abandoned: their leases run out and they are attempted again, with the same `webhook-id`.
-pub struct Deliveries {
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
+pub struct Deliveries(Worker);
 
 impl Deliveries {
     /// Starts this node's worker on a thread of its own.
     pub fn spawn(state: Arc<AppState>, options: DeliveryOptions) -> std::io::Result<Self> {
-        let (stop, stopped) = oneshot::channel();
-        let thread = std::thread::Builder::new()
-            .name("webhook-deliveries".into())
-            .spawn(move || {
-                actix_rt::System::new().block_on(run(state, options, stopped));
-            })?;
-        Ok(Self {
-            stop: Some(stop),
-            thread: Some(thread),
+        Worker::spawn("webhook-deliveries", move |stopped| {
+            actix_rt::System::new().block_on(run(state, options, stopped));
         })
+        .map(Self)
     }
 
     /// Stops the worker and waits for its thread.
-    pub fn stop(mut self) {
-        self.stop.take();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for Deliveries {
-    fn drop(&mut self) {
-        self.stop.take();
+    pub fn stop(self) {
+        self.0.stop();
     }
 }
 
