@@ -18,9 +18,20 @@ const PAGE: u32 = 16_384;
 /// Pages read ahead of the one being hashed.
 const READ_AHEAD: u64 = 3;
 
-type Page = (Vec<StoredEvent>, Vec<(u64, Vec<u8>)>);
+/// One event of a page, checked as far as it can be alone: its position, the leaf hash its
+/// stored content gives, and its kept openings checked against that content.
+struct Checked {
+    position: u64,
+    leaf: Hash,
+    openings: anyhow::Result<u64>,
+}
 
-/// Reads the events of a page and their stored leaves, on a task of its own.
+/// The events of a page, checked, and their stored leaves.
+type Page = (Vec<Checked>, Vec<(u64, Vec<u8>)>);
+
+/// Reads the events of a page and their stored leaves, and hashes the events, on a task of
+/// its own: the pages ahead are read and hashed on the runtime's workers while this thread
+/// compares and builds the tree (it alone bounded the audit while it hashed every leaf too).
 fn read_page(store: &Store, from: u64) -> JoinHandle<Result<Page, StoreError>> {
     let store = store.clone();
     tokio::spawn(async move {
@@ -28,7 +39,15 @@ fn read_page(store: &Store, from: u64) -> JoinHandle<Result<Page, StoreError>> {
             store.read_pages(Position::new(from), PAGE),
             store.leaf_hashes(from, PAGE)
         );
-        Ok((rows?, leaves?))
+        let checked = rows?
+            .iter()
+            .map(|row| Checked {
+                position: row.position.get(),
+                leaf: event_leaf_hash(&row.leaf()),
+                openings: check_openings(row),
+            })
+            .collect();
+        Ok((checked, leaves?))
     })
 }
 
@@ -155,9 +174,9 @@ async fn audit_store(
                 *slot = Some(hash);
             }
         }
-        for (row, stored) in rows.iter().zip(leaves) {
+        for (row, stored) in rows.into_iter().zip(leaves) {
             let expected = frontier.size();
-            if row.position.get() != expected {
+            if row.position != expected {
                 return Err(tampered(
                     expected,
                     "the event at this position is missing (deleted?)",
@@ -169,13 +188,13 @@ async fn audit_store(
                     "no leaf was ever stored for this event (inserted?)",
                 ));
             };
-            if !hashes_equal(&event_leaf_hash(&row.leaf()), &stored) {
+            if !hashes_equal(&row.leaf, &stored) {
                 return Err(tampered(
                     expected,
                     "the event does not match its leaf hash (changed, swapped or moved)",
                 ));
             }
-            openings_checked += check_openings(row)?;
+            openings_checked += row.openings?;
             frontier.append(stored);
             check_checkpoints(&frontier, &mut pending)?;
         }

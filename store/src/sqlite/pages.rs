@@ -1,66 +1,43 @@
-//! Bulk reads of the log on SQLite, a page of events per result row (issue 18).
+//! Bulk reads of the log on SQLite, stepping SQLite's own statement (issue 18).
 //!
 //! sqlx hands every result row from SQLite's worker thread to the reader and copies each of its
 //! values twice on the way, into the row and then into the caller's `String`s: on a
 //! 1,640,018-event log that cost 2.6 µs an event, where SQLite's own scan of the same rows takes
-//! 0.3 µs (BENCHMARKS.md, "Bulk log reads, a page per row"). Here one statement returns up to
-//! [`PAGE`] events as a single row: each text column of the page concatenated into one value,
-//! beside a list of the numbers that cut them apart again (position, versions, and each text's
-//! length in bytes). The events are selected by a range of positions, which on the dense log
-//! is the same as `position >= from ORDER BY position LIMIT n`; whatever would tell them apart
-//! (a position missing, a malformed row) sends the read to the row-at-a-time query, so that the
-//! answer, and the error naming a damaged row, are always exactly that query's.
+//! 0.3 µs (BENCHMARKS.md, "Bulk log reads, a page per row"). Here the connection is locked out of
+//! sqlx's worker ([`SqliteConnection::lock_handle`], sqlx's documented way to call SQLite
+//! directly) and the statement stepped on the reader's own thread, each value copied once,
+//! straight from SQLite's row into the event. The events are selected by a range of positions,
+//! which on the dense log is the same as `position >= from ORDER BY position LIMIT n`; whatever
+//! would tell them apart (a position missing, a value of another type than its column's, a
+//! malformed value, any error from SQLite) sends the read to the row-at-a-time query, so that
+//! the answer, and the error naming a damaged row, are always exactly that query's.
 //!
-//! For readers of the log's bulk (`audit-log`), not for readers beside the decisions in
-//! `serve`: there the GDPR projection's catch-up read this way lengthened the decisions' p99
-//! from 9.2–10.3 to 13.9–19.7 ms (same hour, alternating), the pages' large strings being
-//! allocated and freed again beside the decision path.
+//! For readers of the log's bulk (`audit-log`, `replay --audit`), not for readers beside the
+//! decisions in `serve`: the reader's thread does SQLite's work itself, a page at a time.
+
+use std::ffi::{c_int, CStr};
+use std::marker::PhantomData;
+use std::ptr::NonNull;
 
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Connection as _, Row as _, SqliteConnection, SqlitePool};
+use libsqlite3_sys as ffi;
+use sqlx::{Connection as _, SqliteConnection, SqlitePool};
 
 use crate::error::StoreError;
 use crate::event::{Payload, Position, StoredEvent};
 use crate::write_path::sql_index;
 
-/// Events per statement: about half a MiB of text at ~550 bytes an event. Measured on the
-/// 1.64M-event log (`audit-log`): 512 to 4,096 within the machine's spread, 1,024 the best;
-/// larger pages spend more on fresh memory for SQLite's growing strings.
+/// Events per statement.
 const PAGE: u64 = 1_024;
 
-/// The text columns of an event, in the order their lengths follow the three numbers.
-const TEXTS: usize = 7;
+/// The events of positions `?1..?2`, in log order.
+const EVENTS_PAGE: &CStr = c"SELECT position, stream_version, schema_version, stream_type, \
+    stream_id, event_type, actor, request_id, recorded_at, payload \
+    FROM events WHERE position >= ?1 AND position < ?2 ORDER BY position";
 
-/// One row for the events of positions `$1..$2`: their count, then per event "position,
-/// stream_version,schema_version" and the byte length of each text column, all comma-separated,
-/// then each text column concatenated, then how many events hold a value of another type than
-/// their column's (which the row read decodes, or refuses, by its type). Rows are aggregated in
-/// the table's (position) order.
-const EVENTS_PAGE: &str = "SELECT count(*), group_concat(\
-    position || ',' || stream_version || ',' || schema_version \
-    || ',' || length(CAST(stream_type AS BLOB)) || ',' || length(CAST(stream_id AS BLOB)) \
-    || ',' || length(CAST(event_type AS BLOB)) || ',' || length(CAST(actor AS BLOB)) \
-    || ',' || length(CAST(request_id AS BLOB)) || ',' || length(CAST(recorded_at AS BLOB)) \
-    || ',' || length(CAST(payload AS BLOB)), ','), \
-    CAST(group_concat(stream_type, '') AS BLOB), CAST(group_concat(stream_id, '') AS BLOB), \
-    CAST(group_concat(event_type, '') AS BLOB), CAST(group_concat(actor, '') AS BLOB), \
-    CAST(group_concat(request_id, '') AS BLOB), CAST(group_concat(recorded_at, '') AS BLOB), \
-    CAST(group_concat(payload, '') AS BLOB), \
-    total(typeof(position) <> 'integer' OR typeof(stream_version) <> 'integer' \
-    OR typeof(schema_version) <> 'integer' OR typeof(stream_type) <> 'text' \
-    OR typeof(stream_id) <> 'text' OR typeof(event_type) <> 'text' OR typeof(actor) <> 'text' \
-    OR typeof(request_id) <> 'text' OR typeof(recorded_at) <> 'text' \
-    OR typeof(payload) <> 'text') \
-    FROM events WHERE position >= $1 AND position < $2";
-
-/// One row for the stored leaves of positions `$1..$2`: their count, their indexes, the sum of
-/// their lengths, the hashes concatenated, and how many are stored with another type than
-/// their column's.
-const LEAVES_PAGE: &str = "SELECT count(*), group_concat(idx, ','), sum(length(hash)), \
-    CAST(group_concat(hash, '') AS BLOB), \
-    total(typeof(idx) <> 'integer' OR typeof(hash) <> 'blob') \
-    FROM merkle_nodes WHERE level = 0 AND idx >= $1 AND idx < $2";
+/// The stored leaves of positions `?1..?2`, in order.
+const LEAVES_PAGE: &CStr = c"SELECT idx, hash FROM merkle_nodes \
+    WHERE level = 0 AND idx >= ?1 AND idx < ?2 ORDER BY idx";
 
 /// Whether an event is stored at position `$1` or after it.
 const EVENT_FROM: &str = "SELECT EXISTS (SELECT 1 FROM events WHERE position >= $1)";
@@ -87,27 +64,6 @@ impl<T> Page<T> {
             Self::Short(values)
         }
     }
-}
-
-/// The one row `sql` answers for positions `start..stop`, with the count of values it
-/// aggregates; `None` when there are none.
-async fn page_row(
-    conn: &mut SqliteConnection,
-    sql: &'static str,
-    start: u64,
-    stop: u64,
-) -> Result<Option<(u64, SqliteRow)>, StoreError> {
-    let row = sqlx::query(sql)
-        .bind(sql_index(start))
-        .bind(sql_index(stop))
-        .fetch_one(conn)
-        .await
-        .map_err(StoreError::unavailable)?;
-    let count: i64 = row.try_get(0).map_err(StoreError::unavailable)?;
-    Ok(u64::try_from(count)
-        .ok()
-        .filter(|c| *c > 0)
-        .map(|c| (c, row)))
 }
 
 /// Up to `limit` events from position `from` on, in log order (as `read_range`), their
@@ -186,68 +142,26 @@ async fn events_page(
     start: u64,
     stop: u64,
 ) -> Result<Page<StoredEvent>, StoreError> {
-    let Some((count, row)) = page_row(conn, EVENTS_PAGE, start, stop).await? else {
-        return Ok(Page::Short(Vec::new()));
-    };
-    let mistyped: f64 = row.try_get(2 + TEXTS).map_err(StoreError::unavailable)?;
-    if mistyped != 0.0 {
-        return Ok(Page::Irregular);
-    }
-    let numbers: Option<&str> = row.try_get(1).map_err(StoreError::unavailable)?;
-    let mut texts: [&[u8]; TEXTS] = [&[]; TEXTS];
-    for (i, text) in texts.iter_mut().enumerate() {
-        let value: Option<&[u8]> = row.try_get(2 + i).map_err(StoreError::unavailable)?;
-        *text = value.unwrap_or_default();
-    }
-    let Some(events) = numbers.and_then(|n| cut_events(n, texts, start)) else {
-        return Ok(Page::Irregular);
-    };
-    if count != events.len() as u64 {
-        return Ok(Page::Irregular);
-    }
-    Ok(Page::of(events, stop - start))
-}
-
-/// The events a page's numbers and texts describe, in ascending positions from `start`; `None`
-/// if anything is out of shape (a number that is none, a length past the text, text that is not
-/// UTF-8, a time that is not RFC 3339, positions not ascending).
-fn cut_events(numbers: &str, texts: [&[u8]; TEXTS], start: u64) -> Option<Vec<StoredEvent>> {
-    let mut numbers = numbers.split(',');
-    let mut offsets = [0usize; TEXTS];
-    let mut events = Vec::new();
     let mut next = start;
-    while let Some(position) = numbers.next() {
-        let position: u64 = position.parse().ok()?;
-        if position < next {
-            return None;
-        }
+    let events = stepped(conn, EVENTS_PAGE, start, stop, |row| {
+        let position = u64::try_from(row.int(0)?).ok().filter(|p| *p >= next)?;
         next = position + 1;
-        let stream_version: u64 = numbers.next()?.parse().ok()?;
-        let schema_version: u32 = numbers.next()?.parse().ok()?;
-        let mut fields: [String; TEXTS] = Default::default();
-        for (i, field) in fields.iter_mut().enumerate() {
-            let len: usize = numbers.next()?.parse().ok()?;
-            let bytes = texts[i].get(offsets[i]..offsets[i].checked_add(len)?)?;
-            offsets[i] += len;
-            *field = String::from_utf8(bytes.to_vec()).ok()?;
-        }
-        let [stream_type, stream_id, event_type, actor, request_id, recorded_at, payload] = fields;
-        events.push(StoredEvent {
+        Some(StoredEvent {
             position: Position::new(position),
-            stream_type,
-            stream_id,
-            stream_version,
-            event_type,
-            schema_version,
-            actor,
-            request_id,
-            recorded_at: parse_time(&recorded_at).ok()?,
-            payload: Payload::stored(payload),
+            stream_version: u64::try_from(row.int(1)?).ok()?,
+            schema_version: u32::try_from(row.int(2)?).ok()?,
+            stream_type: row.text(3)?.to_owned(),
+            stream_id: row.text(4)?.to_owned(),
+            event_type: row.text(5)?.to_owned(),
+            actor: row.text(6)?.to_owned(),
+            request_id: row.text(7)?.to_owned(),
+            recorded_at: parse_time(row.text(8)?).ok()?,
+            payload: Payload::stored(row.text(9)?.to_owned()),
             openings: Vec::new(),
-        });
-    }
-    // Every byte of every text belongs to an event.
-    (offsets.iter().zip(texts).all(|(o, t)| *o == t.len())).then_some(events)
+        })
+    })
+    .await?;
+    Ok(events.map_or(Page::Irregular, |e| Page::of(e, stop - start)))
 }
 
 /// A stored `recorded_at`: RFC 3339 text, as the writer binds it.
@@ -257,44 +171,154 @@ pub(crate) fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|e| e.to_string())
 }
 
-/// The stored leaves of positions `start..stop`.
+/// The stored leaves of positions `start..stop`; a hash of another length than 32 bytes is for
+/// the row-at-a-time read to report.
 async fn leaves_page(
     conn: &mut SqliteConnection,
     start: u64,
     stop: u64,
 ) -> Result<Page<(u64, Vec<u8>)>, StoreError> {
-    let Some((count, row)) = page_row(conn, LEAVES_PAGE, start, stop).await? else {
-        return Ok(Page::Short(Vec::new()));
-    };
-    let indexes: Option<&str> = row.try_get(1).map_err(StoreError::unavailable)?;
-    let bytes: Option<i64> = row.try_get(2).map_err(StoreError::unavailable)?;
-    let hashes: Option<&[u8]> = row.try_get(3).map_err(StoreError::unavailable)?;
-    let mistyped: f64 = row.try_get(4).map_err(StoreError::unavailable)?;
-    if mistyped != 0.0 {
-        return Ok(Page::Irregular);
-    }
-    let (Some(indexes), Some(hashes)) = (indexes, hashes) else {
-        return Ok(Page::Irregular);
-    };
-    // A hash of another length than 32 bytes is for the row-at-a-time read to report.
-    if bytes.and_then(|b| u64::try_from(b).ok()) != Some(count.saturating_mul(32))
-        || hashes.len() as u64 != count.saturating_mul(32)
-    {
-        return Ok(Page::Irregular);
-    }
-    let mut leaves = Vec::with_capacity(hashes.len() / 32);
     let mut next = start;
-    for (idx, hash) in indexes.split(',').zip(hashes.chunks_exact(32)) {
-        let Some(idx) = idx.parse::<u64>().ok().filter(|i| *i >= next) else {
-            return Ok(Page::Irregular);
-        };
+    let leaves = stepped(conn, LEAVES_PAGE, start, stop, |row| {
+        let idx = u64::try_from(row.int(0)?).ok().filter(|i| *i >= next)?;
         next = idx + 1;
-        leaves.push((idx, hash.to_vec()));
+        let hash = row.blob(1).filter(|h| h.len() == 32)?;
+        Some((idx, hash.to_vec()))
+    })
+    .await?;
+    Ok(leaves.map_or(Page::Irregular, |l| Page::of(l, stop - start)))
+}
+
+/// The values `read` makes of each row `sql` answers for positions `start..stop` (its two
+/// parameters), stepped on this thread with the connection locked out of sqlx's worker; `None`
+/// if `read` refuses a row or SQLite reports an error (the row-at-a-time read then answers).
+async fn stepped<T>(
+    conn: &mut SqliteConnection,
+    sql: &CStr,
+    start: u64,
+    stop: u64,
+    read: impl FnMut(&Row<'_>) -> Option<T>,
+) -> Result<Option<Vec<T>>, StoreError> {
+    let mut handle = conn.lock_handle().await.map_err(StoreError::unavailable)?;
+    Ok(step_all(
+        handle.as_raw_handle(),
+        sql,
+        sql_index(start),
+        sql_index(stop),
+        read,
+    ))
+}
+
+/// A prepared statement, finalized when dropped.
+struct Statement(NonNull<ffi::sqlite3_stmt>);
+
+impl Drop for Statement {
+    fn drop(&mut self) {
+        // SAFETY: the statement was prepared by `step_all` and is finalized once, here, while
+        // the connection's handle is still locked (the statement does not outlive `step_all`).
+        unsafe {
+            ffi::sqlite3_finalize(self.0.as_ptr());
+        }
     }
-    if leaves.len() as u64 != count {
-        return Ok(Page::Irregular);
+}
+
+/// Prepares `sql` on `db`, binds `first` and `second`, and steps every row through `read`.
+fn step_all<T>(
+    db: NonNull<ffi::sqlite3>,
+    sql: &CStr,
+    first: i64,
+    second: i64,
+    mut read: impl FnMut(&Row<'_>) -> Option<T>,
+) -> Option<Vec<T>> {
+    let mut raw = std::ptr::null_mut();
+    // SAFETY: `db` is an open connection that no other thread uses while the caller holds its
+    // `LockedSqliteHandle`; `sql` is NUL-terminated; `raw` receives the statement or NULL.
+    let prepared = unsafe {
+        ffi::sqlite3_prepare_v2(
+            db.as_ptr(),
+            sql.as_ptr(),
+            -1,
+            &mut raw,
+            std::ptr::null_mut(),
+        )
+    };
+    let statement = Statement(NonNull::new(raw)?);
+    if prepared != ffi::SQLITE_OK {
+        return None;
     }
-    Ok(Page::of(leaves, stop - start))
+    let stmt = statement.0.as_ptr();
+    // SAFETY: `stmt` is the statement just prepared, with two parameters.
+    let bound = unsafe {
+        ffi::sqlite3_bind_int64(stmt, 1, first) == ffi::SQLITE_OK
+            && ffi::sqlite3_bind_int64(stmt, 2, second) == ffi::SQLITE_OK
+    };
+    if !bound {
+        return None;
+    }
+    let mut values = Vec::new();
+    loop {
+        // SAFETY: as above; a row's values are only read through `Row` until the next step.
+        match unsafe { ffi::sqlite3_step(stmt) } {
+            ffi::SQLITE_ROW => values.push(read(&Row {
+                stmt: statement.0,
+                _row: PhantomData,
+            })?),
+            ffi::SQLITE_DONE => return Some(values),
+            _ => return None,
+        }
+    }
+}
+
+/// The current row of a statement being stepped. The values it lends live until the next
+/// step, which cannot happen while it is borrowed.
+struct Row<'s> {
+    stmt: NonNull<ffi::sqlite3_stmt>,
+    _row: PhantomData<&'s ()>,
+}
+
+impl Row<'_> {
+    /// Column `i` if it holds an integer.
+    fn int(&self, i: c_int) -> Option<i64> {
+        // SAFETY: `stmt` has a current row (SQLITE_ROW); reading a column of the type it holds
+        // converts nothing.
+        unsafe {
+            (ffi::sqlite3_column_type(self.stmt.as_ptr(), i) == ffi::SQLITE_INTEGER)
+                .then(|| ffi::sqlite3_column_int64(self.stmt.as_ptr(), i))
+        }
+    }
+
+    /// Column `i` if it holds text, and that text is UTF-8.
+    fn text(&self, i: c_int) -> Option<&str> {
+        std::str::from_utf8(self.bytes(i, ffi::SQLITE_TEXT)?).ok()
+    }
+
+    /// Column `i` if it holds a blob.
+    fn blob(&self, i: c_int) -> Option<&[u8]> {
+        self.bytes(i, ffi::SQLITE_BLOB)
+    }
+
+    /// The bytes of column `i` if it holds a value of type `kind` (text or blob).
+    fn bytes(&self, i: c_int, kind: c_int) -> Option<&[u8]> {
+        let stmt = self.stmt.as_ptr();
+        // SAFETY: `stmt` has a current row; the pointer is taken before the length, as SQLite
+        // asks, and both describe the value as stored (its type is `kind`: no conversion), which
+        // stays valid until the next step or finalize — after this borrow ends.
+        unsafe {
+            if ffi::sqlite3_column_type(stmt, i) != kind {
+                return None;
+            }
+            let data: *const u8 = if kind == ffi::SQLITE_TEXT {
+                ffi::sqlite3_column_text(stmt, i)
+            } else {
+                ffi::sqlite3_column_blob(stmt, i).cast()
+            };
+            let len = usize::try_from(ffi::sqlite3_column_bytes(stmt, i)).ok()?;
+            if len == 0 {
+                return Some(&[]);
+            }
+            (!data.is_null()).then(|| std::slice::from_raw_parts(data, len))
+        }
+    }
 }
 
 #[cfg(test)]
