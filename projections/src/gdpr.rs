@@ -21,13 +21,13 @@ use crate::ProjectionError;
 /// Events read (and written as one transaction) per catch-up step.
 const PAGE: u32 = 5_000;
 
-/// How the projection reads the log: a row per event on its own lower-priority connection
-/// beside the decisions in `serve` ([`Store::read_range_behind`]), in pages when it rebuilds
-/// offline (`replay --audit`; see [`Store::read_pages`]).
+/// How the projection reads the log: through its own lower-priority connection beside the
+/// decisions in `serve` ([`Store::read_range_behind`]), through the store's read connections
+/// when it rebuilds offline (`replay --audit`; [`Store::read_pages`]).
 #[derive(Clone, Copy)]
 enum Reader {
-    Rows,
-    Pages,
+    Behind,
+    Bulk,
 }
 
 /// Keeps the store's GDPR tables up to date with the log.
@@ -72,7 +72,7 @@ impl GdprProjector {
                     .min(end.get()),
             );
             let before = reached;
-            reached = self.apply_until(step, Reader::Pages).await?;
+            reached = self.apply_until(step, Reader::Bulk).await?;
             progress(reached);
             if reached <= before {
                 break;
@@ -85,7 +85,7 @@ impl GdprProjector {
     /// `at_least_as_fresh`); returns the position applied up to.
     #[tracing::instrument(skip(self))]
     pub async fn catch_up_to(&self, target: Position) -> Result<Position, ProjectionError> {
-        self.apply_until(target, Reader::Rows).await
+        self.apply_until(target, Reader::Behind).await
     }
 
     /// [`GdprProjector::catch_up_to`], reading the log with `reader`.
@@ -101,8 +101,8 @@ impl GdprProjector {
                 return Ok(from);
             }
             let events = match reader {
-                Reader::Rows => self.store.read_range_behind(from, PAGE).await?,
-                Reader::Pages => self.store.read_pages(from, PAGE).await?,
+                Reader::Behind => self.store.read_range_behind(from, PAGE).await?,
+                Reader::Bulk => self.store.read_pages(from, PAGE).await?,
             };
             let Some(last) = events.last() else {
                 return Ok(from);

@@ -400,8 +400,10 @@ impl Store {
     }
 
     /// The same events as [`Store::read_range`], for the GDPR projection's catch-up: on SQLite
-    /// through a connection of its own whose thread runs at a lower CPU priority than the
-    /// decision path's, so that reading behind the decisions takes the CPU they leave.
+    /// read as [`Store::read_pages`] reads them, on the caller's thread (in `serve` the
+    /// projection's follower, at a lower CPU priority than the decision path's), through a
+    /// connection of its own whose worker thread runs at that priority too, so that reading
+    /// behind the decisions takes the CPU they leave.
     #[tracing::instrument(level = "debug", skip_all, fields(from = from.get(), limit = limit))]
     pub async fn read_range_behind(
         &self,
@@ -409,16 +411,16 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         match &self.inner.behind {
-            Reads::Sqlite(pool) => sqlite::read_range(pool, from, limit).await,
-            Reads::Postgres(pool) => postgres::read_range(pool, from, limit).await,
+            Reads::Sqlite(pool) => sqlite::read_pages(pool, from, limit).await,
+            Reads::Postgres(pool) => postgres::read_pages(pool, from, limit).await,
         }
     }
 
-    /// The same events as [`Store::read_range`], for a reader of the log's bulk (`audit-log`):
-    /// on SQLite a page of up to 1,024 events per statement, each text column of the page in
-    /// one value, instead of a row per event handed across sqlx's worker thread (about twice as
-    /// fast on a whole log). Not for a reader beside the decisions in `serve`: the page's large
-    /// strings lengthened the decisions' p99 there (BENCHMARKS.md, "Bulk log reads").
+    /// The same events as [`Store::read_range`], for a reader of the log's bulk (`audit-log`,
+    /// `replay --audit`): on SQLite SQLite's statement stepped on the caller's thread, up to
+    /// 1,024 events per statement, each value copied once, instead of a row per event handed
+    /// across sqlx's worker thread (2.6 µs an event; BENCHMARKS.md, "Bulk log reads"). The
+    /// caller's thread does SQLite's work, about 0.5 µs an event.
     #[tracing::instrument(level = "debug", skip_all, fields(from = from.get(), limit = limit))]
     pub async fn read_pages(
         &self,

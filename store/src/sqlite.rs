@@ -125,10 +125,11 @@ pub(crate) async fn open_gdpr(path: &Path) -> Result<GdprFile, StoreError> {
 const FOLLOWER_THREAD: &str = "gdpr-reader";
 
 /// A read connection of the log for the GDPR projection's catch-up, its worker thread at the
-/// projection writer's lower priority ([`WRITER_NICE`]): a row per event crosses sqlx's worker
-/// thread at about 2.6 µs an event, which on the decisions' read connections ran at their
-/// priority, in bursts of a whole catch-up page (BENCHMARKS.md, "The GDPR projection behind the
-/// decisions").
+/// projection writer's lower priority ([`WRITER_NICE`]). The catch-up read a row per event
+/// across sqlx's worker thread (about 2.6 µs an event) on the decisions' read connections, at
+/// their priority, in bursts of a whole catch-up page (BENCHMARKS.md, "The GDPR projection
+/// behind the decisions"); it now steps the statement on its own thread ([`pages`]), and what
+/// is left for the worker (its transaction, the openings) runs at the lower priority too.
 pub(crate) fn follower_reads(path: &Path) -> SqlitePool {
     SqlitePoolOptions::new()
         .max_connections(1)
