@@ -4,7 +4,11 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::tree::{leaf_hash, Hash};
+use std::io::Write;
+
+use sha2::{Digest, Sha256};
+
+use crate::tree::{Hash, LEAF_HASH_PREFIX};
 
 /// One event as it enters the tree. Borrowed, so the writer hashes without copying.
 #[derive(Debug, Clone, Copy)]
@@ -30,47 +34,57 @@ pub struct LeafEvent<'a> {
 /// is. Tests hold the result equal to a JCS implementation's output.
 pub fn leaf_data(event: &LeafEvent<'_>) -> Vec<u8> {
     let mut out = Vec::with_capacity(320 + event.payload.len());
-    out.extend_from_slice(b"{\"actor\":");
-    push_str(&mut out, event.actor);
-    out.extend_from_slice(b",\"event_type\":");
-    push_str(&mut out, event.event_type);
-    out.extend_from_slice(b",\"payload\":");
-    out.extend_from_slice(event.payload.as_bytes());
-    out.extend_from_slice(b",\"position\":");
-    push_number(&mut out, event.position);
-    out.extend_from_slice(b",\"recorded_at\":\"");
-    out.extend_from_slice(
+    write_leaf(&mut out, event);
+    out
+}
+
+/// Writes the leaf data of `event` ([`leaf_data`]) into `out`, piece by piece.
+fn write_leaf(out: &mut impl Write, event: &LeafEvent<'_>) {
+    put(out, b"{\"actor\":");
+    push_str(out, event.actor);
+    put(out, b",\"event_type\":");
+    push_str(out, event.event_type);
+    put(out, b",\"payload\":");
+    put(out, event.payload.as_bytes());
+    put(out, b",\"position\":");
+    push_number(out, event.position);
+    put(out, b",\"recorded_at\":\"");
+    put(
+        out,
         event
             .recorded_at
             .to_rfc3339_opts(SecondsFormat::Micros, true)
             .as_bytes(),
     );
-    out.extend_from_slice(b"\",\"request_id\":");
-    push_str(&mut out, event.request_id);
-    out.extend_from_slice(b",\"schema_version\":");
-    push_number(&mut out, u64::from(event.schema_version));
-    out.extend_from_slice(b",\"stream_id\":");
-    push_str(&mut out, event.stream_id);
-    out.extend_from_slice(b",\"stream_type\":");
-    push_str(&mut out, event.stream_type);
-    out.extend_from_slice(b",\"stream_version\":");
-    push_number(&mut out, event.stream_version);
-    out.push(b'}');
-    out
+    put(out, b"\",\"request_id\":");
+    push_str(out, event.request_id);
+    put(out, b",\"schema_version\":");
+    push_number(out, u64::from(event.schema_version));
+    put(out, b",\"stream_id\":");
+    push_str(out, event.stream_id);
+    put(out, b",\"stream_type\":");
+    push_str(out, event.stream_type);
+    put(out, b",\"stream_version\":");
+    push_number(out, event.stream_version);
+    put(out, b"}");
 }
 
-fn push_str(out: &mut Vec<u8>, s: &str) {
-    // Writing a string into a Vec cannot fail.
+/// Writing into a `Vec` or a hash cannot fail.
+fn put(out: &mut impl Write, bytes: &[u8]) {
+    let _ = out.write_all(bytes);
+}
+
+fn push_str(out: &mut impl Write, s: &str) {
     let _ = serde_json::to_writer(&mut *out, s);
 }
 
 /// JCS numbers are IEEE doubles: integers print alike only up to 2^53; beyond that the JCS
 /// implementation formats the double (never reached by positions or versions in practice).
-fn push_number(out: &mut Vec<u8>, n: u64) {
+fn push_number(out: &mut impl Write, n: u64) {
     if n <= MAX_SAFE {
-        out.extend_from_slice(n.to_string().as_bytes());
+        let _ = write!(out, "{n}");
     } else if let Ok(text) = serde_json_canonicalizer::to_vec(&n) {
-        out.extend_from_slice(&text);
+        put(out, &text);
     }
 }
 
@@ -113,7 +127,25 @@ fn plainly_canonical(value: &serde_json::Value) -> bool {
 
 /// SHA-256(0x00 ‖ leaf data), RFC 9162 §2.1.1.
 pub fn event_leaf_hash(event: &LeafEvent<'_>) -> Hash {
-    leaf_hash(&leaf_data(event))
+    let mut hasher = LeafHasher(Sha256::new());
+    hasher.0.update([LEAF_HASH_PREFIX]);
+    write_leaf(&mut hasher, event);
+    hasher.0.finalize().into()
+}
+
+/// The leaf data written straight into its hash, without building it first (the log's writer
+/// and `audit-log` hash every event).
+struct LeafHasher(Sha256);
+
+impl Write for LeafHasher {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -123,6 +155,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::tree::leaf_hash;
 
     /// The event as a JCS implementation sees it: every field a JSON value.
     #[derive(Serialize)]
@@ -204,6 +237,11 @@ mod tests {
                 assert_eq!(
                     String::from_utf8(leaf_data(&event(&text, position))).unwrap(),
                     String::from_utf8(by_jcs(payload, position)).unwrap()
+                );
+                // The hash written piece by piece is the hash of the whole leaf data.
+                assert_eq!(
+                    event_leaf_hash(&event(&text, position)),
+                    leaf_hash(&by_jcs(payload, position))
                 );
             }
         }
