@@ -118,11 +118,24 @@ impl Drop for Worker {
 /// it held up the decisions queued behind it (BENCHMARKS.md, "The GDPR projection behind the
 /// decisions"). Dropping it (or [`GdprFollower::stop`]) stops it; a catch-up in progress is
 /// abandoned (its transaction rolled back, the next one writes its rows).
-pub struct GdprFollower(Worker);
+///
+/// On PostgreSQL the database server does the projection's work, and the pool it shares with
+/// the decisions holds connections bound to the runtime that opened them (one opened on a
+/// runtime that has stopped cannot be used again): there it follows as a task of the caller's
+/// runtime, as before.
+pub struct GdprFollower(Follower);
+
+enum Follower {
+    Thread(Worker),
+    Task(tokio::task::JoinHandle<()>),
+}
 
 impl GdprFollower {
-    /// Starts following.
+    /// Starts following (on PostgreSQL, inside a Tokio runtime).
     pub fn spawn(state: Arc<AppState>) -> std::io::Result<Self> {
+        if !state.store.is_embedded() {
+            return Ok(Self(Follower::Task(tokio::spawn(gdpr_projection(state)))));
+        }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -135,12 +148,15 @@ impl GdprFollower {
                 }
             });
         })
-        .map(Self)
+        .map(|worker| Self(Follower::Thread(worker)))
     }
 
     /// Stops following and waits for the thread.
     pub fn stop(self) {
-        self.0.stop();
+        match self.0 {
+            Follower::Thread(worker) => worker.stop(),
+            Follower::Task(task) => task.abort(),
+        }
     }
 }
 

@@ -328,6 +328,11 @@ impl Store {
         })
     }
 
+    /// Whether the log is the embedded SQLite file (not a PostgreSQL server's database).
+    pub fn is_embedded(&self) -> bool {
+        matches!(self.inner.reads, Reads::Sqlite(_))
+    }
+
     /// The log's size (the position the next event will get) each time it grows, as far as
     /// this process learns of it: every batch its own writer commits and, on PostgreSQL, every
     /// commit of any process sharing the database (LISTEN on the channel each committing
