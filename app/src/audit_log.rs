@@ -4,7 +4,6 @@
 //! with the first bad position.
 
 use anyhow::{bail, Context};
-use consent_ledger_audit::leaf::event_leaf_hash;
 use consent_ledger_audit::note::VerifierKey;
 use consent_ledger_audit::tree::{empty_root, hashes_equal, Frontier, Hash};
 use consent_ledger_audit::LogKey;
@@ -29,22 +28,23 @@ struct Checked {
 /// The events of a page, checked, and their stored leaves.
 type Page = (Vec<Checked>, Vec<(u64, Vec<u8>)>);
 
-/// Reads the events of a page and their stored leaves, and hashes the events, on a task of
-/// its own: the pages ahead are read and hashed on the runtime's workers while this thread
-/// compares and builds the tree (it alone bounded the audit while it hashed every leaf too).
+/// Reads the events of a page, hashed as they are read ([`Store::read_leaves`]), and their
+/// stored leaves, and checks the openings, on a task of its own: the pages ahead are read and
+/// hashed on the runtime's workers while this thread compares and builds the tree (it alone
+/// bounded the audit while it hashed every leaf too).
 fn read_page(store: &Store, from: u64) -> JoinHandle<Result<Page, StoreError>> {
     let store = store.clone();
     tokio::spawn(async move {
         let (rows, leaves) = tokio::join!(
-            store.read_pages(Position::new(from), PAGE),
+            store.read_leaves(Position::new(from), PAGE),
             store.leaf_hashes(from, PAGE)
         );
         let checked = rows?
-            .iter()
+            .into_iter()
             .map(|row| Checked {
                 position: row.position.get(),
-                leaf: event_leaf_hash(&row.leaf()),
-                openings: check_openings(row),
+                leaf: row.leaf,
+                openings: row.sealed.as_ref().map_or(Ok(0), check_openings),
             })
             .collect();
         Ok((checked, leaves?))

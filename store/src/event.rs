@@ -545,6 +545,27 @@ impl StoredEvent {
     }
 }
 
+/// An event as `audit-log` checks it ([`crate::Store::read_leaves`]): its position, the leaf
+/// hash of its stored content, and, where its payload holds sealed fields, the event itself
+/// with their openings, to be checked against its leaf.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadLeaf {
+    pub position: Position,
+    pub leaf: consent_ledger_audit::tree::Hash,
+    pub sealed: Option<StoredEvent>,
+}
+
+impl ReadLeaf {
+    /// The leaf of an event read whole (its openings attached).
+    pub fn of(event: StoredEvent) -> Self {
+        Self {
+            position: event.position,
+            leaf: consent_ledger_audit::leaf::event_leaf_hash(&event.leaf()),
+            sealed: is_sealed(event.payload.as_str()).then_some(event),
+        }
+    }
+}
+
 /// An event as stored, its payload left as the JSON text it is kept as: for readers that parse
 /// it straight into a typed event, or not at all (replay).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -73,7 +73,7 @@ pub use error::StoreError;
 pub use event::{
     decode_opened, subject_digest, Append, Credential, DecisionScan, Erasure, Guard,
     IdempotencyClaim, IdempotencyRecord, IssuedCredential, NewEvent, OpenedField, OutboxMessage,
-    Payload, Position, Provenance, QueuedMessage, RawEvent, StoredEvent, TextFieldRange,
+    Payload, Position, Provenance, QueuedMessage, RawEvent, ReadLeaf, StoredEvent, TextFieldRange,
     WebhookKeyRow,
 };
 
@@ -418,6 +418,25 @@ impl Store {
         match &self.inner.behind {
             Reads::Sqlite(pool) => sqlite::read_pages(pool, from, limit).await,
             Reads::Postgres(pool) => postgres::read_pages(pool, from, limit).await,
+        }
+    }
+
+    /// The events [`Store::read_pages`] reads, each as its leaf hash, computed as it is read
+    /// (on SQLite straight from SQLite's row, without building the event), and the event whole
+    /// only where it has sealed fields, with their openings: for `audit-log`.
+    #[tracing::instrument(level = "debug", skip_all, fields(from = from.get(), limit = limit))]
+    pub async fn read_leaves(
+        &self,
+        from: Position,
+        limit: u32,
+    ) -> Result<Vec<ReadLeaf>, StoreError> {
+        match &self.inner.reads {
+            Reads::Sqlite(pool) => sqlite::read_leaves(pool, from, limit).await,
+            Reads::Postgres(pool) => Ok(postgres::read_range(pool, from, limit)
+                .await?
+                .into_iter()
+                .map(ReadLeaf::of)
+                .collect()),
         }
     }
 

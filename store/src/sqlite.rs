@@ -394,7 +394,7 @@ fn recorded_at(row: &SqliteRow) -> Result<DateTime<Utc>, String> {
 crate::reads::reads_backend!(Sqlite, i64);
 
 mod pages;
-pub(crate) use pages::{leaf_hashes, read_pages};
+pub(crate) use pages::{leaf_hashes, read_leaves, read_pages};
 
 /// SQLite allows 32,766 bound parameters per statement; events bind ten each.
 const EVENTS_PER_INSERT: usize = 3_000;

@@ -25,8 +25,10 @@ use chrono::{DateTime, Utc};
 use libsqlite3_sys as ffi;
 use sqlx::{Connection as _, SqliteConnection, SqlitePool};
 
+use consent_ledger_audit::leaf::{event_leaf_hash, LeafEvent};
+
 use crate::error::StoreError;
-use crate::event::{Payload, Position, StoredEvent};
+use crate::event::{is_sealed, Payload, Position, ReadLeaf, StoredEvent};
 use crate::write_path::sql_index;
 
 /// Events per statement.
@@ -146,24 +148,120 @@ async fn events_page(
 ) -> Result<Page<StoredEvent>, StoreError> {
     let mut next = start;
     let events = stepped(conn, EVENTS_PAGE, start, stop, |row| {
-        let position = u64::try_from(row.int(0)?).ok().filter(|p| *p >= next)?;
-        next = position + 1;
-        Some(StoredEvent {
-            position: Position::new(position),
-            stream_version: u64::try_from(row.int(1)?).ok()?,
-            schema_version: u32::try_from(row.int(2)?).ok()?,
-            stream_type: row.text(3)?.to_owned(),
-            stream_id: row.text(4)?.to_owned(),
-            event_type: row.text(5)?.to_owned(),
-            actor: row.text(6)?.to_owned(),
-            request_id: row.text(7)?.to_owned(),
-            recorded_at: parse_time(row.text(8)?).ok()?,
-            payload: Payload::stored(row.text(9)?.to_owned()),
-            openings: Vec::new(),
-        })
+        Some(RowEvent::read(row, &mut next)?.to_event())
     })
     .await?;
     Ok(events.map_or(Page::Irregular, |e| Page::of(e, stop - start)))
+}
+
+/// Up to `limit` events from position `from` on, as [`read_pages`] reads them, each as its
+/// leaf hash computed from SQLite's row, and whole only where it has sealed fields (with their
+/// openings).
+#[tracing::instrument(level = "debug", skip_all, fields(from = from.get(), limit = limit))]
+pub(crate) async fn read_leaves(
+    pool: &SqlitePool,
+    from: Position,
+    limit: u32,
+) -> Result<Vec<ReadLeaf>, StoreError> {
+    let Some(mut leaves) = paged(pool, from.get(), limit, leaves_of_events, EVENT_FROM).await?
+    else {
+        let events = super::read_range(pool, from, limit).await?;
+        return Ok(events.into_iter().map(ReadLeaf::of).collect());
+    };
+    let at: Vec<usize> = (0..leaves.len())
+        .filter(|&i| leaves[i].sealed.is_some())
+        .collect();
+    let mut sealed: Vec<StoredEvent> = at.iter().filter_map(|&i| leaves[i].sealed.take()).collect();
+    super::attach_openings(pool, &mut sealed).await?;
+    for (i, event) in at.into_iter().zip(sealed) {
+        leaves[i].sealed = Some(event);
+    }
+    Ok(leaves)
+}
+
+/// The leaves of the events of positions `start..stop`.
+async fn leaves_of_events(
+    conn: &mut SqliteConnection,
+    start: u64,
+    stop: u64,
+) -> Result<Page<ReadLeaf>, StoreError> {
+    let mut next = start;
+    let leaves = stepped(conn, EVENTS_PAGE, start, stop, |row| {
+        let event = RowEvent::read(row, &mut next)?;
+        Some(ReadLeaf {
+            position: Position::new(event.position),
+            leaf: event_leaf_hash(&event.leaf()),
+            sealed: is_sealed(event.payload).then(|| event.to_event()),
+        })
+    })
+    .await?;
+    Ok(leaves.map_or(Page::Irregular, |l| Page::of(l, stop - start)))
+}
+
+/// An event as SQLite's current row holds it ([`EVENTS_PAGE`]'s columns), borrowed.
+struct RowEvent<'r> {
+    position: u64,
+    stream_version: u64,
+    schema_version: u32,
+    stream_type: &'r str,
+    stream_id: &'r str,
+    event_type: &'r str,
+    actor: &'r str,
+    request_id: &'r str,
+    recorded_at: DateTime<Utc>,
+    payload: &'r str,
+}
+
+impl<'r> RowEvent<'r> {
+    /// The event of `row`, if every value has its column's type and shape and its position is
+    /// `next` or later (then `next` moves past it).
+    fn read(row: &'r Row<'_>, next: &mut u64) -> Option<Self> {
+        let position = u64::try_from(row.int(0)?).ok().filter(|p| *p >= *next)?;
+        *next = position + 1;
+        Some(Self {
+            position,
+            stream_version: u64::try_from(row.int(1)?).ok()?,
+            schema_version: u32::try_from(row.int(2)?).ok()?,
+            stream_type: row.text(3)?,
+            stream_id: row.text(4)?,
+            event_type: row.text(5)?,
+            actor: row.text(6)?,
+            request_id: row.text(7)?,
+            recorded_at: parse_time(row.text(8)?).ok()?,
+            payload: row.text(9)?,
+        })
+    }
+
+    fn leaf(&self) -> LeafEvent<'r> {
+        LeafEvent {
+            position: self.position,
+            stream_type: self.stream_type,
+            stream_id: self.stream_id,
+            stream_version: self.stream_version,
+            event_type: self.event_type,
+            schema_version: self.schema_version,
+            actor: self.actor,
+            request_id: self.request_id,
+            recorded_at: self.recorded_at,
+            payload: self.payload,
+        }
+    }
+
+    fn to_event(&self) -> StoredEvent {
+        StoredEvent {
+            position: Position::new(self.position),
+            stream_version: self.stream_version,
+            schema_version: self.schema_version,
+            stream_type: self.stream_type.to_owned(),
+            stream_id: self.stream_id.to_owned(),
+            event_type: self.event_type.to_owned(),
+            actor: self.actor.to_owned(),
+            request_id: self.request_id.to_owned(),
+            recorded_at: self.recorded_at,
+            payload: Payload::stored(self.payload.to_owned()),
+            openings: Vec::new(),
+        }
+    }
 }
 
 /// A stored `recorded_at`: RFC 3339 text, as the writer binds it.
@@ -358,10 +456,15 @@ mod tests {
                 (p / 60) % 60,
                 p % 60
             ))
-            .bind(format!(
-                r#"{{"n":{p},"text":"{}"}}"#,
-                "ü,:".repeat((p % 50) as usize)
-            ))
+            .bind(if p % 11 == 0 {
+                // A sealed field: the leaves' reader keeps these events whole.
+                format!(r#"{{"n":{p},"tracking_number":{{"commitment":"c{p}"}}}}"#)
+            } else {
+                format!(
+                    r#"{{"n":{p},"text":"{}"}}"#,
+                    "ü,:".repeat((p % 50) as usize)
+                )
+            })
             .execute(&mut *tx)
             .await
             .expect("event");
@@ -400,6 +503,18 @@ mod tests {
         for (x, y) in paged.iter().zip(&rows) {
             assert_eq!(format!("{x:?}"), format!("{y:?}"), "event {}", y.position);
         }
+        let leaf_reads = read_leaves(pool, Position::new(from), limit)
+            .await
+            .expect("leaves of events");
+        let of_rows: Vec<ReadLeaf> = rows.iter().cloned().map(ReadLeaf::of).collect();
+        assert_eq!(
+            leaf_reads, of_rows,
+            "leaves of events from {from}, limit {limit}"
+        );
+        assert!(
+            leaf_reads.is_empty() || leaf_reads.iter().any(|l| l.sealed.is_some()),
+            "sealed events are kept whole"
+        );
         let leaves = leaf_hashes(pool, from, limit).await.expect("leaves");
         let leaf_rows = super::super::leaf_hashes_rows(pool, from, limit)
             .await
@@ -416,6 +531,14 @@ mod tests {
         let leaves = paged(pool, from, limit, leaves_page, LEAF_FROM)
             .await
             .expect("pages");
+        let of_events = paged(pool, from, limit, leaves_of_events, EVENT_FROM)
+            .await
+            .expect("pages");
+        assert_eq!(
+            events.as_ref().map(Vec::len),
+            of_events.map(|l| l.len()),
+            "the leaves of events are read in pages where the events are"
+        );
         [events.map(|e| e.len()), leaves.map(|l| l.len())]
     }
 
@@ -510,6 +633,11 @@ mod tests {
                 "{paged:?}"
             );
             assert_eq!(format!("{paged:?}"), format!("{rows:?}"));
+            let leaves = read_leaves(&pool, Position::new(from), 100).await;
+            assert!(
+                matches!(leaves, Err(StoreError::Corrupt { position, .. }) if position == bad),
+                "{leaves:?}"
+            );
         }
     }
 }
