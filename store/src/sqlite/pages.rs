@@ -146,12 +146,22 @@ async fn events_page(
     start: u64,
     stop: u64,
 ) -> Result<Page<StoredEvent>, StoreError> {
+    events_as(conn, start, stop, |event| event.to_event()).await
+}
+
+/// What `make` makes of each event of positions `start..stop`, read from SQLite's row.
+async fn events_as<T>(
+    conn: &mut SqliteConnection,
+    start: u64,
+    stop: u64,
+    make: impl Fn(&RowEvent<'_>) -> T,
+) -> Result<Page<T>, StoreError> {
     let mut next = start;
-    let events = stepped(conn, EVENTS_PAGE, start, stop, |row| {
-        Some(RowEvent::read(row, &mut next)?.to_event())
+    let made = stepped(conn, EVENTS_PAGE, start, stop, |row| {
+        Some(make(&RowEvent::read(row, &mut next)?))
     })
     .await?;
-    Ok(events.map_or(Page::Irregular, |e| Page::of(e, stop - start)))
+    Ok(made.map_or(Page::Irregular, |m| Page::of(m, stop - start)))
 }
 
 /// Up to `limit` events from position `from` on, as [`read_pages`] reads them, each as its
@@ -185,17 +195,12 @@ async fn leaves_of_events(
     start: u64,
     stop: u64,
 ) -> Result<Page<ReadLeaf>, StoreError> {
-    let mut next = start;
-    let leaves = stepped(conn, EVENTS_PAGE, start, stop, |row| {
-        let event = RowEvent::read(row, &mut next)?;
-        Some(ReadLeaf {
-            position: Position::new(event.position),
-            leaf: event_leaf_hash(&event.leaf()),
-            sealed: is_sealed(event.payload).then(|| event.to_event()),
-        })
+    events_as(conn, start, stop, |event| ReadLeaf {
+        position: Position::new(event.position),
+        leaf: event_leaf_hash(&event.leaf()),
+        sealed: is_sealed(event.payload).then(|| event.to_event()),
     })
-    .await?;
-    Ok(leaves.map_or(Page::Irregular, |l| Page::of(l, stop - start)))
+    .await
 }
 
 /// An event as SQLite's current row holds it ([`EVENTS_PAGE`]'s columns), borrowed.
