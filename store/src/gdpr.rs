@@ -166,9 +166,10 @@ pub(crate) fn u64_bind(p: u64) -> i64 {
 /// prefix that keeps a column's index out of a plan, `$by_shipment` the table whose rows of one
 /// shipment are read together (SQLite's clustered copy, or `audit_access` itself),
 /// `$unsynced` what an apply transaction runs first so that its commit waits for no flush
-/// (the projection is rebuilt from the log; on SQLite the file is opened so, `crate::unsynced`).
+/// (the projection is rebuilt from the log; on SQLite the file is opened so, `crate::unsynced`),
+/// `$insert` how an apply transaction's rows are inserted (see the SQLite module).
 macro_rules! gdpr_backend {
-    ($db:ty, $not_indexed:literal, $by_shipment:literal, $unsynced:expr) => {
+    ($db:ty, $not_indexed:literal, $by_shipment:literal, $unsynced:expr, $insert:literal) => {
         use std::collections::{BTreeSet, HashMap};
 
         use sqlx::{QueryBuilder, Row};
@@ -257,7 +258,8 @@ macro_rules! gdpr_backend {
             }
             for chunk in batch.shipments.chunks(INSERT_CHUNK) {
                 let mut q: QueryBuilder<$db> = QueryBuilder::new(format!(
-                    "INSERT INTO audit_shipment ({SHIPMENT_COLUMNS}) "
+                    "{} audit_shipment ({SHIPMENT_COLUMNS}) ",
+                    $insert
                 ));
                 q.push_values(chunk, |mut b, s| {
                     b.push_bind(s.shipment_id.as_str())
@@ -277,7 +279,7 @@ macro_rules! gdpr_backend {
             let owners = shipment_owners(&mut tx, batch).await?;
             for chunk in batch.accesses.chunks(INSERT_CHUNK) {
                 let mut q: QueryBuilder<$db> =
-                    QueryBuilder::new(format!("INSERT INTO audit_access ({ACCESS_COLUMNS}) "));
+                    QueryBuilder::new(format!("{} audit_access ({ACCESS_COLUMNS}) ", $insert));
                 q.push_values(chunk, |mut b, a| {
                     let owner = a
                         .shipment_id
@@ -321,9 +323,10 @@ macro_rules! gdpr_backend {
             if !batch.accesses.is_empty() {
                 let sums = daily(&batch.accesses);
                 for chunk in sums.chunks(INSERT_CHUNK) {
-                    let mut q: QueryBuilder<$db> = QueryBuilder::new(
-                        "INSERT INTO audit_daily (day, partner_id, allowed, decisions) ",
-                    );
+                    let mut q: QueryBuilder<$db> = QueryBuilder::new(concat!(
+                        $insert,
+                        " audit_daily (day, partner_id, allowed, decisions) "
+                    ));
                     q.push_values(chunk, |mut b, (day, partner, allowed, n)| {
                         b.push_bind(*day)
                             .push_bind(*partner)
@@ -341,9 +344,10 @@ macro_rules! gdpr_backend {
                 }
                 let sums = daily_channels(&batch.accesses);
                 for chunk in sums.chunks(INSERT_CHUNK) {
-                    let mut q: QueryBuilder<$db> = QueryBuilder::new(
-                        "INSERT INTO audit_daily_channel (day, partner_id, channel, decisions) ",
-                    );
+                    let mut q: QueryBuilder<$db> = QueryBuilder::new(concat!(
+                        $insert,
+                        " audit_daily_channel (day, partner_id, channel, decisions) "
+                    ));
                     q.push_values(chunk, |mut b, (day, partner, channel, n)| {
                         b.push_bind(*day)
                             .push_bind(*partner)
@@ -803,7 +807,18 @@ pub(crate) mod sqlite {
     // SQLite's planner has no statistics here (no ANALYZE) and takes any equality index that
     // also gives position order: for a shipper's own parcel it would walk the shipper's index,
     // every decision about every parcel of theirs. A unary `+` keeps a column's index out.
-    gdpr_backend!(sqlx::Sqlite, "+", "audit_access_by_shipment", None);
+    //
+    // An apply transaction is all or nothing (any error drops it), so its INSERTs need no
+    // atomicity of their own: `OR FAIL` spares SQLite the statement journal it otherwise keeps
+    // for a multi-row INSERT (or one whose trigger writes the clustered copy) inside a
+    // transaction, a copy of every page the statement changes (see `crate::sqlite`'s writer).
+    gdpr_backend!(
+        sqlx::Sqlite,
+        "+",
+        "audit_access_by_shipment",
+        None,
+        "INSERT OR FAIL INTO"
+    );
 
     #[cfg(test)]
     mod tests {
@@ -1064,6 +1079,7 @@ pub(crate) mod postgres {
         sqlx::Postgres,
         "",
         "audit_access",
-        Some("SET LOCAL synchronous_commit = off")
+        Some("SET LOCAL synchronous_commit = off"),
+        "INSERT INTO"
     );
 }

@@ -410,6 +410,14 @@ fn tx(conn: &mut SqliteConnection) -> Result<&mut SqliteConnection, sqlx::Error>
 /// The writer's connection runs the shared write path ([`crate::write_path`]). sqlx hands
 /// every statement to SQLite's worker thread and back, so statements, not rows, are what a
 /// batch costs: the fast path is a few multi-row INSERTs.
+///
+/// They are `INSERT OR FAIL`: a multi-row INSERT inside a transaction that has already written
+/// makes SQLite keep a statement journal, a copy of every page the statement changes, so that
+/// a constraint violation can undo that statement alone (`OR ABORT`, the default). The fast path
+/// never keeps a failed statement's transaction (any error rolls the whole batch back, and a
+/// unique violation redoes it append by append under savepoints), so that copy was pure cost:
+/// 5% of the writer thread's samples under batches of decisions (BENCHMARKS.md, "The statement
+/// journal").
 impl LogWriter for SqliteConnection {
     type Time = String;
 
@@ -448,7 +456,7 @@ impl LogWriter for SqliteConnection {
         let keys = stamped.keys();
         if !keys.is_empty() {
             let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO idempotency_keys (scope, key, fingerprint, first_position, last_position, created_at) ",
+                "INSERT OR FAIL INTO idempotency_keys (scope, key, fingerprint, first_position, last_position, created_at) ",
             );
             q.push_values(&keys, |mut row, (claim, events)| {
                 row.push_bind(claim.scope.as_str())
@@ -462,7 +470,8 @@ impl LogWriter for SqliteConnection {
         }
         let claims = stamped.claims();
         if !claims.is_empty() {
-            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO unique_claims (claim, position) ");
+            let mut q =
+                QueryBuilder::<Sqlite>::new("INSERT OR FAIL INTO unique_claims (claim, position) ");
             q.push_values(&claims, |mut row, (claim, position)| {
                 row.push_bind(*claim).push_bind(*position);
             });
@@ -470,7 +479,7 @@ impl LogWriter for SqliteConnection {
         }
         for events in stamped.events().chunks(EVENTS_PER_INSERT) {
             let mut q = QueryBuilder::<Sqlite>::new(concat!(
-                "INSERT INTO events (",
+                "INSERT OR FAIL INTO events (",
                 event_columns!(),
                 ") "
             ));
@@ -515,7 +524,8 @@ impl LogWriter for SqliteConnection {
     #[tracing::instrument(level = "trace", skip_all)]
     async fn insert_nodes(&mut self, kept: &[&(NodeId, Hash)]) -> Result<(), sqlx::Error> {
         for chunk in kept.chunks(NODES_PER_INSERT) {
-            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO merkle_nodes (level, idx, hash) ");
+            let mut q =
+                QueryBuilder::<Sqlite>::new("INSERT OR FAIL INTO merkle_nodes (level, idx, hash) ");
             q.push_values(chunk, |mut row, &&(node, hash)| {
                 row.push_bind(i64::from(node.level()))
                     .push_bind(sql_index(node.index()))
