@@ -185,7 +185,18 @@ async fn try_commit_batch<W: LogWriter>(
     // costs (a round trip to SQLite's worker thread, or to the server).
     let mut new_fence = fence;
     let stamped = Stamped::new(batch, next, &mut new_fence, recorded_at);
-    let fast = match writer.insert_stamped(&stamped, &time).await {
+    // The events' leaf hashes are computed while the backend runs the INSERTs (SQLite's
+    // worker thread, or the server): the writer is the one serial stage of every decision,
+    // and hashing a batch after its INSERT had it wait ~0.4 µs an event.
+    let (inserted, leaves) = tokio::join!(writer.insert_stamped(&stamped, &time), async {
+        stamped
+            .events()
+            .into_iter()
+            .map(leaf_of)
+            .collect::<Vec<Hash>>()
+    });
+    let mut leaves = Some(leaves);
+    let fast = match inserted {
         Ok(()) => {
             let tracking = stamped.tracking();
             if tracking.is_empty() {
@@ -227,6 +238,9 @@ async fn try_commit_batch<W: LogWriter>(
         // the batch one SAVEPOINT per append, so that only the refused ones fail. The lock is
         // released in between, so the head is read again.
         Err(err) if is_unique_violation(&err) => {
+            // The appends redone one by one take other positions: their leaves are hashed
+            // as they commit.
+            leaves = None;
             drop(stamped);
             writer.rollback().await?;
             let (next, fence) = writer.begin().await?;
@@ -240,7 +254,7 @@ async fn try_commit_batch<W: LogWriter>(
         .filter_map(|r| r.as_ref().ok())
         .flatten()
         .collect();
-    append_leaves(writer, frontier, &committed).await?;
+    append_leaves(writer, frontier, &committed, leaves).await?;
     let size = committed.last().map(|e| e.position.next());
     writer
         .finish((new_fence != fence).then_some(new_fence), size)
@@ -566,11 +580,13 @@ pub(crate) fn is_kept(node: NodeId) -> bool {
 
 /// Adds the committed events to the Merkle tree in the same transaction: their leaf hashes
 /// and every subtree they complete (RFC 9162 §2.1), so proofs never need recomputation.
+/// `hashed` holds their leaf hashes, in order, where they were computed already.
 #[tracing::instrument(level = "trace", skip_all, fields(leaves = committed.len()))]
 async fn append_leaves<W: LogWriter>(
     writer: &mut W,
     frontier: &mut Option<Frontier>,
     committed: &[&StoredEvent],
+    hashed: Option<Vec<Hash>>,
 ) -> Result<(), sqlx::Error> {
     let Some(first) = committed.first() else {
         return Ok(());
@@ -582,9 +598,13 @@ async fn append_leaves<W: LogWriter>(
         // right edge back (under the write lock, so it cannot move meanwhile).
         _ => load_frontier(writer, size).await?,
     };
+    let leaves = match hashed {
+        Some(leaves) if leaves.len() == committed.len() => leaves,
+        _ => committed.iter().map(|e| leaf_of(e)).collect(),
+    };
     let mut nodes = Vec::with_capacity(committed.len() * 2);
-    for event in committed {
-        nodes.extend(edge.push(leaf_of(event)));
+    for leaf in leaves {
+        nodes.extend(edge.push(leaf));
     }
     insert_kept(writer, &nodes).await?;
     *frontier = Some(edge);
