@@ -430,15 +430,22 @@ impl LogWriter for SqliteConnection {
     #[tracing::instrument(level = "trace", skip_all)]
     async fn begin(&mut self) -> Result<(Position, i64), sqlx::Error> {
         // IMMEDIATE takes the write lock now, so the MAX below cannot go stale under another
-        // process (the offline CLI) writing the same file.
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut *self).await?;
-        let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position) + 1, 0) FROM events")
-            .fetch_one(&mut *self)
-            .await?;
-        let fence: i64 =
-            sqlx::query_scalar("SELECT position FROM fences WHERE name = 'restriction'")
-                .fetch_one(&mut *self)
-                .await?;
+        // process (the offline CLI) writing the same file. One round trip to SQLite's worker
+        // thread for both statements: this is the start of the serial stage of every batch.
+        let rows = sqlx::raw_sql(
+            "BEGIN IMMEDIATE; \
+             SELECT (SELECT COALESCE(MAX(position) + 1, 0) FROM events) AS next, \
+                    (SELECT position FROM fences WHERE name = 'restriction') AS fence",
+        )
+        .fetch_all(&mut *self)
+        .await?;
+        let [head] = rows.as_slice() else {
+            return Err(sqlx::Error::Protocol(
+                "the log's head was not read: is the database migrated?".into(),
+            ));
+        };
+        let next: i64 = head.try_get("next")?;
+        let fence: i64 = head.try_get("fence")?;
         Ok((Position::from_i64(next), fence))
     }
 
