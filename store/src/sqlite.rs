@@ -416,8 +416,8 @@ fn tx(conn: &mut SqliteConnection) -> Result<&mut SqliteConnection, sqlx::Error>
 /// a constraint violation can undo that statement alone (`OR ABORT`, the default). The fast path
 /// never keeps a failed statement's transaction (any error rolls the whole batch back, and a
 /// unique violation redoes it append by append under savepoints), so that copy was pure cost:
-/// 5% of the writer thread's samples under batches of decisions (BENCHMARKS.md, "The statement
-/// journal").
+/// 5% of the writer thread's samples under batches of decisions (BENCHMARKS.md, "The writer's
+/// serial stage").
 impl LogWriter for SqliteConnection {
     type Time = String;
 
