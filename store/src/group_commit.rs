@@ -26,6 +26,17 @@ pub trait CommitHook: Send + Sync {
 /// Where the writer finds its hook; set once, after the read side that implements it exists.
 pub(crate) type HookSlot = Arc<std::sync::OnceLock<Arc<dyn CommitHook>>>;
 
+/// What the writer announces after each commit that wrote something: the log's new size, and
+/// the same size again when the commit queued webhook messages.
+#[derive(Clone)]
+pub(crate) struct Announced {
+    /// Every commit of an event.
+    pub(crate) committed: Arc<watch::Sender<Position>>,
+    /// Every commit that queued a webhook message (on PostgreSQL the same sender as
+    /// `committed`: other processes' commits are announced without saying what they queued).
+    pub(crate) outbox: Arc<watch::Sender<Position>>,
+}
+
 /// Appends taken into one transaction at most. Bounds the time one batch holds the lock.
 const MAX_BATCH: usize = 4096;
 /// Appends that may wait for the writer before callers are slowed down (back-pressure).
@@ -85,14 +96,10 @@ impl WriteConnection {
 
 impl GroupCommit {
     /// Starts the writer; it announces each committed batch's new log size on `committed`.
-    pub(crate) fn spawn(
-        conn: WriteConnection,
-        hook: HookSlot,
-        committed: Arc<watch::Sender<Position>>,
-    ) -> Self {
+    pub(crate) fn spawn(conn: WriteConnection, hook: HookSlot, announced: Announced) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let stats = Arc::new(WriterStats::default());
-        tokio::spawn(run(queue, conn, hook, committed, stats.clone()));
+        tokio::spawn(run(queue, conn, hook, announced, stats.clone()));
         Self { jobs, stats }
     }
 
@@ -116,7 +123,7 @@ async fn run(
     mut queue: mpsc::Receiver<Job>,
     mut conn: WriteConnection,
     hook: HookSlot,
-    committed: Arc<watch::Sender<Position>>,
+    announced: Announced,
     stats: Arc<WriterStats>,
 ) {
     // The Merkle tree's right edge, kept between batches (loaded on the first one).
@@ -138,7 +145,15 @@ async fn run(
                 hook.committed(&mut events.clone());
             }
             if let Some(last) = events.next_back() {
-                announce(&committed, last.position.next());
+                let size = last.position.next();
+                announce(&announced.committed, size);
+                let queued = appends
+                    .iter()
+                    .zip(results)
+                    .any(|(append, r)| r.is_ok() && !append.outbox.is_empty());
+                if queued {
+                    announce(&announced.outbox, size);
+                }
             }
         }
         count(&stats, &appends, &outcome);

@@ -230,6 +230,9 @@ struct Inner {
     /// The log's size as far as this process knows: its own commits, and on PostgreSQL every
     /// process's, once [`Store::subscribe`] started listening.
     committed: Arc<watch::Sender<Position>>,
+    /// Announced when a commit queued webhook messages or a message was made due again
+    /// ([`Store::subscribe_outbox`]).
+    outbox: Arc<watch::Sender<Position>>,
     /// Dropping this (with the last handle) stops the PostgreSQL listener task.
     listening: std::sync::OnceLock<oneshot::Sender<()>>,
 }
@@ -305,8 +308,19 @@ impl Store {
             Reads::Postgres(pool) => postgres::next_position(pool).await?,
         };
         let committed = Arc::new(watch::Sender::new(size));
+        let outbox = match &reads {
+            Reads::Sqlite(_) => Arc::new(watch::Sender::new(size)),
+            Reads::Postgres(_) => committed.clone(),
+        };
         let hook = HookSlot::default();
-        let writer = GroupCommit::spawn(writer, hook.clone(), committed.clone());
+        let writer = GroupCommit::spawn(
+            writer,
+            hook.clone(),
+            group_commit::Announced {
+                committed: committed.clone(),
+                outbox: outbox.clone(),
+            },
+        );
         if let Reads::Sqlite(pool) = &reads {
             tokio::spawn(sqlite::checkpoint_behind(
                 pool.clone(),
@@ -323,6 +337,7 @@ impl Store {
                 writer,
                 hook,
                 committed,
+                outbox,
                 listening: std::sync::OnceLock::new(),
             }),
         })
@@ -352,6 +367,18 @@ impl Store {
             });
         }
         self.inner.committed.subscribe()
+    }
+
+    /// Changes each time webhook messages may have become due: a commit of this process that
+    /// queued some, a message made due again ([`Store::redeliver`]) and, on PostgreSQL, every
+    /// commit of any process (whose announcements do not say what they queued). The webhook
+    /// worker waits on this rather than on every commit: on SQLite a decision that queues
+    /// nothing no longer wakes it to look at the outbox. Must be called inside a Tokio runtime.
+    pub fn subscribe_outbox(&self) -> watch::Receiver<Position> {
+        if !self.is_embedded() {
+            drop(self.subscribe());
+        }
+        self.inner.outbox.subscribe()
     }
 
     /// Installs the hook told of every committed batch before its callers are answered. Only
@@ -885,7 +912,12 @@ impl Store {
 
     /// Makes a queued webhook message due again now (`false`: no such message).
     pub async fn redeliver(&self, message_id: &str, now: i64) -> Result<bool, StoreError> {
-        on_outbox!(self, redeliver(message_id, now))
+        let due = on_outbox!(self, redeliver(message_id, now))?;
+        if due {
+            // The same size, announced again: the worker looks at the outbox now.
+            self.inner.outbox.send_modify(|_| {});
+        }
+        Ok(due)
     }
 
     /// When a webhook endpoint's current run of failed attempts began (Unix ms).

@@ -1519,6 +1519,12 @@ mod sqlite {
     }
 
     #[tokio::test]
+    async fn the_outbox_is_announced_when_messages_may_be_due() {
+        let (_dir, location) = fresh();
+        super::the_outbox_is_announced_when_messages_may_be_due(location).await;
+    }
+
+    #[tokio::test]
     async fn a_restriction_fences_off_older_decisions() {
         let (_dir, location) = fresh();
         super::a_restriction_fences_off_older_decisions(location).await;
@@ -2162,6 +2168,50 @@ pub async fn a_subscriber_learns_of_commits(location: StoreLocation) {
     assert!(!committed.has_changed().expect("store alive"));
 }
 
+/// The webhook worker's wake-up: a commit that queued messages and a redelivery announce the
+/// outbox; on SQLite a commit that queued none does not (on PostgreSQL every commit does, as
+/// other processes' announcements cannot say what they queued).
+pub async fn the_outbox_is_announced_when_messages_may_be_due(location: StoreLocation) {
+    let store = open(&location).await;
+    let mut outbox = store.subscribe_outbox();
+    outbox.borrow_and_update();
+    append_ok(&store, one("quiet", 1, json!(0))).await;
+    assert_eq!(
+        outbox.has_changed().expect("store alive"),
+        !store.is_embedded(),
+        "a commit that queued no message"
+    );
+    outbox.borrow_and_update();
+    let mut queuing = one("queuing", 1, json!(1));
+    queuing.outbox.push(consent_ledger_store::OutboxMessage {
+        message_id: "msg_outbox_announced".to_owned(),
+        endpoint_id: "we_outbox_announced".to_owned(),
+        event_type: "consent.granted".to_owned(),
+        occurred_at: "2026-12-05T08:00:00Z".to_owned(),
+        data: "{}".to_owned(),
+        cause: 0,
+        shipment_id: None,
+    });
+    let events = append_ok(&store, queuing).await;
+    // Announced before the append is answered, so no waiting is needed.
+    assert!(outbox.has_changed().expect("store alive"));
+    assert_eq!(*outbox.borrow_and_update(), events[0].position.next());
+    assert!(store
+        .redeliver("msg_outbox_announced", 0)
+        .await
+        .expect("redeliver"));
+    assert!(outbox.has_changed().expect("store alive"), "a redelivery");
+    outbox.borrow_and_update();
+    assert!(!store
+        .redeliver("msg_never_queued", 0)
+        .await
+        .expect("redeliver"));
+    assert!(
+        !outbox.has_changed().expect("store alive"),
+        "nothing made due"
+    );
+}
+
 /// Followers across processes: a subscriber on one handle learns of what another handle
 /// commits (LISTEN/NOTIFY), promptly and without polling.
 pub async fn a_subscriber_learns_of_another_writers_commits(location: StoreLocation) {
@@ -2262,6 +2312,8 @@ mod postgres {
         an_idempotency_key_holds_across_writers;
         #[tokio::test]
         a_subscriber_learns_of_commits;
+        #[tokio::test]
+        the_outbox_is_announced_when_messages_may_be_due;
         #[tokio::test]
         a_subscriber_learns_of_another_writers_commits;
         #[tokio::test]

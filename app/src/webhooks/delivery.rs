@@ -164,7 +164,9 @@ async fn run(state: Arc<AppState>, options: DeliveryOptions, mut stop: oneshot::
         .add_default_header(("user-agent", "consent-ledger-webhooks/1"))
         .finish();
     let (done, mut finished_rx) = mpsc::unbounded_channel::<AttemptRecord>();
-    let mut committed = state.store.subscribe();
+    // Woken by the commits that queue messages (not by every decision: on SQLite one that
+    // queues nothing leaves the outbox as it was) and by redeliveries; `poll` for the rest.
+    let mut committed = state.store.subscribe_outbox();
     let mut finished: Vec<AttemptRecord> = Vec::new();
     let mut in_flight: u32 = 0;
     loop {
