@@ -276,9 +276,13 @@ fn is_locked(err: &StoreError) -> bool {
 async fn try_open(path: &Path) -> Result<(SqlitePool, SqliteConnection), StoreError> {
     make_private(path)?;
     let opts = options(path);
-    let writer = SqliteConnection::connect_with(&opts)
-        .await
-        .map_err(StoreError::unavailable)?;
+    let writer = SqliteConnection::connect_with(
+        &opts
+            .clone()
+            .statement_cache_capacity(WRITER_STATEMENT_CACHE),
+    )
+    .await
+    .map_err(StoreError::unavailable)?;
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
         .connect_with(opts)
@@ -402,6 +406,22 @@ const EVENTS_PER_INSERT: usize = 3_000;
 /// SQLite's 32,766 bound parameters, three a node.
 const NODES_PER_INSERT: usize = 10_000;
 
+/// Multi-row INSERTs of up to this many rows are prepared once per row count and kept (one
+/// statement per count and table): the batches of single decisions are this small, and SQLite
+/// parsing their text anew cost 12–15% of the writer thread's samples (BENCHMARKS.md, "The
+/// writer's statements, prepared once"). Larger ones, rarer and costlier to keep, are prepared
+/// each time: their parse is a small part of their rows' work.
+const CACHED_ROWS: usize = 64;
+
+/// Room in the writer's statement cache for every kept INSERT: four tables (nodes count up to
+/// two per event) and the slow path's statements.
+const WRITER_STATEMENT_CACHE: usize = 512;
+
+/// Whether a multi-row INSERT of `rows` rows is prepared once and kept ([`CACHED_ROWS`]).
+fn prepared_once(rows: usize) -> bool {
+    rows <= CACHED_ROWS
+}
+
 /// The connection of the transaction under way: the writer's own.
 fn tx(conn: &mut SqliteConnection) -> Result<&mut SqliteConnection, sqlx::Error> {
     Ok(conn)
@@ -473,7 +493,10 @@ impl LogWriter for SqliteConnection {
                     .push_bind(events.last().map_or(0, |e| e.position.as_i64()))
                     .push_bind(time.as_str());
             });
-            q.build().persistent(false).execute(&mut *self).await?;
+            q.build()
+                .persistent(prepared_once(keys.len()))
+                .execute(&mut *self)
+                .await?;
         }
         let claims = stamped.claims();
         if !claims.is_empty() {
@@ -482,7 +505,10 @@ impl LogWriter for SqliteConnection {
             q.push_values(&claims, |mut row, (claim, position)| {
                 row.push_bind(*claim).push_bind(*position);
             });
-            q.build().persistent(false).execute(&mut *self).await?;
+            q.build()
+                .persistent(prepared_once(claims.len()))
+                .execute(&mut *self)
+                .await?;
         }
         for events in stamped.events().chunks(EVENTS_PER_INSERT) {
             let mut q = QueryBuilder::<Sqlite>::new(concat!(
@@ -491,7 +517,10 @@ impl LogWriter for SqliteConnection {
                 ") "
             ));
             q.push_values(events, |mut row, e| push_event(&mut row, e, time));
-            q.build().persistent(false).execute(&mut *self).await?;
+            q.build()
+                .persistent(prepared_once(events.len()))
+                .execute(&mut *self)
+                .await?;
         }
         Ok(())
     }
@@ -538,7 +567,10 @@ impl LogWriter for SqliteConnection {
                     .push_bind(sql_index(node.index()))
                     .push_bind(hash.as_slice());
             });
-            q.build().persistent(false).execute(&mut *self).await?;
+            q.build()
+                .persistent(prepared_once(chunk.len() / 2))
+                .execute(&mut *self)
+                .await?;
         }
         Ok(())
     }
