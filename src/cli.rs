@@ -759,14 +759,31 @@ async fn serve(options: &StoreOptions, args: ServeArgs) -> anyhow::Result<()> {
     drop(deliveries);
     gdpr_follower.stop();
     tracing::info!("stopped: in-flight requests drained, every acknowledged write is durable");
-    match state
-        .projector
-        .save_snapshot(&options.snapshot_path())
-        .await
-    {
+    match save_snapshot_on_stop(&state, &options.snapshot_path()).await {
         Ok(at) => tracing::info!(position = %at, "projection snapshot written"),
         Err(e) => tracing::warn!(error = %e, "could not write the projection snapshot"),
     }
     state.store.close().await;
     Ok(())
+}
+
+/// The snapshot `serve` writes as it stops. It reads the log's last event; on PostgreSQL the
+/// read pool may still hold a connection opened on one of the HTTP workers' runtimes, which
+/// are shutting down at this moment: a read on it fails ("the Tokio context is being
+/// shutdown"), and the pool drops it. So a failed write is tried again, a little later, twice.
+async fn save_snapshot_on_stop(
+    state: &AppState,
+    path: &std::path::Path,
+) -> Result<consent_ledger_store::Position, consent_ledger_projections::ProjectionError> {
+    let mut attempt = 0;
+    loop {
+        match state.projector.save_snapshot(path).await {
+            Err(e) if attempt < 2 && !state.store.is_embedded() => {
+                attempt += 1;
+                tracing::debug!(error = %e, attempt, "writing the projection snapshot again");
+                tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+            }
+            saved => return saved,
+        }
+    }
 }
