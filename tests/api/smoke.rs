@@ -145,4 +145,18 @@ async fn metrics_count_decisions_and_group_commits() {
         "every write of this test went through the group commit: {events}"
     );
     assert!(value("consent_ledger_group_commit_batches_total") >= 1);
+    let log_size = app.log_size().await;
+    assert_eq!(value("consent_ledger_log_size"), log_size);
+    // The test app runs no follower and nothing here read the audit views: the projection
+    // has applied none of this test's events yet.
+    assert!(value("consent_ledger_audit_projection_position") < log_size);
+    // Once the audit projection has caught up, it stands at the log's size.
+    app.state.gdpr.catch_up().await.expect("catch up");
+    let metrics = app.get("/metrics", &app.admin).await;
+    let text = metrics.body.as_str().unwrap_or_default();
+    assert!(
+        text.lines()
+            .any(|l| l == format!("consent_ledger_audit_projection_position {log_size}")),
+        "{text}"
+    );
 }

@@ -58,6 +58,8 @@ pub async fn metrics(state: web::Data<AppState>, caller: Caller) -> Result<HttpR
     use std::fmt::Write;
     use std::sync::atomic::Ordering::Relaxed;
     let w = state.store.writer_stats();
+    let log_size = state.store.next_position().await?.get();
+    let audit_position = state.store.gdpr_position().await?.get();
     let model = state.projector.read().summary();
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
@@ -71,6 +73,20 @@ pub async fn metrics(state: web::Data<AppState>, caller: Caller) -> Result<HttpR
         "gauge",
         "Events applied by this node's read model.",
         &[("", model.log_size)],
+    );
+    metric(
+        "consent_ledger_log_size",
+        "gauge",
+        "Events in the log: the position the next one gets.",
+        &[("", log_size)],
+    );
+    metric(
+        "consent_ledger_audit_projection_position",
+        "gauge",
+        "Events the GDPR audit projection has applied (SPEC §12). It follows the log in \
+         transactions of its own, behind the decisions: consent_ledger_log_size minus this is \
+         its lag, which grows while decisions come faster than it writes (BENCHMARKS.md).",
+        &[("", audit_position)],
     );
     metric(
         "consent_ledger_consents",
