@@ -422,6 +422,16 @@ fn prepared_once(rows: usize) -> bool {
     rows <= CACHED_ROWS
 }
 
+/// One row of a multi-row INSERT into `merkle_nodes`.
+fn push_node(
+    mut row: sqlx::query_builder::Separated<'_, Sqlite, &'static str>,
+    &&(node, hash): &&(NodeId, Hash),
+) {
+    row.push_bind(i64::from(node.level()))
+        .push_bind(sql_index(node.index()))
+        .push_bind(hash.as_slice());
+}
+
 /// The connection of the transaction under way: the writer's own.
 fn tx(conn: &mut SqliteConnection) -> Result<&mut SqliteConnection, sqlx::Error> {
     Ok(conn)
@@ -562,17 +572,37 @@ impl LogWriter for SqliteConnection {
         for chunk in kept.chunks(NODES_PER_INSERT) {
             let mut q =
                 QueryBuilder::<Sqlite>::new("INSERT OR FAIL INTO merkle_nodes (level, idx, hash) ");
-            q.push_values(chunk, |mut row, &&(node, hash)| {
-                row.push_bind(i64::from(node.level()))
-                    .push_bind(sql_index(node.index()))
-                    .push_bind(hash.as_slice());
-            });
+            q.push_values(chunk, push_node);
             q.build()
                 .persistent(prepared_once(chunk.len() / 2))
                 .execute(&mut *self)
                 .await?;
         }
         Ok(())
+    }
+
+    /// The nodes' INSERT and the COMMIT in one statement list: one round trip to SQLite's
+    /// worker thread for the batch's last two steps. Should the INSERT fail, SQLite stops
+    /// there, the COMMIT is not run, and the batch is rolled back as any failed batch is.
+    #[tracing::instrument(level = "trace", skip_all, fields(nodes = kept.len()))]
+    async fn finish_with_nodes(
+        &mut self,
+        kept: &[&(NodeId, Hash)],
+        fence: Option<i64>,
+        size: Option<Position>,
+    ) -> Result<(), sqlx::Error> {
+        if kept.is_empty() || kept.len() > NODES_PER_INSERT || fence.is_some() {
+            return crate::write_path::nodes_then_finish(self, kept, fence, size).await;
+        }
+        let mut q =
+            QueryBuilder::<Sqlite>::new("INSERT OR FAIL INTO merkle_nodes (level, idx, hash) ");
+        q.push_values(kept, push_node);
+        q.push("; COMMIT");
+        q.build()
+            .persistent(prepared_once(kept.len() / 2))
+            .execute(&mut *self)
+            .await
+            .map(drop)
     }
 
     #[tracing::instrument(level = "trace", skip_all)]

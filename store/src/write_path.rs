@@ -147,6 +147,30 @@ pub(crate) trait LogWriter {
         fence: Option<i64>,
         size: Option<Position>,
     ) -> Result<(), sqlx::Error>;
+
+    /// Inserts the batch's new subtree hashes (every one of them [`is_kept`]), then
+    /// [`LogWriter::finish`]es. A backend may send both in one round trip.
+    async fn finish_with_nodes(
+        &mut self,
+        kept: &[&(NodeId, Hash)],
+        fence: Option<i64>,
+        size: Option<Position>,
+    ) -> Result<(), sqlx::Error> {
+        nodes_then_finish(self, kept, fence, size).await
+    }
+}
+
+/// [`LogWriter::finish_with_nodes`] in two round trips: the nodes' INSERT, then the commit.
+pub(crate) async fn nodes_then_finish<W: LogWriter + ?Sized>(
+    writer: &mut W,
+    kept: &[&(NodeId, Hash)],
+    fence: Option<i64>,
+    size: Option<Position>,
+) -> Result<(), sqlx::Error> {
+    if !kept.is_empty() {
+        writer.insert_nodes(kept).await?;
+    }
+    writer.finish(fence, size).await
 }
 
 /// Commits a batch of appends in one transaction and one fsync. Each append that a unique key
@@ -254,10 +278,11 @@ async fn try_commit_batch<W: LogWriter>(
         .filter_map(|r| r.as_ref().ok())
         .flatten()
         .collect();
-    append_leaves(writer, frontier, &committed, leaves).await?;
+    let nodes = append_leaves(writer, frontier, &committed, leaves).await?;
+    let kept: Vec<&(NodeId, Hash)> = nodes.iter().filter(|(n, _)| is_kept(*n)).collect();
     let size = committed.last().map(|e| e.position.next());
     writer
-        .finish((new_fence != fence).then_some(new_fence), size)
+        .finish_with_nodes(&kept, (new_fence != fence).then_some(new_fence), size)
         .await?;
     Ok(BatchOutcome::Done(results))
 }
@@ -587,9 +612,9 @@ async fn append_leaves<W: LogWriter>(
     frontier: &mut Option<Frontier>,
     committed: &[&StoredEvent],
     hashed: Option<Vec<Hash>>,
-) -> Result<(), sqlx::Error> {
+) -> Result<Vec<(NodeId, Hash)>, sqlx::Error> {
     let Some(first) = committed.first() else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     let size = first.position.get();
     let mut edge = match frontier.take() {
@@ -606,9 +631,10 @@ async fn append_leaves<W: LogWriter>(
     for leaf in leaves {
         nodes.extend(edge.push(leaf));
     }
-    insert_kept(writer, &nodes).await?;
+    // The nodes are inserted by the commit itself ([`LogWriter::finish_with_nodes`]); should
+    // that fail, the caller forgets this edge with the rest of the batch.
     *frontier = Some(edge);
-    Ok(())
+    Ok(nodes)
 }
 
 async fn insert_kept<W: LogWriter>(
