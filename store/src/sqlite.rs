@@ -462,7 +462,8 @@ impl LogWriter for SqliteConnection {
         // IMMEDIATE takes the write lock now, so the MAX below cannot go stale under another
         // process (the offline CLI) writing the same file. One round trip to SQLite's worker
         // thread for both statements: this is the start of the serial stage of every batch.
-        let rows = sqlx::raw_sql(
+        // Prepared once and kept, as the INSERTs are (`raw_sql` would parse it every batch).
+        let rows = sqlx::query(
             "BEGIN IMMEDIATE; \
              SELECT (SELECT COALESCE(MAX(position) + 1, 0) FROM events) AS next, \
                     (SELECT position FROM fences WHERE name = 'restriction') AS fence",
