@@ -279,7 +279,7 @@ async fn try_commit_batch<W: LogWriter>(
         .flatten()
         .collect();
     let nodes = append_leaves(writer, frontier, &committed, leaves).await?;
-    let kept: Vec<&(NodeId, Hash)> = nodes.iter().filter(|(n, _)| is_kept(*n)).collect();
+    let kept = kept_of(&nodes);
     let size = committed.last().map(|e| e.position.next());
     writer
         .finish_with_nodes(&kept, (new_fence != fence).then_some(new_fence), size)
@@ -637,11 +637,16 @@ async fn append_leaves<W: LogWriter>(
     Ok(nodes)
 }
 
+/// The nodes of `nodes` that are stored ([`is_kept`]).
+fn kept_of(nodes: &[(NodeId, Hash)]) -> Vec<&(NodeId, Hash)> {
+    nodes.iter().filter(|(n, _)| is_kept(*n)).collect()
+}
+
 async fn insert_kept<W: LogWriter>(
     writer: &mut W,
     nodes: &[(NodeId, Hash)],
 ) -> Result<(), sqlx::Error> {
-    let kept: Vec<&(NodeId, Hash)> = nodes.iter().filter(|(n, _)| is_kept(*n)).collect();
+    let kept = kept_of(nodes);
     if kept.is_empty() {
         return Ok(());
     }
