@@ -282,6 +282,11 @@ pub(crate) struct ServeProcess {
 }
 
 impl ServeProcess {
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Starts `serve` on `data_dir` (created if needed), on `database_url` if given, else on
     /// the directory's SQLite file; what it logs goes to `data_dir/serve.log`.
     pub(crate) fn start(data_dir: &Path, database_url: Option<&str>) -> anyhow::Result<Self> {

@@ -18,6 +18,7 @@ use consent_ledger_app::state::{AppState, ServiceConfig, StoreOptions};
 use consent_ledger_domain::SystemClock;
 use serde_json::json;
 
+use crate::cpu::{PerRequest, Sample, Stage};
 use crate::decisions::{single_decisions, Requests};
 use crate::fixture::ServeProcess;
 
@@ -50,6 +51,8 @@ pub struct HttpArgs {
 /// What wrk reported of one load.
 #[derive(Debug, Clone, Copy)]
 struct Load {
+    /// Requests answered during the load.
+    requests: f64,
     requests_per_second: f64,
     p50: Duration,
     p99: Duration,
@@ -104,25 +107,32 @@ pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
     });
     let single_script = script(&scripts.join("single.lua"), &single, 10_000)?;
     let batch_script = script(&scripts.join("batch.lua"), &batch, 50)?;
+    let pid = server.pid();
+    // Each load with the CPU its requests took: the server's threads by stage, the machine.
     let wrk = |connections: u32, script: Option<&Path>, path: &str, seconds: u32| {
-        run_wrk(&args, connections, script, &format!("{url}{path}"), seconds)
+        let before = Sample::take(pid)?;
+        let load = run_wrk(&args, connections, script, &format!("{url}{path}"), seconds)?;
+        let after = Sample::take(pid)?;
+        let spent = before.per_request(&after, load.requests);
+        anyhow::Ok((load, spent))
     };
 
     // Warm up (connections, caches), then healthz, single decisions, batches, healthz again.
     wrk(args.connections, Some(&single_script), "/", 3)?;
-    let ceiling = wrk(args.connections, None, "/healthz", args.seconds)?;
+    let (ceiling, ceiling_cpu) = wrk(args.connections, None, "/healthz", args.seconds)?;
     // The log's size, read beside the server as another node would.
     let store = consent_ledger_store::Store::open(&options.location()?).await?;
     let first = store.next_position().await?.get();
     let started = Instant::now();
-    let decisions = wrk(args.connections, Some(&single_script), "/", args.seconds)?;
-    let batches = wrk(
+    let (decisions, decisions_cpu) =
+        wrk(args.connections, Some(&single_script), "/", args.seconds)?;
+    let (batches, batches_cpu) = wrk(
         args.batch_connections,
         Some(&batch_script),
         "/",
         args.seconds,
     )?;
-    let after = wrk(args.connections, None, "/healthz", args.seconds)?;
+    let (after, _) = wrk(args.connections, None, "/healthz", args.seconds)?;
     let elapsed = started.elapsed();
     let last = store.next_position().await?.get();
     // What the audit projection had applied when the load ended, and how long it then took
@@ -201,11 +211,64 @@ pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
             None => "and had not applied the rest 300 s later".into(),
         }
     );
+    println!();
+    cpu_table(&[
+        ("`GET /healthz`, a request", &ceiling_cpu),
+        ("`POST /v1/decisions`, a decision", &decisions_cpu),
+        (
+            "`POST /v1/decisions/batch`, a decision",
+            &batches_cpu.each_of(1000.0),
+        ),
+    ]);
+    println!();
+    println!(
+        "While both loads keep the 2 CPUs busy (idle near 0), the ratio to the healthz ceiling \
+         is about the machine's CPU per healthz request over its CPU per decision: here {:.1} µs \
+         over {:.1} µs = {:.2}. A ratio of 0.5 needs a decision to cost the whole machine at most \
+         twice what a healthz request costs it, {:.1} µs, of which the load generator and the \
+         kernel outside the server take {:.1} µs in this run.",
+        ceiling_cpu.machine_busy,
+        decisions_cpu.machine_busy,
+        ceiling_cpu.machine_busy / decisions_cpu.machine_busy.max(f64::MIN_POSITIVE),
+        2.0 * ceiling_cpu.machine_busy,
+        decisions_cpu.outside(),
+    );
     anyhow::ensure!(
         decisions.errors == 0 && batches.errors == 0,
         "some decisions were refused: see the non-2xx column"
     );
     Ok(())
+}
+
+/// Where each load's CPU went, in microseconds per request (or per decision of a batch).
+fn cpu_table(rows: &[(&str, &PerRequest)]) {
+    println!("Where the CPU went, µs per request of each load (the server's threads by stage, from `/proc/PID/task/*/stat`; the machine from `/proc/stat`):");
+    println!();
+    let stages: Vec<&str> = Stage::ALL.iter().map(|s| s.label()).collect();
+    println!(
+        "| per | whole machine, busy | server | {} | outside the server (wrk, kernel) | idle | steal |",
+        stages.join(" | ")
+    );
+    println!(
+        "|---|---:|---:|{}---:|---:|---:|",
+        "---:|".repeat(stages.len())
+    );
+    for (name, spent) in rows {
+        let cells: Vec<String> = spent
+            .stages
+            .iter()
+            .map(|(_, us)| format!("{us:.1}"))
+            .collect();
+        println!(
+            "| {name} | **{:.1}** | {:.1} | {} | {:.1} | {:.1} | {:.1} |",
+            spent.machine_busy,
+            spent.server(),
+            cells.join(" | "),
+            spent.outside(),
+            spent.machine_idle,
+            spent.machine_steal
+        );
+    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -266,6 +329,13 @@ fn parse_wrk(text: &str) -> anyhow::Result<Load> {
             .map(str::trim)
     };
     let requests_per_second: f64 = field("Requests/sec:").context("Requests/sec")?.parse()?;
+    // `100000 requests in 2.00s, 10.00MB read`
+    let requests: f64 = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .context("requests in")?
+        .0
+        .parse()?;
     let p50 = duration(field("50%").context("50%")?)?;
     let p99 = duration(field("99%").context("99%")?)?;
     let errors = field("Non-2xx or 3xx responses:")
@@ -275,6 +345,7 @@ fn parse_wrk(text: &str) -> anyhow::Result<Load> {
     let socket_errors = field("Socket errors:").is_some();
     anyhow::ensure!(!socket_errors, "wrk saw socket errors");
     Ok(Load {
+        requests,
         requests_per_second,
         p50,
         p99,
@@ -344,6 +415,7 @@ Requests/sec:  50000.25
 Transfer/sec:      5.00MB
 ";
         let load = parse_wrk(report).expect("parsed");
+        assert_eq!(load.requests, 100_000.0);
         assert_eq!(load.requests_per_second, 50000.25);
         assert_eq!(load.p50, Duration::from_micros(812));
         assert_eq!(load.p99, Duration::from_micros(7500));

@@ -46,6 +46,7 @@ use consent_ledger_app::state::StoreOptions;
 
 mod all;
 mod console;
+mod cpu;
 mod decisions;
 mod erasure;
 mod fanout;

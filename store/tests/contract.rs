@@ -1729,7 +1729,13 @@ mod sqlite {
                 .filter_map(|task| {
                     let task = task.ok()?;
                     let name = std::fs::read_to_string(task.path().join("comm")).ok()?;
-                    if name.trim_end() != comm {
+                    // `comm` itself, or one of a pool's threads `comm-N`.
+                    let name = name.trim_end();
+                    let numbered = name
+                        .strip_prefix(comm)
+                        .and_then(|rest| rest.strip_prefix('-'))
+                        .is_some_and(|n| n.parse::<u64>().is_ok());
+                    if name != comm && !numbered {
                         return None;
                     }
                     // Field 19 of stat is the nice value; the name (field 2) may hold spaces.
@@ -1748,7 +1754,14 @@ mod sqlite {
             vec![10],
             "one reader connection, at the lower priority"
         );
-        assert!(nice_of("sqlx-sqlite-wor").iter().all(|&nice| nice == 0));
+        // The decision path's threads: the log's writer and its read connections.
+        let log_threads = || [nice_of("log-writer"), nice_of("log-reader")].concat();
+        let log = log_threads();
+        assert!(
+            !nice_of("log-writer").is_empty() && !nice_of("log-reader").is_empty(),
+            "the log's threads are named"
+        );
+        assert!(log.iter().all(|&nice| nice == 0), "{log:?}");
         let lowered = std::thread::spawn(|| {
             consent_ledger_store::lower_thread_priority();
             let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("stat");
@@ -1763,7 +1776,7 @@ mod sqlite {
             "the calling thread is lowered"
         );
         assert!(
-            nice_of("sqlx-sqlite-wor").iter().all(|&nice| nice == 0),
+            log_threads().iter().all(|&nice| nice == 0),
             "lowering one thread leaves the others"
         );
     }
