@@ -16,7 +16,8 @@ pub(crate) enum Stage {
     Http,
     /// The Tokio runtime's workers: the group commit's task, background tasks.
     Runtime,
-    /// SQLite's side of the group commit (`log-writer`).
+    /// The group commit: its task (`log-commit`, SQLite's own thread) and SQLite's side of it
+    /// (`log-writer`).
     LogWriter,
     /// The log's read connections (`log-reader-N`), checkpoints behind the writer among them.
     LogReads,
@@ -42,7 +43,7 @@ impl Stage {
             Stage::Http
         } else if comm.starts_with("tokio-runtime") || comm.starts_with("tokio-rt") {
             Stage::Runtime
-        } else if comm == "log-writer" {
+        } else if comm == "log-writer" || comm == "log-commit" {
             Stage::LogWriter
         } else if comm.starts_with("log-reader") {
             Stage::LogReads
@@ -57,7 +58,7 @@ impl Stage {
         match self {
             Stage::Http => "HTTP workers",
             Stage::Runtime => "runtime workers",
-            Stage::LogWriter => "log writer (SQLite)",
+            Stage::LogWriter => "group commit (log-commit, log-writer)",
             Stage::LogReads => "log reads",
             Stage::GdprProjection => "GDPR projection",
             Stage::Other => "other threads",
@@ -211,6 +212,7 @@ mod tests {
             ("tokio-runtime-w", Stage::Runtime),
             ("tokio-rt-worker", Stage::Runtime),
             ("log-writer", Stage::LogWriter),
+            ("log-commit", Stage::LogWriter),
             ("log-reader-3", Stage::LogReads),
             ("gdpr-writer", Stage::GdprProjection),
             ("gdpr-follower", Stage::GdprProjection),

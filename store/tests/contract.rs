@@ -1754,11 +1754,21 @@ mod sqlite {
             vec![10],
             "one reader connection, at the lower priority"
         );
-        // The decision path's threads: the log's writer and its read connections.
-        let log_threads = || [nice_of("log-writer"), nice_of("log-reader")].concat();
+        // The decision path's threads: the group commit's, SQLite's writer and the log's read
+        // connections.
+        let log_threads = || {
+            [
+                nice_of("log-commit"),
+                nice_of("log-writer"),
+                nice_of("log-reader"),
+            ]
+            .concat()
+        };
         let log = log_threads();
         assert!(
-            !nice_of("log-writer").is_empty() && !nice_of("log-reader").is_empty(),
+            ["log-commit", "log-writer", "log-reader"]
+                .iter()
+                .all(|name| !nice_of(name).is_empty()),
             "the log's threads are named"
         );
         assert!(log.iter().all(|&nice| nice == 0), "{log:?}");
