@@ -26,7 +26,8 @@ use crate::event::{
     Position, RawEvent, StoredEvent,
 };
 use crate::write_path::{
-    announce, is_kept, resolve_nodes, sql_index, LogWriter, Stamped, BACKFILL_PAGE,
+    announce, is_kept, nodes_then_finish, resolve_nodes, sql_index, LogWriter, Stamped,
+    BACKFILL_PAGE,
 };
 use crate::PostgresUrl;
 
@@ -264,7 +265,59 @@ impl LogWriter for Writer {
         fence: Option<i64>,
         size: Option<Position>,
     ) -> Result<(), sqlx::Error> {
+        self.trailer(&[], fence, size).await
+    }
+
+    /// A batch's new subtree hashes go into the same simple query as the trailer, so that
+    /// the commit of a batch of the fast path is three round trips (begin, events, this)
+    /// instead of four: the writer's transactions are serial, one at a time across every node,
+    /// and a round trip to the server was a fifth of each (BENCHMARKS.md, "PostgreSQL"). A
+    /// large batch's nodes are bound as arrays instead ([`INLINE_NODES`]).
+    #[tracing::instrument(level = "trace", skip_all, fields(nodes = kept.len()))]
+    async fn finish_with_nodes(
+        &mut self,
+        kept: &[&(NodeId, Hash)],
+        fence: Option<i64>,
+        size: Option<Position>,
+    ) -> Result<(), sqlx::Error> {
+        if kept.len() > INLINE_NODES {
+            return nodes_then_finish(self, kept, fence, size).await;
+        }
+        self.trailer(kept, fence, size).await
+    }
+}
+
+/// Subtree hashes a commit writes into its trailer's text at most; more are bound as arrays.
+const INLINE_NODES: usize = 256;
+
+impl Writer {
+    /// Inserts `kept`, moves the fence, notifies the other nodes and commits, as one simple
+    /// query. It holds only values the write path computed — levels and indexes of the tree
+    /// as integers, hashes as hexadecimal text — so nothing of a caller's is ever written into
+    /// SQL text.
+    async fn trailer(
+        &mut self,
+        kept: &[&(NodeId, Hash)],
+        fence: Option<i64>,
+        size: Option<Position>,
+    ) -> Result<(), sqlx::Error> {
         let mut trailer = String::new();
+        if !kept.is_empty() {
+            trailer.push_str("INSERT INTO merkle_nodes (level, idx, hash) VALUES ");
+            let rows: Vec<String> = kept
+                .iter()
+                .map(|(node, hash)| {
+                    format!(
+                        "({}, {}, decode('{}', 'hex'))",
+                        level_i32(*node),
+                        sql_index(node.index()),
+                        hex::encode(hash)
+                    )
+                })
+                .collect();
+            trailer.push_str(&rows.join(", "));
+            trailer.push_str("; ");
+        }
         if let Some(fence) = fence {
             trailer.push_str(&format!(
                 "UPDATE fences SET position = {fence} WHERE name = 'restriction'; "

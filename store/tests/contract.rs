@@ -1941,6 +1941,14 @@ pub async fn the_merkle_tree_follows_the_log(location: StoreLocation) {
         Err(StoreError::Conflict { .. })
     ));
     check(&store).await;
+    // One append of more subtree hashes than PostgreSQL's writer puts into its commit's text
+    // (it binds them as arrays then), and a small one after it (written into the text again).
+    let many = (0..300u64)
+        .map(|k| new_event("merkle", "large", k + 1, "Appended", json!(k)))
+        .collect();
+    store.append(plain(many)).await.expect("large append");
+    append_ok(&store, one("after-large", 1, json!(0))).await;
+    check(&store).await;
     drop(store);
     let store = open(&location).await;
     append_ok(&store, one("after-restart", 1, json!(1))).await;
