@@ -102,18 +102,28 @@ impl GroupCommit {
     /// the shared runtime each wait parked a worker and each answer woke one (and often the
     /// other, to steal it), which took half that runtime's CPU under single decisions
     /// (BENCHMARKS.md, "Where a decision's CPU goes"). On PostgreSQL the connection's socket
-    /// belongs to the runtime that opened it, so the writer is a task there.
-    pub(crate) fn spawn(conn: WriteConnection, hook: HookSlot, announced: Announced) -> Self {
+    /// belongs to the runtime that opened it, so the writer is a task there. Fails where the
+    /// system gives no thread: the store then does not open.
+    pub(crate) fn spawn(
+        conn: WriteConnection,
+        hook: HookSlot,
+        announced: Announced,
+    ) -> std::io::Result<Self> {
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let stats = Arc::new(WriterStats::default());
         let own_thread = matches!(conn, WriteConnection::Sqlite(_));
         let writer = run(queue, conn, hook, announced, stats.clone());
         if own_thread {
-            spawn_on_own_thread(writer);
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            std::thread::Builder::new()
+                .name(COMMIT_THREAD.to_owned())
+                .spawn(move || runtime.block_on(writer))?;
         } else {
             tokio::spawn(writer);
         }
-        Self { jobs, stats }
+        Ok(Self { jobs, stats })
     }
 
     pub(crate) fn stats(&self) -> &WriterStats {
@@ -133,43 +143,6 @@ impl GroupCommit {
 
 /// The name of the SQLite writer's thread, as `/proc/self/task/*/comm` shows it.
 const COMMIT_THREAD: &str = "log-commit";
-
-/// Runs `writer` to its end on a thread of its own; where no thread can be started, as a task
-/// of the caller's runtime.
-fn spawn_on_own_thread(writer: impl std::future::Future<Output = ()> + Send + 'static) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            tracing::warn!(error = %e, "no runtime for the group commit's thread; it runs as a task");
-            tokio::spawn(writer);
-            return;
-        }
-    };
-    let (start, started) = std::sync::mpsc::channel();
-    let spawned = std::thread::Builder::new()
-        .name(COMMIT_THREAD.to_owned())
-        .spawn(move || {
-            // The writer is moved in only once the thread runs, so that a failed spawn keeps it.
-            if let Ok(writer) = started.recv() {
-                runtime.block_on(writer);
-            }
-        });
-    let writer: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> = Box::pin(writer);
-    match spawned {
-        Ok(_) => {
-            if let Err(std::sync::mpsc::SendError(writer)) = start.send(writer) {
-                tokio::spawn(writer);
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot start the group commit's thread; it runs as a task");
-            tokio::spawn(writer);
-        }
-    }
-}
 
 #[tracing::instrument(skip_all)]
 async fn run(

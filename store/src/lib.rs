@@ -320,7 +320,8 @@ impl Store {
                 committed: committed.clone(),
                 outbox: outbox.clone(),
             },
-        );
+        )
+        .map_err(|e| StoreError::unavailable(sqlx::Error::Io(e)))?;
         if let Reads::Sqlite(pool) = &reads {
             tokio::spawn(sqlite::checkpoint_behind(
                 pool.clone(),
