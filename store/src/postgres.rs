@@ -51,6 +51,8 @@ pub(crate) fn connect_options(url: &PostgresUrl) -> Result<PgConnectOptions, Sto
 pub(crate) struct Writer {
     options: PgConnectOptions,
     conn: Option<PgConnection>,
+    /// The head (next position, restriction fence) this writer's last commit left.
+    head: Option<(Position, i64)>,
 }
 
 impl Writer {
@@ -95,6 +97,7 @@ pub(crate) async fn open(url: &PostgresUrl) -> Result<(PgPool, Writer), StoreErr
         Writer {
             options,
             conn: Some(conn),
+            head: None,
         },
     ))
 }
@@ -194,31 +197,28 @@ impl LogWriter for Writer {
         let conn = tx(self)?;
         let keys = stamped.keys();
         if !keys.is_empty() {
-            let first_of = |e: &[StoredEvent]| e.first().map_or(0, |e| e.position.as_i64());
-            let last_of = |e: &[StoredEvent]| e.last().map_or(0, |e| e.position.as_i64());
-            sqlx::query(
-                "INSERT INTO idempotency_keys (scope, key, fingerprint, first_position, last_position, created_at) \
-                 SELECT scope, key, fingerprint, first_position, last_position, $6 \
-                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) \
-                   AS k(scope, key, fingerprint, first_position, last_position)",
+            bind_keys(
+                sqlx::query(
+                    "INSERT INTO idempotency_keys (scope, key, fingerprint, first_position, last_position, created_at) \
+                     SELECT scope, key, fingerprint, first_position, last_position, $6 \
+                     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) \
+                       AS k(scope, key, fingerprint, first_position, last_position)",
+                ),
+                &keys,
+                time,
             )
-            .bind(keys.iter().map(|(c, _)| c.scope.as_str()).collect::<Vec<_>>())
-            .bind(keys.iter().map(|(c, _)| c.key.as_str()).collect::<Vec<_>>())
-            .bind(keys.iter().map(|(c, _)| c.fingerprint.as_str()).collect::<Vec<_>>())
-            .bind(keys.iter().map(|(_, e)| first_of(e)).collect::<Vec<_>>())
-            .bind(keys.iter().map(|(_, e)| last_of(e)).collect::<Vec<_>>())
-            .bind(*time)
             .execute(&mut *conn)
             .await?;
         }
         let claims = stamped.claims();
         if !claims.is_empty() {
-            sqlx::query(
-                "INSERT INTO unique_claims (claim, position) \
-                 SELECT * FROM UNNEST($1::text[], $2::bigint[])",
+            bind_claims(
+                sqlx::query(
+                    "INSERT INTO unique_claims (claim, position) \
+                     SELECT * FROM UNNEST($1::text[], $2::bigint[])",
+                ),
+                &claims,
             )
-            .bind(claims.iter().map(|(c, _)| *c).collect::<Vec<_>>())
-            .bind(claims.iter().map(|(_, p)| *p).collect::<Vec<_>>())
             .execute(&mut *conn)
             .await?;
         }
@@ -241,17 +241,13 @@ impl LogWriter for Writer {
 
     #[tracing::instrument(level = "trace", skip_all)]
     async fn insert_nodes(&mut self, kept: &[&(NodeId, Hash)]) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO merkle_nodes (level, idx, hash) \
-             SELECT * FROM UNNEST($1::int[], $2::bigint[], $3::bytea[])",
+        bind_nodes(
+            sqlx::query(
+                "INSERT INTO merkle_nodes (level, idx, hash) \
+                 SELECT * FROM UNNEST($1::int[], $2::bigint[], $3::bytea[])",
+            ),
+            kept,
         )
-        .bind(kept.iter().map(|(n, _)| level_i32(*n)).collect::<Vec<_>>())
-        .bind(
-            kept.iter()
-                .map(|(n, _)| sql_index(n.index()))
-                .collect::<Vec<_>>(),
-        )
-        .bind(kept.iter().map(|(_, h)| h.as_slice()).collect::<Vec<_>>())
         .execute(tx(self)?)
         .await
         .map(drop)
@@ -285,6 +281,44 @@ impl LogWriter for Writer {
             return nodes_then_finish(self, kept, fence, size).await;
         }
         self.trailer(kept, fence, size).await
+    }
+
+    fn expected_head(&self) -> Option<(Position, i64)> {
+        self.head
+    }
+
+    fn set_head(&mut self, head: Option<(Position, i64)>) {
+        self.head = head;
+    }
+
+    /// One round trip instead of three: `log_append` (migrations/postgres/0018) checks the
+    /// head under its lock and writes the batch, and its statement's commit flushes the WAL.
+    #[tracing::instrument(level = "trace", skip_all, fields(events = stamped.events().len()))]
+    async fn append_whole(
+        &mut self,
+        (next, fence): (Position, i64),
+        stamped: &Stamped<'_>,
+        time: &DateTime<Utc>,
+        kept: &[&(NodeId, Hash)],
+        new_fence: Option<i64>,
+        size: Option<Position>,
+    ) -> Result<bool, sqlx::Error> {
+        let keys = stamped.keys();
+        let claims = stamped.claims();
+        let events = stamped.events();
+        let call = sqlx::query(
+            "SELECT log_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+             $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)",
+        )
+        .bind(next.as_i64())
+        .bind(fence);
+        let call = bind_events(bind_claims(bind_keys(call, &keys, time), &claims), &events);
+        bind_nodes(call, kept)
+            .bind(new_fence)
+            .bind(size.map(Position::as_i64))
+            .fetch_one(self.connection().await?)
+            .await?
+            .try_get(0)
     }
 }
 
@@ -335,23 +369,43 @@ impl Writer {
     }
 }
 
-/// Inserts events in one statement (the writer's batches and the benchmark's baseline).
-#[tracing::instrument(level = "trace", skip_all, fields(events = events.len()))]
-pub(crate) async fn insert_events(
-    conn: &mut PgConnection,
-    events: &[&StoredEvent],
-) -> Result<(), sqlx::Error> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let column = |f: fn(&StoredEvent) -> &str| events.iter().map(|e| f(e)).collect::<Vec<_>>();
-    sqlx::query(concat!(
-        "INSERT INTO events (",
-        event_columns!(),
-        ") SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], \
-                                $6::int[], $7::text[], $8::text[], $9::timestamptz[], $10::text[])"
-    ))
+type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
+
+/// Binds a batch's idempotency keys as five arrays (scope, key, fingerprint, first and last
+/// position) and the time they were made.
+fn bind_keys<'q>(
+    q: PgQuery<'q>,
+    keys: &[(&'q IdempotencyClaim, &'q [StoredEvent])],
+    time: &DateTime<Utc>,
+) -> PgQuery<'q> {
+    let first_of = |e: &[StoredEvent]| e.first().map_or(0, |e| e.position.as_i64());
+    let last_of = |e: &[StoredEvent]| e.last().map_or(0, |e| e.position.as_i64());
+    q.bind(
+        keys.iter()
+            .map(|(c, _)| c.scope.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(keys.iter().map(|(c, _)| c.key.as_str()).collect::<Vec<_>>())
     .bind(
+        keys.iter()
+            .map(|(c, _)| c.fingerprint.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(keys.iter().map(|(_, e)| first_of(e)).collect::<Vec<_>>())
+    .bind(keys.iter().map(|(_, e)| last_of(e)).collect::<Vec<_>>())
+    .bind(*time)
+}
+
+/// Binds a batch's unique claims as two arrays (claim, position).
+fn bind_claims<'q>(q: PgQuery<'q>, claims: &[(&'q str, i64)]) -> PgQuery<'q> {
+    q.bind(claims.iter().map(|(c, _)| *c).collect::<Vec<_>>())
+        .bind(claims.iter().map(|(_, p)| *p).collect::<Vec<_>>())
+}
+
+/// Binds events as the ten arrays of the `events` table's columns, in their order.
+fn bind_events<'q>(q: PgQuery<'q>, events: &[&'q StoredEvent]) -> PgQuery<'q> {
+    let column = |f: fn(&StoredEvent) -> &str| events.iter().map(|e| f(e)).collect::<Vec<_>>();
+    q.bind(
         events
             .iter()
             .map(|e| e.position.as_i64())
@@ -376,6 +430,37 @@ pub(crate) async fn insert_events(
     .bind(column(|e| &e.request_id))
     .bind(events.iter().map(|e| e.recorded_at).collect::<Vec<_>>())
     .bind(column(|e| e.payload.as_str()))
+}
+
+/// Binds subtree hashes as three arrays (level, index, hash).
+fn bind_nodes<'q>(q: PgQuery<'q>, kept: &[&'q (NodeId, Hash)]) -> PgQuery<'q> {
+    q.bind(kept.iter().map(|(n, _)| level_i32(*n)).collect::<Vec<_>>())
+        .bind(
+            kept.iter()
+                .map(|(n, _)| sql_index(n.index()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(kept.iter().map(|(_, h)| h.as_slice()).collect::<Vec<_>>())
+}
+
+/// Inserts events in one statement (the writer's batches and the benchmark's baseline).
+#[tracing::instrument(level = "trace", skip_all, fields(events = events.len()))]
+pub(crate) async fn insert_events(
+    conn: &mut PgConnection,
+    events: &[&StoredEvent],
+) -> Result<(), sqlx::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    bind_events(
+        sqlx::query(concat!(
+            "INSERT INTO events (",
+            event_columns!(),
+            ") SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], \
+             $5::text[], $6::int[], $7::text[], $8::text[], $9::timestamptz[], $10::text[])"
+        )),
+        events,
+    )
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -536,4 +621,140 @@ async fn listen_on(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
     listener.listen(LOG_CHANNEL).await?;
     Ok(listener)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Append, NewEvent, Provenance};
+    use crate::testing::{postgres_server, ScratchDatabase};
+    use crate::write_path::{commit_batch, leaf_of, BatchOutcome};
+
+    fn append(stream_id: &str, version: u64) -> Append {
+        Append {
+            events: vec![NewEvent {
+                stream_type: "test".to_owned(),
+                stream_id: stream_id.to_owned(),
+                stream_version: version,
+                event_type: "Happened".to_owned(),
+                schema_version: 1,
+                payload: Payload::encode(&serde_json::json!({ "v": version })).expect("payload"),
+                openings: Vec::new(),
+            }],
+            provenance: Provenance {
+                actor: "actor".to_owned(),
+                request_id: "req".to_owned(),
+            },
+            idempotency: None,
+            unique_claims: vec![format!("claim:{stream_id}:{version}")],
+            credential: None,
+            webhook_key: None,
+            outbox: Vec::new(),
+            tracking: Vec::new(),
+            erasure: None,
+            guard: Default::default(),
+        }
+    }
+
+    async fn events(db: &ScratchDatabase) -> i64 {
+        let pool = pool(db.url(), 1).await.expect("pool");
+        sqlx::query_scalar("SELECT COUNT(*) FROM events")
+            .fetch_one(&pool)
+            .await
+            .expect("count")
+    }
+
+    /// `log_append` writes a batch only against the head its caller expects, and a unique
+    /// violation inside it writes nothing: the two cases in which the writer falls back to
+    /// the general path.
+    #[tokio::test]
+    async fn a_batch_commits_in_one_call_only_against_the_head_expected() {
+        let Some(server) = postgres_server("the writer's one-call commit") else {
+            return;
+        };
+        let db = ScratchDatabase::create(&server).await.expect("database");
+        let (_pool, mut writer) = open(db.url()).await.expect("open");
+        let mut frontier = None;
+
+        // A first batch takes the general path (no head known yet) and leaves the head.
+        assert_eq!(writer.expected_head(), None);
+        let first = [append("a", 1)];
+        assert!(matches!(
+            commit_batch(&mut writer, &first, &mut frontier).await,
+            BatchOutcome::Done(_)
+        ));
+        assert_eq!(writer.expected_head(), Some((Position::new(1), -1)));
+
+        let batch = [append("a", 2), append("b", 1)];
+        let time = Utc::now();
+        let stamp = |next: u64| {
+            let mut fence = -1;
+            Stamped::new(&batch, Position::new(next), &mut fence, time)
+        };
+        let nodes = |stamped: &Stamped<'_>| {
+            let mut edge: Frontier = frontier.clone().expect("the edge of the first batch");
+            let mut nodes = Vec::new();
+            for e in stamped.events() {
+                nodes.extend(edge.push(leaf_of(e)));
+            }
+            nodes
+        };
+
+        // Against a head another writer has since moved: nothing is written.
+        let stale = stamp(5);
+        let kept: Vec<_> = Vec::new();
+        let moved = writer
+            .append_whole((Position::new(5), -1), &stale, &time, &kept, None, None)
+            .await
+            .expect("a call against a moved head");
+        assert!(!moved);
+        assert_eq!(events(&db).await, 1);
+
+        // A stream version already taken: the statement fails as a unique violation, whole.
+        let taken = [append("a", 1)];
+        let mut fence = -1;
+        let refused = Stamped::new(&taken, Position::new(1), &mut fence, time);
+        let err = writer
+            .append_whole(
+                (Position::new(1), -1),
+                &refused,
+                &time,
+                &kept,
+                None,
+                Some(Position::new(2)),
+            )
+            .await
+            .expect_err("a taken stream version");
+        assert!(crate::error::is_unique_violation(&err), "{err}");
+        assert_eq!(events(&db).await, 1);
+
+        // Against the head as it is: the batch, its claims and its nodes, in one call.
+        let current = stamp(1);
+        let all = nodes(&current);
+        let kept: Vec<_> = all.iter().filter(|(n, _)| is_kept(*n)).collect();
+        let written = writer
+            .append_whole(
+                (Position::new(1), -1),
+                &current,
+                &time,
+                &kept,
+                None,
+                Some(Position::new(3)),
+            )
+            .await
+            .expect("a call against the head");
+        assert!(written);
+        assert_eq!(events(&db).await, 3);
+        let pool = pool(db.url(), 1).await.expect("pool");
+        let claims: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM unique_claims")
+            .fetch_one(&pool)
+            .await
+            .expect("claims");
+        assert_eq!(claims, 3);
+        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM merkle_nodes")
+            .fetch_one(&pool)
+            .await
+            .expect("nodes");
+        assert!(stored >= 3, "the leaves of three events: {stored}");
+    }
 }

@@ -47,7 +47,8 @@ pub(crate) const ROWS_PER_STATEMENT: usize = 1_000;
 pub(crate) const BACKFILL_PAGE: u32 = 10_000;
 
 /// The SQL of each step of a commit, on one backend's write connection. Every method runs
-/// inside the transaction [`LogWriter::begin`] opened, except [`LogWriter::abort`].
+/// inside the transaction [`LogWriter::begin`] opened, except [`LogWriter::abort`] and
+/// [`LogWriter::append_whole`], which is a transaction of its own.
 pub(crate) trait LogWriter {
     /// `recorded_at` as the backend binds it, made once per batch: SQLite stores RFC 3339
     /// text, PostgreSQL a TIMESTAMPTZ.
@@ -158,6 +159,31 @@ pub(crate) trait LogWriter {
     ) -> Result<(), sqlx::Error> {
         nodes_then_finish(self, kept, fence, size).await
     }
+
+    /// The head this writer's last commit left (the next position and the restriction fence),
+    /// where the backend can commit a plain batch against it in one call
+    /// ([`LogWriter::append_whole`]); `None` elsewhere, and after a failure.
+    fn expected_head(&self) -> Option<(Position, i64)> {
+        None
+    }
+
+    /// Remembers the head a commit left, or forgets it.
+    fn set_head(&mut self, _head: Option<(Position, i64)>) {}
+
+    /// Commits a plain batch ([`Stamped::is_plain`]) with its subtree hashes, the fence moved
+    /// to `fence` and the size announced, in one call outside any transaction, if the log's
+    /// head is still `head`; `false`: another writer moved it, and nothing was written.
+    async fn append_whole(
+        &mut self,
+        _head: (Position, i64),
+        _stamped: &Stamped<'_>,
+        _time: &Self::Time,
+        _kept: &[&(NodeId, Hash)],
+        _fence: Option<i64>,
+        _size: Option<Position>,
+    ) -> Result<bool, sqlx::Error> {
+        Ok(false)
+    }
 }
 
 /// [`LogWriter::finish_with_nodes`] in two round trips: the nodes' INSERT, then the commit.
@@ -188,6 +214,7 @@ pub(crate) async fn commit_batch<W: LogWriter>(
             // The transaction may be half-open; roll it back so the next batch starts clean,
             // and forget the tree's right edge, which may hold leaves that were not committed.
             *frontier = None;
+            writer.set_head(None);
             writer.abort().await;
             BatchOutcome::Failed(Arc::new(err))
         }
@@ -199,7 +226,13 @@ async fn try_commit_batch<W: LogWriter>(
     batch: &[Append],
     frontier: &mut Option<Frontier>,
 ) -> Result<BatchOutcome, sqlx::Error> {
+    if let Some(head) = writer.expected_head() {
+        if let Some(outcome) = try_whole(writer, batch, frontier, head).await? {
+            return Ok(outcome);
+        }
+    }
     let (next, fence) = writer.begin().await?;
+    let mut head_next = next;
     // Read once the write lock is held, so that across processes `recorded_at` follows
     // positions as far as the nodes' clocks agree. Stored with microsecond precision; truncate
     // here so the answer equals what reads return.
@@ -268,6 +301,7 @@ async fn try_commit_batch<W: LogWriter>(
             drop(stamped);
             writer.rollback().await?;
             let (next, fence) = writer.begin().await?;
+            head_next = next;
             new_fence = fence;
             insert_one_by_one(writer, batch, next, &mut new_fence, recorded_at, &time).await?
         }
@@ -284,7 +318,60 @@ async fn try_commit_batch<W: LogWriter>(
     writer
         .finish_with_nodes(&kept, (new_fence != fence).then_some(new_fence), size)
         .await?;
+    writer.set_head(Some((size.unwrap_or(head_next), new_fence)));
     Ok(BatchOutcome::Done(results))
+}
+
+/// The fast path in one call, where the backend offers it ([`LogWriter::append_whole`]) and
+/// this writer knows the head and the tree's right edge its last commit left: positions,
+/// leaves and subtree hashes are computed before anything is sent. `None` when the batch
+/// writes more than events, keys and claims, when another writer moved the head, or when a
+/// unique key refused an append: the general path then runs as if this had not been tried
+/// (nothing was written, and the edge is kept as it was).
+async fn try_whole<W: LogWriter>(
+    writer: &mut W,
+    batch: &[Append],
+    frontier: &mut Option<Frontier>,
+    (next, fence): (Position, i64),
+) -> Result<Option<BatchOutcome>, sqlx::Error> {
+    let Some(mut edge) = frontier
+        .as_ref()
+        .filter(|f| f.size() == next.get())
+        .cloned()
+    else {
+        return Ok(None);
+    };
+    let recorded_at = Utc::now().trunc_subsecs(6);
+    let time = W::time(recorded_at);
+    let mut new_fence = fence;
+    let stamped = Stamped::new(batch, next, &mut new_fence, recorded_at);
+    if !stamped.is_plain() {
+        return Ok(None);
+    }
+    let events = stamped.events();
+    let mut nodes = Vec::with_capacity(events.len() * 2);
+    for event in &events {
+        nodes.extend(edge.push(leaf_of(event)));
+    }
+    let kept = kept_of(&nodes);
+    let size = events.last().map(|e| e.position.next());
+    let moved_fence = (new_fence != fence).then_some(new_fence);
+    match writer
+        .append_whole((next, fence), &stamped, &time, &kept, moved_fence, size)
+        .await
+    {
+        Ok(true) => {
+            *frontier = Some(edge);
+            writer.set_head(Some((size.unwrap_or(next), new_fence)));
+            Ok(Some(BatchOutcome::Done(stamped.into_results())))
+        }
+        Ok(false) => {
+            writer.set_head(None);
+            Ok(None)
+        }
+        Err(err) if is_unique_violation(&err) => Ok(None),
+        Err(err) => Err(err),
+    }
 }
 
 /// Checks an append against the restriction fence and moves the fence if the append restricts
@@ -342,7 +429,7 @@ pub(crate) struct Stamped<'a> {
 }
 
 impl<'a> Stamped<'a> {
-    fn new(
+    pub(crate) fn new(
         batch: &'a [Append],
         first: Position,
         fence: &mut i64,
@@ -437,6 +524,18 @@ impl<'a> Stamped<'a> {
             .zip(&self.events)
             .filter_map(|(a, e)| Some((a.erasure.as_ref()?, e.first()?.position)))
             .collect()
+    }
+
+    /// Whether the batch writes nothing but events, idempotency keys and unique claims: no
+    /// credential, sealed field, webhook key or message, tracking update or erasure.
+    pub(crate) fn is_plain(&self) -> bool {
+        self.batch.iter().all(|a| {
+            a.credential.is_none()
+                && a.webhook_key.is_none()
+                && a.outbox.is_empty()
+                && a.tracking.is_empty()
+                && a.erasure.is_none()
+        }) && self.events.iter().flatten().all(|e| e.openings.is_empty())
     }
 
     /// Every admitted event, in log order.
