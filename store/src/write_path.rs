@@ -322,6 +322,12 @@ async fn try_commit_batch<W: LogWriter>(
     Ok(BatchOutcome::Done(results))
 }
 
+/// Events a batch may hold for [`try_whole`]. Its leaves are hashed before the call, where
+/// the general path hashes them while the backend runs its INSERTs: past about a thousand
+/// events (~0.4 µs each) the hashing costs the batch more than the two round trips saved
+/// (0.3–0.4 ms on PostgreSQL; BENCHMARKS.md, "PostgreSQL").
+const WHOLE_EVENTS: usize = 1_000;
+
 /// The fast path in one call, where the backend offers it ([`LogWriter::append_whole`]) and
 /// this writer knows the head and the tree's right edge its last commit left: positions,
 /// leaves and subtree hashes are computed before anything is sent. `None` when the batch
@@ -345,10 +351,10 @@ async fn try_whole<W: LogWriter>(
     let time = W::time(recorded_at);
     let mut new_fence = fence;
     let stamped = Stamped::new(batch, next, &mut new_fence, recorded_at);
-    if !stamped.is_plain() {
+    let events = stamped.events();
+    if !stamped.is_plain() || events.len() > WHOLE_EVENTS {
         return Ok(None);
     }
-    let events = stamped.events();
     let mut nodes = Vec::with_capacity(events.len() * 2);
     for event in &events {
         nodes.extend(edge.push(leaf_of(event)));

@@ -42,13 +42,35 @@ pub struct Browser {
     driver: Child,
     client: awc::Client,
     session: String,
+    port: u16,
+    session_id: String,
 }
 
 impl Drop for Browser {
+    /// Ends the session first, so that chromedriver closes its Chromium: killing chromedriver
+    /// alone leaves the browser and its helpers running, orphaned, after the test. Drop cannot
+    /// await, so the DELETE is written on a plain socket and its answer read to the end.
     fn drop(&mut self) {
+        let _ = end_session(self.port, &self.session_id);
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
+}
+
+/// `DELETE /session/{id}` on the chromedriver at `port`, waiting (at most 10 s) for it to
+/// answer, i.e. for the browser to have quit.
+fn end_session(port: u16, session_id: &str) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "DELETE /session/{session_id} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer)?;
+    Ok(())
 }
 
 fn free_port() -> u16 {
@@ -111,6 +133,8 @@ impl Browser {
             driver,
             client,
             session: format!("{base}/session/{session}"),
+            port,
+            session_id: session,
         }
     }
 
