@@ -170,6 +170,9 @@ pub(crate) trait LogWriter {
     /// Remembers the head a commit left, or forgets it.
     fn set_head(&mut self, _head: Option<(Position, i64)>) {}
 
+    /// Another writer had moved the head [`LogWriter::append_whole`] expected.
+    fn head_moved(&mut self) {}
+
     /// Commits a plain batch ([`Stamped::is_plain`]) with its subtree hashes, the fence moved
     /// to `fence` and the size announced, in one call outside any transaction, if the log's
     /// head is still `head`; `false`: another writer moved it, and nothing was written.
@@ -372,7 +375,7 @@ async fn try_whole<W: LogWriter>(
             Ok(Some(BatchOutcome::Done(stamped.into_results())))
         }
         Ok(false) => {
-            writer.set_head(None);
+            writer.head_moved();
             Ok(None)
         }
         Err(err) if is_unique_violation(&err) => Ok(None),
