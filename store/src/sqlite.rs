@@ -416,8 +416,11 @@ crate::reads::reads_backend!(Sqlite, i64);
 mod pages;
 pub(crate) use pages::{leaf_hashes, read_leaves, read_pages};
 
-/// SQLite allows 32,766 bound parameters per statement; events bind ten each.
-const EVENTS_PER_INSERT: usize = 3_000;
+/// Events per multi-row INSERT. SQLite allows 32,766 bound parameters per statement (events
+/// bind ten each), but a statement of thousands of rows is parsed anew for every large batch:
+/// in statements of this many rows, prepared once and kept, a batch of 8,000 events costs the
+/// writer's thread 11–17% less (BENCHMARKS.md, "The writer's statements, prepared once").
+const EVENTS_PER_INSERT: usize = 256;
 
 /// SQLite's 32,766 bound parameters, three a node.
 const NODES_PER_INSERT: usize = 10_000;
@@ -545,7 +548,7 @@ impl LogWriter for SqliteConnection {
             ));
             q.push_values(events, |mut row, e| push_event(&mut row, e, time));
             q.build()
-                .persistent(prepared_once(events.len()))
+                .persistent(prepared_once(events.len()) || events.len() == EVENTS_PER_INSERT)
                 .execute(&mut *self)
                 .await?;
         }
