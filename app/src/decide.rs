@@ -244,19 +244,12 @@ pub async fn decide_and_record(
             (events, answers, Some(model.next_position()))
         };
         let append = Append {
-            events,
-            provenance: meta.provenance.clone(),
             idempotency: meta.idempotency.clone(),
-            unique_claims: Vec::new(),
-            credential: None,
-            webhook_key: None,
-            outbox: Vec::new(),
-            tracking: Vec::new(),
-            erasure: None,
             guard: Guard {
                 restricts: false,
                 decided_before,
             },
+            ..Append::plain(events, meta.provenance.clone())
         };
         // §5.3 durable before answered: `append` returns once the batch holding these events
         // is fsynced; nothing of the answer leaves before.

@@ -23,7 +23,7 @@ use consent_ledger_domain::values::{
 };
 use consent_ledger_domain::SystemClock;
 use consent_ledger_store::cqrs::CommandMeta;
-use consent_ledger_store::{Append, Guard, NewEvent, Provenance};
+use consent_ledger_store::{Append, NewEvent, Provenance};
 use uuid::Uuid;
 
 use crate::fixture::{fixture, serve_on_loopback, Fixture, Rng, CARRIERS, COUNTRIES};
@@ -203,22 +203,7 @@ async fn seed(f: &Fixture, args: &AuditArgs) -> anyhow::Result<Seeded> {
     let flush = |events: Vec<NewEvent>| {
         let store = f.state.store.clone();
         let provenance = provenance.clone();
-        async move {
-            store
-                .append(Append {
-                    events,
-                    provenance,
-                    idempotency: None,
-                    unique_claims: Vec::new(),
-                    credential: None,
-                    webhook_key: None,
-                    outbox: Vec::new(),
-                    tracking: Vec::new(),
-                    erasure: None,
-                    guard: Guard::default(),
-                })
-                .await
-        }
+        async move { store.append(Append::plain(events, provenance)).await }
     };
     let now = Utc::now();
     let year = chrono::Duration::days(365);

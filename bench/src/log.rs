@@ -18,7 +18,7 @@ use consent_ledger_domain::values::{
     TrackingNumber,
 };
 use consent_ledger_domain::SystemClock;
-use consent_ledger_store::{Append, Guard, NewEvent, Position, Provenance, Store};
+use consent_ledger_store::{Append, NewEvent, Position, Provenance, Store};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -66,18 +66,7 @@ pub(crate) async fn seed_log(
     let mut next_checkpoint = seed.checkpoint_every;
     let submit = |writes: &mut JoinSet<_>, events: Vec<NewEvent>| {
         let store = state.store.clone();
-        let append = Append {
-            events,
-            provenance: provenance.clone(),
-            idempotency: None,
-            unique_claims: Vec::new(),
-            credential: None,
-            webhook_key: None,
-            outbox: Vec::new(),
-            tracking: Vec::new(),
-            erasure: None,
-            guard: Guard::default(),
-        };
+        let append = Append::plain(events, provenance.clone());
         writes.spawn(async move { store.append(append).await.map(|_| ()) });
     };
     let now = Utc::now();

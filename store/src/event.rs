@@ -345,6 +345,49 @@ pub struct Append {
     pub guard: Guard,
 }
 
+impl Append {
+    /// An append of `events` and nothing beside them: no idempotency key, unique claim,
+    /// credential, webhook key or message, tracking update or erasure, and no ordering against
+    /// restrictions.
+    pub fn plain(events: Vec<NewEvent>, provenance: Provenance) -> Append {
+        Append {
+            events,
+            provenance,
+            idempotency: None,
+            unique_claims: Vec::new(),
+            credential: None,
+            webhook_key: None,
+            outbox: Vec::new(),
+            tracking: Vec::new(),
+            erasure: None,
+            guard: Guard::default(),
+        }
+    }
+
+    /// For the crate's unit tests: version `version` of stream `("test", stream_id)`, one
+    /// event, claiming `claim:{stream_id}:{version}`.
+    #[cfg(test)]
+    pub(crate) fn for_test(stream_id: &str, version: u64) -> Append {
+        let event = NewEvent {
+            stream_type: "test".to_owned(),
+            stream_id: stream_id.to_owned(),
+            stream_version: version,
+            event_type: "Happened".to_owned(),
+            schema_version: 1,
+            payload: Payload::encode(&serde_json::json!({ "v": version }))
+                .expect("a JSON object encodes"),
+            openings: Vec::new(),
+        };
+        let provenance = Provenance {
+            actor: "actor".to_owned(),
+            request_id: "req".to_owned(),
+        };
+        let mut append = Append::plain(vec![event], provenance);
+        append.unique_claims = vec![format!("claim:{stream_id}:{version}")];
+        append
+    }
+}
+
 /// The personal data an erasure deletes, in the transaction that records it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Erasure {

@@ -640,34 +640,12 @@ async fn listen_on(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Append, NewEvent, Provenance};
+    use crate::event::Append;
     use crate::testing::{postgres_server, ScratchDatabase};
     use crate::write_path::{commit_batch, leaf_of, BatchOutcome};
 
     fn append(stream_id: &str, version: u64) -> Append {
-        Append {
-            events: vec![NewEvent {
-                stream_type: "test".to_owned(),
-                stream_id: stream_id.to_owned(),
-                stream_version: version,
-                event_type: "Happened".to_owned(),
-                schema_version: 1,
-                payload: Payload::encode(&serde_json::json!({ "v": version })).expect("payload"),
-                openings: Vec::new(),
-            }],
-            provenance: Provenance {
-                actor: "actor".to_owned(),
-                request_id: "req".to_owned(),
-            },
-            idempotency: None,
-            unique_claims: vec![format!("claim:{stream_id}:{version}")],
-            credential: None,
-            webhook_key: None,
-            outbox: Vec::new(),
-            tracking: Vec::new(),
-            erasure: None,
-            guard: Default::default(),
-        }
+        Append::for_test(stream_id, version)
     }
 
     async fn events(db: &ScratchDatabase) -> i64 {

@@ -173,7 +173,7 @@ pub(crate) trait LogWriter {
     /// Another writer had moved the head [`LogWriter::append_whole`] expected.
     fn head_moved(&mut self) {}
 
-    /// Commits a plain batch ([`Stamped::is_plain`]) with its subtree hashes, the fence moved
+    /// Commits a plain batch ([`is_plain`]) with its subtree hashes, the fence moved
     /// to `fence` and the size announced, in one call outside any transaction, if the log's
     /// head is still `head`; `false`: another writer moved it, and nothing was written.
     async fn append_whole(
@@ -331,6 +331,21 @@ async fn try_commit_batch<W: LogWriter>(
 /// (0.3–0.4 ms on PostgreSQL; BENCHMARKS.md, "PostgreSQL").
 const WHOLE_EVENTS: usize = 1_000;
 
+/// Whether a batch is for [`try_whole`]: at most [`WHOLE_EVENTS`] events, and nothing written
+/// but events, idempotency keys and unique claims (no credential, sealed field, webhook key or
+/// message, tracking update or erasure).
+fn is_plain(batch: &[Append]) -> bool {
+    batch.iter().map(|a| a.events.len()).sum::<usize>() <= WHOLE_EVENTS
+        && batch.iter().all(|a| {
+            a.credential.is_none()
+                && a.webhook_key.is_none()
+                && a.outbox.is_empty()
+                && a.tracking.is_empty()
+                && a.erasure.is_none()
+                && a.events.iter().all(|e| e.openings.is_empty())
+        })
+}
+
 /// The fast path in one call, where the backend offers it ([`LogWriter::append_whole`]) and
 /// this writer knows the head and the tree's right edge its last commit left: positions,
 /// leaves and subtree hashes are computed before anything is sent. `None` when the batch
@@ -343,6 +358,9 @@ async fn try_whole<W: LogWriter>(
     frontier: &mut Option<Frontier>,
     (next, fence): (Position, i64),
 ) -> Result<Option<BatchOutcome>, sqlx::Error> {
+    if !is_plain(batch) {
+        return Ok(None);
+    }
     let Some(mut edge) = frontier
         .as_ref()
         .filter(|f| f.size() == next.get())
@@ -355,9 +373,6 @@ async fn try_whole<W: LogWriter>(
     let mut new_fence = fence;
     let stamped = Stamped::new(batch, next, &mut new_fence, recorded_at);
     let events = stamped.events();
-    if !stamped.is_plain() || events.len() > WHOLE_EVENTS {
-        return Ok(None);
-    }
     let mut nodes = Vec::with_capacity(events.len() * 2);
     for event in &events {
         nodes.extend(edge.push(leaf_of(event)));
@@ -533,18 +548,6 @@ impl<'a> Stamped<'a> {
             .zip(&self.events)
             .filter_map(|(a, e)| Some((a.erasure.as_ref()?, e.first()?.position)))
             .collect()
-    }
-
-    /// Whether the batch writes nothing but events, idempotency keys and unique claims: no
-    /// credential, sealed field, webhook key or message, tracking update or erasure.
-    pub(crate) fn is_plain(&self) -> bool {
-        self.batch.iter().all(|a| {
-            a.credential.is_none()
-                && a.webhook_key.is_none()
-                && a.outbox.is_empty()
-                && a.tracking.is_empty()
-                && a.erasure.is_none()
-        }) && self.events.iter().flatten().all(|e| e.openings.is_empty())
     }
 
     /// Every admitted event, in log order.
@@ -1120,3 +1123,84 @@ macro_rules! writer_statements {
 }
 
 pub(crate) use writer_statements;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Erasure, OpenedField, OutboxMessage, TrackingUpdateRow, WebhookKeyRow};
+
+    /// An append of `events` events, with an idempotency key and a unique claim.
+    fn append(events: usize) -> Append {
+        let mut append = Append::for_test("s", 1);
+        append.events = vec![append.events[0].clone(); events];
+        append.idempotency = Some(IdempotencyClaim {
+            scope: "scope".to_owned(),
+            key: "key".to_owned(),
+            fingerprint: "f".to_owned(),
+        });
+        append
+    }
+
+    /// Everything the one-call commit does not write sends its batch the general way: a
+    /// batch it took would lose those rows.
+    #[test]
+    fn only_events_keys_and_claims_take_the_one_call_commit() {
+        assert!(is_plain(&[append(1), append(WHOLE_EVENTS - 1)]));
+        assert!(
+            !is_plain(&[append(1), append(WHOLE_EVENTS)]),
+            "too many events"
+        );
+        fn text(s: &str) -> String {
+            s.to_owned()
+        }
+        let others: [fn(&mut Append); 6] = [
+            |a| {
+                a.credential = Some(Credential {
+                    principal_id: text("p"),
+                    token_sha256: text("d"),
+                })
+            },
+            |a| {
+                a.webhook_key = Some(WebhookKeyRow {
+                    endpoint_id: text("e"),
+                    public_key: text("k"),
+                    secret: text("s"),
+                })
+            },
+            |a| {
+                a.outbox.push(OutboxMessage {
+                    message_id: text("m"),
+                    endpoint_id: text("e"),
+                    event_type: text("consent.granted"),
+                    occurred_at: text("2026-12-05T00:00:00Z"),
+                    data: text("{}"),
+                    cause: 0,
+                    shipment_id: None,
+                })
+            },
+            |a| {
+                a.tracking.push(TrackingUpdateRow {
+                    update_id: text("u"),
+                    shipment_id: text("s"),
+                    status: text("in_transit"),
+                    occurred_at: text("2026-12-05T00:00:00.000000Z"),
+                    received_at: 0,
+                    details: text("{}"),
+                })
+            },
+            |a| a.erasure = Some(Erasure::default()),
+            |a| {
+                a.events[0].openings.push(OpenedField {
+                    pointer: text("/payload/x"),
+                    value: text("v"),
+                    salt: text("s"),
+                })
+            },
+        ];
+        for (i, other) in others.iter().enumerate() {
+            let mut second = append(1);
+            other(&mut second);
+            assert!(!is_plain(&[append(1), second]), "case {i}");
+        }
+    }
+}

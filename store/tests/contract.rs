@@ -68,18 +68,7 @@ fn provenance(actor: &str, request_id: &str) -> Provenance {
 
 /// An append of `events` with no idempotency key and no unique claims.
 fn plain(events: Vec<NewEvent>) -> Append {
-    Append {
-        events,
-        provenance: provenance("actor-1", "req-1"),
-        idempotency: None,
-        unique_claims: Vec::new(),
-        credential: None,
-        webhook_key: None,
-        outbox: Vec::new(),
-        tracking: Vec::new(),
-        erasure: None,
-        guard: Default::default(),
-    }
+    Append::plain(events, provenance("actor-1", "req-1"))
 }
 
 /// A one-event append of version `version` of `("test", stream_id)`.
@@ -224,8 +213,8 @@ pub async fn positions_start_at_zero_and_are_gapless(location: StoreLocation) {
     let before = Utc::now();
     let first = append_ok(
         &store,
-        Append {
-            events: vec![NewEvent {
+        Append::plain(
+            vec![NewEvent {
                 stream_type: "consent".into(),
                 stream_id: "c-1".into(),
                 stream_version: 1,
@@ -234,16 +223,8 @@ pub async fn positions_start_at_zero_and_are_gapless(location: StoreLocation) {
                 payload: payload_of(&json!({"partner": "p-1", "purposes": ["insurance"], "n": -7})),
                 openings: Vec::new(),
             }],
-            provenance: provenance("shipper-1", "req-a"),
-            idempotency: None,
-            unique_claims: Vec::new(),
-            credential: None,
-            webhook_key: None,
-            outbox: Vec::new(),
-            tracking: Vec::new(),
-            erasure: None,
-            guard: Default::default(),
-        },
+            provenance("shipper-1", "req-a"),
+        ),
     )
     .await;
     let after = Utc::now();
@@ -254,8 +235,8 @@ pub async fn positions_start_at_zero_and_are_gapless(location: StoreLocation) {
     // A multi-event append spanning two streams takes the next consecutive positions.
     let second = append_ok(
         &store,
-        Append {
-            events: vec![
+        Append::plain(
+            vec![
                 NewEvent {
                     stream_type: "consent".into(),
                     stream_id: "c-1".into(),
@@ -286,16 +267,8 @@ pub async fn positions_start_at_zero_and_are_gapless(location: StoreLocation) {
                     openings: Vec::new(),
                 },
             ],
-            provenance: provenance("admin", "req-b"),
-            idempotency: None,
-            unique_claims: Vec::new(),
-            credential: None,
-            webhook_key: None,
-            outbox: Vec::new(),
-            tracking: Vec::new(),
-            erasure: None,
-            guard: Default::default(),
-        },
+            provenance("admin", "req-b"),
+        ),
     )
     .await;
     assert_eq!(positions(&second), vec![1, 2, 3]);
@@ -395,16 +368,12 @@ pub async fn a_stream_version_is_written_once(location: StoreLocation) {
     // The same version again is a conflict, and carries everything that must not be stored.
     let refused = store
         .append(Append {
-            events: vec![new_event("test", "s-1", 1, "Happened", json!("second"))],
-            provenance: provenance("actor-2", "req-2"),
             idempotency: Some(idempotency_claim("scope", "key-1", "fp-1")),
             unique_claims: vec!["claim:1".into()],
-            credential: None,
-            webhook_key: None,
-            outbox: Vec::new(),
-            tracking: Vec::new(),
-            erasure: None,
-            guard: Default::default(),
+            ..Append::plain(
+                vec![new_event("test", "s-1", 1, "Happened", json!("second"))],
+                provenance("actor-2", "req-2"),
+            )
         })
         .await;
     match refused {
@@ -438,19 +407,15 @@ pub async fn a_stream_version_is_written_once(location: StoreLocation) {
     let next = append_ok(
         &store,
         Append {
-            events: vec![
-                new_event("test", "s-1", 2, "Happened", json!("v2")),
-                new_event("test", "other", 1, "Happened", json!("o1")),
-            ],
-            provenance: provenance("actor-3", "req-3"),
             idempotency: Some(idempotency_claim("scope", "key-1", "fp-3")),
             unique_claims: vec!["claim:1".into()],
-            credential: None,
-            webhook_key: None,
-            outbox: Vec::new(),
-            tracking: Vec::new(),
-            erasure: None,
-            guard: Default::default(),
+            ..Append::plain(
+                vec![
+                    new_event("test", "s-1", 2, "Happened", json!("v2")),
+                    new_event("test", "other", 1, "Happened", json!("o1")),
+                ],
+                provenance("actor-3", "req-3"),
+            )
         },
     )
     .await;
@@ -472,16 +437,9 @@ pub async fn an_empty_append_records_nothing(location: StoreLocation) {
     let store = open(&location).await;
     let empty = store
         .append(Append {
-            events: Vec::new(),
-            provenance: provenance("actor-1", "req-empty"),
             idempotency: Some(idempotency_claim("scope", "key-empty", "fp")),
             unique_claims: vec!["claim:empty".into()],
-            credential: None,
-            webhook_key: None,
-            outbox: Vec::new(),
-            tracking: Vec::new(),
-            erasure: None,
-            guard: Default::default(),
+            ..Append::plain(Vec::new(), provenance("actor-1", "req-empty"))
         })
         .await;
     if let Ok(events) = &empty {
@@ -537,19 +495,15 @@ pub async fn a_unique_claim_is_taken_once(location: StoreLocation) {
     // Another stream claiming the same value is refused and writes nothing.
     let refused = store
         .append(Append {
-            events: vec![
-                new_event("test", "shipment-2", 1, "Happened", json!("a")),
-                new_event("test", "shipment-2", 2, "Happened", json!("b")),
-            ],
-            provenance: provenance("actor-2", "req-2"),
             idempotency: Some(idempotency_claim("scope", "key", "fp")),
             unique_claims: vec![claim.clone()],
-            credential: None,
-            webhook_key: None,
-            outbox: Vec::new(),
-            tracking: Vec::new(),
-            erasure: None,
-            guard: Default::default(),
+            ..Append::plain(
+                vec![
+                    new_event("test", "shipment-2", 1, "Happened", json!("a")),
+                    new_event("test", "shipment-2", 2, "Happened", json!("b")),
+                ],
+                provenance("actor-2", "req-2"),
+            )
         })
         .await;
     match refused {
@@ -647,20 +601,15 @@ pub async fn an_idempotency_key_records_its_first_answer(location: StoreLocation
     let first = append_ok(
         &store,
         Append {
-            events: vec![
-                new_event("test", "c-1", 1, "Happened", json!(1)),
-                new_event("test", "c-1", 2, "Happened", json!(2)),
-                new_event("test", "c-1", 3, "Happened", json!(3)),
-            ],
-            provenance: provenance("principal-1", "req-1"),
             idempotency: Some(idempotency_claim(scope, "key-1", "sha256:AAA")),
-            unique_claims: Vec::new(),
-            credential: None,
-            webhook_key: None,
-            outbox: Vec::new(),
-            tracking: Vec::new(),
-            erasure: None,
-            guard: Default::default(),
+            ..Append::plain(
+                vec![
+                    new_event("test", "c-1", 1, "Happened", json!(1)),
+                    new_event("test", "c-1", 2, "Happened", json!(2)),
+                    new_event("test", "c-1", 3, "Happened", json!(3)),
+                ],
+                provenance("principal-1", "req-1"),
+            )
         },
     )
     .await;
@@ -679,16 +628,12 @@ pub async fn an_idempotency_key_records_its_first_answer(location: StoreLocation
     // the first answer's record, and writes nothing.
     let retry = store
         .append(Append {
-            events: vec![new_event("test", "c-2", 1, "Happened", json!("x"))],
-            provenance: provenance("principal-1", "req-2"),
             idempotency: Some(idempotency_claim(scope, "key-1", "sha256:BBB")),
             unique_claims: vec!["claim:x".into()],
-            credential: None,
-            webhook_key: None,
-            outbox: Vec::new(),
-            tracking: Vec::new(),
-            erasure: None,
-            guard: Default::default(),
+            ..Append::plain(
+                vec![new_event("test", "c-2", 1, "Happened", json!("x"))],
+                provenance("principal-1", "req-2"),
+            )
         })
         .await;
     match retry {
@@ -709,16 +654,12 @@ pub async fn an_idempotency_key_records_its_first_answer(location: StoreLocation
     let other = append_ok(
         &store,
         Append {
-            events: vec![new_event("test", "c-2", 1, "Happened", json!("y"))],
-            provenance: provenance("principal-2", "req-3"),
             idempotency: Some(idempotency_claim(other_scope, "key-1", "sha256:CCC")),
             unique_claims: vec!["claim:x".into()],
-            credential: None,
-            webhook_key: None,
-            outbox: Vec::new(),
-            tracking: Vec::new(),
-            erasure: None,
-            guard: Default::default(),
+            ..Append::plain(
+                vec![new_event("test", "c-2", 1, "Happened", json!("y"))],
+                provenance("principal-2", "req-3"),
+            )
         },
     )
     .await;
@@ -996,19 +937,15 @@ pub async fn a_reopened_store_continues_where_it_stopped(location: StoreLocation
         append_ok(
             &store,
             Append {
-                events: vec![
-                    new_event("test", "s-1", 2, "Happened", json!("b")),
-                    new_event("test", "s-2", 1, "Happened", json!("c")),
-                ],
-                provenance: provenance("actor-9", "req-9"),
                 idempotency: Some(idempotency_claim("scope", "key", "fp")),
                 unique_claims: vec!["claim:once".into()],
-                credential: None,
-                webhook_key: None,
-                outbox: Vec::new(),
-                tracking: Vec::new(),
-                erasure: None,
-                guard: Default::default(),
+                ..Append::plain(
+                    vec![
+                        new_event("test", "s-1", 2, "Happened", json!("b")),
+                        new_event("test", "s-2", 1, "Happened", json!("c")),
+                    ],
+                    provenance("actor-9", "req-9"),
+                )
             },
         )
         .await,
