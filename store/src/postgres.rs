@@ -51,8 +51,8 @@ pub(crate) fn connect_options(url: &PostgresUrl) -> Result<PgConnectOptions, Sto
 pub(crate) struct Writer {
     options: PgConnectOptions,
     conn: Option<PgConnection>,
-    /// The head (next position, restriction fence) this writer's last commit left.
-    head: Option<(Position, i64)>,
+    /// The restriction fence this writer's last commit left.
+    fence: Option<i64>,
     /// Commits left to make the general way because another node was found writing.
     others_writing: u32,
 }
@@ -104,7 +104,7 @@ pub(crate) async fn open(url: &PostgresUrl) -> Result<(PgPool, Writer), StoreErr
         Writer {
             options,
             conn: Some(conn),
-            head: None,
+            fence: None,
             others_writing: 0,
         },
     ))
@@ -291,17 +291,17 @@ impl LogWriter for Writer {
         self.trailer(kept, fence, size).await
     }
 
-    fn expected_head(&self) -> Option<(Position, i64)> {
-        self.head.filter(|_| self.others_writing == 0)
+    fn expected_fence(&self) -> Option<i64> {
+        self.fence.filter(|_| self.others_writing == 0)
     }
 
-    fn set_head(&mut self, head: Option<(Position, i64)>) {
-        self.head = head;
+    fn set_fence(&mut self, fence: Option<i64>) {
+        self.fence = fence;
         self.others_writing = self.others_writing.saturating_sub(1);
     }
 
     fn head_moved(&mut self) {
-        self.head = None;
+        self.fence = None;
         self.others_writing = AFTER_A_MOVED_HEAD;
     }
 
@@ -663,18 +663,17 @@ mod tests {
         let mut writer = Writer {
             options: PgConnectOptions::new(),
             conn: None,
-            head: None,
+            fence: None,
             others_writing: 0,
         };
-        let head = (Position::new(7), -1);
-        writer.set_head(Some(head));
-        assert_eq!(writer.expected_head(), Some(head));
+        writer.set_fence(Some(-1));
+        assert_eq!(writer.expected_fence(), Some(-1));
         writer.head_moved();
         for _ in 0..AFTER_A_MOVED_HEAD {
-            assert_eq!(writer.expected_head(), None);
-            writer.set_head(Some(head));
+            assert_eq!(writer.expected_fence(), None);
+            writer.set_fence(Some(-1));
         }
-        assert_eq!(writer.expected_head(), Some(head));
+        assert_eq!(writer.expected_fence(), Some(-1));
     }
 
     /// `log_append` writes a batch only against the head its caller expects, and a unique
@@ -690,13 +689,14 @@ mod tests {
         let mut frontier = None;
 
         // A first batch takes the general path (no head known yet) and leaves the head.
-        assert_eq!(writer.expected_head(), None);
+        assert_eq!(writer.expected_fence(), None);
         let first = [append("a", 1)];
         assert!(matches!(
             commit_batch(&mut writer, &first, &mut frontier).await,
             BatchOutcome::Done(_)
         ));
-        assert_eq!(writer.expected_head(), Some((Position::new(1), -1)));
+        assert_eq!(writer.expected_fence(), Some(-1));
+        assert_eq!(frontier.as_ref().map(Frontier::size), Some(1));
 
         let batch = [append("a", 2), append("b", 1)];
         let time = Utc::now();

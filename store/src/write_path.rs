@@ -160,15 +160,16 @@ pub(crate) trait LogWriter {
         nodes_then_finish(self, kept, fence, size).await
     }
 
-    /// The head this writer's last commit left (the next position and the restriction fence),
-    /// where the backend can commit a plain batch against it in one call
-    /// ([`LogWriter::append_whole`]); `None` elsewhere, and after a failure.
-    fn expected_head(&self) -> Option<(Position, i64)> {
+    /// The restriction fence this writer's last commit left, where the backend can commit a
+    /// plain batch in one call against it and the tree's right edge that commit left (whose
+    /// size is the next position; [`LogWriter::append_whole`]); `None` elsewhere, and after a
+    /// failure.
+    fn expected_fence(&self) -> Option<i64> {
         None
     }
 
-    /// Remembers the head a commit left, or forgets it.
-    fn set_head(&mut self, _head: Option<(Position, i64)>) {}
+    /// Remembers the fence a commit left, or forgets it.
+    fn set_fence(&mut self, _fence: Option<i64>) {}
 
     /// Another writer had moved the head [`LogWriter::append_whole`] expected.
     fn head_moved(&mut self) {}
@@ -217,7 +218,7 @@ pub(crate) async fn commit_batch<W: LogWriter>(
             // The transaction may be half-open; roll it back so the next batch starts clean,
             // and forget the tree's right edge, which may hold leaves that were not committed.
             *frontier = None;
-            writer.set_head(None);
+            writer.set_fence(None);
             writer.abort().await;
             BatchOutcome::Failed(Arc::new(err))
         }
@@ -229,13 +230,12 @@ async fn try_commit_batch<W: LogWriter>(
     batch: &[Append],
     frontier: &mut Option<Frontier>,
 ) -> Result<BatchOutcome, sqlx::Error> {
-    if let Some(head) = writer.expected_head() {
-        if let Some(outcome) = try_whole(writer, batch, frontier, head).await? {
+    if let Some(fence) = writer.expected_fence() {
+        if let Some(outcome) = try_whole(writer, batch, frontier, fence).await? {
             return Ok(outcome);
         }
     }
     let (next, fence) = writer.begin().await?;
-    let mut head_next = next;
     // Read once the write lock is held, so that across processes `recorded_at` follows
     // positions as far as the nodes' clocks agree. Stored with microsecond precision; truncate
     // here so the answer equals what reads return.
@@ -304,7 +304,6 @@ async fn try_commit_batch<W: LogWriter>(
             drop(stamped);
             writer.rollback().await?;
             let (next, fence) = writer.begin().await?;
-            head_next = next;
             new_fence = fence;
             insert_one_by_one(writer, batch, next, &mut new_fence, recorded_at, &time).await?
         }
@@ -321,7 +320,7 @@ async fn try_commit_batch<W: LogWriter>(
     writer
         .finish_with_nodes(&kept, (new_fence != fence).then_some(new_fence), size)
         .await?;
-    writer.set_head(Some((size.unwrap_or(head_next), new_fence)));
+    writer.set_fence(Some(new_fence));
     Ok(BatchOutcome::Done(results))
 }
 
@@ -347,7 +346,7 @@ fn is_plain(batch: &[Append]) -> bool {
 }
 
 /// The fast path in one call, where the backend offers it ([`LogWriter::append_whole`]) and
-/// this writer knows the head and the tree's right edge its last commit left: positions,
+/// this writer knows the fence and the tree's right edge its last commit left: positions,
 /// leaves and subtree hashes are computed before anything is sent. `None` when the batch
 /// writes more than events, keys and claims, when another writer moved the head, or when a
 /// unique key refused an append: the general path then runs as if this had not been tried
@@ -356,18 +355,17 @@ async fn try_whole<W: LogWriter>(
     writer: &mut W,
     batch: &[Append],
     frontier: &mut Option<Frontier>,
-    (next, fence): (Position, i64),
+    fence: i64,
 ) -> Result<Option<BatchOutcome>, sqlx::Error> {
     if !is_plain(batch) {
         return Ok(None);
     }
-    let Some(mut edge) = frontier
-        .as_ref()
-        .filter(|f| f.size() == next.get())
-        .cloned()
-    else {
+    // The edge's size is the next position as this writer left the log; `log_append` checks
+    // that nobody appended since.
+    let Some(mut edge) = frontier.clone() else {
         return Ok(None);
     };
+    let next = Position::new(edge.size());
     let recorded_at = Utc::now().trunc_subsecs(6);
     let time = W::time(recorded_at);
     let mut new_fence = fence;
@@ -386,7 +384,7 @@ async fn try_whole<W: LogWriter>(
     {
         Ok(true) => {
             *frontier = Some(edge);
-            writer.set_head(Some((size.unwrap_or(next), new_fence)));
+            writer.set_fence(Some(new_fence));
             Ok(Some(BatchOutcome::Done(stamped.into_results())))
         }
         Ok(false) => {
