@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use consent_ledger_audit::tree::Frontier;
-use sqlx::sqlite::SqliteConnection;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::StoreError;
@@ -76,7 +75,7 @@ pub struct WriterStats {
 /// ([`crate::write_path`]) and answering them is the same for both; only the SQL each step
 /// runs differs.
 pub(crate) enum WriteConnection {
-    Sqlite(SqliteConnection),
+    Sqlite(crate::sqlite::Writer),
     // Boxed: it holds the connect options for reconnecting, ten times the SQLite variant.
     Postgres(Box<postgres::Writer>),
 }

@@ -290,7 +290,7 @@ impl Store {
                         Reads::Sqlite(gdpr.writes),
                         gdpr.unsynced,
                     ),
-                    WriteConnection::Sqlite(writer),
+                    WriteConnection::Sqlite(sqlite::Writer::new(writer)),
                 )
             }
             StoreLocation::Postgres(url) => {

@@ -26,7 +26,7 @@ use crate::event::{
     Position, RawEvent, StoredEvent,
 };
 use crate::write_path::{
-    announce, is_kept, nodes_then_finish, resolve_nodes, sql_index, LogWriter, Stamped,
+    announce, is_kept, nodes_then_finish, resolve_nodes, sql_index, LastHead, LogWriter, Stamped,
     BACKFILL_PAGE,
 };
 use crate::PostgresUrl;
@@ -51,16 +51,9 @@ pub(crate) fn connect_options(url: &PostgresUrl) -> Result<PgConnectOptions, Sto
 pub(crate) struct Writer {
     options: PgConnectOptions,
     conn: Option<PgConnection>,
-    /// The restriction fence this writer's last commit left.
-    fence: Option<i64>,
-    /// Commits left to make the general way because another node was found writing.
-    others_writing: u32,
+    /// The head this writer's last commit left.
+    head: LastHead,
 }
-
-/// Commits a writer makes the general way after another node moved the head it expected:
-/// while nodes take turns, the one-call attempt would mostly find the head moved, and each
-/// such attempt is a round trip spent for nothing.
-const AFTER_A_MOVED_HEAD: u32 = 16;
 
 impl Writer {
     /// The connection itself, for the benchmark baselines' plain SQL.
@@ -104,8 +97,7 @@ pub(crate) async fn open(url: &PostgresUrl) -> Result<(PgPool, Writer), StoreErr
         Writer {
             options,
             conn: Some(conn),
-            fence: None,
-            others_writing: 0,
+            head: LastHead::default(),
         },
     ))
 }
@@ -291,18 +283,8 @@ impl LogWriter for Writer {
         self.trailer(kept, fence, size).await
     }
 
-    fn expected_fence(&self) -> Option<i64> {
-        self.fence.filter(|_| self.others_writing == 0)
-    }
-
-    fn set_fence(&mut self, fence: Option<i64>) {
-        self.fence = fence;
-        self.others_writing = self.others_writing.saturating_sub(1);
-    }
-
-    fn head_moved(&mut self) {
-        self.fence = None;
-        self.others_writing = AFTER_A_MOVED_HEAD;
+    fn last_head(&mut self) -> Option<&mut LastHead> {
+        Some(&mut self.head)
     }
 
     /// One round trip instead of three: `log_append` (migrations/postgres/0018) checks the
@@ -640,41 +622,8 @@ async fn listen_on(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Append;
     use crate::testing::{postgres_server, ScratchDatabase};
-    use crate::write_path::{commit_batch, leaf_of, BatchOutcome};
-
-    fn append(stream_id: &str, version: u64) -> Append {
-        Append::for_test(stream_id, version)
-    }
-
-    async fn events(db: &ScratchDatabase) -> i64 {
-        let pool = pool(db.url(), 1).await.expect("pool");
-        sqlx::query_scalar("SELECT COUNT(*) FROM events")
-            .fetch_one(&pool)
-            .await
-            .expect("count")
-    }
-
-    /// After another node moved the head, the writer commits the general way for a while, then
-    /// tries the one-call commit again.
-    #[test]
-    fn a_moved_head_turns_the_one_call_commit_off_for_a_while() {
-        let mut writer = Writer {
-            options: PgConnectOptions::new(),
-            conn: None,
-            fence: None,
-            others_writing: 0,
-        };
-        writer.set_fence(Some(-1));
-        assert_eq!(writer.expected_fence(), Some(-1));
-        writer.head_moved();
-        for _ in 0..AFTER_A_MOVED_HEAD {
-            assert_eq!(writer.expected_fence(), None);
-            writer.set_fence(Some(-1));
-        }
-        assert_eq!(writer.expected_fence(), Some(-1));
-    }
+    use crate::write_path::one_call_contract;
 
     /// `log_append` writes a batch only against the head its caller expects, and a unique
     /// violation inside it writes nothing: the two cases in which the writer falls back to
@@ -686,88 +635,13 @@ mod tests {
         };
         let db = ScratchDatabase::create(&server).await.expect("database");
         let (_pool, mut writer) = open(db.url()).await.expect("open");
-        let mut frontier = None;
-
-        // A first batch takes the general path (no head known yet) and leaves the head.
-        assert_eq!(writer.expected_fence(), None);
-        let first = [append("a", 1)];
-        assert!(matches!(
-            commit_batch(&mut writer, &first, &mut frontier).await,
-            BatchOutcome::Done(_)
-        ));
-        assert_eq!(writer.expected_fence(), Some(-1));
-        assert_eq!(frontier.as_ref().map(Frontier::size), Some(1));
-
-        let batch = [append("a", 2), append("b", 1)];
-        let time = Utc::now();
-        let stamp = |next: u64| {
-            let mut fence = -1;
-            Stamped::new(&batch, Position::new(next), &mut fence, time)
-        };
-        let nodes = |stamped: &Stamped<'_>| {
-            let mut edge: Frontier = frontier.clone().expect("the edge of the first batch");
-            let mut nodes = Vec::new();
-            for e in stamped.events() {
-                nodes.extend(edge.push(leaf_of(e)));
-            }
-            nodes
-        };
-
-        // Against a head another writer has since moved: nothing is written.
-        let stale = stamp(5);
-        let kept: Vec<_> = Vec::new();
-        let moved = writer
-            .append_whole((Position::new(5), -1), &stale, &time, &kept, None, None)
-            .await
-            .expect("a call against a moved head");
-        assert!(!moved);
-        assert_eq!(events(&db).await, 1);
-
-        // A stream version already taken: the statement fails as a unique violation, whole.
-        let taken = [append("a", 1)];
-        let mut fence = -1;
-        let refused = Stamped::new(&taken, Position::new(1), &mut fence, time);
-        let err = writer
-            .append_whole(
-                (Position::new(1), -1),
-                &refused,
-                &time,
-                &kept,
-                None,
-                Some(Position::new(2)),
-            )
-            .await
-            .expect_err("a taken stream version");
-        assert!(crate::error::is_unique_violation(&err), "{err}");
-        assert_eq!(events(&db).await, 1);
-
-        // Against the head as it is: the batch, its claims and its nodes, in one call.
-        let current = stamp(1);
-        let all = nodes(&current);
-        let kept: Vec<_> = all.iter().filter(|(n, _)| is_kept(*n)).collect();
-        let written = writer
-            .append_whole(
-                (Position::new(1), -1),
-                &current,
-                &time,
-                &kept,
-                None,
-                Some(Position::new(3)),
-            )
-            .await
-            .expect("a call against the head");
-        assert!(written);
-        assert_eq!(events(&db).await, 3);
-        let pool = pool(db.url(), 1).await.expect("pool");
-        let claims: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM unique_claims")
-            .fetch_one(&pool)
-            .await
-            .expect("claims");
-        assert_eq!(claims, 3);
-        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM merkle_nodes")
-            .fetch_one(&pool)
-            .await
-            .expect("nodes");
-        assert!(stored >= 3, "the leaves of three events: {stored}");
+        let reads = pool(db.url(), 1).await.expect("pool");
+        one_call_contract(&mut writer, async |sql| {
+            sqlx::query_scalar(sql)
+                .fetch_one(&reads)
+                .await
+                .expect("a value")
+        })
+        .await;
     }
 }

@@ -25,7 +25,7 @@ use crate::event::{
     Position, RawEvent, StoredEvent,
 };
 use crate::unsynced::UnsyncedWrites;
-use crate::write_path::{resolve_nodes, sql_index, LogWriter, Stamped, BACKFILL_PAGE};
+use crate::write_path::{resolve_nodes, sql_index, LastHead, LogWriter, Stamped, BACKFILL_PAGE};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
@@ -414,6 +414,7 @@ fn recorded_at(row: &SqliteRow) -> Result<DateTime<Utc>, String> {
 crate::reads::reads_backend!(Sqlite, i64);
 
 mod pages;
+mod whole;
 pub(crate) use pages::{leaf_hashes, read_leaves, read_pages};
 
 /// Events per multi-row INSERT. SQLite allows 32,766 bound parameters per statement (events
@@ -452,8 +453,23 @@ fn push_node(
 }
 
 /// The connection of the transaction under way: the writer's own.
-fn tx(conn: &mut SqliteConnection) -> Result<&mut SqliteConnection, sqlx::Error> {
-    Ok(conn)
+fn tx(writer: &mut Writer) -> Result<&mut SqliteConnection, sqlx::Error> {
+    Ok(&mut writer.conn)
+}
+
+/// The group commit's connection, and what it knows of the head its last commit left.
+pub(crate) struct Writer {
+    conn: SqliteConnection,
+    head: LastHead,
+}
+
+impl Writer {
+    pub(crate) fn new(conn: SqliteConnection) -> Self {
+        Self {
+            conn,
+            head: LastHead::default(),
+        }
+    }
 }
 
 /// The writer's connection runs the shared write path ([`crate::write_path`]). sqlx hands
@@ -467,7 +483,7 @@ fn tx(conn: &mut SqliteConnection) -> Result<&mut SqliteConnection, sqlx::Error>
 /// unique violation redoes it append by append under savepoints), so that copy was pure cost:
 /// 5% of the writer thread's samples under batches of decisions (BENCHMARKS.md, "The writer's
 /// serial stage").
-impl LogWriter for SqliteConnection {
+impl LogWriter for Writer {
     type Time = String;
 
     crate::write_path::writer_statements!(sqlx::Sqlite);
@@ -487,7 +503,7 @@ impl LogWriter for SqliteConnection {
              SELECT (SELECT COALESCE(MAX(position) + 1, 0) FROM events) AS next, \
                     (SELECT position FROM fences WHERE name = 'restriction') AS fence",
         )
-        .fetch_all(&mut *self)
+        .fetch_all(&mut self.conn)
         .await?;
         let [head] = rows.as_slice() else {
             return Err(sqlx::Error::Protocol(
@@ -525,7 +541,7 @@ impl LogWriter for SqliteConnection {
             });
             q.build()
                 .persistent(prepared_once(keys.len()))
-                .execute(&mut *self)
+                .execute(&mut self.conn)
                 .await?;
         }
         let claims = stamped.claims();
@@ -537,7 +553,7 @@ impl LogWriter for SqliteConnection {
             });
             q.build()
                 .persistent(prepared_once(claims.len()))
-                .execute(&mut *self)
+                .execute(&mut self.conn)
                 .await?;
         }
         for events in stamped.events().chunks(EVENTS_PER_INSERT) {
@@ -549,7 +565,7 @@ impl LogWriter for SqliteConnection {
             q.push_values(events, |mut row, e| push_event(&mut row, e, time));
             q.build()
                 .persistent(prepared_once(events.len()) || events.len() == EVENTS_PER_INSERT)
-                .execute(&mut *self)
+                .execute(&mut self.conn)
                 .await?;
         }
         Ok(())
@@ -577,14 +593,14 @@ impl LogWriter for SqliteConnection {
         .bind(event.request_id.as_str())
         .bind(time.as_str())
         .bind(event.payload.as_str())
-        .execute(&mut *self)
+        .execute(&mut self.conn)
         .await
         .map(drop)
     }
 
     #[tracing::instrument(level = "trace", skip_all)]
     async fn fetch_nodes(&mut self, nodes: &[NodeId]) -> Result<Vec<Option<Hash>>, sqlx::Error> {
-        fetch_nodes(self, nodes).await
+        fetch_nodes(&mut self.conn, nodes).await
     }
 
     #[tracing::instrument(level = "trace", skip_all)]
@@ -595,7 +611,7 @@ impl LogWriter for SqliteConnection {
             q.push_values(chunk, push_node);
             q.build()
                 .persistent(prepared_once(chunk.len() / 2))
-                .execute(&mut *self)
+                .execute(&mut self.conn)
                 .await?;
         }
         Ok(())
@@ -620,7 +636,7 @@ impl LogWriter for SqliteConnection {
         q.push("; COMMIT");
         q.build()
             .persistent(prepared_once(kept.len() / 2))
-            .execute(&mut *self)
+            .execute(&mut self.conn)
             .await
             .map(drop)
     }
@@ -634,10 +650,41 @@ impl LogWriter for SqliteConnection {
         if let Some(fence) = fence {
             sqlx::query("UPDATE fences SET position = ? WHERE name = 'restriction'")
                 .bind(fence)
-                .execute(&mut *self)
+                .execute(&mut self.conn)
                 .await?;
         }
-        sqlx::query("COMMIT").execute(&mut *self).await.map(drop)
+        sqlx::query("COMMIT")
+            .execute(&mut self.conn)
+            .await
+            .map(drop)
+    }
+
+    fn last_head(&mut self) -> Option<&mut LastHead> {
+        Some(&mut self.head)
+    }
+
+    /// The whole transaction stepped on this thread, the connection locked out of sqlx's
+    /// worker once ([`whole`]): one hand-over instead of four round trips. SQLite's own
+    /// write lock (`BEGIN IMMEDIATE`) orders it against the offline commands' writers.
+    #[tracing::instrument(level = "trace", skip_all, fields(events = stamped.events().len()))]
+    async fn append_whole(
+        &mut self,
+        (next, fence): (Position, i64),
+        stamped: &Stamped<'_>,
+        time: &String,
+        kept: &[&(NodeId, Hash)],
+        new_fence: Option<i64>,
+        _size: Option<Position>,
+    ) -> Result<bool, sqlx::Error> {
+        let mut handle = self.conn.lock_handle().await?;
+        let whole = whole::Whole {
+            head: (next.as_i64(), fence),
+            stamped,
+            time,
+            kept,
+            fence: new_fence,
+        };
+        Ok(whole::append(handle.as_raw_handle(), &whole)?)
     }
 }
 
@@ -852,6 +899,22 @@ mod tests {
             .await
             .expect("the task ends with the announcements")
             .expect("join");
+    }
+
+    /// The one-call commit on SQLite: stepped on the writer's thread, against the head its
+    /// last commit left, all or nothing ([`whole`]).
+    #[tokio::test]
+    async fn a_batch_commits_in_one_call_only_against_the_head_expected() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (reads, conn) = open(&dir.path().join("ledger.db")).await.expect("open");
+        let mut writer = Writer::new(conn);
+        crate::write_path::one_call_contract(&mut writer, async |sql| {
+            sqlx::query_scalar(sql)
+                .fetch_one(&reads)
+                .await
+                .expect("a value")
+        })
+        .await;
     }
 
     /// Regression: the decision scan must walk the range of positions, never an index over the

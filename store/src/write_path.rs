@@ -160,19 +160,33 @@ pub(crate) trait LogWriter {
         nodes_then_finish(self, kept, fence, size).await
     }
 
-    /// The restriction fence this writer's last commit left, where the backend can commit a
-    /// plain batch in one call against it and the tree's right edge that commit left (whose
-    /// size is the next position; [`LogWriter::append_whole`]); `None` elsewhere, and after a
-    /// failure.
-    fn expected_fence(&self) -> Option<i64> {
+    /// What this writer knows of the head its last commit left, where the backend can commit
+    /// a plain batch in one call ([`LogWriter::append_whole`]); `None` elsewhere.
+    fn last_head(&mut self) -> Option<&mut LastHead> {
         None
     }
 
+    /// The restriction fence this writer's last commit left, where the backend can commit a
+    /// plain batch in one call against it and the tree's right edge that commit left (whose
+    /// size is the next position); `None` elsewhere, after a failure, and for a while after
+    /// another writer moved the head.
+    fn expected_fence(&mut self) -> Option<i64> {
+        self.last_head().and_then(|head| head.expected_fence())
+    }
+
     /// Remembers the fence a commit left, or forgets it.
-    fn set_fence(&mut self, _fence: Option<i64>) {}
+    fn set_fence(&mut self, fence: Option<i64>) {
+        if let Some(head) = self.last_head() {
+            head.set_fence(fence);
+        }
+    }
 
     /// Another writer had moved the head [`LogWriter::append_whole`] expected.
-    fn head_moved(&mut self) {}
+    fn head_moved(&mut self) {
+        if let Some(head) = self.last_head() {
+            head.head_moved();
+        }
+    }
 
     /// Commits a plain batch ([`is_plain`]) with its subtree hashes, the fence moved
     /// to `fence` and the size announced, in one call outside any transaction, if the log's
@@ -187,6 +201,39 @@ pub(crate) trait LogWriter {
         _size: Option<Position>,
     ) -> Result<bool, sqlx::Error> {
         Ok(false)
+    }
+}
+
+/// Commits a writer makes the general way after another writer moved the head it expected:
+/// while writers take turns, the one-call attempt would mostly find the head moved, and each
+/// such attempt is spent for nothing.
+const AFTER_A_MOVED_HEAD: u32 = 16;
+
+/// What a writer knows of the head its last commit left, for [`LogWriter::append_whole`]:
+/// the restriction fence, unless it failed since or another writer was found writing lately.
+#[derive(Debug, Default)]
+pub(crate) struct LastHead {
+    fence: Option<i64>,
+    /// Commits left to make the general way because another writer was found writing.
+    others_writing: u32,
+}
+
+impl LastHead {
+    /// [`LogWriter::expected_fence`].
+    pub(crate) fn expected_fence(&self) -> Option<i64> {
+        self.fence.filter(|_| self.others_writing == 0)
+    }
+
+    /// [`LogWriter::set_fence`].
+    pub(crate) fn set_fence(&mut self, fence: Option<i64>) {
+        self.fence = fence;
+        self.others_writing = self.others_writing.saturating_sub(1);
+    }
+
+    /// [`LogWriter::head_moved`].
+    pub(crate) fn head_moved(&mut self) {
+        self.fence = None;
+        self.others_writing = AFTER_A_MOVED_HEAD;
     }
 }
 
@@ -1122,6 +1169,119 @@ macro_rules! writer_statements {
 
 pub(crate) use writer_statements;
 
+/// What every backend's [`LogWriter::append_whole`] must do, for its tests: a first batch goes
+/// the general way and leaves the head known; a call against a moved head or with a taken
+/// stream version writes nothing (and leaves the connection usable); a call against the head
+/// writes the events, keys, claims, subtree hashes and fence; the general way follows on from
+/// it. `value` answers a query of one integer on another connection.
+#[cfg(test)]
+pub(crate) async fn one_call_contract<W: LogWriter>(
+    writer: &mut W,
+    value: impl AsyncFn(&'static str) -> i64,
+) {
+    let events = "SELECT COUNT(*) FROM events";
+    let mut frontier = None;
+    assert_eq!(
+        writer.expected_fence(),
+        None,
+        "no head known before a commit"
+    );
+    let first = [Append::for_test("a", 1)];
+    assert!(matches!(
+        commit_batch(writer, &first, &mut frontier).await,
+        BatchOutcome::Done(_)
+    ));
+    assert_eq!(
+        writer.expected_fence(),
+        Some(-1),
+        "the head the commit left"
+    );
+    assert_eq!(frontier.as_ref().map(Frontier::size), Some(1));
+
+    let mut keyed = Append::for_test("a", 2);
+    keyed.idempotency = Some(IdempotencyClaim {
+        scope: "scope".to_owned(),
+        key: "key".to_owned(),
+        fingerprint: "f".to_owned(),
+    });
+    let batch = [keyed, Append::for_test("b", 1)];
+    let at = Utc::now().trunc_subsecs(6);
+    let time = W::time(at);
+    let stamp = |next: u64| {
+        let mut fence = -1;
+        Stamped::new(&batch, Position::new(next), &mut fence, at)
+    };
+    let none: Vec<&(NodeId, Hash)> = Vec::new();
+
+    let stale = stamp(5);
+    let moved = writer
+        .append_whole((Position::new(5), -1), &stale, &time, &none, None, None)
+        .await
+        .expect("a call against a moved head");
+    assert!(!moved, "a moved head writes nothing");
+    assert_eq!(value(events).await, 1);
+
+    let taken = [Append::for_test("a", 1)];
+    let mut fence = -1;
+    let refused = Stamped::new(&taken, Position::new(1), &mut fence, at);
+    let err = writer
+        .append_whole((Position::new(1), -1), &refused, &time, &none, None, None)
+        .await
+        .expect_err("a taken stream version");
+    assert!(is_unique_violation(&err), "{err}");
+    assert_eq!(value(events).await, 1);
+
+    let current = stamp(1);
+    let mut edge = frontier.clone().expect("the edge of the first batch");
+    let mut nodes = Vec::new();
+    for e in current.events() {
+        nodes.extend(edge.push(leaf_of(e)));
+    }
+    let kept = kept_of(&nodes);
+    let written = writer
+        .append_whole(
+            (Position::new(1), -1),
+            &current,
+            &time,
+            &kept,
+            Some(2),
+            Some(Position::new(3)),
+        )
+        .await
+        .expect("a call against the head");
+    assert!(written);
+    assert_eq!(value(events).await, 3);
+    assert_eq!(value("SELECT COUNT(*) FROM unique_claims").await, 3);
+    assert_eq!(value("SELECT COUNT(*) FROM idempotency_keys").await, 1);
+    assert_eq!(
+        value("SELECT COUNT(*) FROM merkle_nodes WHERE level = 0").await,
+        3,
+        "a leaf hash per event"
+    );
+    assert_eq!(
+        value("SELECT position FROM fences WHERE name = 'restriction'").await,
+        2
+    );
+
+    // The general way reads the head the call left and goes on from it.
+    let mut reloaded = None;
+    let next = [Append::for_test("c", 1)];
+    let BatchOutcome::Done(results) = commit_batch(writer, &next, &mut reloaded).await else {
+        panic!("the general way after the call");
+    };
+    let positions: Vec<u64> = results
+        .iter()
+        .flat_map(|r| {
+            r.as_ref()
+                .expect("committed")
+                .iter()
+                .map(|e| e.position.get())
+        })
+        .collect();
+    assert_eq!(positions, [3]);
+    assert_eq!(reloaded.as_ref().map(Frontier::size), Some(4));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1137,6 +1297,22 @@ mod tests {
             fingerprint: "f".to_owned(),
         });
         append
+    }
+
+    /// After another writer moved the head, a writer commits the general way for a while,
+    /// then tries the one-call commit again.
+    #[test]
+    fn a_moved_head_turns_the_one_call_commit_off_for_a_while() {
+        let mut head = LastHead::default();
+        assert_eq!(head.expected_fence(), None);
+        head.set_fence(Some(-1));
+        assert_eq!(head.expected_fence(), Some(-1));
+        head.head_moved();
+        for _ in 0..AFTER_A_MOVED_HEAD {
+            assert_eq!(head.expected_fence(), None);
+            head.set_fence(Some(-1));
+        }
+        assert_eq!(head.expected_fence(), Some(-1));
     }
 
     /// Everything the one-call commit does not write sends its batch the general way: a

@@ -314,13 +314,45 @@ async fn stepped<T>(
     ))
 }
 
-/// A prepared statement, finalized when dropped.
-struct Statement(NonNull<ffi::sqlite3_stmt>);
+/// A prepared statement, finalized when dropped. It never outlives the function that prepared
+/// it on a locked connection (`step_all` here, the one-call commit's in `whole`).
+pub(super) struct Statement(pub(super) NonNull<ffi::sqlite3_stmt>);
+
+impl Statement {
+    /// Prepares `sql` on `db`; SQLite's result code if it fails.
+    ///
+    /// `db` must be an open connection that no other thread uses while the statement lives
+    /// (its caller holds the `LockedSqliteHandle`).
+    pub(super) fn prepare(db: NonNull<ffi::sqlite3>, sql: &CStr) -> Result<Self, c_int> {
+        let mut raw = std::ptr::null_mut();
+        // SAFETY: `db` is open and used by this thread alone; `sql` is NUL-terminated; `raw`
+        // receives the statement or NULL.
+        let code = unsafe {
+            ffi::sqlite3_prepare_v2(
+                db.as_ptr(),
+                sql.as_ptr(),
+                -1,
+                &mut raw,
+                std::ptr::null_mut(),
+            )
+        };
+        // A statement made before a failure is finalized by its drop.
+        let statement = NonNull::new(raw).map(Self);
+        match statement {
+            Some(statement) if code == ffi::SQLITE_OK => Ok(statement),
+            _ => Err(if code == ffi::SQLITE_OK {
+                ffi::SQLITE_ERROR
+            } else {
+                code
+            }),
+        }
+    }
+}
 
 impl Drop for Statement {
     fn drop(&mut self) {
-        // SAFETY: the statement was prepared by `step_all` and is finalized once, here, while
-        // the connection's handle is still locked (the statement does not outlive `step_all`).
+        // SAFETY: the statement was prepared on a connection whose handle is locked for as long
+        // as the statement lives, and is finalized once, here.
         unsafe {
             ffi::sqlite3_finalize(self.0.as_ptr());
         }
@@ -335,22 +367,7 @@ fn step_all<T>(
     second: i64,
     mut read: impl FnMut(&Row<'_>) -> Option<T>,
 ) -> Option<Vec<T>> {
-    let mut raw = std::ptr::null_mut();
-    // SAFETY: `db` is an open connection that no other thread uses while the caller holds its
-    // `LockedSqliteHandle`; `sql` is NUL-terminated; `raw` receives the statement or NULL.
-    let prepared = unsafe {
-        ffi::sqlite3_prepare_v2(
-            db.as_ptr(),
-            sql.as_ptr(),
-            -1,
-            &mut raw,
-            std::ptr::null_mut(),
-        )
-    };
-    let statement = Statement(NonNull::new(raw)?);
-    if prepared != ffi::SQLITE_OK {
-        return None;
-    }
+    let statement = Statement::prepare(db, sql).ok()?;
     let stmt = statement.0.as_ptr();
     // SAFETY: `stmt` is the statement just prepared, with two parameters.
     let bound = unsafe {
