@@ -160,6 +160,9 @@ pub(crate) trait LogWriter {
         nodes_then_finish(self, kept, fence, size).await
     }
 
+    /// Events a batch may hold at most for [`LogWriter::append_whole`].
+    const WHOLE_EVENTS: usize = WHOLE_EVENTS;
+
     /// What this writer knows of the head its last commit left, where the backend can commit
     /// a plain batch in one call ([`LogWriter::append_whole`]); `None` elsewhere.
     fn last_head(&mut self) -> Option<&mut LastHead> {
@@ -371,17 +374,17 @@ async fn try_commit_batch<W: LogWriter>(
     Ok(BatchOutcome::Done(results))
 }
 
-/// Events a batch may hold for [`try_whole`]. Its leaves are hashed before the call, where
-/// the general path hashes them while the backend runs its INSERTs: past about a thousand
-/// events (~0.4 µs each) the hashing costs the batch more than the two round trips saved
-/// (0.3–0.4 ms on PostgreSQL; BENCHMARKS.md, "PostgreSQL").
-const WHOLE_EVENTS: usize = 1_000;
+/// Events a batch may hold for [`try_whole`] on PostgreSQL ([`LogWriter::WHOLE_EVENTS`]). Its
+/// leaves are hashed before the call, where the general path hashes them while the backend runs
+/// its INSERTs: past about a thousand events (~0.4 µs each) the hashing costs the batch more
+/// than the two round trips saved (0.3–0.4 ms on PostgreSQL; BENCHMARKS.md, "PostgreSQL").
+pub(crate) const WHOLE_EVENTS: usize = 1_000;
 
-/// Whether a batch is for [`try_whole`]: at most [`WHOLE_EVENTS`] events, and nothing written
-/// but events, idempotency keys and unique claims (no credential, sealed field, webhook key or
+/// Whether a batch is for [`try_whole`]: at most `limit` events, and nothing written but
+/// events, idempotency keys and unique claims (no credential, sealed field, webhook key or
 /// message, tracking update or erasure).
-fn is_plain(batch: &[Append]) -> bool {
-    batch.iter().map(|a| a.events.len()).sum::<usize>() <= WHOLE_EVENTS
+fn is_plain(batch: &[Append], limit: usize) -> bool {
+    batch.iter().map(|a| a.events.len()).sum::<usize>() <= limit
         && batch.iter().all(|a| {
             a.credential.is_none()
                 && a.webhook_key.is_none()
@@ -404,7 +407,7 @@ async fn try_whole<W: LogWriter>(
     frontier: &mut Option<Frontier>,
     fence: i64,
 ) -> Result<Option<BatchOutcome>, sqlx::Error> {
-    if !is_plain(batch) {
+    if !is_plain(batch, W::WHOLE_EVENTS) {
         return Ok(None);
     }
     // The edge's size is the next position as this writer left the log; `log_append` checks
@@ -1319,9 +1322,12 @@ mod tests {
     /// batch it took would lose those rows.
     #[test]
     fn only_events_keys_and_claims_take_the_one_call_commit() {
-        assert!(is_plain(&[append(1), append(WHOLE_EVENTS - 1)]));
+        assert!(is_plain(
+            &[append(1), append(WHOLE_EVENTS - 1)],
+            WHOLE_EVENTS
+        ));
         assert!(
-            !is_plain(&[append(1), append(WHOLE_EVENTS)]),
+            !is_plain(&[append(1), append(WHOLE_EVENTS)], WHOLE_EVENTS),
             "too many events"
         );
         fn text(s: &str) -> String {
@@ -1374,7 +1380,7 @@ mod tests {
         for (i, other) in others.iter().enumerate() {
             let mut second = append(1);
             other(&mut second);
-            assert!(!is_plain(&[append(1), second]), "case {i}");
+            assert!(!is_plain(&[append(1), second], WHOLE_EVENTS), "case {i}");
         }
     }
 }
