@@ -665,6 +665,8 @@ impl LogWriter for Writer {
     /// trips it saves (BENCHMARKS.md, "The group commit in one call").
     const WHOLE_EVENTS: usize = 256;
 
+    const WHOLE_ROWS: bool = true;
+
     fn last_head(&mut self) -> Option<&mut LastHead> {
         Some(&mut self.head)
     }
@@ -921,6 +923,91 @@ mod tests {
                 .expect("a value")
         })
         .await;
+    }
+
+    /// On SQLite the one call also writes what a batch keeps beside its events — a sealed
+    /// field's opening, a tracking update, a webhook message — and a tracking update already
+    /// held fails it as a unique violation with nothing written.
+    #[tokio::test]
+    async fn the_one_call_writes_openings_tracking_updates_and_messages() {
+        use crate::event::{Append, OpenedField, OutboxMessage, TrackingUpdateRow};
+        use crate::write_path::{commit_batch, BatchOutcome};
+        use chrono::SubsecRound as _;
+
+        let dir = tempfile::tempdir().expect("dir");
+        let (reads, conn) = open(&dir.path().join("ledger.db")).await.expect("open");
+        let mut writer = Writer::new(conn);
+        let mut frontier = None;
+        let first = [Append::for_test("a", 1)];
+        assert!(matches!(
+            commit_batch(&mut writer, &first, &mut frontier).await,
+            BatchOutcome::Done(_)
+        ));
+        let update = TrackingUpdateRow {
+            update_id: "u1".to_owned(),
+            shipment_id: "s1".to_owned(),
+            status: "in_transit".to_owned(),
+            occurred_at: "2026-12-05T00:00:00.000000Z".to_owned(),
+            received_at: 1,
+            details: "{}".to_owned(),
+        };
+        let mut rich = Append::for_test("a", 2);
+        rich.events[0].openings.push(OpenedField {
+            pointer: "/TrackingAccessAllowed/tracking_number".to_owned(),
+            value: "v".to_owned(),
+            salt: "s".to_owned(),
+        });
+        rich.tracking.push(update.clone());
+        rich.outbox.push(OutboxMessage {
+            message_id: "m1".to_owned(),
+            endpoint_id: "e1".to_owned(),
+            event_type: "tracking.updated".to_owned(),
+            occurred_at: "2026-12-05T00:00:00Z".to_owned(),
+            data: "{}".to_owned(),
+            cause: 0,
+            shipment_id: Some("s1".to_owned()),
+        });
+        let at = Utc::now().trunc_subsecs(6);
+        let time = Writer::time(at);
+        let none = Vec::new();
+        let count = async |sql: &'static str| -> i64 {
+            sqlx::query_scalar(sql)
+                .fetch_one(&reads)
+                .await
+                .expect("a count")
+        };
+
+        let batch = [rich];
+        let mut fence = -1;
+        let stamped = Stamped::new(&batch, Position::new(1), &mut fence, at);
+        let written = writer
+            .append_whole((Position::new(1), -1), &stamped, &time, &none, None, None)
+            .await
+            .expect("a call against the head");
+        assert!(written);
+        assert_eq!(
+            count("SELECT COUNT(*) FROM openings WHERE position = 1").await,
+            1
+        );
+        assert_eq!(count("SELECT COUNT(*) FROM tracking_updates").await, 1);
+        assert_eq!(
+            count("SELECT COUNT(*) FROM webhook_outbox WHERE position = 1 AND shipment_id = 's1'")
+                .await,
+            1
+        );
+
+        let mut again = Append::for_test("b", 1);
+        again.tracking.push(update);
+        let batch = [again];
+        let mut fence = -1;
+        let stamped = Stamped::new(&batch, Position::new(2), &mut fence, at);
+        let err = writer
+            .append_whole((Position::new(2), -1), &stamped, &time, &none, None, None)
+            .await
+            .expect_err("a tracking update already held");
+        assert!(crate::error::is_unique_violation(&err), "{err}");
+        assert_eq!(count("SELECT COUNT(*) FROM events").await, 2);
+        assert_eq!(count("SELECT COUNT(*) FROM tracking_updates").await, 1);
     }
 
     /// Regression: the decision scan must walk the range of positions, never an index over the

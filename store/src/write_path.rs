@@ -163,6 +163,10 @@ pub(crate) trait LogWriter {
     /// Events a batch may hold at most for [`LogWriter::append_whole`].
     const WHOLE_EVENTS: usize = WHOLE_EVENTS;
 
+    /// Whether [`LogWriter::append_whole`] also writes sealed fields' openings, webhook
+    /// messages and tracking updates ([`is_plain`]).
+    const WHOLE_ROWS: bool = false;
+
     /// What this writer knows of the head its last commit left, where the backend can commit
     /// a plain batch in one call ([`LogWriter::append_whole`]); `None` elsewhere.
     fn last_head(&mut self) -> Option<&mut LastHead> {
@@ -381,17 +385,19 @@ async fn try_commit_batch<W: LogWriter>(
 pub(crate) const WHOLE_EVENTS: usize = 1_000;
 
 /// Whether a batch is for [`try_whole`]: at most `limit` events, and nothing written but
-/// events, idempotency keys and unique claims (no credential, sealed field, webhook key or
-/// message, tracking update or erasure).
-fn is_plain(batch: &[Append], limit: usize) -> bool {
+/// events, idempotency keys and unique claims — and, where `rows` (the backend's one call
+/// writes them too: [`LogWriter::WHOLE_ROWS`]), sealed fields' openings, webhook messages and
+/// tracking updates. Never a credential, a webhook key or an erasure.
+fn is_plain(batch: &[Append], limit: usize, rows: bool) -> bool {
     batch.iter().map(|a| a.events.len()).sum::<usize>() <= limit
         && batch.iter().all(|a| {
             a.credential.is_none()
                 && a.webhook_key.is_none()
-                && a.outbox.is_empty()
-                && a.tracking.is_empty()
                 && a.erasure.is_none()
-                && a.events.iter().all(|e| e.openings.is_empty())
+                && (rows
+                    || (a.outbox.is_empty()
+                        && a.tracking.is_empty()
+                        && a.events.iter().all(|e| e.openings.is_empty())))
         })
 }
 
@@ -407,7 +413,7 @@ async fn try_whole<W: LogWriter>(
     frontier: &mut Option<Frontier>,
     fence: i64,
 ) -> Result<Option<BatchOutcome>, sqlx::Error> {
-    if !is_plain(batch, W::WHOLE_EVENTS) {
+    if !is_plain(batch, W::WHOLE_EVENTS, W::WHOLE_ROWS) {
         return Ok(None);
     }
     // The edge's size is the next position as this writer left the log; `log_append` checks
@@ -1321,15 +1327,18 @@ mod tests {
     /// Everything the one-call commit does not write sends its batch the general way: a
     /// batch it took would lose those rows.
     #[test]
-    fn only_events_keys_and_claims_take_the_one_call_commit() {
-        assert!(is_plain(
-            &[append(1), append(WHOLE_EVENTS - 1)],
-            WHOLE_EVENTS
-        ));
-        assert!(
-            !is_plain(&[append(1), append(WHOLE_EVENTS)], WHOLE_EVENTS),
-            "too many events"
-        );
+    fn only_what_the_call_writes_takes_the_one_call_commit() {
+        for rows in [false, true] {
+            assert!(is_plain(
+                &[append(1), append(WHOLE_EVENTS - 1)],
+                WHOLE_EVENTS,
+                rows
+            ));
+            assert!(
+                !is_plain(&[append(1), append(WHOLE_EVENTS)], WHOLE_EVENTS, rows),
+                "too many events"
+            );
+        }
         fn text(s: &str) -> String {
             s.to_owned()
         }
@@ -1380,7 +1389,15 @@ mod tests {
         for (i, other) in others.iter().enumerate() {
             let mut second = append(1);
             other(&mut second);
-            assert!(!is_plain(&[append(1), second], WHOLE_EVENTS), "case {i}");
+            let batch = [append(1), second];
+            assert!(!is_plain(&batch, WHOLE_EVENTS, false), "case {i}");
+            // Openings, messages and tracking updates only where the call writes them.
+            let written_beside = matches!(i, 2 | 3 | 5);
+            assert_eq!(
+                is_plain(&batch, WHOLE_EVENTS, true),
+                written_beside,
+                "case {i}"
+            );
         }
     }
 }

@@ -8,7 +8,8 @@
 //! out of sqlx's worker once ([`sqlx::SqliteConnection::lock_handle`], as the bulk reads of
 //! `pages` do) and runs the whole transaction on its own thread: `BEGIN IMMEDIATE`, the head
 //! checked against the one its last commit left, one single-row INSERT stepped per key, claim,
-//! event and subtree hash, the fence moved, `COMMIT` — the one fsync of the batch.
+//! event, sealed field's opening, tracking update, webhook message and subtree hash, the fence
+//! moved, `COMMIT` — the one fsync of the batch.
 //!
 //! Every value is bound, never written into SQL text. An error rolls the transaction back
 //! before it is returned, as a `sqlx::Error::Database` carrying SQLite's extended code, so that
@@ -53,6 +54,17 @@ const EVENT: &CStr = match CStr::from_bytes_with_nul(
 };
 
 const NODE: &CStr = c"INSERT OR FAIL INTO merkle_nodes (level, idx, hash) VALUES (?1, ?2, ?3)";
+
+const OPENING: &CStr = c"INSERT OR FAIL INTO openings \
+    (position, pointer, value, salt, stream_type, stream_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
+const TRACKING: &CStr = c"INSERT OR FAIL INTO tracking_updates \
+    (update_id, shipment_id, status, occurred_at, received_at, details) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
+const OUTBOX: &CStr = c"INSERT OR FAIL INTO webhook_outbox \
+    (message_id, endpoint_id, event_type, occurred_at, position, data, shipment_id) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
 const FENCE: &CStr = c"UPDATE fences SET position = ?1 WHERE name = 'restriction'";
 
@@ -124,10 +136,12 @@ fn write(db: NonNull<ffi::sqlite3>, whole: &Whole<'_, '_>) -> Result<bool, RawEr
             insert.run(&[Value::Text(claim), Value::Int(position)])?;
         }
     }
+    let events = whole.stamped.events();
     let mut insert = Prepared::new(db, EVENT)?;
-    for event in whole.stamped.events() {
+    for event in &events {
         insert.run(&event_row(event, whole.time))?;
     }
+    rows_beside(db, whole.stamped, &events)?;
     if !whole.kept.is_empty() {
         let mut insert = Prepared::new(db, NODE)?;
         for (node, hash) in whole.kept {
@@ -142,6 +156,67 @@ fn write(db: NonNull<ffi::sqlite3>, whole: &Whole<'_, '_>) -> Result<bool, RawEr
         Prepared::new(db, FENCE)?.run(&[Value::Int(fence)])?;
     }
     Ok(true)
+}
+
+/// What a batch keeps beside its events: the openings of sealed fields (SPEC §12), tracking
+/// updates (SPEC §14; one already held is a unique violation, which sends the batch the
+/// general way to refuse its append alone) and webhook messages (SPEC §13), as the general
+/// path writes them.
+fn rows_beside(
+    db: NonNull<ffi::sqlite3>,
+    stamped: &Stamped<'_>,
+    events: &[&StoredEvent],
+) -> Result<(), RawError> {
+    let openings: Vec<_> = events
+        .iter()
+        .flat_map(|e| e.openings.iter().map(move |o| (*e, o)))
+        .collect();
+    if !openings.is_empty() {
+        let mut insert = Prepared::new(db, OPENING)?;
+        for (event, opening) in openings {
+            insert.run(&[
+                Value::Int(event.position.as_i64()),
+                Value::Text(&opening.pointer),
+                Value::Text(&opening.value),
+                Value::Text(&opening.salt),
+                Value::Text(&event.stream_type),
+                Value::Text(&event.stream_id),
+            ])?;
+        }
+    }
+    let tracking = stamped.tracking();
+    if !tracking.is_empty() {
+        let mut insert = Prepared::new(db, TRACKING)?;
+        for update in tracking {
+            insert.run(&[
+                Value::Text(&update.update_id),
+                Value::Text(&update.shipment_id),
+                Value::Text(&update.status),
+                Value::Text(&update.occurred_at),
+                Value::Int(update.received_at),
+                Value::Text(&update.details),
+            ])?;
+        }
+    }
+    let outbox = stamped.outbox();
+    if !outbox.is_empty() {
+        let mut insert = Prepared::new(db, OUTBOX)?;
+        for (message, position) in outbox {
+            insert.run(&[
+                Value::Text(&message.message_id),
+                Value::Text(&message.endpoint_id),
+                Value::Text(&message.event_type),
+                Value::Text(&message.occurred_at),
+                Value::Int(position.as_i64()),
+                Value::Text(&message.data),
+                message
+                    .shipment_id
+                    .as_deref()
+                    .map_or(Value::Null, Value::Text),
+            ])?;
+        }
+    }
+    Ok(())
 }
 
 /// An event's ten columns, in the order of `event_columns!`.
@@ -162,6 +237,7 @@ fn event_row<'a>(e: &'a StoredEvent, time: &'a str) -> [Value<'a>; 10] {
 
 /// A value bound to a statement's parameter.
 enum Value<'a> {
+    Null,
     Int(i64),
     Text(&'a str),
     Blob(&'a [u8]),
@@ -217,6 +293,7 @@ impl Prepared {
             // the bindings before the borrowed values can go.
             let code = unsafe {
                 match value {
+                    Value::Null => ffi::sqlite3_bind_null(stmt, at),
                     Value::Int(v) => ffi::sqlite3_bind_int64(stmt, at, *v),
                     Value::Text(s) => ffi::sqlite3_bind_text(
                         stmt,
