@@ -115,43 +115,30 @@ fn write(db: NonNull<ffi::sqlite3>, whole: &Whole<'_, '_>) -> Result<bool, RawEr
     if head.row(&[])? != Some(whole.head) {
         return Ok(false);
     }
-    let keys = whole.stamped.keys();
-    if !keys.is_empty() {
-        let mut insert = Prepared::new(db, KEY)?;
-        for (claim, events) in keys {
-            insert.run(&[
-                Value::Text(&claim.scope),
-                Value::Text(&claim.key),
-                Value::Text(&claim.fingerprint),
-                Value::Int(events.first().map_or(0, |e| e.position.as_i64())),
-                Value::Int(events.last().map_or(0, |e| e.position.as_i64())),
-                Value::Text(whole.time),
-            ])?;
-        }
-    }
-    let claims = whole.stamped.claims();
-    if !claims.is_empty() {
-        let mut insert = Prepared::new(db, CLAIM)?;
-        for (claim, position) in claims {
-            insert.run(&[Value::Text(claim), Value::Int(position)])?;
-        }
-    }
+    let time = whole.time;
+    insert_each(db, KEY, &whole.stamped.keys(), |(claim, events)| {
+        [
+            Value::Text(&claim.scope),
+            Value::Text(&claim.key),
+            Value::Text(&claim.fingerprint),
+            Value::Int(events.first().map_or(0, |e| e.position.as_i64())),
+            Value::Int(events.last().map_or(0, |e| e.position.as_i64())),
+            Value::Text(time),
+        ]
+    })?;
+    insert_each(db, CLAIM, &whole.stamped.claims(), |(claim, position)| {
+        [Value::Text(claim), Value::Int(*position)]
+    })?;
     let events = whole.stamped.events();
-    let mut insert = Prepared::new(db, EVENT)?;
-    for event in &events {
-        insert.run(&event_row(event, whole.time))?;
-    }
+    insert_each(db, EVENT, &events, |event| event_row(event, time))?;
     rows_beside(db, whole.stamped, &events)?;
-    if !whole.kept.is_empty() {
-        let mut insert = Prepared::new(db, NODE)?;
-        for (node, hash) in whole.kept {
-            insert.run(&[
-                Value::Int(i64::from(node.level())),
-                Value::Int(sql_index(node.index())),
-                Value::Blob(hash.as_slice()),
-            ])?;
-        }
-    }
+    insert_each(db, NODE, whole.kept, |(node, hash)| {
+        [
+            Value::Int(i64::from(node.level())),
+            Value::Int(sql_index(node.index())),
+            Value::Blob(hash.as_slice()),
+        ]
+    })?;
     if let Some(fence) = whole.fence {
         Prepared::new(db, FENCE)?.run(&[Value::Int(fence)])?;
     }
@@ -171,50 +158,56 @@ fn rows_beside(
         .iter()
         .flat_map(|e| e.openings.iter().map(move |o| (*e, o)))
         .collect();
-    if !openings.is_empty() {
-        let mut insert = Prepared::new(db, OPENING)?;
-        for (event, opening) in openings {
-            insert.run(&[
-                Value::Int(event.position.as_i64()),
-                Value::Text(&opening.pointer),
-                Value::Text(&opening.value),
-                Value::Text(&opening.salt),
-                Value::Text(&event.stream_type),
-                Value::Text(&event.stream_id),
-            ])?;
-        }
+    insert_each(db, OPENING, &openings, |(event, opening)| {
+        [
+            Value::Int(event.position.as_i64()),
+            Value::Text(&opening.pointer),
+            Value::Text(&opening.value),
+            Value::Text(&opening.salt),
+            Value::Text(&event.stream_type),
+            Value::Text(&event.stream_id),
+        ]
+    })?;
+    insert_each(db, TRACKING, &stamped.tracking(), |update| {
+        [
+            Value::Text(&update.update_id),
+            Value::Text(&update.shipment_id),
+            Value::Text(&update.status),
+            Value::Text(&update.occurred_at),
+            Value::Int(update.received_at),
+            Value::Text(&update.details),
+        ]
+    })?;
+    insert_each(db, OUTBOX, &stamped.outbox(), |(message, position)| {
+        [
+            Value::Text(&message.message_id),
+            Value::Text(&message.endpoint_id),
+            Value::Text(&message.event_type),
+            Value::Text(&message.occurred_at),
+            Value::Int(position.as_i64()),
+            Value::Text(&message.data),
+            message
+                .shipment_id
+                .as_deref()
+                .map_or(Value::Null, Value::Text),
+        ]
+    })
+}
+
+/// Steps `sql` once for each of `rows`, bound with the values `bind` takes from it; prepares
+/// nothing when there are no rows.
+fn insert_each<'a, T, const N: usize>(
+    db: NonNull<ffi::sqlite3>,
+    sql: &CStr,
+    rows: &'a [T],
+    bind: impl Fn(&'a T) -> [Value<'a>; N],
+) -> Result<(), RawError> {
+    if rows.is_empty() {
+        return Ok(());
     }
-    let tracking = stamped.tracking();
-    if !tracking.is_empty() {
-        let mut insert = Prepared::new(db, TRACKING)?;
-        for update in tracking {
-            insert.run(&[
-                Value::Text(&update.update_id),
-                Value::Text(&update.shipment_id),
-                Value::Text(&update.status),
-                Value::Text(&update.occurred_at),
-                Value::Int(update.received_at),
-                Value::Text(&update.details),
-            ])?;
-        }
-    }
-    let outbox = stamped.outbox();
-    if !outbox.is_empty() {
-        let mut insert = Prepared::new(db, OUTBOX)?;
-        for (message, position) in outbox {
-            insert.run(&[
-                Value::Text(&message.message_id),
-                Value::Text(&message.endpoint_id),
-                Value::Text(&message.event_type),
-                Value::Text(&message.occurred_at),
-                Value::Int(position.as_i64()),
-                Value::Text(&message.data),
-                message
-                    .shipment_id
-                    .as_deref()
-                    .map_or(Value::Null, Value::Text),
-            ])?;
-        }
+    let mut insert = Prepared::new(db, sql)?;
+    for row in rows {
+        insert.run(&bind(row))?;
     }
     Ok(())
 }
