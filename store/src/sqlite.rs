@@ -459,6 +459,9 @@ fn tx(writer: &mut Writer) -> Result<&mut SqliteConnection, sqlx::Error> {
 
 /// The group commit's connection, and what it knows of the head its last commit left.
 pub(crate) struct Writer {
+    /// The one call's statements, prepared on `conn`: declared first, so that they are
+    /// finalized before `conn` closes.
+    kept: whole::Kept,
     conn: SqliteConnection,
     head: LastHead,
 }
@@ -466,6 +469,7 @@ pub(crate) struct Writer {
 impl Writer {
     pub(crate) fn new(conn: SqliteConnection) -> Self {
         Self {
+            kept: whole::Kept::default(),
             conn,
             head: LastHead::default(),
         }
@@ -692,7 +696,11 @@ impl LogWriter for Writer {
             kept,
             fence: new_fence,
         };
-        Ok(whole::append(handle.as_raw_handle(), &whole)?)
+        Ok(whole::append(
+            handle.as_raw_handle(),
+            &mut self.kept,
+            &whole,
+        )?)
     }
 }
 
@@ -1008,6 +1016,28 @@ mod tests {
         assert!(crate::error::is_unique_violation(&err), "{err}");
         assert_eq!(count("SELECT COUNT(*) FROM events").await, 2);
         assert_eq!(count("SELECT COUNT(*) FROM tracking_updates").await, 1);
+
+        // The statements kept from those calls serve the next one after the failure.
+        let batch = [Append::for_test("b", 1)];
+        let mut fence = -1;
+        let stamped = Stamped::new(&batch, Position::new(2), &mut fence, at);
+        assert!(writer
+            .append_whole((Position::new(2), -1), &stamped, &time, &none, None, None)
+            .await
+            .expect("the next call"));
+        assert_eq!(count("SELECT COUNT(*) FROM events").await, 3);
+
+        // They are finalized before the writer's connection closes: SQLite refuses to close a
+        // connection with statements left (sqlx then panics on its worker thread), and only
+        // the last connection's close removes the WAL.
+        reads.close().await;
+        drop(writer);
+        let wal = dir.path().join("ledger.db-wal");
+        let closed = std::time::Instant::now();
+        while wal.exists() && closed.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(!wal.exists(), "the writer's connection did not close");
     }
 
     /// Regression: the decision scan must walk the range of positions, never an index over the

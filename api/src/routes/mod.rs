@@ -22,8 +22,13 @@ pub mod webhooks;
 
 use actix_web::web;
 
+/// Registers every route. actix tries them in this order and matches a path with a parameter
+/// (`/v1/principals/{id}/suspend`) by running a regular expression, so the decisions, the bulk
+/// of the traffic, come first: a decision is matched by comparing strings alone.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(health::healthz)
+    cfg.service(decisions::decide_one)
+        .service(decisions::decide_batch)
+        .service(health::healthz)
         .service(health::readyz)
         .service(health::metrics)
         .service(log::inclusion)
@@ -42,8 +47,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(principals::reactivate)
         .service(principals::me)
         .service(principals::partners)
-        .service(decisions::decide_one)
-        .service(decisions::decide_batch)
         .service(shipments::authorized_parties)
         .service(shipments::create)
         .service(shipments::get)

@@ -11,6 +11,10 @@
 //! event, sealed field's opening, tracking update, webhook message and subtree hash, the fence
 //! moved, `COMMIT` — the one fsync of the batch.
 //!
+//! Its statements are prepared the first time a batch needs them and kept with the writer's
+//! connection ([`Kept`]): prepared per batch, the parsing was 6–7% of the group commit's
+//! thread under single decisions (BENCHMARKS.md, "The one call's statements kept").
+//!
 //! Every value is bound, never written into SQL text. An error rolls the transaction back
 //! before it is returned, as a `sqlx::Error::Database` carrying SQLite's extended code, so that
 //! a unique violation sends the batch to the general path (which refuses the offending append
@@ -83,9 +87,13 @@ pub(super) struct Whole<'a, 'b> {
 ///
 /// `db` must be an open connection that no other thread uses until this returns (the caller
 /// holds its `LockedSqliteHandle`), in autocommit mode.
-pub(super) fn append(db: NonNull<ffi::sqlite3>, whole: &Whole<'_, '_>) -> Result<bool, RawError> {
+pub(super) fn append(
+    db: NonNull<ffi::sqlite3>,
+    kept: &mut Kept,
+    whole: &Whole<'_, '_>,
+) -> Result<bool, RawError> {
     exec(db, c"BEGIN IMMEDIATE")?;
-    let written = write(db, whole);
+    let written = write(&mut kept.on(db), whole);
     match written {
         Ok(true) => match exec(db, c"COMMIT") {
             Ok(()) => Ok(true),
@@ -110,13 +118,12 @@ fn roll_back(db: NonNull<ffi::sqlite3>, err: RawError) -> RawError {
 }
 
 /// Everything of `whole` inside the open transaction; `false` if the head moved.
-fn write(db: NonNull<ffi::sqlite3>, whole: &Whole<'_, '_>) -> Result<bool, RawError> {
-    let mut head = Prepared::new(db, HEAD)?;
-    if head.row(&[])? != Some(whole.head) {
+fn write(db: &mut On<'_>, whole: &Whole<'_, '_>) -> Result<bool, RawError> {
+    if db.statement(Sql::Head)?.row(&[])? != Some(whole.head) {
         return Ok(false);
     }
     let time = whole.time;
-    insert_each(db, KEY, &whole.stamped.keys(), |(claim, events)| {
+    insert_each(db, Sql::Key, &whole.stamped.keys(), |(claim, events)| {
         [
             Value::Text(&claim.scope),
             Value::Text(&claim.key),
@@ -126,13 +133,16 @@ fn write(db: NonNull<ffi::sqlite3>, whole: &Whole<'_, '_>) -> Result<bool, RawEr
             Value::Text(time),
         ]
     })?;
-    insert_each(db, CLAIM, &whole.stamped.claims(), |(claim, position)| {
-        [Value::Text(claim), Value::Int(*position)]
-    })?;
+    insert_each(
+        db,
+        Sql::Claim,
+        &whole.stamped.claims(),
+        |(claim, position)| [Value::Text(claim), Value::Int(*position)],
+    )?;
     let events = whole.stamped.events();
-    insert_each(db, EVENT, &events, |event| event_row(event, time))?;
+    insert_each(db, Sql::Event, &events, |event| event_row(event, time))?;
     rows_beside(db, whole.stamped, &events)?;
-    insert_each(db, NODE, whole.kept, |(node, hash)| {
+    insert_each(db, Sql::Node, whole.kept, |(node, hash)| {
         [
             Value::Int(i64::from(node.level())),
             Value::Int(sql_index(node.index())),
@@ -140,7 +150,7 @@ fn write(db: NonNull<ffi::sqlite3>, whole: &Whole<'_, '_>) -> Result<bool, RawEr
         ]
     })?;
     if let Some(fence) = whole.fence {
-        Prepared::new(db, FENCE)?.run(&[Value::Int(fence)])?;
+        db.statement(Sql::Fence)?.run(&[Value::Int(fence)])?;
     }
     Ok(true)
 }
@@ -150,7 +160,7 @@ fn write(db: NonNull<ffi::sqlite3>, whole: &Whole<'_, '_>) -> Result<bool, RawEr
 /// general way to refuse its append alone) and webhook messages (SPEC §13), as the general
 /// path writes them.
 fn rows_beside(
-    db: NonNull<ffi::sqlite3>,
+    db: &mut On<'_>,
     stamped: &Stamped<'_>,
     events: &[&StoredEvent],
 ) -> Result<(), RawError> {
@@ -158,7 +168,7 @@ fn rows_beside(
         .iter()
         .flat_map(|e| e.openings.iter().map(move |o| (*e, o)))
         .collect();
-    insert_each(db, OPENING, &openings, |(event, opening)| {
+    insert_each(db, Sql::Opening, &openings, |(event, opening)| {
         [
             Value::Int(event.position.as_i64()),
             Value::Text(&opening.pointer),
@@ -168,7 +178,7 @@ fn rows_beside(
             Value::Text(&event.stream_id),
         ]
     })?;
-    insert_each(db, TRACKING, &stamped.tracking(), |update| {
+    insert_each(db, Sql::Tracking, &stamped.tracking(), |update| {
         [
             Value::Text(&update.update_id),
             Value::Text(&update.shipment_id),
@@ -178,7 +188,7 @@ fn rows_beside(
             Value::Text(&update.details),
         ]
     })?;
-    insert_each(db, OUTBOX, &stamped.outbox(), |(message, position)| {
+    insert_each(db, Sql::Outbox, &stamped.outbox(), |(message, position)| {
         [
             Value::Text(&message.message_id),
             Value::Text(&message.endpoint_id),
@@ -197,15 +207,15 @@ fn rows_beside(
 /// Steps `sql` once for each of `rows`, bound with the values `bind` takes from it; prepares
 /// nothing when there are no rows.
 fn insert_each<'a, T, const N: usize>(
-    db: NonNull<ffi::sqlite3>,
-    sql: &CStr,
+    db: &mut On<'_>,
+    sql: Sql,
     rows: &'a [T],
     bind: impl Fn(&'a T) -> [Value<'a>; N],
 ) -> Result<(), RawError> {
     if rows.is_empty() {
         return Ok(());
     }
-    let mut insert = Prepared::new(db, sql)?;
+    let insert = db.statement(sql)?;
     for row in rows {
         insert.run(&bind(row))?;
     }
@@ -236,18 +246,97 @@ enum Value<'a> {
     Blob(&'a [u8]),
 }
 
-/// A statement prepared on the locked connection, finalized when dropped.
+/// The one call's statements.
+#[derive(Clone, Copy)]
+enum Sql {
+    Head,
+    Key,
+    Claim,
+    Event,
+    Node,
+    Opening,
+    Tracking,
+    Outbox,
+    Fence,
+}
+
+impl Sql {
+    const COUNT: usize = 9;
+
+    fn text(self) -> &'static CStr {
+        match self {
+            Sql::Head => HEAD,
+            Sql::Key => KEY,
+            Sql::Claim => CLAIM,
+            Sql::Event => EVENT,
+            Sql::Node => NODE,
+            Sql::Opening => OPENING,
+            Sql::Tracking => TRACKING,
+            Sql::Outbox => OUTBOX,
+            Sql::Fence => FENCE,
+        }
+    }
+}
+
+/// The one call's statements, each prepared on the writer's connection the first time a batch
+/// needs it and kept until the writer goes, finalized then before the connection closes (the
+/// writer holds this before its connection, and Rust drops fields in order).
+///
+/// A statement is used only inside [`append`], while the caller holds the connection's
+/// `LockedSqliteHandle`; between batches it sits reset, with no bindings, and SQLite prepares
+/// it again by itself if the schema changed meanwhile.
+#[derive(Default)]
+pub(crate) struct Kept {
+    db: Option<NonNull<ffi::sqlite3>>,
+    statements: [Option<Prepared>; Sql::COUNT],
+}
+
+// SAFETY: the statements belong to the writer's connection and are stepped only by the thread
+// that holds its handle locked ([`append`]); moving them with the writer to another thread
+// moves no use of them. They are finalized in `Drop`, when nothing else runs on the connection
+// (the writer, which owns it, is being dropped and has no statement in flight).
+unsafe impl Send for Kept {}
+
+impl Kept {
+    /// The statements for `db`; any kept for another connection are finalized first.
+    fn on(&mut self, db: NonNull<ffi::sqlite3>) -> On<'_> {
+        if self.db != Some(db) {
+            self.statements = Default::default();
+            self.db = Some(db);
+        }
+        On { db, kept: self }
+    }
+}
+
+/// [`Kept`] on the connection a batch runs on.
+struct On<'k> {
+    db: NonNull<ffi::sqlite3>,
+    kept: &'k mut Kept,
+}
+
+impl On<'_> {
+    /// `sql`, prepared now if it never was.
+    fn statement(&mut self, sql: Sql) -> Result<&mut Prepared, RawError> {
+        let slot = &mut self.kept.statements[sql as usize];
+        let prepared = match slot.take() {
+            Some(prepared) => prepared,
+            None => Prepared {
+                db: self.db,
+                statement: Statement::prepare(self.db, sql.text())
+                    .map_err(|code| RawError::of(self.db, code))?,
+            },
+        };
+        Ok(slot.insert(prepared))
+    }
+}
+
+/// A statement prepared on the writer's connection, finalized when dropped.
 struct Prepared {
     db: NonNull<ffi::sqlite3>,
     statement: Statement,
 }
 
 impl Prepared {
-    fn new(db: NonNull<ffi::sqlite3>, sql: &CStr) -> Result<Self, RawError> {
-        let statement = Statement::prepare(db, sql).map_err(|code| RawError::of(db, code))?;
-        Ok(Self { db, statement })
-    }
-
     /// Binds `values`, steps the statement to its end, and resets it.
     fn run(&mut self, values: &[Value<'_>]) -> Result<(), RawError> {
         self.row(values).map(drop)
