@@ -22,8 +22,8 @@ use consent_ledger_audit::tree::{root_nodes, Frontier, Hash, NodeId};
 
 use crate::error::StoreError;
 use crate::event::{
-    Credential, DecisionScan, IdempotencyClaim, IdempotencyRecord, IssuedCredential, Payload,
-    Position, RawEvent, StoredEvent,
+    Credential, DecisionScan, IdempotencyClaim, IdempotencyRecord, IssuedCredential, OpenedField,
+    OutboxMessage, Payload, Position, RawEvent, StoredEvent, TrackingUpdateRow,
 };
 use crate::write_path::{
     announce, is_kept, nodes_then_finish, resolve_nodes, sql_index, LastHead, LogWriter, Stamped,
@@ -287,8 +287,9 @@ impl LogWriter for Writer {
         Some(&mut self.head)
     }
 
-    /// One round trip instead of three: `log_append` (migrations/postgres/0018) checks the
-    /// head under its lock and writes the batch, and its statement's commit flushes the WAL.
+    /// One round trip instead of three: `log_append` (migrations/postgres/0018, 0019) checks
+    /// the head under its lock and writes the batch with the rows it keeps beside its events,
+    /// and its statement's commit flushes the WAL.
     #[tracing::instrument(level = "trace", skip_all, fields(events = stamped.events().len()))]
     async fn append_whole(
         &mut self,
@@ -302,19 +303,27 @@ impl LogWriter for Writer {
         let keys = stamped.keys();
         let claims = stamped.claims();
         let events = stamped.events();
+        let openings = openings_of(&events);
+        let tracking = stamped.tracking();
+        let outbox = stamped.outbox();
         let call = sqlx::query(
             "SELECT log_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-             $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)",
+             $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, \
+             $32, $33, $34, $35, $36, $37, $38, $39, $40, $41, $42, $43, $44)",
         )
         .bind(next.as_i64())
         .bind(fence);
         let call = bind_events(bind_claims(bind_keys(call, &keys, time), &claims), &events);
-        bind_nodes(call, kept)
+        let call = bind_nodes(call, kept)
             .bind(new_fence)
-            .bind(size.map(Position::as_i64))
-            .fetch_one(self.connection().await?)
-            .await?
-            .try_get(0)
+            .bind(size.map(Position::as_i64));
+        bind_outbox(
+            bind_tracking(bind_openings(call, &openings), &tracking),
+            &outbox,
+        )
+        .fetch_one(self.connection().await?)
+        .await?
+        .try_get(0)
     }
 }
 
@@ -437,6 +446,67 @@ fn bind_nodes<'q>(q: PgQuery<'q>, kept: &[&'q (NodeId, Hash)]) -> PgQuery<'q> {
                 .collect::<Vec<_>>(),
         )
         .bind(kept.iter().map(|(_, h)| h.as_slice()).collect::<Vec<_>>())
+}
+
+/// The sealed fields' openings of `events`, each with its event (SPEC §12).
+fn openings_of<'q>(events: &[&'q StoredEvent]) -> Vec<(&'q StoredEvent, &'q OpenedField)> {
+    events
+        .iter()
+        .flat_map(|e| e.openings.iter().map(move |o| (*e, o)))
+        .collect()
+}
+
+/// Binds openings as the six arrays of the `openings` table's columns, in their order.
+fn bind_openings<'q>(
+    q: PgQuery<'q>,
+    openings: &[(&'q StoredEvent, &'q OpenedField)],
+) -> PgQuery<'q> {
+    let column = |f: fn(&(&'q StoredEvent, &'q OpenedField)) -> &'q str| {
+        openings.iter().map(f).collect::<Vec<_>>()
+    };
+    q.bind(
+        openings
+            .iter()
+            .map(|(e, _)| e.position.as_i64())
+            .collect::<Vec<_>>(),
+    )
+    .bind(column(|(_, o)| &o.pointer))
+    .bind(column(|(_, o)| &o.value))
+    .bind(column(|(_, o)| &o.salt))
+    .bind(column(|(e, _)| &e.stream_type))
+    .bind(column(|(e, _)| &e.stream_id))
+}
+
+/// Binds tracking updates as the six arrays of the `tracking_updates` table's columns.
+fn bind_tracking<'q>(q: PgQuery<'q>, updates: &[&'q TrackingUpdateRow]) -> PgQuery<'q> {
+    let column =
+        |f: fn(&'q TrackingUpdateRow) -> &'q str| updates.iter().map(|u| f(u)).collect::<Vec<_>>();
+    q.bind(column(|u| &u.update_id))
+        .bind(column(|u| &u.shipment_id))
+        .bind(column(|u| &u.status))
+        .bind(column(|u| &u.occurred_at))
+        .bind(updates.iter().map(|u| u.received_at).collect::<Vec<_>>())
+        .bind(column(|u| &u.details))
+}
+
+/// Binds webhook messages as the seven arrays of the `webhook_outbox` columns a message is
+/// queued with (its position, that of the event causing it).
+fn bind_outbox<'q>(q: PgQuery<'q>, messages: &[(&'q OutboxMessage, Position)]) -> PgQuery<'q> {
+    let column = |f: fn(&'q OutboxMessage) -> &'q str| {
+        messages.iter().map(|(m, _)| f(m)).collect::<Vec<_>>()
+    };
+    q.bind(column(|m| &m.message_id))
+        .bind(column(|m| &m.endpoint_id))
+        .bind(column(|m| &m.event_type))
+        .bind(column(|m| &m.occurred_at))
+        .bind(messages.iter().map(|(_, p)| p.as_i64()).collect::<Vec<_>>())
+        .bind(column(|m| &m.data))
+        .bind(
+            messages
+                .iter()
+                .map(|(m, _)| m.shipment_id.as_deref())
+                .collect::<Vec<_>>(),
+        )
 }
 
 /// Inserts events in one statement (the writer's batches and the benchmark's baseline).
@@ -623,7 +693,7 @@ async fn listen_on(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
 mod tests {
     use super::*;
     use crate::testing::{postgres_server, ScratchDatabase};
-    use crate::write_path::one_call_contract;
+    use crate::write_path::{one_call_contract, rows_beside_contract};
 
     /// `log_append` writes a batch only against the head its caller expects, and a unique
     /// violation inside it writes nothing: the two cases in which the writer falls back to
@@ -637,6 +707,25 @@ mod tests {
         let (_pool, mut writer) = open(db.url()).await.expect("open");
         let reads = pool(db.url(), 1).await.expect("pool");
         one_call_contract(&mut writer, async |sql| {
+            sqlx::query_scalar(sql)
+                .fetch_one(&reads)
+                .await
+                .expect("a value")
+        })
+        .await;
+    }
+
+    /// `log_append` also writes sealed fields' openings, tracking updates and webhook messages
+    /// (migrations/postgres/0019), as SQLite's one call does.
+    #[tokio::test]
+    async fn the_one_call_writes_openings_tracking_updates_and_messages() {
+        let Some(server) = postgres_server("the one call's rows beside the events") else {
+            return;
+        };
+        let db = ScratchDatabase::create(&server).await.expect("database");
+        let (_pool, mut writer) = open(db.url()).await.expect("open");
+        let reads = pool(db.url(), 1).await.expect("pool");
+        rows_beside_contract(&mut writer, async |sql| {
             sqlx::query_scalar(sql)
                 .fetch_one(&reads)
                 .await

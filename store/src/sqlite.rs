@@ -667,12 +667,10 @@ impl LogWriter for Writer {
     /// thread while SQLite's worker runs its INSERTs, two cores at once, where the one call
     /// hashes first, then steps the INSERTs; with the one call's statements prepared per batch
     /// that lost past a few hundred events, and the limit was 256. With them kept, batches of
-    /// 1,000-decision calls through `serve` commit 13–15% more decisions a second in one call,
-    /// for 17% less of the group commit's CPU (BENCHMARKS.md, "The one call's statements
+    /// 1,000-decision calls through `serve` commit 8–11% more decisions a second in one call,
+    /// for 20% less of the group commit's CPU (BENCHMARKS.md, "The one call's statements
     /// kept"): the two cores are busy anyway, so hashing beside the INSERTs gained nothing.
     const WHOLE_EVENTS: usize = usize::MAX;
-
-    const WHOLE_ROWS: bool = true;
 
     fn last_head(&mut self) -> Option<&mut LastHead> {
         Some(&mut self.head)
@@ -936,91 +934,30 @@ mod tests {
         .await;
     }
 
-    /// On SQLite the one call also writes what a batch keeps beside its events — a sealed
-    /// field's opening, a tracking update, a webhook message — and a tracking update already
-    /// held fails it as a unique violation with nothing written.
+    /// The one call writes what a batch keeps beside its events ([`rows_beside_contract`]);
+    /// the statements it kept serve the next call after a failed one, and are finalized
+    /// before the writer's connection closes.
     #[tokio::test]
     async fn the_one_call_writes_openings_tracking_updates_and_messages() {
-        use crate::event::{Append, OpenedField, OutboxMessage, TrackingUpdateRow};
-        use crate::write_path::{commit_batch, BatchOutcome};
+        use crate::event::Append;
+        use crate::write_path::rows_beside_contract;
         use chrono::SubsecRound as _;
 
         let dir = tempfile::tempdir().expect("dir");
         let (reads, conn) = open(&dir.path().join("ledger.db")).await.expect("open");
         let mut writer = Writer::new(conn);
-        let mut frontier = None;
-        let first = [Append::for_test("a", 1)];
-        assert!(matches!(
-            commit_batch(&mut writer, &first, &mut frontier).await,
-            BatchOutcome::Done(_)
-        ));
-        let update = TrackingUpdateRow {
-            update_id: "u1".to_owned(),
-            shipment_id: "s1".to_owned(),
-            status: "in_transit".to_owned(),
-            occurred_at: "2026-12-05T00:00:00.000000Z".to_owned(),
-            received_at: 1,
-            details: "{}".to_owned(),
-        };
-        let mut rich = Append::for_test("a", 2);
-        rich.events[0].openings.push(OpenedField {
-            pointer: "/TrackingAccessAllowed/tracking_number".to_owned(),
-            value: "v".to_owned(),
-            salt: "s".to_owned(),
-        });
-        rich.tracking.push(update.clone());
-        rich.outbox.push(OutboxMessage {
-            message_id: "m1".to_owned(),
-            endpoint_id: "e1".to_owned(),
-            event_type: "tracking.updated".to_owned(),
-            occurred_at: "2026-12-05T00:00:00Z".to_owned(),
-            data: "{}".to_owned(),
-            cause: 0,
-            shipment_id: Some("s1".to_owned()),
-        });
-        let at = Utc::now().trunc_subsecs(6);
-        let time = Writer::time(at);
-        let none = Vec::new();
         let count = async |sql: &'static str| -> i64 {
             sqlx::query_scalar(sql)
                 .fetch_one(&reads)
                 .await
                 .expect("a count")
         };
-
-        let batch = [rich];
-        let mut fence = -1;
-        let stamped = Stamped::new(&batch, Position::new(1), &mut fence, at);
-        let written = writer
-            .append_whole((Position::new(1), -1), &stamped, &time, &none, None, None)
-            .await
-            .expect("a call against the head");
-        assert!(written);
-        assert_eq!(
-            count("SELECT COUNT(*) FROM openings WHERE position = 1").await,
-            1
-        );
-        assert_eq!(count("SELECT COUNT(*) FROM tracking_updates").await, 1);
-        assert_eq!(
-            count("SELECT COUNT(*) FROM webhook_outbox WHERE position = 1 AND shipment_id = 's1'")
-                .await,
-            1
-        );
-
-        let mut again = Append::for_test("b", 1);
-        again.tracking.push(update);
-        let batch = [again];
-        let mut fence = -1;
-        let stamped = Stamped::new(&batch, Position::new(2), &mut fence, at);
-        let err = writer
-            .append_whole((Position::new(2), -1), &stamped, &time, &none, None, None)
-            .await
-            .expect_err("a tracking update already held");
-        assert!(crate::error::is_unique_violation(&err), "{err}");
-        assert_eq!(count("SELECT COUNT(*) FROM events").await, 2);
-        assert_eq!(count("SELECT COUNT(*) FROM tracking_updates").await, 1);
+        rows_beside_contract(&mut writer, count).await;
 
         // The statements kept from those calls serve the next one after the failure.
+        let at = Utc::now().trunc_subsecs(6);
+        let time = Writer::time(at);
+        let none = Vec::new();
         let batch = [Append::for_test("b", 1)];
         let mut fence = -1;
         let stamped = Stamped::new(&batch, Position::new(2), &mut fence, at);
@@ -1031,8 +968,8 @@ mod tests {
         assert_eq!(count("SELECT COUNT(*) FROM events").await, 3);
 
         // They are finalized before the writer's connection closes: SQLite refuses to close a
-        // connection with statements left (sqlx then panics on its worker thread), and only
-        // the last connection's close removes the WAL.
+        // connection with statements left (sqlx then panics), and only the last connection's
+        // close removes the WAL.
         reads.close().await;
         drop(writer);
         let wal = dir.path().join("ledger.db-wal");

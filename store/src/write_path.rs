@@ -163,10 +163,6 @@ pub(crate) trait LogWriter {
     /// Events a batch may hold at most for [`LogWriter::append_whole`].
     const WHOLE_EVENTS: usize = WHOLE_EVENTS;
 
-    /// Whether [`LogWriter::append_whole`] also writes sealed fields' openings, webhook
-    /// messages and tracking updates ([`is_plain`]).
-    const WHOLE_ROWS: bool = false;
-
     /// What this writer knows of the head its last commit left, where the backend can commit
     /// a plain batch in one call ([`LogWriter::append_whole`]); `None` elsewhere.
     fn last_head(&mut self) -> Option<&mut LastHead> {
@@ -385,20 +381,13 @@ async fn try_commit_batch<W: LogWriter>(
 pub(crate) const WHOLE_EVENTS: usize = 1_000;
 
 /// Whether a batch is for [`try_whole`]: at most `limit` events, and nothing written but
-/// events, idempotency keys and unique claims — and, where `rows` (the backend's one call
-/// writes them too: [`LogWriter::WHOLE_ROWS`]), sealed fields' openings, webhook messages and
+/// events, idempotency keys, unique claims, sealed fields' openings, webhook messages and
 /// tracking updates. Never a credential, a webhook key or an erasure.
-fn is_plain(batch: &[Append], limit: usize, rows: bool) -> bool {
+fn is_plain(batch: &[Append], limit: usize) -> bool {
     batch.iter().map(|a| a.events.len()).sum::<usize>() <= limit
-        && batch.iter().all(|a| {
-            a.credential.is_none()
-                && a.webhook_key.is_none()
-                && a.erasure.is_none()
-                && (rows
-                    || (a.outbox.is_empty()
-                        && a.tracking.is_empty()
-                        && a.events.iter().all(|e| e.openings.is_empty())))
-        })
+        && batch
+            .iter()
+            .all(|a| a.credential.is_none() && a.webhook_key.is_none() && a.erasure.is_none())
 }
 
 /// The fast path in one call, where the backend offers it ([`LogWriter::append_whole`]) and
@@ -413,7 +402,7 @@ async fn try_whole<W: LogWriter>(
     frontier: &mut Option<Frontier>,
     fence: i64,
 ) -> Result<Option<BatchOutcome>, sqlx::Error> {
-    if !is_plain(batch, W::WHOLE_EVENTS, W::WHOLE_ROWS) {
+    if !is_plain(batch, W::WHOLE_EVENTS) {
         return Ok(None);
     }
     // The edge's size is the next position as this writer left the log; `log_append` checks
@@ -1291,6 +1280,88 @@ pub(crate) async fn one_call_contract<W: LogWriter>(
     assert_eq!(reloaded.as_ref().map(Frontier::size), Some(4));
 }
 
+/// What every backend's [`LogWriter::append_whole`] must also write: what a batch keeps beside
+/// its events — a sealed field's opening (SPEC §12), a tracking update (SPEC §14), a webhook
+/// message (SPEC §13) — and a tracking update already held fails the call as a unique violation
+/// with nothing written (the general path then refuses that append alone). Leaves the log at
+/// two events. `value` answers a query of one integer on another connection.
+#[cfg(test)]
+pub(crate) async fn rows_beside_contract<W: LogWriter>(
+    writer: &mut W,
+    value: impl AsyncFn(&'static str) -> i64,
+) {
+    use crate::event::{OpenedField, OutboxMessage, TrackingUpdateRow};
+
+    let mut frontier = None;
+    let first = [Append::for_test("a", 1)];
+    assert!(matches!(
+        commit_batch(writer, &first, &mut frontier).await,
+        BatchOutcome::Done(_)
+    ));
+    let update = TrackingUpdateRow {
+        update_id: "u1".to_owned(),
+        shipment_id: "s1".to_owned(),
+        status: "in_transit".to_owned(),
+        occurred_at: "2026-12-05T00:00:00.000000Z".to_owned(),
+        received_at: 1,
+        details: "{}".to_owned(),
+    };
+    let mut rich = Append::for_test("a", 2);
+    rich.events[0].openings.push(OpenedField {
+        pointer: "/TrackingAccessAllowed/tracking_number".to_owned(),
+        value: "v".to_owned(),
+        salt: "s".to_owned(),
+    });
+    rich.tracking.push(update.clone());
+    rich.outbox.push(OutboxMessage {
+        message_id: "m1".to_owned(),
+        endpoint_id: "e1".to_owned(),
+        event_type: "tracking.updated".to_owned(),
+        occurred_at: "2026-12-05T00:00:00Z".to_owned(),
+        data: "{}".to_owned(),
+        cause: 0,
+        shipment_id: Some("s1".to_owned()),
+    });
+    let at = Utc::now().trunc_subsecs(6);
+    let time = W::time(at);
+    let none: Vec<&(NodeId, Hash)> = Vec::new();
+
+    let batch = [rich];
+    let mut fence = -1;
+    let stamped = Stamped::new(&batch, Position::new(1), &mut fence, at);
+    let written = writer
+        .append_whole((Position::new(1), -1), &stamped, &time, &none, None, None)
+        .await
+        .expect("a call against the head");
+    assert!(written);
+    assert_eq!(
+        value("SELECT COUNT(*) FROM openings WHERE position = 1 AND stream_id = 'a'").await,
+        1
+    );
+    assert_eq!(
+        value("SELECT COUNT(*) FROM tracking_updates WHERE received_at = 1").await,
+        1
+    );
+    assert_eq!(
+        value("SELECT COUNT(*) FROM webhook_outbox WHERE position = 1 AND shipment_id = 's1'")
+            .await,
+        1
+    );
+
+    let mut again = Append::for_test("b", 1);
+    again.tracking.push(update);
+    let batch = [again];
+    let mut fence = -1;
+    let stamped = Stamped::new(&batch, Position::new(2), &mut fence, at);
+    let err = writer
+        .append_whole((Position::new(2), -1), &stamped, &time, &none, None, None)
+        .await
+        .expect_err("a tracking update already held");
+    assert!(is_unique_violation(&err), "{err}");
+    assert_eq!(value("SELECT COUNT(*) FROM events").await, 2);
+    assert_eq!(value("SELECT COUNT(*) FROM tracking_updates").await, 1);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1328,17 +1399,14 @@ mod tests {
     /// batch it took would lose those rows.
     #[test]
     fn only_what_the_call_writes_takes_the_one_call_commit() {
-        for rows in [false, true] {
-            assert!(is_plain(
-                &[append(1), append(WHOLE_EVENTS - 1)],
-                WHOLE_EVENTS,
-                rows
-            ));
-            assert!(
-                !is_plain(&[append(1), append(WHOLE_EVENTS)], WHOLE_EVENTS, rows),
-                "too many events"
-            );
-        }
+        assert!(is_plain(
+            &[append(1), append(WHOLE_EVENTS - 1)],
+            WHOLE_EVENTS
+        ));
+        assert!(
+            !is_plain(&[append(1), append(WHOLE_EVENTS)], WHOLE_EVENTS),
+            "too many events"
+        );
         fn text(s: &str) -> String {
             s.to_owned()
         }
@@ -1390,14 +1458,9 @@ mod tests {
             let mut second = append(1);
             other(&mut second);
             let batch = [append(1), second];
-            assert!(!is_plain(&batch, WHOLE_EVENTS, false), "case {i}");
-            // Openings, messages and tracking updates only where the call writes them.
+            // Openings, messages and tracking updates are written by the call too.
             let written_beside = matches!(i, 2 | 3 | 5);
-            assert_eq!(
-                is_plain(&batch, WHOLE_EVENTS, true),
-                written_beside,
-                "case {i}"
-            );
+            assert_eq!(is_plain(&batch, WHOLE_EVENTS), written_beside, "case {i}");
         }
     }
 }
