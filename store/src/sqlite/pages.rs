@@ -321,8 +321,9 @@ pub(super) struct Statement(pub(super) NonNull<ffi::sqlite3_stmt>);
 impl Statement {
     /// Prepares `sql` on `db`; SQLite's result code if it fails.
     ///
-    /// `db` must be an open connection that no other thread uses while the statement lives
-    /// (its caller holds the `LockedSqliteHandle`).
+    /// `db` must be an open connection that no other thread uses while the statement is
+    /// prepared, stepped or finalized (its caller holds the `LockedSqliteHandle`); a statement
+    /// kept between those (the one call's, `whole::Kept`) sits reset, touched by no thread.
     pub(super) fn prepare(db: NonNull<ffi::sqlite3>, sql: &CStr) -> Result<Self, c_int> {
         let mut raw = std::ptr::null_mut();
         // SAFETY: `db` is open and used by this thread alone; `sql` is NUL-terminated; `raw`
@@ -351,8 +352,9 @@ impl Statement {
 
 impl Drop for Statement {
     fn drop(&mut self) {
-        // SAFETY: the statement was prepared on a connection whose handle is locked for as long
-        // as the statement lives, and is finalized once, here.
+        // SAFETY: the statement was prepared on a connection that no other thread uses while
+        // this runs (its handle is locked, or its owner is being dropped: `whole::Kept`), and
+        // is finalized once, here.
         unsafe {
             ffi::sqlite3_finalize(self.0.as_ptr());
         }
