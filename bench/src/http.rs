@@ -42,10 +42,38 @@ pub struct HttpArgs {
     /// Connections of the batch load (1,000 decisions a call).
     #[arg(long, default_value_t = 8)]
     pub batch_connections: u32,
+    /// Connections of the single-decision load run last, once the GDPR projection has caught
+    /// up, to show whether it keeps up at that rate (its lag when the load ends).
+    #[arg(long, default_value_t = 16)]
+    pub following_connections: u32,
     #[arg(long, default_value_t = 100)]
     pub partners: usize,
     #[arg(long, default_value_t = 10_000)]
     pub shipments: usize,
+}
+
+/// Events the log holds that the GDPR projection has not applied yet.
+async fn lag(store: &consent_ledger_store::Store) -> anyhow::Result<u64> {
+    let end = store.next_position().await?.get();
+    Ok(end.saturating_sub(store.gdpr_position().await?.get()))
+}
+
+/// Waits until the GDPR projection has applied every event committed now (the server's own
+/// follower applies them; this only reads), at most `limit`.
+async fn wait_caught_up(
+    store: &consent_ledger_store::Store,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    while lag(store).await? > 0 {
+        anyhow::ensure!(
+            started.elapsed() < limit,
+            "the GDPR projection did not catch up within {} s",
+            limit.as_secs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
 }
 
 /// What wrk reported of one load.
@@ -117,7 +145,9 @@ pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
         anyhow::Ok((load, spent))
     };
 
-    // Warm up (connections, caches), then healthz, single decisions, batches, healthz again.
+    // Warm up (connections, caches), then healthz, single decisions, batches, healthz again;
+    // last, once the GDPR projection has caught up, single decisions at a rate it may keep up
+    // with.
     wrk(args.connections, Some(&single_script), "/", 3)?;
     let (ceiling, ceiling_cpu) = wrk(args.connections, None, "/healthz", args.seconds)?;
     // The log's size, read beside the server as another node would.
@@ -143,6 +173,15 @@ pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let caught_up = (store.gdpr_position().await?.get() >= last).then(|| catching_up.elapsed());
+    wait_caught_up(&store, Duration::from_secs(300)).await?;
+    let behind_before = lag(&store).await?;
+    let (following, _) = wrk(
+        args.following_connections,
+        Some(&single_script),
+        "/",
+        args.seconds,
+    )?;
+    let behind_after = lag(&store).await?;
     drop(server);
 
     println!(
@@ -160,6 +199,12 @@ pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
             args.connections,
             ceiling,
             0.0,
+        ),
+        (
+            "**`POST /v1/decisions`**, durable, at a rate the projection may keep up with",
+            args.following_connections,
+            following,
+            1.0,
         ),
         (
             "**`POST /v1/decisions`**, durable",
@@ -210,6 +255,15 @@ pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
             Some(took) => format!("and the rest {:.1} s later", took.as_secs_f64()),
             None => "and had not applied the rest 300 s later".into(),
         }
+    );
+    println!(
+        "the GDPR projection with {} connections: {} events behind the log when that load began, \
+         {} when it ended, {:.1} s of that load's decisions (it applies pages of up to 5,000 \
+         events, so it is a page behind while decisions arrive even when it keeps up)",
+        args.following_connections,
+        behind_before,
+        behind_after,
+        behind_after as f64 / following.requests_per_second.max(1.0)
     );
     println!();
     cpu_table(&[
