@@ -303,7 +303,7 @@ impl LogWriter for Writer {
         let keys = stamped.keys();
         let claims = stamped.claims();
         let events = stamped.events();
-        let openings = openings_of(&events);
+        let openings = stamped.openings();
         let tracking = stamped.tracking();
         let outbox = stamped.outbox();
         let call = sqlx::query(
@@ -446,14 +446,6 @@ fn bind_nodes<'q>(q: PgQuery<'q>, kept: &[&'q (NodeId, Hash)]) -> PgQuery<'q> {
                 .collect::<Vec<_>>(),
         )
         .bind(kept.iter().map(|(_, h)| h.as_slice()).collect::<Vec<_>>())
-}
-
-/// The sealed fields' openings of `events`, each with its event (SPEC §12).
-fn openings_of<'q>(events: &[&'q StoredEvent]) -> Vec<(&'q StoredEvent, &'q OpenedField)> {
-    events
-        .iter()
-        .flat_map(|e| e.openings.iter().map(move |o| (*e, o)))
-        .collect()
 }
 
 /// Binds openings as the six arrays of the `openings` table's columns, in their order.
@@ -700,37 +692,40 @@ mod tests {
     /// the general path.
     #[tokio::test]
     async fn a_batch_commits_in_one_call_only_against_the_head_expected() {
-        let Some(server) = postgres_server("the writer's one-call commit") else {
+        let Some((_db, mut writer, reads)) = scratch_writer("the writer's one-call commit").await
+        else {
             return;
         };
-        let db = ScratchDatabase::create(&server).await.expect("database");
-        let (_pool, mut writer) = open(db.url()).await.expect("open");
-        let reads = pool(db.url(), 1).await.expect("pool");
-        one_call_contract(&mut writer, async |sql| {
-            sqlx::query_scalar(sql)
-                .fetch_one(&reads)
-                .await
-                .expect("a value")
-        })
-        .await;
+        one_call_contract(&mut writer, async |sql| value(&reads, sql).await).await;
     }
 
     /// `log_append` also writes sealed fields' openings, tracking updates and webhook messages
     /// (migrations/postgres/0019), as SQLite's one call does.
     #[tokio::test]
     async fn the_one_call_writes_openings_tracking_updates_and_messages() {
-        let Some(server) = postgres_server("the one call's rows beside the events") else {
+        let Some((_db, mut writer, reads)) =
+            scratch_writer("the one call's rows beside the events").await
+        else {
             return;
         };
+        rows_beside_contract(&mut writer, async |sql| value(&reads, sql).await).await;
+    }
+
+    /// A scratch database on the test server, its writer and a read pool; `None` (the test
+    /// says it is skipped) where no server is configured.
+    async fn scratch_writer(what: &str) -> Option<(ScratchDatabase, Writer, PgPool)> {
+        let server = postgres_server(what)?;
         let db = ScratchDatabase::create(&server).await.expect("database");
-        let (_pool, mut writer) = open(db.url()).await.expect("open");
+        let (_pool, writer) = open(db.url()).await.expect("open");
         let reads = pool(db.url(), 1).await.expect("pool");
-        rows_beside_contract(&mut writer, async |sql| {
-            sqlx::query_scalar(sql)
-                .fetch_one(&reads)
-                .await
-                .expect("a value")
-        })
-        .await;
+        Some((db, writer, reads))
+    }
+
+    /// The one integer `sql` answers on `reads`.
+    async fn value(reads: &PgPool, sql: &'static str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(reads)
+            .await
+            .expect("a value")
     }
 }

@@ -323,11 +323,7 @@ async fn try_commit_batch<W: LogWriter>(
             for (credential, position) in stamped.credentials() {
                 writer.upsert_credential(credential, position).await?;
             }
-            let openings: Vec<_> = stamped
-                .events()
-                .into_iter()
-                .flat_map(|e| e.openings.iter().map(move |o| (e, o)))
-                .collect();
+            let openings = stamped.openings();
             if !openings.is_empty() {
                 writer.insert_openings(&openings).await?;
             }
@@ -571,6 +567,15 @@ impl<'a> Stamped<'a> {
             .zip(&self.events)
             .filter_map(|(a, e)| Some((a, e.first()?.position)))
             .flat_map(|(a, p)| a.outbox.iter().map(move |m| (m, caused_at(p, m))))
+            .collect()
+    }
+
+    /// Each sealed field's opening of an admitted event, with its event (SPEC §12).
+    pub(crate) fn openings(&self) -> Vec<(&StoredEvent, &crate::event::OpenedField)> {
+        self.events
+            .iter()
+            .flatten()
+            .flat_map(|e| e.openings.iter().map(move |o| (e, o)))
             .collect()
     }
 

@@ -141,7 +141,7 @@ fn write(db: &mut On<'_>, whole: &Whole<'_, '_>) -> Result<bool, RawError> {
     )?;
     let events = whole.stamped.events();
     insert_each(db, Sql::Event, &events, |event| event_row(event, time))?;
-    rows_beside(db, whole.stamped, &events)?;
+    rows_beside(db, whole.stamped)?;
     insert_each(db, Sql::Node, whole.kept, |(node, hash)| {
         [
             Value::Int(i64::from(node.level())),
@@ -159,16 +159,8 @@ fn write(db: &mut On<'_>, whole: &Whole<'_, '_>) -> Result<bool, RawError> {
 /// updates (SPEC §14; one already held is a unique violation, which sends the batch the
 /// general way to refuse its append alone) and webhook messages (SPEC §13), as the general
 /// path writes them.
-fn rows_beside(
-    db: &mut On<'_>,
-    stamped: &Stamped<'_>,
-    events: &[&StoredEvent],
-) -> Result<(), RawError> {
-    let openings: Vec<_> = events
-        .iter()
-        .flat_map(|e| e.openings.iter().map(move |o| (*e, o)))
-        .collect();
-    insert_each(db, Sql::Opening, &openings, |(event, opening)| {
+fn rows_beside(db: &mut On<'_>, stamped: &Stamped<'_>) -> Result<(), RawError> {
+    insert_each(db, Sql::Opening, &stamped.openings(), |(event, opening)| {
         [
             Value::Int(event.position.as_i64()),
             Value::Text(&opening.pointer),
