@@ -124,7 +124,8 @@ enum BenchCommand {
     /// Replay rate and time to ready after a restart, with and without a snapshot.
     Restart(crate::decisions::RestartArgs),
     /// Runs the benchmarks behind the SPEC §11 rows and the fan-out row, one after the other,
-    /// and writes their reports into BENCHMARKS.md (between its generated markers).
+    /// and writes their reports into BENCHMARKS.md (between its generated markers); with
+    /// `--database-url`, the grants and the decisions on PostgreSQL as well.
     All(crate::all::AllArgs),
     /// Decisions through the real `serve` process under an external load generator (wrk),
     /// beside the server's own ceiling (`GET /healthz`) and the disk's fsync floor.
@@ -219,7 +220,7 @@ async fn run(cmd: BenchCommand, options: &StoreOptions) -> anyhow::Result<()> {
             }
             crate::decisions::restart(args).await
         }
-        BenchCommand::All(args) => crate::all::all(args),
+        BenchCommand::All(args) => crate::all::all(args, options.database_url.as_deref()),
         BenchCommand::Http(args) => crate::http::http(args).await,
         BenchCommand::SeedLog(args) => crate::log::seed_cmd(args).await,
         BenchCommand::Log(args) => crate::log::log(args).await,
