@@ -100,9 +100,6 @@ pub fn all(args: AllArgs, database_url: Option<&str>) -> anyhow::Result<()> {
         ),
     ];
     if let Some(url) = database_url {
-        for name in ["grants-pg", "decisions-pg"] {
-            std::fs::create_dir_all(args.dir.join(name))?;
-        }
         runs.extend([
             (
                 "Consent grants through the cqrs-es command path on PostgreSQL, 8 clients (§11 row 4, issue 18)",

@@ -230,7 +230,8 @@ async fn run(cmd: BenchCommand, options: &StoreOptions) -> anyhow::Result<()> {
 
 /// Where a benchmark's measured parts keep their stores: fresh SQLite files in a temporary
 /// directory, or fresh PostgreSQL databases on the `--database-url` server. Either way the
-/// signing keys and snapshots go into the temporary directory.
+/// signing keys and snapshots go into the temporary directory, made inside `--dir` (created
+/// if absent) or the system's.
 pub(crate) struct Scratch {
     dir: tempfile::TempDir,
     server: Option<PostgresUrl>,
@@ -252,9 +253,11 @@ impl Scratch {
                 "bench takes --database-url postgres://… only; SQLite runs on scratch files in --dir"
             ),
         };
+        let parent = dir.unwrap_or_else(std::env::temp_dir);
+        std::fs::create_dir_all(&parent)?;
         let dir = tempfile::Builder::new()
             .prefix("consent-ledger-bench")
-            .tempdir_in(dir.unwrap_or_else(std::env::temp_dir))?;
+            .tempdir_in(parent)?;
         Ok(Self {
             dir,
             server,
