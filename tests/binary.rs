@@ -160,7 +160,8 @@ async fn first_start_creates_the_store_and_key_and_answers() {
     );
 
     // The GDPR projection follows the log by itself, on a thread of its own at a lower CPU
-    // priority than the decision path's, as does its connection reading the log.
+    // priority than the decision path's (SCHED_IDLE at nice 10), as do its connections reading
+    // the log and writing its file.
     #[cfg(target_os = "linux")]
     {
         let nice_of = |comm: &str| -> Vec<String> {
@@ -170,7 +171,9 @@ async fn first_start_creates_the_store_and_key_and_answers() {
                     let task = task.ok()?;
                     let name = std::fs::read_to_string(task.path().join("comm")).ok()?;
                     let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
-                    let nice = stat.rsplit_once(") ")?.1.split(' ').nth(16)?.to_owned();
+                    // Nice value and scheduling policy (fields 19 and 41; 5 is SCHED_IDLE).
+                    let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split(' ').collect();
+                    let nice = format!("{} {}", fields.get(16)?, fields.get(38)?);
                     (name.trim_end() == comm).then_some(nice)
                 })
                 .collect()
@@ -193,8 +196,25 @@ async fn first_start_creates_the_store_and_key_and_answers() {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         assert!(caught_up, "the GDPR projection follows the log unasked");
-        assert_eq!(nice_of("gdpr-follower"), vec!["10"]);
-        assert_eq!(nice_of("gdpr-reader"), vec!["10"]);
+        assert_eq!(nice_of("gdpr-follower"), vec!["10 5"]);
+        assert_eq!(nice_of("gdpr-reader"), vec!["10 5"]);
+        assert_eq!(nice_of("gdpr-writer"), vec!["10 5"]);
+        assert_eq!(nice_of("log-commit"), vec!["0 0"]);
+        // Every read connection of the log and of the audit file is opened at the start, at
+        // the decisions' priority, so the follower's reads never make one of its own priority.
+        let readers: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", child.id()))
+            .expect("the server's threads")
+            .filter_map(|task| {
+                let name = std::fs::read_to_string(task.ok()?.path().join("comm")).ok()?;
+                let name = name.trim_end();
+                (name.starts_with("log-reader-") || name.starts_with("audit-reader-"))
+                    .then(|| name.to_owned())
+            })
+            .collect();
+        assert_eq!(readers.len(), 12, "{readers:?}");
+        for reader in &readers {
+            assert_eq!(nice_of(reader), vec!["0 0"], "{reader}");
+        }
     }
 
     sigterm(&child);

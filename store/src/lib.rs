@@ -997,12 +997,12 @@ impl Store {
     }
 }
 
-/// Gives the calling thread the GDPR projection writer's lower CPU priority (nice 10 on
-/// Linux; elsewhere, or where it cannot be changed, it keeps its own, with a warning): for a
-/// thread that does the projection's work beside the decision path, so that under load it
-/// takes the CPU the decisions leave.
+/// Gives the calling thread the GDPR projection writer's lower CPU priority (`SCHED_IDLE` at
+/// nice 10 on Linux; nice 10 where the policy is refused; where neither can be changed it
+/// keeps its own, with a warning): for a thread that does the projection's work beside the
+/// decision path, so that under load it takes only the CPU the decisions leave.
 pub fn lower_thread_priority() {
-    if let Err(e) = rustix::process::setpriority_process(None, sqlite::WRITER_NICE) {
+    if let Err(e) = sqlite::lower_priority_of(None) {
         tracing::warn!(error = %e, "cannot lower the thread's CPU priority");
     }
 }

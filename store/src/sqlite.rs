@@ -40,7 +40,7 @@ pub(crate) fn gdpr_path(path: &Path) -> PathBuf {
 
 /// The GDPR projection's file, opened: its views read through `reads`; the projection's
 /// catch-up writes through `writes`, one connection whose worker thread runs at a lower CPU
-/// priority ([`WRITER_NICE`]), so that on a busy machine the decisions go first and the
+/// priority ([`lower_priority_of`]), so that on a busy machine the decisions go first and the
 /// projection takes the CPU they leave (the views catch it up before they answer, docs/adr/0006).
 pub(crate) struct GdprFile {
     pub(crate) reads: SqlitePool,
@@ -56,9 +56,10 @@ const WRITER_THREAD: &str = "gdpr-writer";
 /// The worker threads of the GDPR projection's read connections (the audit views' queries).
 const AUDIT_READER_THREAD: &str = "audit-reader";
 
-/// The projection writer's nice value: under load it gets about a tenth of the CPU time of
-/// each thread of the decision path (the kernel's weights: 1024 at 0, 110 at 10).
-pub(crate) const WRITER_NICE: i32 = 10;
+/// The projection writer's nice value where SCHED_IDLE is refused ([`lower_priority_of`]):
+/// under load it gets about a tenth of the CPU time of each thread of the decision path (the
+/// kernel's weights: 1024 at 0, 110 at 10).
+const WRITER_NICE: i32 = 10;
 
 /// Opens (creating if needed) and migrates the GDPR projection's file.
 ///
@@ -93,14 +94,13 @@ pub(crate) async fn open_gdpr(path: &Path) -> Result<GdprFile, StoreError> {
         .pragma("temp_store", "MEMORY");
     let mut attempts = 0;
     let reads = loop {
-        let opened = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(
-                opts.clone()
-                    .thread_name(|id| format!("{AUDIT_READER_THREAD}-{id}")),
-            )
-            .await
-            .map_err(StoreError::unavailable);
+        let opened = opened_now(
+            4,
+            opts.clone()
+                .thread_name(|id| format!("{AUDIT_READER_THREAD}-{id}")),
+        )
+        .await
+        .map_err(StoreError::unavailable);
         match opened {
             Err(e) if is_locked(&e) && attempts < 20 => {
                 attempts += 1;
@@ -115,7 +115,7 @@ pub(crate) async fn open_gdpr(path: &Path) -> Result<GdprFile, StoreError> {
         .max_connections(1)
         .after_connect(|_, _| {
             Box::pin(async {
-                lower_priority(WRITER_THREAD, WRITER_NICE);
+                lower_priority(WRITER_THREAD);
                 Ok(())
             })
         })
@@ -140,7 +140,7 @@ const LOG_READER_THREAD: &str = "log-reader";
 const FOLLOWER_THREAD: &str = "gdpr-reader";
 
 /// A read connection of the log for the GDPR projection's catch-up, its worker thread at the
-/// projection writer's lower priority ([`WRITER_NICE`]). The catch-up read a row per event
+/// projection writer's lower priority ([`lower_priority_of`]). The catch-up read a row per event
 /// across sqlx's worker thread (about 2.6 µs an event) on the decisions' read connections, at
 /// their priority, in bursts of a whole catch-up page (BENCHMARKS.md, "The GDPR projection
 /// behind the decisions"); it now steps the statement on its own thread ([`pages`]), and what
@@ -150,16 +150,16 @@ pub(crate) fn follower_reads(path: &Path) -> SqlitePool {
         .max_connections(1)
         .after_connect(|_, _| {
             Box::pin(async {
-                lower_priority(FOLLOWER_THREAD, WRITER_NICE);
+                lower_priority(FOLLOWER_THREAD);
                 Ok(())
             })
         })
         .connect_lazy_with(options(path).thread_name(|_| FOLLOWER_THREAD.to_owned()))
 }
 
-/// Gives this process's threads named `name` the nice value `nice` (Linux; elsewhere they
-/// keep the process's priority). A thread that cannot be changed is logged and left as is.
-fn lower_priority(name: &str, nice: i32) {
+/// Gives this process's threads named `name` the projection's lower priority
+/// ([`lower_priority_of`]). A thread that cannot be changed is logged and left as is.
+fn lower_priority(name: &str) {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return;
     };
@@ -172,11 +172,35 @@ fn lower_priority(name: &str, nice: i32) {
             .and_then(|t| t.parse().ok())
             .and_then(rustix::process::Pid::from_raw);
         if let (true, Some(tid)) = (named, tid) {
-            if let Err(e) = rustix::process::setpriority_process(Some(tid), nice) {
+            if let Err(e) = lower_priority_of(Some(tid)) {
                 tracing::warn!(thread = name, error = %e, "cannot lower the thread's CPU priority");
             }
         }
     }
+}
+
+/// Puts the thread `tid` (the calling thread if `None`) where the GDPR projection's work runs:
+/// nice [`WRITER_NICE`], then, on Linux, the `SCHED_IDLE` policy, under which it runs only on
+/// a core that no thread of normal priority wants, and a decision's thread that wakes takes
+/// that core from it at once (the scheduler places waking threads on cores that run only
+/// idle-policy work as if they were idle). At nice 10 it still took ~0.6 of a core under the
+/// heaviest load on 2 cores, and the group commit's thread waited to run ~30% of its time
+/// (BENCHMARKS.md, "The GDPR projection at SCHED_IDLE"). An unprivileged thread cannot leave
+/// that policy again; the projection never needs to: a view catches it up before answering,
+/// and under a load that leaves no core idle it falls behind, as at nice 10, only further,
+/// until the load eases. The nice value stays where the policy is refused.
+pub(crate) fn lower_priority_of(tid: Option<rustix::process::Pid>) -> std::io::Result<()> {
+    rustix::process::setpriority_process(tid, WRITER_NICE)?;
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        let tid = rustix::process::Pid::as_raw(tid);
+        // SAFETY: `param` is a valid sched_param that outlives the call, which only reads it.
+        if unsafe { libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// Closes the GDPR file's pools (SQLite checkpoints it as the last connection closes), then
@@ -299,14 +323,38 @@ async fn try_open(path: &Path) -> Result<(SqlitePool, SqliteConnection), StoreEr
     )
     .await
     .map_err(StoreError::unavailable)?;
-    let pool = SqlitePoolOptions::new()
-        .max_connections(8)
-        .connect_with(opts.thread_name(|id| format!("{LOG_READER_THREAD}-{id}")))
-        .await
-        .map_err(StoreError::unavailable)?;
+    let pool = opened_now(
+        8,
+        opts.thread_name(|id| format!("{LOG_READER_THREAD}-{id}")),
+    )
+    .await
+    .map_err(StoreError::unavailable)?;
     run_migrations(&MIGRATOR, &pool).await?;
     make_private(path)?;
     Ok((pool, writer))
+}
+
+/// A pool of `size` read connections, every one opened now, from the calling thread, and kept
+/// for the pool's life. A connection opened later would get its worker thread from whichever
+/// thread asked for it, and a thread starts at its creator's CPU priority: the GDPR
+/// projection's follower, at the lowest ([`lower_priority_of`]), reads through these pools too,
+/// and a decision's read must never wait on a connection that runs at that priority (one of the
+/// log's eight was found at nice 10 under load). A connection that breaks is replaced by
+/// whoever asks next, as before.
+async fn opened_now(size: u32, opts: SqliteConnectOptions) -> Result<SqlitePool, sqlx::Error> {
+    let pool = SqlitePoolOptions::new()
+        .max_connections(size)
+        .min_connections(size)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_with(opts)
+        .await?;
+    let mut held = Vec::with_capacity(size as usize);
+    for _ in 0..size {
+        held.push(pool.acquire().await?);
+    }
+    drop(held);
+    Ok(pool)
 }
 
 /// Copies the log's WAL into its file behind the writer, on a read connection, so that the

@@ -1660,7 +1660,7 @@ mod sqlite {
             .gdpr_apply(Position::new(0), Position::new(2), &Default::default())
             .await
             .expect("apply"));
-        let nice_of = |comm: &str| -> Vec<i32> {
+        let nice_of = |comm: &str| -> Vec<(i32, i32)> {
             std::fs::read_dir("/proc/self/task")
                 .expect("tasks")
                 .filter_map(|task| {
@@ -1675,20 +1675,26 @@ mod sqlite {
                     if name != comm && !numbered {
                         return None;
                     }
-                    // Field 19 of stat is the nice value; the name (field 2) may hold spaces.
+                    // Fields 19 and 41 of stat are the nice value and the scheduling policy;
+                    // the name (field 2) may hold spaces.
                     let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
-                    let after_name = stat.rsplit_once(") ")?.1;
-                    after_name.split(' ').nth(16)?.parse().ok()
+                    let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split(' ').collect();
+                    Some((fields.get(16)?.parse().ok()?, fields.get(38)?.parse().ok()?))
                 })
                 .collect()
         };
-        let writers = nice_of("gdpr-writer");
+        let policy_of = |comm: &str| -> Vec<(i32, i32)> { nice_of(comm) };
+        let nice_of = |comm: &str| -> Vec<i32> { nice_of(comm).iter().map(|t| t.0).collect() };
+        // The projection's threads run at nice 10 under SCHED_IDLE (policy 5): only on a core
+        // that no thread of the decision path wants.
+        let idle = (10, 5);
+        let writers = policy_of("gdpr-writer");
         assert!(!writers.is_empty(), "the writer's thread is named");
-        assert!(writers.iter().all(|&nice| nice == 10), "{writers:?}");
-        let readers = nice_of("gdpr-reader");
+        assert!(writers.iter().all(|&p| p == idle), "{writers:?}");
+        let readers = policy_of("gdpr-reader");
         assert_eq!(
             readers,
-            vec![10],
+            vec![idle],
             "one reader connection, at the lower priority"
         );
         // The decision path's threads: the group commit's, SQLite's writer and the log's read
@@ -1709,18 +1715,24 @@ mod sqlite {
             "the log's threads are named"
         );
         assert!(log.iter().all(|&nice| nice == 0), "{log:?}");
+        let normal: Vec<(i32, i32)> = ["log-commit", "log-writer", "log-reader"]
+            .iter()
+            .flat_map(|name| policy_of(name))
+            .collect();
+        assert!(normal.iter().all(|&p| p == (0, 0)), "{normal:?}");
         let lowered = std::thread::spawn(|| {
             consent_ledger_store::lower_thread_priority();
             let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("stat");
             let after_name = stat.rsplit_once(") ").expect("name").1.to_owned();
-            after_name.split(' ').nth(16).map(str::to_owned)
+            let fields: Vec<String> = after_name.split(' ').map(str::to_owned).collect();
+            (fields.get(16).cloned(), fields.get(38).cloned())
         })
         .join()
         .expect("thread");
         assert_eq!(
-            lowered.as_deref(),
-            Some("10"),
-            "the calling thread is lowered"
+            (lowered.0.as_deref(), lowered.1.as_deref()),
+            (Some("10"), Some("5")),
+            "the calling thread is lowered: nice 10, SCHED_IDLE"
         );
         assert!(
             log_threads().iter().all(|&nice| nice == 0),
