@@ -164,7 +164,7 @@ async fn first_start_creates_the_store_and_key_and_answers() {
     // the log and writing its file.
     #[cfg(target_os = "linux")]
     {
-        let nice_of = |comm: &str| -> Vec<String> {
+        let priority_of = |comm: &str| -> Vec<String> {
             std::fs::read_dir(format!("/proc/{}/task", child.id()))
                 .expect("the server's threads")
                 .filter_map(|task| {
@@ -173,8 +173,8 @@ async fn first_start_creates_the_store_and_key_and_answers() {
                     let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
                     // Nice value and scheduling policy (fields 19 and 41; 5 is SCHED_IDLE).
                     let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split(' ').collect();
-                    let nice = format!("{} {}", fields.get(16)?, fields.get(38)?);
-                    (name.trim_end() == comm).then_some(nice)
+                    let priority = format!("{} {}", fields.get(16)?, fields.get(38)?);
+                    (name.trim_end() == comm).then_some(priority)
                 })
                 .collect()
         };
@@ -196,10 +196,10 @@ async fn first_start_creates_the_store_and_key_and_answers() {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         assert!(caught_up, "the GDPR projection follows the log unasked");
-        assert_eq!(nice_of("gdpr-follower"), vec!["10 5"]);
-        assert_eq!(nice_of("gdpr-reader"), vec!["10 5"]);
-        assert_eq!(nice_of("gdpr-writer"), vec!["10 5"]);
-        assert_eq!(nice_of("log-commit"), vec!["0 0"]);
+        assert_eq!(priority_of("gdpr-follower"), vec!["10 5"]);
+        assert_eq!(priority_of("gdpr-reader"), vec!["10 5"]);
+        assert_eq!(priority_of("gdpr-writer"), vec!["10 5"]);
+        assert_eq!(priority_of("log-commit"), vec!["0 0"]);
         // Every read connection of the log and of the audit file is opened at the start, at
         // the decisions' priority, so the follower's reads never make one of its own priority.
         let readers: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", child.id()))
@@ -213,7 +213,7 @@ async fn first_start_creates_the_store_and_key_and_answers() {
             .collect();
         assert_eq!(readers.len(), 12, "{readers:?}");
         for reader in &readers {
-            assert_eq!(nice_of(reader), vec!["0 0"], "{reader}");
+            assert_eq!(priority_of(reader), vec!["0 0"], "{reader}");
         }
     }
 

@@ -1660,7 +1660,7 @@ mod sqlite {
             .gdpr_apply(Position::new(0), Position::new(2), &Default::default())
             .await
             .expect("apply"));
-        let nice_of = |comm: &str| -> Vec<(i32, i32)> {
+        let priority_of = |comm: &str| -> Vec<(i32, i32)> {
             std::fs::read_dir("/proc/self/task")
                 .expect("tasks")
                 .filter_map(|task| {
@@ -1683,15 +1683,14 @@ mod sqlite {
                 })
                 .collect()
         };
-        let policy_of = |comm: &str| -> Vec<(i32, i32)> { nice_of(comm) };
-        let nice_of = |comm: &str| -> Vec<i32> { nice_of(comm).iter().map(|t| t.0).collect() };
+        let nice_of = |comm: &str| -> Vec<i32> { priority_of(comm).iter().map(|p| p.0).collect() };
         // The projection's threads run at nice 10 under SCHED_IDLE (policy 5): only on a core
         // that no thread of the decision path wants.
         let idle = (10, 5);
-        let writers = policy_of("gdpr-writer");
+        let writers = priority_of("gdpr-writer");
         assert!(!writers.is_empty(), "the writer's thread is named");
         assert!(writers.iter().all(|&p| p == idle), "{writers:?}");
-        let readers = policy_of("gdpr-reader");
+        let readers = priority_of("gdpr-reader");
         assert_eq!(
             readers,
             vec![idle],
@@ -1717,7 +1716,7 @@ mod sqlite {
         assert!(log.iter().all(|&nice| nice == 0), "{log:?}");
         let normal: Vec<(i32, i32)> = ["log-commit", "log-writer", "log-reader"]
             .iter()
-            .flat_map(|name| policy_of(name))
+            .flat_map(|name| priority_of(name))
             .collect();
         assert!(normal.iter().all(|&p| p == (0, 0)), "{normal:?}");
         let lowered = std::thread::spawn(|| {
