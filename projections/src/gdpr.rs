@@ -21,13 +21,17 @@ use crate::ProjectionError;
 /// Events read (and written as one transaction) per catch-up step.
 const PAGE: u32 = 5_000;
 
-/// How the projection reads the log: through its own lower-priority connection beside the
-/// decisions in `serve` ([`Store::read_range_behind`]), through the store's read connections
-/// when it rebuilds offline (`replay --audit`; [`Store::read_pages`]).
+/// How the projection reads the log and writes its rows: following the log in `serve`,
+/// through its own connections at the lowest CPU priority, beside the decisions
+/// ([`Store::read_range_behind`], [`Store::gdpr_apply`]); when it rebuilds offline
+/// (`replay --audit`), reading through the store's read connections ([`Store::read_pages`]);
+/// for a request that waits on it (a view asked while it is behind), reading and writing
+/// through connections at the decisions' priority ([`Store::gdpr_apply_now`]).
 #[derive(Clone, Copy)]
 enum Reader {
     Behind,
     Bulk,
+    Now,
 }
 
 /// Keeps the store's GDPR tables up to date with the log.
@@ -46,10 +50,11 @@ impl GdprProjector {
         }
     }
 
-    /// Applies every event committed now; returns the position applied up to.
+    /// Applies every event committed now, at the lowest CPU priority, as the projection
+    /// follows the log in the background; returns the position applied up to.
     pub async fn catch_up(&self) -> Result<Position, ProjectionError> {
         let end = self.store.next_position().await?;
-        self.catch_up_to(end).await
+        self.apply_until(end, Reader::Behind).await
     }
 
     /// Empties the audit tables and builds them again from the whole log, reporting the
@@ -82,10 +87,12 @@ impl GdprProjector {
     }
 
     /// Applies events until at least every one before `target` is in (SPEC §5.2's
-    /// `at_least_as_fresh`); returns the position applied up to.
+    /// `at_least_as_fresh`); returns the position applied up to. For a request that waits on
+    /// it: at the decisions' CPU priority, where [`GdprProjector::catch_up`], which follows the
+    /// log in the background, runs at the lowest (docs/adr/0006).
     #[tracing::instrument(skip(self))]
     pub async fn catch_up_to(&self, target: Position) -> Result<Position, ProjectionError> {
-        self.apply_until(target, Reader::Behind).await
+        self.apply_until(target, Reader::Now).await
     }
 
     /// [`GdprProjector::catch_up_to`], reading the log with `reader`.
@@ -94,15 +101,18 @@ impl GdprProjector {
         target: Position,
         reader: Reader,
     ) -> Result<Position, ProjectionError> {
-        let _one_at_a_time = self.catching_up.lock().await;
         loop {
+            // One page at a time in this process, the lock taken for each page: a request's
+            // catch-up waits for at most the page the background one is writing (the lock is
+            // fair), not for all it set out to apply.
+            let _one_at_a_time = self.catching_up.lock().await;
             let from = self.store.gdpr_position().await?;
             if from >= target {
                 return Ok(from);
             }
             let events = match reader {
                 Reader::Behind => self.store.read_range_behind(from, PAGE).await?,
-                Reader::Bulk => self.store.read_pages(from, PAGE).await?,
+                Reader::Bulk | Reader::Now => self.store.read_pages(from, PAGE).await?,
             };
             let Some(last) = events.last() else {
                 return Ok(from);
@@ -110,7 +120,10 @@ impl GdprProjector {
             let next = last.position.next();
             let batch = rows(&events)?;
             // `false`: another process wrote this page first; read the position again.
-            self.store.gdpr_apply(from, next, &batch).await?;
+            match reader {
+                Reader::Now => self.store.gdpr_apply_now(from, next, &batch).await?,
+                Reader::Behind | Reader::Bulk => self.store.gdpr_apply(from, next, &batch).await?,
+            };
         }
     }
 }

@@ -220,6 +220,9 @@ struct Inner {
     /// The GDPR projection's writes: on SQLite a connection of their own, whose thread runs at
     /// a lower CPU priority than the decision path's; on PostgreSQL the same pool.
     gdpr_writes: Reads,
+    /// The same writes when a request waits on them ([`Store::gdpr_apply_now`]): on SQLite a
+    /// connection at the decisions' priority; on PostgreSQL the same pool.
+    gdpr_writes_now: Reads,
     /// The log as the GDPR projection's catch-up reads it: on SQLite a connection of its own,
     /// whose thread runs at the projection writer's lower priority; on PostgreSQL the read pool.
     behind: Reads,
@@ -278,7 +281,8 @@ impl Store {
     /// Opens the store, creating and migrating it if needed, and starts its writer.
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn open(location: &StoreLocation) -> Result<Self, StoreError> {
-        let (reads, behind, (gdpr, gdpr_writes, unsynced), writer) = match location {
+        let (reads, behind, (gdpr, gdpr_writes, gdpr_writes_now, unsynced), writer) = match location
+        {
             StoreLocation::SqliteFile(path) => {
                 let (reads, writer) = sqlite::open(path).await?;
                 let gdpr = sqlite::open_gdpr(&sqlite::gdpr_path(path)).await?;
@@ -288,6 +292,7 @@ impl Store {
                     (
                         Reads::Sqlite(gdpr.reads),
                         Reads::Sqlite(gdpr.writes),
+                        Reads::Sqlite(gdpr.writes_now),
                         gdpr.unsynced,
                     ),
                     WriteConnection::Sqlite(sqlite::Writer::new(writer)),
@@ -298,7 +303,12 @@ impl Store {
                 (
                     Reads::Postgres(reads.clone()),
                     Reads::Postgres(reads.clone()),
-                    (Reads::Postgres(reads.clone()), Reads::Postgres(reads), None),
+                    (
+                        Reads::Postgres(reads.clone()),
+                        Reads::Postgres(reads.clone()),
+                        Reads::Postgres(reads),
+                        None,
+                    ),
                     WriteConnection::Postgres(Box::new(writer)),
                 )
             }
@@ -333,6 +343,7 @@ impl Store {
                 reads,
                 gdpr,
                 gdpr_writes,
+                gdpr_writes_now,
                 behind,
                 unsynced: std::sync::Mutex::new(unsynced),
                 writer,
@@ -811,6 +822,22 @@ impl Store {
         }
     }
 
+    /// [`Store::gdpr_apply`] for a catch-up a request waits on: on SQLite through a connection
+    /// at the decisions' priority, where [`Store::gdpr_apply`]'s runs only on the CPU they leave
+    /// (docs/adr/0006), so that a view asked under load is not held back by that load.
+    #[tracing::instrument(level = "debug", skip_all, fields(from = from.get(), next = next.get(), accesses = batch.accesses.len()))]
+    pub async fn gdpr_apply_now(
+        &self,
+        from: Position,
+        next: Position,
+        batch: &gdpr::GdprBatch,
+    ) -> Result<bool, StoreError> {
+        match &self.inner.gdpr_writes_now {
+            Reads::Sqlite(pool) => gdpr::sqlite::gdpr_apply(pool, from, next, batch).await,
+            Reads::Postgres(pool) => gdpr::postgres::gdpr_apply(pool, from, next, batch).await,
+        }
+    }
+
     /// Up to `limit` projected access decisions matching `filter`, after position `after`,
     /// in log order.
     #[tracing::instrument(level = "debug", skip_all, fields(after = after, limit = limit))]
@@ -986,10 +1013,12 @@ impl Store {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
-        if let (Reads::Sqlite(reads), Reads::Sqlite(writes)) =
-            (&self.inner.gdpr, &self.inner.gdpr_writes)
-        {
-            sqlite::close_gdpr(reads, writes, unsynced).await;
+        if let (Reads::Sqlite(reads), Reads::Sqlite(writes), Reads::Sqlite(writes_now)) = (
+            &self.inner.gdpr,
+            &self.inner.gdpr_writes,
+            &self.inner.gdpr_writes_now,
+        ) {
+            sqlite::close_gdpr(reads, &[writes, writes_now], unsynced).await;
         }
         if let Reads::Sqlite(behind) = &self.inner.behind {
             behind.close().await;
@@ -1014,7 +1043,12 @@ pub async fn migrate(location: &StoreLocation) -> Result<(), StoreError> {
         StoreLocation::SqliteFile(path) => {
             sqlite::migrate(path).await?;
             let gdpr = sqlite::open_gdpr(&sqlite::gdpr_path(path)).await?;
-            sqlite::close_gdpr(&gdpr.reads, &gdpr.writes, gdpr.unsynced).await;
+            sqlite::close_gdpr(
+                &gdpr.reads,
+                &[&gdpr.writes, &gdpr.writes_now],
+                gdpr.unsynced,
+            )
+            .await;
             Ok(())
         }
         StoreLocation::Postgres(url) => postgres::migrate(url).await,

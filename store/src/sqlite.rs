@@ -45,6 +45,10 @@ pub(crate) fn gdpr_path(path: &Path) -> PathBuf {
 pub(crate) struct GdprFile {
     pub(crate) reads: SqlitePool,
     pub(crate) writes: SqlitePool,
+    /// The catch-up a request waits on (a view asked while the projection is behind): a
+    /// connection at the decisions' priority, so that an officer's view does not wait on the
+    /// CPU a load leaves. Its worker thread is made by the first request that writes through it.
+    pub(crate) writes_now: SqlitePool,
     /// Where the file is written without fsync, the record of that ([`UnsyncedWrites`]), to
     /// be finished once both pools are closed ([`close_gdpr`]).
     pub(crate) unsynced: Option<UnsyncedWrites>,
@@ -52,6 +56,10 @@ pub(crate) struct GdprFile {
 
 /// The name of the projection writer's worker thread, as `/proc/self/task/*/comm` shows it.
 const WRITER_THREAD: &str = "gdpr-writer";
+
+/// The name of the worker thread of the connection through which a request catches the
+/// projection up ([`GdprFile::writes_now`]).
+const WRITER_NOW_THREAD: &str = "gdpr-writer-now";
 
 /// The worker threads of the GDPR projection's read connections (the audit views' queries).
 const AUDIT_READER_THREAD: &str = "audit-reader";
@@ -119,10 +127,14 @@ pub(crate) async fn open_gdpr(path: &Path) -> Result<GdprFile, StoreError> {
                 Ok(())
             })
         })
-        .connect_lazy_with(opts.thread_name(|_| WRITER_THREAD.to_owned()));
+        .connect_lazy_with(opts.clone().thread_name(|_| WRITER_THREAD.to_owned()));
+    let writes_now = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_lazy_with(opts.thread_name(|_| WRITER_NOW_THREAD.to_owned()));
     Ok(GdprFile {
         reads,
         writes,
+        writes_now,
         unsynced,
     })
 }
@@ -207,10 +219,12 @@ pub(crate) fn lower_priority_of(tid: Option<rustix::process::Pid>) -> std::io::R
 /// makes it durable and removes this process's marker.
 pub(crate) async fn close_gdpr(
     reads: &SqlitePool,
-    writes: &SqlitePool,
+    writes: &[&SqlitePool],
     unsynced: Option<UnsyncedWrites>,
 ) {
-    writes.close().await;
+    for pool in writes {
+        pool.close().await;
+    }
     reads.close().await;
     if let Some(unsynced) = unsynced {
         if let Err(e) = unsynced.finish() {

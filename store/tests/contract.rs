@@ -1696,6 +1696,12 @@ mod sqlite {
             vec![idle],
             "one reader connection, at the lower priority"
         );
+        // A catch-up a request waits on writes through a connection of the decisions' priority.
+        assert!(store
+            .gdpr_apply_now(Position::new(2), Position::new(2), &Default::default())
+            .await
+            .expect("apply now"));
+        assert_eq!(priority_of("gdpr-writer-now"), vec![(0, 0)]);
         // The decision path's threads: the group commit's, SQLite's writer and the log's read
         // connections.
         let log_threads = || {
