@@ -816,10 +816,7 @@ impl Store {
         next: Position,
         batch: &gdpr::GdprBatch,
     ) -> Result<bool, StoreError> {
-        match &self.inner.gdpr_writes {
-            Reads::Sqlite(pool) => gdpr::sqlite::gdpr_apply(pool, from, next, batch).await,
-            Reads::Postgres(pool) => gdpr::postgres::gdpr_apply(pool, from, next, batch).await,
-        }
+        gdpr_apply_through(&self.inner.gdpr_writes, from, next, batch).await
     }
 
     /// [`Store::gdpr_apply`] for a catch-up a request waits on: on SQLite through a connection
@@ -832,10 +829,7 @@ impl Store {
         next: Position,
         batch: &gdpr::GdprBatch,
     ) -> Result<bool, StoreError> {
-        match &self.inner.gdpr_writes_now {
-            Reads::Sqlite(pool) => gdpr::sqlite::gdpr_apply(pool, from, next, batch).await,
-            Reads::Postgres(pool) => gdpr::postgres::gdpr_apply(pool, from, next, batch).await,
-        }
+        gdpr_apply_through(&self.inner.gdpr_writes_now, from, next, batch).await
     }
 
     /// Up to `limit` projected access decisions matching `filter`, after position `after`,
@@ -1023,6 +1017,19 @@ impl Store {
         if let Reads::Sqlite(behind) = &self.inner.behind {
             behind.close().await;
         }
+    }
+}
+
+/// [`Store::gdpr_apply`] through the connections `writes`.
+async fn gdpr_apply_through(
+    writes: &Reads,
+    from: Position,
+    next: Position,
+    batch: &gdpr::GdprBatch,
+) -> Result<bool, StoreError> {
+    match writes {
+        Reads::Sqlite(pool) => gdpr::sqlite::gdpr_apply(pool, from, next, batch).await,
+        Reads::Postgres(pool) => gdpr::postgres::gdpr_apply(pool, from, next, batch).await,
     }
 }
 
