@@ -28,7 +28,7 @@ const PAGE: u32 = 5_000;
 /// for a request that waits on it (a view asked while it is behind), reading and writing
 /// through connections at the decisions' priority ([`Store::gdpr_apply_now`]).
 #[derive(Clone, Copy)]
-enum Reader {
+enum Connections {
     Behind,
     Bulk,
     Now,
@@ -54,7 +54,7 @@ impl GdprProjector {
     /// follows the log in the background; returns the position applied up to.
     pub async fn catch_up(&self) -> Result<Position, ProjectionError> {
         let end = self.store.next_position().await?;
-        self.apply_until(end, Reader::Behind).await
+        self.apply_until(end, Connections::Behind).await
     }
 
     /// Empties the audit tables and builds them again from the whole log, reporting the
@@ -77,7 +77,7 @@ impl GdprProjector {
                     .min(end.get()),
             );
             let before = reached;
-            reached = self.apply_until(step, Reader::Bulk).await?;
+            reached = self.apply_until(step, Connections::Bulk).await?;
             progress(reached);
             if reached <= before {
                 break;
@@ -92,14 +92,14 @@ impl GdprProjector {
     /// log in the background, runs at the lowest (docs/adr/0006).
     #[tracing::instrument(skip(self))]
     pub async fn catch_up_to(&self, target: Position) -> Result<Position, ProjectionError> {
-        self.apply_until(target, Reader::Now).await
+        self.apply_until(target, Connections::Now).await
     }
 
-    /// [`GdprProjector::catch_up_to`], reading the log with `reader`.
+    /// [`GdprProjector::catch_up_to`], reading the log and writing the rows through `connections`.
     async fn apply_until(
         &self,
         target: Position,
-        reader: Reader,
+        connections: Connections,
     ) -> Result<Position, ProjectionError> {
         loop {
             // One page at a time in this process, the lock taken for each page: a request's
@@ -110,9 +110,9 @@ impl GdprProjector {
             if from >= target {
                 return Ok(from);
             }
-            let events = match reader {
-                Reader::Behind => self.store.read_range_behind(from, PAGE).await?,
-                Reader::Bulk | Reader::Now => self.store.read_pages(from, PAGE).await?,
+            let events = match connections {
+                Connections::Behind => self.store.read_range_behind(from, PAGE).await?,
+                Connections::Bulk | Connections::Now => self.store.read_pages(from, PAGE).await?,
             };
             let Some(last) = events.last() else {
                 return Ok(from);
@@ -120,9 +120,11 @@ impl GdprProjector {
             let next = last.position.next();
             let batch = rows(&events)?;
             // `false`: another process wrote this page first; read the position again.
-            match reader {
-                Reader::Now => self.store.gdpr_apply_now(from, next, &batch).await?,
-                Reader::Behind | Reader::Bulk => self.store.gdpr_apply(from, next, &batch).await?,
+            match connections {
+                Connections::Now => self.store.gdpr_apply_now(from, next, &batch).await?,
+                Connections::Behind | Connections::Bulk => {
+                    self.store.gdpr_apply(from, next, &batch).await?
+                }
             };
         }
     }
