@@ -40,12 +40,23 @@ pub fn leaf_data(event: &LeafEvent<'_>) -> Vec<u8> {
 
 /// Writes the leaf data of `event` ([`leaf_data`]) into `out`, piece by piece.
 fn write_leaf(out: &mut impl Write, event: &LeafEvent<'_>) {
+    write_head(out, event.actor, event.event_type, event.payload);
+    write_tail(out, event);
+}
+
+/// The leaf data's keys before the position, `{"actor":…,"event_type":…,"payload":…`: what is
+/// known of an event before the log gives it a place (most of its bytes: the payload).
+fn write_head(out: &mut impl Write, actor: &str, event_type: &str, payload: &str) {
     put(out, b"{\"actor\":");
-    push_str(out, event.actor);
+    push_str(out, actor);
     put(out, b",\"event_type\":");
-    push_str(out, event.event_type);
+    push_str(out, event_type);
     put(out, b",\"payload\":");
-    put(out, event.payload.as_bytes());
+    put(out, payload.as_bytes());
+}
+
+/// The rest of the leaf data, from the position on: what the log stamps and the short fields.
+fn write_tail(out: &mut impl Write, event: &LeafEvent<'_>) {
     put(out, b",\"position\":");
     push_number(out, event.position);
     put(out, b",\"recorded_at\":\"");
@@ -127,10 +138,49 @@ fn plainly_canonical(value: &serde_json::Value) -> bool {
 
 /// SHA-256(0x00 ‖ leaf data), RFC 9162 §2.1.1.
 pub fn event_leaf_hash(event: &LeafEvent<'_>) -> Hash {
-    let mut hasher = LeafHasher(Sha256::new());
-    hasher.0.update([LEAF_HASH_PREFIX]);
-    write_leaf(&mut hasher, event);
-    hasher.0.finalize().into()
+    LeafHead::new(event.actor, event.event_type, event.payload).finish(event)
+}
+
+/// An event's leaf hash begun before the event has a position: SHA-256 run over `0x00` and
+/// the leaf data's head (actor, event type and payload, [`write_head`]), so that whoever
+/// stamps the event finishes the hash over the few bytes that follow, instead of hashing the
+/// whole event. The group commit is the one serial stage of every write, and the head is most
+/// of an event's bytes: its callers begin the hash, each on its own thread.
+#[derive(Clone)]
+pub struct LeafHead(Sha256);
+
+impl LeafHead {
+    pub fn new(actor: &str, event_type: &str, payload: &str) -> Self {
+        let mut hasher = LeafHasher(Sha256::new());
+        hasher.0.update([LEAF_HASH_PREFIX]);
+        write_head(&mut hasher, actor, event_type, payload);
+        Self(hasher.0)
+    }
+
+    /// The leaf hash of `event`, whose actor, event type and payload must be the ones this
+    /// head was begun with (debug builds check it).
+    pub fn finish(&self, event: &LeafEvent<'_>) -> Hash {
+        debug_assert!(
+            {
+                let mut whole = Vec::new();
+                write_head(&mut whole, event.actor, event.event_type, event.payload);
+                let mut head = LeafHasher(Sha256::new());
+                head.0.update([LEAF_HASH_PREFIX]);
+                head.0.update(&whole);
+                head.0.finalize() == self.0.clone().finalize()
+            },
+            "a leaf hash finished from the head of another event"
+        );
+        let mut hasher = LeafHasher(self.0.clone());
+        write_tail(&mut hasher, event);
+        hasher.0.finalize().into()
+    }
+}
+
+impl std::fmt::Debug for LeafHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LeafHead")
+    }
 }
 
 /// The leaf data written straight into its hash, without building it first (the log's writer
@@ -245,6 +295,26 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_head_begun_before_the_position_finishes_as_the_whole_hash() {
+        let text = canonical_text(&json!({"TrackingAccessAllowed": {"decision_id": "d \u{2028}"}}))
+            .unwrap();
+        let head = LeafHead::new(ACTOR, "TrackingAccessAllowed", &text);
+        for position in [0, 1, 63, 64, MAX_SAFE, u64::MAX] {
+            let event = event(&text, position);
+            assert_eq!(head.finish(&event), leaf_hash(&leaf_data(&event)));
+        }
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "another event")]
+    fn a_head_finished_for_another_event_is_caught() {
+        let text = canonical_text(&json!({"a": 1})).unwrap();
+        let other = canonical_text(&json!({"a": 2})).unwrap();
+        LeafHead::new(ACTOR, "TrackingAccessAllowed", &other).finish(&event(&text, 1));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use consent_ledger_audit::leaf::LeafHead;
 use consent_ledger_audit::tree::Frontier;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -43,6 +44,8 @@ const QUEUE_DEPTH: usize = 16 * 1024;
 
 struct Job {
     append: Append,
+    /// Its events' leaf hashes, begun by the caller ([`LeafHead`]).
+    heads: Vec<LeafHead>,
     reply: oneshot::Sender<AppendResult>,
 }
 
@@ -84,11 +87,12 @@ impl WriteConnection {
     async fn commit_batch(
         &mut self,
         batch: &[Append],
+        heads: &[Vec<LeafHead>],
         frontier: &mut Option<Frontier>,
     ) -> BatchOutcome {
         match self {
-            Self::Sqlite(conn) => commit_batch(conn, batch, frontier).await,
-            Self::Postgres(writer) => commit_batch(writer.as_mut(), batch, frontier).await,
+            Self::Sqlite(conn) => commit_batch(conn, batch, heads, frontier).await,
+            Self::Postgres(writer) => commit_batch(writer.as_mut(), batch, heads, frontier).await,
         }
     }
 }
@@ -132,8 +136,19 @@ impl GroupCommit {
     /// Appends atomically; returns once the events are fsynced, with their positions.
     pub(crate) async fn append(&self, append: Append) -> AppendResult {
         let (reply, answer) = oneshot::channel();
+        // Begun here, on the caller's thread, so that the commit's one thread only finishes
+        // each hash over the fields it stamps.
+        let heads = append
+            .events
+            .iter()
+            .map(|e| LeafHead::new(&append.provenance.actor, &e.event_type, e.payload.as_str()))
+            .collect();
         self.jobs
-            .send(Job { append, reply })
+            .send(Job {
+                append,
+                heads,
+                reply,
+            })
             .await
             .map_err(|_| StoreError::ShuttingDown)?;
         answer.await.map_err(|_| StoreError::ShuttingDown)?
@@ -154,16 +169,19 @@ async fn run(
     // The Merkle tree's right edge, kept between batches (loaded on the first one).
     let mut frontier = None;
     let mut appends = Vec::with_capacity(MAX_BATCH);
+    let mut heads = Vec::with_capacity(MAX_BATCH);
     let mut replies = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.recv().await {
         appends.push(first.append);
+        heads.push(first.heads);
         replies.push(first.reply);
         while appends.len() < MAX_BATCH {
             let Ok(job) = queue.try_recv() else { break };
             appends.push(job.append);
+            heads.push(job.heads);
             replies.push(job.reply);
         }
-        let outcome = conn.commit_batch(&appends, &mut frontier).await;
+        let outcome = conn.commit_batch(&appends, &heads, &mut frontier).await;
         if let BatchOutcome::Done(results) = &outcome {
             let mut events = results.iter().filter_map(|r| r.as_ref().ok()).flatten();
             if let Some(hook) = hook.get() {
@@ -184,6 +202,7 @@ async fn run(
         count(&stats, &appends, &outcome);
         answer(outcome, replies.drain(..));
         appends.clear();
+        heads.clear();
     }
     tracing::debug!("group commit writer stopped: every queued append is answered");
 }

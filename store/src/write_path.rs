@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use consent_ledger_audit::leaf::event_leaf_hash;
+use consent_ledger_audit::leaf::{event_leaf_hash, LeafHead};
 use consent_ledger_audit::tree::{root_nodes, Frontier, Hash, NodeId};
 use tokio::sync::watch;
 
@@ -260,9 +260,10 @@ pub(crate) async fn nodes_then_finish<W: LogWriter + ?Sized>(
 pub(crate) async fn commit_batch<W: LogWriter>(
     writer: &mut W,
     batch: &[Append],
+    heads: &[Vec<LeafHead>],
     frontier: &mut Option<Frontier>,
 ) -> BatchOutcome {
-    match try_commit_batch(writer, batch, frontier).await {
+    match try_commit_batch(writer, batch, heads, frontier).await {
         Ok(outcome) => outcome,
         Err(err) => {
             // The transaction may be half-open; roll it back so the next batch starts clean,
@@ -278,10 +279,11 @@ pub(crate) async fn commit_batch<W: LogWriter>(
 async fn try_commit_batch<W: LogWriter>(
     writer: &mut W,
     batch: &[Append],
+    heads: &[Vec<LeafHead>],
     frontier: &mut Option<Frontier>,
 ) -> Result<BatchOutcome, sqlx::Error> {
     if let Some(fence) = writer.expected_fence() {
-        if let Some(outcome) = try_whole(writer, batch, frontier, fence).await? {
+        if let Some(outcome) = try_whole(writer, batch, heads, frontier, fence).await? {
             return Ok(outcome);
         }
     }
@@ -294,16 +296,11 @@ async fn try_commit_batch<W: LogWriter>(
     // Fast path: the whole batch in a few statements; statements, not rows, are what a batch
     // costs (a round trip to SQLite's worker thread, or to the server).
     let mut new_fence = fence;
-    let stamped = Stamped::new(batch, next, &mut new_fence, recorded_at);
-    // The events' leaf hashes are computed while the backend runs the INSERTs (SQLite's
-    // worker thread, or the server): the writer is the one serial stage of every decision,
-    // and hashing a batch after its INSERT had it wait ~0.4 µs an event.
+    let stamped = Stamped::new(batch, next, &mut new_fence, recorded_at).begun(heads);
+    // The events' leaf hashes are finished while the server runs the INSERTs: the writer is
+    // the one serial stage of every decision.
     let (inserted, leaves) = tokio::join!(writer.insert_stamped(&stamped, &time), async {
-        stamped
-            .events()
-            .into_iter()
-            .map(leaf_of)
-            .collect::<Vec<Hash>>()
+        stamped.leaves()
     });
     let mut leaves = Some(leaves);
     let fast = match inserted {
@@ -395,6 +392,7 @@ fn is_plain(batch: &[Append], limit: usize) -> bool {
 async fn try_whole<W: LogWriter>(
     writer: &mut W,
     batch: &[Append],
+    heads: &[Vec<LeafHead>],
     frontier: &mut Option<Frontier>,
     fence: i64,
 ) -> Result<Option<BatchOutcome>, sqlx::Error> {
@@ -410,14 +408,19 @@ async fn try_whole<W: LogWriter>(
     let recorded_at = Utc::now().trunc_subsecs(6);
     let time = W::time(recorded_at);
     let mut new_fence = fence;
-    let stamped = Stamped::new(batch, next, &mut new_fence, recorded_at);
-    let events = stamped.events();
-    let mut nodes = Vec::with_capacity(events.len() * 2);
-    for event in &events {
-        nodes.extend(edge.push(leaf_of(event)));
+    let stamped = Stamped::new(batch, next, &mut new_fence, recorded_at).begun(heads);
+    let leaves = stamped.leaves();
+    let mut nodes = Vec::with_capacity(leaves.len() * 2);
+    for leaf in leaves {
+        nodes.extend(edge.push(leaf));
     }
     let kept = kept_of(&nodes);
-    let size = events.last().map(|e| e.position.next());
+    let size = stamped
+        .events
+        .iter()
+        .flatten()
+        .last()
+        .map(|e| e.position.next());
     let moved_fence = (new_fence != fence).then_some(new_fence);
     match writer
         .append_whole((next, fence), &stamped, &time, &kept, moved_fence, size)
@@ -489,6 +492,9 @@ pub(crate) struct Stamped<'a> {
     batch: &'a [Append],
     events: Vec<Vec<StoredEvent>>,
     refused: Vec<Option<StoreError>>,
+    /// Each append's events' leaf hashes as their callers began them ([`LeafHead`]), where
+    /// they did.
+    heads: &'a [Vec<LeafHead>],
 }
 
 impl<'a> Stamped<'a> {
@@ -519,7 +525,31 @@ impl<'a> Stamped<'a> {
             batch,
             events,
             refused,
+            heads: &[],
         }
+    }
+
+    /// The same, with each append's events' leaf hashes begun by its caller (in the order of
+    /// `batch` and of each append's events; none past the end), which [`Stamped::leaves`]
+    /// finishes.
+    pub(crate) fn begun(self, heads: &'a [Vec<LeafHead>]) -> Self {
+        Self { heads, ..self }
+    }
+
+    /// The leaf hash of every admitted event, in log order: finished from the head its caller
+    /// began where there is one, hashed whole otherwise.
+    pub(crate) fn leaves(&self) -> Vec<Hash> {
+        let mut leaves = Vec::with_capacity(self.events.iter().map(Vec::len).sum());
+        for (i, events) in self.events.iter().enumerate() {
+            let heads = self.heads.get(i).map_or(&[][..], Vec::as_slice);
+            for (j, event) in events.iter().enumerate() {
+                leaves.push(match heads.get(j) {
+                    Some(head) => head.finish(&event.leaf()),
+                    None => leaf_of(event),
+                });
+            }
+        }
+        leaves
     }
 
     /// The idempotency key of each admitted append that holds events, with those events.
@@ -1191,7 +1221,7 @@ pub(crate) async fn one_call_contract<W: LogWriter>(
     );
     let first = [Append::for_test("a", 1)];
     assert!(matches!(
-        commit_batch(writer, &first, &mut frontier).await,
+        commit_batch(writer, &first, &[], &mut frontier).await,
         BatchOutcome::Done(_)
     ));
     assert_eq!(
@@ -1269,7 +1299,7 @@ pub(crate) async fn one_call_contract<W: LogWriter>(
     // The general way reads the head the call left and goes on from it.
     let mut reloaded = None;
     let next = [Append::for_test("c", 1)];
-    let BatchOutcome::Done(results) = commit_batch(writer, &next, &mut reloaded).await else {
+    let BatchOutcome::Done(results) = commit_batch(writer, &next, &[], &mut reloaded).await else {
         panic!("the general way after the call");
     };
     let positions: Vec<u64> = results
@@ -1300,7 +1330,7 @@ pub(crate) async fn rows_beside_contract<W: LogWriter>(
     let mut frontier = None;
     let first = [Append::for_test("a", 1)];
     assert!(matches!(
-        commit_batch(writer, &first, &mut frontier).await,
+        commit_batch(writer, &first, &[], &mut frontier).await,
         BatchOutcome::Done(_)
     ));
     let update = TrackingUpdateRow {
