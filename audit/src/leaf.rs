@@ -161,14 +161,10 @@ impl LeafHead {
     /// head was begun with (debug builds check it).
     pub fn finish(&self, event: &LeafEvent<'_>) -> Hash {
         debug_assert!(
-            {
-                let mut whole = Vec::new();
-                write_head(&mut whole, event.actor, event.event_type, event.payload);
-                let mut head = LeafHasher(Sha256::new());
-                head.0.update([LEAF_HASH_PREFIX]);
-                head.0.update(&whole);
-                head.0.finalize() == self.0.clone().finalize()
-            },
+            LeafHead::new(event.actor, event.event_type, event.payload)
+                .0
+                .finalize()
+                == self.0.clone().finalize(),
             "a leaf hash finished from the head of another event"
         );
         let mut hasher = LeafHasher(self.0.clone());
