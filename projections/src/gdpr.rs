@@ -21,9 +21,6 @@ use crate::ProjectionError;
 /// Events read (and written as one transaction) per catch-up step.
 const PAGE: u32 = 5_000;
 
-/// Events per step as the projection follows the log in the background.
-const FOLLOW_PAGE: u32 = 50_000;
-
 /// How the projection reads the log and writes its rows: following the log in `serve`,
 /// through its own connections at the lowest CPU priority, beside the decisions
 /// ([`Store::read_range_behind`], [`Store::gdpr_apply`]); when it rebuilds offline
@@ -114,7 +111,7 @@ impl GdprProjector {
                 return Ok(from);
             }
             let events = match connections {
-                Connections::Behind => self.store.read_range_behind(from, FOLLOW_PAGE).await?,
+                Connections::Behind => self.store.read_range_behind(from, PAGE).await?,
                 Connections::Bulk | Connections::Now => self.store.read_pages(from, PAGE).await?,
             };
             let Some(last) = events.last() else {

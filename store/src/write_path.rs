@@ -297,8 +297,8 @@ async fn try_commit_batch<W: LogWriter>(
     // costs (a round trip to SQLite's worker thread, or to the server).
     let mut new_fence = fence;
     let stamped = Stamped::new(batch, next, &mut new_fence, recorded_at).begun(heads);
-    // The events' leaf hashes are finished while the server runs the INSERTs: the writer is
-    // the one serial stage of every decision.
+    // The events' leaf hashes are finished while the backend runs the INSERTs (SQLite's
+    // worker thread, or the server): the writer is the one serial stage of every decision.
     let (inserted, leaves) = tokio::join!(writer.insert_stamped(&stamped, &time), async {
         stamped.leaves()
     });
