@@ -355,6 +355,9 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// A wrk script sending `count` requests of `requests` in turn, each with its bearer token.
+/// Each thread formats the requests once, in `init` (where wrk's `Host` header is known), and
+/// hands them out as they are: formatting each one as it is sent cost the load generator, on
+/// the same two cores as the server, 11–19% of the decisions measured (BENCHMARKS.md).
 fn script(path: &Path, requests: &Requests, count: usize) -> anyhow::Result<PathBuf> {
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
     writeln!(out, "local requests = {{")?;
@@ -366,11 +369,16 @@ fn script(path: &Path, requests: &Requests, count: usize) -> anyhow::Result<Path
     writeln!(
         out,
         r#"}}
+local formatted = {{}}
+init = function(args)
+  for k, r in ipairs(requests) do
+    formatted[k] = wrk.format("POST", r[1], {{["Authorization"] = "Bearer " .. r[2], ["Content-Type"] = "application/json"}}, r[3])
+  end
+end
 local i = 0
 request = function()
-  i = (i % #requests) + 1
-  local r = requests[i]
-  return wrk.format("POST", r[1], {{["Authorization"] = "Bearer " .. r[2], ["Content-Type"] = "application/json"}}, r[3])
+  i = (i % #formatted) + 1
+  return formatted[i]
 end"#
     )?;
     out.flush()?;
