@@ -146,7 +146,7 @@ pub async fn grant(
             meta.outbox = outbox;
             Ok(state
                 .consents
-                .execute(&id.to_string(), command, meta)
+                .create(&id.to_string(), command, meta)
                 .await?)
         },
         |events, _| Created::of(events),

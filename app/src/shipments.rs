@@ -76,7 +76,7 @@ pub async fn register(
             meta.unique_claims.push(claim);
             Ok(state
                 .shipments
-                .execute(&id.to_string(), command, meta)
+                .create(&id.to_string(), command, meta)
                 .await?)
         },
         |events, _| Created::of(events),

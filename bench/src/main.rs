@@ -443,7 +443,8 @@ async fn grants(args: GrantsArgs, scratch: &Scratch) -> anyhow::Result<()> {
         scratch.path().display()
     );
 
-    // 1. The product path: CommandBus (load aggregate → handle → group-committed append).
+    // 1. The product path: CommandBus::create, as `POST /v1/consents` grants (a new consent's
+    // id has no stream to read: handle → group-committed append).
     let f = Arc::new(fixture(&scratch.part("bus").await?.location).await?);
     let bus = Arc::new(CommandBus::<Consent>::new(
         f.store.clone(),
@@ -463,7 +464,7 @@ async fn grants(args: GrantsArgs, scratch: &Scratch) -> anyhow::Result<()> {
         let (f, bus) = (fb.clone(), b.clone());
         async move {
             let (id, command) = grant(&f, i)?;
-            bus.execute(&id.to_string(), command, CommandMeta::new("bench", "grant"))
+            bus.create(&id.to_string(), command, CommandMeta::new("bench", "grant"))
                 .await?;
             Ok(())
         }

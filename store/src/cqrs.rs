@@ -304,6 +304,15 @@ pub enum CommandError<E: std::error::Error> {
 /// Lost optimistic-concurrency races a command is retried after before giving up.
 const CONFLICT_RETRIES: usize = 3;
 
+/// How a command's first attempt finds its aggregate.
+#[derive(Debug, Clone, Copy)]
+enum Stream {
+    /// Read from the log.
+    Read,
+    /// Taken as new, with no events (the caller has just made its id).
+    New,
+}
+
 /// Executes commands of one aggregate type and returns what they committed.
 pub struct CommandBus<A: Aggregate> {
     store: LedgerEventStore<A>,
@@ -339,9 +348,44 @@ where
         command: A::Command,
         meta: CommandMeta,
     ) -> Result<Vec<StoredEvent>, CommandError<A::Error>> {
+        self.run(aggregate_id, command, meta, Stream::Read).await
+    }
+
+    /// [`CommandBus::execute`] for a command that makes an aggregate whose id the caller has
+    /// just made (a new UUIDv7): it is handled on the aggregate's initial state without reading
+    /// the stream, which a new id cannot have — one read fewer for every grant or
+    /// registration, a round trip on PostgreSQL. Should the stream hold events after all, the
+    /// log's version check refuses the append of version 1 (nothing of it is recorded) and the
+    /// command is handled again on the aggregate as read, as [`CommandBus::execute`] handles a
+    /// lost race. Not for commands on an existing aggregate: refused by the initial state, they
+    /// would be refused without reading it.
+    #[tracing::instrument(skip(self, command, meta), fields(aggregate = A::TYPE))]
+    pub async fn create(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        meta: CommandMeta,
+    ) -> Result<Vec<StoredEvent>, CommandError<A::Error>> {
+        self.run(aggregate_id, command, meta, Stream::New).await
+    }
+
+    async fn run(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        meta: CommandMeta,
+        first: Stream,
+    ) -> Result<Vec<StoredEvent>, CommandError<A::Error>> {
         let mut attempt = 0;
         loop {
-            let mut context = self.store.load(aggregate_id).await?;
+            let mut context = match (first, attempt) {
+                (Stream::New, 0) => LedgerContext {
+                    aggregate_id: aggregate_id.to_owned(),
+                    aggregate: A::default(),
+                    version: 0,
+                },
+                _ => self.store.load(aggregate_id).await?,
+            };
             let sink = EventSink::<A>::default();
             context
                 .aggregate

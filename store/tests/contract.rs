@@ -1262,6 +1262,56 @@ pub async fn the_command_bus_returns_committed_events(location: StoreLocation) {
     );
 }
 
+/// `create` handles a command that makes an aggregate without reading its stream; on an id
+/// whose stream has events it loses to the log's version check, records nothing of that
+/// attempt (not even its idempotency key), and handles the command again on the aggregate as
+/// read, which refuses a second registration.
+pub async fn the_command_bus_creates_without_reading_and_falls_back_to_the_stream(
+    location: StoreLocation,
+) {
+    let store = open(&location).await;
+    let bus = CommandBus::<Principal>::new(store.clone(), services());
+    let id = principal_id();
+    let aggregate_id = id.to_string();
+    let created = bus
+        .create(
+            &aggregate_id,
+            register_partner(id),
+            CommandMeta::new("admin-1", "req-1"),
+        )
+        .await
+        .expect("create");
+    assert_eq!(positions(&created), vec![0]);
+    assert_eq!(created[0].stream_version, 1);
+    assert_eq!(
+        created[0].payload.decode::<PrincipalEvent>().unwrap(),
+        registered_partner(id)
+    );
+
+    // The id is not new: its registration breaks the aggregate's rule once read.
+    let mut meta = CommandMeta::new("admin-1", "req-2");
+    meta.idempotency = Some(idempotency_claim("admin-1 POST /principals", "k-2", "fp-2"));
+    let again = bus.create(&aggregate_id, register_partner(id), meta).await;
+    assert!(
+        matches!(
+            again,
+            Err(CommandError::Rejected(PrincipalError::AlreadyRegistered))
+        ),
+        "expected Rejected(AlreadyRegistered), got {again:?}"
+    );
+    assert_eq!(
+        store
+            .idempotency("admin-1 POST /principals", "k-2")
+            .await
+            .unwrap(),
+        None,
+        "the refused attempt recorded its key"
+    );
+
+    let log = assert_gapless(&store, 1).await;
+    assert_same_events(&log, &created);
+}
+
 /// A credential is written with the event that issues it, beside the log: a rotation replaces
 /// it (the old digest finds nothing), a refused command writes none, and no digest reaches an
 /// event.
@@ -1561,6 +1611,12 @@ mod sqlite {
     async fn the_command_bus_returns_committed_events() {
         let (_dir, location) = fresh();
         super::the_command_bus_returns_committed_events(location).await;
+    }
+
+    #[tokio::test]
+    async fn the_command_bus_creates_without_reading_and_falls_back_to_the_stream() {
+        let (_dir, location) = fresh();
+        super::the_command_bus_creates_without_reading_and_falls_back_to_the_stream(location).await;
     }
 
     #[tokio::test]
@@ -2279,6 +2335,8 @@ mod postgres {
         cqrs_framework_runs_on_the_ledger_event_store;
         #[tokio::test]
         the_command_bus_returns_committed_events;
+        #[tokio::test]
+        the_command_bus_creates_without_reading_and_falls_back_to_the_stream;
         #[tokio::test]
         credentials_are_kept_beside_the_log;
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
