@@ -166,6 +166,11 @@ pub struct ServeArgs {
     /// Days before a consent ends that its partner gets `consent.expiring` (1–365).
     #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=365))]
     pub expiring_notice_days: u32,
+    /// Events the GDPR projection may be behind the log for the access view to catch it up
+    /// before it answers; further behind (a load it cannot keep up with), the view reads what
+    /// the projection has not applied yet from the log instead of waiting for it.
+    #[arg(long, default_value_t = consent_ledger_app::state::DEFAULT_AUDIT_TAIL_AFTER)]
+    pub audit_tail_after: u64,
     /// Days a tracking update (personal data, SPEC §14) is kept after its receipt (1–3,650).
     #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub tracking_retention_days: u32,
@@ -674,6 +679,7 @@ async fn serve(options: &StoreOptions, args: ServeArgs) -> anyhow::Result<()> {
         origin: args.key.origin.clone(),
         rate_limit: NonZeroU32::new(args.rate_limit),
         expiring_notice: chrono::Duration::days(i64::from(args.expiring_notice_days)),
+        audit_tail_after: args.audit_tail_after,
         webhook_targets: consent_ledger_app::webhooks::target::TargetPolicy {
             allow_insecure_loopback: args.webhooks_allow_insecure_loopback,
         },

@@ -434,7 +434,7 @@ fn index_filter(filter: &AccessFilter) -> Option<RowsFilter> {
 /// tracking number and the partner asked for, of the outcome asked for, and the registration
 /// of the one shipment the bundle holds. Owners and times are not in the text; the exact filter
 /// runs on what comes back.
-fn pre_selection(
+pub(crate) fn pre_selection(
     filter: &AccessFilter,
     resolved: &Resolved,
     registration: Option<&str>,

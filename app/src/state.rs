@@ -43,7 +43,15 @@ pub struct ServiceConfig {
     /// How long after a shipment's journey ended (`delivered`, `returned_to_sender`) its
     /// subscriptions end (SPEC §14: 14 days).
     pub subscription_end: chrono::Duration,
+    /// Events the GDPR projection may be behind the log for the access view to catch it up
+    /// before answering; further behind, the view reads what it has not applied from the log
+    /// instead of waiting for it (`gdpr::tail`). 0: always from the log when behind.
+    pub audit_tail_after: u64,
 }
+
+/// See [`ServiceConfig::audit_tail_after`]: about half a second of the projection's catch-up
+/// at the decisions' priority (~30 µs an event), a few milliseconds read from the log.
+pub const DEFAULT_AUDIT_TAIL_AFTER: u64 = 20_000;
 
 /// The origin of a log whose operator named none.
 pub const DEFAULT_ORIGIN: &str = "consent-ledger.local/log";
@@ -58,6 +66,7 @@ impl Default for ServiceConfig {
             webhook_targets: Default::default(),
             expiring_notice: chrono::Duration::days(7),
             subscription_end: chrono::Duration::days(14),
+            audit_tail_after: DEFAULT_AUDIT_TAIL_AFTER,
         }
     }
 }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use consent_ledger_app::state::{AppState, ServiceConfig, StoreOptions};
+use consent_ledger_domain::values::Role;
 use consent_ledger_domain::SystemClock;
 use serde_json::json;
 
@@ -114,10 +115,28 @@ pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
     let fixture = {
         let state =
             AppState::open(&options, Arc::new(SystemClock), ServiceConfig::default()).await?;
+        let officer = crate::fixture::register_principal(
+            &state,
+            Role::PrivacyOfficer,
+            "Privacy officer",
+            None,
+        )
+        .await?
+        .token;
         let f = crate::fixture::seeded(state, args.partners, args.shipments).await?;
-        (f.partner_tokens, f.shipments, f.gateway, f.partners)
+        (
+            f.partner_tokens,
+            f.shipments,
+            f.gateway,
+            f.partners,
+            officer,
+        )
     };
-    let (tokens, shipments, gateway, partners) = fixture;
+    let (tokens, shipments, gateway, partners, officer) = fixture;
+    let viewed = shipments
+        .first()
+        .map(ToString::to_string)
+        .context("no shipments")?;
     let floor = fsync_floor(&args.dir, Duration::from_secs(3))?;
 
     let server = ServeProcess::start(&args.dir, None)?;
@@ -187,12 +206,20 @@ pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
         args.seconds,
     )?;
     let behind_after = lag(&store).await?;
+    // An officer's view of one parcel, asked every 2 s while the last load runs and the
+    // projection falls behind it.
+    let probe = ViewProbe::start(
+        format!("{url}/v1/audit/access?shipment_id={viewed}&limit=10"),
+        officer,
+    );
     let (steady, _) = wrk(
         args.connections,
         Some(&single_script),
         "/",
         args.steady_seconds,
     )?;
+    let behind_steady = lag(&store).await?;
+    let views = probe.stop()?;
     drop(server);
 
     println!(
@@ -290,6 +317,21 @@ pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
         ms(steady.p99),
         ms(steady.max)
     );
+    let mut took: Vec<Duration> = views.iter().map(|v| v.1).collect();
+    took.sort();
+    let refused = views.iter().filter(|v| v.0 != 200).count();
+    println!(
+        "during that load, an officer's view of one parcel's history (`GET \
+         /v1/audit/access?shipment_id=…&limit=10`) asked every 2 s after the last answer: {} \
+         answers, {} not 200, the fastest {:.1} ms, the median {:.1} ms, the slowest {:.1} ms; \
+         the GDPR projection {} events behind the log when the load ended",
+        took.len(),
+        refused,
+        took.first().map_or(0.0, |d| ms(*d)),
+        took.get(took.len() / 2).map_or(0.0, |d| ms(*d)),
+        took.last().map_or(0.0, |d| ms(*d)),
+        behind_steady
+    );
     println!();
     cpu_table(&[
         ("`GET /healthz`, a request", &ceiling_cpu),
@@ -316,7 +358,55 @@ pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
         decisions.errors == 0 && batches.errors == 0 && steady.errors == 0,
         "some decisions were refused: see the non-2xx column"
     );
+    anyhow::ensure!(refused == 0, "a view was refused during the load");
     Ok(())
+}
+
+/// A view asked again and again on a thread of its own (awc needs actix's runtime), each
+/// 2 s after the last answered, until stopped: each answer's status and time.
+struct ViewProbe {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<anyhow::Result<Vec<(u16, Duration)>>>,
+}
+
+impl ViewProbe {
+    fn start(url: String, token: String) -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let client = awc::Client::builder()
+                    .timeout(Duration::from_secs(600))
+                    .finish();
+                let mut answers = Vec::new();
+                while !stopped.load(std::sync::atomic::Ordering::Acquire) {
+                    actix_web::rt::time::sleep(Duration::from_secs(2)).await;
+                    let asked = Instant::now();
+                    let mut res = client
+                        .get(&url)
+                        .bearer_auth(&token)
+                        .send()
+                        .await
+                        .map_err(|e| anyhow::anyhow!("asking the view: {e}"))?;
+                    res.body()
+                        .limit(64 * 1024 * 1024)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("reading the view: {e}"))?;
+                    answers.push((res.status().as_u16(), asked.elapsed()));
+                }
+                Ok(answers)
+            })
+        });
+        Self { stop, thread }
+    }
+
+    /// Stops asking (after the view in flight answers); the answers.
+    fn stop(self) -> anyhow::Result<Vec<(u16, Duration)>> {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        self.thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("the view probe panicked"))?
+    }
 }
 
 /// Where each load's CPU went, in microseconds per request (or per decision of a batch).

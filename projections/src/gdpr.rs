@@ -130,8 +130,9 @@ impl GdprProjector {
     }
 }
 
-/// The GDPR rows of a page of events.
-fn rows(events: &[StoredEvent]) -> Result<GdprBatch, ProjectionError> {
+/// The GDPR rows of a page of events: what the projection writes for them (the access view
+/// reads the decisions it has not applied yet through the same conversion).
+pub fn rows(events: &[StoredEvent]) -> Result<GdprBatch, ProjectionError> {
     let mut batch = GdprBatch::default();
     for e in events {
         let bad = |err: serde_json::Error| crate::ApplyError {
@@ -217,7 +218,7 @@ fn channel_name(channel: Channel) -> String {
 
 /// The row of a decision; a delivery's cancellation is recorded on its decision's stream and
 /// is no access of its own.
-fn access_row(position: Position, event: AccessEvent) -> Option<GdprAccess> {
+pub fn access_row(position: Position, event: AccessEvent) -> Option<GdprAccess> {
     Some(match event {
         AccessEvent::TrackingAccessAllowed {
             authorizations,

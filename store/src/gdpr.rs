@@ -670,6 +670,33 @@ macro_rules! gdpr_backend {
             rows.iter().map(shipment_row).collect()
         }
 
+        /// The projected shipments of `ids` (those the projection has applied), in any order.
+        pub(crate) async fn gdpr_shipments_by_id(
+            pool: &Pool,
+            ids: &[String],
+        ) -> Result<Vec<GdprShipment>, StoreError> {
+            let mut found = Vec::with_capacity(ids.len());
+            for chunk in ids.chunks(INSERT_CHUNK) {
+                let mut q: QueryBuilder<$db> = QueryBuilder::new(format!(
+                    "SELECT {SHIPMENT_COLUMNS} FROM audit_shipment WHERE shipment_id IN ("
+                ));
+                let mut list = q.separated(", ");
+                for id in chunk {
+                    list.push_bind(id.as_str());
+                }
+                q.push(")");
+                let rows = q
+                    .build()
+                    .fetch_all(pool)
+                    .await
+                    .map_err(StoreError::unavailable)?;
+                for row in &rows {
+                    found.push(shipment_row(row)?);
+                }
+            }
+            Ok(found)
+        }
+
         /// The statement of [`gdpr_shipments`], after `prefix`.
         fn shipments_query(prefix: &str, key: &SubjectKey) -> QueryBuilder<$db> {
             let mut q: QueryBuilder<$db> = QueryBuilder::new(format!(

@@ -859,6 +859,18 @@ impl Store {
         }
     }
 
+    /// The projected shipments of `ids`: those the GDPR projection has applied.
+    #[tracing::instrument(level = "debug", skip_all, fields(ids = ids.len()))]
+    pub async fn gdpr_shipments_by_id(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<gdpr::GdprShipment>, StoreError> {
+        match &self.inner.gdpr {
+            Reads::Sqlite(pool) => gdpr::sqlite::gdpr_shipments_by_id(pool, ids).await,
+            Reads::Postgres(pool) => gdpr::postgres::gdpr_shipments_by_id(pool, ids).await,
+        }
+    }
+
     /// Projected decisions per partner with `from <= decided_at < to` (microseconds).
     #[tracing::instrument(level = "debug", skip_all, fields(from = from, to = to))]
     pub async fn gdpr_counts(

@@ -57,22 +57,58 @@ fn parse_csv(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
     (header, rows)
 }
 
-#[actix_web::test]
-async fn access_history_filters_by_each_field_and_shows_the_consent_as_it_stood() {
-    let app = spawn_app().await;
+/// Two shippers, two partners and a regulator; two parcels of the first shipper, the first
+/// with a consent of the first partner.
+struct Cast {
+    shipper: String,
+    shipper_token: String,
+    other_shipper: String,
+    p1: String,
+    p1_token: String,
+    p2: String,
+    p2_token: String,
+    regulator: String,
+    s1: String,
+    s2: String,
+    consent: String,
+}
+
+async fn cast(app: &TestApp) -> Cast {
     let (shipper, shipper_token) = app.principal("shipper", "Shop").await;
     let (_, other_shipper) = app.principal("shipper", "Other shop").await;
     let (p1, p1_token) = app.partner("Insure").await;
     let (p2, p2_token) = app.partner("Lender").await;
     let (_, regulator) = app.principal("regulator", "DPA").await;
-    let (_, gateway) = app.principal("gateway", "Tracking API").await;
     let s1 = app.shipment(&shipper_token, "DHL", "JJD1", "DE").await;
     let s2 = app.shipment(&shipper_token, "DHL", "JJD2", "DE").await;
-    let s3 = app.shipment(&other_shipper, "UPS", "1Z9", "FR").await;
     let consent = app
         .post("/v1/consents", &shipper_token, consent_for(&p1, &s1))
         .await
         .id();
+    Cast {
+        shipper,
+        shipper_token,
+        other_shipper,
+        p1,
+        p1_token,
+        p2,
+        p2_token,
+        regulator,
+        s1,
+        s2,
+        consent,
+    }
+}
+
+#[actix_web::test]
+async fn access_history_filters_by_each_field_and_shows_the_consent_as_it_stood() {
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    let (shipper, shipper_token, other_shipper) = (c.shipper, c.shipper_token, c.other_shipper);
+    let (p1, p1_token, p2, p2_token) = (c.p1, c.p1_token, c.p2, c.p2_token);
+    let (regulator, s1, s2, consent) = (c.regulator, c.s1, c.s2, c.consent);
+    let (_, gateway) = app.principal("gateway", "Tracking API").await;
+    let s3 = app.shipment(&other_shipper, "UPS", "1Z9", "FR").await;
 
     let allowed = decide(&app, &p1_token, ask(&s1)).await;
     assert_eq!(allowed["allowed"], true);
@@ -1019,4 +1055,181 @@ async fn ropa_counts_every_consent_across_chunks_while_decisions_go_on() {
     };
     assert_eq!(in_force(&insurer), Some(json!(GRANTS - 3)), "{partners}");
     assert_eq!(in_force(&lender), Some(json!(3)), "{partners}");
+}
+
+/// Issue 18: a view asked while the GDPR projection is far behind reads what it has not
+/// applied from the log. Here every view reads it whenever the projection is behind at all
+/// (`audit_tail_after` 0): the projection holds the first part of the history, the log the
+/// rest — decisions, a revocation, an erasure that blanks rows the projection already holds —
+/// and every view, for every caller and filter, in every format and page, must be what the
+/// projection answers once it has caught up, before and after a restart.
+#[actix_web::test]
+async fn a_view_far_behind_the_log_answers_what_the_caught_up_projection_answers() {
+    use consent_ledger_app::state::ServiceConfig;
+
+    let app = crate::helpers::spawn_app_with(ServiceConfig {
+        audit_tail_after: 0,
+        ..ServiceConfig::default()
+    })
+    .await;
+    let c = cast(&app).await;
+    let (s1, s2, p1, p2, shipper, consent) = (&c.s1, &c.s2, &c.p1, &c.p2, &c.shipper, &c.consent);
+    let (_, officer) = app.principal("privacy_officer", "DPO").await;
+    decide(&app, &c.p1_token, ask(&c.s1)).await;
+    decide(&app, &c.p2_token, ask(&c.s1)).await;
+    decide(&app, &c.p1_token, ask(&c.s2)).await;
+    let unknown = json!({"carrier": "DHL", "tracking_number": "NOPE1", "purpose": "insurance_claim", "data_categories": ["status_events"]});
+    decide(&app, &c.p1_token, unknown.clone()).await;
+    let erased = app
+        .post(
+            &format!("/v1/shipments/{s2}/erase"),
+            &officer,
+            json!({"reason": "the recipient asked (Art. 17)"}),
+        )
+        .await;
+    assert_eq!(erased.status, StatusCode::OK, "{}", erased.body);
+    // The erasure's clean-up catches the projection up (it blanks the erased rows): let it
+    // finish before the projection is left behind.
+    while app
+        .state
+        .scrub_requested
+        .load(std::sync::atomic::Ordering::Acquire)
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    drop(app.state.scrubbing.lock().await);
+
+    // The projection applies this much; what follows only the log holds.
+    let size = app.state.store.next_position().await.expect("size");
+    app.state.gdpr.catch_up_to(size).await.expect("catch up");
+    let applied = app.state.store.gdpr_position().await.expect("position");
+
+    let s3 = app.shipment(&c.other_shipper, "UPS", "1Z9", "FR").await;
+    decide(&app, &c.p1_token, ask(&s3)).await;
+    app.clock.advance(Duration::hours(1));
+    let revoked = app
+        .post(
+            &format!("/v1/consents/{consent}/revoke"),
+            &c.shipper_token,
+            json!({"reason": "customer objected"}),
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK);
+    decide(&app, &c.p1_token, ask(&c.s1)).await;
+    decide(&app, &c.p2_token, ask(&c.s2)).await;
+    decide(&app, &c.p2_token, unknown).await;
+    decide(&app, &c.p1_token, ask(&c.s2)).await;
+
+    let from = rfc3339(start_time());
+    let to = rfc3339(start_time() + Duration::minutes(30));
+    let mut asked: Vec<(&str, String)> = Vec::new();
+    for filter in [
+        String::new(),
+        format!("shipment_id={s1}"),
+        format!("shipment_id={s2}"),
+        format!("shipment_id={s3}"),
+        "carrier=DHL&tracking_number=JJD1".to_owned(),
+        "carrier=DHL&tracking_number=JJD2".to_owned(),
+        "carrier=DHL&tracking_number=NOPE1".to_owned(),
+        format!("partner_id={p1}"),
+        format!("partner_id={p2}&outcome=denied"),
+        format!("shipper_id={shipper}"),
+        format!("from={from}&to={to}"),
+        "outcome=allowed".to_owned(),
+    ] {
+        for format in ["json", "csv", "ndjson"] {
+            asked.push((
+                &c.regulator,
+                format!("/v1/audit/access?{filter}&format={format}"),
+            ));
+        }
+        asked.push((&officer, format!("/v1/audit/access?{filter}&limit=2")));
+    }
+    for filter in [
+        String::new(),
+        format!("shipment_id={s1}"),
+        format!("shipment_id={s2}"),
+        "carrier=DHL&tracking_number=NOPE1".to_owned(),
+    ] {
+        asked.push((&c.p1_token, format!("/v1/audit/access?{filter}")));
+        asked.push((&c.p2_token, format!("/v1/audit/access?{filter}")));
+        asked.push((&c.shipper_token, format!("/v1/audit/access?{filter}")));
+    }
+    // Every page of a paged read, by its cursors.
+    async fn pages(app: &TestApp, token: &str, first: &str) -> Vec<Value> {
+        let mut answers = Vec::new();
+        let mut path = first.to_owned();
+        loop {
+            let r = app.get(&path, token).await;
+            let next = r.body["next_after"].as_str().map(str::to_owned);
+            answers.push(json!({"status": r.status.as_u16(), "body": r.body}));
+            match next {
+                Some(cursor) if answers.len() < 20 => path = format!("{first}&after={cursor}"),
+                _ => return answers,
+            }
+        }
+    }
+    let mut from_the_log = Vec::new();
+    for (token, path) in &asked {
+        from_the_log.push(pages(&app, token, path).await);
+    }
+    assert_eq!(
+        app.state.store.gdpr_position().await.expect("position"),
+        applied,
+        "the views read the log and left the projection where it was"
+    );
+    let erased_rows = from_the_log[asked
+        .iter()
+        .position(|(_, p)| p.starts_with(&format!("/v1/audit/access?shipment_id={s2}&format=json")))
+        .expect("asked")][0]["body"]["items"]
+        .as_array()
+        .expect("items")
+        .clone();
+    assert_eq!(erased_rows.len(), 3, "{erased_rows:?}");
+    assert!(
+        erased_rows
+            .iter()
+            .all(|r| r["tracking_number"].is_null() && r["carrier"] == "DHL"),
+        "an erased shipment's number is in no row, read from the projection or the log: \
+         {erased_rows:?}"
+    );
+
+    // A restart finds the projection where it was and answers the same from the log.
+    let (backing, clock, admin) = app.stop().await;
+    let app = crate::helpers::spawn_app_configured(
+        backing,
+        clock,
+        Some(admin),
+        ServiceConfig {
+            audit_tail_after: 0,
+            ..ServiceConfig::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        app.state.store.gdpr_position().await.expect("position"),
+        applied
+    );
+    for ((token, path), answer) in asked.iter().zip(&from_the_log) {
+        assert_eq!(
+            &pages(&app, token, path).await,
+            answer,
+            "{path}: read from the log before and after a restart"
+        );
+    }
+
+    let size = app.state.store.next_position().await.expect("size");
+    assert!(applied < size);
+    app.state.gdpr.catch_up_to(size).await.expect("catch up");
+    assert_eq!(
+        app.state.store.gdpr_position().await.expect("position"),
+        size
+    );
+    for ((token, path), answer) in asked.iter().zip(&from_the_log) {
+        assert_eq!(
+            &pages(&app, token, path).await,
+            answer,
+            "{path}: read from the log, then from the caught-up projection"
+        );
+    }
 }

@@ -16,7 +16,9 @@ use consent_ledger_domain::values::{
     CarrierCode, PartnerId, RecipientRef, ShipmentId, ShipperId, TrackingNumber,
 };
 
-/// Every recorded access decision the caller may see, oldest first, one page at a time.
+/// Every recorded access decision the caller may see, oldest first, one page at a time, up to
+/// the log's size when asked (or `at_least_as_fresh`): when the audit projection is far behind
+/// the log, what it has not applied is read from the log rather than waited for.
 #[utoipa::path(get, path = "/v1/audit/access", tag = "audit", operation_id = "audit_access",
     security(("bearer" = [])),
     params(

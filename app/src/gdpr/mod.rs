@@ -25,6 +25,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 pub mod filter;
+mod tail;
 
 use crate::auth::Caller;
 use crate::error::AppError;
@@ -82,7 +83,14 @@ fn time_of(micros: i64) -> DateTime<Utc> {
 
 /// Catches the audit projection up to `at_least_as_fresh` if given, else to the log's size now.
 async fn fresh(state: &AppState, q: &QueryParams) -> Result<Position, AppError> {
-    let target = match q.get::<u64>("at_least_as_fresh")? {
+    let target = fresh_target(state, q).await?;
+    Ok(state.gdpr.catch_up_to(target).await?)
+}
+
+/// What a view answers up to: every event before `at_least_as_fresh + 1` if given, else
+/// before the log's size now.
+async fn fresh_target(state: &AppState, q: &QueryParams) -> Result<Position, AppError> {
+    Ok(match q.get::<u64>("at_least_as_fresh")? {
         Some(p) => {
             let size = state.store.next_position().await?;
             if p >= size.get() {
@@ -94,8 +102,7 @@ async fn fresh(state: &AppState, q: &QueryParams) -> Result<Position, AppError> 
             Position::new(p + 1)
         }
         None => state.store.next_position().await?,
-    };
-    Ok(state.gdpr.catch_up_to(target).await?)
+    })
 }
 
 /// A page cursor: the last position returned, opaque to the caller.
@@ -405,9 +412,19 @@ pub fn access_filter(
     caller: &Caller,
     q: &QueryParams,
 ) -> Result<AccessFilter, AppError> {
+    Ok(access_filters(state, caller, q)?.1)
+}
+
+/// [`access_filter`], and the same filters as the export applies them to events.
+fn access_filters(
+    state: &AppState,
+    caller: &Caller,
+    q: &QueryParams,
+) -> Result<(filter::AccessFilter, AccessFilter), AppError> {
     let mut asked = filter::AccessFilter::parse(|name| q.raw(name).map(str::to_owned))?;
     if sees_all(caller) {
-        return Ok(asked.rows_filter());
+        let rows = asked.rows_filter();
+        return Ok((asked, rows));
     }
     match caller.role {
         Role::Shipper => {
@@ -444,7 +461,7 @@ pub fn access_filter(
             if asked.shipment.is_some() || asked.tracking.is_some() {
                 let mut rows = asked.rows_filter();
                 rows.parcel_disclosed_only = true;
-                return Ok(rows);
+                return Ok((asked, rows));
             }
         }
         _ => {
@@ -453,7 +470,8 @@ pub fn access_filter(
             ))
         }
     }
-    Ok(asked.rows_filter())
+    let rows = asked.rows_filter();
+    Ok((asked, rows))
 }
 
 /// The access view's parameters: the access filters, then its own.
@@ -522,12 +540,27 @@ pub async fn access_page(
         .get::<String>("after")?
         .map(|a| decode_cursor(&a))
         .transpose()?;
-    let filter = access_filter(state, caller, q)?;
-    fresh(state, q).await?;
-    let mut rows = state
-        .store
-        .gdpr_access(&filter, after, u32::try_from(limit + 1).unwrap_or(u32::MAX))
-        .await?;
+    let (asked, filter) = access_filters(state, caller, q)?;
+    let target = fresh_target(state, q).await?;
+    let applied = state.store.gdpr_position().await?;
+    let behind = target.get().saturating_sub(applied.get());
+    let mut rows = if behind > state.config.audit_tail_after {
+        // Far behind (a load it cannot keep up with): the log answers for what it has not
+        // applied, rather than the view waiting for all of it.
+        let asked = tail::Asked {
+            filter: &asked,
+            rows: &filter,
+            after,
+            want: limit + 1,
+        };
+        tail::access_rows(state, asked, applied, target).await?
+    } else {
+        state.gdpr.catch_up_to(target).await?;
+        state
+            .store
+            .gdpr_access(&filter, after, u32::try_from(limit + 1).unwrap_or(u32::MAX))
+            .await?
+    };
     let more = rows.len() > limit;
     rows.truncate(limit);
     let next_after = more
