@@ -14,12 +14,15 @@ use consent_ledger_domain::erasure::{ErasureEvent, ERASURE_STREAM};
 use consent_ledger_domain::personal::Personal;
 use consent_ledger_domain::shipment::ShipmentEvent;
 use consent_ledger_store::gdpr::{GdprAccess, GdprBatch, GdprShipment};
-use consent_ledger_store::{Position, Store, StoredEvent};
+use consent_ledger_store::{DecisionScan, Position, Store, StoredEvent};
 
 use crate::ProjectionError;
 
 /// Events read (and written as one transaction) per catch-up step.
 const PAGE: u32 = 5_000;
+
+/// Positions a scan for erasures reads per statement.
+const SCAN_STEP: u64 = 65_536;
 
 /// How the projection reads the log and writes its rows: following the log in `serve`,
 /// through its own connections at the lowest CPU priority, beside the decisions
@@ -84,6 +87,51 @@ impl GdprProjector {
             }
         }
         Ok(reached)
+    }
+
+    /// Blanks at once what the erasures the projection has not applied yet erased from the rows
+    /// it holds (SPEC §12: within 60 s of an erasure no file holds an erased value), where
+    /// catching up to them would take as long as its lag under load. Taken between two of its
+    /// pages (one catch-up at a time in this process): no page read before an erasure deleted
+    /// its openings is written after the blanking, and the pages after it read the events
+    /// without them. Applying the erasures in log order later blanks the same rows again.
+    #[tracing::instrument(skip(self))]
+    pub async fn blank_unapplied_erasures(&self) -> Result<(), ProjectionError> {
+        let _one_at_a_time = self.catching_up.lock().await;
+        let from = self.store.gdpr_position().await?;
+        let to = self.store.next_position().await?;
+        let erasures = self.erasures_between(from, to).await?;
+        if erasures.erased.is_empty()
+            && erasures.erased_positions.is_empty()
+            && erasures.asked_before.is_none()
+        {
+            return Ok(());
+        }
+        Ok(self.store.gdpr_blank(&erasures).await?)
+    }
+
+    /// The erasures recorded at positions `from..to`, as the projection applies them (its
+    /// batch's `erased`, `erased_positions` and `asked_before`).
+    pub async fn erasures_between(
+        &self,
+        from: Position,
+        to: Position,
+    ) -> Result<GdprBatch, ProjectionError> {
+        let scan = DecisionScan {
+            stream_type: ERASURE_STREAM.to_owned(),
+            event_type: None,
+            payload_contains: Vec::new(),
+            text_field: None,
+            also: None,
+        };
+        let mut events = Vec::new();
+        let mut start = from.get();
+        while start < to.get() {
+            let end = start.saturating_add(SCAN_STEP).min(to.get());
+            events.extend(self.store.read_decisions(start..end, &scan).await?);
+            start = end;
+        }
+        rows(&events)
     }
 
     /// Applies events until at least every one before `target` is in (SPEC §5.2's

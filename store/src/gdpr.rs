@@ -225,6 +225,20 @@ macro_rules! gdpr_backend {
             tx.commit().await.map_err(StoreError::unavailable)
         }
 
+        /// A write transaction on the projection's tables, whose commit waits for no flush
+        /// where the projection is not fsynced (`$unsynced`).
+        async fn begin_write(pool: &Pool) -> Result<sqlx::Transaction<'static, $db>, StoreError> {
+            let mut tx = pool.begin().await.map_err(StoreError::unavailable)?;
+            let unsynced: Option<&str> = $unsynced;
+            if let Some(statement) = unsynced {
+                sqlx::query(statement)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::unavailable)?;
+            }
+            Ok(tx)
+        }
+
         /// Writes the rows of the events `from..next` and moves the projection to `next`, in
         /// one transaction, only if the projection is still at `from` (another process may
         /// have applied them first: then nothing is written and `false` comes back).
@@ -235,14 +249,7 @@ macro_rules! gdpr_backend {
             next: Position,
             batch: &GdprBatch,
         ) -> Result<bool, StoreError> {
-            let mut tx = pool.begin().await.map_err(StoreError::unavailable)?;
-            let unsynced: Option<&str> = $unsynced;
-            if let Some(statement) = unsynced {
-                sqlx::query(statement)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(StoreError::unavailable)?;
-            }
+            let mut tx = begin_write(pool).await?;
             // A write first: on SQLite the transaction takes the write lock here (waiting
             // under busy_timeout), on PostgreSQL the row lock that orders concurrent appliers.
             let moved = sqlx::query(
@@ -364,6 +371,20 @@ macro_rules! gdpr_backend {
                         .map_err(StoreError::unavailable)?;
                 }
             }
+            blank_erased(&mut tx, batch).await?;
+            tx.commit().await.map_err(StoreError::unavailable)?;
+            Ok(true)
+        }
+
+        /// Blanks what the batch's erasures erased from the rows written before (SPEC §12): the
+        /// tracking numbers and recipient references of the erased shipments, the numbers the
+        /// erased denials recorded, and those of denials of unknown parcels before a retention
+        /// sweep's bound. The same statements whether the projection applies the erasures in
+        /// log order or an erasure blanks them at once ([`gdpr_blank`]).
+        async fn blank_erased(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            batch: &GdprBatch,
+        ) -> Result<(), StoreError> {
             for shipment in &batch.erased {
                 for statement in [
                     "UPDATE audit_shipment SET tracking_number = '', recipient_ref = NULL \
@@ -382,7 +403,7 @@ macro_rules! gdpr_backend {
                 ] {
                     sqlx::query(statement)
                         .bind(shipment.as_str())
-                        .execute(&mut *tx)
+                        .execute(&mut **tx)
                         .await
                         .map_err(StoreError::unavailable)?;
                 }
@@ -397,7 +418,7 @@ macro_rules! gdpr_backend {
                 }
                 q.push(")");
                 q.build()
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await
                     .map_err(StoreError::unavailable)?;
             }
@@ -407,12 +428,23 @@ macro_rules! gdpr_backend {
                      WHERE shipment_id IS NULL AND tracking_number IS NOT NULL AND position < $1",
                 )
                 .bind(u64_bind(before))
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await
                 .map_err(StoreError::unavailable)?;
             }
-            tx.commit().await.map_err(StoreError::unavailable)?;
-            Ok(true)
+            Ok(())
+        }
+
+        /// Blanks at once what the erasures of `batch` erased from the rows the projection
+        /// holds, without moving its position: an erasure's 60 s (SPEC §12) do not wait for a
+        /// projection behind a load to reach it in log order. Applying the erasure later blanks
+        /// the same rows again, and the rows written meanwhile come from events whose openings
+        /// the erasure deleted.
+        #[tracing::instrument(level = "debug", skip_all, fields(shipments = batch.erased.len(), positions = batch.erased_positions.len()))]
+        pub(crate) async fn gdpr_blank(pool: &Pool, batch: &GdprBatch) -> Result<(), StoreError> {
+            let mut tx = begin_write(pool).await?;
+            blank_erased(&mut tx, batch).await?;
+            tx.commit().await.map_err(StoreError::unavailable)
         }
 
         /// The registration of every shipment the batch's decisions name, by id: from the batch

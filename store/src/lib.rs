@@ -819,6 +819,17 @@ impl Store {
         gdpr_apply_through(&self.inner.gdpr_writes, from, next, batch).await
     }
 
+    /// Blanks at once, at the decisions' priority, what the erasures of `batch` erased from the
+    /// rows the GDPR projection holds, leaving its position where it is (SPEC §12's 60 s do not
+    /// wait for it to reach the erasures in log order).
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn gdpr_blank(&self, batch: &gdpr::GdprBatch) -> Result<(), StoreError> {
+        match &self.inner.gdpr_writes_now {
+            Reads::Sqlite(pool) => gdpr::sqlite::gdpr_blank(pool, batch).await,
+            Reads::Postgres(pool) => gdpr::postgres::gdpr_blank(pool, batch).await,
+        }
+    }
+
     /// [`Store::gdpr_apply`] for a catch-up a request waits on: on SQLite through a connection
     /// at the decisions' priority, where [`Store::gdpr_apply`]'s runs only on the CPU they leave
     /// (docs/adr/0006), so that a view asked under load is not held back by that load.

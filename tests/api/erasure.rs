@@ -425,3 +425,134 @@ async fn retention_erases_shipments_with_no_event_in_the_period_and_keeps_the_ot
         "{text}"
     );
 }
+
+/// The files of `dir` (not descending) that hold `value`'s bytes.
+fn files_holding(dir: &std::path::Path, value: &str) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .expect("data dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_file())
+        .filter(|e| {
+            std::fs::read(e.path())
+                .expect("read a file")
+                .windows(value.len())
+                .any(|w| w == value.as_bytes())
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// The GDPR projection's rows `filter` selects.
+async fn rows(
+    app: &TestApp,
+    filter: &consent_ledger_store::gdpr::AccessFilter,
+) -> Vec<consent_ledger_store::gdpr::GdprAccess> {
+    app.state
+        .store
+        .gdpr_access(filter, None, 100)
+        .await
+        .expect("rows")
+}
+
+/// SPEC §12's 60 s under a load the GDPR audit projection cannot keep up with (issue 18): the
+/// erasure's clean-up blanks the rows the projection holds at once, without waiting for it to
+/// reach the erasure in log order, and applying the rest later brings no erased value back.
+#[actix_web::test]
+async fn an_erasure_blanks_the_audit_projection_however_far_behind_the_log_it_is() {
+    use consent_ledger_store::gdpr::{AccessFilter, SubjectKey};
+
+    let app = spawn_app().await;
+    let (shipper_id, _) = app.principal("shipper", "Shop").await;
+    let (_, partner) = app.partner("Insure").await;
+    let (_, officer) = app.principal("privacy_officer", "DPO").await;
+    let number = "BEHIND-TRK-0001";
+    // Asked for before it was registered, then after.
+    decide_by_number(&app, &partner, number).await;
+    let shipment = register(&app, &shipper_id, number, "crm-behind-1").await;
+    decide_by_number(&app, &partner, number).await;
+    let store = &app.state.store;
+    let size = store.next_position().await.expect("size");
+    app.state.gdpr.catch_up_to(size).await.expect("catch up");
+    let key = SubjectKey::Tracking {
+        carrier: "DHL".into(),
+        tracking_number: number.into(),
+    };
+    let by_number = AccessFilter {
+        carrier_tracking: Some(("DHL".into(), number.into())),
+        ..AccessFilter::default()
+    };
+    assert_eq!(
+        store.gdpr_shipments(&key).await.expect("shipments").len(),
+        1
+    );
+    assert_eq!(
+        rows(&app, &by_number)
+            .await
+            .iter()
+            .filter(|r| r.tracking_number.as_deref() == Some(number))
+            .count(),
+        2,
+        "the projection holds the number in both decisions' rows"
+    );
+
+    // The projection is left behind: decisions it has not applied, then the erasure.
+    register(&app, &shipper_id, "BEHIND-TRK-0002", "crm-behind-2").await;
+    for _ in 0..3 {
+        decide_by_number(&app, &partner, "BEHIND-TRK-0002").await;
+    }
+    let erased = app
+        .post(
+            &format!("/v1/shipments/{shipment}/erase"),
+            &officer,
+            json!({"reason": "the recipient asked (Art. 17)"}),
+        )
+        .await;
+    let erased = expect(&erased, StatusCode::OK)["position"]
+        .as_u64()
+        .expect("position");
+    while app
+        .state
+        .scrub_requested
+        .load(std::sync::atomic::Ordering::Acquire)
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    drop(app.state.scrubbing.lock().await);
+
+    let applied = store.gdpr_position().await.expect("position").get();
+    assert!(
+        applied <= erased,
+        "the clean-up did not catch the projection up to the erasure ({applied} > {erased})"
+    );
+    let shipment_rows = AccessFilter {
+        shipment_id: Some(shipment.clone()),
+        ..AccessFilter::default()
+    };
+    for _ in 0..2 {
+        assert!(store
+            .gdpr_shipments(&key)
+            .await
+            .expect("shipments")
+            .is_empty());
+        assert!(
+            rows(&app, &by_number).await.is_empty(),
+            "no row is found by the erased number"
+        );
+        let kept = rows(&app, &shipment_rows).await;
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        assert!(kept.iter().all(|r| r.tracking_number.is_none()), "{kept:?}");
+        assert_eq!(
+            files_holding(app.data_dir(), number),
+            Vec::<String>::new(),
+            "no file holds the erased number"
+        );
+        // Then the projection applies the rest, the erasure among it.
+        let size = store.next_position().await.expect("size");
+        app.state.gdpr.catch_up_to(size).await.expect("catch up");
+        app.state
+            .store
+            .scrub(std::time::Duration::from_secs(10))
+            .await
+            .expect("scrub");
+    }
+}

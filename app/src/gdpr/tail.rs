@@ -13,10 +13,9 @@
 use std::collections::{BTreeSet, HashMap};
 
 use consent_ledger_domain::access::ACCESS_STREAM;
-use consent_ledger_domain::erasure::ERASURE_STREAM;
 use consent_ledger_projections::gdpr::{access_row, rows};
 use consent_ledger_store::gdpr::{AccessFilter as RowsFilter, GdprAccess, GdprBatch, GdprShipment};
-use consent_ledger_store::{DecisionScan, Position, StoredEvent};
+use consent_ledger_store::{Position, StoredEvent};
 
 use super::filter::{access_event, AccessFilter};
 use crate::error::AppError;
@@ -81,7 +80,12 @@ pub(super) async fn access_rows(
     target: Position,
 ) -> Result<Vec<GdprAccess>, AppError> {
     let (applied, target) = (applied.get(), target.get());
-    let erasures = erasures_between(state, applied, target).await?;
+    let erasures = Erasures::of(
+        state
+            .gdpr
+            .erasures_between(Position::new(applied), Position::new(target))
+            .await?,
+    );
     let mut found = projected(state, &asked, applied, &erasures).await?;
     if found.len() < asked.want {
         let start = asked
@@ -95,25 +99,6 @@ pub(super) async fn access_rows(
         found.extend(later);
     }
     Ok(found)
-}
-
-/// The erasures recorded at positions `from..to`.
-async fn erasures_between(state: &AppState, from: u64, to: u64) -> Result<Erasures, AppError> {
-    let scan = DecisionScan {
-        stream_type: ERASURE_STREAM.to_owned(),
-        event_type: None,
-        payload_contains: Vec::new(),
-        text_field: None,
-        also: None,
-    };
-    let mut events = Vec::new();
-    let mut start = from;
-    while start < to {
-        let end = start.saturating_add(STEP).min(to);
-        events.extend(state.store.read_decisions(start..end, &scan).await?);
-        start = end;
-    }
-    Ok(Erasures::of(rows(&events)?))
 }
 
 /// The projection's rows before `applied`, with the erasures after it applied. A row an
