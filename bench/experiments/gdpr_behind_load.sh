@@ -7,6 +7,7 @@
 #   bench/experiments/gdpr_behind_load.sh view  BIN DIR single|batch
 #       an officer's view of one parcel (`GET /v1/audit/access?shipment_id=…&limit=10`) asked
 #       every 2 s after the last answer while wrk runs 24 s; prints each answer's status and time
+#       (VIEW='/v1/audit/ropa?from=…&to=…' asks that view instead)
 #   bench/experiments/gdpr_behind_load.sh erase BIN DIR
 #       20 s into 120 s of single decisions, one parcel erased; prints the seconds until no
 #       file of the data directory holds its tracking number (SPEC §12: 60 s)
@@ -34,7 +35,7 @@ view)
   for _ in $(seq 1 10); do
     sleep 2
     T="$T $(curl -s -o /dev/null -w '%{http_code}:%{time_total}' -H "Authorization: Bearer $DPO" \
-      "$URL/v1/audit/access?shipment_id=$SHIP&limit=10")"
+      "$URL${VIEW:-/v1/audit/access?shipment_id=$SHIP&limit=10}")"
   done
   wait $W
   echo "$MODE: $(awk '/Requests\/sec/ {print $2}' "$RUN.wrk") requests/s; the views (status:seconds):$T"

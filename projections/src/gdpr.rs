@@ -89,6 +89,13 @@ impl GdprProjector {
         Ok(reached)
     }
 
+    /// Holds the projection still in this process (no page applied) until the guard drops:
+    /// for a reader that reads its position and then what it holds, and must not see a page
+    /// applied in between (another process's catch-up is fenced by the stored position only).
+    pub async fn hold(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.catching_up.lock().await
+    }
+
     /// Blanks at once what the erasures the projection has not applied yet erased from the rows
     /// it holds (SPEC §12: within 60 s of an erasure no file holds an erased value), where
     /// catching up to them would take as long as its lag under load. Taken between two of its

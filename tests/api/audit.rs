@@ -1060,9 +1060,9 @@ async fn ropa_counts_every_consent_across_chunks_while_decisions_go_on() {
 /// Issue 18: a view asked while the GDPR projection is far behind reads what it has not
 /// applied from the log. Here every view reads it whenever the projection is behind at all
 /// (`audit_tail_after` 0): the projection holds the first part of the history, the log the
-/// rest — decisions, a revocation, an erasure that blanks rows the projection already holds —
-/// and every view, for every caller and filter, in every format and page, must be what the
-/// projection answers once it has caught up, before and after a restart.
+/// rest — decisions, a revocation, decisions about an erased parcel — and every access view,
+/// for every caller and filter, in every format and page, and the record of processing, must
+/// be what the projection answers once it has caught up, before and after a restart.
 #[actix_web::test]
 async fn a_view_far_behind_the_log_answers_what_the_caught_up_projection_answers() {
     use consent_ledger_app::state::ServiceConfig;
@@ -1154,6 +1154,15 @@ async fn a_view_far_behind_the_log_answers_what_the_caught_up_projection_answers
         asked.push((&c.p1_token, format!("/v1/audit/access?{filter}")));
         asked.push((&c.p2_token, format!("/v1/audit/access?{filter}")));
         asked.push((&c.shipper_token, format!("/v1/audit/access?{filter}")));
+    }
+    // The record of processing counts the reads the projection has not applied from the log.
+    let day = rfc3339(start_time() + Duration::days(1));
+    for period in [
+        format!("from={from}&to={to}"),
+        format!("from={from}&to={day}"),
+    ] {
+        asked.push((&c.regulator, format!("/v1/audit/ropa?{period}")));
+        asked.push((&officer, format!("/v1/audit/ropa?{period}&format=csv")));
     }
     // Every page of a paged read, by its cursors.
     async fn pages(app: &TestApp, token: &str, first: &str) -> Vec<Value> {

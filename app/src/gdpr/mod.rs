@@ -1223,11 +1223,34 @@ pub async fn ropa_view(
     if to < from {
         return Err(AppError::invalid("to", "must not be before from"));
     }
-    fresh(state, &q).await?;
-    let counts = state
-        .store
-        .gdpr_counts(from.timestamp_micros(), to.timestamp_micros())
-        .await?;
+    let target = fresh_target(state, &q).await?;
+    let behind = {
+        // Its position and its counts read with no page applied in between.
+        let _still = state.gdpr.hold().await;
+        let applied = state.store.gdpr_position().await?;
+        (target.get().saturating_sub(applied.get()) > state.config.audit_tail_after).then_some((
+            applied,
+            state
+                .store
+                .gdpr_counts(from.timestamp_micros(), to.timestamp_micros())
+                .await?,
+        ))
+    };
+    let counts = match behind {
+        // Far behind (a load it cannot keep up with): the log's decisions it has not applied
+        // are counted from the log, rather than the record waiting for all of them.
+        Some((applied, mut counts)) => {
+            tail::add_counts(state, applied, target, (from, to), &mut counts).await?;
+            counts
+        }
+        None => {
+            state.gdpr.catch_up_to(target).await?;
+            state
+                .store
+                .gdpr_counts(from.timestamp_micros(), to.timestamp_micros())
+                .await?
+        }
+    };
     let answer = build_ropa(state, from, to, counts);
     Ok(match format {
         Format::Csv => Rendered {

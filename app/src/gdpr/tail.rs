@@ -8,7 +8,9 @@
 //! filter the export applies, made into rows by the projection's own conversion, joined with
 //! their shipment as the projection joins them, and with every erasure among those events
 //! applied as the projection will apply it. The answer is the one the projection gives once it
-//! has caught up; `tests/api/audit.rs` compares the two on every filter and caller.
+//! has caught up; `tests/api/audit.rs` compares the two on every filter and caller. The record
+//! of processing (`GET /v1/audit/ropa`) adds the reads of those decisions to the projection's
+//! counts the same way.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -235,6 +237,53 @@ async fn join_shipments(state: &AppState, found: &mut [GdprAccess]) -> Result<()
         if row.tracking_number.is_none() && !owner.tracking_number.is_empty() {
             row.tracking_number = Some(owner.tracking_number.clone());
         }
+    }
+    Ok(())
+}
+
+/// Adds to `counts` the decisions at positions `applied..target` decided in `from..to`, per
+/// partner, as the projection counts them once it has applied them (`audit_daily`,
+/// `audit_daily_channel`).
+pub(super) async fn add_counts(
+    state: &AppState,
+    applied: Position,
+    target: Position,
+    period: (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>),
+    counts: &mut std::collections::BTreeMap<String, consent_ledger_store::gdpr::PartnerCounts>,
+) -> Result<(), AppError> {
+    let filter = AccessFilter {
+        from: Some(period.0),
+        to: Some(period.1),
+        ..AccessFilter::default()
+    };
+    let resolved = super::filter::Resolved::default();
+    let scan = pre_selection(&filter, &resolved, None);
+    let mut start = applied.get();
+    while start < target.get() {
+        let end = start.saturating_add(STEP).min(target.get());
+        let events = state.store.read_decisions(start..end, &scan).await?;
+        let model = state.projector.read();
+        for e in &events {
+            let Some(event) = access_event(e) else {
+                continue;
+            };
+            if !filter.selects(&super::filter::decision(&event), &resolved, &model.access) {
+                continue;
+            }
+            let Some(row) = access_row(e.position, event) else {
+                continue;
+            };
+            let partner = counts.entry(row.partner_id).or_default();
+            if row.allowed {
+                partner.allowed += 1;
+                if let Some(channel) = row.channel {
+                    *partner.allowed_by_channel.entry(channel).or_default() += 1;
+                }
+            } else {
+                partner.denied += 1;
+            }
+        }
+        start = end;
     }
     Ok(())
 }
