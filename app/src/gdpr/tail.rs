@@ -27,7 +27,7 @@ use crate::state::AppState;
 /// Positions read from the log per statement.
 const STEP: u64 = 16_384;
 
-/// What the projection's caller asked, as the view parsed it.
+/// What the view's caller asked, as the view parsed it.
 pub(super) struct Asked<'a> {
     /// The filters, with the caller's tenancy applied.
     pub filter: &'a AccessFilter,
