@@ -408,7 +408,7 @@ pub async fn scrub(state: &AppState) -> Result<(), AppError> {
         .blank_unapplied_erasures()
         .await
         .map_err(AppError::internal)?;
-    state.store.scrub(SCRUB_WITHIN).await?;
+    checkpoint_all(state).await?;
     state
         .projector
         .save_snapshot(&state.snapshot_path)
@@ -416,8 +416,16 @@ pub async fn scrub(state: &AppState) -> Result<(), AppError> {
         .map_err(AppError::internal)?;
     // The snapshot write may have been the last thing in a WAL; nothing personal in it, but
     // a second checkpoint leaves the WALs empty for whoever looks.
-    state.store.scrub(SCRUB_WITHIN).await?;
-    Ok(())
+    checkpoint_all(state).await
+}
+
+/// Checkpoints and truncates the store's WALs with the audit projection held still in this
+/// process: a catch-up (a view's) that began its write while the projection's WAL was being
+/// truncated would wait for the checkpoint while holding the read snapshot the checkpoint
+/// waits for, both until a busy timeout.
+async fn checkpoint_all(state: &AppState) -> Result<(), AppError> {
+    let _still = state.gdpr.hold().await;
+    Ok(state.store.scrub(SCRUB_WITHIN).await?)
 }
 
 /// Whether an access decision about `id` was recorded at or after `since` (the audit
