@@ -1088,16 +1088,9 @@ async fn a_view_far_behind_the_log_answers_what_the_caught_up_projection_answers
         )
         .await;
     assert_eq!(erased.status, StatusCode::OK, "{}", erased.body);
-    // The erasure's clean-up catches the projection up (it blanks the erased rows): let it
-    // finish before the projection is left behind.
-    while app
-        .state
-        .scrub_requested
-        .load(std::sync::atomic::Ordering::Acquire)
-    {
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    drop(app.state.scrubbing.lock().await);
+    // The erasure's clean-up blanks the projection's erased rows: let it finish before the
+    // projection is left behind.
+    app.scrubbed().await;
 
     // The projection applies this much; what follows only the log holds.
     let size = app.state.store.next_position().await.expect("size");

@@ -510,14 +510,7 @@ async fn an_erasure_blanks_the_audit_projection_however_far_behind_the_log_it_is
     let erased = expect(&erased, StatusCode::OK)["position"]
         .as_u64()
         .expect("position");
-    while app
-        .state
-        .scrub_requested
-        .load(std::sync::atomic::Ordering::Acquire)
-    {
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    drop(app.state.scrubbing.lock().await);
+    app.scrubbed().await;
 
     let applied = store.gdpr_position().await.expect("position").get();
     assert!(

@@ -521,6 +521,18 @@ impl TestApp {
             .expect("vkey")
     }
 
+    /// Waits until the clean-up an erasure started in the background (SPEC §12) has finished.
+    pub async fn scrubbed(&self) {
+        while self
+            .state
+            .scrub_requested
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        drop(self.state.scrubbing.lock().await);
+    }
+
     pub async fn log_size(&self) -> u64 {
         self.state
             .store
