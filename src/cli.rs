@@ -166,9 +166,10 @@ pub struct ServeArgs {
     /// Days before a consent ends that its partner gets `consent.expiring` (1–365).
     #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=365))]
     pub expiring_notice_days: u32,
-    /// Events the GDPR projection may be behind the log for the access view to catch it up
-    /// before it answers; further behind (a load it cannot keep up with), the view reads what
-    /// the projection has not applied yet from the log instead of waiting for it.
+    /// Events the GDPR projection may be behind the log for the audit views (access, DSAR,
+    /// record of processing) to catch it up before they answer; further behind (a load it
+    /// cannot keep up with), they read what the projection has not applied yet from the log
+    /// instead of waiting for it.
     #[arg(long, default_value_t = consent_ledger_app::state::DEFAULT_AUDIT_TAIL_AFTER)]
     pub audit_tail_after: u64,
     /// Days a tracking update (personal data, SPEC §14) is kept after its receipt (1–3,650).

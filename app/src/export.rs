@@ -456,6 +456,9 @@ pub(crate) fn pre_selection(
     if let Some(partner) = filter.partner {
         payload_contains.push(vec![partner.to_string()]);
     }
+    if let Some(ids) = &filter.shipment_in {
+        payload_contains.push(ids.iter().map(ToString::to_string).collect());
+    }
     DecisionScan {
         stream_type: ACCESS_STREAM.to_owned(),
         // A cancelled delivery is filtered as a denial (SPEC §14): denials are two event

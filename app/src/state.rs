@@ -43,9 +43,10 @@ pub struct ServiceConfig {
     /// How long after a shipment's journey ended (`delivered`, `returned_to_sender`) its
     /// subscriptions end (SPEC §14: 14 days).
     pub subscription_end: chrono::Duration,
-    /// Events the GDPR projection may be behind the log for the access view to catch it up
-    /// before answering; further behind, the view reads what it has not applied from the log
-    /// instead of waiting for it (`gdpr::tail`). 0: always from the log when behind.
+    /// Events the GDPR projection may be behind the log for the access view, the DSAR and the
+    /// record of processing to catch it up before answering; further behind, they read what it
+    /// has not applied from the log instead of waiting for it (`gdpr::tail`). 0: always from
+    /// the log when behind.
     pub audit_tail_after: u64,
 }
 

@@ -64,7 +64,9 @@ pub async fn access(
 
 /// Art. 15 for one data subject, named by carrier + tracking number or by recipient_ref:
 /// every recipient with each access's date, purpose, legal basis, consents and categories;
-/// denied attempts apart (they are not recipients).
+/// denied attempts apart (they are not recipients). Up to the log's size when asked (or
+/// `at_least_as_fresh`): when the audit projection is far behind the log, the subject's
+/// shipments and accesses it has not applied are read from the log rather than waited for.
 #[utoipa::path(get, path = "/v1/audit/dsar", tag = "audit", operation_id = "audit_dsar",
     security(("bearer" = [])),
     params(

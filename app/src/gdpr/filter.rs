@@ -73,6 +73,8 @@ pub struct AccessFilter {
     /// … and before this one (`from` ≤ decided_at < `to`, so adjacent windows never overlap).
     pub to: Option<DateTime<Utc>>,
     pub outcome: Option<Outcome>,
+    /// Decisions about any of these shipments (a DSAR's; no query parameter names it).
+    pub shipment_in: Option<Vec<ShipmentId>>,
 }
 
 fn parse<T>(
@@ -145,6 +147,7 @@ impl AccessFilter {
             from,
             to,
             outcome,
+            shipment_in: None,
         })
     }
 
@@ -161,7 +164,10 @@ impl AccessFilter {
             from: self.from.map(|t| t.timestamp_micros()),
             to: self.to.map(|t| t.timestamp_micros()),
             allowed: self.outcome.map(|o| o == Outcome::Allowed),
-            shipment_in: None,
+            shipment_in: self
+                .shipment_in
+                .as_ref()
+                .map(|ids| ids.iter().map(ToString::to_string).collect()),
             parcel_disclosed_only: false,
         }
     }
@@ -190,6 +196,11 @@ impl AccessFilter {
     pub fn selects(&self, d: &Decision, resolved: &Resolved, index: &Decider) -> bool {
         if self.shipment.is_some_and(|s| d.shipment != Some(s)) {
             return false;
+        }
+        if let Some(ids) = &self.shipment_in {
+            if !d.shipment.is_some_and(|s| ids.contains(&s)) {
+                return false;
+            }
         }
         if let Some((carrier, tracking)) = &self.tracking {
             let by_id = resolved.tracked.is_some() && d.shipment == resolved.tracked;

@@ -2,8 +2,9 @@
 //! when, why, on which consent), `GET /v1/audit/dsar` (Art. 15: a data subject's recipients),
 //! `GET /v1/audit/ropa` (Art. 30: per partner, what it processes and how often).
 //!
-//! Every view answers from the audit projection after catching it up to the log's size now
-//! (or to `at_least_as_fresh`), so a decision whose answer came back is in the next view. Who
+//! Every view answers as of the log's size now (or `at_least_as_fresh`), so a decision whose
+//! answer came back is in the next view: from the audit projection after catching it up, or,
+//! when it is far behind, from its rows and the log after them (`tail.rs`). Who
 //! sees what follows SPEC §2: privacy officers, regulators and admins everything, a shipper
 //! its own shipments' records, a partner its own decisions; another tenant's shipment is 404.
 
@@ -14,7 +15,7 @@ use consent_ledger_domain::access::DenyReason;
 use consent_ledger_domain::principal::PartnerProfile;
 use consent_ledger_domain::values::{
     AuthorizationId, CarrierCode, ConsentId, DataCategory, LegalBasis, PrincipalId, RecipientRef,
-    Role, TrackingNumber,
+    Role, ShipmentId, TrackingNumber,
 };
 use consent_ledger_projections::authorization::AuthorizationView;
 use consent_ledger_projections::decider::ShipmentRef;
@@ -26,6 +27,8 @@ use utoipa::ToSchema;
 
 pub mod filter;
 mod tail;
+
+use filter::Outcome;
 
 use crate::auth::Caller;
 use crate::error::AppError;
@@ -79,12 +82,6 @@ fn time_of(micros: i64) -> DateTime<Utc> {
     Utc.timestamp_micros(micros)
         .single()
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
-}
-
-/// Catches the audit projection up to `at_least_as_fresh` if given, else to the log's size now.
-async fn fresh(state: &AppState, q: &QueryParams) -> Result<Position, AppError> {
-    let target = fresh_target(state, q).await?;
-    Ok(state.gdpr.catch_up_to(target).await?)
 }
 
 /// What a view answers up to: every event before `at_least_as_fresh + 1` if given, else
@@ -553,7 +550,8 @@ pub async fn access_page(
             after,
             want: limit + 1,
         };
-        tail::access_rows(state, asked, applied, target).await?
+        let behind = tail::Behind::read(state, applied, target).await?;
+        tail::access_rows(state, asked, &behind).await?
     } else {
         state.gdpr.catch_up_to(target).await?;
         state
@@ -664,21 +662,30 @@ const DSAR_PAGE: u32 = 10_000;
 /// Output of a streamed view is handed on in pieces of about this size.
 const STREAM_CHUNK: usize = 64 * 1024;
 
-/// The pages of rows `filter` selects, in position order.
+/// The pages of rows `filter` selects, in position order: from the projection, or, when the
+/// DSAR found it far behind (`tail`), from its rows and the log after them (`tail.rs`).
 struct Pages<'a> {
     state: &'a AppState,
-    filter: AccessFilter,
+    filter: filter::AccessFilter,
+    rows: AccessFilter,
+    tail: Option<&'a tail::Behind>,
     after: Option<u64>,
     done: bool,
 }
 
 impl<'a> Pages<'a> {
-    fn new(state: &'a AppState, filter: AccessFilter) -> Self {
+    fn new(
+        state: &'a AppState,
+        filter: filter::AccessFilter,
+        tail: Option<&'a tail::Behind>,
+    ) -> Self {
         Self {
             state,
+            rows: filter.rows_filter(),
+            done: filter.shipment_in.as_ref().is_some_and(Vec::is_empty),
             filter,
+            tail,
             after: None,
-            done: false,
         }
     }
 
@@ -686,11 +693,23 @@ impl<'a> Pages<'a> {
         if self.done {
             return Ok(None);
         }
-        let page = self
-            .state
-            .store
-            .gdpr_access(&self.filter, self.after, DSAR_PAGE)
-            .await?;
+        let page = match self.tail {
+            Some(behind) => {
+                let asked = tail::Asked {
+                    filter: &self.filter,
+                    rows: &self.rows,
+                    after: self.after,
+                    want: DSAR_PAGE as usize,
+                };
+                tail::access_rows(self.state, asked, behind).await?
+            }
+            None => {
+                self.state
+                    .store
+                    .gdpr_access(&self.rows, self.after, DSAR_PAGE)
+                    .await?
+            }
+        };
         self.done = page.len() < DSAR_PAGE as usize;
         self.after = page.last().map(|r| r.position).or(self.after);
         Ok((!page.is_empty()).then_some(page))
@@ -732,8 +751,11 @@ pub struct DsarPlan {
     shipments: Vec<GdprShipment>,
     /// Denied attempts by this carrier and tracking number before the parcel was registered
     /// (shown to auditors).
-    unregistered: Option<(String, String)>,
+    unregistered: Option<(CarrierCode, TrackingNumber)>,
     erasures: Vec<DsarErasure>,
+    /// How far behind the DSAR found the projection, when far: the log answers for the
+    /// events it has not applied.
+    tail: Option<tail::Behind>,
 }
 
 /// A recipient as the DSAR introduces it, before its accesses.
@@ -883,16 +905,18 @@ impl DsarPlan {
             emit,
         };
         let json = self.format == Format::Json;
-        let subject: Vec<String> = self
+        let subject: Vec<ShipmentId> = self
             .shipments
             .iter()
-            .map(|s| s.shipment_id.clone())
-            .collect();
-        let of_subject = |allowed: bool| AccessFilter {
+            .map(|s| s.shipment_id.parse())
+            .collect::<Result<_, _>>()
+            .map_err(AppError::internal)?;
+        let of_subject = |outcome: Outcome| filter::AccessFilter {
             shipment_in: Some(subject.clone()),
-            allowed: Some(allowed),
-            ..AccessFilter::default()
+            outcome: Some(outcome),
+            ..filter::AccessFilter::default()
         };
+        let tail = self.tail.as_ref();
         if json {
             let shipments: Vec<DsarShipment> = self
                 .shipments
@@ -930,7 +954,7 @@ impl DsarPlan {
         // allowed reads keeps only their ids.
         let mut recipients: Vec<String> = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        let mut pages = Pages::new(state, of_subject(true));
+        let mut pages = Pages::new(state, of_subject(Outcome::Allowed), tail);
         while let Some(page) = pages.next().await? {
             for r in page {
                 if seen.insert(r.partner_id.clone()) {
@@ -950,10 +974,11 @@ impl DsarPlan {
             let mut first = true;
             let mut pages = Pages::new(
                 state,
-                AccessFilter {
-                    partner_id: Some(partner.clone()),
-                    ..of_subject(true)
+                filter::AccessFilter {
+                    partner: Some(partner.parse().map_err(AppError::internal)?),
+                    ..of_subject(Outcome::Allowed)
                 },
+                tail,
             );
             while let Some(page) = pages.next().await? {
                 let accesses: Vec<DsarAccess> = {
@@ -984,17 +1009,17 @@ impl DsarPlan {
         // (The tracking filter also selects the registered parcel's rows: those come next.)
         let mut denied = Vec::new();
         if let Some(tracking) = self.unregistered {
-            let by_tracking = AccessFilter {
-                carrier_tracking: Some(tracking),
-                allowed: Some(false),
-                ..AccessFilter::default()
+            let by_tracking = filter::AccessFilter {
+                tracking: Some(tracking),
+                outcome: Some(Outcome::Denied),
+                ..filter::AccessFilter::default()
             };
             denied.push((by_tracking, true));
         }
-        denied.push((of_subject(false), false));
+        denied.push((of_subject(Outcome::Denied), false));
         let mut first = true;
         for (filter, unregistered_only) in denied {
-            let mut pages = Pages::new(state, filter);
+            let mut pages = Pages::new(state, filter, tail);
             while let Some(page) = pages.next().await? {
                 let attempts: Vec<DsarDenied> = {
                     let model = state.projector.read();
@@ -1067,6 +1092,7 @@ pub async fn dsar_view(
     let carrier: Option<CarrierCode> = q.get("carrier")?;
     let tracking: Option<TrackingNumber> = q.get("tracking_number")?;
     let recipient: Option<RecipientRef> = q.get("recipient_ref")?;
+    let asked_tracking = carrier.clone().zip(tracking.clone());
     let key = match (carrier, tracking, recipient) {
         (Some(c), Some(t), None) => SubjectKey::Tracking {
             carrier: c.to_string(),
@@ -1098,14 +1124,25 @@ pub async fn dsar_view(
             ))
         }
     };
-    fresh(state, &q).await?;
+    let target = fresh_target(state, &q).await?;
+    let applied = state.store.gdpr_position().await?;
+    let far = target.get().saturating_sub(applied.get()) > state.config.audit_tail_after;
+    let (tail, mut shipments) = if far {
+        // Far behind (a load it cannot keep up with): the log answers for what it has not
+        // applied, rather than the DSAR waiting for all of it.
+        let behind = tail::Behind::read(state, applied, target).await?;
+        let shipments = tail::subject_shipments(state, &key, &behind).await?;
+        (Some(behind), shipments)
+    } else {
+        state.gdpr.catch_up_to(target).await?;
+        (None, state.store.gdpr_shipments(&key).await?)
+    };
     let erasures = match &key {
         SubjectKey::RecipientRef(subject) if sees_all(caller) => {
             erasures_of(state, subject).await?
         }
         _ => Vec::new(),
     };
-    let mut shipments = state.store.gdpr_shipments(&key).await?;
     if caller.role == Role::Shipper {
         let me = caller.id.as_shipper().to_string();
         shipments.retain(|s| s.shipper_id == me);
@@ -1113,13 +1150,15 @@ pub async fn dsar_view(
     if shipments.is_empty() && !sees_all(caller) {
         return Err(AppError::not_found());
     }
-    let unregistered = match key {
-        SubjectKey::Tracking {
-            carrier,
-            tracking_number,
-        } if sees_all(caller) => Some((carrier, tracking_number)),
-        _ => None,
-    };
+    let unregistered = asked_tracking.filter(|_| sees_all(caller));
+    let mut tail = tail;
+    if let Some(behind) = &mut tail {
+        let by_tracking = unregistered.clone().map(|t| filter::AccessFilter {
+            tracking: Some(t),
+            ..filter::AccessFilter::default()
+        });
+        behind.hold(state, &shipments, by_tracking.as_ref()).await?;
+    }
     Ok(DsarPlan {
         content_type: match format {
             Format::Csv => CSV_TYPE,
@@ -1130,6 +1169,7 @@ pub async fn dsar_view(
         shipments,
         unregistered,
         erasures,
+        tail,
     })
 }
 

@@ -10,14 +10,17 @@
 //! applied as the projection will apply it. The answer is the one the projection gives once it
 //! has caught up; `tests/api/audit.rs` compares the two on every filter and caller. The record
 //! of processing (`GET /v1/audit/ropa`) adds the reads of those decisions to the projection's
-//! counts the same way.
+//! counts the same way, and a DSAR (`GET /v1/audit/dsar`) finds the subject's shipments and
+//! their accesses so.
 
 use std::collections::{BTreeSet, HashMap};
 
 use consent_ledger_domain::access::ACCESS_STREAM;
 use consent_ledger_projections::gdpr::{access_row, rows};
-use consent_ledger_store::gdpr::{AccessFilter as RowsFilter, GdprAccess, GdprBatch, GdprShipment};
-use consent_ledger_store::{Position, StoredEvent};
+use consent_ledger_store::gdpr::{
+    AccessFilter as RowsFilter, GdprAccess, GdprBatch, GdprShipment, SubjectKey,
+};
+use consent_ledger_store::{DecisionScan, Position, StoredEvent};
 
 use super::filter::{access_event, AccessFilter};
 use crate::error::AppError;
@@ -26,6 +29,9 @@ use crate::state::AppState;
 
 /// Positions read from the log per statement.
 const STEP: u64 = 16_384;
+
+/// The most decisions a DSAR holds in memory for its several passes ([`Behind::hold`]).
+const HELD_AT_MOST: usize = 50_000;
 
 /// What the view's caller asked, as the view parsed it.
 pub(super) struct Asked<'a> {
@@ -38,9 +44,77 @@ pub(super) struct Asked<'a> {
     pub want: usize,
 }
 
+/// How far behind the projection is: it has applied the events before `applied`; a view
+/// answers for those before `target`; the erasures between, read once.
+#[derive(Debug)]
+pub(super) struct Behind {
+    applied: u64,
+    target: u64,
+    erasures: Erasures,
+    /// The unapplied decisions every filter to come selects among, when read once
+    /// ([`Behind::hold`]).
+    held: Option<Vec<StoredEvent>>,
+}
+
+impl Behind {
+    pub(super) async fn read(
+        state: &AppState,
+        applied: Position,
+        target: Position,
+    ) -> Result<Self, AppError> {
+        Ok(Self {
+            applied: applied.get(),
+            target: target.get(),
+            erasures: Erasures::of(state.gdpr.erasures_between(applied, target).await?),
+            held: None,
+        })
+    }
+
+    /// Reads once the unapplied decisions about `shipments`, and those asked by `tracking`'s
+    /// number, for a DSAR, whose passes (its recipients, each one's accesses, the denials)
+    /// then select among them instead of each reading the log; left to the log when there are
+    /// more than [`HELD_AT_MOST`].
+    pub(super) async fn hold(
+        &mut self,
+        state: &AppState,
+        shipments: &[GdprShipment],
+        tracking: Option<&AccessFilter>,
+    ) -> Result<(), AppError> {
+        let mut any: Vec<String> = shipments.iter().map(|s| s.shipment_id.clone()).collect();
+        if let Some(tracking) = tracking {
+            let resolved = tracking.resolve(&state.projector.read().access);
+            let scan = pre_selection(tracking, &resolved, None);
+            any.extend(scan.payload_contains.into_iter().flatten());
+        }
+        if any.is_empty() {
+            self.held = Some(Vec::new());
+            return Ok(());
+        }
+        let scan = DecisionScan {
+            stream_type: ACCESS_STREAM.to_owned(),
+            event_type: None,
+            payload_contains: vec![any],
+            text_field: None,
+            also: None,
+        };
+        let mut held = Vec::new();
+        let mut start = self.applied;
+        while start < self.target {
+            let end = start.saturating_add(STEP).min(self.target);
+            held.extend(state.store.read_decisions(start..end, &scan).await?);
+            if held.len() > HELD_AT_MOST {
+                return Ok(());
+            }
+            start = end;
+        }
+        self.held = Some(held);
+        Ok(())
+    }
+}
+
 /// The erasures recorded in the events the projection has not applied yet, as it will apply
 /// them to every row written before (`consent_ledger_store`'s `gdpr_apply`).
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Erasures {
     shipments: BTreeSet<String>,
     positions: BTreeSet<u64>,
@@ -72,28 +146,71 @@ impl Erasures {
     }
 }
 
+/// A data subject's shipments (a DSAR's) as the projection will hold them once it has applied
+/// every event before `behind.target`: its rows the key finds, less those an erasure it has
+/// not applied erased (it blanks the number and reference the key finds them by), and the
+/// registrations it has not applied the key finds, in log order.
+pub(super) async fn subject_shipments(
+    state: &AppState,
+    key: &SubjectKey,
+    behind: &Behind,
+) -> Result<Vec<GdprShipment>, AppError> {
+    let erasures = &behind.erasures;
+    let mut found: Vec<GdprShipment> = state
+        .store
+        .gdpr_shipments(key)
+        .await?
+        .into_iter()
+        .filter(|s| !erasures.shipments.contains(&s.shipment_id))
+        .collect();
+    // A registration's number and reference are sealed in its payload: every registration is
+    // read and opened.
+    let scan = DecisionScan {
+        stream_type: "shipment".to_owned(),
+        event_type: None,
+        payload_contains: Vec::new(),
+        text_field: None,
+        also: None,
+    };
+    let mut start = behind.applied;
+    while start < behind.target {
+        let end = start.saturating_add(STEP).min(behind.target);
+        let events = state.store.read_decisions(start..end, &scan).await?;
+        for shipment in rows(&events)?.shipments {
+            let theirs = match key {
+                SubjectKey::Tracking {
+                    carrier,
+                    tracking_number,
+                } => &shipment.carrier == carrier && &shipment.tracking_number == tracking_number,
+                SubjectKey::RecipientRef(r) => shipment.recipient_ref.as_ref() == Some(r),
+            };
+            // The projection may have gone on meanwhile and hold it already.
+            let known = found.iter().any(|s| s.shipment_id == shipment.shipment_id);
+            if theirs && !known && !erasures.shipments.contains(&shipment.shipment_id) {
+                found.push(shipment);
+            }
+        }
+        start = end;
+    }
+    found.sort_by_key(|s| s.position);
+    Ok(found)
+}
+
 /// Up to `asked.want` rows of the access view after `asked.after`, as the projection will
-/// hold them once it has applied every event before `target`, while it has applied those
-/// before `applied`.
+/// hold them once it has applied every event before `behind.target`.
 pub(super) async fn access_rows(
     state: &AppState,
     asked: Asked<'_>,
-    applied: Position,
-    target: Position,
+    behind: &Behind,
 ) -> Result<Vec<GdprAccess>, AppError> {
-    let (applied, target) = (applied.get(), target.get());
-    let erasures = Erasures::of(
-        state
-            .gdpr
-            .erasures_between(Position::new(applied), Position::new(target))
-            .await?,
-    );
-    let mut found = projected(state, &asked, applied, &erasures).await?;
+    let (applied, erasures) = (behind.applied, &behind.erasures);
+    let mut found = projected(state, &asked, applied, erasures).await?;
     if found.len() < asked.want {
         let start = asked
             .after
             .map_or(applied, |a| a.saturating_add(1).max(applied));
-        let mut later = unapplied(state, &asked, start, target, asked.want - found.len()).await?;
+        let want = asked.want - found.len();
+        let mut later = unapplied(state, &asked, start..behind.target, want, &behind.held).await?;
         join_shipments(state, &mut later).await?;
         for row in &mut later {
             erasures.blank(row);
@@ -138,34 +255,41 @@ async fn projected(
     }
 }
 
-/// Up to `want` rows of the decisions at positions `from..to` the filter selects, read from
-/// the log, in order (their shipments not joined yet).
+/// Up to `want` rows of the decisions at positions `range` the filter selects, in order (their
+/// shipments not joined yet): among the `held` decisions if read before, else from the log.
 async fn unapplied(
     state: &AppState,
     asked: &Asked<'_>,
-    from: u64,
-    to: u64,
+    range: std::ops::Range<u64>,
     want: usize,
+    held: &Option<Vec<StoredEvent>>,
 ) -> Result<Vec<GdprAccess>, AppError> {
-    // Owners and tracking numbers are looked up in the read model: bring it up to `to`, in
-    // case another process wrote.
+    // Owners and tracking numbers are looked up in the read model: bring it up to the range's
+    // end, in case another process wrote.
     state.projector.catch_up().await?;
     let resolved = asked.filter.resolve(&state.projector.read().access);
-    let scan = pre_selection(asked.filter, &resolved, None);
     let mut found = Vec::new();
-    let mut start = from;
-    while start < to && found.len() < want {
-        let end = start.saturating_add(STEP).min(to);
-        let events = state.store.read_decisions(start..end, &scan).await?;
+    let select = |events: &[StoredEvent], found: &mut Vec<GdprAccess>| {
         let model = state.projector.read();
-        for e in &events {
-            if let Some(row) = selected(asked, &resolved, &model.access, e) {
-                found.push(row);
-                if found.len() == want {
-                    break;
-                }
+        for e in events.iter().filter(|e| range.contains(&e.position.get())) {
+            if found.len() == want {
+                break;
             }
+            found.extend(selected(asked, &resolved, &model.access, e));
         }
+    };
+    if let Some(held) = held {
+        select(held, &mut found);
+        return Ok(found);
+    }
+    let scan = pre_selection(asked.filter, &resolved, None);
+    let mut start = range.start;
+    while start < range.end && found.len() < want {
+        let end = start.saturating_add(STEP).min(range.end);
+        select(
+            &state.store.read_decisions(start..end, &scan).await?,
+            &mut found,
+        );
         start = end;
     }
     Ok(found)
