@@ -589,38 +589,8 @@ pub(crate) async fn scrub(pool: &PgPool) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The events of positions `range` of the scanned stream (and the `also` stream): a coarser
-/// pre-selection than SQLite's (no payload search here); the caller's exact filter refines it.
-#[tracing::instrument(level = "debug", skip_all, fields(start = range.start, end = range.end))]
-pub(crate) async fn read_decisions(
-    pool: &PgPool,
-    range: std::ops::Range<u64>,
-    scan: &DecisionScan,
-) -> Result<Vec<StoredEvent>, StoreError> {
-    let (also_type, also_id) = scan.also.clone().unwrap_or_default();
-    let rows = sqlx::query(concat!(
-        "SELECT ",
-        event_columns!(),
-        " FROM events WHERE position >= $1 AND position < $2 \
-         AND ((stream_type = $3 AND ($4::text IS NULL OR event_type = $4)) \
-              OR (stream_type = $5 AND stream_id = $6)) ORDER BY position"
-    ))
-    .bind(sql_index(range.start))
-    .bind(sql_index(range.end))
-    .bind(scan.stream_type.as_str())
-    .bind(scan.event_type.as_deref())
-    .bind(also_type)
-    .bind(also_id)
-    .fetch_all(pool)
-    .await
-    .map_err(StoreError::unavailable)?;
-    let mut events = rows
-        .iter()
-        .map(row_to_event)
-        .collect::<Result<Vec<_>, _>>()?;
-    attach_openings(pool, &mut events).await?;
-    Ok(events)
-}
+// Text compared as SQLite compares it (`C`), whatever the database's collation.
+crate::reads::decision_scan_backend!(Postgres, find: "strpos", events: "events", collate: " COLLATE \"C\"");
 
 /// Listens for the commits of every process (`NOTIFY` on [`LOG_CHANNEL`]) and announces the
 /// log's size on `committed`, until `stop` is dropped. After every (re)connection the size is

@@ -2,8 +2,8 @@
 //! size, idempotency keys, checkpoints and stored tree hashes. Only the placeholder syntax and
 //! the driver types differ, and sqlx takes `$N` placeholders on SQLite as on PostgreSQL, so one
 //! macro body, [`reads_backend!`], serves both (as [`crate::gdpr`]'s does for the GDPR views).
-//! What is written differently per backend (the decision scan, the Merkle node look-up) stays
-//! in the backend's module.
+//! The decision scan differs in a few words ([`decision_scan_backend!`]); the Merkle node
+//! look-up, written differently per backend, stays in the backend's module.
 
 use std::ops::Range;
 
@@ -699,3 +699,107 @@ macro_rules! reads_backend {
 }
 
 pub(crate) use reads_backend;
+
+/// The decision scan of `Store::read_decisions` for the sqlx database `$db`: the events of a
+/// range of positions a [`crate::DecisionScan`] lets through, in order. Its texts are searched
+/// in C (`$find`: SQLite's `instr`, PostgreSQL's `strpos`), no JSON parsed for events left out;
+/// `$events` is how the statement names the table, `$collate` how a text field's value is
+/// compared byte by byte.
+macro_rules! decision_scan_backend {
+    ($db:ty, find: $find:literal, events: $events:literal, collate: $collate:literal) => {
+        /// The events of positions `range` that `scan` lets through, in order (see
+        /// [`DecisionScan`]).
+        #[tracing::instrument(level = "debug", skip_all, fields(start = range.start, end = range.end))]
+        pub(crate) async fn read_decisions(
+            pool: &sqlx::Pool<$db>,
+            range: std::ops::Range<u64>,
+            scan: &DecisionScan,
+        ) -> Result<Vec<StoredEvent>, StoreError> {
+            let rows = decision_scan_query("", range, scan)
+                .build()
+                .persistent(false)
+                .fetch_all(pool)
+                .await
+                .map_err(StoreError::unavailable)?;
+            let mut events = rows
+                .iter()
+                .map(row_to_event)
+                .collect::<Result<Vec<_>, _>>()?;
+            attach_openings(pool, &mut events).await?;
+            Ok(events)
+        }
+
+        /// The statement of [`read_decisions`], after `prefix` (tests put `EXPLAIN QUERY PLAN`
+        /// there).
+        fn decision_scan_query(
+            prefix: &str,
+            range: std::ops::Range<u64>,
+            scan: &DecisionScan,
+        ) -> sqlx::QueryBuilder<$db> {
+            let mut q = sqlx::QueryBuilder::<$db>::new(prefix);
+            q.push(concat!(
+                "SELECT ",
+                event_columns!(),
+                " FROM ",
+                $events,
+                " WHERE position >= "
+            ));
+            q.push_bind(sql_index(range.start))
+                .push(" AND position < ")
+                .push_bind(sql_index(range.end))
+                .push(" AND ((stream_type = ")
+                .push_bind(scan.stream_type.clone());
+            if let Some(event_type) = &scan.event_type {
+                q.push(" AND event_type = ").push_bind(event_type.clone());
+            }
+            for group in scan.payload_contains.iter().filter(|g| !g.is_empty()) {
+                q.push(" AND (");
+                for (i, text) in group.iter().enumerate() {
+                    if i > 0 {
+                        q.push(" OR ");
+                    }
+                    q.push(concat!($find, "(payload, "))
+                        .push_bind(text.clone())
+                        .push(") > 0");
+                }
+                q.push(")");
+            }
+            if let Some(field) = &scan.text_field {
+                // The value's first characters after the field's first `"key":"`; the two
+                // numbers are the pattern's length and the field's, not input.
+                let pattern = format!("\"{}\":\"", field.key);
+                let value = format!(
+                    ") + {}, {}){}",
+                    pattern.chars().count(),
+                    field.chars,
+                    $collate
+                );
+                // A payload without the field is let through: the reader decides.
+                for (bound, op) in [(&field.min, " >= "), (&field.max, " <= ")] {
+                    if let Some(bound) = bound {
+                        q.push(concat!(" AND (", $find, "(payload, "))
+                            .push_bind(pattern.clone())
+                            .push(concat!(") = 0 OR substr(payload, ", $find, "(payload, "))
+                            .push_bind(pattern.clone())
+                            .push(&value)
+                            .push(op)
+                            .push_bind(bound.clone())
+                            .push(")");
+                    }
+                }
+            }
+            q.push(")");
+            if let Some((stream_type, stream_id)) = &scan.also {
+                q.push(" OR (stream_type = ")
+                    .push_bind(stream_type.clone())
+                    .push(" AND stream_id = ")
+                    .push_bind(stream_id.clone())
+                    .push(")");
+            }
+            q.push(") ORDER BY position");
+            q
+        }
+    };
+}
+
+pub(crate) use decision_scan_backend;

@@ -5,7 +5,6 @@
 //! reads use a pool of other connections, which WAL lets run beside the writer.
 
 use std::collections::HashMap;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -835,96 +834,10 @@ async fn fetch_nodes(
     Ok(resolve_nodes(nodes, &found))
 }
 
-/// The events of positions `range` that `scan` lets through, in order (see [`DecisionScan`]).
-#[tracing::instrument(level = "debug", skip_all, fields(start = range.start, end = range.end))]
-pub(crate) async fn read_decisions(
-    pool: &SqlitePool,
-    range: Range<u64>,
-    scan: &DecisionScan,
-) -> Result<Vec<StoredEvent>, StoreError> {
-    let rows = decision_scan_query("", range, scan)
-        .build()
-        .persistent(false)
-        .fetch_all(pool)
-        .await
-        .map_err(StoreError::unavailable)?;
-    let mut events = rows
-        .iter()
-        .map(row_to_event)
-        .collect::<Result<Vec<_>, _>>()?;
-    attach_openings(pool, &mut events).await?;
-    Ok(events)
-}
-
-/// The statement of [`read_decisions`], after `prefix` (tests put `EXPLAIN QUERY PLAN` there).
-fn decision_scan_query(
-    prefix: &str,
-    range: Range<u64>,
-    scan: &DecisionScan,
-) -> QueryBuilder<Sqlite> {
-    // NOT INDEXED: the scan walks the range of positions (the rowid); left to itself the
-    // planner takes the unique index for `stream_type = ?`, reads every event of the type in
-    // the log and sorts them in a temporary B-tree — minutes and gigabytes at 10M events.
-    let mut q = QueryBuilder::<Sqlite>::new(prefix);
-    q.push(concat!(
-        "SELECT ",
-        event_columns!(),
-        " FROM events NOT INDEXED WHERE position >= "
-    ));
-    q.push_bind(sql_index(range.start))
-        .push(" AND position < ")
-        .push_bind(sql_index(range.end))
-        .push(" AND ((stream_type = ")
-        .push_bind(scan.stream_type.as_str());
-    if let Some(event_type) = &scan.event_type {
-        q.push(" AND event_type = ").push_bind(event_type.as_str());
-    }
-    for group in scan.payload_contains.iter().filter(|g| !g.is_empty()) {
-        q.push(" AND (");
-        for (i, text) in group.iter().enumerate() {
-            if i > 0 {
-                q.push(" OR ");
-            }
-            // instr is a byte search in C: no JSON is parsed for events left out.
-            q.push("instr(payload, ")
-                .push_bind(text.as_str())
-                .push(") > 0");
-        }
-        q.push(")");
-    }
-    if let Some(field) = &scan.text_field {
-        let pattern = format!("\"{}\":\"", field.key);
-        let value = |q: &mut QueryBuilder<Sqlite>| {
-            q.push("substr(payload, instr(payload, ")
-                .push_bind(pattern.clone())
-                .push(") + ")
-                .push_bind(i64::try_from(pattern.chars().count()).unwrap_or(i64::MAX))
-                .push(", ")
-                .push_bind(i64::try_from(field.chars).unwrap_or(i64::MAX))
-                .push(")");
-        };
-        // A payload without the field is let through: the reader decides.
-        for (bound, op) in [(&field.min, " >= "), (&field.max, " <= ")] {
-            if let Some(bound) = bound {
-                q.push(" AND (instr(payload, ")
-                    .push_bind(pattern.clone())
-                    .push(") = 0 OR ");
-                value(&mut q);
-                q.push(op).push_bind(bound.clone()).push(")");
-            }
-        }
-    }
-    q.push(")");
-    if let Some((stream_type, stream_id)) = &scan.also {
-        q.push(" OR (stream_type = ")
-            .push_bind(stream_type.as_str())
-            .push(" AND stream_id = ")
-            .push_bind(stream_id.as_str())
-            .push(")");
-    }
-    q.push(") ORDER BY position");
-    q
-}
+// NOT INDEXED: the scan walks the range of positions (the rowid); left to itself the planner
+// takes the unique index for `stream_type = ?`, reads every event of the type in the log and
+// sorts them in a temporary B-tree — minutes and gigabytes at 10M events.
+crate::reads::decision_scan_backend!(Sqlite, find: "instr", events: "events NOT INDEXED", collate: "");
 
 #[cfg(test)]
 mod tests {

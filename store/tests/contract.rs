@@ -2306,6 +2306,8 @@ mod postgres {
 
     on_postgres! {
         #[tokio::test]
+        a_decision_scan_pre_selects_in_sql;
+        #[tokio::test]
         a_restriction_fences_off_older_decisions;
         #[tokio::test]
         the_commit_hook_sees_commits_before_answers;
