@@ -1099,6 +1099,17 @@ async fn a_view_far_behind_the_log_answers_what_the_caught_up_projection_answers
 
     let s3 = app.shipment(&c.other_shipper, "UPS", "1Z9", "FR").await;
     decide(&app, &c.p1_token, ask(&s3)).await;
+    // A read the ledger served itself (SPEC §14), which the record of processing counts by
+    // channel.
+    let pulled = app
+        .get(
+            &format!(
+                "/v1/shipments/{s1}/tracking?purpose=insurance_claim&data_categories=status_events"
+            ),
+            &c.p1_token,
+        )
+        .await;
+    assert_eq!(pulled.status, StatusCode::OK, "{}", pulled.body);
     app.clock.advance(Duration::hours(1));
     let revoked = app
         .post(
