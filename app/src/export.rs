@@ -475,6 +475,7 @@ pub(crate) fn pre_selection(
             max: filter.to.map(|t| t.format(SECONDS).to_string()),
         }),
         also: registration.map(|id| ("shipment".to_owned(), id.to_owned())),
+        also_types: Vec::new(),
     }
 }
 

@@ -107,7 +107,7 @@ impl GdprProjector {
         let _one_at_a_time = self.catching_up.lock().await;
         let from = self.store.gdpr_position().await?;
         let to = self.store.next_position().await?;
-        let erasures = self.erasures_between(from, to).await?;
+        let erasures = self.erasures_between(from, to, false).await?;
         if erasures.erased.is_empty()
             && erasures.erased_positions.is_empty()
             && erasures.asked_before.is_none()
@@ -118,11 +118,13 @@ impl GdprProjector {
     }
 
     /// The erasures recorded at positions `from..to`, as the projection applies them (its
-    /// batch's `erased`, `erased_positions` and `asked_before`).
+    /// batch's `erased`, `erased_positions` and `asked_before`), and with `registrations` the
+    /// shipments registered there (its `shipments`), read in the same scan.
     pub async fn erasures_between(
         &self,
         from: Position,
         to: Position,
+        registrations: bool,
     ) -> Result<GdprBatch, ProjectionError> {
         let scan = DecisionScan {
             stream_type: ERASURE_STREAM.to_owned(),
@@ -130,6 +132,11 @@ impl GdprProjector {
             payload_contains: Vec::new(),
             text_field: None,
             also: None,
+            also_types: if registrations {
+                vec!["shipment".to_owned()]
+            } else {
+                Vec::new()
+            },
         };
         let mut events = Vec::new();
         let mut start = from.get();

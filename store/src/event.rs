@@ -679,6 +679,9 @@ pub struct DecisionScan {
     pub text_field: Option<TextFieldRange>,
     /// Also the events of this one stream (type, id), whatever their type.
     pub also: Option<(String, String)>,
+    /// Also every event of these stream types, whatever its type and payload (a DSAR reads
+    /// the registrations and erasures the GDPR projection has not applied in one scan).
+    pub also_types: Vec<String>,
 }
 
 /// A range of a string field's leading characters (see [`DecisionScan::text_field`]). The field

@@ -796,6 +796,14 @@ macro_rules! decision_scan_backend {
                     .push_bind(stream_id.clone())
                     .push(")");
             }
+            if !scan.also_types.is_empty() {
+                q.push(" OR stream_type IN (");
+                let mut types = q.separated(", ");
+                for stream_type in &scan.also_types {
+                    types.push_bind(stream_type.clone());
+                }
+                q.push(")");
+            }
             q.push(") ORDER BY position");
             q
         }

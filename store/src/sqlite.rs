@@ -968,6 +968,7 @@ mod tests {
                 payload_contains: Vec::new(),
                 text_field: None,
                 also: None,
+                also_types: Vec::new(),
             },
             DecisionScan {
                 stream_type: "access".into(),
@@ -980,6 +981,7 @@ mod tests {
                     max: Some("2027".into()),
                 }),
                 also: Some(("shipment".into(), "s".into())),
+                also_types: Vec::new(),
             },
         ];
         for scan in &scans {

@@ -2530,6 +2530,7 @@ pub async fn a_decision_scan_pre_selects_in_sql(location: StoreLocation) {
             .collect(),
         text_field: None,
         also: also.map(|id| ("shipment".to_owned(), id.to_owned())),
+        also_types: Vec::new(),
     };
     let seconds = |min: Option<&str>, max: Option<&str>| DecisionScan {
         text_field: Some(consent_ledger_store::TextFieldRange {
@@ -2581,6 +2582,23 @@ pub async fn a_decision_scan_pre_selects_in_sql(location: StoreLocation) {
         (seconds(Some("2026-03-01T12:00:10"), None), 0..6, vec![2]),
         // A payload without the field is left to the reader.
         (seconds(Some("2026-03-01T12:00:10"), None), 0..7, vec![2, 6]),
+        // Every event of the other stream types asked for.
+        (
+            DecisionScan {
+                also_types: vec!["other".into(), "shipment".into()],
+                ..scan(None, &[&["nowhere"]], None)
+            },
+            0..7,
+            vec![2, 4],
+        ),
+        (
+            DecisionScan {
+                also_types: vec!["other".into()],
+                ..scan(Some("Denied"), &[], Some("one"))
+            },
+            0..7,
+            vec![1, 2, 4],
+        ),
     ] {
         assert_eq!(
             positions(

@@ -1130,8 +1130,9 @@ pub async fn dsar_view(
     let (tail, mut shipments) = if far {
         // Far behind (a load it cannot keep up with): the log answers for what it has not
         // applied, rather than the DSAR waiting for all of it.
-        let behind = tail::Behind::read(state, applied, target).await?;
-        let shipments = tail::subject_shipments(state, &key, &behind).await?;
+        let (behind, registered) =
+            tail::Behind::read_with_registrations(state, applied, target).await?;
+        let shipments = tail::subject_shipments(state, &key, &behind, registered).await?;
         (Some(behind), shipments)
     } else {
         state.gdpr.catch_up_to(target).await?;

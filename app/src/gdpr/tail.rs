@@ -65,9 +65,28 @@ impl Behind {
         Ok(Self {
             applied: applied.get(),
             target: target.get(),
-            erasures: Erasures::of(state.gdpr.erasures_between(applied, target).await?),
+            erasures: Erasures::of(state.gdpr.erasures_between(applied, target, false).await?),
             held: None,
         })
+    }
+
+    /// [`Behind::read`], and the shipments registered among the events the projection has
+    /// not applied (each opened: the number and reference are sealed in its payload), read in
+    /// the same scan of the log.
+    pub(super) async fn read_with_registrations(
+        state: &AppState,
+        applied: Position,
+        target: Position,
+    ) -> Result<(Self, Vec<GdprShipment>), AppError> {
+        let mut batch = state.gdpr.erasures_between(applied, target, true).await?;
+        let registered = std::mem::take(&mut batch.shipments);
+        let behind = Self {
+            applied: applied.get(),
+            target: target.get(),
+            erasures: Erasures::of(batch),
+            held: None,
+        };
+        Ok((behind, registered))
     }
 
     /// Reads once the unapplied decisions about `shipments`, and those asked by `tracking`'s
@@ -96,6 +115,7 @@ impl Behind {
             payload_contains: vec![any],
             text_field: None,
             also: None,
+            also_types: Vec::new(),
         };
         let mut held = Vec::new();
         let mut start = self.applied;
@@ -148,49 +168,36 @@ impl Erasures {
 
 /// A data subject's shipments (a DSAR's) as the projection will hold them once it has applied
 /// every event before `behind.target`: its rows the key finds, less those an erasure it has
-/// not applied erased (it blanks the number and reference the key finds them by), and the
-/// registrations it has not applied the key finds, in log order.
+/// not applied erased (it blanks the number and reference the key finds them by), and of the
+/// shipments `registered` among the events it has not applied ([`Behind::read_with_registrations`])
+/// those the key finds, in log order.
 pub(super) async fn subject_shipments(
     state: &AppState,
     key: &SubjectKey,
     behind: &Behind,
+    registered: Vec<GdprShipment>,
 ) -> Result<Vec<GdprShipment>, AppError> {
-    let erasures = &behind.erasures;
+    let erased = &behind.erasures.shipments;
     let mut found: Vec<GdprShipment> = state
         .store
         .gdpr_shipments(key)
         .await?
         .into_iter()
-        .filter(|s| !erasures.shipments.contains(&s.shipment_id))
+        .filter(|s| !erased.contains(&s.shipment_id))
         .collect();
-    // A registration's number and reference are sealed in its payload: every registration is
-    // read and opened.
-    let scan = DecisionScan {
-        stream_type: "shipment".to_owned(),
-        event_type: None,
-        payload_contains: Vec::new(),
-        text_field: None,
-        also: None,
-    };
-    let mut start = behind.applied;
-    while start < behind.target {
-        let end = start.saturating_add(STEP).min(behind.target);
-        let events = state.store.read_decisions(start..end, &scan).await?;
-        for shipment in rows(&events)?.shipments {
-            let theirs = match key {
-                SubjectKey::Tracking {
-                    carrier,
-                    tracking_number,
-                } => &shipment.carrier == carrier && &shipment.tracking_number == tracking_number,
-                SubjectKey::RecipientRef(r) => shipment.recipient_ref.as_ref() == Some(r),
-            };
-            // The projection may have gone on meanwhile and hold it already.
-            let known = found.iter().any(|s| s.shipment_id == shipment.shipment_id);
-            if theirs && !known && !erasures.shipments.contains(&shipment.shipment_id) {
-                found.push(shipment);
-            }
+    for shipment in registered {
+        let theirs = match key {
+            SubjectKey::Tracking {
+                carrier,
+                tracking_number,
+            } => &shipment.carrier == carrier && &shipment.tracking_number == tracking_number,
+            SubjectKey::RecipientRef(r) => shipment.recipient_ref.as_ref() == Some(r),
+        };
+        // The projection may have gone on meanwhile and hold it already.
+        let known = found.iter().any(|s| s.shipment_id == shipment.shipment_id);
+        if theirs && !known && !erased.contains(&shipment.shipment_id) {
+            found.push(shipment);
         }
-        start = end;
     }
     found.sort_by_key(|s| s.position);
     Ok(found)
