@@ -12,20 +12,32 @@ use crate::helpers::{
 
 #[actix_web::test]
 async fn a_dsar_lists_every_access_past_a_page_of_the_gdpr_tables() {
-    every_access_past_a_page(spawn_app().await).await;
+    every_access_past_a_page(spawn_app().await, 10).await;
 }
 
 /// The same history read from the log, page after page, while the projection has applied none
-/// of it (`audit_tail_after` 0: every lag is far behind).
+/// of it (`audit_tail_after` 0: every lag is far behind): the subject's decisions held in
+/// memory once for the DSAR's passes.
 #[actix_web::test]
 async fn a_dsar_far_behind_the_log_lists_every_access_past_a_page() {
+    far_behind_every_access_past_a_page(10).await;
+}
+
+/// And past the 50,000 decisions a DSAR holds in memory (read 16,384 positions at a time: 70,003
+/// decisions go past it with more to read): each pass reads the log itself.
+#[actix_web::test]
+async fn a_dsar_far_behind_the_log_lists_more_accesses_than_it_holds() {
+    far_behind_every_access_past_a_page(70).await;
+}
+
+async fn far_behind_every_access_past_a_page(thousands: usize) {
     let app = spawn_app_with(ServiceConfig {
         audit_tail_after: 0,
         ..ServiceConfig::default()
     })
     .await;
     let applied = app.state.store.gdpr_position().await.expect("position");
-    let app = every_access_past_a_page(app).await;
+    let app = every_access_past_a_page(app, thousands).await;
     assert_eq!(
         app.state.store.gdpr_position().await.expect("position"),
         applied,
@@ -33,7 +45,8 @@ async fn a_dsar_far_behind_the_log_lists_every_access_past_a_page() {
     );
 }
 
-async fn every_access_past_a_page(app: TestApp) -> TestApp {
+/// `thousands` × 1,000 + 3 reads of one parcel, all listed by its DSAR in order, in JSON and CSV.
+async fn every_access_past_a_page(app: TestApp, thousands: usize) -> TestApp {
     let (_, shipper) = app.principal("shipper", "Shop").await;
     let (insurer, insurer_token) = app.partner("Insure").await;
     let (_, dpo) = app.principal("privacy_officer", "DPO").await;
@@ -42,10 +55,10 @@ async fn every_access_past_a_page(app: TestApp) -> TestApp {
         .post("/v1/consents", &shipper, consent_for(&insurer, &shipment))
         .await;
     expect(&r, StatusCode::CREATED);
-    // 10,003 reads: more than one page (10,000 rows) of the GDPR tables.
+    // 10,003 reads and more: more than one page (10,000 rows) of the GDPR tables.
     let ask = json!({"shipment_id": shipment, "purpose": "insurance_claim", "data_categories": ["status_events"]});
     let mut decided = 0usize;
-    for batch in [1_000usize; 10].into_iter().chain([3]) {
+    for batch in std::iter::repeat_n(1_000usize, thousands).chain([3]) {
         let items: Vec<Value> = (0..batch).map(|_| ask.clone()).collect();
         let r = app
             .post(
