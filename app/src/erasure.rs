@@ -373,9 +373,9 @@ async fn erase(
 }
 
 /// Makes the erased bytes leave every file, in the background (SPEC §12: within 60 s): the
-/// audit projection's erased rows are blanked (however far behind the log it is), both SQLite files are checkpointed
-/// and their WALs truncated (PostgreSQL: the tables vacuumed), and the read-model snapshot is
-/// rewritten without the erased index entries.
+/// audit projection's erased rows are blanked (however far behind the log it is), both SQLite
+/// files are checkpointed and their WALs truncated (PostgreSQL: the tables vacuumed), and the
+/// read-model snapshot is rewritten without the erased index entries.
 ///
 /// Erasures coalesce: while one clean-up waits to start, another erasure asks for nothing more
 /// (the waiting one covers it), so a burst of erasures costs one clean-up running and at most

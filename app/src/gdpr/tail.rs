@@ -62,12 +62,17 @@ impl Behind {
         applied: Position,
         target: Position,
     ) -> Result<Self, AppError> {
-        Ok(Self {
+        let batch = state.gdpr.erasures_between(applied, target, false).await?;
+        Ok(Self::of(applied, target, batch))
+    }
+
+    fn of(applied: Position, target: Position, erasures: GdprBatch) -> Self {
+        Self {
             applied: applied.get(),
             target: target.get(),
-            erasures: Erasures::of(state.gdpr.erasures_between(applied, target, false).await?),
+            erasures: Erasures::of(erasures),
             held: None,
-        })
+        }
     }
 
     /// [`Behind::read`], and the shipments registered among the events the projection has
@@ -80,13 +85,7 @@ impl Behind {
     ) -> Result<(Self, Vec<GdprShipment>), AppError> {
         let mut batch = state.gdpr.erasures_between(applied, target, true).await?;
         let registered = std::mem::take(&mut batch.shipments);
-        let behind = Self {
-            applied: applied.get(),
-            target: target.get(),
-            erasures: Erasures::of(batch),
-            held: None,
-        };
-        Ok((behind, registered))
+        Ok((Self::of(applied, target, batch), registered))
     }
 
     /// Reads once the unapplied decisions about `shipments`, and those asked by `tracking`'s
@@ -118,16 +117,12 @@ impl Behind {
             also_types: Vec::new(),
         };
         let mut held = Vec::new();
-        let mut start = self.applied;
-        while start < self.target {
-            let end = start.saturating_add(STEP).min(self.target);
-            held.extend(state.store.read_decisions(start..end, &scan).await?);
-            if held.len() > HELD_AT_MOST {
-                return Ok(());
-            }
-            start = end;
-        }
-        self.held = Some(held);
+        scan_log(state, self.applied..self.target, &scan, |events| {
+            held.extend(events);
+            held.len() <= HELD_AT_MOST
+        })
+        .await?;
+        self.held = (held.len() <= HELD_AT_MOST).then_some(held);
         Ok(())
     }
 }
@@ -290,15 +285,11 @@ async fn unapplied(
         return Ok(found);
     }
     let scan = pre_selection(asked.filter, &resolved, None);
-    let mut start = range.start;
-    while start < range.end && found.len() < want {
-        let end = start.saturating_add(STEP).min(range.end);
-        select(
-            &state.store.read_decisions(start..end, &scan).await?,
-            &mut found,
-        );
-        start = end;
-    }
+    scan_log(state, range.clone(), &scan, |events| {
+        select(&events, &mut found);
+        found.len() < want
+    })
+    .await?;
     Ok(found)
 }
 
@@ -389,10 +380,7 @@ pub(super) async fn add_counts(
     };
     let resolved = super::filter::Resolved::default();
     let scan = pre_selection(&filter, &resolved, None);
-    let mut start = applied.get();
-    while start < target.get() {
-        let end = start.saturating_add(STEP).min(target.get());
-        let events = state.store.read_decisions(start..end, &scan).await?;
+    scan_log(state, applied.get()..target.get(), &scan, |events| {
         let model = state.projector.read();
         for e in &events {
             let Some(event) = access_event(e) else {
@@ -413,6 +401,25 @@ pub(super) async fn add_counts(
             } else {
                 partner.denied += 1;
             }
+        }
+        true
+    })
+    .await
+}
+
+/// Reads the events at positions `range` that `scan` lets through, [`STEP`] positions a
+/// statement, handing each statement's to `take` until it answers false.
+async fn scan_log(
+    state: &AppState,
+    range: std::ops::Range<u64>,
+    scan: &DecisionScan,
+    mut take: impl FnMut(Vec<StoredEvent>) -> bool,
+) -> Result<(), AppError> {
+    let mut start = range.start;
+    while start < range.end {
+        let end = start.saturating_add(STEP).min(range.end);
+        if !take(state.store.read_decisions(start..end, scan).await?) {
+            break;
         }
         start = end;
     }
