@@ -67,6 +67,11 @@ pub struct AuditArgs {
     /// own pages (almost all) still are not.
     #[arg(long, default_value_t = 0)]
     pub warm_up: usize,
+    /// Write back and drop the kernel's page cache before each pass (and its warm-up), so that
+    /// the timed parcels' pages are read from the disk, as after a restart or for a parcel no
+    /// one asked about for months (needs root: `/proc/sys/vm/drop_caches`).
+    #[arg(long)]
+    pub drop_caches: bool,
     /// Keep the seeded data directory (its path is printed) so that `--reuse` can time the
     /// views again without seeding.
     #[arg(long)]
@@ -350,17 +355,25 @@ fn time_views(
         args.ropa_queries
     ];
     let mut rng = Rng(args.draw_seed.max(1));
-    if args.warm_up > 0 {
-        let others = histories(&mut rng, shipments, args.warm_up);
-        let (_, warm) = get_all(url, &seeded.officer_token, others)?;
-        println!(
-            "warmed up with {} histories of other parcels (untimed: p50 {:.2} ms, p99 {:.2} ms)",
-            args.warm_up,
-            ms(warm.p50),
-            ms(warm.p99)
-        );
-    }
     for pass in 1..=args.passes.max(1) {
+        if args.drop_caches {
+            drop_page_cache()?;
+            println!("the page cache written back and dropped before the pass");
+        } else if pass == 1 {
+            println!(
+                "the page cache not dropped (`--drop-caches`): pages the seed wrote may be cached"
+            );
+        }
+        if args.warm_up > 0 && (pass == 1 || args.drop_caches) {
+            let others = histories(&mut rng, shipments, args.warm_up);
+            let (_, warm) = get_all(url, &seeded.officer_token, others)?;
+            println!(
+                "warmed up with {} histories of other parcels (untimed: p50 {:.2} ms, p99 {:.2} ms)",
+                args.warm_up,
+                ms(warm.p50),
+                ms(warm.p99)
+            );
+        }
         let history = histories(&mut rng, shipments, args.queries);
         let dsar: Vec<String> = (0..args.queries)
             .map(|_| {
@@ -379,6 +392,13 @@ fn time_views(
         // are) and a partner (its own decisions about the shipment).
         let (_, shipper_figures) = get_all(url, &seeded.shipper_token, history.clone())?;
         let (rows_per_partner, partner_figures) = get_all(url, &seeded.partner_token, history)?;
+        // The regulator's most common export (issue 18): one parcel's decisions, each with its
+        // inclusion proof, through the projection's index; parcels not asked about before.
+        let exports = histories(&mut rng, shipments, args.queries)
+            .into_iter()
+            .map(|path| path.replacen("/v1/audit/access?", "/v1/audit/export?", 1))
+            .collect();
+        let (_, export_figures) = get_all(url, officer, exports)?;
         let (_, dsar_figures) = get_all(url, officer, dsar)?;
         let (_, ropa_figures) = get_all(url, officer, ropa.clone())?;
 
@@ -407,6 +427,10 @@ fn time_views(
             &format!("the same, asked by one partner (avg {rows_per_partner:.2} rows)"),
             &partner_figures,
         );
+        row(
+            "export of one shipment, each decision with its inclusion proof (`GET /v1/audit/export?shipment_id=`), other parcels",
+            &export_figures,
+        );
         row("DSAR by recipient_ref", &dsar_figures);
         row("RoPA for a month", &ropa_figures);
         row(
@@ -416,6 +440,19 @@ fn time_views(
     }
     Ok(())
 }
+
+/// Writes the kernel's dirty pages back and drops its page cache (root only).
+fn drop_page_cache() -> anyhow::Result<()> {
+    let synced = std::process::Command::new("sync")
+        .status()
+        .context("running sync")?;
+    anyhow::ensure!(synced.success(), "sync failed: {synced}");
+    std::fs::write(DROP_CACHES, "3\n")
+        .with_context(|| format!("dropping the page cache (needs root): writing {DROP_CACHES}"))
+}
+
+/// The kernel's switch that drops its page cache.
+pub const DROP_CACHES: &str = "/proc/sys/vm/drop_caches";
 
 /// `count` access-history paths, each of a shipment drawn at random.
 fn histories(rng: &mut Rng, shipments: &[ShipmentId], count: usize) -> Vec<String> {

@@ -2,9 +2,11 @@
 //! HTTP layer's own included — a method a path does not take, an unknown route, a bad path id
 //! or query, a body over the limit — and a request whose body never arrives whole is answered
 //! 408 and dropped after `REQUEST_TIMEOUT` instead of holding its connection and handler.
+//! And the server sends what it writes at once (`TCP_NODELAY`).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::fd::RawFd;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
@@ -195,4 +197,75 @@ async fn a_malformed_request_head_is_refused_by_the_codec_and_closed() {
     assert_eq!(status, 400, "{head}");
     assert!(body.is_empty(), "{}", String::from_utf8_lossy(&body));
     assert_eq!(app.log_size().await, before);
+}
+
+/// Performance issue: every answer streamed in more than one write (an export, a DSAR, a CSV)
+/// took ~44 ms however small, because with Nagle's algorithm on, each write after the first
+/// waited for the client's delayed ACK (40 ms on Linux). The server's end of every connection
+/// it accepts must have `TCP_NODELAY` set; read here from a duplicate of that very socket.
+#[actix_web::test]
+async fn the_server_sends_its_writes_without_waiting_for_acks() {
+    let app = spawn_app().await;
+    let address = app.socket_address().to_owned();
+    // Blocking I/O off the runtime that serves the requests.
+    let (server_end, client_end) = actix_web::rt::task::spawn_blocking(move || {
+        let mut client = TcpStream::connect(&address).expect("connect");
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("read timeout");
+        // An answer read: the server has accepted the connection (and keeps it open).
+        client
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: ledger\r\n\r\n")
+            .expect("send");
+        let mut answer = [0u8; 1024];
+        let read = client.read(&mut answer).expect("an answer");
+        assert!(
+            answer[..read].starts_with(b"HTTP/1.1 200"),
+            "{:?}",
+            String::from_utf8_lossy(&answer[..read])
+        );
+        let accepted = server_end_of(&client);
+        (
+            accepted.nodelay().expect("TCP_NODELAY of the server's end"),
+            client.nodelay().expect("TCP_NODELAY of the client's end"),
+        )
+    })
+    .await
+    .expect("the exchange");
+    assert!(
+        server_end,
+        "the server's end of the connection has Nagle's algorithm on"
+    );
+    // The client's own end, as any client opens it, has it on: the check tells them apart.
+    assert!(!client_end);
+}
+
+/// The server's end of `client`'s connection: a duplicate of the socket this process (the
+/// server runs in it) holds whose addresses are the client's, crossed.
+fn server_end_of(client: &TcpStream) -> TcpStream {
+    use rustix::process::{getpid, pidfd_getfd, pidfd_open, PidfdFlags, PidfdGetfdFlags};
+    let (near, far) = (
+        client.local_addr().expect("client address"),
+        client.peer_addr().expect("server address"),
+    );
+    let me = pidfd_open(getpid(), PidfdFlags::empty()).expect("pidfd_open of this process");
+    let fds = std::fs::read_dir("/proc/self/fd").expect("this process's descriptors");
+    for entry in fds.flatten() {
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<RawFd>().ok())
+        else {
+            continue;
+        };
+        // A descriptor closed meanwhile, or not a socket, is skipped.
+        let Ok(duplicate) = pidfd_getfd(&me, fd, PidfdGetfdFlags::empty()) else {
+            continue;
+        };
+        let socket = TcpStream::from(duplicate);
+        if socket.local_addr().ok() == Some(far) && socket.peer_addr().ok() == Some(near) {
+            return socket;
+        }
+    }
+    panic!("no socket of this process is the server's end of {near} → {far}");
 }
