@@ -258,11 +258,29 @@ fn server_end_of(client: &TcpStream) -> TcpStream {
         else {
             continue;
         };
-        // A descriptor closed meanwhile, or not a socket, is skipped.
+        // Only sockets are duplicated: closing a duplicate of a file's descriptor would release
+        // every POSIX lock this process holds on the file, SQLite's among them (the other tests
+        // of the process have their databases open).
+        let is_socket = std::fs::read_link(entry.path())
+            .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"));
+        if !is_socket {
+            continue;
+        }
+        // A descriptor closed meanwhile is skipped.
         let Ok(duplicate) = pidfd_getfd(&me, fd, PidfdGetfdFlags::empty()) else {
             continue;
         };
-        let socket = TcpStream::from(duplicate);
+        let duplicate = std::fs::File::from(duplicate);
+        if !duplicate
+            .metadata()
+            .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+        {
+            // Reused for a file since it was listed: left open rather than closed, for the
+            // reason above.
+            std::mem::forget(duplicate);
+            continue;
+        }
+        let socket = TcpStream::from(std::os::fd::OwnedFd::from(duplicate));
         if socket.local_addr().ok() == Some(far) && socket.peer_addr().ok() == Some(near) {
             return socket;
         }
