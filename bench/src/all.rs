@@ -1,5 +1,6 @@
-//! `bench all`: the benchmarks behind the SPEC §11 rows and the fan-out row, run one after the
-//! other as processes of this same binary, their reports written into BENCHMARKS.md between
+//! `bench all`: the benchmarks behind the SPEC §11 rows and the fan-out row, those "at 10M" on
+//! logs of that size (`--scale-events`), run one after the other as processes of this same
+//! binary, their reports written into BENCHMARKS.md between
 //! two markers (the rest of the file, the history and its reasoning, is left as it is). Each
 //! report carries its own baselines, measured in the same run (raw INSERT, the naive store,
 //! `GET /healthz`, the fsync floor, a plain read of every event, `HashMap::get`). Given
@@ -174,12 +175,12 @@ fn plan(
     ];
     if args.scale_events > 0 {
         // A tenth of the events are shipments, as in `log`.
-        let shipments = (args.scale_events / 10).max(1).to_string();
+        let scale_shipments = (args.scale_events / 10).max(1).to_string();
         let decisions = (args.scale_events - args.scale_events / 10).to_string();
         let mut gdpr = strings(&[
             "gdpr",
             "--shipments",
-            &shipments,
+            &scale_shipments,
             "--decisions",
             &decisions,
             "--warm-up",
@@ -198,7 +199,7 @@ fn plan(
                 strings(&[
                     "restart",
                     "--shipments",
-                    &shipments,
+                    &scale_shipments,
                     "--decisions",
                     &decisions,
                     "--dir",

@@ -1,6 +1,7 @@
 //! `consent-ledger bench audit`: the GDPR audit views on a seeded log (SPEC §11 "access history
-//! of one shipment among 10M events", issue 6's DSAR and month's RoPA), over HTTP against the
-//! real app, one request at a time.
+//! of one shipment among 10M events", issue 6's DSAR and month's RoPA) and one parcel's export
+//! with its proofs (issue 18), over HTTP against the real app, one request at a time; with
+//! `--drop-caches`, read from the disk.
 //!
 //! The seed generator writes shipments (each with a recipient_ref, registered over the past
 //! year) and access decisions (nine allowed, naming the partner's consent, to one denied;
