@@ -366,7 +366,7 @@ fn time_views(
             );
         }
         if args.warm_up > 0 && (pass == 1 || args.drop_caches) {
-            let others = histories(&mut rng, shipments, args.warm_up);
+            let others = of_parcels(HISTORY, &mut rng, shipments, args.warm_up);
             let (_, warm) = get_all(url, &seeded.officer_token, others)?;
             println!(
                 "warmed up with {} histories of other parcels (untimed: p50 {:.2} ms, p99 {:.2} ms)",
@@ -375,7 +375,7 @@ fn time_views(
                 ms(warm.p99)
             );
         }
-        let history = histories(&mut rng, shipments, args.queries);
+        let history = of_parcels(HISTORY, &mut rng, shipments, args.queries);
         let dsar: Vec<String> = (0..args.queries)
             .map(|_| {
                 format!(
@@ -395,10 +395,7 @@ fn time_views(
         let (rows_per_partner, partner_figures) = get_all(url, &seeded.partner_token, history)?;
         // The regulator's most common export (issue 18): one parcel's decisions, each with its
         // inclusion proof, through the projection's index; parcels not asked about before.
-        let exports = histories(&mut rng, shipments, args.queries)
-            .into_iter()
-            .map(|path| path.replacen("/v1/audit/access?", "/v1/audit/export?", 1))
-            .collect();
+        let exports = of_parcels(EXPORT, &mut rng, shipments, args.queries);
         let (_, export_figures) = get_all(url, officer, exports)?;
         let (_, dsar_figures) = get_all(url, officer, dsar)?;
         let (_, ropa_figures) = get_all(url, officer, ropa.clone())?;
@@ -455,12 +452,16 @@ fn drop_page_cache() -> anyhow::Result<()> {
 /// The kernel's switch that drops its page cache.
 pub const DROP_CACHES: &str = "/proc/sys/vm/drop_caches";
 
-/// `count` access-history paths, each of a shipment drawn at random.
-fn histories(rng: &mut Rng, shipments: &[ShipmentId], count: usize) -> Vec<String> {
+/// One parcel's access history, and its export with proofs.
+const HISTORY: &str = "/v1/audit/access";
+const EXPORT: &str = "/v1/audit/export";
+
+/// `count` requests of `route`, each about a shipment drawn at random.
+fn of_parcels(route: &str, rng: &mut Rng, shipments: &[ShipmentId], count: usize) -> Vec<String> {
     (0..count)
         .map(|_| {
             format!(
-                "/v1/audit/access?shipment_id={}",
+                "{route}?shipment_id={}",
                 shipments[rng.below(shipments.len())]
             )
         })
