@@ -21,9 +21,6 @@ use crate::ProjectionError;
 /// Events read (and written as one transaction) per catch-up step.
 const PAGE: u32 = 5_000;
 
-/// Positions a scan for erasures reads per statement.
-const SCAN_STEP: u64 = 65_536;
-
 /// How the projection reads the log and writes its rows: following the log in `serve`,
 /// through its own connections at the lowest CPU priority, beside the decisions
 /// ([`Store::read_range_behind`], [`Store::gdpr_apply`]); when it rebuilds offline
@@ -139,12 +136,12 @@ impl GdprProjector {
             },
         };
         let mut events = Vec::new();
-        let mut start = from.get();
-        while start < to.get() {
-            let end = start.saturating_add(SCAN_STEP).min(to.get());
-            events.extend(self.store.read_decisions(start..end, &scan).await?);
-            start = end;
-        }
+        self.store
+            .scan_decisions(from.get()..to.get(), &scan, |found| {
+                events.extend(found);
+                true
+            })
+            .await?;
         rows(&events)
     }
 

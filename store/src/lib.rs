@@ -70,6 +70,9 @@ use sqlx::{PgPool, SqlitePool};
 use tokio::sync::{oneshot, watch};
 
 pub use error::StoreError;
+
+/// Positions [`Store::scan_decisions`] reads per statement.
+pub const SCAN_STEP: u64 = 16_384;
 pub use event::{
     decode_opened, subject_digest, Append, Credential, DecisionScan, Erasure, Guard,
     IdempotencyClaim, IdempotencyRecord, IssuedCredential, NewEvent, OpenedField, OutboxMessage,
@@ -517,6 +520,25 @@ impl Store {
         scan: &DecisionScan,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         on_backend!(self, read_decisions(range, scan))
+    }
+
+    /// [`Store::read_decisions`] over a range of any length, [`SCAN_STEP`] positions a
+    /// statement, each statement's events handed to `take` in order until it answers false.
+    pub async fn scan_decisions(
+        &self,
+        range: std::ops::Range<u64>,
+        scan: &DecisionScan,
+        mut take: impl FnMut(Vec<StoredEvent>) -> bool,
+    ) -> Result<(), StoreError> {
+        let mut start = range.start;
+        while start < range.end {
+            let end = start.saturating_add(SCAN_STEP).min(range.end);
+            if !take(self.read_decisions(start..end, scan).await?) {
+                break;
+            }
+            start = end;
+        }
+        Ok(())
     }
 
     /// The kept openings of shipments' registrations, as (shipment id, pointer, value).

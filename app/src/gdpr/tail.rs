@@ -27,9 +27,6 @@ use crate::error::AppError;
 use crate::export::pre_selection;
 use crate::state::AppState;
 
-/// Positions read from the log per statement.
-const STEP: u64 = 16_384;
-
 /// The most decisions a DSAR holds in memory for its several passes ([`Behind::hold`]).
 const HELD_AT_MOST: usize = 50_000;
 
@@ -117,11 +114,13 @@ impl Behind {
             also_types: Vec::new(),
         };
         let mut held = Vec::new();
-        scan_log(state, self.applied..self.target, &scan, |events| {
-            held.extend(events);
-            held.len() <= HELD_AT_MOST
-        })
-        .await?;
+        state
+            .store
+            .scan_decisions(self.applied..self.target, &scan, |events| {
+                held.extend(events);
+                held.len() <= HELD_AT_MOST
+            })
+            .await?;
         self.held = (held.len() <= HELD_AT_MOST).then_some(held);
         Ok(())
     }
@@ -285,11 +284,13 @@ async fn unapplied(
         return Ok(found);
     }
     let scan = pre_selection(asked.filter, &resolved, None);
-    scan_log(state, range.clone(), &scan, |events| {
-        select(&events, &mut found);
-        found.len() < want
-    })
-    .await?;
+    state
+        .store
+        .scan_decisions(range.clone(), &scan, |events| {
+            select(&events, &mut found);
+            found.len() < want
+        })
+        .await?;
     Ok(found)
 }
 
@@ -380,48 +381,31 @@ pub(super) async fn add_counts(
     };
     let resolved = super::filter::Resolved::default();
     let scan = pre_selection(&filter, &resolved, None);
-    scan_log(state, applied.get()..target.get(), &scan, |events| {
-        let model = state.projector.read();
-        for e in &events {
-            let Some(event) = access_event(e) else {
-                continue;
-            };
-            if !filter.selects(&super::filter::decision(&event), &resolved, &model.access) {
-                continue;
-            }
-            let Some(row) = access_row(e.position, event) else {
-                continue;
-            };
-            let partner = counts.entry(row.partner_id).or_default();
-            if row.allowed {
-                partner.allowed += 1;
-                if let Some(channel) = row.channel {
-                    *partner.allowed_by_channel.entry(channel).or_default() += 1;
+    let counted = state
+        .store
+        .scan_decisions(applied.get()..target.get(), &scan, |events| {
+            let model = state.projector.read();
+            for e in &events {
+                let Some(event) = access_event(e) else {
+                    continue;
+                };
+                if !filter.selects(&super::filter::decision(&event), &resolved, &model.access) {
+                    continue;
                 }
-            } else {
-                partner.denied += 1;
+                let Some(row) = access_row(e.position, event) else {
+                    continue;
+                };
+                let partner = counts.entry(row.partner_id).or_default();
+                if row.allowed {
+                    partner.allowed += 1;
+                    if let Some(channel) = row.channel {
+                        *partner.allowed_by_channel.entry(channel).or_default() += 1;
+                    }
+                } else {
+                    partner.denied += 1;
+                }
             }
-        }
-        true
-    })
-    .await
-}
-
-/// Reads the events at positions `range` that `scan` lets through, [`STEP`] positions a
-/// statement, handing each statement's to `take` until it answers false.
-async fn scan_log(
-    state: &AppState,
-    range: std::ops::Range<u64>,
-    scan: &DecisionScan,
-    mut take: impl FnMut(Vec<StoredEvent>) -> bool,
-) -> Result<(), AppError> {
-    let mut start = range.start;
-    while start < range.end {
-        let end = start.saturating_add(STEP).min(range.end);
-        if !take(state.store.read_decisions(start..end, scan).await?) {
-            break;
-        }
-        start = end;
-    }
-    Ok(())
+            true
+        });
+    Ok(counted.await?)
 }
