@@ -44,7 +44,7 @@ fn read_page(store: &Store, from: u64) -> JoinHandle<Result<Page, StoreError>> {
             .map(|row| Checked {
                 position: row.position.get(),
                 leaf: row.leaf,
-                openings: row.sealed.as_ref().map_or(Ok(0), check_openings),
+                openings: row.sealed.as_deref().map_or(Ok(0), check_openings),
             })
             .collect();
         Ok((checked, leaves?))

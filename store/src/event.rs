@@ -590,12 +590,14 @@ impl StoredEvent {
 
 /// An event as `audit-log` checks it ([`crate::Store::read_leaves`]): its position, the leaf
 /// hash of its stored content, and, where its payload holds sealed fields, the event itself
-/// with their openings, to be checked against its leaf.
+/// with their openings, to be checked against its leaf. Boxed: nine events in ten have none,
+/// and a page of 16,384 leaves is 0.8 MB this way instead of 5 MB, which the allocator took
+/// fresh from the kernel (zeroed) for every page `audit-log` read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReadLeaf {
     pub position: Position,
     pub leaf: consent_ledger_audit::tree::Hash,
-    pub sealed: Option<StoredEvent>,
+    pub sealed: Option<Box<StoredEvent>>,
 }
 
 impl ReadLeaf {
@@ -604,7 +606,7 @@ impl ReadLeaf {
         Self {
             position: event.position,
             leaf: consent_ledger_audit::leaf::event_leaf_hash(&event.leaf()),
-            sealed: is_sealed(event.payload.as_str()).then_some(event),
+            sealed: is_sealed(event.payload.as_str()).then(|| Box::new(event)),
         }
     }
 }
@@ -646,6 +648,18 @@ impl Sealable for StoredEvent {
     }
     fn openings_mut(&mut self) -> &mut Vec<OpenedField> {
         &mut self.openings
+    }
+}
+
+impl<E: Sealable> Sealable for Box<E> {
+    fn position(&self) -> Position {
+        (**self).position()
+    }
+    fn payload_text(&self) -> &str {
+        (**self).payload_text()
+    }
+    fn openings_mut(&mut self) -> &mut Vec<OpenedField> {
+        (**self).openings_mut()
     }
 }
 

@@ -34,6 +34,10 @@ use crate::write_path::sql_index;
 /// Events per statement.
 const PAGE: u64 = 1_024;
 
+/// Values a read makes room for at once: a whole read of `audit-log`'s or the catch-up's size,
+/// without growing (and copying) its vector as it fills; a larger limit grows past it.
+const RESERVED: u32 = 16_384;
+
 /// The events of positions `?1..?2`, in log order.
 const EVENTS_PAGE: &CStr = c"SELECT position, stream_version, schema_version, stream_type, \
     stream_id, event_type, actor, request_id, recorded_at, payload \
@@ -116,7 +120,7 @@ where
     let mut conn = pool.acquire().await.map_err(StoreError::unavailable)?;
     let mut tx = conn.begin().await.map_err(StoreError::unavailable)?;
     let end = from.saturating_add(u64::from(limit));
-    let mut found = Vec::new();
+    let mut found = Vec::with_capacity(usize::try_from(limit.min(RESERVED)).unwrap_or(0));
     let mut start = from;
     while start < end {
         let stop = start.saturating_add(PAGE).min(end);
@@ -181,7 +185,8 @@ pub(crate) async fn read_leaves(
     let at: Vec<usize> = (0..leaves.len())
         .filter(|&i| leaves[i].sealed.is_some())
         .collect();
-    let mut sealed: Vec<StoredEvent> = at.iter().filter_map(|&i| leaves[i].sealed.take()).collect();
+    let mut sealed: Vec<Box<StoredEvent>> =
+        at.iter().filter_map(|&i| leaves[i].sealed.take()).collect();
     super::attach_openings(pool, &mut sealed).await?;
     for (i, event) in at.into_iter().zip(sealed) {
         leaves[i].sealed = Some(event);
@@ -198,7 +203,7 @@ async fn leaves_of_events(
     events_as(conn, start, stop, |event| ReadLeaf {
         position: Position::new(event.position),
         leaf: event_leaf_hash(&event.leaf()),
-        sealed: is_sealed(event.payload).then(|| event.to_event()),
+        sealed: is_sealed(event.payload).then(|| Box::new(event.to_event())),
     })
     .await
 }
@@ -379,7 +384,9 @@ fn step_all<T>(
     if !bound {
         return None;
     }
-    let mut values = Vec::new();
+    // The rows of a range of positions: at most its length, and no page is longer than PAGE.
+    let rows = second.saturating_sub(first).clamp(0, PAGE as i64);
+    let mut values = Vec::with_capacity(usize::try_from(rows).unwrap_or(0));
     loop {
         // SAFETY: as above; a row's values are only read through `Row` until the next step.
         match unsafe { ffi::sqlite3_step(stmt) } {
