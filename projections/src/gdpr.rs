@@ -124,16 +124,12 @@ impl GdprProjector {
         registrations: bool,
     ) -> Result<GdprBatch, ProjectionError> {
         let scan = DecisionScan {
-            stream_type: ERASURE_STREAM.to_owned(),
-            event_type: None,
-            payload_contains: Vec::new(),
-            text_field: None,
-            also: None,
             also_types: if registrations {
                 vec!["shipment".to_owned()]
             } else {
                 Vec::new()
             },
+            ..DecisionScan::of(ERASURE_STREAM)
         };
         let mut events = Vec::new();
         self.store

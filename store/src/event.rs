@@ -698,6 +698,20 @@ pub struct DecisionScan {
     pub also_types: Vec<String>,
 }
 
+impl DecisionScan {
+    /// Every event of `stream_type`; the other fields narrow it.
+    pub fn of(stream_type: impl Into<String>) -> Self {
+        Self {
+            stream_type: stream_type.into(),
+            event_type: None,
+            payload_contains: Vec::new(),
+            text_field: None,
+            also: None,
+            also_types: Vec::new(),
+        }
+    }
+}
+
 /// A range of a string field's leading characters (see [`DecisionScan::text_field`]). The field
 /// is found by its first `"key":"` in the payload text: the scan is meant for payloads where
 /// that is the field itself (no string before it could hold those characters unescaped).

@@ -590,7 +590,15 @@ pub(crate) async fn scrub(pool: &PgPool) -> Result<(), StoreError> {
 }
 
 // Text compared as SQLite compares it (`C`), whatever the database's collation.
-crate::reads::decision_scan_backend!(Postgres, find: "strpos", events: "events", collate: " COLLATE \"C\"");
+crate::reads::decision_scan_backend!(
+    Postgres,
+    crate::reads::ScanDialect {
+        find: "strpos",
+        events: "events",
+        collate: " COLLATE \"C\"",
+    }
+);
+pub(crate) use self::read_decisions_rows as read_decisions;
 
 /// Listens for the commits of every process (`NOTIFY` on [`LOG_CHANNEL`]) and announces the
 /// log's size on `committed`, until `stop` is dropped. After every (re)connection the size is

@@ -700,17 +700,118 @@ macro_rules! reads_backend {
 
 pub(crate) use reads_backend;
 
-/// The decision scan of `Store::read_decisions` for the sqlx database `$db`: the events of a
-/// range of positions a [`crate::DecisionScan`] lets through, in order. Its texts are searched
-/// in C (`$find`: SQLite's `instr`, PostgreSQL's `strpos`), no JSON parsed for events left out;
-/// `$events` is how the statement names the table, `$collate` how a text field's value is
-/// compared byte by byte.
+/// One piece of the decision scan's statement ([`decision_scan_parts`]): SQL text, or a value
+/// bound where it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ScanPart {
+    Sql(String),
+    Int(i64),
+    Text(String),
+}
+
+/// How a backend's SQL words the decision scan: its substring search (SQLite's `instr`,
+/// PostgreSQL's `strpos`), how the statement names the events table, and how a text field's
+/// value is compared byte by byte.
+pub(crate) struct ScanDialect {
+    pub(crate) find: &'static str,
+    pub(crate) events: &'static str,
+    pub(crate) collate: &'static str,
+}
+
+/// The statement of `Store::read_decisions`, selecting `columns`, as pieces of SQL and the
+/// values bound between them: the events of positions `range` that `scan` lets through, in
+/// order. Its texts are searched in C, no JSON parsed for events left out.
+pub(crate) fn decision_scan_parts(
+    columns: &str,
+    dialect: &ScanDialect,
+    range: Range<u64>,
+    scan: &crate::DecisionScan,
+) -> Vec<ScanPart> {
+    let sql = |text: &str| ScanPart::Sql(text.to_owned());
+    let find = dialect.find;
+    let mut q = vec![
+        ScanPart::Sql(format!(
+            "SELECT {columns} FROM {} WHERE position >= ",
+            dialect.events
+        )),
+        ScanPart::Int(sql_index(range.start)),
+        sql(" AND position < "),
+        ScanPart::Int(sql_index(range.end)),
+        sql(" AND ((stream_type = "),
+        ScanPart::Text(scan.stream_type.clone()),
+    ];
+    if let Some(event_type) = &scan.event_type {
+        q.push(sql(" AND event_type = "));
+        q.push(ScanPart::Text(event_type.clone()));
+    }
+    for group in scan.payload_contains.iter().filter(|g| !g.is_empty()) {
+        q.push(sql(" AND ("));
+        for (i, text) in group.iter().enumerate() {
+            if i > 0 {
+                q.push(sql(" OR "));
+            }
+            q.push(ScanPart::Sql(format!("{find}(payload, ")));
+            q.push(ScanPart::Text(text.clone()));
+            q.push(sql(") > 0"));
+        }
+        q.push(sql(")"));
+    }
+    if let Some(field) = &scan.text_field {
+        // The value's first characters after the field's first `"key":"`; the two numbers
+        // are the pattern's length and the field's, not input.
+        let pattern = format!("\"{}\":\"", field.key);
+        let value = format!(
+            ") + {}, {}){}",
+            pattern.chars().count(),
+            field.chars,
+            dialect.collate
+        );
+        // A payload without the field is let through: the reader decides.
+        for (bound, op) in [(&field.min, " >= "), (&field.max, " <= ")] {
+            if let Some(bound) = bound {
+                q.push(ScanPart::Sql(format!(" AND ({find}(payload, ")));
+                q.push(ScanPart::Text(pattern.clone()));
+                q.push(ScanPart::Sql(format!(
+                    ") = 0 OR substr(payload, {find}(payload, "
+                )));
+                q.push(ScanPart::Text(pattern.clone()));
+                q.push(ScanPart::Sql(format!("{value}{op}")));
+                q.push(ScanPart::Text(bound.clone()));
+                q.push(sql(")"));
+            }
+        }
+    }
+    q.push(sql(")"));
+    if let Some((stream_type, stream_id)) = &scan.also {
+        q.push(sql(" OR (stream_type = "));
+        q.push(ScanPart::Text(stream_type.clone()));
+        q.push(sql(" AND stream_id = "));
+        q.push(ScanPart::Text(stream_id.clone()));
+        q.push(sql(")"));
+    }
+    if !scan.also_types.is_empty() {
+        q.push(sql(" OR stream_type IN ("));
+        for (i, stream_type) in scan.also_types.iter().enumerate() {
+            if i > 0 {
+                q.push(sql(", "));
+            }
+            q.push(ScanPart::Text(stream_type.clone()));
+        }
+        q.push(sql(")"));
+    }
+    q.push(sql(") ORDER BY position"));
+    q
+}
+
+/// The decision scan of `Store::read_decisions` for the sqlx database `$db` in `$dialect`
+/// ([`decision_scan_parts`]), a row at a time through sqlx: the events of a range of
+/// positions a [`crate::DecisionScan`] lets through, in order.
 macro_rules! decision_scan_backend {
-    ($db:ty, find: $find:literal, events: $events:literal, collate: $collate:literal) => {
+    ($db:ty, $dialect:expr) => {
         /// The events of positions `range` that `scan` lets through, in order (see
-        /// [`DecisionScan`]).
+        /// [`DecisionScan`]), read a row at a time through sqlx.
         #[tracing::instrument(level = "debug", skip_all, fields(start = range.start, end = range.end))]
-        pub(crate) async fn read_decisions(
+        pub(crate) async fn read_decisions_rows(
             pool: &sqlx::Pool<$db>,
             range: std::ops::Range<u64>,
             scan: &DecisionScan,
@@ -729,82 +830,23 @@ macro_rules! decision_scan_backend {
             Ok(events)
         }
 
-        /// The statement of [`read_decisions`], after `prefix` (tests put `EXPLAIN QUERY PLAN`
-        /// there).
+        /// The statement of [`read_decisions_rows`], after `prefix` (tests put `EXPLAIN QUERY
+        /// PLAN` there).
         fn decision_scan_query(
             prefix: &str,
             range: std::ops::Range<u64>,
             scan: &DecisionScan,
         ) -> sqlx::QueryBuilder<$db> {
+            use crate::reads::ScanPart;
             let mut q = sqlx::QueryBuilder::<$db>::new(prefix);
-            q.push(concat!(
-                "SELECT ",
-                event_columns!(),
-                " FROM ",
-                $events,
-                " WHERE position >= "
-            ));
-            q.push_bind(sql_index(range.start))
-                .push(" AND position < ")
-                .push_bind(sql_index(range.end))
-                .push(" AND ((stream_type = ")
-                .push_bind(scan.stream_type.clone());
-            if let Some(event_type) = &scan.event_type {
-                q.push(" AND event_type = ").push_bind(event_type.clone());
+            for part in crate::reads::decision_scan_parts(event_columns!(), &$dialect, range, scan)
+            {
+                match part {
+                    ScanPart::Sql(text) => q.push(text),
+                    ScanPart::Int(value) => q.push_bind(value),
+                    ScanPart::Text(value) => q.push_bind(value),
+                };
             }
-            for group in scan.payload_contains.iter().filter(|g| !g.is_empty()) {
-                q.push(" AND (");
-                for (i, text) in group.iter().enumerate() {
-                    if i > 0 {
-                        q.push(" OR ");
-                    }
-                    q.push(concat!($find, "(payload, "))
-                        .push_bind(text.clone())
-                        .push(") > 0");
-                }
-                q.push(")");
-            }
-            if let Some(field) = &scan.text_field {
-                // The value's first characters after the field's first `"key":"`; the two
-                // numbers are the pattern's length and the field's, not input.
-                let pattern = format!("\"{}\":\"", field.key);
-                let value = format!(
-                    ") + {}, {}){}",
-                    pattern.chars().count(),
-                    field.chars,
-                    $collate
-                );
-                // A payload without the field is let through: the reader decides.
-                for (bound, op) in [(&field.min, " >= "), (&field.max, " <= ")] {
-                    if let Some(bound) = bound {
-                        q.push(concat!(" AND (", $find, "(payload, "))
-                            .push_bind(pattern.clone())
-                            .push(concat!(") = 0 OR substr(payload, ", $find, "(payload, "))
-                            .push_bind(pattern.clone())
-                            .push(&value)
-                            .push(op)
-                            .push_bind(bound.clone())
-                            .push(")");
-                    }
-                }
-            }
-            q.push(")");
-            if let Some((stream_type, stream_id)) = &scan.also {
-                q.push(" OR (stream_type = ")
-                    .push_bind(stream_type.clone())
-                    .push(" AND stream_id = ")
-                    .push_bind(stream_id.clone())
-                    .push(")");
-            }
-            if !scan.also_types.is_empty() {
-                q.push(" OR stream_type IN (");
-                let mut types = q.separated(", ");
-                for stream_type in &scan.also_types {
-                    types.push_bind(stream_type.clone());
-                }
-                q.push(")");
-            }
-            q.push(") ORDER BY position");
             q
         }
     };

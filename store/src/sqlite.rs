@@ -476,7 +476,7 @@ crate::reads::reads_backend!(Sqlite, i64);
 
 mod pages;
 mod whole;
-pub(crate) use pages::{leaf_hashes, read_leaves, read_pages};
+pub(crate) use pages::{leaf_hashes, read_decisions, read_leaves, read_pages};
 
 /// Events per multi-row INSERT. SQLite allows 32,766 bound parameters per statement (events
 /// bind ten each), but a statement of thousands of rows is parsed anew for every large batch:
@@ -834,10 +834,17 @@ async fn fetch_nodes(
     Ok(resolve_nodes(nodes, &found))
 }
 
-// NOT INDEXED: the scan walks the range of positions (the rowid); left to itself the planner
-// takes the unique index for `stream_type = ?`, reads every event of the type in the log and
-// sorts them in a temporary B-tree — minutes and gigabytes at 10M events.
-crate::reads::decision_scan_backend!(Sqlite, find: "instr", events: "events NOT INDEXED", collate: "");
+crate::reads::decision_scan_backend!(Sqlite, SCAN_DIALECT);
+
+/// How SQLite words the decision scan. NOT INDEXED: the scan walks the range of positions (the
+/// rowid); left to itself the planner takes the unique index for `stream_type = ?`, reads every
+/// event of the type in the log and sorts them in a temporary B-tree — minutes and gigabytes at
+/// 10M events.
+pub(crate) const SCAN_DIALECT: crate::reads::ScanDialect = crate::reads::ScanDialect {
+    find: "instr",
+    events: "events NOT INDEXED",
+    collate: "",
+};
 
 #[cfg(test)]
 mod tests {
@@ -962,14 +969,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let (pool, _writer) = open(&dir.path().join("ledger.db")).await.expect("open");
         let scans = [
-            DecisionScan {
-                stream_type: "access".into(),
-                event_type: None,
-                payload_contains: Vec::new(),
-                text_field: None,
-                also: None,
-                also_types: Vec::new(),
-            },
+            DecisionScan::of("access"),
             DecisionScan {
                 stream_type: "access".into(),
                 event_type: Some("TrackingAccessDenied".into()),

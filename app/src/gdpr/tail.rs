@@ -106,12 +106,8 @@ impl Behind {
             return Ok(());
         }
         let scan = DecisionScan {
-            stream_type: ACCESS_STREAM.to_owned(),
-            event_type: None,
             payload_contains: vec![any],
-            text_field: None,
-            also: None,
-            also_types: Vec::new(),
+            ..DecisionScan::of(ACCESS_STREAM)
         };
         let mut held = Vec::new();
         state

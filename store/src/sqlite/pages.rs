@@ -17,8 +17,9 @@
 //! views catch up the few events it has not applied yet the same way before they answer): the
 //! reader's thread does SQLite's work itself, about 0.5 µs an event, a page at a time.
 
-use std::ffi::{c_int, CStr};
+use std::ffi::{c_int, CStr, CString};
 use std::marker::PhantomData;
+use std::ops::Range;
 use std::ptr::NonNull;
 
 use chrono::{DateTime, Utc};
@@ -28,7 +29,8 @@ use sqlx::{Connection as _, SqliteConnection, SqlitePool};
 use consent_ledger_audit::leaf::{event_leaf_hash, LeafEvent};
 
 use crate::error::StoreError;
-use crate::event::{is_sealed, Payload, Position, ReadLeaf, StoredEvent};
+use crate::event::{is_sealed, DecisionScan, Payload, Position, ReadLeaf, StoredEvent};
+use crate::reads::{decision_scan_parts, ScanPart};
 use crate::write_path::sql_index;
 
 /// Events per statement.
@@ -42,6 +44,10 @@ const RESERVED: u32 = 16_384;
 const EVENTS_PAGE: &CStr = c"SELECT position, stream_version, schema_version, stream_type, \
     stream_id, event_type, actor, request_id, recorded_at, payload \
     FROM events WHERE position >= ?1 AND position < ?2 ORDER BY position";
+
+/// The columns of [`EVENTS_PAGE`], in its order, which [`RowEvent::read`] reads them in.
+const EVENT_COLUMNS: &str = "position, stream_version, schema_version, stream_type, \
+    stream_id, event_type, actor, request_id, recorded_at, payload";
 
 /// The stored leaves of positions `?1..?2`, in order.
 const LEAVES_PAGE: &CStr = c"SELECT idx, hash FROM merkle_nodes \
@@ -208,6 +214,85 @@ async fn leaves_of_events(
     .await
 }
 
+/// The events of positions `range` that `scan` lets through, in order, as
+/// `read_decisions_rows` reads them through sqlx (the same statement, [`decision_scan_parts`]),
+/// stepped on the caller's thread a statement per [`PAGE`] positions, each value copied once:
+/// for an export's pages and the GDPR views' tails, which read most of the log's events this
+/// way. A value out of shape, or any error from SQLite, sends the read to sqlx's rows, so that
+/// the answer, and the error naming a damaged row, are that read's.
+#[tracing::instrument(level = "debug", skip_all, fields(start = range.start, end = range.end))]
+pub(crate) async fn read_decisions(
+    pool: &SqlitePool,
+    range: Range<u64>,
+    scan: &DecisionScan,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut conn = pool.acquire().await.map_err(StoreError::unavailable)?;
+    let stepped = decisions_stepped(&mut conn, range.clone(), scan).await?;
+    drop(conn);
+    let Some(mut events) = stepped else {
+        return super::read_decisions_rows(pool, range, scan).await;
+    };
+    super::attach_openings(pool, &mut events).await?;
+    Ok(events)
+}
+
+/// The events of [`read_decisions`] without their openings, all in one read transaction;
+/// `None` where sqlx's rows must answer instead.
+async fn decisions_stepped(
+    conn: &mut SqliteConnection,
+    range: Range<u64>,
+    scan: &DecisionScan,
+) -> Result<Option<Vec<StoredEvent>>, StoreError> {
+    let mut tx = conn.begin().await.map_err(StoreError::unavailable)?;
+    let room = range
+        .end
+        .saturating_sub(range.start)
+        .min(u64::from(RESERVED));
+    let mut events = Vec::with_capacity(usize::try_from(room).unwrap_or(0));
+    let mut start = range.start;
+    while start < range.end {
+        let stop = start.saturating_add(PAGE).min(range.end);
+        let parts = decision_scan_parts(EVENT_COLUMNS, &super::SCAN_DIALECT, start..stop, scan);
+        let Some((sql, params)) = statement_of(&parts) else {
+            return Ok(None);
+        };
+        let mut handle = tx.lock_handle().await.map_err(StoreError::unavailable)?;
+        let mut next = start;
+        let room = usize::try_from(stop - start).unwrap_or(0);
+        let read = step_all(handle.as_raw_handle(), &sql, &params, room, |row| {
+            Some(RowEvent::read(row, &mut next)?.to_event())
+        });
+        let Some(mut read) = read else {
+            return Ok(None);
+        };
+        events.append(&mut read);
+        start = stop;
+    }
+    tx.commit().await.map_err(StoreError::unavailable)?;
+    Ok(Some(events))
+}
+
+/// The SQL of `parts` with a `?` for each value, and the values in order; `None` if the text
+/// holds a NUL (it never does: every value is bound, none written into it).
+fn statement_of(parts: &[ScanPart]) -> Option<(CString, Vec<Bound<'_>>)> {
+    let mut sql = String::new();
+    let mut params = Vec::new();
+    for part in parts {
+        match part {
+            ScanPart::Sql(text) => sql.push_str(text),
+            ScanPart::Int(value) => {
+                sql.push('?');
+                params.push(Bound::Int(*value));
+            }
+            ScanPart::Text(value) => {
+                sql.push('?');
+                params.push(Bound::Text(value));
+            }
+        }
+    }
+    Some((CString::new(sql).ok()?, params))
+}
+
 /// An event as SQLite's current row holds it ([`EVENTS_PAGE`]'s columns), borrowed.
 struct RowEvent<'r> {
     position: u64,
@@ -310,13 +395,21 @@ async fn stepped<T>(
     read: impl FnMut(&Row<'_>) -> Option<T>,
 ) -> Result<Option<Vec<T>>, StoreError> {
     let mut handle = conn.lock_handle().await.map_err(StoreError::unavailable)?;
+    // A range of positions holds at most its length, and no page is longer than PAGE.
+    let room = usize::try_from(stop.saturating_sub(start).min(PAGE)).unwrap_or(0);
     Ok(step_all(
         handle.as_raw_handle(),
         sql,
-        sql_index(start),
-        sql_index(stop),
+        &[Bound::Int(sql_index(start)), Bound::Int(sql_index(stop))],
+        room,
         read,
     ))
+}
+
+/// A value bound to a statement's parameter.
+enum Bound<'a> {
+    Int(i64),
+    Text(&'a str),
 }
 
 /// A prepared statement, finalized when dropped. It never outlives the function that prepared
@@ -366,27 +459,43 @@ impl Drop for Statement {
     }
 }
 
-/// Prepares `sql` on `db`, binds `first` and `second`, and steps every row through `read`.
+/// Prepares `sql` on `db`, binds `params` to its parameters in order, and steps every row
+/// through `read`, with room for `room` values made first.
 fn step_all<T>(
     db: NonNull<ffi::sqlite3>,
     sql: &CStr,
-    first: i64,
-    second: i64,
+    params: &[Bound<'_>],
+    room: usize,
     mut read: impl FnMut(&Row<'_>) -> Option<T>,
 ) -> Option<Vec<T>> {
     let statement = Statement::prepare(db, sql).ok()?;
     let stmt = statement.0.as_ptr();
-    // SAFETY: `stmt` is the statement just prepared, with two parameters.
-    let bound = unsafe {
-        ffi::sqlite3_bind_int64(stmt, 1, first) == ffi::SQLITE_OK
-            && ffi::sqlite3_bind_int64(stmt, 2, second) == ffi::SQLITE_OK
-    };
-    if !bound {
-        return None;
+    for (i, param) in params.iter().enumerate() {
+        let index = c_int::try_from(i + 1).ok()?;
+        let code = match param {
+            // SAFETY: `stmt` is the statement just prepared; SQLite refuses an index past its
+            // parameters with an error code.
+            Bound::Int(value) => unsafe { ffi::sqlite3_bind_int64(stmt, index, *value) },
+            Bound::Text(value) => {
+                let len = c_int::try_from(value.len()).ok()?;
+                // SAFETY: as above; `value` is `len` bytes of UTF-8, which SQLite copies
+                // (SQLITE_TRANSIENT) before this returns.
+                unsafe {
+                    ffi::sqlite3_bind_text(
+                        stmt,
+                        index,
+                        value.as_ptr().cast(),
+                        len,
+                        ffi::SQLITE_TRANSIENT(),
+                    )
+                }
+            }
+        };
+        if code != ffi::SQLITE_OK {
+            return None;
+        }
     }
-    // The rows of a range of positions: at most its length, and no page is longer than PAGE.
-    let rows = second.saturating_sub(first).clamp(0, PAGE as i64);
-    let mut values = Vec::with_capacity(usize::try_from(rows).unwrap_or(0));
+    let mut values = Vec::with_capacity(room);
     loop {
         // SAFETY: as above; a row's values are only read through `Row` until the next step.
         match unsafe { ffi::sqlite3_step(stmt) } {
@@ -632,6 +741,135 @@ mod tests {
             vec![(5_500, vec![1, 2])],
             "the stored bytes, as stored"
         );
+    }
+
+    /// Scans of every shape the decision scan takes, over the fixture's stream types, event
+    /// types and payloads.
+    fn scans() -> Vec<DecisionScan> {
+        let access = DecisionScan::of("access");
+        let field = |min: Option<&str>, max: Option<&str>| crate::event::TextFieldRange {
+            key: "text".into(),
+            chars: 2,
+            min: min.map(str::to_owned),
+            max: max.map(str::to_owned),
+        };
+        vec![
+            access.clone(),
+            DecisionScan {
+                event_type: Some("Événement,1".into()),
+                ..access.clone()
+            },
+            DecisionScan {
+                event_type: Some("other".into()),
+                ..access.clone()
+            },
+            DecisionScan {
+                payload_contains: vec![vec!["\"n\":3".into(), "ü,:ü,:ü".into()], vec![",".into()]],
+                ..access.clone()
+            },
+            DecisionScan {
+                text_field: Some(field(Some("ü,"), None)),
+                ..access.clone()
+            },
+            DecisionScan {
+                text_field: Some(field(None, Some("ü"))),
+                ..access.clone()
+            },
+            DecisionScan {
+                also: Some(("shipment".into(), "stream,4:é".into())),
+                payload_contains: vec![vec!["nowhere".into()]],
+                ..access.clone()
+            },
+            DecisionScan {
+                also_types: vec!["shipment".into(), "none".into()],
+                event_type: Some("other".into()),
+                ..access
+            },
+        ]
+    }
+
+    /// The decision scan stepped answers exactly what sqlx's rows answer, for every shape of
+    /// scan, from any position, across statement boundaries and past the end of the log; and
+    /// it is stepped, not handed to the rows.
+    #[tokio::test]
+    async fn the_stepped_decision_scan_reads_what_rows_read() {
+        let (_dir, pool, _writer) = log_of(3_000).await;
+        for scan in scans() {
+            for range in [
+                0..3_000,
+                17..2_100,
+                1_023..1_025,
+                2_990..3_100,
+                5_000..6_000,
+            ] {
+                let stepped = read_decisions(&pool, range.clone(), &scan)
+                    .await
+                    .expect("stepped");
+                let rows = super::super::read_decisions_rows(&pool, range.clone(), &scan)
+                    .await
+                    .expect("rows");
+                assert_eq!(
+                    format!("{stepped:?}"),
+                    format!("{rows:?}"),
+                    "{scan:?} over {range:?}"
+                );
+                let mut conn = pool.acquire().await.expect("conn");
+                assert!(
+                    decisions_stepped(&mut conn, range.clone(), &scan)
+                        .await
+                        .expect("stepped")
+                        .is_some(),
+                    "{scan:?} over {range:?} is stepped"
+                );
+            }
+        }
+        let mut found = Vec::new();
+        for scan in scans() {
+            found.push(
+                read_decisions(&pool, 0..3_000, &scan)
+                    .await
+                    .expect("scan")
+                    .len(),
+            );
+        }
+        assert_eq!(
+            found,
+            [1_000, 1_000, 0, 859, 982, 109, 1, 2_000],
+            "what each scan selects"
+        );
+    }
+
+    /// A value out of shape in the scanned range sends the scan to sqlx's rows, which name the
+    /// damaged event; one outside the scan's selection is not read at all.
+    #[tokio::test]
+    async fn a_damaged_decision_is_reported_as_rows_report_it() {
+        let (_dir, pool, mut writer) = log_of(3_000).await;
+        damage(
+            &mut writer,
+            &[
+                "UPDATE events SET recorded_at = 'yesterday' WHERE position = 1500",
+                "UPDATE events SET stream_version = -1 WHERE position = 1501",
+            ],
+        )
+        .await;
+        let access = &scans()[0];
+        let stepped = read_decisions(&pool, 0..3_000, access).await;
+        let rows = super::super::read_decisions_rows(&pool, 0..3_000, access).await;
+        assert!(
+            matches!(stepped, Err(StoreError::Corrupt { position: 1500, .. })),
+            "{stepped:?}"
+        );
+        assert_eq!(format!("{stepped:?}"), format!("{rows:?}"));
+        let mut conn = pool.acquire().await.expect("conn");
+        assert!(decisions_stepped(&mut conn, 0..3_000, access)
+            .await
+            .expect("read")
+            .is_none());
+        // Position 1501 is a shipment's event: the access scan never reads its row.
+        let clean = read_decisions(&pool, 1_501..1_502, access)
+            .await
+            .expect("scan");
+        assert!(clean.is_empty());
     }
 
     /// A stored value out of shape (a time that is not one, a payload stored as a BLOB, a leaf
