@@ -25,7 +25,7 @@ use consent_ledger_audit::tree::leaf_hash;
 use consent_ledger_domain::access::ACCESS_STREAM;
 use consent_ledger_projections::ReadModel;
 use consent_ledger_store::gdpr::{AccessFilter as RowsFilter, GdprAccess};
-use consent_ledger_store::{DecisionScan, Inclusion, StoreError, StoredEvent, TextFieldRange};
+use consent_ledger_store::{DecisionScan, Inclusion, StoredEvent, TextFieldRange};
 use tokio::task::JoinHandle;
 
 use crate::error::AppError;
@@ -55,30 +55,44 @@ struct Indexed {
     held: BTreeMap<u64, StoredEvent>,
 }
 
-type PageRead = JoinHandle<Result<Vec<StoredEvent>, StoreError>>;
+/// A page ahead: its lines written (in a buffer of the exporter's), and how many events they
+/// hold.
+type PageLines = JoinHandle<Result<(Vec<u8>, u64), AppError>>;
 
-/// Writes one bundle, chunk by chunk: [`Exporter::start`], then [`Exporter::next_chunk`] until
-/// it answers `None`.
-pub struct Exporter {
+/// What decides which events a bundle holds, and writes their lines: shared with the tasks
+/// that read, select and prove the pages ahead, so that the pages' hashing, proofs and lines
+/// are made on every core, not on the one task that hands the chunks out.
+struct Lines {
     state: Arc<AppState>,
     filter: AccessFilter,
     resolved: Resolved,
     /// The shipment whose registration the bundle holds besides its decisions: the one the
     /// filter names, unless it also names a partner (whose bundle is about its reads only).
     registration: Option<String>,
-    /// What SQL pre-selects, so that events the filter would drop are never read into Rust.
-    scan: Arc<DecisionScan>,
-    size: u64,
-    next: u64,
-    header: Option<Vec<u8>>,
-    reading: std::collections::VecDeque<PageRead>,
-    /// The start of the next page to ask for.
-    requested: u64,
-    exported: u64,
     /// A partner's own bundle: its decisions that did not hide the parcel from it (SPEC §2:
     /// a leaf keeps the true reason of a denial, which would tell another tenant's parcel
     /// from none).
     disclosed_only: bool,
+    /// The size of the tree the bundle's checkpoint commits to.
+    size: u64,
+}
+
+/// Writes one bundle, chunk by chunk: [`Exporter::start`], then [`Exporter::next_chunk`] until
+/// it answers `None`.
+pub struct Exporter {
+    lines: Arc<Lines>,
+    /// What SQL pre-selects, so that events the filter would drop are never read into Rust.
+    scan: Arc<DecisionScan>,
+    next: u64,
+    header: Option<Vec<u8>>,
+    reading: std::collections::VecDeque<PageLines>,
+    /// Buffers the pages ahead write into, handed back by the chunks they became: a page's
+    /// lines are tens of megabytes, which a fresh allocation would have the kernel zero page
+    /// by page.
+    spare: Vec<Vec<u8>>,
+    /// The start of the next page to ask for.
+    requested: u64,
+    exported: u64,
     /// The indexed part, until it is written.
     indexed: Option<Indexed>,
 }
@@ -91,6 +105,16 @@ impl Exporter {
         state: Arc<AppState>,
         filter: AccessFilter,
         since: Option<u64>,
+    ) -> Result<Self, AppError> {
+        Self::start_as(state, filter, since, false).await
+    }
+
+    /// [`Exporter::start`], leaving out the denials that hid the parcel if `disclosed_only`.
+    async fn start_as(
+        state: Arc<AppState>,
+        filter: AccessFilter,
+        since: Option<u64>,
+        disclosed_only: bool,
     ) -> Result<Self, AppError> {
         let (size, note) = crate::checkpoint::sign_checkpoint(&state).await?;
         let consistency = match since {
@@ -154,18 +178,21 @@ impl Exporter {
         };
         let next = indexed.as_ref().map_or(0, |i| i.covered);
         Ok(Self {
-            state,
-            filter,
-            resolved,
-            registration,
+            lines: Arc::new(Lines {
+                state,
+                filter,
+                resolved,
+                registration,
+                disclosed_only,
+                size,
+            }),
             scan,
-            size,
             next,
             header: Some(first),
             reading: std::collections::VecDeque::new(),
+            spare: Vec::new(),
             requested: next,
             exported: 0,
-            disclosed_only: false,
             indexed,
         })
     }
@@ -182,19 +209,17 @@ impl Exporter {
             return Err(AppError::not_found());
         }
         filter.partner = Some(partner);
-        let mut exporter = Self::start(state, filter, since).await?;
-        exporter.disclosed_only = true;
-        Ok(exporter)
+        Self::start_as(state, filter, since, true).await
     }
 
     /// The size of the tree the bundle's checkpoint commits to.
     pub fn tree_size(&self) -> u64 {
-        self.size
+        self.lines.size
     }
 
     /// Positions looked at so far.
     pub fn scanned(&self) -> u64 {
-        self.next.min(self.size)
+        self.next.min(self.lines.size)
     }
 
     /// Events written so far.
@@ -202,10 +227,18 @@ impl Exporter {
         self.exported
     }
 
-    fn read(&self, from: u64) -> PageRead {
-        let (store, scan) = (self.state.store.clone(), self.scan.clone());
-        let end = from.saturating_add(u64::from(PAGE)).min(self.size);
-        tokio::spawn(async move { store.read_decisions(from..end, &scan).await })
+    /// Reads the page of positions from `from` on a task of its own, and selects, proves and
+    /// writes its lines there.
+    fn read(&mut self, from: u64) -> PageLines {
+        let (lines, scan) = (self.lines.clone(), self.scan.clone());
+        let mut out = self.spare.pop().unwrap_or_default();
+        let end = from.saturating_add(u64::from(PAGE)).min(lines.size);
+        tokio::spawn(async move {
+            let events = lines.state.store.read_decisions(from..end, &scan).await?;
+            let selected = lines.select(&events);
+            let written = lines.write(&selected, &mut out).await?;
+            Ok((out, written))
+        })
     }
 
     /// The next chunk of the bundle (whole lines; empty when a page held nothing selected), or
@@ -225,26 +258,34 @@ impl Exporter {
         }
         if self.indexed.is_some() {
             let events = self.next_indexed().await?;
-            let selected = self.select(&events);
-            self.write(&selected, chunk).await?;
+            let selected = self.lines.select(&events);
+            self.exported += self.lines.write(&selected, chunk).await?;
             return Ok(true);
         }
-        if self.next >= self.size {
+        let size = self.lines.size;
+        if self.next >= size {
             return Ok(false);
         }
-        // The next pages are read (other connections, other threads) while this one is
-        // selected, hashed and proven. Pages are fixed runs of positions.
-        while self.reading.len() < READ_AHEAD && self.requested < self.size {
-            self.reading.push_back(self.read(self.requested));
+        // The next pages are read, selected, hashed and proven (other connections, other
+        // threads) while this one is handed out. Pages are fixed runs of positions.
+        while self.reading.len() < READ_AHEAD && self.requested < size {
+            let page = self.read(self.requested);
+            self.reading.push_back(page);
             self.requested += u64::from(PAGE);
         }
         let Some(reading) = self.reading.pop_front() else {
             return Ok(false);
         };
-        let events = reading.await.map_err(AppError::internal)??;
-        self.next = self.next.saturating_add(u64::from(PAGE)).min(self.size);
-        let selected = self.select(&events);
-        self.write(&selected, chunk).await?;
+        let (mut page, written) = reading.await.map_err(AppError::internal)??;
+        self.next = self.next.saturating_add(u64::from(PAGE)).min(size);
+        self.exported += written;
+        if chunk.is_empty() {
+            std::mem::swap(chunk, &mut page);
+        } else {
+            chunk.extend_from_slice(&page);
+        }
+        page.clear();
+        self.spare.push(page);
         Ok(true)
     }
 
@@ -256,6 +297,7 @@ impl Exporter {
             return Ok(Vec::new());
         };
         let rows = self
+            .lines
             .state
             .store
             .gdpr_access(&indexed.rows, indexed.after, INDEX_PAGE)
@@ -265,7 +307,7 @@ impl Exporter {
         // on is the scan's.
         let page: Vec<&GdprAccess> = rows.iter().filter(|r| r.position < covered).collect();
         let done = page.len() < rows.len() || page.is_empty();
-        let store = &self.state.store;
+        let store = &self.lines.state.store;
         let positions: Vec<u64> = page.iter().map(|r| r.position).collect();
         // Only a delivery can be cancelled (SPEC §14): its stream is read for the
         // cancellation recorded after it.
@@ -310,15 +352,13 @@ impl Exporter {
         };
         Ok(ready.into_values().collect())
     }
+}
 
-    /// Writes the lines of `selected` (in log order) to `chunk`, each with its proof.
-    async fn write(
-        &mut self,
-        selected: &[&StoredEvent],
-        chunk: &mut Vec<u8>,
-    ) -> Result<(), AppError> {
+impl Lines {
+    /// Writes the lines of `selected` (in log order) to `chunk`, each with its proof; how many.
+    async fn write(&self, selected: &[&StoredEvent], chunk: &mut Vec<u8>) -> Result<u64, AppError> {
         if selected.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let positions: Vec<u64> = selected.iter().map(|e| e.position.get()).collect();
         let proofs = self
@@ -349,8 +389,7 @@ impl Exporter {
             )
             .map_err(AppError::internal)?;
         }
-        self.exported += selected.len() as u64;
-        Ok(())
+        Ok(selected.len() as u64)
     }
 
     /// The page's events the bundle holds.
