@@ -217,15 +217,22 @@ async fn leaves_of_events(
 /// The events of positions `range` that `scan` lets through, in order, as
 /// `read_decisions_rows` reads them through sqlx (the same statement, [`decision_scan_parts`]),
 /// stepped on the caller's thread a statement per [`PAGE`] positions, each value copied once:
-/// for an export's pages and the GDPR views' tails, which read most of the log's events this
-/// way. A value out of shape, or any error from SQLite, sends the read to sqlx's rows, so that
-/// the answer, and the error naming a damaged row, are that read's.
+/// for an export's pages read ahead on a runtime's worker threads (`consent-ledger export`).
+/// A value out of shape, or any error from SQLite, sends the read to sqlx's rows, so that the
+/// answer, and the error naming a damaged row, are that read's. On a runtime of one thread (an
+/// HTTP worker of `serve`, which answers other requests meanwhile) sqlx's own thread steps the
+/// statement, as before: stepped there, an officer's view of one parcel under a load of
+/// decisions waited on the worker between its statements (the slowest of 14 answers 618.7 /
+/// 576.2 ms against 413.6 / 478.0, BENCHMARKS.md, "Bulk reads on both cores").
 #[tracing::instrument(level = "debug", skip_all, fields(start = range.start, end = range.end))]
 pub(crate) async fn read_decisions(
     pool: &SqlitePool,
     range: Range<u64>,
     scan: &DecisionScan,
 ) -> Result<Vec<StoredEvent>, StoreError> {
+    if on_one_thread() {
+        return super::read_decisions_rows(pool, range, scan).await;
+    }
     let mut conn = pool.acquire().await.map_err(StoreError::unavailable)?;
     let stepped = decisions_stepped(&mut conn, range.clone(), scan).await?;
     drop(conn);
@@ -234,6 +241,13 @@ pub(crate) async fn read_decisions(
     };
     super::attach_openings(pool, &mut events).await?;
     Ok(events)
+}
+
+/// Whether the caller runs on a runtime of one thread, which stepping a statement would keep
+/// from its other tasks.
+fn on_one_thread() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread)
 }
 
 /// The events of [`read_decisions`] without their openings, all in one read transaction;
@@ -790,9 +804,10 @@ mod tests {
 
     /// The decision scan stepped answers exactly what sqlx's rows answer, for every shape of
     /// scan, from any position, across statement boundaries and past the end of the log; and
-    /// it is stepped, not handed to the rows.
-    #[tokio::test]
+    /// it is stepped, not handed to the rows (on a runtime of several threads).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_stepped_decision_scan_reads_what_rows_read() {
+        assert!(!on_one_thread(), "read_decisions steps here");
         let (_dir, pool, _writer) = log_of(3_000).await;
         for scan in scans() {
             for range in [
@@ -839,9 +854,19 @@ mod tests {
         );
     }
 
+    /// On a runtime of one thread (an HTTP worker's) the decision scan is left to sqlx's thread.
+    #[tokio::test]
+    async fn one_thread_leaves_the_stepping_to_sqlx() {
+        assert!(on_one_thread());
+        let (_dir, pool, _writer) = log_of(100).await;
+        let scan = DecisionScan::of("access");
+        let read = read_decisions(&pool, 0..100, &scan).await.expect("scan");
+        assert_eq!(read.len(), 34);
+    }
+
     /// A value out of shape in the scanned range sends the scan to sqlx's rows, which name the
     /// damaged event; one outside the scan's selection is not read at all.
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_damaged_decision_is_reported_as_rows_report_it() {
         let (_dir, pool, mut writer) = log_of(3_000).await;
         damage(
