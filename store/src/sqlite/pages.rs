@@ -15,7 +15,9 @@
 //! For readers of the log's bulk (`audit-log`, `replay --audit`) and the GDPR projection's
 //! catch-up, which in `serve` runs on a thread of its own at a lower CPU priority (the GDPR
 //! views catch up the few events it has not applied yet the same way before they answer): the
-//! reader's thread does SQLite's work itself, about 0.5 µs an event, a page at a time.
+//! reader's thread does SQLite's work itself, about 0.5 µs an event, a page at a time. The
+//! decision scan ([`read_decisions`], an export's pages) is read the same way where the caller's
+//! runtime has threads to spare, and by the rows on an HTTP worker of `serve`.
 
 use std::ffi::{c_int, CStr, CString};
 use std::marker::PhantomData;
