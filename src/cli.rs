@@ -341,8 +341,14 @@ pub async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Replay(args) => replay(&options, args).await,
-        Command::AuditLog => audit_log(&options).await,
-        Command::Export(args) => export(&options, args).await,
+        Command::AuditLog => {
+            consent_ledger_app::bulk::without_huge_pages();
+            audit_log(&options).await
+        }
+        Command::Export(args) => {
+            consent_ledger_app::bulk::without_huge_pages();
+            export(&options, args).await
+        }
         Command::Verify(args) => verify(args),
     }
 }

@@ -44,6 +44,7 @@ pub mod audit_log;
 pub mod auth;
 pub mod authorizations;
 pub mod background;
+pub mod bulk;
 pub mod caller;
 pub mod checkpoint;
 pub mod consents;

@@ -738,7 +738,9 @@ pub async fn restart(args: RestartArgs) -> anyhow::Result<()> {
         "snapshot start and cold start disagree"
     );
     drop(cold);
-    // SPEC §11's audit-log row at this size: what `consent-ledger audit-log` does.
+    // SPEC §11's audit-log row at this size: what `consent-ledger audit-log` does, in a
+    // process without huge pages as that command's.
+    consent_ledger_app::bulk::without_huge_pages();
     let audit = consent_ledger_app::audit_log::audit(&options, |_, _| {}).await?;
     anyhow::ensure!(
         audit.events == size,

@@ -344,6 +344,8 @@ fn bundle_file(path: &Path) -> anyhow::Result<std::io::BufWriter<std::fs::File>>
 /// `bench log`: SPEC §11 "export with proofs / offline verify / audit-log recompute" and proof
 /// generation at the seeded log's size.
 pub async fn log(args: LogArgs) -> anyhow::Result<()> {
+    // The process of `consent-ledger export` and `audit-log`, whose work this measures.
+    consent_ledger_app::bulk::without_huge_pages();
     let options = StoreOptions {
         data_dir: args.data_dir.clone(),
         database_url: None,
