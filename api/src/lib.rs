@@ -13,11 +13,13 @@
 //! - [`auth`]: the bearer-token extractor; [`problem`]: RFC 9457 errors; [`body`]:
 //!   size- and time-limited JSON bodies parsed naming bad fields.
 //! - [`shapes`]: request and answer shapes several resources share.
-//! - [`openapi`]: the OpenAPI 3.1 document served at `/openapi.json`.
+//! - [`openapi`]: the OpenAPI 3.1 document served at `/openapi.json`; [`annotations`]: the
+//!   shared error answers and parameter schemas the routes' annotations name.
 //!
 //! Hot path: `POST /v1/decisions → Caller (token → principal) → parse_json →
 //! app::decide::question → app::decide::decide → {"decision_id","position","allowed",…}`.
 
+pub mod annotations;
 pub mod auth;
 pub mod body;
 pub mod console;

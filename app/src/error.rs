@@ -29,12 +29,12 @@ pub enum AppError {
     Unauthorized,
     #[error("{0}")]
     Forbidden(String),
-    /// Over a rate limit ([`crate::rate_limit`]); nothing was done. `retry_after` is when the
+    /// Over a rate limit ([`crate::rate_limit`], [`Limited`]); nothing was done. `retry_after` is when the
     /// bucket next has room.
-    #[error("{limited}; retry after {} s; nothing was recorded", crate::rate_limit::retry_after_seconds(*.retry_after))]
+    #[error("{limited}; retry after {} s; nothing was recorded", retry_after_seconds(*.retry_after))]
     RateLimited {
         retry_after: std::time::Duration,
-        limited: crate::rate_limit::Limited,
+        limited: Limited,
     },
     #[error("{0}")]
     NotFound(String),
@@ -115,12 +115,6 @@ impl From<StoreError> for AppError {
             StoreError::Unavailable(_) | StoreError::ShuttingDown => Self::Unavailable(err.into()),
             other => Self::Internal(other.into()),
         }
-    }
-}
-
-impl From<crate::gdpr::filter::FilterError> for AppError {
-    fn from(err: crate::gdpr::filter::FilterError) -> Self {
-        Self::invalid(err.field, err.detail)
     }
 }
 
@@ -303,4 +297,30 @@ impl From<CommandError<ConsentRequestError>> for AppError {
             CommandError::Rejected(e) => e.into(),
         }
     }
+}
+
+/// What a refused request was over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limited {
+    /// The principal's own requests.
+    Principal,
+    /// Tokens this node did not know, presented from the caller's address.
+    UnknownTokens,
+}
+
+impl std::fmt::Display for Limited {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Principal => "this principal is over its rate limit",
+            Self::UnknownTokens => {
+                "too many unknown bearer tokens from this address; its rate limit is reached"
+            }
+        })
+    }
+}
+
+/// `wait` in whole seconds, rounded up and at least 1: what `Retry-After` takes (RFC 9110
+/// §10.2.3), and never "retry now" while the bucket is still empty.
+pub fn retry_after_seconds(wait: std::time::Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }

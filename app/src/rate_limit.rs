@@ -23,6 +23,7 @@ use governor::state::keyed::HashMapStateStore;
 use governor::{NotUntil, Quota, RateLimiter};
 
 use crate::error::AppError;
+pub use crate::error::{retry_after_seconds, Limited};
 
 /// The time the buckets refill on: the monotonic clock in service (a wall clock stepped back
 /// would hold every bucket empty until it caught up), or one a test moves by hand.
@@ -63,26 +64,6 @@ impl Clock for RateClock {
             }
             Self::Manual(clock) => clock.now(),
         }
-    }
-}
-
-/// What a refused request was over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Limited {
-    /// The principal's own requests.
-    Principal,
-    /// Tokens this node did not know, presented from the caller's address.
-    UnknownTokens,
-}
-
-impl std::fmt::Display for Limited {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Principal => "this principal is over its rate limit",
-            Self::UnknownTokens => {
-                "too many unknown bearer tokens from this address; its rate limit is reached"
-            }
-        })
     }
 }
 
@@ -194,12 +175,6 @@ impl RateLimits {
             .as_ref()
             .map_or((0, 0), |l| (l.principals.len(), l.clients.len()))
     }
-}
-
-/// `wait` in whole seconds, rounded up and at least 1: what `Retry-After` takes (RFC 9110
-/// §10.2.3), and never "retry now" while the bucket is still empty.
-pub fn retry_after_seconds(wait: Duration) -> u64 {
-    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 /// The refusal for a bucket that next has room at `not_until`.

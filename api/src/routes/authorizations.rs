@@ -12,9 +12,9 @@ use consent_ledger_app::write::{Created, Positioned};
 use consent_ledger_domain::values::{AuthorizationId, PartnerId, Role, ShipperId};
 use consent_ledger_projections::authorization::{AuthorizationStatus, AuthorizationView};
 
+use crate::annotations::responses as err;
 use crate::auth::Caller;
 use crate::body::{parse_json, read_body};
-use crate::openapi::responses as err;
 use crate::problem::{ApiError, Problem};
 use crate::shapes::ReasonBody;
 use crate::write::{context, respond};

@@ -12,9 +12,9 @@ use consent_ledger_app::state::AppState;
 use consent_ledger_domain::values::{ConsentId, PartnerId, ShipperId};
 use consent_ledger_projections::model::ConsentStatus;
 
+use crate::annotations::responses as err;
 use crate::auth::Caller;
 use crate::body::{parse_json, read_body};
-use crate::openapi::responses as err;
 use crate::problem::{ApiError, Problem};
 use crate::shapes::{Created, Positioned, ReasonBody};
 use crate::write::{context, respond};

@@ -8,9 +8,9 @@ use consent_ledger_app::decide::{
 };
 use consent_ledger_domain::values::Role;
 
+use crate::annotations::responses as err;
 use crate::auth::DecisionCaller;
 use crate::body::{parse_json, read_body};
-use crate::openapi::responses as err;
 use crate::problem::{ApiError, Problem};
 use crate::write::{context, respond};
 use consent_ledger_app::state::AppState;

@@ -10,9 +10,9 @@ use consent_ledger_app::write::{Created, Positioned};
 use consent_ledger_domain::values::{DpaId, PartnerId, Role};
 use consent_ledger_projections::model::DpaView;
 
+use crate::annotations::responses as err;
 use crate::auth::Caller;
 use crate::body::{parse_json, read_body};
-use crate::openapi::responses as err;
 use crate::problem::{ApiError, Problem};
 use crate::write::{context, respond};
 

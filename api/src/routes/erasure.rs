@@ -8,9 +8,9 @@ use consent_ledger_app::query::path_id;
 use consent_ledger_app::state::AppState;
 use consent_ledger_domain::values::ShipmentId;
 
+use crate::annotations::responses as err;
 use crate::auth::Caller;
 use crate::body::{parse_json, read_body};
-use crate::openapi::responses as err;
 use crate::problem::{ApiError, Problem};
 use crate::write::{context, respond};
 

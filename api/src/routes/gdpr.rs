@@ -8,8 +8,8 @@ use actix_web::{get, web, HttpRequest, HttpResponse};
 use consent_ledger_app::gdpr::{access_view, dsar_view, ropa_view, AccessPage, Dsar, Ropa};
 use consent_ledger_app::AppError;
 
+use crate::annotations::{responses as err, AccessFormat, Outcome, ViewFormat};
 use crate::auth::Caller;
-use crate::openapi::{responses as err, AccessFormat, Outcome, ViewFormat};
 use crate::problem::ApiError;
 use consent_ledger_app::state::AppState;
 use consent_ledger_domain::values::{

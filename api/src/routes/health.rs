@@ -4,8 +4,8 @@ use actix_web::{get, web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::annotations::responses as err;
 use crate::auth::Caller;
-use crate::openapi::responses as err;
 use crate::problem::ApiError;
 use consent_ledger_app::state::AppState;
 use consent_ledger_app::webhooks::delivery::LATENCY_BUCKETS;

@@ -19,7 +19,7 @@ use consent_ledger_app::gdpr::filter::AccessFilter;
 use consent_ledger_app::query::QueryParams;
 use consent_ledger_app::state::AppState;
 
-use crate::openapi::{responses as err, Outcome};
+use crate::annotations::{responses as err, Outcome};
 use crate::problem::ApiError;
 use consent_ledger_app::export::Exporter;
 

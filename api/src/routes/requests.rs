@@ -13,9 +13,9 @@ use consent_ledger_app::state::AppState;
 use consent_ledger_domain::request::RequestStatus;
 use consent_ledger_domain::values::{ConsentRequestId, PartnerId, ShipperId};
 
+use crate::annotations::responses as err;
 use crate::auth::Caller;
 use crate::body::{parse_json, read_body};
-use crate::openapi::responses as err;
 use crate::problem::{ApiError, Problem};
 use crate::shapes::{Created, NoBody, Positioned, ReasonBody};
 use crate::write::{context, respond};

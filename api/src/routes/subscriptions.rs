@@ -11,9 +11,9 @@ use consent_ledger_app::subscriptions::{
 use consent_ledger_domain::values::{PartnerId, SubscriptionId};
 use consent_ledger_projections::model::SubscriptionView;
 
+use crate::annotations::responses as err;
 use crate::auth::Caller;
 use crate::body::{parse_json, read_body};
-use crate::openapi::responses as err;
 use crate::problem::{ApiError, Problem};
 use crate::write::{context, respond};
 

@@ -11,9 +11,9 @@ use consent_ledger_app::tracking::{
 use consent_ledger_domain::values::{CarrierCode, PartnerId, Purpose, ShipmentId, TrackingNumber};
 use consent_ledger_projections::decider::ShipmentRef;
 
+use crate::annotations::responses as err;
 use crate::auth::Caller;
 use crate::body::{parse_json, read_body};
-use crate::openapi::responses as err;
 use crate::problem::ApiError;
 use crate::write::context;
 

@@ -12,9 +12,9 @@ use consent_ledger_app::webhooks::endpoints::{
 use consent_ledger_domain::values::{PartnerId, WebhookEndpointId};
 use consent_ledger_projections::model::WebhookEndpointView;
 
+use crate::annotations::responses as err;
 use crate::auth::Caller;
 use crate::body::{parse_json, read_body};
-use crate::openapi::responses as err;
 use crate::problem::{ApiError, Problem};
 use crate::shapes::NoBody;
 use crate::write::{context, respond};

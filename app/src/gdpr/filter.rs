@@ -35,6 +35,12 @@ pub struct FilterError {
     pub detail: String,
 }
 
+impl From<FilterError> for crate::error::AppError {
+    fn from(err: FilterError) -> Self {
+        Self::invalid(err.field, err.detail)
+    }
+}
+
 /// Allowed or denied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
