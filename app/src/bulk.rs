@@ -15,3 +15,15 @@ pub fn without_huge_pages() {
         tracing::debug!(error = %e, "transparent huge pages stay as the kernel sets them");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_process_asks_for_no_huge_pages_after_it() {
+        super::without_huge_pages();
+        assert_eq!(
+            rustix::thread::transparent_huge_pages_are_disabled().ok(),
+            Some(true)
+        );
+    }
+}
