@@ -10,6 +10,7 @@
 //! [`QueryBuilder`](sqlx::QueryBuilder) writes per backend, so one macro body serves both.
 
 use crate::event::Position;
+use crate::{Reads, Store, StoreError};
 
 /// Microseconds in a UTC day: `audit_daily.day` is `decided_at / DAY_MICROS`.
 pub const DAY_MICROS: i64 = 86_400_000_000;
@@ -860,6 +861,125 @@ macro_rules! gdpr_backend {
             Ok(out)
         }
     };
+}
+
+impl Store {
+    /// The position the GDPR projection has applied up to (exclusive).
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn gdpr_position(&self) -> Result<Position, StoreError> {
+        match &self.inner.gdpr {
+            Reads::Sqlite(pool) => sqlite::gdpr_position(pool).await,
+            Reads::Postgres(pool) => postgres::gdpr_position(pool).await,
+        }
+    }
+
+    /// Empties the GDPR projection and moves it back to position 0, to be rebuilt.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn gdpr_reset(&self) -> Result<(), StoreError> {
+        match &self.inner.gdpr_writes {
+            Reads::Sqlite(pool) => sqlite::gdpr_reset(pool).await,
+            Reads::Postgres(pool) => postgres::gdpr_reset(pool).await,
+        }
+    }
+
+    /// Writes the GDPR rows of the events `from..next` and moves the GDPR projection to
+    /// `next` in one transaction, if it is still at `from`; `false` when another process
+    /// applied them first (nothing written).
+    #[tracing::instrument(level = "debug", skip_all, fields(from = from.get(), next = next.get(), accesses = batch.accesses.len()))]
+    pub async fn gdpr_apply(
+        &self,
+        from: Position,
+        next: Position,
+        batch: &GdprBatch,
+    ) -> Result<bool, StoreError> {
+        gdpr_apply_through(&self.inner.gdpr_writes, from, next, batch).await
+    }
+
+    /// Blanks at once, at the decisions' priority, what the erasures of `batch` erased from the
+    /// rows the GDPR projection holds, leaving its position where it is (SPEC §12's 60 s do not
+    /// wait for it to reach the erasures in log order).
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn gdpr_blank(&self, batch: &GdprBatch) -> Result<(), StoreError> {
+        match &self.inner.gdpr_writes_now {
+            Reads::Sqlite(pool) => sqlite::gdpr_blank(pool, batch).await,
+            Reads::Postgres(pool) => postgres::gdpr_blank(pool, batch).await,
+        }
+    }
+
+    /// [`Store::gdpr_apply`] for a catch-up a request waits on: on SQLite through a connection
+    /// at the decisions' priority, where [`Store::gdpr_apply`]'s runs only on the CPU they leave
+    /// (docs/adr/0006), so that a view asked under load is not held back by that load.
+    #[tracing::instrument(level = "debug", skip_all, fields(from = from.get(), next = next.get(), accesses = batch.accesses.len()))]
+    pub async fn gdpr_apply_now(
+        &self,
+        from: Position,
+        next: Position,
+        batch: &GdprBatch,
+    ) -> Result<bool, StoreError> {
+        gdpr_apply_through(&self.inner.gdpr_writes_now, from, next, batch).await
+    }
+
+    /// Up to `limit` projected access decisions matching `filter`, after position `after`,
+    /// in log order.
+    #[tracing::instrument(level = "debug", skip_all, fields(after = after, limit = limit))]
+    pub async fn gdpr_access(
+        &self,
+        filter: &AccessFilter,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<GdprAccess>, StoreError> {
+        match &self.inner.gdpr {
+            Reads::Sqlite(pool) => sqlite::gdpr_access(pool, filter, after, limit).await,
+            Reads::Postgres(pool) => postgres::gdpr_access(pool, filter, after, limit).await,
+        }
+    }
+
+    /// The projected shipments a data subject's key names, in registration order.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn gdpr_shipments(&self, key: &SubjectKey) -> Result<Vec<GdprShipment>, StoreError> {
+        match &self.inner.gdpr {
+            Reads::Sqlite(pool) => sqlite::gdpr_shipments(pool, key).await,
+            Reads::Postgres(pool) => postgres::gdpr_shipments(pool, key).await,
+        }
+    }
+
+    /// The projected shipments of `ids`: those the GDPR projection has applied.
+    #[tracing::instrument(level = "debug", skip_all, fields(ids = ids.len()))]
+    pub async fn gdpr_shipments_by_id(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<GdprShipment>, StoreError> {
+        match &self.inner.gdpr {
+            Reads::Sqlite(pool) => sqlite::gdpr_shipments_by_id(pool, ids).await,
+            Reads::Postgres(pool) => postgres::gdpr_shipments_by_id(pool, ids).await,
+        }
+    }
+
+    /// Projected decisions per partner with `from <= decided_at < to` (microseconds).
+    #[tracing::instrument(level = "debug", skip_all, fields(from = from, to = to))]
+    pub async fn gdpr_counts(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<std::collections::BTreeMap<String, PartnerCounts>, StoreError> {
+        match &self.inner.gdpr {
+            Reads::Sqlite(pool) => sqlite::gdpr_counts(pool, from, to).await,
+            Reads::Postgres(pool) => postgres::gdpr_counts(pool, from, to).await,
+        }
+    }
+}
+
+/// [`Store::gdpr_apply`] through the connections `writes`.
+async fn gdpr_apply_through(
+    writes: &Reads,
+    from: Position,
+    next: Position,
+    batch: &GdprBatch,
+) -> Result<bool, StoreError> {
+    match writes {
+        Reads::Sqlite(pool) => sqlite::gdpr_apply(pool, from, next, batch).await,
+        Reads::Postgres(pool) => postgres::gdpr_apply(pool, from, next, batch).await,
+    }
 }
 
 pub(crate) mod postgres;

@@ -12,6 +12,8 @@
 //!   positions and `recorded_at` stamped, events inserted (fast path, or one SAVEPOINT per
 //!   append when a unique key refuses one), Merkle leaves and every subtree they complete
 //!   (RFC 9162 §2.1) — over the `LogWriter` trait whose methods run one step's SQL each.
+//! - `merkle`: the tree as [`Store`] answers it — roots, inclusion and consistency proofs, leaf
+//!   hashes, the signed checkpoints.
 //! - [`outbox`]: delivering the webhook outbox — claims with leases, attempts, redelivery.
 //! - [`tracking`]: the carrier's tracking updates, personal data beside the log (SPEC §14).
 //! - `reads`: the reads whose SQL is the same on both backends, generated for each from one
@@ -27,8 +29,10 @@
 //!   with.
 //! - `testing` (feature `testing`): scratch PostgreSQL databases for the test suites.
 //!
-//! No two modules import each other: the backends import `write_path` and `reads`, and
-//! `group_commit` imports the backends; neither of the shared modules imports a backend.
+//! [`Store`]'s methods on a part of the store are kept in that part's module (`merkle`,
+//! [`gdpr`], [`outbox`], [`tracking`]); the rest, here. No two modules import each other: the
+//! backends import `write_path` and `reads`, and `group_commit` imports the backends; neither
+//! of the shared modules imports a backend.
 //!
 //! Revocation is effective at commit (SPEC §5.2): an append may restrict (move the
 //! restriction fence) or be guarded by it ([`Guard`]); see docs/adr/0003.
@@ -51,6 +55,7 @@ pub mod error;
 pub mod event;
 pub mod gdpr;
 mod group_commit;
+mod merkle;
 pub mod outbox;
 mod postgres;
 mod reads;
@@ -80,27 +85,10 @@ pub use event::{
     WebhookKeyRow,
 };
 
-use std::collections::HashMap;
-
-use consent_ledger_audit::tree::{self, Hash, NodeId, TreeError};
 pub use group_commit::{CommitHook, WriterStats};
 use group_commit::{GroupCommit, HookSlot, WriteConnection};
+pub use merkle::Inclusion;
 pub use write_path::TRACKING_UPDATE_CLAIM;
-
-/// Leaves in a block of [`Store::inclusion_proofs`]: 2^14, whose leaf hashes are 512 KiB.
-const BLOCK_LEVEL: u32 = 14;
-
-/// Proofs in one block from which reading and hashing the whole block is cheaper than a path's
-/// look-ups per proof (a block costs about as much as 50 single paths).
-const DENSE_BLOCK: usize = 64;
-
-/// A leaf's stored hash and its inclusion proof, from [`Store::inclusion_proofs`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Inclusion {
-    pub leaf: Hash,
-    /// PATH(m, D[n]), RFC 9162 §2.1.3.1, leaf first.
-    pub path: Vec<Hash>,
-}
 
 /// Where the store lives (SPEC §8: `--data-dir` or `--database-url`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,36 +237,25 @@ enum Reads {
     Postgres(PgPool),
 }
 
-/// Calls the function of the same name in the backend module of `$store`'s read pool, with the
-/// pool as first argument: both modules offer the same read functions.
+/// Calls the function of the same name for `$store`'s backend, its read pool first: the
+/// backend module's own (`on_backend!(store, f(args))`), or that of a part of the store which
+/// keeps its SQL per backend (`on_backend!(store, outbox::f(args))`: `outbox::sqlite::f` or
+/// `outbox::postgres::f`).
 macro_rules! on_backend {
+    ($store:expr, $part:ident :: $f:ident($($arg:expr),*)) => {
+        match &$store.inner.reads {
+            $crate::Reads::Sqlite(pool) => $crate::$part::sqlite::$f(pool, $($arg),*).await,
+            $crate::Reads::Postgres(pool) => $crate::$part::postgres::$f(pool, $($arg),*).await,
+        }
+    };
     ($store:expr, $f:ident($($arg:expr),*)) => {
         match &$store.inner.reads {
-            Reads::Sqlite(pool) => sqlite::$f(pool, $($arg),*).await,
-            Reads::Postgres(pool) => postgres::$f(pool, $($arg),*).await,
+            $crate::Reads::Sqlite(pool) => $crate::sqlite::$f(pool, $($arg),*).await,
+            $crate::Reads::Postgres(pool) => $crate::postgres::$f(pool, $($arg),*).await,
         }
     };
 }
-
-/// Calls the [`tracking`] function of the same name for `$store`'s backend.
-macro_rules! on_tracking {
-    ($store:expr, $f:ident($($arg:expr),*)) => {
-        match &$store.inner.reads {
-            Reads::Sqlite(pool) => tracking::sqlite::$f(pool, $($arg),*).await,
-            Reads::Postgres(pool) => tracking::postgres::$f(pool, $($arg),*).await,
-        }
-    };
-}
-
-/// Calls the [`outbox`] function of the same name for `$store`'s backend, over its read pool.
-macro_rules! on_outbox {
-    ($store:expr, $f:ident($($arg:expr),*)) => {
-        match &$store.inner.reads {
-            Reads::Sqlite(pool) => outbox::sqlite::$f(pool, $($arg),*).await,
-            Reads::Postgres(pool) => outbox::postgres::$f(pool, $($arg),*).await,
-        }
-    };
-}
+pub(crate) use on_backend;
 
 impl Store {
     /// Opens the store, creating and migrating it if needed, and starts its writer.
@@ -554,11 +531,6 @@ impl Store {
         on_backend!(self, asked_positions(numbers))
     }
 
-    /// The messages queued for a webhook endpoint, in log order (SPEC §13).
-    pub async fn outbox_of(&self, endpoint_id: &str) -> Result<Vec<QueuedMessage>, StoreError> {
-        on_outbox!(self, outbox_of(endpoint_id))
-    }
-
     /// Whether a denial of an unknown parcel recorded before `before` still has its number.
     pub async fn asked_before(&self, before: Position) -> Result<bool, StoreError> {
         on_backend!(self, asked_before(before))
@@ -629,13 +601,6 @@ impl Store {
         Ok(Position::new(lo))
     }
 
-    /// The stored leaf hashes of positions `leaves`, in order; a missing one is
-    /// [`StoreError::Corrupt`].
-    #[tracing::instrument(level = "debug", skip_all, fields(start = leaves.start, end = leaves.end))]
-    pub async fn leaf_range(&self, leaves: std::ops::Range<u64>) -> Result<Vec<Hash>, StoreError> {
-        on_backend!(self, leaf_range(leaves))
-    }
-
     /// The position the next committed event will get, i.e. the log's size.
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn next_position(&self) -> Result<Position, StoreError> {
@@ -662,376 +627,9 @@ impl Store {
         on_backend!(self, credential(token_sha256))
     }
 
-    /// The RFC 9162 root of the first `size` events, from stored subtree hashes.
-    #[tracing::instrument(level = "debug", skip_all, fields(size = size))]
-    pub async fn tree_root(
-        &self,
-        size: u64,
-    ) -> Result<consent_ledger_audit::tree::Hash, StoreError> {
-        on_backend!(self, tree_root(size))
-    }
-
-    /// PATH(index, D[tree_size]) (RFC 9162 §2.1.3.1) from stored subtree hashes. The caller
-    /// checks `index < tree_size <= log size`.
-    #[tracing::instrument(level = "debug", skip_all, fields(index = index, tree_size = tree_size))]
-    pub async fn inclusion_proof(
-        &self,
-        index: u64,
-        tree_size: u64,
-    ) -> Result<Vec<Hash>, StoreError> {
-        let nodes = tree::inclusion_path_nodes(index, tree_size).map_err(proof_error)?;
-        let stored = self.stored_nodes(&nodes).await?;
-        tree::inclusion_path(index, tree_size, |n| lookup(&stored, n)).map_err(proof_error)
-    }
-
-    /// The stored leaf hash and PATH(index, D[tree_size]) of each of `positions`, in the same
-    /// order. Neighbouring positions share most of their paths, so where many fall in one block
-    /// of 2^14 leaves the block's leaves are read once and hashed in memory
-    /// ([`tree::MemoryTree`]), and the part of the path above the block is fetched once
-    /// ([`tree::path_block`]); a lone position gets its own look-ups. Ascending positions share
-    /// the most. The caller checks every `position < tree_size <= log size`.
-    #[tracing::instrument(level = "debug", skip_all, fields(proofs = positions.len(), tree_size = tree_size))]
-    pub async fn inclusion_proofs(
-        &self,
-        positions: &[u64],
-        tree_size: u64,
-    ) -> Result<Vec<Inclusion>, StoreError> {
-        let mut proofs = Vec::with_capacity(positions.len());
-        let mut rest = positions;
-        while let Some(&first) = rest.first() {
-            let block = tree::path_block(first, tree_size, BLOCK_LEVEL).map_err(proof_error)?;
-            let here = rest.iter().take_while(|p| block.contains(p)).count();
-            let (group, after) = rest.split_at(here);
-            rest = after;
-            if group.len() < DENSE_BLOCK {
-                for &p in group {
-                    let leaf =
-                        NodeId::new(0, p).ok_or(proof_error(TreeError::IndexOutOfRange {
-                            index: p,
-                            tree_size,
-                        }))?;
-                    let mut nodes =
-                        tree::inclusion_path_nodes(p, tree_size).map_err(proof_error)?;
-                    nodes.push(leaf);
-                    let stored = self.stored_nodes(&nodes).await?;
-                    proofs.push(Inclusion {
-                        leaf: lookup(&stored, leaf).map_err(proof_error)?,
-                        path: tree::inclusion_path(p, tree_size, |n| lookup(&stored, n))
-                            .map_err(proof_error)?,
-                    });
-                }
-                continue;
-            }
-            let leaves = on_backend!(self, leaf_range(block.clone()))?;
-            let inside = tree::MemoryTree::new(leaves);
-            let nodes =
-                tree::inclusion_path_above_nodes(block.clone(), tree_size).map_err(proof_error)?;
-            let stored = self.stored_nodes(&nodes).await?;
-            let above =
-                tree::inclusion_path_above(block.clone(), tree_size, |n| lookup(&stored, n))
-                    .map_err(proof_error)?;
-            for &p in group {
-                let index = p - block.start;
-                let mut path = inside.inclusion_path(index).map_err(proof_error)?;
-                path.extend_from_slice(&above);
-                let leaf =
-                    NodeId::new(0, index)
-                        .and_then(|n| inside.node(n))
-                        .ok_or(proof_error(TreeError::IndexOutOfRange {
-                            index: p,
-                            tree_size,
-                        }))?;
-                proofs.push(Inclusion { leaf, path });
-            }
-        }
-        Ok(proofs)
-    }
-
-    /// PROOF(old_size, D[new_size]) (RFC 9162 §2.1.4.1) from stored subtree hashes. The caller
-    /// checks `old_size <= new_size <= log size`.
-    #[tracing::instrument(level = "debug", skip_all, fields(old_size = old_size, new_size = new_size))]
-    pub async fn consistency_proof(
-        &self,
-        old_size: u64,
-        new_size: u64,
-    ) -> Result<Vec<Hash>, StoreError> {
-        let nodes = tree::consistency_proof_nodes(old_size, new_size).map_err(proof_error)?;
-        let stored = self.stored_nodes(&nodes).await?;
-        tree::consistency_proof(old_size, new_size, |n| lookup(&stored, n)).map_err(proof_error)
-    }
-
-    /// The stored hashes of perfect subtrees, fetched before the (synchronous) proof math.
-    async fn stored_nodes(&self, nodes: &[NodeId]) -> Result<HashMap<NodeId, Hash>, StoreError> {
-        let hashes = on_backend!(self, node_hashes(nodes))?;
-        Ok(nodes.iter().copied().zip(hashes).collect())
-    }
-
-    /// Keeps a signed checkpoint of the first `size` events (kept forever; once per size).
-    #[tracing::instrument(level = "debug", skip_all, fields(size = size))]
-    pub async fn save_checkpoint(
-        &self,
-        size: u64,
-        root: &Hash,
-        note: &str,
-    ) -> Result<(), StoreError> {
-        on_backend!(self, save_checkpoint(size, root, note))
-    }
-
-    /// The newest kept checkpoint, as (tree size, signed note).
-    #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
-        on_backend!(self, checkpoint_at_most(u64::MAX >> 1))
-    }
-
-    /// The newest kept checkpoint of at most `size` events.
-    #[tracing::instrument(level = "debug", skip_all, fields(size = size))]
-    pub async fn checkpoint_at_most(&self, size: u64) -> Result<Option<(u64, String)>, StoreError> {
-        on_backend!(self, checkpoint_at_most(size))
-    }
-
-    /// Stored leaf hashes from position `from` on, as (position, bytes), for `audit-log`.
-    #[tracing::instrument(level = "debug", skip_all, fields(from = from, limit = limit))]
-    pub async fn leaf_hashes(
-        &self,
-        from: u64,
-        limit: u32,
-    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        on_backend!(self, leaf_hashes(from, limit))
-    }
-
-    /// Every kept checkpoint, oldest first, as (tree size, signed note).
-    #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError> {
-        on_backend!(self, checkpoints())
-    }
-
     /// The writer's counters (for `/metrics`).
     pub fn writer_stats(&self) -> &WriterStats {
         self.inner.writer.stats()
-    }
-
-    /// The position the GDPR projection has applied up to (exclusive).
-    #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn gdpr_position(&self) -> Result<Position, StoreError> {
-        match &self.inner.gdpr {
-            Reads::Sqlite(pool) => gdpr::sqlite::gdpr_position(pool).await,
-            Reads::Postgres(pool) => gdpr::postgres::gdpr_position(pool).await,
-        }
-    }
-
-    /// Empties the GDPR projection and moves it back to position 0, to be rebuilt.
-    #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn gdpr_reset(&self) -> Result<(), StoreError> {
-        match &self.inner.gdpr_writes {
-            Reads::Sqlite(pool) => gdpr::sqlite::gdpr_reset(pool).await,
-            Reads::Postgres(pool) => gdpr::postgres::gdpr_reset(pool).await,
-        }
-    }
-
-    /// Writes the GDPR rows of the events `from..next` and moves the GDPR projection to
-    /// `next` in one transaction, if it is still at `from`; `false` when another process
-    /// applied them first (nothing written).
-    #[tracing::instrument(level = "debug", skip_all, fields(from = from.get(), next = next.get(), accesses = batch.accesses.len()))]
-    pub async fn gdpr_apply(
-        &self,
-        from: Position,
-        next: Position,
-        batch: &gdpr::GdprBatch,
-    ) -> Result<bool, StoreError> {
-        gdpr_apply_through(&self.inner.gdpr_writes, from, next, batch).await
-    }
-
-    /// Blanks at once, at the decisions' priority, what the erasures of `batch` erased from the
-    /// rows the GDPR projection holds, leaving its position where it is (SPEC §12's 60 s do not
-    /// wait for it to reach the erasures in log order).
-    #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn gdpr_blank(&self, batch: &gdpr::GdprBatch) -> Result<(), StoreError> {
-        match &self.inner.gdpr_writes_now {
-            Reads::Sqlite(pool) => gdpr::sqlite::gdpr_blank(pool, batch).await,
-            Reads::Postgres(pool) => gdpr::postgres::gdpr_blank(pool, batch).await,
-        }
-    }
-
-    /// [`Store::gdpr_apply`] for a catch-up a request waits on: on SQLite through a connection
-    /// at the decisions' priority, where [`Store::gdpr_apply`]'s runs only on the CPU they leave
-    /// (docs/adr/0006), so that a view asked under load is not held back by that load.
-    #[tracing::instrument(level = "debug", skip_all, fields(from = from.get(), next = next.get(), accesses = batch.accesses.len()))]
-    pub async fn gdpr_apply_now(
-        &self,
-        from: Position,
-        next: Position,
-        batch: &gdpr::GdprBatch,
-    ) -> Result<bool, StoreError> {
-        gdpr_apply_through(&self.inner.gdpr_writes_now, from, next, batch).await
-    }
-
-    /// Up to `limit` projected access decisions matching `filter`, after position `after`,
-    /// in log order.
-    #[tracing::instrument(level = "debug", skip_all, fields(after = after, limit = limit))]
-    pub async fn gdpr_access(
-        &self,
-        filter: &gdpr::AccessFilter,
-        after: Option<u64>,
-        limit: u32,
-    ) -> Result<Vec<gdpr::GdprAccess>, StoreError> {
-        match &self.inner.gdpr {
-            Reads::Sqlite(pool) => gdpr::sqlite::gdpr_access(pool, filter, after, limit).await,
-            Reads::Postgres(pool) => gdpr::postgres::gdpr_access(pool, filter, after, limit).await,
-        }
-    }
-
-    /// The projected shipments a data subject's key names, in registration order.
-    #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn gdpr_shipments(
-        &self,
-        key: &gdpr::SubjectKey,
-    ) -> Result<Vec<gdpr::GdprShipment>, StoreError> {
-        match &self.inner.gdpr {
-            Reads::Sqlite(pool) => gdpr::sqlite::gdpr_shipments(pool, key).await,
-            Reads::Postgres(pool) => gdpr::postgres::gdpr_shipments(pool, key).await,
-        }
-    }
-
-    /// The projected shipments of `ids`: those the GDPR projection has applied.
-    #[tracing::instrument(level = "debug", skip_all, fields(ids = ids.len()))]
-    pub async fn gdpr_shipments_by_id(
-        &self,
-        ids: &[String],
-    ) -> Result<Vec<gdpr::GdprShipment>, StoreError> {
-        match &self.inner.gdpr {
-            Reads::Sqlite(pool) => gdpr::sqlite::gdpr_shipments_by_id(pool, ids).await,
-            Reads::Postgres(pool) => gdpr::postgres::gdpr_shipments_by_id(pool, ids).await,
-        }
-    }
-
-    /// Projected decisions per partner with `from <= decided_at < to` (microseconds).
-    #[tracing::instrument(level = "debug", skip_all, fields(from = from, to = to))]
-    pub async fn gdpr_counts(
-        &self,
-        from: i64,
-        to: i64,
-    ) -> Result<std::collections::BTreeMap<String, gdpr::PartnerCounts>, StoreError> {
-        match &self.inner.gdpr {
-            Reads::Sqlite(pool) => gdpr::sqlite::gdpr_counts(pool, from, to).await,
-            Reads::Postgres(pool) => gdpr::postgres::gdpr_counts(pool, from, to).await,
-        }
-    }
-
-    /// Claims due webhook messages for this node's worker (SPEC §13; [`outbox`]).
-    pub async fn claim_messages(
-        &self,
-        node: &str,
-        limits: outbox::ClaimLimits,
-    ) -> Result<Vec<QueuedMessage>, StoreError> {
-        on_outbox!(self, claim_messages(node, limits))
-    }
-
-    /// Records finished delivery attempts and claims the next due messages, in one
-    /// transaction (one commit per worker cycle).
-    pub async fn record_and_claim(
-        &self,
-        node: &str,
-        records: &[outbox::AttemptRecord],
-        limits: outbox::ClaimLimits,
-    ) -> Result<Vec<QueuedMessage>, StoreError> {
-        on_outbox!(self, record_and_claim(node, records, limits))
-    }
-
-    /// Records finished delivery attempts, in one transaction.
-    pub async fn record_attempts(
-        &self,
-        node: &str,
-        records: &[outbox::AttemptRecord],
-    ) -> Result<(), StoreError> {
-        on_outbox!(self, record_attempts(node, records))
-    }
-
-    /// Releases the webhook leases `node` holds (its previous life's, at its start).
-    pub async fn release_leases(&self, node: &str) -> Result<u64, StoreError> {
-        on_outbox!(self, release_leases(node))
-    }
-
-    /// A webhook endpoint's signing keys as `(whpk_…, whsk_…)`, newest first.
-    pub async fn webhook_secrets(
-        &self,
-        endpoint_id: &str,
-    ) -> Result<Vec<(String, String)>, StoreError> {
-        on_outbox!(self, webhook_secrets(endpoint_id))
-    }
-
-    /// A webhook endpoint's delivery attempts after `cursor`, newest first.
-    pub async fn deliveries(
-        &self,
-        endpoint_id: &str,
-        cursor: &outbox::AttemptCursor,
-        limit: u32,
-    ) -> Result<Vec<outbox::DeliveryAttempt>, StoreError> {
-        on_outbox!(self, deliveries(endpoint_id, cursor, limit))
-    }
-
-    /// A queued webhook message's endpoint and state.
-    pub async fn message_state(
-        &self,
-        message_id: &str,
-    ) -> Result<Option<outbox::MessageState>, StoreError> {
-        on_outbox!(self, message_state(message_id))
-    }
-
-    /// Makes a queued webhook message due again now (`false`: no such message).
-    pub async fn redeliver(&self, message_id: &str, now: i64) -> Result<bool, StoreError> {
-        let due = on_outbox!(self, redeliver(message_id, now))?;
-        if due {
-            // The same size, announced again: the worker looks at the outbox now.
-            self.inner.outbox.send_modify(|_| {});
-        }
-        Ok(due)
-    }
-
-    /// When a webhook endpoint's current run of failed attempts began (Unix ms).
-    pub async fn failing_since(&self, endpoint_id: &str) -> Result<Option<i64>, StoreError> {
-        on_outbox!(self, failing_since(endpoint_id))
-    }
-
-    /// Keeps tracking updates (SPEC §14) in one transaction; answers how many were new.
-    pub async fn insert_tracking(
-        &self,
-        rows: &[tracking::TrackingUpdateRow],
-    ) -> Result<u64, StoreError> {
-        on_tracking!(self, insert_tracking(rows))
-    }
-
-    /// A shipment's tracking updates, oldest first.
-    pub async fn tracking_of(
-        &self,
-        shipment_id: &str,
-    ) -> Result<Vec<tracking::TrackingUpdateRow>, StoreError> {
-        on_tracking!(self, tracking_of(shipment_id))
-    }
-
-    /// Which updates of `shipment_ids` the store holds, as (shipment, occurred_at, status): an
-    /// update sent again is kept, and fanned out, once.
-    pub async fn tracking_keys(
-        &self,
-        shipment_ids: &[&str],
-    ) -> Result<Vec<(String, String, String)>, StoreError> {
-        on_tracking!(self, tracking_keys(shipment_ids))
-    }
-
-    /// Which of `shipment_ids` had a `delivered` or `returned_to_sender` update at or before
-    /// `cutoff` (RFC 3339 UTC with microseconds): their journey ended then (SPEC §14).
-    pub async fn journeys_ended(
-        &self,
-        shipment_ids: &[&str],
-        cutoff: &str,
-    ) -> Result<std::collections::BTreeSet<String>, StoreError> {
-        on_tracking!(self, journeys_ended(shipment_ids, cutoff))
-    }
-
-    /// Deletes up to `limit` tracking updates received before `before` (Unix ms), and up to
-    /// `limit` messages that carried one, queued before it; answers the larger count (the
-    /// caller goes on while it is `limit`).
-    pub async fn delete_tracking_before(&self, before: i64, limit: u32) -> Result<u64, StoreError> {
-        on_tracking!(self, delete_tracking_before(before, limit))
     }
 
     /// Checks that the database answers (for `/readyz`).
@@ -1065,19 +663,6 @@ impl Store {
     }
 }
 
-/// [`Store::gdpr_apply`] through the connections `writes`.
-async fn gdpr_apply_through(
-    writes: &Reads,
-    from: Position,
-    next: Position,
-    batch: &gdpr::GdprBatch,
-) -> Result<bool, StoreError> {
-    match writes {
-        Reads::Sqlite(pool) => gdpr::sqlite::gdpr_apply(pool, from, next, batch).await,
-        Reads::Postgres(pool) => gdpr::postgres::gdpr_apply(pool, from, next, batch).await,
-    }
-}
-
 /// Gives the calling thread the GDPR projection writer's lower CPU priority (`SCHED_IDLE` at
 /// nice 10 on Linux; nice 10 where the policy is refused; where neither can be changed it
 /// keeps its own, with a warning): for a thread that does the projection's work beside the
@@ -1104,24 +689,5 @@ pub async fn migrate(location: &StoreLocation) -> Result<(), StoreError> {
             Ok(())
         }
         StoreLocation::Postgres(url) => postgres::migrate(url).await,
-    }
-}
-
-fn lookup(stored: &HashMap<NodeId, Hash>, node: NodeId) -> Result<Hash, TreeError> {
-    // INVARIANT: `stored` holds every node the `*_nodes` function listed for this proof, which
-    // are exactly the nodes the proof asks for; a miss would be an audit crate bug.
-    stored
-        .get(&node)
-        .copied()
-        .ok_or(TreeError::IndexOutOfRange {
-            index: node.index(),
-            tree_size: 0,
-        })
-}
-
-fn proof_error(e: TreeError) -> StoreError {
-    StoreError::Corrupt {
-        position: -1,
-        detail: format!("proof: {e}"),
     }
 }

@@ -9,6 +9,9 @@
 //! (`FOR UPDATE SKIP LOCKED`) and rows it holds, so each message is attempted by one node at
 //! a time; a node that died lets its lease run out and another takes the message over.
 
+use crate::event::QueuedMessage;
+use crate::{on_backend, Store, StoreError};
+
 /// What became of a message after an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttemptOutcome {
@@ -581,4 +584,86 @@ pub(crate) mod postgres {
         "SELECT * FROM jsonb_to_recordset($1::jsonb) \
            AS x(m text, a integer, e text, t bigint, st integer, er text, l bigint, n bigint)"
     );
+}
+
+impl Store {
+    /// The messages queued for a webhook endpoint, in log order (SPEC §13).
+    pub async fn outbox_of(&self, endpoint_id: &str) -> Result<Vec<QueuedMessage>, StoreError> {
+        on_backend!(self, outbox::outbox_of(endpoint_id))
+    }
+
+    /// Claims due webhook messages for this node's worker (SPEC §13; [`outbox`]).
+    pub async fn claim_messages(
+        &self,
+        node: &str,
+        limits: ClaimLimits,
+    ) -> Result<Vec<QueuedMessage>, StoreError> {
+        on_backend!(self, outbox::claim_messages(node, limits))
+    }
+
+    /// Records finished delivery attempts and claims the next due messages, in one
+    /// transaction (one commit per worker cycle).
+    pub async fn record_and_claim(
+        &self,
+        node: &str,
+        records: &[AttemptRecord],
+        limits: ClaimLimits,
+    ) -> Result<Vec<QueuedMessage>, StoreError> {
+        on_backend!(self, outbox::record_and_claim(node, records, limits))
+    }
+
+    /// Records finished delivery attempts, in one transaction.
+    pub async fn record_attempts(
+        &self,
+        node: &str,
+        records: &[AttemptRecord],
+    ) -> Result<(), StoreError> {
+        on_backend!(self, outbox::record_attempts(node, records))
+    }
+
+    /// Releases the webhook leases `node` holds (its previous life's, at its start).
+    pub async fn release_leases(&self, node: &str) -> Result<u64, StoreError> {
+        on_backend!(self, outbox::release_leases(node))
+    }
+
+    /// A webhook endpoint's signing keys as `(whpk_…, whsk_…)`, newest first.
+    pub async fn webhook_secrets(
+        &self,
+        endpoint_id: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        on_backend!(self, outbox::webhook_secrets(endpoint_id))
+    }
+
+    /// A webhook endpoint's delivery attempts after `cursor`, newest first.
+    pub async fn deliveries(
+        &self,
+        endpoint_id: &str,
+        cursor: &AttemptCursor,
+        limit: u32,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+        on_backend!(self, outbox::deliveries(endpoint_id, cursor, limit))
+    }
+
+    /// A queued webhook message's endpoint and state.
+    pub async fn message_state(
+        &self,
+        message_id: &str,
+    ) -> Result<Option<MessageState>, StoreError> {
+        on_backend!(self, outbox::message_state(message_id))
+    }
+
+    /// Makes a queued webhook message due again now (`false`: no such message).
+    pub async fn redeliver(&self, message_id: &str, now: i64) -> Result<bool, StoreError> {
+        let due = on_backend!(self, outbox::redeliver(message_id, now))?;
+        if due {
+            // The same size, announced again: the worker looks at the outbox now.
+            self.inner.outbox.send_modify(|_| {});
+        }
+        Ok(due)
+    }
+
+    /// When a webhook endpoint's current run of failed attempts began (Unix ms).
+    pub async fn failing_since(&self, endpoint_id: &str) -> Result<Option<i64>, StoreError> {
+        on_backend!(self, outbox::failing_since(endpoint_id))
+    }
 }

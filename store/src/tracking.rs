@@ -3,6 +3,8 @@
 //! gateway is answered), deleted by an erasure's commit ([`crate::write_path`]) and by
 //! retention.
 
+use crate::{on_backend, Store, StoreError};
+
 pub use crate::event::TrackingUpdateRow;
 
 /// Rows per multi-row INSERT: 7 parameters a row, far below either backend's limit.
@@ -188,4 +190,45 @@ pub(crate) mod sqlite {
 
 pub(crate) mod postgres {
     tracking_backend!(sqlx::Postgres);
+}
+
+impl Store {
+    /// Keeps tracking updates (SPEC §14) in one transaction; answers how many were new.
+    pub async fn insert_tracking(&self, rows: &[TrackingUpdateRow]) -> Result<u64, StoreError> {
+        on_backend!(self, tracking::insert_tracking(rows))
+    }
+
+    /// A shipment's tracking updates, oldest first.
+    pub async fn tracking_of(
+        &self,
+        shipment_id: &str,
+    ) -> Result<Vec<TrackingUpdateRow>, StoreError> {
+        on_backend!(self, tracking::tracking_of(shipment_id))
+    }
+
+    /// Which updates of `shipment_ids` the store holds, as (shipment, occurred_at, status): an
+    /// update sent again is kept, and fanned out, once.
+    pub async fn tracking_keys(
+        &self,
+        shipment_ids: &[&str],
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        on_backend!(self, tracking::tracking_keys(shipment_ids))
+    }
+
+    /// Which of `shipment_ids` had a `delivered` or `returned_to_sender` update at or before
+    /// `cutoff` (RFC 3339 UTC with microseconds): their journey ended then (SPEC §14).
+    pub async fn journeys_ended(
+        &self,
+        shipment_ids: &[&str],
+        cutoff: &str,
+    ) -> Result<std::collections::BTreeSet<String>, StoreError> {
+        on_backend!(self, tracking::journeys_ended(shipment_ids, cutoff))
+    }
+
+    /// Deletes up to `limit` tracking updates received before `before` (Unix ms), and up to
+    /// `limit` messages that carried one, queued before it; answers the larger count (the
+    /// caller goes on while it is `limit`).
+    pub async fn delete_tracking_before(&self, before: i64, limit: u32) -> Result<u64, StoreError> {
+        on_backend!(self, tracking::delete_tracking_before(before, limit))
+    }
 }
