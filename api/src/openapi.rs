@@ -2,9 +2,9 @@
 //!
 //! Every operation lists the error answers it can give, each an RFC 9457 problem
 //! (`application/problem+json`, the [`Problem`] schema) through the shared responses of
-//! [`crate::annotations::responses`]: a handler's annotation names the statuses its code can answer, and
-//! `tests/api/openapi.rs` holds the document to that (every authenticated operation answers
-//! 401 and 429, every body-reading one 400, 408, 413 and 422, every error is problem+json).
+//! [`crate::annotations::responses`]: a handler's annotation names the statuses its code can
+//! answer, and `tests/api/openapi.rs` holds the document to that (every authenticated operation
+//! answers 401 and 429, every body-reading one 400, 408, 413 and 422, every error is problem+json).
 //! `.ci/schemathesis.sh` checks the running binary against it.
 
 use actix_web::{get, HttpResponse};

@@ -29,8 +29,8 @@ pub enum AppError {
     Unauthorized,
     #[error("{0}")]
     Forbidden(String),
-    /// Over a rate limit ([`crate::rate_limit`], [`Limited`]); nothing was done. `retry_after` is when the
-    /// bucket next has room.
+    /// Over a rate limit ([`crate::rate_limit`], [`Limited`]); nothing was done. `retry_after`
+    /// is when the bucket next has room.
     #[error("{limited}; retry after {} s; nothing was recorded", retry_after_seconds(*.retry_after))]
     RateLimited {
         retry_after: std::time::Duration,

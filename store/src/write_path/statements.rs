@@ -1,9 +1,10 @@
 //! The SQL of [`super::LogWriter`] that is the same on SQLite and PostgreSQL, written once as
 //! a macro each backend expands in its `impl LogWriter`.
 
-/// The statements of [`LogWriter`] that are the same SQL on both backends, as items of a
-/// backend's `impl LogWriter` for the sqlx database `$db`. The backend module provides `tx(&mut Writer)`, the connection
-/// of the transaction under way, and the functions of [`crate::reads::reads_backend!`].
+/// The statements of [`super::LogWriter`] that are the same SQL on both backends, as items of a
+/// backend's `impl LogWriter` for the sqlx database `$db`. The backend module provides
+/// `tx(&mut Writer)`, the connection of the transaction under way, and the functions of
+/// [`crate::reads::reads_backend!`].
 macro_rules! writer_statements {
     ($db:ty) => {
         #[tracing::instrument(level = "trace", skip_all)]
