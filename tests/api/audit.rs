@@ -7,7 +7,9 @@ use chrono::Duration;
 use consent_ledger_audit::note::VerifierKey;
 use serde_json::{json, Value};
 
-use crate::helpers::{consent_for, expect, problem, rfc3339, spawn_app, start_time, TestApp};
+use crate::helpers::{
+    consent_for, expect, problem, rfc3339, spawn_app, spawn_app_in, start_time, TestApp,
+};
 
 fn ask(shipment: &str) -> Value {
     json!({"shipment_id": shipment, "purpose": "insurance_claim", "data_categories": ["status_events", "location"]})
@@ -1245,4 +1247,193 @@ async fn a_view_far_behind_the_log_answers_what_the_caught_up_projection_answers
             "{path}: read from the log, then from the caught-up projection"
         );
     }
+}
+
+/// The projection's own tables and triggers as SQLite keeps them (type, name, SQL), and the
+/// rows of its tables, read straight from the file; `None` on PostgreSQL.
+async fn audit_file(app: &TestApp) -> Option<(Vec<(String, String, String)>, Vec<String>)> {
+    if crate::helpers::backend() != crate::helpers::Backend::Sqlite {
+        return None;
+    }
+    let file = sqlx::SqlitePool::connect_with(
+        sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(app.data_dir().join("ledger.audit.db"))
+            .read_only(true),
+    )
+    .await
+    .expect("open the audit file");
+    let schema: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT type, name, COALESCE(sql, '') FROM sqlite_master \
+         WHERE name NOT LIKE '_sqlx%' ORDER BY type, name",
+    )
+    .fetch_all(&file)
+    .await
+    .expect("schema");
+    let mut rows = Vec::new();
+    for table in [
+        "audit_access",
+        "audit_access_by_shipment",
+        "audit_shipment",
+        "audit_daily",
+        "audit_daily_channel",
+    ] {
+        // Every column of every row, as SQLite prints it.
+        let columns: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT name FROM pragma_table_info('{table}')"
+        )))
+        .fetch_all(&file)
+        .await
+        .expect("columns");
+        let quoted = columns
+            .iter()
+            .map(|c| format!("quote({c})"))
+            .collect::<Vec<_>>()
+            .join(" || '|' || ");
+        let found: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT '{table}:' || {quoted} FROM {table}"
+        )))
+        .fetch_all(&file)
+        .await
+        .unwrap_or_else(|e| panic!("{table}: {e}"));
+        let mut found = found;
+        found.sort();
+        rows.extend(found);
+    }
+    file.close().await;
+    Some((schema, rows))
+}
+
+/// `replay --audit`'s rebuild of the GDPR projection from the whole log leaves the same rows,
+/// views and (on SQLite) schema as the projection that followed the log, erasures and a
+/// retention sweep included, and a restart finds it so.
+#[actix_web::test]
+async fn a_rebuild_leaves_what_the_projection_that_followed_the_log_held() {
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    let (_, officer) = app.principal("privacy_officer", "DPO").await;
+    let unknown = |number: &str| json!({"carrier": "DHL", "tracking_number": number, "purpose": "insurance_claim", "data_categories": ["status_events"]});
+    decide(&app, &c.p2_token, unknown("NOPE-OLD")).await;
+    for _ in 0..3 {
+        decide(&app, &c.p1_token, ask(&c.s1)).await;
+        decide(&app, &c.p2_token, ask(&c.s1)).await;
+        decide(&app, &c.p1_token, ask(&c.s2)).await;
+    }
+    let erased = app
+        .post(
+            &format!("/v1/shipments/{}/erase", c.s2),
+            &officer,
+            json!({"reason": "the recipient asked (Art. 17)"}),
+        )
+        .await;
+    assert_eq!(erased.status, StatusCode::OK, "{}", erased.body);
+    app.scrubbed().await;
+    decide(&app, &c.p1_token, ask(&c.s2)).await;
+    let s3 = app.shipment(&c.other_shipper, "UPS", "1Z9", "FR").await;
+    decide(&app, &c.p1_token, ask(&s3)).await;
+    // Forty days on (the log's times are the machine's): the first parcel is read, then a sweep
+    // erases the parcels nobody read in 30 days and the numbers of the old denials of parcels
+    // nobody registered.
+    app.clock.set(chrono::Utc::now() + Duration::days(40));
+    decide(&app, &c.p1_token, ask(&c.s1)).await;
+    decide(&app, &c.p2_token, unknown("NOPE-NEW")).await;
+    let swept = consent_ledger_app::erasure::sweep_retention(&app.state, 30)
+        .await
+        .expect("sweep");
+    assert_eq!(swept, 1, "the third parcel");
+    decide(&app, &c.p1_token, ask(&c.s1)).await;
+
+    let size = app.state.store.next_position().await.expect("size");
+    app.state.gdpr.catch_up_to(size).await.expect("catch up");
+    let asked: Vec<(&str, String)> = vec![
+        (&c.regulator, "/v1/audit/access?limit=1000".to_owned()),
+        (
+            &c.regulator,
+            format!("/v1/audit/access?shipment_id={}", c.s1),
+        ),
+        (
+            &c.regulator,
+            format!("/v1/audit/access?shipment_id={}", c.s2),
+        ),
+        (&c.regulator, format!("/v1/audit/access?shipment_id={s3}")),
+        (
+            &c.regulator,
+            "/v1/audit/access?carrier=DHL&tracking_number=JJD1".to_owned(),
+        ),
+        (
+            &c.regulator,
+            "/v1/audit/access?carrier=DHL&tracking_number=NOPE-NEW".to_owned(),
+        ),
+        (
+            &c.regulator,
+            format!("/v1/audit/access?partner_id={}", c.p2),
+        ),
+        (
+            &c.regulator,
+            format!("/v1/audit/access?shipper_id={}", c.shipper),
+        ),
+        (
+            &officer,
+            "/v1/audit/dsar?carrier=DHL&tracking_number=JJD1".to_owned(),
+        ),
+        (
+            &c.regulator,
+            format!(
+                "/v1/audit/ropa?from={}&to={}",
+                rfc3339(start_time() - Duration::days(1)),
+                rfc3339(chrono::Utc::now() + Duration::days(60))
+            ),
+        ),
+    ];
+    async fn answers(app: &TestApp, asked: &[(&str, String)]) -> Vec<Value> {
+        let mut all = Vec::new();
+        for (token, path) in asked {
+            let r = app.get(path, token).await;
+            assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
+            all.push(r.body);
+        }
+        all
+    }
+    let followed = answers(&app, &asked).await;
+    let followed_file = audit_file(&app).await;
+    let s2_rows = followed[2]["items"].as_array().expect("items");
+    assert_eq!(s2_rows.len(), 4, "{s2_rows:?}");
+    assert!(
+        s2_rows.iter().all(|r| r["tracking_number"].is_null()),
+        "{s2_rows:?}"
+    );
+
+    let reached = app.state.gdpr.rebuild(|_| {}).await.expect("rebuild");
+    assert_eq!(reached, size);
+    assert_eq!(
+        answers(&app, &asked).await,
+        followed,
+        "the views after the rebuild"
+    );
+    assert_eq!(
+        audit_file(&app).await,
+        followed_file,
+        "the file's schema and rows after the rebuild"
+    );
+    if let Some((_, rows)) = &followed_file {
+        for number in ["JJD2", "1Z9", "NOPE-OLD"] {
+            assert!(
+                !rows.iter().any(|r| r.contains(number)),
+                "{number} is erased from every row"
+            );
+        }
+    }
+
+    // A restart finds the rebuilt projection where the rebuild left it.
+    let (backing, clock, admin) = app.stop().await;
+    let app = spawn_app_in(backing, clock, Some(admin)).await;
+    assert_eq!(
+        app.state.store.gdpr_position().await.expect("position"),
+        size
+    );
+    assert_eq!(
+        answers(&app, &asked).await,
+        followed,
+        "the views after the restart"
+    );
+    assert_eq!(audit_file(&app).await, followed_file);
 }
