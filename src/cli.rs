@@ -356,7 +356,13 @@ pub async fn main() -> anyhow::Result<()> {
 /// `consent-ledger replay`: every event of the log through a fresh read model, with a
 /// progress bar on a terminal; prints the model's summary and the rate as JSON.
 async fn replay(options: &StoreOptions, args: ReplayArgs) -> anyhow::Result<()> {
-    let store = consent_ledger_store::Store::open(&options.location()?)
+    let location = options.location()?;
+    if args.audit {
+        // Rebuilt into an empty file where no running process has it open.
+        consent_ledger_store::gdpr::discard_gdpr_projection(&location)
+            .context("discarding the GDPR projection's file")?;
+    }
+    let store = consent_ledger_store::Store::open(&location)
         .await
         .context("opening the event store")?;
     let result = replay_with(&store, options, args).await;

@@ -250,6 +250,74 @@ async fn first_start_creates_the_store_and_key_and_answers() {
     assert!(markers.is_empty(), "{markers:?}");
 }
 
+/// `replay --audit` rebuilds the GDPR projection from the whole log into a new file when no
+/// running process has the projection's file open (instead of deleting every row of it), and
+/// beside a running `serve` in the same file, in place.
+#[actix_web::test]
+async fn replay_audit_rebuilds_into_a_new_file_unless_a_running_server_has_it_open() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    principal(dir.path(), "admin", "Admin");
+    principal(dir.path(), "regulator", "DPA");
+    let audit = dir.path().join("ledger.audit.db");
+    // A table of the test's own in the file: a rebuild in place keeps it, a new file has none.
+    let marked = |mark: bool| {
+        let audit = audit.clone();
+        async move {
+            let file = sqlx::SqlitePool::connect_with(
+                sqlx::sqlite::SqliteConnectOptions::new().filename(&audit),
+            )
+            .await
+            .expect("open the audit file");
+            if mark {
+                sqlx::query("CREATE TABLE this_file (here INTEGER)")
+                    .execute(&file)
+                    .await
+                    .expect("mark the file");
+            }
+            let found: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = 'this_file'")
+                    .fetch_one(&file)
+                    .await
+                    .expect("look for the mark");
+            file.close().await;
+            found == 1
+        }
+    };
+    let replay = || {
+        let out = command(dir.path())
+            .args(["replay", "--audit"])
+            .output()
+            .expect("run replay --audit");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("replay prints JSON");
+        let size = report["summary"]["log_size"].as_u64().expect("log size");
+        assert!(size >= 2, "{report}");
+        assert!(
+            report["audit"]["position"].as_u64().expect("position") >= size,
+            "the whole log: {report}"
+        );
+    };
+
+    assert!(marked(true).await);
+    replay();
+    assert!(!marked(false).await, "a new file");
+
+    let (mut child, _url) = serve(dir.path());
+    assert!(marked(true).await);
+    replay();
+    assert!(
+        marked(false).await,
+        "the file the server has open, rebuilt in place"
+    );
+    sigterm(&child);
+    assert!(child.wait().expect("wait").success());
+}
+
 #[test]
 fn migrate_creates_a_database_and_is_repeatable() {
     let dir = tempfile::tempdir().expect("temp dir");

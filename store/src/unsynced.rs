@@ -105,6 +105,52 @@ fn sync_directory(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Removes the file at `db`, its `-wal` and `-shm`, and the markers of stopped processes beside
+/// it, if no running process writes it (no marker of one): for a rebuild of what it holds from
+/// the log, which then starts from an empty file instead of deleting every row. Returns whether
+/// it was removed. Taken under the same lock as [`UnsyncedWrites::begin`], so that no process
+/// starts writing the file meanwhile.
+pub(crate) fn discard_unless_written(db: &Path) -> io::Result<bool> {
+    if !db.exists() {
+        return Ok(false);
+    }
+    let _one_at_a_time = lock_beside(db)?;
+    let found = markers(db)?;
+    if found.iter().any(|(_, pid, _)| process_running(*pid)) {
+        return Ok(false);
+    }
+    remove_with_markers(db, &found)?;
+    sync_directory(directory(db))?;
+    Ok(true)
+}
+
+/// The lock beside the file at `db`, taken: processes that check its markers and may discard
+/// it do so one at a time, so that none deletes a file another has just made anew.
+fn lock_beside(db: &Path) -> io::Result<File> {
+    let lock = private()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(with_suffix(db, ".lock"))?;
+    lock.lock()?;
+    Ok(lock)
+}
+
+/// Removes the file at `db`, its `-wal` and `-shm`, and the `markers` given.
+fn remove_with_markers(db: &Path, markers: &[(PathBuf, u32, String)]) -> io::Result<()> {
+    for file in [
+        db.to_owned(),
+        with_suffix(db, "-wal"),
+        with_suffix(db, "-shm"),
+    ] {
+        remove_if_there(&file)?;
+    }
+    for (marker, _, _) in markers {
+        remove_if_there(marker)?;
+    }
+    Ok(())
+}
+
 impl UnsyncedWrites {
     /// Called before the file at `db` is opened: discards it if a process of another boot
     /// wrote it without fsync, then records that this one will. `None` where the kernel names
@@ -117,14 +163,7 @@ impl UnsyncedWrites {
     }
 
     fn begin_in_boot(db: &Path, boot: String) -> io::Result<Self> {
-        // Processes starting at once check and discard one at a time, so that none deletes a
-        // file another has just made anew.
-        let lock = private()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(with_suffix(db, ".lock"))?;
-        lock.lock()?;
+        let _one_at_a_time = lock_beside(db)?;
         let stale: Vec<_> = markers(db)?
             .into_iter()
             .filter(|(_, _, written_in)| *written_in != boot)
@@ -135,16 +174,7 @@ impl UnsyncedWrites {
                 "the machine restarted since this file was written without fsync; it may be \
                  torn, so it is discarded and the GDPR projection is rebuilt from the log"
             );
-            for file in [
-                db.to_owned(),
-                with_suffix(db, "-wal"),
-                with_suffix(db, "-shm"),
-            ] {
-                remove_if_there(&file)?;
-            }
-            for (marker, _, _) in &stale {
-                remove_if_there(marker)?;
-            }
+            remove_with_markers(db, &stale)?;
         }
         let open = OPENS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let marker = with_suffix(db, &format!("{MARKER}{}.{open}", std::process::id()));
@@ -263,6 +293,43 @@ mod tests {
         let _after = UnsyncedWrites::begin_in_boot(&db, "boot-after-a-clean-reboot".into())
             .expect("begin after the reboot");
         assert_eq!(std::fs::read_to_string(&db).expect("kept"), "rows");
+    }
+
+    #[test]
+    fn a_file_is_discarded_for_a_rebuild_only_while_no_running_process_writes_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = dir.path().join("ledger.audit.db");
+        assert!(!discard_unless_written(&db).expect("nothing there"));
+        for file in [
+            "ledger.audit.db",
+            "ledger.audit.db-wal",
+            "ledger.audit.db-shm",
+        ] {
+            touch(&dir.path().join(file), "rows");
+        }
+        touch(&dir.path().join("ledger.db"), "the log");
+        // The parent process (running) writes it: kept.
+        let running = dir.path().join(format!(
+            "ledger.audit.db.unsynced-{}.0",
+            std::os::unix::process::parent_id()
+        ));
+        touch(&running, "boot-now");
+        assert!(!discard_unless_written(&db).expect("kept"));
+        assert_eq!(std::fs::read_to_string(&db).expect("kept"), "rows");
+        // Only stopped processes left their markers: discarded, with them.
+        std::fs::remove_file(&running).expect("its clean stop");
+        let stopped = dir.path().join("ledger.audit.db.unsynced-4294967295.0");
+        touch(&stopped, "boot-now");
+        assert!(discard_unless_written(&db).expect("discarded"));
+        for file in [
+            "ledger.audit.db",
+            "ledger.audit.db-wal",
+            "ledger.audit.db-shm",
+        ] {
+            assert!(!dir.path().join(file).exists(), "{file} discarded");
+        }
+        assert!(!stopped.exists());
+        assert!(dir.path().join("ledger.db").exists(), "the log stays");
     }
 
     #[test]
