@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """What a rebuild of the GDPR projection would save by building its clustered copy and indexes
-once at the end instead of row by row (BENCHMARKS.md, "A rebuild of the GDPR projection in
-bulk, measured and not kept").
+once at the end instead of row by row (BENCHMARKS.md, "A rebuild of the GDPR projection
+(`replay --audit`) at 10M events": building the copy and the indexes at the end, measured and not
+kept).
 
 Usage: N=1000000 SHIPS=100000 python3 gdpr_bulk_cost.py VARIANT   (file /var/tmp/proto/VARIANT.db)
   VARIANT  current    the tables as migrations/sqlite-audit makes them: every row also copied

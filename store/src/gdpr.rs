@@ -866,8 +866,8 @@ macro_rules! gdpr_backend {
 /// Before a rebuild of the GDPR projection from the whole log (`replay --audit`), with no store
 /// open in this process: on SQLite, removes the projection's file if no running process writes
 /// it, so that the rebuild starts from an empty file instead of deleting every row (at 10M
-/// events the DELETEs took 29–119 s, as the page cache held the file or not: BENCHMARKS.md, "A
-/// rebuild of the GDPR projection"). Returns whether it was removed; on PostgreSQL, `false`.
+/// events the DELETEs took 29–119 s: BENCHMARKS.md, "A rebuild of the GDPR projection").
+/// Returns whether it was removed; on PostgreSQL, `false`.
 pub fn discard_gdpr_projection(location: &crate::StoreLocation) -> Result<bool, StoreError> {
     match location {
         crate::StoreLocation::SqliteFile(path) if path.as_os_str() != ":memory:" => {
