@@ -1289,13 +1289,12 @@ async fn audit_file(app: &TestApp) -> Option<(Vec<(String, String, String)>, Vec
             .map(|c| format!("quote({c})"))
             .collect::<Vec<_>>()
             .join(" || '|' || ");
-        let found: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        let mut found: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT '{table}:' || {quoted} FROM {table}"
         )))
         .fetch_all(&file)
         .await
         .unwrap_or_else(|e| panic!("{table}: {e}"));
-        let mut found = found;
         found.sort();
         rows.extend(found);
     }
