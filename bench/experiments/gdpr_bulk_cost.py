@@ -4,7 +4,8 @@ once at the end instead of row by row (BENCHMARKS.md, "A rebuild of the GDPR pro
 (`replay --audit`) at 10M events": building the copy and the indexes at the end, measured and not
 kept).
 
-Usage: N=1000000 SHIPS=100000 python3 gdpr_bulk_cost.py VARIANT   (file /var/tmp/proto/VARIANT.db)
+Usage: DIR=/var/tmp N=1000000 SHIPS=100000 python3 gdpr_bulk_cost.py VARIANT
+  (the file is DIR/bulk-VARIANT.db, removed first)
   VARIANT  current    the tables as migrations/sqlite-audit makes them: every row also copied
                       by the trigger into the copy clustered by (shipment_id, position), and
                       the four indexes of audit_access kept up row by row
@@ -16,8 +17,7 @@ and prints the CPU and wall time a row of the load and of the end.
 import sqlite3, uuid, random, time, sys, os
 variant = sys.argv[1]
 N = int(os.environ.get("N", "1000000")); SHIPS = int(os.environ.get("SHIPS", "100000"))
-os.makedirs("/var/tmp/proto", exist_ok=True)
-path = f"/var/tmp/proto/{variant}.db"
+path = os.path.join(os.environ.get("DIR", "."), f"bulk-{variant}.db")
 for suf in ("", "-wal", "-shm"):
     try: os.remove(path + suf)
     except FileNotFoundError: pass
