@@ -9,14 +9,19 @@
 //!   rows → the events of those decisions' streams (each decision and the cancellation of its
 //!   delivery, SPEC §14) and the shipment's own stream → [`AccessFilter`]. The export costs
 //!   O(the events it holds), not O(the log).
+//! - A time window (`from`/`to` and no key) reads, of what the projection has applied, only the
+//!   span of the log where its time index finds the window's decisions, and the positions of
+//!   the deliveries' cancellations in the window (SPEC §14: filtered by their own time, which
+//!   the projection keeps no row of) from the log's index of them: O(the span), not O(the log).
 //! - The log the projection has not applied yet (all of it for any other filter), one page of
 //!   2^14 positions at a time (the next pages are read meanwhile) → [`AccessFilter`].
 //!
 //! Then leaf data → [`Store::inclusion_proofs`] (neighbours share their paths) →
 //! [`write_line`] → one chunk of the HTTP body or the file, in log order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
+use std::ops::Range;
 use std::sync::Arc;
 
 use consent_ledger_audit::bundle::{write_line, BundleConsistency, BundleHeader, BUNDLE_FORMAT};
@@ -85,13 +90,15 @@ pub struct Exporter {
     scan: Arc<DecisionScan>,
     next: u64,
     header: Option<Vec<u8>>,
-    reading: std::collections::VecDeque<PageLines>,
+    /// The pages ahead, each with the position it ends at.
+    reading: VecDeque<(PageLines, u64)>,
     /// Buffers the pages ahead write into, handed back by the chunks they became: a page's
     /// lines are tens of megabytes, which a fresh allocation would have the kernel zero page
     /// by page.
     spare: Vec<Vec<u8>>,
-    /// The start of the next page to ask for.
-    requested: u64,
+    /// The runs of positions still to be read by pages, in log order: the log after what
+    /// the GDPR projection had applied, and before it the spans a time window selects there.
+    spans: VecDeque<Range<u64>>,
     exported: u64,
     /// The indexed part, until it is written.
     indexed: Option<Indexed>,
@@ -176,7 +183,13 @@ impl Exporter {
             }
             None => None,
         };
-        let next = indexed.as_ref().map_or(0, |i| i.covered);
+        let (next, spans) = match &indexed {
+            Some(indexed) => (indexed.covered, one_span(indexed.covered..size)),
+            None => {
+                let spans = time_spans(&state, &filter, size).await?;
+                (spans.front().map_or(size, |s| s.start), spans)
+            }
+        };
         Ok(Self {
             lines: Arc::new(Lines {
                 state,
@@ -189,9 +202,9 @@ impl Exporter {
             scan,
             next,
             header: Some(first),
-            reading: std::collections::VecDeque::new(),
+            reading: VecDeque::new(),
             spare: Vec::new(),
-            requested: next,
+            spans,
             exported: 0,
             indexed,
         })
@@ -227,14 +240,13 @@ impl Exporter {
         self.exported
     }
 
-    /// Reads the page of positions from `from` on a task of its own, and selects, proves and
+    /// Reads the page of positions `range` on a task of its own, and selects, proves and
     /// writes its lines there.
-    fn read(&mut self, from: u64) -> PageLines {
+    fn read(&mut self, range: Range<u64>) -> PageLines {
         let (lines, scan) = (self.lines.clone(), self.scan.clone());
         let mut out = self.spare.pop().unwrap_or_default();
-        let end = from.saturating_add(u64::from(PAGE)).min(lines.size);
         tokio::spawn(async move {
-            let events = lines.state.store.read_decisions(from..end, &scan).await?;
+            let events = lines.state.store.read_decisions(range, &scan).await?;
             let selected = lines.select(&events);
             let written = lines.write(&selected, &mut out).await?;
             Ok((out, written))
@@ -262,22 +274,30 @@ impl Exporter {
             self.exported += self.lines.write(&selected, chunk).await?;
             return Ok(true);
         }
-        let size = self.lines.size;
-        if self.next >= size {
-            return Ok(false);
-        }
         // The next pages are read, selected, hashed and proven (other connections, other
-        // threads) while this one is handed out. Pages are fixed runs of positions.
-        while self.reading.len() < READ_AHEAD && self.requested < size {
-            let page = self.read(self.requested);
-            self.reading.push_back(page);
-            self.requested += u64::from(PAGE);
+        // threads) while this one is handed out. Pages end where the blocks of
+        // [`PAGE`] positions do, so that a page's proofs share one block read.
+        while self.reading.len() < READ_AHEAD {
+            let Some(span) = self.spans.front_mut() else {
+                break;
+            };
+            if span.is_empty() {
+                self.spans.pop_front();
+                continue;
+            }
+            let block_end = (span.start / u64::from(PAGE) + 1).saturating_mul(u64::from(PAGE));
+            let page = span.start..block_end.min(span.end);
+            span.start = page.end;
+            let end = page.end;
+            let reading = self.read(page);
+            self.reading.push_back((reading, end));
         }
-        let Some(reading) = self.reading.pop_front() else {
+        let Some((reading, end)) = self.reading.pop_front() else {
+            self.next = self.lines.size;
             return Ok(false);
         };
         let (mut page, written) = reading.await.map_err(AppError::internal)??;
-        self.next = self.next.saturating_add(u64::from(PAGE)).min(size);
+        self.next = end;
         self.exported += written;
         if chunk.is_empty() {
             std::mem::swap(chunk, &mut page);
@@ -345,7 +365,7 @@ impl Exporter {
                 if let Some(last) = last.filter(|_| !done) {
                     held.retain(|&position, _| position <= last);
                     self.next = last + 1;
-                    self.requested = self.next;
+                    self.spans = one_span(self.next..self.lines.size);
                 }
                 held
             }
@@ -451,6 +471,61 @@ fn dense(rows: &[&GdprAccess]) -> bool {
         }
         _ => false,
     }
+}
+
+/// Runs of positions to read: this one alone.
+fn one_span(span: Range<u64>) -> VecDeque<Range<u64>> {
+    std::iter::once(span).collect()
+}
+
+/// The runs of positions an export of `filter` (which names no key the GDPR projection's
+/// indexes select by) reads, in log order: the whole log, or for a time window the span of
+/// the log where the projection's time index finds its decisions, the positions of the
+/// deliveries' cancellations in it (filtered by their own time, SPEC §14), and the log after
+/// what the projection has applied. A window's export costs O(its span), not O(the log).
+async fn time_spans(
+    state: &AppState,
+    filter: &AccessFilter,
+    size: u64,
+) -> Result<VecDeque<Range<u64>>, AppError> {
+    if filter.from.is_none() && filter.to.is_none() {
+        return Ok(one_span(0..size));
+    }
+    let covered = state.store.gdpr_position().await?.get().min(size);
+    let micros = |t: chrono::DateTime<chrono::Utc>| t.timestamp_micros();
+    // The projection keeps microseconds: `decided_at < to` holds of every decision whose
+    // microsecond is at most `to`'s; the exact filter decides within it.
+    let to_micros = filter.to.map(|t| micros(t).saturating_add(1));
+    let decisions = state
+        .store
+        .gdpr_time_span(filter.from.map(micros), to_micros, covered)
+        .await?;
+    let second =
+        |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.format(SECONDS).to_string());
+    let cancellations = state
+        .store
+        .cancellations(
+            second(filter.from).as_deref(),
+            second(filter.to).as_deref(),
+            covered,
+        )
+        .await?;
+    let mut runs: Vec<Range<u64>> = decisions
+        .map(|(first, last)| first..last + 1)
+        .into_iter()
+        .chain(cancellations.into_iter().map(|p| p..p + 1))
+        .chain(std::iter::once(covered..size))
+        .filter(|r| !r.is_empty())
+        .collect();
+    runs.sort_unstable_by_key(|r| r.start);
+    let mut spans: VecDeque<Range<u64>> = VecDeque::with_capacity(runs.len());
+    for run in runs {
+        match spans.back_mut() {
+            Some(last) if run.start <= last.end => last.end = last.end.max(run.end),
+            _ => spans.push_back(run),
+        }
+    }
+    Ok(spans)
 }
 
 /// What the GDPR projection is asked for a filter that names a shipment, a tracking number, a

@@ -512,6 +512,45 @@ macro_rules! gdpr_backend {
             })
         }
 
+        /// See `Store::gdpr_time_span`. `$not_indexed` keeps the planner off the rowid, which
+        /// would walk every decision before `before`.
+        #[tracing::instrument(level = "debug", skip_all, fields(before = before))]
+        pub(crate) async fn gdpr_time_span(
+            pool: &Pool,
+            from: Option<i64>,
+            to: Option<i64>,
+            before: u64,
+        ) -> Result<Option<(u64, u64)>, StoreError> {
+            let (first, last): (Option<i64>, Option<i64>) =
+                time_span_query("", from, to, before)
+                    .build_query_as()
+                    .fetch_one(pool)
+                    .await
+                    .map_err(StoreError::unavailable)?;
+            Ok(first
+                .zip(last)
+                .and_then(|(f, l)| Some((u64::try_from(f).ok()?, u64::try_from(l).ok()?))))
+        }
+
+        /// The statement of [`gdpr_time_span`], after `prefix` (tests put `EXPLAIN QUERY
+        /// PLAN` there).
+        fn time_span_query(
+            prefix: &str,
+            from: Option<i64>,
+            to: Option<i64>,
+            before: u64,
+        ) -> QueryBuilder<$db> {
+            let mut q: QueryBuilder<$db> = QueryBuilder::new(format!(
+                "{prefix}SELECT MIN(position), MAX(position) FROM audit_access \
+                 WHERE decided_at >= "
+            ));
+            q.push_bind(from.unwrap_or(i64::MIN));
+            q.push(" AND decided_at < ").push_bind(to.unwrap_or(i64::MAX));
+            q.push(format!(" AND {}position < ", $not_indexed))
+                .push_bind(u64_bind(before));
+            q
+        }
+
         /// The filter's conditions. The index that drives the query is the most selective
         /// one the filter names — a shipment's (about ten rows), the unregistered tracking
         /// number's, a partner's, a shipper's, then the time range's — and every other column
@@ -946,6 +985,24 @@ impl Store {
         match &self.inner.gdpr {
             Reads::Sqlite(pool) => sqlite::gdpr_access(pool, filter, after, limit).await,
             Reads::Postgres(pool) => postgres::gdpr_access(pool, filter, after, limit).await,
+        }
+    }
+
+    /// The first and last positions before `before` of the projected decisions with `from <=
+    /// decided_at < to` (microseconds, `None` unbounded), or `None` when it holds none: one
+    /// range of the time index. A time window's decisions lie between them (an export scans
+    /// that span of the log, not the log; decisions' times follow their positions but for the
+    /// few that waited on one commit together).
+    #[tracing::instrument(level = "debug", skip_all, fields(before = before))]
+    pub async fn gdpr_time_span(
+        &self,
+        from: Option<i64>,
+        to: Option<i64>,
+        before: u64,
+    ) -> Result<Option<(u64, u64)>, StoreError> {
+        match &self.inner.gdpr {
+            Reads::Sqlite(pool) => sqlite::gdpr_time_span(pool, from, to, before).await,
+            Reads::Postgres(pool) => postgres::gdpr_time_span(pool, from, to, before).await,
         }
     }
 

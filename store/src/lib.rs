@@ -488,6 +488,21 @@ impl Store {
         on_backend!(self, read_range_except(from, end, limit, skipped))
     }
 
+    /// The positions before `before` of the deliveries' cancellations (SPEC §14) whose time
+    /// lies in the seconds `from ..= to` (RFC 3339 cut to the second, `None` unbounded), in log
+    /// order, through an index of the log's cancellations: what a time window's export holds
+    /// besides the decisions the GDPR projection finds ([`Store::gdpr_time_span`]). A superset
+    /// by the second; the caller decides on the whole time.
+    #[tracing::instrument(level = "debug", skip_all, fields(before = before))]
+    pub async fn cancellations(
+        &self,
+        from: Option<&str>,
+        to: Option<&str>,
+        before: u64,
+    ) -> Result<Vec<u64>, StoreError> {
+        on_backend!(self, cancellations(from, to, before))
+    }
+
     /// The events of positions `range` that `scan` lets through, in order: a pre-selection in
     /// SQL, which the caller refines (see [`DecisionScan`]).
     #[tracing::instrument(level = "debug", skip_all, fields(start = range.start, end = range.end))]

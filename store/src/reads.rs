@@ -803,6 +803,16 @@ pub(crate) fn decision_scan_parts(
     q
 }
 
+/// The second of a delivery's cancellation (SPEC §14) as its payload stores it (RFC 3339 in
+/// UTC, the payload's first field): the key of the log's index `events_cancelled_at`
+/// (migrations), which a statement must spell as the index does for the planner to take it.
+pub(crate) fn cancelled_second(dialect: &ScanDialect) -> String {
+    format!(
+        "substr(payload, {}(payload, '\"cancelled_at\":\"') + 16, 19){}",
+        dialect.find, dialect.collate
+    )
+}
+
 /// The decision scan of `Store::read_decisions` for the sqlx database `$db` in `$dialect`
 /// ([`decision_scan_parts`]), a row at a time through sqlx: the events of a range of
 /// positions a [`crate::DecisionScan`] lets through, in order.
@@ -828,6 +838,53 @@ macro_rules! decision_scan_backend {
                 .collect::<Result<Vec<_>, _>>()?;
             attach_openings(pool, &mut events).await?;
             Ok(events)
+        }
+
+        /// The positions before `before` of the deliveries' cancellations (SPEC §14) whose
+        /// time lies in the seconds `from ..= to` (RFC 3339 cut to the second, as
+        /// [`crate::TextFieldRange`] bounds them), in log order: one range of the log's index
+        /// `events_cancelled_at`, whatever the log's size.
+        #[tracing::instrument(level = "debug", skip_all, fields(before = before))]
+        pub(crate) async fn cancellations(
+            pool: &sqlx::Pool<$db>,
+            from: Option<&str>,
+            to: Option<&str>,
+            before: u64,
+        ) -> Result<Vec<u64>, StoreError> {
+            let positions: Vec<i64> = cancellations_query("", from, to, before)
+                .build_query_scalar()
+                .persistent(false)
+                .fetch_all(pool)
+                .await
+                .map_err(StoreError::unavailable)?;
+            Ok(positions
+                .into_iter()
+                .filter_map(|p| u64::try_from(p).ok())
+                .collect())
+        }
+
+        /// The statement of [`cancellations`], after `prefix` (tests put `EXPLAIN QUERY PLAN`
+        /// there). The event type as a literal, so that the planner takes the partial index;
+        /// both bounds always, and `+position`, so that it never walks the log's rowid instead.
+        fn cancellations_query(
+            prefix: &str,
+            from: Option<&str>,
+            to: Option<&str>,
+            before: u64,
+        ) -> sqlx::QueryBuilder<$db> {
+            let second = crate::reads::cancelled_second(&$dialect);
+            let mut q = sqlx::QueryBuilder::<$db>::new(format!(
+                "{prefix}SELECT position FROM events \
+                 WHERE event_type = 'TrackingDeliveryCancelled' AND {second} >= "
+            ));
+            q.push_bind(from.unwrap_or_default().to_owned());
+            // `~` sorts after every character of a time.
+            q.push(format!(" AND {second} <= "))
+                .push_bind(to.unwrap_or("~").to_owned());
+            q.push(" AND +position < ")
+                .push_bind(crate::write_path::sql_index(before));
+            q.push(" ORDER BY position");
+            q
         }
 
         /// The statement of [`read_decisions_rows`], after `prefix` (tests put `EXPLAIN QUERY

@@ -962,6 +962,33 @@ mod tests {
         assert!(!wal.exists(), "the writer's connection did not close");
     }
 
+    /// A time window's cancellations are one range of their partial index, never a walk of the
+    /// log (bounded or not).
+    #[tokio::test]
+    async fn cancellations_are_read_through_their_index() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (pool, _writer) = open(&dir.path().join("ledger.db")).await.expect("open");
+        for (from, to) in [
+            (None, None),
+            (Some("2026-03-01T12:00:00"), None),
+            (Some("2026-03-01T12:00:00"), Some("2026-03-01T13:00:00")),
+        ] {
+            let plan: Vec<String> = cancellations_query("EXPLAIN QUERY PLAN ", from, to, 100)
+                .build()
+                .fetch_all(&pool)
+                .await
+                .expect("plan")
+                .iter()
+                .map(|row| row.try_get::<String, _>("detail").expect("detail"))
+                .collect();
+            assert!(
+                plan.first().is_some_and(|p| p
+                    == "SEARCH events USING INDEX events_cancelled_at (<expr>>? AND <expr><?)"),
+                "{from:?}..={to:?}: {plan:?}"
+            );
+        }
+    }
+
     /// Regression: the decision scan must walk the range of positions, never an index over the
     /// whole log plus a sort (which took 12 minutes and filled the disk at 10M events).
     #[tokio::test]

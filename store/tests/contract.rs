@@ -1542,6 +1542,12 @@ mod sqlite {
     }
 
     #[tokio::test]
+    async fn cancellations_are_found_by_their_second() {
+        let (_dir, location) = fresh();
+        super::cancellations_are_found_by_their_second(location).await;
+    }
+
+    #[tokio::test]
     async fn positions_start_at_zero_and_are_gapless() {
         let (_dir, location) = fresh();
         super::positions_start_at_zero_and_are_gapless(location).await;
@@ -2308,6 +2314,8 @@ mod postgres {
         #[tokio::test]
         a_decision_scan_pre_selects_in_sql;
         #[tokio::test]
+        cancellations_are_found_by_their_second;
+        #[tokio::test]
         a_restriction_fences_off_older_decisions;
         #[tokio::test]
         the_commit_hook_sees_commits_before_answers;
@@ -2471,6 +2479,84 @@ pub async fn many_proofs_at_once_equal_the_proofs_one_by_one(location: StoreLoca
                 );
             }
         }
+    }
+}
+
+/// The deliveries' cancellations (SPEC §14) are found by the second of their own time, below a
+/// position, in log order, through the log's index of them: whatever else the log holds at that
+/// second (decisions, another event type whose payload names the same key) is not.
+pub async fn cancellations_are_found_by_their_second(location: StoreLocation) {
+    let store = open(&location).await;
+    let cancelled = |id: &str, at: &str| {
+        new_event(
+            "access",
+            id,
+            2,
+            "TrackingDeliveryCancelled",
+            json!({"TrackingDeliveryCancelled": {"cancelled_at": at, "decision_id": id,
+                "partner": "p", "reason": "consent_revoked", "shipment": "s"}}),
+        )
+    };
+    let decided = |id: &str, at: &str| {
+        new_event(
+            "access",
+            id,
+            1,
+            "TrackingAccessAllowed",
+            json!({"TrackingAccessAllowed": {"decided_at": at, "decision_id": id}}),
+        )
+    };
+    let events = vec![
+        decided("d0", "2026-03-01T12:00:00Z"),
+        decided("d1", "2026-03-01T12:00:01Z"),
+        cancelled("d0", "2026-03-01T12:00:01.75Z"),
+        decided("d2", "2026-03-01T12:00:02Z"),
+        // Recorded later than the next one, with an earlier time: the index orders by time.
+        cancelled("d2", "2026-03-01T12:00:05Z"),
+        cancelled("d1", "2026-03-01T12:00:03.5Z"),
+        new_event(
+            "other",
+            "o",
+            1,
+            "TrackingDeliveryCancelled",
+            json!({"cancelled_at": "2026-03-01T12:00:03Z"}),
+        ),
+        new_event(
+            "access",
+            "d3",
+            1,
+            "Happened",
+            json!({"cancelled_at": "2026-03-01T12:00:03Z"}),
+        ),
+    ];
+    store.append(plain(events)).await.expect("append");
+    for (from, to, before, expected) in [
+        (None, None, 8, vec![2, 4, 5, 6]),
+        (
+            Some("2026-03-01T12:00:01"),
+            Some("2026-03-01T12:00:01"),
+            8,
+            vec![2],
+        ),
+        (Some("2026-03-01T12:00:02"), None, 8, vec![4, 5, 6]),
+        (
+            Some("2026-03-01T12:00:03"),
+            Some("2026-03-01T12:00:04"),
+            8,
+            vec![5, 6],
+        ),
+        (None, Some("2026-03-01T12:00:03"), 8, vec![2, 5, 6]),
+        (None, None, 5, vec![2, 4]),
+        (Some("2026-03-01T12:00:06"), None, 8, vec![]),
+    ] {
+        assert_eq!(
+            store
+                .cancellations(from, to, before)
+                .await
+                .expect("cancellations"),
+            expected,
+            "{from:?}..={to:?} before {before}"
+        );
     }
 }
 

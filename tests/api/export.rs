@@ -422,6 +422,58 @@ async fn a_dense_selection_switches_from_the_index_to_the_scan_and_loses_nothing
     );
 }
 
+/// A time window's decisions are found through the GDPR projection's time index as the span of
+/// the log that holds them, whatever order their times came in (a decision's time is taken
+/// before it commits, so two decisions may commit in the other order): the bundle holds exactly
+/// those decided in the window, whether the projection applied the log or not.
+#[actix_web::test]
+async fn a_time_window_holds_its_decisions_whatever_order_their_times_came_in() {
+    let app = spawn_app().await;
+    let (_, shipper) = app.principal("shipper", "Shop").await;
+    let (partner, partner_token) = app.partner("Insure").await;
+    let (_, regulator) = app.principal("regulator", "DPA").await;
+    let shipment = app.shipment(&shipper, "DHL", "JJD-WINDOW", "DE").await;
+    let r = app
+        .post("/v1/consents", &shipper, consent_for(&partner, &shipment))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let t0 = start_time() + Duration::minutes(10);
+    let ask = json!({"shipment_id": shipment, "purpose": "insurance_claim", "data_categories": ["status_events"]});
+    // (seconds after t0, position), in log order.
+    let mut decided = Vec::new();
+    for seconds in [300, 60, 180, 120, 240, 360, 0, 190, 150] {
+        app.clock.set(t0 + Duration::seconds(seconds));
+        let r = app.post("/v1/decisions", &partner_token, ask.clone()).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        decided.push((seconds, r.position()));
+    }
+    let at = |s: i64| rfc3339(t0 + Duration::seconds(s));
+    for (from, to) in [
+        (Some(120), Some(240)),
+        (Some(150), Some(190)),
+        (Some(181), None),
+        (None, Some(61)),
+        (Some(400), None),
+        (None, Some(0)),
+        (Some(0), Some(361)),
+    ] {
+        let mut query = Vec::new();
+        query.extend(from.map(|s| format!("from={}", at(s))));
+        query.extend(to.map(|s| format!("to={}", at(s))));
+        let query = query.join("&");
+        let expected: Vec<u64> = decided
+            .iter()
+            .filter(|(s, _)| from.is_none_or(|f| *s >= f) && to.is_none_or(|t| *s < t))
+            .map(|(_, p)| *p)
+            .collect();
+        assert_eq!(
+            export_positions(&app, &regulator, &query).await,
+            expected,
+            "?{query}"
+        );
+    }
+}
+
 /// SPEC §7, §10: a bad filter value is a 422 problem naming the field, and nothing is exported.
 #[actix_web::test]
 async fn bad_export_filters_are_422_naming_the_field() {

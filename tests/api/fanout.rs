@@ -410,7 +410,9 @@ async fn a_revocation_stops_what_is_queued_even_across_a_restart_and_what_follow
         .await;
     expect(&r, StatusCode::OK);
 
-    // A restart in between changes nothing.
+    // A restart in between changes nothing. The worker comes back an hour later: the
+    // cancellation has a time of its own.
+    app.clock.advance(chrono::Duration::hours(1));
     let (backing, clock, admin) = app.stop().await;
     let app = spawn_app_configured(backing, clock, Some(admin), loopback_config()).await;
     let _worker = app.deliveries();
@@ -470,6 +472,27 @@ async fn a_revocation_stops_what_is_queued_even_across_a_restart_and_what_follow
         (format!("partner_id={}", partner.id), positions.clone()),
         (
             format!("partner_id={}&outcome=denied", partner.id),
+            positions[1..].to_vec(),
+        ),
+    ] {
+        let exported = crate::export::export_positions(&app, &regulator, &query).await;
+        let decisions: Vec<u64> = exported.into_iter().filter(|p| *p >= size).collect();
+        assert_eq!(decisions, expected, "?{query}");
+    }
+    // A cancellation is filtered by its own time (SPEC §14): a window of the hour after its
+    // decision holds it and the denial after it, and not the decision, whether the export
+    // scans the log or finds them through the GDPR projection's time index and the log's index
+    // of cancellations.
+    let decided_at: chrono::DateTime<chrono::Utc> = events[0].1["decided_at"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .expect("decided_at");
+    let half = crate::helpers::rfc3339(decided_at + chrono::Duration::minutes(30));
+    for (query, expected) in [
+        (format!("from={half}"), positions[1..].to_vec()),
+        (format!("to={half}"), positions[..1].to_vec()),
+        (
+            format!("from={half}&outcome=denied&partner_id={}", partner.id),
             positions[1..].to_vec(),
         ),
     ] {

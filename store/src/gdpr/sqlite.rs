@@ -235,6 +235,23 @@ mod tests {
             let plan = plan(&pool, &filter).await;
             assert!(plan.contains(driven_by), "{filter:?}: {plan}");
         }
+        // A time window's span of the log: one range of the time index, never the table.
+        for (from, to) in [(Some(0), Some(1)), (Some(0), None), (None, Some(1))] {
+            let rows = time_span_query("EXPLAIN QUERY PLAN ", from, to, 100)
+                .build()
+                .fetch_all(&pool)
+                .await
+                .expect("query plan");
+            let plan: Vec<String> = rows
+                .iter()
+                .map(|r| r.try_get::<String, _>(3).expect("detail"))
+                .collect();
+            assert_eq!(
+                plan,
+                ["SEARCH audit_access USING COVERING INDEX audit_access_time (decided_at>? AND decided_at<?)"],
+                "{from:?}..{to:?}"
+            );
+        }
         // A DSAR's parcels come from the look-up index alone, never the table's pages.
         for (key, index) in [
             (
