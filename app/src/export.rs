@@ -34,7 +34,7 @@ use consent_ledger_store::{DecisionScan, Inclusion, StoredEvent, TextFieldRange}
 use tokio::task::JoinHandle;
 
 use crate::error::AppError;
-use crate::gdpr::filter::{access_event, decision, AccessFilter, Outcome, Resolved};
+use crate::gdpr::filter::{access_event, access_time, decision, AccessFilter, Outcome, Resolved};
 use crate::state::AppState;
 
 /// Positions read per page: one block of [`Store::inclusion_proofs`], so that a page's proofs
@@ -429,6 +429,10 @@ impl Lines {
         if e.stream_type == ACCESS_STREAM && self.filter == AccessFilter::default() {
             // Every decision: no need to decode it.
             return true;
+        }
+        if !self.filter.keyed() && !self.disclosed_only {
+            // A time window, an outcome: the payload's time alone is read.
+            return access_time(e).is_some_and(|(at, outcome)| self.filter.selects_at(at, outcome));
         }
         access_event(e).is_some_and(|event| {
             let hidden = matches!(

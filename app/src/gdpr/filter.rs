@@ -199,6 +199,24 @@ impl AccessFilter {
     }
 
     /// Whether the filter selects this decision. `index` answers who owns a shipment.
+    /// Whether it names a shipment, a parcel, a partner or a shipper: without any, what it
+    /// selects depends on a decision's time and outcome alone ([`AccessFilter::selects_at`]).
+    pub fn keyed(&self) -> bool {
+        self.shipment.is_some()
+            || self.shipment_in.is_some()
+            || self.tracking.is_some()
+            || self.partner.is_some()
+            || self.shipper.is_some()
+    }
+
+    /// [`AccessFilter::selects`] for a filter that is not [`AccessFilter::keyed`]: a decision
+    /// of this time and outcome.
+    pub fn selects_at(&self, decided_at: DateTime<Utc>, outcome: Outcome) -> bool {
+        !self.from.is_some_and(|from| decided_at < from)
+            && !self.to.is_some_and(|to| decided_at >= to)
+            && self.outcome.is_none_or(|o| o == outcome)
+    }
+
     pub fn selects(&self, d: &Decision, resolved: &Resolved, index: &Decider) -> bool {
         if self.shipment.is_some_and(|s| d.shipment != Some(s)) {
             return false;
@@ -226,12 +244,7 @@ impl AccessFilter {
                 return false;
             }
         }
-        if self.from.is_some_and(|from| d.decided_at < from)
-            || self.to.is_some_and(|to| d.decided_at >= to)
-        {
-            return false;
-        }
-        self.outcome.is_none_or(|o| o == d.outcome)
+        self.selects_at(d.decided_at, d.outcome)
     }
 }
 
@@ -260,6 +273,29 @@ pub fn access_event(e: &StoredEvent) -> Option<AccessEvent> {
         return None;
     }
     e.decode().ok()
+}
+
+/// The time and outcome of the access decision a stored event records (a cancelled delivery's
+/// are its cancellation's: see [`decision`]), read without the rest of its payload, which a
+/// filter on time and outcome alone does not look at: an export of a time window decides on
+/// every event of its span this way.
+pub fn access_time(e: &StoredEvent) -> Option<(DateTime<Utc>, Outcome)> {
+    /// The one field each access event's variant is filtered by; serde skips the others.
+    #[derive(serde::Deserialize)]
+    enum Timed {
+        TrackingAccessAllowed { decided_at: DateTime<Utc> },
+        TrackingAccessDenied { decided_at: DateTime<Utc> },
+        TrackingDeliveryCancelled { cancelled_at: DateTime<Utc> },
+    }
+    if e.stream_type != ACCESS_STREAM {
+        return None;
+    }
+    // Times are never sealed (SPEC §12): the stored text holds them as they are.
+    Some(match e.payload.decode::<Timed>().ok()? {
+        Timed::TrackingAccessAllowed { decided_at } => (decided_at, Outcome::Allowed),
+        Timed::TrackingAccessDenied { decided_at } => (decided_at, Outcome::Denied),
+        Timed::TrackingDeliveryCancelled { cancelled_at } => (cancelled_at, Outcome::Denied),
+    })
 }
 
 /// The facts of a decision the filters look at.
