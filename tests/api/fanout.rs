@@ -496,7 +496,7 @@ async fn a_revocation_stops_what_is_queued_even_across_a_restart_and_what_follow
             positions[1..].to_vec(),
         ),
         (format!("from={half}&outcome=allowed"), Vec::new()),
-        (format!("outcome=allowed"), positions[..1].to_vec()),
+        ("outcome=allowed".to_owned(), positions[..1].to_vec()),
         (
             format!("from={half}&outcome=denied&partner_id={}", partner.id),
             positions[1..].to_vec(),

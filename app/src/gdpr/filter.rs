@@ -212,8 +212,8 @@ impl AccessFilter {
     /// [`AccessFilter::selects`] for a filter that is not [`AccessFilter::keyed`]: a decision
     /// of this time and outcome.
     pub fn selects_at(&self, decided_at: DateTime<Utc>, outcome: Outcome) -> bool {
-        !self.from.is_some_and(|from| decided_at < from)
-            && !self.to.is_some_and(|to| decided_at >= to)
+        self.from.is_none_or(|from| decided_at >= from)
+            && self.to.is_none_or(|to| decided_at < to)
             && self.outcome.is_none_or(|o| o == outcome)
     }
 
@@ -283,18 +283,21 @@ pub fn access_time(e: &StoredEvent) -> Option<(DateTime<Utc>, Outcome)> {
     /// The one field each access event's variant is filtered by; serde skips the others.
     #[derive(serde::Deserialize)]
     enum Timed {
-        TrackingAccessAllowed { decided_at: DateTime<Utc> },
-        TrackingAccessDenied { decided_at: DateTime<Utc> },
-        TrackingDeliveryCancelled { cancelled_at: DateTime<Utc> },
+        #[serde(rename = "TrackingAccessAllowed")]
+        Allowed { decided_at: DateTime<Utc> },
+        #[serde(rename = "TrackingAccessDenied")]
+        Denied { decided_at: DateTime<Utc> },
+        #[serde(rename = "TrackingDeliveryCancelled")]
+        Cancelled { cancelled_at: DateTime<Utc> },
     }
     if e.stream_type != ACCESS_STREAM {
         return None;
     }
     // Times are never sealed (SPEC §12): the stored text holds them as they are.
     Some(match e.payload.decode::<Timed>().ok()? {
-        Timed::TrackingAccessAllowed { decided_at } => (decided_at, Outcome::Allowed),
-        Timed::TrackingAccessDenied { decided_at } => (decided_at, Outcome::Denied),
-        Timed::TrackingDeliveryCancelled { cancelled_at } => (cancelled_at, Outcome::Denied),
+        Timed::Allowed { decided_at } => (decided_at, Outcome::Allowed),
+        Timed::Denied { decided_at } => (decided_at, Outcome::Denied),
+        Timed::Cancelled { cancelled_at } => (cancelled_at, Outcome::Denied),
     })
 }
 
