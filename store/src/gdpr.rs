@@ -91,6 +91,11 @@ pub struct AccessFilter {
     /// Only decisions that did not hide the parcel from the partner asking: allows, and
     /// denials for another reason than `unknown_shipment` or `no_consent` (SPEC §2).
     pub parcel_disclosed_only: bool,
+    /// Only positions `first..=last`: a time window's span ([`Store::gdpr_time_span`]). With
+    /// it a filter on time alone walks the rows in log order between them, instead of the
+    /// rows before the window (from the first position on) or the whole window out of the
+    /// time index and sorted (SQLite takes either, by what it knows of the bounds).
+    pub within: Option<(u64, u64)>,
 }
 
 /// How a DSAR names its data subject.
@@ -560,7 +565,8 @@ macro_rules! gdpr_backend {
             let by_tracking = !by_shipment && f.carrier_tracking.is_some();
             let by_partner = !by_shipment && !by_tracking && f.partner_id.is_some();
             let by_shipper = !by_shipment && !by_tracking && !by_partner && f.shipper_id.is_some();
-            let by_time = !(by_shipment || by_tracking || by_partner || by_shipper);
+            let by_time =
+                !(by_shipment || by_tracking || by_partner || by_shipper) && f.within.is_none();
             let column = |name: &str, drives: bool| {
                 if drives {
                     format!(" AND {name}")
@@ -586,6 +592,9 @@ macro_rules! gdpr_backend {
             if let Some(s) = &f.shipper_id {
                 q.push(column("shipper_id = ", by_shipper))
                     .push_bind(s.as_str());
+            }
+            if let Some((_, last)) = f.within {
+                q.push(" AND position <= ").push_bind(u64_bind(last));
             }
             if let Some(from) = f.from {
                 q.push(column("decided_at >= ", by_time)).push_bind(from);
@@ -675,7 +684,12 @@ macro_rules! gdpr_backend {
             let mut q: QueryBuilder<$db> = QueryBuilder::new(format!(
                 "{prefix}SELECT {ACCESS_COLUMNS} FROM {table} WHERE position >= "
             ));
-            q.push_bind(after.map_or(0, |a| u64_bind(a).saturating_add(1)));
+            let first = filter.within.map_or(0, |(first, _)| u64_bind(first));
+            q.push_bind(
+                after
+                    .map_or(0, |a| u64_bind(a).saturating_add(1))
+                    .max(first),
+            );
             push_filter(&mut q, filter);
             q.push(" ORDER BY position LIMIT ").push_bind(i64::from(limit));
             q

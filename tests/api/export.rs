@@ -471,6 +471,33 @@ async fn a_time_window_holds_its_decisions_whatever_order_their_times_came_in() 
             expected,
             "?{query}"
         );
+        // The access view, two rows a page, walks the same span (SPEC §7).
+        let mut paged = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let cursor = after
+                .as_ref()
+                .map(|a| format!("&after={a}"))
+                .unwrap_or_default();
+            let r = app
+                .get(
+                    &format!("/v1/audit/access?{query}&limit=2{cursor}"),
+                    &regulator,
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{query}: {}", r.body);
+            let items = r.body["items"].as_array().expect("items").clone();
+            paged.extend(
+                items
+                    .iter()
+                    .map(|i| i["position"].as_u64().expect("position")),
+            );
+            match r.body["next_after"].as_str() {
+                Some(next) => after = Some(next.to_owned()),
+                None => break,
+            }
+        }
+        assert_eq!(paged, expected, "/v1/audit/access?{query}");
     }
 }
 

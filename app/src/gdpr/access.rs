@@ -337,6 +337,35 @@ pub async fn access_view(
     })
 }
 
+/// `filter`, bounded to the span of the log where the GDPR projection's time index finds its
+/// decisions when it filters on time alone (and outcome): a page then reads the rows of that
+/// span in log order, not every row before it or after it (`Store::gdpr_time_span`). Computed
+/// on every page of a window with an end, and on the first of one without (whose rows after a
+/// cursor are all its own). `None` when the window holds no projected decision.
+async fn within_window(
+    state: &AppState,
+    filter: &AccessFilter,
+    after: Option<u64>,
+) -> Result<Option<AccessFilter>, AppError> {
+    let keyed = filter.shipment_id.is_some()
+        || filter.carrier_tracking.is_some()
+        || filter.partner_id.is_some()
+        || filter.shipper_id.is_some()
+        || filter.shipment_in.is_some();
+    let timed = filter.to.is_some() || (filter.from.is_some() && after.is_none());
+    if keyed || !timed {
+        return Ok(Some(filter.clone()));
+    }
+    let span = state
+        .store
+        .gdpr_time_span(filter.from, filter.to, u64::MAX)
+        .await?;
+    Ok(span.map(|within| AccessFilter {
+        within: Some(within),
+        ..filter.clone()
+    }))
+}
+
 /// One page of the access records `q` selects (its filters, `limit`, `after`,
 /// `at_least_as_fresh`), as the caller may see them: the access view's rows, typed (the
 /// console renders them as they are).
@@ -367,10 +396,15 @@ pub async fn access_page(
         tail::access_rows(state, asked, &behind).await?
     } else {
         state.gdpr.catch_up_to(target).await?;
-        state
-            .store
-            .gdpr_access(&filter, after, u32::try_from(limit + 1).unwrap_or(u32::MAX))
-            .await?
+        match within_window(state, &filter, after).await? {
+            Some(filter) => {
+                state
+                    .store
+                    .gdpr_access(&filter, after, u32::try_from(limit + 1).unwrap_or(u32::MAX))
+                    .await?
+            }
+            None => Vec::new(),
+        }
     };
     let more = rows.len() > limit;
     rows.truncate(limit);

@@ -175,6 +175,7 @@ impl AccessFilter {
                 .as_ref()
                 .map(|ids| ids.iter().map(ToString::to_string).collect()),
             parcel_disclosed_only: false,
+            within: None,
         }
     }
 

@@ -230,6 +230,16 @@ mod tests {
                 },
                 "SEARCH audit_access USING INDEX audit_access_time ",
             ),
+            // Within a window's span, the rows of the span in log order.
+            (
+                AccessFilter {
+                    from: Some(0),
+                    to: Some(1),
+                    within: Some((10, 20)),
+                    ..AccessFilter::default()
+                },
+                "SEARCH audit_access USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
+            ),
         ];
         for (filter, driven_by) in cases {
             let plan = plan(&pool, &filter).await;
