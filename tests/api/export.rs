@@ -422,6 +422,28 @@ async fn a_dense_selection_switches_from_the_index_to_the_scan_and_loses_nothing
     );
 }
 
+/// The positions of a page of two rows of `/v1/audit/access?{query}` after `cursor`, and the
+/// cursor of the next page.
+async fn access_page(
+    app: &crate::helpers::TestApp,
+    token: &str,
+    query: &str,
+    cursor: Option<String>,
+) -> (Vec<u64>, Option<String>) {
+    let after = cursor.map(|c| format!("&after={c}")).unwrap_or_default();
+    let r = app
+        .get(&format!("/v1/audit/access?{query}&limit=2{after}"), token)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{query}: {}", r.body);
+    let positions = r.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["position"].as_u64().expect("position"))
+        .collect();
+    (positions, r.body["next_after"].as_str().map(str::to_owned))
+}
+
 /// A time window's decisions are found through the GDPR projection's time index as the span of
 /// the log that holds them, whatever order their times came in (a decision's time is taken
 /// before it commits, so two decisions may commit in the other order): the bundle holds exactly
@@ -473,32 +495,41 @@ async fn a_time_window_holds_its_decisions_whatever_order_their_times_came_in() 
         );
         // The access view, two rows a page, walks the same span (SPEC §7).
         let mut paged = Vec::new();
-        let mut after: Option<String> = None;
+        let mut after = None;
         loop {
-            let cursor = after
-                .as_ref()
-                .map(|a| format!("&after={a}"))
-                .unwrap_or_default();
-            let r = app
-                .get(
-                    &format!("/v1/audit/access?{query}&limit=2{cursor}"),
-                    &regulator,
-                )
-                .await;
-            assert_eq!(r.status, StatusCode::OK, "{query}: {}", r.body);
-            let items = r.body["items"].as_array().expect("items").clone();
-            paged.extend(
-                items
-                    .iter()
-                    .map(|i| i["position"].as_u64().expect("position")),
-            );
-            match r.body["next_after"].as_str() {
-                Some(next) => after = Some(next.to_owned()),
+            let (positions, next) = access_page(&app, &regulator, &query, after).await;
+            paged.extend(positions);
+            match next {
+                Some(next) => after = Some(next),
                 None => break,
             }
         }
         assert_eq!(paged, expected, "/v1/audit/access?{query}");
     }
+    // A window still open: what is decided in it while a reader pages through it is on the
+    // later pages.
+    let query = format!("from={}", at(100));
+    let (mut paged, mut after) = access_page(&app, &regulator, &query, None).await;
+    for seconds in [500, 110] {
+        app.clock.set(t0 + Duration::seconds(seconds));
+        let r = app.post("/v1/decisions", &partner_token, ask.clone()).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        decided.push((seconds, r.position()));
+    }
+    while let Some(cursor) = after.take() {
+        let (positions, next) = access_page(&app, &regulator, &query, Some(cursor)).await;
+        paged.extend(positions);
+        after = next;
+    }
+    let expected: Vec<u64> = decided
+        .iter()
+        .filter(|(s, _)| *s >= 100)
+        .map(|(_, p)| *p)
+        .collect();
+    assert_eq!(
+        paged, expected,
+        "/v1/audit/access?{query}, decisions made meanwhile"
+    );
 }
 
 /// SPEC §7, §10: a bad filter value is a 422 problem naming the field, and nothing is exported.

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use super::filter::{self};
 use super::{
     csv_text, decode_cursor, encode_cursor, format, fresh_target, joined, json_text, list, ndjson,
-    rfc3339, sees_all, status_text, tail, time_of, Format, Rendered, CSV_TYPE,
+    rfc3339, sees_all, status_text, tail, time_of, Cursor, Format, Rendered, Span, CSV_TYPE,
 };
 use crate::auth::Caller;
 use crate::error::AppError;
@@ -337,33 +337,58 @@ pub async fn access_view(
     })
 }
 
-/// `filter`, bounded to the span of the log where the GDPR projection's time index finds its
-/// decisions when it filters on time alone (and outcome): a page then reads the rows of that
-/// span in log order, not every row before it or after it (`Store::gdpr_time_span`). Computed
-/// on every page of a window with an end, and on the first of one without (whose rows after a
-/// cursor are all its own). `None` when the window holds no projected decision.
-async fn within_window(
+/// One page of the decisions `filter` selects after `cursor`, `want` rows at most, from the GDPR
+/// projection (caught up), and the span a next page carries. A filter on time alone (and
+/// outcome) reads the span of the log where the projection's time index finds the window's
+/// decisions (`Store::gdpr_time_span`), not every row before it or after it: the first page
+/// finds that span, the next ones read the rest of it and what was applied since.
+async fn projected_page(
     state: &AppState,
     filter: &AccessFilter,
-    after: Option<u64>,
-) -> Result<Option<AccessFilter>, AppError> {
+    cursor: Option<Cursor>,
+    want: u32,
+) -> Result<(Vec<GdprAccess>, Option<Span>), AppError> {
+    let after = cursor.map(|c| c.after);
     let keyed = filter.shipment_id.is_some()
         || filter.carrier_tracking.is_some()
         || filter.partner_id.is_some()
         || filter.shipper_id.is_some()
         || filter.shipment_in.is_some();
-    let timed = filter.to.is_some() || (filter.from.is_some() && after.is_none());
-    if keyed || !timed {
-        return Ok(Some(filter.clone()));
+    if keyed || (filter.from.is_none() && filter.to.is_none()) {
+        return Ok((state.store.gdpr_access(filter, after, want).await?, None));
     }
-    let span = state
-        .store
-        .gdpr_time_span(filter.from, filter.to, u64::MAX)
-        .await?;
-    Ok(span.map(|within| AccessFilter {
-        within: Some(within),
-        ..filter.clone()
-    }))
+    let (inside, span) = match cursor.and_then(|c| c.span) {
+        Some(span) => (span.last.map(|last| (0, last)), span),
+        None => {
+            let applied = state.store.gdpr_position().await?.get();
+            let inside = state
+                .store
+                .gdpr_time_span(filter.from, filter.to, applied)
+                .await?;
+            let last = inside.map(|(_, last)| last);
+            (inside, Span { last, applied })
+        }
+    };
+    let mut rows = match inside {
+        Some(within) => {
+            let inside = AccessFilter {
+                within: Some(within),
+                ..filter.clone()
+            };
+            state.store.gdpr_access(&inside, after, want).await?
+        }
+        None => Vec::new(),
+    };
+    let left = want.saturating_sub(u32::try_from(rows.len()).unwrap_or(u32::MAX));
+    if left > 0 {
+        // Decisions applied since the span was found.
+        let since = AccessFilter {
+            within: Some((span.applied, u64::MAX)),
+            ..filter.clone()
+        };
+        rows.extend(state.store.gdpr_access(&since, after, left).await?);
+    }
+    Ok((rows, Some(span)))
 }
 
 /// One page of the access records `q` selects (its filters, `limit`, `after`,
@@ -375,15 +400,16 @@ pub async fn access_page(
     q: &QueryParams,
 ) -> Result<AccessPage, AppError> {
     let limit = page_size(q.get("limit")?)?;
-    let after = q
+    let cursor = q
         .get::<String>("after")?
         .map(|a| decode_cursor(&a))
         .transpose()?;
+    let after = cursor.map(|c| c.after);
     let (asked, filter) = access_filters(state, caller, q)?;
     let target = fresh_target(state, q).await?;
     let applied = state.store.gdpr_position().await?;
     let behind = target.get().saturating_sub(applied.get());
-    let mut rows = if behind > state.config.audit_tail_after {
+    let (mut rows, span) = if behind > state.config.audit_tail_after {
         // Far behind (a load it cannot keep up with): the log answers for what it has not
         // applied, rather than the view waiting for all of it.
         let asked = tail::Asked {
@@ -393,23 +419,25 @@ pub async fn access_page(
             want: limit + 1,
         };
         let behind = tail::Behind::read(state, applied, target).await?;
-        tail::access_rows(state, asked, &behind).await?
+        // A span found before still holds: the next page may be caught up.
+        let span = cursor.and_then(|c| c.span);
+        (tail::access_rows(state, asked, &behind).await?, span)
     } else {
         state.gdpr.catch_up_to(target).await?;
-        match within_window(state, &filter, after).await? {
-            Some(filter) => {
-                state
-                    .store
-                    .gdpr_access(&filter, after, u32::try_from(limit + 1).unwrap_or(u32::MAX))
-                    .await?
-            }
-            None => Vec::new(),
-        }
+        let want = u32::try_from(limit + 1).unwrap_or(u32::MAX);
+        projected_page(state, &filter, cursor, want).await?
     };
     let more = rows.len() > limit;
     rows.truncate(limit);
     let next_after = more
-        .then(|| rows.last().map(|r| encode_cursor(r.position)))
+        .then(|| {
+            rows.last().map(|r| {
+                encode_cursor(Cursor {
+                    after: r.position,
+                    span,
+                })
+            })
+        })
         .flatten();
     let items: Vec<AccessRecord> = {
         let model = state.projector.read();

@@ -105,18 +105,63 @@ async fn fresh_target(state: &AppState, q: &QueryParams) -> Result<Position, App
     })
 }
 
-/// A page cursor: the last position returned, opaque to the caller.
-fn encode_cursor(position: u64) -> String {
-    B64URL.encode(position.to_string())
+/// A page cursor, opaque to the caller: the last position returned, and for a time window the
+/// span its first page found ([`Span`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cursor {
+    after: u64,
+    span: Option<Span>,
 }
 
-fn decode_cursor(raw: &str) -> Result<u64, AppError> {
-    B64URL
+/// What the first page of a time window found, so that the next ones read no more of the
+/// log than it: the last projected position of the window's decisions then, and the position
+/// the projection had applied up to then (every decision of the window after it is new).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    last: Option<u64>,
+    applied: u64,
+}
+
+fn encode_cursor(cursor: Cursor) -> String {
+    B64URL.encode(match cursor.span {
+        None => cursor.after.to_string(),
+        Some(Span { last, applied }) => format!(
+            "{}.{}.{applied}",
+            cursor.after,
+            last.map(|l| l.to_string()).unwrap_or_default()
+        ),
+    })
+}
+
+fn decode_cursor(raw: &str) -> Result<Cursor, AppError> {
+    let text = B64URL
         .decode(raw)
         .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| AppError::invalid("after", "not a cursor this API returned"))
+        .and_then(|b| String::from_utf8(b).ok());
+    let parts: Vec<&str> = text
+        .as_deref()
+        .map_or(Vec::new(), |t| t.split('.').collect());
+    let number = |n: &str| n.parse::<u64>().ok();
+    let cursor = match parts.as_slice() {
+        [after] => number(after).map(|after| Cursor { after, span: None }),
+        [after, last, applied] => {
+            number(after)
+                .zip(number(applied))
+                .and_then(|(after, applied)| {
+                    let last = if last.is_empty() {
+                        None
+                    } else {
+                        Some(number(last)?)
+                    };
+                    Some(Cursor {
+                        after,
+                        span: Some(Span { last, applied }),
+                    })
+                })
+        }
+        _ => None,
+    };
+    cursor.ok_or_else(|| AppError::invalid("after", "not a cursor this API returned"))
 }
 
 /// A list column of a GDPR row (comma-separated, as the projector wrote it), each item parsed:
@@ -220,6 +265,47 @@ fn json_text<T: Serialize>(value: &T) -> Result<String, AppError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cursor_reads_back_as_written_and_nothing_else_reads_as_one() {
+        for cursor in [
+            Cursor {
+                after: 7,
+                span: None,
+            },
+            Cursor {
+                after: 7,
+                span: Some(Span {
+                    last: Some(9),
+                    applied: 12,
+                }),
+            },
+            Cursor {
+                after: 0,
+                span: Some(Span {
+                    last: None,
+                    applied: 12,
+                }),
+            },
+        ] {
+            assert_eq!(decode_cursor(&encode_cursor(cursor)).ok(), Some(cursor));
+        }
+        // What the pages wrote before a time window's span was kept.
+        assert_eq!(
+            decode_cursor(&B64URL.encode("41")).ok(),
+            Some(Cursor {
+                after: 41,
+                span: None
+            })
+        );
+        for raw in ["", "x", "1.2", "1.2.3.4", "1.x.3", "-1", "1..", ".1.2"] {
+            assert!(
+                decode_cursor(&B64URL.encode(raw)).is_err(),
+                "{raw:?} read as a cursor"
+            );
+        }
+        assert!(decode_cursor("%%%").is_err());
+    }
 
     #[test]
     fn cells_that_start_like_formulas_are_written_as_text() {
