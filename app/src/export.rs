@@ -78,6 +78,8 @@ struct Lines {
     /// a leaf keeps the true reason of a denial, which would tell another tenant's parcel
     /// from none).
     disclosed_only: bool,
+    /// The filter selects by time and outcome alone ([`AccessFilter::selects_at`]).
+    on_time_alone: bool,
     /// The size of the tree the bundle's checkpoint commits to.
     size: u64,
 }
@@ -190,6 +192,7 @@ impl Exporter {
                 (spans.front().map_or(size, |s| s.start), spans)
             }
         };
+        let on_time_alone = !filter.rows_filter().keyed() && !disclosed_only;
         Ok(Self {
             lines: Arc::new(Lines {
                 state,
@@ -197,6 +200,7 @@ impl Exporter {
                 resolved,
                 registration,
                 disclosed_only,
+                on_time_alone,
                 size,
             }),
             scan,
@@ -430,7 +434,7 @@ impl Lines {
             // Every decision: no need to decode it.
             return true;
         }
-        if !self.filter.keyed() && !self.disclosed_only {
+        if self.on_time_alone {
             // A time window, an outcome: the payload's time alone is read.
             return access_time(e).is_some_and(|(at, outcome)| self.filter.selects_at(at, outcome));
         }

@@ -98,6 +98,18 @@ pub struct AccessFilter {
     pub within: Option<(u64, u64)>,
 }
 
+impl AccessFilter {
+    /// Whether it names a shipment, a parcel, a partner, a shipper or a DSAR's shipments: the
+    /// keys an index of the projection selects by, besides time.
+    pub fn keyed(&self) -> bool {
+        self.shipment_id.is_some()
+            || self.carrier_tracking.is_some()
+            || self.partner_id.is_some()
+            || self.shipper_id.is_some()
+            || self.shipment_in.is_some()
+    }
+}
+
 /// How a DSAR names its data subject.
 #[derive(Debug, Clone)]
 pub enum SubjectKey {
@@ -565,8 +577,7 @@ macro_rules! gdpr_backend {
             let by_tracking = !by_shipment && f.carrier_tracking.is_some();
             let by_partner = !by_shipment && !by_tracking && f.partner_id.is_some();
             let by_shipper = !by_shipment && !by_tracking && !by_partner && f.shipper_id.is_some();
-            let by_time =
-                !(by_shipment || by_tracking || by_partner || by_shipper) && f.within.is_none();
+            let by_time = !f.keyed() && f.within.is_none();
             let column = |name: &str, drives: bool| {
                 if drives {
                     format!(" AND {name}")

@@ -349,12 +349,7 @@ async fn projected_page(
     want: u32,
 ) -> Result<(Vec<GdprAccess>, Option<Span>), AppError> {
     let after = cursor.map(|c| c.after);
-    let keyed = filter.shipment_id.is_some()
-        || filter.carrier_tracking.is_some()
-        || filter.partner_id.is_some()
-        || filter.shipper_id.is_some()
-        || filter.shipment_in.is_some();
-    if keyed || (filter.from.is_none() && filter.to.is_none()) {
+    if filter.keyed() || (filter.from.is_none() && filter.to.is_none()) {
         return Ok((state.store.gdpr_access(filter, after, want).await?, None));
     }
     let (inside, span) = match cursor.and_then(|c| c.span) {

@@ -199,25 +199,16 @@ impl AccessFilter {
         }
     }
 
-    /// Whether the filter selects this decision. `index` answers who owns a shipment.
-    /// Whether it names a shipment, a parcel, a partner or a shipper: without any, what it
-    /// selects depends on a decision's time and outcome alone ([`AccessFilter::selects_at`]).
-    pub fn keyed(&self) -> bool {
-        self.shipment.is_some()
-            || self.shipment_in.is_some()
-            || self.tracking.is_some()
-            || self.partner.is_some()
-            || self.shipper.is_some()
-    }
-
-    /// [`AccessFilter::selects`] for a filter that is not [`AccessFilter::keyed`]: a decision
-    /// of this time and outcome.
+    /// [`AccessFilter::selects`] for a filter that names no key (no shipment, parcel, partner
+    /// or shipper: `RowsFilter::keyed` of its [`AccessFilter::rows_filter`]): a decision of
+    /// this time and outcome.
     pub fn selects_at(&self, decided_at: DateTime<Utc>, outcome: Outcome) -> bool {
         self.from.is_none_or(|from| decided_at >= from)
             && self.to.is_none_or(|to| decided_at < to)
             && self.outcome.is_none_or(|o| o == outcome)
     }
 
+    /// Whether the filter selects this decision. `index` answers who owns a shipment.
     pub fn selects(&self, d: &Decision, resolved: &Resolved, index: &Decider) -> bool {
         if self.shipment.is_some_and(|s| d.shipment != Some(s)) {
             return false;
