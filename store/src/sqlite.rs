@@ -846,6 +846,23 @@ pub(crate) const SCAN_DIALECT: crate::reads::ScanDialect = crate::reads::ScanDia
     collate: "",
 };
 
+/// The steps of SQLite's plan for `query` (whose text starts with `EXPLAIN QUERY PLAN`), in
+/// order: what the plan tests assert on.
+#[cfg(test)]
+pub(crate) async fn explain(
+    pool: &SqlitePool,
+    mut query: sqlx::QueryBuilder<Sqlite>,
+) -> Vec<String> {
+    query
+        .build()
+        .fetch_all(pool)
+        .await
+        .expect("query plan")
+        .iter()
+        .map(|row| row.try_get::<String, _>("detail").expect("detail"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -973,14 +990,11 @@ mod tests {
             (Some("2026-03-01T12:00:00"), None),
             (Some("2026-03-01T12:00:00"), Some("2026-03-01T13:00:00")),
         ] {
-            let plan: Vec<String> = cancellations_query("EXPLAIN QUERY PLAN ", from, to, 100)
-                .build()
-                .fetch_all(&pool)
-                .await
-                .expect("plan")
-                .iter()
-                .map(|row| row.try_get::<String, _>("detail").expect("detail"))
-                .collect();
+            let plan = explain(
+                &pool,
+                cancellations_query("EXPLAIN QUERY PLAN ", from, to, 100),
+            )
+            .await;
             assert!(
                 plan.first().is_some_and(|p| p
                     == "SEARCH events USING INDEX events_cancelled_at (<expr>>? AND <expr><?)"),
@@ -1012,14 +1026,11 @@ mod tests {
             },
         ];
         for scan in &scans {
-            let plan: Vec<String> = decision_scan_query("EXPLAIN QUERY PLAN ", 100..200, scan)
-                .build()
-                .fetch_all(&pool)
-                .await
-                .expect("plan")
-                .iter()
-                .map(|row| row.try_get::<String, _>("detail").expect("detail"))
-                .collect();
+            let plan = explain(
+                &pool,
+                decision_scan_query("EXPLAIN QUERY PLAN ", 100..200, scan),
+            )
+            .await;
             assert_eq!(
                 plan,
                 ["SEARCH events USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"],

@@ -20,18 +20,16 @@ gdpr_backend!(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sqlite::explain;
 
     /// How SQLite would read `filter`'s page, from EXPLAIN QUERY PLAN.
     async fn plan(pool: &Pool, filter: &AccessFilter) -> String {
-        let rows = access_page_query("EXPLAIN QUERY PLAN ", filter, None, 100)
-            .build()
-            .fetch_all(pool)
-            .await
-            .expect("query plan");
-        rows.iter()
-            .map(|r| r.try_get::<String, _>(3).expect("detail"))
-            .collect::<Vec<_>>()
-            .join("; ")
+        explain(
+            pool,
+            access_page_query("EXPLAIN QUERY PLAN ", filter, None, 100),
+        )
+        .await
+        .join("; ")
     }
 
     fn access(position: u64, shipment: Option<&str>) -> GdprAccess {
@@ -247,15 +245,7 @@ mod tests {
         }
         // A time window's span of the log: one range of the time index, never the table.
         for (from, to) in [(Some(0), Some(1)), (Some(0), None), (None, Some(1))] {
-            let rows = time_span_query("EXPLAIN QUERY PLAN ", from, to, 100)
-                .build()
-                .fetch_all(&pool)
-                .await
-                .expect("query plan");
-            let plan: Vec<String> = rows
-                .iter()
-                .map(|r| r.try_get::<String, _>(3).expect("detail"))
-                .collect();
+            let plan = explain(&pool, time_span_query("EXPLAIN QUERY PLAN ", from, to, 100)).await;
             assert_eq!(
                 plan,
                 ["SEARCH audit_access USING COVERING INDEX audit_access_time (decided_at>? AND decided_at<?)"],
@@ -276,15 +266,7 @@ mod tests {
                 "audit_shipment_tracking",
             ),
         ] {
-            let rows = shipments_query("EXPLAIN QUERY PLAN ", &key)
-                .build()
-                .fetch_all(&pool)
-                .await
-                .expect("query plan");
-            let plan: Vec<String> = rows
-                .iter()
-                .map(|r| r.try_get::<String, _>(3).expect("detail"))
-                .collect();
+            let plan = explain(&pool, shipments_query("EXPLAIN QUERY PLAN ", &key)).await;
             assert!(
                 plan.iter()
                     .any(|p| p.contains(&format!("USING COVERING INDEX {index} "))),
