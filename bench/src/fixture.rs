@@ -291,7 +291,6 @@ impl ServeProcess {
     /// the directory's SQLite file; what it logs goes to `data_dir/serve.log`.
     pub(crate) fn start(data_dir: &Path, database_url: Option<&str>) -> anyhow::Result<Self> {
         std::fs::create_dir_all(data_dir)?;
-        let log = std::fs::File::create(data_dir.join("serve.log"))?;
         let mut command = Command::new(server_binary()?);
         command
             .env_remove("DATABASE_URL")
@@ -301,12 +300,32 @@ impl ServeProcess {
         if let Some(url) = database_url {
             command.args(["--database-url", url]);
         }
+        command.args(["serve", "--listen", "127.0.0.1:0"]);
+        Self::listening(command, data_dir)
+    }
+
+    /// `consent-ledger-bench durable-floor` ([`crate::floor`]) writing into `dir`, this
+    /// harness's own binary, on a loopback port; with `sync` false, answering after the
+    /// hand-off alone.
+    pub(crate) fn durable_floor(dir: &Path, sync: bool) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let mut command = Command::new(std::env::current_exe().context("finding this executable")?);
+        command.arg("durable-floor").arg("--dir").arg(dir);
+        if !sync {
+            command.arg("--no-sync");
+        }
+        Self::listening(command, dir)
+    }
+
+    /// Runs `command` until it prints `consent-ledger listening on URL`; what it logs goes to
+    /// `dir/serve.log`.
+    fn listening(mut command: Command, dir: &Path) -> anyhow::Result<Self> {
+        let log = std::fs::File::create(dir.join("serve.log"))?;
         let child = command
-            .args(["serve", "--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
-            .context("starting consent-ledger serve")?;
+            .with_context(|| format!("starting {command:?}"))?;
         let mut server = Self {
             child,
             url: String::new(),
@@ -317,7 +336,7 @@ impl ServeProcess {
             let Some(line) = lines.next().transpose()? else {
                 anyhow::bail!(
                     "the server stopped before listening: see {}",
-                    data_dir.join("serve.log").display()
+                    dir.join("serve.log").display()
                 );
             };
             if let Some(url) = line.trim().strip_prefix("consent-ledger listening on ") {

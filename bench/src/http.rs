@@ -139,8 +139,6 @@ pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
         .context("no shipments")?;
     let floor = fsync_floor(&args.dir, Duration::from_secs(3))?;
 
-    let server = ServeProcess::start(&args.dir, None)?;
-    let url = server.url.clone();
     let scripts = args.dir.join("wrk");
     std::fs::create_dir_all(&scripts)?;
     let single = single_decisions(tokens, shipments.clone());
@@ -160,14 +158,66 @@ pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
     });
     let single_script = script(&scripts.join("single.lua"), &single, 10_000)?;
     let batch_script = script(&scripts.join("batch.lua"), &batch, 50)?;
-    let pid = server.pid();
     // Each load with the CPU its requests took: the server's threads by stage, the machine.
-    let wrk = |connections: u32, script: Option<&Path>, path: &str, seconds: u32| {
-        let before = Sample::take(pid)?;
-        let load = run_wrk(&args, connections, script, &format!("{url}{path}"), seconds)?;
-        let after = Sample::take(pid)?;
+    let load_on = |server: &ServeProcess,
+                   connections: u32,
+                   script: Option<&Path>,
+                   path: &str,
+                   seconds: u32| {
+        let before = Sample::take(server.pid())?;
+        let load = run_wrk(
+            &args,
+            connections,
+            script,
+            &format!("{}{path}", server.url),
+            seconds,
+        )?;
+        let after = Sample::take(server.pid())?;
         let spent = before.per_request(&after, load.requests);
         anyhow::Ok((load, spent))
+    };
+
+    // The floor first, alone on the machine: the same requests answered by a server that only
+    // commits their bodies (`crate::floor`), and by one that only hands them to its commit
+    // thread.
+    let floor_dir = args.dir.join("durable-floor");
+    let floors = {
+        let durable = ServeProcess::durable_floor(&floor_dir, true)?;
+        load_on(&durable, args.connections, Some(&single_script), "/", 3)?;
+        let nothing = load_on(&durable, args.connections, None, "/healthz", args.seconds)?;
+        let committed = load_on(
+            &durable,
+            args.connections,
+            Some(&single_script),
+            "/",
+            args.seconds,
+        )?;
+        drop(durable);
+        let handed = ServeProcess::durable_floor(&floor_dir, false)?;
+        let handed_off = load_on(
+            &handed,
+            args.connections,
+            Some(&single_script),
+            "/",
+            args.seconds,
+        )?;
+        drop(handed);
+        std::fs::remove_dir_all(&floor_dir)?;
+        anyhow::ensure!(
+            nothing.0.errors + handed_off.0.errors + committed.0.errors == 0,
+            "the durable floor refused a request"
+        );
+        Floors {
+            nothing,
+            handed_off,
+            committed,
+        }
+    };
+
+    let server = ServeProcess::start(&args.dir, None)?;
+    let url = server.url.clone();
+    let wrk = |connections: u32, script: Option<&Path>, path: &str, seconds: u32| {
+        load_on(&server, connections, script, path, seconds)
     };
 
     // Warm up (connections, caches), then healthz, single decisions, batches, healthz again;
@@ -284,6 +334,8 @@ pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
         );
     }
     println!();
+    floors.print(args.connections, ceiling_rate);
+    println!();
     println!(
         "fsync floor of this disk, same run: {:.0} appends/s of 4 KiB + fdatasync, p99 {:.2} ms",
         floor.0,
@@ -340,6 +392,15 @@ pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
             "`POST /v1/decisions/batch`, a decision",
             &batches_cpu.each_of(1000.0),
         ),
+        ("the floor: `GET`, a request", &floors.nothing.1),
+        (
+            "the floor: a body handed off, a request",
+            &floors.handed_off.1,
+        ),
+        (
+            "the floor: a body committed, a request",
+            &floors.committed.1,
+        ),
     ]);
     println!();
     println!(
@@ -360,6 +421,54 @@ pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
     );
     anyhow::ensure!(refused == 0, "a view was refused during the load");
     Ok(())
+}
+
+/// The loads of the durable floor ([`crate::floor`]), each with the CPU its requests took.
+struct Floors {
+    /// `GET`, answered with nothing: the floor server's own ceiling.
+    nothing: (Load, PerRequest),
+    /// The single decisions' requests, each body handed to the commit thread and answered.
+    handed_off: (Load, PerRequest),
+    /// The same, each body written and fdatasynced (one sync for all waiting) first.
+    committed: (Load, PerRequest),
+}
+
+impl Floors {
+    fn print(&self, connections: u32, ceiling: f64) {
+        let own = self.nothing.0.requests_per_second;
+        println!(
+            "The floor of a durable answer, same run, before the server started: the same \
+             requests (`single.lua`) answered by `consent-ledger-bench durable-floor` — actix-web \
+             as `serve` runs it, whose only work is to hand each body to one commit thread, \
+             which writes all the bodies waiting into a preallocated file, calls fdatasync once \
+             for them and then lets their answers go (no JSON read, no token, no decision, no \
+             log, no Merkle tree, no projection): what any durable answer on this stack costs \
+             at least."
+        );
+        println!();
+        println!("| load on the floor server | connections | requests/s | p50 | p99 | ratio to its own `GET` | ratio to `serve`'s healthz ceiling |");
+        println!("|---|---:|---:|---:|---:|---:|---:|");
+        for (name, (load, _)) in [
+            ("`GET`, answered with nothing", &self.nothing),
+            (
+                "a body handed to the commit thread and answered",
+                &self.handed_off,
+            ),
+            (
+                "**a body committed (write + fdatasync, grouped) and answered**",
+                &self.committed,
+            ),
+        ] {
+            println!(
+                "| {name} | {connections} | {:.0} | {:.2} ms | {:.2} ms | {:.2} | {:.2} |",
+                load.requests_per_second,
+                ms(load.p50),
+                ms(load.p99),
+                load.requests_per_second / own.max(f64::MIN_POSITIVE),
+                load.requests_per_second / ceiling.max(f64::MIN_POSITIVE),
+            );
+        }
+    }
 }
 
 /// A view asked again and again on a thread of its own (awc needs actix's runtime), each

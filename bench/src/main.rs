@@ -51,6 +51,7 @@ mod decisions;
 mod erasure;
 mod fanout;
 mod fixture;
+mod floor;
 mod gdpr;
 mod http;
 mod isolation;
@@ -82,14 +83,22 @@ struct Cli {
     command: BenchCommand,
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let options = StoreOptions {
         data_dir: cli.data_dir,
         database_url: cli.database_url,
     };
-    match run(cli.command, &options).await {
+    let result = match cli.command {
+        // A server of its own, on actix's runtime, with no Tokio runtime beside it.
+        BenchCommand::DurableFloor(args) => crate::floor::run(args),
+        command => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|runtime| runtime.block_on(run(command, &options))),
+    };
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -154,6 +163,10 @@ enum BenchCommand {
     /// The console's pages (SPEC §15): the access log as a page beside the API's JSON of the
     /// same rows, a page's own overhead, and the harness's ceiling.
     Console(crate::console::ConsoleArgs),
+    /// The least a durable answer costs on this HTTP stack (`bench http`'s baseline): a server
+    /// that commits each POST's body to a file (one fdatasync for all waiting) and answers.
+    #[command(hide = true)]
+    DurableFloor(crate::floor::FloorArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -222,6 +235,7 @@ async fn run(cmd: BenchCommand, options: &StoreOptions) -> anyhow::Result<()> {
         }
         BenchCommand::All(args) => crate::all::all(args, options.database_url.as_deref()),
         BenchCommand::Http(args) => crate::http::http(args).await,
+        BenchCommand::DurableFloor(_) => anyhow::bail!("durable-floor runs outside Tokio"),
         BenchCommand::SeedLog(args) => crate::log::seed_cmd(args).await,
         BenchCommand::Log(args) => crate::log::log(args).await,
         BenchCommand::Gdpr(args) => crate::gdpr::audit(args).await,
