@@ -152,6 +152,14 @@ impl PerRequest {
     pub(crate) fn outside(&self) -> f64 {
         (self.machine_busy - self.server()).max(0.0)
     }
+
+    /// Microseconds a request of one stage.
+    pub(crate) fn of(&self, stage: Stage) -> f64 {
+        self.stages
+            .iter()
+            .find(|(s, _)| *s == stage)
+            .map_or(0.0, |(_, us)| *us)
+    }
 }
 
 /// A thread's name and its user + system ticks, from its `stat` line. The name sits between the
@@ -244,17 +252,10 @@ mod tests {
         };
         // 4 s of machine time for 100,000 requests: 40 µs each.
         let spent = before.per_request(&after, 100_000.0);
-        let of = |s: Stage| {
-            spent
-                .stages
-                .iter()
-                .find(|(x, _)| *x == s)
-                .map(|(_, us)| *us)
-        };
-        assert_eq!(of(Stage::Http), Some(20.0));
-        assert_eq!(of(Stage::LogWriter), Some(10.0));
-        assert_eq!(of(Stage::Other), Some(1.0));
-        assert_eq!(of(Stage::GdprProjection), Some(0.0));
+        assert_eq!(spent.of(Stage::Http), 20.0);
+        assert_eq!(spent.of(Stage::LogWriter), 10.0);
+        assert_eq!(spent.of(Stage::Other), 1.0);
+        assert_eq!(spent.of(Stage::GdprProjection), 0.0);
         assert_eq!(spent.machine_busy, 40.0);
         assert_eq!(spent.machine_idle, 10.0);
         assert_eq!(spent.machine_steal, 2.0);

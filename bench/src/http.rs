@@ -415,6 +415,27 @@ pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
         2.0 * ceiling_cpu.machine_busy,
         decisions_cpu.outside(),
     );
+    println!();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let batched = batches_cpu.each_of(1000.0);
+    let at_most = |us: f64| 1e6 / us.max(f64::MIN_POSITIVE);
+    println!(
+        "What bounds each rate at the CPU it took: the machine's {cpus:.0} CPUs answer at most \
+         {:.0} healthz requests/s at {:.1} µs each (measured {:.0}/s), {:.0} single decisions/s at \
+         {:.1} µs (measured {:.0}/s), {:.0} batched decisions/s at {:.1} µs (measured {:.0}/s); the \
+         group commit, one thread, at most {:.0} batched decisions/s at its {:.1} µs a decision.",
+        cpus * at_most(ceiling_cpu.machine_busy),
+        ceiling_cpu.machine_busy,
+        ceiling.requests_per_second,
+        cpus * at_most(decisions_cpu.machine_busy),
+        decisions_cpu.machine_busy,
+        decisions.requests_per_second,
+        cpus * at_most(batched.machine_busy),
+        batched.machine_busy,
+        batches.requests_per_second * 1000.0,
+        at_most(batched.of(Stage::LogWriter)),
+        batched.of(Stage::LogWriter),
+    );
     anyhow::ensure!(
         decisions.errors == 0 && batches.errors == 0 && steady.errors == 0,
         "some decisions were refused: see the non-2xx column"
