@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use consent_ledger_audit::tree::{self, Hash, NodeId, TreeError};
+use futures_util::StreamExt;
 
 use crate::{on_backend, Store, StoreError};
 
@@ -14,6 +15,10 @@ const BLOCK_LEVEL: u32 = 14;
 /// Proofs in one block from which reading and hashing the whole block is cheaper than a path's
 /// look-ups per proof (a block costs about as much as 50 single paths).
 const DENSE_BLOCK: usize = 64;
+
+/// Lone positions' look-ups [`Store::inclusion_proofs`] makes at once: half the log's read
+/// connections, so that other readers still find some free.
+const LONE_AT_ONCE: usize = 4;
 
 /// A leaf's stored hash and its inclusion proof, from [`Store::inclusion_proofs`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +70,10 @@ impl Store {
         positions: &[u64],
         tree_size: u64,
     ) -> Result<Vec<Inclusion>, StoreError> {
-        let mut proofs = Vec::with_capacity(positions.len());
+        // Filled in order: a dense block's proofs at once, a lone position's once the look-ups
+        // of all of them, made several at a time, have answered.
+        let mut proofs: Vec<Option<Inclusion>> = Vec::with_capacity(positions.len());
+        let mut lone: Vec<(usize, u64, NodeId, Vec<NodeId>)> = Vec::new();
         let mut rest = positions;
         while let Some(&first) = rest.first() {
             let block = tree::path_block(first, tree_size, BLOCK_LEVEL).map_err(proof_error)?;
@@ -82,12 +90,8 @@ impl Store {
                     let mut nodes =
                         tree::inclusion_path_nodes(p, tree_size).map_err(proof_error)?;
                     nodes.push(leaf);
-                    let stored = self.stored_nodes(&nodes).await?;
-                    proofs.push(Inclusion {
-                        leaf: lookup(&stored, leaf).map_err(proof_error)?,
-                        path: tree::inclusion_path(p, tree_size, |n| lookup(&stored, n))
-                            .map_err(proof_error)?,
-                    });
+                    lone.push((proofs.len(), p, leaf, nodes));
+                    proofs.push(None);
                 }
                 continue;
             }
@@ -110,10 +114,33 @@ impl Store {
                             index: p,
                             tree_size,
                         }))?;
-                proofs.push(Inclusion { leaf, path });
+                proofs.push(Some(Inclusion { leaf, path }));
             }
         }
-        Ok(proofs)
+        // A lone position's path lies on pages of its own, which on a cold file are reads from
+        // the disk, one after another within a query: its look-ups are made on several of the
+        // pool's connections at once, so that the disk serves them side by side.
+        let mut fetched = Vec::with_capacity(lone.len());
+        let mut waiting = lone.iter();
+        let mut asked = futures_util::stream::FuturesOrdered::new();
+        for (_, _, _, nodes) in waiting.by_ref().take(LONE_AT_ONCE) {
+            asked.push_back(self.stored_nodes(nodes));
+        }
+        while let Some(stored) = asked.next().await {
+            fetched.push(stored);
+            if let Some((_, _, _, nodes)) = waiting.next() {
+                asked.push_back(self.stored_nodes(nodes));
+            }
+        }
+        for ((slot, p, leaf, _), stored) in lone.iter().zip(fetched) {
+            let stored = stored?;
+            proofs[*slot] = Some(Inclusion {
+                leaf: lookup(&stored, *leaf).map_err(proof_error)?,
+                path: tree::inclusion_path(*p, tree_size, |n| lookup(&stored, n))
+                    .map_err(proof_error)?,
+            });
+        }
+        Ok(proofs.into_iter().flatten().collect())
     }
 
     /// PROOF(old_size, D[new_size]) (RFC 9162 §2.1.4.1) from stored subtree hashes. The caller

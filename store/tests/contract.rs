@@ -2458,7 +2458,14 @@ pub async fn many_proofs_at_once_equal_the_proofs_one_by_one(location: StoreLoca
         let dense: Vec<u64> = (0..size).collect();
         let sparse: Vec<u64> = (0..size).step_by(977).collect();
         let unsorted = vec![size - 1, 5, size / 2, 3, size - 2];
-        for positions in [dense, sparse, unsorted] {
+        // Lone positions before and after a dense block, in one call: each proof in its place.
+        let mixed: Vec<u64> = [3, 700]
+            .into_iter()
+            .chain(BLOCK..BLOCK + 100)
+            .chain([size - 1, 9])
+            .filter(|&p| p < size)
+            .collect();
+        for positions in [dense, sparse, unsorted, mixed] {
             let proofs = store
                 .inclusion_proofs(&positions, size)
                 .await
