@@ -1,7 +1,8 @@
 //! `bench http`: decisions as the outside world measures them — the real `consent-ledger serve`
 //! process (with the GDPR audit projection following the log, as it always does), an external
 //! load generator (wrk) on the same machine, and in the same run the server's own ceiling
-//! (`GET /healthz`, an answer doing no work) and the disk's fsync floor.
+//! (`GET /healthz`, an answer doing no work), the disk's fsync floor and, measured first, the
+//! floor of a durable answer on this HTTP stack ([`crate::floor`]).
 //!
 //! The fixture (partners, shipments, shipper-wide consents) is written through the real use
 //! cases into a fresh data directory, which the server then opens.
