@@ -396,9 +396,29 @@ impl Store {
     }
 
     /// The events at `positions` (ascending), in log order.
+    ///
+    /// Positions far apart (a parcel's decisions, found through the GDPR projection's index)
+    /// each lie on pages of their own, which on a cold file are reads from the disk one after
+    /// another within a statement: they are read in a few parts on as many of the log's read
+    /// connections at once, so that the disk serves them side by side.
     #[tracing::instrument(level = "debug", skip_all, fields(positions = positions.len()))]
     pub async fn read_positions(&self, positions: &[u64]) -> Result<Vec<StoredEvent>, StoreError> {
-        on_backend!(self, read_positions(positions))
+        use futures_util::StreamExt as _;
+        let parts = scattered_parts(positions, merkle::LONE_AT_ONCE);
+        if parts.len() < 2 {
+            return on_backend!(self, read_positions(positions));
+        }
+        let mut read = futures_util::stream::iter(
+            parts
+                .into_iter()
+                .map(|part| async move { on_backend!(self, read_positions(part)) }),
+        )
+        .buffered(merkle::LONE_AT_ONCE);
+        let mut events = Vec::with_capacity(positions.len());
+        while let Some(part) = read.next().await {
+            events.extend(part?);
+        }
+        Ok(events)
     }
 
     /// Every event of the streams `ids` of one type recorded before position `before`, in log
@@ -704,5 +724,42 @@ pub async fn migrate(location: &StoreLocation) -> Result<(), StoreError> {
             Ok(())
         }
         StoreLocation::Postgres(url) => postgres::migrate(url).await,
+    }
+}
+
+/// `positions` (ascending) cut into at most `parts` runs of about equal length when they lie
+/// far apart (more than 16 positions between neighbours on average: each on pages of its own);
+/// otherwise one run, whose neighbours share their pages.
+fn scattered_parts(positions: &[u64], parts: usize) -> Vec<&[u64]> {
+    let (Some(&first), Some(&last)) = (positions.first(), positions.last()) else {
+        return Vec::new();
+    };
+    let count = positions.len() as u64;
+    if parts < 2 || count < 2 || last.abs_diff(first) <= 16 * count {
+        return vec![positions];
+    }
+    positions.chunks(positions.len().div_ceil(parts)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scattered_parts;
+
+    #[test]
+    fn positions_far_apart_are_read_in_parts_and_neighbours_together() {
+        assert!(scattered_parts(&[], 4).is_empty());
+        assert_eq!(scattered_parts(&[7], 4), vec![&[7][..]]);
+        let dense: Vec<u64> = (100..300).collect();
+        assert_eq!(scattered_parts(&dense, 4), vec![&dense[..]]);
+        // A parcel's ten decisions over a month of a busy log.
+        let far: Vec<u64> = (0..10).map(|i| 1_000 + i * 80_000).collect();
+        let parts = scattered_parts(&far, 4);
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [3, 3, 3, 1]
+        );
+        assert_eq!(parts.concat(), far, "in order, each position once");
+        assert_eq!(scattered_parts(&far, 1), vec![&far[..]]);
+        assert_eq!(scattered_parts(&far[..3], 4).len(), 3);
     }
 }

@@ -16,9 +16,10 @@ const BLOCK_LEVEL: u32 = 14;
 /// look-ups per proof (a block costs about as much as 50 single paths).
 const DENSE_BLOCK: usize = 64;
 
-/// Lone positions' look-ups [`Store::inclusion_proofs`] makes at once: half the log's read
-/// connections, so that other readers still find some free.
-const LONE_AT_ONCE: usize = 4;
+/// Lone positions' look-ups [`Store::inclusion_proofs`] makes at once (and the parts
+/// [`Store::read_positions`] reads at once): half the log's read connections, so that other
+/// readers still find some free.
+pub(crate) const LONE_AT_ONCE: usize = 4;
 
 /// A leaf's stored hash and its inclusion proof, from [`Store::inclusion_proofs`].
 #[derive(Debug, Clone, PartialEq, Eq)]

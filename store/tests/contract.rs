@@ -1535,6 +1535,12 @@ mod sqlite {
         super::many_proofs_at_once_equal_the_proofs_one_by_one(location).await;
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn events_read_by_position_are_the_logs() {
+        let (_dir, location) = fresh();
+        super::events_read_by_position_are_the_logs(location).await;
+    }
+
     #[tokio::test]
     async fn a_decision_scan_pre_selects_in_sql() {
         let (_dir, location) = fresh();
@@ -2373,6 +2379,8 @@ mod postgres {
         the_baselines_write_the_ledger_table;
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         many_proofs_at_once_equal_the_proofs_one_by_one;
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        events_read_by_position_are_the_logs;
     }
 
     /// The race is narrow, so it is run on several fresh databases (fewer than on SQLite:
@@ -2434,16 +2442,7 @@ pub async fn many_proofs_at_once_equal_the_proofs_one_by_one(location: StoreLoca
     const BLOCK: u64 = 1 << 14;
     let store = open(&location).await;
     let total = 2 * BLOCK + 300;
-    for chunk in 0..total.div_ceil(1000) {
-        let events = (chunk * 1000..((chunk + 1) * 1000).min(total))
-            .map(|i| new_event("proof", &format!("e{i}"), 1, "Appended", json!({ "i": i })))
-            .collect();
-        store.append(plain(events)).await.expect("append");
-    }
-    let log = store
-        .read_range(Position::ZERO, u32::MAX)
-        .await
-        .expect("log");
+    let log = numbered_log(&store, "proof", total).await;
     let leaves: Vec<_> = log.iter().map(|e| event_leaf_hash(&e.leaf())).collect();
     // The stored leaves read back in a range are those.
     assert_eq!(
@@ -2486,6 +2485,49 @@ pub async fn many_proofs_at_once_equal_the_proofs_one_by_one(location: StoreLoca
                 );
             }
         }
+    }
+}
+
+/// Appends `total` one-event streams of `stream_type`, a thousand an append, and reads the
+/// log back.
+async fn numbered_log(store: &Store, stream_type: &str, total: u64) -> Vec<StoredEvent> {
+    for chunk in 0..total.div_ceil(1000) {
+        let events = (chunk * 1000..((chunk + 1) * 1000).min(total))
+            .map(|i| {
+                new_event(
+                    stream_type,
+                    &format!("e{i}"),
+                    1,
+                    "Appended",
+                    json!({ "i": i }),
+                )
+            })
+            .collect();
+        store.append(plain(events)).await.expect("append");
+    }
+    store
+        .read_range(Position::ZERO, u32::MAX)
+        .await
+        .expect("log")
+}
+
+/// The events read by position are the log's, in log order, however the positions lie: far
+/// apart (read in parts side by side), neighbours, one, none.
+pub async fn events_read_by_position_are_the_logs(location: StoreLocation) {
+    let store = open(&location).await;
+    let total = 3_000u64;
+    let log = numbered_log(&store, "read", total).await;
+    let far: Vec<u64> = (0..total).step_by(293).collect();
+    let near: Vec<u64> = (1_000..1_200).collect();
+    let both: Vec<u64> = [0, 700]
+        .into_iter()
+        .chain(1_000..1_010)
+        .chain([2_999])
+        .collect();
+    for positions in [far, near, both, vec![1_234], Vec::new()] {
+        let read = store.read_positions(&positions).await.expect("read");
+        let expected: Vec<_> = positions.iter().map(|&p| log[p as usize].clone()).collect();
+        assert_eq!(read, expected, "the events at {positions:?}");
     }
 }
 
