@@ -340,6 +340,7 @@ pub(crate) struct Figures {
     pub per_second: f64,
     pub p50: Duration,
     pub p99: Duration,
+    pub longest: Duration,
 }
 
 pub(crate) fn figures(mut latencies: Vec<Duration>, elapsed: Duration) -> Figures {
@@ -354,6 +355,7 @@ pub(crate) fn figures(mut latencies: Vec<Duration>, elapsed: Duration) -> Figure
         per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
         p50: at(0.50),
         p99: at(0.99),
+        longest: latencies.last().copied().unwrap_or_default(),
     }
 }
 
