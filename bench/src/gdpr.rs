@@ -399,12 +399,14 @@ fn time_views(
         // The regulator's most common export (issue 18): one parcel's decisions, each with its
         // inclusion proof, through the projection's index; parcels not asked about before.
         let exports = of_parcels(EXPORT, &mut rng, shipments, args.queries);
-        // The exports' own baseline, right before them: one random page of the log's file,
-        // which the warm-up did not touch (cold after `--drop-caches`), where an export reads
-        // its decisions' rows and proofs — the disk's minute, which sets their tail.
-        // Enough reads that the disk's rare slow one, which an export's ~170 cold reads meet
-        // far more often than one read does, shows here too; few enough (1% of the file's pages
-        // at 10M events) to leave the exports' pages cold.
+        // The exports' own baseline, right before them: random pages of the log's file, where
+        // an export reads its decisions' rows and proofs and which the warm-up did not touch
+        // (cold after `--drop-caches`). Enough reads that the disk's rare slow one, which an
+        // export's ~170 cold reads meet far more often than one read does, shows in the
+        // longest; few enough (1% of the file's pages at 10M events) to leave the exports'
+        // pages cold. One read at a time: an export reads several at once, which this disk
+        // serves each more slowly (BENCHMARKS.md): the exports may meet a slower disk than
+        // this baseline shows.
         let log_disk = random_reads(&log_file, args.queries * LOG_READS_PER_EXPORT, &mut rng)?;
         let (_, export_figures) = get_all(url, officer, exports)?;
         let (_, dsar_figures) = get_all(url, officer, dsar)?;
