@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use consent_ledger_audit::tree::{self, Hash, NodeId, TreeError};
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 
 use crate::{on_backend, Store, StoreError};
 
@@ -121,20 +121,17 @@ impl Store {
         // A lone position's path lies on pages of its own, which on a cold file are reads from
         // the disk, one after another within a query: its look-ups are made on several of the
         // pool's connections at once, so that the disk serves them side by side.
-        let mut fetched = Vec::with_capacity(lone.len());
-        let mut waiting = lone.iter();
-        let mut asked = futures_util::stream::FuturesOrdered::new();
-        for (_, _, _, nodes) in waiting.by_ref().take(LONE_AT_ONCE) {
-            asked.push_back(self.stored_nodes(nodes));
-        }
-        while let Some(stored) = asked.next().await {
-            fetched.push(stored);
-            if let Some((_, _, _, nodes)) = waiting.next() {
-                asked.push_back(self.stored_nodes(nodes));
-            }
-        }
+        // (The look-ups gathered first: a closure in the stream's type would not be `Send` for
+        // every lifetime, as the export's spawned pages need.)
+        let asked: Vec<_> = lone
+            .iter()
+            .map(|(_, _, _, nodes)| self.stored_nodes(nodes))
+            .collect();
+        let fetched: Vec<HashMap<NodeId, Hash>> = futures_util::stream::iter(asked)
+            .buffered(LONE_AT_ONCE)
+            .try_collect()
+            .await?;
         for ((slot, p, leaf, _), stored) in lone.iter().zip(fetched) {
-            let stored = stored?;
             proofs[*slot] = Some(Inclusion {
                 leaf: lookup(&stored, *leaf).map_err(proof_error)?,
                 path: tree::inclusion_path(*p, tree_size, |n| lookup(&stored, n))
