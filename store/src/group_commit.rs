@@ -78,8 +78,9 @@ pub struct WriterStats {
 /// ([`crate::write_path`]) and answering them is the same for both; only the SQL each step
 /// runs differs.
 pub(crate) enum WriteConnection {
-    Sqlite(crate::sqlite::Writer),
-    // Boxed: it holds the connect options for reconnecting, ten times the SQLite variant.
+    // Both boxed: the SQLite writer keeps its one call's prepared statements, the PostgreSQL
+    // writer the connect options it reconnects with, and the connection moves with its task.
+    Sqlite(Box<crate::sqlite::Writer>),
     Postgres(Box<postgres::Writer>),
 }
 
@@ -91,7 +92,7 @@ impl WriteConnection {
         frontier: &mut Option<Frontier>,
     ) -> BatchOutcome {
         match self {
-            Self::Sqlite(conn) => commit_batch(conn, batch, heads, frontier).await,
+            Self::Sqlite(conn) => commit_batch(conn.as_mut(), batch, heads, frontier).await,
             Self::Postgres(writer) => commit_batch(writer.as_mut(), batch, heads, frontier).await,
         }
     }

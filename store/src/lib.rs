@@ -275,7 +275,7 @@ impl Store {
                         Reads::Sqlite(gdpr.writes_now),
                         gdpr.unsynced,
                     ),
-                    WriteConnection::Sqlite(sqlite::Writer::new(writer)),
+                    WriteConnection::Sqlite(Box::new(sqlite::Writer::new(writer))),
                 )
             }
             StoreLocation::Postgres(url) => {

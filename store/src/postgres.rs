@@ -235,6 +235,14 @@ impl LogWriter for Writer {
     }
 
     #[tracing::instrument(level = "trace", skip_all)]
+    async fn clear_nodes(&mut self) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM merkle_nodes")
+            .execute(tx(self)?)
+            .await
+            .map(drop)
+    }
+
+    #[tracing::instrument(level = "trace", skip_all)]
     async fn fetch_nodes(&mut self, nodes: &[NodeId]) -> Result<Vec<Option<Hash>>, sqlx::Error> {
         fetch_nodes(tx(self)?, nodes).await
     }

@@ -484,8 +484,8 @@ pub(crate) use pages::{leaf_hashes, read_decisions, read_leaves, read_pages};
 /// writer's thread 11–17% less (BENCHMARKS.md, "The writer's statements, prepared once").
 const EVENTS_PER_INSERT: usize = 256;
 
-/// SQLite's 32,766 bound parameters, three a node.
-const NODES_PER_INSERT: usize = 10_000;
+/// SQLite's 32,766 bound parameters, three a leaf and five a subtree.
+const NODES_PER_INSERT: usize = 6_000;
 
 /// Multi-row INSERTs of up to this many rows are prepared once per row count and kept (one
 /// statement per count and table): the batches of single decisions are this small, and SQLite
@@ -494,8 +494,8 @@ const NODES_PER_INSERT: usize = 10_000;
 /// each time: their parse is a small part of their rows' work.
 const CACHED_ROWS: usize = 64;
 
-/// Room in the writer's statement cache for every kept INSERT: four tables (nodes count up to
-/// two per event) and the slow path's statements.
+/// Room in the writer's statement cache for every kept INSERT: five tables (leaves one per
+/// event, subtrees up to one) and the slow path's statements.
 const WRITER_STATEMENT_CACHE: usize = 512;
 
 /// Whether a multi-row INSERT of `rows` rows is prepared once and kept ([`CACHED_ROWS`]).
@@ -503,7 +503,7 @@ fn prepared_once(rows: usize) -> bool {
     rows <= CACHED_ROWS
 }
 
-/// One row of a multi-row INSERT into `merkle_nodes`.
+/// One row of a multi-row INSERT into `merkle_nodes` (a leaf).
 fn push_node(
     mut row: sqlx::query_builder::Separated<'_, Sqlite, &'static str>,
     &&(node, hash): &&(NodeId, Hash),
@@ -511,6 +511,48 @@ fn push_node(
     row.push_bind(i64::from(node.level()))
         .push_bind(sql_index(node.index()))
         .push_bind(hash.as_slice());
+}
+
+/// One row of a multi-row INSERT into `merkle_subtrees`.
+fn push_subtree(
+    mut row: sqlx::query_builder::Separated<'_, Sqlite, &'static str>,
+    &&(node, hash): &&(NodeId, Hash),
+) {
+    let (band, tile) = subtree_tile(node);
+    row.push_bind(band)
+        .push_bind(tile)
+        .push_bind(i64::from(node.level()))
+        .push_bind(sql_index(node.index()))
+        .push_bind(hash.as_slice());
+}
+
+/// The INSERT of leaves (level 0) into `merkle_nodes`, to be followed by its rows.
+const INSERT_LEAVES: &str = "INSERT OR FAIL INTO merkle_nodes (level, idx, hash) ";
+
+/// The INSERT of subtree hashes into `merkle_subtrees`, to be followed by its rows.
+const INSERT_SUBTREES: &str = "INSERT OR FAIL INTO merkle_subtrees (band, tile, level, idx, hash) ";
+
+/// Where SQLite keeps the hash of a subtree of level 4 or more: its (band, tile) in
+/// `merkle_subtrees` (migrations/sqlite/0016). A band is four levels (4–7, 8–11, …); a tile,
+/// the band's 30 nodes under one node of the level above the band, which the table's key keeps
+/// side by side, so that the four nodes of a band an inclusion proof needs are one page of the
+/// file, one disk read when it is cold, rather than four.
+pub(crate) fn subtree_tile(node: NodeId) -> (i64, i64) {
+    let level = node.level();
+    let band = level.saturating_sub(4) / 4;
+    let above = 4 * band + 8;
+    (
+        i64::from(band),
+        sql_index(node.index() >> above.saturating_sub(level)),
+    )
+}
+
+/// Stored nodes of the tree, each with its hash.
+type Nodes<'a> = Vec<&'a (NodeId, Hash)>;
+
+/// `kept` by the table each goes to: the leaves, then the subtrees.
+fn leaves_and_subtrees<'a>(kept: &[&'a (NodeId, Hash)]) -> (Nodes<'a>, Nodes<'a>) {
+    kept.iter().partition(|(node, _)| node.level() == 0)
 }
 
 /// The connection of the transaction under way: the writer's own.
@@ -664,18 +706,37 @@ impl LogWriter for Writer {
     }
 
     #[tracing::instrument(level = "trace", skip_all)]
+    async fn clear_nodes(&mut self) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM merkle_nodes")
+            .execute(&mut self.conn)
+            .await?;
+        sqlx::query("DELETE FROM merkle_subtrees")
+            .execute(&mut self.conn)
+            .await
+            .map(drop)
+    }
+
+    #[tracing::instrument(level = "trace", skip_all)]
     async fn fetch_nodes(&mut self, nodes: &[NodeId]) -> Result<Vec<Option<Hash>>, sqlx::Error> {
         fetch_nodes(&mut self.conn, nodes).await
     }
 
     #[tracing::instrument(level = "trace", skip_all)]
     async fn insert_nodes(&mut self, kept: &[&(NodeId, Hash)]) -> Result<(), sqlx::Error> {
-        for chunk in kept.chunks(NODES_PER_INSERT) {
-            let mut q =
-                QueryBuilder::<Sqlite>::new("INSERT OR FAIL INTO merkle_nodes (level, idx, hash) ");
+        let (leaves, subtrees) = leaves_and_subtrees(kept);
+        for chunk in leaves.chunks(NODES_PER_INSERT) {
+            let mut q = QueryBuilder::<Sqlite>::new(INSERT_LEAVES);
             q.push_values(chunk, push_node);
             q.build()
-                .persistent(prepared_once(chunk.len() / 2))
+                .persistent(prepared_once(chunk.len()))
+                .execute(&mut self.conn)
+                .await?;
+        }
+        for chunk in subtrees.chunks(NODES_PER_INSERT) {
+            let mut q = QueryBuilder::<Sqlite>::new(INSERT_SUBTREES);
+            q.push_values(chunk, push_subtree);
+            q.build()
+                .persistent(prepared_once(chunk.len()))
                 .execute(&mut self.conn)
                 .await?;
         }
@@ -695,10 +756,19 @@ impl LogWriter for Writer {
         if kept.is_empty() || kept.len() > NODES_PER_INSERT || fence.is_some() {
             return crate::write_path::nodes_then_finish(self, kept, fence, size).await;
         }
-        let mut q =
-            QueryBuilder::<Sqlite>::new("INSERT OR FAIL INTO merkle_nodes (level, idx, hash) ");
-        q.push_values(kept, push_node);
-        q.push("; COMMIT");
+        let (leaves, subtrees) = leaves_and_subtrees(kept);
+        let mut q = QueryBuilder::<Sqlite>::new("");
+        if !leaves.is_empty() {
+            q.push(INSERT_LEAVES)
+                .push_values(&leaves, push_node)
+                .push("; ");
+        }
+        if !subtrees.is_empty() {
+            q.push(INSERT_SUBTREES)
+                .push_values(&subtrees, push_subtree)
+                .push("; ");
+        }
+        q.push("COMMIT");
         q.build()
             .persistent(prepared_once(kept.len() / 2))
             .execute(&mut self.conn)
@@ -798,24 +868,7 @@ async fn fetch_nodes(
 ) -> Result<Vec<Option<Hash>>, sqlx::Error> {
     let mut found: HashMap<(u32, u64), Hash> = HashMap::with_capacity(nodes.len() * 2);
     for chunk in nodes.chunks(NODES_PER_SELECT) {
-        let mut q = QueryBuilder::<Sqlite>::new("");
-        for (i, node) in chunk.iter().enumerate() {
-            if i > 0 {
-                q.push(" UNION ALL ");
-            }
-            if crate::write_path::is_kept(*node) {
-                q.push("SELECT level, idx, hash FROM merkle_nodes WHERE level = ")
-                    .push_bind(i64::from(node.level()))
-                    .push(" AND idx = ")
-                    .push_bind(sql_index(node.index()));
-            } else {
-                let leaves = node.leaves();
-                q.push("SELECT level, idx, hash FROM merkle_nodes WHERE level = 0 AND idx >= ")
-                    .push_bind(sql_index(leaves.start))
-                    .push(" AND idx < ")
-                    .push_bind(sql_index(leaves.end));
-            }
-        }
+        let mut q = nodes_query("", chunk);
         let rows: Vec<(i64, i64, Vec<u8>)> = q
             .build_query_as()
             .persistent(false)
@@ -832,6 +885,38 @@ async fn fetch_nodes(
         }
     }
     Ok(resolve_nodes(nodes, &found))
+}
+
+/// The statement [`fetch_nodes`] reads `nodes` with (after `prefix`): a primary-key look-up
+/// of each stored node, a leaf range for each of the others.
+fn nodes_query(prefix: &str, nodes: &[NodeId]) -> QueryBuilder<Sqlite> {
+    let mut q = QueryBuilder::<Sqlite>::new(prefix);
+    for (i, node) in nodes.iter().enumerate() {
+        if i > 0 {
+            q.push(" UNION ALL ");
+        }
+        if node.level() == 0 {
+            q.push("SELECT level, idx, hash FROM merkle_nodes WHERE level = 0 AND idx = ")
+                .push_bind(sql_index(node.index()));
+        } else if crate::write_path::is_kept(*node) {
+            let (band, tile) = subtree_tile(*node);
+            q.push("SELECT level, idx, hash FROM merkle_subtrees WHERE band = ")
+                .push_bind(band)
+                .push(" AND tile = ")
+                .push_bind(tile)
+                .push(" AND level = ")
+                .push_bind(i64::from(node.level()))
+                .push(" AND idx = ")
+                .push_bind(sql_index(node.index()));
+        } else {
+            let leaves = node.leaves();
+            q.push("SELECT level, idx, hash FROM merkle_nodes WHERE level = 0 AND idx >= ")
+                .push_bind(sql_index(leaves.start))
+                .push(" AND idx < ")
+                .push_bind(sql_index(leaves.end));
+        }
+    }
+    q
 }
 
 crate::reads::decision_scan_backend!(Sqlite, SCAN_DIALECT);
@@ -977,6 +1062,42 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert!(!wal.exists(), "the writer's connection did not close");
+    }
+
+    /// A proof's nodes of one band lie in one tile (one page of `merkle_subtrees`), and each
+    /// is read by the table's primary key.
+    #[tokio::test]
+    async fn a_proofs_nodes_of_a_band_are_one_tile_read_by_key() {
+        let size = 1u64 << 24;
+        for leaf in [0, 1, 4_095, 5_000_001, size - 1] {
+            let nodes =
+                consent_ledger_audit::tree::inclusion_path_nodes(leaf, size).expect("a path");
+            let mut tiles = std::collections::BTreeSet::new();
+            for node in nodes.iter().filter(|n| n.level() >= 4) {
+                tiles.insert(subtree_tile(*node));
+            }
+            // Levels 4–23: five bands, one tile each.
+            assert_eq!(
+                tiles.iter().map(|(band, _)| *band).collect::<Vec<_>>(),
+                [0, 1, 2, 3, 4],
+                "leaf {leaf}: {tiles:?}"
+            );
+        }
+        let dir = tempfile::tempdir().expect("dir");
+        let (pool, _writer) = open(&dir.path().join("ledger.db")).await.expect("open");
+        let nodes =
+            [NodeId::new(0, 7), NodeId::new(2, 1), NodeId::new(9, 3)].map(|n| n.expect("a node"));
+        let plan = explain(&pool, nodes_query("EXPLAIN QUERY PLAN ", &nodes)).await;
+        let searches: Vec<&String> = plan.iter().filter(|s| s.starts_with("SEARCH")).collect();
+        assert_eq!(
+            searches,
+            [
+                "SEARCH merkle_nodes USING PRIMARY KEY (level=? AND idx=?)",
+                "SEARCH merkle_nodes USING PRIMARY KEY (level=? AND idx>? AND idx<?)",
+                "SEARCH merkle_subtrees USING PRIMARY KEY (band=? AND tile=? AND level=? AND idx=?)",
+            ],
+            "{plan:?}"
+        );
     }
 
     /// A time window's cancellations are one range of their partial index, never a walk of the

@@ -1529,6 +1529,105 @@ mod sqlite {
         super::the_merkle_tree_follows_the_log(location).await;
     }
 
+    /// A file whose subtree hashes were kept by level (before migration 0016) has them moved
+    /// into tiles when it is opened: every root and proof is the same as before, the leaves
+    /// stay where they were, and the log appends on from the moved tree.
+    #[tokio::test]
+    async fn a_tree_kept_by_level_is_moved_into_tiles() {
+        use consent_ledger_audit::leaf::event_leaf_hash;
+        use consent_ledger_audit::tree::MemoryTree;
+        use sqlx::Connection as _;
+
+        let (dir, location) = fresh();
+        let store = super::open(&location).await;
+        let total = 1_000u64;
+        super::numbered_log(&store, "tiles", total).await;
+        let positions: Vec<u64> = (0..total).collect();
+        let sizes = [16, 17, 256, 511, 999, total];
+        let mut before = Vec::new();
+        for size in sizes {
+            before.push((
+                store.tree_root(size).await.expect("root"),
+                store
+                    .inclusion_proofs(&positions[..size as usize], size)
+                    .await
+                    .expect("proofs"),
+            ));
+        }
+        drop(store);
+
+        // The file as migration 0015 left it: every kept node in `merkle_nodes`.
+        let path = dir.path().join("ledger.db");
+        let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("connect");
+        async fn count(db: &mut sqlx::SqliteConnection, sql: &'static str) -> i64 {
+            sqlx::query_scalar(sql)
+                .fetch_one(db)
+                .await
+                .expect("a count")
+        }
+        let subtrees = count(&mut db, "SELECT COUNT(*) FROM merkle_subtrees").await;
+        assert!(subtrees > 60, "levels 4–9 of 1,000 leaves: {subtrees} rows");
+        for sql in [
+            "INSERT INTO merkle_nodes (level, idx, hash) \
+             SELECT level, idx, hash FROM merkle_subtrees",
+            "DROP TABLE merkle_subtrees",
+            "DELETE FROM _sqlx_migrations WHERE version = 16",
+        ] {
+            sqlx::query(sql).execute(&mut db).await.expect(sql);
+        }
+        db.close().await.expect("close");
+
+        let store = super::open(&location).await;
+        for (size, (root, proofs)) in sizes.into_iter().zip(&before) {
+            assert_eq!(&store.tree_root(size).await.expect("root"), root, "{size}");
+            assert_eq!(
+                &store
+                    .inclusion_proofs(&positions[..size as usize], size)
+                    .await
+                    .expect("proofs"),
+                proofs,
+                "{size}"
+            );
+        }
+        let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("connect");
+        assert_eq!(
+            count(&mut db, "SELECT COUNT(*) FROM merkle_subtrees").await,
+            subtrees
+        );
+        assert_eq!(
+            count(&mut db, "SELECT COUNT(*) FROM merkle_nodes WHERE level > 0").await,
+            0
+        );
+        assert_eq!(
+            count(&mut db, "SELECT COUNT(*) FROM merkle_nodes").await,
+            total as i64
+        );
+        db.close().await.expect("close");
+
+        // The writer resumes from the moved tree.
+        super::numbered_log(&store, "after", 40).await;
+        let log = store
+            .read_range(Position::ZERO, u32::MAX)
+            .await
+            .expect("log");
+        let leaves: Vec<_> = log.iter().map(|e| event_leaf_hash(&e.leaf())).collect();
+        let size = leaves.len() as u64;
+        assert_eq!(size, total + 40);
+        let reference = MemoryTree::new(leaves);
+        assert_eq!(store.tree_root(size).await.expect("root"), reference.root());
+        let proofs = store
+            .inclusion_proofs(&[0, 517, size - 1], size)
+            .await
+            .expect("proofs");
+        for (proof, p) in proofs.iter().zip([0, 517, size - 1]) {
+            assert_eq!(proof.path, reference.inclusion_path(p).expect("path"));
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn many_proofs_at_once_equal_the_proofs_one_by_one() {
         let (_dir, location) = fresh();

@@ -8,8 +8,8 @@
 //! out of sqlx's worker once ([`sqlx::SqliteConnection::lock_handle`], as the bulk reads of
 //! `pages` do) and runs the whole transaction on its own thread: `BEGIN IMMEDIATE`, the head
 //! checked against the one its last commit left, one single-row INSERT stepped per key, claim,
-//! event, sealed field's opening, tracking update, webhook message and subtree hash, the fence
-//! moved, `COMMIT` — the one fsync of the batch.
+//! event, sealed field's opening, tracking update, webhook message, leaf hash and subtree hash,
+//! the fence moved, `COMMIT` — the one fsync of the batch.
 //!
 //! Its statements are prepared the first time a batch needs them and kept with the writer's
 //! connection ([`Kept`]): prepared per batch, the parsing was 6–7% of the group commit's
@@ -57,7 +57,10 @@ const EVENT: &CStr = match CStr::from_bytes_with_nul(
     Err(_) => panic!("the events' INSERT is one NUL-terminated string"),
 };
 
-const NODE: &CStr = c"INSERT OR FAIL INTO merkle_nodes (level, idx, hash) VALUES (?1, ?2, ?3)";
+const LEAF: &CStr = c"INSERT OR FAIL INTO merkle_nodes (level, idx, hash) VALUES (0, ?1, ?2)";
+
+const SUBTREE: &CStr = c"INSERT OR FAIL INTO merkle_subtrees (band, tile, level, idx, hash) \
+    VALUES (?1, ?2, ?3, ?4, ?5)";
 
 const OPENING: &CStr = c"INSERT OR FAIL INTO openings \
     (position, pointer, value, salt, stream_type, stream_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
@@ -142,8 +145,18 @@ fn write(db: &mut On<'_>, whole: &Whole<'_, '_>) -> Result<bool, RawError> {
     let events = whole.stamped.events();
     insert_each(db, Sql::Event, &events, |event| event_row(event, time))?;
     rows_beside(db, whole.stamped)?;
-    insert_each(db, Sql::Node, whole.kept, |(node, hash)| {
+    let (leaves, subtrees) = super::leaves_and_subtrees(whole.kept);
+    insert_each(db, Sql::Leaf, &leaves, |(node, hash)| {
         [
+            Value::Int(sql_index(node.index())),
+            Value::Blob(hash.as_slice()),
+        ]
+    })?;
+    insert_each(db, Sql::Subtree, &subtrees, |(node, hash)| {
+        let (band, tile) = super::subtree_tile(*node);
+        [
+            Value::Int(band),
+            Value::Int(tile),
             Value::Int(i64::from(node.level())),
             Value::Int(sql_index(node.index())),
             Value::Blob(hash.as_slice()),
@@ -245,7 +258,8 @@ enum Sql {
     Key,
     Claim,
     Event,
-    Node,
+    Leaf,
+    Subtree,
     Opening,
     Tracking,
     Outbox,
@@ -253,7 +267,7 @@ enum Sql {
 }
 
 impl Sql {
-    const COUNT: usize = 9;
+    const COUNT: usize = 10;
 
     fn text(self) -> &'static CStr {
         match self {
@@ -261,7 +275,8 @@ impl Sql {
             Sql::Key => KEY,
             Sql::Claim => CLAIM,
             Sql::Event => EVENT,
-            Sql::Node => NODE,
+            Sql::Leaf => LEAF,
+            Sql::Subtree => SUBTREE,
             Sql::Opening => OPENING,
             Sql::Tracking => TRACKING,
             Sql::Outbox => OUTBOX,

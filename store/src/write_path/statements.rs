@@ -279,14 +279,6 @@ macro_rules! writer_statements {
         }
 
         #[tracing::instrument(level = "trace", skip_all)]
-        async fn clear_nodes(&mut self) -> Result<(), sqlx::Error> {
-            sqlx::query("DELETE FROM merkle_nodes")
-                .execute(tx(self)?)
-                .await
-                .map(drop)
-        }
-
-        #[tracing::instrument(level = "trace", skip_all)]
         async fn events_between(
             &mut self,
             from: u64,
