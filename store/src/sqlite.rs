@@ -537,7 +537,7 @@ const INSERT_SUBTREES: &str = "INSERT OR FAIL INTO merkle_subtrees (band, tile, 
 /// the band's 30 nodes under one node of the level above the band, which the table's key keeps
 /// side by side, so that the four nodes of a band an inclusion proof needs are one page of the
 /// file, one disk read when it is cold, rather than four.
-pub(crate) fn subtree_tile(node: NodeId) -> (i64, i64) {
+fn subtree_tile(node: NodeId) -> (i64, i64) {
     let level = node.level();
     let band = level.saturating_sub(4) / 4;
     let above = 4 * band + 8;
