@@ -403,18 +403,16 @@ impl Store {
     /// connections at once, so that the disk serves them side by side.
     #[tracing::instrument(level = "debug", skip_all, fields(positions = positions.len()))]
     pub async fn read_positions(&self, positions: &[u64]) -> Result<Vec<StoredEvent>, StoreError> {
-        use futures_util::{StreamExt as _, TryStreamExt as _};
         let parts = scattered_parts(positions, merkle::LONE_AT_ONCE);
         if parts.len() < 2 {
             return on_backend!(self, read_positions(positions));
         }
-        let read: Vec<Vec<StoredEvent>> = futures_util::stream::iter(
+        let read = merkle::side_by_side(
             parts
                 .into_iter()
-                .map(|part| async move { on_backend!(self, read_positions(part)) }),
+                .map(|part| async move { on_backend!(self, read_positions(part)) })
+                .collect(),
         )
-        .buffered(merkle::LONE_AT_ONCE)
-        .try_collect()
         .await?;
         Ok(read.concat())
     }

@@ -121,16 +121,12 @@ impl Store {
         // A lone position's path lies on pages of its own, which on a cold file are reads from
         // the disk, one after another within a query: its look-ups are made on several of the
         // pool's connections at once, so that the disk serves them side by side.
-        // (The look-ups gathered first: a closure in the stream's type would not be `Send` for
-        // every lifetime, as the export's spawned pages need.)
-        let asked: Vec<_> = lone
-            .iter()
-            .map(|(_, _, _, nodes)| self.stored_nodes(nodes))
-            .collect();
-        let fetched: Vec<HashMap<NodeId, Hash>> = futures_util::stream::iter(asked)
-            .buffered(LONE_AT_ONCE)
-            .try_collect()
-            .await?;
+        let fetched = side_by_side(
+            lone.iter()
+                .map(|(_, _, _, nodes)| self.stored_nodes(nodes))
+                .collect(),
+        )
+        .await?;
         for ((slot, p, leaf, _), stored) in lone.iter().zip(fetched) {
             proofs[*slot] = Some(Inclusion {
                 leaf: lookup(&stored, *leaf).map_err(proof_error)?,
@@ -198,6 +194,18 @@ impl Store {
     pub async fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError> {
         on_backend!(self, checkpoints())
     }
+}
+
+/// The answers of `reads`, in order, [`LONE_AT_ONCE`] of them under way at a time; the first
+/// error ends it. (The reads are made by the caller first: a closure in the stream's type would
+/// not be `Send` for every lifetime, as the export's spawned pages need.)
+pub(crate) async fn side_by_side<T>(
+    reads: Vec<impl std::future::Future<Output = Result<T, StoreError>>>,
+) -> Result<Vec<T>, StoreError> {
+    futures_util::stream::iter(reads)
+        .buffered(LONE_AT_ONCE)
+        .try_collect()
+        .await
 }
 
 fn lookup(stored: &HashMap<NodeId, Hash>, node: NodeId) -> Result<Hash, TreeError> {

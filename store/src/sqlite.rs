@@ -526,11 +526,21 @@ fn push_subtree(
         .push_bind(hash.as_slice());
 }
 
-/// The INSERT of leaves (level 0) into `merkle_nodes`, to be followed by its rows.
-const INSERT_LEAVES: &str = "INSERT OR FAIL INTO merkle_nodes (level, idx, hash) ";
-
-/// The INSERT of subtree hashes into `merkle_subtrees`, to be followed by its rows.
-const INSERT_SUBTREES: &str = "INSERT OR FAIL INTO merkle_subtrees (band, tile, level, idx, hash) ";
+/// Appends to `q` the INSERTs of `kept` (at most [`NODES_PER_INSERT`]), each ended by `; `:
+/// the leaves into `merkle_nodes`, the subtrees into `merkle_subtrees`.
+fn push_node_inserts(q: &mut QueryBuilder<Sqlite>, kept: &[&(NodeId, Hash)]) {
+    let (leaves, subtrees) = leaves_and_subtrees(kept);
+    if !leaves.is_empty() {
+        q.push("INSERT OR FAIL INTO merkle_nodes (level, idx, hash) ")
+            .push_values(&leaves, push_node)
+            .push("; ");
+    }
+    if !subtrees.is_empty() {
+        q.push("INSERT OR FAIL INTO merkle_subtrees (band, tile, level, idx, hash) ")
+            .push_values(&subtrees, push_subtree)
+            .push("; ");
+    }
+}
 
 /// Where SQLite keeps the hash of a subtree of level 4 or more: its (band, tile) in
 /// `merkle_subtrees` (migrations/sqlite/0016). A band is four levels (4–7, 8–11, …); a tile,
@@ -707,10 +717,7 @@ impl LogWriter for Writer {
 
     #[tracing::instrument(level = "trace", skip_all)]
     async fn clear_nodes(&mut self) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM merkle_nodes")
-            .execute(&mut self.conn)
-            .await?;
-        sqlx::query("DELETE FROM merkle_subtrees")
+        sqlx::query("DELETE FROM merkle_nodes; DELETE FROM merkle_subtrees")
             .execute(&mut self.conn)
             .await
             .map(drop)
@@ -723,20 +730,11 @@ impl LogWriter for Writer {
 
     #[tracing::instrument(level = "trace", skip_all)]
     async fn insert_nodes(&mut self, kept: &[&(NodeId, Hash)]) -> Result<(), sqlx::Error> {
-        let (leaves, subtrees) = leaves_and_subtrees(kept);
-        for chunk in leaves.chunks(NODES_PER_INSERT) {
-            let mut q = QueryBuilder::<Sqlite>::new(INSERT_LEAVES);
-            q.push_values(chunk, push_node);
+        for chunk in kept.chunks(NODES_PER_INSERT) {
+            let mut q = QueryBuilder::<Sqlite>::new("");
+            push_node_inserts(&mut q, chunk);
             q.build()
-                .persistent(prepared_once(chunk.len()))
-                .execute(&mut self.conn)
-                .await?;
-        }
-        for chunk in subtrees.chunks(NODES_PER_INSERT) {
-            let mut q = QueryBuilder::<Sqlite>::new(INSERT_SUBTREES);
-            q.push_values(chunk, push_subtree);
-            q.build()
-                .persistent(prepared_once(chunk.len()))
+                .persistent(prepared_once(chunk.len() / 2))
                 .execute(&mut self.conn)
                 .await?;
         }
@@ -756,18 +754,8 @@ impl LogWriter for Writer {
         if kept.is_empty() || kept.len() > NODES_PER_INSERT || fence.is_some() {
             return crate::write_path::nodes_then_finish(self, kept, fence, size).await;
         }
-        let (leaves, subtrees) = leaves_and_subtrees(kept);
         let mut q = QueryBuilder::<Sqlite>::new("");
-        if !leaves.is_empty() {
-            q.push(INSERT_LEAVES)
-                .push_values(&leaves, push_node)
-                .push("; ");
-        }
-        if !subtrees.is_empty() {
-            q.push(INSERT_SUBTREES)
-                .push_values(&subtrees, push_subtree)
-                .push("; ");
-        }
+        push_node_inserts(&mut q, kept);
         q.push("COMMIT");
         q.build()
             .persistent(prepared_once(kept.len() / 2))
