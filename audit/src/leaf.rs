@@ -60,13 +60,7 @@ fn write_tail(out: &mut impl Write, event: &LeafEvent<'_>) {
     put(out, b",\"position\":");
     push_number(out, event.position);
     put(out, b",\"recorded_at\":\"");
-    put(
-        out,
-        event
-            .recorded_at
-            .to_rfc3339_opts(SecondsFormat::Micros, true)
-            .as_bytes(),
-    );
+    push_time(out, event.recorded_at);
     put(out, b"\",\"request_id\":");
     push_str(out, event.request_id);
     put(out, b",\"schema_version\":");
@@ -93,10 +87,58 @@ fn push_str(out: &mut impl Write, s: &str) {
 /// implementation formats the double (never reached by positions or versions in practice).
 fn push_number(out: &mut impl Write, n: u64) {
     if n <= MAX_SAFE {
-        let _ = write!(out, "{n}");
+        let mut text = [0u8; 20];
+        let from = decimal_digits(&mut text, n);
+        put(out, text.get(from..).unwrap_or_default());
     } else if let Ok(text) = serde_json_canonicalizer::to_vec(&n) {
         put(out, &text);
     }
+}
+
+/// Writes `n` in decimal at the end of `text` (20 places hold any u64); returns where it begins.
+fn decimal_digits(text: &mut [u8; 20], mut n: u64) -> usize {
+    let mut from = text.len();
+    for place in text.iter_mut().rev() {
+        *place = b'0' + (n % 10) as u8;
+        from -= 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    from
+}
+
+/// `recorded_at` as `to_rfc3339_opts(SecondsFormat::Micros, true)` writes it
+/// (`2026-01-02T03:04:05.000000Z`), without the `String` it allocates: every leaf the writer
+/// and `audit-log` hash carries one. A year outside 0–9999 or a leap second takes chrono's way.
+fn push_time(out: &mut impl Write, at: DateTime<Utc>) {
+    use chrono::{Datelike, Timelike};
+    let nanos = at.nanosecond();
+    let year = u32::try_from(at.year()).ok().filter(|year| *year <= 9999);
+    let (Some(year), false) = (year, nanos >= 1_000_000_000) else {
+        let chrono = at.to_rfc3339_opts(SecondsFormat::Micros, true);
+        put(out, chrono.as_bytes());
+        return;
+    };
+    let mut text = *b"0000-00-00T00:00:00.000000Z";
+    let fields = [
+        (0..4, year),
+        (5..7, at.month()),
+        (8..10, at.day()),
+        (11..13, at.hour()),
+        (14..16, at.minute()),
+        (17..19, at.second()),
+        (20..26, nanos / 1_000),
+    ];
+    for (places, value) in fields {
+        let mut value = value;
+        for place in text.get_mut(places).into_iter().flatten().rev() {
+            *place = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    }
+    put(out, &text);
 }
 
 /// A JSON value as RFC 8785 canonical text: what an event's payload is stored as.
@@ -151,10 +193,10 @@ pub struct LeafHead(Sha256);
 
 impl LeafHead {
     pub fn new(actor: &str, event_type: &str, payload: &str) -> Self {
-        let mut hasher = LeafHasher(Sha256::new());
-        hasher.0.update([LEAF_HASH_PREFIX]);
-        write_head(&mut hasher, actor, event_type, payload);
-        Self(hasher.0)
+        let mut hasher = Sha256::new();
+        hasher.update([LEAF_HASH_PREFIX]);
+        write_head(&mut LeafHasher(&mut hasher), actor, event_type, payload);
+        Self(hasher)
     }
 
     /// The leaf hash of `event`, whose actor, event type and payload must be the ones this
@@ -167,9 +209,65 @@ impl LeafHead {
                 == self.0.clone().finalize(),
             "a leaf hash finished from the head of another event"
         );
-        let mut hasher = LeafHasher(self.0.clone());
-        write_tail(&mut hasher, event);
-        hasher.0.finalize().into()
+        let mut hasher = self.0.clone();
+        // Gathered first and hashed in one call: a score of small writes into SHA-256 cost
+        // more than the copy (a tail longer than the room, a long request id, goes straight in).
+        let mut tail = Tail::default();
+        write_tail(&mut tail, event);
+        match tail.gathered() {
+            Some(bytes) => hasher.update(bytes),
+            None => write_tail(&mut LeafHasher(&mut hasher), event),
+        }
+        hasher.finalize().into()
+    }
+}
+
+/// Room for a leaf's tail ([`write_tail`]): its fixed keys, numbers and time take ~130 bytes,
+/// the rest is the request id, stream id and stream type.
+const TAIL_ROOM: usize = 320;
+
+/// A leaf's tail gathered on the stack; remembers whether it overflowed.
+struct Tail {
+    bytes: [u8; TAIL_ROOM],
+    len: usize,
+    overflowed: bool,
+}
+
+impl Default for Tail {
+    fn default() -> Self {
+        Self {
+            bytes: [0; TAIL_ROOM],
+            len: 0,
+            overflowed: false,
+        }
+    }
+}
+
+impl Tail {
+    /// The whole tail, unless it did not fit.
+    fn gathered(&self) -> Option<&[u8]> {
+        if self.overflowed {
+            return None;
+        }
+        self.bytes.get(..self.len)
+    }
+}
+
+impl Write for Tail {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let end = self.len + buf.len();
+        match self.bytes.get_mut(self.len..end) {
+            Some(room) if !self.overflowed => {
+                room.copy_from_slice(buf);
+                self.len = end;
+            }
+            _ => self.overflowed = true,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -181,9 +279,9 @@ impl std::fmt::Debug for LeafHead {
 
 /// The leaf data written straight into its hash, without building it first (the log's writer
 /// and `audit-log` hash every event).
-struct LeafHasher(Sha256);
+struct LeafHasher<'a>(&'a mut Sha256);
 
-impl Write for LeafHasher {
+impl Write for LeafHasher<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0.update(buf);
         Ok(buf.len())
@@ -196,7 +294,7 @@ impl Write for LeafHasher {
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
+    use chrono::{TimeZone, Timelike};
     use serde::Serialize;
     use serde_json::json;
 
@@ -300,6 +398,73 @@ mod tests {
         let head = LeafHead::new(ACTOR, "TrackingAccessAllowed", &text);
         for position in [0, 1, 63, 64, MAX_SAFE, u64::MAX] {
             let event = event(&text, position);
+            assert_eq!(head.finish(&event), leaf_hash(&leaf_data(&event)));
+        }
+    }
+
+    #[test]
+    fn times_are_written_as_chrono_writes_them() {
+        let mut times: Vec<DateTime<Utc>> = [
+            (0, 1, 1, 0, 0, 0, 0),
+            (1, 2, 3, 4, 5, 6, 7_000),
+            (999, 12, 31, 23, 59, 59, 999_999_999),
+            (1970, 1, 1, 0, 0, 0, 1),
+            (2026, 12, 7, 6, 34, 12, 123_456_789),
+            (9999, 12, 31, 23, 59, 59, 999_999_000),
+        ]
+        .into_iter()
+        .map(|(y, mo, d, h, mi, s, n)| {
+            Utc.with_ymd_and_hms(y, mo, d, h, mi, s)
+                .single()
+                .unwrap()
+                .with_nanosecond(n)
+                .unwrap()
+        })
+        .collect();
+        // Chrono's way: years it writes with a sign or five digits, and a leap second.
+        times.push(Utc.with_ymd_and_hms(-1, 1, 1, 0, 0, 0).single().unwrap());
+        times.push(
+            Utc.with_ymd_and_hms(10_000, 1, 1, 0, 0, 0)
+                .single()
+                .unwrap(),
+        );
+        let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+            .and_then(|d| d.and_hms_nano_opt(23, 59, 59, 1_500_000_000))
+            .unwrap()
+            .and_utc();
+        times.push(leap);
+        let mut at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().unwrap();
+        for step in 0..2_000u32 {
+            at += chrono::Duration::nanoseconds(i64::from(step) * 7_777_777_777);
+            times.push(at);
+        }
+        for at in times {
+            let mut written = Vec::new();
+            push_time(&mut written, at);
+            let chrono = at.to_rfc3339_opts(SecondsFormat::Micros, true);
+            assert_eq!(String::from_utf8(written).unwrap(), chrono);
+        }
+    }
+
+    #[test]
+    fn numbers_are_written_as_formatting_writes_them() {
+        for n in [0, 1, 9, 10, 99, 100, 12_345, u64::from(u32::MAX), MAX_SAFE] {
+            let mut written = Vec::new();
+            push_number(&mut written, n);
+            assert_eq!(String::from_utf8(written).unwrap(), n.to_string());
+        }
+    }
+
+    #[test]
+    fn a_tail_too_long_to_gather_is_hashed_as_it_is_written() {
+        let text = canonical_text(&json!({"a": 1})).unwrap();
+        let long = "r".repeat(TAIL_ROOM * 2);
+        for request_id in ["short", &long[..TAIL_ROOM - 120], &long] {
+            let event = LeafEvent {
+                request_id,
+                ..event(&text, 42)
+            };
+            let head = LeafHead::new(ACTOR, "TrackingAccessAllowed", &text);
             assert_eq!(head.finish(&event), leaf_hash(&leaf_data(&event)));
         }
     }
