@@ -87,26 +87,10 @@ fn push_str(out: &mut impl Write, s: &str) {
 /// implementation formats the double (never reached by positions or versions in practice).
 fn push_number(out: &mut impl Write, n: u64) {
     if n <= MAX_SAFE {
-        let mut text = [0u8; 20];
-        let from = decimal_digits(&mut text, n);
-        put(out, text.get(from..).unwrap_or_default());
+        put(out, itoa::Buffer::new().format(n).as_bytes());
     } else if let Ok(text) = serde_json_canonicalizer::to_vec(&n) {
         put(out, &text);
     }
-}
-
-/// Writes `n` in decimal at the end of `text` (20 places hold any u64); returns where it begins.
-fn decimal_digits(text: &mut [u8; 20], mut n: u64) -> usize {
-    let mut from = text.len();
-    for place in text.iter_mut().rev() {
-        *place = b'0' + (n % 10) as u8;
-        from -= 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    from
 }
 
 /// `recorded_at` as `to_rfc3339_opts(SecondsFormat::Micros, true)` writes it
