@@ -1,7 +1,9 @@
 //! Where the CPU goes under a load: each thread of the server by the stage it serves (Linux's
 //! `/proc/PID/task/*/stat`, `serve` names its threads) and the whole machine (`/proc/stat`),
 //! read before and after the load and reported per request. A row that misses its goal is
-//! then shown beside what each stage of it costs, measured in the same run.
+//! then shown beside what each stage of it costs, measured in the same run. What each stage
+//! wrote (`/proc/PID/task/*/io`) is read with it: a page of SQLite written whole, to a WAL and
+//! again by a checkpoint, is CPU spent copying and bytes the log's syncs wait behind.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -66,10 +68,23 @@ impl Stage {
     }
 }
 
+/// Bytes a thread has written so far, from its `/proc/PID/task/TID/io`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Written {
+    /// Handed to `write` and its kin (`wchar`): what the kernel copied into the page cache.
+    pub(crate) calls: u64,
+    /// Pages dirtied for the disk (`write_bytes`): what the disk will be sent, counted once
+    /// however often a page is written again before it goes.
+    pub(crate) disk: u64,
+}
+
 /// CPU ticks spent so far: by the server's threads, by stage, and by the whole machine.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Sample {
     stages: BTreeMap<Stage, u64>,
+    /// Bytes written by stage; `None` when a thread's counters could not be read (another
+    /// user's process without the right to trace it, or a kernel without task I/O accounting).
+    written: Option<BTreeMap<Stage, Written>>,
     /// Every CPU's ticks running anything (user, nice, system, interrupts).
     machine_busy: u64,
     machine_idle: u64,
@@ -80,14 +95,34 @@ pub(crate) struct Sample {
 impl Sample {
     /// Reads the threads of process `pid` and the machine's counters now.
     pub(crate) fn take(pid: u32) -> std::io::Result<Self> {
-        let mut sample = Sample::default();
+        let mut sample = Sample {
+            written: Some(BTreeMap::new()),
+            ..Sample::default()
+        };
         for task in std::fs::read_dir(Path::new("/proc").join(pid.to_string()).join("task"))? {
+            let task = task?.path();
             // A thread that ended between the listing and the read has nothing left to count.
-            let Ok(stat) = std::fs::read_to_string(task?.path().join("stat")) else {
+            let Ok(stat) = std::fs::read_to_string(task.join("stat")) else {
                 continue;
             };
-            if let Some((comm, ticks)) = thread_ticks(&stat) {
-                *sample.stages.entry(Stage::of(comm)).or_default() += ticks;
+            let Some((comm, ticks)) = thread_ticks(&stat) else {
+                continue;
+            };
+            let stage = Stage::of(comm);
+            *sample.stages.entry(stage).or_default() += ticks;
+            let written = match std::fs::read_to_string(task.join("io")) {
+                Ok(io) => thread_written(&io),
+                // Ended since its `stat` was read: nothing left to count, as above.
+                Err(_) if !task.exists() => continue,
+                Err(_) => None,
+            };
+            match (written, &mut sample.written) {
+                (Some(w), Some(sum)) => {
+                    let sum = sum.entry(stage).or_default();
+                    sum.calls += w.calls;
+                    sum.disk += w.disk;
+                }
+                _ => sample.written = None,
             }
         }
         let stat = std::fs::read_to_string("/proc/stat")?;
@@ -112,8 +147,24 @@ impl Sample {
                 (*s, micros(at(self), at(later)))
             })
             .collect();
+        let written = match (&self.written, &later.written) {
+            (Some(before), Some(after)) => Some(
+                Stage::ALL
+                    .iter()
+                    .map(|s| {
+                        let at =
+                            |x: &BTreeMap<Stage, Written>| x.get(s).copied().unwrap_or_default();
+                        let (b, a) = (at(before), at(after));
+                        let each = |x: u64, y: u64| y.saturating_sub(x) as f64 / requests.max(1.0);
+                        (*s, each(b.calls, a.calls), each(b.disk, a.disk))
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        };
         PerRequest {
             stages,
+            written,
             machine_busy: micros(self.machine_busy, later.machine_busy),
             machine_idle: micros(self.machine_idle, later.machine_idle),
             machine_steal: micros(self.machine_steal, later.machine_steal),
@@ -125,6 +176,8 @@ impl Sample {
 #[derive(Debug, Clone)]
 pub(crate) struct PerRequest {
     pub(crate) stages: Vec<(Stage, f64)>,
+    /// Bytes a request by stage: (handed to `write`, dirtied for the disk); `None` when not read.
+    pub(crate) written: Option<Vec<(Stage, f64, f64)>>,
     pub(crate) machine_busy: f64,
     pub(crate) machine_idle: f64,
     pub(crate) machine_steal: f64,
@@ -136,6 +189,11 @@ impl PerRequest {
         let n = n.max(1.0);
         PerRequest {
             stages: self.stages.iter().map(|(s, us)| (*s, us / n)).collect(),
+            written: self.written.as_ref().map(|w| {
+                w.iter()
+                    .map(|(s, calls, disk)| (*s, calls / n, disk / n))
+                    .collect()
+            }),
             machine_busy: self.machine_busy / n,
             machine_idle: self.machine_idle / n,
             machine_steal: self.machine_steal / n,
@@ -151,6 +209,15 @@ impl PerRequest {
     /// and disk work done outside the server's threads, anything else running.
     pub(crate) fn outside(&self) -> f64 {
         (self.machine_busy - self.server()).max(0.0)
+    }
+
+    /// Bytes a request one stage wrote: (handed to `write`, dirtied for the disk).
+    pub(crate) fn written_by(&self, stage: Stage) -> Option<(f64, f64)> {
+        let written = self.written.as_ref()?;
+        written
+            .iter()
+            .find(|(s, _, _)| *s == stage)
+            .map(|(_, calls, disk)| (*calls, *disk))
     }
 
     /// Microseconds a request of one stage.
@@ -173,6 +240,19 @@ fn thread_ticks(stat: &str) -> Option<(&str, u64)> {
     let utime: u64 = fields.next()?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
     Some((comm, utime + stime))
+}
+
+/// A thread's bytes written, from its `io` file (`wchar: N` and `write_bytes: N` lines).
+fn thread_written(io: &str) -> Option<Written> {
+    let field = |name: &str| {
+        io.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    Some(Written {
+        calls: field("wchar")?,
+        disk: field("write_bytes")?,
+    })
 }
 
 /// The machine's (busy, idle, steal) ticks from `/proc/stat`'s first line: `cpu  user nice
@@ -234,8 +314,10 @@ mod tests {
 
     #[test]
     fn spends_per_request_what_each_stage_took_between_two_samples() {
+        let written = |calls, disk| Written { calls, disk };
         let before = Sample {
             stages: BTreeMap::from([(Stage::Http, 100), (Stage::LogWriter, 50)]),
+            written: Some(BTreeMap::from([(Stage::LogWriter, written(1_000, 0))])),
             machine_busy: 1_000,
             machine_idle: 500,
             machine_steal: 0,
@@ -246,6 +328,10 @@ mod tests {
                 (Stage::LogWriter, 150),
                 (Stage::Other, 10),
             ]),
+            written: Some(BTreeMap::from([
+                (Stage::LogWriter, written(201_000, 100_000)),
+                (Stage::GdprProjection, written(50_000, 30_000)),
+            ])),
             machine_busy: 1_400,
             machine_idle: 600,
             machine_steal: 20,
@@ -261,8 +347,68 @@ mod tests {
         assert_eq!(spent.machine_steal, 2.0);
         assert!((spent.server() - 31.0).abs() < 1e-9);
         assert!((spent.outside() - 9.0).abs() < 1e-9);
+        assert_eq!(spent.written_by(Stage::LogWriter), Some((2.0, 1.0)));
+        assert_eq!(spent.written_by(Stage::GdprProjection), Some((0.5, 0.3)));
+        assert_eq!(spent.written_by(Stage::Http), Some((0.0, 0.0)));
         let each = spent.each_of(1_000.0);
         assert!((each.machine_busy - 0.04).abs() < 1e-12);
         assert!((each.server() - 0.031).abs() < 1e-12);
+        assert_eq!(each.written_by(Stage::LogWriter), Some((0.002, 0.001)));
+        // A sample whose threads' bytes could not be read reports none, rather than nothing.
+        let unread = Sample {
+            written: None,
+            ..after.clone()
+        };
+        assert_eq!(
+            before
+                .per_request(&unread, 1.0)
+                .written_by(Stage::LogWriter),
+            None
+        );
+    }
+
+    #[test]
+    fn reads_a_threads_bytes_written() {
+        let io = "rchar: 1595978457\nwchar: 1007219413\nsyscr: 389534\nsyscw: 361551\n\
+                  read_bytes: 385024\nwrite_bytes: 1169604608\ncancelled_write_bytes: 91136000\n";
+        assert_eq!(
+            thread_written(io),
+            Some(Written {
+                calls: 1_007_219_413,
+                disk: 1_169_604_608
+            })
+        );
+        assert_eq!(thread_written("rchar: 1\nwchar: 2\n"), None);
+    }
+
+    #[test]
+    fn counts_what_a_thread_writes_to_its_stage() {
+        // A thread named as the projection's writer, alive across both samples, so that no
+        // other test's thread (which ends when it likes) is summed with it.
+        let dir = tempfile::tempdir().expect("a scratch directory");
+        let path = dir.path().join("bytes");
+        let (go, wait_go) = std::sync::mpsc::channel::<()>();
+        let (wrote, wait_wrote) = std::sync::mpsc::channel::<()>();
+        let (end, wait_end) = std::sync::mpsc::channel::<()>();
+        let writer = std::thread::Builder::new()
+            .name("gdpr-writer".into())
+            .spawn(move || {
+                wait_go.recv().expect("told to write");
+                std::fs::write(path, vec![7u8; 1 << 20]).expect("written");
+                wrote.send(()).expect("told");
+                wait_end.recv().expect("told to end");
+            })
+            .expect("a thread");
+        let before = Sample::take(std::process::id()).expect("this process's threads");
+        go.send(()).expect("told");
+        wait_wrote.recv().expect("the thread wrote");
+        let after = Sample::take(std::process::id()).expect("this process's threads");
+        end.send(()).expect("told");
+        writer.join().expect("the thread ended");
+        let (calls, _) = before
+            .per_request(&after, 1.0)
+            .written_by(Stage::GdprProjection)
+            .expect("Linux keeps every thread's I/O counters in /proc/PID/task/TID/io");
+        assert_eq!(calls, f64::from(1 << 20));
     }
 }

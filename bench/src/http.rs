@@ -386,13 +386,11 @@ pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
         behind_steady
     );
     println!();
+    let batched = batches_cpu.each_of(1000.0);
     cpu_table(&[
         ("`GET /healthz`, a request", &ceiling_cpu),
         ("`POST /v1/decisions`, a decision", &decisions_cpu),
-        (
-            "`POST /v1/decisions/batch`, a decision",
-            &batches_cpu.each_of(1000.0),
-        ),
+        ("`POST /v1/decisions/batch`, a decision", &batched),
         ("the floor: `GET`, a request", &floors.nothing.1),
         (
             "the floor: a body handed off, a request",
@@ -402,6 +400,11 @@ pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
             "the floor: a body committed, a request",
             &floors.committed.1,
         ),
+    ]);
+    println!();
+    written_table(&[
+        ("`POST /v1/decisions`, a decision", &decisions_cpu),
+        ("`POST /v1/decisions/batch`, a decision", &batched),
     ]);
     println!();
     println!(
@@ -418,7 +421,6 @@ pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
     );
     println!();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let batched = batches_cpu.each_of(1000.0);
     let at_most = |us: f64| 1e6 / us.max(f64::MIN_POSITIVE);
     println!(
         "What bounds each rate at the CPU it took: the machine's {cpus:.0} CPUs answer at most \
@@ -537,6 +539,30 @@ impl ViewProbe {
         self.thread
             .join()
             .map_err(|_| anyhow::anyhow!("the view probe panicked"))?
+    }
+}
+
+/// What each stage of each load wrote, in bytes per request (or per decision of a batch): the
+/// log's WAL and its checkpoints, the GDPR projection's file and its WAL.
+fn written_table(rows: &[(&str, &PerRequest)]) {
+    const STAGES: [Stage; 3] = [Stage::LogWriter, Stage::LogReads, Stage::GdprProjection];
+    println!("What each stage wrote, bytes a request of each load (from `/proc/PID/task/*/io`: handed to `write` and its kin, `wchar`, and the pages dirtied for the disk, `write_bytes`; a page SQLite rewrites before the kernel writes it back counts once in the second):");
+    println!();
+    let stages: Vec<String> = STAGES
+        .iter()
+        .map(|s| format!("{}: written / for the disk", s.label()))
+        .collect();
+    println!("| per | {} |", stages.join(" | "));
+    println!("|---|{}", "---:|".repeat(stages.len()));
+    for (name, spent) in rows {
+        let cells: Vec<String> = STAGES
+            .iter()
+            .map(|s| match spent.written_by(*s) {
+                Some((calls, disk)) => format!("{calls:.0} / {disk:.0}"),
+                None => "not readable".to_owned(),
+            })
+            .collect();
+        println!("| {name} | {} |", cells.join(" | "));
     }
 }
 
