@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Pages a commit writes into the events table and its unique index when every commit appends
+22 access decisions, whose keys ('access', a time-ordered id, 1) come after every earlier one.
+
+Usage: python3 index_append_pages.py [DIR]   (the scratch file DIR/index_append.db, default /tmp)
+Builds the log's events table as migrations/sqlite/0001_events.sql declares it (the columns the
+experiment needs, and its UNIQUE (stream_type, stream_id, stream_version)), 200,000 access
+decisions with ids in time order, then 300 commits of 22 more, and counts the WAL frames of those
+commits by B-tree (SQLite's `dbstat`): once with 20,000 keys of other stream types after the
+access range in the index (as in a log: 'consent', 'principal' and 'shipment' sort after
+'access'), once with none. An index B-tree in SQLite has no quick balance for appends: a full
+leaf is rebalanced with its siblings and their parent. Quoted in BENCHMARKS.md ("What each stage
+writes a decision").
+"""
+import collections
+import os
+import sqlite3
+import struct
+import sys
+import uuid
+
+DIR = sys.argv[1] if len(sys.argv) > 1 else "/tmp"
+
+
+def time_ordered(ms, n):
+    """A UUIDv7-shaped id: milliseconds first, so that later ids sort after earlier ones."""
+    return "%08x-%04x-7%03x-8%03x-%012x" % (
+        ms >> 16, ms & 0xFFFF, n >> 12 & 0xFFF, n & 0xFFF, n * 2654435761 % (1 << 48))
+
+
+def run(others):
+    path = os.path.join(DIR, "index_append.db")
+    for f in (path, path + "-wal", path + "-shm"):
+        if os.path.exists(f):
+            os.remove(f)
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA wal_autocheckpoint=0")
+    con.execute(
+        "CREATE TABLE events (position INTEGER PRIMARY KEY, stream_type TEXT NOT NULL, "
+        "stream_id TEXT NOT NULL, stream_version INTEGER NOT NULL, payload TEXT NOT NULL, "
+        "UNIQUE (stream_type, stream_id, stream_version))")
+    insert = "INSERT INTO events VALUES (?, ?, ?, ?, ?)"
+    pos, ms = 0, 1 << 40
+    con.execute("BEGIN")
+    for i in range(others):
+        con.execute(insert, (pos, ("consent", "shipment", "principal")[i % 3],
+                             str(uuid.uuid4()), 1, "x" * 400))
+        pos += 1
+    for i in range(200_000):
+        ms += i % 22 == 0
+        con.execute(insert, (pos, "access", time_ordered(ms, pos), 1, "x" * 500))
+        pos += 1
+    con.execute("COMMIT")
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for _ in range(300):
+        ms += 1
+        con.execute("BEGIN")
+        for _ in range(22):
+            con.execute(insert, (pos, "access", time_ordered(ms, pos), 1, "x" * 500))
+            pos += 1
+        con.execute("COMMIT")
+    owner = {pageno: name for name, pageno in con.execute("SELECT name, pageno FROM dbstat")}
+    data = open(path + "-wal", "rb").read()
+    frame, off, frames, commits = 24 + 4096, 32, collections.Counter(), 0
+    while off + frame <= len(data):
+        page, size_after = struct.unpack(">II", data[off:off + 8])
+        frames[owner.get(page, "?")] += 1
+        commits += bool(size_after)
+        off += frame
+    con.close()
+    return {name: round(n / commits, 2) for name, n in frames.most_common()}
+
+
+print("20,000 keys of other streams after the access range:", run(20_000))
+print("no key after the access range:", run(0))
