@@ -203,7 +203,7 @@ async fn a_change_with_its_leaf_rewritten_is_caught_by_the_signed_checkpoint() {
     drop(store);
     let url = format!("sqlite://{}", dir.path().join("ledger.db").display());
     let mut conn = SqliteConnection::connect(&url).await.expect("connect");
-    sqlx::query("UPDATE merkle_nodes SET hash = ? WHERE level = 0 AND idx = 2")
+    sqlx::query("UPDATE merkle_leaves SET hash = ? WHERE idx = 2")
         .bind(leaf.as_slice())
         .execute(&mut conn)
         .await

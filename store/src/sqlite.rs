@@ -511,13 +511,12 @@ fn prepared_once(rows: usize) -> bool {
     rows <= CACHED_ROWS
 }
 
-/// One row of a multi-row INSERT into `merkle_nodes` (a leaf).
-fn push_node(
+/// One row of a multi-row INSERT into `merkle_leaves`.
+fn push_leaf(
     mut row: sqlx::query_builder::Separated<'_, Sqlite, &'static str>,
     &&(node, hash): &&(NodeId, Hash),
 ) {
-    row.push_bind(i64::from(node.level()))
-        .push_bind(sql_index(node.index()))
+    row.push_bind(sql_index(node.index()))
         .push_bind(hash.as_slice());
 }
 
@@ -535,12 +534,12 @@ fn push_subtree(
 }
 
 /// Appends to `q` the INSERTs of `kept` (at most [`NODES_PER_INSERT`]), each ended by `; `:
-/// the leaves into `merkle_nodes`, the subtrees into `merkle_subtrees`.
+/// the leaves into `merkle_leaves`, the subtrees into `merkle_subtrees`.
 fn push_node_inserts(q: &mut QueryBuilder<Sqlite>, kept: &[&(NodeId, Hash)]) {
     let (leaves, subtrees) = leaves_and_subtrees(kept);
     if !leaves.is_empty() {
-        q.push("INSERT OR FAIL INTO merkle_nodes (level, idx, hash) ")
-            .push_values(&leaves, push_node)
+        q.push("INSERT OR FAIL INTO merkle_leaves (idx, hash) ")
+            .push_values(&leaves, push_leaf)
             .push("; ");
     }
     if !subtrees.is_empty() {
@@ -725,7 +724,7 @@ impl LogWriter for Writer {
 
     #[tracing::instrument(level = "trace", skip_all)]
     async fn clear_nodes(&mut self) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM merkle_nodes; DELETE FROM merkle_subtrees")
+        sqlx::query("DELETE FROM merkle_leaves; DELETE FROM merkle_subtrees")
             .execute(&mut self.conn)
             .await
             .map(drop)
@@ -892,7 +891,7 @@ fn nodes_query(prefix: &str, nodes: &[NodeId]) -> QueryBuilder<Sqlite> {
             q.push(" UNION ALL ");
         }
         if node.level() == 0 {
-            q.push("SELECT level, idx, hash FROM merkle_nodes WHERE level = 0 AND idx = ")
+            q.push("SELECT 0, idx, hash FROM merkle_leaves WHERE idx = ")
                 .push_bind(sql_index(node.index()));
         } else if crate::write_path::is_kept(*node) {
             let (band, tile) = subtree_tile(*node);
@@ -906,7 +905,7 @@ fn nodes_query(prefix: &str, nodes: &[NodeId]) -> QueryBuilder<Sqlite> {
                 .push_bind(sql_index(node.index()));
         } else {
             let leaves = node.leaves();
-            q.push("SELECT level, idx, hash FROM merkle_nodes WHERE level = 0 AND idx >= ")
+            q.push("SELECT 0, idx, hash FROM merkle_leaves WHERE idx >= ")
                 .push_bind(sql_index(leaves.start))
                 .push(" AND idx < ")
                 .push_bind(sql_index(leaves.end));
@@ -1088,8 +1087,8 @@ mod tests {
         assert_eq!(
             searches,
             [
-                "SEARCH merkle_nodes USING PRIMARY KEY (level=? AND idx=?)",
-                "SEARCH merkle_nodes USING PRIMARY KEY (level=? AND idx>? AND idx<?)",
+                "SEARCH merkle_leaves USING INTEGER PRIMARY KEY (rowid=?)",
+                "SEARCH merkle_leaves USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
                 "SEARCH merkle_subtrees USING PRIMARY KEY (band=? AND tile=? AND level=? AND idx=?)",
             ],
             "{plan:?}"

@@ -1530,8 +1530,9 @@ mod sqlite {
     }
 
     /// A file whose subtree hashes were kept by level (before migration 0016) has them moved
-    /// into tiles when it is opened: every root and proof is the same as before, the leaves
-    /// stay where they were, and the log appends on from the moved tree.
+    /// into tiles, and its leaves into their rowid table (0017), when it is opened: every root
+    /// and proof is the same as before, every leaf is kept, and the log appends on from the
+    /// moved tree.
     #[tokio::test]
     async fn a_tree_kept_by_level_is_moved_into_tiles() {
         use consent_ledger_audit::leaf::event_leaf_hash;
@@ -1570,10 +1571,15 @@ mod sqlite {
         let subtrees = count(&mut db, "SELECT COUNT(*) FROM merkle_subtrees").await;
         assert!(subtrees > 60, "levels 4–9 of 1,000 leaves: {subtrees} rows");
         for sql in [
+            "DROP VIEW merkle_nodes",
+            "CREATE TABLE merkle_nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, \
+             hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID",
+            "INSERT INTO merkle_nodes (level, idx, hash) SELECT 0, idx, hash FROM merkle_leaves",
             "INSERT INTO merkle_nodes (level, idx, hash) \
              SELECT level, idx, hash FROM merkle_subtrees",
+            "DROP TABLE merkle_leaves",
             "DROP TABLE merkle_subtrees",
-            "DELETE FROM _sqlx_migrations WHERE version = 16",
+            "DELETE FROM _sqlx_migrations WHERE version IN (16, 17)",
         ] {
             sqlx::query(sql).execute(&mut db).await.expect(sql);
         }
@@ -1604,6 +1610,10 @@ mod sqlite {
         );
         assert_eq!(
             count(&mut db, "SELECT COUNT(*) FROM merkle_nodes").await,
+            total as i64
+        );
+        assert_eq!(
+            count(&mut db, "SELECT COUNT(*) FROM merkle_leaves").await,
             total as i64
         );
         db.close().await.expect("close");

@@ -52,14 +52,14 @@ const EVENT_COLUMNS: &str = "position, stream_version, schema_version, stream_ty
     stream_id, event_type, actor, request_id, recorded_at, payload";
 
 /// The stored leaves of positions `?1..?2`, in order.
-const LEAVES_PAGE: &CStr = c"SELECT idx, hash FROM merkle_nodes \
-    WHERE level = 0 AND idx >= ?1 AND idx < ?2 ORDER BY idx";
+const LEAVES_PAGE: &CStr = c"SELECT idx, hash FROM merkle_leaves \
+    WHERE idx >= ?1 AND idx < ?2 ORDER BY idx";
 
 /// Whether an event is stored at position `$1` or after it.
 const EVENT_FROM: &str = "SELECT EXISTS (SELECT 1 FROM events WHERE position >= $1)";
 
 /// Whether a leaf is stored at position `$1` or after it.
-const LEAF_FROM: &str = "SELECT EXISTS (SELECT 1 FROM merkle_nodes WHERE level = 0 AND idx >= $1)";
+const LEAF_FROM: &str = "SELECT EXISTS (SELECT 1 FROM merkle_leaves WHERE idx >= $1)";
 
 /// What a page read found where the dense log's shape was expected.
 enum Page<T> {
@@ -626,7 +626,7 @@ mod tests {
             .expect("event");
             let mut hash = [0u8; 32];
             hash[..8].copy_from_slice(&p.to_le_bytes());
-            sqlx::query("INSERT INTO merkle_nodes (level, idx, hash) VALUES (0, $1, $2)")
+            sqlx::query("INSERT INTO merkle_leaves (idx, hash) VALUES ($1, $2)")
                 .bind(i)
                 .bind(hash.as_slice())
                 .execute(&mut *tx)
@@ -733,8 +733,8 @@ mod tests {
             &mut writer,
             &[
                 "DELETE FROM events WHERE position >= 100 AND position < 5000",
-                "DELETE FROM merkle_nodes WHERE level = 0 AND idx = 300",
-                "UPDATE merkle_nodes SET hash = x'0102' WHERE level = 0 AND idx = 5500",
+                "DELETE FROM merkle_leaves WHERE idx = 300",
+                "UPDATE merkle_leaves SET hash = x'0102' WHERE idx = 5500",
             ],
         )
         .await;
@@ -909,7 +909,7 @@ mod tests {
             &[
                 "UPDATE events SET recorded_at = 'yesterday' WHERE position = 42",
                 "UPDATE events SET payload = CAST(payload AS BLOB) WHERE position = 7",
-                "UPDATE merkle_nodes SET hash = 'abcdefghijklmnopqrstuvwxyz012345' WHERE level = 0 AND idx = 9",
+                "UPDATE merkle_leaves SET hash = 'abcdefghijklmnopqrstuvwxyz012345' WHERE idx = 9",
             ],
         )
         .await;

@@ -57,7 +57,7 @@ const EVENT: &CStr = match CStr::from_bytes_with_nul(
     Err(_) => panic!("the events' INSERT is one NUL-terminated string"),
 };
 
-const LEAF: &CStr = c"INSERT OR FAIL INTO merkle_nodes (level, idx, hash) VALUES (0, ?1, ?2)";
+const LEAF: &CStr = c"INSERT OR FAIL INTO merkle_leaves (idx, hash) VALUES (?1, ?2)";
 
 const SUBTREE: &CStr = c"INSERT OR FAIL INTO merkle_subtrees (band, tile, level, idx, hash) \
     VALUES (?1, ?2, ?3, ?4, ?5)";
