@@ -15,12 +15,13 @@ hashes into `merkle_nodes` as migrations/sqlite/0003_merkle.sql declares it (WIT
 by (level, idx)) and into a table keyed by the leaf's index as its rowid, each after 200,000
 leaves. Quoted in BENCHMARKS.md ("What each stage writes a decision").
 """
-import collections
 import os
 import sqlite3
-import struct
 import sys
 import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from wal_frames import frames_by_tree  # noqa: E402  (the script beside this one)
 
 DIR = sys.argv[1] if len(sys.argv) > 1 else "/tmp"
 
@@ -44,16 +45,9 @@ def fresh(name):
 
 def frames_a_commit(con, path):
     """The WAL's frames since its last restart, a commit, by the B-tree of their page."""
-    owner = {pageno: name for name, pageno in con.execute("SELECT name, pageno FROM dbstat")}
-    data = open(path + "-wal", "rb").read()
-    frame, off, frames, commits = 24 + 4096, 32, collections.Counter(), 0
-    while off + frame <= len(data):
-        page, size_after = struct.unpack(">II", data[off:off + 8])
-        frames[owner.get(page, "?")] += 1
-        commits += bool(size_after)
-        off += frame
+    _, commits, by_tree = frames_by_tree(path + "-wal", con)
     con.close()
-    return {name: round(n / commits, 2) for name, n in frames.most_common()}
+    return {name: round(n / commits, 2) for name, n in by_tree.most_common()}
 
 
 def events(others):
