@@ -1,8 +1,9 @@
 //! `bench http`: decisions as the outside world measures them — the real `consent-ledger serve`
 //! process (with the GDPR audit projection following the log, as it always does), an external
 //! load generator (wrk) on the same machine, and in the same run the server's own ceiling
-//! (`GET /healthz`, an answer doing no work), the disk's fsync floor and, measured first, the
-//! floor of a durable answer on this HTTP stack ([`crate::floor`]).
+//! (`GET /healthz`, an answer doing no work), the disk's fsync floor, what a page of a growing
+//! file costs the machine ([`PageCache`]) and, measured first, the floor of a durable answer on
+//! this HTTP stack ([`crate::floor`]).
 //!
 //! The fixture (partners, shipments, shipper-wide consents) is written through the real use
 //! cases into a fresh data directory, which the server then opens.
@@ -139,6 +140,7 @@ pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
         .map(ToString::to_string)
         .context("no shipments")?;
     let floor = fsync_floor(&args.dir, Duration::from_secs(3))?;
+    let page_cache = PageCache::measure(&args.dir)?;
 
     let scripts = args.dir.join("wrk");
     std::fs::create_dir_all(&scripts)?;
@@ -342,6 +344,7 @@ pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
         floor.0,
         ms(floor.1)
     );
+    page_cache.print();
     println!(
         "log: {} events recorded in {:.0} s of load; the GDPR projection had applied {} of {} when the load ended, {}",
         last - first,
@@ -735,9 +738,100 @@ fn fsync_floor(dir: &Path, time: Duration) -> anyhow::Result<(f64, Duration)> {
     Ok((rate, p99))
 }
 
+/// What the machine charges for a page of a growing file: every event the log and the GDPR
+/// projection append lands in pages the kernel's page cache has never held, which it must find
+/// memory for, while a page rewritten (a WAL reused, the last page of a table) is already there.
+/// On a virtual machine whose kernel hands freed memory back to the host (free page reporting,
+/// `virtio_balloon`), a new page is faulted in again by the host on first touch.
+struct PageCache {
+    /// Writing a 4 KiB page of a file where it had none (the file growing).
+    new_page: Duration,
+    /// Writing the same 4 KiB again, the page cached.
+    cached_page: Duration,
+    /// The kernel's free page reporting, where it has it: `page_reporting_order`, and the
+    /// memory reported to the host so far where the kernel counts it (`reported_kib`).
+    reporting: Option<(String, Option<u64>)>,
+}
+
+const PAGE_REPORTING: &str = "/sys/module/page_reporting/parameters";
+
+/// Bytes written to size [`PageCache`]: 256 MiB in writes of 64 KiB, as a checkpoint's.
+const PAGE_CACHE_BYTES: usize = 256 << 20;
+const PAGE_CACHE_WRITE: usize = 64 << 10;
+
+impl PageCache {
+    fn measure(dir: &Path) -> anyhow::Result<Self> {
+        let path = dir.join("page-cache.tmp");
+        let mut file = std::fs::File::create(&path)?;
+        let chunk = vec![0x5a_u8; PAGE_CACHE_WRITE];
+        let pass = |file: &mut std::fs::File| -> anyhow::Result<Duration> {
+            use std::io::Seek;
+            file.rewind()?;
+            let started = Instant::now();
+            for _ in 0..PAGE_CACHE_BYTES / PAGE_CACHE_WRITE {
+                file.write_all(&chunk)?;
+            }
+            Ok(started.elapsed() / (PAGE_CACHE_BYTES / 4096) as u32)
+        };
+        let new_page = pass(&mut file)?;
+        let cached_page = pass(&mut file)?;
+        drop(file);
+        std::fs::remove_file(&path)?;
+        let parameter = |name: &str| {
+            std::fs::read_to_string(Path::new(PAGE_REPORTING).join(name))
+                .ok()
+                .map(|s| s.trim().to_owned())
+        };
+        let reporting = parameter("page_reporting_order").map(|order| {
+            let reported = parameter("reported_kib").and_then(|kib| kib.parse().ok());
+            (order, reported)
+        });
+        Ok(Self {
+            new_page,
+            cached_page,
+            reporting,
+        })
+    }
+
+    fn print(&self) {
+        println!(
+            "the page cache of this machine, same run: a 4 KiB page written where a file had none \
+             (a file growing, as the log and the GDPR projection's file do) {:.2} µs, the same \
+             page written again {:.2} µs (256 MiB in writes of 64 KiB, wall time, nothing else \
+             running); {}",
+            self.new_page.as_secs_f64() * 1e6,
+            self.cached_page.as_secs_f64() * 1e6,
+            match &self.reporting {
+                Some((order, reported)) => format!(
+                    "the kernel reports free memory to its host (free page reporting, \
+                     page_reporting_order {order}{}): a page it freed is faulted in again by \
+                     the host when next used",
+                    reported.map_or(String::new(), |kib| format!(
+                        ", {:.0} GiB reported since boot",
+                        kib as f64 / f64::from(1 << 20)
+                    ))
+                ),
+                None => "the kernel has no free page reporting".to_owned(),
+            }
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_a_page_of_a_growing_file_and_of_a_cached_one() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let measured = PageCache::measure(dir.path()).expect("measured");
+        assert!(measured.new_page > Duration::ZERO);
+        assert!(measured.cached_page > Duration::ZERO);
+        assert!(
+            !dir.path().join("page-cache.tmp").exists(),
+            "the file is removed"
+        );
+    }
 
     #[test]
     fn reads_a_wrk_report() {

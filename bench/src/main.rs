@@ -137,8 +137,8 @@ enum BenchCommand {
     /// `--database-url`, the grants and the decisions on PostgreSQL as well.
     All(crate::all::AllArgs),
     /// Decisions through the real `serve` process under an external load generator (wrk),
-    /// beside the server's own ceiling (`GET /healthz`), the disk's fsync floor and the floor of
-    /// a durable answer on this HTTP stack.
+    /// beside the server's own ceiling (`GET /healthz`), the disk's fsync floor, the cost of a
+    /// page of a growing file and the floor of a durable answer on this HTTP stack.
     Http(crate::http::HttpArgs),
     /// Write a large log (shipments, decisions, checkpoints, snapshot) for `bench log`.
     SeedLog(crate::log::SeedLogArgs),
