@@ -741,8 +741,9 @@ fn fsync_floor(dir: &Path, time: Duration) -> anyhow::Result<(f64, Duration)> {
 /// What the machine charges for a page of a growing file: every event the log and the GDPR
 /// projection append lands in pages the kernel's page cache has never held, which it must find
 /// memory for, while a page rewritten (a WAL reused, the last page of a table) is already there.
-/// On a virtual machine whose kernel hands freed memory back to the host (free page reporting,
-/// `virtio_balloon`), a new page is faulted in again by the host on first touch.
+/// On a virtual machine whose kernel reports the memory it frees to the host (free page
+/// reporting, `virtio_balloon`), the host may take it back, and a new page is then a fault the
+/// host serves on first touch.
 struct PageCache {
     /// Writing a 4 KiB page of a file where it had none (the file growing).
     new_page: Duration,
@@ -801,19 +802,30 @@ impl PageCache {
              running); {}",
             self.new_page.as_secs_f64() * 1e6,
             self.cached_page.as_secs_f64() * 1e6,
-            match &self.reporting {
-                Some((order, reported)) => format!(
-                    "the kernel reports free memory to its host (free page reporting, \
-                     page_reporting_order {order}{}): a page it freed is faulted in again by \
-                     the host when next used",
-                    reported.map_or(String::new(), |kib| format!(
-                        ", {:.0} GiB reported since boot",
-                        kib as f64 / f64::from(1 << 20)
-                    ))
-                ),
-                None => "the kernel has no free page reporting".to_owned(),
-            }
+            self.reporting_said()
         );
+    }
+
+    /// What the report says of the kernel's free page reporting.
+    fn reporting_said(&self) -> String {
+        match &self.reporting {
+            None => "the kernel has no free page reporting".to_owned(),
+            Some((order, Some(0))) => format!(
+                "the kernel has free page reporting (page_reporting_order {order}) and has \
+                 reported nothing to a host"
+            ),
+            Some((order, Some(kib))) => format!(
+                "the kernel reports the memory it frees to its host (free page reporting, \
+                 page_reporting_order {order}, {:.0} GiB reported since boot), which may take \
+                 it back: a page of it is then a fault the host serves when next used",
+                *kib as f64 / f64::from(1 << 20)
+            ),
+            Some((order, None)) => format!(
+                "the kernel has free page reporting (page_reporting_order {order}; whether a \
+                 device reports through it, it does not show): memory it reports to a host may \
+                 be taken back, and a page of it is then a fault the host serves when next used"
+            ),
+        }
     }
 }
 
@@ -831,6 +843,27 @@ mod tests {
             !dir.path().join("page-cache.tmp").exists(),
             "the file is removed"
         );
+    }
+
+    #[test]
+    fn says_what_the_kernel_reports_to_a_host() {
+        let with = |reporting| PageCache {
+            new_page: Duration::from_micros(1),
+            cached_page: Duration::from_micros(1),
+            reporting,
+        };
+        assert_eq!(
+            with(None).reporting_said(),
+            "the kernel has no free page reporting"
+        );
+        assert!(with(Some(("9".into(), Some(0))))
+            .reporting_said()
+            .contains("reported nothing"));
+        let reported = with(Some(("9".into(), Some(3 << 20)))).reporting_said();
+        assert!(reported.contains("page_reporting_order 9, 3 GiB reported since boot"));
+        assert!(with(Some(("9".into(), None)))
+            .reporting_said()
+            .contains("does not show"));
     }
 
     #[test]
