@@ -23,9 +23,10 @@ BIN=$1; SRC=$2; MODE=$3; PAIRS=${4:-3}
 HERE=$(dirname "$0")
 ORDER=/sys/module/page_reporting/parameters/page_reporting_order
 AS_FOUND=$(cat $ORDER)
-trap 'echo "$AS_FOUND" >$ORDER' EXIT
+WORK=$(mktemp -d)
+trap 'echo "$AS_FOUND" >$ORDER; rm -rf "$WORK"' EXIT
 
-TOUCH=$(mktemp -d)/touch
+TOUCH=$WORK/touch
 cc -O2 -x c -o "$TOUCH" - <<'EOF'
 #include <stdlib.h>
 #include <sys/mman.h>
