@@ -7,9 +7,10 @@
 # serves. This script runs the same load with reporting as the machine has it and with
 # reporting held off, alternately:
 #
-#   bench/experiments/backed_memory.sh BIN DIR single|batch PAIRS
+#   bench/experiments/backed_memory.sh BENCH DIR single|batch PAIRS
 #
-# Each run is `serve_load.sh` (beside this script): a fresh copy of the `bench http` data
+# Each run is `BENCH load` (BENCH: the `consent-ledger-bench` binary, which serves with the
+# `consent-ledger` beside it or CONSENT_LEDGER_BIN): a fresh copy of the `bench http` data
 # directory DIR, 3 s of warm-up then SECONDS_EACH (15) of its `single.lua` or `batch.lua`, one
 # line of decisions/s, p99 and a decision's CPU by stage of the server.
 # "reporting": page_reporting_order as the machine has it, after 8 s for the kernel to report
@@ -17,10 +18,12 @@
 # is reported) and 6 GiB of memory touched and freed, so that the kernel's free memory is memory
 # the host holds. The machine's setting is put back at the end, also on failure.
 #
-# Needs root, a kernel with /sys/module/page_reporting, cc, and what `serve_load.sh` needs.
+# Needs root, a kernel with /sys/module/page_reporting, cc, wrk.
 set -eu
-BIN=$1; SRC=$2; MODE=$3; PAIRS=${4:-3}
-HERE=$(dirname "$0")
+BENCH=$1; SRC=$2; MODE=$3; PAIRS=${4:-3}
+run() {
+  "$BENCH" load --from "$SRC" --load "$MODE" --seconds "${SECONDS_EACH:-15}" --label "$1"
+}
 ORDER=/sys/module/page_reporting/parameters/page_reporting_order
 AS_FOUND=$(cat $ORDER)
 WORK=$(mktemp -d)
@@ -42,8 +45,8 @@ EOF
 
 for i in $(seq 1 "$PAIRS"); do
   echo "$AS_FOUND" >$ORDER; sleep 8
-  "$HERE/serve_load.sh" "$BIN" "$SRC" "$MODE" reporting
+  run reporting
   echo 11 >$ORDER
   "$TOUCH" 6
-  "$HERE/serve_load.sh" "$BIN" "$SRC" "$MODE" backed
+  run backed
 done

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use consent_ledger_app::state::{AppState, ServiceConfig, StoreOptions};
 use consent_ledger_domain::values::Role;
 use consent_ledger_domain::SystemClock;
@@ -57,6 +57,89 @@ pub struct HttpArgs {
     pub partners: usize,
     #[arg(long, default_value_t = 10_000)]
     pub shipments: usize,
+}
+
+/// `bench load`: one load through `serve` on a fresh copy of a data directory `bench http`
+/// left, measured as `bench http` measures its loads — what the experiments that compare two
+/// builds or two directories alternately run (BENCHMARKS.md cites them).
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    /// A data directory `bench http` left (its log and its `wrk/` scripts); only read.
+    #[arg(long)]
+    pub from: PathBuf,
+    /// Where the copy goes (replaced, and removed after the load).
+    #[arg(long, default_value = "/var/tmp/bench-load")]
+    pub scratch: PathBuf,
+    /// The directory's `single.lua` on 64 connections, or its `batch.lua` (1,000 decisions a
+    /// call) on 8.
+    #[arg(long, value_enum)]
+    pub load: LoadKind,
+    /// Seconds of the load, after 3 s of warm-up.
+    #[arg(long, default_value_t = 15)]
+    pub seconds: u32,
+    /// Printed first on the line, to tell the runs apart.
+    #[arg(long, default_value = "load")]
+    pub label: String,
+    /// The load generator.
+    #[arg(long, default_value = "wrk")]
+    pub wrk: String,
+    /// wrk's threads.
+    #[arg(long, default_value_t = 2)]
+    pub threads: u32,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LoadKind {
+    Single,
+    Batch,
+}
+
+/// Runs [`LoadArgs`]'s load and prints one line: decisions/s, p99, a decision's CPU by stage
+/// of the server and the bytes its group commit wrote.
+pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
+    match std::fs::remove_dir_all(&args.scratch) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+        _ => {}
+    }
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(&args.from)
+        .arg(&args.scratch)
+        .status()?;
+    anyhow::ensure!(copied.success(), "copying {}", args.from.display());
+    let (script, connections, per_call) = match args.load {
+        LoadKind::Single => ("single.lua", 64, 1.0),
+        LoadKind::Batch => ("batch.lua", 8, 1000.0),
+    };
+    let script = args.scratch.join("wrk").join(script);
+    let wrk = (args.wrk.as_str(), args.threads);
+    let server = ServeProcess::start(&args.scratch, None)?;
+    let url = format!("{}/", server.url);
+    run_wrk(wrk, connections, Some(&script), &url, 3)?;
+    let before = Sample::take(server.pid())?;
+    let measured = run_wrk(wrk, connections, Some(&script), &url, args.seconds)?;
+    let after = Sample::take(server.pid())?;
+    drop(server);
+    std::fs::remove_dir_all(&args.scratch)?;
+    let each = before.per_request(&after, measured.requests * per_call);
+    println!(
+        "{} decisions/s {:.0} p99 {:.2} ms; µs a decision: HTTP {:.2}, group commit {:.2}, log \
+         reads {:.2}, GDPR projection {:.2}; the group commit wrote {} a decision; {} answers \
+         not 2xx",
+        args.label,
+        measured.requests_per_second * per_call,
+        ms(measured.p99),
+        each.of(Stage::Http),
+        each.of(Stage::LogWriter),
+        each.of(Stage::LogReads),
+        each.of(Stage::GdprProjection),
+        each.written_by(Stage::LogWriter)
+            .map_or("(not readable)".to_owned(), |(calls, _)| format!(
+                "{calls:.0} B"
+            )),
+        measured.errors,
+    );
+    Ok(())
 }
 
 /// Events the log holds that the GDPR projection has not applied yet.
@@ -169,7 +252,7 @@ pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
                    seconds: u32| {
         let before = Sample::take(server.pid())?;
         let load = run_wrk(
-            &args,
+            (&args.wrk, args.threads),
             connections,
             script,
             &format!("{}{path}", server.url),
@@ -636,15 +719,15 @@ end"#
 }
 
 fn run_wrk(
-    args: &HttpArgs,
+    (wrk, threads): (&str, u32),
     connections: u32,
     script: Option<&Path>,
     url: &str,
     seconds: u32,
 ) -> anyhow::Result<Load> {
-    let mut command = Command::new(&args.wrk);
+    let mut command = Command::new(wrk);
     command
-        .arg(format!("-t{}", args.threads))
+        .arg(format!("-t{threads}"))
         .arg(format!("-c{connections}"))
         .arg(format!("-d{seconds}s"))
         .args(["--latency", "--timeout", "10s"]);

@@ -140,6 +140,9 @@ enum BenchCommand {
     /// beside the server's own ceiling (`GET /healthz`), the disk's fsync floor, the cost of a
     /// page of a growing file and the floor of a durable answer on this HTTP stack.
     Http(crate::http::HttpArgs),
+    /// One load through `serve` on a fresh copy of a data directory `bench http` left, as
+    /// `http` measures its loads: for comparing builds or directories alternately.
+    Load(crate::http::LoadArgs),
     /// Write a large log (shipments, decisions, checkpoints, snapshot) for `bench log`.
     SeedLog(crate::log::SeedLogArgs),
     /// Export with proofs, offline verify, audit-log and proof times on a seeded log.
@@ -236,6 +239,7 @@ async fn run(cmd: BenchCommand, options: &StoreOptions) -> anyhow::Result<()> {
         }
         BenchCommand::All(args) => crate::all::all(args, options.database_url.as_deref()),
         BenchCommand::Http(args) => crate::http::http(args).await,
+        BenchCommand::Load(args) => crate::http::load(args).await,
         BenchCommand::DurableFloor(_) => anyhow::bail!("durable-floor runs outside Tokio"),
         BenchCommand::SeedLog(args) => crate::log::seed_cmd(args).await,
         BenchCommand::Log(args) => crate::log::log(args).await,
