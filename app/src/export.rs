@@ -334,7 +334,7 @@ impl Exporter {
         let store = &self.lines.state.store;
         let positions: Vec<u64> = page.iter().map(|r| r.position).collect();
         // Only a delivery can be cancelled (SPEC §14): its stream is read for the
-        // cancellation recorded after it.
+        // cancellation recorded after it (the stream index holds no decision).
         let deliveries: Vec<String> = page
             .iter()
             .filter(|r| r.allowed && r.channel.as_deref() == Some("webhook"))
@@ -345,9 +345,7 @@ impl Exporter {
             events.extend(
                 store
                     .read_streams(ACCESS_STREAM, &deliveries, covered)
-                    .await?
-                    .into_iter()
-                    .filter(|e| e.stream_version > 1),
+                    .await?,
             );
         }
         for event in events {

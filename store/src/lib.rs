@@ -48,6 +48,16 @@ macro_rules! event_columns {
     };
 }
 
+/// The condition of the log's stream index (migrations/sqlite/0018): every event but an access
+/// decision's first, whose stream id is drawn fresh for it. A statement that reads by stream
+/// repeats it word for word, because SQLite uses a partial index only when the statement's own
+/// terms name its condition.
+macro_rules! in_stream_index {
+    () => {
+        "(stream_type <> 'access' OR stream_version > 1)"
+    };
+}
+
 #[cfg(feature = "baseline")]
 pub mod baseline;
 pub mod cqrs;
@@ -385,7 +395,9 @@ impl Store {
         self.inner.writer.append(append).await
     }
 
-    /// Every event of one stream, in stream order.
+    /// Every event of one stream, in stream order — of an access decision's stream, the events
+    /// recorded after the decision (a delivery's cancellation): the decision itself is not in
+    /// the stream index and is read by its position.
     #[tracing::instrument(level = "debug", skip_all, fields(stream_type = stream_type))]
     pub async fn read_stream(
         &self,
@@ -418,7 +430,7 @@ impl Store {
     }
 
     /// Every event of the streams `ids` of one type recorded before position `before`, in log
-    /// order.
+    /// order; of access decisions' streams, those after the decision (as [`Self::read_stream`]).
     #[tracing::instrument(level = "debug", skip_all, fields(stream_type = stream_type, streams = ids.len()))]
     pub async fn read_streams(
         &self,

@@ -697,6 +697,47 @@ mod tests {
         rows_beside_contract(&mut writer, async |sql| value(&reads, sql).await).await;
     }
 
+    /// A stream is read through the stream index whatever its type — an access decision's too,
+    /// from its second event on: PostgreSQL proves the partial index's condition from the
+    /// statement's own (with sequential scans priced out, a plan that could not use it would
+    /// scan the table).
+    #[tokio::test]
+    async fn streams_are_read_through_the_stream_index() {
+        let Some((_db, _writer, reads)) = scratch_writer("the stream index's plans").await else {
+            return;
+        };
+        let mut conn = reads.acquire().await.expect("connection");
+        sqlx::query("SET enable_seqscan = off")
+            .execute(&mut *conn)
+            .await
+            .expect("set");
+        for stream_type in ["consent", "access"] {
+            let one: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "EXPLAIN {}",
+                crate::reads::STREAM
+            )))
+            .bind(stream_type)
+            .bind("an id")
+            .fetch_all(&mut *conn)
+            .await
+            .expect("plan");
+            let ids = ["a".to_owned(), "b".to_owned()];
+            let many: Vec<String> = streams_query("EXPLAIN ", stream_type, &ids, 100)
+                .build_query_scalar()
+                .fetch_all(&mut *conn)
+                .await
+                .expect("plan");
+            for plan in [one, many] {
+                assert!(
+                    plan.iter()
+                        .any(|line| line.contains("using events_stream on events"))
+                        && !plan.iter().any(|line| line.contains("Seq Scan")),
+                    "{stream_type}: {plan:?}"
+                );
+            }
+        }
+    }
+
     /// A scratch database on the test server, its writer and a read pool; `None` (the test
     /// says it is skipped) where no server is configured.
     async fn scratch_writer(what: &str) -> Option<(ScratchDatabase, Writer, PgPool)> {

@@ -59,6 +59,25 @@ pub(crate) fn node_error(e: sqlx::Error) -> StoreError {
     }
 }
 
+/// The statement of `read_stream`: one range of the stream index, whose condition it names.
+pub(crate) const STREAM: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM events WHERE ",
+    in_stream_index!(),
+    " AND stream_type = $1 AND stream_id = $2 ORDER BY stream_version"
+);
+
+/// The start of `read_streams`' statements, each ranges of the stream index; the stream type,
+/// the ids and the bound on positions follow.
+pub(crate) const STREAMS: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM events WHERE ",
+    in_stream_index!(),
+    " AND stream_type = "
+);
+
 /// Defines the shared read functions in a backend module, over `sqlx::Pool<$db>` (or one of
 /// its connections). `$schema_int` is the Rust type of the `schema_version` column. The module
 /// provides `recorded_at(&Row) -> Result<DateTime<Utc>, String>`, `time_bind(DateTime<Utc>)`
@@ -356,9 +375,10 @@ macro_rules! reads_backend {
         }
 
         /// Every event of the streams `ids` of one type recorded before position `before`, in
-        /// log order: one statement per thousand streams, each a range of the stream index
-        /// (an export selecting decisions through the GDPR tables reads them, and the
-        /// cancellations recorded on the same streams, this way).
+        /// log order — of access decisions' streams, those after the decision, which is not in
+        /// the stream index: one statement per thousand streams, each a range of the stream
+        /// index (an export selecting decisions through the GDPR tables reads the cancellations
+        /// recorded on their streams this way).
         #[tracing::instrument(level = "debug", skip_all, fields(streams = ids.len()))]
         pub(crate) async fn read_streams(
             pool: &Pool,
@@ -368,37 +388,43 @@ macro_rules! reads_backend {
         ) -> Result<Vec<StoredEvent>, StoreError> {
             let mut events = Vec::new();
             for chunk in ids.chunks(crate::write_path::ROWS_PER_STATEMENT) {
-                let mut q = sqlx::QueryBuilder::<$db>::new(concat!(
-                    "SELECT ",
-                    event_columns!(),
-                    " FROM events WHERE stream_type = "
-                ));
-                q.push_bind(stream_type).push(" AND stream_id IN (");
-                let mut list = q.separated(", ");
-                for id in chunk {
-                    list.push_bind(id.as_str());
-                }
-                q.push(") AND position < ")
-                    .push_bind(i64::try_from(before).unwrap_or(i64::MAX));
-                events.extend(fetch_events(pool, q).await?);
+                events.extend(fetch_events(pool, streams_query("", stream_type, chunk, before)).await?);
             }
             events.sort_unstable_by_key(|e| e.position);
             attach_openings(pool, &mut events).await?;
             Ok(events)
         }
 
-        /// Every event of one stream, in stream order.
+        /// The statement of [`read_streams`] for the streams `ids`, after `prefix` (tests put
+        /// `EXPLAIN QUERY PLAN` there).
+        fn streams_query(
+            prefix: &str,
+            stream_type: &str,
+            ids: &[String],
+            before: u64,
+        ) -> sqlx::QueryBuilder<$db> {
+            let mut q = sqlx::QueryBuilder::<$db>::new(format!(
+                "{prefix}{}",
+                crate::reads::STREAMS
+            ));
+            q.push_bind(stream_type.to_owned()).push(" AND stream_id IN (");
+            let mut list = q.separated(", ");
+            for id in ids {
+                list.push_bind(id.clone());
+            }
+            q.push(") AND position < ")
+                .push_bind(i64::try_from(before).unwrap_or(i64::MAX));
+            q
+        }
+
+        /// Every event of one stream in the stream index, in stream order.
         #[tracing::instrument(level = "debug", skip_all, fields(stream_type = stream_type))]
         pub(crate) async fn read_stream(
             pool: &Pool,
             stream_type: &str,
             stream_id: &str,
         ) -> Result<Vec<StoredEvent>, StoreError> {
-            let rows = sqlx::query(concat!(
-                "SELECT ",
-                event_columns!(),
-                " FROM events WHERE stream_type = $1 AND stream_id = $2 ORDER BY stream_version"
-            ))
+            let rows = sqlx::query(crate::reads::STREAM)
             .bind(stream_type)
             .bind(stream_id)
             .fetch_all(pool)

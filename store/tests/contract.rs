@@ -1638,6 +1638,66 @@ mod sqlite {
         }
     }
 
+    /// The log's table as migration 0001 made it (UNIQUE on every stream version) is made again
+    /// with the partial stream index when opened (migration 0018); the cancellations' index
+    /// with it.
+    #[tokio::test]
+    async fn the_stream_index_is_moved_off_decisions() {
+        use sqlx::Connection as _;
+
+        let (dir, location) = fresh();
+        let path = dir.path().join("ledger.db");
+        let url = format!("sqlite://{}", path.display());
+        super::the_stream_index_is_moved_off_decisions(location, async || {
+            let mut db = sqlx::SqliteConnection::connect(&url)
+                .await
+                .expect("connect");
+            for sql in [
+                "CREATE TABLE events_0001 (position INTEGER PRIMARY KEY, \
+                 stream_type TEXT NOT NULL, stream_id TEXT NOT NULL, \
+                 stream_version INTEGER NOT NULL, event_type TEXT NOT NULL, \
+                 schema_version INTEGER NOT NULL, actor TEXT NOT NULL, \
+                 request_id TEXT NOT NULL, recorded_at TEXT NOT NULL, payload TEXT NOT NULL, \
+                 UNIQUE (stream_type, stream_id, stream_version))",
+                "INSERT INTO events_0001 SELECT * FROM events",
+                "DROP TABLE events",
+                "ALTER TABLE events_0001 RENAME TO events",
+                "CREATE INDEX events_cancelled_at ON events \
+                 (substr(payload, instr(payload, '\"cancelled_at\":\"') + 16, 19), position) \
+                 WHERE event_type = 'TrackingDeliveryCancelled'",
+                "DELETE FROM _sqlx_migrations WHERE version = 18",
+            ] {
+                sqlx::query(sql).execute(&mut db).await.expect(sql);
+            }
+            db.close().await.expect("close");
+        })
+        .await;
+
+        let mut db = sqlx::SqliteConnection::connect(&url)
+            .await
+            .expect("connect");
+        let indexes: Vec<(String, String)> = sqlx::query_as(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' \
+             ORDER BY name",
+        )
+        .fetch_all(&mut db)
+        .await
+        .expect("indexes");
+        let names: Vec<&str> = indexes.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["events_cancelled_at", "events_stream"],
+            "{indexes:?}"
+        );
+        assert!(
+            indexes[1]
+                .1
+                .ends_with("WHERE stream_type <> 'access' OR stream_version > 1"),
+            "{indexes:?}"
+        );
+        db.close().await.expect("close");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn many_proofs_at_once_equal_the_proofs_one_by_one() {
         let (_dir, location) = fresh();
@@ -1660,6 +1720,13 @@ mod sqlite {
     async fn cancellations_are_found_by_their_second() {
         let (_dir, location) = fresh();
         super::cancellations_are_found_by_their_second(location).await;
+    }
+
+    #[tokio::test]
+    async fn an_access_decision_is_read_by_position_and_its_later_events_by_stream() {
+        let (_dir, location) = fresh();
+        super::an_access_decision_is_read_by_position_and_its_later_events_by_stream(location)
+            .await;
     }
 
     #[tokio::test]
@@ -2431,6 +2498,8 @@ mod postgres {
         #[tokio::test]
         cancellations_are_found_by_their_second;
         #[tokio::test]
+        an_access_decision_is_read_by_position_and_its_later_events_by_stream;
+        #[tokio::test]
         a_restriction_fences_off_older_decisions;
         #[tokio::test]
         the_commit_hook_sees_commits_before_answers;
@@ -2490,6 +2559,52 @@ mod postgres {
         many_proofs_at_once_equal_the_proofs_one_by_one;
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         events_read_by_position_are_the_logs;
+    }
+
+    /// The log's table as migration 0001 made it (UNIQUE on every stream version) moves onto
+    /// the partial stream index when opened (migration 0021).
+    #[tokio::test]
+    async fn the_stream_index_is_moved_off_decisions() {
+        use sqlx::Connection as _;
+
+        let Some(db) = fresh("the_stream_index_is_moved_off_decisions").await else {
+            return;
+        };
+        let url = db.url_text().to_owned();
+        super::the_stream_index_is_moved_off_decisions(db.location().clone(), async || {
+            let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+            for sql in [
+                "DROP INDEX events_stream",
+                "ALTER TABLE events ADD UNIQUE (stream_type, stream_id, stream_version)",
+                "DELETE FROM _sqlx_migrations WHERE version = 21",
+            ] {
+                sqlx::query(sql).execute(&mut conn).await.expect(sql);
+            }
+            conn.close().await.expect("close");
+        })
+        .await;
+
+        let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+        let constraints: Vec<String> = sqlx::query_scalar(
+            "SELECT conname::text FROM pg_constraint \
+             WHERE conrelid = 'events'::regclass AND contype = 'u'",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .expect("constraints");
+        assert!(constraints.is_empty(), "{constraints:?}");
+        let index: String =
+            sqlx::query_scalar("SELECT indexdef FROM pg_indexes WHERE indexname = 'events_stream'")
+                .fetch_one(&mut conn)
+                .await
+                .expect("the stream index");
+        assert!(
+            index.starts_with("CREATE UNIQUE INDEX events_stream")
+                && index.contains("stream_type <> 'access'")
+                && index.contains("stream_version > 1"),
+            "{index}"
+        );
+        conn.close().await.expect("close");
     }
 
     /// The race is narrow, so it is run on several fresh databases (fewer than on SQLite:
@@ -2638,6 +2753,145 @@ pub async fn events_read_by_position_are_the_logs(location: StoreLocation) {
         let expected: Vec<_> = positions.iter().map(|&p| log[p as usize].clone()).collect();
         assert_eq!(read, expected, "the events at {positions:?}");
     }
+}
+
+/// A log written before the stream index left access decisions out (a UNIQUE constraint on
+/// every event's stream version), put back in that form by `revert`, is moved onto the partial
+/// index when opened: every event kept in order, streams read as before, and stream versions
+/// still refused twice — a cancellation's and any other stream's.
+async fn the_stream_index_is_moved_off_decisions(
+    location: StoreLocation,
+    revert: impl AsyncFnOnce(),
+) {
+    let store = open(&location).await;
+    let access = |id: &str, version: u64| {
+        new_event("access", id, version, "Happened", json!({ "decision": id }))
+    };
+    append_ok(
+        &store,
+        plain(vec![
+            access("d0", 1),
+            new_event("test", "s", 1, "Happened", json!("s1")),
+            access("d0", 2),
+            access("d1", 1),
+            new_event("test", "s", 2, "Happened", json!("s2")),
+        ]),
+    )
+    .await;
+    let before = assert_gapless(&store, 5).await;
+    drop(store);
+
+    revert().await;
+
+    let store = open(&location).await;
+    assert_eq!(assert_gapless(&store, 5).await, before);
+    assert_eq!(
+        store.read_stream("test", "s").await.expect("read_stream"),
+        vec![before[1].clone(), before[4].clone()]
+    );
+    assert_eq!(
+        store
+            .read_stream("access", "d0")
+            .await
+            .expect("read_stream"),
+        vec![before[2].clone()]
+    );
+    for (stream_type, id, version) in [("test", "s", 2), ("access", "d0", 2)] {
+        let refused = store
+            .append(plain(vec![new_event(
+                stream_type,
+                id,
+                version,
+                "Happened",
+                json!("again"),
+            )]))
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::Conflict { ref stream }) if stream == id),
+            "{stream_type} {id} {version}: {refused:?}"
+        );
+    }
+    let next = append_ok(
+        &store,
+        plain(vec![new_event("test", "s", 3, "Happened", json!(3))]),
+    )
+    .await;
+    assert_eq!(positions(&next), vec![5]);
+}
+
+/// An access decision's stream is read by stream from its second event on (a delivery's
+/// cancellation): the decision, whose stream id is drawn fresh for it, is not in the stream
+/// index and is read by its position. A second cancellation of one delivery, and a second
+/// event of any other stream's version, are refused as before.
+pub async fn an_access_decision_is_read_by_position_and_its_later_events_by_stream(
+    location: StoreLocation,
+) {
+    let store = open(&location).await;
+    let access = |id: &str, version: u64, event_type: &str| {
+        new_event(
+            "access",
+            id,
+            version,
+            event_type,
+            json!({ event_type: {"decision_id": id} }),
+        )
+    };
+    let recorded = append_ok(
+        &store,
+        plain(vec![
+            access("d0", 1, "TrackingAccessAllowed"),
+            access("d1", 1, "TrackingAccessAllowed"),
+            new_event("test", "s", 1, "Happened", json!("s1")),
+            access("d0", 2, "TrackingDeliveryCancelled"),
+        ]),
+    )
+    .await;
+    assert_eq!(positions(&recorded), vec![0, 1, 2, 3]);
+
+    let later = store
+        .read_stream("access", "d0")
+        .await
+        .expect("read_stream");
+    assert_eq!(later, vec![recorded[3].clone()], "the cancellation alone");
+    assert!(store
+        .read_stream("access", "d1")
+        .await
+        .expect("read_stream")
+        .is_empty());
+    let ids = ["d0".to_owned(), "d1".to_owned(), "d9".to_owned()];
+    assert_eq!(
+        store
+            .read_streams("access", &ids, 4)
+            .await
+            .expect("read_streams"),
+        vec![recorded[3].clone()]
+    );
+    assert!(store
+        .read_streams("access", &ids, 3)
+        .await
+        .expect("read_streams")
+        .is_empty());
+    assert_eq!(
+        store.read_positions(&[0, 1]).await.expect("read_positions"),
+        recorded[..2].to_vec(),
+        "the decisions, by position"
+    );
+    assert_eq!(
+        store.read_stream("test", "s").await.expect("read_stream"),
+        vec![recorded[2].clone()]
+    );
+
+    for refused in [
+        plain(vec![access("d0", 2, "TrackingDeliveryCancelled")]),
+        plain(vec![new_event("test", "s", 1, "Happened", json!("again"))]),
+    ] {
+        let stream = refused.events[0].stream_id.clone();
+        match store.append(refused).await {
+            Err(StoreError::Conflict { stream: s }) => assert_eq!(s, stream),
+            other => panic!("expected Conflict on {stream}, got {other:?}"),
+        }
+    }
+    assert_gapless(&store, 4).await;
 }
 
 /// The deliveries' cancellations (SPEC §14) are found by the second of their own time, below a
