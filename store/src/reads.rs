@@ -388,7 +388,8 @@ macro_rules! reads_backend {
         ) -> Result<Vec<StoredEvent>, StoreError> {
             let mut events = Vec::new();
             for chunk in ids.chunks(crate::write_path::ROWS_PER_STATEMENT) {
-                events.extend(fetch_events(pool, streams_query("", stream_type, chunk, before)).await?);
+                let q = streams_query("", stream_type, chunk, before);
+                events.extend(fetch_events(pool, q).await?);
             }
             events.sort_unstable_by_key(|e| e.position);
             attach_openings(pool, &mut events).await?;
@@ -425,11 +426,11 @@ macro_rules! reads_backend {
             stream_id: &str,
         ) -> Result<Vec<StoredEvent>, StoreError> {
             let rows = sqlx::query(crate::reads::STREAM)
-            .bind(stream_type)
-            .bind(stream_id)
-            .fetch_all(pool)
-            .await
-            .map_err(StoreError::unavailable)?;
+                .bind(stream_type)
+                .bind(stream_id)
+                .fetch_all(pool)
+                .await
+                .map_err(StoreError::unavailable)?;
             let mut events = rows.iter().map(row_to_event).collect::<Result<Vec<_>, _>>()?;
             attach_openings(pool, &mut events).await?;
             Ok(events)
