@@ -13,21 +13,20 @@
 # directory's size is sampled every 0.5 s. Needs sqlite3, bc.
 set -eu
 D=$1
-MIGRATION=$(dirname "$0")/../../migrations/sqlite/0018_events_stream_index.sql
+MIGRATIONS=$(dirname "$0")/../../migrations/sqlite
+MIGRATION=$MIGRATIONS/0018_events_stream_index.sql
+# The events table as 0001 made it, and the cancellations' index of 0015, from the migrations.
+TABLE_0001=$(sed -n '/^CREATE TABLE events (/,/^);/p' "$MIGRATIONS/0001_events.sql" |
+  sed 's/^CREATE TABLE events (/CREATE TABLE events_0001 (/')
+CANCELLED=$(sed -n '/^CREATE INDEX events_cancelled_at/,/;$/p' "$MIGRATIONS/0015_events_cancelled_at.sql")
 for zeroing in ON OFF; do
-  sqlite3 -bail "$D/ledger.db" <<'SQL'
+  sqlite3 -bail "$D/ledger.db" <<SQL
 DROP INDEX IF EXISTS events_stream;
-CREATE TABLE events_0001 (position INTEGER PRIMARY KEY, stream_type TEXT NOT NULL,
-  stream_id TEXT NOT NULL, stream_version INTEGER NOT NULL, event_type TEXT NOT NULL,
-  schema_version INTEGER NOT NULL, actor TEXT NOT NULL, request_id TEXT NOT NULL,
-  recorded_at TEXT NOT NULL, payload TEXT NOT NULL,
-  UNIQUE (stream_type, stream_id, stream_version));
+$TABLE_0001
 INSERT INTO events_0001 SELECT * FROM events ORDER BY position;
 DROP TABLE events;
 ALTER TABLE events_0001 RENAME TO events;
-CREATE INDEX events_cancelled_at
-  ON events (substr(payload, instr(payload, '"cancelled_at":"') + 16, 19), position)
-  WHERE event_type = 'TrackingDeliveryCancelled';
+$CANCELLED
 VACUUM;
 SQL
   sync

@@ -712,22 +712,16 @@ mod tests {
             .await
             .expect("set");
         for stream_type in ["consent", "access"] {
-            let one: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "EXPLAIN {}",
-                crate::reads::STREAM
-            )))
-            .bind(stream_type)
-            .bind("an id")
-            .fetch_all(&mut *conn)
-            .await
-            .expect("plan");
             let ids = ["a".to_owned(), "b".to_owned()];
-            let many: Vec<String> = streams_query("EXPLAIN ", stream_type, &ids, 100)
-                .build_query_scalar()
-                .fetch_all(&mut *conn)
-                .await
-                .expect("plan");
-            for plan in [one, many] {
+            for mut query in [
+                stream_query("EXPLAIN ", stream_type, "an id"),
+                streams_query("EXPLAIN ", stream_type, &ids, 100),
+            ] {
+                let plan: Vec<String> = query
+                    .build_query_scalar()
+                    .fetch_all(&mut *conn)
+                    .await
+                    .expect("plan");
                 assert!(
                     plan.iter()
                         .any(|line| line.contains("using events_stream on events"))

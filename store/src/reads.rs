@@ -59,25 +59,6 @@ pub(crate) fn node_error(e: sqlx::Error) -> StoreError {
     }
 }
 
-/// The statement of `read_stream`: one range of the stream index, whose condition it names.
-pub(crate) const STREAM: &str = concat!(
-    "SELECT ",
-    event_columns!(),
-    " FROM events WHERE ",
-    in_stream_index!(),
-    " AND stream_type = $1 AND stream_id = $2 ORDER BY stream_version"
-);
-
-/// The start of `read_streams`' statements, each ranges of the stream index; the stream type,
-/// the ids and the bound on positions follow.
-pub(crate) const STREAMS: &str = concat!(
-    "SELECT ",
-    event_columns!(),
-    " FROM events WHERE ",
-    in_stream_index!(),
-    " AND stream_type = "
-);
-
 /// Defines the shared read functions in a backend module, over `sqlx::Pool<$db>` (or one of
 /// its connections). `$schema_int` is the Rust type of the `schema_version` column. The module
 /// provides `recorded_at(&Row) -> Result<DateTime<Utc>, String>`, `time_bind(DateTime<Utc>)`
@@ -397,24 +378,50 @@ macro_rules! reads_backend {
         }
 
         /// The statement of [`read_streams`] for the streams `ids`, after `prefix` (tests put
-        /// `EXPLAIN QUERY PLAN` there).
+        /// `EXPLAIN QUERY PLAN` there): ranges of the stream index, whose condition it names.
         fn streams_query(
             prefix: &str,
             stream_type: &str,
             ids: &[String],
             before: u64,
         ) -> sqlx::QueryBuilder<$db> {
-            let mut q = sqlx::QueryBuilder::<$db>::new(format!(
-                "{prefix}{}",
-                crate::reads::STREAMS
-            ));
-            q.push_bind(stream_type.to_owned()).push(" AND stream_id IN (");
+            let mut q = stream_index_query(prefix, stream_type);
+            q.push(" AND stream_id IN (");
             let mut list = q.separated(", ");
             for id in ids {
-                list.push_bind(id.clone());
+                list.push_bind(id.as_str());
             }
             q.push(") AND position < ")
                 .push_bind(i64::try_from(before).unwrap_or(i64::MAX));
+            q
+        }
+
+        /// The statement of [`read_stream`], after `prefix` (tests put `EXPLAIN QUERY PLAN`
+        /// there): one range of the stream index.
+        fn stream_query(
+            prefix: &str,
+            stream_type: &str,
+            stream_id: &str,
+        ) -> sqlx::QueryBuilder<$db> {
+            let mut q = stream_index_query(prefix, stream_type);
+            q.push(" AND stream_id = ")
+                .push_bind(stream_id)
+                .push(" ORDER BY stream_version");
+            q
+        }
+
+        /// The events of one stream type in the stream index, after `prefix`: the index's
+        /// condition word for word, then the type.
+        fn stream_index_query(prefix: &str, stream_type: &str) -> sqlx::QueryBuilder<$db> {
+            let mut q = sqlx::QueryBuilder::<$db>::new(prefix);
+            q.push(concat!(
+                "SELECT ",
+                event_columns!(),
+                " FROM events WHERE ",
+                in_stream_index!(),
+                " AND stream_type = "
+            ))
+            .push_bind(stream_type);
             q
         }
 
@@ -425,9 +432,8 @@ macro_rules! reads_backend {
             stream_type: &str,
             stream_id: &str,
         ) -> Result<Vec<StoredEvent>, StoreError> {
-            let rows = sqlx::query(crate::reads::STREAM)
-                .bind(stream_type)
-                .bind(stream_id)
+            let rows = stream_query("", stream_type, stream_id)
+                .build()
                 .fetch_all(pool)
                 .await
                 .map_err(StoreError::unavailable)?;

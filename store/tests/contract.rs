@@ -1652,22 +1652,34 @@ mod sqlite {
             let mut db = sqlx::SqliteConnection::connect(&url)
                 .await
                 .expect("connect");
+            // The table as 0001 made it and the cancellations' index as 0015 did, from the
+            // migrations themselves.
+            let statement = |migration: &str, head: &str| {
+                let start = migration.find(head).expect(head);
+                let end = start + migration[start..].find(';').expect("the statement's end");
+                migration[start..end].to_owned()
+            };
+            let table = statement(
+                include_str!("../../migrations/sqlite/0001_events.sql"),
+                "CREATE TABLE events (",
+            )
+            .replacen("CREATE TABLE events (", "CREATE TABLE events_0001 (", 1);
+            let cancelled = statement(
+                include_str!("../../migrations/sqlite/0015_events_cancelled_at.sql"),
+                "CREATE INDEX events_cancelled_at",
+            );
             for sql in [
-                "CREATE TABLE events_0001 (position INTEGER PRIMARY KEY, \
-                 stream_type TEXT NOT NULL, stream_id TEXT NOT NULL, \
-                 stream_version INTEGER NOT NULL, event_type TEXT NOT NULL, \
-                 schema_version INTEGER NOT NULL, actor TEXT NOT NULL, \
-                 request_id TEXT NOT NULL, recorded_at TEXT NOT NULL, payload TEXT NOT NULL, \
-                 UNIQUE (stream_type, stream_id, stream_version))",
+                table.as_str(),
                 "INSERT INTO events_0001 SELECT * FROM events",
                 "DROP TABLE events",
                 "ALTER TABLE events_0001 RENAME TO events",
-                "CREATE INDEX events_cancelled_at ON events \
-                 (substr(payload, instr(payload, '\"cancelled_at\":\"') + 16, 19), position) \
-                 WHERE event_type = 'TrackingDeliveryCancelled'",
+                cancelled.as_str(),
                 "DELETE FROM _sqlx_migrations WHERE version = 18",
             ] {
-                sqlx::query(sql).execute(&mut db).await.expect(sql);
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut db)
+                    .await
+                    .expect(sql);
             }
             db.close().await.expect("close");
         })
