@@ -34,7 +34,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use crate::commitment::{check_opening, Opening, OpeningError, COMMITMENT};
+use crate::commitment::{check_opening, commitment_at, Opening, OpeningError};
 use crate::note::{Checkpoint, NoteError, VerifierKey};
 use crate::tree::{leaf_hash, verify_consistency, Hash, InclusionVerifier, ProofError};
 
@@ -617,24 +617,14 @@ fn check_disclosures(
         check_opening(&leaf, pointer, opening).map_err(BundleErrorKind::Opening)?;
     }
     for pointer in erased {
-        commitment_at(&leaf, pointer).map_err(BundleErrorKind::Opening)?;
+        erased_at(&leaf, pointer).map_err(BundleErrorKind::Opening)?;
     }
     Ok(())
 }
 
-/// Whether a commitment object stands at `pointer` in `leaf`, as [`check_opening`] finds one: an
-/// object whose one member is the string [`COMMITMENT`].
-fn commitment_at(leaf: &serde_json::Value, pointer: &str) -> Result<(), OpeningError> {
-    if !(pointer.is_empty() || pointer.starts_with('/')) {
-        return Err(OpeningError::BadPointer {
-            pointer: pointer.to_owned(),
-        });
-    }
-    leaf.pointer(pointer)
-        .and_then(|v| v.as_object())
-        .filter(|o| o.len() == 1)
-        .and_then(|o| o.get(COMMITMENT))
-        .and_then(|c| c.as_str())
+/// Whether a commitment object stands at `pointer` in `leaf`, as [`check_opening`] finds one.
+fn erased_at(leaf: &serde_json::Value, pointer: &str) -> Result<(), OpeningError> {
+    commitment_at(leaf, pointer)?
         .map(|_| ())
         .ok_or_else(|| OpeningError::NoCommitment {
             pointer: pointer.to_owned(),

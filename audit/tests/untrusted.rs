@@ -12,7 +12,9 @@ use consent_ledger_audit::bundle::{
     verify_bundle, verify_bundle_since, BundleConsistency, BundleError, BundleHeader, BundleLine,
     BundleVerifier, VerifiedBundle, BUNDLE_FORMAT,
 };
-use consent_ledger_audit::commitment::{check_opening, commit, Opening, SALT_BYTES};
+use consent_ledger_audit::commitment::{
+    check_opening, check_opening_in_text, commit, Opening, OpeningError, SALT_BYTES,
+};
 use consent_ledger_audit::note::{self, VerifierKey};
 use consent_ledger_audit::tree::{
     consistency_proof_in_memory, consistency_proof_nodes, inclusion_path_nodes, leaf_hash, mth,
@@ -259,10 +261,123 @@ fn proof_for(expected: Option<usize>, exact: bool, mut proof: Vec<Hash>) -> Vec<
     proof
 }
 
+/// A key of a generated leaf: the pointer's escapes (`/`, `~`), JSON's (`"`, `\\`, a control
+/// character), and the names a leaf uses.
+fn leaf_key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("payload".to_owned()),
+        Just("commitment".to_owned()),
+        Just("field".to_owned()),
+        Just("a/b".to_owned()),
+        Just("~0".to_owned()),
+        Just("q\"\\\u{1}".to_owned()),
+        Just(String::new()),
+        "[a-c~/]{1,3}",
+    ]
+}
+
+/// A leaf of any shape, with commitment objects (opened by [`committed`]'s opening, or not) in
+/// some of its places.
+fn leaf_value() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::{json, Value};
+    let (good, _) = committed();
+    let scalar = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(|f| json!(f)),
+        "[a-z\"]{0,4}".prop_map(Value::String),
+        Just(good.clone()),
+        Just(json!({"commitment": "bm90IGEgaGFzaA=="})),
+        Just(json!({"commitment": 7})),
+        Just(json!({"commitment": good["commitment"].clone(), "value": "x"})),
+    ];
+    scalar.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(serde_json::Value::Array),
+            prop::collection::btree_map(leaf_key(), inner, 0..5)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// Every pointer into `value` (RFC 6901, escaped), the empty one first.
+fn pointers_into(value: &serde_json::Value, at: String, out: &mut Vec<String>) {
+    out.push(at.clone());
+    match value {
+        serde_json::Value::Object(members) => {
+            for (key, member) in members {
+                let token = key.replace('~', "~0").replace('/', "~1");
+                pointers_into(member, format!("{at}/{token}"), out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                pointers_into(item, format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The commitment object the generated leaves hold, and its opening.
+fn committed() -> (serde_json::Value, Opening) {
+    commit("JJD0001", &[3; SALT_BYTES])
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     // --- Openings of commitments (bundle format /2, SPEC §12) -----------------------------------
+
+    /// `audit-log` reads each commitment from the leaf's text in one pass; it must answer what the
+    /// parsed leaf answers, for every place in any leaf and for pointers that lead nowhere.
+    #[test]
+    fn an_opening_read_from_the_text_is_checked_as_on_the_parsed_leaf(
+        leaf in leaf_value(),
+        place in any::<Index>(),
+        stray in prop_oneof![Just("".to_owned()), Just("/01".to_owned()), Just("/+0".to_owned()),
+            Just("/x".to_owned()), "/[a-c~0-9/]{0,6}", "[a-c/]{0,3}"],
+        pretty in any::<bool>(),
+    ) {
+        let (_, opening) = committed();
+        let mut pointers = Vec::new();
+        pointers_into(&leaf, String::new(), &mut pointers);
+        let pointer = format!("{}{stray}", place.get(&pointers));
+        let text = if pretty {
+            serde_json::to_string_pretty(&leaf)
+        } else {
+            serde_json::to_string(&leaf)
+        }
+        .expect("a value serializes");
+        prop_assert_eq!(
+            check_opening_in_text(&text, &pointer, &opening).map_err(|e| e.to_string()),
+            Ok(check_opening(&leaf, &pointer, &opening)),
+            "pointer {:?} in {}", pointer, text
+        );
+    }
+
+    #[test]
+    fn any_text_read_for_an_opening_is_checked_or_refused(
+        leaf in any::<String>(),
+        pointer in any::<String>(),
+    ) {
+        let (_, opening) = committed();
+        let parsed = serde_json::from_str::<serde_json::Value>(&leaf);
+        match check_opening_in_text(&leaf, &pointer, &opening) {
+            Ok(answer) => match parsed {
+                Ok(parsed) => prop_assert_eq!(answer, check_opening(&parsed, &pointer, &opening)),
+                // A pointer that is no pointer is refused before the text is read.
+                Err(_) => prop_assert!(
+                    matches!(answer, Err(OpeningError::BadPointer { .. })),
+                    "{:?} read as JSON", leaf
+                ),
+            },
+            Err(_) => prop_assert!(parsed.is_err(), "{:?} refused", leaf),
+        }
+    }
 
     #[test]
     fn any_opening_of_any_leaf_is_checked_or_refused(
