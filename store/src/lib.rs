@@ -771,3 +771,76 @@ mod tests {
         assert_eq!(scattered_parts(&far[..3], 4).len(), 3);
     }
 }
+
+/// A released migration is never edited (`migrations/released.sha384`): a database that applied
+/// it would refuse to open.
+#[cfg(test)]
+mod released_migrations {
+    use std::collections::BTreeMap;
+
+    const RELEASED: &str = include_str!("../../migrations/released.sha384");
+
+    #[test]
+    fn no_recorded_migration_changes_and_every_migration_is_recorded() {
+        let migrators = [
+            ("sqlite", &crate::sqlite::MIGRATOR),
+            ("sqlite-audit", &crate::sqlite::GDPR_MIGRATOR),
+            ("postgres", &crate::postgres::MIGRATOR),
+        ];
+        let files: BTreeMap<(&str, i64), String> = migrators
+            .iter()
+            .flat_map(|(dir, migrator)| {
+                migrator.iter().map(move |m| {
+                    let sum = m.checksum.iter().map(|b| format!("{b:02x}")).collect();
+                    ((*dir, m.version), sum)
+                })
+            })
+            .collect();
+        let recorded: BTreeMap<(&str, i64), &str> = RELEASED
+            .lines()
+            .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+            .map(
+                |line| match line.split_whitespace().collect::<Vec<_>>()[..] {
+                    [dir, version, sum] => match version.parse() {
+                        Ok(version) => ((dir, version), sum),
+                        Err(_) => panic!("not a version: {line:?}"),
+                    },
+                    _ => panic!("not `directory version sha384`: {line:?}"),
+                },
+            )
+            .collect();
+        let line = |(dir, version): &(&str, i64), sum: &str| format!("{dir} {version} {sum}");
+        let changed: Vec<String> = recorded
+            .iter()
+            .filter(|(key, sum)| files.get(*key).is_some_and(|now| now != *sum))
+            .map(|(key, _)| line(key, &files[key]))
+            .collect();
+        assert!(
+            changed.is_empty(),
+            "a recorded migration changed; a database that applied it refuses to open, so put \
+             the change in a new migration (only one never released may be edited, with its \
+             line in migrations/released.sha384 made again):\n{}",
+            changed.join("\n")
+        );
+        let removed: Vec<String> = recorded
+            .iter()
+            .filter(|(key, _)| !files.contains_key(*key))
+            .map(|(key, sum)| line(key, sum))
+            .collect();
+        assert!(
+            removed.is_empty(),
+            "recorded migrations are gone:\n{}",
+            removed.join("\n")
+        );
+        let new: Vec<String> = files
+            .iter()
+            .filter(|(key, _)| !recorded.contains_key(*key))
+            .map(|(key, sum)| line(key, sum))
+            .collect();
+        assert!(
+            new.is_empty(),
+            "add the new migrations to migrations/released.sha384; from then on they are fixed:\n{}",
+            new.join("\n")
+        );
+    }
+}

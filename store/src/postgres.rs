@@ -31,7 +31,7 @@ use crate::write_path::{
 };
 use crate::PostgresUrl;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
 /// The channel on which every committing transaction announces the log's new size (the
 /// position its next event will get). PostgreSQL delivers notifications on commit, in commit

@@ -26,10 +26,11 @@ use crate::event::{
 use crate::unsynced::UnsyncedWrites;
 use crate::write_path::{resolve_nodes, sql_index, LastHead, LogWriter, Stamped, BACKFILL_PAGE};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
 /// The GDPR projection's own file (docs/adr/0006); its migrations keep their directory name.
-static GDPR_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite-audit");
+pub(crate) static GDPR_MIGRATOR: sqlx::migrate::Migrator =
+    sqlx::migrate!("../migrations/sqlite-audit");
 
 /// Where the GDPR projection of the log at `path` lives: `ledger.db` → `ledger.audit.db` (the
 /// file keeps its name, so existing data directories keep working).
