@@ -780,6 +780,13 @@ mod released_migrations {
 
     const RELEASED: &str = include_str!("../../migrations/released.sha384");
 
+    const CHANGED: &str = "recorded migrations changed; a database that applied one refuses to \
+        open, so put the change in a new migration (only one never released may be edited, its \
+        line in migrations/released.sha384 made again)";
+    const GONE: &str = "recorded migrations are gone";
+    const NEW: &str =
+        "add the new migrations to migrations/released.sha384; from then on they are fixed";
+
     #[test]
     fn no_recorded_migration_changes_and_every_migration_is_recorded() {
         let migrators = [
@@ -809,38 +816,24 @@ mod released_migrations {
                 },
             )
             .collect();
-        let line = |(dir, version): &(&str, i64), sum: &str| format!("{dir} {version} {sum}");
-        let changed: Vec<String> = recorded
+        let keys: std::collections::BTreeSet<_> = recorded.keys().chain(files.keys()).collect();
+        let mut wrong: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for key @ (dir, version) in keys {
+            let (what, sum) = match (recorded.get(key), files.get(key)) {
+                (Some(was), Some(now)) if was != now => (CHANGED, now.as_str()),
+                (Some(was), None) => (GONE, *was),
+                (None, Some(now)) => (NEW, now.as_str()),
+                _ => continue,
+            };
+            wrong
+                .entry(what)
+                .or_default()
+                .push(format!("{dir} {version} {sum}"));
+        }
+        let report: Vec<String> = wrong
             .iter()
-            .filter(|(key, sum)| files.get(*key).is_some_and(|now| now != *sum))
-            .map(|(key, _)| line(key, &files[key]))
+            .map(|(what, lines)| format!("{what}:\n{}", lines.join("\n")))
             .collect();
-        assert!(
-            changed.is_empty(),
-            "a recorded migration changed; a database that applied it refuses to open, so put \
-             the change in a new migration (only one never released may be edited, with its \
-             line in migrations/released.sha384 made again):\n{}",
-            changed.join("\n")
-        );
-        let removed: Vec<String> = recorded
-            .iter()
-            .filter(|(key, _)| !files.contains_key(*key))
-            .map(|(key, sum)| line(key, sum))
-            .collect();
-        assert!(
-            removed.is_empty(),
-            "recorded migrations are gone:\n{}",
-            removed.join("\n")
-        );
-        let new: Vec<String> = files
-            .iter()
-            .filter(|(key, _)| !recorded.contains_key(*key))
-            .map(|(key, sum)| line(key, sum))
-            .collect();
-        assert!(
-            new.is_empty(),
-            "add the new migrations to migrations/released.sha384; from then on they are fixed:\n{}",
-            new.join("\n")
-        );
+        assert!(wrong.is_empty(), "{}", report.join("\n"));
     }
 }
