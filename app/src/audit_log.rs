@@ -52,22 +52,25 @@ fn read_page(store: &Store, from: u64) -> JoinHandle<Result<Page, StoreError>> {
 }
 
 /// Checks each opening kept beside the log against the commitment in the event's leaf
-/// (SPEC §12): an opening changed in the store is tampering as much as a changed event. The leaf
-/// is read as text for each opening, down to its commitment alone (no JSON tree built).
+/// (SPEC §12): an opening changed in the store is tampering as much as a changed event. The
+/// payload is read as text for each opening, down to its commitment alone (no JSON tree built).
 fn check_openings(row: &StoredEvent) -> anyhow::Result<u64> {
     if row.openings.is_empty() {
         return Ok(0);
     }
     let position = row.position.get();
-    let leaf = format!("{{\"payload\":{}}}", row.payload.as_str());
     for opened in &row.openings {
         let opening = consent_ledger_audit::commitment::Opening {
             value: opened.value.clone(),
             salt: opened.salt.clone(),
         };
-        consent_ledger_audit::commitment::check_opening_in_text(&leaf, &opened.pointer, &opening)
-            .map_err(|_| tampered(position, "the event's payload is not JSON"))?
-            .map_err(|e| tampered(position, &format!("a kept opening does not match: {e}")))?;
+        consent_ledger_audit::commitment::check_opening_in_payload(
+            row.payload.as_str(),
+            &opened.pointer,
+            &opening,
+        )
+        .map_err(|_| tampered(position, "the event's payload is not JSON"))?
+        .map_err(|e| tampered(position, &format!("a kept opening does not match: {e}")))?;
     }
     Ok(row.openings.len() as u64)
 }

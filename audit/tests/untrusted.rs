@@ -13,7 +13,7 @@ use consent_ledger_audit::bundle::{
     BundleVerifier, VerifiedBundle, BUNDLE_FORMAT,
 };
 use consent_ledger_audit::commitment::{
-    check_opening, check_opening_in_text, commit, Opening, OpeningError, SALT_BYTES,
+    check_opening, check_opening_in_payload, commit, Opening, OpeningError, SALT_BYTES,
 };
 use consent_ledger_audit::note::{self, VerifierKey};
 use consent_ledger_audit::tree::{
@@ -332,50 +332,59 @@ proptest! {
 
     // --- Openings of commitments (bundle format /2, SPEC §12) -----------------------------------
 
-    /// `audit-log` reads each commitment from the leaf's text in one pass; it must answer what the
-    /// parsed leaf answers, for every place in any leaf and for pointers that lead nowhere.
+    /// `audit-log` reads each commitment from the payload's text in one pass; it must answer what
+    /// the parsed leaf answers, for every place in any payload and for pointers that lead nowhere.
     #[test]
-    fn an_opening_read_from_the_text_is_checked_as_on_the_parsed_leaf(
-        leaf in leaf_value(),
+    fn an_opening_read_from_the_payload_text_is_checked_as_on_the_parsed_leaf(
+        payload in leaf_value(),
         place in any::<Index>(),
         stray in prop_oneof![Just("".to_owned()), Just("/01".to_owned()), Just("/+0".to_owned()),
             Just("/x".to_owned()), "/[a-c~0-9/]{0,6}", "[a-c/]{0,3}"],
         pretty in any::<bool>(),
+        elsewhere in any::<bool>(),
     ) {
         let (_, opening) = committed();
+        let leaf = serde_json::json!({ "payload": payload });
         let mut pointers = Vec::new();
         pointers_into(&leaf, String::new(), &mut pointers);
-        let pointer = format!("{}{stray}", place.get(&pointers));
+        let mut pointer = format!("{}{stray}", place.get(&pointers));
+        if elsewhere {
+            // The same path under a member the leaf does not have.
+            pointer = pointer.replacen("/payload", "/commitment", 1);
+        }
         let text = if pretty {
-            serde_json::to_string_pretty(&leaf)
+            serde_json::to_string_pretty(&payload)
         } else {
-            serde_json::to_string(&leaf)
+            serde_json::to_string(&payload)
         }
         .expect("a value serializes");
         prop_assert_eq!(
-            check_opening_in_text(&text, &pointer, &opening).map_err(|e| e.to_string()),
+            check_opening_in_payload(&text, &pointer, &opening).map_err(|e| e.to_string()),
             Ok(check_opening(&leaf, &pointer, &opening)),
             "pointer {:?} in {}", pointer, text
         );
     }
 
     #[test]
-    fn any_text_read_for_an_opening_is_checked_or_refused(
-        leaf in any::<String>(),
-        pointer in any::<String>(),
+    fn any_payload_text_read_for_an_opening_is_checked_or_refused(
+        payload in any::<String>(),
+        pointer in prop_oneof![any::<String>(), Just("/payload".to_owned())],
     ) {
         let (_, opening) = committed();
-        let parsed = serde_json::from_str::<serde_json::Value>(&leaf);
-        match check_opening_in_text(&leaf, &pointer, &opening) {
+        let parsed = serde_json::from_str::<serde_json::Value>(&payload);
+        match check_opening_in_payload(&payload, &pointer, &opening) {
             Ok(answer) => match parsed {
-                Ok(parsed) => prop_assert_eq!(answer, check_opening(&parsed, &pointer, &opening)),
+                Ok(parsed) => prop_assert_eq!(
+                    answer,
+                    check_opening(&serde_json::json!({ "payload": parsed }), &pointer, &opening)
+                ),
                 // A pointer that is no pointer is refused before the text is read.
                 Err(_) => prop_assert!(
                     matches!(answer, Err(OpeningError::BadPointer { .. })),
-                    "{:?} read as JSON", leaf
+                    "{:?} read as JSON", payload
                 ),
             },
-            Err(_) => prop_assert!(parsed.is_err(), "{:?} refused", leaf),
+            Err(_) => prop_assert!(parsed.is_err(), "{:?} refused", payload),
         }
     }
 
