@@ -273,6 +273,18 @@ pub(crate) fn shipper_wide_grant(
     })
 }
 
+/// What the durable floor ([`crate::floor`]) does with a body before it answers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum FloorCommit {
+    /// Nothing: answers after the hand-off to its commit thread.
+    HandOff,
+    /// Writes it into a preallocated file, one fdatasync for all waiting.
+    File,
+    /// Commits it as a row of an SQLite table opened as the log's is, one transaction for all
+    /// waiting.
+    SqliteRow,
+}
+
 /// A `consent-ledger serve` process on a loopback port: a second node of `bench decisions
 /// --nodes 2`, the server `bench http` loads from outside. Stopped with SIGTERM, and waited
 /// for, when dropped.
@@ -305,15 +317,16 @@ impl ServeProcess {
     }
 
     /// `consent-ledger-bench durable-floor` ([`crate::floor`]) writing into `dir`, this
-    /// harness's own binary, on a loopback port; with `sync` false, answering after the
-    /// hand-off alone.
-    pub(crate) fn durable_floor(dir: &Path, sync: bool) -> anyhow::Result<Self> {
+    /// harness's own binary, on a loopback port, committing each body as `commit` says.
+    pub(crate) fn durable_floor(dir: &Path, commit: FloorCommit) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let mut command = Command::new(std::env::current_exe().context("finding this executable")?);
         command.arg("durable-floor").arg("--dir").arg(dir);
-        if !sync {
-            command.arg("--no-sync");
-        }
+        match commit {
+            FloorCommit::HandOff => command.arg("--no-sync"),
+            FloorCommit::File => &mut command,
+            FloorCommit::SqliteRow => command.arg("--sqlite"),
+        };
         Self::listening(command, dir)
     }
 

@@ -10,6 +10,11 @@
 //! no token, no decision, no log, no Merkle tree, no projection. With `--no-sync` the thread
 //! answers without writing: what the hand-off between threads costs alone.
 //!
+//! With `--sqlite` the thread commits the bodies instead as rows of an SQLite table opened as
+//! the log's is, a group a transaction, by the log's own one-call commit
+//! ([`consent_ledger_store::baseline::RowsFloor`]): the least a durable answer costs with the
+//! log in SQLite, as SPEC §6 keeps it.
+//!
 //! A decision must do at least all of this, so the floor's rate over the same server's
 //! `GET` rate bounds the ratio SPEC §11 and issue 18 ask of decisions over the healthz
 //! ceiling, whatever the decision path does.
@@ -23,6 +28,7 @@ use std::sync::mpsc;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use anyhow::Context;
 use clap::Args;
+use consent_ledger_store::baseline::RowsFloor;
 use tokio::sync::oneshot;
 
 #[derive(Debug, Clone, Args)]
@@ -33,8 +39,21 @@ pub struct FloorArgs {
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: String,
     /// Answer after the hand-off alone, without writing or syncing.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "sqlite")]
     pub no_sync: bool,
+    /// Commit the bodies as rows of an SQLite table opened as the log's is, not into a file.
+    #[arg(long)]
+    pub sqlite: bool,
+}
+
+/// Where the commit thread puts the bodies.
+enum Sink {
+    /// Nowhere: the hand-off alone.
+    Nothing,
+    /// Written into a preallocated file and synced.
+    File(File),
+    /// Committed as rows of an SQLite table, on a runtime of the commit thread's own.
+    Sqlite(tokio::runtime::Runtime, RowsFloor),
 }
 
 /// The file's size: written whole once before the server listens, then overwritten in turn.
@@ -47,14 +66,23 @@ type Job = (web::Bytes, oneshot::Sender<u64>);
 /// does.
 pub fn run(args: FloorArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.dir)?;
-    let file = preallocated(&args.dir.join("durable-floor.tmp"))?;
+    let sink = if args.no_sync {
+        Sink::Nothing
+    } else if args.sqlite {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let rows = runtime.block_on(RowsFloor::open(&args.dir.join("durable-floor.db")))?;
+        Sink::Sqlite(runtime, rows)
+    } else {
+        Sink::File(preallocated(&args.dir.join("durable-floor.tmp"))?)
+    };
     let (jobs, waiting) = mpsc::channel::<Job>();
-    let sync = !args.no_sync;
     // Named as the real server's group commit, so that `bench http`'s table puts it in the
     // same column.
     std::thread::Builder::new()
         .name("log-commit".into())
-        .spawn(move || commit(&file, &waiting, sync))?;
+        .spawn(move || commit(sink, &waiting))?;
     let listener = std::net::TcpListener::bind(&args.listen)?;
     let url = format!("http://{}", listener.local_addr()?);
     actix_web::rt::System::new().block_on(async move {
@@ -105,9 +133,10 @@ fn preallocated(path: &std::path::Path) -> anyhow::Result<File> {
     Ok(file)
 }
 
-/// The commit thread: takes every body waiting, writes them at the file's next offset in one
-/// call (wrapping at its end), syncs once, then answers them, until the server is gone.
-fn commit(file: &File, waiting: &mpsc::Receiver<Job>, sync: bool) -> anyhow::Result<()> {
+/// The commit thread: takes every body waiting, commits them to `sink` at once — into a file
+/// at its next offset in one call (wrapping at its end) and one sync, or as rows in one SQLite
+/// transaction —, then answers them, until the server is gone.
+fn commit(mut sink: Sink, waiting: &mpsc::Receiver<Job>) -> anyhow::Result<()> {
     let mut offset = 0_u64;
     let mut position = 0_u64;
     let mut buffer = Vec::with_capacity(1 << 20);
@@ -115,18 +144,25 @@ fn commit(file: &File, waiting: &mpsc::Receiver<Job>, sync: bool) -> anyhow::Res
     while let Ok(first) = waiting.recv() {
         batch.push(first);
         batch.extend(waiting.try_iter());
-        if sync {
-            buffer.clear();
-            for (body, _) in &batch {
-                buffer.extend_from_slice(body);
-                buffer.push(b'\n');
+        match &mut sink {
+            Sink::Nothing => {}
+            Sink::File(file) => {
+                buffer.clear();
+                for (body, _) in &batch {
+                    buffer.extend_from_slice(body);
+                    buffer.push(b'\n');
+                }
+                if offset + buffer.len() as u64 > FILE_BYTES {
+                    offset = 0;
+                }
+                file.write_all_at(&buffer, offset)?;
+                file.sync_data()?;
+                offset += buffer.len() as u64;
             }
-            if offset + buffer.len() as u64 > FILE_BYTES {
-                offset = 0;
+            Sink::Sqlite(runtime, rows) => {
+                let bodies: Vec<&[u8]> = batch.iter().map(|(body, _)| &body[..]).collect();
+                runtime.block_on(rows.commit(&bodies))?;
             }
-            file.write_all_at(&buffer, offset)?;
-            file.sync_data()?;
-            offset += buffer.len() as u64;
         }
         for (_, done) in batch.drain(..) {
             position += 1;
@@ -149,7 +185,7 @@ mod tests {
         let path = dir.path().join("floor");
         let file = File::create(&path).expect("the file");
         let (jobs, waiting) = mpsc::channel::<Job>();
-        let thread = std::thread::spawn(move || commit(&file, &waiting, true));
+        let thread = std::thread::spawn(move || commit(Sink::File(file), &waiting));
         let answers: Vec<oneshot::Receiver<u64>> = ["a", "bb", "ccc"]
             .into_iter()
             .map(|body| {

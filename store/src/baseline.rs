@@ -13,6 +13,8 @@ use crate::error::StoreError;
 use crate::event::StoredEvent;
 use crate::{postgres, sqlite, Reads, StoreLocation};
 
+pub use crate::sqlite::RowsFloor;
+
 /// A connection to a database with the ledger's schema (created and migrated if needed).
 enum Plain {
     Sqlite(SqliteConnection),

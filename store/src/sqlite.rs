@@ -484,8 +484,12 @@ fn recorded_at(row: &SqliteRow) -> Result<DateTime<Utc>, String> {
 crate::reads::reads_backend!(Sqlite, i64);
 
 mod pages;
+#[cfg(feature = "baseline")]
+mod rows_floor;
 mod whole;
 pub(crate) use pages::{leaf_hashes, read_decisions, read_leaves, read_pages};
+#[cfg(feature = "baseline")]
+pub use rows_floor::RowsFloor;
 
 /// Events per multi-row INSERT. SQLite allows 32,766 bound parameters per statement (events
 /// bind ten each), but a statement of thousands of rows is parsed anew for every large batch:

@@ -111,7 +111,7 @@ pub(super) fn append(
 }
 
 /// Rolls back whatever is still open after `err`, and returns `err`.
-fn roll_back(db: NonNull<ffi::sqlite3>, err: RawError) -> RawError {
+pub(super) fn roll_back(db: NonNull<ffi::sqlite3>, err: RawError) -> RawError {
     // SAFETY: `db` is the open connection `append` was given, used by this thread alone.
     if unsafe { ffi::sqlite3_get_autocommit(db.as_ptr()) } == 0 {
         // A ROLLBACK that fails leaves the transaction to the writer's `abort`.
@@ -244,7 +244,7 @@ fn event_row<'a>(e: &'a StoredEvent, time: &'a str) -> [Value<'a>; 10] {
 }
 
 /// A value bound to a statement's parameter.
-enum Value<'a> {
+pub(super) enum Value<'a> {
     Null,
     Int(i64),
     Text(&'a str),
@@ -338,14 +338,14 @@ impl On<'_> {
 }
 
 /// A statement prepared on the writer's connection, finalized when dropped.
-struct Prepared {
-    db: NonNull<ffi::sqlite3>,
-    statement: Statement,
+pub(super) struct Prepared {
+    pub(super) db: NonNull<ffi::sqlite3>,
+    pub(super) statement: Statement,
 }
 
 impl Prepared {
     /// Binds `values`, steps the statement to its end, and resets it.
-    fn run(&mut self, values: &[Value<'_>]) -> Result<(), RawError> {
+    pub(super) fn run(&mut self, values: &[Value<'_>]) -> Result<(), RawError> {
         self.row(values).map(drop)
     }
 
@@ -428,7 +428,7 @@ unsafe fn two_ints(stmt: *mut ffi::sqlite3_stmt) -> Option<(i64, i64)> {
 }
 
 /// Runs `sql` (no parameters, no rows).
-fn exec(db: NonNull<ffi::sqlite3>, sql: &CStr) -> Result<(), RawError> {
+pub(super) fn exec(db: NonNull<ffi::sqlite3>, sql: &CStr) -> Result<(), RawError> {
     // SAFETY: `db` is open and used by this thread alone; no callback, no error string asked.
     let code = unsafe {
         ffi::sqlite3_exec(
@@ -455,7 +455,7 @@ pub(crate) struct RawError {
 }
 
 impl RawError {
-    fn of(db: NonNull<ffi::sqlite3>, code: c_int) -> Self {
+    pub(super) fn of(db: NonNull<ffi::sqlite3>, code: c_int) -> Self {
         // SAFETY: `db` is open; the message is copied before anything else runs on it.
         let message = unsafe {
             let text = ffi::sqlite3_errmsg(db.as_ptr());
