@@ -13,7 +13,7 @@
 //! With `--sqlite` the thread commits the bodies instead as rows of an SQLite table opened as
 //! the log's is, a group a transaction, by the log's own one-call commit
 //! ([`consent_ledger_store::baseline::RowsFloor`]): the least a durable answer costs with the
-//! log in SQLite, as SPEC §6 keeps it.
+//! log in SQLite, as SPEC §9 keeps it.
 //!
 //! A decision must do at least all of this, so the floor's rate over the same server's
 //! `GET` rate bounds the ratio SPEC §11 and issue 18 ask of decisions over the healthz

@@ -581,7 +581,7 @@ impl Floors {
              at least; and the same server committing each body instead as a row of an SQLite \
              table opened as the log's is (WAL, `synchronous=FULL`), all the bodies waiting in \
              one transaction by the log's own one-call commit (`--sqlite`): the least a durable \
-             answer costs with the log in SQLite, as SPEC §6 keeps it."
+             answer costs with the log in SQLite, as SPEC §9 keeps it."
         );
         println!();
         println!("| load on the floor server | connections | requests/s | p50 | p99 | ratio to its own `GET` | ratio to `serve`'s healthz ceiling |");

@@ -1,6 +1,6 @@
 //! The floor of a durable answer written into SQLite: a benchmark baseline (issue 18).
 //!
-//! SPEC §6 keeps the log in SQLite (WAL, `synchronous=FULL`). What the least such an answer
+//! SPEC §9 keeps the log in SQLite (WAL, `synchronous=FULL`). What the least such an answer
 //! costs on this machine is measured by committing each request's body as one row of a table
 //! with nothing else in it — no index, no leaf, no decision — on a connection opened as the
 //! log's is ([`super::options`]: the same journal, sync and `secure_delete`), by the same one
