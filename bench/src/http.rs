@@ -279,20 +279,19 @@ pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
             args.seconds,
         )?;
         drop(durable);
-        let mut loads = Vec::new();
-        for commit in [FloorCommit::HandOff, FloorCommit::SqliteRow] {
+        let on_its_own = |commit| {
             let server = ServeProcess::durable_floor(&floor_dir, commit)?;
-            loads.push(load_on(
+            load_on(
                 &server,
                 args.connections,
                 Some(&single_script),
                 "/",
                 args.seconds,
-            )?);
-        }
+            )
+        };
+        let handed_off = on_its_own(FloorCommit::HandOff)?;
+        let in_sqlite = on_its_own(FloorCommit::SqliteRow)?;
         std::fs::remove_dir_all(&floor_dir)?;
-        let [handed_off, in_sqlite] =
-            <[_; 2]>::try_from(loads).map_err(|_| anyhow::anyhow!("one load a floor server"))?;
         anyhow::ensure!(
             [&nothing, &handed_off, &committed, &in_sqlite]
                 .iter()

@@ -18,7 +18,7 @@ use crate::error::StoreError;
 /// Bodies committed as rows, a group a transaction.
 pub struct RowsFloor {
     // Finalized before the connection closes: fields drop in order.
-    insert: Option<Prepared>,
+    insert: Prepared,
     conn: SqliteConnection,
 }
 
@@ -39,7 +39,16 @@ impl RowsFloor {
         .execute(&mut conn)
         .await
         .map_err(StoreError::unavailable)?;
-        Ok(Self { insert: None, conn })
+        let mut handle = conn.lock_handle().await.map_err(StoreError::unavailable)?;
+        let db = handle.as_raw_handle();
+        let statement =
+            super::pages::Statement::prepare(db, c"INSERT INTO bodies (body) VALUES (?1)")
+                .map_err(|code| unavailable(RawError::of(db, code)))?;
+        drop(handle);
+        Ok(Self {
+            insert: Prepared { db, statement },
+            conn,
+        })
     }
 
     /// Commits `bodies` as rows in one transaction, in their order; durable once this returns.
@@ -50,22 +59,10 @@ impl RowsFloor {
             .await
             .map_err(StoreError::unavailable)?;
         let db = handle.as_raw_handle();
-        let insert = match self.insert.take() {
-            Some(insert) => insert,
-            None => Prepared {
-                db,
-                statement: super::pages::Statement::prepare(
-                    db,
-                    c"INSERT INTO bodies (body) VALUES (?1)",
-                )
-                .map_err(|code| unavailable(RawError::of(db, code)))?,
-            },
-        };
-        let insert = self.insert.insert(insert);
         exec(db, c"BEGIN IMMEDIATE").map_err(unavailable)?;
         let written = bodies
             .iter()
-            .try_for_each(|body| insert.run(&[Value::Blob(body)]))
+            .try_for_each(|body| self.insert.run(&[Value::Blob(body)]))
             .and_then(|()| exec(db, c"COMMIT"));
         written.map_err(|err| unavailable(roll_back(db, err)))
     }
